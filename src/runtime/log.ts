@@ -1,0 +1,39 @@
+/**
+ * Logging: pino JSON. Every actor logs through a child logger bound to its `actor` path, so every
+ * line names the actor it came from. Secrets are redacted by key wherever they appear.
+ */
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger } from 'pino';
+
+export const REDACTED_KEYS = [
+  'token', 'authorization', 'secret', 'secrets', 'masterKey', 'password', '*.token', '*.authorization',
+  '*.secret', '*.secrets', '*.masterKey', '*.password', 'headers.authorization', 'req.headers.authorization',
+];
+
+export interface LogOptions {
+  level?: LoggerOptions['level'];
+  /** Where lines go; a pino destination or any writable stream. Defaults to stdout. */
+  destination?: pino.DestinationStream;
+}
+
+export function createLogger(options: LogOptions = {}): Logger {
+  const opts: LoggerOptions = {
+    level: options.level ?? 'info',
+    base: { pid: process.pid },
+    redact: { paths: REDACTED_KEYS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return options.destination ? pino(opts, options.destination) : pino(opts);
+}
+
+/** A child logger whose every line carries the actor path. */
+export function actorLogger(parent: Logger, path: string): Logger {
+  return parent.child({ actor: path });
+}
+
+/** Masks a secret for display: keeps a short prefix so operators can tell keys apart. */
+export function maskSecret(secret: string): string {
+  if (secret.length <= 8) return '****';
+  return `${secret.slice(0, 6)}…****`;
+}
