@@ -1,0 +1,16 @@
+/**
+ * Error codes of the Deliverer. Gathered into the one catalog (`src/errors.ts`) by the lead.
+ * Contexts carry the endpoint id and the reason, never a URL's credentials or a secret.
+ */
+import { defineErrorCodes } from '../../runtime/errors.ts';
+
+export const delivererErrorCodes = defineErrorCodes({
+  ETHHOOK_ERR_INVALID_WEBHOOK_SECRET: {
+    summary: 'a webhook secret is not "whsec_" followed by 24 to 64 bytes of base64',
+    httpStatus: 400,
+  },
+  ETHHOOK_ERR_TARGET_REFUSED: {
+    summary: 'a webhook target URL was refused (scheme, or an address that is private, loopback or reserved)',
+    httpStatus: 400,
+  },
+});
