@@ -1,0 +1,39 @@
+/**
+ * A copy of a config that is safe to print or log: admin tokens masked, and secrets that RPC providers
+ * put in URLs (a password in the user-info, an API key as a path segment, `?key=` query values) masked,
+ * while scheme, host and port stay readable so an operator can still tell which endpoint is which.
+ */
+import { maskSecret } from '../runtime/log.ts';
+import type { NodeConfig } from './schema.ts';
+
+/**
+ * Path segments this long are taken for API keys (Infura, Alchemy, QuickNode all qualify); they keep
+ * 4 characters (maskSecret's ellipsis would be percent-encoded in a URL).
+ */
+const KEY_LIKE_SEGMENT = /^[A-Za-z0-9_-]{16,}$/;
+
+export function redactConfig(config: NodeConfig): NodeConfig {
+  const copy = structuredClone(config);
+  copy.admin.tokens = copy.admin.tokens.map((t) => ({ ...t, token: maskSecret(t.token) }));
+  copy.chains = copy.chains.map((c) => ({ ...c, wsUrl: redactUrl(c.wsUrl), ...(c.httpUrl ? { httpUrl: redactUrl(c.httpUrl) } : {}) }));
+  if (copy.governance.url !== undefined) copy.governance.url = redactUrl(copy.governance.url);
+  return copy;
+}
+
+export function redactUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return '****';
+  }
+  const pathname = url.pathname
+    .split('/')
+    .map((segment) => (KEY_LIKE_SEGMENT.test(segment) ? `${segment.slice(0, 4)}****` : segment))
+    .join('/');
+  if (url.password === '' && pathname === url.pathname && url.search === '') return text;
+  if (url.password !== '') url.password = '****';
+  url.pathname = pathname;
+  for (const key of [...url.searchParams.keys()]) url.searchParams.set(key, '****');
+  return url.toString();
+}

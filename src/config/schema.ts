@@ -1,0 +1,282 @@
+/**
+ * The configuration of one ethhook node: a single zod schema, the only description of what a config
+ * file may contain. `NodeConfigSchema.parse({})` is a working development node (embedded anvil chain,
+ * admin API on 127.0.0.1:8080, private webhook targets allowed); `config/default.yaml` writes those
+ * defaults out with comments, `config/production.example.yaml` shows what production changes.
+ *
+ * Conventions:
+ * - Objects are strict: an unknown key (a typo such as `admin.prot`) is an error, never ignored.
+ * - Every duration field (`...Ms`, `retry.schedule`) takes milliseconds or a string with a unit
+ *   (`"10s"`, `"5m"`, `"2h"`); the parsed config always holds milliseconds.
+ * - Sections later issues fill in (`deliverer`, `governance`, `streams`, `security`) hold only the
+ *   settings their first cut needs; each addition lands here, typed and defaulted.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { duration } from './duration.ts';
+
+const positiveInt = () => z.number().int().positive();
+const nonNegativeInt = () => z.number().int().nonnegative();
+const fraction = () => z.number().min(0).max(1);
+const urlWithScheme = (schemes: RegExp, hint: string) =>
+  z.url({ protocol: schemes, error: (issue) => (issue.input === undefined ? 'required' : `must be a ${hint} URL`) });
+
+/** Hostname-derived id: in a Kubernetes StatefulSet this is `ethhook-0`, `ethhook-1`, ... */
+function defaultNodeId(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'ethhook';
+}
+
+const ClusterSchema = z
+  .strictObject({
+    /** This instance's position in the cluster, 0-based (a StatefulSet's pod ordinal). */
+    ordinal: nonNegativeInt().default(0),
+    /** Number of instances; each delivers the endpoints whose hash modulo `size` is its ordinal. */
+    size: positiveInt().default(1),
+  })
+  .refine((c) => c.ordinal < c.size, { message: 'ordinal must be less than size', path: ['ordinal'] });
+
+const NodeSchema = z.strictObject({
+  /** Names this instance in logs and metrics. Default: the hostname. */
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -')
+    .default(defaultNodeId),
+  /** LevelDB store and generated files (the dev admin token). Relative paths are from the working directory. */
+  dataDir: z.string().min(1).default('./data'),
+  /** SIGTERM/SIGINT: the whole tree must be stopped within this, else the process exits non-zero anyway. */
+  shutdownDeadlineMs: duration().default(10_000),
+  cluster: ClusterSchema.prefault({}),
+});
+
+const LogSchema = z.strictObject({
+  /** pino level; `silent` turns logging off. */
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export const ADMIN_ROLES = ['read', 'operate'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
+const AdminTokenSchema = z.strictObject({
+  /** The bearer secret: at least 16 visible ASCII characters (`openssl rand -hex 32` makes a good one). */
+  token: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII without spaces'),
+  /** `read`: health, metrics, the actor tree. `operate`: also restart/stop/start actors. */
+  role: z.enum(ADMIN_ROLES),
+});
+
+const AdminSchema = z.strictObject({
+  /** Interface to bind. Keep it on loopback unless a proxy or network policy guards the port. */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** TCP port; 0 picks a free one (tests). */
+  port: z.number().int().min(0).max(65_535).default(8080),
+  /**
+   * Bearer tokens and their roles. Empty: at start the node generates one `operate` token, writes it to
+   * `<dataDir>/admin-token` (mode 0600, reused on later starts) and logs that it did, masked.
+   */
+  tokens: z
+    .array(AdminTokenSchema)
+    .default([])
+    .refine((tokens) => new Set(tokens.map((t) => t.token)).size === tokens.length, 'the same token is listed twice'),
+  /** Browser origins allowed to call the API (`https://ops.example.com`, or `*`). Empty: no CORS headers. */
+  corsOrigins: z.array(z.string().min(1)).default([]),
+  /** Request bodies above this are refused with 413. */
+  maxBodyBytes: positiveInt().default(64 * 1024),
+  /** A request (headers and body) must arrive within this, else the connection is closed. */
+  requestTimeoutMs: duration().default(30_000),
+});
+
+const MailboxSchema = z.strictObject({
+  /** Messages a mailbox holds before its overflow policy applies. */
+  capacity: positiveInt().default(1024),
+  /** `backpressure`: senders are told it is full / wait. `drop-oldest`, `drop-newest`: to dead letters. */
+  overflow: z.enum(['backpressure', 'drop-oldest', 'drop-newest']).default('backpressure'),
+  /** Messages an actor handles per turn before yielding to the others and to I/O. */
+  throughput: positiveInt().default(256),
+});
+
+const ActorOverrideSchema = z.strictObject({
+  mailbox: MailboxSchema.partial().optional(),
+  /** `local` (in this process), or through comedy in a child process (`forked`) or a worker thread. */
+  placement: z.enum(['local', 'forked', 'threaded']).optional(),
+  /** How long the actor gets to stop before it is abandoned. */
+  shutdownTimeoutMs: duration().optional(),
+});
+
+const BackoffSchema = z
+  .strictObject({
+    minMs: duration().default(100),
+    maxMs: duration().default(30_000),
+    /** Each consecutive restart waits `factor` times longer, up to maxMs. */
+    factor: z.number().min(1).default(2),
+    /** 0..1: the delay is drawn from [d*(1-jitter), d*(1+jitter)]. */
+    jitter: fraction().default(0.2),
+    /** After this long without a failure, the next restart waits minMs again. */
+    resetAfterMs: duration().default(60_000),
+  })
+  .refine((b) => b.minMs <= b.maxMs, { message: 'minMs must not exceed maxMs', path: ['minMs'] });
+
+const SupervisionSchema = z.strictObject({
+  /** More than maxRestarts within withinMs: the supervisor gives up and escalates to its parent. */
+  intensity: z
+    .strictObject({ maxRestarts: nonNegativeInt().default(5), withinMs: duration().default(30_000) })
+    .prefault({}),
+  backoff: BackoffSchema.prefault({}),
+});
+
+const RuntimeSchema = z.strictObject({
+  /** Mailbox of every actor without an override. */
+  mailbox: MailboxSchema.prefault({}),
+  /** A message that panics the same actor this many times in a row goes to dead letters. */
+  maxConsecutivePanics: positiveInt().default(3),
+  /** Default time an actor gets to stop. */
+  shutdownTimeoutMs: duration().default(5_000),
+  /** Per-actor overrides by actor name (`deliverer`, `matcher`, `chain-listener:1`). */
+  actors: z.record(z.string().min(1), ActorOverrideSchema).default({}),
+  supervision: SupervisionSchema.prefault({}),
+});
+
+const ChainSchema = z
+  .strictObject({
+    /** EIP-155 chain id (1 = Ethereum mainnet). */
+    chainId: positiveInt(),
+    /** Short name used in metric labels and logs (`mainnet`, `base`). */
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1-32 characters of a-z 0-9 -'),
+    /** JSON-RPC WebSocket endpoint (eth_subscribe). */
+    wsUrl: urlWithScheme(/^wss?$/, 'ws:// or wss://'),
+    /** JSON-RPC HTTP endpoint, used for polling when the WebSocket keeps failing. */
+    httpUrl: urlWithScheme(/^https?$/, 'http:// or https://').optional(),
+    /** Blocks a log must be buried under before it is delivered. 0 delivers at once (and may retract). */
+    confirmations: nonNegativeInt().default(0),
+    /** Deepest reorg the listener can follow (block hashes kept); deeper ones are logged and alerted. */
+    maxReorgDepth: positiveInt().default(64),
+    /** Largest block range per eth_getLogs call when catching up. */
+    backfillRange: positiveInt().default(2_000),
+    /** One JSON-RPC call must answer within this. */
+    requestTimeoutMs: duration().default(10_000),
+    /** Interval of HTTP polling (fallback mode). */
+    pollIntervalMs: duration().default(2_000),
+  })
+  .refine((c) => c.confirmations <= c.maxReorgDepth, {
+    message: 'confirmations must not exceed maxReorgDepth',
+    path: ['confirmations'],
+  });
+
+const DevChainSchema = z.strictObject({
+  /** Start an embedded anvil and follow it (the dev node). Turn off when real chains are configured. */
+  enabled: z.boolean().default(true),
+  chainId: positiveInt().default(31_337),
+  /** anvil's interval mining period. */
+  blockTimeMs: duration().default(1_000),
+  /** Period of the built-in traffic generator's transactions (so a dev node sees events); 0 disables it. */
+  txIntervalMs: duration().default(2_000),
+  /** Port anvil listens on (127.0.0.1); 0 picks a free one. */
+  port: z.number().int().min(0).max(65_535).default(0),
+  /** anvil executable. Default: the one installed by the optional dependency @foundry-rs/anvil-linux-amd64. */
+  binary: z.string().min(1).optional(),
+});
+
+const DelivererSchema = z.strictObject({
+  /** Webhook requests in flight across all endpoints. */
+  concurrency: positiveInt().default(64),
+  /** One webhook request (connect to last byte) must finish within this. */
+  requestTimeoutMs: duration().default(15_000),
+  retry: z
+    .strictObject({
+      /** Wait before each attempt (the first is attempt 1); after the last, the job is dead-lettered. */
+      schedule: z
+        .array(duration())
+        .min(1)
+        .default([0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
+      /** 0..1: each wait is drawn from [w*(1-jitter), w*(1+jitter)]. */
+      jitter: fraction().default(0.2),
+    })
+    .prefault({}),
+  circuitBreaker: z
+    .strictObject({
+      /** Consecutive failures that open an endpoint's breaker. */
+      failureThreshold: positiveInt().default(5),
+      /** How long it stays open before a trial request. */
+      openMs: duration().default(60_000),
+    })
+    .prefault({}),
+});
+
+const GovernanceSchema = z
+  .strictObject({
+    /** ws:// or wss:// endpoint of the governance stream. Absent: no governance stream is started. */
+    url: urlWithScheme(/^wss?$/, 'ws:// or wss://').optional(),
+    /** Ed25519 public keys (PEM or base64 DER) whose signatures are accepted. */
+    publicKeys: z.array(z.string().min(1)).default([]),
+    reconnect: z
+      .strictObject({ minMs: duration().default(1_000), maxMs: duration().default(60_000) })
+      .prefault({}),
+  })
+  .refine((g) => g.url === undefined || g.publicKeys.length > 0, {
+    message: 'a governance url needs at least one public key to verify messages',
+    path: ['publicKeys'],
+  });
+
+const StreamsSchema = z.strictObject({
+  /** Concurrent `/v1/ws/events` clients; more are refused. */
+  maxWebsocketConnections: nonNegativeInt().default(1_000),
+  /** Concurrent `/v1/sse/events` clients; more are refused. */
+  maxSseConnections: nonNegativeInt().default(1_000),
+  /** Idle connections get a ping/comment this often, so proxies keep them open. */
+  heartbeatMs: duration().default(15_000),
+});
+
+const SecuritySchema = z.strictObject({
+  /**
+   * Allow webhook targets that resolve to private, loopback or link-local addresses. On in the dev
+   * default (receivers run on localhost); off in production (SSRF protection).
+   */
+  allowPrivateTargets: z.boolean().default(true),
+  /** Refuse plain http:// webhook targets. */
+  requireHttpsTargets: z.boolean().default(false),
+});
+
+export const NodeConfigSchema = z
+  .strictObject({
+    node: NodeSchema.prefault({}),
+    log: LogSchema.prefault({}),
+    admin: AdminSchema.prefault({}),
+    runtime: RuntimeSchema.prefault({}),
+    /** Chains this node follows. Empty plus `devChain.enabled`: the node follows its embedded anvil. */
+    chains: z.array(ChainSchema).default([]),
+    devChain: DevChainSchema.prefault({}),
+    deliverer: DelivererSchema.prefault({}),
+    governance: GovernanceSchema.prefault({}),
+    streams: StreamsSchema.prefault({}),
+    security: SecuritySchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const ids = new Set<number>();
+    const names = new Set<string>();
+    config.chains.forEach((chain, i) => {
+      if (ids.has(chain.chainId)) ctx.addIssue({ code: 'custom', path: ['chains', i, 'chainId'], message: `chainId ${chain.chainId} is listed twice` });
+      if (names.has(chain.name)) ctx.addIssue({ code: 'custom', path: ['chains', i, 'name'], message: `chain name "${chain.name}" is listed twice` });
+      ids.add(chain.chainId);
+      names.add(chain.name);
+    });
+    if (config.devChain.enabled && ids.has(config.devChain.chainId)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['devChain', 'chainId'],
+        message: `the dev chain's chainId ${config.devChain.chainId} is also a configured chain; disable devChain or change one`,
+      });
+    }
+  });
+
+export type NodeConfig = z.infer<typeof NodeConfigSchema>;
+/** What a config file may contain before defaults and duration parsing. */
+export type NodeConfigInput = z.input<typeof NodeConfigSchema>;
+export type ChainConfig = NodeConfig['chains'][number];
+export type AdminConfig = NodeConfig['admin'];
+export type AdminTokenConfig = AdminConfig['tokens'][number];
+
+/** The dev node's configuration: every default, nothing from a file or the environment. */
+export function defaultConfig(): NodeConfig {
+  return NodeConfigSchema.parse({});
+}
