@@ -1,0 +1,34 @@
+/**
+ * RestartBackoff: the delay before a restart grows by `factor` from `minMs` up to `maxMs` with each
+ * failure, drawn with ±`jitter`, and starts over at `minMs` after `resetAfterMs` without a failure.
+ * The random source is injectable so property tests can drive it.
+ */
+import type { BackoffSpec } from '../runtime/types.ts';
+
+export const DEFAULT_BACKOFF: BackoffSpec = { minMs: 100, maxMs: 30_000, factor: 2, jitter: 0.2, resetAfterMs: 60_000 };
+
+export class RestartBackoff {
+  readonly spec: BackoffSpec;
+  private attempt = 0;
+  private lastFailureAt = Number.NEGATIVE_INFINITY;
+
+  constructor(spec: Partial<BackoffSpec> = {}, private readonly random: () => number = Math.random) {
+    this.spec = { ...DEFAULT_BACKOFF, ...spec };
+  }
+
+  /** The delay for a failure at `now`. */
+  next(now: number): number {
+    if (now - this.lastFailureAt >= this.spec.resetAfterMs) this.attempt = 0;
+    this.lastFailureAt = now;
+    const { minMs, maxMs, factor, jitter } = this.spec;
+    const base = Math.min(maxMs, minMs * Math.pow(factor, this.attempt));
+    this.attempt++;
+    const spread = base * jitter * (2 * this.random() - 1);
+    return Math.round(Math.min(maxMs, Math.max(minMs, base + spread)));
+  }
+
+  reset(): void {
+    this.attempt = 0;
+    this.lastFailureAt = Number.NEGATIVE_INFINITY;
+  }
+}
