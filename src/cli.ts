@@ -1,0 +1,203 @@
+/**
+ * The `ethhook` command line (entry: bin/ethhook.mjs). Commands:
+ *
+ *   start [--config FILE]   run a node (FILE, else $ETHHOOK_CONFIG, else the dev defaults)
+ *   config check FILE       validate FILE + ETHHOOK_* overrides; "ok", or each error with its path
+ *   config print [FILE]     the effective configuration as JSON, secrets masked
+ *   help [COMMAND], --help, --version
+ *
+ * Exit codes: 0 success; 1 invalid configuration or a node that stopped on failure (runNode's code);
+ * 2 usage errors (unknown command or flag, missing argument). Output goes straight to stdout/stderr:
+ * this is the operator's terminal, not the node's log.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, formatConfigIssues } from './config/errors.ts';
+import { CONFIG_FILE_VARIABLE } from './config/env.ts';
+import { loadConfig } from './config/load.ts';
+import { redactConfig } from './config/redact.ts';
+import type { NodeConfig } from './config/schema.ts';
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+interface Command {
+  usage: string;
+  summary: string;
+  flags: string[];
+  run(positionals: string[], flags: Flags): Promise<number>;
+}
+
+interface Flags {
+  config?: string;
+  'ignore-env'?: boolean;
+}
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  'ignore-env': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+const FLAG_HELP: Record<string, string> = {
+  config: '-c, --config FILE   configuration file, JSON or YAML (default: $ETHHOOK_CONFIG, else the dev defaults)',
+  'ignore-env': '--ignore-env        do not apply ETHHOOK_* environment overrides',
+};
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    usage: 'ethhook start [--config FILE]',
+    summary: 'Run a node until SIGTERM/SIGINT. Without a file it runs the dev defaults (embedded anvil).',
+    flags: ['config'],
+    run: async (positionals, flags) => {
+      if (positionals.length > 0) return usageError(`start takes no arguments (got "${positionals[0]}"); use --config FILE`);
+      const file = flags.config ?? process.env[CONFIG_FILE_VARIABLE];
+      const config = loadOrReport(file, process.env);
+      if (config === undefined) return EXIT_FAILURE;
+      const { runNode } = await import('./main.ts');
+      // A finished shutdown may leave handles behind; the node has said its last word, so exit now.
+      process.exit(await runNode(config));
+    },
+  },
+  'config check': {
+    usage: 'ethhook config check FILE [--ignore-env]',
+    summary: 'Validate FILE with the ETHHOOK_* overrides applied. Prints "ok", or each error with its path and exits 1.',
+    flags: ['ignore-env'],
+    run: async ([file, ...rest], flags) => {
+      if (file === undefined) return usageError('config check needs a FILE');
+      if (rest.length > 0) return usageError(`config check takes one FILE (got "${rest[0]}" too)`);
+      if (loadOrReport(file, flags['ignore-env'] ? {} : process.env) === undefined) return EXIT_FAILURE;
+      process.stdout.write('ok\n');
+      return EXIT_OK;
+    },
+  },
+  'config print': {
+    usage: 'ethhook config print [FILE] [--ignore-env]',
+    summary: 'Print the effective configuration (defaults, FILE, ETHHOOK_* overrides) as JSON, tokens and URL keys masked.',
+    flags: ['ignore-env'],
+    run: async ([file, ...rest], flags) => {
+      if (rest.length > 0) return usageError(`config print takes at most one FILE (got "${rest[0]}" too)`);
+      const config = loadOrReport(file, flags['ignore-env'] ? {} : process.env);
+      if (config === undefined) return EXIT_FAILURE;
+      process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
+      return EXIT_OK;
+    },
+  },
+  help: {
+    usage: 'ethhook help [COMMAND]',
+    summary: 'Show this help, or the help of one command.',
+    flags: [],
+    run: async (positionals) => {
+      const name = positionals.join(' ');
+      if (name === '') {
+        process.stdout.write(helpText());
+        return EXIT_OK;
+      }
+      const found = findCommand(positionals);
+      if (found === undefined) return unknownCommand(positionals);
+      process.stdout.write(commandHelp(found.command));
+      return EXIT_OK;
+    },
+  },
+};
+
+function helpText(): string {
+  const commands = Object.values(COMMANDS)
+    .map((c) => `  ${c.usage}\n      ${c.summary}\n${c.flags.map((f) => `      ${FLAG_HELP[f]}\n`).join('')}`)
+    .join('');
+  return `ethhook ${version()} — EVM events to signed webhooks and live streams
+
+Usage: ethhook <command> [options]
+
+Commands:
+${commands}
+Global options:
+  -h, --help          show help (after a command: that command's help)
+  -v, --version       print the version
+
+Environment:
+  ETHHOOK_CONFIG                       configuration file for "start" when --config is not given
+  ETHHOOK_<SECTION>__<FIELD>=value     override any field: ETHHOOK_ADMIN__PORT=9000, ETHHOOK_LOG__LEVEL=debug,
+                                       ETHHOOK_CHAINS__0__WS_URL=wss://... (JSON values are parsed)
+  ETHHOOK_ADMIN_TOKENS=read:T1,operate:T2   admin bearer tokens and their roles
+
+Exit codes: 0 success, 1 invalid configuration or node failure, 2 usage error.
+`;
+}
+
+function commandHelp(command: Command): string {
+  return `Usage: ${command.usage}\n\n${command.summary}\n${command.flags.map((f) => `  ${FLAG_HELP[f]}\n`).join('')}`;
+}
+
+/** `['config', 'check', 'x.yaml']` → the `config check` command and its arguments (`['x.yaml']`). */
+function findCommand(positionals: string[]): { command: Command; args: string[] } | undefined {
+  for (const words of [2, 1]) {
+    const command = COMMANDS[positionals.slice(0, words).join(' ')];
+    if (command !== undefined && positionals.length >= words) return { command, args: positionals.slice(words) };
+  }
+  return undefined;
+}
+
+function unknownCommand(positionals: string[]): number {
+  const group = Object.keys(COMMANDS).filter((name) => name.startsWith(`${positionals[0]} `));
+  if (group.length > 0) return usageError(`"${positionals[0]}" needs a subcommand: ${group.map((n) => n.split(' ')[1]).join(', ')}`);
+  return usageError(`unknown command "${positionals[0]}"`);
+}
+
+function loadOrReport(file: string | undefined, env: NodeJS.ProcessEnv | Record<string, never>): NodeConfig | undefined {
+  try {
+    return loadConfig({ file, env });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`ethhook: invalid configuration${file ? ` (${file})` : ''} [${err.code}]\n${formatConfigIssues(err.issues)}\n`);
+    return undefined;
+  }
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`ethhook: ${message}\n\n${helpText()}`);
+  return EXIT_USAGE;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length === 0) {
+    if (values.help) return COMMANDS.help!.run([], {});
+    return usageError('no command given');
+  }
+  const found = findCommand(positionals);
+  if (found === undefined) return unknownCommand(positionals);
+  const { command, args } = found;
+  if (values.help) {
+    process.stdout.write(commandHelp(command));
+    return EXIT_OK;
+  }
+  const given = (Object.keys(values) as (keyof typeof values)[]).filter((k) => k !== 'help' && k !== 'version');
+  const foreign = given.find((flag) => !command.flags.includes(flag));
+  if (foreign !== undefined) return usageError(`--${foreign} does not apply to "${command.usage.split(' [')[0]}"`);
+  return command.run(args, values);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`ethhook: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = EXIT_FAILURE;
+}
