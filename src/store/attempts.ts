@@ -1,0 +1,84 @@
+/**
+ * The delivery attempt log: one record per HTTP attempt (`{ jobId, endpointId, at, attempt?, status?,
+ * durationMs, error? }`), listable per endpoint newest first, for the admin API.
+ *
+ * Keys: `<endpointId>!<at, 15 digits>!<sequence, 6 digits>` in the `attempts` sublevel. Records are
+ * written by the Outbox in the same batch as the job's state change (`putOp`). The log is bounded:
+ * after every `keepPerEndpoint / 4` writes for an endpoint, everything older than its newest
+ * `keepPerEndpoint` records is deleted, so an endpoint never holds more than 1.25x that many.
+ */
+import { z } from 'zod';
+import { sublevel, type Db } from './db.ts';
+import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+
+export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
+
+export const attemptRecordSchema = z.object({
+  jobId: z.string().min(1),
+  endpointId: z.string().min(1),
+  at: z.number().int(),
+  /** 1-based number of this attempt for its job. */
+  attempt: z.number().int().positive().optional(),
+  /** HTTP status; absent when no response came (network error, timeout). */
+  status: z.number().int().optional(),
+  durationMs: z.number().min(0),
+  error: z.string().max(2000).optional(),
+});
+export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
+
+export class AttemptLog {
+  private readonly records;
+  private readonly pruneEvery: number;
+  private readonly sinceLastPrune = new Map<string, number>();
+  private sequence = 0;
+
+  constructor(
+    private readonly db: Db,
+    readonly keepPerEndpoint = DEFAULT_ATTEMPTS_PER_ENDPOINT,
+  ) {
+    this.records = sublevel<AttemptRecord>(db, 'attempts');
+    this.pruneEvery = Math.max(1, Math.floor(keepPerEndpoint / 4));
+  }
+
+  /** The batch operation that stores `record`; call `written(record.endpointId)` after the batch commits. */
+  putOp(record: AttemptRecord): BatchOp {
+    const parsed = attemptRecordSchema.parse(record);
+    this.sequence = (this.sequence + 1) % 1_000_000;
+    const key = `${parsed.endpointId}!${padNumber(parsed.at)}!${padNumber(this.sequence, 6)}`;
+    return { type: 'put', sublevel: this.records, key, value: parsed };
+  }
+
+  /** Counts a committed write and prunes the endpoint's oldest records when it is time. */
+  async written(endpointId: string): Promise<void> {
+    const n = (this.sinceLastPrune.get(endpointId) ?? 0) + 1;
+    if (n < this.pruneEvery) {
+      this.sinceLastPrune.set(endpointId, n);
+      return;
+    }
+    this.sinceLastPrune.set(endpointId, 0);
+    await this.prune(endpointId);
+  }
+
+  /** Stores one record on its own (attempts that change no job, e.g. a probe). */
+  async record(record: AttemptRecord): Promise<void> {
+    await this.db.batch([this.putOp(record)]);
+    await this.written(record.endpointId);
+  }
+
+  /** Newest first; `before` (ms) pages back in time. */
+  async list(endpointId: string, options: { limit?: number; before?: number } = {}): Promise<AttemptRecord[]> {
+    const prefix = `${endpointId}!`;
+    const lt = options.before === undefined ? `${prefix}${PREFIX_END}` : `${prefix}${padNumber(options.before)}`;
+    return this.records.values({ gt: prefix, lt, reverse: true, limit: options.limit ?? 100 }).all();
+  }
+
+  private async prune(endpointId: string): Promise<void> {
+    const prefix = `${endpointId}!`;
+    const stale: string[] = [];
+    let seen = 0;
+    for await (const key of this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true })) {
+      if (++seen > this.keepPerEndpoint) stale.push(key);
+    }
+    if (stale.length > 0) await this.records.batch(stale.map((key) => ({ type: 'del' as const, key })));
+  }
+}

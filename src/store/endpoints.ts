@@ -1,0 +1,224 @@
+/**
+ * Endpoints: where webhooks go. Stored in the `endpoints` sublevel, keyed by id (`ep_...`, sorted by
+ * creation time).
+ *
+ * Record: `{ id, url, description, rateLimitPerSec?, disabled: null | { reason, at }, paused, createdAt,
+ * secrets: [{ id, encrypted, createdAt, expiresAt? }] }` (times in ms since the epoch).
+ * - `create` generates a `whsec_` secret and returns it in plaintext exactly once; at rest secrets are
+ *   sealed under the master key (see secrets.ts). A governance message may supply the id and the secret
+ *   so that every instance of a cluster signs with the same one.
+ * - `rotateSecret(id, overlapMs = 24 h)` adds a new secret and gives every still-valid older secret an
+ *   `expiresAt` of now + overlap (never later than it already had); fully expired secrets are dropped.
+ * - `activeSecrets(endpoint, now)` is what signs a delivery now: the plaintext secrets created at or
+ *   before `now` and not yet expired, newest first (Standard Webhooks sends one signature per secret).
+ * - `disabled` is set by the Deliverer (410, sustained failure) with its reason; `paused` by an operator
+ *   or a governance message. Neither stops the Matcher: jobs wait in the outbox and the Deliverer
+ *   decides what to do with them.
+ * - Read-modify-write operations are serialized inside this store, so a rotation and a disable racing
+ *   on the same endpoint do not lose either write.
+ */
+import { z } from 'zod';
+import { EthhookError } from '../runtime/errors.ts';
+import { sublevel, type Db } from './db.ts';
+import { newId } from './ids.ts';
+import { generateWebhookSecret, isWebhookSecret, SecretCipher } from './secrets.ts';
+import { Serial } from './serial.ts';
+import { parseInput } from './validate.ts';
+
+export const DEFAULT_ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
+
+export const endpointIdSchema = z.string().regex(/^ep_[A-Za-z0-9_-]{1,64}$/, 'must be "ep_" followed by 1 to 64 of [A-Za-z0-9_-]');
+
+const webhookUrlSchema = z
+  .string()
+  .max(2048)
+  .refine((s) => URL.canParse(s), 'must be an absolute URL')
+  .refine((s) => !URL.canParse(s) || ['http:', 'https:'].includes(new URL(s).protocol), 'must be http or https')
+  .refine((s) => !URL.canParse(s) || (new URL(s).username === '' && new URL(s).password === ''), 'must not carry credentials');
+
+const rateLimitSchema = z.number().positive().max(1_000_000);
+
+export const secretRecordSchema = z.object({
+  id: z.string().min(1),
+  encrypted: z.string().min(1),
+  createdAt: z.number().int(),
+  expiresAt: z.number().int().optional(),
+});
+export type SecretRecord = z.infer<typeof secretRecordSchema>;
+
+export const endpointSchema = z.object({
+  id: endpointIdSchema,
+  url: webhookUrlSchema,
+  description: z.string().max(1024),
+  rateLimitPerSec: rateLimitSchema.optional(),
+  disabled: z.object({ reason: z.string(), at: z.number().int() }).nullable(),
+  paused: z.boolean(),
+  createdAt: z.number().int(),
+  secrets: z.array(secretRecordSchema).min(1),
+});
+export type Endpoint = z.infer<typeof endpointSchema>;
+
+export const endpointCreateSchema = z.strictObject({
+  url: webhookUrlSchema,
+  description: z.string().max(1024).default(''),
+  rateLimitPerSec: rateLimitSchema.optional(),
+  id: endpointIdSchema.optional(),
+  secret: z.string().refine(isWebhookSecret, 'must be "whsec_" followed by base64 of 24 to 64 bytes').optional(),
+});
+export type EndpointCreateInput = z.input<typeof endpointCreateSchema>;
+
+export const endpointUpdateSchema = z.strictObject({
+  url: webhookUrlSchema.optional(),
+  description: z.string().max(1024).optional(),
+  rateLimitPerSec: rateLimitSchema.nullable().optional(),
+});
+export type EndpointUpdateInput = z.input<typeof endpointUpdateSchema>;
+
+/** An endpoint as the admin API shows it: secrets by id and dates only. */
+export interface EndpointView extends Omit<Endpoint, 'secrets'> {
+  secrets: Array<Omit<SecretRecord, 'encrypted'>>;
+}
+
+export function endpointView(endpoint: Endpoint): EndpointView {
+  return { ...endpoint, secrets: endpoint.secrets.map(({ encrypted: _sealed, ...rest }) => rest) };
+}
+
+export class EndpointStore {
+  private readonly records;
+  private readonly cipher: SecretCipher;
+  private readonly writes = new Serial();
+
+  constructor(db: Db, masterKey: Buffer) {
+    this.records = sublevel<Endpoint>(db, 'endpoints');
+    this.cipher = new SecretCipher(masterKey);
+  }
+
+  /** Creates an endpoint; `secret` is the plaintext signing secret, returned this once. */
+  create(input: EndpointCreateInput, now = Date.now()): Promise<{ endpoint: Endpoint; secret: string }> {
+    const parsed = parseInput(endpointCreateSchema, input, 'endpoint');
+    return this.writes.run(async () => {
+      const id = parsed.id ?? newId('ep_', now);
+      if ((await this.records.get(id)) !== undefined) {
+        throw new EthhookError('ETHHOOK_ERR_ENDPOINT_EXISTS', `endpoint ${id} already exists`, { endpointId: id });
+      }
+      const secret = parsed.secret ?? generateWebhookSecret();
+      const endpoint: Endpoint = {
+        id,
+        url: parsed.url,
+        description: parsed.description,
+        ...(parsed.rateLimitPerSec !== undefined ? { rateLimitPerSec: parsed.rateLimitPerSec } : {}),
+        disabled: null,
+        paused: false,
+        createdAt: now,
+        secrets: [this.sealSecret(id, secret, now)],
+      };
+      await this.records.put(id, endpoint);
+      return { endpoint, secret };
+    });
+  }
+
+  async get(id: string): Promise<Endpoint | undefined> {
+    const raw = await this.records.get(id);
+    return raw === undefined ? undefined : endpointSchema.parse(raw);
+  }
+
+  async require(id: string): Promise<Endpoint> {
+    const endpoint = await this.get(id);
+    if (!endpoint) throw new EthhookError('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', `no endpoint ${id}`, { endpointId: id });
+    return endpoint;
+  }
+
+  /** Endpoints in creation order; page with `after` = the last id of the previous page. */
+  async list(options: { limit?: number; after?: string } = {}): Promise<Endpoint[]> {
+    const out: Endpoint[] = [];
+    const range = options.after === undefined ? {} : { gt: options.after };
+    for await (const value of this.records.values({ ...range, limit: options.limit ?? -1 })) out.push(endpointSchema.parse(value));
+    return out;
+  }
+
+  update(id: string, patch: EndpointUpdateInput): Promise<Endpoint> {
+    const parsed = parseInput(endpointUpdateSchema, patch, 'endpoint update');
+    return this.modify(id, (e) => {
+      const { rateLimitPerSec: _old, ...rest } = e;
+      const rate = parsed.rateLimitPerSec === undefined ? e.rateLimitPerSec : (parsed.rateLimitPerSec ?? undefined);
+      return {
+        ...rest,
+        url: parsed.url ?? e.url,
+        description: parsed.description ?? e.description,
+        ...(rate !== undefined ? { rateLimitPerSec: rate } : {}),
+      };
+    });
+  }
+
+  /** Deletes the endpoint record. Use `removeEndpointCascade` (subscriptions.ts) to drop its subscriptions too. */
+  remove(id: string): Promise<boolean> {
+    return this.writes.run(async () => {
+      if ((await this.records.get(id)) === undefined) return false;
+      await this.records.del(id);
+      return true;
+    });
+  }
+
+  rotateSecret(
+    id: string,
+    overlapMs = DEFAULT_ROTATION_OVERLAP_MS,
+    options: { now?: number; secret?: string } = {},
+  ): Promise<{ endpoint: Endpoint; secret: string }> {
+    const now = options.now ?? Date.now();
+    if (!Number.isFinite(overlapMs) || overlapMs < 0) {
+      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'overlapMs must be a non-negative number', { what: 'rotation', issues: [{ path: 'overlapMs', message: 'must be >= 0' }] });
+    }
+    if (options.secret !== undefined && !isWebhookSecret(options.secret)) {
+      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'secret must be "whsec_" followed by base64 of 24 to 64 bytes', { what: 'rotation', issues: [{ path: 'secret', message: 'invalid webhook secret' }] });
+    }
+    const secret = options.secret ?? generateWebhookSecret();
+    const expiresAt = now + overlapMs;
+    return this.modify(id, (e) => ({
+      ...e,
+      secrets: [
+        this.sealSecret(id, secret, now),
+        ...e.secrets
+          .filter((s) => s.expiresAt === undefined || s.expiresAt > now)
+          .map((s) => ({ ...s, expiresAt: Math.min(s.expiresAt ?? expiresAt, expiresAt) })),
+      ],
+    })).then((endpoint) => ({ endpoint, secret }));
+  }
+
+  /** Plaintext secrets that sign at `now`, newest first. Throws ETHHOOK_ERR_SECRET_DECRYPT under a wrong key. */
+  activeSecrets(endpoint: Endpoint, now = Date.now()): string[] {
+    return endpoint.secrets
+      .filter((s) => s.createdAt <= now && (s.expiresAt === undefined || s.expiresAt > now))
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((s) => this.cipher.open(s.encrypted, secretIdentity(endpoint.id, s.id)));
+  }
+
+  disable(id: string, reason: string, now = Date.now()): Promise<Endpoint> {
+    return this.modify(id, (e) => ({ ...e, disabled: { reason, at: now } }));
+  }
+
+  enable(id: string): Promise<Endpoint> {
+    return this.modify(id, (e) => ({ ...e, disabled: null }));
+  }
+
+  setPaused(id: string, paused: boolean): Promise<Endpoint> {
+    return this.modify(id, (e) => ({ ...e, paused }));
+  }
+
+  private sealSecret(endpointId: string, secret: string, now: number): SecretRecord {
+    const id = newId('sec_', now);
+    return { id, encrypted: this.cipher.seal(secret, secretIdentity(endpointId, id)), createdAt: now };
+  }
+
+  private modify(id: string, change: (e: Endpoint) => Endpoint): Promise<Endpoint> {
+    return this.writes.run(async () => {
+      const next = endpointSchema.parse(change(await this.require(id)));
+      await this.records.put(id, next);
+      return next;
+    });
+  }
+
+}
+
+function secretIdentity(endpointId: string, secretId: string): string {
+  return `endpoint:${endpointId}/secret:${secretId}`;
+}

@@ -1,0 +1,31 @@
+/**
+ * Error codes of the store (endpoints, subscriptions, secrets, outbox). Gathered into the one catalog
+ * (`src/errors.ts`) by the lead. Contexts carry ids and field paths, never a secret or the master key.
+ */
+import { defineErrorCodes } from '../runtime/errors.ts';
+
+export const storeErrorCodes = defineErrorCodes({
+  ETHHOOK_ERR_INVALID_INPUT: {
+    summary: 'a record given to the store failed validation (the context names the field)',
+    httpStatus: 400,
+  },
+  ETHHOOK_ERR_ENDPOINT_NOT_FOUND: { summary: 'no endpoint has this id', httpStatus: 404 },
+  ETHHOOK_ERR_ENDPOINT_EXISTS: { summary: 'an endpoint with this id already exists', httpStatus: 409 },
+  ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND: { summary: 'no subscription has this id', httpStatus: 404 },
+  ETHHOOK_ERR_SUBSCRIPTION_EXISTS: { summary: 'a subscription with this id already exists', httpStatus: 409 },
+  ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND: { summary: 'no dead letter has this id', httpStatus: 404 },
+  ETHHOOK_ERR_MASTER_KEY_INVALID: {
+    summary: 'the master key (ETHHOOK_MASTER_KEY or <dataDir>/master.key) is not 32 bytes of base64 or hex',
+    httpStatus: 500,
+  },
+  ETHHOOK_ERR_MASTER_KEY_MISSING: {
+    summary: 'no master key is configured and generating one is not allowed (production)',
+    httpStatus: 500,
+  },
+  ETHHOOK_ERR_SECRET_DECRYPT: {
+    summary: 'an endpoint secret could not be decrypted: wrong master key or tampered record',
+    httpStatus: 500,
+  },
+});
+
+export type StoreErrorCode = keyof typeof storeErrorCodes;

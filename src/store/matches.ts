@@ -1,0 +1,73 @@
+/**
+ * Match records: which subscriptions were sent which log. The Matcher writes one record per
+ * (log, subscription) in the same batch as the `log.created` job, and reads them back when the block
+ * is retracted, so `log.removed` goes exactly to the subscriptions that received the log — even if the
+ * subscription was deleted since (the record carries its endpoint). A retraction deletes the block's
+ * records in its own batch, so a re-sent retraction produces nothing twice.
+ *
+ * Keys in the `matches` sublevel: `<chainId>!<blockNumber 15d>!<blockHash>!<logIndex 6d>!<subscriptionId>`
+ * -> `{ endpointId }`. Ordered by block number per chain so `prune` drops everything below the reorg
+ * window with one range delete.
+ */
+import { sublevel, type Db } from './db.ts';
+import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+
+export interface MatchRecord {
+  logIndex: number;
+  subscriptionId: string;
+  endpointId: string;
+}
+
+export interface BlockRef {
+  chainId: number;
+  blockNumber: number;
+  blockHash: string;
+}
+
+export class MatchStore {
+  private readonly records;
+
+  constructor(db: Db) {
+    this.records = sublevel<{ endpointId: string }>(db, 'matches');
+  }
+
+  key(block: BlockRef, logIndex: number, subscriptionId: string): string {
+    return `${blockPrefix(block)}${padNumber(logIndex, 6)}!${subscriptionId}`;
+  }
+
+  putOp(block: BlockRef, record: MatchRecord): BatchOp {
+    return { type: 'put', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId), value: { endpointId: record.endpointId } };
+  }
+
+  delOp(block: BlockRef, record: MatchRecord): BatchOp {
+    return { type: 'del', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId) };
+  }
+
+  /** For each key, whether a record exists (one `getMany`). */
+  async existing(keys: string[]): Promise<boolean[]> {
+    if (keys.length === 0) return [];
+    return (await this.records.getMany(keys)).map((v) => v !== undefined);
+  }
+
+  /** Every record of one block (by hash), in log order. */
+  async forBlock(block: BlockRef): Promise<MatchRecord[]> {
+    const prefix = blockPrefix(block);
+    const out: MatchRecord[] = [];
+    for await (const [key, value] of this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
+      const rest = key.slice(prefix.length);
+      const sep = rest.indexOf('!');
+      out.push({ logIndex: Number(rest.slice(0, sep)), subscriptionId: rest.slice(sep + 1), endpointId: value.endpointId });
+    }
+    return out;
+  }
+
+  /** Deletes the records of `chainId` for blocks below `belowBlock` (out of the reorg window). */
+  async prune(chainId: number, belowBlock: number): Promise<void> {
+    if (belowBlock <= 0) return;
+    await this.records.clear({ gte: `${chainId}!`, lt: `${chainId}!${padNumber(belowBlock)}` });
+  }
+}
+
+function blockPrefix(block: BlockRef): string {
+  return `${block.chainId}!${padNumber(block.blockNumber)}!${block.blockHash.toLowerCase()}!`;
+}

@@ -1,0 +1,193 @@
+/**
+ * Subscriptions: which logs of which chain go to which endpoint. Stored in the `subscriptions` sublevel
+ * keyed by id (`sub_...`), with an index `subscriptions-by-endpoint` (`<endpointId>!<subId>`) for
+ * per-endpoint listing and cascading deletes.
+ *
+ * Record: `{ id, endpointId, chainId, addresses?, topics?, confirmations?, createdAt }`.
+ * The filter has exactly `eth_getLogs` semantics (go-ethereum's `filterLogs`):
+ * - `addresses`: the log's address is one of them; absent (or given empty) means any address.
+ * - `topics`: positional; position i is `null` (any), a topic, or a list of topics (any of them; an
+ *   empty list is normalized to `null`, as geth treats it as a wildcard). A log with fewer topics than
+ *   the filter has positions never matches, even when the extra positions are `null`.
+ * Addresses and topics are stored lowercase and deduplicated, so matching is a string comparison.
+ * `confirmations` is stored and validated; the listener emits at its chain's confirmation depth, and
+ * the Matcher does not defer deliveries beyond it (see src/actors/matcher/README.md).
+ * Creating a subscription for an unknown endpoint is an error (ETHHOOK_ERR_ENDPOINT_NOT_FOUND).
+ * After any change the caller notifies the Matcher (`subscriptions.changed`), which patches its index.
+ */
+import { z } from 'zod';
+import { EthhookError } from '../runtime/errors.ts';
+import { sublevel, type Db } from './db.ts';
+import { endpointIdSchema, type EndpointStore } from './endpoints.ts';
+import { newId } from './ids.ts';
+import { Serial } from './serial.ts';
+import { parseInput } from './validate.ts';
+
+export const MAX_ADDRESSES = 1000;
+export const MAX_TOPIC_ALTERNATIVES = 100;
+
+export const addressSchema = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 20-byte 0x-prefixed hex address')
+  .transform((s) => s.toLowerCase());
+export const topicSchema = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{64}$/, 'must be a 32-byte 0x-prefixed hex topic')
+  .transform((s) => s.toLowerCase());
+
+const dedupe = (xs: string[]) => [...new Set(xs)];
+
+const topicPositionSchema = z
+  .union([z.null(), topicSchema, z.array(topicSchema).max(MAX_TOPIC_ALTERNATIVES)])
+  .transform((p) => (Array.isArray(p) ? (p.length === 0 ? null : dedupe(p)) : p));
+export type TopicPosition = null | string | string[];
+
+export const subscriptionIdSchema = z.string().regex(/^sub_[A-Za-z0-9_-]{1,64}$/, 'must be "sub_" followed by 1 to 64 of [A-Za-z0-9_-]');
+const chainIdSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const confirmationsSchema = z.number().int().min(0).max(10_000);
+
+/** The stored shape (already normalized). */
+export const subscriptionSchema = z.object({
+  id: subscriptionIdSchema,
+  endpointId: endpointIdSchema,
+  chainId: chainIdSchema,
+  addresses: z.array(z.string().regex(/^0x[0-9a-f]{40}$/)).min(1).optional(),
+  topics: z.array(z.union([z.null(), z.string().regex(/^0x[0-9a-f]{64}$/), z.array(z.string().regex(/^0x[0-9a-f]{64}$/)).min(1)])).max(4).optional(),
+  confirmations: confirmationsSchema.optional(),
+  createdAt: z.number().int(),
+});
+export type Subscription = z.infer<typeof subscriptionSchema>;
+
+export const subscriptionCreateSchema = z.strictObject({
+  endpointId: endpointIdSchema,
+  chainId: chainIdSchema,
+  addresses: z.array(addressSchema).max(MAX_ADDRESSES).transform(dedupe).optional(),
+  topics: z.array(topicPositionSchema).max(4).optional(),
+  confirmations: confirmationsSchema.optional(),
+  id: subscriptionIdSchema.optional(),
+});
+export type SubscriptionCreateInput = z.input<typeof subscriptionCreateSchema>;
+
+export interface SubscriptionListOptions {
+  endpointId?: string;
+  chainId?: number;
+  limit?: number;
+  /** Page after this subscription id (ids sort by creation time). */
+  after?: string;
+}
+
+export class SubscriptionStore {
+  private readonly records;
+  private readonly byEndpoint;
+  private readonly writes = new Serial();
+
+  constructor(
+    private readonly db: Db,
+    private readonly endpoints: EndpointStore,
+  ) {
+    this.records = sublevel<Subscription>(db, 'subscriptions');
+    this.byEndpoint = sublevel<string>(db, 'subscriptions-by-endpoint');
+  }
+
+  create(input: SubscriptionCreateInput, now = Date.now()): Promise<Subscription> {
+    const parsed = parseInput(subscriptionCreateSchema, input, 'subscription');
+    return this.writes.run(async () => {
+      await this.endpoints.require(parsed.endpointId);
+      const id = parsed.id ?? newId('sub_', now);
+      if ((await this.records.get(id)) !== undefined) {
+        throw new EthhookError('ETHHOOK_ERR_SUBSCRIPTION_EXISTS', `subscription ${id} already exists`, { subscriptionId: id });
+      }
+      const sub: Subscription = subscriptionSchema.parse({
+        id,
+        endpointId: parsed.endpointId,
+        chainId: parsed.chainId,
+        ...(parsed.addresses && parsed.addresses.length > 0 ? { addresses: parsed.addresses } : {}),
+        ...(parsed.topics ? { topics: parsed.topics } : {}),
+        ...(parsed.confirmations !== undefined ? { confirmations: parsed.confirmations } : {}),
+        createdAt: now,
+      });
+      await this.db.batch([
+        { type: 'put', sublevel: this.records, key: id, value: sub },
+        { type: 'put', sublevel: this.byEndpoint, key: `${sub.endpointId}!${id}`, value: id },
+      ]);
+      return sub;
+    });
+  }
+
+  async get(id: string): Promise<Subscription | undefined> {
+    const raw = await this.records.get(id);
+    return raw === undefined ? undefined : subscriptionSchema.parse(raw);
+  }
+
+  async require(id: string): Promise<Subscription> {
+    const sub = await this.get(id);
+    if (!sub) throw new EthhookError('ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND', `no subscription ${id}`, { subscriptionId: id });
+    return sub;
+  }
+
+  async list(options: SubscriptionListOptions = {}): Promise<Subscription[]> {
+    const limit = options.limit ?? Infinity;
+    const out: Subscription[] = [];
+    if (options.endpointId !== undefined) {
+      const prefix = `${options.endpointId}!`;
+      const gt = options.after === undefined ? prefix : `${prefix}${options.after}`;
+      for await (const id of this.byEndpoint.values({ gt, lt: `${prefix}\xff` })) {
+        const sub = await this.get(id);
+        if (sub && (options.chainId === undefined || sub.chainId === options.chainId)) out.push(sub);
+        if (out.length >= limit) break;
+      }
+      return out;
+    }
+    const range = options.after === undefined ? {} : { gt: options.after };
+    for await (const value of this.records.values(range)) {
+      const sub = subscriptionSchema.parse(value);
+      if (options.chainId === undefined || sub.chainId === options.chainId) out.push(sub);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Deletes a subscription; resolves with it, or undefined when there was none. */
+  remove(id: string): Promise<Subscription | undefined> {
+    return this.writes.run(async () => {
+      const sub = await this.get(id);
+      if (!sub) return undefined;
+      await this.db.batch([
+        { type: 'del', sublevel: this.records, key: id },
+        { type: 'del', sublevel: this.byEndpoint, key: `${sub.endpointId}!${id}` },
+      ]);
+      return sub;
+    });
+  }
+
+  /** Deletes every subscription of an endpoint in one batch; resolves with their ids. */
+  removeByEndpoint(endpointId: string): Promise<string[]> {
+    return this.writes.run(async () => {
+      const prefix = `${endpointId}!`;
+      const ids: string[] = [];
+      for await (const id of this.byEndpoint.values({ gt: prefix, lt: `${prefix}\xff` })) ids.push(id);
+      await this.db.batch(
+        ids.flatMap((id) => [
+          { type: 'del' as const, sublevel: this.records, key: id },
+          { type: 'del' as const, sublevel: this.byEndpoint, key: `${prefix}${id}` },
+        ]),
+      );
+      return ids;
+    });
+  }
+
+}
+
+/**
+ * Deletes an endpoint and its subscriptions; resolves with the removed subscription ids (tell the
+ * Matcher) or undefined when the endpoint did not exist. The endpoint goes first: a subscription
+ * created concurrently either sees it missing, or was queued before the cascade and is swept by it.
+ */
+export async function removeEndpointCascade(
+  endpoints: EndpointStore,
+  subscriptions: SubscriptionStore,
+  endpointId: string,
+): Promise<string[] | undefined> {
+  if (!(await endpoints.remove(endpointId))) return undefined;
+  return subscriptions.removeByEndpoint(endpointId);
+}
