@@ -9,7 +9,7 @@
  * - A retry keeps the `webhook-id` and gets a fresh timestamp and signature (receivers reject stale
  *   timestamps, 5 minutes by default in the reference libraries).
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { EthhookError } from '../../runtime/errors.ts';
 
 export const SECRET_PREFIX = 'whsec_';
@@ -47,11 +47,6 @@ export function decodeSecret(secret: string): Buffer {
     );
   }
   return key;
-}
-
-/** A fresh secret: 32 random bytes. */
-export function generateSecret(): string {
-  return SECRET_PREFIX + randomBytes(32).toString('base64');
 }
 
 /** `v1,<base64 HMAC-SHA256>` of one message under one secret. */
