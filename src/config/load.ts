@@ -22,6 +22,10 @@ export interface LoadConfigOptions {
 
 export function loadConfig({ file, env = process.env }: LoadConfigOptions = {}): NodeConfig {
   const document = file === undefined ? {} : readConfigFile(file);
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    const got = Array.isArray(document) ? 'a list' : JSON.stringify(document);
+    throw new ConfigError('ETHHOOK_ERR_CONFIG_INVALID', [{ path: '', message: `must be a mapping of sections (node, admin, ...), got ${got}` }], { file });
+  }
   const sections = Object.keys(NodeConfigSchema.shape);
   const parsedEnv = parseEnvOverrides(env, sections);
   const applied = applyEnvOverrides(document, parsedEnv.overrides);
