@@ -1,0 +1,120 @@
+// The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'ethhook-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI with only PATH from the environment, plus `env`. */
+function ethhook(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/ethhook.mjs', ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+const BAD = join(dir, 'bad.yaml');
+writeFileSync(BAD, 'admin:\n  port: 70000\nchains:\n  - { chainId: 1, name: mainnet, wsUrl: "http://wrong" }\n');
+const GOOD = join(dir, 'good.json');
+writeFileSync(GOOD, JSON.stringify({ admin: { port: 9000, tokens: [{ token: 'operate-token-0123456789', role: 'operate' }] } }));
+
+describe('config check', () => {
+  it('exits 1 and prints each error with its path', async () => {
+    const run = await ethhook(['config', 'check', BAD]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('ETHHOOK_ERR_CONFIG_INVALID');
+    expect(run.stderr).toMatch(/^ {2}admin\.port: /m);
+    expect(run.stderr).toMatch(/^ {2}chains\[0\]\.wsUrl: must be a ws:\/\/ or wss:\/\/ URL/m);
+    expect(run.stdout).toBe('');
+  });
+
+  it('prints ok for a valid file, and checks the environment overrides too', async () => {
+    expect(await ethhook(['config', 'check', GOOD])).toMatchObject({ code: 0, stdout: 'ok\n' });
+    const withEnv = await ethhook(['config', 'check', GOOD], { ETHHOOK_ADMIN__PORT: 'x' });
+    expect(withEnv.code).toBe(1);
+    expect(withEnv.stderr).toContain('admin.port: ');
+    expect(withEnv.stderr).toContain('(from ETHHOOK_ADMIN__PORT)');
+    expect(await ethhook(['config', 'check', GOOD, '--ignore-env'], { ETHHOOK_ADMIN__PORT: 'x' })).toMatchObject({ code: 0 });
+  });
+
+  it('reports a missing file and a missing argument differently', async () => {
+    const missing = await ethhook(['config', 'check', join(dir, 'nope.yaml')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('ETHHOOK_ERR_CONFIG_UNREADABLE');
+    expect((await ethhook(['config', 'check'])).code).toBe(2);
+  });
+});
+
+describe('config print', () => {
+  it('prints the effective config as JSON with tokens masked', async () => {
+    const run = await ethhook(['config', 'print', GOOD], { ETHHOOK_LOG__LEVEL: 'debug' });
+    expect(run.code).toBe(0);
+    const printed = JSON.parse(run.stdout) as { admin: { port: number; tokens: { token: string }[] }; log: { level: string } };
+    expect(printed.admin.port).toBe(9000);
+    expect(printed.log.level).toBe('debug');
+    expect(printed.admin.tokens[0]?.token).not.toContain('0123456789');
+    expect(run.stdout).not.toContain('operate-token-0123456789');
+  });
+
+  it('without a file prints the defaults', async () => {
+    const run = await ethhook(['config', 'print']);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ admin: { port: 8080 }, devChain: { enabled: true } });
+  });
+});
+
+describe('help and usage', () => {
+  it('--help and help list every command and its flags', async () => {
+    for (const args of [['--help'], ['help']]) {
+      const run = await ethhook(args);
+      expect(run.code).toBe(0);
+      for (const text of ['start', '--config', 'config check', 'config print', '--ignore-env', 'help', '--version', 'ETHHOOK_ADMIN_TOKENS']) {
+        expect(run.stdout).toContain(text);
+      }
+    }
+  });
+
+  it('a command help shows that command', async () => {
+    const run = await ethhook(['config', 'check', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage: ethhook config check FILE');
+  });
+
+  it('--version prints the package version', async () => {
+    const run = await ethhook(['--version']);
+    expect(run).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });
+  });
+
+  it('unknown commands and flags print help and exit 2', async () => {
+    for (const args of [['frobnicate'], ['config'], ['config', 'check', GOOD, '--bogus'], ['start', '--ignore-env'], []]) {
+      const run = await ethhook(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr).toContain('Usage: ethhook <command>');
+    }
+  });
+
+  it('start with an invalid config exits 1 before starting anything', async () => {
+    const run = await ethhook(['start', '--config', BAD]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('admin.port: ');
+    const fromEnv = await ethhook(['start'], { ETHHOOK_CONFIG: BAD });
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.stderr).toContain(BAD);
+  });
+});
