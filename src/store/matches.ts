@@ -5,6 +5,11 @@
  * subscription was deleted since (the record carries its endpoint). A retraction deletes the block's
  * records in its own batch, so a re-sent retraction produces nothing twice.
  *
+ * A block that comes back after its retraction (a reorg flip-flop A -> B -> A) is a new event for
+ * receivers: `retractions(block)` counts how often the block was retracted (sublevel
+ * `match-retractions`, written in the retraction's batch) and the Matcher folds that generation into the
+ * webhook-id, so the re-emitted `log.created` is not discarded as a duplicate of the first one.
+ *
  * Keys in the `matches` sublevel: `<chainId>!<blockNumber 15d>!<blockHash>!<logIndex 6d>!<subscriptionId>`
  * -> `{ endpointId }`. Ordered by block number per chain so `prune` drops everything below the reorg
  * window with one range delete.
@@ -26,9 +31,11 @@ export interface BlockRef {
 
 export class MatchStore {
   private readonly records;
+  private readonly retracted;
 
   constructor(db: Db) {
     this.records = sublevel<{ endpointId: string }>(db, 'matches');
+    this.retracted = sublevel<number>(db, 'match-retractions');
   }
 
   key(block: BlockRef, logIndex: number, subscriptionId: string): string {
@@ -61,10 +68,21 @@ export class MatchStore {
     return out;
   }
 
+  /** How many times this block (by hash) was retracted: 0 for a block seen for the first time. */
+  async retractions(block: BlockRef): Promise<number> {
+    return (await this.retracted.get(blockPrefix(block))) ?? 0;
+  }
+
+  /** The batch operation recording one more retraction of the block; `count` is its new total. */
+  retractionsOp(block: BlockRef, count: number): BatchOp {
+    return { type: 'put', sublevel: this.retracted, key: blockPrefix(block), value: count };
+  }
+
   /** Deletes the records of `chainId` for blocks below `belowBlock` (out of the reorg window). */
   async prune(chainId: number, belowBlock: number): Promise<void> {
     if (belowBlock <= 0) return;
-    await this.records.clear({ gte: `${chainId}!`, lt: `${chainId}!${padNumber(belowBlock)}` });
+    const range = { gte: `${chainId}!`, lt: `${chainId}!${padNumber(belowBlock)}` };
+    await Promise.all([this.records.clear(range), this.retracted.clear(range)]);
   }
 }
 

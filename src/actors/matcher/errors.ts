@@ -1,0 +1,11 @@
+/**
+ * Error codes of the Matcher. Gathered into the one catalog (`src/errors.ts`) by the lead.
+ */
+import { defineErrorCodes } from '../../runtime/errors.ts';
+
+export const matcherErrorCodes = defineErrorCodes({
+  ETHHOOK_ERR_MATCHER_BAD_MESSAGE: {
+    summary: 'the Matcher received a message that is not a valid chain.block or subscriptions.changed',
+    httpStatus: 400,
+  },
+});

@@ -1,0 +1,73 @@
+/**
+ * Delivery jobs built from matched logs.
+ *
+ * `webhook-id` = `msg_` + lowercase hex of sha256(`<chainId>|<blockHash>|<logIndex>|<subscriptionId>|<type>`),
+ * blockHash lowercase and logIndex in decimal. It is deterministic, so a redelivery after a crash
+ * carries the same id and receivers deduplicate it. The type is part of the hash on purpose: a
+ * `log.removed` is a new event for the receiver and must not be discarded as a duplicate of the
+ * `log.created` it retracts. Receivers can recompute the id from the payload.
+ *
+ * Payload (the webhook body): `{ type, timestamp, data: { chainId, blockNumber, blockHash,
+ * transactionHash, logIndex, address, topics, data, subscriptionId } }`. `timestamp` (ISO 8601) is
+ * when the event happened: the block's timestamp for `log.created`, the moment the listener saw the
+ * retraction for `log.removed`.
+ */
+import { createHash } from 'node:crypto';
+import type { JobType, NewJob, WebhookPayload } from '../../store/outbox.ts';
+import type { ChainBlockMessage, ChainLog } from './messages.ts';
+
+export interface JobTarget {
+  readonly subscriptionId: string;
+  readonly endpointId: string;
+}
+
+export function webhookId(
+  chainId: number,
+  blockHash: string,
+  logIndex: number,
+  subscriptionId: string,
+  type: JobType,
+  generation = 0,
+): string {
+  const base = `${chainId}|${blockHash.toLowerCase()}|${logIndex}|${subscriptionId}|${type}`;
+  const input = generation > 0 ? `${base}|${generation}` : base;
+  return `msg_${createHash('sha256').update(input).digest('hex')}`;
+}
+
+export function buildJob(
+  block: ChainBlockMessage,
+  log: ChainLog,
+  target: JobTarget,
+  type: JobType,
+  timestamp: string,
+  generation = 0,
+): NewJob {
+  const payload: WebhookPayload = {
+    type,
+    timestamp,
+    data: {
+      chainId: block.chainId,
+      blockNumber: log.blockNumber,
+      blockHash: log.blockHash,
+      transactionHash: log.transactionHash,
+      logIndex: log.logIndex,
+      address: log.address,
+      topics: log.topics,
+      data: log.data,
+      subscriptionId: target.subscriptionId,
+    },
+  };
+  return {
+    id: webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, type, generation),
+    endpointId: target.endpointId,
+    subscriptionId: target.subscriptionId,
+    type,
+    payload,
+    eventSeenAt: block.seenAt,
+  };
+}
+
+/** The payload timestamp of a block's jobs (see the module header). */
+export function eventTimestamp(block: ChainBlockMessage): string {
+  return new Date(block.removed ? block.seenAt : block.timestamp * 1000).toISOString();
+}

@@ -1,0 +1,43 @@
+/**
+ * The Matcher's metrics, created once per prom-client registry (a restarted behaviour finds the same
+ * instruments again). Labels are closed sets.
+ *
+ * - `matcher_subscriptions`: subscriptions in the in-memory index.
+ * - `matcher_logs_total`: logs examined (retractions not counted).
+ * - `matcher_jobs_enqueued_total{type}`: jobs written to the outbox, by `log.created` / `log.removed`.
+ * - `matcher_block_duration_seconds`: from receiving a block to its jobs being in the outbox.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export interface MatcherMetrics {
+  subscriptions: Gauge;
+  logs: Counter;
+  jobs: Counter<'type'>;
+  blockDuration: Histogram;
+}
+
+const byRegistry = new WeakMap<Registry, MatcherMetrics>();
+
+export function getMatcherMetrics(registry: Registry): MatcherMetrics {
+  const known = byRegistry.get(registry);
+  if (known) return known;
+  const registers = [registry];
+  const metrics: MatcherMetrics = {
+    subscriptions: new Gauge({ name: 'matcher_subscriptions', help: 'Subscriptions in the Matcher index', registers }),
+    logs: new Counter({ name: 'matcher_logs_total', help: 'Logs examined by the Matcher', registers }),
+    jobs: new Counter({
+      name: 'matcher_jobs_enqueued_total',
+      help: 'Delivery jobs written to the outbox, by type',
+      labelNames: ['type'],
+      registers,
+    }),
+    blockDuration: new Histogram({
+      name: 'matcher_block_duration_seconds',
+      help: 'From receiving a block to its jobs being in the outbox',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+  };
+  byRegistry.set(registry, metrics);
+  return metrics;
+}
