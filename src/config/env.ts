@@ -19,6 +19,7 @@
  * Parsing never throws: every problem becomes a `ConfigIssue` naming the variable.
  */
 import type { ConfigIssue } from './errors.ts';
+import { formatPath } from './path.ts';
 import { ADMIN_ROLES } from './schema.ts';
 
 export const ENV_PREFIX = 'ETHHOOK_';
@@ -162,15 +163,4 @@ function setPath(root: Record<string, unknown>, path: ConfigPath, value: unknown
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** `['chains', 0, 'wsUrl']` → `chains[0].wsUrl`; keys that are not identifiers are quoted in brackets. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') out += `[${segment}]`;
-    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment)) out += out === '' ? segment : `.${segment}`;
-    else out += `[${JSON.stringify(String(segment))}]`;
-  }
-  return out;
 }

@@ -10,7 +10,8 @@ import { extname } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.ts';
-import { applyEnvOverrides, formatPath, parseEnvOverrides, type EnvOverride } from './env.ts';
+import { applyEnvOverrides, parseEnvOverrides, type EnvOverride } from './env.ts';
+import { formatPath } from './path.ts';
 import { NodeConfigSchema, type NodeConfig } from './schema.ts';
 
 export interface LoadConfigOptions {
