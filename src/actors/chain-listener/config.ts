@@ -1,0 +1,50 @@
+/**
+ * Configuration of one chain followed by a ChainListener (zod). The node schema embeds
+ * `chainConfigSchema` as the items of its `chains` array; several chains may be followed at once.
+ *
+ * - `wsUrl` is the primary transport (`eth_subscribe newHeads`); `httpUrl`, when set, is polled after
+ *   `wsFailuresBeforeFallback` WebSocket failures in a row, until the WebSocket works again.
+ * - `confirmations`: a block is emitted once it is that many blocks below the head (0 = at the head).
+ * - `maxReorgDepth`: how many emitted blocks are remembered to undo; a deeper reorg stops the listener.
+ * - `backfillRange`: the largest `eth_getLogs` block range; halved when the node refuses a range.
+ * - `startBlock`: where a chain with no persisted cursor starts (`latest` = the first confirmed head).
+ */
+import { z } from 'zod';
+
+const wsUrl = z.string().url().refine((u) => /^wss?:\/\//.test(u), 'must be a ws:// or wss:// URL');
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL');
+
+export const reconnectSchema = z
+  .object({
+    minMs: z.number().int().positive().default(250),
+    maxMs: z.number().int().positive().default(30_000),
+    factor: z.number().min(1).default(2),
+    jitter: z.number().min(0).max(1).default(0.2),
+  })
+  .refine((r) => r.minMs <= r.maxMs, 'reconnect.minMs must be <= reconnect.maxMs');
+
+export const chainConfigSchema = z.object({
+  chainId: z.number().int().positive(),
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, _ and -'),
+  wsUrl,
+  httpUrl: httpUrl.optional(),
+  confirmations: z.number().int().min(0).max(1_000).default(0),
+  maxReorgDepth: z.number().int().min(1).max(10_000).default(64),
+  backfillRange: z.number().int().min(1).max(100_000).default(500),
+  startBlock: z.union([z.number().int().min(0), z.literal('latest')]).default('latest'),
+  requestTimeoutMs: z.number().int().positive().default(10_000),
+  /** How long the next actor may take to acknowledge a block before the listener asks again. */
+  ackTimeoutMs: z.number().int().positive().default(30_000),
+  /** HTTP polling period, and the WebSocket heartbeat is `heartbeatMs` (an `eth_getBlockByNumber`). */
+  pollIntervalMs: z.number().int().positive().default(1_000),
+  heartbeatMs: z.number().int().positive().default(10_000),
+  wsFailuresBeforeFallback: z.number().int().min(1).default(3),
+  /** Inbound frames larger than this are refused (the connection is dropped and re-established). */
+  maxFrameBytes: z.number().int().min(1_024).default(64 * 1024 * 1024),
+  reconnect: reconnectSchema.default({ minMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 }),
+});
+
+export type ChainConfig = z.infer<typeof chainConfigSchema>;
+/** What a config file may say: every field with a default is optional. */
+export type ChainConfigInput = z.input<typeof chainConfigSchema>;
+export type ReconnectConfig = z.infer<typeof reconnectSchema>;

@@ -1,0 +1,16 @@
+/** Error codes of the ChainListener domain (gathered into the node's catalog by src/errors.ts). */
+import { defineErrorCodes } from '../../runtime/errors.ts';
+
+export const chainErrorCodes = defineErrorCodes({
+  ETHHOOK_ERR_RPC_TIMEOUT: { summary: 'a JSON-RPC request to the chain node got no answer in time', httpStatus: 504 },
+  ETHHOOK_ERR_RPC_ERROR: { summary: 'the chain node answered a JSON-RPC request with an error', httpStatus: 502 },
+  ETHHOOK_ERR_RPC_MALFORMED: { summary: 'the chain node sent a frame or result that is not valid', httpStatus: 502 },
+  ETHHOOK_ERR_RPC_CLOSED: { summary: 'the connection to the chain node closed before the answer', httpStatus: 502 },
+  ETHHOOK_ERR_RPC_RANGE_TOO_LARGE: { summary: 'the chain node refused an eth_getLogs range as too large', httpStatus: 502 },
+  ETHHOOK_ERR_CHAIN_INCONSISTENT: { summary: 'the chain changed while a range was read; it is read again', httpStatus: 502 },
+  ETHHOOK_ERR_REORG_TOO_DEEP: { summary: 'a reorg went deeper than maxReorgDepth; the listener stopped', httpStatus: 500 },
+  ETHHOOK_ERR_LISTENER_STOPPED: { summary: 'the chain listener was stopped while it worked', httpStatus: 503 },
+  ETHHOOK_ERR_DEV_CHAIN: { summary: 'the embedded dev chain (anvil) could not start or run', httpStatus: 500 },
+});
+
+export type ChainErrorCode = keyof typeof chainErrorCodes;

@@ -1,0 +1,61 @@
+/**
+ * Validation of the results a chain node returns, turned into the listener's own shapes: quantities
+ * become JS numbers (refused above Number.MAX_SAFE_INTEGER), hex strings become lowercase. A result that
+ * does not fit throws EthhookError ETHHOOK_ERR_RPC_MALFORMED naming the method and the field.
+ */
+import { z } from 'zod';
+import { EthhookError } from '../../runtime/errors.ts';
+import type { ChainLog } from './messages.ts';
+
+const quantity = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{1,14}$/, 'a hex quantity below 2^53')
+  .transform((s) => Number.parseInt(s, 16))
+  .refine((n) => Number.isSafeInteger(n), 'a quantity beyond 2^53');
+const lower = (re: RegExp, what: string) =>
+  z
+    .string()
+    .regex(re, what)
+    .transform((s) => s.toLowerCase());
+const hash = lower(/^0x[0-9a-fA-F]{64}$/, 'a 32-byte hash');
+const address = lower(/^0x[0-9a-fA-F]{40}$/, 'a 20-byte address');
+const data = lower(/^0x([0-9a-fA-F]{2})*$/, 'hex bytes');
+
+/** The part of a block header the listener uses. */
+export interface BlockHeader {
+  number: number;
+  hash: string;
+  parentHash: string;
+  timestamp: number;
+}
+
+export const headerSchema = z.object({ number: quantity, hash, parentHash: hash, timestamp: quantity });
+
+export const logSchema = z
+  .object({
+    address,
+    topics: z.array(hash).max(4),
+    data,
+    blockNumber: quantity,
+    blockHash: hash,
+    transactionHash: hash,
+    transactionIndex: quantity,
+    logIndex: quantity,
+    removed: z.boolean().optional(),
+  })
+  .transform((l): ChainLog => ({ ...l, removed: l.removed ?? false }));
+
+export const logsSchema = z.array(logSchema);
+export const quantitySchema = quantity;
+
+export function validateResult<S extends z.ZodType>(schema: S, value: unknown, method: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `invalid ${method} result: ${issue?.message ?? 'unknown'}`, {
+    method,
+    field: issue?.path.join('.') ?? '',
+  });
+}
+
+export const toQuantity = (n: number): string => `0x${n.toString(16)}`;

@@ -1,0 +1,260 @@
+/**
+ * ChainFollower: the ingestion algorithm of one chain, free of sockets and actors, so that property
+ * tests can drive it against a simulated chain.
+ *
+ * - `noteHead(header, seenAt)` records a head (from `newHeads`, a poll or a heartbeat). A head that does
+ *   not extend the previous one (a reorg, or heads missed while disconnected), or one at or below the
+ *   emitted tip with another hash, marks a suspected reorg: the tip is checked against the node.
+ * - `sync(source, signal)` emits every block up to `head - confirmations` that was not emitted yet, in
+ *   order, one `emit` per block (which resolves only once the next actor acknowledged it), then persists
+ *   the block. It never skips a number: the next block is always `next`, which only moves after a
+ *   persisted emit (or back, after a persisted retraction).
+ * - Blocks are read in ranges of up to `backfillRange` (`eth_getLogs` over the range + the headers in a
+ *   batch + the range's last header again to be sure the chain did not move meanwhile). A range refused as
+ *   too large is halved (and grows back after successes). A single block is read by hash
+ *   (`eth_getLogs { blockHash }`), with the header from `newHeads` when it is known.
+ * - Reorgs: a block whose parent hash is not the tip's hash, or a suspicious head, starts a walk back
+ *   through the reorg window comparing hashes with the node's canonical ones. Orphaned blocks are
+ *   retracted newest first (`removed: true`, with the logs emitted for them), each persisted; emission
+ *   resumes at the common ancestor + 1. No ancestor in a full window: ETHHOOK_ERR_REORG_TOO_DEEP, fatal.
+ * - A range read while the chain moved throws ETHHOOK_ERR_CHAIN_INCONSISTENT; the caller syncs again.
+ */
+import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
+import type { CursorState } from '../../store/cursors.ts';
+import type { BlockHeader } from './eth-schemas.ts';
+import type { ChainBlockMessage, ChainLog } from './messages.ts';
+import type { RpcErrorKind } from './metrics.ts';
+import { ReorgWindow } from './reorg-window.ts';
+
+/** A block as emitted and persisted in the reorg window. */
+export interface EmittedBlock extends BlockHeader {
+  seenAt: number;
+  logs: ChainLog[];
+}
+
+/** Block-level reads the follower needs from a node. */
+export interface ChainSource {
+  headerByNumber(n: number): Promise<BlockHeader | null>;
+  /** Headers from..to in one round trip; null for a block the node does not have. */
+  headersByRange(from: number, to: number): Promise<Array<BlockHeader | null>>;
+  /** Throws ETHHOOK_ERR_RPC_RANGE_TOO_LARGE when the node refuses the range. */
+  logsByRange(from: number, to: number): Promise<ChainLog[]>;
+  logsByBlockHash(hash: string): Promise<ChainLog[]>;
+}
+
+export interface FollowerOptions {
+  chainId: number;
+  confirmations: number;
+  maxReorgDepth: number;
+  backfillRange: number;
+  startBlock: number | 'latest';
+  /** Resolves once the next actor acknowledged the message (retrying is the caller's business). */
+  emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
+  persist: {
+    append(block: EmittedBlock, floor: number, keep: number): Promise<void>;
+    retract(number: number, floor: number): Promise<void>;
+  };
+  onHead?(head: number): void;
+  onProcessed?(processed: number): void;
+  onReorg?(depth: number): void;
+  onProblem?(kind: RpcErrorKind, error: EthhookError): void;
+  now(): number;
+}
+
+interface CachedHead {
+  header: BlockHeader;
+  seenAt: number;
+}
+
+/** How many recent `newHeads` headers are kept for the single-block fast path, beyond `confirmations`. */
+const HEAD_CACHE_SLACK = 16;
+
+export class ChainFollower {
+  private readonly window: ReorgWindow<EmittedBlock>;
+  private readonly heads = new Map<number, CachedHead>();
+  private next: number | null;
+  private floor: number | null;
+  private headNumber: number | null = null;
+  private suspect = false;
+  private range: number;
+
+  constructor(
+    private readonly options: FollowerOptions,
+    persisted: CursorState<EmittedBlock> | null,
+  ) {
+    this.window = new ReorgWindow(options.maxReorgDepth + 1, persisted?.blocks ?? []);
+    this.next = persisted?.next ?? (options.startBlock === 'latest' ? null : options.startBlock);
+    this.floor = persisted?.floor ?? null;
+    this.range = options.backfillRange;
+  }
+
+  /** The last block acknowledged downstream, or null before the first one. */
+  get processed(): number | null {
+    return this.next === null ? null : this.next - 1;
+  }
+
+  get head(): number | null {
+    return this.headNumber;
+  }
+
+  noteHead(header: BlockHeader, seenAt: number): void {
+    this.headNumber = header.number;
+    this.options.onHead?.(header.number);
+    if (this.heads.get(header.number)?.header.hash === header.hash) return; // a poll that saw no change
+    for (const n of this.heads.keys()) if (n >= header.number) this.heads.delete(n);
+    // A head that does not extend the last one seen means a reorg or missed heads: the emitted tip
+    // may be orphaned even when the head is far above it, so it is checked before going on.
+    const extendsLast = this.heads.get(header.number - 1)?.header.hash === header.parentHash;
+    if (!extendsLast) this.heads.clear();
+    this.heads.set(header.number, { header, seenAt });
+    this.heads.delete(header.number - this.options.confirmations - HEAD_CACHE_SLACK);
+    const tip = this.window.tip;
+    if (!tip) return;
+    if (!extendsLast || header.number < tip.number || (header.number === tip.number && header.hash !== tip.hash)) {
+      this.suspect = true;
+    }
+  }
+
+  /** Emits everything confirmed and not yet emitted. Returns when caught up with the last noted head. */
+  async sync(source: ChainSource, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      throwIfStopped(signal);
+      if (this.suspect) {
+        await this.resolveReorg(source, signal);
+        this.suspect = false;
+      }
+      if (this.headNumber === null) return;
+      const target = this.headNumber - this.options.confirmations;
+      if (target < 0) return;
+      this.next ??= target;
+      if (this.next > target) return;
+      const from = this.next;
+      const blocks = await this.read(source, from, Math.min(target, from + this.range - 1));
+      if (blocks.length === 0) return; // the node does not have the block yet: wait for the next head
+      for (const block of blocks) {
+        const tip = this.window.tip;
+        if (tip && block.parentHash !== tip.hash) {
+          this.suspect = true;
+          break;
+        }
+        await this.emitBlock(block, signal);
+      }
+    }
+  }
+
+  private async emitBlock(block: EmittedBlock, signal: AbortSignal): Promise<void> {
+    await this.options.emit(toMessage(this.options.chainId, block, false), signal);
+    this.floor ??= block.number;
+    this.window.push(block);
+    await this.options.persist.append(block, this.floor, this.window.capacity);
+    this.next = block.number + 1;
+    this.options.onProcessed?.(block.number);
+  }
+
+  private async resolveReorg(source: ChainSource, signal: AbortSignal): Promise<void> {
+    const orphans: EmittedBlock[] = [];
+    let ancestor: EmittedBlock | undefined;
+    for (const block of this.window.newestFirst()) {
+      throwIfStopped(signal);
+      const canonical = await source.headerByNumber(block.number);
+      if (canonical?.hash === block.hash) {
+        ancestor = block;
+        break;
+      }
+      orphans.push(block);
+    }
+    if (orphans.length === 0) return;
+    const oldest = orphans[orphans.length - 1]!;
+    if (!ancestor && oldest.number !== this.floor) {
+      throw new EthhookError('ETHHOOK_ERR_REORG_TOO_DEEP', `reorg deeper than maxReorgDepth (${this.options.maxReorgDepth})`, {
+        chainId: this.options.chainId,
+        maxReorgDepth: this.options.maxReorgDepth,
+        oldestKnown: oldest.number,
+        tip: orphans[0]!.number,
+      });
+    }
+    this.heads.clear();
+    for (const block of orphans) {
+      await this.options.emit(toMessage(this.options.chainId, block, true), signal);
+      this.window.pop();
+      await this.options.persist.retract(block.number, this.floor!);
+      this.next = block.number;
+      this.options.onProcessed?.(block.number - 1);
+    }
+    this.options.onReorg?.(orphans.length);
+  }
+
+  /** Reads blocks from..to (fewer when the node is behind or refuses the range). */
+  private async read(source: ChainSource, from: number, to: number): Promise<EmittedBlock[]> {
+    if (from === to) return this.readOne(source, from);
+    let logs: ChainLog[];
+    const headers = await source.headersByRange(from, to);
+    const known = headers.findIndex((h) => h === null);
+    const available = (known === -1 ? headers : headers.slice(0, known)) as BlockHeader[];
+    if (available.length === 0) return [];
+    const last = available[available.length - 1]!;
+    try {
+      logs = await source.logsByRange(from, last.number);
+    } catch (err) {
+      if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE') || last.number === from) throw err;
+      this.options.onProblem?.('range-too-large', err);
+      this.range = Math.max(1, Math.floor((last.number - from + 1) / 2));
+      return this.read(source, from, from + this.range - 1);
+    }
+    const recheck = await source.headerByNumber(last.number);
+    if (recheck?.hash !== last.hash) throw inconsistent(this.options.chainId, last.number, 'range head changed during read');
+    this.range = Math.min(this.options.backfillRange, this.range * 2);
+    return assemble(this.options.chainId, available, logs, this.options.now());
+  }
+
+  private async readOne(source: ChainSource, n: number): Promise<EmittedBlock[]> {
+    const cached = this.heads.get(n);
+    const tip = this.window.tip;
+    const usable = cached && (!tip || cached.header.parentHash === tip.hash) ? cached : undefined;
+    const header = usable?.header ?? (await source.headerByNumber(n));
+    if (!header) return [];
+    const logs = await source.logsByBlockHash(header.hash);
+    return assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
+  }
+}
+
+function toMessage(chainId: number, block: EmittedBlock, removed: boolean): ChainBlockMessage {
+  return {
+    type: 'chain.block',
+    chainId,
+    blockNumber: block.number,
+    blockHash: block.hash,
+    parentHash: block.parentHash,
+    timestamp: block.timestamp,
+    seenAt: block.seenAt,
+    removed,
+    logs: removed ? block.logs.map((l) => ({ ...l, removed: true })) : block.logs,
+  };
+}
+
+/** Groups logs under their headers, checking that the headers chain and every log's block hash. */
+function assemble(chainId: number, headers: BlockHeader[], logs: ChainLog[], seenAt: number): EmittedBlock[] {
+  const first = headers[0]!.number;
+  const blocks = headers.map((h, i): EmittedBlock => {
+    if (h.number !== first + i) throw inconsistent(chainId, h.number, 'header number out of sequence');
+    if (i > 0 && h.parentHash !== headers[i - 1]!.hash) throw inconsistent(chainId, h.number, 'headers do not chain');
+    return { ...h, seenAt, logs: [] };
+  });
+  for (const log of logs) {
+    const block = blocks[log.blockNumber - first];
+    if (!block || log.blockHash !== block.hash || log.removed) {
+      throw inconsistent(chainId, log.blockNumber, 'log does not belong to the block read');
+    }
+    block.logs.push(log);
+  }
+  for (const block of blocks) block.logs.sort((a, b) => a.logIndex - b.logIndex);
+  return blocks;
+}
+
+function inconsistent(chainId: number, block: number, why: string): EthhookError {
+  return new EthhookError('ETHHOOK_ERR_CHAIN_INCONSISTENT', `chain moved while reading: ${why}`, { chainId, block, why });
+}
+
+export function throwIfStopped(signal: AbortSignal): void {
+  if (signal.aborted) throw new EthhookError('ETHHOOK_ERR_LISTENER_STOPPED', 'the chain listener was stopped', {});
+}

@@ -1,0 +1,61 @@
+/**
+ * What a ChainListener sends to the next actor: one `chain.block` message per block, in chain order,
+ * through `ask`; the listener's cursor advances only when the reply is `{ ok: true }`.
+ *
+ * A reorg is told as retractions first (`removed: true`, one per orphaned block already emitted,
+ * newest first, carrying the logs that were emitted for it, each with `removed: true`), then the new
+ * branch's blocks in order. Numbers are JS numbers; hex strings are lowercase.
+ */
+import { z } from 'zod';
+
+export const hash32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'a lowercase 32-byte hex hash');
+export const address20 = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lowercase 20-byte hex address');
+export const hexData = z.string().regex(/^0x([0-9a-f]{2})*$/, 'lowercase hex bytes');
+const uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const chainLogSchema = z.object({
+  address: address20,
+  topics: z.array(hash32).max(4),
+  data: hexData,
+  blockNumber: uint,
+  blockHash: hash32,
+  transactionHash: hash32,
+  transactionIndex: uint,
+  logIndex: uint,
+  removed: z.boolean(),
+});
+export type ChainLog = z.infer<typeof chainLogSchema>;
+
+export const chainBlockMessageSchema = z.object({
+  type: z.literal('chain.block'),
+  chainId: z.number().int().positive(),
+  blockNumber: uint,
+  blockHash: hash32,
+  parentHash: hash32,
+  /** Block timestamp, seconds. */
+  timestamp: uint,
+  /** When the listener saw this block's header (ms since the epoch, sub-ms precision). */
+  seenAt: z.number().nonnegative(),
+  /** true: retraction of a block emitted before, orphaned by a reorg. */
+  removed: z.boolean(),
+  logs: z.array(chainLogSchema),
+});
+export type ChainBlockMessage = z.infer<typeof chainBlockMessageSchema>;
+
+/** The reply the listener waits for before it advances its cursor. */
+export const chainBlockAckSchema = z.object({ ok: z.boolean() }).passthrough();
+export type ChainBlockAck = z.infer<typeof chainBlockAckSchema>;
+
+/** Asked of the listener itself (admin API): where it stands. */
+export interface ChainStatusRequest {
+  type: 'chain.status';
+}
+export interface ChainStatus {
+  chainId: number;
+  name: string;
+  transport: 'ws' | 'http' | 'none';
+  connected: boolean;
+  head: number | null;
+  processed: number | null;
+  failed: string | null;
+}

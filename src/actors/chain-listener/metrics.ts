@@ -1,0 +1,92 @@
+/**
+ * The ChainListener's metrics, created once per prom-client registry (a restarted behaviour finds the
+ * same instruments again). Label `chain` is the configured chain name, `kind` a closed set.
+ *
+ * - `chain_height{chain}`: the head the listener last saw.
+ * - `chain_processed_height{chain}`: the last block acknowledged by the next actor (the cursor).
+ * - `chain_finalized_height{chain}`: head - maxReorgDepth, the height below which a reorg is fatal.
+ * - `chain_ws_connected{chain}`: 1 while the WebSocket session is up.
+ * - `chain_reorgs_total{chain}`: reorgs that orphaned at least one emitted block; their depth goes to
+ *   the histogram `chain_reorg_depth{chain}`.
+ * - `events_received_total{chain}`: logs emitted (retractions not counted).
+ * - `chain_rpc_errors_total{chain,kind}`: every transport or node failure, by kind (RPC_ERROR_KINDS).
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export const RPC_ERROR_KINDS = [
+  'timeout', // a request got no answer in requestTimeoutMs
+  'rpc', // the node answered with a JSON-RPC error
+  'malformed', // a frame or result failed validation
+  'unknown-id', // a response or notification for nothing we asked
+  'connection', // connect failed or the connection dropped
+  'range-too-large', // eth_getLogs range refused; the range is split
+  'inconsistent', // the chain moved while a range was read
+] as const;
+export type RpcErrorKind = (typeof RPC_ERROR_KINDS)[number];
+
+export interface ChainMetrics {
+  height: Gauge<'chain'>;
+  processedHeight: Gauge<'chain'>;
+  finalizedHeight: Gauge<'chain'>;
+  wsConnected: Gauge<'chain'>;
+  reorgs: Counter<'chain'>;
+  reorgDepth: Histogram<'chain'>;
+  eventsReceived: Counter<'chain'>;
+  rpcErrors: Counter<'chain' | 'kind'>;
+}
+
+const byRegistry = new WeakMap<Registry, ChainMetrics>();
+
+export function getChainMetrics(registry: Registry): ChainMetrics {
+  const known = byRegistry.get(registry);
+  if (known) return known;
+  const registers = [registry];
+  const metrics: ChainMetrics = {
+    height: new Gauge({ name: 'chain_height', help: 'Head block number seen', labelNames: ['chain'], registers }),
+    processedHeight: new Gauge({
+      name: 'chain_processed_height',
+      help: 'Last block acknowledged downstream (the persisted cursor)',
+      labelNames: ['chain'],
+      registers,
+    }),
+    finalizedHeight: new Gauge({
+      name: 'chain_finalized_height',
+      help: 'Head minus maxReorgDepth: below it a reorg stops the listener',
+      labelNames: ['chain'],
+      registers,
+    }),
+    wsConnected: new Gauge({
+      name: 'chain_ws_connected',
+      help: '1 while the WebSocket session to the node is up',
+      labelNames: ['chain'],
+      registers,
+    }),
+    reorgs: new Counter({
+      name: 'chain_reorgs_total',
+      help: 'Reorgs that orphaned emitted blocks',
+      labelNames: ['chain'],
+      registers,
+    }),
+    reorgDepth: new Histogram({
+      name: 'chain_reorg_depth',
+      help: 'Emitted blocks orphaned per reorg',
+      labelNames: ['chain'],
+      buckets: [1, 2, 3, 5, 8, 13, 21, 34, 64, 128],
+      registers,
+    }),
+    eventsReceived: new Counter({
+      name: 'events_received_total',
+      help: 'Logs emitted by the chain listeners',
+      labelNames: ['chain'],
+      registers,
+    }),
+    rpcErrors: new Counter({
+      name: 'chain_rpc_errors_total',
+      help: 'Chain node transport and protocol errors, by kind',
+      labelNames: ['chain', 'kind'],
+      registers,
+    }),
+  };
+  byRegistry.set(registry, metrics);
+  return metrics;
+}

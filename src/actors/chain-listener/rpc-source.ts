@@ -1,0 +1,84 @@
+/**
+ * The follower's ChainSource over a JSON-RPC transport: `eth_getBlockByNumber`, batched for ranges,
+ * and `eth_getLogs` by range or by block hash, every result validated (eth-schemas.ts).
+ *
+ * A node refusing an `eth_getLogs` range (error -32005, or a message about a range, a limit or too many
+ * results, as geth, erigon, Infura, Alchemy and QuickNode word it) becomes
+ * ETHHOOK_ERR_RPC_RANGE_TOO_LARGE so that the follower halves the range.
+ */
+import { z } from 'zod';
+import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
+import { headerSchema, logsSchema, toQuantity, validateResult, type BlockHeader } from './eth-schemas.ts';
+import type { ChainSource } from './follower.ts';
+import type { ChainLog } from './messages.ts';
+import type { RpcTransport } from './transport.ts';
+
+/** Headers per JSON-RPC batch frame: nodes commonly cap batches at 100 to 1000 calls. */
+const HEADER_BATCH = 100;
+const TOO_LARGE = /range|too many|too large|limit|exceed|more than|max(imum)? (results|logs|block)/i;
+
+const nullableHeader = headerSchema.nullable();
+
+export class RpcChainSource implements ChainSource {
+  constructor(private readonly transport: RpcTransport) {}
+
+  async latestHeader(): Promise<BlockHeader> {
+    const header = validateResult(headerSchema, await this.transport.request('eth_getBlockByNumber', ['latest', false]), 'eth_getBlockByNumber');
+    return header;
+  }
+
+  async headerByNumber(n: number): Promise<BlockHeader | null> {
+    const result = await this.transport.request('eth_getBlockByNumber', [toQuantity(n), false]);
+    return checkNumber(validateResult(nullableHeader, result, 'eth_getBlockByNumber'), n);
+  }
+
+  async headersByRange(from: number, to: number): Promise<Array<BlockHeader | null>> {
+    const chunks: Array<Promise<unknown[]>> = [];
+    for (let start = from; start <= to; start += HEADER_BATCH) {
+      const calls = [];
+      for (let n = start; n <= Math.min(to, start + HEADER_BATCH - 1); n++) {
+        calls.push({ method: 'eth_getBlockByNumber', params: [toQuantity(n), false] });
+      }
+      chunks.push(this.transport.batch(calls));
+    }
+    const results = (await Promise.all(chunks)).flat();
+    const headers = validateResult(z.array(nullableHeader), results, 'eth_getBlockByNumber');
+    return headers.map((h, i) => checkNumber(h, from + i));
+  }
+
+  async logsByRange(from: number, to: number): Promise<ChainLog[]> {
+    try {
+      const result = await this.transport.request('eth_getLogs', [{ fromBlock: toQuantity(from), toBlock: toQuantity(to) }]);
+      return validateResult(logsSchema, result, 'eth_getLogs');
+    } catch (err) {
+      if (isEthhookError(err, 'ETHHOOK_ERR_RPC_ERROR') && isRangeRefusal(err)) {
+        throw new EthhookError('ETHHOOK_ERR_RPC_RANGE_TOO_LARGE', `eth_getLogs refused blocks ${from}..${to}`, {
+          from,
+          to,
+          rpcCode: err.context.rpcCode,
+          rpcMessage: err.context.rpcMessage,
+        });
+      }
+      throw err;
+    }
+  }
+
+  async logsByBlockHash(hash: string): Promise<ChainLog[]> {
+    const logs = validateResult(logsSchema, await this.transport.request('eth_getLogs', [{ blockHash: hash }]), 'eth_getLogs');
+    if (logs.some((l) => l.blockHash !== hash)) {
+      throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'eth_getLogs by blockHash returned logs of another block', { hash });
+    }
+    return logs;
+  }
+}
+
+function isRangeRefusal(err: EthhookError): boolean {
+  return err.context.rpcCode === -32005 || TOO_LARGE.test(String(err.context.rpcMessage ?? ''));
+}
+
+function checkNumber(header: BlockHeader | null, n: number): BlockHeader | null {
+  if (header && header.number !== n) {
+    throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `asked for block ${n}, got block ${header.number}`, { block: n });
+  }
+  return header;
+}

@@ -1,0 +1,40 @@
+/**
+ * What the listener needs from a JSON-RPC transport (WebSocket or HTTP), and the errors they share.
+ * A transport rejects a call with an EthhookError: ETHHOOK_ERR_RPC_TIMEOUT, ETHHOOK_ERR_RPC_ERROR
+ * (context: method, rpcCode, rpcMessage), ETHHOOK_ERR_RPC_MALFORMED or ETHHOOK_ERR_RPC_CLOSED.
+ * Problems that belong to no call (a garbage frame, a reply to an id nobody asked) go to `onProblem`.
+ */
+import { EthhookError } from '../../runtime/errors.ts';
+import type { RpcErrorBody } from './frames.ts';
+import type { RpcErrorKind } from './metrics.ts';
+
+export interface RpcCall {
+  method: string;
+  params: unknown[];
+}
+
+export interface RpcTransport {
+  readonly kind: 'ws' | 'http';
+  request(method: string, params: unknown[]): Promise<unknown>;
+  /** One round trip for several calls; results in call order; the first error rejects the whole batch. */
+  batch(calls: RpcCall[]): Promise<unknown[]>;
+  close(): void;
+}
+
+export type ProblemHandler = (kind: RpcErrorKind, error: EthhookError) => void;
+
+export function rpcError(method: string, error: RpcErrorBody): EthhookError {
+  return new EthhookError('ETHHOOK_ERR_RPC_ERROR', `${method} failed: ${error.message.slice(0, 200)}`, {
+    method,
+    rpcCode: error.code,
+    rpcMessage: error.message.slice(0, 200),
+  });
+}
+
+export function rpcTimeout(method: string, timeoutMs: number): EthhookError {
+  return new EthhookError('ETHHOOK_ERR_RPC_TIMEOUT', `${method} got no answer in ${timeoutMs} ms`, { method, timeoutMs });
+}
+
+export function rpcClosed(method: string, why: string): EthhookError {
+  return new EthhookError('ETHHOOK_ERR_RPC_CLOSED', `${method}: connection closed (${why})`, { method, why });
+}

@@ -1,0 +1,88 @@
+// The frame parser and the result validators on the edge cases a hostile node would try.
+import { describe, expect, it } from 'vitest';
+import { headerSchema, logsSchema, validateResult } from '../../src/actors/chain-listener/eth-schemas.ts';
+import { parseFrame } from '../../src/actors/chain-listener/frames.ts';
+import { EthhookError } from '../../src/runtime/errors.ts';
+
+const malformed = (raw: string) => {
+  try {
+    parseFrame(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(EthhookError);
+    return (err as EthhookError).context;
+  }
+  throw new Error(`accepted: ${raw}`);
+};
+
+describe('parseFrame: accepted shapes', () => {
+  it('reads a response, a null result, an error, a batch and a notification', () => {
+    expect(parseFrame('{"jsonrpc":"2.0","id":1,"result":"0x1"}')).toEqual({ kind: 'response', id: 1, result: '0x1' });
+    expect(parseFrame('{"jsonrpc":"2.0","id":2,"result":null}')).toEqual({ kind: 'response', id: 2, result: null });
+    expect(parseFrame('{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}')).toEqual({
+      kind: 'error',
+      id: null,
+      error: { code: -32700, message: 'parse' },
+    });
+    expect(parseFrame('[{"jsonrpc":"2.0","id":1,"result":1},{"jsonrpc":"2.0","id":2,"result":2}]').kind).toBe('batch');
+    expect(parseFrame('{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0xab","result":{}}}')).toEqual({
+      kind: 'notification',
+      subscription: '0xab',
+      result: {},
+    });
+  });
+});
+
+describe('parseFrame: refused shapes', () => {
+  it('refuses non-JSON, scalars, empty batches, wrong versions and ambiguous replies, with a sample', () => {
+    expect(malformed('not json').reason).toBe('not JSON');
+    expect(malformed('42').reason).toBe('not an object');
+    expect(malformed('[]').reason).toBe('an empty batch');
+    malformed('{"jsonrpc":"1.0","id":1,"result":1}');
+    expect(malformed('{"jsonrpc":"2.0","id":1}').reason).toMatch(/exactly one/);
+    malformed('{"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":"x"}}');
+    malformed('{"jsonrpc":"2.0","id":null,"result":1}');
+    malformed('{"jsonrpc":"2.0","id":{"a":1},"result":1}');
+    malformed('{"jsonrpc":"2.0","method":"eth_other","params":{}}');
+    expect(String(malformed(`garbage ${'x'.repeat(10_000)}`).sample).length).toBeLessThanOrEqual(120);
+  });
+});
+
+describe('result validation', () => {
+  const header = {
+    number: '0x10',
+    hash: `0x${'AB'.repeat(32)}`,
+    parentHash: `0x${'cd'.repeat(32)}`,
+    timestamp: '0x5f5e100',
+    extra: 'ignored',
+  };
+  it('turns quantities into numbers and hashes into lowercase', () => {
+    expect(validateResult(headerSchema, header, 'eth_getBlockByNumber')).toEqual({
+      number: 16,
+      hash: `0x${'ab'.repeat(32)}`,
+      parentHash: `0x${'cd'.repeat(32)}`,
+      timestamp: 100_000_000,
+    });
+  });
+  it('refuses quantities beyond 2^53, short hashes, pending logs, with the method and the field', () => {
+    expect(() => validateResult(headerSchema, { ...header, number: '0x20000000000000' }, 'm')).toThrow(/2\^53/);
+    try {
+      validateResult(headerSchema, { ...header, hash: '0x12' }, 'eth_getBlockByNumber');
+      expect.unreachable();
+    } catch (err) {
+      expect((err as EthhookError).code).toBe('ETHHOOK_ERR_RPC_MALFORMED');
+      expect((err as EthhookError).context).toEqual({ method: 'eth_getBlockByNumber', field: 'hash' });
+    }
+    const log = {
+      address: `0x${'11'.repeat(20)}`,
+      topics: [],
+      data: '0x',
+      blockNumber: '0x1',
+      blockHash: null,
+      transactionHash: `0x${'22'.repeat(32)}`,
+      transactionIndex: '0x0',
+      logIndex: '0x0',
+    };
+    expect(() => validateResult(logsSchema, [log], 'eth_getLogs')).toThrow(/eth_getLogs/);
+    expect(validateResult(logsSchema, [{ ...log, blockHash: `0x${'33'.repeat(32)}` }], 'eth_getLogs')[0]!.removed).toBe(false);
+  });
+});
