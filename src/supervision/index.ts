@@ -1,5 +1,7 @@
 /**
- * The kernel's entry point: validate a tree specification, build it under a new ActorSystem, start it.
+ * The kernel's entry point: validate a tree specification, build it under an ActorSystem, start it.
+ * `startSystem(spec, options)` does it all; `startTree(system, spec)` starts a tree under a system made
+ * beforehand, for actors (like Admin) whose behaviour needs the system itself.
  */
 import { ActorSystem, type SystemOptions } from '../runtime/system.ts';
 import type { SupervisorSpec } from '../runtime/types.ts';
@@ -11,9 +13,8 @@ export { RestartIntensity } from './intensity.ts';
 export { childrenToRestart } from './strategy.ts';
 export { Supervisor, DEFAULT_INTENSITY } from './supervisor.ts';
 
-export async function startSystem(root: SupervisorSpec, options: SystemOptions = {}): Promise<ActorSystem> {
+export async function startTree(system: ActorSystem, root: SupervisorSpec): Promise<ActorSystem> {
   checkSupervisor('/', root);
-  const system = new ActorSystem(options);
   const tree = new Supervisor(root, null, {
     cellEnv: system.cellEnv,
     defaults: system.defaults,
@@ -22,4 +23,8 @@ export async function startSystem(root: SupervisorSpec, options: SystemOptions =
   });
   await system.startRoot(tree);
   return system;
+}
+
+export function startSystem(root: SupervisorSpec, options: SystemOptions = {}): Promise<ActorSystem> {
+  return startTree(new ActorSystem(options), root);
 }
