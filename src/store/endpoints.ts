@@ -94,7 +94,7 @@ export class EndpointStore {
   }
 
   /** Creates an endpoint; `secret` is the plaintext signing secret, returned this once. */
-  create(input: EndpointCreateInput, now = Date.now()): Promise<{ endpoint: Endpoint; secret: string }> {
+  async create(input: EndpointCreateInput, now = Date.now()): Promise<{ endpoint: Endpoint; secret: string }> {
     const parsed = parseInput(endpointCreateSchema, input, 'endpoint');
     return this.writes.run(async () => {
       const id = parsed.id ?? newId('ep_', now);
@@ -136,7 +136,7 @@ export class EndpointStore {
     return out;
   }
 
-  update(id: string, patch: EndpointUpdateInput): Promise<Endpoint> {
+  async update(id: string, patch: EndpointUpdateInput): Promise<Endpoint> {
     const parsed = parseInput(endpointUpdateSchema, patch, 'endpoint update');
     return this.modify(id, (e) => {
       const { rateLimitPerSec: _old, ...rest } = e;
@@ -159,7 +159,7 @@ export class EndpointStore {
     });
   }
 
-  rotateSecret(
+  async rotateSecret(
     id: string,
     overlapMs = DEFAULT_ROTATION_OVERLAP_MS,
     options: { now?: number; secret?: string } = {},

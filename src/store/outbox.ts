@@ -146,7 +146,7 @@ export class Outbox {
    * Writes the new jobs and `extraOps` in ONE LevelDB batch: all of them land, or none. Jobs whose id is
    * already pending or dead (or repeated in `jobs`) are skipped; `extraOps` are always written.
    */
-  enqueueBatch(jobs: readonly NewJob[], extraOps: readonly BatchOp[] = []): Promise<EnqueueResult> {
+  async enqueueBatch(jobs: readonly NewJob[], extraOps: readonly BatchOp[] = []): Promise<EnqueueResult> {
     const now = this.now();
     const fresh: Job[] = [];
     const seen = new Set<string>();

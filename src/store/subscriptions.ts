@@ -89,7 +89,7 @@ export class SubscriptionStore {
     this.byEndpoint = sublevel<string>(db, 'subscriptions-by-endpoint');
   }
 
-  create(input: SubscriptionCreateInput, now = Date.now()): Promise<Subscription> {
+  async create(input: SubscriptionCreateInput, now = Date.now()): Promise<Subscription> {
     const parsed = parseInput(subscriptionCreateSchema, input, 'subscription');
     return this.writes.run(async () => {
       await this.endpoints.require(parsed.endpointId);
