@@ -71,7 +71,8 @@ export async function checkHost(hostname: string, policy: TargetPolicy): Promise
   if (!policy.allowPrivate) {
     for (const { address } of addresses) {
       const verdict = classifyAddress(address);
-      if (!verdict.global) return { ok: false, kind: 'address', reason: `${hostname}: ${verdict.reason}` };
+      if (verdict.global) continue;
+      return { ok: false, kind: 'address', reason: address === hostname ? verdict.reason : `${hostname}: ${verdict.reason}` };
     }
   }
   return { ok: true, address: first.address, family: first.family };
