@@ -9,6 +9,8 @@
  *   parent, which decides the restart. The panicking message is kept aside and handed to the next
  *   incarnation first; after `maxConsecutivePanics` panics in a row it goes to dead letters (`poison`).
  *   A process crash of a placed behaviour (`ctx.fail(err, 'crash')`) is treated the same way.
+ * - A worker placed `forked` or `threaded` runs a parent-side proxy of its behaviour (placement/): the
+ *   mailbox, ref and supervision stay here; the proxy reports the child's death through `ctx.fail`.
  * - Every refused, evicted or abandoned message goes to dead letters with a reason; nothing is dropped
  *   silently. A pending `ask` whose message is dead-lettered is rejected with the matching error code.
  */
@@ -17,6 +19,7 @@ import type { Dispatcher, Runnable } from './dispatcher.ts';
 import { EthhookError, describeError } from './errors.ts';
 import { actorLogger, type Logger } from './log.ts';
 import { Mailbox, type Reply } from './mailbox.ts';
+import { createPlacedBehaviour } from './placement/index.ts';
 import type { ParentLink, StopWhy, TreeNode } from './node.ts';
 import { ActorStats } from './stats.ts';
 import type {
@@ -357,7 +360,10 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     this.stateNow = 'starting';
     const inc = this.incarnationNo;
     const ctx = new CellContext(this, inc, this.log);
-    const behaviour = this.spec.behaviour();
+    const placement = this.spec.placement;
+    const behaviour = placement === undefined || placement.mode === 'local'
+      ? this.spec.behaviour!()
+      : (createPlacedBehaviour(placement, { logger: this.log, stopTimeoutMs: this.shutdownTimeoutMs }) as Behaviour<M>);
     this.behaviour = behaviour;
     this.ctx = ctx;
     try {

@@ -113,7 +113,8 @@ export type PlacementSpec =
 export interface WorkerSpec<M = unknown> {
   kind: 'worker';
   name: string;
-  behaviour: BehaviourFactory<M>;
+  /** Builds the behaviour of each incarnation. Required for local workers; placed ones build it in the child. */
+  behaviour?: BehaviourFactory<M>;
   restart?: RestartType;
   shutdownTimeoutMs?: number;
   mailbox?: Partial<MailboxSpec>;

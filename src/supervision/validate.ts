@@ -30,7 +30,8 @@ function checkChild(parentPath: string, spec: ChildSpec): void {
   checkPositiveInt(path, 'shutdownTimeoutMs', spec.shutdownTimeoutMs);
   if (spec.kind === 'supervisor') return checkSupervisor(path, spec);
   if (spec.kind !== 'worker') invalid(path, 'kind', (spec as { kind: unknown }).kind);
-  if (typeof spec.behaviour !== 'function') invalid(path, 'behaviour', typeof spec.behaviour);
+  const placed = spec.placement !== undefined && spec.placement.mode !== 'local';
+  if (!placed && typeof spec.behaviour !== 'function') invalid(path, 'behaviour', typeof spec.behaviour);
   checkPositiveInt(path, 'mailbox.capacity', spec.mailbox?.capacity);
   checkPositiveInt(path, 'mailbox.throughput', spec.mailbox?.throughput);
   if (spec.mailbox?.overflow !== undefined && !OVERFLOWS.includes(spec.mailbox.overflow)) invalid(path, 'mailbox.overflow', spec.mailbox.overflow);

@@ -8,7 +8,9 @@ const stopMs = Number(process.argv[2] ?? '0');
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const worker = (name: string): WorkerSpec => ({
   kind: 'worker', name, behaviour: () => ({
-    preStart: () => say(`start ${name}`),
+    preStart: () => {
+      say(`start ${name}`);
+    },
     receive: () => undefined,
     postStop: () => new Promise<void>((r) => setTimeout(() => { say(`stop ${name}`); r(); }, stopMs)),
   }),
