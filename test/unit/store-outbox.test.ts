@@ -1,0 +1,229 @@
+// The outbox on a real LevelDB directory: one-batch enqueue, idempotence, due order, reschedule,
+// complete, dead letters and replay, bounded attempt records, counters across reopen.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { openDb, sublevel, type Db } from '../../src/store/db.ts';
+import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+
+const T0 = 1_700_000_000_000;
+let clock = T0;
+const now = () => clock;
+
+const dirs: string[] = [];
+const dbs: Db[] = [];
+async function freshDb(): Promise<{ db: Db; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'ethhook-outbox-'));
+  dirs.push(dir);
+  const db = await openDb(dir);
+  dbs.push(db);
+  return { db, dir };
+}
+afterAll(async () => {
+  for (const db of dbs) if (db.status === 'open') await db.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+beforeEach(() => {
+  clock = T0;
+});
+
+function job(id: string, endpointId = 'ep_a', extra: Partial<NewJob> = {}): NewJob {
+  return {
+    id,
+    endpointId,
+    subscriptionId: 'sub_1',
+    type: 'log.created',
+    payload: {
+      type: 'log.created',
+      timestamp: new Date(T0).toISOString(),
+      data: {
+        chainId: 1, blockNumber: 10, blockHash: '0x' + '1'.repeat(64), transactionHash: '0x' + '2'.repeat(64),
+        logIndex: 0, address: '0x' + '3'.repeat(40), topics: [], data: '0x', subscriptionId: 'sub_1',
+      },
+    },
+    eventSeenAt: T0 - 5,
+    ...extra,
+  };
+}
+
+describe('enqueue', () => {
+  it('writes jobs and the caller\'s extra ops in one batch, due now, attempt 0', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const markers = sublevel<number>(db, 'test-markers');
+    let woken = 0;
+    outbox.onEnqueue((n) => (woken += n));
+    const result = await outbox.enqueueBatch([job('msg_1'), job('msg_2')], [{ type: 'put', sublevel: markers, key: 'block-10', value: 10 }]);
+    expect(result).toEqual({ enqueued: 2, duplicates: 0 });
+    expect(await markers.get('block-10')).toBe(10);
+    expect(await outbox.get('msg_1')).toMatchObject({ attempt: 0, nextAttemptAt: T0, createdAt: T0, eventSeenAt: T0 - 5 });
+    expect(outbox.depth()).toBe(2);
+    await Promise.resolve();
+    expect(woken).toBe(2);
+  });
+
+  it('writes nothing at all when one operation of the batch is invalid', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const markers = sublevel<number>(db, 'test-markers');
+    await expect(
+      outbox.enqueueBatch([job('msg_1'), job('msg_2')], [
+        { type: 'put', sublevel: markers, key: 'ok', value: 1 },
+        { type: 'put', sublevel: markers, key: null as unknown as string, value: 2 },
+      ]),
+    ).rejects.toThrow();
+    expect(await outbox.get('msg_1')).toBeUndefined();
+    expect(await markers.get('ok')).toBeUndefined();
+    expect(await outbox.due(T0 + 1, 10)).toEqual([]);
+    expect(outbox.depth()).toBe(0);
+  });
+
+  it('rejects a malformed job before writing anything', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await expect(outbox.enqueueBatch([job('msg_1'), { ...job('msg_2'), type: 'log.other' as never }])).rejects.toThrow();
+    expect(outbox.depth()).toBe(0);
+  });
+
+  it('is idempotent: ids already pending, dead, or repeated in the batch are skipped; extra ops still land', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const markers = sublevel<number>(db, 'test-markers');
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
+    await outbox.deadLetter({ id: 'msg_2' }, 'test');
+    const again = await outbox.enqueueBatch([job('msg_1'), job('msg_2'), job('msg_3'), job('msg_3')], [{ type: 'put', sublevel: markers, key: 'm', value: 1 }]);
+    expect(again).toEqual({ enqueued: 1, duplicates: 3 });
+    expect(await markers.get('m')).toBe(1);
+    expect(outbox.depth()).toBe(2);
+    expect(outbox.deadLetterCount()).toBe(1);
+  });
+});
+
+describe('due, reschedule, complete', () => {
+  it('returns due jobs earliest first, honours limit and exclude, and tells when the next is due', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    expect(await outbox.nextDueAt()).toBeUndefined();
+    await outbox.enqueueBatch([job('msg_c', 'ep_a', { nextAttemptAt: T0 + 30 }), job('msg_a', 'ep_a', { nextAttemptAt: T0 + 10 }), job('msg_b', 'ep_a', { nextAttemptAt: T0 + 20 })]);
+    expect(await outbox.nextDueAt()).toBe(T0 + 10);
+    expect((await outbox.due(T0 + 9, 10)).map((j) => j.id)).toEqual([]);
+    expect((await outbox.due(T0 + 20, 10)).map((j) => j.id)).toEqual(['msg_a', 'msg_b']);
+    expect((await outbox.due(T0 + 100, 2)).map((j) => j.id)).toEqual(['msg_a', 'msg_b']);
+    expect((await outbox.due(T0 + 100, 2, { exclude: new Set(['msg_a']) })).map((j) => j.id)).toEqual(['msg_b', 'msg_c']);
+  });
+
+  it('reschedule bumps the attempt, moves the job in due order and records the attempt', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
+    const updated = await outbox.reschedule({ id: 'msg_1' }, T0 + 5000, { jobId: 'msg_1', endpointId: 'ep_a', at: T0, attempt: 1, status: 503, durationMs: 12 });
+    expect(updated).toMatchObject({ attempt: 1, nextAttemptAt: T0 + 5000 });
+    expect((await outbox.due(T0, 10)).map((j) => j.id)).toEqual(['msg_2']);
+    expect((await outbox.due(T0 + 5000, 10)).map((j) => j.id)).toEqual(['msg_2', 'msg_1']);
+    expect(await outbox.attempts.list('ep_a')).toEqual([{ jobId: 'msg_1', endpointId: 'ep_a', at: T0, attempt: 1, status: 503, durationMs: 12 }]);
+    expect(await outbox.reschedule({ id: 'msg_gone' }, T0)).toBeUndefined();
+  });
+
+  it('complete deletes the job for good; completing twice is a no-op', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1')]);
+    expect(await outbox.complete('msg_1', { jobId: 'msg_1', endpointId: 'ep_a', at: T0, status: 200, durationMs: 3 })).toBe(true);
+    expect(await outbox.complete('msg_1')).toBe(false);
+    expect(await outbox.get('msg_1')).toBeUndefined();
+    expect(await outbox.due(T0 + 1e9, 10)).toEqual([]);
+    expect(outbox.depth()).toBe(0);
+    expect((await outbox.attempts.list('ep_a'))[0]).toMatchObject({ status: 200 });
+  });
+
+  it('concurrent completes of many jobs keep the depth exact', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const ids = Array.from({ length: 200 }, (_, i) => `msg_${i}`);
+    await outbox.enqueueBatch(ids.map((id) => job(id)));
+    const results = await Promise.all([...ids, ...ids.slice(0, 50)].map((id) => outbox.complete(id)));
+    expect(results.filter(Boolean)).toHaveLength(200);
+    expect(outbox.depth()).toBe(0);
+  });
+});
+
+describe('dead letters and replay', () => {
+  it('dead-letters atomically, lists by endpoint and time, replays one and all since a time', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_a1', 'ep_a'), job('msg_a2', 'ep_a'), job('msg_a3', 'ep_a'), job('msg_b1', 'ep_b')]);
+    await outbox.reschedule({ id: 'msg_a1' }, T0);
+    clock = T0 + 100;
+    expect(await outbox.deadLetter({ id: 'msg_a1' }, 'retries exhausted', { jobId: 'msg_a1', endpointId: 'ep_a', at: clock, status: 500, durationMs: 4 })).toBe(true);
+    clock = T0 + 200;
+    await outbox.deadLetter({ id: 'msg_b1' }, 'HTTP 400');
+    clock = T0 + 300;
+    await outbox.deadLetter({ id: 'msg_a2' }, 'endpoint disabled');
+    clock = T0 + 400;
+    await outbox.deadLetter({ id: 'msg_a3' }, 'endpoint disabled');
+    expect(await outbox.deadLetter({ id: 'msg_a3' }, 'twice')).toBe(false);
+    expect(outbox.depth()).toBe(0);
+    expect(outbox.deadLetterCount()).toBe(4);
+    expect(await outbox.get('msg_a1')).toBeUndefined();
+    expect(await outbox.due(T0 + 1e9, 10)).toEqual([]);
+
+    const a1 = await outbox.getDeadLetter('msg_a1');
+    expect(a1).toMatchObject({ id: 'msg_a1', reason: 'retries exhausted', deadAt: T0 + 100, job: { attempt: 2 } });
+    expect((await outbox.listDeadLetters()).map((d) => d.id)).toEqual(['msg_a1', 'msg_b1', 'msg_a2', 'msg_a3']);
+    expect((await outbox.listDeadLetters({ endpointId: 'ep_a' })).map((d) => d.id)).toEqual(['msg_a1', 'msg_a2', 'msg_a3']);
+    expect((await outbox.listDeadLetters({ endpointId: 'ep_a', since: T0 + 300, limit: 1 })).map((d) => d.id)).toEqual(['msg_a2']);
+    expect((await outbox.listDeadLetters({ since: T0 + 150 })).map((d) => d.id)).toEqual(['msg_b1', 'msg_a2', 'msg_a3']);
+
+    clock = T0 + 1000;
+    const replayed = await outbox.replayDeadLetter('msg_a1');
+    expect(replayed).toMatchObject({ id: 'msg_a1', attempt: 0, nextAttemptAt: T0 + 1000 });
+    await expect(outbox.replayDeadLetter('msg_a1')).rejects.toMatchObject({ code: 'ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND' });
+
+    expect(await outbox.replayAll({ endpointId: 'ep_a', since: T0 + 350 })).toBe(1);
+    expect((await outbox.due(clock, 10)).map((j) => j.id).sort()).toEqual(['msg_a1', 'msg_a3']);
+    expect((await outbox.listDeadLetters()).map((d) => d.id)).toEqual(['msg_b1', 'msg_a2']);
+    expect(outbox.depth()).toBe(2);
+    expect(outbox.deadLetterCount()).toBe(2);
+  });
+
+  it('replays more dead letters than one chunk', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const ids = Array.from({ length: 1203 }, (_, i) => `msg_${String(i).padStart(5, '0')}`);
+    await outbox.enqueueBatch(ids.map((id) => job(id, 'ep_bulk')));
+    for (const id of ids) await outbox.deadLetter({ id }, 'bulk');
+    expect(await outbox.replayAll({ endpointId: 'ep_bulk' })).toBe(1203);
+    expect(outbox.deadLetterCount()).toBe(0);
+    expect((await outbox.due(clock, 2000)).length).toBe(1203);
+  });
+});
+
+describe('counters and attempt records', () => {
+  it('depth and dead-letter count survive a reopen', async () => {
+    const { db, dir } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2'), job('msg_3')]);
+    await outbox.deadLetter({ id: 'msg_3' }, 'x');
+    await db.close();
+    const reopened = await Outbox.open(await openDb(dir).then((d) => (dbs.push(d), d)), { now });
+    expect(reopened.depth()).toBe(2);
+    expect(reopened.deadLetterCount()).toBe(1);
+  });
+
+  it('keeps at most 1.25x the configured attempts per endpoint, newest first', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now, attemptsPerEndpoint: 8 });
+    for (let i = 0; i < 50; i++) {
+      await outbox.attempts.record({ jobId: `msg_${i}`, endpointId: 'ep_a', at: T0 + i, durationMs: 1, error: 'ECONNREFUSED' });
+      await outbox.attempts.record({ jobId: `msg_${i}`, endpointId: 'ep_b', at: T0 + i, durationMs: 1 });
+    }
+    const a = await outbox.attempts.list('ep_a', { limit: 100 });
+    expect(a.length).toBeGreaterThanOrEqual(8);
+    expect(a.length).toBeLessThanOrEqual(10);
+    expect(a[0]!.jobId).toBe('msg_49');
+    expect(a.map((r) => r.at)).toEqual([...a.map((r) => r.at)].sort((x, y) => y - x));
+    expect((await outbox.attempts.list('ep_a', { before: T0 + 45, limit: 2 })).map((r) => r.jobId)).toEqual(['msg_44', 'msg_43']);
+    expect((await outbox.attempts.list('ep_b', { limit: 100 })).length).toBeLessThanOrEqual(10);
+  });
+});
