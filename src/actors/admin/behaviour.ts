@@ -1,0 +1,103 @@
+/**
+ * The Admin actor: the node's HTTP surface as a supervised behaviour. `preStart` resolves the tokens
+ * (configured ones, else the generated dev token, see dev-token.ts) and listens; `postStop` closes.
+ * A restart therefore rebinds the port, and a port that cannot be bound is a failed start that the
+ * supervisor handles like any other.
+ *
+ * Use one fresh behaviour per incarnation:
+ *   { kind: 'worker', name: 'admin', behaviour: () => createAdminBehaviour({ system: () => sys, config: config.admin,
+ *     registry, dataDir: config.node.dataDir, routes: [...endpointRoutes] }) }
+ * `system` may be a getter because the API listens while the tree is still starting; until it returns
+ * the system, `/ready` says "starting" and system routes answer 503.
+ *
+ * Mailbox: `{ type: 'address' }` replies with the bound address (port 0 picks a free port).
+ */
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { AdminConfig } from '../../config/schema.ts';
+import { ERROR_CATALOG } from '../../errors.ts';
+import { EthhookError, type ErrorCatalog } from '../../runtime/errors.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { ActorContext, Behaviour } from '../../runtime/types.ts';
+import { TokenTable } from './auth.ts';
+import { ensureDevToken } from './dev-token.ts';
+import { kernelRoutes, type AdminSystem } from './kernel-routes.ts';
+import { AdminMessage } from './messages.ts';
+import { RouteTable, type Route } from './router.ts';
+import { AdminServer } from './server.ts';
+
+export interface AdminBehaviourOptions {
+  system: AdminSystem | (() => AdminSystem | undefined);
+  config: AdminConfig;
+  /** The node's prom-client registry, served at /metrics. */
+  registry: Registry;
+  /** Where request and audit lines go. Default: the actor's own logger. */
+  logger?: Logger;
+  /** Directory of the generated token when `config.tokens` is empty (the node's dataDir). */
+  dataDir?: string;
+  /** Routes of other modules, served with the same auth, parsing, errors and audit. */
+  routes?: readonly Route[];
+}
+
+export interface AdminBehaviour extends Behaviour<AdminMessage> {
+  /** Where this incarnation listens; null before preStart and after postStop. */
+  address(): AddressInfo | null;
+}
+
+/** Every code of the node's catalog, so any layer's error answers with its own status. */
+const CATALOG: ErrorCatalog = Object.fromEntries(ERROR_CATALOG.map((e) => [e.code, e]));
+
+export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehaviour {
+  const { config, registry } = options;
+  const system = typeof options.system === 'function' ? options.system : () => options.system as AdminSystem;
+  let server: AdminServer | null = null;
+
+  return {
+    async preStart(ctx: ActorContext<AdminMessage>) {
+      const log = options.logger ?? ctx.log;
+      const tokens = config.tokens.length > 0 ? config.tokens : [await devToken(options.dataDir, log)];
+      const routes = new RouteTable([...kernelRoutes({ system, registry, selfPath: ctx.path }), ...(options.routes ?? [])]);
+      server = new AdminServer({
+        host: config.host,
+        port: config.port,
+        tokens: new TokenTable(tokens),
+        routes,
+        corsOrigins: config.corsOrigins,
+        maxBodyBytes: config.maxBodyBytes,
+        requestTimeoutMs: config.requestTimeoutMs,
+        log,
+        catalog: CATALOG,
+      });
+      const address = await server.listen();
+      log.info({ host: address.address, port: address.port, roles: tokens.map((t) => t.role) }, 'admin API listening');
+    },
+
+    receive(msg: AdminMessage, ctx: ActorContext<AdminMessage>) {
+      const parsed = AdminMessage.safeParse(msg);
+      if (!parsed.success) {
+        ctx.log.warn({ messageType: typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : typeof msg }, 'admin actor ignored an unknown message');
+        return undefined;
+      }
+      return server?.address() ?? null;
+    },
+
+    async postStop() {
+      const closing = server;
+      server = null;
+      await closing?.close();
+    },
+
+    health() {
+      return server?.server.listening ? { ok: true } : { ok: false, detail: 'the admin API is not listening' };
+    },
+
+    address: () => server?.address() ?? null,
+  };
+}
+
+function devToken(dataDir: string | undefined, log: Logger) {
+  if (dataDir === undefined) {
+    throw new EthhookError('ETHHOOK_ERR_ADMIN_TOKEN_FILE', 'no admin tokens are configured and no dataDir was given to keep a generated one');
+  }
+  return ensureDevToken(dataDir, log);
+}
