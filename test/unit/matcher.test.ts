@@ -1,0 +1,280 @@
+// The Matcher behaviour on a real LevelDB directory: jobs are in the outbox before the ack, re-sent
+// blocks enqueue nothing twice, retractions go only to subscriptions that got the log, index updates
+// apply without restart.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { webhookId } from '../../src/actors/matcher/jobs.ts';
+import { createMatcher, type Matcher, type MatcherDeps } from '../../src/actors/matcher/matcher.ts';
+import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messages.ts';
+import { createLogger } from '../../src/runtime/log.ts';
+import { openDb, type Db } from '../../src/store/db.ts';
+import { EndpointStore } from '../../src/store/endpoints.ts';
+import { Outbox } from '../../src/store/outbox.ts';
+import { SubscriptionStore } from '../../src/store/subscriptions.ts';
+
+const A = '0x' + 'a1'.repeat(20);
+const B = '0x' + 'b2'.repeat(20);
+const T = (n: number) => '0x' + n.toString(16).padStart(64, '0');
+const H = (n: number) => '0x' + n.toString(16).padStart(64, 'e');
+const TX = '0x' + 'cd'.repeat(32);
+const logger = createLogger({ level: 'silent' });
+const ctx = {} as never;
+
+const dirs: string[] = [];
+const dbs: Db[] = [];
+afterAll(async () => {
+  for (const db of dbs) if (db.status === 'open') await db.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+interface World {
+  db: Db;
+  endpoints: EndpointStore;
+  subscriptions: SubscriptionStore;
+  outbox: Outbox;
+  registry: Registry;
+  deps: MatcherDeps;
+}
+let w: World;
+
+beforeEach(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ethhook-matcher-'));
+  dirs.push(dir);
+  const db = await openDb(dir);
+  dbs.push(db);
+  const endpoints = new EndpointStore(db, randomBytes(32));
+  const subscriptions = new SubscriptionStore(db, endpoints);
+  const outbox = await Outbox.open(db);
+  const registry = new Registry();
+  w = { db, endpoints, subscriptions, outbox, registry, deps: { db, subscriptions, outbox, logger, registry } };
+});
+
+async function started(deps: Partial<MatcherDeps> = {}): Promise<Matcher> {
+  const m = createMatcher({ ...w.deps, ...deps });
+  await m.preStart!(ctx);
+  return m;
+}
+
+async function endpoint(): Promise<string> {
+  return (await w.endpoints.create({ url: 'https://receiver.example/hook' })).endpoint.id;
+}
+
+function log(logIndex: number, address: string, topics: string[], blockNumber = 100, blockHash = H(blockNumber)): ChainLog {
+  return { address, topics, data: '0x' + logIndex.toString(16).padStart(4, '0'), blockNumber, blockHash, transactionHash: TX, transactionIndex: 0, logIndex, removed: false };
+}
+
+function block(blockNumber: number, logs: ChainLog[], opts: { removed?: boolean; chainId?: number; blockHash?: string; seenAt?: number } = {}): ChainBlockMessage {
+  const blockHash = opts.blockHash ?? H(blockNumber);
+  return {
+    type: 'chain.block',
+    chainId: opts.chainId ?? 1,
+    blockNumber,
+    blockHash,
+    parentHash: H(blockNumber - 1),
+    timestamp: 1_700_000_000 + blockNumber,
+    seenAt: opts.seenAt ?? 1_700_000_000_000 + blockNumber * 1000 + 0.5,
+    removed: opts.removed ?? false,
+    logs: logs.map((l) => ({ ...l, blockNumber, blockHash, removed: opts.removed ?? false })),
+  };
+}
+
+async function allJobs() {
+  return w.outbox.due(Number.MAX_SAFE_INTEGER, 10_000);
+}
+
+describe('matching a block', () => {
+  it('writes one job per (log, matching subscription) with the issue\'s payload, then acks', async () => {
+    const ep = await endpoint();
+    const s1 = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], topics: [T(1)] });
+    const s2 = await w.subscriptions.create({ endpointId: ep, chainId: 1, topics: [null, T(2)] });
+    await w.subscriptions.create({ endpointId: ep, chainId: 2, addresses: [A] });
+    const m = await started();
+
+    const msg = block(100, [log(0, A, [T(1)]), log(1, B, [T(9), T(2)]), log(2, A, [T(1), T(2)]), log(3, B, [T(1)])]);
+    const reply = await m.receive(msg, ctx);
+    expect(reply).toEqual({ ok: true, jobs: 4 });
+
+    const jobs = await allJobs();
+    const pairs = jobs.map((j) => `${j.payload.data.logIndex}:${j.subscriptionId}`).sort();
+    expect(pairs).toEqual([`0:${s1.id}`, `1:${s2.id}`, `2:${s1.id}`, `2:${s2.id}`].sort());
+    const j = jobs.find((x) => x.payload.data.logIndex === 1)!;
+    expect(j).toMatchObject({
+      id: webhookId(1, H(100), 1, s2.id, 'log.created'),
+      endpointId: ep,
+      subscriptionId: s2.id,
+      type: 'log.created',
+      eventSeenAt: msg.seenAt,
+      attempt: 0,
+      payload: {
+        type: 'log.created',
+        timestamp: new Date((1_700_000_000 + 100) * 1000).toISOString(),
+        data: { chainId: 1, blockNumber: 100, blockHash: H(100), transactionHash: TX, logIndex: 1, address: B, topics: [T(9), T(2)], data: '0x0001', subscriptionId: s2.id },
+      },
+    });
+    expect(j.id).toMatch(/^msg_[0-9a-f]{64}$/);
+  });
+
+  it('does not reply before the batch is written, and never replies when the write fails', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let failNext = false;
+    const gated = Object.create(w.outbox) as Outbox;
+    gated.enqueueBatch = async (jobs, extra) => {
+      await gate;
+      if (failNext) throw new Error('disk full');
+      return w.outbox.enqueueBatch(jobs, extra);
+    };
+    const m = await started({ outbox: gated });
+
+    let replied = false;
+    const pending = Promise.resolve(m.receive(block(7, [log(0, A, [])]), ctx)).then((r) => ((replied = true), r));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(replied).toBe(false);
+    expect(await allJobs()).toEqual([]);
+    release();
+    expect(await pending).toEqual({ ok: true, jobs: 1 });
+    expect(await allJobs()).toHaveLength(1);
+
+    failNext = true;
+    await expect(Promise.resolve(m.receive(block(8, [log(0, A, [])]), ctx))).rejects.toThrow('disk full');
+    expect(await allJobs()).toHaveLength(1);
+    // The listener sends block 8 again: now it lands.
+    failNext = false;
+    expect(await m.receive(block(8, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+
+  it('a block sent again (listener crashed before its cursor moved) enqueues nothing twice, even after delivery', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started();
+    const msg = block(5, [log(0, A, []), log(1, A, [])]);
+    expect(await m.receive(msg, ctx)).toEqual({ ok: true, jobs: 2 });
+    for (const j of await allJobs()) await w.outbox.complete(j.id);
+    expect(await m.receive(msg, ctx)).toEqual({ ok: true, jobs: 0 });
+    // A restarted Matcher (fresh index, same store) behaves the same.
+    expect(await (await started()).receive(msg, ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(w.outbox.depth()).toBe(0);
+  });
+
+  it('acks blocks without matches without writing', async () => {
+    const m = await started();
+    expect(await m.receive(block(1, [log(0, A, [T(1)])]), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(2, []), ctx)).toEqual({ ok: true, jobs: 0 });
+  });
+
+  it('refuses an invalid message with ETHHOOK_ERR_MATCHER_BAD_MESSAGE and writes nothing', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1 });
+    const m = await started();
+    const bad = [{ type: 'chain.block' }, { ...block(1, [log(0, A, [])]), blockHash: 'nope' }, { type: 'other' }, null, 'x'];
+    for (const msg of bad) {
+      await expect(Promise.resolve().then(() => m.receive(msg, ctx))).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
+    }
+    expect(w.outbox.depth()).toBe(0);
+  });
+
+  it('indexes only the endpoints this instance owns', async () => {
+    const mine = await endpoint();
+    const theirs = await endpoint();
+    const s = await w.subscriptions.create({ endpointId: mine, chainId: 1 });
+    await w.subscriptions.create({ endpointId: theirs, chainId: 1 });
+    const m = await started({ ownsEndpoint: (id) => id === mine });
+    await m.receive(block(3, [log(0, A, [])]), ctx);
+    expect((await allJobs()).map((j) => j.subscriptionId)).toEqual([s.id]);
+  });
+});
+
+describe('retractions', () => {
+  it('sends log.removed only to subscriptions that received the log, once', async () => {
+    const ep = await endpoint();
+    const early = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started();
+    const created = block(50, [log(0, A, [T(1)]), log(1, B, [T(1)])]);
+    await m.receive(created, ctx);
+
+    // A subscription that appears after the block matches the log too, but never received it.
+    const late = await w.subscriptions.create({ endpointId: ep, chainId: 1, topics: [T(1)] });
+    expect(await m.receive({ type: 'subscriptions.changed', upserted: [late.id] }, ctx)).toEqual({ ok: true, size: 2 });
+
+    const retraction = block(50, [log(0, A, [T(1)]), log(1, B, [T(1)])], { removed: true, seenAt: 1_800_000_000_000 });
+    expect(await m.receive(retraction, ctx)).toEqual({ ok: true, jobs: 1 });
+    const removed = (await allJobs()).filter((j) => j.type === 'log.removed');
+    expect(removed).toHaveLength(1);
+    expect(removed[0]).toMatchObject({
+      id: webhookId(1, H(50), 0, early.id, 'log.removed'),
+      subscriptionId: early.id,
+      payload: { type: 'log.removed', timestamp: new Date(1_800_000_000_000).toISOString(), data: { logIndex: 0, subscriptionId: early.id } },
+    });
+    expect(removed[0]!.id).not.toBe(webhookId(1, H(50), 0, early.id, 'log.created'));
+    // The retraction sent again produces nothing.
+    expect(await m.receive(retraction, ctx)).toEqual({ ok: true, jobs: 0 });
+  });
+
+  it('retracts for a subscription deleted since, and gives a block that comes back new webhook-ids', async () => {
+    const ep = await endpoint();
+    const sub = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started();
+    const b = block(60, [log(4, A, [])]);
+    await m.receive(b, ctx);
+    await w.subscriptions.remove(sub.id);
+    await m.receive({ type: 'subscriptions.changed', removed: [sub.id] }, ctx);
+    expect(await m.receive({ ...b, removed: true }, ctx)).toEqual({ ok: true, jobs: 1 });
+
+    // Reorg flip-flop: the block is canonical again. The subscription is back too.
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], id: sub.id });
+    await m.receive({ type: 'subscriptions.changed', upserted: [sub.id] }, ctx);
+    expect(await m.receive(b, ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(await m.receive({ ...b, removed: true }, ctx)).toEqual({ ok: true, jobs: 1 });
+    const ids = (await allJobs()).map((j) => j.id);
+    expect(new Set(ids).size).toBe(4);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        webhookId(1, H(60), 4, sub.id, 'log.created'),
+        webhookId(1, H(60), 4, sub.id, 'log.removed'),
+        webhookId(1, H(60), 4, sub.id, 'log.created', 1),
+        webhookId(1, H(60), 4, sub.id, 'log.removed', 1),
+      ]),
+    );
+  });
+
+  it('forgets matches that fall out of the reorg window', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started({ reorgWindowBlocks: 10 });
+    for (let n = 1; n <= 130; n++) await m.receive(block(n, [log(0, A, [])]), ctx);
+    expect(await m.receive(block(5, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(125, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+});
+
+describe('subscription changes without restart', () => {
+  it('applies upserts, removals and full reloads', async () => {
+    const ep = await endpoint();
+    const m = await started();
+    expect(m.index.size).toBe(0);
+    const s = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    expect(await m.receive(block(1, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 0 });
+    await m.receive({ type: 'subscriptions.changed', upserted: [s.id] }, ctx);
+    expect(await m.receive(block(2, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 1 });
+
+    await w.subscriptions.remove(s.id);
+    await m.receive({ type: 'subscriptions.changed', upserted: [s.id] }, ctx); // gone from the store: dropped
+    expect(await m.receive(block(3, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 0 });
+
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [B] });
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [B] });
+    expect(await m.receive({ type: 'subscriptions.changed' }, ctx)).toEqual({ ok: true, size: 2 });
+    expect(await m.receive(block(4, [log(0, B, [])]), ctx)).toEqual({ ok: true, jobs: 2 });
+
+    const metrics = await w.registry.getMetricsAsJSON();
+    const jobsMetric = metrics.find((x) => x.name === 'matcher_jobs_enqueued_total')!;
+    expect(jobsMetric.values.find((v) => v.labels.type === 'log.created')?.value).toBe(3);
+    expect(metrics.find((x) => x.name === 'matcher_subscriptions')!.values[0]!.value).toBe(2);
+  });
+});
