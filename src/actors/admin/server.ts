@@ -99,7 +99,10 @@ export class AdminServer {
         throw new EthhookError('ETHHOOK_ERR_ADMIN_METHOD_NOT_ALLOWED', `${pathname} accepts ${match.allow.join(', ')}`);
       }
       route = match.route;
-      principal = this.authorize(route, req, res);
+      principal = this.authenticate(route, req, res);
+      if (principal !== null && !roleAllows(principal.role, route.auth)) {
+        throw new EthhookError('ETHHOOK_ERR_ADMIN_FORBIDDEN', `this action needs the ${route.auth} role; the token has ${principal.role}`, { role: principal.role });
+      }
       const query = route.query ? parseInput(route.query, Object.fromEntries(new URLSearchParams(search)), 'query') : undefined;
       const body = route.body ? parseInput(route.body, await this.readJson(req, res), 'body') : undefined;
       target = route.audit?.target?.({ body, params: match.params });
@@ -139,15 +142,13 @@ export class AdminServer {
     res.writeHead(204).end();
   }
 
-  private authorize(route: Route, req: IncomingMessage, res: ServerResponse): Principal | null {
+  /** The token's principal (null on public routes); 401 without a known token. */
+  private authenticate(route: Route, req: IncomingMessage, res: ServerResponse): Principal | null {
     if (route.auth === 'public') return null;
     const principal = this.options.tokens.authenticate(req.headers.authorization);
     if (!principal) {
       res.setHeader('WWW-Authenticate', principal === null ? 'Bearer realm="ethhook", error="invalid_token"' : 'Bearer realm="ethhook"');
       throw new EthhookError('ETHHOOK_ERR_ADMIN_UNAUTHORIZED', principal === null ? 'the bearer token is not valid' : 'a bearer token is required (Authorization: Bearer <token>)');
-    }
-    if (!roleAllows(principal.role, route.auth)) {
-      throw new EthhookError('ETHHOOK_ERR_ADMIN_FORBIDDEN', `this action needs the ${route.auth} role; the token has ${principal.role}`, { role: principal.role });
     }
     return principal;
   }
