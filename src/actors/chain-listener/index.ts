@@ -1,0 +1,102 @@
+/**
+ * The ChainListener actor: `createChainListener(options)` returns the kernel behaviour that follows one
+ * chain (listener.ts, follower.ts) and runs under the `chains` supervisor at
+ * `/pipeline/chains/chain-listener:<chainId>`.
+ *
+ * Each block goes to `target` (the matcher) with `ask`; the cursor advances only on a `{ ok: true }`
+ * reply. Any other reply, a timeout or a missing target is logged and the same message is asked again
+ * after a backoff, forever: the listener never skips a block to get unstuck.
+ *
+ * It answers `{ type: 'chain.status' }` with a ChainStatus. `health()` fails only after a fatal error
+ * (reorg deeper than the window), which is also reported with `ctx.fail` so the supervisor sees a panic.
+ */
+import type { Registry } from 'prom-client';
+import { EthhookError } from '../../runtime/errors.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { ActorContext, Behaviour } from '../../runtime/types.ts';
+import type { Db } from '../../store/db.ts';
+import { CursorStore } from '../../store/cursors.ts';
+import { backoffDelay, sleep } from './backoff.ts';
+import type { ChainConfig } from './config.ts';
+import { throwIfStopped, type EmittedBlock } from './follower.ts';
+import { ChainListener } from './listener.ts';
+import { chainBlockAckSchema, type ChainBlockMessage, type ChainStatus, type ChainStatusRequest } from './messages.ts';
+import { getChainMetrics } from './metrics.ts';
+
+export { chainConfigSchema, type ChainConfig, type ChainConfigInput } from './config.ts';
+export { chainErrorCodes } from './errors.ts';
+export { chainBlockMessageSchema, chainLogSchema, type ChainBlockMessage, type ChainLog, type ChainStatus } from './messages.ts';
+export { getChainMetrics } from './metrics.ts';
+
+export interface ChainListenerOptions {
+  chain: ChainConfig;
+  store: Db;
+  /** Path of the actor that receives the blocks (`/pipeline/matcher`). */
+  target: string;
+  /** Defaults to the actor's own logger. */
+  logger?: Logger;
+  registry: Registry;
+}
+
+export const chainListenerName = (chainId: number): string => `chain-listener:${chainId}`;
+
+export function createChainListener(options: ChainListenerOptions): Behaviour<ChainStatusRequest> {
+  const { chain, target } = options;
+  let listener: ChainListener | null = null;
+
+  const emit = async (ctx: ActorContext<ChainStatusRequest>, log: Logger, msg: ChainBlockMessage, signal: AbortSignal) => {
+    for (let attempt = 1; ; attempt++) {
+      throwIfStopped(signal);
+      const ref = ctx.lookup(target);
+      let why: string;
+      if (!ref) {
+        why = 'target not found';
+      } else {
+        try {
+          const reply = chainBlockAckSchema.safeParse(await ref.ask(msg, { timeoutMs: chain.ackTimeoutMs }));
+          if (reply.success && reply.data.ok) return;
+          why = 'target did not acknowledge';
+        } catch (err) {
+          why = err instanceof Error ? err.message : String(err);
+        }
+      }
+      if (attempt === 1 || attempt % 10 === 0) {
+        log.warn({ target, block: msg.blockNumber, removed: msg.removed, attempt, why }, 'block not acknowledged: asking again');
+      }
+      await sleep(backoffDelay(attempt, chain.reconnect), signal);
+    }
+  };
+
+  const stop = async () => {
+    const current = listener;
+    listener = null;
+    await current?.stop();
+  };
+
+  return {
+    async preStart(ctx) {
+      const log = (options.logger ?? ctx.log).child({ chain: chain.name, chainId: chain.chainId });
+      listener = new ChainListener({
+        config: chain,
+        cursors: new CursorStore<EmittedBlock>(options.store),
+        metrics: getChainMetrics(options.registry),
+        log,
+        emit: (msg, signal) => emit(ctx, log, msg, signal),
+        onFatal: (err) => ctx.fail(err),
+      });
+      await listener.start();
+    },
+    receive(msg): ChainStatus {
+      if (msg?.type === 'chain.status' && listener) return listener.status();
+      throw new EthhookError('ETHHOOK_ERR_CHAIN_UNKNOWN_MESSAGE', 'chain listener: unknown message', {
+        chainId: chain.chainId,
+        messageType: String((msg as { type?: unknown } | null)?.type),
+      });
+    },
+    postStop: stop,
+    preRestart: stop,
+    health() {
+      return listener?.health() ?? { ok: false, detail: 'not started' };
+    },
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * Runs an anvil process (npm `@foundry-rs/anvil-linux-amd64`, an optional dependency) on a free
+ * 127.0.0.1 port (`--port 0`; the port is read from anvil's "Listening on" line). Used by the embedded
+ * dev chain and by the tests. `stop()` sends SIGTERM, then SIGKILL after 5 s; anvil is also killed if
+ * this process exits first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { EthhookError } from '../runtime/errors.ts';
+
+const PACKAGE = '@foundry-rs/anvil-linux-amd64';
+const START_TIMEOUT_MS = 30_000;
+
+export interface AnvilProcess {
+  port: number;
+  wsUrl: string;
+  httpUrl: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** The anvil binary shipped by the optional dependency; a clear error when it is not installed. */
+export function resolveAnvilBinary(): string {
+  let bin: string | undefined;
+  try {
+    bin = join(dirname(createRequire(import.meta.url).resolve(`${PACKAGE}/package.json`)), 'bin', 'anvil');
+  } catch {
+    bin = undefined;
+  }
+  if (!bin || !existsSync(bin)) {
+    throw new EthhookError(
+      'ETHHOOK_ERR_DEV_CHAIN',
+      `anvil is not installed: the dev chain needs the optional dependency ${PACKAGE} (linux x64); run npm install with optional dependencies, or disable devChain`,
+      { package: PACKAGE, platform: `${process.platform}-${process.arch}` },
+    );
+  }
+  return bin;
+}
+
+export function spawnAnvil(args: readonly string[]): Promise<AnvilProcess> {
+  const bin = resolveAnvilBinary();
+  const child = spawn(bin, ['--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    process.removeListener('exit', killOnExit);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return new Promise((resolve, reject) => {
+    let output = '';
+    let stderr = '';
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      void stop();
+      reject(new EthhookError('ETHHOOK_ERR_DEV_CHAIN', `anvil did not start: ${why}`, { stderr: stderr.slice(-500) }));
+    };
+    const timer = setTimeout(() => fail(`no "Listening on" line within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-2_000);
+    });
+    const onError = (err: Error) => fail(err.message);
+    const onEarlyExit = (code: number | null, signal: string | null) => fail(`exited (${code ?? signal})`);
+    child.once('error', onError);
+    child.once('exit', onEarlyExit);
+    const onData = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4_000);
+      const m = /Listening on 127\.0\.0\.1:(\d+)/.exec(output);
+      if (!m) return;
+      clearTimeout(timer);
+      child.off('exit', onEarlyExit);
+      child.off('error', onError);
+      child.on('error', () => {}); // a kill racing the exit must not throw
+      child.stdout!.off('data', onData);
+      child.stdout!.resume(); // keep draining anvil's request log so it never blocks on a full pipe
+      const port = Number(m[1]);
+      resolve({ port, wsUrl: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, child, stop });
+    };
+    child.stdout!.on('data', onData);
+  });
+}

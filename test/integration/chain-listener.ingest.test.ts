@@ -1,0 +1,109 @@
+// Ingestion against a real anvil: backfill from block 0, then live, 1,000 Tick logs over 100+ blocks,
+// each exactly once and in chain order; confirmations hold blocks back; metrics follow.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
+import { startAnvil, type TestAnvil } from '../support/anvil.ts';
+import { netBlocks, netLogs, seqs, startHarness, tempDb, waitFor } from '../support/chain-harness.ts';
+
+let anvil: TestAnvil;
+let from: string;
+let contract: string;
+const rpc = (m: string, p: unknown[]) => anvil.rpc(m, p);
+const head = async () => Number.parseInt(await anvil.rpc<string>('eth_blockNumber'), 16);
+
+beforeAll(async () => {
+  anvil = await startAnvil(); // automine: one block per transaction
+  from = await devAccount(rpc);
+  contract = await deployTickContract(rpc, from);
+});
+afterAll(async () => {
+  await anvil?.stop();
+});
+
+async function tickBlocks(blocks: number, perBlock: number): Promise<void> {
+  for (let i = 0; i < blocks; i++) await waitForReceipt(rpc, await sendTicks(rpc, from, contract, perBlock));
+}
+
+describe('backfill then live', () => {
+  it('delivers 1,000 logs over 100+ blocks exactly once, in chain order, every block once', async () => {
+    await tickBlocks(50, 10); // before the listener starts: backfilled in ranges
+    const store = await tempDb();
+    const h = await startHarness({
+      chain: { chainId: 31337, name: 'anvil', wsUrl: anvil.wsUrl, startBlock: 0, backfillRange: 7, heartbeatMs: 1_000 },
+      db: store.db,
+    });
+    try {
+      await tickBlocks(50, 10); // while it follows: live
+      const last = await head();
+      await waitFor(() => h.collector.emitted.at(-1)?.blockNumber === last, 30_000, `block ${last}`);
+      expect(h.collector.retracted).toEqual([]);
+      const blocks = netBlocks(h.collector.messages);
+      expect(blocks.map((b) => b.blockNumber)).toEqual(Array.from({ length: last + 1 }, (_, i) => i));
+      const logs = netLogs(h.collector.messages);
+      expect(logs).toHaveLength(1_000);
+      expect(seqs(logs)).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
+      expect(new Set(logs.map((l) => `${l.transactionHash}:${l.logIndex}`)).size).toBe(1_000);
+      for (const b of blocks) {
+        for (const l of b.logs) expect([l.blockNumber, l.blockHash, l.address]).toEqual([b.blockNumber, b.blockHash, contract]);
+      }
+      expect(await h.metric('events_received_total')).toBe(1_000);
+      expect(await h.metric('chain_processed_height')).toBe(last);
+      expect(await h.metric('chain_height')).toBe(last);
+      expect(await h.metric('chain_ws_connected')).toBe(1);
+      expect(h.failures).toEqual([]);
+    } finally {
+      await h.stop();
+      await store.close();
+    }
+    expect(await h.metric('chain_ws_connected')).toBe(0);
+  });
+
+  it('holds blocks back until they are `confirmations` deep; `latest` starts at the confirmed head', async () => {
+    const store = await tempDb();
+    const start = await head();
+    const h = await startHarness({
+      chain: { chainId: 31337, name: 'anvil', wsUrl: anvil.wsUrl, confirmations: 3, heartbeatMs: 500 },
+      db: store.db,
+    });
+    try {
+      await waitFor(() => h.collector.messages.length > 0, 20_000, 'the first confirmed block');
+      expect(h.collector.messages[0]!.blockNumber).toBe(start - 3);
+      await tickBlocks(5, 2);
+      const last = await head();
+      await waitFor(() => h.collector.emitted.at(-1)?.blockNumber === last - 3, 20_000, `block ${last - 3}`);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(h.collector.emitted.at(-1)!.blockNumber).toBe(last - 3);
+      expect(netBlocks(h.collector.messages).map((b) => b.blockNumber)).toEqual(
+        Array.from({ length: last - start + 1 }, (_, i) => start - 3 + i),
+      );
+      expect(await h.metric('chain_height')).toBe(last);
+      expect(await h.metric('chain_processed_height')).toBe(last - 3);
+    } finally {
+      await h.stop();
+      await store.close();
+    }
+  });
+
+  it('asks again, without advancing, while the target does not acknowledge', async () => {
+    const store = await tempDb();
+    const h = await startHarness({
+      chain: { chainId: 31337, name: 'anvil', wsUrl: anvil.wsUrl, heartbeatMs: 500, reconnect: { minMs: 20, maxMs: 100 } },
+      db: store.db,
+    });
+    try {
+      await waitFor(() => h.collector.messages.length > 0, 20_000, 'the first block');
+      h.collector.refusing = true;
+      await tickBlocks(3, 1);
+      await new Promise((r) => setTimeout(r, 500));
+      const before = h.collector.messages.length;
+      h.collector.refusing = false;
+      const last = await head();
+      await waitFor(() => h.collector.emitted.at(-1)?.blockNumber === last, 20_000, `block ${last}`);
+      expect(h.collector.messages.length).toBe(before + 3);
+      netBlocks(h.collector.messages);
+    } finally {
+      await h.stop();
+      await store.close();
+    }
+  });
+});

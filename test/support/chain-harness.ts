@@ -1,0 +1,134 @@
+/**
+ * Runs a ChainListener behaviour without the actor system: a hand-made ActorContext whose `lookup`
+ * returns a collector that validates and records every `chain.block` message and acknowledges it.
+ * Also: `netLogs` (a receiver's view: emits minus retractions) and `waitFor` (poll with a deadline).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { expect } from 'vitest';
+import { chainConfigSchema, createChainListener, type ChainConfigInput } from '../../src/actors/chain-listener/index.ts';
+import { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog } from '../../src/actors/chain-listener/messages.ts';
+import type { ActorContext, ActorRef, Behaviour } from '../../src/runtime/types.ts';
+import { openDb, type Db } from '../../src/store/db.ts';
+
+export const TARGET = '/pipeline/matcher';
+
+export class Collector {
+  readonly messages: ChainBlockMessage[] = [];
+  /** Set to make the collector refuse (reply ok: false) until it is cleared. */
+  refusing = false;
+  ask = async (msg: unknown): Promise<{ ok: boolean }> => {
+    const parsed = chainBlockMessageSchema.parse(msg);
+    if (this.refusing) return { ok: false };
+    this.messages.push(parsed);
+    return { ok: true };
+  };
+  get emitted(): ChainBlockMessage[] {
+    return this.messages.filter((m) => !m.removed);
+  }
+  get retracted(): ChainBlockMessage[] {
+    return this.messages.filter((m) => m.removed);
+  }
+}
+
+/** The receiver's net view: each retraction must undo the newest block still standing. */
+export function netBlocks(messages: readonly ChainBlockMessage[]): ChainBlockMessage[] {
+  const stack: ChainBlockMessage[] = [];
+  for (const m of messages) {
+    if (m.removed) {
+      expect(stack[stack.length - 1]?.blockHash, `retraction of block ${m.blockNumber}`).toBe(m.blockHash);
+      stack.pop();
+    } else {
+      const top = stack[stack.length - 1];
+      if (top) {
+        expect(m.blockNumber, 'blocks follow each other').toBe(top.blockNumber + 1);
+        expect(m.parentHash).toBe(top.blockHash);
+      }
+      stack.push(m);
+    }
+  }
+  return stack;
+}
+
+export const netLogs = (messages: readonly ChainBlockMessage[]): ChainLog[] => netBlocks(messages).flatMap((m) => m.logs);
+
+/** `seq` (topic 2) of Tick logs, as numbers. */
+export const seqs = (logs: readonly ChainLog[]): number[] => logs.map((l) => Number.parseInt(l.topics[2]!.slice(2), 16));
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export async function tempDb(): Promise<{ db: Db; dir: string; close(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'ethhook-chain-'));
+  const db = await openDb(dir);
+  return {
+    db,
+    dir,
+    close: async () => {
+      await db.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const testLogger = () => pino({ level: process.env.ETHHOOK_TEST_LOG ?? 'silent' });
+
+export interface Harness {
+  behaviour: Behaviour<unknown>;
+  collector: Collector;
+  registry: Registry;
+  failures: unknown[];
+  stop(): Promise<void>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+/** Builds the behaviour and runs its preStart with a hand-made context. */
+export async function startHarness(opts: {
+  chain: ChainConfigInput;
+  db: Db;
+  collector?: Collector;
+  registry?: Registry;
+}): Promise<Harness> {
+  const collector = opts.collector ?? new Collector();
+  const registry = opts.registry ?? new Registry();
+  const failures: unknown[] = [];
+  const chain = chainConfigSchema.parse(opts.chain);
+  const behaviour = createChainListener({ chain, store: opts.db, target: TARGET, registry }) as Behaviour<unknown>;
+  const path = `/pipeline/chains/chain-listener:${chain.chainId}`;
+  const collectorRef = { path: TARGET, name: 'matcher', ask: collector.ask } as unknown as ActorRef;
+  const ctx: ActorContext<unknown> = {
+    self: { path, name: `chain-listener:${chain.chainId}` } as ActorRef,
+    path,
+    name: `chain-listener:${chain.chainId}`,
+    log: testLogger(),
+    incarnation: 1,
+    lookup: <T>(p: string) => (p === TARGET ? (collectorRef as ActorRef<T>) : undefined),
+    fail: (err) => void failures.push(err),
+    stopSelf: () => {},
+  };
+  await behaviour.preStart!(ctx);
+  return {
+    behaviour,
+    collector,
+    registry,
+    failures,
+    stop: async () => {
+      await behaviour.postStop?.(ctx);
+    },
+    metric: async (name, labels = { chain: chain.name }) => {
+      const m = registry.getSingleMetric(name);
+      if (!m) return Number.NaN;
+      const values = (await m.get()).values;
+      const v = values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+      return v?.value ?? 0;
+    },
+  };
+}
