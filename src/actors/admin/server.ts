@@ -84,7 +84,10 @@ export class AdminServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const method = req.method ?? 'GET';
-    const [pathname = '/', search = ''] = (req.url ?? '/').split('?', 2);
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const pathname = queryAt < 0 ? url : url.slice(0, queryAt);
+    const search = queryAt < 0 ? '' : url.slice(queryAt + 1);
     let route: Route | undefined;
     let principal: Principal | null = null;
     let target: string | undefined;
