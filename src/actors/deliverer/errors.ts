@@ -9,6 +9,10 @@ export const delivererErrorCodes = defineErrorCodes({
     summary: 'a webhook secret is not "whsec_" followed by 24 to 64 bytes of base64',
     httpStatus: 400,
   },
+  ETHHOOK_ERR_DELIVERER_BAD_MESSAGE: {
+    summary: 'the Deliverer received a message that is not one of deliverer.wake, deliverer.endpoint-changed, deliverer.status',
+    httpStatus: 400,
+  },
   ETHHOOK_ERR_TARGET_REFUSED: {
     summary: 'a webhook target URL was refused (scheme, or an address that is private, loopback or reserved)',
     httpStatus: 400,

@@ -1,0 +1,94 @@
+/**
+ * The Deliverer actor: a thin behaviour around the delivery loop (delivery-loop.ts), which does the work.
+ *
+ * - preStart builds the HTTP client (SSRF policy, concurrency, timeouts) and starts the loop; postStop
+ *   stops it, waiting for the attempts in flight, then closes the client. A restart therefore starts
+ *   from the outbox again: jobs that were in flight are delivered again, with the same webhook-id.
+ * - A failing outbox read stops the loop and is reported with `ctx.fail`: the supervisor restarts us.
+ * - Messages: see messages.ts. Metrics: see metrics.ts (the queue gauges read this outbox).
+ * - health() fails when the loop is not running.
+ */
+import type { Registry } from 'prom-client';
+import { EthhookError } from '../../runtime/errors.ts';
+import type { ActorContext, Behaviour } from '../../runtime/types.ts';
+import type { Outbox } from '../../store/outbox.ts';
+import { DeliveryLoop, type DeliveryLoopOptions, type EndpointPort } from './delivery-loop.ts';
+import { WebhookHttpClient, type HttpClientOptions } from './http-client.ts';
+import { delivererMessageSchema } from './messages.ts';
+import { delivererMetrics } from './metrics.ts';
+
+export interface DelivererDeps {
+  outbox: Outbox;
+  endpoints: EndpointPort;
+  registry?: Registry;
+  /** HTTP client settings; `policy.allowPrivate` comes from the config (dev true, production false). */
+  http: HttpClientOptions;
+  loop?: Omit<DeliveryLoopOptions, 'concurrency'>;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface Deliverer extends Behaviour<unknown> {
+  /** The running loop (tests and admin diagnostics); null before preStart and after postStop. */
+  readonly loop: DeliveryLoop | null;
+}
+
+export function createDeliverer(deps: DelivererDeps): Deliverer {
+  let loop: DeliveryLoop | null = null;
+  let client: WebhookHttpClient | null = null;
+  const metrics = deps.registry ? delivererMetrics(deps.registry) : undefined;
+
+  return {
+    get loop() {
+      return loop;
+    },
+    preStart(ctx: ActorContext<unknown>) {
+      client = new WebhookHttpClient(deps.http);
+      metrics?.observeQueue(deps.outbox);
+      loop = new DeliveryLoop(
+        {
+          outbox: deps.outbox,
+          endpoints: deps.endpoints,
+          client,
+          logger: ctx.log,
+          ...(metrics ? { metrics } : {}),
+          ...(deps.now ? { now: deps.now } : {}),
+          ...(deps.random ? { random: deps.random } : {}),
+          onFatal: (err) => ctx.fail(err),
+        },
+        { ...deps.loop, concurrency: deps.http.concurrency ?? 64 },
+      );
+      loop.start();
+    },
+    async postStop() {
+      await loop?.stop();
+      await client?.close();
+      loop = null;
+      client = null;
+    },
+    receive(msg: unknown) {
+      const parsed = delivererMessageSchema.safeParse(msg);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new EthhookError('ETHHOOK_ERR_DELIVERER_BAD_MESSAGE', `invalid deliverer message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, {
+          messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
+        });
+      }
+      const m = parsed.data;
+      switch (m.type) {
+        case 'deliverer.wake':
+          loop?.wake();
+          return { ok: true };
+        case 'deliverer.endpoint-changed':
+          loop?.invalidateEndpoint(m.endpointId, m.deleted ?? false);
+          return { ok: true };
+        case 'deliverer.status':
+          return loop?.status() ?? { running: false, inFlight: 0, ready: 0, held: 0, openBreakers: [] };
+      }
+    },
+    health() {
+      const status = loop?.status();
+      return status?.running ? { ok: true, detail: `${status.inFlight} in flight, ${status.held} held` } : { ok: false, detail: 'delivery loop not running' };
+    },
+  };
+}

@@ -1,0 +1,387 @@
+/**
+ * The delivery loop: drains due jobs from the outbox and turns each into one signed HTTP attempt.
+ *
+ * Loop: fetch up to `batchSize` due jobs (skipping those in flight or held), start them while fewer than
+ * `concurrency` are in flight, and sleep when nothing is due until the earliest of: a new job
+ * (`outbox.onEnqueue` → `wake`), a hold expiring, the next scheduled job, `idlePollMs`.
+ *
+ * One job:
+ * 1. Its endpoint (cached `endpointCacheMs`, so secret rotations and edits apply within that time;
+ *    `invalidateEndpoint` applies them at once). Deleted → dead letter; disabled → dead letter with the
+ *    reason (replayable once enabled again); paused → held and looked at again after `pausedRecheckMs`.
+ * 2. The endpoint's guards (endpoint-guard.ts): rate limit, then circuit breaker. A refused job is held
+ *    in memory (holds.ts) until a token is there or the breaker lets a probe through; when `maxHeld`
+ *    jobs are held already it is rescheduled instead, as a failed attempt "not sent: ..." (so a huge
+ *    backlog behind a blocked endpoint cannot starve the others).
+ * 3. Sign (Standard Webhooks, fresh timestamp, every active secret), POST through the HTTP client.
+ * 4. `decide` (retry.ts), then exactly one outbox write that also records the attempt: `complete`,
+ *    `reschedule`, or `deadLetter`. A 410 disables the endpoint first; so does a failure streak lasting
+ *    `guards.disable.afterMs`. A breaker that closes releases its endpoint's held jobs.
+ *
+ * Durability: a job leaves the outbox only through `complete` (after a 2xx) or `deadLetter`; a crash
+ * between the HTTP answer and that write redelivers the job later with the same `webhook-id`.
+ * Order is not preserved (webhooks never promise it). A failing outbox read stops the loop and reports
+ * through `onFatal` (the actor then fails and its supervisor restarts it); a failure while processing
+ * one job is logged and the job held for `errorHoldMs`.
+ */
+import type { Logger } from '../../runtime/log.ts';
+import type { AttemptRecord } from '../../store/attempts.ts';
+import type { Endpoint } from '../../store/endpoints.ts';
+import type { Job, Outbox } from '../../store/outbox.ts';
+import { EndpointGuards, type GuardConfig } from './endpoint-guard.ts';
+import type { HttpAttempt } from './http-client.ts';
+import { Holds, type HoldKind } from './holds.ts';
+import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
+import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
+import { signPayload } from './signing.ts';
+
+export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'deadLetter' | 'onEnqueue'>;
+
+export interface EndpointPort {
+  get(id: string): Promise<Endpoint | undefined>;
+  activeSecrets(endpoint: Endpoint, now?: number): string[];
+  disable(id: string, reason: string, now?: number): Promise<Endpoint>;
+}
+
+export interface WebhookPoster {
+  post(url: URL, headers: Record<string, string>, body: string): Promise<HttpAttempt>;
+}
+
+export interface DeliveryLoopDeps {
+  outbox: OutboxPort;
+  endpoints: EndpointPort;
+  client: WebhookPoster;
+  logger: Logger;
+  metrics?: DelivererMetrics;
+  now?: () => number;
+  random?: () => number;
+  onFatal?: (err: unknown) => void;
+}
+
+export interface DeliveryLoopOptions {
+  /** Jobs in flight at once (match the HTTP client's limit). Default 64. */
+  concurrency?: number;
+  /** Jobs read per outbox scan. Default 2 × concurrency. */
+  batchSize?: number;
+  retry?: RetryPolicy;
+  guards?: GuardConfig;
+  /** Jobs held in memory at most (rate limit, breaker, pause). Default 10,000. */
+  maxHeld?: number;
+  endpointCacheMs?: number;
+  pausedRecheckMs?: number;
+  errorHoldMs?: number;
+  idlePollMs?: number;
+}
+
+interface EndpointEntry {
+  endpoint: Endpoint | undefined;
+  url: URL | null;
+  secrets: string[];
+  expiresAt: number;
+}
+
+export interface DeliveryLoopStatus {
+  running: boolean;
+  inFlight: number;
+  ready: number;
+  held: number;
+  openBreakers: string[];
+}
+
+const MAX_ERROR_TEXT = 500;
+const NOT_SENT: Record<HoldKind, string> = {
+  rate: 'rate limited',
+  breaker: 'circuit open',
+  paused: 'endpoint paused',
+  error: 'processing failed',
+};
+
+export class DeliveryLoop {
+  private readonly cfg: Required<Omit<DeliveryLoopOptions, 'guards'>>;
+  private readonly guards: EndpointGuards;
+  private readonly holds: Holds<Job>;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  /** Ids in flight, ready or held: what an outbox scan must skip. */
+  private readonly taken = new Set<string>();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly cache = new Map<string, EndpointEntry>();
+  private readonly loading = new Map<string, Promise<EndpointEntry>>();
+  private readonly breakerOpen = new Set<string>();
+  private ready: Job[] = [];
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  /** A wake that came while the loop was busy: the next sleep returns at once instead of missing it. */
+  private wakePending = false;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    private readonly deps: DeliveryLoopDeps,
+    options: DeliveryLoopOptions = {},
+  ) {
+    const concurrency = options.concurrency ?? 64;
+    this.cfg = {
+      concurrency,
+      batchSize: options.batchSize ?? concurrency * 2,
+      retry: options.retry ?? DEFAULT_RETRY_POLICY,
+      maxHeld: options.maxHeld ?? 10_000,
+      endpointCacheMs: options.endpointCacheMs ?? 1_000,
+      pausedRecheckMs: options.pausedRecheckMs ?? 5_000,
+      errorHoldMs: options.errorHoldMs ?? 5_000,
+      idlePollMs: options.idlePollMs ?? 1_000,
+    };
+    this.guards = new EndpointGuards(options.guards, deps.metrics);
+    this.holds = new Holds(this.cfg.maxHeld);
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.unsubscribe = this.deps.outbox.onEnqueue(() => this.wake());
+    this.loop = this.run().catch((err: unknown) => {
+      this.running = false;
+      this.deps.logger.error({ err }, 'delivery loop stopped: outbox read failed');
+      this.deps.onFatal?.(err);
+    });
+  }
+
+  /** Stops taking jobs and waits for the attempts in flight; held and ready jobs stay in the outbox. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.wake();
+    await this.loop;
+    await Promise.allSettled(this.inFlight.values());
+    this.ready = [];
+    this.holds.clear();
+    this.taken.clear();
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    if (w) w();
+    else this.wakePending = true;
+  }
+
+  /** Forgets the cached endpoint (edited, rotated, enabled, deleted); a deleted one loses its guards too. */
+  invalidateEndpoint(endpointId: string, deleted = false): void {
+    this.cache.delete(endpointId);
+    if (deleted) {
+      this.guards.forget(endpointId);
+      this.breakerOpen.delete(endpointId);
+    }
+    this.release(this.holds.releaseEndpoint(endpointId));
+  }
+
+  status(): DeliveryLoopStatus {
+    return {
+      running: this.running,
+      inFlight: this.inFlight.size,
+      ready: this.ready.length,
+      held: this.holds.size,
+      openBreakers: [...this.breakerOpen].sort(),
+    };
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.release(this.holds.releaseDue(this.now()));
+      while (this.ready.length > 0 && this.inFlight.size < this.cfg.concurrency) this.dispatch(this.ready.shift() as Job);
+      if (this.inFlight.size >= this.cfg.concurrency) {
+        await this.sleep(this.cfg.idlePollMs);
+        continue;
+      }
+      const now = this.now();
+      // A scan's snapshot can predate a reschedule that just finished: skip jobs not due by now.
+      const jobs = (await this.deps.outbox.due(now, this.cfg.batchSize, { exclude: this.taken })).filter((j) => j.nextAttemptAt <= now);
+      if (jobs.length > 0) {
+        for (const job of jobs) this.taken.add(job.id);
+        this.ready.push(...jobs);
+        continue;
+      }
+      await this.sleep(await this.idleDelay(now));
+    }
+  }
+
+  private async idleDelay(now: number): Promise<number> {
+    let delay = this.cfg.idlePollMs;
+    const nextDue = await this.deps.outbox.nextDueAt();
+    if (nextDue !== undefined && nextDue > now) delay = Math.min(delay, nextDue - now);
+    const nextRelease = this.holds.nextRelease();
+    if (nextRelease !== undefined) delay = Math.min(delay, Math.max(0, nextRelease - now));
+    return delay;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (!this.running || this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.wake(), ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private release(jobs: Job[]): void {
+    if (jobs.length === 0) return;
+    this.ready.push(...jobs);
+    this.wake();
+  }
+
+  private dispatch(job: Job): void {
+    const run = this.deliver(job)
+      .then(
+        (kept) => {
+          if (!kept) this.taken.delete(job.id);
+        },
+        (err: unknown) => {
+          this.deps.logger.error({ err, jobId: job.id, endpointId: job.endpointId }, 'delivery failed unexpectedly; job held back');
+          if (!this.holds.add(job.endpointId, job, 'error', this.now() + this.cfg.errorHoldMs)) this.taken.delete(job.id);
+        },
+      )
+      .finally(() => {
+        this.inFlight.delete(job.id);
+        this.wake();
+      });
+    this.inFlight.set(job.id, run);
+  }
+
+  /** Resolves true when the job stays with us (held), false when the outbox has it back. */
+  private async deliver(job: Job): Promise<boolean> {
+    const now = this.now();
+    const entry = await this.endpoint(job.endpointId, now);
+    const endpoint = entry.endpoint;
+    if (!endpoint || !entry.url) {
+      await this.deps.outbox.deadLetter(job, `endpoint ${job.endpointId} no longer exists`);
+      return false;
+    }
+    if (endpoint.disabled) {
+      await this.deps.outbox.deadLetter(job, `endpoint disabled: ${endpoint.disabled.reason}`);
+      return false;
+    }
+    if (endpoint.paused) return this.holdBack(job, 'paused', now, this.cfg.pausedRecheckMs, 0);
+    const admission = this.guards.admit(endpoint.id, endpoint.rateLimitPerSec, now);
+    if (!admission.go) {
+      const intervalMs = endpoint.rateLimitPerSec ? Math.ceil(1000 / endpoint.rateLimitPerSec) : 0;
+      return this.holdBack(job, admission.why, now, admission.waitMs, intervalMs);
+    }
+
+    const body = JSON.stringify(job.payload);
+    const headers = signPayload({ id: job.id, timestamp: Math.floor(now / 1000), body, secrets: entry.secrets });
+    const result = await this.deps.client.post(entry.url, { ...headers }, body);
+    const at = this.now();
+    const { class: outcomeClass, reason } = classifyOutcome(result);
+    this.deps.metrics?.deliveries.inc({ status: deliveryStatus(result) });
+    this.deps.metrics?.deliveryDuration.observe(result.durationMs / 1000);
+
+    const guard = this.guards.record(endpoint.id, outcomeClass, reason, at);
+    if (guard.transition === 'opened') {
+      this.breakerOpen.add(endpoint.id);
+      this.deps.logger.warn({ endpointId: endpoint.id, reason }, 'circuit breaker opened');
+    } else if (guard.transition === 'closed') {
+      this.breakerOpen.delete(endpoint.id);
+      this.deps.logger.info({ endpointId: endpoint.id }, 'circuit breaker closed');
+      this.release(this.holds.releaseEndpoint(endpoint.id));
+    }
+
+    let decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random);
+    if (decision.action === 'disable-endpoint') await this.disable(endpoint.id, decision.reason, at);
+    else if (guard.disableReason) await this.disable(endpoint.id, guard.disableReason, at);
+    if (decision.action === 'disable-endpoint') decision = { action: 'dead-letter', reason: decision.reason };
+    if (decision.action === 'complete') this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);
+    await this.settle(job, result, decision, { durationMs: result.durationMs, snippet: result.bodySnippet, at });
+    return false;
+  }
+
+  /**
+   * Holds a job its endpoint cannot take now; with no room left to hold it, reschedules it as a failed
+   * attempt that was not sent, no earlier than `waitMs` from now.
+   */
+  private async holdBack(job: Job, why: HoldKind, now: number, waitMs: number, intervalMs: number): Promise<boolean> {
+    if (this.holds.add(job.endpointId, job, why, now + waitMs, intervalMs)) return true;
+    const outcome: AttemptOutcome = { status: null, error: { kind: 'network', message: `not sent: ${NOT_SENT[why]}` } };
+    const decision = decide(outcome, job.attempt + 1, this.cfg.retry, now, this.random);
+    await this.settle(job, outcome, decision, { durationMs: 0, notBefore: now + waitMs });
+    return false;
+  }
+
+  /** The one outbox write for an attempt, carrying its record. */
+  private async settle(
+    job: Job,
+    outcome: AttemptOutcome,
+    decision: Decision,
+    extra: { durationMs: number; snippet?: string; at?: number; notBefore?: number },
+  ): Promise<void> {
+    const at = extra.at ?? this.now();
+    const record: AttemptRecord = {
+      jobId: job.id,
+      endpointId: job.endpointId,
+      at,
+      attempt: job.attempt + 1,
+      durationMs: Math.max(0, extra.durationMs),
+      ...(outcome.status !== null ? { status: outcome.status } : {}),
+      ...(attemptError(outcome, extra.snippet) ? { error: attemptError(outcome, extra.snippet) } : {}),
+    };
+    switch (decision.action) {
+      case 'complete':
+        await this.deps.outbox.complete(job.id, record);
+        return;
+      case 'retry':
+        await this.deps.outbox.reschedule(job, at + Math.max(decision.delayMs, (extra.notBefore ?? 0) - at), record);
+        return;
+      case 'dead-letter':
+      case 'disable-endpoint':
+        await this.deps.outbox.deadLetter(job, decision.reason, record);
+        return;
+    }
+  }
+
+  private async disable(endpointId: string, reason: string, now: number): Promise<void> {
+    await this.deps.endpoints.disable(endpointId, reason, now);
+    this.deps.logger.warn({ endpointId, reason }, 'endpoint disabled');
+    this.cache.delete(endpointId);
+    this.breakerOpen.delete(endpointId);
+    this.release(this.holds.releaseEndpoint(endpointId));
+  }
+
+  private endpoint(id: string, now: number): Promise<EndpointEntry> {
+    const cached = this.cache.get(id);
+    if (cached && cached.expiresAt > now) return Promise.resolve(cached);
+    let loading = this.loading.get(id);
+    if (!loading) {
+      loading = this.load(id, now).finally(() => this.loading.delete(id));
+      this.loading.set(id, loading);
+    }
+    return loading;
+  }
+
+  private async load(id: string, now: number): Promise<EndpointEntry> {
+    const endpoint = await this.deps.endpoints.get(id);
+    const entry: EndpointEntry = {
+      endpoint,
+      url: endpoint ? new URL(endpoint.url) : null,
+      secrets: endpoint && !endpoint.disabled ? this.deps.endpoints.activeSecrets(endpoint, now) : [],
+      expiresAt: now + this.cfg.endpointCacheMs,
+    };
+    this.cache.set(id, entry);
+    return entry;
+  }
+}
+
+/** What the attempt log says went wrong: the client error, or the status line and start of the body. */
+function attemptError(outcome: AttemptOutcome, snippet: string | undefined): string | undefined {
+  if (outcome.error && outcome.status === null) return outcome.error.message.slice(0, MAX_ERROR_TEXT);
+  if (outcome.status !== null && (outcome.status < 200 || outcome.status >= 300)) {
+    return `HTTP ${outcome.status}${snippet ? `: ${snippet}` : ''}`.slice(0, MAX_ERROR_TEXT);
+  }
+  return undefined;
+}

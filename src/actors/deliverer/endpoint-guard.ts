@@ -1,0 +1,115 @@
+/**
+ * The per-endpoint guards in one place: circuit breaker, token bucket and sustained-failure streak,
+ * kept in memory per endpoint id, with the breaker gauge and open counter updated on transitions.
+ *
+ * - `admit(endpointId, ratePerSec, now)`: `go`, or `breaker` (open or probing: how long until a request
+ *   may pass) or `rate` (how long until a token). The rate is checked before the breaker admits, so a
+ *   rate-limited request never takes the half-open probe slot.
+ * - `record(endpointId, outcome, reason, now)`: feeds the breaker (a retryable outcome is a failure; any
+ *   other answer proves the endpoint is up) and the streak (only a 2xx resets it). Returns the breaker
+ *   transition, and the reason to disable the endpoint when the streak has lasted long enough.
+ * - A bucket is rebuilt when the endpoint's rate limit changes; `forget` drops an endpoint's state.
+ */
+import {
+  admit as breakerAdmit,
+  BREAKER_GAUGE,
+  CLOSED,
+  DEFAULT_BREAKER_CONFIG,
+  record as breakerRecord,
+  type BreakerConfig,
+  type BreakerState,
+  type Transition,
+} from './circuit-breaker.ts';
+import { DEFAULT_DISABLE_CONFIG, recordForDisable, type DisableConfig, type FailureStreak } from './disable.ts';
+import type { DelivererMetrics } from './metrics.ts';
+import { fullBucket, take, type Bucket, type BucketConfig } from './rate-limit.ts';
+import type { OutcomeClass } from './retry.ts';
+
+export type Admission = { go: true } | { go: false; why: 'breaker' | 'rate'; waitMs: number };
+
+interface Guard {
+  breaker: BreakerState;
+  bucket: { cfg: BucketConfig; state: Bucket } | null;
+  streak: FailureStreak;
+}
+
+export interface GuardConfig {
+  breaker?: Partial<BreakerConfig>;
+  disable?: Partial<DisableConfig>;
+}
+
+export class EndpointGuards {
+  private readonly guards = new Map<string, Guard>();
+  private readonly breakerCfg: BreakerConfig;
+  private readonly disableCfg: DisableConfig;
+
+  constructor(
+    cfg: GuardConfig = {},
+    private readonly metrics?: DelivererMetrics,
+  ) {
+    this.breakerCfg = { ...DEFAULT_BREAKER_CONFIG, ...cfg.breaker };
+    this.disableCfg = { ...DEFAULT_DISABLE_CONFIG, ...cfg.disable };
+  }
+
+  admit(endpointId: string, ratePerSec: number | undefined, now: number): Admission {
+    const g = this.guard(endpointId);
+    const breaker = breakerAdmit(g.breaker, now, this.breakerCfg);
+    if (!breaker.allowed) return { go: false, why: 'breaker', waitMs: breaker.waitMs };
+    if (ratePerSec !== undefined) {
+      if (g.bucket?.cfg.ratePerSec !== ratePerSec) {
+        const cfg = { ratePerSec, burst: Math.max(1, Math.floor(ratePerSec)) };
+        g.bucket = { cfg, state: fullBucket(cfg, now) };
+      }
+      const taken = take(g.bucket.state, now, g.bucket.cfg);
+      g.bucket.state = taken.bucket;
+      if (taken.waitMs > 0) return { go: false, why: 'rate', waitMs: taken.waitMs };
+    } else {
+      g.bucket = null;
+    }
+    this.apply(endpointId, g, breaker.state, breaker.transition);
+    return { go: true };
+  }
+
+  record(
+    endpointId: string,
+    outcome: OutcomeClass,
+    reason: string,
+    now: number,
+  ): { transition?: Transition; disableReason?: string } {
+    const g = this.guard(endpointId);
+    const r = breakerRecord(g.breaker, outcome !== 'retryable', now, this.breakerCfg);
+    this.apply(endpointId, g, r.state, r.transition);
+    const d = recordForDisable(g.streak, outcome === 'success', now, reason, this.disableCfg);
+    g.streak = d.streak;
+    return {
+      ...(r.transition ? { transition: r.transition } : {}),
+      ...(d.disableReason ? { disableReason: d.disableReason } : {}),
+    };
+  }
+
+  state(endpointId: string): BreakerState['state'] {
+    return (this.guards.get(endpointId)?.breaker ?? CLOSED).state;
+  }
+
+  forget(endpointId: string): void {
+    this.guards.delete(endpointId);
+    this.metrics?.breakerState.remove({ endpoint: endpointId });
+  }
+
+  private guard(endpointId: string): Guard {
+    let g = this.guards.get(endpointId);
+    if (!g) {
+      g = { breaker: CLOSED, bucket: null, streak: null };
+      this.guards.set(endpointId, g);
+      this.metrics?.breakerState.set({ endpoint: endpointId }, BREAKER_GAUGE.closed);
+    }
+    return g;
+  }
+
+  private apply(endpointId: string, g: Guard, next: BreakerState, transition: Transition | undefined): void {
+    g.breaker = next;
+    if (!transition) return;
+    this.metrics?.breakerState.set({ endpoint: endpointId }, BREAKER_GAUGE[next.state]);
+    if (transition === 'opened') this.metrics?.breakerOpens.inc();
+  }
+}
