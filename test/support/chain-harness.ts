@@ -1,6 +1,7 @@
 /**
- * Runs a ChainListener behaviour without the actor system: a hand-made ActorContext whose `lookup`
- * returns a collector that validates and records every `chain.block` message and acknowledges it.
+ * Runs a ChainListener behaviour without the actor system (a hand-made ActorContext whose `lookup`
+ * returns a collector that validates, records and acknowledges every `chain.block` message), or builds
+ * the pipeline tree with that collector in the matcher's place for the real ActorSystem.
  * Also: `netLogs` (a receiver's view: emits minus retractions) and `waitFor` (poll with a deadline).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,9 +10,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { expect } from 'vitest';
-import { chainConfigSchema, createChainListener, type ChainConfigInput } from '../../src/actors/chain-listener/index.ts';
+import { chainConfigSchema, chainListenerName, createChainListener, type ChainConfigInput } from '../../src/actors/chain-listener/index.ts';
 import { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog } from '../../src/actors/chain-listener/messages.ts';
-import type { ActorContext, ActorRef, Behaviour } from '../../src/runtime/types.ts';
+import type { ActorContext, ActorRef, Behaviour, SupervisorSpec } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 
 export const TARGET = '/pipeline/matcher';
@@ -130,5 +131,44 @@ export async function startHarness(opts: {
       const v = values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
       return v?.value ?? 0;
     },
+  };
+}
+
+/**
+ * The pipeline part of the node's tree with a collector in the matcher's place:
+ * root → pipeline (rest-for-one) → [matcher (collector), chains (one-for-one) → [chain-listener:<id>]].
+ */
+export function chainTree(opts: { chain: ChainConfigInput; db: Db; registry: Registry; collector: Collector }): SupervisorSpec {
+  const chain = chainConfigSchema.parse(opts.chain);
+  const backoff = { minMs: 10, maxMs: 200, jitter: 0 };
+  return {
+    kind: 'supervisor',
+    name: 'root',
+    strategy: 'one-for-one',
+    backoff,
+    children: [
+      {
+        kind: 'supervisor',
+        name: 'pipeline',
+        strategy: 'rest-for-one',
+        backoff,
+        children: [
+          { kind: 'worker', name: 'matcher', behaviour: () => ({ receive: (msg: unknown) => opts.collector.ask(msg) }) },
+          {
+            kind: 'supervisor',
+            name: 'chains',
+            strategy: 'one-for-one',
+            backoff,
+            children: [
+              {
+                kind: 'worker',
+                name: chainListenerName(chain.chainId),
+                behaviour: () => createChainListener({ chain, store: opts.db, target: TARGET, registry: opts.registry }),
+              },
+            ],
+          },
+        ],
+      },
+    ],
   };
 }
