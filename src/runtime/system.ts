@@ -244,7 +244,7 @@ export class ActorSystem implements ParentLink {
   shutdown(reason: string, deadlineMs = this.shutdownDeadlineMs): Promise<boolean> {
     if (this.shutdownPromise) return this.shutdownPromise;
     this.logger.info({ reason, deadlineMs }, 'shutting down');
-    this.emit({ type: 'shutdown', at: Date.now(), reason });
+    this.emit({ type: 'shutdown', path: '/', at: Date.now(), reason });
     const root = this.root;
     this.shutdownPromise = (async () => {
       let inTime = true;

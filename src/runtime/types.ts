@@ -148,7 +148,7 @@ export type SupervisionEvent =
   | { type: 'restarting'; path: string; reason: RestartReason; delayMs: number; at: number }
   | { type: 'escalated'; path: string; error: unknown; at: number }
   | { type: 'dead-letter'; path: string; reason: DeadLetterReason; messageType: string; at: number }
-  | { type: 'shutdown'; at: number; reason: string };
+  | { type: 'shutdown'; path: '/'; at: number; reason: string };
 
 /** A node of the tree as the admin API shows it (`GET /actors/health`). */
 export interface ActorSnapshot {

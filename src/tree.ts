@@ -1,0 +1,74 @@
+/**
+ * The node's supervision tree, built from the configuration (ARCHITECTURE.md, "The tree"):
+ *
+ *   root (one-for-one)
+ *   ├── pipeline (rest-for-one; start order = data flow reversed)
+ *   │   ├── deliverer            (when the node has one: issue 4)
+ *   │   ├── matcher
+ *   │   └── chains (one-for-one): chain-listener:<chainId> ...
+ *   ├── governance-stream       (when `governance.url` is set: issue 5)
+ *   └── admin
+ *
+ * rest-for-one on the pipeline: if the matcher restarts, the listeners after it restart too (they hold
+ * blocks in flight to it); a listener's failure restarts only that listener. Every actor takes the
+ * runtime defaults and the per-actor overrides of `runtime.actors.<name>` (mailbox, placement, shutdown).
+ */
+import { EthhookError } from './runtime/errors.ts';
+import type { Behaviour, ChildSpec, SupervisorSpec, WorkerSpec } from './runtime/types.ts';
+import type { NodeConfig } from './config/schema.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each actor has its own message type
+export type AnyBehaviourFactory = () => Behaviour<any>;
+
+/** The behaviours a node runs; absent ones are left out of the tree. */
+export interface NodeBehaviours {
+  admin: AnyBehaviourFactory;
+  matcher?: AnyBehaviourFactory;
+  deliverer?: AnyBehaviourFactory;
+  governance?: AnyBehaviourFactory;
+  /** One per followed chain, keyed by actor name (`chain-listener:31337`). */
+  chainListeners: ReadonlyMap<string, AnyBehaviourFactory>;
+  /** Actors that can run in a child process or thread: the module and factory export the child builds. */
+  placeable?: Readonly<Record<string, { module: string; exportName: string; args?: unknown }>>;
+}
+
+export function buildTree(config: NodeConfig, behaviours: NodeBehaviours): SupervisorSpec {
+  const rt = config.runtime;
+  const { intensity, backoff } = rt.supervision;
+
+  const worker = (name: string, behaviour: AnyBehaviourFactory, extra: Partial<WorkerSpec> = {}): WorkerSpec => {
+    const override = rt.actors[name];
+    const mode = override?.placement ?? 'local';
+    const spec: WorkerSpec = {
+      kind: 'worker',
+      name,
+      behaviour,
+      mailbox: { ...rt.mailbox, ...override?.mailbox },
+      shutdownTimeoutMs: override?.shutdownTimeoutMs ?? rt.shutdownTimeoutMs,
+      maxConsecutivePanics: rt.maxConsecutivePanics,
+      ...extra,
+    };
+    if (mode !== 'local') {
+      const placed = behaviours.placeable?.[name];
+      if (!placed) {
+        throw new EthhookError('ETHHOOK_ERR_INVALID_SPEC', `actor ${name} cannot be placed ${mode}: it runs in the node's process only`, { actor: name, field: `runtime.actors.${name}.placement` });
+      }
+      spec.placement = { mode, ...placed };
+    }
+    return spec;
+  };
+  const supervisor = (name: string, strategy: SupervisorSpec['strategy'], children: ChildSpec[]): SupervisorSpec => ({
+    kind: 'supervisor', name, strategy, intensity, backoff, children,
+  });
+
+  const chains = supervisor('chains', 'one-for-one', [...behaviours.chainListeners].map(([name, b]) => worker(name, b)));
+  const pipeline: ChildSpec[] = [];
+  if (behaviours.deliverer) pipeline.push(worker('deliverer', behaviours.deliverer));
+  if (behaviours.matcher) pipeline.push(worker('matcher', behaviours.matcher));
+  pipeline.push(chains);
+
+  const top: ChildSpec[] = [supervisor('pipeline', 'rest-for-one', pipeline)];
+  if (behaviours.governance) top.push(worker('governance-stream', behaviours.governance));
+  top.push(worker('admin', behaviours.admin));
+  return { ...supervisor('root', 'one-for-one', top) };
+}
