@@ -2,7 +2,9 @@
  * Placement through comedy, with real child processes and worker threads: the placed behaviour proxy is
  * driven directly with a hand-made context (the kernel-level test is placement-supervised.test.ts).
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -202,6 +204,37 @@ describe('forked placement', () => {
     expect(() => createPlacedBehaviour({ mode: 'remote' as 'forked', module: FIXTURES, exportName: 'probe' }, { logger })).toThrow(
       expect.objectContaining({ code: 'ETHHOOK_ERR_INVALID_SPEC' }),
     );
+  });
+});
+
+describe('forked child lifetime', () => {
+  // signals: the parent owns the child's life; SIGINT/SIGTERM sent to the group do not end the child.
+  it('ignores SIGINT and SIGTERM, leaving the stop to the parent', async () => {
+    const { behaviour, receive, fails } = await started('forked');
+    const pid = behaviour.pid()!;
+    process.kill(pid, 'SIGINT');
+    process.kill(pid, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await receive({ type: 'echo', value: 'alive' })).toMatchObject({ value: 'alive' });
+    expect(fails).toEqual([]);
+  });
+
+  // orphans: when the parent dies with kill -9, its forked child exits on its own within seconds.
+  it('exits when its parent is killed', async () => {
+    const parentScript = fileURLToPath(new URL('../fixtures/placement-parent.ts', import.meta.url));
+    const parent = spawn(process.execPath, ['--import', 'tsx', parentScript], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: parent.stdout! }).once('line', resolve);
+        parent.once('exit', (code) => reject(new Error(`parent exited early (${code})`)));
+      });
+      const { childPid } = JSON.parse(line) as { childPid: number };
+      expect(alive(childPid)).toBe(true);
+      parent.kill('SIGKILL');
+      await waitFor(() => !alive(childPid), 5_000, 'the orphaned child to exit');
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
 

@@ -14,10 +14,11 @@
  *   a `tell` to an unknown actor is logged by the parent and dropped, `send` and `ask` reject with
  *   ETHHOOK_ERR_ACTOR_NOT_FOUND. `tell` returns true once handed to the parent (the parent's mailbox
  *   decides later).
- * - The parent decides when the child ends: comedy's SIGINT handler (exit 0) is replaced by one that
- *   ignores the signal, so a Ctrl-C to the process group stops the node through its graceful shutdown
- *   rather than killing children under it; a forked child exits when its IPC channel closes (the parent
- *   died) instead of waiting for comedy's 15 s parent ping.
+ * - The parent decides when a forked child ends: comedy's SIGINT/SIGTERM handlers (exit 0) are replaced
+ *   by ones that ignore the signal, so a signal to the whole process group (Ctrl-C, systemd's
+ *   control-group kill) stops the node through its graceful shutdown instead of killing children under
+ *   it, which the parent would report as crashes. The child exits when its IPC channel closes (the
+ *   parent died) instead of waiting for comedy's 15 s parent ping; SIGKILL still ends it at once.
  */
 import { threadId } from 'node:worker_threads';
 import { EthhookError } from '../errors.ts';
@@ -42,7 +43,7 @@ interface ComedySelf {
     send(topic: string, msg: unknown): PromiseLike<unknown>;
     sendAndReceive(topic: string, msg: unknown): PromiseLike<unknown>;
   };
-  getSystem(): { sigintHandler?: () => void };
+  getSystem(): { sigintHandler?: () => void; sigtermHandler?: () => void };
 }
 
 export interface ChildRuntime {
@@ -109,9 +110,11 @@ async function buildBehaviour(params: ChildParameters, importModule: ImportModul
 
 function takeOverSignals(self: ComedySelf, mode: ChildParameters['mode']): void {
   if (mode !== 'forked') return; // a worker thread receives no signals
-  const comedySigint = self.getSystem().sigintHandler;
-  if (comedySigint) process.removeListener('SIGINT', comedySigint);
+  const system = self.getSystem();
+  if (system.sigintHandler) process.removeListener('SIGINT', system.sigintHandler);
+  if (system.sigtermHandler) process.removeListener('SIGTERM', system.sigtermHandler);
   process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   process.once('disconnect', () => process.exit(0));
 }
 

@@ -22,7 +22,8 @@
  * - Leftovers after a crash: the 1 s request-timeout interval (not unref'd, it would keep the node alive)
  *   and the parent `exit` listener are only removed by a completed destroy handshake, so `release()`
  *   removes them. A worker thread keeps running after comedy's destroy: `stop()` terminates it.
- * - The child's execArgv is the parent's (comedy does not take one): child-host.cjs loads tsx itself.
+ * - The child's execArgv is the parent's (comedy does not take one): child-host.cjs loads tsx itself,
+ *   and a parent started with `-e` / `-p` is refused (every child would run that script again).
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +82,7 @@ export async function startComedyChild(
   bridge: (req: unknown) => unknown,
   startTimeoutMs: number,
 ): Promise<ComedyChild> {
+  if (params.mode === 'forked') refuseEvalExecArgv(params.path);
   const system = createSystem({
     test: true,
     config: {},
@@ -204,6 +206,20 @@ export async function startComedyChild(
     },
     release,
   };
+}
+
+/**
+ * comedy forks with this process's execArgv: under `node -e` / `-p` every child would evaluate the script
+ * again instead of running comedy's worker — and fork children of its own if the script places actors.
+ */
+function refuseEvalExecArgv(path: string): void {
+  const flag = process.execArgv.find((a) => /^(--eval|--print)(=|$)|^-[a-z]*[ep]$/.test(a));
+  if (flag) {
+    throw new EthhookError('ETHHOOK_ERR_PLACEMENT', `cannot fork a placed actor from a process started with ${flag}`, {
+      path,
+      placement: 'forked',
+    });
+  }
 }
 
 export function describeExit(exit: ChildExit | null): string {
