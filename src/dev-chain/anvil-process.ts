@@ -1,6 +1,6 @@
 /**
- * Runs an anvil process (npm `@foundry-rs/anvil-linux-amd64`, an optional dependency) on a free
- * 127.0.0.1 port (`--port 0`; the port is read from anvil's "Listening on" line). Used by the embedded
+ * Runs an anvil process (npm `@foundry-rs/anvil-linux-amd64`, an optional dependency) on 127.0.0.1, on a
+ * free port by default (`--port 0`; the port is read from anvil's "Listening on" line). Used by the embedded
  * dev chain and by the tests. `stop()` sends SIGTERM, then SIGKILL after 5 s; anvil is also killed if
  * this process exits first.
  */
@@ -39,9 +39,19 @@ export function resolveAnvilBinary(): string {
   return bin;
 }
 
-export function spawnAnvil(args: readonly string[]): Promise<AnvilProcess> {
-  const bin = resolveAnvilBinary();
-  const child = spawn(bin, ['--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export interface SpawnOptions {
+  /** Extra anvil arguments. */
+  args?: readonly string[];
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Executable; default: resolveAnvilBinary(). */
+  binary?: string;
+}
+
+export function spawnAnvil(options: SpawnOptions = {}): Promise<AnvilProcess> {
+  const bin = options.binary ?? resolveAnvilBinary();
+  const port = String(options.port ?? 0);
+  const child = spawn(bin, ['--host', '127.0.0.1', '--port', port, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -29,7 +29,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<TestAnvil>
   if (options.noMining) args.push('--no-mining');
   if (options.chainId !== undefined) args.push('--chain-id', String(options.chainId));
   args.push(...(options.args ?? []));
-  const proc = await spawnAnvil(args);
+  const proc = await spawnAnvil({ args });
   const rpc = async <T>(method: string, params: unknown[] = []): Promise<T> => {
     const res = await fetch(proc.httpUrl, {
       method: 'POST',

@@ -1,0 +1,98 @@
+/**
+ * The embedded dev chain: what `npm start` follows with the default config, with no setup.
+ *
+ * `startDevChain(options)` starts anvil on 127.0.0.1 (a free port unless `port` is set; the binary of
+ * the optional dependency @foundry-rs/anvil-linux-amd64 unless `binary` is set, with a clear error when
+ * it is absent), mining a block every `blockTimeMs` (default 1000), deploys the Tick contract
+ * (contract.ts) and sends it a transaction every `txIntervalMs` (default 2000; 0 = none), each emitting
+ * 1 to 5 events. It logs where anvil listens. `stop()` ends the traffic and kills anvil.
+ */
+import { HttpRpcClient } from '../actors/chain-listener/http-rpc.ts';
+import { EthhookError, describeError } from '../runtime/errors.ts';
+import type { Logger } from '../runtime/log.ts';
+import { spawnAnvil } from './anvil-process.ts';
+import { deployTickContract, devAccount, sendTicks, type RpcFn } from './tick-contract.ts';
+
+export { resolveAnvilBinary } from './anvil-process.ts';
+export { TICK_EVENT_SIGNATURE, TICK_TOPIC } from './contract.ts';
+
+export interface DevChainOptions {
+  logger: Logger;
+  blockTimeMs?: number;
+  txIntervalMs?: number;
+  chainId?: number;
+  port?: number;
+  binary?: string;
+}
+
+export interface DevChain {
+  chainId: number;
+  wsUrl: string;
+  httpUrl: string;
+  contractAddress: string;
+  stop(): Promise<void>;
+}
+
+const MAX_TICKS_PER_TX = 5;
+
+export async function startDevChain(options: DevChainOptions): Promise<DevChain> {
+  const { logger } = options;
+  const chainId = options.chainId ?? 31_337;
+  const blockTimeMs = options.blockTimeMs ?? 1_000;
+  const txIntervalMs = options.txIntervalMs ?? 2_000;
+  const anvil = await spawnAnvil({
+    args: ['--chain-id', String(chainId), '--block-time', String(blockTimeMs / 1_000)],
+    port: options.port,
+    binary: options.binary,
+  });
+  const client = new HttpRpcClient({ url: anvil.httpUrl, requestTimeoutMs: 10_000, maxFrameBytes: 16 * 1024 * 1024 });
+  const rpc: RpcFn = (method, params) => client.request(method, params);
+  let contractAddress: string;
+  let from: string;
+  try {
+    from = await devAccount(rpc);
+    contractAddress = await deployTickContract(rpc, from);
+  } catch (err) {
+    client.close();
+    await anvil.stop();
+    throw new EthhookError('ETHHOOK_ERR_DEV_CHAIN', 'the dev chain could not deploy its contract', { chainId }, { cause: err });
+  }
+  let stopping = false;
+  anvil.child.once('exit', (code, signal) => {
+    if (!stopping) logger.error({ code, signal, chainId }, 'dev chain: anvil exited');
+  });
+  logger.info(
+    { chainId, wsUrl: anvil.wsUrl, httpUrl: anvil.httpUrl, contractAddress, blockTimeMs, txIntervalMs },
+    `dev chain: anvil listening on ${anvil.httpUrl} (ws ${anvil.wsUrl})`,
+  );
+
+  let inFlight: Promise<void> = Promise.resolve();
+  const timer =
+    txIntervalMs > 0
+      ? setInterval(() => {
+          inFlight = inFlight.then(async () => {
+            if (stopping) return;
+            try {
+              await sendTicks(rpc, from, contractAddress, 1 + Math.floor(Math.random() * MAX_TICKS_PER_TX));
+            } catch (err) {
+              logger.warn({ err: describeError(err) }, 'dev chain: transaction failed');
+            }
+          });
+        }, txIntervalMs)
+      : null;
+
+  return {
+    chainId,
+    wsUrl: anvil.wsUrl,
+    httpUrl: anvil.httpUrl,
+    contractAddress,
+    stop: async () => {
+      stopping = true;
+      if (timer) clearInterval(timer);
+      await inFlight;
+      client.close();
+      await anvil.stop();
+      logger.info({ chainId }, 'dev chain: anvil stopped');
+    },
+  };
+}
