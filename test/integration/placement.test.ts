@@ -160,6 +160,18 @@ describe('forked placement', () => {
     await expect(behaviour.receive({ type: 'echo' }, ctx)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_STOPPED' });
   });
 
+  // stop fallback: a child whose postStop never returns is SIGKILLed within the stop timeout.
+  it('kills a child that does not stop in time', async () => {
+    const { ctx } = handMadeContext();
+    const behaviour = createPlacedBehaviour({ mode: 'forked', module: FIXTURES, exportName: 'stuckStop' }, { logger, stopTimeoutMs: 1_500 });
+    await behaviour.preStart!(ctx);
+    const pid = behaviour.pid()!;
+    const t0 = Date.now();
+    await behaviour.postStop!(ctx);
+    expect(Date.now() - t0).toBeLessThan(2_500);
+    expect(alive(pid)).toBe(false);
+  });
+
   // restart: preRestart (what the kernel calls instead of postStop on a restart) also ends the child.
   it('preRestart ends the child too', async () => {
     const { behaviour, ctx } = await started('forked');

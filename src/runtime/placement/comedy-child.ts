@@ -33,7 +33,9 @@ import { EthhookError } from '../errors.ts';
 import { TOPIC_STARTED, deserializeError, isReply, type ChildParameters } from './protocol.ts';
 
 const HOST_MODULE = fileURLToPath(new URL('./child-host.cjs', import.meta.url));
-/** After SIGKILL, how long to wait for the exit event before giving up on it. */
+/** Part of a stop's budget kept for the SIGKILL / terminate fallback. */
+const KILL_RESERVE_MS = 1_000;
+/** After SIGKILL, how long to wait for the exit event before giving up on it (it comes within ms). */
 const KILL_GRACE_MS = 2_000;
 
 export interface ChildExit {
@@ -50,7 +52,10 @@ export interface ComedyChild {
   /** Called once when the process or thread ends, whatever the cause. */
   onExit(listener: (exit: ChildExit) => void): void;
   readonly exited: boolean;
-  /** Destroy handshake (runs the child's postStop), then waits for the end; SIGKILL / terminate on timeout. */
+  /**
+   * Destroy handshake (runs the child's postStop), then waits for the end; SIGKILL / terminate when that
+   * has not happened a little before `timeoutMs` (the fallback's reserve: min(1 s, timeoutMs / 5)).
+   */
   stop(timeoutMs: number): Promise<void>;
   /** Frees comedy's parent-side leftovers once the child has ended on its own. */
   release(): void;
@@ -190,13 +195,14 @@ export async function startComedyChild(
     },
     async stop(timeoutMs) {
       if (!exit) {
-        const deadline = Date.now() + timeoutMs;
+        // Keep part of the budget for the SIGKILL / terminate fallback, so the whole stop fits in it.
+        const deadline = Date.now() + timeoutMs - Math.min(KILL_RESERVE_MS, timeoutMs / 5);
         const destroyed = await Promise.race([
           Promise.resolve(actor.destroy()).then(
             () => true,
             () => false,
           ),
-          ended(timeoutMs).then(() => false),
+          ended(Math.max(0, deadline - Date.now())).then(() => false),
         ]);
         // Forked: the child exits by itself after the handshake. Threaded: comedy leaves the thread alive.
         const gone = destroyed && proc ? await ended(Math.max(0, deadline - Date.now())) : false;
