@@ -4,6 +4,9 @@
  *
  * - Exactly one message is handled at a time, in FIFO order; a handler that returns a promise holds the
  *   cell until it settles. What `receive` returns is the reply to an `ask`.
+ * - Timing for `actor_message_duration_seconds` is per drained batch: the synchronous messages of one
+ *   slice share one pair of clock reads and each counts as the slice's mean; an async handler is timed
+ *   on its own. Count and sum are exact; only the spread within a slice is averaged away.
  * - The system lane (stop, health) is served before the next user message.
  * - A handler that throws or rejects is a panic: the cell stops taking messages and reports to its
  *   parent, which decides the restart. The panicking message is kept aside and handed to the next
@@ -226,8 +229,9 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     const ctx = this.ctx!;
     const mb = this.mailbox;
     const metrics = this.env.metrics;
-    let t0 = metrics ? performance.now() : 0;
+    const t0 = metrics ? performance.now() : 0;
     let handled = 0;
+    let sync = 0;
     while (handled < limit) {
       if (mb.hasSystem) {
         this.serveSystem();
@@ -255,17 +259,14 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
         break;
       }
       if (isThenable(result)) {
-        this.awaitHandler(result, msg, reply, strikes, t0);
+        this.awaitHandler(result, msg, reply, strikes, metrics ? performance.now() : 0);
         break;
       }
-      this.stats.handled++;
+      sync++;
       if (reply !== undefined) reply.resolve(result);
-      if (metrics) {
-        const t1 = performance.now();
-        this.stats.observeDuration((t1 - t0) / 1000);
-        t0 = t1;
-      }
     }
+    this.stats.handled += sync;
+    if (metrics && sync > 0) this.stats.observeBatch(sync, (performance.now() - t0) / 1000);
     const more = this.stateNow === 'running' && !this.inFlight !== null && (this.pending !== null || !mb.isEmpty());
     if (!more) this.scheduled = false;
     return { handled, more };

@@ -17,9 +17,15 @@ export class ActorStats {
   durationSum = 0;
 
   observeDuration(seconds: number): void {
+    this.observeBatch(1, seconds);
+  }
+
+  /** `count` messages that took `seconds` together, each counted at their mean. */
+  observeBatch(count: number, seconds: number): void {
+    const mean = seconds / count;
     let i = 0;
-    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-    this.durationBuckets[i]!++;
+    while (i < DURATION_BUCKETS.length && mean > DURATION_BUCKETS[i]!) i++;
+    this.durationBuckets[i]! += count;
     this.durationSum += seconds;
   }
 

@@ -165,6 +165,11 @@ export class Supervisor implements TreeNode, ParentLink {
       this.env.cellEnv.emit({ type: 'restarting', path: c.path, reason: c === child ? reason : 'dependency', delayMs, at: now });
     }
     this.log.warn({ child: child.path, reason, delayMs, restarting: set.map((c) => c.path) }, 'restarting after failure');
+    if (delayMs === 0) {
+      // setTimeout(0) waits a millisecond; a zero backoff restarts on the next turn.
+      setImmediate(() => void this.serialize(() => this.startSet(set)));
+      return;
+    }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       void this.serialize(() => this.startSet(set));
