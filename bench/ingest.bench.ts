@@ -1,0 +1,162 @@
+/**
+ * bench:ingest — the ChainListener against a local anvil, with ethers v6 as the peer in the same run:
+ *   - backfill: logs/s from block 0 to the head over a range holding >= 100,000 Tick logs, through the
+ *     whole listener (getLogs ranges + header batches + consistency checks + the ask to an in-process
+ *     collector + the LevelDB cursor write per block);
+ *   - peer: the same ranges through ethers v6 `WebSocketProvider.getLogs` (fetch and parse only);
+ *   - live: head-to-emit latency, from the `newHeads` frame's arrival to the message reaching the
+ *     collector, p50/p99 over LIVE_BLOCKS blocks of a second anvil that mines every LIVE_BLOCK_MS, with
+ *     a 5-log transaction sent every half block.
+ * Last line: one JSON object.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { WebSocketProvider } from 'ethers';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { chainConfigSchema, createChainListener } from '../src/actors/chain-listener/index.ts';
+import type { ChainBlockMessage } from '../src/actors/chain-listener/messages.ts';
+import { spawnAnvil } from '../src/dev-chain/anvil-process.ts';
+import { deployTickContract, devAccount, sendTicks, waitForReceipt, type RpcFn } from '../src/dev-chain/tick-contract.ts';
+import type { ActorContext, ActorRef } from '../src/runtime/types.ts';
+import { openDb } from '../src/store/db.ts';
+
+const TX = 200;
+const TICKS_PER_TX = 500; // 200 x 500 = 100,000 logs, one transaction per block (automine)
+const RANGE = 20; // blocks per eth_getLogs, for both clients (10,000 logs per call)
+const LIVE_BLOCKS = 300;
+const LIVE_BLOCK_MS = 100;
+const TARGET = '/pipeline/matcher';
+
+const now = () => performance.timeOrigin + performance.now();
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+
+const anvil = await spawnAnvil();
+let rpcId = 0;
+const rpcOf =
+  (url: string): RpcFn =>
+  async (method, params) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++rpcId, method, params }),
+    });
+    const body = (await res.json()) as { result?: unknown; error?: { message: string } };
+    if (body.error) throw new Error(`${method}: ${body.error.message}`);
+    return body.result;
+  };
+const rpc = rpcOf(anvil.httpUrl);
+
+/** Runs a listener behaviour with a hand-made context whose target is `onMessage`. */
+async function runListener(chain: object, onMessage: (msg: ChainBlockMessage) => void) {
+  const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-ingest-'));
+  const db = await openDb(dir);
+  const behaviour = createChainListener({
+    chain: chainConfigSchema.parse({ chainId: 31337, name: 'bench', wsUrl: anvil.wsUrl, ...chain }),
+    store: db,
+    target: TARGET,
+    registry: new Registry(),
+  });
+  const collector = {
+    ask: async (msg: ChainBlockMessage) => {
+      onMessage(msg);
+      return { ok: true };
+    },
+  } as unknown as ActorRef;
+  const ctx = {
+    path: '/pipeline/chains/chain-listener:31337',
+    name: 'chain-listener:31337',
+    log: pino({ level: 'silent' }),
+    incarnation: 1,
+    lookup: (p: string) => (p === TARGET ? collector : undefined),
+    fail: (err: unknown) => {
+      throw err;
+    },
+    stopSelf: () => {},
+  } as unknown as ActorContext<never>;
+  await behaviour.preStart!(ctx);
+  return {
+    stop: async () => {
+      await behaviour.postStop!(ctx);
+      await db.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+try {
+  const from = await devAccount(rpc);
+  const contract = await deployTickContract(rpc, from);
+  for (let i = 0; i < TX; i++) await waitForReceipt(rpc, await sendTicks(rpc, from, contract, TICKS_PER_TX));
+  const head = Number.parseInt((await rpc('eth_blockNumber', [])) as string, 16);
+  const expected = TX * TICKS_PER_TX + 0;
+  console.log(`anvil ${anvil.httpUrl}: ${expected} Tick logs in blocks 0..${head}`);
+
+  // Backfill through the listener.
+  let logs = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const t0 = performance.now();
+  const backfill = await runListener({ startBlock: 0, backfillRange: RANGE, heartbeatMs: 60_000 }, (msg) => {
+    logs += msg.logs.length;
+    if (msg.blockNumber === head) done();
+  });
+  await finished;
+  const backfillS = (performance.now() - t0) / 1000;
+  await backfill.stop();
+  const backfillRate = logs / backfillS;
+  console.log(`listener backfill: ${logs} logs in ${backfillS.toFixed(2)} s = ${Math.round(backfillRate)} logs/s`);
+
+  // The same ranges through ethers v6.
+  const provider = new WebSocketProvider(anvil.wsUrl, 31337, { staticNetwork: true });
+  let ethersLogs = 0;
+  const t1 = performance.now();
+  for (let start = 0; start <= head; start += RANGE) {
+    ethersLogs += (await provider.getLogs({ fromBlock: start, toBlock: Math.min(head, start + RANGE - 1) })).length;
+  }
+  const ethersS = (performance.now() - t1) / 1000;
+  await provider.destroy();
+  const ethersRate = ethersLogs / ethersS;
+  console.log(`ethers v6 getLogs: ${ethersLogs} logs in ${ethersS.toFixed(2)} s = ${Math.round(ethersRate)} logs/s`);
+
+  // Live, on a second anvil mining a block every LIVE_BLOCK_MS (so that sending transactions does not
+  // make anvil mine while the listener reads): latency from the newHeads frame to the collector.
+  const liveAnvil = await spawnAnvil({ args: ['--block-time', String(LIVE_BLOCK_MS / 1000)] });
+  const liveRpc = rpcOf(liveAnvil.httpUrl);
+  const liveContract = await deployTickContract(liveRpc, from);
+  const latencies: number[] = [];
+  let liveStart = Number.POSITIVE_INFINITY;
+  const live = await runListener({ wsUrl: liveAnvil.wsUrl, heartbeatMs: 60_000 }, (msg) => {
+    if (msg.blockNumber >= liveStart) latencies.push(now() - msg.seenAt);
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  liveStart = Number.parseInt((await liveRpc('eth_blockNumber', [])) as string, 16) + 1;
+  const deadline = Date.now() + 120_000;
+  while (latencies.length < LIVE_BLOCKS && Date.now() < deadline) {
+    await sendTicks(liveRpc, from, liveContract, 5);
+    await new Promise((r) => setTimeout(r, LIVE_BLOCK_MS / 2));
+  }
+  await live.stop();
+  await liveAnvil.stop();
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const p50 = percentile(sorted, 0.5);
+  const p99 = percentile(sorted, 0.99);
+  console.log(`live head-to-emit over ${sorted.length} blocks: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(3)} ms`);
+  console.log(
+    JSON.stringify({
+      bench: 'ingest',
+      logs: logs,
+      range_blocks: RANGE,
+      backfill_logs_per_s: Math.round(backfillRate),
+      ethers_logs_per_s: Math.round(ethersRate),
+      backfill_vs_ethers: Number((backfillRate / ethersRate).toFixed(2)),
+      live_blocks: sorted.length,
+      live_p50_ms: Number(p50.toFixed(3)),
+      live_p99_ms: Number(p99.toFixed(3)),
+    }),
+  );
+} finally {
+  await anvil.stop();
+}
