@@ -25,6 +25,14 @@ describe('ConcurrencyLimit', () => {
     expect([limit.active, limit.waiting]).toEqual([0, 0]);
   });
 
+  it('stays FIFO with thousands waiting', async () => {
+    const limit = new ConcurrencyLimit(2);
+    const order: number[] = [];
+    await Promise.all(Array.from({ length: 5_000 }, (_, i) => limit.run(async () => { order.push(i); })));
+    expect(order).toEqual(Array.from({ length: 5_000 }, (_, i) => i));
+    expect(limit.waiting).toBe(0);
+  });
+
   it('a run that throws frees its slot and passes the error on', async () => {
     const limit = new ConcurrencyLimit(1);
     await expect(limit.run(async () => { throw new Error('boom'); })).rejects.toThrow('boom');

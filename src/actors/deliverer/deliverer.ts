@@ -77,7 +77,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       const m = parsed.data;
       switch (m.type) {
         case 'deliverer.wake':
-          loop?.wake();
+          loop?.poke();
           return { ok: true };
         case 'deliverer.endpoint-changed':
           loop?.invalidateEndpoint(m.endpointId, m.deleted ?? false);

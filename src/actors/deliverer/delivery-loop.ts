@@ -114,6 +114,11 @@ export class DeliveryLoop {
   private wakeUp: (() => void) | null = null;
   /** A wake that came while the loop was busy: the next sleep returns at once instead of missing it. */
   private wakePending = false;
+  private fetching: Promise<void> | null = null;
+  private fetchError: unknown = null;
+  /** No outbox scan before this time (ms): the last one found nothing due. */
+  private rescanAt = 0;
+  private rescanEpoch = 0;
   private unsubscribe: (() => void) | null = null;
 
   constructor(
@@ -140,7 +145,9 @@ export class DeliveryLoop {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.unsubscribe = this.deps.outbox.onEnqueue(() => this.wake());
+    this.fetchError = null;
+    this.rescanAt = 0;
+    this.unsubscribe = this.deps.outbox.onEnqueue(() => this.rescanBy(0));
     this.loop = this.run().catch((err: unknown) => {
       this.running = false;
       this.deps.logger.error({ err }, 'delivery loop stopped: outbox read failed');
@@ -161,7 +168,12 @@ export class DeliveryLoop {
     this.taken.clear();
   }
 
-  wake(): void {
+  /** Look at the outbox now (new jobs were written elsewhere). */
+  poke(): void {
+    this.rescanBy(0);
+  }
+
+  private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
     if (w) w();
@@ -190,31 +202,49 @@ export class DeliveryLoop {
 
   private async run(): Promise<void> {
     while (this.running) {
-      this.release(this.holds.releaseDue(this.now()));
-      while (this.ready.length > 0 && this.inFlight.size < this.cfg.concurrency) this.dispatch(this.ready.shift() as Job);
-      if (this.inFlight.size >= this.cfg.concurrency) {
-        await this.sleep(this.cfg.idlePollMs);
-        continue;
-      }
+      if (this.fetchError !== null) throw this.fetchError;
       const now = this.now();
+      this.release(this.holds.releaseDue(now));
+      while (this.ready.length > 0 && this.inFlight.size < this.cfg.concurrency) this.dispatch(this.ready.shift() as Job);
+      // Read ahead while the batch in hand is still being sent, so a scan never leaves the pipe empty.
+      if (this.fetching === null && this.ready.length < this.cfg.concurrency && now >= this.rescanAt) this.fetching = this.fetch();
+      let delay = this.cfg.idlePollMs;
+      if (this.rescanAt > now) delay = Math.min(delay, this.rescanAt - now);
+      const nextRelease = this.holds.nextRelease();
+      if (nextRelease !== undefined) delay = Math.min(delay, Math.max(0, nextRelease - now));
+      await this.sleep(delay);
+    }
+    await this.fetching;
+  }
+
+  /** One outbox scan; when it finds nothing, the next is due when the earliest job is, or after idlePollMs. */
+  private async fetch(): Promise<void> {
+    try {
+      const now = this.now();
+      const epoch = this.rescanEpoch;
       // A scan's snapshot can predate a reschedule that just finished: skip jobs not due by now.
       const jobs = (await this.deps.outbox.due(now, this.cfg.batchSize, { exclude: this.taken })).filter((j) => j.nextAttemptAt <= now);
-      if (jobs.length > 0) {
-        for (const job of jobs) this.taken.add(job.id);
-        this.ready.push(...jobs);
-        continue;
+      for (const job of jobs) this.taken.add(job.id);
+      this.ready.push(...jobs);
+      if (jobs.length === 0) {
+        const nextDue = await this.deps.outbox.nextDueAt();
+        const idleUntil = now + this.cfg.idlePollMs;
+        // A hint that came during the scan (enqueue, reschedule) wins: the scan may not have seen it.
+        if (epoch === this.rescanEpoch) this.rescanAt = nextDue !== undefined && nextDue > now ? Math.min(nextDue, idleUntil) : idleUntil;
       }
-      await this.sleep(await this.idleDelay(now));
+    } catch (err) {
+      this.fetchError = err;
+    } finally {
+      this.fetching = null;
+      this.wake();
     }
   }
 
-  private async idleDelay(now: number): Promise<number> {
-    let delay = this.cfg.idlePollMs;
-    const nextDue = await this.deps.outbox.nextDueAt();
-    if (nextDue !== undefined && nextDue > now) delay = Math.min(delay, nextDue - now);
-    const nextRelease = this.holds.nextRelease();
-    if (nextRelease !== undefined) delay = Math.min(delay, Math.max(0, nextRelease - now));
-    return delay;
+  /** Something may be due at `at` (an enqueue: now; a reschedule: its time): scan no later than then. */
+  private rescanBy(at: number): void {
+    this.rescanEpoch++;
+    this.rescanAt = Math.min(this.rescanAt, at);
+    this.wake();
   }
 
   private sleep(ms: number): Promise<void> {
@@ -335,9 +365,12 @@ export class DeliveryLoop {
       case 'complete':
         await this.deps.outbox.complete(job.id, record);
         return;
-      case 'retry':
-        await this.deps.outbox.reschedule(job, at + Math.max(decision.delayMs, (extra.notBefore ?? 0) - at), record);
+      case 'retry': {
+        const nextAttemptAt = at + Math.max(decision.delayMs, (extra.notBefore ?? 0) - at);
+        await this.deps.outbox.reschedule(job, nextAttemptAt, record);
+        this.rescanBy(nextAttemptAt);
         return;
+      }
       case 'dead-letter':
       case 'disable-endpoint':
         await this.deps.outbox.deadLetter(job, decision.reason, record);

@@ -98,7 +98,10 @@ export class WebhookHttpClient {
         signal: deadline.signal,
       });
       const retryAfter = res.headers['retry-after'];
-      const read = await readBounded(res.body, this.opts.maxResponseBytes).then(
+      const length = Number(res.headers['content-length']);
+      // A declared small body is read whole (undici enforces the declared length); others through the bound.
+      const reading = length <= this.opts.maxResponseBytes ? res.body.text() : readBounded(res.body, this.opts.maxResponseBytes);
+      const read = await reading.then(
         (bodySnippet) => ({ bodySnippet }),
         (err: unknown) => ({ bodySnippet: '', error: describeFailure(err, deadline.signal.aborted, this.opts.requestTimeoutMs) }),
       );

@@ -1,0 +1,171 @@
+/**
+ * bench:deliver — signed, persisted webhooks per second against the plain-undici limit.
+ *
+ * One receiver in a child process (a bare node:http server answering 200 on 127.0.0.1, the same for both
+ * runs), then in this process:
+ * - raw: a plain undici POST loop, `concurrency` requests in flight over one keep-alive Agent, the same
+ *   JSON bodies, nothing else: the limit this machine allows.
+ * - deliveries: the real path. Jobs are enqueued in a LevelDB outbox (timed apart), then the Deliverer's
+ *   loop drains them: read due jobs, endpoint lookup (sealed secret), JSON body, Standard Webhooks
+ *   signature, POST through the webhook client (SSRF connector, global limit, bounded read), and
+ *   `complete` with the attempt record in one LevelDB batch per job.
+ * The raw loop runs before and after the deliveries; the better of the two is the limit.
+ *
+ * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10).
+ * Target: deliveries_per_s >= 0.6 × raw_undici_per_s. Last line: one JSON object.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Agent } from 'undici';
+import { DeliveryLoop } from '../src/actors/deliverer/delivery-loop.ts';
+import { WebhookHttpClient } from '../src/actors/deliverer/http-client.ts';
+import { createLogger } from '../src/runtime/log.ts';
+import { openDb } from '../src/store/db.ts';
+import { EndpointStore } from '../src/store/endpoints.ts';
+import { Outbox, type NewJob } from '../src/store/outbox.ts';
+
+const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 10);
+
+if (process.argv.includes('--receiver')) {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.keepAliveTimeout = 120_000;
+  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
+  process.on('disconnect', () => process.exit(0));
+} else {
+  await main();
+}
+
+async function startReceiver(): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--receiver'], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+function makeJobs(endpointIds: string[]): NewJob[] {
+  const now = Date.now();
+  return Array.from({ length: JOBS }, (_, i) => {
+    const subscriptionId = `sub_${i % 100}`;
+    return {
+      id: `msg_${i.toString(16).padStart(64, '0')}`,
+      endpointId: endpointIds[i % endpointIds.length] as string,
+      subscriptionId,
+      type: 'log.created' as const,
+      eventSeenAt: now,
+      payload: {
+        type: 'log.created' as const,
+        timestamp: new Date(now).toISOString(),
+        data: {
+          chainId: 1,
+          blockNumber: 19_000_000 + Math.floor(i / 10),
+          blockHash: `0x${randomBytes(32).toString('hex')}`,
+          transactionHash: `0x${randomBytes(32).toString('hex')}`,
+          logIndex: i % 10,
+          address: `0x${randomBytes(20).toString('hex')}`,
+          topics: [`0x${randomBytes(32).toString('hex')}`, `0x${randomBytes(32).toString('hex')}`],
+          data: `0x${randomBytes(64).toString('hex')}`,
+          subscriptionId,
+        },
+      },
+    };
+  });
+}
+
+/** `CONCURRENCY` workers POSTing the bodies in turn over one keep-alive Agent; resolves with requests/s. */
+async function rawLoop(origin: string, bodies: string[]): Promise<number> {
+  const agent = new Agent({ connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 30_000 });
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < bodies.length; i = next++) {
+      const res = await agent.request({
+        origin,
+        path: `/ep${i % ENDPOINTS}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: bodies[i] as string,
+      });
+      await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`raw POST got ${res.statusCode}`);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await agent.close();
+  return bodies.length / seconds;
+}
+
+async function deliveries(origin: string): Promise<{ perSecond: number; enqueuePerSecond: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
+  const db = await openDb(dir);
+  try {
+    const outbox = await Outbox.open(db);
+    const endpoints = new EndpointStore(db, randomBytes(32));
+    const ids: string[] = [];
+    for (let e = 0; e < ENDPOINTS; e++) ids.push((await endpoints.create({ url: `${origin}/ep${e}` })).endpoint.id);
+    const jobs = makeJobs(ids);
+
+    const enqueueStarted = performance.now();
+    for (let i = 0; i < jobs.length; i += 1_000) await outbox.enqueueBatch(jobs.slice(i, i + 1_000));
+    const enqueuePerSecond = jobs.length / ((performance.now() - enqueueStarted) / 1000);
+
+    const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: CONCURRENCY });
+    const loop = new DeliveryLoop(
+      { outbox, endpoints, client, logger: createLogger({ level: 'warn' }) },
+      { concurrency: CONCURRENCY },
+    );
+    const started = performance.now();
+    loop.start();
+    while (outbox.depth() > 0) await new Promise((r) => setTimeout(r, 2));
+    const seconds = (performance.now() - started) / 1000;
+    await loop.stop();
+    await client.close();
+    if (outbox.deadLetterCount() !== 0) throw new Error(`${outbox.deadLetterCount()} jobs were dead-lettered`);
+    return { perSecond: jobs.length / seconds, enqueuePerSecond };
+  } finally {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { child, port } = await startReceiver();
+  const origin = `http://127.0.0.1:${port}`;
+  try {
+    const bodies = makeJobs(['ep']).map((j) => JSON.stringify(j.payload));
+    console.log(`bench:deliver  jobs=${JOBS} concurrency=${CONCURRENCY} endpoints=${ENDPOINTS} body≈${bodies[0]?.length} B`);
+    await rawLoop(origin, bodies.slice(0, 2_000));
+
+    const rawBefore = await rawLoop(origin, bodies);
+    console.log(`raw undici POST loop (before)   ${rawBefore.toFixed(0)} req/s`);
+    const d = await deliveries(origin);
+    console.log(`outbox enqueue                  ${d.enqueuePerSecond.toFixed(0)} jobs/s`);
+    console.log(`signed, persisted deliveries    ${d.perSecond.toFixed(0)} webhooks/s`);
+    const rawAfter = await rawLoop(origin, bodies);
+    console.log(`raw undici POST loop (after)    ${rawAfter.toFixed(0)} req/s`);
+
+    const raw = Math.max(rawBefore, rawAfter);
+    const ratio = d.perSecond / raw;
+    console.log(`ratio deliveries / raw          ${ratio.toFixed(2)} (target >= 0.60)`);
+    console.log(JSON.stringify({
+      deliveries_per_s: Math.round(d.perSecond),
+      raw_undici_per_s: Math.round(raw),
+      ratio: Number(ratio.toFixed(3)),
+    }));
+  } finally {
+    child.kill();
+  }
+}
