@@ -20,6 +20,7 @@ import { EthhookError } from '../runtime/errors.ts';
 import { sublevel, type Db } from './db.ts';
 import { endpointIdSchema, type EndpointStore } from './endpoints.ts';
 import { newId } from './ids.ts';
+import { PREFIX_END } from './keys.ts';
 import { Serial } from './serial.ts';
 import { parseInput } from './validate.ts';
 
@@ -126,25 +127,38 @@ export class SubscriptionStore {
   }
 
   async list(options: SubscriptionListOptions = {}): Promise<Subscription[]> {
-    const limit = options.limit ?? Infinity;
     const out: Subscription[] = [];
+    for await (const sub of this.iterate(options)) out.push(sub);
+    return out;
+  }
+
+  /** Like `list`, one record at a time: loading 100,000 subscriptions never holds them all twice. */
+  async *iterate(options: SubscriptionListOptions = {}): AsyncGenerator<Subscription> {
+    const limit = options.limit ?? Infinity;
+    const wanted = (sub: Subscription) => options.chainId === undefined || sub.chainId === options.chainId;
+    let n = 0;
     if (options.endpointId !== undefined) {
       const prefix = `${options.endpointId}!`;
       const gt = options.after === undefined ? prefix : `${prefix}${options.after}`;
-      for await (const id of this.byEndpoint.values({ gt, lt: `${prefix}\xff` })) {
+      for await (const id of this.byEndpoint.values({ gt, lt: `${prefix}${PREFIX_END}` })) {
+        if (n >= limit) return;
         const sub = await this.get(id);
-        if (sub && (options.chainId === undefined || sub.chainId === options.chainId)) out.push(sub);
-        if (out.length >= limit) break;
+        if (sub && wanted(sub)) {
+          n++;
+          yield sub;
+        }
       }
-      return out;
+      return;
     }
     const range = options.after === undefined ? {} : { gt: options.after };
     for await (const value of this.records.values(range)) {
+      if (n >= limit) return;
       const sub = subscriptionSchema.parse(value);
-      if (options.chainId === undefined || sub.chainId === options.chainId) out.push(sub);
-      if (out.length >= limit) break;
+      if (wanted(sub)) {
+        n++;
+        yield sub;
+      }
     }
-    return out;
   }
 
   /** Deletes a subscription; resolves with it, or undefined when there was none. */
@@ -165,7 +179,7 @@ export class SubscriptionStore {
     return this.writes.run(async () => {
       const prefix = `${endpointId}!`;
       const ids: string[] = [];
-      for await (const id of this.byEndpoint.values({ gt: prefix, lt: `${prefix}\xff` })) ids.push(id);
+      for await (const id of this.byEndpoint.values({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) ids.push(id);
       await this.db.batch(
         ids.flatMap((id) => [
           { type: 'del' as const, sublevel: this.records, key: id },

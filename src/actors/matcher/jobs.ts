@@ -12,7 +12,7 @@
  * when the event happened: the block's timestamp for `log.created`, the moment the listener saw the
  * retraction for `log.removed`.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { JobType, NewJob, WebhookPayload } from '../../store/outbox.ts';
 import type { ChainBlockMessage, ChainLog } from './messages.ts';
 
@@ -31,7 +31,8 @@ export function webhookId(
 ): string {
   const base = `${chainId}|${blockHash.toLowerCase()}|${logIndex}|${subscriptionId}|${type}`;
   const input = generation > 0 ? `${base}|${generation}` : base;
-  return `msg_${createHash('sha256').update(input).digest('hex')}`;
+  // One-shot `hash` is about twice as fast as createHash().update().digest() on these short inputs.
+  return `msg_${hash('sha256', input, 'hex')}`;
 }
 
 export function buildJob(

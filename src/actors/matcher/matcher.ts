@@ -73,7 +73,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
 
   async function reload(): Promise<void> {
     index.clear();
-    for (const sub of await subscriptions.list()) put(sub, sub.id);
+    for await (const sub of subscriptions.iterate()) put(sub, sub.id);
     metrics?.subscriptions.set(index.size);
     logger.info({ subscriptions: index.size }, 'matcher index loaded');
   }

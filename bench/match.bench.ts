@@ -1,0 +1,168 @@
+/**
+ * bench:match — logs/s through the Matcher's hot path with 100,000 subscriptions over 10,000 endpoints,
+ * and the process RSS at that size.
+ *
+ * Measured: `SubscriptionIndex.match` + `buildJob` (webhook-id sha256 + payload object) for every
+ * matching (log, subscription) pair, block by block, exactly what the Matcher's `emit` does before its
+ * outbox batch. NOT measured: the LevelDB batch (one per block with matches; bench:deliver and the
+ * outbox tests cover the store) and the zod parse of the incoming message.
+ * Subscriptions reach the index the way the Matcher loads them: a JSON record parsed with the store's
+ * zod schema, one at a time (each record carries its own copies of addresses, topics and ids).
+ * RSS is the whole process as `npm run bench:match` runs it, under tsx and V8's default heap sizing;
+ * the breakdown printed above the JSON line shows what the index itself holds.
+ *
+ * Subscription mix on one chain (deterministic PRNG; 20,000 contracts of which the first 200 are
+ * "tokens" drawn with a skewed popularity, 300 event signatures, 20,000 wallets):
+ *   40% a token + its Transfer-like topic0 + a wallet on topic1 or topic2 ("my wallet's transfers");
+ *   30% one contract + one topic0 (a project following its own contract's event);
+ *   12% one contract, any topic;   8% 2-5 contracts + two topic0 alternatives;
+ *   10% any address + a topic0 + a wallet on topic2 ("anything sent to my wallet").
+ *   No firehose subscription (any address, any topic): each would add one job to every log.
+ * Logs: 50% token events (same skew), 25% from other followed contracts, 25% from contracts nobody
+ * follows; topic0 from the same signatures; topic1/topic2 are a subscribed wallet 10% of the time.
+ * Targets (issue 4): >= 200,000 logs/s, RSS <= 150 MB. Last line: one JSON object.
+ */
+import { SubscriptionIndex } from '../src/actors/matcher/subscription-index.ts';
+import { buildJob, eventTimestamp } from '../src/actors/matcher/jobs.ts';
+import type { ChainBlockMessage, ChainLog } from '../src/actors/matcher/messages.ts';
+import type { NewJob } from '../src/store/outbox.ts';
+import { subscriptionSchema, type Subscription } from '../src/store/subscriptions.ts';
+import { newId } from '../src/store/ids.ts';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const SUBSCRIPTIONS = 100_000;
+const ENDPOINTS = 10_000;
+const CONTRACTS = 20_000;
+const SIGNATURES = 300;
+const TOKENS = 200;
+const WALLETS = 20_000;
+const LOGS = 10_000;
+const LOGS_PER_BLOCK = 200;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CHAIN = 1;
+
+let seed = 0x2545f491;
+function rand(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) / 4294967296;
+}
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+/** Skewed popularity: low indexes are drawn far more often. */
+const popular = <T>(xs: readonly T[]): T => xs[Math.floor(xs.length * rand() ** 2)]!;
+/** Flat hex strings (a Buffer, not a rope of concatenations), lowercase like the listener's. */
+const hex = (bytes: number) => {
+  const b = Buffer.allocUnsafe(bytes);
+  for (let i = 0; i < bytes; i++) b[i] = Math.floor(rand() * 256);
+  return `0x${b.toString('hex')}`;
+};
+
+const contracts = Array.from({ length: CONTRACTS }, () => hex(20));
+const tokens = contracts.slice(0, TOKENS);
+const strangers = Array.from({ length: CONTRACTS }, () => hex(20));
+const signatures = Array.from({ length: SIGNATURES }, () => hex(32));
+const TRANSFER = signatures[0]!;
+const wallets = Array.from({ length: WALLETS }, () => `0x${'0'.repeat(24)}${hex(20).slice(2)}`);
+const endpoints = Array.from({ length: ENDPOINTS }, () => newId('ep_'));
+
+const MB = 2 ** 20;
+const rssMb = () => process.memoryUsage().rss / MB;
+// A full GC on demand, outside the timed loop, so the index's live size can be told apart from garbage.
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const liveHeapMb = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed / MB;
+};
+const rssBefore = rssMb();
+
+function makeSubscription(): Subscription {
+  const base = { id: newId('sub_'), endpointId: pick(endpoints), chainId: CHAIN, createdAt: Date.now() };
+  const r = rand();
+  if (r < 0.4) {
+    const topics: Subscription['topics'] = rand() < 0.5 ? [TRANSFER, pick(wallets)] : [TRANSFER, null, pick(wallets)];
+    return { ...base, addresses: [popular(tokens)], topics };
+  }
+  if (r < 0.7) return { ...base, addresses: [pick(contracts)], topics: [popular(signatures)] };
+  if (r < 0.82) return { ...base, addresses: [pick(contracts)] };
+  if (r < 0.9) {
+    const n = 2 + Math.floor(rand() * 4);
+    const addresses = [...new Set(Array.from({ length: n }, () => pick(contracts)))];
+    const topic0 = [...new Set([popular(signatures), popular(signatures)])];
+    return { ...base, addresses, topics: [topic0.length === 1 ? topic0[0]! : topic0] };
+  }
+  return { ...base, topics: [popular(signatures), null, pick(wallets)] };
+}
+
+const TX = hex(32);
+const heapBeforeIndex = liveHeapMb();
+const buildStarted = performance.now();
+const index = new SubscriptionIndex();
+for (let i = 0; i < SUBSCRIPTIONS; i++) index.add(subscriptionSchema.parse(JSON.parse(JSON.stringify(makeSubscription()))));
+const buildMs = performance.now() - buildStarted;
+const indexMb = liveHeapMb() - heapBeforeIndex;
+
+const logs: ChainLog[] = Array.from({ length: LOGS }, (_, i) => {
+  const r = rand();
+  const token = r < 0.5;
+  const address = token ? popular(tokens) : r < 0.75 ? pick(contracts) : pick(strangers);
+  const topic = () => (rand() < 0.1 ? pick(wallets) : `0x${'0'.repeat(24)}${hex(20).slice(2)}`);
+  const topics = token ? [TRANSFER, topic(), topic()] : [popular(signatures), ...Array.from({ length: Math.floor(rand() * 4) }, topic)];
+  return { address, topics, data: hex(32), blockNumber: 0, blockHash: '', transactionHash: TX, transactionIndex: 0, logIndex: i % LOGS_PER_BLOCK, removed: false };
+});
+const blocks: ChainBlockMessage[] = [];
+for (let b = 0; b * LOGS_PER_BLOCK < LOGS; b++) {
+  const blockHash = hex(32);
+  const blockLogs = logs.slice(b * LOGS_PER_BLOCK, (b + 1) * LOGS_PER_BLOCK).map((l) => ({ ...l, blockNumber: b, blockHash }));
+  blocks.push({ type: 'chain.block', chainId: CHAIN, blockNumber: b, blockHash, parentHash: hex(32), timestamp: 1_700_000_000 + b, seenAt: Date.now(), removed: false, logs: blockLogs });
+}
+logs.length = 0;
+const rssLoaded = rssMb();
+
+/** The Matcher's emit without the store: match every log, build every job of the block. */
+function matchBlock(block: ChainBlockMessage): number {
+  const timestamp = eventTimestamp(block);
+  const jobs: NewJob[] = [];
+  for (const log of block.logs) {
+    for (const sub of index.match(block.chainId, log)) {
+      jobs.push(buildJob(block, log, { subscriptionId: sub.id, endpointId: sub.endpointId }, 'log.created', timestamp));
+    }
+  }
+  return jobs.length;
+}
+
+// Warm-up: one pass, so the JIT has seen the hot path.
+let warmJobs = 0;
+for (const b of blocks) warmJobs += matchBlock(b);
+
+let processed = 0;
+let jobs = 0;
+let peakRss = rssMb();
+const started = performance.now();
+const deadline = started + SECONDS * 1000;
+outer: for (;;) {
+  for (const b of blocks) {
+    jobs += matchBlock(b);
+    processed += b.logs.length;
+    if ((processed & 0xffff) < LOGS_PER_BLOCK) {
+      peakRss = Math.max(peakRss, rssMb());
+      if (performance.now() > deadline) break outer;
+    }
+  }
+}
+const elapsed = (performance.now() - started) / 1000;
+peakRss = Math.max(peakRss, rssMb());
+
+const logsPerS = processed / elapsed;
+const out = (s: string) => process.stdout.write(`${s}\n`);
+out(`subscriptions ${index.size} over ${ENDPOINTS} endpoints, index built in ${buildMs.toFixed(0)} ms`);
+out(`logs in the working set ${blocks.length * LOGS_PER_BLOCK} in blocks of ${LOGS_PER_BLOCK}; jobs per log ${(warmJobs / (blocks.length * LOGS_PER_BLOCK)).toFixed(3)}`);
+out(`matched ${processed} logs in ${elapsed.toFixed(2)} s: ${Math.round(logsPerS)} logs/s, ${Math.round(jobs / elapsed)} jobs/s (no LevelDB writes in the loop)`);
+const newSpace = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')!.space_size / MB;
+out(`RSS: ${rssBefore.toFixed(0)} MB at start (tsx + node + the bench's pools), ${rssLoaded.toFixed(0)} MB with index + logs, peak ${peakRss.toFixed(0)} MB`);
+out(`index live heap ${indexMb.toFixed(1)} MB (${Math.round((indexMb * MB) / SUBSCRIPTIONS)} B per subscription); V8 new space committed ${newSpace.toFixed(0)} MB`);
+out(`targets: >= 200000 logs/s ${logsPerS >= 200_000 ? 'OK' : 'MISSED'}, RSS <= 150 MB ${peakRss <= 150 ? 'OK' : 'MISSED'}`);
+out(JSON.stringify({ match_logs_per_s: Math.round(logsPerS), rss_mb: Math.round(peakRss) }));
