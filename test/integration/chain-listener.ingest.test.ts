@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
-import { netBlocks, netLogs, seqs, startHarness, tempDb, waitFor } from '../support/chain-harness.ts';
+import { Collector, netBlocks, netLogs, seqs, startHarness, tempDb, waitFor } from '../support/chain-harness.ts';
 
 let anvil: TestAnvil;
 let from: string;
@@ -103,6 +103,25 @@ describe('backfill then live', () => {
       netBlocks(h.collector.messages);
     } finally {
       await h.stop();
+      await store.close();
+    }
+  });
+
+  it('stops promptly even while an ask to the target is pending', async () => {
+    const store = await tempDb();
+    const collector = new Collector();
+    let asked = 0;
+    collector.ask = () => {
+      asked++;
+      return new Promise(() => {}); // a target that never answers
+    };
+    const h = await startHarness({ chain: { chainId: 31337, name: 'anvil', wsUrl: anvil.wsUrl, ackTimeoutMs: 600_000 }, db: store.db, collector });
+    try {
+      await waitFor(() => asked > 0, 20_000, 'the first ask');
+      const started = Date.now();
+      await h.stop();
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
       await store.close();
     }
   });

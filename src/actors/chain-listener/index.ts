@@ -16,7 +16,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import type { Db } from '../../store/db.ts';
 import { CursorStore } from '../../store/cursors.ts';
-import { backoffDelay, sleep } from './backoff.ts';
+import { backoffDelay, orStop, sleep } from './backoff.ts';
 import type { ChainConfig } from './config.ts';
 import { throwIfStopped, type EmittedBlock } from './follower.ts';
 import { ChainListener } from './listener.ts';
@@ -53,10 +53,11 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
         why = 'target not found';
       } else {
         try {
-          const reply = chainBlockAckSchema.safeParse(await ref.ask(msg, { timeoutMs: chain.ackTimeoutMs }));
+          const reply = chainBlockAckSchema.safeParse(await orStop(ref.ask(msg, { timeoutMs: chain.ackTimeoutMs }), signal));
           if (reply.success && reply.data.ok) return;
           why = 'target did not acknowledge';
         } catch (err) {
+          throwIfStopped(signal);
           why = err instanceof Error ? err.message : String(err);
         }
       }
