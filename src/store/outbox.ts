@@ -197,7 +197,13 @@ export class Outbox {
    * After a retryable failure: the stored job gets attempt + 1 and the new nextAttemptAt, and `attempt`
    * is recorded, in one batch. Resolves with the updated job, or undefined when the job is gone.
    */
-  reschedule(job: Pick<Job, 'id'>, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
+  async reschedule(job: Pick<Job, 'id'>, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
+    if (!Number.isFinite(nextAttemptAt)) {
+      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'nextAttemptAt must be a finite time in ms', {
+        what: 'reschedule',
+        issues: [{ path: 'nextAttemptAt', message: `got ${nextAttemptAt}` }],
+      });
+    }
     return this.perJob.run(job.id, async () => {
       const stored = await this.jobs.get(job.id);
       if (!stored) return undefined;

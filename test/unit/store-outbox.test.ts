@@ -123,6 +123,7 @@ describe('due, reschedule, complete', () => {
     expect((await outbox.due(T0 + 5000, 10)).map((j) => j.id)).toEqual(['msg_2', 'msg_1']);
     expect(await outbox.attempts.list('ep_a')).toEqual([{ jobId: 'msg_1', endpointId: 'ep_a', at: T0, attempt: 1, status: 503, durationMs: 12 }]);
     expect(await outbox.reschedule({ id: 'msg_gone' }, T0)).toBeUndefined();
+    await expect(outbox.reschedule({ id: 'msg_2' }, Number.NaN)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_INVALID_INPUT' });
   });
 
   it('complete deletes the job for good; completing twice is a no-op', async () => {
