@@ -5,20 +5,21 @@
  *   stops it, waiting for the attempts in flight, then closes the client. A restart therefore starts
  *   from the outbox again: jobs that were in flight are delivered again, with the same webhook-id.
  * - A failing outbox read stops the loop and is reported with `ctx.fail`: the supervisor restarts us.
- * - Messages: see messages.ts. Metrics: see metrics.ts (the queue gauges read this outbox).
+ * - Messages: see messages.ts. A malformed one is answered `{ ok: false, error }` and logged, not thrown:
+ *   it must not restart the loop. Metrics: see metrics.ts (the queue gauges read this outbox).
  * - health() fails when the loop is not running.
  */
 import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
-import type { Outbox } from '../../store/outbox.ts';
-import { DeliveryLoop, type DeliveryLoopOptions, type EndpointPort } from './delivery-loop.ts';
+import { DeliveryLoop, type DeliveryLoopOptions, type EndpointPort, type OutboxPort } from './delivery-loop.ts';
 import { WebhookHttpClient, type HttpClientOptions } from './http-client.ts';
 import { delivererMessageSchema } from './messages.ts';
-import { delivererMetrics } from './metrics.ts';
+import { delivererMetrics, type QueueSource } from './metrics.ts';
 
 export interface DelivererDeps {
-  outbox: Outbox;
+  /** The store's `Outbox` (its depth and dead-letter count feed the queue gauges). */
+  outbox: OutboxPort & QueueSource;
   endpoints: EndpointPort;
   registry?: Registry;
   /** HTTP client settings; `policy.allowPrivate` comes from the config (dev true, production false). */
@@ -66,13 +67,16 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       loop = null;
       client = null;
     },
-    receive(msg: unknown) {
+    receive(msg: unknown, ctx: ActorContext<unknown>) {
       const parsed = delivererMessageSchema.safeParse(msg);
       if (!parsed.success) {
+        // Answered, not thrown: a malformed control message must not restart the delivery loop.
         const issue = parsed.error.issues[0];
-        throw new EthhookError('ETHHOOK_ERR_DELIVERER_BAD_MESSAGE', `invalid deliverer message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, {
+        const error = new EthhookError('ETHHOOK_ERR_DELIVERER_BAD_MESSAGE', `invalid deliverer message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), {
           messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
         });
+        ctx.log.warn({ code: error.code, ...error.context }, error.message);
+        return { ok: false, error: error.toJSON() };
       }
       const m = parsed.data;
       switch (m.type) {

@@ -1,0 +1,88 @@
+// Per-endpoint guards (breaker + bucket + streak with metrics) and the in-memory holds.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { EndpointGuards } from '../../src/actors/deliverer/endpoint-guard.ts';
+import { Holds } from '../../src/actors/deliverer/holds.ts';
+import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
+
+describe('EndpointGuards', () => {
+  it('rate limit first: a rate-limited request never takes the half-open probe', () => {
+    const g = new EndpointGuards({ breaker: { failureThreshold: 1, cooldownMs: 100 } });
+    expect(g.admit('ep', 1, 0)).toEqual({ go: true });
+    expect(g.record('ep', 'retryable', 'HTTP 503', 0)).toEqual({ transition: 'opened' });
+    expect(g.admit('ep', 1, 50)).toEqual({ go: false, why: 'breaker', waitMs: 50 });
+    // Cool-down over, but no token yet (1/s): refused for the rate, and the breaker is still open.
+    expect(g.admit('ep', 1, 500)).toEqual({ go: false, why: 'rate', waitMs: 500 });
+    expect(g.state('ep')).toBe('open');
+    expect(g.admit('ep', 1, 1_000)).toEqual({ go: true });
+    expect(g.state('ep')).toBe('half-open');
+    expect(g.record('ep', 'success', 'HTTP 200', 1_010)).toEqual({ transition: 'closed' });
+  });
+
+  it('any answer but a retryable one proves the endpoint up; only a 2xx resets the disable streak', () => {
+    const g = new EndpointGuards({ breaker: { failureThreshold: 2 }, disable: { afterMs: 1_000, minFailures: 3 } });
+    g.record('ep', 'retryable', 'HTTP 503', 0);
+    g.record('ep', 'permanent', 'HTTP 400', 10);
+    expect(g.record('ep', 'retryable', 'HTTP 503', 20)).toEqual({});
+    expect(g.state('ep')).toBe('closed');
+    expect(g.record('ep', 'permanent', 'HTTP 400', 1_000)).toMatchObject({ disableReason: expect.stringContaining('4 failed attempts') });
+  });
+
+  it('a changed rate limit rebuilds the bucket; removing it lets everything through', () => {
+    const g = new EndpointGuards();
+    expect(g.admit('ep', 1, 0)).toEqual({ go: true });
+    expect(g.admit('ep', 1, 0).go).toBe(false);
+    expect(g.admit('ep', 5, 0)).toEqual({ go: true });
+    for (let i = 0; i < 10; i++) expect(g.admit('ep', undefined, 0)).toEqual({ go: true });
+  });
+
+  it('keeps circuit_breaker_state and circuit_breaker_opens_total, labelled by endpoint id', async () => {
+    const registry = new Registry();
+    const g = new EndpointGuards({ breaker: { failureThreshold: 1, cooldownMs: 10 } }, delivererMetrics(registry));
+    g.admit('ep_a', undefined, 0);
+    expect(await registry.metrics()).toContain('circuit_breaker_state{endpoint="ep_a"} 0');
+    g.record('ep_a', 'retryable', 'timeout', 0);
+    expect(await registry.metrics()).toContain('circuit_breaker_state{endpoint="ep_a"} 2');
+    g.admit('ep_a', undefined, 10);
+    expect(await registry.metrics()).toContain('circuit_breaker_state{endpoint="ep_a"} 1');
+    expect(await registry.metrics()).toContain('circuit_breaker_opens_total 1');
+    g.forget('ep_a');
+    expect(await registry.metrics()).not.toContain('endpoint="ep_a"');
+  });
+});
+
+describe('Holds', () => {
+  const job = (id: string) => ({ id });
+
+  it('rate holds release one job per interval; breaker holds release all', () => {
+    const h = new Holds<{ id: string }>(100);
+    for (const id of ['a', 'b', 'c']) h.add('ep1', job(id), 'rate', 100, 50);
+    for (const id of ['x', 'y']) h.add('ep2', job(id), 'breaker', 100);
+    expect(h.size).toBe(5);
+    expect(h.nextRelease()).toBe(100);
+    expect(h.releaseDue(99)).toEqual([]);
+    expect(h.releaseDue(100).map((j) => j.id).sort()).toEqual(['a', 'x', 'y']);
+    expect(h.nextRelease()).toBe(150);
+    expect(h.releaseDue(150).map((j) => j.id)).toEqual(['b']);
+    expect(h.releaseDue(200).map((j) => j.id)).toEqual(['c']);
+    expect(h.size).toBe(0);
+    expect(h.nextRelease()).toBeUndefined();
+  });
+
+  it('releaseEndpoint frees an endpoint at once; error holds are per job', () => {
+    const h = new Holds<{ id: string }>(100);
+    h.add('ep1', job('a'), 'breaker', 1_000);
+    h.add('ep1', job('e'), 'error', 10);
+    expect(h.releaseEndpoint('ep1').map((j) => j.id)).toEqual(['a']);
+    expect(h.releaseDue(10).map((j) => j.id)).toEqual(['e']);
+  });
+
+  it('refuses beyond its capacity', () => {
+    const h = new Holds<{ id: string }>(2);
+    expect(h.add('ep', job('a'), 'paused', 1)).toBe(true);
+    expect(h.add('ep', job('b'), 'paused', 1)).toBe(true);
+    expect(h.add('ep', job('c'), 'paused', 1)).toBe(false);
+    h.clear();
+    expect(h.size).toBe(0);
+  });
+});
