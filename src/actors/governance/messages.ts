@@ -1,0 +1,16 @@
+/**
+ * What the GovernanceStream actor answers (the admin API asks it):
+ * - `{ type: 'governance.reconnect' }`: drops the current connection and connects again now, without
+ *   waiting for the backoff; replies `{ ok: true }` once the reconnect is under way.
+ * - `{ type: 'governance.status' }`: replies a GovernanceStatus `{ connected, height, trustedKeys,
+ *   lastError }` (trustedKeys: fingerprints; lastError: the latest rejection or connection error, or null).
+ */
+import { z } from 'zod';
+
+export const governanceRequestSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('governance.reconnect') }),
+  z.object({ type: z.literal('governance.status') }),
+]);
+export type GovernanceRequest = z.infer<typeof governanceRequestSchema>;
+
+export type { GovernanceStatus } from './stream.ts';

@@ -1,0 +1,160 @@
+/**
+ * The GovernanceSequencer turns received frames into applied changes, strictly in sequence. It knows
+ * nothing of sockets: `handle(text)` takes one frame and resolves once it is dealt with (never rejects).
+ *
+ * For each frame, in this order:
+ * 1. parse (JSON, envelope, payload of its type)      -> else `malformed`
+ * 2. the keyId names a trusted key                    -> else `unknown-key`   (signature mismatch)
+ * 3. the signature verifies under that key            -> else `bad-signature` (signature mismatch)
+ * 4. seq <= height: already applied                   -> `replay`, ignored
+ * 5. seq > height + 1: something is missing           -> `gap`, ignored
+ * 6. seq = height + 1: applied (key rotations here, the rest through the applier), then the new
+ *    height (and key set) recorded in one write       -> `applied`, or `apply-failed` if the applier
+ *                                                        or the write rejected
+ * Rejections and gaps never apply anything; they call `onNeed(height + 1)` so the connection asks the
+ * server for the expected message again (a frame that claims an already applied seq does not).
+ * Every rejection is logged with its context (seq, keyId, reason), at most LOG_BURST lines per outcome
+ * every LOG_PERIOD_MS, so a hostile server cannot flood the logs; the counters count every one.
+ */
+import type { KeyObject } from 'node:crypto';
+import { describeError } from '../../runtime/errors.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { ApplyMeta, GovernanceApplier } from './applier.ts';
+import { parsePublicKey, spkiBase64, verifyMessage, type TrustedKey } from './keys.ts';
+import type { FrameOutcome, GovernanceMetrics } from './metrics.ts';
+import { parseGovernanceFrame, type GovernancePayload, type ParsedMessage } from './protocol.ts';
+import type { GovernanceState, GovernanceStateStore } from './state.ts';
+
+const LOG_BURST = 20;
+const LOG_PERIOD_MS = 10_000;
+
+export interface SequencerDeps {
+  store: GovernanceStateStore;
+  state: GovernanceState;
+  apply: GovernanceApplier;
+  metrics: GovernanceMetrics;
+  log: Logger;
+  /** The stream needs the messages from `from` on again. */
+  onNeed(from: number, outcome: FrameOutcome): void;
+}
+
+export class GovernanceSequencer {
+  private state: GovernanceState;
+  private trusted = new Map<string, KeyObject>();
+  private readonly logWindow = new Map<FrameOutcome, { start: number; count: number }>();
+  lastError: { message: string; at: number } | null = null;
+
+  constructor(private readonly deps: SequencerDeps) {
+    this.state = deps.state;
+    this.trust(deps.state.keys);
+    deps.metrics.height.set(this.state.height);
+  }
+
+  get height(): number {
+    return this.state.height;
+  }
+
+  get trustedKeyIds(): string[] {
+    return this.state.keys.map((k) => k.keyId);
+  }
+
+  /** One text frame (null: a binary frame, which the protocol does not use). */
+  async handle(text: string | null): Promise<void> {
+    const { metrics } = this.deps;
+    const parsed = text === null ? ({ ok: false, reason: 'binary frame', seq: null, keyId: null } as const) : parseGovernanceFrame(text);
+    if (!parsed.ok) return this.reject('malformed', parsed.seq, parsed.keyId, parsed.reason);
+    const m = parsed.message;
+    const key = this.trusted.get(m.keyId);
+    if (!key) {
+      metrics.signatureMismatches.inc();
+      return this.reject('unknown-key', m.seq, m.keyId, 'the key is not trusted (unknown or retired)');
+    }
+    if (!verifyMessage(key, m.seq, m.type, m.payload, m.signature)) {
+      metrics.signatureMismatches.inc();
+      return this.reject('bad-signature', m.seq, m.keyId, 'the signature does not verify');
+    }
+    metrics.signatureMatches.inc();
+    if (m.seq <= this.height) {
+      metrics.frames.inc({ outcome: 'replay' });
+      this.deps.log.debug({ seq: m.seq, height: this.height }, 'governance replay ignored');
+      return;
+    }
+    if (m.seq > this.height + 1) {
+      return this.reject('gap', m.seq, m.keyId, `expected seq ${this.height + 1}`);
+    }
+    try {
+      const next = await this.applyOne(m);
+      await this.deps.store.commit(next);
+      this.state = next;
+      if (m.type === 'key.rotate') this.trust(next.keys);
+    } catch (err) {
+      return this.reject('apply-failed', m.seq, m.keyId, (err as Error)?.message ?? String(err), err);
+    }
+    metrics.frames.inc({ outcome: 'applied' });
+    metrics.height.set(m.seq);
+    this.deps.log.info({ seq: m.seq, type: m.type, keyId: m.keyId }, 'governance message applied');
+  }
+
+  /** Runs the message's effect and returns the state to record with it. */
+  private async applyOne(m: ParsedMessage): Promise<GovernanceState> {
+    const meta: ApplyMeta = { seq: m.seq, keyId: m.keyId };
+    const { apply } = this.deps;
+    const next = { ...this.state, height: m.seq };
+    switch (m.type) {
+      case 'endpoint.upsert':
+        await apply.endpointUpsert(m.parsed, meta);
+        break;
+      case 'endpoint.delete':
+        await apply.endpointDelete(m.parsed, meta);
+        break;
+      case 'endpoint.pause':
+        await apply.endpointPause(m.parsed, meta);
+        break;
+      case 'endpoint.resume':
+        await apply.endpointResume(m.parsed, meta);
+        break;
+      case 'subscription.upsert':
+        await apply.subscriptionUpsert(m.parsed, meta);
+        break;
+      case 'subscription.delete':
+        await apply.subscriptionDelete(m.parsed, meta);
+        break;
+      case 'key.rotate':
+        next.keys = rotate(this.state.keys, m.parsed);
+        this.deps.log.warn({ seq: m.seq, added: m.parsed.add.keyId, retired: m.parsed.retire, signedBy: m.keyId }, 'governance signing key rotated');
+        break;
+    }
+    return next;
+  }
+
+  private trust(keys: TrustedKey[]): void {
+    this.trusted = new Map(keys.map((k) => [k.keyId, parsePublicKey(k.publicKey)]));
+  }
+
+  private reject(outcome: FrameOutcome, seq: number | null, keyId: string | null, reason: string, err?: unknown): void {
+    this.deps.metrics.frames.inc({ outcome });
+    this.lastError = { message: `${outcome}${seq === null ? '' : ` at seq ${seq}`}: ${reason}`, at: Date.now() };
+    if (this.mayLog(outcome)) {
+      const context = { seq, keyId, reason, outcome, height: this.height, ...(err ? { err: describeError(err) } : {}) };
+      if (outcome === 'gap') this.deps.log.info(context, 'governance message out of order: asking again');
+      else this.deps.log.warn(context, 'governance message rejected');
+    }
+    if (seq === null || seq > this.height) this.deps.onNeed(this.height + 1, outcome);
+  }
+
+  private mayLog(outcome: FrameOutcome): boolean {
+    const now = Date.now();
+    const w = this.logWindow.get(outcome);
+    if (!w || now - w.start > LOG_PERIOD_MS) {
+      this.logWindow.set(outcome, { start: now, count: 1 });
+      return true;
+    }
+    return ++w.count <= LOG_BURST;
+  }
+}
+
+/** The key set after a rotation: the retired keys out, the new one in (once). */
+export function rotate(keys: TrustedKey[], p: GovernancePayload<'key.rotate'>): TrustedKey[] {
+  const kept = keys.filter((k) => !p.retire.includes(k.keyId) && k.keyId !== p.add.keyId);
+  return [...kept, { keyId: p.add.keyId, publicKey: spkiBase64(parsePublicKey(p.add.publicKey)) }];
+}
