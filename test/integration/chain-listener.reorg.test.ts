@@ -92,6 +92,8 @@ describe('a reorg deeper than maxReorgDepth', () => {
       db: deepStore.db,
     });
     try {
+      // Its first block (its floor) must lie below the reorg, or it could retract everything it emitted.
+      await waitFor(() => deep.collector.messages.length > 0, 20_000, 'the first block');
       for (let i = 0; i < 4; i++) await waitForReceipt(rpc, await sendTicks(rpc, from, contract, 1));
       const last = await head();
       await waitFor(() => deep.collector.emitted.at(-1)?.blockNumber === last, 20_000, `block ${last}`);
