@@ -108,6 +108,20 @@ describe('the Deliverer actor', () => {
     }
   });
 
+  it('stopping aborts attempts that hang past the grace period; their jobs stay due, unrecorded', async () => {
+    receiver.setBehaviour(() => ({ hang: true }));
+    const { endpoint } = await endpoints.create({ url: `${receiver.url}/hang` });
+    await outbox.enqueueBatch(jobsFor(endpoint.id, 3, 'hang'));
+    const { system } = await startDeliverer({ stopGraceMs: 200 });
+    await waitFor(() => receiver.count === 3);
+    const started = Date.now();
+    await system.shutdown('test');
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(outbox.depth()).toBe(3);
+    expect((await outbox.get('msg_hang_0'))!.attempt).toBe(0);
+    expect(await outbox.attempts.list(endpoint.id)).toEqual([]);
+  });
+
   it('an outbox that cannot be read fails the actor to its supervisor, which restarts it', async () => {
     let failures = 1;
     const flaky: DelivererDeps['outbox'] = {

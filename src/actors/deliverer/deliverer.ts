@@ -2,8 +2,9 @@
  * The Deliverer actor: a thin behaviour around the delivery loop (delivery-loop.ts), which does the work.
  *
  * - preStart builds the HTTP client (SSRF policy, concurrency, timeouts) and starts the loop; postStop
- *   stops it, waiting for the attempts in flight, then closes the client. A restart therefore starts
- *   from the outbox again: jobs that were in flight are delivered again, with the same webhook-id.
+ *   stops it, waits up to `stopGraceMs` (5 s) for the attempts in flight, aborts the rest (their jobs
+ *   stay due, unrecorded) and closes the client. A restart starts from the outbox again: a job whose
+ *   answer was lost is delivered again, with the same webhook-id.
  * - A failing outbox read stops the loop and is reported with `ctx.fail`: the supervisor restarts us.
  * - Messages: see messages.ts. A malformed one is answered `{ ok: false, error }` and logged, not thrown:
  *   it must not restart the loop. Metrics: see metrics.ts (the queue gauges read this outbox).
@@ -27,7 +28,11 @@ export interface DelivererDeps {
   loop?: Omit<DeliveryLoopOptions, 'concurrency'>;
   now?: () => number;
   random?: () => number;
+  /** On stop, attempts still in flight after this long are aborted. Default 5 s. */
+  stopGraceMs?: number;
 }
+
+const DEFAULT_STOP_GRACE_MS = 5_000;
 
 export interface Deliverer extends Behaviour<unknown> {
   /** The running loop (tests and admin diagnostics); null before preStart and after postStop. */
@@ -62,10 +67,17 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       loop.start();
     },
     async postStop() {
-      await loop?.stop();
-      await client?.close();
-      loop = null;
-      client = null;
+      const http = client;
+      // Attempts still running after the grace period are aborted; their jobs stay due, unrecorded.
+      const abort = setTimeout(() => void http?.destroy(), deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+      try {
+        await loop?.stop();
+      } finally {
+        clearTimeout(abort);
+        await http?.destroy();
+        loop = null;
+        client = null;
+      }
     },
     receive(msg: unknown, ctx: ActorContext<unknown>) {
       const parsed = delivererMessageSchema.safeParse(msg);

@@ -155,7 +155,10 @@ export class DeliveryLoop {
     });
   }
 
-  /** Stops taking jobs and waits for the attempts in flight; held and ready jobs stay in the outbox. */
+  /**
+   * Stops taking jobs and waits for the attempts in flight (the owner may abort them through the
+   * client; an aborted attempt is not recorded). Held and ready jobs simply stay in the outbox.
+   */
   async stop(): Promise<void> {
     this.running = false;
     this.unsubscribe?.();
@@ -308,6 +311,9 @@ export class DeliveryLoop {
     const body = JSON.stringify(job.payload);
     const headers = signPayload({ id: job.id, timestamp: Math.floor(now / 1000), body, secrets: entry.secrets });
     const result = await this.deps.client.post(entry.url, { ...headers }, body);
+    // Stopping aborts the attempts still in flight: that failure is ours, not the endpoint's, so
+    // nothing is recorded and the job stays due as it was.
+    if (!this.running && result.status === null) return false;
     const at = this.now();
     const { class: outcomeClass, reason } = classifyOutcome(result);
     this.deps.metrics?.deliveries.inc({ status: deliveryStatus(result) });

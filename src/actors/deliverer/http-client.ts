@@ -80,8 +80,14 @@ export class WebhookHttpClient {
     return this.limit.run(() => this.attempt(typeof url === 'string' ? new URL(url) : url, headers, body));
   }
 
+  /** Waits for the attempts in flight, then closes every connection. */
   async close(): Promise<void> {
     await this.agent.close();
+  }
+
+  /** Aborts the attempts in flight (they come back as network errors) and closes every connection. */
+  async destroy(): Promise<void> {
+    await this.agent.destroy();
   }
 
   private async attempt(url: URL, headers: Record<string, string>, body: string | Buffer): Promise<HttpAttempt> {
