@@ -16,7 +16,9 @@
  *   key, adding the new key (and retiring the current one unless retire is false), then signs every
  *   later message with the new key. Resolves with the rotation's seq.
  * - Test-only: `injectRaw(frame)` sends any text (or JSON of any value) to every node that said hello,
- *   outside the log (forged, out-of-order, malformed frames); `dropConnections()` cuts every socket.
+ *   outside the log (forged, out-of-order, malformed frames); `dropConnections()` cuts every socket;
+ *   `holdBroadcast(true)` keeps appended messages from being pushed live (nodes get them only through a
+ *   hello or a resume) until `holdBroadcast(false)`, so a test can make a node miss messages.
  * - `close()` terminates the connections, stops listening and closes the log file.
  */
 import { readFile } from 'node:fs/promises';
@@ -61,6 +63,7 @@ export interface GovernanceServer {
   rotateKey(newKeyFile: string, newKeyId?: string, options?: { retire?: boolean }): Promise<number>;
   injectRaw(frame: unknown): number;
   dropConnections(): void;
+  holdBroadcast(hold: boolean): void;
   close(): Promise<void>;
 }
 
@@ -93,6 +96,7 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
   const logger = options.logger;
   const clients = new Set<Client>();
   let writes: Promise<unknown> = Promise.resolve();
+  let held = false;
 
   const http: Server = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('governance stream: connect with a WebSocket\n');
@@ -155,7 +159,7 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
     const seq = log.head + 1;
     const message: SignedMessage = { seq, type, payload: normalized, keyId: signer.keyId, signature: signMessage(signer.key, seq, type, normalized) };
     await log.append(message);
-    for (const client of clients) pump(client);
+    if (!held) for (const client of clients) pump(client);
     logger?.info({ seq, type, keyId: signer.keyId }, 'governance message appended');
     return seq;
   };
@@ -208,6 +212,10 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
     },
     dropConnections() {
       for (const client of clients) client.socket.terminate();
+    },
+    holdBroadcast(hold) {
+      held = hold;
+      if (!held) for (const client of clients) pump(client);
     },
     async close() {
       for (const client of clients) client.socket.terminate();

@@ -29,7 +29,7 @@ const LOG_BURST = 20;
 const LOG_PERIOD_MS = 10_000;
 
 export interface SequencerDeps {
-  store: GovernanceStateStore;
+  store: Pick<GovernanceStateStore, 'commit'>;
   state: GovernanceState;
   apply: GovernanceApplier;
   metrics: GovernanceMetrics;
