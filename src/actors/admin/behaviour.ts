@@ -11,8 +11,14 @@
  * the system, `/ready` says "starting" and system routes answer 503.
  *
  * Mailbox: `{ type: 'address' }` replies with the bound address (port 0 picks a free port).
+ *
+ * `streams` (optional) serves the live event streams (src/streams/) on the same port: built in each
+ * preStart with the resolved tokens, its routes join the table, it gets the upgrade requests, and its
+ * `close` runs alongside the server's in postStop.
  */
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { AdminConfig } from '../../config/schema.ts';
 import { ERROR_CATALOG } from '../../errors.ts';
@@ -37,6 +43,24 @@ export interface AdminBehaviourOptions {
   dataDir?: string;
   /** Routes of other modules, served with the same auth, parsing, errors and audit. */
   routes?: readonly Route[];
+  /** Long-lived connections on the admin port (the live event streams), built per incarnation. */
+  streams?: (context: AdminStreamsContext) => AdminStreams;
+}
+
+/** What the streams share with the admin API. */
+export interface AdminStreamsContext {
+  tokens: TokenTable;
+  corsOrigins: readonly string[];
+  log: Logger;
+}
+
+export interface AdminStreams {
+  /** Served like every other route. */
+  routes: readonly Route[];
+  /** Every HTTP upgrade request on the admin port. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Ends the open streams. */
+  close(): Promise<void>;
 }
 
 export interface AdminBehaviour extends Behaviour<AdminMessage> {
@@ -51,22 +75,27 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
   const { config, registry } = options;
   const system = typeof options.system === 'function' ? options.system : () => options.system as AdminSystem;
   let server: AdminServer | null = null;
+  let streams: AdminStreams | null = null;
 
   return {
     async preStart(ctx: ActorContext<AdminMessage>) {
       const log = options.logger ?? ctx.log;
       const tokens = config.tokens.length > 0 ? config.tokens : [await devToken(options.dataDir, log)];
-      const routes = new RouteTable([...kernelRoutes({ system, registry, selfPath: ctx.path }), ...(options.routes ?? [])]);
+      const tokenTable = new TokenTable(tokens);
+      const attached = options.streams?.({ tokens: tokenTable, corsOrigins: config.corsOrigins, log }) ?? null;
+      streams = attached;
+      const routes = new RouteTable([...kernelRoutes({ system, registry, selfPath: ctx.path }), ...(options.routes ?? []), ...(attached?.routes ?? [])]);
       server = new AdminServer({
         host: config.host,
         port: config.port,
-        tokens: new TokenTable(tokens),
+        tokens: tokenTable,
         routes,
         corsOrigins: config.corsOrigins,
         maxBodyBytes: config.maxBodyBytes,
         requestTimeoutMs: config.requestTimeoutMs,
         log,
         catalog: CATALOG,
+        upgrade: attached ? (req, socket, head) => attached.upgrade(req, socket, head) : undefined,
       });
       const address = await server.listen();
       log.info({ host: address.address, port: address.port, roles: tokens.map((t) => t.role) }, 'admin API listening');
@@ -83,8 +112,10 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
 
     async postStop() {
       const closing = server;
+      const ending = streams;
       server = null;
-      await closing?.close();
+      streams = null;
+      await Promise.all([ending?.close(), closing?.close()]);
     },
 
     health() {

@@ -14,6 +14,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import { formatPath } from '../../config/path.ts';
 import { EthhookError, describeError, type ErrorCatalog } from '../../runtime/errors.ts';
@@ -35,6 +36,8 @@ export interface AdminServerOptions {
   catalog: ErrorCatalog;
   /** Requests in flight get this long to finish when the server closes. Default 1000 ms. */
   closeGraceMs?: number;
+  /** Handles HTTP upgrade requests (the WebSocket streams); without it they are refused by node. */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -46,6 +49,7 @@ export class AdminServer {
   constructor(options: AdminServerOptions) {
     this.options = options;
     this.server = createServer((req, res) => void this.handle(req, res));
+    if (options.upgrade) this.server.on('upgrade', options.upgrade);
     this.server.requestTimeout = options.requestTimeoutMs;
     this.server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);
   }
