@@ -2,14 +2,16 @@
  * One stream client as the hub sees it: its filter, its bounded two-lane buffer, and the sink (the
  * WebSocket or SSE connection) its events are written to.
  *
- * - The buffer holds at most `capacity` events not yet handed to the sink. Urgent events (retractions
- *   and governance notices) wait in their own lane, written before ordinary `log.created` events: a
- *   client that lags learns about a reorg before it reads more of the orphaned branch. Within a lane the
- *   order is the publish order; across lanes it is not, and the `id` tells the publish order.
+ * - The buffer holds the events a flush has not handed to the sink yet. Urgent events (retractions and
+ *   governance notices) wait in their own lane, written before ordinary `log.created` events: a client
+ *   that lags learns about a reorg before it reads more of the orphaned branch. Within a lane the order
+ *   is the publish order; across lanes it is not, and the `id` tells the publish order.
  * - A flush hands everything buffered to the sink in one write, unless the sink still has more than
  *   `IN_FLIGHT_HIGH_WATER` bytes it has not passed to the kernel: then the client is blocked until that
- *   write completes, and its events wait in the buffer. So a client that stops reading stops costing
- *   socket memory early, and its buffer fills up.
+ *   write completes. So a client that stops reading stops taking socket memory early.
+ * - `capacity` bounds what waits while the client is blocked. A client that keeps up is not blocked,
+ *   and takes a burst of any size published within one turn (a block with many matching logs): it is
+ *   all written at the next flush.
  * - `offer` on a full buffer returns false; the hub then drops the client.
  */
 import type { StreamErrorCode } from './errors.ts';
@@ -63,9 +65,9 @@ export class StreamClient {
     return this.inFlight < IN_FLIGHT_HIGH_WATER;
   }
 
-  /** Buffers the frame; false when the buffer is full (the frame is not kept). */
+  /** Buffers the frame; false when the client is blocked and its buffer is full (the frame is not kept). */
   offer(frame: EventFrame): boolean {
-    if (this.buffered >= this.capacity) return false;
+    if (!this.writable && this.buffered >= this.capacity) return false;
     (frame.urgent ? this.urgent : this.ordinary).push(frame);
     return true;
   }

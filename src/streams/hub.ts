@@ -10,11 +10,11 @@
  * clients do. The flush writes each client's whole buffer in one write, so a burst of events costs one
  * write per client, not one per event.
  *
- * A client whose buffer is full when an event arrives for it (`clientBufferEvents`, default 1024; see
- * client.ts for how reading slowly fills it) is dropped on the spot: it leaves the fan-out, its buffer
- * is discarded, its connection gets the close notice `slow consumer: buffer full (N events)` with code
- * ETHHOOK_ERR_STREAM_SLOW_CONSUMER, and `dropped` counts it. The other clients and the publisher do not
- * notice.
+ * A client whose socket has stopped taking data and whose buffer holds `clientBufferEvents` (default
+ * 1024; client.ts says exactly when) when one more event arrives for it is dropped on the spot: it
+ * leaves the fan-out, its buffer is discarded, its connection gets the close notice `slow consumer:
+ * buffer full (N events)` with code ETHHOOK_ERR_STREAM_SLOW_CONSUMER, and `dropped` counts it. The
+ * other clients and the publisher do not notice.
  *
  * Event ids increase by one per published event (whether or not a client gets it) from 1 when the hub
  * is created; a client sees increasing ids within each priority lane. There is no replay: a client
