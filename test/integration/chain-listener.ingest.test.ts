@@ -1,8 +1,11 @@
 // Ingestion against a real anvil: backfill from block 0, then live, 1,000 Tick logs over 100+ blocks,
-// each exactly once and in chain order; confirmations hold blocks back; metrics follow.
+// each exactly once and in chain order; confirmations hold blocks back; metrics follow; a range the node
+// refuses is split.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
+import type { ChainLog } from '../../src/actors/chain-listener/messages.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
+import { startFakeRpc } from '../support/fake-rpc.ts';
 import { Collector, netBlocks, netLogs, seqs, startHarness, tempDb, waitFor } from '../support/chain-harness.ts';
 
 let anvil: TestAnvil;
@@ -123,6 +126,26 @@ describe('backfill then live', () => {
       expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
       await store.close();
+    }
+  });
+
+  it('splits a range the node refuses as too large, and still delivers every log once', async () => {
+    const fake = await startFakeRpc({ upstreamHttpUrl: anvil.httpUrl, maxLogsPerRange: 25 });
+    const store = await tempDb();
+    const h = await startHarness({
+      chain: { chainId: 31337, name: 'limited', wsUrl: fake.wsUrl, startBlock: 0, backfillRange: 64 },
+      db: store.db,
+    });
+    try {
+      const last = await head();
+      await waitFor(() => h.collector.emitted.at(-1)?.blockNumber === last, 30_000, `block ${last}`);
+      const canonical = await anvil.rpc<ChainLog[]>('eth_getLogs', [{ fromBlock: '0x0', toBlock: `0x${last.toString(16)}` }]);
+      expect(seqs(netLogs(h.collector.messages))).toEqual(seqs(canonical));
+      expect(await h.metric('chain_rpc_errors_total', { chain: 'limited', kind: 'range-too-large' })).toBeGreaterThan(0);
+    } finally {
+      await h.stop();
+      await store.close();
+      await fake.stop();
     }
   });
 });

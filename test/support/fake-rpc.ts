@@ -9,6 +9,9 @@
  * - `errors`: JSON-RPC errors (-32000) for every call;
  * - `bad-results`: replies whose results have the wrong shape (a block with a non-hex number);
  * - `silent`: no answer at all.
+ *
+ * `maxLogsPerRange` makes it refuse, in every mode, an `eth_getLogs` over a block range whose answer
+ * would hold more logs, with the error Infura and Alchemy give (-32005, "query returned more than ...").
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -31,7 +34,12 @@ interface Request {
 
 const GARBAGE = ['}{ not json', 'null', '42', '"text"', '[]', '{"jsonrpc":"1.0","id":1,"result":1}', '{"jsonrpc":"2.0"}', '{"jsonrpc":"2.0","method":"eth_subscription","params":{}}'];
 
-export async function startFakeRpc(opts: { upstreamHttpUrl: string; hugeBytes?: number; headPollMs?: number }): Promise<FakeRpc> {
+export async function startFakeRpc(opts: {
+  upstreamHttpUrl: string;
+  hugeBytes?: number;
+  headPollMs?: number;
+  maxLogsPerRange?: number;
+}): Promise<FakeRpc> {
   const http = createServer((_req, res) => res.writeHead(426).end());
   const wss = new WebSocketServer({ server: http });
   const subscribers = new Map<WebSocket, string>();
@@ -91,7 +99,14 @@ export async function startFakeRpc(opts: { upstreamHttpUrl: string; hugeBytes?: 
         return;
       }
       try {
-        const reply = await upstream(batch ? reqs : reqs[0]);
+        const reply = (await upstream(batch ? reqs : reqs[0])) as { id: unknown; result?: unknown };
+        const req = reqs[0]!;
+        const rangeQuery = req.method === 'eth_getLogs' && !(req.params[0] as { blockHash?: string }).blockHash;
+        if (!batch && rangeQuery && Array.isArray(reply.result) && reply.result.length > (opts.maxLogsPerRange ?? Infinity)) {
+          const error = { code: -32005, message: `query returned more than ${opts.maxLogsPerRange} results` };
+          ws.send(JSON.stringify({ jsonrpc: '2.0', id: req.id, error }));
+          return;
+        }
         if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply));
       } catch {
         ws.terminate();
