@@ -211,6 +211,16 @@ describe('guards', () => {
     expect(r.deliveredIds().size).toBe(10);
   });
 
+  it('jobs held behind a failed probe wait for the new cool-down, not for the probe timeout', async () => {
+    const failUntil = Date.now() + 400;
+    const r = await receiver(() => ({ status: Date.now() < failUntil ? 503 : 200 }));
+    const { endpoint } = await endpointFor(r, '/probe');
+    startLoop({ concurrency: 4, guards: { breaker: { failureThreshold: 1, cooldownMs: 50, maxCooldownMs: 100, probeTimeoutMs: 60_000 } } });
+    await outbox.enqueueBatch(jobs(endpoint.id, 12, 'probe'));
+    await until(() => outbox.depth() === 0, 10_000);
+    expect(r.deliveredIds().size).toBe(12);
+  });
+
   it('the rate limit holds: never more than rate·t + burst requests', async () => {
     const r = await receiver();
     const rate = 20;

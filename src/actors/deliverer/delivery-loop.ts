@@ -16,7 +16,8 @@
  * 3. Sign (Standard Webhooks, fresh timestamp, every active secret), POST through the HTTP client.
  * 4. `decide` (retry.ts), then exactly one outbox write that also records the attempt: `complete`,
  *    `reschedule`, or `deadLetter`. A 410 disables the endpoint first; so does a failure streak lasting
- *    `guards.disable.afterMs`. A breaker that closes releases its endpoint's held jobs.
+ *    `guards.disable.afterMs`. A breaker that closes or re-opens releases its endpoint's held jobs
+ *    (to go, or to wait for the new cool-down rather than for the probe's timeout).
  *
  * Durability: a job leaves the outbox only through `complete` (after a 2xx) or `deadLetter`; a crash
  * between the HTTP answer and that write redelivers the job later with the same `webhook-id`.
@@ -326,8 +327,10 @@ export class DeliveryLoop {
     } else if (guard.transition === 'closed') {
       this.breakerOpen.delete(endpoint.id);
       this.deps.logger.info({ endpointId: endpoint.id }, 'circuit breaker closed');
-      this.release(this.holds.releaseEndpoint(endpoint.id));
     }
+    // Jobs held behind a probe wait for its result: closed lets them go, re-opened re-holds them
+    // until the new cool-down ends (they were held until the probe's timeout).
+    if (guard.transition) this.release(this.holds.releaseEndpoint(endpoint.id));
 
     let decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random);
     if (decision.action === 'disable-endpoint') await this.disable(endpoint.id, decision.reason, at);
