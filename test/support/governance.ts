@@ -109,12 +109,14 @@ export function signedFrame(key: TestKey, seq: number, type: GovernanceType, pay
 
 export const endpointPayload = (n: number) => ({ id: `ep_${n}`, url: `https://hooks.example.com/${n}`, description: '' });
 
-export function governanceWorker(options: Omit<GovernanceStreamOptions, 'config'> & { url: string; publicKeys: string[] }): WorkerSpec {
-  const { url, publicKeys, ...rest } = options;
+export function governanceWorker(
+  options: Omit<GovernanceStreamOptions, 'config'> & { url: string; publicKeys: string[]; reconnect?: { minMs: number; maxMs: number } },
+): WorkerSpec {
+  const { url, publicKeys, reconnect = { minMs: 20, maxMs: 200 }, ...rest } = options;
   return {
     kind: 'worker',
     name: 'governance-stream',
-    behaviour: () => createGovernanceStream({ ...rest, config: { url, publicKeys, reconnect: { minMs: 20, maxMs: 200 } } }),
+    behaviour: () => createGovernanceStream({ ...rest, config: { url, publicKeys, reconnect } }),
   };
 }
 

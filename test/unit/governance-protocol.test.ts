@@ -1,6 +1,6 @@
 // The governance protocol's fixed points: the worked example of docs/governance.md (canonical bytes,
 // key id, deterministic signature), key parsing and ids, frame parsing edge cases, the persisted state
-// (seeding, re-seeding, rotation), and the actor's configuration checks.
+// (seeding, re-seeding, rotation), a failed height write, and the actor's configuration checks.
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Registry } from 'prom-client';
@@ -17,7 +17,9 @@ import {
   trustedKey,
   verifyMessage,
 } from '../../src/actors/governance/index.ts';
-import { rotate } from '../../src/actors/governance/sequencer.ts';
+import { GovernanceSequencer, rotate } from '../../src/actors/governance/sequencer.ts';
+import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
+import { createLogger } from '../../src/runtime/log.ts';
 import { GovernanceStateStore } from '../../src/actors/governance/state.ts';
 import { isEthhookError } from '../../src/runtime/errors.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
@@ -140,6 +142,39 @@ describe('persisted state', () => {
     expect(rotate([a, b], { add: c, retire: [] })).toEqual([a, b, c]);
     expect(rotate([a, b], { add: c, retire: [a.keyId] })).toEqual([b, c]);
     expect(rotate([a, c], { add: c, retire: [] })).toEqual([a, c]);
+  });
+});
+
+describe('sequencer', () => {
+  it('a height write that fails after the apply makes the message apply again (the applier is idempotent by seq)', async () => {
+    const key = generateKeyPairSync('ed25519');
+    const keyId = keyIdOf(key.publicKey);
+    const apply = new MemoryApplier();
+    let failWrites = 1;
+    const heights: number[] = [];
+    const needs: number[] = [];
+    const sequencer = new GovernanceSequencer({
+      store: {
+        commit: async (state) => {
+          if (state.height === 2 && failWrites-- > 0) throw new Error('disk full');
+          heights.push(state.height);
+        },
+      },
+      state: { height: 0, keys: [{ keyId, publicKey: spkiBase64(key.publicKey) }], genesis: [keyId] },
+      apply,
+      metrics: getGovernanceMetrics(new Registry()),
+      log: createLogger({ level: 'silent' }),
+      onNeed: (from) => needs.push(from),
+    });
+    const frame = (seq: number) => {
+      const payload = { id: `ep_${seq}`, url: 'https://h.example/', description: '' };
+      return JSON.stringify({ seq, type: 'endpoint.upsert', payload, keyId, signature: signMessage(key.privateKey, seq, 'endpoint.upsert', payload) });
+    };
+    for (const seq of [1, 2, 2, 3]) await sequencer.handle(frame(seq));
+    expect(apply.seqs).toEqual([1, 2, 2, 3]);
+    expect(heights).toEqual([1, 2, 3]);
+    expect(needs).toEqual([2]);
+    expect(sequencer.height).toBe(3);
   });
 });
 

@@ -8,7 +8,7 @@
  *   when the server is not, and reconnects forever.
  * - The configured public keys are checked when the behaviour is created (a bad key is a configuration
  *   error, ETHHOOK_ERR_GOVERNANCE_KEY_INVALID naming its index); they seed the trusted set (state.ts).
- * - Messages: see messages.ts. Anything else is answered with ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE.
+ * - Messages: see messages.ts.
  * - health() is ok while running: a lost server is handled by reconnecting, not by a restart.
  */
 import type { Registry } from 'prom-client';
@@ -19,17 +19,17 @@ import type { Behaviour } from '../../runtime/types.ts';
 import type { Db } from '../../store/db.ts';
 import type { GovernanceApplier } from './applier.ts';
 import { trustedKey, type TrustedKey } from './keys.ts';
-import { governanceRequestSchema, type GovernanceRequest } from './messages.ts';
+import { governanceRequestSchema, type GovernanceReply, type GovernanceRequest } from './messages.ts';
 import { getGovernanceMetrics } from './metrics.ts';
 import { GovernanceSequencer } from './sequencer.ts';
 import { GovernanceStateStore } from './state.ts';
-import { GovernanceConnection, redactUrl, type GovernanceStatus } from './stream.ts';
+import { GovernanceConnection, redactUrl } from './stream.ts';
 
 export type { ApplyMeta, GovernanceApplier } from './applier.ts';
 export { canonicalJson, signedBytes } from './canonical.ts';
 export { governanceErrorCodes } from './errors.ts';
 export { keyIdOf, parsePrivateKey, parsePublicKey, signMessage, spkiBase64, trustedKey, verifyMessage, type TrustedKey } from './keys.ts';
-export { governanceRequestSchema, type GovernanceRequest, type GovernanceStatus } from './messages.ts';
+export { governanceRequestSchema, type GovernanceReply, type GovernanceRequest, type GovernanceStatus } from './messages.ts';
 export { FRAME_OUTCOMES, getGovernanceMetrics, type GovernanceMetrics } from './metrics.ts';
 export {
   GOVERNANCE_TYPES,
@@ -108,12 +108,15 @@ export function createGovernanceStream(options: GovernanceStreamOptions): Behavi
       connection = new GovernanceConnection({ url: config.url, reconnect: config.reconnect, sequencer, metrics, log });
       connection.start();
     },
-    receive(msg): GovernanceStatus | { ok: true } {
+    receive(msg, ctx): GovernanceReply {
       const request = governanceRequestSchema.safeParse(msg);
       if (!request.success || !connection) {
-        throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE', 'governance stream: unknown message', {
-          messageType: String((msg as { type?: unknown } | null)?.type),
+        // Answered, not thrown: a stray message must not restart the actor and drop its connection.
+        const error = new EthhookError('ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE', 'governance stream: unknown message', {
+          messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
         });
+        ctx.log.warn({ code: error.code, ...error.context }, error.message);
+        return { ok: false, error: error.toJSON() };
       }
       if (request.data.type === 'governance.status') return connection.status();
       connection.reconnect();

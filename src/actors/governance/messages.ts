@@ -4,6 +4,8 @@
  *   waiting for the backoff; replies `{ ok: true }` once the reconnect is under way.
  * - `{ type: 'governance.status' }`: replies a GovernanceStatus `{ connected, height, trustedKeys,
  *   lastError }` (trustedKeys: fingerprints; lastError: the latest rejection or connection error, or null).
+ * - Anything else is answered (not thrown, so the actor keeps its connection) with
+ *   `{ ok: false, error: { code: 'ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE', message, context } }`.
  */
 import { z } from 'zod';
 
@@ -13,4 +15,10 @@ export const governanceRequestSchema = z.discriminatedUnion('type', [
 ]);
 export type GovernanceRequest = z.infer<typeof governanceRequestSchema>;
 
-export type { GovernanceStatus } from './stream.ts';
+import type { GovernanceStatus } from './stream.ts';
+
+export type { GovernanceStatus };
+export type GovernanceReply =
+  | GovernanceStatus
+  | { ok: true }
+  | { ok: false; error: { code: string; message: string; context: Readonly<Record<string, unknown>> } };
