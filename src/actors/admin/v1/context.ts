@@ -1,0 +1,23 @@
+/** What every `/v1` route module shares: the stores, the pipeline notices and the target check. */
+import type { AdminRole } from '../../../config/schema.ts';
+import type { EndpointStore } from '../../../store/endpoints.ts';
+import type { Outbox } from '../../../store/outbox.ts';
+import type { SubscriptionStore } from '../../../store/subscriptions.ts';
+import type { Principal } from '../auth.ts';
+import type { PipelineNotices } from './notify.ts';
+
+export interface V1Context {
+  endpoints: EndpointStore;
+  subscriptions: SubscriptionStore;
+  outbox: Outbox;
+  notices: PipelineNotices;
+  /** Throws ETHHOOK_ERR_TARGET_REFUSED (field `url`) for a target the configuration refuses. */
+  guardTarget(url: string): Promise<void>;
+  /** Overlap of a rotation that does not name one. */
+  secretOverlapMs: number;
+}
+
+/** Every `/v1` route needs a token, so its principal is there. */
+export function roleOf(principal: Principal | null): AdminRole {
+  return principal?.role ?? 'read';
+}

@@ -1,0 +1,78 @@
+/**
+ * The `/v1` admin API over endpoints, subscriptions, delivery attempts and dead letters. The lead hands
+ * `v1Routes(...)` to `createAdminBehaviour({ routes })`; the admin server does auth, zod parsing (400
+ * with `field`), error bodies and audit lines for them (router.ts, server.ts).
+ *
+ *   POST   /v1/endpoints                      operate  { url, description?, rateLimitPerSec? }   201 { endpoint, secret }
+ *   GET    /v1/endpoints                      read*    ?limit=&after=<ep id>                      { data: [endpoint], next }
+ *   GET    /v1/endpoints/:id                  read*                                               { endpoint }
+ *   PATCH  /v1/endpoints/:id                  operate  { url?, description?, rateLimitPerSec? (null removes) }  { endpoint }
+ *   DELETE /v1/endpoints/:id                  operate  (cascades to its subscriptions)           { deleted, removedSubscriptions }
+ *   POST   /v1/endpoints/:id/rotate-secret    operate  { overlapMs? } (send {} for the default)  { endpoint, secret, secretId, previousSecretExpiresAt }
+ *   POST   /v1/endpoints/:id/pause            operate                                             { endpoint }
+ *   POST   /v1/endpoints/:id/resume           operate                                             { endpoint }
+ *   POST   /v1/endpoints/:id/enable           operate  (clears `disabled`)                        { endpoint }
+ *   GET    /v1/endpoints/:id/attempts         operate  ?limit=&before=<ms or ISO>                 { data: [attempt], next }
+ *   POST   /v1/subscriptions                  operate  { endpointId, chainId, addresses?, topics?, confirmations? }  201 { subscription }
+ *   GET    /v1/subscriptions                  read*    ?limit=&after=<sub id>&endpointId=&chainId=  { data: [subscription], next }
+ *   GET    /v1/subscriptions/:id              read*                                               { subscription }
+ *   DELETE /v1/subscriptions/:id              operate                                             { deleted }
+ *   GET    /v1/dead-letters                   operate  ?endpointId=&since=<ms or ISO>&limit=      { data: [deadLetter] }
+ *   POST   /v1/dead-letters/:id/replay        operate                                             { replayed: 1, job }
+ *   POST   /v1/dead-letters/replay            operate  { endpointId, since? }                     { replayed }
+ *
+ * Roles. Every write needs `operate`, and so does everything that reveals customer data: webhook URLs
+ * (they often carry a capability token), descriptions, subscription filters, attempt errors (they
+ * quote the receiver's response) and dead-letter payloads. The lists and reads marked read* also
+ * answer a `read` token, with the customer fields left out (views.ts): an on-call SRE with a read
+ * token can see which endpoints exist, which are paused or disabled and why, and how subscriptions
+ * spread over endpoints and chains, without learning where webhooks go or what they watch.
+ *
+ * Times are milliseconds since the epoch. Lists: `limit` 1..1000 (default 100); `next` is the cursor
+ * of the following page, null on the last. Unknown ids answer 404 with the store's code
+ * (ETHHOOK_ERR_ENDPOINT_NOT_FOUND, _SUBSCRIPTION_NOT_FOUND, _DEAD_LETTER_NOT_FOUND); a refused target
+ * URL answers 400 ETHHOOK_ERR_TARGET_REFUSED with `field: "url"` and the reason (target.ts).
+ * Secrets appear in the create and rotate-secret answers only, never in a log line or a later read.
+ * Every change is told to the Matcher or the Deliverer before the answer (notify.ts).
+ */
+import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/endpoints.ts';
+import type { Outbox } from '../../../store/outbox.ts';
+import type { SubscriptionStore } from '../../../store/subscriptions.ts';
+import type { Route } from '../router.ts';
+import { deadLetterRoutes } from './dead-letters.ts';
+import { endpointRoutes } from './endpoints.ts';
+import { pipelineNotices, type Lookup } from './notify.ts';
+import { subscriptionRoutes } from './subscriptions.ts';
+import { targetGuard, type CheckTarget } from './target.ts';
+
+export interface V1RoutesOptions {
+  endpoints: EndpointStore;
+  subscriptions: SubscriptionStore;
+  outbox: Outbox;
+  /** Finds `/pipeline/matcher` and `/pipeline/deliverer` (the ActorSystem's `lookup`). */
+  lookup: Lookup;
+  config: {
+    /** Overlap of a rotation that names none. Default 24 h. */
+    secretOverlapMs?: number;
+    /** `security.allowPrivateTargets`: accept targets on private, loopback and link-local addresses. */
+    allowPrivateTargets: boolean;
+    /** `security.requireHttpsTargets`: refuse plain http targets. */
+    requireHttpsTargets: boolean;
+  };
+  /** Replaces the SSRF check of ../../deliverer/ssrf.ts (its DNS, in tests). */
+  checkTarget?: CheckTarget;
+}
+
+export function v1Routes(options: V1RoutesOptions): Route[] {
+  const ctx = {
+    endpoints: options.endpoints,
+    subscriptions: options.subscriptions,
+    outbox: options.outbox,
+    notices: pipelineNotices(options.lookup),
+    guardTarget: targetGuard(options.config, options.checkTarget),
+    secretOverlapMs: options.config.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS,
+  };
+  return [...endpointRoutes(ctx), ...subscriptionRoutes(ctx), ...deadLetterRoutes(ctx)];
+}
+
+export type { CheckTarget } from './target.ts';
