@@ -148,4 +148,30 @@ describe('backfill then live', () => {
       await fake.stop();
     }
   });
+
+  it('splits ranges whose answers exceed maxFrameBytes, and still delivers every log once', async () => {
+    const store = await tempDb();
+    const h = await startHarness({
+      chain: {
+        chainId: 31337,
+        name: 'small-frames',
+        wsUrl: anvil.wsUrl,
+        startBlock: 0,
+        backfillRange: 64,
+        maxFrameBytes: 24 * 1024, // ~ 3 blocks of 10 logs, ~ 16 headers
+        reconnect: { minMs: 10, maxMs: 50 },
+      },
+      db: store.db,
+    });
+    try {
+      const last = await head();
+      await waitFor(() => h.collector.emitted.at(-1)?.blockNumber === last, 40_000, `block ${last}`);
+      const canonical = await anvil.rpc<ChainLog[]>('eth_getLogs', [{ fromBlock: '0x0', toBlock: `0x${last.toString(16)}` }]);
+      expect(seqs(netLogs(h.collector.messages))).toEqual(seqs(canonical));
+      expect(await h.metric('chain_rpc_errors_total', { chain: 'small-frames', kind: 'range-too-large' })).toBeGreaterThan(0);
+    } finally {
+      await h.stop();
+      await store.close();
+    }
+  });
 });

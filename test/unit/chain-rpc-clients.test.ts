@@ -108,8 +108,12 @@ describe('WsRpcClient', () => {
   it('drops the connection on a frame above maxFrameBytes, as a malformed frame', async () => {
     const url = await wsServer((ws, req) => ws.send(JSON.stringify(reply((req as Req).id, 'x'.repeat(10_000)))));
     const { client, problems } = await connect(url, { maxFrameBytes: 2_048 });
-    await expect(client.request('big', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_CLOSED' });
+    await expect(client.request('big', [])).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_RPC_MALFORMED',
+      context: { reason: 'frame-too-large' },
+    });
     expect(problems).toEqual(['malformed']);
+    expect(client.isOpen).toBe(false);
   });
 
   it('rejects a refused upgrade with ETHHOOK_ERR_RPC_CLOSED', async () => {
@@ -146,7 +150,10 @@ describe('HttpRpcClient', () => {
     expect(await client.request('echo', [5])).toBe(5);
     expect(await client.batch([{ method: 'echo', params: [1] }, { method: 'echo', params: [2] }])).toEqual([1, 2]);
     await expect(client.request('status', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_ERROR', context: { rpcCode: -429 } });
-    await expect(client.request('big', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_MALFORMED' });
+    await expect(client.request('big', [])).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_RPC_MALFORMED',
+      context: { reason: 'frame-too-large' },
+    });
     await expect(client.request('wrong-id', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_MALFORMED' });
     await expect(client.request('silent', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_TIMEOUT' });
   });

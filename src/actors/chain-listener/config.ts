@@ -36,7 +36,7 @@ export const chainConfigSchema = z
     httpUrl: httpUrl.optional(),
     confirmations: z.number().int().min(0).max(1_000).default(0),
     maxReorgDepth: z.number().int().min(1).max(10_000).default(64),
-    backfillRange: z.number().int().min(1).max(100_000).default(500),
+    backfillRange: z.number().int().min(1).max(100_000).default(100),
     startBlock: z.union([z.number().int().min(0), z.literal('latest')]).default('latest'),
     requestTimeoutMs: period().default(10_000),
     /** How long the next actor may take to acknowledge a block before the listener asks again. */
@@ -46,7 +46,10 @@ export const chainConfigSchema = z
     /** A WebSocket session without a head for this long asks for the latest block (a liveness check). */
     heartbeatMs: period().default(10_000),
     wsFailuresBeforeFallback: z.number().int().min(1).default(3),
-    /** Inbound frames larger than this are refused (the connection is dropped and re-established). */
+    /**
+     * Inbound frames larger than this are refused (the connection is dropped and re-established; a log
+     * range whose answer was too large is split). One block's logs must fit.
+     */
     maxFrameBytes: z.number().int().min(1_024).default(64 * 1024 * 1024),
     reconnect: reconnectSchema.prefault({}),
   })

@@ -11,7 +11,7 @@
  *   persisted emit (or back, after a persisted retraction).
  * - Blocks are read in ranges of up to `backfillRange` (`eth_getLogs` over the range + the headers in a
  *   batch + the range's last header again to be sure the chain did not move meanwhile). A range refused as
- *   too large is halved (and grows back after successes). A single block is read by hash
+ *   too large (by the node, or by maxFrameBytes) is halved, down to one block, and doubles again after GROW_AFTER ranges in a row. A single block is read by hash
  *   (`eth_getLogs { blockHash }`), with the header from `newHeads` when it is known.
  * - Reorgs: a block whose parent hash is not the tip's hash, or a suspicious head, starts a walk back
  *   through the reorg window comparing hashes with the node's canonical ones. Orphaned blocks are
@@ -35,7 +35,7 @@ export interface EmittedBlock extends BlockHeader {
 /** Block-level reads the follower needs from a node. */
 export interface ChainSource {
   headerByNumber(n: number): Promise<BlockHeader | null>;
-  /** Headers from..to in one round trip; null for a block the node does not have. */
+  /** Headers from..to in few round trips; null for a block the node does not have. May throw RANGE_TOO_LARGE. */
   headersByRange(from: number, to: number): Promise<Array<BlockHeader | null>>;
   /** Throws ETHHOOK_ERR_RPC_RANGE_TOO_LARGE when the node refuses the range. */
   logsByRange(from: number, to: number): Promise<ChainLog[]>;
@@ -66,6 +66,8 @@ interface CachedHead {
   seenAt: number;
 }
 
+/** Ranges read without refusal before the range doubles again (a refusal may cost a reconnect). */
+const GROW_AFTER = 8;
 /** How many recent `newHeads` headers are kept for the single-block fast path, beyond `confirmations`. */
 const HEAD_CACHE_SLACK = 16;
 
@@ -77,6 +79,8 @@ export class ChainFollower {
   private headNumber: number | null = null;
   private suspect = false;
   private range: number;
+  /** Ranges read in a row since the range last changed. */
+  private fitted = 0;
 
   constructor(
     private readonly options: FollowerOptions,
@@ -187,23 +191,28 @@ export class ChainFollower {
   /** Reads blocks from..to (fewer when the node is behind or refuses the range). */
   private async read(source: ChainSource, from: number, to: number): Promise<EmittedBlock[]> {
     if (from === to) return this.readOne(source, from);
+    let available: BlockHeader[];
     let logs: ChainLog[];
-    const headers = await source.headersByRange(from, to);
-    const known = headers.findIndex((h) => h === null);
-    const available = (known === -1 ? headers : headers.slice(0, known)) as BlockHeader[];
-    if (available.length === 0) return [];
-    const last = available[available.length - 1]!;
     try {
-      logs = await source.logsByRange(from, last.number);
+      const headers = await source.headersByRange(from, to);
+      const known = headers.findIndex((h) => h === null);
+      available = (known === -1 ? headers : headers.slice(0, known)) as BlockHeader[];
+      if (available.length === 0) return [];
+      logs = await source.logsByRange(from, available[available.length - 1]!.number);
     } catch (err) {
-      if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE') || last.number === from) throw err;
+      if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE')) throw err;
       this.options.onProblem?.('range-too-large', err);
-      this.range = Math.max(1, Math.floor((last.number - from + 1) / 2));
+      this.range = Math.max(1, Math.floor((to - from + 1) / 2));
+      this.fitted = 0;
       return this.read(source, from, from + this.range - 1);
     }
+    const last = available[available.length - 1]!;
     const recheck = await source.headerByNumber(last.number);
     if (recheck?.hash !== last.hash) throw inconsistent(this.options.chainId, last.number, 'range head changed during read');
-    this.range = Math.min(this.options.backfillRange, this.range * 2);
+    if (++this.fitted >= GROW_AFTER) {
+      this.range = Math.min(this.options.backfillRange, this.range * 2);
+      this.fitted = 0;
+    }
     return assemble(this.options.chainId, available, logs, this.options.now());
   }
 

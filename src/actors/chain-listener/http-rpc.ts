@@ -1,13 +1,13 @@
 /**
  * JSON-RPC 2.0 over HTTP POST (undici), the fallback transport when the WebSocket keeps failing.
  * Same contract as the WebSocket client: per-request timeout, replies checked with `parseFrame` and
- * matched by id, bodies above `maxFrameBytes` refused (ETHHOOK_ERR_RPC_MALFORMED), non-2xx statuses
- * turned into ETHHOOK_ERR_RPC_ERROR. `close` aborts the calls in flight.
+ * matched by id, bodies above `maxFrameBytes` refused (ETHHOOK_ERR_RPC_MALFORMED, reason `frame-too-large`), non-2xx statuses
+ * turned into ETHHOOK_ERR_RPC_ERROR (rpcCode = -status). `close` aborts the calls in flight.
  */
 import { request } from 'undici';
 import { EthhookError } from '../../runtime/errors.ts';
 import { parseFrame, type RpcReply } from './frames.ts';
-import { rpcClosed, rpcError, rpcTimeout, type RpcCall, type RpcTransport } from './transport.ts';
+import { frameTooLarge, rpcClosed, rpcError, rpcTimeout, type RpcCall, type RpcTransport } from './transport.ts';
 
 export interface HttpRpcOptions {
   url: string;
@@ -76,12 +76,7 @@ async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number, method:
   let size = 0;
   for await (const chunk of body) {
     size += chunk.length;
-    if (size > maxBytes) {
-      throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `${method}: response larger than maxFrameBytes`, {
-        method,
-        maxFrameBytes: maxBytes,
-      });
-    }
+    if (size > maxBytes) throw frameTooLarge(method, maxBytes);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

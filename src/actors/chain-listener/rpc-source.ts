@@ -3,8 +3,9 @@
  * and `eth_getLogs` by range or by block hash, every result validated (eth-schemas.ts).
  *
  * A node refusing an `eth_getLogs` range (error -32005, or a message about a range, a limit or too many
- * results, as geth, erigon, Infura, Alchemy and QuickNode word it) becomes
- * ETHHOOK_ERR_RPC_RANGE_TOO_LARGE so that the follower halves the range.
+ * results, as geth, erigon, Infura, Alchemy and QuickNode word it), or an answer above maxFrameBytes,
+ * becomes ETHHOOK_ERR_RPC_RANGE_TOO_LARGE so that the follower halves the range; so does a header batch
+ * above maxFrameBytes. A single block's logs must fit in maxFrameBytes.
  */
 import { z } from 'zod';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
@@ -41,7 +42,12 @@ export class RpcChainSource implements ChainSource {
       }
       chunks.push(this.transport.batch(calls));
     }
-    const results = (await Promise.all(chunks)).flat();
+    let results: unknown[];
+    try {
+      results = (await Promise.all(chunks)).flat();
+    } catch (err) {
+      throw isRangeRefusal(err) ? rangeTooLarge('eth_getBlockByNumber', from, to, err) : err;
+    }
     const headers = validateResult(z.array(nullableHeader), results, 'eth_getBlockByNumber');
     return headers.map((h, i) => checkNumber(h, from + i));
   }
@@ -51,15 +57,7 @@ export class RpcChainSource implements ChainSource {
       const result = await this.transport.request('eth_getLogs', [{ fromBlock: toQuantity(from), toBlock: toQuantity(to) }]);
       return validateResult(logsSchema, result, 'eth_getLogs');
     } catch (err) {
-      if (isEthhookError(err, 'ETHHOOK_ERR_RPC_ERROR') && isRangeRefusal(err)) {
-        throw new EthhookError('ETHHOOK_ERR_RPC_RANGE_TOO_LARGE', `eth_getLogs refused blocks ${from}..${to}`, {
-          from,
-          to,
-          rpcCode: err.context.rpcCode,
-          rpcMessage: err.context.rpcMessage,
-        });
-      }
-      throw err;
+      throw isRangeRefusal(err) ? rangeTooLarge('eth_getLogs', from, to, err) : err;
     }
   }
 
@@ -72,8 +70,20 @@ export class RpcChainSource implements ChainSource {
   }
 }
 
-function isRangeRefusal(err: EthhookError): boolean {
+function isRangeRefusal(err: unknown): err is EthhookError {
+  if (isEthhookError(err, 'ETHHOOK_ERR_RPC_MALFORMED')) return err.context.reason === 'frame-too-large';
+  if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_ERROR')) return false;
   return err.context.rpcCode === -32005 || TOO_LARGE.test(String(err.context.rpcMessage ?? ''));
+}
+
+function rangeTooLarge(method: string, from: number, to: number, cause: EthhookError): EthhookError {
+  return new EthhookError('ETHHOOK_ERR_RPC_RANGE_TOO_LARGE', `${method} refused blocks ${from}..${to}`, {
+    method,
+    from,
+    to,
+    rpcCode: cause.context.rpcCode,
+    rpcMessage: cause.context.rpcMessage ?? cause.context.reason,
+  }, { cause });
 }
 
 function checkNumber(header: BlockHeader | null, n: number): BlockHeader | null {

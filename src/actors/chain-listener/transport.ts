@@ -38,3 +38,12 @@ export function rpcTimeout(method: string, timeoutMs: number): EthhookError {
 export function rpcClosed(method: string, why: string): EthhookError {
   return new EthhookError('ETHHOOK_ERR_RPC_CLOSED', `${method}: connection closed (${why})`, { method, why });
 }
+
+/** An answer above maxFrameBytes: context.reason is `frame-too-large` (a log range gets split on it). */
+export function frameTooLarge(method: string, maxFrameBytes: number): EthhookError {
+  return new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `${method}: answer larger than maxFrameBytes`, {
+    method,
+    reason: 'frame-too-large',
+    maxFrameBytes,
+  });
+}

@@ -5,7 +5,9 @@
  * - Every inbound frame goes through `parseFrame`. A frame that fails it, a reply to an id that is not
  *   pending, or a push for an unknown subscription is reported to `onProblem` and dropped: it never
  *   throws out of the socket's event handler.
- * - Frames above `maxFrameBytes` make `ws` close the socket (1009): reported as `malformed`.
+ * - Frames above `maxFrameBytes` make `ws` close the socket (1009): reported as `malformed`, and the
+ *   calls then pending fail with ETHHOOK_ERR_RPC_MALFORMED, reason `frame-too-large` (one of them was
+ *   answered with that frame; a log range is then split rather than asked again).
  * - Subscriptions: `subscribe` routes each `eth_subscription` push to its handler with the frame's
  *   arrival time (ms since the epoch, sub-ms). The route is set in the same turn as the subscribe reply,
  *   so a push that arrives in the same TCP chunk is not lost.
@@ -16,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { EthhookError } from '../../runtime/errors.ts';
 import { parseFrame, type RpcReply } from './frames.ts';
-import { rpcClosed, rpcError, rpcTimeout, type ProblemHandler, type RpcCall, type RpcTransport } from './transport.ts';
+import { frameTooLarge, rpcClosed, rpcError, rpcTimeout, type ProblemHandler, type RpcCall, type RpcTransport } from './transport.ts';
 
 export interface WsRpcOptions {
   url: string;
@@ -44,6 +46,8 @@ export class WsRpcClient implements RpcTransport {
   private readonly subscriptions = new Map<string, PushHandler>();
   private nextId = 1;
   private closeReason: Error | null = null;
+  /** The socket died on a frame above maxFrameBytes: pending calls fail as `frame-too-large`. */
+  private oversize = false;
   private markClosed!: (reason: Error) => void;
 
   private constructor(
@@ -56,12 +60,8 @@ export class WsRpcClient implements RpcTransport {
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     socket.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        this.options.onProblem(
-          'malformed',
-          new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'frame larger than maxFrameBytes', {
-            maxFrameBytes: options.maxFrameBytes,
-          }),
-        );
+        this.oversize = true;
+        this.options.onProblem('malformed', frameTooLarge('inbound frame', options.maxFrameBytes));
       }
       this.shutdown(err);
     });
@@ -193,7 +193,9 @@ export class WsRpcClient implements RpcTransport {
     if (this.closeReason) return;
     this.closeReason = reason;
     this.subscriptions.clear();
-    for (const p of this.pending.values()) p.fail(rpcClosed(p.method, reason.message));
+    for (const p of this.pending.values()) {
+      p.fail(this.oversize ? frameTooLarge(p.method, this.options.maxFrameBytes) : rpcClosed(p.method, reason.message));
+    }
     this.markClosed(reason);
   }
 }
