@@ -9,6 +9,8 @@
  *   loop drains them: read due jobs, endpoint lookup (sealed secret), JSON body, Standard Webhooks
  *   signature, POST through the webhook client (SSRF connector, global limit, bounded read), and
  *   `complete` with the attempt record in one LevelDB batch per job.
+ * - signed, not persisted: the same bodies signed and sent through the webhook client by `concurrency`
+ *   workers, no outbox: it separates the client's own cost from the store's.
  * The raw loop runs before and after the deliveries; the better of the two is the limit.
  *
  * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10).
@@ -25,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { DeliveryLoop } from '../src/actors/deliverer/delivery-loop.ts';
 import { WebhookHttpClient } from '../src/actors/deliverer/http-client.ts';
+import { signPayload } from '../src/actors/deliverer/signing.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { openDb } from '../src/store/db.ts';
 import { EndpointStore } from '../src/store/endpoints.ts';
@@ -108,6 +111,27 @@ async function rawLoop(origin: string, bodies: string[]): Promise<number> {
   return bodies.length / seconds;
 }
 
+/** Signing + the webhook client, `CONCURRENCY` workers, no outbox; resolves with webhooks/s. */
+async function signedOnly(origin: string, bodies: string[]): Promise<number> {
+  const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: CONCURRENCY });
+  const secret = `whsec_${randomBytes(24).toString('base64')}`;
+  const urls = Array.from({ length: ENDPOINTS }, (_, e) => new URL(`${origin}/ep${e}`));
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < bodies.length; i = next++) {
+      const body = bodies[i] as string;
+      const headers = signPayload({ id: `msg_${i}`, timestamp: Math.floor(Date.now() / 1000), body, secrets: [secret] });
+      const res = await client.post(urls[i % ENDPOINTS] as URL, { ...headers }, body);
+      if (res.status !== 200) throw new Error(`signed POST got ${res.status ?? res.error?.message}`);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await client.close();
+  return bodies.length / seconds;
+}
+
 async function deliveries(origin: string): Promise<{ perSecond: number; enqueuePerSecond: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
   const db = await openDb(dir);
@@ -151,6 +175,8 @@ async function main(): Promise<void> {
 
     const rawBefore = await rawLoop(origin, bodies);
     console.log(`raw undici POST loop (before)   ${rawBefore.toFixed(0)} req/s`);
+    const signed = await signedOnly(origin, bodies);
+    console.log(`signed, not persisted           ${signed.toFixed(0)} webhooks/s`);
     const d = await deliveries(origin);
     console.log(`outbox enqueue                  ${d.enqueuePerSecond.toFixed(0)} jobs/s`);
     console.log(`signed, persisted deliveries    ${d.perSecond.toFixed(0)} webhooks/s`);
@@ -164,6 +190,7 @@ async function main(): Promise<void> {
       deliveries_per_s: Math.round(d.perSecond),
       raw_undici_per_s: Math.round(raw),
       ratio: Number(ratio.toFixed(3)),
+      signed_unpersisted_per_s: Math.round(signed),
     }));
   } finally {
     child.kill();
