@@ -101,7 +101,21 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
   const http: Server = createServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('governance stream: connect with a WebSocket\n');
   });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err: Error) => {
+    await log.close();
+    throw serverError(`cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 0}: ${err.message}`);
+  });
+  // Attached after listen succeeded: ws re-emits the HTTP server's errors, which would escape a
+  // failed listen.
   const wss = new WebSocketServer({ server: http, maxPayload: 4096, perMessageDeflate: false });
+  wss.on('error', (err) => logger?.error({ err: err.message }, 'governance server: WebSocket server error'));
 
   const pump = (client: Client) => {
     while (client.next !== null && client.next <= log.head && client.socket.readyState === client.socket.OPEN) {
@@ -164,16 +178,6 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
     return seq;
   };
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      http.off('error', reject);
-      resolve();
-    });
-  }).catch(async (err: Error) => {
-    await log.close();
-    throw serverError(`cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 0}: ${err.message}`);
-  });
   const address = http.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `ws://${host}:${address.port}/`;
