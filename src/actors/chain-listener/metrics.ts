@@ -1,6 +1,7 @@
 /**
  * The ChainListener's metrics, created once per prom-client registry (a restarted behaviour finds the
- * same instruments again). Label `chain` is the configured chain name, `kind` a closed set.
+ * same instruments again; one already registered under the same name is reused). Label `chain` is the
+ * configured chain name, `kind` a closed set.
  *
  * - `chain_height{chain}`: the head the listener last saw.
  * - `chain_processed_height{chain}`: the last block acknowledged by the next actor (the cursor).
@@ -37,55 +38,45 @@ export interface ChainMetrics {
 
 const byRegistry = new WeakMap<Registry, ChainMetrics>();
 
+/** The metric already in the registry under that name (another module made it), or a new one. */
+function metric<M>(registry: Registry, name: string, make: () => M): M {
+  return (registry.getSingleMetric(name) as M | undefined) ?? make();
+}
+
 export function getChainMetrics(registry: Registry): ChainMetrics {
   const known = byRegistry.get(registry);
   if (known) return known;
   const registers = [registry];
+  const gauge = (name: string, help: string) =>
+    metric(registry, name, () => new Gauge({ name, help, labelNames: ['chain'], registers }));
   const metrics: ChainMetrics = {
-    height: new Gauge({ name: 'chain_height', help: 'Head block number seen', labelNames: ['chain'], registers }),
-    processedHeight: new Gauge({
-      name: 'chain_processed_height',
-      help: 'Last block acknowledged downstream (the persisted cursor)',
-      labelNames: ['chain'],
-      registers,
-    }),
-    finalizedHeight: new Gauge({
-      name: 'chain_finalized_height',
-      help: 'Head minus maxReorgDepth: below it a reorg stops the listener',
-      labelNames: ['chain'],
-      registers,
-    }),
-    wsConnected: new Gauge({
-      name: 'chain_ws_connected',
-      help: '1 while the WebSocket session to the node is up',
-      labelNames: ['chain'],
-      registers,
-    }),
-    reorgs: new Counter({
-      name: 'chain_reorgs_total',
-      help: 'Reorgs that orphaned emitted blocks',
-      labelNames: ['chain'],
-      registers,
-    }),
-    reorgDepth: new Histogram({
-      name: 'chain_reorg_depth',
-      help: 'Emitted blocks orphaned per reorg',
-      labelNames: ['chain'],
-      buckets: [1, 2, 3, 5, 8, 13, 21, 34, 64, 128],
-      registers,
-    }),
-    eventsReceived: new Counter({
-      name: 'events_received_total',
-      help: 'Logs emitted by the chain listeners',
-      labelNames: ['chain'],
-      registers,
-    }),
-    rpcErrors: new Counter({
-      name: 'chain_rpc_errors_total',
-      help: 'Chain node transport and protocol errors, by kind',
-      labelNames: ['chain', 'kind'],
-      registers,
-    }),
+    height: gauge('chain_height', 'Head block number seen'),
+    processedHeight: gauge('chain_processed_height', 'Last block acknowledged downstream (the persisted cursor)'),
+    finalizedHeight: gauge('chain_finalized_height', 'Head minus maxReorgDepth: below it a reorg stops the listener'),
+    wsConnected: gauge('chain_ws_connected', '1 while the WebSocket session to the node is up'),
+    reorgs: metric(registry, 'chain_reorgs_total', () =>
+      new Counter({ name: 'chain_reorgs_total', help: 'Reorgs that orphaned emitted blocks', labelNames: ['chain'], registers }),
+    ),
+    reorgDepth: metric(registry, 'chain_reorg_depth', () =>
+      new Histogram({
+        name: 'chain_reorg_depth',
+        help: 'Emitted blocks orphaned per reorg',
+        labelNames: ['chain'],
+        buckets: [1, 2, 3, 5, 8, 13, 21, 34, 64, 128],
+        registers,
+      }),
+    ),
+    eventsReceived: metric(registry, 'events_received_total', () =>
+      new Counter({ name: 'events_received_total', help: 'Logs emitted by the chain listeners', labelNames: ['chain'], registers }),
+    ),
+    rpcErrors: metric(registry, 'chain_rpc_errors_total', () =>
+      new Counter({
+        name: 'chain_rpc_errors_total',
+        help: 'Chain node transport and protocol errors, by kind',
+        labelNames: ['chain', 'kind'],
+        registers,
+      }),
+    ),
   };
   byRegistry.set(registry, metrics);
   return metrics;
