@@ -33,7 +33,7 @@
  * (ETHHOOK_ERR_ENDPOINT_NOT_FOUND, _SUBSCRIPTION_NOT_FOUND, _DEAD_LETTER_NOT_FOUND); a refused target
  * URL answers 400 ETHHOOK_ERR_TARGET_REFUSED with `field: "url"` and the reason (target.ts).
  * Secrets appear in the create and rotate-secret answers only, never in a log line or a later read.
- * Every change is told to the Matcher or the Deliverer before the answer (notify.ts).
+ * Every change is told to the Matcher or the Deliverer, and acknowledged, before the answer (notify.ts).
  */
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/endpoints.ts';
 import type { Outbox } from '../../../store/outbox.ts';
@@ -61,6 +61,8 @@ export interface V1RoutesOptions {
   };
   /** Replaces the SSRF check of ../../deliverer/ssrf.ts (its DNS, in tests). */
   checkTarget?: CheckTarget;
+  /** How long a request waits for the Matcher or Deliverer to acknowledge a change. Default 2 s. */
+  noticeTimeoutMs?: number;
 }
 
 export function v1Routes(options: V1RoutesOptions): Route[] {
@@ -68,7 +70,7 @@ export function v1Routes(options: V1RoutesOptions): Route[] {
     endpoints: options.endpoints,
     subscriptions: options.subscriptions,
     outbox: options.outbox,
-    notices: pipelineNotices(options.lookup),
+    notices: pipelineNotices(options.lookup, options.noticeTimeoutMs),
     guardTarget: targetGuard(options.config, options.checkTarget),
     secretOverlapMs: options.config.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS,
   };

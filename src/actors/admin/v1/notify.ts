@@ -6,9 +6,9 @@
  *   delete), so an edit, rotation, pause or re-enabling applies to the next attempt.
  *
  * Each notice is an `ask`, so when the API answers, the change is live in the actor. A notice that
- * fails (actor stopped, or slow past the timeout) does not fail the request: the write is durable, a
- * queued notice is still applied, and both actors reload from the store when they start. It is logged
- * as a warning with the error code. An actor this node does not run has nothing to update (debug line).
+ * fails (actor stopped, or slow past the timeout, 2 s by default) does not fail the request: the write
+ * is durable, a queued notice is still applied, and both actors reload from the store when they start.
+ * It is logged as a warning with the error code. An actor this node does not run has nothing to update (debug line).
  */
 import { isEthhookError } from '../../../runtime/errors.ts';
 import type { Logger } from '../../../runtime/log.ts';
@@ -16,7 +16,8 @@ import type { ActorRef } from '../../../runtime/types.ts';
 
 export const MATCHER_PATH = '/pipeline/matcher';
 export const DELIVERER_PATH = '/pipeline/deliverer';
-const NOTICE_TIMEOUT_MS = 5_000;
+/** How long a request waits for a notice's acknowledgement. A stopped actor keeps it queued, unanswered. */
+export const DEFAULT_NOTICE_TIMEOUT_MS = 2_000;
 
 export type Lookup = (path: string) => ActorRef | undefined;
 
@@ -25,7 +26,7 @@ export interface PipelineNotices {
   endpointChanged(endpointId: string, log: Logger, deleted?: boolean): Promise<void>;
 }
 
-export function pipelineNotices(lookup: Lookup): PipelineNotices {
+export function pipelineNotices(lookup: Lookup, timeoutMs = DEFAULT_NOTICE_TIMEOUT_MS): PipelineNotices {
   const notify = async (path: string, msg: Record<string, unknown>, log: Logger) => {
     const ref = lookup(path);
     if (ref === undefined) {
@@ -33,7 +34,7 @@ export function pipelineNotices(lookup: Lookup): PipelineNotices {
       return;
     }
     try {
-      await ref.ask(msg, { timeoutMs: NOTICE_TIMEOUT_MS });
+      await ref.ask(msg, { timeoutMs });
     } catch (err) {
       const code = isEthhookError(err) ? err.code : undefined;
       log.warn({ to: path, messageType: msg.type, code, error: (err as Error).message }, 'admin change notice not acknowledged; the store write stands');
