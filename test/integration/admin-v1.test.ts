@@ -400,6 +400,8 @@ describe('secret rotation', () => {
     expect(r.json.previousSecretExpiresAt).toBeGreaterThanOrEqual(at + HOUR);
     expect(r.json.previousSecretExpiresAt).toBeLessThanOrEqual(Date.now() + HOUR);
     badField(await call('POST', `/v1/endpoints/${endpoint.id}/rotate-secret`, { body: { overlapMs: -1 } }), 'overlapMs');
+    // The body is required (`{}` for the default), so a bare POST changes nothing by accident.
+    expect((await call('POST', `/v1/endpoints/${endpoint.id}/rotate-secret`)).status).toBe(400);
     badField(await call('POST', `/v1/endpoints/${endpoint.id}/rotate-secret`, { body: { overlapMs: 'a day' } }), 'overlapMs');
     badField(await call('POST', `/v1/endpoints/${endpoint.id}/rotate-secret`, { body: { overlapMs: 31 * 24 * HOUR } }), 'overlapMs');
     expect((await endpoints.require(endpoint.id)).secrets).toHaveLength(2);
