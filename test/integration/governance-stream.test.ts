@@ -179,7 +179,7 @@ describe('in order, exactly once', () => {
     expect(await metric(n.registry, 'governance_frames_total', { outcome: 'apply-failed' })).toBe(2);
     const failures = n.lines.filter((l) => l.outcome === 'apply-failed');
     expect(failures).toHaveLength(2);
-    expect(failures[0]).toMatchObject({ seq: 1, keyId: k1.keyId, reason: 'simulated store failure at seq 1', err: { message: 'simulated store failure at seq 1' } });
+    expect(failures[0]).toMatchObject({ seq: 1, keyId: k1.keyId, code: 'ETHHOOK_ERR_GOVERNANCE_APPLY', reason: 'simulated store failure at seq 1', err: { message: 'simulated store failure at seq 1' } });
   });
 });
 
@@ -207,7 +207,7 @@ describe('hostile frames are never applied, and are counted', () => {
     expect(n.apply.calls[2]!.payload).toEqual(endpointPayload(3));
     const rejected = n.lines.filter((l) => l.msg === 'governance message rejected');
     expect(rejected).toHaveLength(3);
-    expect(rejected[0]).toMatchObject({ seq: 3, keyId: k1.keyId, outcome: 'bad-signature', reason: expect.any(String) });
+    expect(rejected[0]).toMatchObject({ seq: 3, keyId: k1.keyId, outcome: 'bad-signature', code: 'ETHHOOK_ERR_GOVERNANCE_SIGNATURE', reason: expect.any(String) });
     expect(rejected[1]).toMatchObject({ seq: 3, keyId: foreign.keyId, outcome: 'unknown-key' });
     expect(rejected[2]).toMatchObject({ seq: 2, keyId: k1.keyId, outcome: 'bad-signature' });
   });

@@ -10,6 +10,10 @@ export const governanceErrorCodes = defineErrorCodes({
     summary: 'a governance message or payload failed validation and was not signed or applied',
     httpStatus: 400,
   },
+  ETHHOOK_ERR_GOVERNANCE_SIGNATURE: {
+    summary: 'a governance message named a key that is not trusted, or its signature does not verify; not applied',
+    httpStatus: 400,
+  },
   ETHHOOK_ERR_GOVERNANCE_APPLY: {
     summary: 'applying a governance message failed; the stream asks for it again after a backoff',
     httpStatus: 500,

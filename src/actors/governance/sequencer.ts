@@ -26,6 +26,14 @@ import { parseGovernanceFrame, type GovernancePayload, type ParsedMessage } from
 import type { GovernanceState, GovernanceStateStore } from './state.ts';
 
 const LOG_BURST = 20;
+
+/** The catalog code each rejection is logged under, so operators can search for it. */
+const CODE_BY_OUTCOME: Partial<Record<FrameOutcome, string>> = {
+  malformed: 'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID',
+  'unknown-key': 'ETHHOOK_ERR_GOVERNANCE_SIGNATURE',
+  'bad-signature': 'ETHHOOK_ERR_GOVERNANCE_SIGNATURE',
+  'apply-failed': 'ETHHOOK_ERR_GOVERNANCE_APPLY',
+};
 const LOG_PERIOD_MS = 10_000;
 
 export interface SequencerDeps {
@@ -135,7 +143,8 @@ export class GovernanceSequencer {
     this.deps.metrics.frames.inc({ outcome });
     this.lastError = { message: `${outcome}${seq === null ? '' : ` at seq ${seq}`}: ${reason}`, at: Date.now() };
     if (this.mayLog(outcome)) {
-      const context = { seq, keyId, reason, outcome, height: this.height, ...(err ? { err: describeError(err) } : {}) };
+      const code = CODE_BY_OUTCOME[outcome];
+      const context = { seq, keyId, reason, outcome, height: this.height, ...(code ? { code } : {}), ...(err ? { err: describeError(err) } : {}) };
       if (outcome === 'gap') this.deps.log.info(context, 'governance message out of order: asking again');
       else this.deps.log.warn(context, 'governance message rejected');
     }
