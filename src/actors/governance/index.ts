@@ -103,7 +103,7 @@ export function createGovernanceStream(options: GovernanceStreamOptions): Behavi
         apply: options.apply,
         metrics,
         log,
-        onNeed: (from, outcome) => connection?.need(from, outcome),
+        onNeed: (from) => connection?.need(from),
       });
       connection = new GovernanceConnection({ url: config.url, reconnect: config.reconnect, sequencer, metrics, log });
       connection.start();

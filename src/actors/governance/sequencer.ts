@@ -43,7 +43,7 @@ export interface SequencerDeps {
   metrics: GovernanceMetrics;
   log: Logger;
   /** The stream needs the messages from `from` on again. */
-  onNeed(from: number, outcome: FrameOutcome): void;
+  onNeed(from: number): void;
 }
 
 export class GovernanceSequencer {
@@ -148,7 +148,7 @@ export class GovernanceSequencer {
       if (outcome === 'gap') this.deps.log.info(context, 'governance message out of order: asking again');
       else this.deps.log.warn(context, 'governance message rejected');
     }
-    if (seq === null || seq > this.height) this.deps.onNeed(this.height + 1, outcome);
+    if (seq === null || seq > this.height) this.deps.onNeed(this.height + 1);
   }
 
   private mayLog(outcome: FrameOutcome): boolean {

@@ -18,7 +18,7 @@
 import WebSocket from 'ws';
 import type { Logger } from '../../runtime/log.ts';
 import { governanceDelay, sleep, type ReconnectSpec } from './backoff.ts';
-import type { FrameOutcome, GovernanceMetrics } from './metrics.ts';
+import type { GovernanceMetrics } from './metrics.ts';
 import { frameText, MAX_FRAME_BYTES, PROTOCOL_VERSION, type ClientFrame } from './protocol.ts';
 import type { GovernanceSequencer } from './sequencer.ts';
 
@@ -83,7 +83,7 @@ export class GovernanceConnection {
   }
 
   /** Called by the sequencer (its `onNeed`): ask the server again from `from`. */
-  need(from: number, _outcome: FrameOutcome): void {
+  need(from: number): void {
     const session = this.session;
     if (!session) return;
     if (this.resume?.from !== from) {
