@@ -6,10 +6,12 @@
 import { adminErrorCodes } from './actors/admin/errors.ts';
 import { chainErrorCodes } from './actors/chain-listener/errors.ts';
 import { delivererErrorCodes } from './actors/deliverer/errors.ts';
+import { governanceErrorCodes } from './actors/governance/errors.ts';
 import { matcherErrorCodes } from './actors/matcher/errors.ts';
 import { configErrorCodes } from './config/errors.ts';
 import { kernelErrorCodes, type ErrorCodeInfo } from './runtime/errors.ts';
 import { storeErrorCodes } from './store/errors.ts';
+import { streamErrorCodes } from './streams/errors.ts';
 
 export { EthhookError, isEthhookError, describeError } from './runtime/errors.ts';
 
@@ -21,6 +23,8 @@ const groups = {
   'chain-listener': chainErrorCodes,
   matcher: matcherErrorCodes,
   deliverer: delivererErrorCodes,
+  governance: governanceErrorCodes,
+  streams: streamErrorCodes,
 } as const;
 
 export interface CatalogEntry extends ErrorCodeInfo {
