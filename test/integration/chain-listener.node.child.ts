@@ -18,7 +18,7 @@ collector.ask = async (msg) => {
   return ask(msg);
 };
 const system = await startSystem(
-  chainTree({ chain: { chainId: 31337, name: 'anvil', wsUrl, heartbeatMs: 500 }, db, registry, collector }),
+  chainTree({ chains: [{ chainId: 31337, name: 'anvil', wsUrl, heartbeatMs: 500 }], db, registry, collector }),
   { logger: testLogger(), registry },
 );
 process.once('SIGTERM', async () => {

@@ -136,10 +136,9 @@ export async function startHarness(opts: {
 
 /**
  * The pipeline part of the node's tree with a collector in the matcher's place:
- * root → pipeline (rest-for-one) → [matcher (collector), chains (one-for-one) → [chain-listener:<id>]].
+ * root → pipeline (rest-for-one) → [matcher (collector), chains (one-for-one) → [chain-listener:<id> ...]].
  */
-export function chainTree(opts: { chain: ChainConfigInput; db: Db; registry: Registry; collector: Collector }): SupervisorSpec {
-  const chain = chainConfigSchema.parse(opts.chain);
+export function chainTree(opts: { chains: ChainConfigInput[]; db: Db; registry: Registry; collector: Collector }): SupervisorSpec {
   const backoff = { minMs: 10, maxMs: 200, jitter: 0 };
   return {
     kind: 'supervisor',
@@ -159,13 +158,14 @@ export function chainTree(opts: { chain: ChainConfigInput; db: Db; registry: Reg
             name: 'chains',
             strategy: 'one-for-one',
             backoff,
-            children: [
-              {
-                kind: 'worker',
+            children: opts.chains.map((input) => {
+              const chain = chainConfigSchema.parse(input);
+              return {
+                kind: 'worker' as const,
                 name: chainListenerName(chain.chainId),
                 behaviour: () => createChainListener({ chain, store: opts.db, target: TARGET, registry: opts.registry }),
-              },
-            ],
+              };
+            }),
           },
         ],
       },
