@@ -4,8 +4,10 @@
  * - Admission (admission.ts) runs on the upgrade request; a refusal is a plain HTTP answer
  *   (401/403/400/503 with the admin API's JSON error body) and the socket is closed, never upgraded.
  * - Each event is one text message: the event's JSON (events.ts). Messages from the client are ignored
- *   (`maxPayload` 4 KiB: anything bigger closes the connection); compression is off, so a payload built
- *   once is sent as is to every client.
+ *   (`maxPayload` 4 KiB: anything bigger closes the connection).
+ * - Events bypass `ws.send`: the frames, built once per event (frame.ts), go to the upgraded socket in
+ *   one write per batch. This is safe because compression is off, so `ws` writes its own frames (pings,
+ *   close) whole and at once, never interleaved with ours.
  * - Every `heartbeatMs` the server pings; a client that has not answered the previous ping is
  *   terminated (dead peer, or one too stuck to read its socket).
  * - Close codes: 4008 slow consumer (reason `slow consumer: buffer full (N events)`), 1001 when the
@@ -14,7 +16,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../runtime/log.ts';
 import { admit, refusal, refuseUpgrade, type AdmissionPolicy } from './admission.ts';
 import type { StreamClient, StreamSink } from './client.ts';
@@ -61,7 +63,7 @@ export class WebSocketTransport {
     if (this.closing) return refuseUpgrade(socket, refusal('ETHHOOK_ERR_STREAM_CLOSING', 'the admin API is stopping'));
     const admission = admit(req, search, policy, { open: hub.connectionCount('websocket'), max: maxConnections, label: 'WebSocket' });
     if (!admission.ok) return refuseUpgrade(socket, admission.refusal);
-    this.server.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, admission.filter));
+    this.server.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, admission.filter));
   }
 
   /** Pings every client; terminates those that did not answer the previous ping. */
@@ -85,9 +87,9 @@ export class WebSocketTransport {
     await Promise.all(gone);
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage, filter: StreamFilter): void {
+  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, filter: StreamFilter): void {
     const { hub, closeGraceMs, log } = this.options;
-    const client = hub.subscribe(new WebSocketSink(ws, closeGraceMs), filter, { remote: req.socket.remoteAddress });
+    const client = hub.subscribe(new WebSocketSink(ws, socket, closeGraceMs), filter, { remote: req.socket.remoteAddress });
     const conn: Connection = { ws, client, alive: true };
     this.connections.add(conn);
     ws.on('pong', () => (conn.alive = true));
@@ -104,18 +106,19 @@ class WebSocketSink implements StreamSink {
 
   constructor(
     private readonly ws: WebSocket,
+    private readonly socket: Duplex,
     private readonly closeGraceMs: number,
   ) {}
 
   write(frames: readonly EventFrame[], written: () => void): number {
-    let bytes = 0;
-    const last = frames.length - 1;
-    for (let i = 0; i <= last; i++) {
-      const payload = frames[i]!.websocket;
-      bytes += payload.length;
-      this.ws.send(payload, { binary: false }, i === last ? written : undefined);
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      // Closing: the peer will not read these any more.
+      process.nextTick(written);
+      return 0;
     }
-    return bytes;
+    const chunk = frames.length === 1 ? frames[0]!.websocket : Buffer.concat(frames.map((f) => f.websocket));
+    this.socket.write(chunk, written);
+    return chunk.length;
   }
 
   close(code: StreamErrorCode, message: string): void {

@@ -52,7 +52,7 @@ const eventArb: fc.Arbitrary<StreamEvent> = fc.oneof(
     transactionHash: fc.constant('0x' + '2'.repeat(64)),
     logIndex: fc.nat(),
     address: fc.constantFrom(...ADDRESSES, '0x' + '00'.repeat(20)),
-    topics: fc.constant([]),
+    topics: fc.constant<string[]>([]),
     data: fc.constant('0x'),
     at: fc.nat(),
   }),

@@ -88,16 +88,18 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
       };
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        rest += chunk;
+        const text = rest + chunk;
+        let start = 0;
         let end: number;
-        while ((end = rest.indexOf('\n\n')) >= 0) {
-          const block = parseBlock(rest.slice(0, end), handle.comments);
-          rest = rest.slice(end + 2);
+        while ((end = text.indexOf('\n\n', start)) >= 0) {
+          const block = parseBlock(text.slice(start, end), handle.comments);
+          start = end + 2;
           if (block === null) continue;
           handle.blocks++;
           if (block.event === 'error') error = block;
           else if (block.data !== undefined) handle.onMessage(block.data);
         }
+        rest = text.slice(start);
       });
       res.once('close', () => settle(error ? { error } : {}));
       res.once('error', () => {});
