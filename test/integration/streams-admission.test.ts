@@ -224,6 +224,38 @@ describe('wire formats', () => {
     await closeAll();
   });
 
+  // The WebSocket frames are built by hand (frame.ts): every length encoding, at its edges, reaches a
+  // real client intact.
+  it('WebSocket messages of every length encoding arrive intact', async () => {
+    const socket = await ws();
+    if (isRefused(socket)) throw new Error('refused');
+    const got: string[] = [];
+    socket.onMessage = (t) => got.push(t);
+    const sent: string[] = [];
+    const at = Date.now();
+    for (const target of [125, 126, 127, 65_535, 65_536, 200_000]) {
+      const id = hub.stats().published + 1;
+      let event: StreamEvent;
+      if (target < 1_000) {
+        // Governance notices are short; the type's length sets the size exactly.
+        const bare = JSON.stringify({ id, kind: 'governance', seq: 1, type: '', at }).length;
+        event = { kind: 'governance', seq: 1, type: 'x'.repeat(target - bare), at };
+      } else {
+        const bare = JSON.stringify({ id, ...log(0, { logIndex: 0, at }) }).length;
+        // Data grows by two characters per byte; a two-digit logIndex adds the odd one.
+        const odd = (target - bare) % 2;
+        event = log(0, { logIndex: odd ? 10 : 0, at, data: '0x' + 'ab'.repeat((target - bare - odd) / 2) });
+      }
+      const text = JSON.stringify({ id, ...event });
+      expect(text.length).toBe(target);
+      hub.publish(event);
+      sent.push(text);
+    }
+    await waitFor(() => got.length === sent.length, 5_000, 'all sizes');
+    expect(got).toEqual(sent);
+    await closeAll();
+  });
+
   // A plain GET on the WebSocket path is told to upgrade; an upgrade elsewhere is a 404.
   it('426 for GET /v1/ws/events without an upgrade; 404 for an upgrade on another path', async () => {
     const plain = await fetch(`${http}/v1/ws/events`);
