@@ -1,0 +1,148 @@
+// End to end, one real node process (`ethhook start --config`) following a real anvil, delivering to
+// real HTTP receivers on loopback: every matching log arrives once per matching subscription, signed
+// (verified with `standardwebhooks`), with the payload of the issue; a receiver failing 30% of the
+// requests (500s and hangs past the request timeout) still gets everything, each retry carrying the
+// same webhook-id and the same body, and the attempt log shows every attempt the receiver saw.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
+import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
+import { failRatio, startReceiver, type Receiver } from '../support/receiver.ts';
+import {
+  body, byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, startTickChain, succeeded, waitUntil,
+  type TickChain,
+} from './e2e-chain.ts';
+
+const OTHER_TOPIC = `0x${'ab'.repeat(32)}`;
+const REQUEST_TIMEOUT_MS = 1_000;
+
+let chain: TickChain;
+let dir: NodeDir;
+let node: NodeProcess;
+const receivers: Receiver[] = [];
+/** Receiver path → the endpoint's secret, filled in as endpoints are created. */
+const secrets = new Map<string, string>();
+
+async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
+  const r = await startReceiver({ ...options, secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) });
+  receivers.push(r);
+  return r;
+}
+
+async function createEndpoint(r: Receiver, path: string): Promise<string> {
+  const res = await node.api('POST', '/v1/endpoints', { url: `${r.url}${path}`, description: path });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  expect(res.body.secret).toMatch(/^whsec_/);
+  secrets.set(path, res.body.secret);
+  return res.body.endpoint.id;
+}
+
+async function subscribe(filter: Record<string, unknown>): Promise<string> {
+  const res = await node.api('POST', '/v1/subscriptions', { chainId: CHAIN_ID, ...filter });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.subscription.id;
+}
+
+beforeAll(async () => {
+  chain = await startTickChain();
+  dir = await createNodeDir();
+  node = await startNodeProcess({
+    dir,
+    config: {
+      chains: [nodeChain(chain)],
+      security: { allowPrivateTargets: true },
+      deliverer: {
+        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        // Twelve attempts: a job failing all of them at a 30% failure rate is a one-in-two-million event.
+        retry: { schedule: [0, 200, 500, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 2000, 4000], jitter: 0.2 },
+        circuitBreaker: { failureThreshold: 5, openMs: 1000 },
+      },
+    },
+  });
+});
+
+afterAll(async () => {
+  await killAllNodes();
+  await Promise.all(receivers.map((r) => r.close()));
+  await chain?.stop();
+  await dir?.remove();
+});
+
+describe('delivery', () => {
+  it('delivers every matching log once per matching subscription, signed, with the payload of the issue', async () => {
+    const r = await receiver();
+    const [watched, unwatched] = [await chain.deploy(), await chain.deploy()];
+    const endpointId = await createEndpoint(r, '/all');
+    const byTopic = await subscribe({ endpointId, addresses: [watched], topics: [TICK_TOPIC] });
+    const byAddress = await subscribe({ endpointId, addresses: [watched] });
+    const none = await subscribe({ endpointId, addresses: [watched], topics: [OTHER_TOPIC] });
+
+    // 200 watched logs over 25 blocks, and logs of another contract in between that nothing matches.
+    for (let i = 0; i < 25; i++) {
+      await chain.tick(watched, 8);
+      if (i % 5 === 0) await chain.tick(unwatched, 3);
+    }
+    const logs = await chain.logs(watched);
+    expect(logs).toHaveLength(200);
+    expect(new Set(logs.map((l) => l.blockNumber)).size).toBe(25);
+    expect(await chain.logs(unwatched)).toHaveLength(15);
+
+    const expected = new Map(
+      logs.flatMap((log) => [byTopic, byAddress].map((sub) => {
+        const data = payloadData(log, sub);
+        return [expectedId(data, 'log.created'), data] as const;
+      })),
+    );
+    expect(expected.size).toBe(400);
+    await waitUntil(() => r.deliveredIds().size >= expected.size, 60_000, () => `400 deliveries (${r.deliveredIds().size} so far)`);
+
+    expect([...r.deliveredIds()].sort()).toEqual([...expected.keys()].sort());
+    expectWellFormed(r.requests);
+    for (const req of r.requests) {
+      expect(req.path).toBe('/all');
+      expect(body(req).type).toBe('log.created');
+      expect(body(req).data).toEqual(expected.get(req.webhookId!));
+    }
+    expect(r.requests.some((req) => body(req).data.subscriptionId === none)).toBe(false);
+    // A receiver that always answers 200 gets each webhook exactly once.
+    expect(r.requests).toHaveLength(400);
+  });
+
+  it('still delivers everything when 30% of requests fail (500s and timeouts); retries keep the webhook-id and body', async () => {
+    const r = await receiver({ behaviour: failRatio(0.3, 20_24, [{ status: 500 }, { hang: true }]) });
+    const contract = await chain.deploy();
+    const endpointId = await createEndpoint(r, '/flaky');
+    const sub = await subscribe({ endpointId, addresses: [contract] });
+    for (let i = 0; i < 10; i++) await chain.tick(contract, 6);
+    const logs = await chain.logs(contract);
+    expect(logs).toHaveLength(60);
+    const expected = new Set(logs.map((log) => expectedId(payloadData(log, sub), 'log.created')));
+
+    await waitUntil(() => r.deliveredIds().size >= 60, 75_000, () => `60 deliveries (${r.deliveredIds().size} so far, ${r.count} requests)`);
+    expect(r.deliveredIds()).toEqual(expected);
+    expectWellFormed(r.requests);
+
+    const groups = byWebhookId(r.requests);
+    expect(groups.size).toBe(60);
+    let retried = 0;
+    for (const [id, attempts] of groups) {
+      // Each job ends with one success, after its failures; every attempt carries the same body.
+      expect(attempts.filter(succeeded), id).toHaveLength(1);
+      expect(succeeded(attempts.at(-1)!), id).toBe(true);
+      expect(new Set(attempts.map((a) => a.body)).size, id).toBe(1);
+      if (attempts.length > 1) retried++;
+    }
+    const failures = r.requests.filter((req) => !succeeded(req));
+    expect(failures.some((req) => 'hang' in req.reply)).toBe(true);
+    expect(failures.some((req) => 'status' in req.reply && req.reply.status === 500)).toBe(true);
+    expect(retried).toBeGreaterThan(5);
+
+    // The attempt log holds one record per request the receiver saw: the successes and the failures.
+    const attempts = async () => (await node.api('GET', `/v1/endpoints/${endpointId}/attempts?limit=1000`)).body.data as Array<{ status?: number; error?: string; jobId: string }>;
+    await waitUntil(async () => (await attempts()).length === r.count, 10_000, `${r.count} attempt records`);
+    const records = await attempts();
+    expect(records.filter((a) => a.status === 200)).toHaveLength(60);
+    expect(records.filter((a) => a.status === 500)).toHaveLength(failures.filter((req) => 'status' in req.reply).length);
+    expect(records.filter((a) => a.status === undefined)).toHaveLength(failures.filter((req) => 'hang' in req.reply).length);
+    expect(new Set(records.map((a) => a.jobId))).toEqual(expected);
+  });
+});
