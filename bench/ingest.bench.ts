@@ -6,7 +6,10 @@
  *   - peer: the same ranges through ethers v6 `WebSocketProvider.getLogs` (fetch and parse only);
  *   - live: head-to-emit latency, from the `newHeads` frame's arrival to the message reaching the
  *     collector, p50/p99 over LIVE_BLOCKS blocks of a second anvil that mines every LIVE_BLOCK_MS, with
- *     a 5-log transaction sent every half block.
+ *     a 5-log transaction sent every half block;
+ *   - the node's own share, measured first on the same anvil with a bare `ws` client: from the
+ *     `newHeads` frame to the answer of `eth_getLogs { blockHash }` (the one round trip the listener
+ *     makes per live block), p50/p99.
  * Last line: one JSON object.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WebSocketProvider } from 'ethers';
+import WebSocket from 'ws';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { chainConfigSchema, createChainListener } from '../src/actors/chain-listener/index.ts';
@@ -86,6 +90,31 @@ async function runListener(chain: object, onMessage: (msg: ChainBlockMessage) =>
   };
 }
 
+/** A bare client: for `count` heads, ms from the newHeads frame to the eth_getLogs-by-hash answer. */
+async function rawNodeLatencies(wsUrl: string, count: number): Promise<number[]> {
+  const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  const asked = new Map<number, number>();
+  const out: number[] = [];
+  let id = 1;
+  await new Promise<void>((resolve) => {
+    ws.on('message', (data) => {
+      const t = now();
+      const frame = JSON.parse(String(data)) as { id?: number; method?: string; params?: { result: { hash: string } } };
+      if (frame.method === 'eth_subscription') {
+        asked.set(++id, t);
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'eth_getLogs', params: [{ blockHash: frame.params!.result.hash }] }));
+      } else if (frame.id !== undefined && asked.has(frame.id)) {
+        out.push(t - asked.get(frame.id)!);
+        if (out.length >= count) resolve();
+      }
+    });
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_subscribe', params: ['newHeads'] }));
+  });
+  ws.close();
+  return out;
+}
+
 try {
   const from = await devAccount(rpc);
   const contract = await deployTickContract(rpc, from);
@@ -126,6 +155,15 @@ try {
   const liveAnvil = await spawnAnvil({ args: ['--block-time', String(LIVE_BLOCK_MS / 1000)] });
   const liveRpc = rpcOf(liveAnvil.httpUrl);
   const liveContract = await deployTickContract(liveRpc, from);
+  let sending = true;
+  const traffic = (async () => {
+    while (sending) {
+      await sendTicks(liveRpc, from, liveContract, 5);
+      await new Promise((r) => setTimeout(r, LIVE_BLOCK_MS / 2));
+    }
+  })();
+  const raw = (await rawNodeLatencies(liveAnvil.wsUrl, LIVE_BLOCKS)).sort((a, b) => a - b);
+  console.log(`node alone (newHeads frame -> eth_getLogs by hash answered): p50 ${percentile(raw, 0.5).toFixed(3)} ms, p99 ${percentile(raw, 0.99).toFixed(3)} ms`);
   const latencies: number[] = [];
   let liveStart = Number.POSITIVE_INFINITY;
   const live = await runListener({ wsUrl: liveAnvil.wsUrl, heartbeatMs: 60_000 }, (msg) => {
@@ -134,10 +172,9 @@ try {
   await new Promise((r) => setTimeout(r, 500));
   liveStart = Number.parseInt((await liveRpc('eth_blockNumber', [])) as string, 16) + 1;
   const deadline = Date.now() + 120_000;
-  while (latencies.length < LIVE_BLOCKS && Date.now() < deadline) {
-    await sendTicks(liveRpc, from, liveContract, 5);
-    await new Promise((r) => setTimeout(r, LIVE_BLOCK_MS / 2));
-  }
+  while (latencies.length < LIVE_BLOCKS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  sending = false;
+  await traffic;
   await live.stop();
   await liveAnvil.stop();
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -155,6 +192,8 @@ try {
       live_blocks: sorted.length,
       live_p50_ms: Number(p50.toFixed(3)),
       live_p99_ms: Number(p99.toFixed(3)),
+      node_p50_ms: Number(percentile(raw, 0.5).toFixed(3)),
+      node_p99_ms: Number(percentile(raw, 0.99).toFixed(3)),
     }),
   );
 } finally {
