@@ -30,10 +30,6 @@ export class ReorgWindow<B extends LinkedBlock> {
     return this.blocks[this.blocks.length - 1];
   }
 
-  get oldest(): B | undefined {
-    return this.blocks[0];
-  }
-
   /** The block at height `n`, if it is in the window. */
   at(n: number): B | undefined {
     const first = this.blocks[0];
