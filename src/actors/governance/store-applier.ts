@@ -1,0 +1,153 @@
+/**
+ * The node's GovernanceApplier (applier.ts): applies governance messages to the EndpointStore and the
+ * SubscriptionStore, then tells the pipeline, the way the `/v1` admin routes do (the Matcher gets
+ * `subscriptions.changed`, the Deliverer `deliverer.endpoint-changed`; `notices` is
+ * `pipelineNotices(lookup)` of src/actors/admin/v1/notify.ts).
+ *
+ * Idempotent by seq: every method first reads what is stored and writes only the difference, so a
+ * message applied again after a crash (the height is recorded after the apply) changes nothing twice.
+ *
+ * - `endpoint.upsert` creates the endpoint (with the message's id and secret) or replaces its
+ *   configuration: url, description, rateLimitPerSec (absent removes it). A `secret` that is not
+ *   already the newest signing secret is rotated in with the usual overlap (the previous one keeps
+ *   signing for DEFAULT_ROTATION_OVERLAP_MS, so receivers can switch). `paused` and `disabled` are
+ *   operational state, not configuration: an upsert keeps them.
+ * - `endpoint.delete` deletes the endpoint and its subscriptions (removeEndpointCascade).
+ * - `endpoint.pause` / `endpoint.resume` set `paused`.
+ * - `subscription.upsert` creates the subscription or, when its filter or endpoint differ, replaces it
+ *   (same id, same createdAt).
+ * - `subscription.delete` deletes it.
+ *
+ * What the stream cannot fix never throws: a rejection makes the stream ask for the same message again
+ * forever (applier.ts), so a message that refers to something absent (a subscription for a missing
+ * endpoint, pausing a deleted endpoint) is logged at warn with ETHHOOK_ERR_GOVERNANCE_APPLY and skipped,
+ * and the stream moves on. A store failure (LevelDB) still rejects: that one a retry can fix.
+ *
+ * `onApplied({ seq, type })` runs after each applied message (skipped ones included: the stream moved
+ * past them), e.g. to publish a governance notice on the live event streams. Key rotations are applied
+ * by the stream itself and never reach an applier.
+ */
+import { isEthhookError } from '../../runtime/errors.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../store/endpoints.ts';
+import { removeEndpointCascade, type Subscription, type SubscriptionStore } from '../../store/subscriptions.ts';
+import type { PipelineNotices } from '../admin/v1/notify.ts';
+import type { ApplyMeta, GovernanceApplier } from './applier.ts';
+import type { GovernancePayload, GovernanceType } from './protocol.ts';
+
+export interface StoreApplierOptions {
+  endpoints: EndpointStore;
+  subscriptions: SubscriptionStore;
+  notices: PipelineNotices;
+  logger: Logger;
+  onApplied?: (applied: { seq: number; type: GovernanceType }) => void;
+}
+
+const SKIP_CODE = 'ETHHOOK_ERR_GOVERNANCE_APPLY';
+
+export function createStoreApplier(options: StoreApplierOptions): GovernanceApplier {
+  const { endpoints, subscriptions, notices, logger } = options;
+
+  const done = (type: GovernanceType, meta: ApplyMeta) => options.onApplied?.({ seq: meta.seq, type });
+  const skip = (type: GovernanceType, meta: ApplyMeta, reason: string, context: Record<string, unknown>) => {
+    logger.warn({ seq: meta.seq, type, keyId: meta.keyId, code: SKIP_CODE, reason, ...context }, 'governance message skipped: nothing to apply it to');
+    done(type, meta);
+  };
+  /** Runs a write that fails with `code` when its target vanished meanwhile; false if it did. */
+  const unlessMissing = async (code: string, write: () => Promise<unknown>): Promise<boolean> => {
+    try {
+      await write();
+      return true;
+    } catch (err) {
+      if (isEthhookError(err, code)) return false;
+      throw err;
+    }
+  };
+
+  const setPaused = async (type: 'endpoint.pause' | 'endpoint.resume', id: string, meta: ApplyMeta) => {
+    const paused = type === 'endpoint.pause';
+    const endpoint = await endpoints.get(id);
+    const applied = endpoint !== undefined && (endpoint.paused === paused || (await unlessMissing('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', () => endpoints.setPaused(id, paused))));
+    if (!applied) return skip(type, meta, 'no such endpoint', { endpointId: id });
+    await notices.endpointChanged(id, logger);
+    done(type, meta);
+  };
+
+  const upsertEndpoint = async (p: GovernancePayload<'endpoint.upsert'>, meta: ApplyMeta): Promise<void> => {
+    const existing = await endpoints.get(p.id);
+    if (existing === undefined) {
+      // Created meanwhile (by the admin API): replace it like any existing one.
+      if (!(await unlessMissing('ETHHOOK_ERR_ENDPOINT_EXISTS', () => endpoints.create(p)))) return upsertEndpoint(p, meta);
+      logger.info({ seq: meta.seq, endpointId: p.id }, 'governance: endpoint created');
+    } else {
+      const { url, description, rateLimitPerSec } = p;
+      if (existing.url !== url || existing.description !== description || existing.rateLimitPerSec !== rateLimitPerSec) {
+        await endpoints.update(p.id, { url, description, rateLimitPerSec: rateLimitPerSec ?? null });
+      }
+      if (p.secret !== undefined && endpoints.activeSecrets(existing)[0] !== p.secret) {
+        await endpoints.rotateSecret(p.id, DEFAULT_ROTATION_OVERLAP_MS, { secret: p.secret });
+      }
+      logger.info({ seq: meta.seq, endpointId: p.id }, 'governance: endpoint replaced');
+    }
+    await notices.endpointChanged(p.id, logger);
+    done('endpoint.upsert', meta);
+  };
+
+  return {
+    endpointUpsert: upsertEndpoint,
+
+    async endpointDelete(p, meta) {
+      const removed = await removeEndpointCascade(endpoints, subscriptions, p.id);
+      if (removed === undefined) {
+        logger.info({ seq: meta.seq, endpointId: p.id }, 'governance: endpoint to delete was already gone');
+      } else {
+        if (removed.length > 0) await notices.subscriptionsChanged({ removed }, logger);
+        await notices.endpointChanged(p.id, logger, true);
+        logger.info({ seq: meta.seq, endpointId: p.id, removedSubscriptions: removed.length }, 'governance: endpoint deleted');
+      }
+      done('endpoint.delete', meta);
+    },
+
+    endpointPause: (p, meta) => setPaused('endpoint.pause', p.id, meta),
+    endpointResume: (p, meta) => setPaused('endpoint.resume', p.id, meta),
+
+    async subscriptionUpsert(p, meta) {
+      const type = 'subscription.upsert';
+      if ((await endpoints.get(p.endpointId)) === undefined) {
+        return skip(type, meta, 'its endpoint does not exist', { subscriptionId: p.id, endpointId: p.endpointId });
+      }
+      const existing = await subscriptions.get(p.id);
+      if (existing === undefined || !sameSubscription(existing, p)) {
+        if (existing !== undefined) await subscriptions.remove(p.id);
+        // createdAt is kept: a replaced subscription keeps its place in listings.
+        if (!(await unlessMissing('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', () => subscriptions.create(p, existing?.createdAt)))) {
+          if (existing !== undefined) await notices.subscriptionsChanged({ removed: [p.id] }, logger);
+          return skip(type, meta, 'its endpoint was deleted meanwhile', { subscriptionId: p.id, endpointId: p.endpointId });
+        }
+        logger.info({ seq: meta.seq, subscriptionId: p.id, endpointId: p.endpointId }, existing ? 'governance: subscription replaced' : 'governance: subscription created');
+      }
+      // Told even when nothing changed: after a crash between the write and the notice, this is the notice.
+      await notices.subscriptionsChanged({ upserted: [p.id] }, logger);
+      done(type, meta);
+    },
+
+    async subscriptionDelete(p, meta) {
+      if ((await subscriptions.remove(p.id)) !== undefined) logger.info({ seq: meta.seq, subscriptionId: p.id }, 'governance: subscription deleted');
+      await notices.subscriptionsChanged({ removed: [p.id] }, logger);
+      done('subscription.delete', meta);
+    },
+  };
+}
+
+/** The stored subscription already says what the payload says (both normalized by the store's schemas). */
+function sameSubscription(stored: Subscription, p: GovernancePayload<'subscription.upsert'>): boolean {
+  const wanted = {
+    endpointId: p.endpointId,
+    chainId: p.chainId,
+    addresses: p.addresses && p.addresses.length > 0 ? p.addresses : undefined,
+    topics: p.topics,
+    confirmations: p.confirmations,
+  };
+  const have = { endpointId: stored.endpointId, chainId: stored.chainId, addresses: stored.addresses, topics: stored.topics, confirmations: stored.confirmations };
+  return JSON.stringify(wanted) === JSON.stringify(have);
+}
