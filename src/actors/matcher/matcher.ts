@@ -15,6 +15,10 @@
  *   64 blocks: a retraction can only concern blocks inside the listener's reorg window.
  * - Any failure (invalid message, LevelDB error) rejects the ask: the listener keeps its cursor and
  *   sends the block again; the supervisor sees a panic.
+ * - `publish` (optional) gets every log of a block, matched or not, once its jobs are in the outbox:
+ *   `log.created`, or `log.removed` for a retraction (the live event streams, src/streams/). It must
+ *   not block. A block sent again after a crash is published again: stream clients may see a log
+ *   twice, where webhooks are deduplicated by the match records.
  */
 import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
@@ -24,6 +28,7 @@ import type { Db } from '../../store/db.ts';
 import { MatchStore, type MatchRecord } from '../../store/matches.ts';
 import type { NewJob, Outbox } from '../../store/outbox.ts';
 import type { Subscription, SubscriptionStore } from '../../store/subscriptions.ts';
+import { logStreamEvent, type StreamEvent } from '../../streams/events.ts';
 import { buildJob, eventTimestamp } from './jobs.ts';
 import {
   matcherMessageSchema,
@@ -49,6 +54,8 @@ export interface MatcherDeps {
   ownsEndpoint?: (endpointId: string) => boolean;
   /** How many blocks back a retraction can reach (>= the listeners' maxReorgDepth). Default 1024. */
   reorgWindowBlocks?: number;
+  /** Every log of every block, after its jobs are written (the StreamHub's `publish`). */
+  publish?: (event: StreamEvent) => void;
 }
 
 export interface Matcher extends Behaviour<unknown> {
@@ -92,6 +99,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   async function onBlock(block: ChainBlockMessage): Promise<BlockAck> {
     const started = performance.now();
     const written = block.removed ? await retract(block) : await emit(block);
+    if (deps.publish) {
+      const at = Date.now();
+      // A retraction's logs carry `removed: true` themselves (chain-listener/messages.ts).
+      for (const log of block.logs) deps.publish(logStreamEvent(block.chainId, log, at));
+    }
     await maybePrune(block);
     metrics?.blockDuration.observe((performance.now() - started) / 1000);
     return { ok: true, jobs: written };
