@@ -9,6 +9,9 @@
  * - `append(chainId, block, floor, keep)` records an emitted block, moves `next` past it and drops the
  *   block that fell out of the window, in one batch.
  * - `retract(chainId, number, floor)` forgets an orphaned block and moves `next` back to it, in one batch.
+ * - `genesis(chainId)` / `setGenesis(chainId, hash)`: the hash of block 0 of the chain the cursor was
+ *   built on (key `<chainId>!g`), so a listener can tell that its node now serves another chain.
+ * - `clear(chainId)` forgets everything about a chain (a dev chain that is new at every start).
  */
 import { sublevel, type Db } from './db.ts';
 
@@ -65,5 +68,18 @@ export class CursorStore<B extends CursorBlock> {
       { type: 'del', key: `${chainId}!b!${pad(number)}` },
       { type: 'put', key: `${chainId}!n`, value: { next: number, floor } },
     ]);
+  }
+
+  async genesis(chainId: number): Promise<string | undefined> {
+    const hash = await this.level.get(`${chainId}!g`);
+    return typeof hash === 'string' ? hash : undefined;
+  }
+
+  async setGenesis(chainId: number, hash: string): Promise<void> {
+    await this.level.put(`${chainId}!g`, hash);
+  }
+
+  async clear(chainId: number): Promise<void> {
+    await this.level.clear({ gte: `${chainId}!`, lt: `${chainId}!\xff` });
   }
 }

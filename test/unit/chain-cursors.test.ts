@@ -34,4 +34,22 @@ describe('CursorStore', () => {
     expect((await store.load(1, 5))!.blocks).toEqual([block(14)]);
     await db.close();
   });
+
+  it('keeps the genesis hash per chain, and clear() forgets one chain only', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ethhook-cursors-'));
+    dirs.push(dir);
+    const db = await openDb(dir);
+    const store = new CursorStore<ReturnType<typeof block>>(db);
+    await store.append(1, block(5), 5, 3);
+    await store.append(10, block(7), 7, 3);
+    await store.setGenesis(1, 'g1');
+    await store.setGenesis(10, 'g10');
+    expect(await store.genesis(1)).toBe('g1');
+    await store.clear(1);
+    expect(await store.load(1, 3)).toBeNull();
+    expect(await store.genesis(1)).toBeUndefined();
+    expect(await store.load(10, 3)).toEqual({ next: 8, floor: 7, blocks: [block(7)] });
+    expect(await store.genesis(10)).toBe('g10');
+    await db.close();
+  });
 });

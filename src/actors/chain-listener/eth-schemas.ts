@@ -46,6 +46,7 @@ export const logSchema = z
   .transform((l): ChainLog => ({ ...l, removed: l.removed ?? false }));
 
 export const logsSchema = z.array(logSchema);
+export const quantitySchema = quantity;
 
 export function validateResult<S extends z.ZodType>(schema: S, value: unknown, method: string): z.infer<S> {
   const parsed = schema.safeParse(value);

@@ -9,8 +9,10 @@
  * - After `wsFailuresBeforeFallback` sessions in a row that failed before a complete sync, and when
  *   `httpUrl` is set, it polls over HTTP every `pollIntervalMs`, while it keeps trying the WebSocket with
  *   backoff; the first WebSocket that connects takes over again. It never gives up.
- * - ETHHOOK_ERR_REORG_TOO_DEEP is fatal: logged at fatal level, reported through `onFatal`, and the
- *   listener stops.
+ * - Each session first checks that the node serves the configured chain (`eth_chainId`) and the chain
+ *   the cursor was built on (hash of block 0, persisted at the first session).
+ * - ETHHOOK_ERR_REORG_TOO_DEEP and ETHHOOK_ERR_CHAIN_MISMATCH are fatal: logged at fatal level, reported
+ *   through `onFatal`, and the listener stops.
  * - Every problem is counted in `chain_rpc_errors_total{kind}` and logged with its context (at most
  *   `LOG_BURST` lines per kind every 10 s, so a hostile node cannot flood the logs).
  */
@@ -100,10 +102,7 @@ export class ChainListener {
     );
     if (persisted) metrics.processedHeight.set(this.label, persisted.next - 1);
     metrics.wsConnected.set(this.label, 0);
-    this.deps.log.info(
-      { chainId: config.chainId, next: persisted?.next ?? config.startBlock, confirmations: config.confirmations },
-      'chain listener starting',
-    );
+    this.deps.log.info({ next: persisted?.next ?? config.startBlock, confirmations: config.confirmations }, 'chain listener starting');
     this.running = this.run();
   }
 
@@ -152,7 +151,7 @@ export class ChainListener {
         });
       } catch (err) {
         if (this.signal.aborted) break;
-        if (isEthhookError(err, 'ETHHOOK_ERR_REORG_TOO_DEEP')) return this.die(err);
+        if (isFatal(err)) return this.die(err);
         failures++;
         this.problem(classify(err), err);
         await sleep(backoffDelay(failures, config.reconnect), this.signal);
@@ -192,6 +191,7 @@ export class ChainListener {
         woken = true;
         this.wake();
       });
+      await this.verifyChain(source);
       this.setConnected(true);
       this.deps.log.info({ url: redactUrl(this.deps.config.wsUrl) }, 'chain WebSocket session up');
       follower.noteHead(await source.latestHeader(), nowMs());
@@ -238,9 +238,11 @@ export class ChainListener {
     this.transport = 'http';
     log.warn({ url: redactUrl(url) }, 'chain WebSocket keeps failing: polling over HTTP');
     let failures = 0;
+    let verified = false;
     try {
       while (!this.signal.aborted && !probed) {
         try {
+          if (!verified) verified = await this.verifyChain(source);
           follower.noteHead(await source.latestHeader(), nowMs());
           await follower.sync(source, this.signal);
           failures = 0;
@@ -248,7 +250,7 @@ export class ChainListener {
           await this.waitForWake(config.pollIntervalMs);
         } catch (err) {
           if (this.signal.aborted) break;
-          if (isEthhookError(err, 'ETHHOOK_ERR_REORG_TOO_DEEP')) throw err;
+          if (isFatal(err)) throw err;
           this.connected = false;
           this.problem(classify(err), err);
           await sleep(backoffDelay(++failures, config.reconnect), this.signal);
@@ -282,6 +284,30 @@ export class ChainListener {
     });
   }
 
+  /** Throws ETHHOOK_ERR_CHAIN_MISMATCH when the node is not on the chain this listener follows. */
+  private async verifyChain(source: RpcChainSource): Promise<true> {
+    const { config, cursors } = this.deps;
+    const served = await source.chainId();
+    if (served !== config.chainId) {
+      throw new EthhookError('ETHHOOK_ERR_CHAIN_MISMATCH', `the node serves chain ${served}, not ${config.chainId}`, {
+        chainId: config.chainId,
+        served,
+      });
+    }
+    const genesis = (await source.headerByNumber(0))?.hash;
+    if (!genesis) throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'the node has no block 0', { method: 'eth_getBlockByNumber' });
+    const known = await cursors.genesis(config.chainId);
+    if (known === undefined) await cursors.setGenesis(config.chainId, genesis);
+    else if (known !== genesis) {
+      throw new EthhookError(
+        'ETHHOOK_ERR_CHAIN_MISMATCH',
+        'the node serves another chain than the one the cursor was built on (block 0 differs); clear the cursor if that is intended',
+        { chainId: config.chainId, genesis, cursorGenesis: known },
+      );
+    }
+    return true;
+  }
+
   private setConnected(up: boolean): void {
     this.connected = up;
     this.deps.metrics.wsConnected.set(this.label, up ? 1 : 0);
@@ -290,7 +316,7 @@ export class ChainListener {
   private die(err: EthhookError): void {
     this.fatal = err;
     this.transport = 'none';
-    this.deps.log.fatal({ err: describeError(err) }, 'chain listener stopped: reorg deeper than maxReorgDepth');
+    this.deps.log.fatal({ err: describeError(err) }, `chain listener stopped: ${err.message}`);
     this.deps.onFatal(err);
   }
 
@@ -302,6 +328,10 @@ export class ChainListener {
     else if (++win.count > LOG_BURST) return;
     this.deps.log.warn({ kind, err: { ...describeError(err), stack: undefined }, transport: this.transport }, 'chain RPC problem');
   }
+}
+
+function isFatal(err: unknown): err is EthhookError {
+  return isEthhookError(err, 'ETHHOOK_ERR_REORG_TOO_DEEP') || isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH');
 }
 
 function classify(err: unknown): RpcErrorKind {

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
-import { headerSchema, logsSchema, toQuantity, validateResult, type BlockHeader } from './eth-schemas.ts';
+import { headerSchema, logsSchema, quantitySchema, toQuantity, validateResult, type BlockHeader } from './eth-schemas.ts';
 import type { ChainSource } from './follower.ts';
 import type { ChainLog } from './messages.ts';
 import type { RpcTransport } from './transport.ts';
@@ -22,6 +22,10 @@ const nullableHeader = headerSchema.nullable();
 
 export class RpcChainSource implements ChainSource {
   constructor(private readonly transport: RpcTransport) {}
+
+  async chainId(): Promise<number> {
+    return validateResult(quantitySchema, await this.transport.request('eth_chainId', []), 'eth_chainId');
+  }
 
   async latestHeader(): Promise<BlockHeader> {
     const header = validateResult(headerSchema, await this.transport.request('eth_getBlockByNumber', ['latest', false]), 'eth_getBlockByNumber');
