@@ -113,5 +113,7 @@ export function refuseUpgrade(socket: Duplex, r: Refusal): void {
     ...r.headers,
   };
   const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  // Closed once the answer is out: an upgrade socket is ours, and nobody else would ever close it.
+  socket.once('finish', () => socket.destroy());
   socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${head}\r\n${text}`);
 }
