@@ -1,11 +1,13 @@
 // The durability contract end to end: a real node process is `kill -9`ed five times at random moments
 // while blocks are mined and webhooks are in flight, and restarted each time on the same dataDir.
+// Kills alternate: a random time after the node runs, then a random time after it was spawned (most
+// of those land while it starts: opening the store, backfilling from its cursor).
 // At the end every matched log has reached the receiver, for each matching subscription (distinct
 // webhook-ids == expected), nothing else did, and every request the receiver was still answering when
 // the process died was delivered again after the restart, with the same webhook-id and body.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
-import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
+import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir, type NodeProcess, type StartNodeOptions } from '../support/node-process.ts';
 import { mulberry32, startReceiver, type Receiver } from '../support/receiver.ts';
 import {
   byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil,
@@ -20,7 +22,7 @@ let dir: NodeDir;
 let receiver: Receiver;
 let secret = '';
 
-const start = (): Promise<NodeProcess> => startNodeProcess({
+const options = (): StartNodeOptions => ({
   dir,
   config: {
     chains: [nodeChain(chain)],
@@ -47,7 +49,7 @@ afterAll(async () => {
 describe('kill -9 while blocks and deliveries flow', () => {
   it(`loses nothing across ${KILLS} kills and restarts on the same dataDir`, async () => {
     const random = mulberry32(SEED + 1);
-    let node = await start();
+    let node = await startNodeProcess(options());
     const contract = await chain.deploy();
     const created = await node.api('POST', '/v1/endpoints', { url: `${receiver.url}/crash` });
     expect(created.status).toBe(201);
@@ -71,14 +73,21 @@ describe('kill -9 while blocks and deliveries flow', () => {
 
     const exits: Array<{ code: number | null; signal: NodeJS.Signals | null }> = [];
     const killedAt: number[] = [];
+    let whileStarting = 0;
     try {
       for (let k = 0; k < KILLS; k++) {
-        await sleep(200 + random() * 2_300);
+        if (k % 2 === 0) {
+          await node.running;
+          await sleep(200 + random() * 2_300);
+        } else {
+          await sleep(100 + random() * 1_400);
+        }
+        if (node.adminUrl === '') whileStarting++;
         killedAt.push(Date.now());
         node.kill('SIGKILL');
         exits.push(await node.waitForExit(10_000));
         await sleep(random() * 800);
-        node = await start();
+        node = k === KILLS - 1 ? await startNodeProcess(options()) : await spawnNodeProcess(options());
       }
       await sleep(1_000);
     } finally {
@@ -112,7 +121,8 @@ describe('kill -9 while blocks and deliveries flow', () => {
     const redelivered = [...groups.values()].filter((g) => g.filter(succeeded).length > 1);
     for (const g of redelivered) expect(new Set(g.map((r) => r.body)).size).toBe(1);
     console.info(`crash e2e: ${logs.length} logs over ${new Set(logs.map((l) => l.blockNumber)).size} blocks, ` +
-      `${expected.size} webhooks, ${receiver.count} requests, ${cutOff} cut off by a kill, ${redelivered.length} delivered more than once`);
+      `${expected.size} webhooks, ${receiver.count} requests, ${whileStarting} of ${KILLS} kills while starting, ` +
+      `${cutOff} requests cut off by a kill, ${redelivered.length} webhooks delivered more than once`);
     node.kill('SIGTERM');
     expect((await node.waitForExit(15_000)).code).toBe(0);
   });

@@ -4,10 +4,11 @@
  *
  * - `createNodeDir()` makes a fresh temp dir (under os.tmpdir()) that holds the config file and the
  *   node's `dataDir`; reuse it across `startNodeProcess` calls to restart a node on the same store.
- * - `startNodeProcess({ dir, config })` writes `config` (merged over the test defaults below) and spawns
- *   the node with no `ETHHOOK_*` variable from the test's environment. It resolves once the node's
- *   `node running` JSON log line names its admin address (admin.port is 0: a free port), and rejects
- *   when the node exits first or does not come up within `startTimeoutMs` (default 60 s).
+ * - `spawnNodeProcess({ dir, config })` writes `config` (merged over the test defaults below) and spawns
+ *   the node with no `ETHHOOK_*` variable from the test's environment, without waiting: `running`
+ *   resolves with the admin address once the node's `node running` JSON log line names it (admin.port
+ *   is 0: a free port), and rejects when the node exits first or does not come up within
+ *   `startTimeoutMs` (default 60 s). `startNodeProcess` spawns and waits for `running`.
  * - Test defaults: admin on 127.0.0.1:0 with one `operate` token (`NODE_TOKEN`), log level info (the
  *   address is read from an info line), dev chain off, short shutdown deadline.
  * - `api(method, path, body?)` calls the admin API with the token; `metric(name, labels)` reads one
@@ -60,8 +61,10 @@ export interface ApiAnswer<T = any> {
 export interface NodeProcess {
   readonly child: ChildProcess;
   readonly pid: number;
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`; read it after `running` resolved. */
   readonly adminUrl: string;
+  /** The admin address, once the node runs (see the header). */
+  readonly running: Promise<string>;
   readonly logs: readonly LogLine[];
   readonly stderr: string;
   api<T = any>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>>;
@@ -109,6 +112,12 @@ export function nodeConfig(dir: NodeDir, config: Record<string, unknown>): Recor
 }
 
 export async function startNodeProcess(options: StartNodeOptions): Promise<NodeProcess> {
+  const node = await spawnNodeProcess(options);
+  await node.running;
+  return node;
+}
+
+export async function spawnNodeProcess(options: StartNodeOptions): Promise<NodeProcess> {
   const { dir } = options;
   await writeFile(dir.configFile, JSON.stringify(nodeConfig(dir, options.config), null, 2));
   const env: NodeJS.ProcessEnv = {};
@@ -146,7 +155,8 @@ export async function startNodeProcess(options: StartNodeOptions): Promise<NodeP
   });
 
   const timeoutMs = options.startTimeoutMs ?? 60_000;
-  const adminUrl = await new Promise<string>((resolve, reject) => {
+  let adminUrl = '';
+  const running = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`node did not log "node running" within ${timeoutMs} ms; stderr: ${stderr.slice(-2_000)}`));
@@ -154,6 +164,8 @@ export async function startNodeProcess(options: StartNodeOptions): Promise<NodeP
     onLine = (line) => {
       if (line.msg === 'node running' && typeof line.admin === 'string') {
         clearTimeout(timer);
+        onLine = () => {};
+        adminUrl = line.admin;
         resolve(line.admin);
       }
     };
@@ -163,7 +175,8 @@ export async function startNodeProcess(options: StartNodeOptions): Promise<NodeP
       reject(new Error(`node exited (${code ?? signal}) before running; stderr: ${stderr.slice(-2_000)}\nlast logs:\n${last}`));
     });
   });
-  onLine = () => {};
+  // A node killed while starting is a rejection nobody may be waiting for.
+  running.catch(() => {});
 
   const api = async <T>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> => {
     const res = await fetch(`${adminUrl}${path}`, {
@@ -184,7 +197,10 @@ export async function startNodeProcess(options: StartNodeOptions): Promise<NodeP
   return {
     child,
     pid: child.pid!,
-    adminUrl,
+    get adminUrl() {
+      return adminUrl;
+    },
+    running,
     logs,
     get stderr() {
       return stderr;
