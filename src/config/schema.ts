@@ -13,6 +13,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { chainConfigSchema } from './chain.ts';
 import { duration } from './duration.ts';
 
 const positiveInt = () => z.number().int().positive();
@@ -137,31 +138,8 @@ const RuntimeSchema = z.strictObject({
   supervision: SupervisionSchema.prefault({}),
 });
 
-const ChainSchema = z
-  .strictObject({
-    /** EIP-155 chain id (1 = Ethereum mainnet). */
-    chainId: positiveInt(),
-    /** Short name used in metric labels and logs (`mainnet`, `base`). */
-    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1-32 characters of a-z 0-9 -'),
-    /** JSON-RPC WebSocket endpoint (eth_subscribe). */
-    wsUrl: urlWithScheme(/^wss?$/, 'ws:// or wss://'),
-    /** JSON-RPC HTTP endpoint, used for polling when the WebSocket keeps failing. */
-    httpUrl: urlWithScheme(/^https?$/, 'http:// or https://').optional(),
-    /** Blocks a log must be buried under before it is delivered. 0 delivers at once (and may retract). */
-    confirmations: nonNegativeInt().default(0),
-    /** Deepest reorg the listener can follow (block hashes kept); deeper ones are logged and alerted. */
-    maxReorgDepth: positiveInt().default(64),
-    /** Largest block range per eth_getLogs call when catching up. */
-    backfillRange: positiveInt().default(2_000),
-    /** One JSON-RPC call must answer within this. */
-    requestTimeoutMs: duration().default(10_000),
-    /** Interval of HTTP polling (fallback mode). */
-    pollIntervalMs: duration().default(2_000),
-  })
-  .refine((c) => c.confirmations <= c.maxReorgDepth, {
-    message: 'confirmations must not exceed maxReorgDepth',
-    path: ['confirmations'],
-  });
+/** One followed chain: the schema lives with the rest of the configuration in chain.ts. */
+const ChainSchema = chainConfigSchema;
 
 const DevChainSchema = z.strictObject({
   /** Start an embedded anvil and follow it (the dev node). Turn off when real chains are configured. */
@@ -175,6 +153,18 @@ const DevChainSchema = z.strictObject({
   port: z.number().int().min(0).max(65_535).default(0),
   /** anvil executable. Default: the one installed by the optional dependency @foundry-rs/anvil-linux-amd64. */
   binary: z.string().min(1).optional(),
+});
+
+const DemoSchema = z.strictObject({
+  /**
+   * With the dev chain only (it does nothing when `devChain` is off or chains are configured, and it
+   * stays out of the way of a configured `governance.url`): a built-in webhook receiver on loopback
+   * that verifies every signature, and a local governance server that feeds the node the demo endpoint
+   * and its subscription to the dev contract's Tick events as signed messages.
+   */
+  enabled: z.boolean().default(true),
+  /** While the demo runs: a `"msg":"status"` log line this often (heights, matches, deliveries, mailboxes); 0: none. */
+  statusIntervalMs: duration().default(5_000),
 });
 
 const DelivererSchema = z.strictObject({
@@ -246,6 +236,7 @@ export const NodeConfigSchema = z
     /** Chains this node follows. Empty plus `devChain.enabled`: the node follows its embedded anvil. */
     chains: z.array(ChainSchema).default([]),
     devChain: DevChainSchema.prefault({}),
+    demo: DemoSchema.prefault({}),
     deliverer: DelivererSchema.prefault({}),
     governance: GovernanceSchema.prefault({}),
     streams: StreamsSchema.prefault({}),

@@ -10,7 +10,7 @@ describe('chainConfigSchema', () => {
     expect(c).toMatchObject({
       confirmations: 0,
       maxReorgDepth: 64,
-      backfillRange: 100,
+      backfillRange: 2000,
       startBlock: 'latest',
       requestTimeoutMs: 2_000,
       wsFailuresBeforeFallback: 3,
