@@ -1,7 +1,9 @@
 // Reorgs end to end (chain confirmations 0, so logs are delivered at the head and may be retracted):
 // after `anvil_reorg` at depths 1 to 3, every delivered log of an orphaned block comes again as a
 // `log.removed` webhook with the same `data` and a different webhook-id, nothing still canonical is
-// retracted, and every log of the new branch is delivered as `log.created`.
+// retracted, and every log of the new branch is delivered as `log.created`. The same holds for a reorg
+// that happens while the node is down (kill -9, reorg, restart on the same dataDir): the listener's
+// reorg window is persisted, so the restarted node still retracts what it had delivered.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
@@ -14,6 +16,7 @@ let chain: TickChain;
 let dir: NodeDir;
 let node: NodeProcess;
 let receiver: Receiver;
+const start = () => startNodeProcess({ dir, config: { chains: [nodeChain(chain, { confirmations: 0 })], security: { allowPrivateTargets: true } } });
 let secret = '';
 let contract: string;
 let sub: string;
@@ -26,7 +29,7 @@ beforeAll(async () => {
   chain = await startTickChain();
   dir = await createNodeDir();
   receiver = await startReceiver({ secrets: () => [secret] });
-  node = await startNodeProcess({ dir, config: { chains: [nodeChain(chain, { confirmations: 0 })], security: { allowPrivateTargets: true } } });
+  node = await start();
   contract = await chain.deploy();
   const ep = await node.api('POST', '/v1/endpoints', { url: `${receiver.url}/reorg` });
   expect(ep.status).toBe(201);
@@ -80,10 +83,32 @@ describe('reorgs retract delivered logs', () => {
     });
   }
 
+  it('retracts after a restart what was delivered before a reorg that happened while the node was down', async () => {
+    const depth = 2;
+    for (let i = 0; i <= depth; i++) await chain.tick(contract, 2);
+    const before = await chain.logs(contract);
+    await waitUntil(() => before.every((l) => receiver.deliveredIds().has(createdId(l))), 20_000, 'the logs before the crash');
+    const head = await chain.head();
+    const orphaned = before.filter((l) => Number.parseInt(l.blockNumber, 16) > head - depth);
+    expect(orphaned).toHaveLength(2 * depth);
+
+    node.kill('SIGKILL');
+    await node.waitForExit(10_000);
+    await chain.anvil.rpc('anvil_reorg', [depth, [[{ from: chain.from, to: contract, data: tickCalldata(1) }, 0]]]);
+    await chain.tick(contract, 1);
+    node = await start();
+
+    await waitUntil(() => orphaned.every((l) => delivered(removedId(l))), 30_000, () =>
+      `${orphaned.length} log.removed after the restart (${orphaned.filter((l) => delivered(removedId(l))).length} so far)`);
+    for (const log of orphaned) expect(body(delivered(removedId(log))!).data).toEqual(body(delivered(createdId(log))!).data);
+    const after = await chain.logs(contract);
+    await waitUntil(() => after.every((l) => receiver.deliveredIds().has(createdId(l))), 20_000, 'the logs of the new branch');
+  });
+
   it('retracted exactly the orphaned logs, each once, and every request was well formed', () => {
     expectWellFormed(receiver.requests);
     const removed = receiver.requests.filter((r) => body(r).type === 'log.removed');
-    expect(removed).toHaveLength(2 * (1 + 2 + 3));
+    expect(removed).toHaveLength(2 * (1 + 2 + 3 + 2));
     expect(new Set(removed.map((r) => r.webhookId)).size).toBe(removed.length);
     // What the receiver sees net (created minus removed) is exactly the canonical chain.
     const net = new Set(receiver.requests.filter((r) => body(r).type === 'log.created').map((r) => `${body(r).data.blockHash}:${body(r).data.logIndex}`));
