@@ -4,7 +4,13 @@
  *   start [--config FILE]   run a node (FILE, else $ETHHOOK_CONFIG, else the dev defaults)
  *   config check FILE       validate FILE + ETHHOOK_* overrides; "ok", or each error with its path
  *   config print [FILE]     the effective configuration as JSON, secrets masked
+ *   governance-serve ...    the reference governance server (src/governance-server/main.ts owns its flags)
+ *   errors                  the error catalog: code, HTTP status, layer, summary
  *   help [COMMAND], --help, --version
+ *
+ * Every command is in COMMANDS, which is also what `--help` prints, so the help cannot forget one.
+ * A command with `ownFlags` takes the rest of the command line as it is (governance-serve parses its
+ * own flags); the others share OPTIONS and say which of them apply.
  *
  * Exit codes: 0 success; 1 invalid configuration or a node that stopped on failure (runNode's code);
  * 2 usage errors (unknown command or flag, missing argument). Output goes straight to stdout/stderr:
@@ -13,6 +19,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, formatConfigIssues } from './config/errors.ts';
+import { ERROR_CATALOG } from './errors.ts';
+import { GOVERNANCE_SERVE_USAGE, runGovernanceServe } from './governance-server/main.ts';
 import { CONFIG_FILE_VARIABLE } from './config/env.ts';
 import { loadConfig } from './config/load.ts';
 import { redactConfig } from './config/redact.ts';
@@ -26,6 +34,8 @@ interface Command {
   usage: string;
   summary: string;
   flags: string[];
+  /** Flag lines of a command that parses its own flags (shown by --help), and its full help text. */
+  ownFlags?: { lines: string[]; help: string };
   run(positionals: string[], flags: Flags): Promise<number>;
 }
 
@@ -49,7 +59,7 @@ const FLAG_HELP: Record<string, string> = {
 const COMMANDS: Record<string, Command> = {
   start: {
     usage: 'ethhook start [--config FILE]',
-    summary: 'Run a node until SIGTERM/SIGINT. Without a file it runs the dev defaults (embedded anvil).',
+    summary: 'Run a node until SIGTERM/SIGINT. Without a file: the dev defaults, an embedded anvil chain and the demo (README).',
     flags: ['config'],
     run: async (positionals, flags) => {
       if (positionals.length > 0) return usageError(`start takes no arguments (got "${positionals[0]}"); use --config FILE`);
@@ -85,6 +95,27 @@ const COMMANDS: Record<string, Command> = {
       return EXIT_OK;
     },
   },
+  'governance-serve': {
+    usage: 'ethhook governance-serve --key FILE [--port N] [--log FILE] | --generate-key FILE',
+    summary: 'Run the reference governance server (signed, sequenced control messages over WebSocket; docs/governance.md).',
+    flags: [],
+    ownFlags: {
+      lines: GOVERNANCE_SERVE_USAGE.split('\n').filter((line) => /^ {2}--/.test(line)),
+      help: GOVERNANCE_SERVE_USAGE,
+    },
+    run: (args) => runGovernanceServe(args),
+  },
+  errors: {
+    usage: 'ethhook errors',
+    summary: 'Print the error catalog: every ETHHOOK_ERR_* code with its HTTP status, layer and summary.',
+    flags: [],
+    run: async (positionals) => {
+      if (positionals.length > 0) return usageError(`errors takes no arguments (got "${positionals[0]}")`);
+      const width = Math.max(...ERROR_CATALOG.map((e) => e.code.length));
+      process.stdout.write(ERROR_CATALOG.map((e) => `${e.code.padEnd(width)}  ${e.httpStatus}  ${e.layer.padEnd(14)}  ${e.summary}\n`).join(''));
+      return EXIT_OK;
+    },
+  },
   help: {
     usage: 'ethhook help [COMMAND]',
     summary: 'Show this help, or the help of one command.',
@@ -105,7 +136,7 @@ const COMMANDS: Record<string, Command> = {
 
 function helpText(): string {
   const commands = Object.values(COMMANDS)
-    .map((c) => `  ${c.usage}\n      ${c.summary}\n${c.flags.map((f) => `      ${FLAG_HELP[f]}\n`).join('')}`)
+    .map((c) => `  ${c.usage}\n      ${c.summary}\n${flagLines(c).map((line) => `      ${line}\n`).join('')}`)
     .join('');
   return `ethhook ${version()} — EVM events to signed webhooks and live streams
 
@@ -122,12 +153,18 @@ Environment:
   ETHHOOK_<SECTION>__<FIELD>=value     override any field: ETHHOOK_ADMIN__PORT=9000, ETHHOOK_LOG__LEVEL=debug,
                                        ETHHOOK_CHAINS__0__WS_URL=wss://... (JSON values are parsed)
   ETHHOOK_ADMIN_TOKENS=read:T1,operate:T2   admin bearer tokens and their roles
+  ETHHOOK_MASTER_KEY                   32 bytes (hex or base64) sealing webhook secrets at rest
 
 Exit codes: 0 success, 1 invalid configuration or node failure, 2 usage error.
 `;
 }
 
+function flagLines(command: Command): string[] {
+  return command.ownFlags?.lines.map((line) => line.trim()) ?? command.flags.map((f) => FLAG_HELP[f]!);
+}
+
 function commandHelp(command: Command): string {
+  if (command.ownFlags) return command.ownFlags.help;
   return `Usage: ${command.usage}\n\n${command.summary}\n${command.flags.map((f) => `  ${FLAG_HELP[f]}\n`).join('')}`;
 }
 
@@ -167,6 +204,8 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  const own = argv[0] === undefined ? undefined : COMMANDS[argv[0]];
+  if (own?.ownFlags) return own.run(argv.slice(1), {});
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });

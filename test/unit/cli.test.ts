@@ -1,6 +1,6 @@
 // The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -84,9 +84,23 @@ describe('help and usage', () => {
     for (const args of [['--help'], ['help']]) {
       const run = await ethhook(args);
       expect(run.code).toBe(0);
-      for (const text of ['start', '--config', 'config check', 'config print', '--ignore-env', 'help', '--version', 'ETHHOOK_ADMIN_TOKENS']) {
+      for (const text of [
+        'start', '--config', 'config check', 'config print', '--ignore-env', 'help', '--version', 'ETHHOOK_ADMIN_TOKENS',
+        'governance-serve', '--key FILE', '--generate-key FILE', '--log FILE', '--port N', 'errors', 'ETHHOOK_MASTER_KEY',
+      ]) {
         expect(run.stdout).toContain(text);
       }
+    }
+  });
+
+  it('every command listed by --help has its own help', async () => {
+    const listed = [...(await ethhook(['--help'])).stdout.matchAll(/^ {2}ethhook ([a-z-]+(?: [a-z]+)?)/gm)].map((m) => m[1]!.split(' ').filter((w) => /^[a-z-]+$/.test(w)));
+    expect(listed.map((w) => w.join(' '))).toEqual(['start', 'config check', 'config print', 'governance-serve', 'errors', 'help']);
+    const runs = await Promise.all(listed.map((words) => ethhook(['help', ...words])));
+    for (const [i, run] of runs.entries()) {
+      const name = listed[i]!.join(' ');
+      expect(run.code, name).toBe(0);
+      expect(run.stdout, name).toContain(`Usage: ethhook ${name}`);
     }
   });
 
@@ -116,5 +130,58 @@ describe('help and usage', () => {
     const fromEnv = await ethhook(['start'], { ETHHOOK_CONFIG: BAD });
     expect(fromEnv.code).toBe(1);
     expect(fromEnv.stderr).toContain(BAD);
+  });
+});
+
+describe('errors', () => {
+  it('prints the catalog, one code per line with its status', async () => {
+    const run = await ethhook(['errors']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^ETHHOOK_ERR_ACTOR_NOT_FOUND +404 +kernel +no actor/m);
+    expect(run.stdout).toMatch(/^ETHHOOK_ERR_GOVERNANCE_APPLY +500 +governance /m);
+    expect((await ethhook(['errors', 'x'])).code).toBe(2);
+  });
+});
+
+describe('governance-serve', () => {
+  // The reference server through the node's CLI: a key pair, then a server that stops on SIGTERM.
+  it('generates a key pair, serves with it, and exits 0 on SIGTERM', async () => {
+    const key = join(dir, 'gov.pem');
+    const gen = await ethhook(['governance-serve', '--generate-key', key]);
+    expect(gen.code).toBe(0);
+    expect(gen.stdout).toMatch(/key id: +[0-9a-f]{32}/);
+    expect(existsSync(`${key}.pub`)).toBe(true);
+
+    const child = spawn(process.execPath, ['bin/ethhook.mjs', 'governance-serve', '--key', key, '--port', '0', '--log', join(dir, 'gov.jsonl')], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /"url":"(ws:\/\/[^"]+)".*"msg":"governance server listening"/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code} before listening: ${out}`)));
+      });
+      // Plain HTTP is told to upgrade: the server is up and speaking its protocol.
+      const res = await fetch(url.replace(/^ws/, 'http'));
+      expect(res.status).toBe(426);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('passes its own usage errors through with exit 2', async () => {
+    for (const args of [['governance-serve'], ['governance-serve', '--bogus'], ['governance-serve', '--port', 'x', '--key', 'k']]) {
+      const run = await ethhook(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr).toContain('Usage: ethhook governance-serve');
+    }
   });
 });
