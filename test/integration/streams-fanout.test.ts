@@ -19,7 +19,7 @@ import { isRefused, openSse, openWebSocket, type StreamClientHandle } from '../s
 
 const TOKEN = 'stream-token-cccccccccccccccc';
 const CLIENTS_PER_TRANSPORT = 500;
-const EVENTS = 2_500;
+const EVENTS = 2_000;
 const CHAINS = [1, 5, 10];
 const ADDRESSES = Array.from({ length: 6 }, (_, i) => `0x${String(i + 1).repeat(40)}`);
 const TYPES = ['endpoint.upsert', 'endpoint.pause', 'key.rotate', 'subscription.delete'];
