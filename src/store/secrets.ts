@@ -13,7 +13,7 @@
  *   `allowGenerate: false` and must set the environment variable.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EthhookError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -49,12 +49,18 @@ export async function loadMasterKey(options: LoadMasterKeyOptions): Promise<Buff
 
   await mkdir(dataDir, { recursive: true });
   const key = randomBytes(KEY_BYTES);
+  // Written whole and synced under a temporary name, then linked into place: a kill between creating
+  // the file and writing it would otherwise leave an empty key file that stops every later start.
+  const tmp = `${file}.${process.pid}.tmp`;
   try {
-    await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    await writeSynced(tmp, `${key.toString('base64')}\n`);
+    await link(tmp, file);
   } catch (err) {
-    // Another process created it between our read and our write: use theirs.
+    // Another process created it between our read and our link: use theirs.
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readKeyFile(file, logger))!;
     throw err;
+  } finally {
+    await rm(tmp, { force: true });
   }
   logger.warn(
     { source: 'generated', file },
@@ -62,6 +68,16 @@ export async function loadMasterKey(options: LoadMasterKeyOptions): Promise<Buff
       `encrypted with it; keep that file or lose them. Set ${MASTER_KEY_ENV} (32 bytes, hex or base64) in production. !!!`,
   );
   return key;
+}
+
+async function writeSynced(file: string, text: string): Promise<void> {
+  const handle = await open(file, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 async function readKeyFile(file: string, logger: Logger): Promise<Buffer | undefined> {
