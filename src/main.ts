@@ -2,31 +2,46 @@
  * runNode: builds a node from its configuration and runs it until SIGTERM/SIGINT or a fatal escalation.
  *
  * Order: logger and metrics registry → LevelDB store and master key → embedded dev chain (when enabled
- * and no chain is configured) → the supervision tree (src/tree.ts: deliverer, matcher, one listener per
- * chain, admin with the /v1 routes) → signal handlers. On the way out:
- * the tree stops in reverse order within `node.shutdownDeadlineMs`, then the dev chain and the store
- * close. Returns the process exit code (0 after a clean shutdown, 1 after a failure).
+ * and no chain is configured; its cursor is cleared, as anvil starts a new chain every time) → the demo (src/demo/: when the dev chain runs, `demo.enabled` and no
+ * `governance.url` of the operator's: its receiver and governance server, which then is the
+ * governance stream the node follows) → the live event streams' hub → the supervision tree
+ * (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
+ * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes)
+ * → signal handlers → the `node running` line saying where everything is (and, with the demo, the
+ * same as a short block on stderr and a `status` line every `demo.statusIntervalMs`).
+ * On the way out: the tree stops in reverse order within `node.shutdownDeadlineMs`, then the demo's
+ * services, the dev chain and the store close. Returns the process exit code (0 after a clean
+ * shutdown, 1 after a failure).
  */
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createAdminBehaviour } from './actors/admin/behaviour.ts';
+import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
+import { governanceRoutes } from './actors/admin/governance-routes.ts';
 import { v1Routes } from './actors/admin/v1/index.ts';
+import { pipelineNotices } from './actors/admin/v1/notify.ts';
 import { createDeliverer } from './actors/deliverer/deliverer.ts';
 import { chainConfigSchema, chainListenerName, createChainListener, type ChainConfig } from './actors/chain-listener/index.ts';
+import { createGovernanceStream } from './actors/governance/index.ts';
+import { createStoreApplier } from './actors/governance/store-applier.ts';
 import { createMatcher } from './actors/matcher/matcher.ts';
 import type { NodeConfig } from './config/schema.ts';
+import { demoBanner, type NodeWhereabouts } from './demo/banner.ts';
+import { startDemo, startStatusLine, type Demo } from './demo/index.ts';
+import { startDevChain, type DevChain } from './dev-chain/index.ts';
 import { describeError } from './runtime/errors.ts';
 import { createLogger, type Logger } from './runtime/log.ts';
 import { ActorSystem } from './runtime/system.ts';
+import { CursorStore } from './store/cursors.ts';
 import { openDb, type Db } from './store/db.ts';
 import { EndpointStore } from './store/endpoints.ts';
 import { Outbox } from './store/outbox.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
+import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
 import { buildTree, type AnyBehaviourFactory } from './tree.ts';
-import { startDevChain } from './dev-chain/index.ts';
 
 /** Things to release after the tree has stopped, last acquired first. */
 type Cleanup = () => Promise<void>;
@@ -72,6 +87,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   const outbox = await Outbox.open(db);
 
   const chains: ChainConfig[] = config.chains.map((c) => chainConfigSchema.parse(c));
+  let devChain: DevChain | undefined;
   if (config.devChain.enabled && chains.length === 0) {
     const dev = config.devChain;
     const chain = await startDevChain({
@@ -83,9 +99,29 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
       ...(dev.binary ? { binary: dev.binary } : {}),
     });
     cleanups.push(() => chain.stop());
+    devChain = chain;
+    // anvil starts from block 0 every time: the cursor of the previous run's chain would make the
+    // listener refuse this one (another block 0), and nothing of that chain can come back.
+    await new CursorStore(db).clear(chain.chainId);
     chains.push(chainConfigSchema.parse({ chainId: chain.chainId, name: 'dev', wsUrl: chain.wsUrl, httpUrl: chain.httpUrl }));
   }
 
+  let demo: Demo | undefined;
+  if (devChain && config.demo.enabled) {
+    if (config.governance.url !== undefined) {
+      logger.info('demo off: governance.url is configured, so the node follows that governance stream instead');
+    } else {
+      const started = await startDemo({ dataDir, chain: devChain, logger });
+      cleanups.push(() => started.stop());
+      demo = started;
+      if (!config.security.allowPrivateTargets) {
+        logger.warn({ receiver: started.receiver.url }, 'demo: security.allowPrivateTargets is off, so webhooks to the loopback receiver will be refused');
+      }
+    }
+  }
+  const governance = demo?.governance ?? (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
+
+  const hub = new StreamHub({ registry, log: logger.child({ component: 'streams' }) });
   const system = new ActorSystem({
     logger,
     registry,
@@ -98,6 +134,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     },
     shutdownDeadlineMs: config.node.shutdownDeadlineMs,
   });
+  const lookup = (path: string) => system.lookup(path);
   const chainListeners = new Map<string, AnyBehaviourFactory>(
     chains.map((chain) => [chainListenerName(chain.chainId), () => createChainListener({ chain, store: db, target: '/pipeline/matcher', registry })]),
   );
@@ -107,13 +144,17 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
       config: config.admin,
       registry,
       dataDir,
-      routes: v1Routes({
-        endpoints,
-        subscriptions,
-        outbox,
-        lookup: (path) => system.lookup(path),
-        config: { allowPrivateTargets: config.security.allowPrivateTargets, requireHttpsTargets: config.security.requireHttpsTargets },
-      }),
+      routes: [
+        ...v1Routes({
+          endpoints,
+          subscriptions,
+          outbox,
+          lookup,
+          config: { allowPrivateTargets: config.security.allowPrivateTargets, requireHttpsTargets: config.security.requireHttpsTargets },
+        }),
+        ...governanceRoutes(() => system),
+      ],
+      streams: streamTransports(hub, config.streams),
     }),
     deliverer: () => createDeliverer({
       outbox,
@@ -129,16 +170,46 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
         guards: { breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs } },
       },
     }),
-    matcher: () => createMatcher({ db, subscriptions, outbox, logger: logger.child({ actor: '/pipeline/matcher' }), registry }),
+    matcher: () => createMatcher({ db, subscriptions, outbox, logger: logger.child({ actor: '/pipeline/matcher' }), registry, publish: (event) => hub.publish(event) }),
+    ...(governance
+      ? {
+          governance: () => createGovernanceStream({
+            config: { ...governance, reconnect: config.governance.reconnect },
+            db,
+            registry,
+            apply: createStoreApplier({
+              endpoints,
+              subscriptions,
+              notices: pipelineNotices(lookup),
+              logger: logger.child({ actor: '/governance-stream' }),
+              onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
+            }),
+          }),
+        }
+      : {}),
     chainListeners,
   });
   await startTree(system, tree);
+
   const address = await system.lookup('/admin')?.ask<AddressInfo | null>({ type: 'address' });
-  logger.info({
-    dataDir,
-    chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })),
-    admin: address ? `http://${address.address}:${address.port}` : null,
-    metrics: address ? `http://${address.address}:${address.port}/metrics` : null,
-  }, 'node running');
+  const admin = address ? `http://${address.address}:${address.port}` : null;
+  const where: NodeWhereabouts = {
+    admin,
+    metrics: admin === null ? null : `${admin}/metrics`,
+    streams: admin === null ? null : { ws: `${admin.replace(/^http/, 'ws')}${WS_EVENTS_PATH}`, sse: `${admin}${SSE_EVENTS_PATH}` },
+    adminTokenFile: config.admin.tokens.length === 0 ? join(dataDir, ADMIN_TOKEN_FILE) : null,
+    anvil: devChain ? { http: devChain.httpUrl, ws: devChain.wsUrl, contract: devChain.contractAddress } : null,
+    governance: governance?.url ?? null,
+    demoReceiver: demo?.receiver.url ?? null,
+  };
+  logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
+  if (demo) {
+    process.stderr.write(demoBanner(where));
+    if (config.demo.statusIntervalMs > 0) {
+      const receiver = demo.receiver;
+      const stop = startStatusLine({ registry, snapshot: () => system.snapshot(), receiver: () => receiver.stats(), logger, intervalMs: config.demo.statusIntervalMs });
+      cleanups.push(async () => stop());
+    }
+  }
   return system;
 }
