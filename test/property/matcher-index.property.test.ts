@@ -2,11 +2,14 @@
 // filterLogs rules) returns, for random subscriptions, logs, and add/remove/replace sequences.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SubscriptionIndex, type MatchableLog } from '../../src/actors/matcher/subscription-index.ts';
+import { SubscriptionIndex, type MatchableLog, type MatchedSubscription } from '../../src/actors/matcher/subscription-index.ts';
 import type { Subscription } from '../../src/store/subscriptions.ts';
 
 const ADDRESSES = ['0x' + '1'.repeat(40), '0x' + '2'.repeat(40), '0x' + '3'.repeat(40), '0x' + '4'.repeat(40)];
-const TOPICS = [1, 2, 3, 4, 5].map((n) => '0x' + n.toString(16).padStart(64, '0'));
+const topic = (n: number) => '0x' + n.toString(16).padStart(64, '0');
+const TOPICS = [1, 2, 3, 4, 5].map(topic);
+/** Enough topics that a node of the index outgrows its flat form (8 keys) and becomes a Map. */
+const WIDE_TOPICS = Array.from({ length: 14 }, (_, i) => topic(i + 1));
 const STRANGER_ADDRESS = '0x' + 'f'.repeat(40);
 const STRANGER_TOPIC = '0x' + 'f'.repeat(64);
 
@@ -20,28 +23,35 @@ function bruteForce(sub: Subscription, chainId: number, log: MatchableLog): bool
 }
 
 const distinct = <T>(arb: fc.Arbitrary<T>, max: number) => fc.uniqueArray(arb, { minLength: 1, maxLength: max });
-const position = fc.oneof(fc.constant(null), fc.constantFrom(...TOPICS), distinct(fc.constantFrom(...TOPICS), 3));
+const positionOver = (topics: string[]) => fc.oneof(fc.constant(null), fc.constantFrom(...topics), distinct(fc.constantFrom(...topics), 3));
 
-const subscriptionArb = (id: string) =>
+const subscriptionArb = (id: string, topics = TOPICS, chains = [1, 2], addresses = ADDRESSES) =>
   fc.record(
     {
-      chainId: fc.constantFrom(1, 2),
-      addresses: distinct(fc.constantFrom(...ADDRESSES), 3),
-      topics: fc.array(position, { maxLength: 4 }),
+      chainId: fc.constantFrom(...chains),
+      addresses: distinct(fc.constantFrom(...addresses), 3),
+      topics: fc.array(positionOver(topics), { maxLength: 4 }),
     },
     { requiredKeys: ['chainId'] },
   ).map((r): Subscription => ({ id, endpointId: `ep_${id}`, createdAt: 0, ...r }));
 
 const subsArb = fc.integer({ min: 0, max: 40 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => subscriptionArb(`sub_${i}`))));
 
-const logArb = fc.record({
-  chainId: fc.constantFrom(1, 2, 3),
-  address: fc.constantFrom(...ADDRESSES, STRANGER_ADDRESS),
-  topics: fc.array(fc.constantFrom(...TOPICS, STRANGER_TOPIC), { maxLength: 4 }),
-});
+const logArbOver = (topics: string[]) =>
+  fc.record({
+    chainId: fc.constantFrom(1, 2, 3),
+    address: fc.constantFrom(...ADDRESSES, STRANGER_ADDRESS),
+    topics: fc.array(fc.constantFrom(...topics, STRANGER_TOPIC), { maxLength: 4 }),
+  });
+const logArb = logArbOver(TOPICS);
 
-function ids(subs: readonly Subscription[]): string[] {
+function ids(subs: readonly { id: string }[]): string[] {
   return subs.map((s) => s.id).sort();
+}
+
+/** What the index must yield for these subscriptions: id and endpoint, in id order. */
+function targets(subs: readonly Pick<MatchedSubscription, 'id' | 'endpointId'>[]): string[] {
+  return subs.map((s) => `${s.id}>${s.endpointId}`).sort();
 }
 
 describe('SubscriptionIndex', () => {
@@ -54,7 +64,7 @@ describe('SubscriptionIndex', () => {
         for (const { chainId, ...log } of logs) {
           const got = index.match(chainId, log);
           expect(new Set(got.map((s) => s.id)).size).toBe(got.length);
-          expect(ids(got)).toEqual(ids(subs.filter((s) => bruteForce(s, chainId, log))));
+          expect(targets(got)).toEqual(targets(subs.filter((s) => bruteForce(s, chainId, log))));
         }
       }),
       { numRuns: 300 },
@@ -96,6 +106,36 @@ describe('SubscriptionIndex', () => {
     const sub: Subscription = { id: 'sub_x', endpointId: 'ep_x', chainId: 1, createdAt: 0, topics: [TOPICS[0]!, null] };
     index.add(sub);
     expect(index.match(1, { address: ADDRESSES[0]!, topics: [TOPICS[0]!] })).toEqual([]);
-    expect(index.match(1, { address: ADDRESSES[0]!, topics: [TOPICS[0]!, TOPICS[3]!] })).toEqual([sub]);
+    expect(index.match(1, { address: ADDRESSES[0]!, topics: [TOPICS[0]!, TOPICS[3]!] })).toEqual([{ id: 'sub_x', endpointId: 'ep_x' }]);
+  });
+
+  it('stays exact through compactions and through nodes growing past their flat form', () => {
+    // compactAfter 2: a few removals compact the index, so dead and reused slots meet every bucket
+    // shape; one chain, two addresses and 14 topics make nodes of more than 8 keys (Maps) and back.
+    const op = fc.oneof(
+      fc.integer({ min: 0, max: 39 }).chain((i) =>
+        subscriptionArb(`sub_${i}`, WIDE_TOPICS, [1], ADDRESSES.slice(0, 2)).map((s) => ({ kind: 'add' as const, sub: s })),
+      ),
+      fc.integer({ min: 0, max: 39 }).map((i) => ({ kind: 'remove' as const, id: `sub_${i}` })),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 20, maxLength: 200, size: 'max' }), fc.array(logArbOver(WIDE_TOPICS), { minLength: 1, maxLength: 20 }), (ops, logs) => {
+        const index = new SubscriptionIndex({ compactAfter: 2 });
+        const live = new Map<string, Subscription>();
+        for (const o of ops) {
+          if (o.kind === 'add') {
+            index.add({ ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
+            live.set(o.sub.id, { ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
+          } else {
+            expect(index.remove(o.id)).toBe(live.delete(o.id));
+          }
+        }
+        expect(index.size).toBe(live.size);
+        for (const { chainId, ...log } of logs) {
+          expect(targets(index.match(chainId, log))).toEqual(targets([...live.values()].filter((s) => bruteForce(s, chainId, log))));
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,26 +1,36 @@
 /**
- * The Matcher's in-memory index of subscriptions: chain -> address -> topic0 -> leaf, with a wildcard
+ * The Matcher's in-memory index of subscriptions: chain -> address -> topic0 -> bucket, with a wildcard
  * branch at each level (subscriptions without addresses, and those whose topic0 is any). A log
- * therefore reaches four leaves at most — (its address, its topic0), (its address, any),
+ * therefore reaches four buckets at most — (its address, its topic0), (its address, any),
  * (any, its topic0), (any, any) — and a subscription sits in exactly one of them for a given log
  * (its addresses and topic0 alternatives are deduplicated), so results need no deduplication.
  *
- * Inside a leaf, a subscription is filed under its first constrained position among topics 1..3
- * (`byTopic[1..3]`: topic -> subscriptions), or in `rest` when it constrains none. "Transfers of token X
- * to my wallet" is the common shape and thousands of them share one (address, topic0): this second
- * level keeps the candidates of a log close to its real matches. Candidates then get the exact check of
- * topics 1..3 and of the topic count, with go-ethereum's `filterLogs` rules (see
- * src/store/subscriptions.ts). Never a scan of all subscriptions.
+ * A bucket whose subscriptions constrain none of topics 1..3 is just their list. Otherwise it is a
+ * leaf: each subscription is filed under its first constrained position among topics 1..3
+ * (topic -> subscriptions), or in `rest` when it constrains none. "Transfers of token X to my wallet"
+ * is the common shape and thousands of them share one (address, topic0): this second level keeps the
+ * candidates of a log close to its real matches. Candidates then get the exact check of the topic
+ * count and of the constrained positions after the one they are filed under, with go-ethereum's
+ * `filterLogs` rules (see src/store/subscriptions.ts). Never a scan of all subscriptions.
  *
- * `add` replaces a subscription with the same id; `remove` is O(size of its buckets). Addresses and
- * topics must be lowercase (the store and the listener's schema guarantee it).
+ * `match` yields `{ id, endpointId }`: all the Matcher needs to build a job. `add` replaces a
+ * subscription with the same id. Addresses and topics must be lowercase (the store and the
+ * listener's schema guarantee it).
  *
- * Memory (100,000 subscriptions is the design point): the index keeps its own copy of each
- * subscription with interned strings — subscriptions parsed from the store each carry their own copy
- * of the same token addresses, event signatures and endpoint ids — and lists of one are stored as the
- * entry itself, not as an array. The intern pool is swept once removals reach half the live count.
+ * Memory (100,000 subscriptions is the design point: ~215 B each, against ~560 B for a tree of
+ * per-subscription objects; bench/match.bench.ts prints it):
+ * - a subscription is a slot number: its id, its endpoint id and its topic count live in per-slot
+ *   arrays, and buckets hold slot numbers, a bucket of one being the number itself; the rare filters
+ *   with more than one constrained position among topics 1..3 keep their extra checks in a side map;
+ * - endpoint ids and topics are interned (each parsed record carries its own copies; one wallet
+ *   topic can key hundreds of leaves), addresses are held once as keys;
+ * - a node of up to 8 keys is a flat `[key, value, …]` array: a `Map` costs 190 B and more at any
+ *   size, and most nodes hold a few keys;
+ * - `remove` only empties the slot (O(1)): buckets keep the dead number, skipped by `match`, until
+ *   dead slots outnumber half the live ones (and 1,024); then one pass over the index drops them,
+ *   frees their slots for reuse and rebuilds the intern pool.
  */
-import type { Subscription } from '../../store/subscriptions.ts';
+import type { Subscription, TopicPosition } from '../../store/subscriptions.ts';
 
 /** The parts of a log the filter reads. */
 export interface MatchableLog {
@@ -28,116 +38,203 @@ export interface MatchableLog {
   readonly topics: readonly string[];
 }
 
-type Position = null | string | ReadonlySet<string>;
-type KeyPosition = 0 | 1 | 2 | 3;
-/** A list of entries; a list of one is the entry itself (most topic keys have a single subscriber). */
-type Entries = Entry | Entry[];
-
-class Entry {
-  constructor(
-    readonly sub: Subscription,
-    readonly minTopics: number,
-    readonly t1: Position,
-    readonly t2: Position,
-    readonly t3: Position,
-    /** The position (1..3) the entry is filed under inside a leaf, 0 for the leaf's `rest`. */
-    readonly keyPosition: KeyPosition,
-  ) {}
+/** A subscription that accepts a log: what a job needs. */
+export interface MatchedSubscription {
+  readonly id: string;
+  readonly endpointId: string;
 }
 
-/** Subscriptions sharing (address or any, topic0 or any), filed by their first constrained topic. */
+/** The key of the wildcard branch (addresses and topics are 0x-hex, never empty). */
+const ANY = '';
+/** Bits 0..2 of a slot's flags: the topic count its filter requires. Bit 3: it has extra checks. */
+const MIN_TOPICS = 0b0111;
+const HAS_CHECKS = 0b1000;
+const COMPACT_AFTER = 1024;
+
+/** Slot numbers of the subscriptions in a bucket; a bucket of one is the number itself. */
+type Slots = number | number[];
+
+/**
+ * A map from topic (or address) to V: up to SMALL keys a flat `[key, value, key, value, …]` array
+ * (a `Map` costs 190 B and more at any size, and most nodes hold a few keys), beyond that a `Map`.
+ */
+type Keyed<V> = unknown[] | Map<string, V>;
+const SMALL = 8;
+
+/** A bucket holding subscriptions that constrain topics 1..3, filed by their first such position. */
 class Leaf {
-  p1: Map<string, Entries> | undefined = undefined;
-  p2: Map<string, Entries> | undefined = undefined;
-  p3: Map<string, Entries> | undefined = undefined;
-  rest: Entries | undefined = undefined;
-  size = 0;
+  p1: Keyed<Slots> | undefined = undefined;
+  p2: Keyed<Slots> | undefined = undefined;
+  p3: Keyed<Slots> | undefined = undefined;
+  constructor(public rest: Slots | undefined) {}
+}
+type Bucket = Slots | Leaf;
+/** topic0 (or ANY) -> bucket. */
+type TopicNode = Keyed<Bucket>;
+
+class ChainNode {
+  readonly byAddress = new Map<string, TopicNode>();
+  any: TopicNode | undefined = undefined;
 }
 
-class TopicBranches {
-  readonly byTopic0 = new Map<string, Leaf>();
-  anyTopic0: Leaf | undefined = undefined;
+/** One more condition of a filter: the log's topic at `position` is `accepts` (or one of them). */
+interface Check {
+  readonly position: 1 | 2 | 3;
+  readonly accepts: string | ReadonlySet<string>;
 }
 
-class ChainBranches {
-  readonly byAddress = new Map<string, TopicBranches>();
-  readonly anyAddress = new TopicBranches();
-}
-
-const NONE: readonly Subscription[] = Object.freeze([]);
+const NONE: readonly MatchedSubscription[] = Object.freeze([]);
 
 export class SubscriptionIndex {
-  private readonly chains = new Map<number, ChainBranches>();
-  private readonly entries = new Map<string, Entry>();
+  private readonly chains = new Map<number, ChainNode>();
+  private readonly slotOf = new Map<string, number>();
+  private ids: (string | undefined)[] = [];
+  private endpointIds: (string | undefined)[] = [];
+  private flags = new Uint8Array(1024);
+  private readonly checks = new Map<number, readonly Check[]>();
   private pool = new Map<string, string>();
-  private removedSinceSweep = 0;
+  private free: number[] = [];
+  private dead = 0;
+  private readonly compactAfter: number;
+
+  /** `compactAfter`: dead slots tolerated before a compaction, at least (default 1,024; tests use less). */
+  constructor(options: { compactAfter?: number } = {}) {
+    this.compactAfter = options.compactAfter ?? COMPACT_AFTER;
+  }
 
   get size(): number {
-    return this.entries.size;
+    return this.slotOf.size;
   }
 
   has(id: string): boolean {
-    return this.entries.has(id);
+    return this.slotOf.has(id);
   }
 
-  add(input: Subscription): void {
-    this.remove(input.id);
-    const sub = this.compact(input);
+  add(sub: Subscription): void {
+    this.remove(sub.id);
     const topics = sub.topics ?? [];
     const keyPosition = ([1, 2, 3] as const).find((p) => alternatives(topics[p]).length > 0) ?? 0;
-    const entry = new Entry(sub, topics.length, compilePosition(topics[1]), compilePosition(topics[2]), compilePosition(topics[3]), keyPosition);
-    this.entries.set(sub.id, entry);
+    const checks: Check[] = [];
+    for (const position of [2, 3] as const) {
+      const alts = alternatives(topics[position]);
+      if (position > keyPosition && keyPosition > 0 && alts.length > 0) checks.push({ position, accepts: alts.length === 1 ? alts[0]! : new Set(alts) });
+    }
+    const slot = this.allocate(sub.id, this.intern(sub.endpointId), topics.length | (checks.length > 0 ? HAS_CHECKS : 0));
+    if (checks.length > 0) this.checks.set(slot, checks);
+
     let chain = this.chains.get(sub.chainId);
     if (!chain) {
-      chain = new ChainBranches();
+      chain = new ChainNode();
       this.chains.set(sub.chainId, chain);
     }
-    for (const branches of addressBranches(chain, sub, true)) {
-      for (const leaf of leaves(branches, sub, true)) fileEntry(leaf, entry);
-    }
+    const topic0s = alternatives(topics[0]).map((t) => this.intern(t));
+    const keys = keyPosition === 0 ? [] : alternatives(topics[keyPosition]).map((t) => this.intern(t));
+    const fileInto = (node: TopicNode | undefined): TopicNode => {
+      for (const t0 of topic0s.length > 0 ? topic0s : [ANY]) node = put(node, t0, fileSlot(get(node, t0), slot, keyPosition, keys));
+      return node!;
+    };
+    const addresses = sub.addresses && sub.addresses.length > 0 ? new Set(sub.addresses) : undefined;
+    if (addresses === undefined) chain.any = fileInto(chain.any);
+    else for (const a of addresses) chain.byAddress.set(a, fileInto(chain.byAddress.get(a)));
   }
 
   remove(id: string): boolean {
-    const entry = this.entries.get(id);
-    if (!entry) return false;
-    this.entries.delete(id);
-    const { sub } = entry;
-    const chain = this.chains.get(sub.chainId)!;
-    for (const branches of addressBranches(chain, sub, false)) {
-      for (const leaf of leaves(branches, sub, false)) unfileEntry(leaf, entry);
-      // Drop what became empty, so a churn of subscriptions does not leave a trail of empty maps.
-      for (const t0 of alternatives(sub.topics?.[0])) if (branches.byTopic0.get(t0)?.size === 0) branches.byTopic0.delete(t0);
-      if (branches.anyTopic0?.size === 0) branches.anyTopic0 = undefined;
-    }
-    for (const a of sub.addresses ?? []) {
-      const b = chain.byAddress.get(a);
-      if (b && b.byTopic0.size === 0 && b.anyTopic0 === undefined) chain.byAddress.delete(a);
-    }
-    if (chain.byAddress.size === 0 && chain.anyAddress.byTopic0.size === 0 && chain.anyAddress.anyTopic0 === undefined) {
-      this.chains.delete(sub.chainId);
-    }
-    if (++this.removedSinceSweep > this.entries.size / 2 + 1024) this.sweepPool();
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return false;
+    this.slotOf.delete(id);
+    this.ids[slot] = undefined;
+    this.endpointIds[slot] = undefined;
+    this.checks.delete(slot);
+    this.dead++;
+    if (this.slotOf.size === 0) this.clear();
+    else if (this.dead > this.compactAfter && this.dead > this.slotOf.size / 2) this.compact();
     return true;
   }
 
   clear(): void {
     this.chains.clear();
-    this.entries.clear();
-    this.pool.clear();
-    this.removedSinceSweep = 0;
+    this.slotOf.clear();
+    this.ids = [];
+    this.endpointIds = [];
+    this.flags = new Uint8Array(1024);
+    this.checks.clear();
+    this.pool = new Map();
+    this.free = [];
+    this.dead = 0;
   }
 
   /** Every subscription of `chainId` whose filter accepts `log`. */
-  match(chainId: number, log: MatchableLog): readonly Subscription[] {
+  match(chainId: number, log: MatchableLog): readonly MatchedSubscription[] {
     const chain = this.chains.get(chainId);
-    if (!chain) return NONE;
-    let out: Subscription[] | undefined;
+    if (chain === undefined) return NONE;
+    let out: MatchedSubscription[] | undefined;
     const byAddress = chain.byAddress.get(log.address);
-    if (byAddress) out = collect(byAddress, log, out);
-    out = collect(chain.anyAddress, log, out);
+    if (byAddress !== undefined) out = this.fromNode(byAddress, log.topics, out);
+    if (chain.any !== undefined) out = this.fromNode(chain.any, log.topics, out);
     return out ?? NONE;
   }
 
+  private fromNode(node: TopicNode, topics: readonly string[], out: MatchedSubscription[] | undefined): MatchedSubscription[] | undefined {
+    const t0 = topics[0];
+    if (t0 !== undefined && t0 !== ANY) {
+      const bucket = get(node, t0);
+      if (bucket !== undefined) out = this.fromBucket(bucket, topics, out);
+    }
+    const anyTopic0 = get(node, ANY);
+    return anyTopic0 === undefined ? out : this.fromBucket(anyTopic0, topics, out);
+  }
+
+  private fromBucket(bucket: Bucket, topics: readonly string[], out: MatchedSubscription[] | undefined): MatchedSubscription[] | undefined {
+    if (!(bucket instanceof Leaf)) return this.fromSlots(bucket, topics, out);
+    const n = topics.length;
+    if (bucket.p1 !== undefined && n > 1) out = this.fromSlots(get(bucket.p1, topics[1]!), topics, out);
+    if (bucket.p2 !== undefined && n > 2) out = this.fromSlots(get(bucket.p2, topics[2]!), topics, out);
+    if (bucket.p3 !== undefined && n > 3) out = this.fromSlots(get(bucket.p3, topics[3]!), topics, out);
+    return this.fromSlots(bucket.rest, topics, out);
+  }
+
+  private fromSlots(slots: Slots | undefined, topics: readonly string[], out: MatchedSubscription[] | undefined): MatchedSubscription[] | undefined {
+    if (slots === undefined) return out;
+    if (typeof slots === 'number') return this.accepts(slots, topics) ? push(out, this.matched(slots)) : out;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      if (this.accepts(slot, topics)) out = push(out, this.matched(slot));
+    }
+    return out;
+  }
+
+  /** The topic count and the positions after the filed one (address, topic0 and that position were settled by the path). */
+  private accepts(slot: number, topics: readonly string[]): boolean {
+    if (this.ids[slot] === undefined) return false;
+    const flags = this.flags[slot]!;
+    if (topics.length < (flags & MIN_TOPICS)) return false;
+    if ((flags & HAS_CHECKS) === 0) return true;
+    for (const c of this.checks.get(slot)!) {
+      const topic = topics[c.position]!;
+      if (typeof c.accepts === 'string' ? c.accepts !== topic : !c.accepts.has(topic)) return false;
+    }
+    return true;
+  }
+
+  private matched(slot: number): MatchedSubscription {
+    return { id: this.ids[slot]!, endpointId: this.endpointIds[slot]! };
+  }
+
+  private allocate(id: string, endpointId: string, flags: number): number {
+    const slot = this.free.pop() ?? this.ids.length;
+    if (slot >= this.flags.length) {
+      const grown = new Uint8Array(this.flags.length * 2);
+      grown.set(this.flags);
+      this.flags = grown;
+    }
+    this.ids[slot] = id;
+    this.endpointIds[slot] = endpointId;
+    this.flags[slot] = flags;
+    this.slotOf.set(id, slot);
+    return slot;
+  }
+
+  /** One copy of each endpoint id and topic: every parsed record carries its own copies of them. */
   private intern(s: string): string {
     const known = this.pool.get(s);
     if (known !== undefined) return known;
@@ -145,171 +242,122 @@ export class SubscriptionIndex {
     return s;
   }
 
-  /** A copy of the subscription whose repeated strings are shared with every other copy. */
-  private compact(sub: Subscription): Subscription {
-    const out: Subscription = { id: sub.id, endpointId: this.intern(sub.endpointId), chainId: sub.chainId, createdAt: sub.createdAt };
-    if (sub.addresses) out.addresses = sub.addresses.map((a) => this.intern(a));
-    if (sub.topics) out.topics = sub.topics.map((p) => (p === null ? null : typeof p === 'string' ? this.intern(p) : p.map((t) => this.intern(t))));
-    if (sub.confirmations !== undefined) out.confirmations = sub.confirmations;
-    return out;
-  }
-
-  /** Rebuilds the intern pool from the live subscriptions, forgetting strings nobody uses any more. */
-  private sweepPool(): void {
+  /** Drops dead slot numbers from every bucket, frees those slots, and rebuilds the intern pool. */
+  private compact(): void {
     const pool = new Map<string, string>();
-    const keep = (s: string) => pool.set(s, s);
-    for (const { sub } of this.entries.values()) {
-      keep(sub.endpointId);
-      sub.addresses?.forEach(keep);
-      for (const p of sub.topics ?? []) if (p !== null) (typeof p === 'string' ? keep(p) : p.forEach(keep));
+    const keep = (key: string) => {
+      pool.set(key, key);
+      return key;
+    };
+    const live = (s: number) => this.ids[s] !== undefined;
+    const pruneSlots = (slots: Slots): Slots | undefined => {
+      if (typeof slots === 'number') return live(slots) ? slots : undefined;
+      const kept = slots.filter(live);
+      return kept.length === 0 ? undefined : kept.length === 1 ? kept[0] : kept;
+    };
+    const pruneBucket = (bucket: Bucket): Bucket | undefined => {
+      if (!(bucket instanceof Leaf)) return pruneSlots(bucket);
+      bucket.rest = bucket.rest === undefined ? undefined : pruneSlots(bucket.rest);
+      bucket.p1 = bucket.p1 && pruneKeyed(bucket.p1, pruneSlots, keep);
+      bucket.p2 = bucket.p2 && pruneKeyed(bucket.p2, pruneSlots, keep);
+      bucket.p3 = bucket.p3 && pruneKeyed(bucket.p3, pruneSlots, keep);
+      if (bucket.p1 === undefined && bucket.p2 === undefined && bucket.p3 === undefined) return bucket.rest;
+      return bucket;
+    };
+    for (const [chainId, chain] of this.chains) {
+      for (const [address, node] of chain.byAddress) {
+        const kept = pruneKeyed(node, pruneBucket, keep);
+        if (kept === undefined) chain.byAddress.delete(address);
+        else chain.byAddress.set(address, kept);
+      }
+      chain.any = chain.any && pruneKeyed(chain.any, pruneBucket, keep);
+      if (chain.byAddress.size === 0 && chain.any === undefined) this.chains.delete(chainId);
+    }
+    this.free = [];
+    for (let s = this.ids.length - 1; s >= 0; s--) {
+      if (this.ids[s] === undefined) this.free.push(s);
+      else keep(this.endpointIds[s]!);
     }
     this.pool = pool;
-    this.removedSinceSweep = 0;
+    this.dead = 0;
   }
 }
 
-function collect(branches: TopicBranches, log: MatchableLog, out: Subscription[] | undefined): Subscription[] | undefined {
-  const t0 = log.topics[0];
-  if (t0 !== undefined) {
-    const leaf = branches.byTopic0.get(t0);
-    if (leaf !== undefined) out = collectLeaf(leaf, log, out);
+function get<V>(keyed: Keyed<V> | undefined, key: string): V | undefined {
+  if (keyed === undefined) return undefined;
+  if (keyed instanceof Map) return keyed.get(key);
+  for (let i = 0; i < keyed.length; i += 2) if (keyed[i] === key) return keyed[i + 1] as V;
+  return undefined;
+}
+
+/** `keyed` with `key` set to `value`; a flat array grows by copy (exact size) and into a `Map` past SMALL keys. */
+function put<V>(keyed: Keyed<V> | undefined, key: string, value: V): Keyed<V> {
+  if (keyed === undefined) return [key, value];
+  if (keyed instanceof Map) return keyed.set(key, value);
+  for (let i = 0; i < keyed.length; i += 2) {
+    if (keyed[i] === key) {
+      keyed[i + 1] = value;
+      return keyed;
+    }
   }
-  if (branches.anyTopic0 !== undefined) out = collectLeaf(branches.anyTopic0, log, out);
-  return out;
+  if (keyed.length < SMALL * 2) return [...keyed, key, value];
+  const map = new Map<string, V>();
+  for (let i = 0; i < keyed.length; i += 2) map.set(keyed[i] as string, keyed[i + 1] as V);
+  return map.set(key, value);
 }
 
-function collectLeaf(leaf: Leaf, log: MatchableLog, out: Subscription[] | undefined): Subscription[] | undefined {
-  const topics = log.topics;
-  const n = topics.length;
-  if (leaf.p1 !== undefined && n > 1) out = check(leaf.p1.get(topics[1]!), log, out);
-  if (leaf.p2 !== undefined && n > 2) out = check(leaf.p2.get(topics[2]!), log, out);
-  if (leaf.p3 !== undefined && n > 3) out = check(leaf.p3.get(topics[3]!), log, out);
-  return check(leaf.rest, log, out);
-}
-
-function check(list: Entries | undefined, log: MatchableLog, out: Subscription[] | undefined): Subscription[] | undefined {
-  if (list === undefined) return out;
-  if (list instanceof Entry) return accepts(list, log.topics) ? push(out, list.sub) : out;
-  for (let i = 0; i < list.length; i++) {
-    const e = list[i]!;
-    if (accepts(e, log.topics)) out = push(out, e.sub);
+/**
+ * `keyed` with every value pruned (undefined drops the key) and `keep` called with each key kept; a
+ * `Map` left with SMALL keys or fewer becomes a flat array again.
+ */
+function pruneKeyed<V>(keyed: Keyed<V>, prune: (v: V) => V | undefined, keep: (key: string) => string): Keyed<V> | undefined {
+  const pairs: unknown[] = [];
+  const entries: Iterable<[string, V]> = keyed instanceof Map ? keyed : flatEntries<V>(keyed);
+  for (const [key, value] of entries) {
+    const v = prune(value);
+    if (v !== undefined) pairs.push(keep(key), v);
   }
+  if (pairs.length === 0) return undefined;
+  if (pairs.length <= SMALL * 2) return pairs;
+  const map = new Map<string, V>();
+  for (let i = 0; i < pairs.length; i += 2) map.set(pairs[i] as string, pairs[i + 1] as V);
+  return map;
+}
+
+function* flatEntries<V>(pairs: unknown[]): Generator<[string, V]> {
+  for (let i = 0; i < pairs.length; i += 2) yield [pairs[i] as string, pairs[i + 1] as V];
+}
+
+function withSlot(slots: Slots | undefined, slot: number): Slots {
+  if (slots === undefined) return slot;
+  if (typeof slots === 'number') return [slots, slot];
+  slots.push(slot);
+  return slots;
+}
+
+function fileSlot(bucket: Bucket | undefined, slot: number, keyPosition: 0 | 1 | 2 | 3, keys: readonly string[]): Bucket {
+  if (keyPosition === 0) {
+    if (!(bucket instanceof Leaf)) return withSlot(bucket, slot);
+    bucket.rest = withSlot(bucket.rest, slot);
+    return bucket;
+  }
+  const leaf = bucket instanceof Leaf ? bucket : new Leaf(bucket);
+  for (const k of keys) {
+    if (keyPosition === 1) leaf.p1 = put(leaf.p1, k, withSlot(get(leaf.p1, k), slot));
+    else if (keyPosition === 2) leaf.p2 = put(leaf.p2, k, withSlot(get(leaf.p2, k), slot));
+    else leaf.p3 = put(leaf.p3, k, withSlot(get(leaf.p3, k), slot));
+  }
+  return leaf;
+}
+
+function push(out: MatchedSubscription[] | undefined, m: MatchedSubscription): MatchedSubscription[] {
+  if (out === undefined) return [m];
+  out.push(m);
   return out;
 }
 
-function push(out: Subscription[] | undefined, sub: Subscription): Subscription[] {
-  if (out === undefined) return [sub];
-  out.push(sub);
-  return out;
-}
-
-/** Topics 1..3 and the topic count (address and topic0 were settled by the branch and leaf). */
-function accepts(e: Entry, topics: readonly string[]): boolean {
-  return (
-    topics.length >= e.minTopics &&
-    (e.t1 === null || holds(e.t1, topics[1]!)) &&
-    (e.t2 === null || holds(e.t2, topics[2]!)) &&
-    (e.t3 === null || holds(e.t3, topics[3]!))
-  );
-}
-
-function holds(position: string | ReadonlySet<string>, topic: string): boolean {
-  return typeof position === 'string' ? position === topic : position.has(topic);
-}
-
-function alternatives(p: null | string | string[] | undefined): string[] {
+/** The topics a position accepts, deduplicated; none for a wildcard. */
+function alternatives(p: TopicPosition | undefined): string[] {
   if (p === null || p === undefined) return [];
   return typeof p === 'string' ? [p] : [...new Set(p)];
-}
-
-function compilePosition(p: null | string | string[] | undefined): Position {
-  const alts = alternatives(p);
-  if (alts.length === 0) return null;
-  return alts.length === 1 ? alts[0]! : new Set(alts);
-}
-
-function positionMap(leaf: Leaf, p: 1 | 2 | 3, create: boolean): Map<string, Entries> | undefined {
-  if (p === 1) return create ? (leaf.p1 ??= new Map()) : leaf.p1;
-  if (p === 2) return create ? (leaf.p2 ??= new Map()) : leaf.p2;
-  return create ? (leaf.p3 ??= new Map()) : leaf.p3;
-}
-
-function withEntry(list: Entries | undefined, entry: Entry): Entries {
-  if (list === undefined) return entry;
-  if (list instanceof Entry) return [list, entry];
-  list.push(entry);
-  return list;
-}
-
-/** The list without `entry` (order carries no meaning: swap with the last and pop). */
-function withoutEntry(list: Entries | undefined, entry: Entry): Entries | undefined {
-  if (list === undefined || list === entry) return undefined;
-  if (list instanceof Entry) return list;
-  const i = list.indexOf(entry);
-  if (i >= 0) {
-    list[i] = list[list.length - 1]!;
-    list.pop();
-  }
-  return list.length === 1 ? list[0] : list;
-}
-
-function fileEntry(leaf: Leaf, entry: Entry): void {
-  leaf.size++;
-  if (entry.keyPosition === 0) {
-    leaf.rest = withEntry(leaf.rest, entry);
-    return;
-  }
-  const map = positionMap(leaf, entry.keyPosition, true)!;
-  for (const k of alternatives(entry.sub.topics![entry.keyPosition])) map.set(k, withEntry(map.get(k), entry));
-}
-
-function unfileEntry(leaf: Leaf, entry: Entry): void {
-  leaf.size--;
-  if (entry.keyPosition === 0) {
-    leaf.rest = withoutEntry(leaf.rest, entry);
-    return;
-  }
-  const map = positionMap(leaf, entry.keyPosition, false)!;
-  for (const k of alternatives(entry.sub.topics![entry.keyPosition])) {
-    const rest = withoutEntry(map.get(k), entry);
-    if (rest === undefined) map.delete(k);
-    else map.set(k, rest);
-  }
-  if (map.size === 0) {
-    if (entry.keyPosition === 1) leaf.p1 = undefined;
-    else if (entry.keyPosition === 2) leaf.p2 = undefined;
-    else leaf.p3 = undefined;
-  }
-}
-
-function addressBranches(chain: ChainBranches, sub: Subscription, create: boolean): TopicBranches[] {
-  if (!sub.addresses || sub.addresses.length === 0) return [chain.anyAddress];
-  const out: TopicBranches[] = [];
-  for (const a of new Set(sub.addresses)) {
-    let b = chain.byAddress.get(a);
-    if (!b && create) {
-      b = new TopicBranches();
-      chain.byAddress.set(a, b);
-    }
-    if (b) out.push(b);
-  }
-  return out;
-}
-
-function leaves(branches: TopicBranches, sub: Subscription, create: boolean): Leaf[] {
-  const keys = alternatives(sub.topics?.[0]);
-  if (keys.length === 0) {
-    if (!branches.anyTopic0 && create) branches.anyTopic0 = new Leaf();
-    return branches.anyTopic0 ? [branches.anyTopic0] : [];
-  }
-  const out: Leaf[] = [];
-  for (const t0 of keys) {
-    let leaf = branches.byTopic0.get(t0);
-    if (!leaf && create) {
-      leaf = new Leaf();
-      branches.byTopic0.set(t0, leaf);
-    }
-    if (leaf) out.push(leaf);
-  }
-  return out;
 }
