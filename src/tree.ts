@@ -3,10 +3,10 @@
  *
  *   root (one-for-one)
  *   ├── pipeline (rest-for-one; start order = data flow reversed)
- *   │   ├── deliverer            (when the node has one: issue 4)
+ *   │   ├── deliverer
  *   │   ├── matcher
  *   │   └── chains (one-for-one): chain-listener:<chainId> ...
- *   ├── governance-stream       (when `governance.url` is set: issue 5)
+ *   ├── governance-stream       (when the node follows a governance stream: `governance.url`, or the demo's)
  *   └── admin
  *
  * rest-for-one on the pipeline: if the matcher restarts, the listeners after it restart too (they hold
