@@ -23,7 +23,9 @@
 import { fork } from 'node:child_process';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { WebSocket } from 'ws';
 import { createAdminBehaviour } from '../src/actors/admin/behaviour.ts';
@@ -46,6 +48,16 @@ const PHASE_MS = Number(process.env.STREAM_BENCH_PHASE_MS ?? 4_000);
 
 const now = () => performance.timeOrigin + performance.now();
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+/** How loaded the machine is: load average, and Linux's CPU pressure (share of time something waited for a core). */
+function machineLoad(): string {
+  let pressure = '';
+  try {
+    pressure = `, CPU pressure ${/avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1]}% (10 s)`;
+  } catch {
+    // not Linux, or no PSI: the load average says enough
+  }
+  return `load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}${pressure}`;
+}
 
 // ---- the clients (child process) -------------------------------------------------------------------
 
@@ -133,9 +145,12 @@ async function runClients(port: number): Promise<void> {
   }
   const send = (m: FromClients) => process.send!(m);
   let cpuAtMeasure = process.cpuUsage();
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   process.on('message', (m: ToClients) => {
     if (m.type === 'measure') {
       cpuAtMeasure = process.cpuUsage();
+      loopDelay.reset();
       histogram.reset();
       byTransport.ws.reset();
       byTransport.sse.reset();
@@ -148,7 +163,7 @@ async function runClients(port: number): Promise<void> {
       const missing = counts.reduce((n, c) => n + Math.max(0, m.perClient - c), 0);
       if (missing > 0 && performance.now() < deadline) return void setTimeout(check, 20);
       const received = counts.reduce((n, c) => n + c, 0);
-      send({ type: 'result', complete: missing === 0, received, missing, p50: histogram.percentile(0.5), p99: histogram.percentile(0.99), max: histogram.percentile(1), rssMb: process.memoryUsage.rss() / 2 ** 20, cpuMs: cpuMs(process.cpuUsage(cpuAtMeasure)), detail: `p90 ${histogram.percentile(0.9)} p99.9 ${histogram.percentile(0.999)}; WebSocket p50 ${byTransport.ws.percentile(0.5)} p99 ${byTransport.ws.percentile(0.99)}; SSE p50 ${byTransport.sse.percentile(0.5)} p99 ${byTransport.sse.percentile(0.99)}` });
+      send({ type: 'result', complete: missing === 0, received, missing, p50: histogram.percentile(0.5), p99: histogram.percentile(0.99), max: histogram.percentile(1), rssMb: process.memoryUsage.rss() / 2 ** 20, cpuMs: cpuMs(process.cpuUsage(cpuAtMeasure)), detail: `client event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)}; p90 ${histogram.percentile(0.9)} p99.9 ${histogram.percentile(0.999)}; WebSocket p50 ${byTransport.ws.percentile(0.5)} p99 ${byTransport.ws.percentile(0.99)}; SSE p50 ${byTransport.sse.percentile(0.5)} p99 ${byTransport.sse.percentile(0.99)}` });
     };
     check();
   });
@@ -178,13 +193,15 @@ async function runServer(): Promise<void> {
   const address = await (system.lookup('admin') as ActorRef<{ type: 'address' }>).ask<AddressInfo | null>({ type: 'address' });
   const rssMb = () => process.memoryUsage.rss() / 2 ** 20;
   const rssIdle = rssMb();
+  const serverLoopDelay = monitorEventLoopDelay({ resolution: 1 });
+  serverLoopDelay.enable();
 
   const child = fork(process.argv[1]!, ['--clients', String(address!.port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = () => new Promise<FromClients>((resolve) => child.once('message', (m: FromClients) => resolve(m)));
   const connectStarted = performance.now();
   await next();
   let peakRss = rssMb();
-  out(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start (other processes share these cores)`);
+  out(`machine: ${cpus().length} cores, ${machineLoad()} at start (other processes share these cores)`);
   out(`${WS_CLIENTS} WebSocket + ${SSE_CLIENTS} SSE clients connected in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s; server RSS ${rssIdle.toFixed(0)} MB idle, ${peakRss.toFixed(0)} MB with the clients`);
 
   let block = 0;
@@ -209,6 +226,7 @@ async function runServer(): Promise<void> {
     const dropsBefore = hub.stats().dropped;
     const started = performance.now();
     const cpuAtStart = process.cpuUsage();
+    serverLoopDelay.reset();
     // The measured window starts after the warm-up; the clients learn when before it starts.
     const measureFrom = now() + WARMUP_MS;
     child.send({ type: 'measure', from: measureFrom } satisfies ToClients);
@@ -234,7 +252,7 @@ async function runServer(): Promise<void> {
     const dropped = hub.stats().dropped - dropsBefore;
     const pass = result.complete && dropped === 0 && result.p99 <= P99_TARGET_MS;
     out(`  CPU over the phase: server ${((cpuMs(process.cpuUsage(cpuAtStart)) / (performance.now() - started)) * 100).toFixed(0)}%, clients ${((result.cpuMs / (performance.now() - started)) * 100).toFixed(0)}% of a core`);
-    out(`  latency ms: ${result.detail}`);
+    out(`  latency ms: server event-loop delay p99 ${(serverLoopDelay.percentile(99) / 1e6).toFixed(1)}; ${result.detail}`);
     if (!result.complete) out(`  ${result.missing} deliveries still missing 10 s after the phase`);
     out(
       `${String(rate).padStart(9)} | ${(measured / measuredS).toFixed(0).padStart(14)} | ${(result.received / measuredS).toFixed(0).padStart(12)} | ${result.p50.toFixed(1).padStart(6)} | ${result.p99.toFixed(1).padStart(6)} | ${result.max.toFixed(1).padStart(6)} | ${String(dropped).padStart(7)} | ${String(result.complete).padStart(8)} | ${peakRss.toFixed(0)}${pass ? '' : '   <- fails'}`,
@@ -243,7 +261,7 @@ async function runServer(): Promise<void> {
     if (!pass) break;
     best = { rate: Math.round(measured / measuredS), p99: result.p99 };
   }
-  out(`load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the end`);
+  out(`${machineLoad()} at the end`);
   out(`client process RSS ${((await clientRss(child, next)) ?? 0).toFixed(0)} MB (not counted)`);
   const reported = best ?? first!;
   out(`targets: ${clients} clients with p99 <= ${P99_TARGET_MS} ms ${best ? `OK up to ${best.rate} events/s (${best.rate * clients} deliveries/s)` : 'MISSED at every rate'}, RSS <= ${RSS_TARGET_MB} MB ${peakRss <= RSS_TARGET_MB ? 'OK' : 'MISSED'}`);

@@ -170,8 +170,11 @@ export class StreamHub {
       this.totals.sent += n;
       this.counters.sent[client.sink.transport] += n;
     }
-    const used = process.cpuUsage(cpu);
-    const cpuMs = (used.user + used.system) / 1000;
-    this.nextFlushAt = performance.now() + (cpuMs * (1 - FLUSH_DUTY_CYCLE)) / FLUSH_DUTY_CYCLE;
+    // Measured after the writes corked during the flush went out (HTTP responses send on nextTick).
+    process.nextTick(() => {
+      const used = process.cpuUsage(cpu);
+      const cpuMs = (used.user + used.system) / 1000;
+      this.nextFlushAt = performance.now() + (cpuMs * (1 - FLUSH_DUTY_CYCLE)) / FLUSH_DUTY_CYCLE;
+    });
   };
 }
