@@ -80,12 +80,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms: number): Promise<T> {
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms: number, whileRunning = true): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
     if (value) return value;
-    if (child.exitCode !== null) throw new Error(`the node exited (${child.exitCode}) while waiting for ${what}; stderr: ${stderr.slice(-2000)}`);
+    if (whileRunning && child.exitCode !== null) throw new Error(`the node exited (${child.exitCode}) while waiting for ${what}; stderr: ${stderr.slice(-2000)}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -150,14 +150,16 @@ describe('npm start with no configuration', () => {
     ws.close();
 
     // SIGTERM: exit 0, anvil (our child) gone, the governance server and the receiver no longer listen.
-    const children = childrenOf(child.pid!);
-    expect(children.length).toBeGreaterThan(0);
+    const children = childrenOf(child.pid!).map((pid) => ({ pid, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] }));
+    expect(children.map((c) => c.cmd)).toEqual([expect.stringMatching(/anvil$/)]);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    await until('anvil to be gone', () => children.every((pid) => !alive(pid)), 5_000);
+    await until('anvil to be gone', () => children.every((c) => !alive(c.pid)), 5_000, false);
     for (const url of [running.governance as string, running.demoReceiver as string, (running.anvil as { http: string }).http]) {
       await expect(fetch(url.replace(/^ws/, 'http')), url).rejects.toThrow();
     }
+    const order = ['demo: receiver and governance server stopped', 'dev chain: anvil stopped', 'node exited'].map((msg) => lines.findIndex((l) => l.msg === msg));
+    expect(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), JSON.stringify(order)).toBe(true);
     expect(lines.find((l) => l.msg === 'node exited')).toMatchObject({ code: 0 });
   }, 60_000);
 });
