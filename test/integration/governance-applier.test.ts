@@ -170,9 +170,9 @@ describe('what the stream cannot fix is skipped, not thrown', () => {
     expect(await n.subscriptions.list()).toEqual([]);
     const skipped = n.lines.filter((l) => l.msg === 'governance message skipped: nothing to apply it to');
     expect(skipped.map((l) => [l.seq, l.type, l.code])).toEqual([
-      [1, 'subscription.upsert', 'ETHHOOK_ERR_GOVERNANCE_APPLY'],
-      [2, 'endpoint.pause', 'ETHHOOK_ERR_GOVERNANCE_APPLY'],
-      [3, 'endpoint.resume', 'ETHHOOK_ERR_GOVERNANCE_APPLY'],
+      [1, 'subscription.upsert', 'ETHHOOK_ERR_GOVERNANCE_SKIPPED'],
+      [2, 'endpoint.pause', 'ETHHOOK_ERR_GOVERNANCE_SKIPPED'],
+      [3, 'endpoint.resume', 'ETHHOOK_ERR_GOVERNANCE_SKIPPED'],
     ]);
     // The stream moved past them, so they count as applied.
     expect(n.applied.map((a) => a.seq)).toEqual([1, 2, 3]);

@@ -20,14 +20,16 @@
  *
  * What the stream cannot fix never throws: a rejection makes the stream ask for the same message again
  * forever (applier.ts), so a message that refers to something absent (a subscription for a missing
- * endpoint, pausing a deleted endpoint) is logged at warn with ETHHOOK_ERR_GOVERNANCE_APPLY and skipped,
- * and the stream moves on. A store failure (LevelDB) still rejects: that one a retry can fix.
+ * endpoint, pausing a deleted endpoint) is logged at warn with ETHHOOK_ERR_GOVERNANCE_SKIPPED and
+ * skipped, and the stream moves on: no later message could make the earlier one applicable, and order
+ * matters more than a message that names nothing. A store failure (LevelDB) still rejects: a retry can
+ * fix that one.
  *
  * `onApplied({ seq, type })` runs after each applied message (skipped ones included: the stream moved
  * past them), e.g. to publish a governance notice on the live event streams. Key rotations are applied
  * by the stream itself and never reach an applier.
  */
-import { isEthhookError } from '../../runtime/errors.ts';
+import { defineErrorCodes, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../store/endpoints.ts';
 import { removeEndpointCascade, type Subscription, type SubscriptionStore } from '../../store/subscriptions.ts';
@@ -43,7 +45,13 @@ export interface StoreApplierOptions {
   onApplied?: (applied: { seq: number; type: GovernanceType }) => void;
 }
 
-const SKIP_CODE = 'ETHHOOK_ERR_GOVERNANCE_APPLY';
+export const storeApplierErrorCodes = defineErrorCodes({
+  ETHHOOK_ERR_GOVERNANCE_SKIPPED: {
+    summary: 'a governance message named an endpoint that does not exist (a subscription for it, a pause); it was skipped',
+    httpStatus: 409,
+  },
+});
+const SKIP_CODE: keyof typeof storeApplierErrorCodes = 'ETHHOOK_ERR_GOVERNANCE_SKIPPED';
 
 export function createStoreApplier(options: StoreApplierOptions): GovernanceApplier {
   const { endpoints, subscriptions, notices, logger } = options;
