@@ -150,7 +150,7 @@ describe('npm start with no configuration', () => {
     ws.close();
 
     // SIGTERM: exit 0, anvil (our child) gone, the governance server and the receiver no longer listen.
-    const children = childrenOf(child.pid!).map((pid) => ({ pid, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] }));
+    const children = childrenOf(child.pid!).map((pid) => ({ pid, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '' }));
     // anvil, and possibly tsx's esbuild service: every one must be gone after the exit.
     expect(children.filter((c) => /\/anvil$/.test(c.cmd))).toHaveLength(1);
     child.kill('SIGTERM');
