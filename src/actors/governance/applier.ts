@@ -8,10 +8,13 @@
  *   call resolved, so a crash in between replays the same message after the restart. Upserts overwrite;
  *   deleting, pausing or resuming what does not exist resolves without error.
  * - A rejection is not a skip: the stream logs it, counts it, and asks the server for the same message
- *   again after a backoff, until it applies. A rejection for a permanent reason (a subscription for an
- *   endpoint that does not exist) therefore stalls the stream at that message, visibly (the status'
- *   `lastError`, the logs), until its cause is fixed: order is never traded for progress.
- * - Key rotations are handled by the stream itself and never reach the applier.
+ *   again after a backoff, until it applies (order is never traded for progress). So reject only when
+ *   a retry can succeed (a store failure). A message that names something absent (a subscription for
+ *   an endpoint that does not exist, pausing or resuming a missing endpoint) would stall the stream
+ *   forever, since no later message can come first: resolve instead, and say so in the logs (the
+ *   node's store-applier.ts logs it at warn with ETHHOOK_ERR_GOVERNANCE_SKIPPED and skips it).
+ * - Key rotations are handled by the stream itself and never reach the applier; the stream's own
+ *   `onApplied` option (index.ts) sees every applied message, rotations included.
  */
 import type { GovernancePayload } from './protocol.ts';
 
