@@ -177,12 +177,12 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
             config: { ...governance, reconnect: config.governance.reconnect },
             db,
             registry,
+            onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
             apply: createStoreApplier({
               endpoints,
               subscriptions,
               notices: pipelineNotices(lookup),
               logger: logger.child({ actor: '/governance-stream' }),
-              onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
             }),
           }),
         }

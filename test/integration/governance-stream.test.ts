@@ -4,13 +4,14 @@
 //   stop/start/restart and a node restart on the same data dir;
 // - forged, replayed, out-of-order and malformed messages are never applied, and are counted;
 // - a key rotation takes effect (new key accepted, retired key rejected) and survives restarts;
+// - onApplied hears of every applied message once, key rotations included; one that throws stops nothing;
 // - governance.reconnect forces a reconnect now; governance.status reports; stray messages are answered
 //   with an error, without a restart.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { GovernanceStatus } from '../../src/actors/governance/index.ts';
+import type { AppliedMessage, GovernanceStatus } from '../../src/actors/governance/index.ts';
 import { startGovernanceServer, type GovernanceServer, type GovernanceServerOptions } from '../../src/governance-server/index.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { endpointPayload, governanceWorker, makeKey, MemoryApplier, metric, signedFrame, tempDir, type TestKey } from '../support/governance.ts';
@@ -63,13 +64,24 @@ interface NodeOptions {
   apply?: MemoryApplier;
   publicKeys?: string[];
   reconnect?: { minMs: number; maxMs: number };
+  onApplied?: (applied: AppliedMessage) => void;
 }
 
 async function node(options: NodeOptions) {
   const registry = new Registry();
   const apply = options.apply ?? new MemoryApplier();
   const { system, lines } = await start(
-    [governanceWorker({ url: options.url, publicKeys: options.publicKeys ?? [k1.publicPem], db: options.db, apply, registry, reconnect: options.reconnect })],
+    [
+      governanceWorker({
+        url: options.url,
+        publicKeys: options.publicKeys ?? [k1.publicPem],
+        db: options.db,
+        apply,
+        registry,
+        reconnect: options.reconnect,
+        ...(options.onApplied ? { onApplied: options.onApplied } : {}),
+      }),
+    ],
     {},
     { registry },
   );
@@ -306,6 +318,42 @@ describe('key rotation', () => {
     expect((await n.status()).trustedKeys).toEqual([k2.keyId, k3.keyId]);
     expect(n.apply.calls.at(-1)).toMatchObject({ seq: 6, keyId: k3.keyId });
     expect(n.lines.filter((l) => l.msg === 'governance signing key rotated')).toHaveLength(2);
+  });
+});
+
+describe('onApplied', () => {
+  it('hears of every applied message once, in order, key rotations included', async () => {
+    const s = await server();
+    const heard: AppliedMessage[] = [];
+    const apply = new MemoryApplier();
+    apply.failures = 1;
+    const n = await node({ url: s.url, db: await database(freshDir()), apply, onApplied: (a) => heard.push(a) });
+    await s.append('endpoint.upsert', endpointPayload(1));
+    await s.rotateKey(k2.file);
+    await s.append('endpoint.pause', { id: 'ep_1' });
+    await n.applied(3);
+    // The failed first apply was heard of once, when it finally applied.
+    expect(heard).toEqual([
+      { seq: 1, type: 'endpoint.upsert', keyId: k1.keyId },
+      { seq: 2, type: 'key.rotate', keyId: k1.keyId },
+      { seq: 3, type: 'endpoint.pause', keyId: k2.keyId },
+    ]);
+    expect(n.apply.seqs).toEqual([1, 3]);
+  });
+
+  it('a callback that throws is logged; the message stays applied and the stream goes on', async () => {
+    const s = await server();
+    const onApplied = () => {
+      throw new Error('hub on fire');
+    };
+    const n = await node({ url: s.url, db: await database(freshDir()), onApplied });
+    for (const i of range(1, 3)) await s.append('endpoint.upsert', endpointPayload(i));
+    await n.applied(3);
+    expect(n.apply.seqs).toEqual([1, 2, 3]);
+    expect(await metric(n.registry, 'governance_frames_total', { outcome: 'applied' })).toBe(3);
+    expect(await metric(n.registry, 'governance_frames_total', { outcome: 'apply-failed' })).toBe(0);
+    const warned = n.lines.filter((l) => l.msg === 'governance onApplied callback failed');
+    expect(warned.map((l) => [l.seq, (l.err as { message: string }).message])).toEqual(range(1, 3).map((i) => [i, 'hub on fire']));
   });
 });
 

@@ -8,6 +8,8 @@
  *   when the server is not, and reconnects forever.
  * - The configured public keys are checked when the behaviour is created (a bad key is a configuration
  *   error, ETHHOOK_ERR_GOVERNANCE_KEY_INVALID naming its index); they seed the trusted set (state.ts).
+ * - `onApplied({ seq, type, keyId })` runs after each applied message, once its height is recorded,
+ *   key rotations included (e.g. to publish a governance notice on the live event streams).
  * - Messages: see messages.ts.
  * - health() is ok while running: a lost server is handled by reconnecting, not by a restart.
  */
@@ -21,7 +23,7 @@ import type { GovernanceApplier } from './applier.ts';
 import { trustedKey, type TrustedKey } from './keys.ts';
 import { governanceRequestSchema, type GovernanceReply, type GovernanceRequest } from './messages.ts';
 import { getGovernanceMetrics } from './metrics.ts';
-import { GovernanceSequencer } from './sequencer.ts';
+import { GovernanceSequencer, type AppliedMessage } from './sequencer.ts';
 import { GovernanceStateStore } from './state.ts';
 import { GovernanceConnection, redactUrl } from './stream.ts';
 
@@ -31,6 +33,7 @@ export { governanceErrorCodes } from './errors.ts';
 export { keyIdOf, parsePrivateKey, parsePublicKey, signMessage, spkiBase64, trustedKey, verifyMessage, type TrustedKey } from './keys.ts';
 export { governanceRequestSchema, type GovernanceReply, type GovernanceRequest, type GovernanceStatus } from './messages.ts';
 export { FRAME_OUTCOMES, getGovernanceMetrics, type GovernanceMetrics } from './metrics.ts';
+export type { AppliedMessage } from './sequencer.ts';
 export {
   GOVERNANCE_TYPES,
   parseGovernanceFrame,
@@ -59,6 +62,8 @@ export interface GovernanceStreamOptions {
   registry: Registry;
   /** Defaults to the actor's own logger. */
   logger?: Logger;
+  /** Every applied message, key rotations included; must not block. */
+  onApplied?: (applied: AppliedMessage) => void;
 }
 
 /** Parses the configured keys; throws ETHHOOK_ERR_GOVERNANCE_KEY_INVALID naming the bad one. */
@@ -104,6 +109,7 @@ export function createGovernanceStream(options: GovernanceStreamOptions): Behavi
         metrics,
         log,
         onNeed: (from) => connection?.need(from),
+        onApplied: options.onApplied,
       });
       connection = new GovernanceConnection({ url: config.url, reconnect: config.reconnect, sequencer, metrics, log });
       connection.start();

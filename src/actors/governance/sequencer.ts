@@ -11,6 +11,9 @@
  * 6. seq = height + 1: applied (key rotations here, the rest through the applier), then the new
  *    height (and key set) recorded in one write       -> `applied`, or `apply-failed` if the applier
  *                                                        or the write rejected
+ * After each applied message (height recorded), `onApplied({ seq, type, keyId })` is called: key
+ * rotations included, which the applier never sees. A callback that throws is logged, not a failure:
+ * the message is applied and recorded by then.
  * Rejections and gaps never apply anything; they call `onNeed(height + 1)` so the connection asks the
  * server for the expected message again (a frame that claims an already applied seq does not).
  * Every rejection is logged with its context (seq, keyId, reason), at most LOG_BURST lines per outcome
@@ -22,7 +25,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { ApplyMeta, GovernanceApplier } from './applier.ts';
 import { parsePublicKey, spkiBase64, verifyMessage, type TrustedKey } from './keys.ts';
 import type { FrameOutcome, GovernanceMetrics } from './metrics.ts';
-import { parseGovernanceFrame, type GovernancePayload, type ParsedMessage } from './protocol.ts';
+import { parseGovernanceFrame, type GovernancePayload, type GovernanceType, type ParsedMessage } from './protocol.ts';
 import type { GovernanceState, GovernanceStateStore } from './state.ts';
 
 const LOG_BURST = 20;
@@ -36,6 +39,14 @@ const CODE_BY_OUTCOME: Partial<Record<FrameOutcome, string>> = {
 };
 const LOG_PERIOD_MS = 10_000;
 
+/** What `onApplied` is told about each applied message. */
+export interface AppliedMessage {
+  seq: number;
+  type: GovernanceType;
+  /** The fingerprint of the key that signed it. */
+  keyId: string;
+}
+
 export interface SequencerDeps {
   store: Pick<GovernanceStateStore, 'commit'>;
   state: GovernanceState;
@@ -44,6 +55,7 @@ export interface SequencerDeps {
   log: Logger;
   /** The stream needs the messages from `from` on again. */
   onNeed(from: number): void;
+  onApplied?: (applied: AppliedMessage) => void;
 }
 
 export class GovernanceSequencer {
@@ -101,6 +113,11 @@ export class GovernanceSequencer {
     metrics.frames.inc({ outcome: 'applied' });
     metrics.height.set(m.seq);
     this.deps.log.info({ seq: m.seq, type: m.type, keyId: m.keyId }, 'governance message applied');
+    try {
+      this.deps.onApplied?.({ seq: m.seq, type: m.type, keyId: m.keyId });
+    } catch (err) {
+      this.deps.log.warn({ seq: m.seq, type: m.type, err: describeError(err) }, 'governance onApplied callback failed');
+    }
   }
 
   /** Runs the message's effect and returns the state to record with it. */
