@@ -1,6 +1,7 @@
 // The Matcher behaviour on a real LevelDB directory: jobs are in the outbox before the ack, re-sent
 // blocks enqueue nothing twice, retractions go only to subscriptions that got the log, index updates
-// apply without restart.
+// apply without restart; every log is published to the live streams after its block's jobs are written,
+// and a publish that throws does not fail the block.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,10 +12,12 @@ import { webhookId } from '../../src/actors/matcher/jobs.ts';
 import { createMatcher, type Matcher, type MatcherDeps } from '../../src/actors/matcher/matcher.ts';
 import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messages.ts';
 import { createLogger } from '../../src/runtime/log.ts';
+import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
+import { memoryLogger } from '../support/kernel.ts';
 
 const A = '0x' + 'a1'.repeat(20);
 const B = '0x' + 'b2'.repeat(20);
@@ -276,5 +279,100 @@ describe('subscription changes without restart', () => {
     const jobsMetric = metrics.find((x) => x.name === 'matcher_jobs_enqueued_total')!;
     expect(jobsMetric.values.find((v) => v.labels.type === 'log.created')?.value).toBe(3);
     expect(metrics.find((x) => x.name === 'matcher_subscriptions')!.values[0]!.value).toBe(2);
+  });
+});
+
+describe('publishing to the live streams', () => {
+  /** A publish that records each event with the outbox depth at that moment. */
+  function recorder() {
+    const events: Array<{ event: StreamEvent; depth: number }> = [];
+    return { events, publish: (event: StreamEvent) => void events.push({ event, depth: w.outbox.depth() }) };
+  }
+
+  it('publishes every log of a block, matched or not, as log.created once its jobs are written', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const { events, publish } = recorder();
+    const m = await started({ publish });
+    const msg = block(100, [log(0, A, [T(1)]), log(1, B, [T(2), T(3)]), log(2, A, [])]);
+    const before = Date.now();
+    expect(await m.receive(msg, ctx)).toEqual({ ok: true, jobs: 2 });
+
+    expect(events.map((e) => e.depth)).toEqual([2, 2, 2]);
+    for (const { event } of events) expect(streamEventSchema.safeParse(event).success).toBe(true);
+    expect(events.map(({ event }) => event)).toEqual(
+      msg.logs.map((l) => ({
+        kind: 'log.created',
+        chainId: 1,
+        blockNumber: 100,
+        blockHash: H(100),
+        transactionHash: TX,
+        logIndex: l.logIndex,
+        address: l.address,
+        topics: l.topics,
+        data: l.data,
+        at: expect.any(Number),
+      })),
+    );
+    expect(events[0]!.event.at).toBeGreaterThanOrEqual(before);
+  });
+
+  it('publishes nothing for a block whose write failed; it is published when the block lands', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const failing = Object.create(w.outbox) as Outbox;
+    let fail = true;
+    failing.enqueueBatch = async (jobs, extra) => {
+      if (fail) throw new Error('disk full');
+      return w.outbox.enqueueBatch(jobs, extra);
+    };
+    const { events, publish } = recorder();
+    const m = await started({ outbox: failing, publish });
+    await expect(Promise.resolve(m.receive(block(9, [log(0, A, [])]), ctx))).rejects.toThrow('disk full');
+    expect(events).toEqual([]);
+    fail = false;
+    expect(await m.receive(block(9, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(events.map(({ event, depth }) => [event.kind, depth])).toEqual([['log.created', 1]]);
+  });
+
+  it('publishes a retraction\'s logs as log.removed once its log.removed jobs are written', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const { events, publish } = recorder();
+    const m = await started({ publish });
+    const logs = [log(0, A, []), log(1, B, [])];
+    await m.receive(block(50, logs), ctx);
+    events.length = 0;
+
+    expect(await m.receive(block(50, logs, { removed: true }), ctx)).toEqual({ ok: true, jobs: 1 });
+    // Both logs are retracted on the stream, though only one was ever delivered as a webhook.
+    expect(events.map(({ event, depth }) => [event.kind, event.kind === 'governance' ? null : event.logIndex, depth])).toEqual([
+      ['log.removed', 0, 2],
+      ['log.removed', 1, 2],
+    ]);
+    for (const { event } of events) expect(streamEventSchema.safeParse(event).success).toBe(true);
+  });
+
+  it('a publish that throws does not fail the block: the ack, the jobs and the next blocks are unaffected', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const { logger: captured, lines } = memoryLogger();
+    const tried: number[] = [];
+    const publish = (event: StreamEvent) => {
+      if (event.kind !== 'governance') tried.push(event.logIndex);
+      throw new Error('stream hub on fire');
+    };
+    const m = await started({ publish, logger: captured });
+    expect(await m.receive(block(10, [log(0, A, []), log(1, A, []), log(2, B, [])]), ctx)).toEqual({ ok: true, jobs: 2 });
+    expect(await allJobs()).toHaveLength(2);
+    // Every log got its chance; one warning for the block.
+    expect(tried).toEqual([0, 1, 2]);
+    const warned = lines.filter((l) => l.msg === 'matcher: publishing logs to the live streams failed');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ chainId: 1, blockNumber: 10, failed: 3, err: { message: 'stream hub on fire' } });
+
+    expect(await m.receive(block(10, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(await m.receive(block(11, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(w.outbox.depth()).toBe(4);
   });
 });

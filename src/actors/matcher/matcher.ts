@@ -17,11 +17,13 @@
  *   sends the block again; the supervisor sees a panic.
  * - `publish` (optional) gets every log of a block, matched or not, once its jobs are in the outbox:
  *   `log.created`, or `log.removed` for a retraction (the live event streams, src/streams/). It must
- *   not block. A block sent again after a crash is published again: stream clients may see a log
- *   twice, where webhooks are deduplicated by the match records.
+ *   not block. A publish that throws is logged (once per block) and does not fail the block: its jobs
+ *   are written, and a rejected ack would only make the listener send it again. A block sent again
+ *   after a crash is published again: stream clients may see a log twice, where webhooks are
+ *   deduplicated by the match records.
  */
 import type { Registry } from 'prom-client';
-import { EthhookError } from '../../runtime/errors.ts';
+import { describeError, EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
 import type { Db } from '../../store/db.ts';
@@ -99,14 +101,28 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   async function onBlock(block: ChainBlockMessage): Promise<BlockAck> {
     const started = performance.now();
     const written = block.removed ? await retract(block) : await emit(block);
-    if (deps.publish) {
-      const at = Date.now();
-      // A retraction's logs carry `removed: true` themselves (chain-listener/messages.ts).
-      for (const log of block.logs) deps.publish(logStreamEvent(block.chainId, log, at));
-    }
+    if (deps.publish) publish(deps.publish, block);
     await maybePrune(block);
     metrics?.blockDuration.observe((performance.now() - started) / 1000);
     return { ok: true, jobs: written };
+  }
+
+  function publish(to: (event: StreamEvent) => void, block: ChainBlockMessage): void {
+    const at = Date.now();
+    let failed = 0;
+    let error: unknown;
+    // A retraction's logs carry `removed: true` themselves (chain-listener/messages.ts).
+    for (const log of block.logs) {
+      try {
+        to(logStreamEvent(block.chainId, log, at));
+      } catch (err) {
+        failed++;
+        error = err;
+      }
+    }
+    if (failed > 0) {
+      logger.warn({ chainId: block.chainId, blockNumber: block.blockNumber, failed, err: describeError(error) }, 'matcher: publishing logs to the live streams failed');
+    }
   }
 
   async function emit(block: ChainBlockMessage): Promise<number> {
