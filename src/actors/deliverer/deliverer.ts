@@ -19,8 +19,11 @@ import { delivererMessageSchema } from './messages.ts';
 import { delivererMetrics, type QueueSource } from './metrics.ts';
 
 export interface DelivererDeps {
-  /** The store's `Outbox` (its depth and dead-letter count feed the queue gauges). */
-  outbox: OutboxPort & QueueSource;
+  /**
+   * The store's `Outbox`, whose depth and dead-letter count feed the queue gauges; or a port without
+   * counts (a placed Deliverer's, remote-ports.ts), whose gauges the process holding the store reports.
+   */
+  outbox: OutboxPort & Partial<QueueSource>;
   endpoints: EndpointPort;
   registry?: Registry;
   /** HTTP client settings; `policy.allowPrivate` comes from the config (dev true, production false). */
@@ -50,7 +53,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     },
     preStart(ctx: ActorContext<unknown>) {
       client = new WebhookHttpClient(deps.http);
-      metrics?.observeQueue(deps.outbox);
+      metrics?.observeQueue(countsJobs(deps.outbox) ? deps.outbox : null);
       loop = new DeliveryLoop(
         {
           outbox: deps.outbox,
@@ -107,4 +110,8 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       return status?.running ? { ok: true, detail: `${status.inFlight} in flight, ${status.held} held` } : { ok: false, detail: 'delivery loop not running' };
     },
   };
+}
+
+function countsJobs(outbox: Partial<QueueSource>): outbox is QueueSource {
+  return typeof outbox.depth === 'function' && typeof outbox.deadLetterCount === 'function';
 }
