@@ -5,7 +5,10 @@
  * the optional dependency @foundry-rs/anvil-linux-amd64 unless `binary` is set, with a clear error when
  * it is absent), mining a block every `blockTimeMs` (default 1000), deploys the Tick contract
  * (contract.ts) and sends it a transaction every `txIntervalMs` (default 2000; 0 = none), each emitting
- * 1 to 5 events. It logs where anvil listens. `stop()` ends the traffic and kills anvil.
+ * 1 to 5 events. It logs where anvil listens and its pid (`anvilPid`: pino's own `pid` is the node's).
+ * `stop()` ends the traffic and kills anvil. anvil cannot outlive the process, however it ends, and a
+ * Ctrl-C in a terminal does not reach it (anvil-process.ts): an exit of anvil before `stop()` is
+ * logged as an error.
  */
 import { HttpRpcClient } from '../actors/chain-listener/http-rpc.ts';
 import { EthhookError, describeError } from '../runtime/errors.ts';
@@ -27,6 +30,8 @@ export interface DevChainOptions {
 
 export interface DevChain {
   chainId: number;
+  /** anvil's process id. */
+  pid: number;
   wsUrl: string;
   httpUrl: string;
   contractAddress: string;
@@ -59,11 +64,11 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
   }
   let stopping = false;
   anvil.child.once('exit', (code, signal) => {
-    if (!stopping) logger.error({ code, signal, chainId }, 'dev chain: anvil exited');
+    if (!stopping) logger.error({ code, signal, chainId, anvilPid: anvil.pid }, 'dev chain: anvil exited');
   });
   logger.info(
-    { chainId, wsUrl: anvil.wsUrl, httpUrl: anvil.httpUrl, contractAddress, blockTimeMs, txIntervalMs },
-    `dev chain: anvil listening on ${anvil.httpUrl} (ws ${anvil.wsUrl})`,
+    { chainId, anvilPid: anvil.pid, wsUrl: anvil.wsUrl, httpUrl: anvil.httpUrl, contractAddress, blockTimeMs, txIntervalMs },
+    `dev chain: anvil (pid ${anvil.pid}) listening on ${anvil.httpUrl} (ws ${anvil.wsUrl})`,
   );
 
   let inFlight: Promise<void> = Promise.resolve();
@@ -83,6 +88,7 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
 
   return {
     chainId,
+    pid: anvil.pid,
     wsUrl: anvil.wsUrl,
     httpUrl: anvil.httpUrl,
     contractAddress,
