@@ -6,7 +6,10 @@
  * `governance.url` of the operator's: its receiver and governance server, which then is the
  * governance stream the node follows) → the live event streams' hub → the supervision tree
  * (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
- * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes)
+ * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
+ * a deliverer placed `forked`/`threaded` by `runtime.actors.deliverer.placement` runs in a child with
+ * the same settings and reaches the store through a `deliverer-store` actor, see
+ * src/actors/deliverer/placed.ts; in-process it uses the store directly)
  * → signal handlers → the `node running` line saying where everything is (and, with the demo, the
  * same as a short block on stderr and a `status` line every `demo.statusIntervalMs`).
  * On the way out: the tree stops in reverse order within `node.shutdownDeadlineMs`, then the demo's
@@ -22,6 +25,8 @@ import { governanceRoutes } from './actors/admin/governance-routes.ts';
 import { v1Routes } from './actors/admin/v1/index.ts';
 import { pipelineNotices } from './actors/admin/v1/notify.ts';
 import { createDeliverer } from './actors/deliverer/deliverer.ts';
+import { placedDelivererSpec, type PlacedDelivererArgs } from './actors/deliverer/placed.ts';
+import { createDelivererStore } from './actors/deliverer/store-port.ts';
 import { chainConfigSchema, chainListenerName, createChainListener, type ChainConfig } from './actors/chain-listener/index.ts';
 import { createGovernanceStream } from './actors/governance/index.ts';
 import { createStoreApplier } from './actors/governance/store-applier.ts';
@@ -138,6 +143,19 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   const chainListeners = new Map<string, AnyBehaviourFactory>(
     chains.map((chain) => [chainListenerName(chain.chainId), () => createChainListener({ chain, store: db, target: '/pipeline/matcher', registry })]),
   );
+  // JSON-safe: a placed deliverer gets them as its factory's args.
+  const delivererSettings = {
+    http: {
+      policy: { allowPrivate: config.security.allowPrivateTargets },
+      concurrency: config.deliverer.concurrency,
+      requestTimeoutMs: config.deliverer.requestTimeoutMs,
+    },
+    loop: {
+      retry: { scheduleMs: config.deliverer.retry.schedule, jitter: config.deliverer.retry.jitter, maxRetryAfterMs: 10 * 3_600_000 },
+      guards: { breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs } },
+    },
+  } satisfies PlacedDelivererArgs;
+  const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';
   const tree = buildTree(config, {
     admin: () => createAdminBehaviour({
       system,
@@ -156,20 +174,9 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
       ],
       streams: streamTransports(hub, config.streams),
     }),
-    deliverer: () => createDeliverer({
-      outbox,
-      endpoints,
-      registry,
-      http: {
-        policy: { allowPrivate: config.security.allowPrivateTargets },
-        concurrency: config.deliverer.concurrency,
-        requestTimeoutMs: config.deliverer.requestTimeoutMs,
-      },
-      loop: {
-        retry: { scheduleMs: config.deliverer.retry.schedule, jitter: config.deliverer.retry.jitter, maxRetryAfterMs: 10 * 3_600_000 },
-        guards: { breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs } },
-      },
-    }),
+    deliverer: () => createDeliverer({ outbox, endpoints, registry, ...delivererSettings }),
+    ...(delivererPlaced ? { delivererStore: () => createDelivererStore({ outbox, endpoints, registry }) } : {}),
+    placeable: { deliverer: placedDelivererSpec(delivererSettings) },
     matcher: () => createMatcher({ db, subscriptions, outbox, logger: logger.child({ actor: '/pipeline/matcher' }), registry, publish: (event) => hub.publish(event) }),
     ...(governance
       ? {

@@ -3,6 +3,7 @@
  *
  *   root (one-for-one)
  *   ├── pipeline (rest-for-one; start order = data flow reversed)
+ *   │   ├── deliverer-store     (only when the deliverer is placed forked/threaded: its outbox and endpoints)
  *   │   ├── deliverer
  *   │   ├── matcher
  *   │   └── chains (one-for-one): chain-listener:<chainId> ...
@@ -10,7 +11,8 @@
  *   └── admin
  *
  * rest-for-one on the pipeline: if the matcher restarts, the listeners after it restart too (they hold
- * blocks in flight to it); a listener's failure restarts only that listener. Every actor takes the
+ * blocks in flight to it); a listener's failure restarts only that listener; a restart of the
+ * deliverer-store restarts the deliverer it serves. Every actor takes the
  * runtime defaults and the per-actor overrides of `runtime.actors.<name>` (mailbox, placement, shutdown).
  */
 import { EthhookError } from './runtime/errors.ts';
@@ -25,6 +27,8 @@ export interface NodeBehaviours {
   admin: AnyBehaviourFactory;
   matcher?: AnyBehaviourFactory;
   deliverer?: AnyBehaviourFactory;
+  /** Serves the outbox and endpoints to a deliverer placed in a child (src/actors/deliverer/store-port.ts). */
+  delivererStore?: AnyBehaviourFactory;
   governance?: AnyBehaviourFactory;
   /** One per followed chain, keyed by actor name (`chain-listener:31337`). */
   chainListeners: ReadonlyMap<string, AnyBehaviourFactory>;
@@ -63,6 +67,7 @@ export function buildTree(config: NodeConfig, behaviours: NodeBehaviours): Super
 
   const chains = supervisor('chains', 'one-for-one', [...behaviours.chainListeners].map(([name, b]) => worker(name, b)));
   const pipeline: ChildSpec[] = [];
+  if (behaviours.delivererStore) pipeline.push(worker('deliverer-store', behaviours.delivererStore));
   if (behaviours.deliverer) pipeline.push(worker('deliverer', behaviours.deliverer));
   if (behaviours.matcher) pipeline.push(worker('matcher', behaviours.matcher));
   pipeline.push(chains);
