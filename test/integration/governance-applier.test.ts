@@ -56,11 +56,13 @@ async function node() {
   };
   const applied: Array<{ seq: number; type: GovernanceType }> = [];
   const { logger, lines } = memoryLogger();
-  const applier = createStoreApplier({ endpoints, subscriptions, notices: recording, logger, onApplied: (a) => applied.push(a) });
+  const applier = createStoreApplier({ endpoints, subscriptions, notices: recording, logger });
   let seq = 0;
   /** Applies one message (payload parsed by the protocol's schema, as the stream does) with the next seq. */
-  const apply = <T extends Exclude<GovernanceType, 'key.rotate'>>(type: T, payload: unknown, meta: ApplyMeta = { seq: ++seq, keyId: 'k'.repeat(32) }) =>
-    call(applier, type, payloadSchemas[type].parse(payload), meta);
+  const apply = async <T extends Exclude<GovernanceType, 'key.rotate'>>(type: T, payload: unknown, meta: ApplyMeta = { seq: ++seq, keyId: 'k'.repeat(32) }) => {
+    await call(applier, type, payloadSchemas[type].parse(payload), meta);
+    applied.push({ seq: meta.seq, type });
+  };
   const close = async () => {
     open.splice(open.indexOf(db), 1);
     await db.close();

@@ -25,9 +25,8 @@
  * matters more than a message that names nothing. A store failure (LevelDB) still rejects: a retry can
  * fix that one.
  *
- * `onApplied({ seq, type })` runs after each applied message (skipped ones included: the stream moved
- * past them), e.g. to publish a governance notice on the live event streams. Key rotations are applied
- * by the stream itself and never reach an applier.
+ * Governance notices on the live event streams come from the stream's `onApplied` (index.ts), which
+ * also sees key rotations: those never reach an applier.
  */
 import { defineErrorCodes, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -42,7 +41,6 @@ export interface StoreApplierOptions {
   subscriptions: SubscriptionStore;
   notices: PipelineNotices;
   logger: Logger;
-  onApplied?: (applied: { seq: number; type: GovernanceType }) => void;
 }
 
 export const storeApplierErrorCodes = defineErrorCodes({
@@ -56,10 +54,8 @@ const SKIP_CODE: keyof typeof storeApplierErrorCodes = 'ETHHOOK_ERR_GOVERNANCE_S
 export function createStoreApplier(options: StoreApplierOptions): GovernanceApplier {
   const { endpoints, subscriptions, notices, logger } = options;
 
-  const done = (type: GovernanceType, meta: ApplyMeta) => options.onApplied?.({ seq: meta.seq, type });
   const skip = (type: GovernanceType, meta: ApplyMeta, reason: string, context: Record<string, unknown>) => {
     logger.warn({ seq: meta.seq, type, keyId: meta.keyId, code: SKIP_CODE, reason, ...context }, 'governance message skipped: nothing to apply it to');
-    done(type, meta);
   };
   /** Runs a write that fails with `code` when its target vanished meanwhile; false if it did. */
   const unlessMissing = async (code: string, write: () => Promise<unknown>): Promise<boolean> => {
@@ -78,7 +74,6 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
     const applied = endpoint !== undefined && (endpoint.paused === paused || (await unlessMissing('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', () => endpoints.setPaused(id, paused))));
     if (!applied) return skip(type, meta, 'no such endpoint', { endpointId: id });
     await notices.endpointChanged(id, logger);
-    done(type, meta);
   };
 
   const upsertEndpoint = async (p: GovernancePayload<'endpoint.upsert'>, meta: ApplyMeta): Promise<void> => {
@@ -98,7 +93,6 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
       logger.info({ seq: meta.seq, endpointId: p.id }, 'governance: endpoint replaced');
     }
     await notices.endpointChanged(p.id, logger);
-    done('endpoint.upsert', meta);
   };
 
   return {
@@ -113,7 +107,6 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
         await notices.endpointChanged(p.id, logger, true);
         logger.info({ seq: meta.seq, endpointId: p.id, removedSubscriptions: removed.length }, 'governance: endpoint deleted');
       }
-      done('endpoint.delete', meta);
     },
 
     endpointPause: (p, meta) => setPaused('endpoint.pause', p.id, meta),
@@ -136,13 +129,11 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
       }
       // Told even when nothing changed: after a crash between the write and the notice, this is the notice.
       await notices.subscriptionsChanged({ upserted: [p.id] }, logger);
-      done(type, meta);
     },
 
     async subscriptionDelete(p, meta) {
       if ((await subscriptions.remove(p.id)) !== undefined) logger.info({ seq: meta.seq, subscriptionId: p.id }, 'governance: subscription deleted');
       await notices.subscriptionsChanged({ removed: [p.id] }, logger);
-      done('subscription.delete', meta);
     },
   };
 }
