@@ -72,13 +72,11 @@ export class AttemptLog {
     return this.records.values({ gt: prefix, lt, reverse: true, limit: options.limit ?? 100 }).all();
   }
 
+  /** Deletes everything older than the endpoint's newest `keepPerEndpoint` records: one key read, one range clear. */
   private async prune(endpointId: string): Promise<void> {
     const prefix = `${endpointId}!`;
-    const stale: string[] = [];
-    let seen = 0;
-    for await (const key of this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true })) {
-      if (++seen > this.keepPerEndpoint) stale.push(key);
-    }
-    if (stale.length > 0) await this.records.batch(stale.map((key) => ({ type: 'del' as const, key })));
+    const newest = await this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true, limit: this.keepPerEndpoint + 1 }).all();
+    if (newest.length <= this.keepPerEndpoint) return;
+    await this.records.clear({ gt: prefix, lte: newest[newest.length - 1]! });
   }
 }

@@ -15,7 +15,24 @@
  *
  * Lifecycle: `enqueueBatch` (due now) -> `due` -> `complete` after a 2xx (the job is deleted), or
  * `reschedule` after a retryable failure, or `deadLetter` when retries are exhausted or the endpoint
- * refuses; `replayDeadLetter` / `replayAll` put dead letters back as fresh jobs (attempt 0, due now).
+ * refuses; `postpone` moves a job later without counting an attempt (it was never sent);
+ * `replayDeadLetter` / `replayAll` put dead letters back as fresh jobs (attempt 0, due now).
+ *
+ * Group commit: `complete`, `reschedule`, `postpone` and `deadLetter` queue their change; one writer
+ * applies every change queued while the previous write was in flight with ONE read and ONE
+ * `db.batch` (changes to the same job apply in call order within it). Each call resolves only after
+ * the batch holding its change is written, so a job is never reported gone before it is; a failed
+ * batch rejects every call in it and changes nothing.
+ *
+ * These calls take the job as `due` (or `reschedule` / `postpone`) returned it, or just its id. A
+ * whole job is trusted as the stored one — the Deliverer holding it is the only writer of a pending
+ * job — so the read only checks that it still exists (`hasMany`, no value decoded); an id makes the
+ * outbox read the job (`getMany`).
+ *
+ * Due scans start at a remembered lower bound of the due index (`gte`), not at its beginning:
+ * delivered jobs leave tombstones at the front of the index that LevelDB would otherwise step over
+ * on every scan until a compaction. Every write of a due key lowers the bound if needed; a scan
+ * raises it to the first key it saw, unless a due key was written meanwhile.
  *
  * Idempotent enqueue: a job whose id is already in the outbox (pending or dead) is skipped. Jobs that
  * were already delivered are not remembered here: the Matcher keeps, for the reorg window, which
@@ -33,7 +50,7 @@ import { EthhookError } from '../runtime/errors.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
 import { sublevel, type Db } from './db.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
-import { KeyedSerial, Serial } from './serial.ts';
+import { Serial } from './serial.ts';
 
 export const JOB_TYPES = ['log.created', 'log.removed'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
@@ -92,6 +109,26 @@ export interface OutboxOptions {
 
 const REPLAY_CHUNK = 500;
 
+/** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
+type JobChange =
+  | { kind: 'complete'; attemptOp?: BatchOp; attemptEndpoint?: string }
+  | { kind: 'reschedule'; nextAttemptAt: number; attemptOp?: BatchOp; attemptEndpoint?: string }
+  | { kind: 'postpone'; nextAttemptAt: number }
+  | { kind: 'dead-letter'; reason: string; attemptOp?: BatchOp; attemptEndpoint?: string };
+
+/** The job as it was before a change, and after it (undefined: gone). */
+type Outcome = [before: Job | undefined, after: Job | undefined];
+
+interface QueuedChange {
+  id: string;
+  /** The caller's copy of the job, trusted as the stored one (see the module header). */
+  held: Job | undefined;
+  change: JobChange;
+  /** Called once the batch holding the change is written. */
+  resolve: (outcome: Outcome) => void;
+  reject: (err: unknown) => void;
+}
+
 export class Outbox {
   readonly attempts: AttemptLog;
   private readonly jobs;
@@ -101,10 +138,15 @@ export class Outbox {
   private readonly deadByEndpoint;
   private readonly now: () => number;
   private readonly bulk = new Serial();
-  private readonly perJob = new KeyedSerial();
   private readonly listeners = new Set<(count: number) => void>();
   private pending = 0;
   private parked = 0;
+  private queued: QueuedChange[] = [];
+  private writing = false;
+  /** No live due-index key sorts before this one (see the module header). */
+  private dueFloor = '';
+  /** Bumped by every write of a due key: a scan that overlapped one must not raise the floor. */
+  private dueWrites = 0;
 
   private constructor(
     private readonly db: Db,
@@ -162,6 +204,7 @@ export class Outbox {
       const ops: BatchOp[] = [...extraOps];
       for (const job of toWrite) ops.push(...this.putJobOps(job));
       if (ops.length > 0) await this.db.batch(ops);
+      for (const job of toWrite) this.noteDueKey(dueKey(job));
       this.pending += toWrite.length;
       if (toWrite.length > 0) this.notify(toWrite.length);
       return { enqueued: toWrite.length, duplicates: jobs.length - toWrite.length };
@@ -173,19 +216,40 @@ export class Outbox {
    * has in flight, so they do not hide the jobs behind them.
    */
   async due(now: number, limit: number, options: { exclude?: ReadonlySet<string> } = {}): Promise<Job[]> {
+    if (limit <= 0) return [];
+    const writes = this.dueWrites;
+    const exclude = options.exclude;
     const ids: string[] = [];
-    for await (const id of this.dueIndex.values({ lt: `${padNumber(now + 1)}` })) {
-      if (options.exclude?.has(id)) continue;
-      ids.push(id);
-      if (ids.length >= limit) break;
+    let first: string | undefined;
+    // Keys only (they end with the job id), read `limit` at a time: in-flight and held jobs at the
+    // front are skipped without reading everything behind them.
+    const keys = this.dueIndex.keys({ gte: this.dueFloor, lt: padNumber(now + 1) });
+    try {
+      while (ids.length < limit) {
+        const chunk = await keys.nextv(limit);
+        if (chunk.length === 0) break;
+        first ??= chunk[0];
+        for (const key of chunk) {
+          const id = key.slice(DUE_ID_AT);
+          if (exclude?.has(id)) continue;
+          ids.push(id);
+          if (ids.length >= limit) break;
+        }
+      }
+    } finally {
+      await keys.close();
     }
+    // Nothing live before the first key seen (or before now + 1 when none): the next scan starts there.
+    if (writes === this.dueWrites) this.dueFloor = first ?? padNumber(now + 1);
     if (ids.length === 0) return [];
     return (await this.jobs.getMany(ids)).filter((j): j is Job => j !== undefined);
   }
 
   /** When the earliest job is due (ms), or undefined when the outbox is empty: how long a Deliverer may sleep. */
   async nextDueAt(): Promise<number | undefined> {
-    const [first] = await this.dueIndex.keys({ limit: 1 }).all();
+    const writes = this.dueWrites;
+    const [first] = await this.dueIndex.keys({ gte: this.dueFloor, limit: 1 }).all();
+    if (first !== undefined && writes === this.dueWrites) this.dueFloor = first;
     return first === undefined ? undefined : Number(first.slice(0, 15));
   }
 
@@ -197,65 +261,35 @@ export class Outbox {
    * After a retryable failure: the stored job gets attempt + 1 and the new nextAttemptAt, and `attempt`
    * is recorded, in one batch. Resolves with the updated job, or undefined when the job is gone.
    */
-  async reschedule(job: Pick<Job, 'id'>, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
-    if (!Number.isFinite(nextAttemptAt)) {
-      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'nextAttemptAt must be a finite time in ms', {
-        what: 'reschedule',
-        issues: [{ path: 'nextAttemptAt', message: `got ${nextAttemptAt}` }],
-      });
-    }
-    return this.perJob.run(job.id, async () => {
-      const stored = await this.jobs.get(job.id);
-      if (!stored) return undefined;
-      const next: Job = { ...stored, attempt: stored.attempt + 1, nextAttemptAt };
-      const ops: BatchOp[] = [
-        { type: 'del', sublevel: this.dueIndex, key: dueKey(stored) },
-        ...this.putJobOps(next),
-      ];
-      if (attempt) ops.push(this.attempts.putOp(attempt));
-      await this.db.batch(ops);
-      if (attempt) await this.attempts.written(attempt.endpointId);
-      return next;
-    });
+  async reschedule(job: string | Pick<Job, 'id'>, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
+    const at = finiteTime(nextAttemptAt, 'reschedule');
+    const [, after] = await this.change(job, { kind: 'reschedule', nextAttemptAt: at, ...this.attemptParts(attempt) });
+    return after;
+  }
+
+  /**
+   * Moves the job's nextAttemptAt to `at` without counting an attempt or recording one: for a job that
+   * was not sent (its endpoint could not take it now). Resolves with the updated job, or undefined
+   * when the job is gone.
+   */
+  async postpone(job: string | Pick<Job, 'id'>, at: number): Promise<Job | undefined> {
+    const [, after] = await this.change(job, { kind: 'postpone', nextAttemptAt: finiteTime(at, 'postpone') });
+    return after;
   }
 
   /** After a 2xx: deletes the job (and records the attempt). Resolves false when the job was already gone. */
-  complete(jobId: string, attempt?: AttemptRecord): Promise<boolean> {
-    return this.perJob.run(jobId, async () => {
-      const stored = await this.jobs.get(jobId);
-      if (!stored) return false;
-      const ops: BatchOp[] = this.delJobOps(stored);
-      if (attempt) ops.push(this.attempts.putOp(attempt));
-      await this.db.batch(ops);
-      this.pending--;
-      if (attempt) await this.attempts.written(attempt.endpointId);
-      return true;
-    });
+  async complete(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<boolean> {
+    const [before] = await this.change(job, { kind: 'complete', ...this.attemptParts(attempt) });
+    return before !== undefined;
   }
 
   /**
    * Moves the job to the dead letters atomically, with the reason (and the last attempt, which counts
    * as one more attempt). Resolves false when the job was already gone.
    */
-  deadLetter(job: Pick<Job, 'id'>, reason: string, attempt?: AttemptRecord): Promise<boolean> {
-    return this.perJob.run(job.id, async () => {
-      const stored = await this.jobs.get(job.id);
-      if (!stored) return false;
-      const deadAt = this.now();
-      const letter: DeadLetter = {
-        id: stored.id,
-        job: attempt ? { ...stored, attempt: stored.attempt + 1 } : stored,
-        reason,
-        deadAt,
-      };
-      const ops: BatchOp[] = [...this.delJobOps(stored), ...this.putDeadOps(letter)];
-      if (attempt) ops.push(this.attempts.putOp(attempt));
-      await this.db.batch(ops);
-      this.pending--;
-      this.parked++;
-      if (attempt) await this.attempts.written(attempt.endpointId);
-      return true;
-    });
+  async deadLetter(job: string | Pick<Job, 'id'>, reason: string, attempt?: AttemptRecord): Promise<boolean> {
+    const [before] = await this.change(job, { kind: 'dead-letter', reason, ...this.attemptParts(attempt) });
+    return before !== undefined;
   }
 
   async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
@@ -311,10 +345,119 @@ export class Outbox {
     const ops: BatchOp[] = letters.flatMap((l) => this.delDeadOps(l));
     for (const job of jobs) ops.push(...this.putJobOps(job));
     await this.db.batch(ops);
+    for (const job of jobs) this.noteDueKey(dueKey(job));
     this.parked -= letters.length;
     this.pending += jobs.length;
     this.notify(jobs.length);
     return jobs;
+  }
+
+  /** Queues one change for the next group commit; resolves with the job before and after it, once written. */
+  private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<Outcome> {
+    return new Promise<Outcome>((resolve, reject) => {
+      const held = typeof job === 'object' && isWholeJob(job) ? job : undefined;
+      this.queued.push({ id: typeof job === 'string' ? job : job.id, held, change, resolve, reject });
+      if (!this.writing) {
+        this.writing = true;
+        // A microtask later, so the changes of one synchronous burst share the first batch too.
+        queueMicrotask(() => void this.writeQueued());
+      }
+    });
+  }
+
+  private attemptParts(attempt: AttemptRecord | undefined): { attemptOp?: BatchOp; attemptEndpoint?: string } {
+    return attempt ? { attemptOp: this.attempts.putOp(attempt), attemptEndpoint: attempt.endpointId } : {};
+  }
+
+  /** The single writer: one group commit after another until nothing is queued. */
+  private async writeQueued(): Promise<void> {
+    while (this.queued.length > 0) {
+      const group = this.queued;
+      this.queued = [];
+      await this.commit(group);
+    }
+    this.writing = false;
+  }
+
+  /** ONE read of the group's jobs, ONE batch; every caller settles after it (or fails with it). */
+  private async commit(group: QueuedChange[]): Promise<void> {
+    try {
+      const current = await this.currentJobs(group);
+      const ops: BatchOp[] = [];
+      const outcomes: Outcome[] = [];
+      const dueKeys: string[] = [];
+      const attemptEndpoints: string[] = [];
+      let gone = 0;
+      let parked = 0;
+      const now = this.now();
+      for (const { id, change } of group) {
+        const before = current.get(id);
+        let after: Job | undefined;
+        if (before !== undefined) {
+          switch (change.kind) {
+            case 'complete':
+              ops.push(...this.delJobOps(before));
+              gone++;
+              break;
+            case 'dead-letter': {
+              const letter: DeadLetter = { id, job: change.attemptOp ? { ...before, attempt: before.attempt + 1 } : before, reason: change.reason, deadAt: now };
+              ops.push(...this.delJobOps(before), ...this.putDeadOps(letter));
+              gone++;
+              parked++;
+              break;
+            }
+            case 'reschedule':
+            case 'postpone':
+              after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
+              ops.push({ type: 'del', sublevel: this.dueIndex, key: dueKey(before) }, ...this.putJobOps(after));
+              dueKeys.push(dueKey(after));
+              break;
+          }
+          if (change.kind !== 'postpone' && change.attemptOp) {
+            ops.push(change.attemptOp);
+            attemptEndpoints.push(change.attemptEndpoint!);
+          }
+        }
+        current.set(id, after);
+        outcomes.push([before, after]);
+      }
+      if (ops.length > 0) await this.db.batch(ops);
+      for (const key of dueKeys) this.noteDueKey(key);
+      this.pending -= gone;
+      this.parked += parked;
+      for (const endpointId of attemptEndpoints) await this.attempts.written(endpointId);
+      for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
+    } catch (err) {
+      for (const q of group) q.reject(err);
+    }
+  }
+
+  /**
+   * The stored state of the group's jobs: the caller's copy when every change to that job came with
+   * one and the job still exists, otherwise what the store holds.
+   */
+  private async currentJobs(group: readonly QueuedChange[]): Promise<Map<string, Job | undefined>> {
+    const copies = new Map<string, Job | undefined>();
+    for (const q of group) {
+      if (!copies.has(q.id)) copies.set(q.id, q.held);
+      else if (q.held === undefined) copies.set(q.id, undefined);
+    }
+    const toRead = [...copies].filter(([, held]) => held === undefined).map(([id]) => id);
+    const toCheck = [...copies].filter(([, held]) => held !== undefined).map(([id]) => id);
+    const [read, exists] = await Promise.all([
+      toRead.length > 0 ? this.jobs.getMany(toRead) : [],
+      toCheck.length > 0 ? this.jobs.hasMany(toCheck) : [],
+    ]);
+    const current = new Map<string, Job | undefined>();
+    toRead.forEach((id, i) => current.set(id, read[i]));
+    toCheck.forEach((id, i) => current.set(id, exists[i] ? copies.get(id) : undefined));
+    return current;
+  }
+
+  /** A due key was written: scans must start at or before it. */
+  private noteDueKey(key: string): void {
+    this.dueWrites++;
+    if (key < this.dueFloor) this.dueFloor = key;
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */
@@ -354,6 +497,21 @@ export class Outbox {
     ];
   }
 }
+
+function isWholeJob(job: Pick<Job, 'id'>): job is Job {
+  return 'nextAttemptAt' in job && 'attempt' in job && 'endpointId' in job;
+}
+
+function finiteTime(at: number, what: string): number {
+  if (Number.isFinite(at)) return at;
+  throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'nextAttemptAt must be a finite time in ms', {
+    what,
+    issues: [{ path: 'nextAttemptAt', message: `got ${at}` }],
+  });
+}
+
+/** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
+const DUE_ID_AT = 16;
 
 function dueKey(job: Pick<Job, 'id' | 'nextAttemptAt'>): string {
   return `${padNumber(job.nextAttemptAt)}!${job.id}`;

@@ -228,3 +228,183 @@ describe('counters and attempt records', () => {
     expect((await outbox.attempts.list('ep_b', { limit: 100 })).length).toBeLessThanOrEqual(10);
   });
 });
+
+describe('group commit', () => {
+  /** Counts db.batch calls and remembers the keys of every batch once LevelDB has written it. */
+  function watchBatches(db: Db) {
+    const original = db.batch.bind(db) as unknown as (ops: Array<{ key: string }>) => Promise<void>;
+    const seen = { batches: 0, written: new Set<string>(), failNext: false };
+    (db as unknown as { batch: (ops: Array<{ key: string }>) => Promise<void> }).batch = (ops) => {
+      seen.batches++;
+      if (seen.failNext) {
+        seen.failNext = false;
+        return Promise.reject(new Error('injected batch failure'));
+      }
+      return original(ops).then(() => {
+        for (const op of ops) seen.written.add(op.key);
+      });
+    };
+    return seen;
+  }
+
+  it('changes queued while a write is in flight share the next batch; each resolves only once written', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const ids = Array.from({ length: 100 }, (_, i) => `msg_${String(i).padStart(3, '0')}`);
+    await outbox.enqueueBatch(ids.map((id) => job(id)));
+    const held = await outbox.due(T0, 100);
+    const seen = watchBatches(db);
+    const acked: string[] = [];
+    const complete = (j: (typeof held)[number]) =>
+      outbox.complete(j, { jobId: j.id, endpointId: j.endpointId, at: T0, status: 200, durationMs: 1 }).then((ok) => {
+        // The durability contract: the job's deletion is written before the caller hears of it.
+        expect(seen.written.has(j.id)).toBe(true);
+        acked.push(j.id);
+        return ok;
+      });
+    const first = complete(held[0]!);
+    await new Promise((r) => setImmediate(r)); // the first group is now reading or writing
+    const rest = held.slice(1).map(complete);
+    expect(await Promise.all([first, ...rest])).toEqual(held.map(() => true));
+    expect(seen.batches).toBe(2);
+    expect(acked).toHaveLength(100);
+    expect(outbox.depth()).toBe(0);
+    expect(await outbox.due(T0 + 1e9, 10)).toEqual([]);
+    expect(await outbox.attempts.list('ep_a', { limit: 200 })).toHaveLength(100);
+  });
+
+  it('a failed batch rejects every change in it and changes nothing', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2'), job('msg_3')]);
+    const held = await outbox.due(T0, 10);
+    const seen = watchBatches(db);
+    seen.failNext = true;
+    const results = await Promise.allSettled([
+      outbox.complete(held[0]!),
+      outbox.reschedule(held[1]!, T0 + 50),
+      outbox.deadLetter(held[2]!, 'x'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(outbox.depth()).toBe(3);
+    expect(outbox.deadLetterCount()).toBe(0);
+    expect((await outbox.due(T0, 10)).map((j) => j.id)).toEqual(['msg_1', 'msg_2', 'msg_3']);
+    // The writer goes on with the next group.
+    expect(await outbox.complete(held[0]!)).toBe(true);
+    expect(outbox.depth()).toBe(2);
+  });
+
+  it('a bad argument rejects its own call only', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
+    const [bad, good] = await Promise.allSettled([
+      outbox.complete('msg_1', { jobId: 'msg_1', endpointId: '', at: T0, durationMs: 1 }),
+      outbox.complete('msg_2'),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(good).toEqual({ status: 'fulfilled', value: true });
+    expect(await outbox.get('msg_1')).toBeDefined();
+  });
+
+  it('changes to one job in one group apply in call order', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
+    const [j1, j2] = await outbox.due(T0, 10);
+    const [rescheduled, completed, postponed, parked] = await Promise.all([
+      outbox.reschedule(j1!, T0 + 100),
+      outbox.complete(j1!),
+      outbox.postpone('msg_2', T0 + 200),
+      outbox.deadLetter(j2!, 'gone'),
+    ]);
+    expect(rescheduled).toMatchObject({ id: 'msg_1', attempt: 1, nextAttemptAt: T0 + 100 });
+    expect(completed).toBe(true);
+    expect(postponed).toMatchObject({ id: 'msg_2', attempt: 0, nextAttemptAt: T0 + 200 });
+    expect(parked).toBe(true);
+    expect(await outbox.getDeadLetter('msg_2')).toMatchObject({ job: { nextAttemptAt: T0 + 200, attempt: 0 } });
+    expect(await outbox.due(T0 + 1e9, 10)).toEqual([]);
+    expect(await outbox.nextDueAt()).toBeUndefined();
+    expect([outbox.depth(), outbox.deadLetterCount()]).toEqual([0, 1]);
+  });
+
+  it('a whole job is trusted without reading it, an id is read; both answer "already gone" exactly', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
+    const [j1] = await outbox.due(T0, 1);
+    expect(await Promise.all([outbox.complete(j1!), outbox.complete(j1!), outbox.complete('msg_1')])).toEqual([true, false, false]);
+    expect(await outbox.reschedule(j1!, T0 + 1)).toBeUndefined();
+    expect(await outbox.postpone(j1!, T0 + 1)).toBeUndefined();
+    expect(await outbox.deadLetter(j1!, 'late')).toBe(false);
+    expect([outbox.depth(), outbox.deadLetterCount()]).toEqual([1, 0]);
+  });
+});
+
+describe('postpone', () => {
+  it('moves the job later without counting an attempt or recording one', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
+    const [j1] = await outbox.due(T0, 1);
+    expect(await outbox.postpone(j1!, T0 + 500)).toMatchObject({ id: 'msg_1', attempt: 0, nextAttemptAt: T0 + 500 });
+    expect(await outbox.postpone('msg_1', T0 + 700)).toMatchObject({ attempt: 0, nextAttemptAt: T0 + 700 });
+    expect((await outbox.due(T0 + 699, 10)).map((j) => j.id)).toEqual(['msg_2']);
+    expect((await outbox.due(T0 + 700, 10)).map((j) => j.id)).toEqual(['msg_2', 'msg_1']);
+    expect(await outbox.attempts.list('ep_a')).toEqual([]);
+    expect(await outbox.postpone('msg_gone', T0)).toBeUndefined();
+    await expect(outbox.postpone('msg_2', Number.POSITIVE_INFINITY)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_INVALID_INPUT' });
+    expect(outbox.depth()).toBe(2);
+  });
+});
+
+describe('due scans over delivered jobs', () => {
+  it('start past the delivered front of the index, yet see every job written before it since', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const ids = Array.from({ length: 50 }, (_, i) => `msg_${String(i).padStart(3, '0')}`);
+    await outbox.enqueueBatch(ids.map((id, i) => job(id, 'ep_a', { nextAttemptAt: T0 + i })));
+    const front = await outbox.due(T0 + 1000, 40);
+    await Promise.all(front.map((j) => outbox.complete(j)));
+    expect((await outbox.due(T0 + 1000, 100)).map((j) => j.id)).toEqual(ids.slice(40));
+    // Behind the remembered start: a new job, a rescheduled one, a postponed one, a replayed one.
+    await outbox.enqueueBatch([job('msg_early', 'ep_a', { nextAttemptAt: T0 - 1000 })]);
+    await outbox.reschedule('msg_045', T0 - 2000);
+    await outbox.postpone('msg_046', T0 - 3000);
+    await outbox.deadLetter('msg_047', 'x');
+    clock = T0 - 4000;
+    await outbox.replayDeadLetter('msg_047');
+    expect((await outbox.due(T0 - 1000, 100)).map((j) => j.id)).toEqual(['msg_047', 'msg_046', 'msg_045', 'msg_early']);
+    expect(await outbox.nextDueAt()).toBe(T0 - 4000);
+    expect(await outbox.due(T0, 0)).toEqual([]);
+    expect((await outbox.due(T0 + 1000, 100)).length).toBe(11);
+  });
+
+  it('a scan that read before a write landed does not move the start past the written key', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_b', 'ep_a', { nextAttemptAt: T0 + 10 }), job('msg_c', 'ep_a', { nextAttemptAt: T0 + 20 })]);
+    // Hold every read of the due index after it has read, until `release`: the write lands in between.
+    type Keys = { nextv: (n: number) => Promise<string[]>; all: () => Promise<string[]> };
+    const index = (outbox as unknown as { dueIndex: { keys: (o: object) => Keys } }).dueIndex;
+    const keys = index.keys.bind(index);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    index.keys = (options) => {
+      const it = keys(options);
+      const [nextv, all] = [it.nextv.bind(it), it.all.bind(it)];
+      it.nextv = async (n) => nextv(n).then(async (got) => (await gate, got));
+      it.all = async () => all().then(async (got) => (await gate, got));
+      return it;
+    };
+    const scan = outbox.due(T0 + 100, 10);
+    const next = outbox.nextDueAt();
+    await outbox.enqueueBatch([job('msg_a', 'ep_a', { nextAttemptAt: T0 + 5 })]);
+    index.keys = keys;
+    release();
+    expect((await scan).map((j) => j.id)).toEqual(['msg_b', 'msg_c']);
+    expect(await next).toBe(T0 + 10);
+    expect((await outbox.due(T0 + 100, 10)).map((j) => j.id)).toEqual(['msg_a', 'msg_b', 'msg_c']);
+    expect(await outbox.nextDueAt()).toBe(T0 + 5);
+  });
+});
