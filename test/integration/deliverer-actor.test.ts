@@ -129,6 +129,7 @@ describe('the Deliverer actor', () => {
       nextDueAt: () => outbox.nextDueAt(),
       complete: (...args) => outbox.complete(...args),
       reschedule: (...args) => outbox.reschedule(...args),
+      postpone: (...args) => outbox.postpone(...args),
       deadLetter: (...args) => outbox.deadLetter(...args),
       onEnqueue: (listener) => outbox.onEnqueue(listener),
       depth: () => outbox.depth(),

@@ -257,6 +257,30 @@ describe('guards', () => {
   });
 });
 
+describe('more jobs than can be held', () => {
+  it('are postponed in the outbox without counting an attempt, and all go once the endpoint can take them', async () => {
+    const r = await receiver();
+    const { endpoint } = await endpointFor(r, '/full');
+    await endpoints.setPaused(endpoint.id, true);
+    const loop = startLoop({ maxHeld: 2, pausedRecheckMs: 50, postponeMs: 100 });
+    const all = jobs(endpoint.id, 6, 'full');
+    await outbox.enqueueBatch(all);
+    // Several rounds of holding and postponing (an attempt counted per round would near the end of the schedule).
+    await new Promise((res) => setTimeout(res, 600));
+    expect(r.requests).toHaveLength(0);
+    expect(loop.status().held).toBeLessThanOrEqual(2);
+    const stored = await Promise.all(all.map((j) => outbox.get(j.id)));
+    expect(stored.map((j) => j?.attempt)).toEqual(all.map(() => 0));
+    expect(stored.filter((j) => j!.nextAttemptAt > j!.createdAt)).not.toHaveLength(0);
+    expect(await outbox.attempts.list(endpoint.id)).toEqual([]);
+    await endpoints.setPaused(endpoint.id, false);
+    loop.invalidateEndpoint(endpoint.id);
+    await until(() => outbox.depth() === 0);
+    expect(r.deliveredIds()).toEqual(new Set(all.map((j) => j.id)));
+    expect(outbox.deadLetterCount()).toBe(0);
+  });
+});
+
 describe('restart', () => {
   it('jobs in flight when the loop stops are delivered after a restart, under the same ids', async () => {
     const r = await receiver(() => ({ status: 200, delayMs: 100 }));

@@ -11,8 +11,9 @@
  *    reason (replayable once enabled again); paused → held and looked at again after `pausedRecheckMs`.
  * 2. The endpoint's guards (endpoint-guard.ts): rate limit, then circuit breaker. A refused job is held
  *    in memory (holds.ts) until a token is there or the breaker lets a probe through; when `maxHeld`
- *    jobs are held already it is rescheduled instead, as a failed attempt "not sent: ..." (so a huge
- *    backlog behind a blocked endpoint cannot starve the others).
+ *    jobs are held already it is postponed in the outbox instead, by its endpoint's wait and at least
+ *    `postponeMs`, without counting an attempt (it was not sent), so a huge backlog behind a blocked
+ *    endpoint can neither starve the others nor exhaust its own retries.
  * 3. Sign (Standard Webhooks, fresh timestamp, every active secret), POST through the HTTP client.
  * 4. `decide` (retry.ts), then exactly one outbox write that also records the attempt: `complete`,
  *    `reschedule`, or `deadLetter`. A 410 disables the endpoint first; so does a failure streak lasting
@@ -36,7 +37,7 @@ import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
 import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
 import { signPayload } from './signing.ts';
 
-export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'deadLetter' | 'onEnqueue'>;
+export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue'>;
 
 export interface EndpointPort {
   get(id: string): Promise<Endpoint | undefined>;
@@ -68,6 +69,8 @@ export interface DeliveryLoopOptions {
   guards?: GuardConfig;
   /** Jobs held in memory at most (rate limit, breaker, pause). Default 10,000. */
   maxHeld?: number;
+  /** A job that cannot go while `maxHeld` are held waits in the outbox this long at least. Default 5 s. */
+  postponeMs?: number;
   endpointCacheMs?: number;
   pausedRecheckMs?: number;
   errorHoldMs?: number;
@@ -90,12 +93,6 @@ export interface DeliveryLoopStatus {
 }
 
 const MAX_ERROR_TEXT = 500;
-const NOT_SENT: Record<HoldKind, string> = {
-  rate: 'rate limited',
-  breaker: 'circuit open',
-  paused: 'endpoint paused',
-  error: 'processing failed',
-};
 
 export class DeliveryLoop {
   private readonly cfg: Required<Omit<DeliveryLoopOptions, 'guards'>>;
@@ -132,6 +129,7 @@ export class DeliveryLoop {
       batchSize: options.batchSize ?? concurrency * 2,
       retry: options.retry ?? DEFAULT_RETRY_POLICY,
       maxHeld: options.maxHeld ?? 10_000,
+      postponeMs: options.postponeMs ?? 5_000,
       endpointCacheMs: options.endpointCacheMs ?? 1_000,
       pausedRecheckMs: options.pausedRecheckMs ?? 5_000,
       errorHoldMs: options.errorHoldMs ?? 5_000,
@@ -342,14 +340,14 @@ export class DeliveryLoop {
   }
 
   /**
-   * Holds a job its endpoint cannot take now; with no room left to hold it, reschedules it as a failed
-   * attempt that was not sent, no earlier than `waitMs` from now.
+   * Holds a job its endpoint cannot take now; with no room left to hold it, postpones it in the outbox
+   * (no attempt counted: it was not sent) to no earlier than `waitMs`, nor `postponeMs`, from now.
    */
   private async holdBack(job: Job, why: HoldKind, now: number, waitMs: number, intervalMs: number): Promise<boolean> {
     if (this.holds.add(job.endpointId, job, why, now + waitMs, intervalMs)) return true;
-    const outcome: AttemptOutcome = { status: null, error: { kind: 'network', message: `not sent: ${NOT_SENT[why]}` } };
-    const decision = decide(outcome, job.attempt + 1, this.cfg.retry, now, this.random);
-    await this.settle(job, outcome, decision, { durationMs: 0, notBefore: now + waitMs });
+    const at = now + Math.max(waitMs, this.cfg.postponeMs);
+    await this.deps.outbox.postpone(job, at);
+    this.rescanBy(at);
     return false;
   }
 
@@ -358,7 +356,7 @@ export class DeliveryLoop {
     job: Job,
     outcome: AttemptOutcome,
     decision: Decision,
-    extra: { durationMs: number; snippet?: string; at?: number; notBefore?: number },
+    extra: { durationMs: number; snippet?: string; at?: number },
   ): Promise<void> {
     const at = extra.at ?? this.now();
     const record: AttemptRecord = {
@@ -372,10 +370,10 @@ export class DeliveryLoop {
     };
     switch (decision.action) {
       case 'complete':
-        await this.deps.outbox.complete(job.id, record);
+        await this.deps.outbox.complete(job, record);
         return;
       case 'retry': {
-        const nextAttemptAt = at + Math.max(decision.delayMs, (extra.notBefore ?? 0) - at);
+        const nextAttemptAt = at + decision.delayMs;
         await this.deps.outbox.reschedule(job, nextAttemptAt, record);
         this.rescanBy(nextAttemptAt);
         return;
