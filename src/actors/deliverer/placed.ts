@@ -7,7 +7,9 @@
  * actor (store-port.ts), which holds the outbox and the endpoints (LevelDB is locked to the node's
  * process). `args` is JSON, checked by `placedDelivererArgsSchema`: the HTTP client and loop settings
  * (the same the in-process Deliverer gets), the store actor's path and ask timeout, the report interval.
- * main.ts registers it with `placedDelivererSpec(args)`.
+ * main.ts registers it with `placedDelivererSpec(args)`. It is for placement only: its loop starts
+ * once the parent has spoken to the child (see `parentSpoke`), which never happens in-process, where
+ * main.ts runs `createDeliverer` on the store directly.
  *
  * Metrics: the Deliverer counts into a registry of its own process, which nobody scrapes. Every
  * `metricsIntervalMs` (default 1 s) and once more at stop, it tells the store actor what changed
