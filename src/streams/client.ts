@@ -25,8 +25,8 @@ export const IN_FLIGHT_HIGH_WATER = 64 * 1024;
 export interface StreamSink {
   readonly transport: Transport;
   /**
-   * Writes the frames in order and returns their size in bytes; `written` runs once they left the
-   * process (or the connection failed), never synchronously.
+   * Writes the frames in order and returns their size in bytes (0 when the connection is closing and
+   * they were dropped); `written` runs once they left the process (or failed), never synchronously.
    */
   write(frames: readonly EventFrame[], written: () => void): number;
   /** Sends a final notice with the code and message, then closes the connection. */
@@ -84,7 +84,8 @@ export class StreamClient {
       if (this.open && this.buffered > 0 && this.writable) this.wake(this);
     });
     this.inFlight += bytes;
-    return frames.length;
+    // Nothing written: the connection is closing.
+    return bytes === 0 ? 0 : frames.length;
   }
 
   /** Stops the client: its buffer is discarded and the sink gets the close notice. */

@@ -96,6 +96,10 @@ class SseSink implements StreamSink {
   ) {}
 
   write(frames: readonly EventFrame[], written: () => void): number {
+    if (this.res.destroyed || this.res.writableEnded) {
+      process.nextTick(written);
+      return 0;
+    }
     const chunk = frames.length === 1 ? frames[0]!.sse : Buffer.concat(frames.map((f) => f.sse));
     this.res.write(chunk, written);
     return chunk.length;
