@@ -8,10 +8,13 @@
  * - deliveries: the real path. Jobs are enqueued in a LevelDB outbox (timed apart), then the Deliverer's
  *   loop drains them: read due jobs, endpoint lookup (sealed secret), JSON body, Standard Webhooks
  *   signature, POST through the webhook client (SSRF connector, global limit, bounded read), and
- *   `complete` with the attempt record in one LevelDB batch per job.
+ *   `complete` with the attempt record, group-committed by the outbox (one LevelDB batch for all the
+ *   completions that arrive while the previous batch is written).
  * - signed, not persisted: the same bodies signed and sent through the webhook client by `concurrency`
  *   workers, no outbox: it separates the client's own cost from the store's.
  * The raw loop runs before and after the deliveries; the better of the two is the limit.
+ * Each phase also prints the process CPU time per webhook (all threads): on a machine shared with
+ * other work the rates swing from run to run, the CPU cost per webhook much less.
  *
  * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10).
  * Target: deliveries_per_s >= 0.6 × raw_undici_per_s. Last line: one JSON object.
@@ -132,7 +135,7 @@ async function signedOnly(origin: string, bodies: string[]): Promise<number> {
   return bodies.length / seconds;
 }
 
-async function deliveries(origin: string): Promise<{ perSecond: number; enqueuePerSecond: number }> {
+async function deliveries(origin: string): Promise<{ perSecond: number; enqueuePerSecond: number; cpuUs: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
   const db = await openDb(dir);
   try {
@@ -151,18 +154,28 @@ async function deliveries(origin: string): Promise<{ perSecond: number; enqueueP
       { outbox, endpoints, client, logger: createLogger({ level: 'warn' }) },
       { concurrency: CONCURRENCY },
     );
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     loop.start();
     while (outbox.depth() > 0) await new Promise((r) => setTimeout(r, 2));
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
     await loop.stop();
     await client.close();
     if (outbox.deadLetterCount() !== 0) throw new Error(`${outbox.deadLetterCount()} jobs were dead-lettered`);
-    return { perSecond: jobs.length / seconds, enqueuePerSecond };
+    return { perSecond: jobs.length / seconds, enqueuePerSecond, cpuUs: (cpu.user + cpu.system) / jobs.length };
   } finally {
     await db.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Runs a phase and returns its result with the process CPU time (all threads) it used per job, in µs. */
+async function withCpu<T>(phase: () => Promise<T>): Promise<[T, number]> {
+  const before = process.cpuUsage();
+  const result = await phase();
+  const used = process.cpuUsage(before);
+  return [result, (used.user + used.system) / JOBS];
 }
 
 async function main(): Promise<void> {
@@ -173,13 +186,14 @@ async function main(): Promise<void> {
     console.log(`bench:deliver  jobs=${JOBS} concurrency=${CONCURRENCY} endpoints=${ENDPOINTS} body≈${bodies[0]?.length} B`);
     await rawLoop(origin, bodies.slice(0, 2_000));
 
-    const rawBefore = await rawLoop(origin, bodies);
-    console.log(`raw undici POST loop (before)   ${rawBefore.toFixed(0)} req/s`);
-    const signed = await signedOnly(origin, bodies);
-    console.log(`signed, not persisted           ${signed.toFixed(0)} webhooks/s`);
+    const [rawBefore, rawCpu] = await withCpu(() => rawLoop(origin, bodies));
+    console.log(`raw undici POST loop (before)   ${rawBefore.toFixed(0)} req/s, ${rawCpu.toFixed(0)} µs CPU each`);
+    const [signed, signedCpu] = await withCpu(() => signedOnly(origin, bodies));
+    console.log(`signed, not persisted           ${signed.toFixed(0)} webhooks/s, ${signedCpu.toFixed(0)} µs CPU each`);
     const d = await deliveries(origin);
+    const deliveryCpu = d.cpuUs;
     console.log(`outbox enqueue                  ${d.enqueuePerSecond.toFixed(0)} jobs/s`);
-    console.log(`signed, persisted deliveries    ${d.perSecond.toFixed(0)} webhooks/s`);
+    console.log(`signed, persisted deliveries    ${d.perSecond.toFixed(0)} webhooks/s, ${deliveryCpu.toFixed(0)} µs CPU each`);
     const rawAfter = await rawLoop(origin, bodies);
     console.log(`raw undici POST loop (after)    ${rawAfter.toFixed(0)} req/s`);
 
@@ -191,6 +205,9 @@ async function main(): Promise<void> {
       raw_undici_per_s: Math.round(raw),
       ratio: Number(ratio.toFixed(3)),
       signed_unpersisted_per_s: Math.round(signed),
+      cpu_us_raw: Math.round(rawCpu),
+      cpu_us_signed: Math.round(signedCpu),
+      cpu_us_delivery: Math.round(deliveryCpu),
     }));
   } finally {
     child.kill();
