@@ -58,7 +58,7 @@ function jobsFor(endpointId: string, n: number, tag: string): NewJob[] {
 }
 
 async function startPipeline(mode: 'forked' | 'threaded' = 'forked'): Promise<ActorSystem> {
-  const spec = placedDelivererSpec({ http: { policy: { allowPrivate: true }, concurrency: 8 }, loop: { idlePollMs: 5_000 }, metricsIntervalMs: 100 });
+  const spec = placedDelivererSpec({ http: { policy: { allowPrivate: true }, concurrency: 8 }, loop: { idlePollMs: 60_000 }, metricsIntervalMs: 100 });
   const pipeline = {
     kind: 'supervisor' as const, name: 'pipeline', strategy: 'rest-for-one' as const, children: [
       { kind: 'worker' as const, name: 'deliverer-store', behaviour: () => createDelivererStore({ outbox, endpoints, registry }) },
@@ -96,11 +96,9 @@ describe('the Deliverer placed forked', () => {
     expect(find(sys.snapshot(), '/pipeline/deliverer-store')).toMatchObject({ placement: 'local', pid: process.pid });
 
     await waitFor(() => receiver.deliveredIds().size === 30, 20_000, '30 early deliveries');
-    // The loop polls every 5 s here: enqueues must reach it through deliverer.wake well before that.
-    const t0 = Date.now();
+    // The loop polls once a minute here: enqueues must reach it through deliverer.wake well before that.
     await outbox.enqueueBatch(jobsFor(created.endpoint.id, 20, 'late'));
-    await waitFor(() => receiver.deliveredIds().size === 50, 4_000, '20 late deliveries, woken');
-    expect(Date.now() - t0).toBeLessThan(4_000);
+    await waitFor(() => receiver.deliveredIds().size === 50, 30_000, '20 late deliveries, woken');
     expect(receiver.requests.every((r) => r.verified === true)).toBe(true);
     await waitFor(() => outbox.depth() === 0, 5_000, 'an empty outbox');
 

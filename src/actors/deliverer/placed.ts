@@ -7,9 +7,9 @@
  * actor (store-port.ts), which holds the outbox and the endpoints (LevelDB is locked to the node's
  * process). `args` is JSON, checked by `placedDelivererArgsSchema`: the HTTP client and loop settings
  * (the same the in-process Deliverer gets), the store actor's path and ask timeout, the report interval.
- * main.ts registers it with `placedDelivererSpec(args)`. It is for placement only: its loop starts
- * once the parent has spoken to the child (see `parentSpoke`), which never happens in-process, where
- * main.ts runs `createDeliverer` on the store directly.
+ * main.ts registers it with `placedDelivererSpec(args)`. It is for placement only: in-process, main.ts
+ * runs `createDeliverer` on the store directly. (Its first outbox scan, started from preStart, reaches
+ * the parent once the placement has confirmed the start: see runtime/placement/child-runtime.ts.)
  *
  * Metrics: the Deliverer counts into a registry of its own process, which nobody scrapes. Every
  * `metricsIntervalMs` (default 1 s) and once more at stop, it tells the store actor what changed
@@ -18,7 +18,6 @@
  * them to its registry; see store-port.ts for the other deliverer metrics.
  */
 import { fileURLToPath } from 'node:url';
-import { parentPort } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { EthhookError } from '../../runtime/errors.ts';
@@ -100,19 +99,9 @@ export function placedDeliverer(input: unknown): Behaviour<unknown> {
         loop: args.loop,
         ...(args.stopGraceMs !== undefined ? { stopGraceMs: args.stopGraceMs } : {}),
       });
-      const started = deliverer;
-      // Not from preStart: see parentSpoke. Until then the Deliverer answers, with no loop running.
-      void parentSpoke().then(() => {
-        if (deliverer !== started) return; // stopped meanwhile
-        try {
-          started.preStart?.(ctx);
-        } catch (err) {
-          ctx.fail(err);
-          return;
-        }
-        reporter = new MetricsReporter(delivererMetrics(registry), store, ctx);
-        reporter.start(args.metricsIntervalMs);
-      });
+      deliverer.preStart?.(ctx);
+      reporter = new MetricsReporter(delivererMetrics(registry), store, ctx);
+      reporter.start(args.metricsIntervalMs);
     },
     receive(msg, ctx) {
       if (!deliverer) throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', 'the placed deliverer is not running', { actor: ctx.path });
@@ -131,19 +120,6 @@ export function placedDeliverer(input: unknown): Behaviour<unknown> {
       return deliverer?.health?.() ?? { ok: false, detail: 'placed deliverer not started' };
     },
   };
-}
-
-/**
- * Resolves at the next message this process or thread gets from its parent. comedy answers the
- * parent's create request only once our preStart has resolved, and the parent takes the first message
- * it then gets from the child for that answer, so a child that talks first (the loop's first outbox
- * scan is an ask to the parent) breaks its own start. The parent's first message after creation (the
- * placement's `started` request) proves the answer went out: the loop and the reports start then.
- */
-function parentSpoke(): Promise<void> {
-  return new Promise((resolve) => {
-    (parentPort ?? process).once('message', () => resolve());
-  });
 }
 
 /** Sends the changes of this process's deliverer metrics to the store actor (see the header). */

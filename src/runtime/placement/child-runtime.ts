@@ -10,6 +10,8 @@
  *   reaches the parent as a rejection with its name, code and stack.
  * - The context: `log` is a pino logger of this process bound to the actor path. `self`, `lookup`,
  *   `fail` and `stopSelf` are forwarded to the parent, which owns the mailboxes and the supervisor.
+ *   Calls made before the parent has confirmed the start (from `preStart`) are held until then, so a
+ *   `preStart` may start work that talks to the parent but must not await an answer from it.
  *   `lookup` cannot know synchronously whether the actor exists, so it always returns a forwarding ref:
  *   a `tell` to an unknown actor is logged by the parent and dropped, `send` and `ask` reject with
  *   ETHHOOK_ERR_ACTOR_NOT_FOUND. `tell` returns true once handed to the parent (the parent's mailbox
@@ -66,7 +68,11 @@ export async function startChildRuntime(self: ComedySelf, importModule: ImportMo
     ...(params.mode === 'threaded' ? { threadId } : {}),
   });
   const parent = self.getParent();
-  const ctx = childContext(params, parent, log);
+  // comedy answers the parent's create request only after preStart, and the parent takes the first
+  // message back as that answer: context calls wait until the parent's `started` request has come.
+  let parentListening!: () => void;
+  const listening = new Promise<void>((resolve) => (parentListening = resolve));
+  const ctx = childContext(params, gated(parent, listening), log);
   let behaviour: Behaviour;
   try {
     behaviour = await buildBehaviour(params, importModule);
@@ -77,7 +83,10 @@ export async function startChildRuntime(self: ComedySelf, importModule: ImportMo
   }
 
   return {
-    started: () => ({ ok: true, value: null }),
+    started: () => {
+      parentListening();
+      return { ok: true, value: null };
+    },
     receive: (msg) => toReply(() => behaviour.receive(msg, ctx)),
     health: () => toReply(() => (behaviour.health ? behaviour.health() : { ok: true })),
     preRestart: (req) => toReply(() => behaviour.preRestart?.(req.reason, deserializeError(req.error), ctx)),
@@ -119,6 +128,14 @@ function takeOverSignals(self: ComedySelf, mode: ChildParameters['mode']): void 
 }
 
 type Parent = ReturnType<ComedySelf['getParent']>;
+
+/** The parent, with every call held until `ready` resolves. */
+function gated(parent: Parent, ready: Promise<void>): Parent {
+  return {
+    send: (topic, msg) => ready.then(() => parent.send(topic, msg)),
+    sendAndReceive: (topic, msg) => ready.then(() => parent.sendAndReceive(topic, msg)),
+  };
+}
 
 function childContext(params: ChildParameters, parent: Parent, log: Logger): ActorContext {
   const request = (req: CtxRequest): Promise<unknown> =>
