@@ -113,4 +113,17 @@ describe('forked actor under a supervisor', () => {
     expect(snap.pid).not.toBe(oldPid);
     expect(alive(oldPid)).toBe(false);
   });
+
+  // The child's first words reach the parent only after the start was confirmed, so talking from
+  // preStart neither breaks comedy's create handshake nor gets lost.
+  it('lets a placed behaviour talk to its parent from preStart', async () => {
+    const greetings: unknown[] = [];
+    system = await startSystem(root([
+      { kind: 'worker', name: 'collector', behaviour: () => ({ receive: (m: unknown) => void greetings.push(m) }) },
+      { kind: 'worker', name: 'greeter', placement: { ...placement, exportName: 'greeter' } },
+    ]), { logger: createLogger({ level: 'silent' }) });
+    await waitFor(() => greetings.length === 1, 20_000, 'the greeting');
+    expect(greetings).toEqual([{ type: 'hello', from: '/greeter' }]);
+    expect(await system.lookup('/greeter')!.ask('ping')).toBe('ping');
+  });
 });
