@@ -2,8 +2,9 @@
  * runNode: builds a node from its configuration and runs it until SIGTERM/SIGINT or a fatal escalation.
  *
  * Order: logger and metrics registry → LevelDB store and master key → embedded dev chain (when enabled
- * and no chain is configured; its cursor is cleared, as anvil starts a new chain every time) → the demo (src/demo/: when the dev chain runs, `demo.enabled` and no
- * `governance.url` of the operator's: its receiver and governance server, which then is the
+ * and no chain is configured; its cursor is cleared, as anvil starts a new chain every time) → the demo
+ * (src/demo/: when the dev chain runs, `demo.enabled` and no `governance.url` of the operator's: its
+ * receiver and governance server, which then is the
  * governance stream the node follows) → the live event streams' hub → the supervision tree
  * (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
  * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
@@ -86,12 +87,12 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
 
   const db: Db = await openDb(join(dataDir, 'db'));
   cleanups.push(() => db.close());
-  const masterKey = await loadMasterKey({ env: process.env, dataDir, logger });
+  const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });
   const endpoints = new EndpointStore(db, masterKey);
   const subscriptions = new SubscriptionStore(db, endpoints);
   const outbox = await Outbox.open(db);
 
-  const chains: ChainConfig[] = config.chains.map((c) => chainConfigSchema.parse(c));
+  const chains: ChainConfig[] = [...config.chains];
   let devChain: DevChain | undefined;
   if (config.devChain.enabled && chains.length === 0) {
     const dev = config.devChain;

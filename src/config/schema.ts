@@ -225,6 +225,12 @@ const SecuritySchema = z.strictObject({
   allowPrivateTargets: z.boolean().default(true),
   /** Refuse plain http:// webhook targets. */
   requireHttpsTargets: z.boolean().default(false),
+  /**
+   * Without ETHHOOK_MASTER_KEY, generate a master key into `<dataDir>/master.key` (with a loud warning)
+   * instead of refusing to start. On in the dev default; off in production, where the key comes from
+   * the environment (a secret manager) and a missing one is an error.
+   */
+  generateMasterKey: z.boolean().default(true),
 });
 
 export const NodeConfigSchema = z
