@@ -1,6 +1,10 @@
 /**
- * A global limit on concurrent operations (a counting semaphore): `run(fn)` starts `fn` when fewer
- * than `limit` runs are active, otherwise waits in FIFO order. A run that throws still frees its slot.
+ * A global limit on concurrent operations (a counting semaphore) in callback form, so the hot path
+ * allocates no promise: `acquire(start)` calls `start` at once when fewer than `limit` slots are taken,
+ * otherwise queues it (FIFO); each started operation calls `release()` exactly once when it ends, which
+ * hands its slot straight to the next waiter. A waiter is started from a microtask, never inside
+ * `release()`: operations that end synchronously (a closed client refusing each at once) would
+ * otherwise recurse through the whole queue.
  */
 
 export class ConcurrencyLimit {
@@ -21,20 +25,24 @@ export class ConcurrencyLimit {
     return this.queue.length - this.head;
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
-    else this.running++;
-    try {
-      return await fn();
-    } finally {
-      // Hand the slot straight to the next waiter, so `running` never dips and lets a newcomer jump the queue.
-      const next = this.head < this.queue.length ? this.queue[this.head++] : undefined;
-      if (this.head === this.queue.length || (this.head > 1024 && this.head * 2 > this.queue.length)) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
-      if (next) next();
-      else this.running--;
+  acquire(start: () => void): void {
+    if (this.running < this.limit) {
+      this.running++;
+      start();
+    } else {
+      this.queue.push(start);
     }
+  }
+
+  release(): void {
+    if (this.running === 0) throw new RangeError('release() without a matching acquire()');
+    // Hand the slot straight to the next waiter, so `running` never dips and lets a newcomer jump the queue.
+    const next = this.head < this.queue.length ? this.queue[this.head++] : undefined;
+    if (this.head === this.queue.length || (this.head > 1024 && this.head * 2 > this.queue.length)) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (next) queueMicrotask(next);
+    else this.running--;
   }
 }
