@@ -1,7 +1,11 @@
 // The webhook HTTP client against real receivers on 127.0.0.1: outcomes for every failure mode,
-// keep-alive, the global concurrency limit, bounded reads, no redirects, the SSRF connector.
+// keep-alive, the global concurrency limit, bounded reads, the total deadline, no redirects, the SSRF
+// connector.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookHttpClient, type HttpClientOptions } from '../../src/actors/deliverer/http-client.ts';
 import { signPayload } from '../../src/actors/deliverer/signing.ts';
@@ -34,6 +38,16 @@ afterEach(async () => {
 afterAll(async () => {
   await receiver.close();
 });
+
+/** A bare node:http server for answers the shared receiver cannot give (a dripping body, a 1xx). */
+async function rawServer(listener: RequestListener): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createHttpServer(listener);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
 
 describe('responses', () => {
   it('posts a signed webhook that the receiver verifies', async () => {
@@ -71,6 +85,97 @@ describe('responses', () => {
     expect(result.status).toBe(200);
     expect(result.bodySnippet).toHaveLength(4_096);
   });
+
+  it('a body of exactly maxResponseBytes is read whole and its connection kept; one byte more closes it', async () => {
+    const c = client({ concurrency: 1, maxResponseBytes: 4_096 });
+    const portsOf = async (size: number) => {
+      receiver.setBehaviour(() => ({ status: 200, body: 'y'.repeat(size) }));
+      const before = receiver.requests.length;
+      for (let i = 0; i < 3; i++) expect((await c.post(receiver.url, {}, '{}')).bodySnippet).toHaveLength(4_096);
+      return new Set(receiver.requests.slice(before).map((r) => r.remotePort)).size;
+    };
+    expect(await portsOf(4_096)).toBe(1);
+    expect(await portsOf(4_097)).toBe(3);
+  });
+
+  it('skips 1xx informational answers and reports the final one', async () => {
+    const server = await rawServer((req, res) => {
+      req.resume();
+      res.writeProcessing();
+      req.on('end', () => res.writeHead(201, { 'retry-after': '3' }).end('made'));
+    });
+    try {
+      expect(await client().post(server.url, {}, '{}')).toMatchObject({ status: 201, bodySnippet: 'made', retryAfter: '3' });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the total deadline', () => {
+  it('bounds a receiver dripping its body: the status is kept, the attempt is a timeout', async () => {
+    const server = await rawServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': '1000' });
+      const drip = setInterval(() => res.write('x'), 20);
+      res.on('close', () => clearInterval(drip));
+    });
+    try {
+      const result = await client({ requestTimeoutMs: 300 }).post(server.url, {}, '{}');
+      expect(result).toMatchObject({ status: 200, error: { kind: 'timeout', message: 'no complete response within 300 ms' } });
+      expect(result.bodySnippet.length).toBeGreaterThan(0);
+      expect(result.durationMs).toBeGreaterThanOrEqual(290);
+      expect(result.durationMs).toBeLessThan(3_000);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('counts from each attempt\'s own start, and leaves attempts answered in time alone', async () => {
+    const own = await startReceiver({ behaviour: (req) => (req.path === '/hang' ? { hang: true } : { status: 200, body: 'ok', delayMs: 50 }) });
+    try {
+      const c = client({ requestTimeoutMs: 400 });
+      const first = c.post(`${own.url}/hang`, {}, '{}');
+      await new Promise((r) => setTimeout(r, 200));
+      const second = c.post(`${own.url}/hang`, {}, '{}');
+      const quick = await Promise.all(Array.from({ length: 20 }, () => c.post(own.url, {}, '{}')));
+      expect(quick.every((r) => r.status === 200 && r.error === undefined)).toBe(true);
+      const [a, b] = await Promise.all([first, second]);
+      for (const r of [a, b]) expect(r).toMatchObject({ status: null, error: { kind: 'timeout' } });
+      expect(a.durationMs).toBeGreaterThanOrEqual(390);
+      expect(b.durationMs).toBeGreaterThanOrEqual(390);
+      expect(c.load).toEqual({ active: 0, waiting: 0 });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('does not keep the process alive once the attempts are done', async () => {
+    const clientModule = fileURLToPath(new URL('../../src/actors/deliverer/http-client.ts', import.meta.url));
+    const script = `
+      import { createServer } from 'node:http';
+      import { WebhookHttpClient } from ${JSON.stringify(clientModule)};
+      const server = createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
+      await new Promise((r) => server.listen(0, '127.0.0.1', r));
+      const client = new WebhookHttpClient({ policy: { allowPrivate: true }, requestTimeoutMs: 60000 });
+      const result = await client.post('http://127.0.0.1:' + server.address().port + '/', {}, '{}');
+      process.stdout.write(String(result.status));
+      await client.close();
+      server.close();`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const started = Date.now();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      const code = await new Promise((r) => child.once('exit', r));
+      expect({ code, out }).toEqual({ code: 0, out: '200' });
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+    }
+  }, 30_000);
 });
 
 describe('failures', () => {
