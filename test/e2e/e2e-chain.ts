@@ -59,7 +59,9 @@ export async function startTickChain(): Promise<TickChain> {
 }
 
 export function nodeChain(chain: TickChain, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { chainId: CHAIN_ID, name: 'anvil', wsUrl: chain.anvil.wsUrl, httpUrl: chain.anvil.httpUrl, ...extra };
+  // From block 0, not `latest`: a test may mine its first block before the listener's first head, and
+  // `latest` would then (rightly) start after it.
+  return { chainId: CHAIN_ID, name: 'anvil', wsUrl: chain.anvil.wsUrl, httpUrl: chain.anvil.httpUrl, startBlock: 0, ...extra };
 }
 
 /** The webhook payload as the issue defines it. */
