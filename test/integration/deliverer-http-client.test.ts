@@ -3,6 +3,7 @@
 // connector.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +97,34 @@ describe('responses', () => {
     };
     expect(await portsOf(4_096)).toBe(1);
     expect(await portsOf(4_097)).toBe(3);
+  });
+
+  it('keeps exactly the first min(length, maxResponseBytes) bytes, whatever the body and its chunking', async () => {
+    let reply = { body: '', chunks: 1 };
+    const server = await rawServer((req, res) => {
+      req.resume();
+      const { body, chunks } = reply;
+      const step = Math.ceil(body.length / chunks) || 1;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const parts: string[] = [];
+      for (let i = 0; i < body.length; i += step) parts.push(body.slice(i, i + step));
+      const next = () => (parts.length === 0 ? res.end() : res.write(parts.shift(), () => setImmediate(next)));
+      next();
+    });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 12_000 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 5_000 }), async (length, chunks, max) => {
+          reply = { body: Array.from({ length }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''), chunks };
+          const result = await client({ maxResponseBytes: max }).post(server.url, {}, '{}');
+          expect(result.status).toBe(200);
+          expect(result.error).toBeUndefined();
+          expect(result.bodySnippet).toBe(reply.body.slice(0, max));
+        }),
+        { numRuns: 40 },
+      );
+    } finally {
+      await server.close();
+    }
   });
 
   it('skips 1xx informational answers and reports the final one', async () => {
@@ -211,6 +240,10 @@ describe('failures', () => {
     const result = await client({ policy: { allowPrivate: false } }).post(receiver.url, {}, '{}');
     expect(result).toMatchObject({ status: null, error: { kind: 'refused', message: '127.0.0.1 is loopback (127.0.0.0/8)' } });
     expect(receiver.count).toBe(before);
+  });
+
+  it('a URL that does not parse is an outcome too, not a throw', async () => {
+    expect(await client().post('not a url', {}, '{}')).toMatchObject({ status: null, error: { kind: 'network' } });
   });
 
   it('a DNS failure is a network error (retryable), not a refusal', async () => {

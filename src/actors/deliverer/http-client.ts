@@ -84,8 +84,7 @@ export class WebhookHttpClient {
   }
 
   post(url: string | URL, headers: Record<string, string>, body: string | Buffer): Promise<HttpAttempt> {
-    const target = typeof url === 'string' ? new URL(url) : url;
-    return new Promise((resolve) => this.limit.acquire(() => this.send(target, headers, body, resolve)));
+    return new Promise((resolve) => this.limit.acquire(() => this.send(url, headers, body, resolve)));
   }
 
   /** Waits for the attempts in flight, then closes every connection. */
@@ -98,7 +97,7 @@ export class WebhookHttpClient {
     await this.agent.destroy();
   }
 
-  private send(url: URL, headers: Record<string, string>, body: string | Buffer, resolve: (a: HttpAttempt) => void): void {
+  private send(url: string | URL, headers: Record<string, string>, body: string | Buffer, resolve: (a: HttpAttempt) => void): void {
     const attempt = new Attempt(this.opts, (outcome) => {
       this.deadlines.delete(attempt);
       this.limit.release();
@@ -109,7 +108,8 @@ export class WebhookHttpClient {
     // V8's slow path and cost ~10 µs per attempt in bench:deliver.
     const all = Object.assign({ 'content-type': 'application/json', 'user-agent': this.opts.userAgent }, headers);
     try {
-      this.agent.dispatch({ origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers: all, body }, attempt);
+      const target = typeof url === 'string' ? new URL(url) : url;
+      this.agent.dispatch({ origin: target.origin, path: `${target.pathname}${target.search}`, method: 'POST', headers: all, body }, attempt);
     } catch (err) {
       attempt.fail(err);
     }
