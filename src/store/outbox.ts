@@ -24,10 +24,12 @@
  * the batch holding its change is written, so a job is never reported gone before it is; a failed
  * batch rejects every call in it and changes nothing.
  *
- * These calls take the job as `due` (or `reschedule` / `postpone`) returned it, or just its id. A
- * whole job is trusted as the stored one — the Deliverer holding it is the only writer of a pending
- * job — so the read only checks that it still exists (`hasMany`, no value decoded); an id makes the
- * outbox read the job (`getMany`).
+ * These calls take the job or just its id. The outbox remembers each job `due` returned (its lease)
+ * until the next write of that job: this instance is the only writer, so until then the remembered
+ * job IS the stored one and the commit needs no read for it. Any other job is read (`getMany`). A
+ * `due` whose read overlapped a write of a job does not lease it (its copy may predate the write).
+ * Leases are dropped by every write of their job (a rescheduled job is leased again by the `due`
+ * that returns it), and all at once past `MAX_LEASES` (jobs a stopped Deliverer never settled).
  *
  * Due scans start at a remembered lower bound of the due index (`gte`), not at its beginning:
  * delivered jobs leave tombstones at the front of the index that LevelDB would otherwise step over
@@ -108,6 +110,8 @@ export interface OutboxOptions {
 }
 
 const REPLAY_CHUNK = 500;
+/** Leased jobs remembered at most: beyond it they are forgotten (and read again when changed). */
+const MAX_LEASES = 100_000;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
@@ -121,8 +125,6 @@ type Outcome = [before: Job | undefined, after: Job | undefined];
 
 interface QueuedChange {
   id: string;
-  /** The caller's copy of the job, trusted as the stored one (see the module header). */
-  held: Job | undefined;
   change: JobChange;
   /** Called once the batch holding the change is written. */
   resolve: (outcome: Outcome) => void;
@@ -147,6 +149,11 @@ export class Outbox {
   private dueFloor = '';
   /** Bumped by every write of a due key: a scan that overlapped one must not raise the floor. */
   private dueWrites = 0;
+  /** Jobs `due` returned, as stored, until their next write (see the module header). */
+  private readonly leases = new Map<string, Job>();
+  /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be leased). */
+  private jobReads = 0;
+  private readonly writtenDuringReads = new Set<string>();
 
   private constructor(
     private readonly db: Db,
@@ -204,7 +211,10 @@ export class Outbox {
       const ops: BatchOp[] = [...extraOps];
       for (const job of toWrite) ops.push(...this.putJobOps(job));
       if (ops.length > 0) await this.db.batch(ops);
-      for (const job of toWrite) this.noteDueKey(dueKey(job));
+      for (const job of toWrite) {
+        this.noteDueKey(dueKey(job));
+        this.noteJobWrite(job.id);
+      }
       this.pending += toWrite.length;
       if (toWrite.length > 0) this.notify(toWrite.length);
       return { enqueued: toWrite.length, duplicates: jobs.length - toWrite.length };
@@ -242,7 +252,18 @@ export class Outbox {
     // Nothing live before the first key seen (or before now + 1 when none): the next scan starts there.
     if (writes === this.dueWrites) this.dueFloor = first ?? padNumber(now + 1);
     if (ids.length === 0) return [];
-    return (await this.jobs.getMany(ids)).filter((j): j is Job => j !== undefined);
+    if (this.jobReads === 0) this.writtenDuringReads.clear();
+    this.jobReads++;
+    let read: Array<Job | undefined>;
+    try {
+      read = await this.jobs.getMany(ids);
+    } finally {
+      this.jobReads--;
+    }
+    const jobs = read.filter((j): j is Job => j !== undefined);
+    if (this.leases.size + jobs.length > MAX_LEASES) this.leases.clear();
+    for (const job of jobs) if (!this.writtenDuringReads.has(job.id)) this.leases.set(job.id, job);
+    return jobs;
   }
 
   /** When the earliest job is due (ms), or undefined when the outbox is empty: how long a Deliverer may sleep. */
@@ -345,7 +366,10 @@ export class Outbox {
     const ops: BatchOp[] = letters.flatMap((l) => this.delDeadOps(l));
     for (const job of jobs) ops.push(...this.putJobOps(job));
     await this.db.batch(ops);
-    for (const job of jobs) this.noteDueKey(dueKey(job));
+    for (const job of jobs) {
+      this.noteDueKey(dueKey(job));
+      this.noteJobWrite(job.id);
+    }
     this.parked -= letters.length;
     this.pending += jobs.length;
     this.notify(jobs.length);
@@ -355,8 +379,7 @@ export class Outbox {
   /** Queues one change for the next group commit; resolves with the job before and after it, once written. */
   private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => {
-      const held = typeof job === 'object' && isWholeJob(job) ? job : undefined;
-      this.queued.push({ id: typeof job === 'string' ? job : job.id, held, change, resolve, reject });
+      this.queued.push({ id: typeof job === 'string' ? job : job.id, change, resolve, reject });
       if (!this.writing) {
         this.writing = true;
         // A microtask later, so the changes of one synchronous burst share the first batch too.
@@ -423,6 +446,7 @@ export class Outbox {
       }
       if (ops.length > 0) await this.db.batch(ops);
       for (const key of dueKeys) this.noteDueKey(key);
+      for (const { id } of group) this.noteJobWrite(id);
       this.pending -= gone;
       this.parked += parked;
       for (const endpointId of attemptEndpoints) await this.attempts.written(endpointId);
@@ -432,25 +456,20 @@ export class Outbox {
     }
   }
 
-  /**
-   * The stored state of the group's jobs: the caller's copy when every change to that job came with
-   * one and the job still exists, otherwise what the store holds.
-   */
+  /** The stored state of the group's jobs: leased ones as remembered, the others read in one `getMany`. */
   private async currentJobs(group: readonly QueuedChange[]): Promise<Map<string, Job | undefined>> {
-    const copies = new Map<string, Job | undefined>();
-    for (const q of group) {
-      if (!copies.has(q.id)) copies.set(q.id, q.held);
-      else if (q.held === undefined) copies.set(q.id, undefined);
-    }
-    const toRead = [...copies].filter(([, held]) => held === undefined).map(([id]) => id);
-    const toCheck = [...copies].filter(([, held]) => held !== undefined).map(([id]) => id);
-    const [read, exists] = await Promise.all([
-      toRead.length > 0 ? this.jobs.getMany(toRead) : [],
-      toCheck.length > 0 ? this.jobs.hasMany(toCheck) : [],
-    ]);
     const current = new Map<string, Job | undefined>();
-    toRead.forEach((id, i) => current.set(id, read[i]));
-    toCheck.forEach((id, i) => current.set(id, exists[i] ? copies.get(id) : undefined));
+    const toRead: string[] = [];
+    for (const { id } of group) {
+      if (current.has(id)) continue;
+      const leased = this.leases.get(id);
+      current.set(id, leased);
+      if (leased === undefined) toRead.push(id);
+    }
+    if (toRead.length > 0) {
+      const read = await this.jobs.getMany(toRead);
+      toRead.forEach((id, i) => current.set(id, read[i]));
+    }
     return current;
   }
 
@@ -458,6 +477,12 @@ export class Outbox {
   private noteDueKey(key: string): void {
     this.dueWrites++;
     if (key < this.dueFloor) this.dueFloor = key;
+  }
+
+  /** A job was written (created, changed or deleted): its lease, if any, is stale, and so is a `due` read in flight. */
+  private noteJobWrite(id: string): void {
+    this.leases.delete(id);
+    if (this.jobReads > 0) this.writtenDuringReads.add(id);
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */
@@ -496,10 +521,6 @@ export class Outbox {
       { type: 'del', sublevel: this.deadByEndpoint, key: `${letter.job.endpointId}!${at}!${letter.id}` },
     ];
   }
-}
-
-function isWholeJob(job: Pick<Job, 'id'>): job is Job {
-  return 'nextAttemptAt' in job && 'attempt' in job && 'endpointId' in job;
 }
 
 function finiteTime(at: number, what: string): number {

@@ -328,7 +328,7 @@ describe('group commit', () => {
     expect([outbox.depth(), outbox.deadLetterCount()]).toEqual([0, 1]);
   });
 
-  it('a whole job is trusted without reading it, an id is read; both answer "already gone" exactly', async () => {
+  it('a leased job is changed without reading it, any other is read; both answer "already gone" exactly', async () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
@@ -338,6 +338,30 @@ describe('group commit', () => {
     expect(await outbox.postpone(j1!, T0 + 1)).toBeUndefined();
     expect(await outbox.deadLetter(j1!, 'late')).toBe(false);
     expect([outbox.depth(), outbox.deadLetterCount()]).toEqual([1, 0]);
+  });
+
+  it('a due read that overlaps a write of its job does not lease the copy it read', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1')]);
+    // The scan and the reschedule race; whichever copy the scan returns, completing it must delete
+    // the stored job with its current due key.
+    const [scanned, rescheduled] = await Promise.all([outbox.due(T0, 10), outbox.reschedule('msg_1', T0 + 50)]);
+    expect(rescheduled).toMatchObject({ nextAttemptAt: T0 + 50 });
+    expect(await outbox.complete(scanned[0] ?? 'msg_1')).toBe(true);
+    expect(await outbox.nextDueAt()).toBeUndefined();
+    expect(outbox.depth()).toBe(0);
+  });
+
+  it('a stale copy of a job cannot undo a later change of it', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    await outbox.enqueueBatch([job('msg_1')]);
+    const [stale] = await outbox.due(T0, 1);
+    await outbox.reschedule(stale!, T0 + 50);
+    expect(await outbox.complete(stale!)).toBe(true);
+    expect(await outbox.nextDueAt()).toBeUndefined();
+    expect(outbox.depth()).toBe(0);
   });
 });
 
