@@ -8,10 +8,12 @@
  * `keepPerEndpoint` records is deleted, so an endpoint never holds more than 1.25x that many.
  */
 import { z } from 'zod';
+import { EthhookError } from '../runtime/errors.ts';
 import { sublevel, type Db } from './db.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
 
 export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
+const MAX_ERROR_LENGTH = 2000;
 
 export const attemptRecordSchema = z.object({
   jobId: z.string().min(1),
@@ -22,7 +24,7 @@ export const attemptRecordSchema = z.object({
   /** HTTP status; absent when no response came (network error, timeout). */
   status: z.number().int().optional(),
   durationMs: z.number().min(0),
-  error: z.string().max(2000).optional(),
+  error: z.string().max(MAX_ERROR_LENGTH).optional(),
 });
 export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
 
@@ -40,12 +42,15 @@ export class AttemptLog {
     this.pruneEvery = Math.max(1, Math.floor(keepPerEndpoint / 4));
   }
 
-  /** The batch operation that stores `record`; call `written(record.endpointId)` after the batch commits. */
+  /**
+   * The batch operation that stores `record`; call `written(record.endpointId)` after the batch commits.
+   * Records are the Deliverer's own, built on every attempt: they get `checkRecord`, not a zod parse.
+   */
   putOp(record: AttemptRecord): BatchOp {
-    const parsed = attemptRecordSchema.parse(record);
+    const value = checkRecord(record);
     this.sequence = (this.sequence + 1) % 1_000_000;
-    const key = `${parsed.endpointId}!${padNumber(parsed.at)}!${padNumber(this.sequence, 6)}`;
-    return { type: 'put', sublevel: this.records, key, value: parsed };
+    const key = `${value.endpointId}!${padNumber(value.at)}!${padNumber(this.sequence, 6)}`;
+    return { type: 'put', sublevel: this.records, key, value };
   }
 
   /** Counts a committed write and prunes the endpoint's oldest records when it is time. */
@@ -79,4 +84,31 @@ export class AttemptLog {
     if (newest.length <= this.keepPerEndpoint) return;
     await this.records.clear({ gt: prefix, lte: newest[newest.length - 1]! });
   }
+}
+
+/**
+ * What `attemptRecordSchema` accepts, checked by hand (this runs once per delivery), copied field by
+ * field so nothing else is stored; throws ETHHOOK_ERR_INVALID_INPUT naming the first bad field.
+ */
+function checkRecord(r: AttemptRecord): AttemptRecord {
+  const bad =
+    !isId(r.jobId) ? 'jobId'
+    : !isId(r.endpointId) ? 'endpointId'
+    : !Number.isSafeInteger(r.at) ? 'at'
+    : r.attempt !== undefined && !(Number.isSafeInteger(r.attempt) && r.attempt > 0) ? 'attempt'
+    : r.status !== undefined && !Number.isSafeInteger(r.status) ? 'status'
+    : !(typeof r.durationMs === 'number' && r.durationMs >= 0 && Number.isFinite(r.durationMs)) ? 'durationMs'
+    : r.error !== undefined && !(typeof r.error === 'string' && r.error.length <= MAX_ERROR_LENGTH) ? 'error'
+    : undefined;
+  if (bad !== undefined) {
+    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid attempt record: ${bad}`, {
+      issues: [{ path: bad, message: `got ${String((r as unknown as Record<string, unknown>)[bad])}` }],
+    });
+  }
+  const { jobId, endpointId, at, attempt, status, durationMs, error } = r;
+  return { jobId, endpointId, at, attempt, status, durationMs, error };
+}
+
+function isId(v: unknown): boolean {
+  return typeof v === 'string' && v.length > 0;
 }
