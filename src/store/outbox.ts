@@ -110,8 +110,8 @@ export interface OutboxOptions {
 }
 
 const REPLAY_CHUNK = 500;
-/** Leased jobs remembered at most: beyond it they are forgotten (and read again when changed). */
-const MAX_LEASES = 100_000;
+/** Leased jobs remembered at most (about 1 kB each; the Deliverer holds up to maxHeld + a scan): beyond it all are forgotten, and read again when changed. */
+const MAX_LEASES = 20_000;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
