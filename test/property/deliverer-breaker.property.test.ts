@@ -132,6 +132,18 @@ describe('token bucket', () => {
     );
   });
 
+  it('after exactly the wait it named, a take passes (seed that found a rounding gap)', () => {
+    const cfg = { ratePerSec: 0.1, burst: 4 };
+    let now = 0;
+    let b: Bucket = fullBucket(cfg, now);
+    for (const dt of [0, 1732, 618, 1636, 1426]) {
+      now += dt;
+      const r = take(b, now, cfg);
+      b = r.bucket;
+      if (r.waitMs > 0) expect(take(b, now + r.waitMs, cfg).waitMs).toBe(0);
+    }
+  });
+
   it('a refused take names a wait after which the next take passes', () => {
     fc.assert(
       fc.property(config, gaps, (cfg, steps) => {
