@@ -11,6 +11,7 @@ import type { ActorSnapshot } from '../../src/runtime/types.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { mulberry32, startReceiver, type Receiver } from '../support/receiver.ts';
 import { CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil, type TickChain } from './e2e-chain.ts';
+import { findActor, isAlive } from '../support/kernel.ts';
 
 const SEED = 0xf0e;
 
@@ -35,28 +36,10 @@ afterAll(async () => {
   await dir?.remove();
 });
 
-function find(snap: ActorSnapshot, path: string): ActorSnapshot | undefined {
-  if (snap.path === path) return snap;
-  for (const c of snap.children ?? []) {
-    const hit = find(c, path);
-    if (hit) return hit;
-  }
-  return undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function actor(n: NodeProcess, path: string): Promise<ActorSnapshot | undefined> {
   const res = await n.api<{ tree: ActorSnapshot }>('GET', '/actors/health');
   expect(res.status).toBe(200);
-  return find(res.body.tree, path);
+  return findActor(res.body.tree, path);
 }
 
 describe('the Deliverer placed forked in a real node', () => {
@@ -78,7 +61,7 @@ describe('the Deliverer placed forked in a real node', () => {
     expect(deliverer).toMatchObject({ placement: 'forked', state: 'running' });
     expect(deliverer.pid).not.toBeNull();
     expect(deliverer.pid).not.toBe(n.pid);
-    expect(alive(deliverer.pid!)).toBe(true);
+    expect(isAlive(deliverer.pid!)).toBe(true);
     expect(await actor(n, '/pipeline/deliverer-store')).toMatchObject({ placement: 'local', pid: n.pid, state: 'running' });
 
     const contract = await chain.deploy();
@@ -130,7 +113,7 @@ describe('the Deliverer placed forked in a real node', () => {
       ticking = false;
       await ticker;
     }
-    expect(alive(deliverer.pid!)).toBe(false);
+    expect(isAlive(deliverer.pid!)).toBe(false);
     expect(await n.metric('actor_restarts_total', { actor: '/pipeline/deliverer', reason: 'crash' })).toBeGreaterThanOrEqual(1);
     const restarted = (await actor(n, '/pipeline/deliverer'))!;
     expect(restarted.pid).not.toBe(n.pid);
@@ -153,6 +136,6 @@ describe('the Deliverer placed forked in a real node', () => {
     // A graceful stop ends the deliverer's process with the node.
     n.kill('SIGTERM');
     expect((await n.waitForExit(20_000)).code).toBe(0);
-    await waitUntil(() => !alive(restarted.pid!), 5_000, 'the deliverer process gone');
+    await waitUntil(() => !isAlive(restarted.pid!), 5_000, 'the deliverer process gone');
   });
 });

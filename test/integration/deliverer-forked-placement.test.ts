@@ -13,12 +13,12 @@ import { placedDelivererSpec } from '../../src/actors/deliverer/placed.ts';
 import { createDelivererStore } from '../../src/actors/deliverer/store-port.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
-import type { ActorSnapshot, SupervisionEvent } from '../../src/runtime/types.ts';
+import type { SupervisionEvent } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { startSystem } from '../../src/supervision/index.ts';
-import { root, waitFor } from '../support/kernel.ts';
+import { findActor, root, waitFor } from '../support/kernel.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 
 let dir: string;
@@ -69,15 +69,6 @@ async function startPipeline(mode: 'forked' | 'threaded' = 'forked'): Promise<Ac
   return system;
 }
 
-function find(snap: ActorSnapshot, path: string): ActorSnapshot | undefined {
-  if (snap.path === path) return snap;
-  for (const c of snap.children ?? []) {
-    const hit = find(c, path);
-    if (hit) return hit;
-  }
-  return undefined;
-}
-
 const metric = async (name: string, labels = '') => {
   const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${name}${labels} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -90,10 +81,10 @@ describe('the Deliverer placed forked', () => {
     secret = created.secret;
     await outbox.enqueueBatch(jobsFor(created.endpoint.id, 30, 'early'));
     const sys = await startPipeline();
-    const deliverer = find(sys.snapshot(), '/pipeline/deliverer')!;
+    const deliverer = findActor(sys.snapshot(), '/pipeline/deliverer')!;
     expect(deliverer).toMatchObject({ placement: 'forked', state: 'running' });
     expect(deliverer.pid).not.toBe(process.pid);
-    expect(find(sys.snapshot(), '/pipeline/deliverer-store')).toMatchObject({ placement: 'local', pid: process.pid });
+    expect(findActor(sys.snapshot(), '/pipeline/deliverer-store')).toMatchObject({ placement: 'local', pid: process.pid });
 
     await waitFor(() => receiver.deliveredIds().size === 30, 20_000, '30 early deliveries');
     // The loop polls once a minute here: enqueues must reach it through deliverer.wake well before that.
@@ -118,18 +109,18 @@ describe('the Deliverer placed forked', () => {
     const sys = await startPipeline();
     const events: SupervisionEvent[] = [];
     sys.onEvent((e) => events.push(e));
-    const before = find(sys.snapshot(), '/pipeline/deliverer')!.pid!;
+    const before = findActor(sys.snapshot(), '/pipeline/deliverer')!.pid!;
     await outbox.enqueueBatch(jobsFor(created.endpoint.id, 100, 'k'));
     await waitFor(() => receiver.count >= 10, 10_000, 'deliveries under way');
     process.kill(before, 'SIGKILL');
     await waitFor(() => events.some((e) => e.type === 'restarting' && e.path === '/pipeline/deliverer' && e.reason === 'crash'), 10_000, 'a crash restart');
     await waitFor(() => {
-      const d = find(sys.snapshot(), '/pipeline/deliverer');
+      const d = findActor(sys.snapshot(), '/pipeline/deliverer');
       return d?.state === 'running' && d.pid !== null && d.pid !== before;
     }, 20_000, 'a new child');
     await waitFor(() => receiver.deliveredIds().size === 100 && outbox.depth() === 0, 20_000, 'every job delivered');
     expect(receiver.requests.every((r) => r.verified === true)).toBe(true);
-    expect(find(sys.snapshot(), '/pipeline/deliverer-store')).toMatchObject({ incarnation: 1, panics: 0 });
+    expect(findActor(sys.snapshot(), '/pipeline/deliverer-store')).toMatchObject({ incarnation: 1, panics: 0 });
   });
 
   // The same ports serve a worker thread: LevelDB's lock holds within one process too.
@@ -137,7 +128,7 @@ describe('the Deliverer placed forked', () => {
     const created = await endpoints.create({ url: `${receiver.url}/threaded` });
     secret = created.secret;
     const sys = await startPipeline('threaded');
-    expect(find(sys.snapshot(), '/pipeline/deliverer')).toMatchObject({ placement: 'threaded', state: 'running', pid: process.pid });
+    expect(findActor(sys.snapshot(), '/pipeline/deliverer')).toMatchObject({ placement: 'threaded', state: 'running', pid: process.pid });
     await outbox.enqueueBatch(jobsFor(created.endpoint.id, 20, 't'));
     await waitFor(() => receiver.deliveredIds().size === 20 && outbox.depth() === 0, 20_000, '20 deliveries from a thread');
     expect(receiver.requests.every((r) => r.verified === true)).toBe(true);

@@ -6,10 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
-import type { ActorSnapshot, PlacementSpec, SupervisionEvent, WorkerSpec } from '../../src/runtime/types.ts';
+import type { PlacementSpec, SupervisionEvent, WorkerSpec } from '../../src/runtime/types.ts';
 import type { ProbeMessage } from '../fixtures/placement-behaviours.ts';
 import { startSystem } from '../../src/supervision/index.ts';
-import { root, waitFor } from '../support/kernel.ts';
+import { findActor, isAlive, root, waitFor } from '../support/kernel.ts';
 
 const placement: PlacementSpec = {
   mode: 'forked',
@@ -34,24 +34,6 @@ async function startQuiet(spec: WorkerSpec<ProbeMessage>): Promise<ActorSystem> 
   return startSystem(root([spec]), { logger: createLogger({ level: 'silent' }) });
 }
 
-function find(snap: ActorSnapshot, path: string): ActorSnapshot | undefined {
-  if (snap.path === path) return snap;
-  for (const c of snap.children ?? []) {
-    const hit = find(c, path);
-    if (hit) return hit;
-  }
-  return undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('forked actor under a supervisor', () => {
   // crash → restart: a new process handles the next messages, the restart is counted with reason crash.
   it('restarts the actor in a new process after kill -9 of its child', async () => {
@@ -60,7 +42,7 @@ describe('forked actor under a supervisor', () => {
     system.onEvent((e) => events.push(e));
     const ref = system.lookup<ProbeMessage>('placed')!;
     const path = ref.path;
-    const snap = () => find(system!.snapshot(), path)!;
+    const snap = () => findActor(system!.snapshot(), path)!;
 
     expect(await ref.ask({ type: 'echo', value: 'before' })).toMatchObject({ n: 1, value: 'before' });
     const first = snap();
@@ -75,8 +57,8 @@ describe('forked actor under a supervisor', () => {
     await waitFor(() => snap().state === 'running' && snap().incarnation === 2, 30_000, 'the restart');
     const newPid = snap().pid!;
     expect(newPid).not.toBe(oldPid);
-    expect(alive(oldPid)).toBe(false);
-    expect(alive(newPid)).toBe(true);
+    expect(isAlive(oldPid)).toBe(false);
+    expect(isAlive(newPid)).toBe(true);
 
     // The new incarnation starts counting again; the queued messages come first, in order.
     expect(await Promise.all(queued)).toEqual([
@@ -93,7 +75,7 @@ describe('forked actor under a supervisor', () => {
     // Shutdown ends the child process too.
     await system.shutdown('test over', 10_000);
     system = null;
-    expect(alive(newPid)).toBe(false);
+    expect(isAlive(newPid)).toBe(false);
   });
 
   // panic in the child: supervised like a local actor — each panic restarts it in a new process, and the
@@ -102,16 +84,16 @@ describe('forked actor under a supervisor', () => {
     system = await startQuiet(placedWorker('panicky'));
     const ref = system.lookup<ProbeMessage>('panicky')!;
     const path = ref.path;
-    const oldPid = find(system.snapshot(), path)!.pid!;
+    const oldPid = findActor(system.snapshot(), path)!.pid!;
     await expect(ref.ask({ type: 'boom', message: 'child says no' }, { timeoutMs: 30_000 })).rejects.toMatchObject({
       code: 'ETHHOOK_ERR_POISON_MESSAGE',
     });
-    await waitFor(() => find(system!.snapshot(), path)!.state === 'running', 30_000, 'running again');
-    const snap = find(system.snapshot(), path)!;
+    await waitFor(() => findActor(system!.snapshot(), path)!.state === 'running', 30_000, 'running again');
+    const snap = findActor(system.snapshot(), path)!;
     expect(snap).toMatchObject({ panics: 3, incarnation: 4 });
     expect(await ref.ask({ type: 'where' }, { timeoutMs: 10_000 })).toMatchObject({ pid: snap.pid, incarnation: 4 });
     expect(snap.pid).not.toBe(oldPid);
-    expect(alive(oldPid)).toBe(false);
+    expect(isAlive(oldPid)).toBe(false);
   });
 
   // The child's first words reach the parent only after the start was confirmed, so talking from

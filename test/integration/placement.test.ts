@@ -14,6 +14,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { createPlacedBehaviour, type PlacedBehaviour, type PlacedSpec } from '../../src/runtime/placement/index.ts';
 import type { ActorContext, ActorRef } from '../../src/runtime/types.ts';
 import type { ProbeArgs } from '../fixtures/placement-behaviours.ts';
+import { isAlive } from '../support/kernel.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/placement-behaviours.ts', import.meta.url));
 const logger = createLogger({ level: 'silent' });
@@ -65,15 +66,6 @@ async function started(mode: PlacedSpec['mode'], args: ProbeArgs = { label: 'p' 
   return { behaviour, ...rec, receive: (msg: unknown) => behaviour.receive(msg, rec.ctx) as Promise<unknown> };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Live child processes of this process, from /proc (the kernel's view, not comedy's). */
 function childPids(): number[] {
   return readdirSync('/proc')
@@ -104,7 +96,7 @@ describe('forked placement', () => {
     const { behaviour, receive } = await started('forked');
     const pid = behaviour.pid()!;
     expect(pid).not.toBe(process.pid);
-    expect(alive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
     expect(childPids()).toContain(pid);
     expect(await receive({ type: 'where' })).toMatchObject({ pid, started: true, incarnation: 1, path: '/test/probe' });
   });
@@ -153,7 +145,7 @@ describe('forked placement', () => {
     const pid = behaviour.pid()!;
     await behaviour.postStop!(ctx);
     expect(readFileSync(marker, 'utf8')).toBe(String(pid));
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
     expect(childPids()).not.toContain(pid);
     expect(behaviour.pid()).toBeNull();
     await behaviour.postStop!(ctx);
@@ -169,7 +161,7 @@ describe('forked placement', () => {
     const t0 = Date.now();
     await behaviour.postStop!(ctx);
     expect(Date.now() - t0).toBeLessThan(2_500);
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
   });
 
   // restart: preRestart (what the kernel calls instead of postStop on a restart) also ends the child.
@@ -177,7 +169,7 @@ describe('forked placement', () => {
     const { behaviour, ctx } = await started('forked');
     const pid = behaviour.pid()!;
     await behaviour.preRestart!('manual', new Error('operator'), ctx);
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
   });
 
   // context: the child's self, lookup and fail reach the parent's context.
@@ -241,9 +233,9 @@ describe('forked child lifetime', () => {
         parent.once('exit', (code) => reject(new Error(`parent exited early (${code})`)));
       });
       const { childPid } = JSON.parse(line) as { childPid: number };
-      expect(alive(childPid)).toBe(true);
+      expect(isAlive(childPid)).toBe(true);
       parent.kill('SIGKILL');
-      await waitFor(() => !alive(childPid), 5_000, 'the orphaned child to exit');
+      await waitFor(() => !isAlive(childPid), 5_000, 'the orphaned child to exit');
     } finally {
       parent.kill('SIGKILL');
     }

@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { SystemOptions } from '../../src/runtime/system.ts';
-import type { ChildSpec, SupervisorSpec } from '../../src/runtime/types.ts';
+import type { ActorSnapshot, ChildSpec, SupervisorSpec } from '../../src/runtime/types.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 
 /** A logger that keeps its JSON lines in memory, so tests can assert on them. */
@@ -32,5 +32,25 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The node at `path` in a tree snapshot. */
+export function findActor(snap: ActorSnapshot, path: string): ActorSnapshot | undefined {
+  if (snap.path === path) return snap;
+  for (const c of snap.children ?? []) {
+    const hit = findActor(c, path);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
