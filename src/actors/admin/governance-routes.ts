@@ -8,12 +8,9 @@
  * ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED, so an operator sees at once that there is nothing to reconnect.
  * A stream an operator stopped answers 409 ETHHOOK_ERR_ACTOR_STOPPED at once (a stopped actor queues
  * messages unanswered: asking it would only time out).
- *
- * The not-configured answer is written here rather than thrown, so its status does not depend on the
- * code being in the node's catalog (src/errors.ts gathers `governanceRouteErrorCodes`).
  */
 import { EthhookError, defineErrorCodes } from '../../runtime/errors.ts';
-import type { ActorRef, ActorSnapshot } from '../../runtime/types.ts';
+import type { ActorRef, ActorState } from '../../runtime/types.ts';
 import type { GovernanceReply, GovernanceStatus } from '../governance/messages.ts';
 import { defineRoute, type Route } from './router.ts';
 
@@ -30,27 +27,18 @@ export const governanceRouteErrorCodes = defineErrorCodes({
 /** The part of the ActorSystem these routes use. */
 export interface GovernanceRoutesSystem {
   lookup(path: string): ActorRef | undefined;
-  snapshot(): ActorSnapshot;
+  resolve(path: string): { readonly state: ActorState };
 }
 
-const NOT_CONFIGURED = {
-  status: governanceRouteErrorCodes.ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED.httpStatus,
-  json: {
-    error: {
-      code: 'ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED',
-      message: 'this node runs no governance stream: set governance.url (and governance.publicKeys) to follow one',
-    },
-  },
-};
-
 export function governanceRoutes(system: () => GovernanceRoutesSystem | undefined): Route[] {
-  /** The reply, or null when the node runs no governance stream. */
-  const ask = async (type: 'governance.reconnect' | 'governance.status'): Promise<GovernanceReply | null> => {
+  const ask = async (type: 'governance.reconnect' | 'governance.status'): Promise<GovernanceReply> => {
     const sys = system();
     if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
     const ref = sys.lookup(GOVERNANCE_STREAM_PATH);
-    if (ref === undefined) return null;
-    const state = findState(sys.snapshot(), GOVERNANCE_STREAM_PATH);
+    if (ref === undefined) {
+      throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED', 'this node runs no governance stream: set governance.url (and governance.publicKeys) to follow one');
+    }
+    const state = sys.resolve(GOVERNANCE_STREAM_PATH).state;
     if (state === 'stopped' || state === 'stopping') {
       throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', 'the governance stream is stopped; start it with POST /admin/actors/start {"actor":"governance-stream"}', { actor: GOVERNANCE_STREAM_PATH });
     }
@@ -65,7 +53,7 @@ export function governanceRoutes(system: () => GovernanceRoutesSystem | undefine
       auth: 'operate',
       audit: { action: 'governance.reconnect', target: () => GOVERNANCE_STREAM_PATH },
       handle: async ({ log }) => {
-        if ((await ask('governance.reconnect')) === null) return NOT_CONFIGURED;
+        await ask('governance.reconnect');
         log.info('governance stream reconnect requested');
         return { json: { ok: true } };
       },
@@ -75,18 +63,9 @@ export function governanceRoutes(system: () => GovernanceRoutesSystem | undefine
       path: '/admin/governance/status',
       auth: 'read',
       handle: async () => {
-        const status = (await ask('governance.status')) as GovernanceStatus | null;
-        return status === null ? NOT_CONFIGURED : { json: { governance: status } };
+        const status = (await ask('governance.status')) as GovernanceStatus;
+        return { json: { governance: status } };
       },
     }),
   ];
-}
-
-function findState(node: ActorSnapshot, path: string): ActorSnapshot['state'] | undefined {
-  if (node.path === path) return node.state;
-  for (const child of node.children ?? []) {
-    const found = findState(child, path);
-    if (found !== undefined) return found;
-  }
-  return undefined;
 }
