@@ -153,7 +153,10 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     },
     loop: {
       retry: { scheduleMs: config.deliverer.retry.schedule, jitter: config.deliverer.retry.jitter, maxRetryAfterMs: 10 * 3_600_000 },
-      guards: { breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs } },
+      guards: {
+        breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs },
+        disable: config.deliverer.disable,
+      },
     },
   } satisfies PlacedDelivererArgs;
   const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';

@@ -191,6 +191,13 @@ const DelivererSchema = z.strictObject({
       openMs: duration().default(60_000),
     })
     .prefault({}),
+  /** An endpoint failing for this long without a success (and at least `minFailures` times) is disabled. */
+  disable: z
+    .strictObject({
+      afterMs: duration().default(5 * 24 * 3_600_000),
+      minFailures: positiveInt().default(10),
+    })
+    .prefault({}),
 });
 
 const GovernanceSchema = z
