@@ -172,7 +172,11 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
           subscriptions,
           outbox,
           lookup,
-          config: { allowPrivateTargets: config.security.allowPrivateTargets, requireHttpsTargets: config.security.requireHttpsTargets },
+          config: {
+            allowPrivateTargets: config.security.allowPrivateTargets,
+            requireHttpsTargets: config.security.requireHttpsTargets,
+            secretOverlapMs: config.security.rotationOverlapMs,
+          },
         }),
         ...governanceRoutes(() => system),
       ],
@@ -194,6 +198,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
               subscriptions,
               notices: pipelineNotices(lookup),
               logger: logger.child({ actor: '/governance-stream' }),
+              secretOverlapMs: config.security.rotationOverlapMs,
             }),
           }),
         }

@@ -238,6 +238,8 @@ const SecuritySchema = z.strictObject({
    * the environment (a secret manager) and a missing one is an error.
    */
   generateMasterKey: z.boolean().default(true),
+  /** After a secret rotation (admin API or governance) the old secret keeps signing this long too. */
+  rotationOverlapMs: duration().default(24 * 3_600_000),
 });
 
 export const NodeConfigSchema = z

@@ -10,7 +10,7 @@
  * - `endpoint.upsert` creates the endpoint (with the message's id and secret) or replaces its
  *   configuration: url, description, rateLimitPerSec (absent removes it). A `secret` that is not
  *   already the newest signing secret is rotated in with the usual overlap (the previous one keeps
- *   signing for DEFAULT_ROTATION_OVERLAP_MS, so receivers can switch). `paused` and `disabled` are
+ *   signing for `secretOverlapMs` (24 h by default), so receivers can switch). `paused` and `disabled` are
  *   operational state, not configuration: an upsert keeps them.
  * - `endpoint.delete` deletes the endpoint and its subscriptions (removeEndpointCascade).
  * - `endpoint.pause` / `endpoint.resume` set `paused`.
@@ -41,6 +41,8 @@ export interface StoreApplierOptions {
   subscriptions: SubscriptionStore;
   notices: PipelineNotices;
   logger: Logger;
+  /** How long a replaced secret keeps signing. Default DEFAULT_ROTATION_OVERLAP_MS (24 h). */
+  secretOverlapMs?: number;
 }
 
 export const storeApplierErrorCodes = defineErrorCodes({
@@ -88,7 +90,7 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
         await endpoints.update(p.id, { url, description, rateLimitPerSec: rateLimitPerSec ?? null });
       }
       if (p.secret !== undefined && endpoints.activeSecrets(existing)[0] !== p.secret) {
-        await endpoints.rotateSecret(p.id, DEFAULT_ROTATION_OVERLAP_MS, { secret: p.secret });
+        await endpoints.rotateSecret(p.id, options.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS, { secret: p.secret });
       }
       logger.info({ seq: meta.seq, endpointId: p.id }, 'governance: endpoint replaced');
     }
