@@ -32,6 +32,7 @@ import { chainConfigSchema, chainListenerName, createChainListener, type ChainCo
 import { createGovernanceStream } from './actors/governance/index.ts';
 import { createStoreApplier } from './actors/governance/store-applier.ts';
 import { createMatcher } from './actors/matcher/matcher.ts';
+import { ownsEndpoint } from './cluster.ts';
 import type { NodeConfig } from './config/schema.ts';
 import { demoBanner, type NodeWhereabouts } from './demo/banner.ts';
 import { startDemo, startStatusLine, type Demo } from './demo/index.ts';
@@ -185,7 +186,15 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     deliverer: () => createDeliverer({ outbox, endpoints, registry, ...delivererSettings }),
     ...(delivererPlaced ? { delivererStore: () => createDelivererStore({ outbox, endpoints, registry }) } : {}),
     placeable: { deliverer: placedDelivererSpec(delivererSettings) },
-    matcher: () => createMatcher({ db, subscriptions, outbox, logger: logger.child({ actor: '/pipeline/matcher' }), registry, publish: (event) => hub.publish(event) }),
+    matcher: () => createMatcher({
+      db,
+      subscriptions,
+      outbox,
+      logger: logger.child({ actor: '/pipeline/matcher' }),
+      registry,
+      ownsEndpoint: ownsEndpoint(config.node.cluster),
+      publish: (event) => hub.publish(event),
+    }),
     ...(governance
       ? {
           governance: () => createGovernanceStream({
