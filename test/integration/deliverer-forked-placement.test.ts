@@ -16,10 +16,11 @@ import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { SupervisionEvent } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { Outbox } from '../../src/store/outbox.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 import { findActor, root, waitFor } from '../support/kernel.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
+import { jobsFor } from '../support/jobs.ts';
 
 let dir: string;
 let db: Db;
@@ -46,16 +47,6 @@ afterEach(async () => {
   await db.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-function jobsFor(endpointId: string, n: number, tag: string): NewJob[] {
-  return Array.from({ length: n }, (_, i) => ({
-    id: `msg_${tag}_${i}`, endpointId, subscriptionId: 'sub_1', type: 'log.created' as const, eventSeenAt: Date.now(),
-    payload: {
-      type: 'log.created' as const, timestamp: new Date().toISOString(),
-      data: { chainId: 1, blockNumber: 1, blockHash: '0x01', transactionHash: '0x02', logIndex: i, address: '0x03', topics: [], data: '0x', subscriptionId: 'sub_1' },
-    },
-  }));
-}
 
 async function startPipeline(mode: 'forked' | 'threaded' = 'forked'): Promise<ActorSystem> {
   const spec = placedDelivererSpec({ http: { policy: { allowPrivate: true }, concurrency: 8 }, loop: { idlePollMs: 60_000 }, metricsIntervalMs: 100 });

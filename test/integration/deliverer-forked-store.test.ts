@@ -14,8 +14,9 @@ import type { ActorRef, ChildSpec } from '../../src/runtime/types.ts';
 import type { AttemptRecord } from '../../src/store/attempts.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { Outbox } from '../../src/store/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';
+import { jobsFor } from '../support/jobs.ts';
 
 let dir: string;
 let db: Db;
@@ -28,16 +29,6 @@ let store: ActorRef;
 /** Every message the remote ports sent to the store actor. */
 let sent: Array<{ type: string; ops?: unknown[] }>;
 let wakes: number;
-
-function jobsFor(endpointId: string, n: number, tag: string): NewJob[] {
-  return Array.from({ length: n }, (_, i) => ({
-    id: `msg_${tag}_${i}`, endpointId, subscriptionId: 'sub_1', type: 'log.created' as const, eventSeenAt: Date.now() - 1_000,
-    payload: {
-      type: 'log.created' as const, timestamp: new Date().toISOString(),
-      data: { chainId: 1, blockNumber: 1, blockHash: '0x01', transactionHash: '0x02', logIndex: i, address: '0x03', topics: ['0x04'], data: '0x', subscriptionId: 'sub_1' },
-    },
-  }));
-}
 
 const record = (jobId: string, endpointId: string, status?: number): AttemptRecord => ({
   jobId, endpointId, at: Date.now(), attempt: 1, durationMs: 12, ...(status !== undefined ? { status } : { error: 'connect ECONNREFUSED' }),
@@ -76,7 +67,7 @@ describe('deliverer-store: the outbox as messages', () => {
   it('answers due scans and the next due time', async () => {
     const remote = new RemoteOutbox(new StoreClient(store));
     expect(await remote.nextDueAt()).toBeUndefined();
-    await outbox.enqueueBatch(jobsFor('ep_a', 5, 'due'));
+    await outbox.enqueueBatch(jobsFor('ep_a', 5, 'due', Date.now() - 1_000));
     const now = Date.now();
     const all = await remote.due(now, 10);
     expect(all.map((j) => j.id)).toEqual(await outbox.due(now, 10).then((js) => js.map((j) => j.id)));
@@ -90,7 +81,7 @@ describe('deliverer-store: the outbox as messages', () => {
   // complete / reschedule / postpone / dead-letter land as the Outbox's own calls would.
   it('applies each write with its attempt record, and says when a job was already gone', async () => {
     const remote = new RemoteOutbox(new StoreClient(store));
-    await outbox.enqueueBatch(jobsFor('ep_a', 4, 'w'));
+    await outbox.enqueueBatch(jobsFor('ep_a', 4, 'w', Date.now() - 1_000));
     const [a, b, c, d] = await remote.due(Date.now(), 10);
     expect(await remote.complete(a!, record(a!.id, 'ep_a', 200))).toBe(true);
     expect(await remote.complete(a!, record(a!.id, 'ep_a', 200))).toBe(false);
@@ -109,7 +100,7 @@ describe('deliverer-store: the outbox as messages', () => {
   // Writes made together travel together: one store.write carries a burst, so they share a group commit.
   it('groups the writes of a burst into few messages', async () => {
     const remote = new RemoteOutbox(new StoreClient(store));
-    await outbox.enqueueBatch(jobsFor('ep_a', 200, 'g'));
+    await outbox.enqueueBatch(jobsFor('ep_a', 200, 'g', Date.now() - 1_000));
     const jobs = await remote.due(Date.now(), 200);
     sent = [];
     const done = await Promise.all(jobs.map((j) => remote.complete(j, record(j.id, 'ep_a', 200))));
@@ -122,9 +113,9 @@ describe('deliverer-store: the outbox as messages', () => {
 
   // Enqueues wake the Deliverer, coalesced: never more than one wake in flight.
   it('wakes the deliverer on enqueue', async () => {
-    await outbox.enqueueBatch(jobsFor('ep_a', 1, 'wake1'));
+    await outbox.enqueueBatch(jobsFor('ep_a', 1, 'wake1', Date.now() - 1_000));
     await waitFor(() => wakes === 1, 5_000, 'a wake');
-    await Promise.all(Array.from({ length: 20 }, (_, i) => outbox.enqueueBatch(jobsFor('ep_a', 1, `burst${i}`))));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => outbox.enqueueBatch(jobsFor('ep_a', 1, `burst${i}`, Date.now() - 1_000))));
     await waitFor(() => wakes >= 2, 5_000, 'wakes after the burst');
     await new Promise((r) => setTimeout(r, 50));
     expect(wakes).toBeLessThan(22);
@@ -176,7 +167,7 @@ describe('deliverer-store: metrics', () => {
   // Queue gauges from the outbox; durations from the attempt records; the child's counts added.
   it('reports what the forked deliverer did in this registry', async () => {
     const remote = new RemoteOutbox(new StoreClient(store));
-    await outbox.enqueueBatch(jobsFor('ep_a', 3, 'm'));
+    await outbox.enqueueBatch(jobsFor('ep_a', 3, 'm', Date.now() - 1_000));
     expect(await registry.getSingleMetricAsString('webhook_queue_depth')).toMatch(/webhook_queue_depth 3$/m);
 
     const [a, b] = await remote.due(Date.now(), 2);

@@ -1,14 +1,8 @@
 // Every metric the README documents (what dashboards, alerts and runbooks are written against) is
 // registered by the code, under exactly that name.
 import { readFileSync } from 'node:fs';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
-import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
-import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
-import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
-import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
-import { streamCounters } from '../../src/streams/metrics.ts';
+import { registryWithAllMetrics } from '../support/metrics.ts';
 
 function documented(): string[] {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -18,13 +12,7 @@ function documented(): string[] {
 
 describe('metric catalog', () => {
   it('registers every metric named in the README', async () => {
-    const registry = new Registry();
-    registerKernelMetrics(registry, () => []);
-    getChainMetrics(registry);
-    getMatcherMetrics(registry);
-    delivererMetrics(registry);
-    getGovernanceMetrics(registry);
-    streamCounters(registry);
+    const registry = registryWithAllMetrics();
     const registered = new Set(registry.getMetricsAsArray().map((m) => m.name));
     const names = documented();
     expect(names.length).toBeGreaterThan(30);

@@ -3,16 +3,10 @@
 // carries severity, summary, description and a runbook_url that resolves to a runbook heading; and
 // every ETHHOOK_ERR_* code the runbooks tell an SRE to search for is in the catalog.
 import { readdirSync, readFileSync } from 'node:fs';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
-import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
-import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
-import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
 import { ERROR_CATALOG } from '../../src/errors.ts';
-import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
-import { streamCounters } from '../../src/streams/metrics.ts';
+import { registryWithAllMetrics } from '../support/metrics.ts';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -28,13 +22,7 @@ const alerts = rules.filter((r) => r.alert !== undefined);
 
 /** name → type, from a registry built the way the node builds its own. */
 function registeredMetrics(): Map<string, string> {
-  const registry = new Registry();
-  registerKernelMetrics(registry, () => []);
-  getChainMetrics(registry);
-  getMatcherMetrics(registry);
-  delivererMetrics(registry);
-  getGovernanceMetrics(registry);
-  streamCounters(registry);
+  const registry = registryWithAllMetrics();
   return new Map(registry.getMetricsAsArray().map((m) => [m.name, String(m.type)]));
 }
 

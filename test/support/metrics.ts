@@ -1,0 +1,19 @@
+/** A registry holding every metric the node registers (as main.ts builds it), for catalog tests. */
+import { Registry } from 'prom-client';
+import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
+import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
+import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
+import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
+import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
+import { streamCounters } from '../../src/streams/metrics.ts';
+
+export function registryWithAllMetrics(): Registry {
+  const registry = new Registry();
+  registerKernelMetrics(registry, () => []);
+  getChainMetrics(registry);
+  getMatcherMetrics(registry);
+  delivererMetrics(registry);
+  getGovernanceMetrics(registry);
+  streamCounters(registry);
+  return registry;
+}
