@@ -43,6 +43,8 @@ export function buildJob(
   timestamp: string,
   generation = 0,
 ): NewJob {
+  // A literal, not a spread of a shared helper: this runs per (log, subscription) match, and the
+  // spread measured a third slower with twice the RSS in bench:match.
   const payload: WebhookPayload = {
     type,
     timestamp,
