@@ -211,7 +211,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   }
 
   private wake(): void {
-    if (!this.scheduled && !this.inFlight !== null && this.stateNow === 'running') {
+    if (!this.scheduled && this.inFlight === null && this.stateNow === 'running') {
       this.scheduled = true;
       this.env.dispatcher.schedule(this);
     }
@@ -267,7 +267,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     }
     this.stats.handled += sync;
     if (metrics && sync > 0) this.stats.observeBatch(sync, (performance.now() - t0) / 1000);
-    const more = this.stateNow === 'running' && !this.inFlight !== null && (this.pending !== null || !mb.isEmpty());
+    const more = this.stateNow === 'running' && this.inFlight === null && (this.pending !== null || !mb.isEmpty());
     if (!more) this.scheduled = false;
     return { handled, more };
   }
@@ -387,10 +387,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     this.stopHealthChecks();
     if (this.stateNow === 'running') {
       const stopped = new Promise<void>((done) => this.mailbox.pushSystem({ kind: 'stop', done: () => done() }));
-      if (!this.inFlight !== null && !this.scheduled) {
-        this.scheduled = true;
-        this.env.dispatcher.schedule(this);
-      }
+      this.wake();
       const r = await withTimeout(stopped, this.shutdownTimeoutMs);
       if (!r.ok) this.log.warn({ code: 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT', timeoutMs: this.shutdownTimeoutMs }, 'handler still running at stop; abandoning it');
     }
@@ -440,20 +437,13 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   private async probeHealth(inc: number, timeoutMs: number, allowed: number): Promise<void> {
     if (inc !== this.incarnationNo || this.stateNow !== 'running') return;
     const answer = new Promise<HealthReport>((done) => this.mailbox.pushSystem({ kind: 'health', done: (v) => done(v as HealthReport) }));
-    this.wakeForSystem();
+    this.wake();
     const r = await withTimeout(answer.then((v) => v), timeoutMs);
     const ok = r.ok && (await r.value).ok;
     this.healthFailures = ok ? 0 : this.healthFailures + 1;
     if (this.healthFailures >= allowed) {
       const detail = r.ok ? (await r.value).detail : 'health check timed out';
       this.failFromOutside(inc, new Error(`health check failed ${this.healthFailures} times: ${detail ?? 'not ok'}`), 'health');
-    }
-  }
-
-  private wakeForSystem(): void {
-    if (!this.scheduled && !this.inFlight !== null && this.stateNow === 'running') {
-      this.scheduled = true;
-      this.env.dispatcher.schedule(this);
     }
   }
 

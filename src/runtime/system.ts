@@ -204,10 +204,6 @@ export class ActorSystem implements ParentLink {
     }
   }
 
-  allNodes(): IterableIterator<TreeNode> {
-    return this.nodes.values();
-  }
-
   private *measured(): Iterable<MeasuredActor> {
     for (const node of this.nodes.values()) {
       const cell = node instanceof ActorCell ? node : null;

@@ -34,7 +34,6 @@ export interface TreeEnv {
   readonly defaults: CellDefaults;
   readonly logger: Logger;
   register(node: TreeNode): void;
-  readonly now?: () => number;
 }
 
 export class Supervisor implements TreeNode, ParentLink {
@@ -53,7 +52,6 @@ export class Supervisor implements TreeNode, ParentLink {
   private readonly restarting = new Set<TreeNode>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
-  private readonly now: () => number;
   private stateNow: ActorState = 'idle';
   private queue: Promise<unknown> = Promise.resolve();
   private incarnationNo = 0;
@@ -65,7 +63,6 @@ export class Supervisor implements TreeNode, ParentLink {
     this.strategy = spec.strategy;
     this.intensity = new RestartIntensity(spec.intensity ?? DEFAULT_INTENSITY);
     this.log = env.logger.child({ actor: this.path });
-    this.now = env.now ?? Date.now;
     env.register(this);
     for (const childSpec of spec.children) {
       const child: TreeNode = childSpec.kind === 'supervisor'
@@ -105,7 +102,7 @@ export class Supervisor implements TreeNode, ParentLink {
         }
       }
       this.stateNow = 'running';
-      this.env.cellEnv.emit({ type: 'started', path: this.path, incarnation: this.incarnationNo, at: this.now() });
+      this.env.cellEnv.emit({ type: 'started', path: this.path, incarnation: this.incarnationNo, at: Date.now() });
     });
   }
 
@@ -116,7 +113,7 @@ export class Supervisor implements TreeNode, ParentLink {
     return this.serialize(async () => {
       await this.stopAll(why.cause === 'shutdown' || why.cause === 'manual-stop' || why.cause === 'normal' ? why : { cause: 'dependency', error: why.error });
       this.stateNow = 'stopped';
-      this.env.cellEnv.emit({ type: 'stopped', path: this.path, at: this.now(), normal: true });
+      this.env.cellEnv.emit({ type: 'stopped', path: this.path, at: Date.now(), normal: true });
     });
   }
 
@@ -149,7 +146,7 @@ export class Supervisor implements TreeNode, ParentLink {
       if (child instanceof ActorCell) child.terminate('stopped');
       return;
     }
-    const now = this.now();
+    const now = Date.now();
     if (this.intensity.record(now)) {
       await this.escalate(child, reason, error);
       return;
@@ -201,7 +198,7 @@ export class Supervisor implements TreeNode, ParentLink {
     this.restarting.clear();
     await this.stopAll({ cause: 'shutdown' });
     this.stateNow = 'failed';
-    this.env.cellEnv.emit({ type: 'escalated', path: this.path, error: err, at: this.now() });
+    this.env.cellEnv.emit({ type: 'escalated', path: this.path, error: err, at: Date.now() });
     this.parent.childFailed(this, 'escalation', err);
   }
 
@@ -212,7 +209,7 @@ export class Supervisor implements TreeNode, ParentLink {
       this.manuallyStopped.delete(child);
       this.restarting.delete(child);
       child.stats.restarts[reason]++;
-      this.env.cellEnv.emit({ type: 'restarting', path: child.path, reason, delayMs: 0, at: this.now() });
+      this.env.cellEnv.emit({ type: 'restarting', path: child.path, reason, delayMs: 0, at: Date.now() });
       this.log.info({ child: child.path, reason }, 'restarting on request');
       await child.stop({ cause: reason });
       await child.start();
