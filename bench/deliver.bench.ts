@@ -167,6 +167,7 @@ async function deliveries(origin: string): Promise<{ perSecond: number; enqueueP
     const cpu = process.cpuUsage(cpuBefore);
     await loop.stop();
     await client.close();
+    await outbox.idle();
     if (outbox.deadLetterCount() !== 0) throw new Error(`${outbox.deadLetterCount()} jobs were dead-lettered`);
     return { perSecond: jobs.length / seconds, enqueuePerSecond, cpuUs: (cpu.user + cpu.system) / jobs.length };
   } finally {

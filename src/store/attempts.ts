@@ -6,11 +6,18 @@
  * written by the Outbox in the same batch as the job's state change (`putOp`). The log is bounded:
  * after every `keepPerEndpoint / 4` writes for an endpoint, everything older than its newest
  * `keepPerEndpoint` records is deleted, so an endpoint never holds more than 1.25x that many.
+ *
+ * Pruning reads forward from where the last prune of the endpoint stopped (its `floor`, the last key
+ * it deleted) and deletes the oldest records by key in one batch: it never steps over the tombstones
+ * of earlier prunes, nor reads the records it keeps. Each endpoint's record count is read once (at its
+ * first prune in this process), then kept up to date; records keep being written in key order (time,
+ * then a sequence), so the oldest are first.
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
 import { sublevel, type Db } from './db.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+import { Serial } from './serial.ts';
 
 export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
 const MAX_ERROR_LENGTH = 2000;
@@ -32,11 +39,20 @@ export class AttemptLog {
   private readonly records;
   private readonly pruneEvery: number;
   private readonly sinceLastPrune = new Map<string, number>();
+  /** Per endpoint: its records (once counted) and the last key pruning deleted. */
+  private readonly stored = new Map<string, { count: number; floor: string }>();
   private sequence = 0;
+  /** Prunes run one at a time: two of one endpoint at once would both delete from the same floor. */
+  private readonly pruning = new Serial();
 
+  /**
+   * `onPruneError`: where a failed prune is reported (it is tried again `keepPerEndpoint / 4` writes
+   * later); without it, `written` rejects with the error.
+   */
   constructor(
     private readonly db: Db,
     readonly keepPerEndpoint = DEFAULT_ATTEMPTS_PER_ENDPOINT,
+    private readonly onPruneError?: (err: unknown, endpointId: string) => void,
   ) {
     this.records = sublevel<AttemptRecord>(db, 'attempts');
     this.pruneEvery = Math.max(1, Math.floor(keepPerEndpoint / 4));
@@ -61,7 +77,12 @@ export class AttemptLog {
       return;
     }
     this.sinceLastPrune.set(endpointId, 0);
-    await this.prune(endpointId);
+    try {
+      await this.pruning.run(() => this.prune(endpointId));
+    } catch (err) {
+      if (!this.onPruneError) throw err;
+      this.onPruneError(err, endpointId);
+    }
   }
 
   /** Stores one record on its own (attempts that change no job, e.g. a probe). */
@@ -77,12 +98,26 @@ export class AttemptLog {
     return this.records.values({ gt: prefix, lt, reverse: true, limit: options.limit ?? 100 }).all();
   }
 
-  /** Deletes everything older than the endpoint's newest `keepPerEndpoint` records: one key read, one range clear. */
+  /** Deletes everything older than the endpoint's newest `keepPerEndpoint` records: one forward key read, one batch. */
   private async prune(endpointId: string): Promise<void> {
     const prefix = `${endpointId}!`;
-    const newest = await this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true, limit: this.keepPerEndpoint + 1 }).all();
-    if (newest.length <= this.keepPerEndpoint) return;
-    await this.records.clear({ gt: prefix, lte: newest[newest.length - 1]! });
+    const end = `${prefix}${PREFIX_END}`;
+    let state = this.stored.get(endpointId);
+    if (state === undefined) {
+      let count = 0;
+      for await (const _ of this.records.keys({ gt: prefix, lt: end })) count++;
+      state = { count, floor: prefix };
+      this.stored.set(endpointId, state);
+    } else {
+      state.count += this.pruneEvery;
+    }
+    const excess = state.count - this.keepPerEndpoint;
+    if (excess <= 0) return;
+    const oldest = await this.records.keys({ gt: state.floor, lt: end, limit: excess }).all();
+    if (oldest.length === 0) return;
+    await this.records.batch(oldest.map((key) => ({ type: 'del' as const, key })));
+    state.count -= oldest.length;
+    state.floor = oldest[oldest.length - 1]!;
   }
 }
 

@@ -31,10 +31,10 @@
  * Leases are dropped by every write of their job (a rescheduled job is leased again by the `due`
  * that returns it), and all at once past `MAX_LEASES` (jobs a stopped Deliverer never settled).
  *
- * Due scans start at a remembered lower bound of the due index (`gte`), not at its beginning:
- * delivered jobs leave tombstones at the front of the index that LevelDB would otherwise step over
- * on every scan until a compaction. Every write of a due key lowers the bound if needed; a scan
- * raises it to the first key it saw, unless a due key was written meanwhile.
+ * `due` does not scan LevelDB: the earliest keys of the due index are kept in memory (due-window.ts,
+ * up to `dueWindow` keys), told of every write once it lands, and refilled from LevelDB when a backlog
+ * larger than the window is worked through. A LevelDB scan would step over the tombstones delivered
+ * jobs leave behind and over the keys of jobs in flight, on every call.
  *
  * Idempotent enqueue: a job whose id is already in the outbox (pending or dead) is skipped. Jobs that
  * were already delivered are not remembered here: the Matcher keeps, for the reorg window, which
@@ -49,8 +49,10 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
+import { createLogger, type Logger } from '../runtime/log.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
 import { sublevel, type Db } from './db.ts';
+import { DueWindow } from './due-window.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
 import { Serial } from './serial.ts';
 
@@ -105,6 +107,10 @@ export interface EnqueueResult {
 export interface OutboxOptions {
   /** Attempt records kept per endpoint (default 1000). */
   attemptsPerEndpoint?: number;
+  /** Where housekeeping failures (attempt-log pruning) are logged; default: a pino logger at warn. */
+  logger?: Logger;
+  /** Due-index keys kept in memory at most (default 100,000, about 10 MB); see due-window.ts. */
+  dueWindow?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -144,11 +150,10 @@ export class Outbox {
   private pending = 0;
   private parked = 0;
   private queued: QueuedChange[] = [];
-  private writing = false;
-  /** No live due-index key sorts before this one (see the module header). */
-  private dueFloor = '';
-  /** Bumped by every write of a due key: a scan that overlapped one must not raise the floor. */
-  private dueWrites = 0;
+  /** The group-commit writer while it runs (it runs until nothing is queued). */
+  private writer: Promise<void> | null = null;
+  private readonly window: DueWindow;
+  private refilling: Promise<void> | null = null;
   /** Jobs `due` returned, as stored, until their next write (see the module header). */
   private readonly leases = new Map<string, Job>();
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be leased). */
@@ -164,14 +169,20 @@ export class Outbox {
     this.dead = sublevel<DeadLetter>(db, 'outbox-dead');
     this.deadByTime = sublevel<string>(db, 'outbox-dead-by-time');
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
-    this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
+    const logger = options.logger ?? createLogger({ level: 'warn' });
+    this.attempts = new AttemptLog(db, options.attemptsPerEndpoint, (err, endpointId) =>
+      logger.warn({ err, endpointId }, 'pruning the attempt log failed; tried again later'),
+    );
     this.now = options.now ?? Date.now;
+    this.window = new DueWindow(options.dueWindow);
   }
 
   static async open(db: Db, options: OutboxOptions = {}): Promise<Outbox> {
     const outbox = new Outbox(db, options);
     for await (const _ of outbox.jobs.keys()) outbox.pending++;
     for await (const _ of outbox.dead.keys()) outbox.parked++;
+    // One key past the capacity makes the window incomplete; the rest is read by refills.
+    for (const key of await outbox.dueIndex.keys({ limit: outbox.window.capacity + 1 }).all()) outbox.window.add(key);
     return outbox;
   }
 
@@ -227,30 +238,18 @@ export class Outbox {
    */
   async due(now: number, limit: number, options: { exclude?: ReadonlySet<string> } = {}): Promise<Job[]> {
     if (limit <= 0) return [];
-    const writes = this.dueWrites;
-    const exclude = options.exclude;
-    const ids: string[] = [];
-    let first: string | undefined;
-    // Keys only (they end with the job id), read `limit` at a time: in-flight and held jobs at the
-    // front are skipped without reading everything behind them.
-    const keys = this.dueIndex.keys({ gte: this.dueFloor, lt: padNumber(now + 1) });
-    try {
-      while (ids.length < limit) {
-        const chunk = await keys.nextv(limit);
-        if (chunk.length === 0) break;
-        first ??= chunk[0];
-        for (const key of chunk) {
-          const id = key.slice(DUE_ID_AT);
-          if (exclude?.has(id)) continue;
-          ids.push(id);
-          if (ids.length >= limit) break;
-        }
-      }
-    } finally {
-      await keys.close();
+    const end = padNumber(now + 1);
+    let { keys, exhausted } = this.window.take(end, limit, DUE_ID_AT, options.exclude);
+    // A backlog beyond the window: read on from LevelDB (a few times at most; the next call goes on).
+    for (let refills = 0; keys.length < limit && exhausted && refills < 3; refills++) {
+      await this.refill();
+      ({ keys, exhausted } = this.window.take(end, limit, DUE_ID_AT, options.exclude));
     }
-    // Nothing live before the first key seen (or before now + 1 when none): the next scan starts there.
-    if (writes === this.dueWrites) this.dueFloor = first ?? padNumber(now + 1);
+    const ids = keys.map((key) => key.slice(DUE_ID_AT));
+    // A window full of excluded jobs (more in flight or held than it holds) cannot take more in:
+    // scan LevelDB beyond it for the rest.
+    const after = this.window.refillAfter;
+    if (ids.length < limit && exhausted && after !== undefined) ids.push(...(await this.scanDue(after, end, limit - ids.length, options.exclude)));
     if (ids.length === 0) return [];
     if (this.jobReads === 0) this.writtenDuringReads.clear();
     this.jobReads++;
@@ -268,10 +267,58 @@ export class Outbox {
 
   /** When the earliest job is due (ms), or undefined when the outbox is empty: how long a Deliverer may sleep. */
   async nextDueAt(): Promise<number | undefined> {
-    const writes = this.dueWrites;
-    const [first] = await this.dueIndex.keys({ gte: this.dueFloor, limit: 1 }).all();
-    if (first !== undefined && writes === this.dueWrites) this.dueFloor = first;
+    let first = this.window.first();
+    if (first === undefined && !this.window.complete) {
+      await this.refill();
+      first = this.window.first();
+    }
     return first === undefined ? undefined : Number(first.slice(0, 15));
+  }
+
+  /** Up to `limit` ids of the due index after `after` and before `end`, skipping `exclude`, read from LevelDB. */
+  private async scanDue(after: string, end: string, limit: number, exclude?: ReadonlySet<string>): Promise<string[]> {
+    const ids: string[] = [];
+    const keys = this.dueIndex.keys({ gt: after, lt: end });
+    try {
+      while (ids.length < limit) {
+        const chunk = await keys.nextv(limit);
+        if (chunk.length === 0) break;
+        for (const key of chunk) {
+          const id = key.slice(DUE_ID_AT);
+          if (exclude?.has(id)) continue;
+          ids.push(id);
+          if (ids.length >= limit) break;
+        }
+      }
+    } finally {
+      await keys.close();
+    }
+    return ids;
+  }
+
+  /** Reads the next keys of the due index beyond the window into it (one read at a time, shared). */
+  private refill(): Promise<void> {
+    this.refilling ??= (async () => {
+      const after = this.window.refillAfter;
+      if (after === undefined) return;
+      const want = Math.max(1, Math.floor(this.window.capacity / 2));
+      this.window.beginRefill();
+      try {
+        const keys = await this.dueIndex.keys({ gt: after, limit: want }).all();
+        this.window.refilled(keys, keys.length < want);
+      } catch (err) {
+        this.window.refillFailed();
+        throw err;
+      }
+    })().finally(() => {
+      this.refilling = null;
+    });
+    return this.refilling;
+  }
+
+  /** Resolves once every queued change is written and its housekeeping done: call it before closing the database. */
+  async idle(): Promise<void> {
+    while (this.writer !== null) await this.writer;
   }
 
   async get(jobId: string): Promise<Job | undefined> {
@@ -380,11 +427,8 @@ export class Outbox {
   private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => {
       this.queued.push({ id: typeof job === 'string' ? job : job.id, change, resolve, reject });
-      if (!this.writing) {
-        this.writing = true;
-        // A microtask later, so the changes of one synchronous burst share the first batch too.
-        queueMicrotask(() => void this.writeQueued());
-      }
+      // A microtask later, so the changes of one synchronous burst share the first batch too.
+      this.writer ??= Promise.resolve().then(() => this.writeQueued());
     });
   }
 
@@ -399,7 +443,7 @@ export class Outbox {
       this.queued = [];
       await this.commit(group);
     }
-    this.writing = false;
+    this.writer = null;
   }
 
   /** ONE read of the group's jobs, ONE batch; every caller settles after it (or fails with it). */
@@ -408,7 +452,8 @@ export class Outbox {
       const current = await this.currentJobs(group);
       const ops: BatchOp[] = [];
       const outcomes: Outcome[] = [];
-      const dueKeys: string[] = [];
+      // Due-index writes in call order (a job changed twice in one group): [key, added].
+      const dueWrites: Array<[string, boolean]> = [];
       const attemptEndpoints: string[] = [];
       let gone = 0;
       let parked = 0;
@@ -417,6 +462,7 @@ export class Outbox {
         const before = current.get(id);
         let after: Job | undefined;
         if (before !== undefined) {
+          dueWrites.push([dueKey(before), false]);
           switch (change.kind) {
             case 'complete':
               ops.push(...this.delJobOps(before));
@@ -433,7 +479,7 @@ export class Outbox {
             case 'postpone':
               after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
               ops.push({ type: 'del', sublevel: this.dueIndex, key: dueKey(before) }, ...this.putJobOps(after));
-              dueKeys.push(dueKey(after));
+              dueWrites.push([dueKey(after), true]);
               break;
           }
           if (change.kind !== 'postpone' && change.attemptOp) {
@@ -445,12 +491,17 @@ export class Outbox {
         outcomes.push([before, after]);
       }
       if (ops.length > 0) await this.db.batch(ops);
-      for (const key of dueKeys) this.noteDueKey(key);
+      for (const [key, added] of dueWrites) {
+        if (added) this.noteDueKey(key);
+        else this.window.delete(key);
+      }
       for (const { id } of group) this.noteJobWrite(id);
       this.pending -= gone;
       this.parked += parked;
-      for (const endpointId of attemptEndpoints) await this.attempts.written(endpointId);
       for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
+      // Housekeeping after the callers are released (a failed prune is logged, not theirs to handle);
+      // the next group waits for it, so prunes keep up with the writes.
+      for (const endpointId of attemptEndpoints) await this.attempts.written(endpointId);
     } catch (err) {
       for (const q of group) q.reject(err);
     }
@@ -473,10 +524,9 @@ export class Outbox {
     return current;
   }
 
-  /** A due key was written: scans must start at or before it. */
+  /** A due key was written (and has landed). */
   private noteDueKey(key: string): void {
-    this.dueWrites++;
-    if (key < this.dueFloor) this.dueFloor = key;
+    this.window.add(key);
   }
 
   /** A job was written (created, changed or deleted): its lease, if any, is stale, and so is a `due` read in flight. */

@@ -85,6 +85,8 @@ describe('the Deliverer placed forked', () => {
     await waitFor(() => outbox.depth() === 0, 5_000, 'an empty outbox');
 
     const ref = sys.lookup('/pipeline/deliverer')!;
+    // The parent's outbox is empty once the last write lands; the child hears of it one IPC reply later.
+    await waitFor(async () => (await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).inFlight === 0, 5_000, 'nothing in flight');
     expect(await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).toMatchObject({ running: true, inFlight: 0 });
     await waitFor(async () => (await metric('webhook_deliveries_total', '{status="success"}')) === 50, 5_000, 'deliveries counted in the parent');
     expect(await metric('webhook_delivery_duration_seconds_count')).toBe(50);

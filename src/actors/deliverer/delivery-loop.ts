@@ -2,7 +2,9 @@
  * The delivery loop: drains due jobs from the outbox and turns each into one signed HTTP attempt.
  *
  * Loop: fetch up to `batchSize` due jobs (skipping those in flight or held), start them while fewer than
- * `concurrency` are in flight, and sleep when nothing is due until the earliest of: a new job
+ * `concurrency` are being sent (a job whose attempt is answered and decided frees its slot while its
+ * outbox write waits for the next group commit; at most 4 × `concurrency` jobs in flight in all), and
+ * sleep when nothing is due until the earliest of: a new job
  * (`outbox.onEnqueue` → `wake`), a hold expiring, the next scheduled job, `idlePollMs`.
  *
  * One job:
@@ -61,7 +63,7 @@ export interface DeliveryLoopDeps {
 }
 
 export interface DeliveryLoopOptions {
-  /** Jobs in flight at once (match the HTTP client's limit). Default 64. */
+  /** Jobs being sent at once (match the HTTP client's limit). Default 64. */
   concurrency?: number;
   /** Jobs read per outbox scan. Default 2 × concurrency. */
   batchSize?: number;
@@ -102,7 +104,10 @@ export class DeliveryLoop {
   private readonly random: () => number;
   /** Ids in flight, ready or held: what an outbox scan must skip. */
   private readonly taken = new Set<string>();
+  /** Jobs between dispatch and their settled outbox write. */
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Of those, the ones not past their HTTP attempt yet: what `concurrency` bounds. */
+  private sending = 0;
   private readonly cache = new Map<string, EndpointEntry>();
   private readonly loading = new Map<string, Promise<EndpointEntry>>();
   private readonly breakerOpen = new Set<string>();
@@ -139,6 +144,11 @@ export class DeliveryLoop {
     this.holds = new Holds(this.cfg.maxHeld);
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
+  }
+
+  /** Jobs sent and waiting for their outbox write count too, up to this many in all. */
+  private get maxInFlight(): number {
+    return this.cfg.concurrency * 4;
   }
 
   start(): void {
@@ -207,7 +217,9 @@ export class DeliveryLoop {
       if (this.fetchError !== null) throw this.fetchError;
       const now = this.now();
       this.release(this.holds.releaseDue(now));
-      while (this.ready.length > 0 && this.inFlight.size < this.cfg.concurrency) this.dispatch(this.ready.shift() as Job);
+      while (this.ready.length > 0 && this.sending < this.cfg.concurrency && this.inFlight.size < this.maxInFlight) {
+        this.dispatch(this.ready.shift() as Job);
+      }
       // Read ahead while the batch in hand is still being sent, so a scan never leaves the pipe empty.
       if (this.fetching === null && this.ready.length < this.cfg.concurrency && now >= this.rescanAt) this.fetching = this.fetch();
       let delay = this.cfg.idlePollMs;
@@ -270,7 +282,15 @@ export class DeliveryLoop {
   }
 
   private dispatch(job: Job): void {
-    const run = this.deliver(job)
+    this.sending++;
+    let sent = false;
+    const doneSending = (): void => {
+      if (sent) return;
+      sent = true;
+      this.sending--;
+      this.wake();
+    };
+    const run = this.deliver(job, doneSending)
       .then(
         (kept) => {
           if (!kept) this.taken.delete(job.id);
@@ -281,6 +301,7 @@ export class DeliveryLoop {
         },
       )
       .finally(() => {
+        doneSending();
         this.inFlight.delete(job.id);
         this.wake();
       });
@@ -288,7 +309,7 @@ export class DeliveryLoop {
   }
 
   /** Resolves true when the job stays with us (held), false when the outbox has it back. */
-  private async deliver(job: Job): Promise<boolean> {
+  private async deliver(job: Job, doneSending: () => void): Promise<boolean> {
     const now = this.now();
     const entry = await this.endpoint(job.endpointId, now);
     const endpoint = entry.endpoint;
@@ -335,6 +356,9 @@ export class DeliveryLoop {
     else if (guard.disableReason) await this.disable(endpoint.id, guard.disableReason, at);
     if (decision.action === 'disable-endpoint') decision = { action: 'dead-letter', reason: decision.reason };
     if (decision.action === 'complete') this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);
+    // The endpoint's state is settled (a 410 disabled it above): the slot can take the next job while
+    // the outbox write below waits for its group commit.
+    doneSending();
     await this.settle(job, result, decision, { durationMs: result.durationMs, snippet: result.bodySnippet, at });
     return false;
   }

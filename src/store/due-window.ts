@@ -1,0 +1,202 @@
+/**
+ * The outbox's in-memory view of its due index: the earliest due keys (`<nextAttemptAt 15d>!<jobId>`),
+ * in order, so that finding due jobs is a walk over memory rather than a LevelDB scan.
+ *
+ * Why: a LevelDB scan of the due index steps over the tombstones that delivered jobs leave behind, and
+ * over the keys of jobs already in flight. One slow job in flight at the front of the index (a 30 s
+ * timeout) while thousands of others are delivered around it made every scan walk thousands of
+ * tombstones: at 10k webhooks/s the scans alone took a third of the Deliverer's time.
+ *
+ * The window holds at most `capacity` keys (100,000 by default, about 10 MB). While everything fits it
+ * is `complete`: it holds every key in the index. Past the capacity it keeps the earliest keys only and
+ * remembers the largest one it holds (`max`): every key of the index up to `max` is in the window, the
+ * rest only in LevelDB, and the outbox refills the window from there (`beginRefill`, `refilled`) when
+ * it has handed out all it holds; a window full of jobs already taken (more in flight or held than its
+ * capacity) cannot take more in, and the outbox then scans LevelDB beyond it. The outbox is the only writer of its index, so it tells the window about
+ * every key it writes and deletes (`add`, `delete`) once the write has landed; a key above `max` is not
+ * taken in (the refill will read it).
+ *
+ * A refill reads LevelDB asynchronously: writes that land meanwhile may or may not be in what it read,
+ * so they are journaled from `beginRefill` and applied again in order once the read is merged. A
+ * window trimmed during the read drops what was read (it would start above a gap) and refills again.
+ *
+ * Storage: sorted chunks of at most CHUNK keys (binary search to the chunk, then within it), so an
+ * insert or delete moves at most a chunk, never the whole window.
+ */
+
+const CHUNK = 512;
+export const DEFAULT_DUE_WINDOW = 100_000;
+
+type JournalOp = [op: 'add' | 'delete', key: string];
+
+export class DueWindow {
+  private chunks: string[][] = [];
+  private count = 0;
+  /** Every key of the index is here. When false, every key <= `max` is. */
+  private whole = true;
+  private max = '';
+  private journal: JournalOp[] | null = null;
+  /** The window was trimmed while a refill read: what it read starts above a gap, so it is dropped. */
+  private trimmedDuringRefill = false;
+
+  constructor(readonly capacity = DEFAULT_DUE_WINDOW) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`due window capacity must be a positive integer, got ${capacity}`);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** True when the window holds every key of the index. */
+  get complete(): boolean {
+    return this.whole;
+  }
+
+  /** Where a refill continues reading (exclusive); undefined when the window is complete. */
+  get refillAfter(): string | undefined {
+    return this.whole ? undefined : this.max;
+  }
+
+  /** A key was written to the index. */
+  add(key: string): void {
+    this.journal?.push(['add', key]);
+    this.insert(key);
+  }
+
+  /** A key was deleted from the index. */
+  delete(key: string): void {
+    this.journal?.push(['delete', key]);
+    this.remove(key);
+  }
+
+  /** The first key, or undefined when the window is empty (check `complete` before concluding the index is). */
+  first(): string | undefined {
+    return this.chunks[0]?.[0];
+  }
+
+  /**
+   * Up to `limit` keys below `end` (exclusive), in order, whose id part (from `idAt`) is not in
+   * `exclude`. `exhausted` is true when the walk ran off the end of an incomplete window below `end`:
+   * more may wait in LevelDB.
+   */
+  take(end: string, limit: number, idAt: number, exclude?: ReadonlySet<string>): { keys: string[]; exhausted: boolean } {
+    const keys: string[] = [];
+    for (const chunk of this.chunks) {
+      for (const key of chunk) {
+        if (key >= end) return { keys, exhausted: false };
+        if (exclude !== undefined && exclude.has(key.slice(idAt))) continue;
+        keys.push(key);
+        if (keys.length >= limit) return { keys, exhausted: false };
+      }
+    }
+    return { keys, exhausted: !this.whole && this.max < end };
+  }
+
+  /** Starts journaling the writes that land while a refill reads LevelDB. */
+  beginRefill(): void {
+    this.journal = [];
+    this.trimmedDuringRefill = false;
+  }
+
+  /**
+   * Merges what a refill read: `keys`, in order, after `refillAfter`; `reachedEnd` when the read found
+   * no more. Then replays the writes journaled since `beginRefill`.
+   */
+  refilled(keys: readonly string[], reachedEnd: boolean): void {
+    const journal = this.journal ?? [];
+    this.journal = null;
+    if (!this.whole && !this.trimmedDuringRefill) {
+      // Open the range first: the keys read are now known up to the last of them (or entirely).
+      if (reachedEnd) this.whole = true;
+      else if (keys.length > 0) this.max = keys[keys.length - 1]!;
+      for (const key of keys) this.insert(key);
+    }
+    for (const [op, key] of journal) {
+      if (op === 'add') this.insert(key);
+      else this.remove(key);
+    }
+  }
+
+  /** Abandons a refill that failed: nothing read is merged (the writes were applied already). */
+  refillFailed(): void {
+    this.journal = null;
+  }
+
+  private insert(key: string): void {
+    if (!this.whole && key > this.max) return;
+    const chunks = this.chunks;
+    if (chunks.length === 0) {
+      chunks.push([key]);
+      this.count = 1;
+      this.trim();
+      return;
+    }
+    const c = this.chunkFor(key);
+    const chunk = chunks[c]!;
+    const i = lowerBound(chunk, key);
+    if (chunk[i] === key) return;
+    if (i === chunk.length) chunk.push(key);
+    else chunk.splice(i, 0, key);
+    this.count++;
+    if (chunk.length > 2 * CHUNK) chunks.splice(c + 1, 0, chunk.splice(CHUNK));
+    this.trim();
+  }
+
+  private remove(key: string): void {
+    if (this.chunks.length === 0) return;
+    const c = this.chunkFor(key);
+    const chunk = this.chunks[c]!;
+    const i = lowerBound(chunk, key);
+    if (chunk[i] !== key) return;
+    if (i === 0) chunk.shift();
+    else chunk.splice(i, 1);
+    this.count--;
+    if (chunk.length === 0) this.chunks.splice(c, 1);
+  }
+
+  /** The chunk a key belongs in: the first whose last key is >= it, else the last chunk. */
+  private chunkFor(key: string): number {
+    const chunks = this.chunks;
+    let lo = 0;
+    let hi = chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const chunk = chunks[mid]!;
+      if (chunk[chunk.length - 1]! < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Past the capacity, drops the latest keys (LevelDB still has them) and narrows the range. */
+  private trim(): void {
+    if (this.count <= this.capacity) return;
+    const chunks = this.chunks;
+    while (this.count > this.capacity) {
+      const last = chunks[chunks.length - 1]!;
+      const excess = this.count - this.capacity;
+      if (last.length <= excess) {
+        chunks.pop();
+        this.count -= last.length;
+      } else {
+        last.length -= excess;
+        this.count -= excess;
+      }
+    }
+    this.whole = false;
+    if (this.journal !== null) this.trimmedDuringRefill = true;
+    const last = chunks[chunks.length - 1]!;
+    this.max = last[last.length - 1]!;
+  }
+}
+
+function lowerBound(chunk: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = chunk.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (chunk[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
