@@ -3,8 +3,9 @@
  * tests can drive it against a simulated chain.
  *
  * - `noteHead(header, seenAt)` records a head (from `newHeads`, a poll or a heartbeat). A head that does
- *   not extend the previous one (a reorg, or heads missed while disconnected), or one at or below the
- *   emitted tip with another hash, marks a suspected reorg: the tip is checked against the node.
+ *   not extend the previous one (a reorg, heads missed while disconnected, or the head back on an older
+ *   block), or one below the emitted tip, or at it with another hash, marks a suspected reorg: the tip is
+ *   checked against the node.
  * - `sync(source, signal)` emits every block up to `head - confirmations` that was not emitted yet, in
  *   order, one `emit` per block (which resolves only once the next actor acknowledged it), then persists
  *   the block. It never skips a number: the next block is always `next`, which only moves after a
@@ -102,9 +103,12 @@ export class ChainFollower {
   }
 
   noteHead(header: BlockHeader, seenAt: number): void {
+    // Only the last head seen again is "no change". An older cached head seen again means the chain got
+    // shorter (a late block orphaned, the head back on its parent): blocks above it may be emitted.
+    const unchanged = this.headNumber === header.number && this.heads.get(header.number)?.header.hash === header.hash;
     this.headNumber = header.number;
     this.options.onHead?.(header.number);
-    if (this.heads.get(header.number)?.header.hash === header.hash) return; // a poll that saw no change
+    if (unchanged) return; // a poll that saw no change
     for (const n of this.heads.keys()) if (n >= header.number) this.heads.delete(n);
     // A head that does not extend the last one seen means a reorg or missed heads: the emitted tip
     // may be orphaned even when the head is far above it, so it is checked before going on.
