@@ -24,12 +24,13 @@
  * the batch holding its change is written, so a job is never reported gone before it is; a failed
  * batch rejects every call in it and changes nothing.
  *
- * These calls take the job or just its id. The outbox remembers each job `due` returned (its lease)
- * until the next write of that job: this instance is the only writer, so until then the remembered
- * job IS the stored one and the commit needs no read for it. Any other job is read (`getMany`). A
- * `due` whose read overlapped a write of a job does not lease it (its copy may predate the write).
- * Leases are dropped by every write of their job (a rescheduled job is leased again by the `due`
- * that returns it), and all at once past `MAX_LEASES` (jobs a stopped Deliverer never settled).
+ * These calls take the job or just its id. The outbox remembers jobs as it stored them (`known`): the
+ * jobs it enqueued, rescheduled or postponed itself and the jobs `due` read. This instance is the only
+ * writer, so a remembered job IS the stored one until its next write (which replaces or forgets it),
+ * and neither `due` nor the commit reads it again: a job enqueued and delivered soon after is read
+ * from LevelDB by nobody. Other jobs are read (`getMany`). A `due` whose read overlapped a write of a
+ * job does not remember it (its copy may predate the write). At most `MAX_KNOWN` jobs are remembered
+ * (about 1 kB each); past that, new ones are not, until delivered jobs make room.
  *
  * `due` does not scan LevelDB: the earliest keys of the due index are kept in memory (due-window.ts,
  * up to `dueWindow` keys), told of every write once it lands, and refilled from LevelDB when a backlog
@@ -116,8 +117,8 @@ export interface OutboxOptions {
 }
 
 const REPLAY_CHUNK = 500;
-/** Leased jobs remembered at most (about 1 kB each; the Deliverer holds up to maxHeld + a scan): beyond it all are forgotten, and read again when changed. */
-const MAX_LEASES = 20_000;
+/** Jobs remembered as stored at most (about 1 kB each); see the module header. */
+const MAX_KNOWN = 20_000;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
@@ -154,8 +155,8 @@ export class Outbox {
   private writer: Promise<void> | null = null;
   private readonly window: DueWindow;
   private refilling: Promise<void> | null = null;
-  /** Jobs `due` returned, as stored, until their next write (see the module header). */
-  private readonly leases = new Map<string, Job>();
+  /** Jobs as stored, until their next write (see the module header). */
+  private readonly known = new Map<string, Job>();
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be leased). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
@@ -225,6 +226,7 @@ export class Outbox {
       for (const job of toWrite) {
         this.noteDueKey(dueKey(job));
         this.noteJobWrite(job.id);
+        this.remember(job);
       }
       this.pending += toWrite.length;
       if (toWrite.length > 0) this.notify(toWrite.length);
@@ -251,17 +253,29 @@ export class Outbox {
     const after = this.window.refillAfter;
     if (ids.length < limit && exhausted && after !== undefined) ids.push(...(await this.scanDue(after, end, limit - ids.length, options.exclude)));
     if (ids.length === 0) return [];
+    const jobs: Job[] = [];
+    const toRead: string[] = [];
+    for (const id of ids) {
+      const job = this.known.get(id);
+      if (job === undefined) toRead.push(id);
+      else jobs.push(job);
+    }
+    if (toRead.length === 0) return jobs;
     if (this.jobReads === 0) this.writtenDuringReads.clear();
     this.jobReads++;
     let read: Array<Job | undefined>;
     try {
-      read = await this.jobs.getMany(ids);
+      read = await this.jobs.getMany(toRead);
     } finally {
       this.jobReads--;
     }
-    const jobs = read.filter((j): j is Job => j !== undefined);
-    if (this.leases.size + jobs.length > MAX_LEASES) this.leases.clear();
-    for (const job of jobs) if (!this.writtenDuringReads.has(job.id)) this.leases.set(job.id, job);
+    for (const job of read) {
+      if (job === undefined) continue;
+      jobs.push(job);
+      if (!this.writtenDuringReads.has(job.id)) this.remember(job);
+    }
+    // Remembered and read jobs came in two runs: back to due order.
+    if (jobs.length !== toRead.length) jobs.sort(byDue);
     return jobs;
   }
 
@@ -416,6 +430,7 @@ export class Outbox {
     for (const job of jobs) {
       this.noteDueKey(dueKey(job));
       this.noteJobWrite(job.id);
+      this.remember(job);
     }
     this.parked -= letters.length;
     this.pending += jobs.length;
@@ -496,6 +511,7 @@ export class Outbox {
         else this.window.delete(key);
       }
       for (const { id } of group) this.noteJobWrite(id);
+      for (const job of current.values()) if (job !== undefined) this.remember(job);
       this.pending -= gone;
       this.parked += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
@@ -507,15 +523,15 @@ export class Outbox {
     }
   }
 
-  /** The stored state of the group's jobs: leased ones as remembered, the others read in one `getMany`. */
+  /** The stored state of the group's jobs: remembered ones as such, the others read in one `getMany`. */
   private async currentJobs(group: readonly QueuedChange[]): Promise<Map<string, Job | undefined>> {
     const current = new Map<string, Job | undefined>();
     const toRead: string[] = [];
     for (const { id } of group) {
       if (current.has(id)) continue;
-      const leased = this.leases.get(id);
-      current.set(id, leased);
-      if (leased === undefined) toRead.push(id);
+      const known = this.known.get(id);
+      current.set(id, known);
+      if (known === undefined) toRead.push(id);
     }
     if (toRead.length > 0) {
       const read = await this.jobs.getMany(toRead);
@@ -529,10 +545,15 @@ export class Outbox {
     this.window.add(key);
   }
 
-  /** A job was written (created, changed or deleted): its lease, if any, is stale, and so is a `due` read in flight. */
+  /** A job was written (created, changed or deleted): what was remembered of it is stale, and so is a `due` read in flight. */
   private noteJobWrite(id: string): void {
-    this.leases.delete(id);
+    this.known.delete(id);
     if (this.jobReads > 0) this.writtenDuringReads.add(id);
+  }
+
+  /** Remembers a job as stored (see the module header), while there is room. */
+  private remember(job: Job): void {
+    if (this.known.size < MAX_KNOWN) this.known.set(job.id, job);
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */
@@ -583,6 +604,10 @@ function finiteTime(at: number, what: string): number {
 
 /** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
 const DUE_ID_AT = 16;
+
+function byDue(a: Job, b: Job): number {
+  return a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
 
 function dueKey(job: Pick<Job, 'id' | 'nextAttemptAt'>): string {
   return `${padNumber(job.nextAttemptAt)}!${job.id}`;
