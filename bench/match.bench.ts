@@ -14,13 +14,12 @@
  *
  * Two measuring processes, one after the other, both children of the `npm run bench:match` process
  * (which only builds and launches them):
- * - bundle: this file bundled by esbuild (our sources in, npm packages external as installed) and run
- *   on plain `node`: our code as a production bundle would run it. Its figures are `match_logs_per_s`
- *   and `rss_mb`.
- * - tsx: this file under `node --import tsx`, as the node ships today (bin/ethhook.mjs registers tsx).
- *   On Node 20 tsx's module hooks run in a loader thread with its own V8 isolate (~35 MB more RSS).
- *   Its figures are `match_logs_per_s_tsx` and `rss_mb_tsx`.
- * The bundle goes to node_modules/.cache/ethhook-bench/, where its bare imports resolve.
+ * - bundle: this file bundled by bin/bundle.mjs (our sources in, npm packages external as installed, inline
+ *   source maps) and run on plain `node --enable-source-maps`: exactly how bin/ethhook.mjs runs the node.
+ *   Its figures are `match_logs_per_s` and `rss_mb`.
+ * - tsx: this file under `node --import tsx`, as the node runs with ETHHOOK_RUN_SOURCES=1. On Node 20
+ *   tsx's module hooks run in a loader thread with its own V8 isolate (~35 MB more RSS). Its figures are
+ *   `match_logs_per_s_tsx` and `rss_mb_tsx`, for comparison.
  * BENCH_MATCH_IN_PROCESS=1 measures in the current process instead (run under tsx, or bundled).
  *
  * Subscription mix on one chain (deterministic PRNG; 20,000 contracts of which the first 200 are
@@ -35,7 +34,7 @@
  * Targets (issue 4): >= 200,000 logs/s, RSS <= 150 MB. Last line: one JSON object.
  */
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SubscriptionIndex } from '../src/actors/matcher/subscription-index.ts';
 import { buildJob, eventTimestamp } from '../src/actors/matcher/jobs.ts';
 import type { ChainBlockMessage, ChainLog } from '../src/actors/matcher/messages.ts';
@@ -144,18 +143,20 @@ else measure();
 /** Builds the bundle, measures in a plain-node child running it, then in a tsx child; one JSON line of both. */
 async function launch(): Promise<void> {
   const source = fileURLToPath(import.meta.url);
-  const bundle = fileURLToPath(new URL('../node_modules/.cache/ethhook-bench/match.bench.mjs', import.meta.url));
-  const { build } = await import('esbuild');
-  await build({ entryPoints: [source], outfile: bundle, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' });
-  out('bench:match, measured in two child processes: an esbuild bundle on plain node, then the sources under tsx');
-  const bundled = await child('bundle', [bundle]);
+  // Bundled exactly as bin/ethhook.mjs bundles the node, and run as it runs it (source maps on).
+  const { bundle } = (await import(pathToFileURL(fileURLToPath(new URL('../bin/bundle.mjs', import.meta.url))).href)) as {
+    bundle: (entry: string, name: string) => Promise<string>;
+  };
+  const file = await bundle('bench/match.bench.ts', 'bench-match');
+  out('bench:match, measured in two child processes: bundled as bin/ethhook.mjs runs the node, then the sources under tsx');
+  const bundled = await child('bundle', ['--enable-source-maps', file]);
   const tsx = await child('tsx', ['--import', 'tsx', source]);
   const ok = (rss: number) => (rss <= 150 ? 'OK' : 'MISSED');
-  out(`RSS <= 150 MB: ${ok(bundled.rss_mb)} as a bundle on plain node (${bundled.rss_mb} MB); ${ok(tsx.rss_mb)} under the tsx loader as the node ships today (${tsx.rss_mb} MB)`);
+  out(`RSS <= 150 MB: ${ok(bundled.rss_mb)} as the node runs (bundle on plain node, ${bundled.rss_mb} MB); ${ok(tsx.rss_mb)} with ETHHOOK_RUN_SOURCES=1 (tsx loader, ${tsx.rss_mb} MB)`);
   out(JSON.stringify({
     match_logs_per_s: bundled.match_logs_per_s,
     rss_mb: bundled.rss_mb,
-    runtime: 'esbuild bundle on plain node',
+    runtime: 'bundle on plain node (bin/ethhook.mjs)',
     match_logs_per_s_tsx: tsx.match_logs_per_s,
     rss_mb_tsx: tsx.rss_mb,
     index_mb: bundled.index_mb,

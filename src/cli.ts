@@ -18,6 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { sourcePath } from './runtime/source-dir.ts';
 import { ConfigError, formatConfigIssues } from './config/errors.ts';
 import { ERROR_CATALOG } from './errors.ts';
 import { GOVERNANCE_SERVE_USAGE, runGovernanceServe } from './governance-server/main.ts';
@@ -199,7 +200,7 @@ function usageError(message: string): number {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(sourcePath('../package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -1,6 +1,6 @@
 // The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,21 @@ describe('help and usage', () => {
   it('--version prints the package version', async () => {
     const run = await ethhook(['--version']);
     expect(run).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });
+  });
+
+  // bin/ethhook.mjs runs a bundle of the sources on plain node (no loader thread); ETHHOOK_RUN_SOURCES=1
+  // runs them through tsx. Both are the same CLI; the bundle carries its source map and the path of src/.
+  it('runs from a bundle it builds at start, or from the sources with ETHHOOK_RUN_SOURCES=1', async () => {
+    const bundled = await ethhook(['--version']);
+    const sources = await ethhook(['--version'], { ETHHOOK_RUN_SOURCES: '1' });
+    expect(bundled).toMatchObject({ code: 0, stderr: '' });
+    expect(sources).toMatchObject({ code: 0, stderr: '', stdout: bundled.stdout });
+    const cache = join('node_modules', '.cache', 'ethhook');
+    const bundles = readdirSync(cache).filter((f) => /^cli-[0-9a-f]{16}\.mjs$/.test(f));
+    expect(bundles).toHaveLength(1);
+    const text = readFileSync(join(cache, bundles[0]!), 'utf8');
+    expect(text).toContain('//# sourceMappingURL=data:application/json;base64,');
+    expect(text).toContain(JSON.stringify(join(process.cwd(), 'src')));
   });
 
   it('unknown commands and flags print help and exit 2', async () => {

@@ -17,10 +17,10 @@
  * since its last report, and the `circuit_breaker_state` of every endpoint it knows. The parent adds
  * them to its registry; see store-port.ts for the other deliverer metrics.
  */
-import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { EthhookError } from '../../runtime/errors.ts';
+import { sourcePath } from '../../runtime/source-dir.ts';
 import type { ActorContext, ActorRef, Behaviour } from '../../runtime/types.ts';
 import { createDeliverer, type Deliverer } from './deliverer.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type DeliveryStatus } from './metrics.ts';
@@ -71,7 +71,7 @@ export const PLACED_DELIVERER_EXPORT = 'placedDeliverer';
 
 /** What `NodeBehaviours.placeable.deliverer` holds: this module, its factory, the args. */
 export function placedDelivererSpec(args: PlacedDelivererArgs): { module: string; exportName: string; args: PlacedDelivererArgs } {
-  return { module: fileURLToPath(import.meta.url), exportName: PLACED_DELIVERER_EXPORT, args };
+  return { module: sourcePath('actors/deliverer/placed.ts'), exportName: PLACED_DELIVERER_EXPORT, args };
 }
 
 export function placedDeliverer(input: unknown): Behaviour<unknown> {

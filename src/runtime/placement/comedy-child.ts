@@ -26,13 +26,13 @@
  *   and a parent started with `-e` / `-p` is refused (every child would run that script again).
  */
 import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { createSystem } from 'comedy';
 import { EthhookError } from '../errors.ts';
+import { sourcePath } from '../source-dir.ts';
 import { TOPIC_STARTED, deserializeError, isReply, type ChildParameters } from './protocol.ts';
 
-const HOST_MODULE = fileURLToPath(new URL('./child-host.cjs', import.meta.url));
+const HOST_MODULE = sourcePath('runtime/placement/child-host.cjs');
 /** Part of a stop's budget kept for the SIGKILL / terminate fallback. */
 const KILL_RESERVE_MS = 1_000;
 /** After SIGKILL, how long to wait for the exit event before giving up on it (it comes within ms). */
