@@ -16,8 +16,8 @@
  * The three phases run in turn, `rounds` times (interleaved, so a burst of load from other work on the
  * machine hits each alike); each figure is the best of its rounds, the raw limit included.
  * Each phase also prints the process CPU time per webhook (all threads, LevelDB's included; the
- * receiver's is not counted): on a shared machine the rates swing from run to run, the CPU cost per
- * webhook much less.
+ * receiver's is not counted) and the main thread's busy time per webhook (event-loop utilization): on a
+ * shared machine the rates swing from run to run, the CPU cost per webhook much less.
  *
  * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10), BENCH_ROUNDS (2).
  * Target: deliveries_per_s >= 0.6 × raw_undici_per_s. Last line: one JSON object.
@@ -140,7 +140,7 @@ async function signedOnly(origin: string, bodies: string[]): Promise<number> {
   return bodies.length / seconds;
 }
 
-async function deliveries(origin: string): Promise<{ perSecond: number; enqueuePerSecond: number; cpuUs: number }> {
+async function deliveries(origin: string): Promise<{ perSecond: number; enqueuePerSecond: number; cpuUs: number; mainUs: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
   const db = await openDb(dir);
   try {
@@ -160,16 +160,18 @@ async function deliveries(origin: string): Promise<{ perSecond: number; enqueueP
       { concurrency: CONCURRENCY },
     );
     const cpuBefore = process.cpuUsage();
+    const eluBefore = performance.eventLoopUtilization();
     const started = performance.now();
     loop.start();
     while (outbox.depth() > 0) await new Promise((r) => setTimeout(r, 2));
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    const elu = performance.eventLoopUtilization(eluBefore);
     await loop.stop();
     await client.close();
     await outbox.idle();
     if (outbox.deadLetterCount() !== 0) throw new Error(`${outbox.deadLetterCount()} jobs were dead-lettered`);
-    return { perSecond: jobs.length / seconds, enqueuePerSecond, cpuUs: (cpu.user + cpu.system) / jobs.length };
+    return { perSecond: jobs.length / seconds, enqueuePerSecond, cpuUs: (cpu.user + cpu.system) / jobs.length, mainUs: (elu.active * 1000) / jobs.length };
   } finally {
     await db.close();
     await rm(dir, { recursive: true, force: true });
@@ -177,11 +179,13 @@ async function deliveries(origin: string): Promise<{ perSecond: number; enqueueP
 }
 
 /** Runs a phase and returns its result with the process CPU time (all threads) it used per job, in µs. */
-async function withCpu<T>(phase: () => Promise<T>): Promise<[T, number]> {
+async function withCpu<T>(phase: () => Promise<T>): Promise<[T, number, number]> {
   const before = process.cpuUsage();
+  const eluBefore = performance.eventLoopUtilization();
   const result = await phase();
   const used = process.cpuUsage(before);
-  return [result, (used.user + used.system) / JOBS];
+  const elu = performance.eventLoopUtilization(eluBefore);
+  return [result, (used.user + used.system) / JOBS, (elu.active * 1000) / JOBS];
 }
 
 async function main(): Promise<void> {
@@ -196,16 +200,16 @@ async function main(): Promise<void> {
     const signed: Array<[number, number]> = [];
     const delivered: Array<[number, number]> = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      const [rawRate, rawCpu] = await withCpu(() => rawLoop(origin, bodies));
+      const [rawRate, rawCpu, rawMain] = await withCpu(() => rawLoop(origin, bodies));
       raw.push([rawRate, rawCpu]);
-      console.log(`round ${round}  raw undici POST loop          ${rawRate.toFixed(0)} req/s, ${rawCpu.toFixed(0)} µs CPU each`);
-      const [signedRate, signedCpu] = await withCpu(() => signedOnly(origin, bodies));
+      console.log(`round ${round}  raw undici POST loop          ${rawRate.toFixed(0)} req/s, ${rawCpu.toFixed(0)} µs CPU each (${rawMain.toFixed(0)} on the main thread)`);
+      const [signedRate, signedCpu, signedMain] = await withCpu(() => signedOnly(origin, bodies));
       signed.push([signedRate, signedCpu]);
-      console.log(`round ${round}  signed, not persisted         ${signedRate.toFixed(0)} webhooks/s, ${signedCpu.toFixed(0)} µs CPU each`);
+      console.log(`round ${round}  signed, not persisted         ${signedRate.toFixed(0)} webhooks/s, ${signedCpu.toFixed(0)} µs CPU each (${signedMain.toFixed(0)} on the main thread)`);
       const d = await deliveries(origin);
       delivered.push([d.perSecond, d.cpuUs]);
       console.log(`round ${round}  outbox enqueue                ${d.enqueuePerSecond.toFixed(0)} jobs/s`);
-      console.log(`round ${round}  signed, persisted deliveries  ${d.perSecond.toFixed(0)} webhooks/s, ${d.cpuUs.toFixed(0)} µs CPU each`);
+      console.log(`round ${round}  signed, persisted deliveries  ${d.perSecond.toFixed(0)} webhooks/s, ${d.cpuUs.toFixed(0)} µs CPU each (${d.mainUs.toFixed(0)} on the main thread)`);
     }
 
     const best = (xs: Array<[number, number]>) => Math.max(...xs.map(([rate]) => rate));

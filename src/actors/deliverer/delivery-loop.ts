@@ -37,7 +37,7 @@ import type { HttpAttempt } from './http-client.ts';
 import { Holds, type HoldKind } from './holds.ts';
 import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
 import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
-import { signPayload } from './signing.ts';
+import { decodeSecret, signWithKeys } from './signing.ts';
 
 export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue'>;
 
@@ -82,7 +82,8 @@ export interface DeliveryLoopOptions {
 interface EndpointEntry {
   endpoint: Endpoint | undefined;
   url: URL | null;
-  secrets: string[];
+  /** The endpoint's live secrets, decoded (`decodeSecret`), newest first. */
+  keys: Buffer[];
   expiresAt: number;
 }
 
@@ -217,9 +218,7 @@ export class DeliveryLoop {
       if (this.fetchError !== null) throw this.fetchError;
       const now = this.now();
       this.release(this.holds.releaseDue(now));
-      while (this.ready.length > 0 && this.sending < this.cfg.concurrency && this.inFlight.size < this.maxInFlight) {
-        this.dispatch(this.ready.shift() as Job);
-      }
+      this.pump();
       // Read ahead while the batch in hand is still being sent, so a scan never leaves the pipe empty.
       if (this.fetching === null && this.ready.length < this.cfg.concurrency && now >= this.rescanAt) this.fetching = this.fetch();
       let delay = this.cfg.idlePollMs;
@@ -281,6 +280,23 @@ export class DeliveryLoop {
     this.wake();
   }
 
+  /** Starts ready jobs while there is room. */
+  private pump(): void {
+    while (this.ready.length > 0 && this.sending < this.cfg.concurrency && this.inFlight.size < this.maxInFlight) {
+      this.dispatch(this.ready.shift() as Job);
+    }
+  }
+
+  /**
+   * A slot came free: the next ready job takes it at once (no trip through the loop, which is woken only
+   * when the jobs in hand run low and a scan may be due).
+   */
+  private slotFreed(): void {
+    if (!this.running) return this.wake();
+    this.pump();
+    if (this.ready.length < this.cfg.concurrency && this.fetching === null) this.wake();
+  }
+
   private dispatch(job: Job): void {
     this.sending++;
     let sent = false;
@@ -288,22 +304,26 @@ export class DeliveryLoop {
       if (sent) return;
       sent = true;
       this.sending--;
-      this.wake();
+      this.slotFreed();
     };
     const run = this.deliver(job, doneSending)
       .then(
         (kept) => {
           if (!kept) this.taken.delete(job.id);
+          // A new hold: the loop's sleep must end by its release time.
+          else this.wake();
         },
         (err: unknown) => {
           this.deps.logger.error({ err, jobId: job.id, endpointId: job.endpointId }, 'delivery failed unexpectedly; job held back');
           if (!this.holds.add(job.endpointId, job, 'error', this.now() + this.cfg.errorHoldMs)) this.taken.delete(job.id);
+          this.wake();
         },
       )
       .finally(() => {
-        doneSending();
+        const wasFull = this.inFlight.size >= this.maxInFlight;
         this.inFlight.delete(job.id);
-        this.wake();
+        if (!sent) doneSending();
+        else if (wasFull) this.slotFreed();
       });
     this.inFlight.set(job.id, run);
   }
@@ -311,7 +331,8 @@ export class DeliveryLoop {
   /** Resolves true when the job stays with us (held), false when the outbox has it back. */
   private async deliver(job: Job, doneSending: () => void): Promise<boolean> {
     const now = this.now();
-    const entry = await this.endpoint(job.endpointId, now);
+    const cached = this.cache.get(job.endpointId);
+    const entry = cached !== undefined && cached.expiresAt > now ? cached : await this.endpoint(job.endpointId, now);
     const endpoint = entry.endpoint;
     if (!endpoint || !entry.url) {
       await this.deps.outbox.deadLetter(job, `endpoint ${job.endpointId} no longer exists`);
@@ -329,8 +350,9 @@ export class DeliveryLoop {
     }
 
     const body = JSON.stringify(job.payload);
-    const headers = signPayload({ id: job.id, timestamp: Math.floor(now / 1000), body, secrets: entry.secrets });
-    const result = await this.deps.client.post(entry.url, { ...headers }, body);
+    const headers = signWithKeys({ id: job.id, timestamp: Math.floor(now / 1000), body, keys: entry.keys });
+    // The client copies the headers onto its own (content-type, user-agent): no copy here.
+    const result = await this.deps.client.post(entry.url, headers, body);
     // Stopping aborts the attempts still in flight: that failure is ours, not the endpoint's, so
     // nothing is recorded and the job stays due as it was.
     if (!this.running && result.status === null) return false;
@@ -383,15 +405,11 @@ export class DeliveryLoop {
     extra: { durationMs: number; snippet?: string; at?: number },
   ): Promise<void> {
     const at = extra.at ?? this.now();
-    const record: AttemptRecord = {
-      jobId: job.id,
-      endpointId: job.endpointId,
-      at,
-      attempt: job.attempt + 1,
-      durationMs: Math.max(0, extra.durationMs),
-      ...(outcome.status !== null ? { status: outcome.status } : {}),
-      ...(attemptError(outcome, extra.snippet) ? { error: attemptError(outcome, extra.snippet) } : {}),
-    };
+    // Plain assignments, not conditional spreads: this runs once per webhook.
+    const record: AttemptRecord = { jobId: job.id, endpointId: job.endpointId, at, attempt: job.attempt + 1, durationMs: Math.max(0, extra.durationMs) };
+    if (outcome.status !== null) record.status = outcome.status;
+    const error = attemptError(outcome, extra.snippet);
+    if (error !== undefined) record.error = error;
     switch (decision.action) {
       case 'complete':
         await this.deps.outbox.complete(job, record);
@@ -433,7 +451,7 @@ export class DeliveryLoop {
     const entry: EndpointEntry = {
       endpoint,
       url: endpoint ? new URL(endpoint.url) : null,
-      secrets: endpoint && !endpoint.disabled ? this.deps.endpoints.activeSecrets(endpoint, now) : [],
+      keys: endpoint && !endpoint.disabled ? this.deps.endpoints.activeSecrets(endpoint, now).map(decodeSecret) : [],
       expiresAt: now + this.cfg.endpointCacheMs,
     };
     this.cache.set(id, entry);

@@ -26,11 +26,12 @@ export interface SignInput {
   secrets: readonly string[];
 }
 
-export interface WebhookHeaders {
+// A type alias (not an interface) so that it is a `Record<string, string>` to the HTTP client.
+export type WebhookHeaders = {
   'webhook-id': string;
   'webhook-timestamp': string;
   'webhook-signature': string;
-}
+};
 
 /** The HMAC key of a `whsec_` secret; throws ETHHOOK_ERR_INVALID_WEBHOOK_SECRET without echoing it. */
 export function decodeSecret(secret: string): Buffer {
@@ -51,22 +52,29 @@ export function decodeSecret(secret: string): Buffer {
 
 /** `v1,<base64 HMAC-SHA256>` of one message under one secret. */
 export function signatureOf(secret: string, id: string, timestamp: number, body: string | Buffer): string {
-  const mac = createHmac('sha256', decodeSecret(secret));
+  return signatureWithKey(decodeSecret(secret), id, timestamp, body);
+}
+
+function signatureWithKey(key: Buffer, id: string, timestamp: number, body: string | Buffer): string {
+  const mac = createHmac('sha256', key);
   mac.update(`${id}.${timestamp}.`);
   mac.update(body);
   return `v1,${mac.digest('base64')}`;
 }
 
 export function signPayload({ id, timestamp, body, secrets }: SignInput): WebhookHeaders {
-  if (secrets.length === 0) {
+  return signWithKeys({ id, timestamp, body, keys: secrets.map(decodeSecret) });
+}
+
+/** `signPayload` with the secrets decoded already (`decodeSecret`): a sender decodes them once per endpoint, not per webhook. */
+export function signWithKeys({ id, timestamp, body, keys }: Omit<SignInput, 'secrets'> & { keys: readonly Buffer[] }): WebhookHeaders {
+  if (keys.length === 0) {
     throw new EthhookError('ETHHOOK_ERR_INVALID_WEBHOOK_SECRET', 'at least one webhook secret is needed to sign');
   }
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
     throw new TypeError(`webhook timestamp must be whole seconds, got ${timestamp}`);
   }
-  return {
-    'webhook-id': id,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': secrets.map((s) => signatureOf(s, id, timestamp, body)).join(' '),
-  };
+  let signature = signatureWithKey(keys[0]!, id, timestamp, body);
+  for (let i = 1; i < keys.length; i++) signature += ` ${signatureWithKey(keys[i]!, id, timestamp, body)}`;
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signature };
 }
