@@ -19,6 +19,7 @@
  * receiver's is not counted) and the main thread's busy time per webhook (event-loop utilization): on a
  * shared machine the rates swing from run to run, the CPU cost per webhook much less.
  *
+ * Runs bundled, as bin/ethhook.mjs runs the node (bundled.ts); BENCH_SOURCES=1 runs the sources under tsx.
  * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10), BENCH_ROUNDS (2).
  * Target: deliveries_per_s >= 0.6 × raw_undici_per_s. Last line: one JSON object.
  */
@@ -38,6 +39,7 @@ import { createLogger } from '../src/runtime/log.ts';
 import { openDb } from '../src/store/db.ts';
 import { EndpointStore } from '../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../src/store/outbox.ts';
+import { asShipped, execArgvFor } from './bundled.ts';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -52,12 +54,12 @@ if (process.argv.includes('--receiver')) {
   server.keepAliveTimeout = 120_000;
   server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
   process.on('disconnect', () => process.exit(0));
-} else {
+} else if (!(await asShipped(import.meta.url))) {
   await main();
 }
 
 async function startReceiver(): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(fileURLToPath(import.meta.url), ['--receiver'], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const child = fork(fileURLToPath(import.meta.url), ['--receiver'], { execArgv: execArgvFor(import.meta.url), stdio: 'inherit' });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve(m.port));
     child.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
