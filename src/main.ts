@@ -194,6 +194,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
       logger: logger.child({ actor: '/pipeline/matcher' }),
       registry,
       ownsEndpoint: ownsEndpoint(config.node.cluster),
+      chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
       publish: (event) => hub.publish(event),
     }),
     ...(governance

@@ -11,7 +11,8 @@
  * webhook-id, so the re-emitted `log.created` is not discarded as a duplicate of the first one.
  *
  * Keys in the `matches` sublevel: `<chainId>!<blockNumber 15d>!<blockHash>!<logIndex 6d>!<subscriptionId>`
- * -> `{ endpointId }`. Ordered by block number per chain so `prune` drops everything below the reorg
+ * -> `{ endpointId, deferred? }`, `deferred` being the key of the job in deferred.ts when the
+ * subscription's confirmations held it back (a retraction deletes it there if it is still waiting). Ordered by block number per chain so `prune` drops everything below the reorg
  * window with one range delete.
  */
 import { sublevel, type Db } from './db.ts';
@@ -21,6 +22,8 @@ export interface MatchRecord {
   logIndex: number;
   subscriptionId: string;
   endpointId: string;
+  /** The deferred job's key (deferred.ts), when the log.created job was deferred. */
+  deferred?: string;
 }
 
 export interface BlockRef {
@@ -34,7 +37,7 @@ export class MatchStore {
   private readonly retracted;
 
   constructor(db: Db) {
-    this.records = sublevel<{ endpointId: string }>(db, 'matches');
+    this.records = sublevel<{ endpointId: string; deferred?: string }>(db, 'matches');
     this.retracted = sublevel<number>(db, 'match-retractions');
   }
 
@@ -43,7 +46,8 @@ export class MatchStore {
   }
 
   putOp(block: BlockRef, record: MatchRecord): BatchOp {
-    return { type: 'put', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId), value: { endpointId: record.endpointId } };
+    const value = record.deferred === undefined ? { endpointId: record.endpointId } : { endpointId: record.endpointId, deferred: record.deferred };
+    return { type: 'put', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId), value };
   }
 
   delOp(block: BlockRef, record: MatchRecord): BatchOp {
@@ -63,7 +67,9 @@ export class MatchStore {
     for await (const [key, value] of this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
       const rest = key.slice(prefix.length);
       const sep = rest.indexOf('!');
-      out.push({ logIndex: Number(rest.slice(0, sep)), subscriptionId: rest.slice(sep + 1), endpointId: value.endpointId });
+      const record: MatchRecord = { logIndex: Number(rest.slice(0, sep)), subscriptionId: rest.slice(sep + 1), endpointId: value.endpointId };
+      if (typeof value.deferred === 'string') record.deferred = value.deferred;
+      out.push(record);
     }
     return out;
   }

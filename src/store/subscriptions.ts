@@ -10,8 +10,8 @@
  *   empty list is normalized to `null`, as geth treats it as a wildcard). A log with fewer topics than
  *   the filter has positions never matches, even when the extra positions are `null`.
  * Addresses and topics are stored lowercase and deduplicated, so matching is a string comparison.
- * `confirmations` is stored and validated; the listener emits at its chain's confirmation depth, and
- * the Matcher does not defer deliveries beyond it (see src/actors/matcher/README.md).
+ * `confirmations`: the listener emits at its chain's confirmation depth; the Matcher defers the jobs of
+ * a subscription that wants more (see src/actors/matcher/README.md).
  * Creating a subscription for an unknown endpoint is an error (ETHHOOK_ERR_ENDPOINT_NOT_FOUND).
  * After any change the caller notifies the Matcher (`subscriptions.changed`), which patches its index.
  */

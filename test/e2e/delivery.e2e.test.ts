@@ -8,7 +8,7 @@ import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { failRatio, startReceiver, type Receiver } from '../support/receiver.ts';
 import {
-  body, byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, startTickChain, succeeded, waitUntil,
+  body, byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil,
   type TickChain,
 } from './e2e-chain.ts';
 
@@ -148,5 +148,31 @@ describe('delivery', () => {
     expect(records.filter((a) => a.status === undefined).every((a) => typeof a.error === 'string' && a.error.length > 0)).toBe(true);
     expect(new Set(records.map((a) => a.jobId))).toEqual(expected);
     console.info(`retry e2e: 60 webhooks, ${r.count} requests, ${retried} retried, ${failures.length} failed (500 or hang)`);
+  });
+
+  // The chain's listener emits at the head (confirmations 0); a subscription asking for 3 gets the log
+  // once 3 blocks are mined on top of it, and not before.
+  it('a subscription with more confirmations than its chain gets the log once it is that deep', async () => {
+    const r = await receiver();
+    const contract = await chain.deploy();
+    const endpointId = await createEndpoint(r, '/deep');
+    const sub = await subscribe({ endpointId, addresses: [contract], confirmations: 3 });
+    const now = await subscribe({ endpointId, addresses: [contract] });
+    await chain.tick(contract, 1);
+    const [log] = await chain.logs(contract);
+    const mined = Number.parseInt(log!.blockNumber, 16);
+    const deepId = expectedId(payloadData(log!, sub), 'log.created');
+    await waitUntil(() => r.deliveredIds().has(expectedId(payloadData(log!, now), 'log.created')), 30_000, 'the unconfirmed subscription\'s webhook');
+    for (let depth = 1; depth <= 2; depth++) {
+      await chain.anvil.rpc('evm_mine', []);
+      expect(await chain.head()).toBe(mined + depth);
+      await sleep(1_000);
+      expect(r.deliveredIds().has(deepId), `delivered at depth ${depth}`).toBe(false);
+    }
+    await chain.anvil.rpc('evm_mine', []);
+    await waitUntil(() => r.deliveredIds().has(deepId), 30_000, 'the webhook at depth 3');
+    const [deep] = r.requests.filter((q) => q.webhookId === deepId);
+    expect(body(deep!)).toMatchObject({ type: 'log.created', data: payloadData(log!, sub) });
+    expectWellFormed(r.requests);
   });
 });

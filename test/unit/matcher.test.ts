@@ -256,6 +256,84 @@ describe('retractions', () => {
   });
 });
 
+describe('subscriptions that want more confirmations than their chain', () => {
+  // The chain's listener emits at 2 confirmations; the subscription wants 5: its jobs wait 3 blocks.
+  const chainConfirmations = new Map([[1, 2]]);
+
+  it('defers log.created until the block 3 later, then enqueues it with that block\'s seenAt', async () => {
+    const ep = await endpoint();
+    const deep = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 5 });
+    const shallow = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 1 });
+    const m = await started({ chainConfirmations });
+    expect(await m.receive(block(100, [log(0, A, [T(1)])]), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect((await allJobs()).map((j) => j.subscriptionId)).toEqual([shallow.id]);
+    expect(await m.receive(block(101, []), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(102, []), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(103, []), ctx)).toEqual({ ok: true, jobs: 1 });
+    const released = (await allJobs()).find((j) => j.subscriptionId === deep.id);
+    expect(released).toMatchObject({
+      id: webhookId(1, H(100), 0, deep.id, 'log.created'),
+      type: 'log.created',
+      eventSeenAt: block(103, []).seenAt,
+      payload: { type: 'log.created', data: { blockNumber: 100, blockHash: H(100), logIndex: 0, subscriptionId: deep.id } },
+    });
+    expect(await m.receive(block(104, []), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await allJobs()).toHaveLength(2);
+  });
+
+  it('a log retracted while its job waits is never sent, neither created nor removed', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 5 });
+    const m = await started({ chainConfirmations });
+    await m.receive(block(100, [log(0, A, [])]), ctx);
+    await m.receive(block(101, []), ctx);
+    expect(await m.receive(block(101, [], { removed: true }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(100, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 0 });
+    for (let n = 100; n <= 110; n++) await m.receive(block(n, [], { blockHash: H(n + 1_000) }), ctx);
+    expect(await allJobs()).toEqual([]);
+  });
+
+  it('a log retracted after its job was released gets log.removed', async () => {
+    const ep = await endpoint();
+    const sub = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 4 });
+    const m = await started({ chainConfirmations });
+    await m.receive(block(100, [log(0, A, [])]), ctx);
+    await m.receive(block(101, []), ctx);
+    expect(await m.receive(block(102, []), ctx)).toEqual({ ok: true, jobs: 1 });
+    await m.receive(block(102, [], { removed: true }), ctx);
+    await m.receive(block(101, [], { removed: true }), ctx);
+    expect(await m.receive(block(100, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect((await allJobs()).map((j) => j.id).sort()).toEqual(
+      [webhookId(1, H(100), 0, sub.id, 'log.created'), webhookId(1, H(100), 0, sub.id, 'log.removed')].sort(),
+    );
+  });
+
+  it('deferred jobs survive a restart and a block sent again, and are released once', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 5 });
+    const first = await started({ chainConfirmations });
+    await first.receive(block(100, [log(0, A, []), log(1, A, [])]), ctx);
+    await first.receive(block(101, []), ctx);
+    // A new incarnation (a crash and restart): the listener re-sends the unacknowledged block 101.
+    const second = await started({ chainConfirmations });
+    expect(await second.receive(block(101, []), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await second.receive(block(100, [log(0, A, []), log(1, A, [])]), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await second.receive(block(102, []), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await second.receive(block(103, []), ctx)).toEqual({ ok: true, jobs: 2 });
+    expect(await second.receive(block(103, []), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await allJobs()).toHaveLength(2);
+  });
+
+  it('without the chain\'s confirmations known, a subscription\'s own count is the wait', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 7, addresses: [A], confirmations: 2 });
+    const m = await started();
+    await m.receive(block(10, [log(0, A, [])], { chainId: 7 }), ctx);
+    expect(await m.receive(block(11, [], { chainId: 7 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(12, [], { chainId: 7 }), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+});
+
 describe('subscription changes without restart', () => {
   it('applies upserts, removals and full reloads', async () => {
     const ep = await endpoint();

@@ -11,6 +11,14 @@
  *   log; each gets a `log.removed` job, and the records are deleted in the same batch. Subscriptions
  *   that never got the log get nothing. The block's retraction count goes up in that batch too, so a
  *   block that comes back (reorg flip-flop) gets new webhook-ids (see jobs.ts).
+ * - Confirmations: a subscription asking for more confirmations than its chain's listener waits for
+ *   (`chainConfirmations`) gets its `log.created` jobs deferred (src/store/deferred.ts) by the
+ *   difference, in blocks: written with the block's batch, and moved into the outbox, in one batch, by
+ *   the block of that chain that makes the log deep enough, before that block is acknowledged. So a
+ *   crash loses none (the listener re-sends a block until it is acknowledged, and the deferred jobs
+ *   are in LevelDB). A retraction of a log whose job is still deferred deletes the job: the receiver
+ *   hears nothing of it, neither `log.created` nor `log.removed`. The released job's `eventSeenAt` is
+ *   the releasing block's, so `webhook_event_to_delivery_seconds` does not count the wait it asked for.
  * - Match records older than `reorgWindowBlocks` behind the newest block of a chain are pruned every
  *   64 blocks: a retraction can only concern blocks inside the listener's reorg window.
  * - Any failure (invalid message, LevelDB error) rejects the ask: the listener keeps its cursor and
@@ -27,7 +35,9 @@ import { describeError, EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
 import type { Db } from '../../store/db.ts';
+import { DeferredJobs } from '../../store/deferred.ts';
 import { MatchStore, type MatchRecord } from '../../store/matches.ts';
+import type { BatchOp } from '../../store/keys.ts';
 import type { NewJob, Outbox } from '../../store/outbox.ts';
 import type { Subscription, SubscriptionStore } from '../../store/subscriptions.ts';
 import { logStreamEvent, type StreamEvent } from '../../streams/events.ts';
@@ -44,6 +54,8 @@ import { getMatcherMetrics, type MatcherMetrics } from './metrics.ts';
 import { SubscriptionIndex } from './subscription-index.ts';
 
 export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
+/** Deferred jobs moved into the outbox per batch. */
+const RELEASE_CHUNK = 1_000;
 const PRUNE_EVERY_BLOCKS = 64;
 
 export interface MatcherDeps {
@@ -56,6 +68,8 @@ export interface MatcherDeps {
   ownsEndpoint?: (endpointId: string) => boolean;
   /** How many blocks back a retraction can reach (>= the listeners' maxReorgDepth). Default 1024. */
   reorgWindowBlocks?: number;
+  /** Each chain's listener confirmations (config `chains[].confirmations`); absent: 0. */
+  chainConfirmations?: ReadonlyMap<number, number>;
   /** Every log of every block, after its jobs are written (the StreamHub's `publish`). */
   publish?: (event: StreamEvent) => void;
 }
@@ -70,6 +84,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const owns = deps.ownsEndpoint ?? (() => true);
   const window = deps.reorgWindowBlocks ?? DEFAULT_REORG_WINDOW_BLOCKS;
   const matches = new MatchStore(deps.db);
+  const deferred = new DeferredJobs(deps.db);
+  /** Subscriptions (indexed here) with confirmations set: id -> confirmations. */
+  const wanted = new Map<string, number>();
+  /** Per chain, the release height of its earliest deferred job (Infinity: none); absent: not read yet. */
+  const nextRelease = new Map<number, number>();
   const metrics: MatcherMetrics | undefined = deps.registry ? getMatcherMetrics(deps.registry) : undefined;
   const index = new SubscriptionIndex();
   const newest = new Map<number, number>();
@@ -78,10 +97,16 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const put = (sub: Subscription | undefined, id: string) => {
     if (sub && owns(sub.endpointId)) index.add(sub);
     else index.remove(id);
+    if (sub && owns(sub.endpointId) && sub.confirmations) wanted.set(id, sub.confirmations);
+    else wanted.delete(id);
   };
+  /** Blocks a subscription's jobs wait beyond the chain's listener. */
+  const extraDepth = (chainId: number, subscriptionId: string): number =>
+    Math.max(0, (wanted.get(subscriptionId) ?? 0) - (deps.chainConfirmations?.get(chainId) ?? 0));
 
   async function reload(): Promise<void> {
     index.clear();
+    wanted.clear();
     for await (const sub of subscriptions.iterate()) put(sub, sub.id);
     metrics?.subscriptions.set(index.size);
     logger.info({ subscriptions: index.size }, 'matcher index loaded');
@@ -91,7 +116,10 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (msg.upserted === undefined && msg.removed === undefined) {
       await reload();
     } else {
-      for (const id of msg.removed ?? []) index.remove(id);
+      for (const id of msg.removed ?? []) {
+        index.remove(id);
+        wanted.delete(id);
+      }
       for (const id of msg.upserted ?? []) put(await subscriptions.get(id), id);
       metrics?.subscriptions.set(index.size);
     }
@@ -100,7 +128,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
 
   async function onBlock(block: ChainBlockMessage): Promise<BlockAck> {
     const started = performance.now();
-    const written = block.removed ? await retract(block) : await emit(block);
+    const written = block.removed ? await retract(block) : (await emit(block)) + (await release(block));
     if (deps.publish) publish(deps.publish, block);
     await maybePrune(block);
     metrics?.blockDuration.observe((performance.now() - started) / 1000);
@@ -145,10 +173,47 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (fresh.length === 0) return 0;
     const generation = await matches.retractions(block);
     const timestamp = eventTimestamp(block);
-    const jobs = fresh.map((p) => buildJob(block, p.log, p.record, 'log.created', timestamp, generation));
-    const { enqueued } = await outbox.enqueueBatch(jobs, fresh.map((p) => matches.putOp(block, p.record)));
+    const jobs: NewJob[] = [];
+    const ops: BatchOp[] = [];
+    let earliest = Infinity;
+    for (const p of fresh) {
+      const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation);
+      const extra = extraDepth(block.chainId, p.record.subscriptionId);
+      if (extra === 0) jobs.push(job);
+      else {
+        const releaseAt = block.blockNumber + extra;
+        p.record.deferred = deferred.key(block.chainId, releaseAt, job.id);
+        ops.push(deferred.putOp(p.record.deferred, job));
+        earliest = Math.min(earliest, releaseAt);
+      }
+      ops.push(matches.putOp(block, p.record));
+    }
+    const { enqueued } = await outbox.enqueueBatch(jobs, ops);
+    const known = nextRelease.get(block.chainId);
+    if (known !== undefined) nextRelease.set(block.chainId, Math.min(known, earliest));
     metrics?.jobs.inc({ type: 'log.created' }, enqueued);
     return enqueued;
+  }
+
+  /** Moves the chain's deferred jobs that this block makes deep enough into the outbox. */
+  async function release(block: ChainBlockMessage): Promise<number> {
+    let next = nextRelease.get(block.chainId);
+    if (next === undefined) {
+      next = (await deferred.nextRelease(block.chainId)) ?? Infinity;
+      nextRelease.set(block.chainId, next);
+    }
+    if (block.blockNumber < next) return 0;
+    let released = 0;
+    for (;;) {
+      const due = await deferred.due(block.chainId, block.blockNumber, RELEASE_CHUNK);
+      if (due.length === 0) break;
+      const jobs = due.map(([, job]) => ({ ...job, eventSeenAt: block.seenAt }));
+      released += (await outbox.enqueueBatch(jobs, due.map(([key]) => deferred.delOp(key)))).enqueued;
+      if (due.length < RELEASE_CHUNK) break;
+    }
+    nextRelease.set(block.chainId, (await deferred.nextRelease(block.chainId)) ?? Infinity);
+    metrics?.jobs.inc({ type: 'log.created' }, released);
+    return released;
   }
 
   async function retract(block: ChainBlockMessage): Promise<number> {
@@ -158,8 +223,17 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     const logs = new Map<number, ChainLog>(block.logs.map((l) => [l.logIndex, l]));
     const timestamp = eventTimestamp(block);
     const jobs: NewJob[] = [];
+    const ops: BatchOp[] = [];
+    // A job still deferred was never sent: it is deleted, and nothing is sent for its log.
+    const waiting = records.filter((r) => r.deferred !== undefined);
+    const held = await deferred.existing(waiting.map((r) => r.deferred!));
+    const stillDeferred = new Set(waiting.filter((_, i) => held[i]).map((r) => r.deferred));
     let missing = 0;
     for (const r of records) {
+      if (r.deferred !== undefined && stillDeferred.has(r.deferred)) {
+        ops.push(deferred.delOp(r.deferred));
+        continue;
+      }
       const log = logs.get(r.logIndex);
       if (log) jobs.push(buildJob(block, log, r, 'log.removed', timestamp, generation));
       else missing++;
@@ -170,7 +244,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         'retraction lacks logs that were delivered: no log.removed for them',
       );
     }
-    const ops = [...records.map((r) => matches.delOp(block, r)), matches.retractionsOp(block, generation + 1)];
+    ops.push(...records.map((r) => matches.delOp(block, r)), matches.retractionsOp(block, generation + 1));
     const { enqueued } = await outbox.enqueueBatch(jobs, ops);
     metrics?.jobs.inc({ type: 'log.removed' }, enqueued);
     return enqueued;
