@@ -152,6 +152,19 @@ describe('forked placement', () => {
     await expect(behaviour.receive({ type: 'echo' }, ctx)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_STOPPED' });
   });
 
+  // comedy adds a process 'exit' listener per forked child: each child raises the listener limit by
+  // one while it lives, so eleven children do not trip Node's leak warning.
+  it('raises the process listener limit by one per live forked child, and lowers it when it stops', async () => {
+    const before = process.getMaxListeners();
+    const exitListeners = process.listenerCount('exit');
+    const { behaviour, ctx } = await started('forked', { label: 'l' });
+    expect(process.getMaxListeners()).toBe(before + 1);
+    expect(process.listenerCount('exit')).toBe(exitListeners + 1);
+    await behaviour.postStop!(ctx);
+    expect(process.getMaxListeners()).toBe(before);
+    expect(process.listenerCount('exit')).toBe(exitListeners);
+  });
+
   // stop fallback: a child whose postStop never returns is SIGKILLed within the stop timeout.
   it('kills a child that does not stop in time', async () => {
     const { ctx } = handMadeContext();

@@ -33,6 +33,11 @@ import { sourcePath } from '../source-dir.ts';
 import { TOPIC_STARTED, deserializeError, isReply, type ChildParameters } from './protocol.ts';
 
 const HOST_MODULE = sourcePath('runtime/placement/child-host.cjs');
+function adjustExitListenerLimit(by: number): void {
+  const max = process.getMaxListeners();
+  if (max !== 0) process.setMaxListeners(Math.max(10, max + by));
+}
+
 /** Part of a stop's budget kept for the SIGKILL / terminate fallback. */
 const KILL_RESERVE_MS = 1_000;
 /** After SIGKILL, how long to wait for the exit event before giving up on it (it comes within ms). */
@@ -88,6 +93,10 @@ export async function startComedyChild(
   startTimeoutMs: number,
 ): Promise<ComedyChild> {
   if (params.mode === 'forked') refuseEvalExecArgv(params.path);
+  // comedy adds a process 'exit' listener per forked child (removed by release): past ten children
+  // Node would warn of a leak that is not one, so each child raises the limit by one while it lives.
+  adjustExitListenerLimit(1);
+  let limitReleased = false;
   const system = createSystem({
     test: true,
     config: {},
@@ -132,6 +141,10 @@ export async function startComedyChild(
   worker?.once('exit', (code) => onEnd({ code, signal: null, error: workerError }));
 
   const release = (): void => {
+    if (!limitReleased) {
+      limitReleased = true;
+      adjustExitListenerLimit(-1);
+    }
     if (actor.timeoutWorkerInterval) clearInterval(actor.timeoutWorkerInterval);
     if (actor.exitHandler) process.removeListener('exit', actor.exitHandler);
     Promise.resolve(system.destroy()).catch(() => {});
