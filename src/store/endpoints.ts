@@ -11,6 +11,8 @@
  *   `expiresAt` of now + overlap (never later than it already had); fully expired secrets are dropped.
  * - `activeSecrets(endpoint, now)` is what signs a delivery now: the plaintext secrets created at or
  *   before `now` and not yet expired, newest first (Standard Webhooks sends one signature per secret).
+ * - `failing: { since, failures }` is the Deliverer's failure streak, kept so that a restart does not
+ *   start it over (deliverer/disable.ts); `enable` clears it.
  * - `disabled` is set by the Deliverer (410, sustained failure) with its reason; `paused` by an operator
  *   or a governance message. Neither stops the Matcher: jobs wait in the outbox and the Deliverer
  *   decides what to do with them.
@@ -52,6 +54,8 @@ export const endpointSchema = z.object({
   description: z.string().max(1024),
   rateLimitPerSec: rateLimitSchema.optional(),
   disabled: z.object({ reason: z.string(), at: z.number().int() }).nullable(),
+  /** The Deliverer's failure streak (see deliverer/disable.ts); absent or null when the last attempt succeeded. */
+  failing: z.object({ since: z.number().int(), failures: z.number().int().min(1) }).nullable().optional(),
   paused: z.boolean(),
   createdAt: z.number().int(),
   secrets: z.array(secretRecordSchema).min(1),
@@ -196,8 +200,14 @@ export class EndpointStore {
     return this.modify(id, (e) => ({ ...e, disabled: { reason, at: now } }));
   }
 
+  /** Enabled again by an operator: a fresh start, so the failure streak goes too. */
   enable(id: string): Promise<Endpoint> {
-    return this.modify(id, (e) => ({ ...e, disabled: null }));
+    return this.modify(id, (e) => ({ ...e, disabled: null, failing: null }));
+  }
+
+  /** Stores the Deliverer's failure streak (null: ended by a success). */
+  setFailing(id: string, failing: { since: number; failures: number } | null): Promise<Endpoint> {
+    return this.modify(id, (e) => ({ ...e, failing }));
   }
 
   setPaused(id: string, paused: boolean): Promise<Endpoint> {

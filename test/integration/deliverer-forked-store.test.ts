@@ -135,6 +135,11 @@ describe('deliverer-store: endpoints as messages', () => {
     expect(remote.activeSecrets(again!)).toEqual([rotated.secret, secret]);
     expect(await remote.get('ep_missing')).toBeUndefined();
 
+    // The failure streak is stored through the store actor, and cleared by null.
+    expect((await remote.setFailing(endpoint.id, { since: 1000, failures: 3 })).failing).toEqual({ since: 1000, failures: 3 });
+    expect((await endpoints.get(endpoint.id))?.failing).toEqual({ since: 1000, failures: 3 });
+    expect((await remote.setFailing(endpoint.id, null)).failing).toBeNull();
+
     const disabled = await remote.disable(endpoint.id, 'HTTP 410 Gone', 1234);
     expect(disabled.disabled).toEqual({ reason: 'HTTP 410 Gone', at: 1234 });
     const off = await remote.get(endpoint.id);

@@ -161,6 +161,25 @@ describe('failing fast and disabling', () => {
     expect(reasons).toEqual(['HTTP 410 Gone', ...Array(4).fill('endpoint disabled: HTTP 410 Gone')]);
   });
 
+  // The streak is stored with the endpoint (when it starts and at minFailures): a restarted loop, its
+  // guards empty, resumes it and disables the endpoint counting from the first loop's first failure.
+  it('a failure streak survives a restart of the loop', async () => {
+    const r = await receiver(status(503));
+    const { endpoint } = await endpointFor(r, '/streak');
+    const options = { retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) }, guards: { breaker: { failureThreshold: 1_000 }, disable: { afterMs: 800, minFailures: 3 } } };
+    const first = startLoop(options);
+    await outbox.enqueueBatch(jobs(endpoint.id, 1, 'streak'));
+    await until(async () => (await endpoints.get(endpoint.id))!.failing?.failures === 3);
+    const { since } = (await endpoints.get(endpoint.id))!.failing!;
+    await first.stop();
+    expect((await endpoints.get(endpoint.id))!.disabled).toBeNull();
+    startLoop(options);
+    await until(async () => (await endpoints.get(endpoint.id))!.disabled !== null);
+    expect((await endpoints.get(endpoint.id))!.disabled!.reason).toContain(`failing since ${new Date(since).toISOString()}`);
+    // Enabled again by an operator: the streak starts over.
+    expect((await endpoints.enable(endpoint.id)).failing).toBeNull();
+  });
+
   it('retries exhausted: dead letter after the last attempt of the schedule', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/down');

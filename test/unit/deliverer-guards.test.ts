@@ -9,23 +9,36 @@ describe('EndpointGuards', () => {
   it('rate limit first: a rate-limited request never takes the half-open probe', () => {
     const g = new EndpointGuards({ breaker: { failureThreshold: 1, cooldownMs: 100 } });
     expect(g.admit('ep', 1, 0)).toEqual({ go: true });
-    expect(g.record('ep', 'retryable', 'HTTP 503', 0)).toEqual({ transition: 'opened' });
+    expect(g.record('ep', 'retryable', 'HTTP 503', 0)).toEqual({ transition: 'opened', persist: { since: 0, failures: 1 } });
     expect(g.admit('ep', 1, 50)).toEqual({ go: false, why: 'breaker', waitMs: 50 });
     // Cool-down over, but no token yet (1/s): refused for the rate, and the breaker is still open.
     expect(g.admit('ep', 1, 500)).toEqual({ go: false, why: 'rate', waitMs: 500 });
     expect(g.state('ep')).toBe('open');
     expect(g.admit('ep', 1, 1_000)).toEqual({ go: true });
     expect(g.state('ep')).toBe('half-open');
-    expect(g.record('ep', 'success', 'HTTP 200', 1_010)).toEqual({ transition: 'closed' });
+    expect(g.record('ep', 'success', 'HTTP 200', 1_010)).toEqual({ transition: 'closed', persist: null });
   });
 
   it('any answer but a retryable one proves the endpoint up; only a 2xx resets the disable streak', () => {
     const g = new EndpointGuards({ breaker: { failureThreshold: 2 }, disable: { afterMs: 1_000, minFailures: 3 } });
     g.record('ep', 'retryable', 'HTTP 503', 0);
     g.record('ep', 'permanent', 'HTTP 400', 10);
-    expect(g.record('ep', 'retryable', 'HTTP 503', 20)).toEqual({});
+    // The streak is to be stored when it starts and when it reaches minFailures, not on every failure.
+    expect(g.record('ep', 'retryable', 'HTTP 503', 20)).toEqual({ persist: { since: 0, failures: 3 } });
     expect(g.state('ep')).toBe('closed');
-    expect(g.record('ep', 'permanent', 'HTTP 400', 1_000)).toMatchObject({ disableReason: expect.stringContaining('4 failed attempts') });
+    expect(g.record('ep', 'permanent', 'HTTP 400', 1_000)).toEqual({ disableReason: expect.stringContaining('4 failed attempts') });
+  });
+
+  // After a restart the stored streak resumes: the endpoint is disabled once it has failed for afterMs
+  // since the streak's first failure, counting the stored failures.
+  it('a stored streak resumes after a restart; one running in memory is kept', () => {
+    const g = new EndpointGuards({ disable: { afterMs: 1_000, minFailures: 3 } });
+    g.seedStreak('ep', { since: 0, failures: 3 });
+    g.seedStreak('ep', { since: 500, failures: 1 });
+    expect(g.record('ep', 'retryable', 'HTTP 503', 999)).toEqual({});
+    expect(g.record('ep', 'retryable', 'HTTP 503', 1_000).disableReason).toMatch(/^failing since 1970-01-01T00:00:00.000Z \(5 failed attempts/);
+    expect(g.record('ep', 'success', 'HTTP 200', 1_001)).toEqual({ persist: null });
+    expect(g.record('ep', 'success', 'HTTP 200', 1_002)).toEqual({});
   });
 
   it('a changed rate limit rebuilds the bucket; removing it lets everything through', () => {

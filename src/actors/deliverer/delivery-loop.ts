@@ -34,6 +34,7 @@ import type { Endpoint } from '../../store/endpoints.ts';
 import type { Job, Outbox } from '../../store/outbox.ts';
 import { EndpointGuards, type GuardConfig } from './endpoint-guard.ts';
 import type { HttpAttempt } from './http-client.ts';
+import type { FailureStreak } from './disable.ts';
 import { Holds, type HoldKind } from './holds.ts';
 import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
 import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
@@ -45,6 +46,8 @@ export interface EndpointPort {
   get(id: string): Promise<Endpoint | undefined>;
   activeSecrets(endpoint: Endpoint, now?: number): string[];
   disable(id: string, reason: string, now?: number): Promise<Endpoint>;
+  /** Stores the endpoint's failure streak, so that a restart resumes it (disable.ts). */
+  setFailing(id: string, failing: FailureStreak): Promise<unknown>;
 }
 
 export interface WebhookPoster {
@@ -372,6 +375,7 @@ export class DeliveryLoop {
     // Jobs held behind a probe wait for its result: closed lets them go, re-opened re-holds them
     // until the new cool-down ends (they were held until the probe's timeout).
     if (guard.transition) this.release(this.holds.releaseEndpoint(endpoint.id));
+    if ('persist' in guard) await this.storeStreak(endpoint.id, guard.persist ?? null);
 
     let decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random);
     if (decision.action === 'disable-endpoint') await this.disable(endpoint.id, decision.reason, at);
@@ -427,6 +431,15 @@ export class DeliveryLoop {
     }
   }
 
+  /** A failed write of the streak is logged, not the job's failure: the streak goes on in memory. */
+  private async storeStreak(endpointId: string, streak: FailureStreak): Promise<void> {
+    try {
+      await this.deps.endpoints.setFailing(endpointId, streak);
+    } catch (err) {
+      this.deps.logger.warn({ err, endpointId }, 'storing the failure streak failed; it goes on in memory');
+    }
+  }
+
   private async disable(endpointId: string, reason: string, now: number): Promise<void> {
     await this.deps.endpoints.disable(endpointId, reason, now);
     this.deps.logger.warn({ endpointId, reason }, 'endpoint disabled');
@@ -448,6 +461,7 @@ export class DeliveryLoop {
 
   private async load(id: string, now: number): Promise<EndpointEntry> {
     const endpoint = await this.deps.endpoints.get(id);
+    if (endpoint?.failing) this.guards.seedStreak(id, endpoint.failing);
     const entry: EndpointEntry = {
       endpoint,
       url: endpoint ? new URL(endpoint.url) : null,

@@ -75,7 +75,7 @@ export class EndpointGuards {
     outcome: OutcomeClass,
     reason: string,
     now: number,
-  ): { transition?: Transition; disableReason?: string } {
+  ): { transition?: Transition; disableReason?: string; persist?: FailureStreak } {
     const g = this.guard(endpointId);
     const r = breakerRecord(g.breaker, outcome !== 'retryable', now, this.breakerCfg);
     this.apply(endpointId, g, r.state, r.transition);
@@ -84,7 +84,14 @@ export class EndpointGuards {
     return {
       ...(r.transition ? { transition: r.transition } : {}),
       ...(d.disableReason ? { disableReason: d.disableReason } : {}),
+      ...('persist' in d ? { persist: d.persist } : {}),
     };
+  }
+
+  /** Resumes a failure streak stored with the endpoint (after a restart), unless one runs in memory. */
+  seedStreak(endpointId: string, streak: FailureStreak): void {
+    const g = this.guard(endpointId);
+    if (g.streak === null) g.streak = streak;
   }
 
   state(endpointId: string): BreakerState['state'] {

@@ -27,6 +27,7 @@ import type { AttemptRecord } from '../../store/attempts.ts';
 import type { Endpoint } from '../../store/endpoints.ts';
 import type { Job } from '../../store/outbox.ts';
 import type { EndpointPort, OutboxPort } from './delivery-loop.ts';
+import type { FailureStreak } from './disable.ts';
 import { DELIVERER_STORE_PATH, MAX_WRITE_OPS, type EndpointWithSecrets, type StoreMessage, type WriteOp } from './store-port.ts';
 
 export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
@@ -149,5 +150,9 @@ export class RemoteEndpoints implements EndpointPort {
 
   disable(id: string, reason: string, now = Date.now()): Promise<Endpoint> {
     return this.store.call<Endpoint>({ type: 'store.disable', id, reason, now });
+  }
+
+  setFailing(id: string, failing: FailureStreak): Promise<Endpoint> {
+    return this.store.call<Endpoint>({ type: 'store.failing', id, failing });
   }
 }

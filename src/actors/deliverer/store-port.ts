@@ -19,6 +19,7 @@
  *   under the master key, which never leaves this process) and the plaintext secrets that sign now
  *   (none for a disabled endpoint). They cross only the IPC channel to our own child; never logged.
  * - `store.disable { id, reason, now }` → the endpoint record (EndpointStore.disable).
+ * - `store.failing { id, failing: { since, failures } | null }` → the endpoint record (EndpointStore.setFailing).
  * - `store.metrics { deliveries, breakerOpens, breakers }` (a tell; see Metrics).
  * A malformed message is answered `{ ok: false, error }` (ETHHOOK_ERR_INVALID_INPUT) and logged, not thrown.
  *
@@ -73,6 +74,11 @@ export const storeMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('store.write'), ops: z.array(writeOpSchema).min(1).max(MAX_WRITE_OPS) }),
   z.strictObject({ type: z.literal('store.endpoint'), id: endpointIdSchema }),
   z.strictObject({ type: z.literal('store.disable'), id: endpointIdSchema, reason: z.string().max(MAX_REASON), now: time }),
+  z.strictObject({
+    type: z.literal('store.failing'),
+    id: endpointIdSchema,
+    failing: z.strictObject({ since: time, failures: z.number().int().min(1) }).nullable(),
+  }),
   z.strictObject({
     type: z.literal('store.metrics'),
     deliveries: z.partialRecord(z.enum(DELIVERY_STATUSES), z.number().int().nonnegative()),
@@ -158,6 +164,8 @@ export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknow
           return toReply(() => endpointWithSecrets(deps.endpoints, m.id));
         case 'store.disable':
           return toReply(() => deps.endpoints.disable(m.id, m.reason, m.now));
+        case 'store.failing':
+          return toReply(() => deps.endpoints.setFailing(m.id, m.failing));
         case 'store.metrics':
           if (metrics) applyReport(metrics, m);
           return { ok: true, value: null } satisfies Reply;
