@@ -157,6 +157,8 @@ export class Outbox {
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
+  /** The webhook body (the payload's JSON) of jobs this instance wrote, serialized once with the job. */
+  private readonly bodies = new WeakMap<Job, string>();
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be leased). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
@@ -221,7 +223,7 @@ export class Outbox {
       const [live, parked] = ids.length > 0 ? await Promise.all([this.jobs.getMany(ids), this.dead.getMany(ids)]) : [[], []];
       const toWrite = fresh.filter((_, i) => live[i] === undefined && parked[i] === undefined);
       const ops: BatchOp[] = [...extraOps];
-      for (const job of toWrite) ops.push(...this.putJobOps(job));
+      for (const job of toWrite) ops.push(...this.putJobOps(job, JSON.stringify(job.payload)));
       if (ops.length > 0) await this.db.batch(ops);
       for (const job of toWrite) {
         this.noteDueKey(dueKey(job));
@@ -330,6 +332,11 @@ export class Outbox {
     return this.refilling;
   }
 
+  /** The webhook body of a job: the JSON of its payload (kept from when this instance wrote the job, when it did). */
+  bodyOf(job: Job): string {
+    return this.bodies.get(job) ?? JSON.stringify(job.payload);
+  }
+
   /** Resolves once every queued change is written and its housekeeping done: call it before closing the database. */
   async idle(): Promise<void> {
     while (this.writer !== null) await this.writer;
@@ -425,7 +432,7 @@ export class Outbox {
     const now = this.now();
     const jobs = letters.map((l) => ({ ...l.job, attempt: 0, nextAttemptAt: now }));
     const ops: BatchOp[] = letters.flatMap((l) => this.delDeadOps(l));
-    for (const job of jobs) ops.push(...this.putJobOps(job));
+    for (const job of jobs) ops.push(...this.putJobOps(job, JSON.stringify(job.payload)));
     await this.db.batch(ops);
     for (const job of jobs) {
       this.noteDueKey(dueKey(job));
@@ -493,7 +500,7 @@ export class Outbox {
             case 'reschedule':
             case 'postpone':
               after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
-              ops.push({ type: 'del', sublevel: this.dueIndex, key: dueKey(before) }, ...this.putJobOps(after));
+              ops.push({ type: 'del', sublevel: this.dueIndex, key: dueKey(before) }, ...this.putJobOps(after, this.bodies.get(before)));
               dueWrites.push([dueKey(after), true]);
               break;
           }
@@ -561,11 +568,18 @@ export class Outbox {
     for (const l of this.listeners) queueMicrotask(() => l(count));
   }
 
-  private putJobOps(job: Job): BatchOp[] {
-    return [
-      { type: 'put', sublevel: this.jobs, key: job.id, value: job },
-      { type: 'put', sublevel: this.dueIndex, key: dueKey(job), value: job.id },
-    ];
+  /**
+   * With `body` (the payload's JSON), the job's record is that text spliced into the rest of the job's
+   * JSON, the same value the JSON encoding would write, and `bodyOf(job)` serves it: the payload is
+   * serialized once per job, not once for the store and again for every attempt.
+   */
+  private putJobOps(job: Job, body?: string): BatchOp[] {
+    const record: BatchOp =
+      body === undefined
+        ? { type: 'put', sublevel: this.jobs, key: job.id, value: job }
+        : { type: 'put', sublevel: this.jobs, key: job.id, value: encodeWithBody(job, body), valueEncoding: 'utf8' };
+    if (body !== undefined) this.bodies.set(job, body);
+    return [record, { type: 'put', sublevel: this.dueIndex, key: dueKey(job), value: job.id }];
   }
 
   private delJobOps(job: Job): BatchOp[] {
@@ -604,6 +618,12 @@ function finiteTime(at: number, what: string): number {
 
 /** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
 const DUE_ID_AT = 16;
+
+/** The job's JSON with `body` as its payload: `{...the other fields,"payload":<body>}`. */
+function encodeWithBody(job: Job, body: string): string {
+  const rest = JSON.stringify({ ...job, payload: undefined });
+  return `${rest.slice(0, -1)},"payload":${body}}`;
+}
 
 function byDue(a: Job, b: Job): number {
   return a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -120,6 +120,7 @@ describe('the Deliverer actor', () => {
     const flaky: DelivererDeps['outbox'] = {
       due: (...args) => (failures-- > 0 ? Promise.reject(new Error('LevelDB read failed')) : outbox.due(...args)),
       nextDueAt: () => outbox.nextDueAt(),
+      bodyOf: (job) => outbox.bodyOf(job),
       complete: (...args) => outbox.complete(...args),
       reschedule: (...args) => outbox.reschedule(...args),
       postpone: (...args) => outbox.postpone(...args),

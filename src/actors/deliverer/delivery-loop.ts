@@ -40,7 +40,7 @@ import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
 import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
 import { decodeSecret, signWithKeys } from './signing.ts';
 
-export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue'>;
+export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'>;
 
 export interface EndpointPort {
   get(id: string): Promise<Endpoint | undefined>;
@@ -352,7 +352,7 @@ export class DeliveryLoop {
       return this.holdBack(job, admission.why, now, admission.waitMs, intervalMs);
     }
 
-    const body = JSON.stringify(job.payload);
+    const body = this.deps.outbox.bodyOf(job);
     const headers = signWithKeys({ id: job.id, timestamp: Math.floor(now / 1000), body, keys: entry.keys });
     // The client copies the headers onto its own (content-type, user-agent): no copy here.
     const result = await this.deps.client.post(entry.url, headers, body);

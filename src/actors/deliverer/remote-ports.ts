@@ -95,6 +95,11 @@ export class RemoteOutbox implements OutboxPort {
     return () => {};
   }
 
+  /** The webhook body: jobs arrive here as parsed JSON, so the payload is serialized again. */
+  bodyOf(job: Job): string {
+    return JSON.stringify(job.payload);
+  }
+
   private write<T>(op: WriteOp): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queued.push({ op, resolve: resolve as (value: unknown) => void, reject });
