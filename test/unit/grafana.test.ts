@@ -171,6 +171,7 @@ interface Panel {
 interface Variable {
   name: string;
   type: string;
+  definition?: string;
   query?: string | { query?: string };
   datasource?: unknown;
 }
@@ -380,6 +381,9 @@ describe('monitoring/grafana/', () => {
 
       it('has instance and node variables listed from label_values, and a query in every panel', () => {
         for (const name of ['instance', 'node']) expect(variableQuery(json.templating.list.find((v) => v.name === name) ?? { name, type: '' }), name).toMatch(/^label_values\(/);
+        // Grafana shows `definition` and runs `query`: they must say the same.
+        const drifted = json.templating.list.filter((v) => v.type === 'query' && v.definition !== undefined && v.definition !== variableQuery(v)).map((v) => v.name);
+        expect(drifted).toEqual([]);
         const empty = panels.filter((p) => p.type !== 'row' && !(p.targets ?? []).some((t) => t.expr?.trim())).map((p) => p.id);
         expect(empty).toEqual([]);
       });
