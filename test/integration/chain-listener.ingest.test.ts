@@ -52,6 +52,7 @@ describe('backfill then live', () => {
       expect(await h.metric('events_received_total')).toBe(1_000);
       expect(await h.metric('chain_processed_height')).toBe(last);
       expect(await h.metric('chain_height')).toBe(last);
+      expect(await h.metric('chain_lag_blocks')).toBe(0);
       expect(await h.metric('chain_ws_connected')).toBe(1);
       expect(h.failures).toEqual([]);
     } finally {
@@ -81,6 +82,8 @@ describe('backfill then live', () => {
       );
       expect(await h.metric('chain_height')).toBe(last);
       expect(await h.metric('chain_processed_height')).toBe(last - 3);
+      // A listener that keeps up lags by its confirmations, no more.
+      expect(await h.metric('chain_lag_blocks')).toBe(3);
     } finally {
       await h.stop();
       await store.close();

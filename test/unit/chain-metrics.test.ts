@@ -15,6 +15,7 @@ describe('getChainMetrics', () => {
       [
         'chain_finalized_height',
         'chain_height',
+        'chain_lag_blocks',
         'chain_processed_height',
         'chain_reorg_depth',
         'chain_reorgs_total',

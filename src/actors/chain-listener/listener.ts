@@ -54,6 +54,8 @@ const KIND_BY_CODE: Record<string, RpcErrorKind> = {
 export class ChainListener {
   private readonly abort = new AbortController();
   private readonly label: { chain: string };
+  /** Head seen and processed height, for `chain_lag_blocks` (undefined until known). */
+  private readonly heights: { head?: number; processed?: number } = {};
   private follower: ChainFollower | null = null;
   private running: Promise<void> | null = null;
   private transport: 'ws' | 'http' | 'none' = 'none';
@@ -88,8 +90,14 @@ export class ChainListener {
         onHead: (head) => {
           metrics.height.set(this.label, head);
           metrics.finalizedHeight.set(this.label, Math.max(0, head - config.maxReorgDepth));
+          this.heights.head = head;
+          metrics.lag.set(this.label, lagOf(this.heights));
         },
-        onProcessed: (n) => metrics.processedHeight.set(this.label, n),
+        onProcessed: (n) => {
+          metrics.processedHeight.set(this.label, n);
+          this.heights.processed = n;
+          metrics.lag.set(this.label, lagOf(this.heights));
+        },
         onReorg: (depth) => {
           metrics.reorgs.inc(this.label);
           metrics.reorgDepth.observe(this.label, depth);
@@ -100,7 +108,10 @@ export class ChainListener {
       },
       persisted,
     );
-    if (persisted) metrics.processedHeight.set(this.label, persisted.next - 1);
+    if (persisted) {
+      metrics.processedHeight.set(this.label, persisted.next - 1);
+      this.heights.processed = persisted.next - 1;
+    }
     metrics.wsConnected.set(this.label, 0);
     this.deps.log.info({ next: persisted?.next ?? config.startBlock, confirmations: config.confirmations }, 'chain listener starting');
     this.running = this.run();
@@ -346,4 +357,9 @@ export function redactUrl(url: string): string {
   } catch {
     return '[invalid url]';
   }
+}
+
+/** Blocks between the head seen and the processed height; 0 until both are known. */
+function lagOf(h: { head?: number; processed?: number }): number {
+  return h.head === undefined || h.processed === undefined ? 0 : Math.max(0, h.head - h.processed);
 }

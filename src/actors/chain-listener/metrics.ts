@@ -6,6 +6,8 @@
  * - `chain_height{chain}`: the head the listener last saw.
  * - `chain_processed_height{chain}`: the last block acknowledged by the next actor (the cursor).
  * - `chain_finalized_height{chain}`: head - maxReorgDepth, the height below which a reorg is fatal.
+ * - `chain_lag_blocks{chain}`: head seen - processed height (never below 0), so confirmations count:
+ *   with `confirmations: 12` a listener that keeps up reads 12.
  * - `chain_ws_connected{chain}`: 1 while the WebSocket session is up.
  * - `chain_reorgs_total{chain}`: reorgs that orphaned at least one emitted block; their depth goes to
  *   the histogram `chain_reorg_depth{chain}`.
@@ -29,6 +31,7 @@ export interface ChainMetrics {
   height: Gauge<'chain'>;
   processedHeight: Gauge<'chain'>;
   finalizedHeight: Gauge<'chain'>;
+  lag: Gauge<'chain'>;
   wsConnected: Gauge<'chain'>;
   reorgs: Counter<'chain'>;
   reorgDepth: Histogram<'chain'>;
@@ -53,6 +56,7 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
     height: gauge('chain_height', 'Head block number seen'),
     processedHeight: gauge('chain_processed_height', 'Last block acknowledged downstream (the persisted cursor)'),
     finalizedHeight: gauge('chain_finalized_height', 'Head minus maxReorgDepth: below it a reorg stops the listener'),
+    lag: gauge('chain_lag_blocks', 'Head seen minus processed height: blocks not yet acknowledged downstream (confirmations included)'),
     wsConnected: gauge('chain_ws_connected', '1 while the WebSocket session to the node is up'),
     reorgs: metric(registry, 'chain_reorgs_total', () =>
       new Counter({ name: 'chain_reorgs_total', help: 'Reorgs that orphaned emitted blocks', labelNames: ['chain'], registers }),
