@@ -1,0 +1,511 @@
+// deploy/ and config/cluster.example.yaml held to the code, on the real files. Every YAML parses; every
+// file they build from or mount exists; each instance's effective configuration — the file it mounts,
+// the image's ENV, then its own ETHHOOK_* variables (secrets replaced by placeholders) — passes
+// loadConfig with ordinals 0..size-1; and what the orchestrators assume of that configuration (admin
+// port and host, probe paths, grace periods, data dir, chain and governance addresses, replicas) is
+// what it says.
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, posix, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments, parseDocument } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ConfigError, formatConfigIssues } from '../../src/config/errors.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import type { NodeConfig } from '../../src/config/schema.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEPLOY = join(ROOT, 'deploy');
+const CLUSTER_EXAMPLE = join(ROOT, 'config/cluster.example.yaml');
+const tmp = mkdtempSync(join(tmpdir(), 'ethhook-deploy-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// ---- reading the files ----------------------------------------------------------------------------
+
+/** Every document of a YAML file; merge keys (`<<: *anchor`) on, as compose reads them. */
+function yamlDocuments(file: string): unknown[] {
+  return parseAllDocuments(readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true, prettyErrors: true }).map((doc) => {
+    if (doc.errors.length > 0) throw new Error(`${relative(ROOT, file)}: ${doc.errors.map((e) => e.message).join('; ')}`);
+    return doc.toJS() as unknown;
+  });
+}
+
+function yamlFile(file: string): unknown {
+  const doc = parseDocument(readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new Error(`${relative(ROOT, file)}: ${doc.errors.map((e) => e.message).join('; ')}`);
+  return doc.toJS() as unknown;
+}
+
+function yamlFilesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return yamlFilesUnder(path);
+    return /\.ya?ml$/.test(name) ? [path] : [];
+  });
+}
+
+/** The Dockerfile's instructions, continuation lines joined, comments dropped. */
+function dockerfile(): { op: string; args: string }[] {
+  const text = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const [op = '', ...rest] = line.split(/\s+/);
+      return { op: op.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+const image = (() => {
+  const steps = dockerfile();
+  const one = (op: string) => {
+    const found = steps.filter((s) => s.op === op);
+    if (found.length !== 1) throw new Error(`deploy/Dockerfile: expected one ${op}, found ${found.length}`);
+    return found[0]!.args;
+  };
+  const env: Record<string, string> = {};
+  for (const s of steps.filter((step) => step.op === 'ENV')) {
+    for (const pair of s.args.split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return {
+    steps,
+    env,
+    workdir: one('WORKDIR'),
+    user: one('USER'),
+    volume: one('VOLUME'),
+    expose: Number(one('EXPOSE')),
+    entrypoint: z.array(z.string()).parse(JSON.parse(one('ENTRYPOINT'))),
+    cmd: z.array(z.string()).parse(JSON.parse(one('CMD'))),
+    healthcheck: one('HEALTHCHECK'),
+    copies: steps.filter((s) => s.op === 'COPY').flatMap((s) => s.args.split(/\s+/).slice(0, -1)),
+  };
+})();
+
+// ---- secrets and other values the files leave to the operator -------------------------------------
+
+const governanceKey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+
+/** What an operator supplies, by variable name: compose reads them from its host, k8s from its Secret. */
+function placeholderFor(variable: string): string {
+  if (variable === 'ETHHOOK_ADMIN_TOKENS') return 'read:placeholder-read-token-000,operate:placeholder-operate-token-000';
+  if (variable === 'ETHHOOK_MASTER_KEY') return '00'.repeat(32);
+  if (variable === 'GOVERNANCE_PUBLIC_KEY') return governanceKey;
+  if (/^ETHHOOK_CHAINS__\d+__WS_URL$/.test(variable)) return 'wss://rpc.placeholder.invalid/ws';
+  if (/^ETHHOOK_CHAINS__\d+__HTTP_URL$/.test(variable)) return 'https://rpc.placeholder.invalid/rpc';
+  throw new Error(`no placeholder for ${variable}: add one here and document the variable in deploy/README.md`);
+}
+
+/** Compose's interpolation: `${X}`, `${X:-default}`, `${X-default}`, `${X:?error}`, `${X?error}`, `$$`. */
+function interpolate(value: string, read: (name: string) => string | undefined): string {
+  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g, (match, name: string | undefined, op?: string, arg?: string) => {
+    if (name === undefined) return '$';
+    const got = read(name);
+    const missing = op?.startsWith(':') ? got === undefined || got === '' : got === undefined;
+    if (!missing) return got!;
+    if (op?.endsWith('?')) throw new Error(`compose: ${name}: ${arg}`);
+    return op?.endsWith('-') ? (arg ?? '') : '';
+  });
+}
+
+function effectiveConfig(file: string, env: Record<string, string>): NodeConfig {
+  try {
+    return loadConfig({ file, env });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Error(`${relative(ROOT, file)} with ${JSON.stringify(env)}:\n${formatConfigIssues(err.issues)}`);
+    throw err;
+  }
+}
+
+/** `30s`, `1m30s`, `500ms` → milliseconds (compose's Go-style durations). */
+function goDuration(text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw new Error(`not a duration: ${text}`);
+  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
+}
+
+/** Computed on first use, so a file that cannot be read fails the tests that need it, by name. */
+function once<T>(compute: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: compute() }).v;
+}
+
+function flagValue(args: readonly string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i < 0 ? undefined : args[i + 1];
+}
+
+// ---- the compose file -----------------------------------------------------------------------------
+
+const envValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+const ComposeService = z.looseObject({
+  image: z.string().optional(),
+  build: z.looseObject({ context: z.string(), dockerfile: z.string() }).optional(),
+  entrypoint: z.array(z.string()).optional(),
+  command: z.array(z.string()).optional(),
+  environment: z.union([z.record(z.string(), envValue), z.array(z.string())]).optional(),
+  volumes: z.array(z.string()).optional(),
+  ports: z.array(z.string()).optional(),
+  stop_grace_period: z.string().optional(),
+  depends_on: z.record(z.string(), z.looseObject({ condition: z.string() })).optional(),
+  healthcheck: z.looseObject({ test: z.array(z.string()) }).optional(),
+});
+type ComposeService = z.infer<typeof ComposeService>;
+const Compose = z.looseObject({
+  services: z.record(z.string(), ComposeService),
+  volumes: z.record(z.string(), z.unknown().nullable()).optional(),
+});
+
+const compose = Compose.parse(yamlFile(join(DEPLOY, 'compose.yaml')));
+const services = Object.entries(compose.services);
+
+/** Every string value of a parsed YAML tree (compose interpolates values, not comments). */
+const stringsOf = (node: unknown): string[] =>
+  typeof node === 'string' ? [node] : typeof node === 'object' && node !== null ? Object.values(node).flatMap(stringsOf) : [];
+
+/** The variables compose reads from its host (`${NAME...}`), anywhere in the file. */
+const composeHostVariables = [...new Set(stringsOf(compose).flatMap((value) => [...value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)))];
+
+function serviceEnv(service: ComposeService): Record<string, string> {
+  const raw = service.environment ?? {};
+  const pairs: [string, string][] = Array.isArray(raw)
+    ? raw.map((item) => [item.split('=')[0]!, item.slice(item.indexOf('=') + 1)])
+    : Object.entries(raw).map(([k, v]) => [k, v === null ? '' : String(v)]);
+  return Object.fromEntries(pairs.map(([k, v]) => [k, interpolate(v, placeholderFor)]));
+}
+
+/** `source:target[:mode]` volume entries of a service. */
+function mounts(service: ComposeService): { source: string; target: string }[] {
+  return (service.volumes ?? []).map((entry) => {
+    const [source = '', target = ''] = entry.split(':');
+    return { source, target };
+  });
+}
+
+function mountedAt(service: ComposeService, path: string): { source: string; target: string } | undefined {
+  return mounts(service).find((m) => path === m.target || path.startsWith(`${m.target}/`));
+}
+
+const instances = once(() =>
+  services
+    .filter(([, s]) => s.command?.[0] === 'start')
+    .map(([name, service]) => {
+      const configPath = flagValue(service.command!, '--config');
+      const mount = configPath === undefined ? undefined : mountedAt(service, configPath);
+      if (configPath === undefined || mount === undefined || !mount.source.startsWith('.')) {
+        throw new Error(`compose service ${name}: its --config must be a file bind-mounted from the repository`);
+      }
+      const file = join(DEPLOY, mount.source, posix.relative(mount.target, configPath));
+      if (!existsSync(file)) throw new Error(`compose service ${name}: ${relative(ROOT, file)} does not exist`);
+      const env = { ...image.env, ...serviceEnv(service) };
+      return { name, service, file, env, config: effectiveConfig(file, env) };
+    }),
+);
+
+const anvilService = services.find(([, s]) => s.entrypoint?.[0]?.endsWith('/node_modules/.bin/anvil'));
+const governanceService = services.find(([, s]) => s.command?.[0] === 'governance-serve');
+
+describe('deploy/compose.yaml: a local 3-instance cluster', () => {
+  it('runs three instances, ordinals 0..2 of a cluster of 3, whose effective configs validate', () => {
+    expect(instances().map((i) => i.name)).toEqual(['ethhook-0', 'ethhook-1', 'ethhook-2']);
+    expect(instances().map((i) => i.config.node.cluster.ordinal)).toEqual([0, 1, 2]);
+    for (const i of instances()) expect(i.config.node.cluster.size).toBe(instances().length);
+    expect(new Set(instances().map((i) => i.config.node.id)).size).toBe(instances().length);
+    for (const i of instances()) expect(existsSync(i.file)).toBe(true);
+  });
+
+  it('builds every service from deploy/Dockerfile in the repository, and mounts only files that exist', () => {
+    for (const [name, s] of services) {
+      expect(s.build, name).toBeDefined();
+      expect(existsSync(join(DEPLOY, s.build!.context, s.build!.dockerfile)), name).toBe(true);
+      expect(join(DEPLOY, s.build!.context, s.build!.dockerfile)).toBe(join(DEPLOY, 'Dockerfile'));
+      for (const m of mounts(s).filter((mount) => mount.source.startsWith('.'))) {
+        expect(existsSync(join(DEPLOY, m.source)), `${name}: ${m.source}`).toBe(true);
+      }
+    }
+  });
+
+  it('gives each instance its own data volume at its node.dataDir, and a host port of its own for its admin API', () => {
+    const declared = Object.keys(compose.volumes ?? {});
+    const dataVolumes = instances().map((i) => mountedAt(i.service, i.config.node.dataDir)?.source);
+    for (const v of dataVolumes) expect(declared).toContain(v);
+    expect(new Set(dataVolumes).size).toBe(instances().length);
+    const hostPorts = instances().map((i) => {
+      expect(i.config.admin.host).toBe('0.0.0.0');
+      const published = (i.service.ports ?? []).map((p) => p.split(':')).find((parts) => Number(parts.at(-1)) === i.config.admin.port);
+      expect(published, `${i.name} publishes admin.port ${i.config.admin.port}`).toBeDefined();
+      return published!.at(-2);
+    });
+    expect(new Set(hostPorts).size).toBe(instances().length);
+  });
+
+  it('gives each instance longer to stop than its node.shutdownDeadlineMs', () => {
+    for (const i of instances()) expect(goDuration(i.service.stop_grace_period ?? '10s')).toBeGreaterThan(i.config.node.shutdownDeadlineMs);
+  });
+
+  it('points every instance at the anvil service: its host, port and chain id', () => {
+    expect(anvilService).toBeDefined();
+    const [name, anvil] = anvilService!;
+    const args = anvil.command ?? [];
+    expect(anvil.entrypoint).toEqual([posix.join(image.workdir, 'node_modules/.bin/anvil')]);
+    expect(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).optionalDependencies).toHaveProperty('@foundry-rs/anvil-linux-amd64');
+    expect(flagValue(args, '--host')).toBe('0.0.0.0');
+    for (const i of instances()) {
+      expect(i.config.devChain.enabled).toBe(false);
+      expect(i.config.chains).toHaveLength(1);
+      const url = new URL(i.config.chains[0]!.wsUrl);
+      expect(url.hostname).toBe(name);
+      expect(url.port).toBe(flagValue(args, '--port'));
+      expect(String(i.config.chains[0]!.chainId)).toBe(flagValue(args, '--chain-id'));
+      expect(i.service.depends_on?.[name]?.condition).toBe('service_healthy');
+    }
+    expect(anvil.healthcheck?.test.join(' ')).toContain(`:${flagValue(args, '--port')}`);
+  });
+
+  it('points every instance at the governance service, whose key and log live in its volume', () => {
+    expect(governanceService).toBeDefined();
+    const [name, governance] = governanceService!;
+    const args = governance.command!;
+    expect(flagValue(args, '--host')).toBe('0.0.0.0');
+    for (const flag of ['--key', '--log']) {
+      const path = flagValue(args, flag);
+      expect(path, flag).toBeDefined();
+      expect(Object.keys(compose.volumes ?? {})).toContain(mountedAt(governance, path!)?.source);
+    }
+    for (const i of instances()) {
+      const url = new URL(i.config.governance.url!);
+      expect(url.hostname).toBe(name);
+      expect(url.port).toBe(flagValue(args, '--port'));
+      expect(i.config.governance.publicKeys).toEqual([governanceKey]);
+      expect(i.service.depends_on?.[name]?.condition).toBe('service_healthy');
+    }
+    expect(governance.healthcheck?.test.join(' ')).toContain(`:${flagValue(args, '--port')}/`);
+  });
+
+  it('takes secrets from the host environment, never from a file: without them the nodes refuse to start', () => {
+    expect(composeHostVariables.sort()).toEqual(['ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY', 'GOVERNANCE_PUBLIC_KEY']);
+    for (const i of instances()) {
+      expect(i.config.admin.tokens.map((t) => t.role)).toEqual(['read', 'operate']);
+      expect(i.env.ETHHOOK_MASTER_KEY).toBe(placeholderFor('ETHHOOK_MASTER_KEY'));
+      expect(i.config.security.generateMasterKey).toBe(false);
+    }
+    // Unset on the host, the governance key is missing and the config says so.
+    const bare = Object.fromEntries(Object.entries(instances()[0]!.service.environment as Record<string, unknown>).map(([k, v]) => [k, interpolate(String(v), () => undefined)]));
+    expect(() => loadConfig({ file: instances()[0]!.file, env: { ...image.env, ...bare } })).toThrow(/governance\.publicKeys/);
+  });
+});
+
+// ---- the Kubernetes manifests ---------------------------------------------------------------------
+
+const Probe = z.looseObject({ httpGet: z.looseObject({ path: z.string(), port: z.union([z.string(), z.number()]) }) });
+const Container = z.looseObject({
+  name: z.string(),
+  args: z.array(z.string()),
+  ports: z.array(z.looseObject({ name: z.string().optional(), containerPort: z.number() })),
+  env: z.array(
+    z.looseObject({
+      name: z.string(),
+      value: z.string().optional(),
+      valueFrom: z
+        .looseObject({
+          fieldRef: z.looseObject({ fieldPath: z.string() }).optional(),
+          secretKeyRef: z.looseObject({ name: z.string(), key: z.string(), optional: z.boolean().optional() }).optional(),
+        })
+        .optional(),
+    }),
+  ),
+  livenessProbe: Probe,
+  readinessProbe: Probe,
+  resources: z.looseObject({
+    requests: z.looseObject({ cpu: z.string(), memory: z.string() }),
+    limits: z.looseObject({ cpu: z.string(), memory: z.string() }),
+  }),
+  volumeMounts: z.array(z.looseObject({ name: z.string(), mountPath: z.string() })),
+});
+const StatefulSet = z.looseObject({
+  kind: z.literal('StatefulSet'),
+  spec: z.looseObject({
+    serviceName: z.string(),
+    replicas: z.number(),
+    selector: z.looseObject({ matchLabels: z.record(z.string(), z.string()) }),
+    template: z.looseObject({
+      metadata: z.looseObject({ labels: z.record(z.string(), z.string()), annotations: z.record(z.string(), z.string()) }),
+      spec: z.looseObject({
+        terminationGracePeriodSeconds: z.number(),
+        containers: z.array(Container).length(1),
+        volumes: z.array(z.looseObject({ name: z.string(), configMap: z.looseObject({ name: z.string() }).optional() })),
+      }),
+    }),
+    volumeClaimTemplates: z.array(z.looseObject({ metadata: z.looseObject({ name: z.string() }) })),
+  }),
+});
+const Manifest = z.looseObject({ apiVersion: z.string(), kind: z.string(), metadata: z.looseObject({ name: z.string() }) });
+
+const manifests = readdirSync(join(DEPLOY, 'k8s'))
+  .filter((name) => /\.ya?ml$/.test(name))
+  .flatMap((name) => yamlDocuments(join(DEPLOY, 'k8s', name)))
+  .map((doc) => ({ doc, meta: Manifest.parse(doc) }));
+const ofKind = (kind: string) => manifests.filter((m) => m.meta.kind === kind);
+const statefulSet = StatefulSet.parse(ofKind('StatefulSet')[0]?.doc);
+const pod = statefulSet.spec.template;
+const container = pod.spec.containers[0]!;
+const POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']";
+
+/** The ConfigMap file the container's `--config` names, written out for loadConfig. */
+const k8sConfig = once(() => {
+  const path = flagValue(container.args, '--config');
+  const mount = container.volumeMounts.find((m) => m.mountPath === (path === undefined ? '' : dirname(path)));
+  const volume = pod.spec.volumes.find((v) => v.name === mount?.name);
+  const configMap = ofKind('ConfigMap').find((m) => m.meta.metadata.name === volume?.configMap?.name);
+  const data = z.looseObject({ data: z.record(z.string(), z.string()) }).parse(configMap?.doc).data[basename(path ?? '')];
+  if (data === undefined) throw new Error(`the StatefulSet's --config ${path} is not a key of a ConfigMap it mounts`);
+  const file = join(tmp, 'k8s-config.yaml');
+  writeFileSync(file, data);
+  return { file, data };
+});
+
+function podEnv(ordinal: number): Record<string, string> {
+  const env: Record<string, string> = { ...image.env };
+  for (const e of container.env) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef?.fieldPath === POD_INDEX) env[e.name] = String(ordinal);
+    else if (e.valueFrom?.secretKeyRef !== undefined) env[e.name] = placeholderFor(e.name);
+    else throw new Error(`${e.name}: unsupported env source ${JSON.stringify(e.valueFrom)}`);
+  }
+  return env;
+}
+
+const pods = once(() => Array.from({ length: statefulSet.spec.replicas }, (_, ordinal) => effectiveConfig(k8sConfig().file, podEnv(ordinal))));
+const resolvePort = (port: string | number) => (typeof port === 'number' ? port : container.ports.find((p) => p.name === port)?.containerPort);
+
+describe('deploy/k8s: a StatefulSet of cluster instances', () => {
+  it('mounts config/cluster.example.yaml as its ConfigMap', () => {
+    expect(parseDocument(k8sConfig().data).toJS()).toEqual(yamlFile(CLUSTER_EXAMPLE));
+  });
+
+  it('takes each pod ordinal from the pod index label; every pod config validates, and replicas equal the cluster size', () => {
+    expect(container.env.find((e) => e.name === 'ETHHOOK_NODE__CLUSTER__ORDINAL')?.valueFrom?.fieldRef?.fieldPath).toBe(POD_INDEX);
+    expect(statefulSet.spec.replicas).toBe(effectiveConfig(k8sConfig().file, podEnv(0)).node.cluster.size);
+    expect(pods().map((c) => c.node.cluster.ordinal)).toEqual([0, 1, 2]);
+    for (const c of pods()) expect(c.node.cluster.size).toBe(statefulSet.spec.replicas);
+  });
+
+  it('takes the admin tokens and the master key from one Secret', () => {
+    const refs = container.env.filter((e) => e.valueFrom?.secretKeyRef !== undefined);
+    expect(refs.map((e) => e.name)).toEqual(expect.arrayContaining(['ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY']));
+    expect(new Set(refs.map((e) => e.valueFrom!.secretKeyRef!.name)).size).toBe(1);
+    for (const required of refs.filter((e) => ['ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY'].includes(e.name))) {
+      expect(required.valueFrom!.secretKeyRef!.optional, required.name).not.toBe(true);
+    }
+    for (const c of pods()) {
+      expect(c.admin.tokens.map((t) => t.role)).toEqual(['read', 'operate']);
+      expect(c.security.generateMasterKey).toBe(false);
+    }
+  });
+
+  it('gives a pod longer to stop than node.shutdownDeadlineMs', () => {
+    for (const c of pods()) expect(pod.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(c.node.shutdownDeadlineMs);
+  });
+
+  it('probes /health and /ready, and scrapes /metrics, on the admin API address', () => {
+    for (const c of pods()) {
+      expect(c.admin.host).toBe('0.0.0.0');
+      expect(container.livenessProbe.httpGet.path).toBe('/health');
+      expect(container.readinessProbe.httpGet.path).toBe('/ready');
+      expect(resolvePort(container.livenessProbe.httpGet.port)).toBe(c.admin.port);
+      expect(resolvePort(container.readinessProbe.httpGet.port)).toBe(c.admin.port);
+      expect(pod.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/path': '/metrics', 'prometheus.io/port': String(c.admin.port) });
+    }
+  });
+
+  it('is governed by a headless Service selecting its pods, on the admin port', () => {
+    const service = z
+      .looseObject({ spec: z.looseObject({ clusterIP: z.string(), selector: z.record(z.string(), z.string()), ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })) }) })
+      .parse(ofKind('Service').find((m) => m.meta.metadata.name === statefulSet.spec.serviceName)?.doc);
+    expect(service.spec.clusterIP).toBe('None');
+    expect(pod.metadata.labels).toMatchObject(service.spec.selector);
+    expect(pod.metadata.labels).toMatchObject(statefulSet.spec.selector.matchLabels);
+    expect(service.spec.ports.map((p) => resolvePort(p.targetPort))).toEqual([pods()[0]!.admin.port]);
+  });
+
+  it('keeps node.dataDir on the claim template and has resource requests and limits', () => {
+    const claim = statefulSet.spec.volumeClaimTemplates[0]!.metadata.name;
+    for (const c of pods()) expect(container.volumeMounts.find((m) => m.name === claim)?.mountPath).toBe(c.node.dataDir);
+    expect(Object.keys(container.resources.requests)).toEqual(expect.arrayContaining(['cpu', 'memory']));
+    expect(Object.keys(container.resources.limits)).toEqual(expect.arrayContaining(['cpu', 'memory']));
+  });
+});
+
+// ---- the image, the example, the docs --------------------------------------------------------------
+
+describe('deploy/Dockerfile', () => {
+  it('runs bin/ethhook.mjs as a non-root user, with node.dataDir on its volume and the admin port exposed', () => {
+    expect(image.steps[0]).toEqual({ op: 'FROM', args: expect.stringMatching(/^node:20(\.[\d.]+)?-(bookworm-)?slim$/) });
+    expect(image.user).not.toMatch(/^(root|0)$/);
+    expect(image.entrypoint).toEqual(['node', 'bin/ethhook.mjs']);
+    expect(existsSync(join(ROOT, image.entrypoint[1]!))).toBe(true);
+    expect(image.volume).toBe(image.env.ETHHOOK_NODE__DATA_DIR);
+    expect(image.healthcheck).toMatch(/'\/health'/);
+    expect(image.steps.some((s) => s.op === 'RUN' && s.args.includes('npm ci --omit=dev'))).toBe(true);
+    // The default command is what compose and the StatefulSet run, and validates with their configs.
+    expect(image.cmd).toEqual(instances()[0]!.service.command);
+    expect(image.cmd).toEqual(container.args);
+    for (const c of [...instances().map((i) => i.config), ...pods()]) {
+      expect(image.expose).toBe(c.admin.port);
+      expect(c.node.dataDir).toBe(image.env.ETHHOOK_NODE__DATA_DIR);
+    }
+  });
+
+  it('copies only files that exist and that .dockerignore lets into the build context', () => {
+    const allowed = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('!'))
+      .map((line) => line.slice(1).replace(/\/$/, ''));
+    expect(image.copies.length).toBeGreaterThan(0);
+    for (const source of image.copies) {
+      expect(existsSync(join(ROOT, source)), source).toBe(true);
+      expect(allowed, source).toContain(source.replace(/\/$/, ''));
+    }
+  });
+});
+
+describe('config/cluster.example.yaml', () => {
+  it('validates alone and as each ordinal of its cluster size, with real chains and governance', () => {
+    const alone = effectiveConfig(CLUSTER_EXAMPLE, {});
+    expect(alone.node.cluster).toEqual({ ordinal: 0, size: 3 });
+    for (let ordinal = 0; ordinal < alone.node.cluster.size; ordinal++) {
+      expect(effectiveConfig(CLUSTER_EXAMPLE, { ETHHOOK_NODE__CLUSTER__ORDINAL: String(ordinal) }).node.cluster.ordinal).toBe(ordinal);
+    }
+    expect(() => loadConfig({ file: CLUSTER_EXAMPLE, env: { ETHHOOK_NODE__CLUSTER__ORDINAL: String(alone.node.cluster.size) } })).toThrow(ConfigError);
+    expect(alone.devChain.enabled).toBe(false);
+    expect(alone.chains.length).toBeGreaterThan(0);
+    expect(alone.governance.url).toBeDefined();
+    expect(alone.security).toMatchObject({ allowPrivateTargets: false, generateMasterKey: false });
+  });
+});
+
+describe('the YAML and the docs', () => {
+  it('parses every YAML file under deploy/', () => {
+    const files = yamlFilesUnder(DEPLOY).map((f) => relative(DEPLOY, f)).sort();
+    expect(files).toEqual(['cluster.yaml', 'compose.yaml', 'k8s/configmap.yaml', 'k8s/service.yaml', 'k8s/statefulset.yaml']);
+    for (const f of files) expect(yamlDocuments(join(DEPLOY, f)).length).toBeGreaterThan(0);
+  });
+
+  it('documents in deploy/README.md every variable the image, compose and the StatefulSet set or read', () => {
+    const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+    const variables = new Set([
+      ...Object.keys(image.env),
+      ...instances().flatMap((i) => Object.keys(serviceEnv(i.service))),
+      ...composeHostVariables,
+      ...container.env.map((e) => e.name),
+    ]);
+    expect(variables.size).toBeGreaterThan(5);
+    for (const v of variables) expect(readme, v).toContain(v);
+  });
+});
