@@ -97,7 +97,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'governance-serve': {
-    usage: 'ethhook governance-serve --key FILE [--port N] [--log FILE] | --generate-key FILE',
+    usage: 'ethhook governance-serve --key FILE [--port N] [--log FILE] [--publish-token-file FILE] | --generate-key FILE',
     summary: 'Run the reference governance server (signed, sequenced control messages over WebSocket; docs/governance.md).',
     flags: [],
     ownFlags: {

@@ -7,6 +7,7 @@
  *   --host HOST           listen address (default 127.0.0.1)
  *   --port N              listen port (default 0: any free port; the log line says which)
  *   --log FILE            JSON-lines file of the message log (default: in memory)
+ *   --publish-token-file FILE  enables POST /messages for the bearer token in FILE (publish.ts)
  *   --generate-key FILE   write a new key pair (FILE and FILE.pub), print its id and public key, exit
  *   --help
  *
@@ -14,6 +15,7 @@
  * could not start (bad key, port in use, corrupt log), 2 usage errors. Logs are pino JSON on stdout;
  * the first line says where it listens (`"msg":"governance server listening"`, with `url`).
  */
+import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError, isEthhookError } from '../runtime/errors.ts';
@@ -22,6 +24,7 @@ import { generateKeyFiles } from './keygen.ts';
 import { startGovernanceServer } from './server.ts';
 
 export const GOVERNANCE_SERVE_USAGE = `Usage: ethhook governance-serve --key FILE [--key-id ID] [--host HOST] [--port N] [--log FILE]
+                                [--publish-token-file FILE]
        ethhook governance-serve --generate-key FILE
 
 Runs the reference governance server: signs governance messages with an Ed25519 key and streams them
@@ -32,6 +35,9 @@ to nodes over WebSocket (docs/governance.md).
   --host HOST           listen address (default 127.0.0.1)
   --port N              listen port (default 0: a free port)
   --log FILE            persist the message log as JSON lines in FILE
+  --publish-token-file FILE
+                        enable POST /messages (publish a message over HTTP) for the bearer
+                        token in FILE (at least 16 characters)
   --generate-key FILE   write a new key pair to FILE and FILE.pub, print the key id and public key
 `;
 
@@ -41,6 +47,7 @@ const OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   log: { type: 'string' },
+  'publish-token-file': { type: 'string' },
   'generate-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -76,10 +83,19 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) return usage(`--port must be an integer 0..65535 (got "${values.port}")`);
 
+  let publishToken: string | undefined;
+  if (values['publish-token-file'] !== undefined) {
+    try {
+      publishToken = (await readFile(values['publish-token-file'], 'utf8')).trim();
+    } catch (err) {
+      process.stderr.write(`governance-serve: cannot read the publish token file: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
   const logger = createLogger();
   let server;
   try {
-    server = await startGovernanceServer({ host: values.host ?? '127.0.0.1', port, keyFile: values.key, keyId: values['key-id'], store: values.log, logger });
+    server = await startGovernanceServer({ host: values.host ?? '127.0.0.1', port, keyFile: values.key, keyId: values['key-id'], store: values.log, publishToken, logger });
   } catch (err) {
     logger.fatal({ err: describeError(err) }, 'governance server could not start');
     process.stderr.write(`governance-serve: ${isEthhookError(err) ? `${err.code}: ` : ''}${(err as Error).message}\n`);

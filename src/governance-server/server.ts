@@ -20,9 +20,10 @@
  *   `holdBroadcast(true)` keeps appended messages from being pushed live (nodes get them only through a
  *   hello or a resume) until `holdBroadcast(false)`, so a test can make a node miss messages.
  * - `close()` terminates the connections, stops listening and closes the log file.
+ * - With `publishToken`, `POST /messages` publishes over HTTP what `append` does (publish.ts).
  */
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -38,6 +39,7 @@ import {
 import { EthhookError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 import { MessageLog } from './message-log.ts';
+import { handlePublish, MIN_PUBLISH_TOKEN_LENGTH } from './publish.ts';
 
 export interface GovernanceServerOptions {
   host?: string;
@@ -47,6 +49,8 @@ export interface GovernanceServerOptions {
   keyId?: string;
   /** JSON-lines file of the log; absent: the log lives in memory only. */
   store?: string;
+  /** Enables `POST /messages` for this bearer token (publish.ts); at least 16 characters. */
+  publishToken?: string;
   logger?: Logger;
 }
 
@@ -91,6 +95,9 @@ export async function loadSigningKey(keyFile: string, keyId?: string): Promise<{
 }
 
 export async function startGovernanceServer(options: GovernanceServerOptions): Promise<GovernanceServer> {
+  if (options.publishToken !== undefined && options.publishToken.length < MIN_PUBLISH_TOKEN_LENGTH) {
+    throw serverError(`the publish token must be at least ${MIN_PUBLISH_TOKEN_LENGTH} characters`);
+  }
   let signer = await loadSigningKey(options.keyFile, options.keyId);
   const log = await MessageLog.open(options.store);
   const logger = options.logger;
@@ -98,7 +105,10 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
   let writes: Promise<unknown> = Promise.resolve();
   let held = false;
 
-  const http: Server = createServer((_req, res) => {
+  /** Set once appends can run (below), when a publish token is configured. */
+  let publish: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
+  const http: Server = createServer((req, res) => {
+    if (publish?.(req, res)) return;
     res.writeHead(426, { 'content-type': 'text/plain' }).end('governance stream: connect with a WebSocket\n');
   });
 
@@ -177,6 +187,11 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
     logger?.info({ seq, type, keyId: signer.keyId }, 'governance message appended');
     return seq;
   };
+
+  const publishToken = options.publishToken;
+  if (publishToken !== undefined) {
+    publish = (req, res) => handlePublish(req, res, { token: publishToken, append: (type, payload) => serialized(() => appendSigned(type, payload)), logger });
+  }
 
   const address = http.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

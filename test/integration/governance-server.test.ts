@@ -157,6 +157,57 @@ describe('the node-facing protocol', () => {
   });
 });
 
+describe('publishing over HTTP', () => {
+  const TOKEN = 'publish-token-0123456789';
+  const post = (url: string, body: unknown, token: string | null = TOKEN, method = 'POST') =>
+    fetch(url.replace(/^ws/, 'http') + 'messages', {
+      method,
+      headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+      ...(method === 'POST' ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+
+  it('appends, signs and streams what an operator POSTs with the token; refuses the rest with the field', async () => {
+    const s = await startGovernanceServer({ keyFile: k1.file, publishToken: TOKEN });
+    cleanups.push(() => s.close());
+    const c = await client(s.url);
+    c.send({ type: 'hello', protocol: 1, lastApplied: 0 });
+
+    const ok = await post(s.url, { type: 'endpoint.upsert', payload: endpointPayload(7) });
+    expect(ok.status).toBe(201);
+    expect(await ok.json()).toEqual({ seq: 1 });
+    await waitFor(() => c.frames.length === 1, 5_000, 'the published message');
+    expect(c.frames[0]).toMatchObject({ seq: 1, type: 'endpoint.upsert', payload: { id: 'ep_7' }, keyId: k1.keyId });
+    const m = c.frames[0]!;
+    expect(verifyMessage(parsePublicKey(k1.publicPem), m.seq, m.type, m.payload, m.signature)).toBe(true);
+
+    const refusals: Array<[Response, number, Record<string, unknown>]> = [
+      [await post(s.url, {}, null), 401, { code: 'ETHHOOK_ERR_ADMIN_UNAUTHORIZED' }],
+      [await post(s.url, {}, 'wrong-token-0123456789'), 401, { code: 'ETHHOOK_ERR_ADMIN_UNAUTHORIZED' }],
+      [await post(s.url, null, TOKEN, 'GET'), 405, { code: 'ETHHOOK_ERR_INVALID_INPUT' }],
+      [await post(s.url, 'not json'), 400, { code: 'ETHHOOK_ERR_INVALID_INPUT' }],
+      [await post(s.url, { type: 'endpoint.explode', payload: {} }), 400, { field: 'type' }],
+      [await post(s.url, { type: 'key.rotate', payload: {} }), 400, { field: 'type' }],
+      [await post(s.url, { type: 'endpoint.upsert', payload: { id: 'ep_8', url: 'ftp://x' } }), 400, { code: 'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID', field: 'payload.url' }],
+      [await post(s.url, 'x'.repeat(300 * 1024)), 413, { code: 'ETHHOOK_ERR_INVALID_INPUT' }],
+    ];
+    for (const [res, status, error] of refusals) {
+      expect(res.status).toBe(status);
+      expect((await res.json()).error).toMatchObject(error);
+    }
+    expect(s.head).toBe(1);
+    // Other paths are the stream's: a plain request is told to use a WebSocket.
+    expect((await fetch(s.url.replace(/^ws/, 'http') + 'other')).status).toBe(426);
+  });
+
+  it('is off without a token, and refuses a token shorter than 16 characters', async () => {
+    const s = await startGovernanceServer({ keyFile: k1.file });
+    cleanups.push(() => s.close());
+    expect((await post(s.url, { type: 'endpoint.upsert', payload: endpointPayload(1) })).status).toBe(426);
+    expect(s.head).toBe(0);
+    await expect(startGovernanceServer({ keyFile: k1.file, publishToken: 'short' })).rejects.toMatchObject({ code: 'ETHHOOK_ERR_GOVERNANCE_SERVER' });
+  });
+});
+
 describe('the command line', () => {
   const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
 
@@ -202,7 +253,9 @@ describe('the command line', () => {
     const expected = seed.messages().map((m) => ({ ...m }));
     await seed.close();
 
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--key', k1.file, '--key-id', k1.keyId, '--log', log, '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tokenFile = fresh('publish-token');
+    await writeFile(tokenFile, 'cli-publish-token-0123456789\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--key', k1.file, '--key-id', k1.keyId, '--log', log, '--port', '0', '--publish-token-file', tokenFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     cleanups.push(async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -224,6 +277,15 @@ describe('the command line', () => {
     c.send({ type: 'hello', protocol: 1, lastApplied: 0 });
     await waitFor(() => c.frames.length === 2, 5_000, 'frames from the child');
     expect(c.frames).toEqual(expected);
+    // Published over HTTP with the token from the file (trimmed), appended to the same log.
+    const published = await fetch(String(listening.url).replace(/^ws/, 'http') + 'messages', {
+      method: 'POST',
+      headers: { authorization: 'Bearer cli-publish-token-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'endpoint.pause', payload: { id: 'ep_1' } }),
+    });
+    expect(await published.json()).toEqual({ seq: 3 });
+    await waitFor(() => c.frames.length === 3, 5_000, 'the published frame');
+    expect((await readFile(log, 'utf8')).trimEnd().split('\n')).toHaveLength(3);
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
