@@ -81,8 +81,9 @@ function formatOf(file: string): 'json' | 'yaml' {
   throw new ConfigError('ETHHOOK_ERR_CONFIG_UNREADABLE', [{ path: '', message: `${file}: unknown format "${ext}"; use .json, .yaml or .yml` }], { file });
 }
 
+/** Env values read as JSON where the schema wanted a string: only those are retried as their raw text. */
 function rawStringRetries(issues: readonly z.core.$ZodIssue[], overrides: readonly EnvOverride[]): EnvOverride[] {
-  const failing = new Set(issues.map((issue) => formatPath(issue.path)));
+  const failing = new Set(issues.filter((issue) => issue.code === 'invalid_type' && issue.expected === 'string').map((issue) => formatPath(issue.path)));
   return overrides
     .filter((o) => typeof o.value !== 'string' && failing.has(formatPath(o.path)))
     .map((o) => ({ ...o, value: o.raw }));

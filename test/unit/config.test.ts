@@ -147,6 +147,15 @@ describe('file and environment', () => {
     expect(loadConfig({ env: { ETHHOOK_NODE__DATA_DIR: 'null' } }).node.dataDir).toBe('null');
   });
 
+  // Only a type mismatch against a string field is retried as text: a number out of range keeps its
+  // own message (a StatefulSet scaled past the cluster size must say so, not "expected number").
+  it('a number that breaks a rule is reported by the rule, not retried as text', () => {
+    const err = configError(() => loadConfig({ env: { ETHHOOK_NODE__CLUSTER__ORDINAL: '3', ETHHOOK_NODE__CLUSTER__SIZE: '3' } }));
+    expect(err.issues).toEqual([{ path: 'node.cluster.ordinal', message: 'ordinal must be less than size', source: 'ETHHOOK_NODE__CLUSTER__ORDINAL' }]);
+    expect(configError(() => loadConfig({ env: { ETHHOOK_ADMIN__PORT: '70000' } })).issues[0]).toMatchObject({ path: 'admin.port', source: 'ETHHOOK_ADMIN__PORT' });
+    expect(configError(() => loadConfig({ env: { ETHHOOK_ADMIN__PORT: '70000' } })).issues[0]!.message).not.toMatch(/string/);
+  });
+
   it('empty values count as unset; unrelated ETHHOOK_ names are left alone', () => {
     const c = loadConfig({ env: { ETHHOOK_ADMIN__PORT: '', ETHHOOK_CONFIG: '/x.yaml', ETHHOOK_ANVIL_BIN: '/bin/anvil' } });
     expect(c.admin.port).toBe(8080);
