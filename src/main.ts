@@ -91,7 +91,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });
   const endpoints = new EndpointStore(db, masterKey);
   const subscriptions = new SubscriptionStore(db, endpoints);
-  const outbox = await Outbox.open(db, { logger: logger.child({ component: 'store/outbox' }) });
+  const outbox = await Outbox.open(db);
   cleanups.push(() => outbox.idle());
 
   const chains: ChainConfig[] = [...config.chains];

@@ -2,25 +2,27 @@
  * The delivery attempt log: one record per HTTP attempt (`{ jobId, endpointId, at, attempt?, status?,
  * durationMs, error? }`), listable per endpoint newest first, for the admin API.
  *
- * Keys: `<endpointId>!<at, 15 digits>!<sequence, 6 digits>` in the `attempts` sublevel. Records are
- * written by the Outbox in the same batch as the job's state change (`putOp`). The log is bounded:
- * after every `keepPerEndpoint / 4` writes for an endpoint, everything older than its newest
- * `keepPerEndpoint` records is deleted, so an endpoint never holds more than 1.25x that many.
+ * Each endpoint keeps its newest `keepPerEndpoint` records in a ring of as many slots, overwritten in
+ * place: key `<endpointId>!<slot, 6 digits>` in the `attempts` sublevel, value the record plus `n`, the
+ * endpoint's write sequence (slot = n mod keepPerEndpoint). A delivery costs one put and nothing else:
+ * no deletes, no reads to find what to prune (a count-bounded log that deletes its oldest records pays
+ * a key read and a delete per record, and leaves tombstones behind). Records are written by the Outbox
+ * in the same batch as the job's state change (`putOp`).
  *
- * Pruning reads forward from where the last prune of the endpoint stopped (its `floor`, the last key
- * it deleted) and deletes the oldest records by key in one batch: it never steps over the tombstones
- * of earlier prunes, nor reads the records it keeps. Each endpoint's record count is read once (at its
- * first prune in this process), then kept up to date; records keep being written in key order (time,
- * then a sequence), so the oldest are first.
+ * The next `n` of an endpoint is kept in memory, read once per process from its slots (the largest `n`
+ * plus one) by `ready(endpointIds)` before the first write; that read also deletes records in an older
+ * key layout. `list` reads the endpoint's slots (at most keepPerEndpoint) and orders them by time,
+ * newest first (then by `n`).
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
 import { sublevel, type Db } from './db.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
-import { Serial } from './serial.ts';
 
 export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
 const MAX_ERROR_LENGTH = 2000;
+/** The slot part of a key (6 digits): keepPerEndpoint is at most 10^6. */
+const SLOT_DIGITS = 6;
 
 export const attemptRecordSchema = z.object({
   jobId: z.string().min(1),
@@ -35,90 +37,99 @@ export const attemptRecordSchema = z.object({
 });
 export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
 
+type StoredAttempt = AttemptRecord & { n: number };
+
 export class AttemptLog {
   private readonly records;
-  private readonly pruneEvery: number;
-  private readonly sinceLastPrune = new Map<string, number>();
-  /** Per endpoint: its records (once counted) and the last key pruning deleted. */
-  private readonly stored = new Map<string, { count: number; floor: string }>();
-  private sequence = 0;
-  /** Prunes run one at a time: two of one endpoint at once would both delete from the same floor. */
-  private readonly pruning = new Serial();
+  /** Per endpoint whose slots were read: the next write sequence. */
+  private readonly next = new Map<string, number>();
+  private readonly loading = new Map<string, Promise<void>>();
 
-  /**
-   * `onPruneError`: where a failed prune is reported (it is tried again `keepPerEndpoint / 4` writes
-   * later); without it, `written` rejects with the error.
-   */
   constructor(
     private readonly db: Db,
     readonly keepPerEndpoint = DEFAULT_ATTEMPTS_PER_ENDPOINT,
-    private readonly onPruneError?: (err: unknown, endpointId: string) => void,
   ) {
-    this.records = sublevel<AttemptRecord>(db, 'attempts');
-    this.pruneEvery = Math.max(1, Math.floor(keepPerEndpoint / 4));
+    if (!Number.isInteger(keepPerEndpoint) || keepPerEndpoint < 1 || keepPerEndpoint >= 10 ** SLOT_DIGITS) {
+      throw new RangeError(`attempts per endpoint must be an integer 1..${10 ** SLOT_DIGITS - 1}, got ${keepPerEndpoint}`);
+    }
+    this.records = sublevel<StoredAttempt>(db, 'attempts');
   }
 
   /**
-   * The batch operation that stores `record`; call `written(record.endpointId)` after the batch commits.
-   * Records are the Deliverer's own, built on every attempt: they get `checkRecord`, not a zod parse.
+   * What a record must be, checked by hand (this runs once per delivery), copied field by field so
+   * nothing else is stored; throws ETHHOOK_ERR_INVALID_INPUT naming the first bad field.
+   */
+  check(record: AttemptRecord): AttemptRecord {
+    return checkRecord(record);
+  }
+
+  /**
+   * Resolves once the next write sequence of each endpoint is known (undefined, at once, when it is
+   * already): `putOp` needs it.
+   */
+  ready(endpointIds: Iterable<string>): Promise<void> | undefined {
+    let pending: Array<Promise<void>> | undefined;
+    for (const id of endpointIds) {
+      if (this.next.has(id)) continue;
+      let load = this.loading.get(id);
+      if (load === undefined) {
+        load = this.load(id).finally(() => this.loading.delete(id));
+        this.loading.set(id, load);
+      }
+      (pending ??= []).push(load);
+    }
+    return pending && Promise.all(pending).then(() => undefined);
+  }
+
+  /**
+   * The batch operation that stores `record` (checked) in its endpoint's next slot. The endpoint must
+   * be `ready`. Operations of one batch for one endpoint take successive slots.
    */
   putOp(record: AttemptRecord): BatchOp {
     const value = checkRecord(record);
-    this.sequence = (this.sequence + 1) % 1_000_000;
-    const key = `${value.endpointId}!${padNumber(value.at)}!${padNumber(this.sequence, 6)}`;
-    return { type: 'put', sublevel: this.records, key, value };
-  }
-
-  /** Counts a committed write and prunes the endpoint's oldest records when it is time. */
-  async written(endpointId: string): Promise<void> {
-    const n = (this.sinceLastPrune.get(endpointId) ?? 0) + 1;
-    if (n < this.pruneEvery) {
-      this.sinceLastPrune.set(endpointId, n);
-      return;
-    }
-    this.sinceLastPrune.set(endpointId, 0);
-    try {
-      await this.pruning.run(() => this.prune(endpointId));
-    } catch (err) {
-      if (!this.onPruneError) throw err;
-      this.onPruneError(err, endpointId);
-    }
+    const n = this.next.get(value.endpointId);
+    if (n === undefined) throw new Error(`attempt log: endpoint ${value.endpointId} is not ready`);
+    this.next.set(value.endpointId, n + 1);
+    const key = `${value.endpointId}!${padNumber(n % this.keepPerEndpoint, SLOT_DIGITS)}`;
+    return { type: 'put', sublevel: this.records, key, value: { ...value, n } };
   }
 
   /** Stores one record on its own (attempts that change no job, e.g. a probe). */
   async record(record: AttemptRecord): Promise<void> {
-    await this.db.batch([this.putOp(record)]);
-    await this.written(record.endpointId);
+    const value = checkRecord(record);
+    await this.ready([value.endpointId]);
+    await this.db.batch([this.putOp(value)]);
   }
 
-  /** Newest first; `before` (ms) pages back in time. */
+  /** Newest first (by time, then by write order); `before` (ms) keeps those strictly older. */
   async list(endpointId: string, options: { limit?: number; before?: number } = {}): Promise<AttemptRecord[]> {
     const prefix = `${endpointId}!`;
-    const lt = options.before === undefined ? `${prefix}${PREFIX_END}` : `${prefix}${padNumber(options.before)}`;
-    return this.records.values({ gt: prefix, lt, reverse: true, limit: options.limit ?? 100 }).all();
+    const stored = await this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` }).all();
+    const before = options.before;
+    return stored
+      .filter(([key, r]) => isSlotKey(key, prefix) && typeof r.n === 'number' && (before === undefined || r.at < before))
+      .map(([, r]) => r)
+      .sort((a, b) => b.at - a.at || b.n - a.n)
+      .slice(0, options.limit ?? 100)
+      .map(({ n: _n, ...record }) => record);
   }
 
-  /** Deletes everything older than the endpoint's newest `keepPerEndpoint` records: one forward key read, one batch. */
-  private async prune(endpointId: string): Promise<void> {
+  /** Reads the endpoint's slots once: its next `n`; records in another key layout are deleted. */
+  private async load(endpointId: string): Promise<void> {
     const prefix = `${endpointId}!`;
-    const end = `${prefix}${PREFIX_END}`;
-    let state = this.stored.get(endpointId);
-    if (state === undefined) {
-      let count = 0;
-      for await (const _ of this.records.keys({ gt: prefix, lt: end })) count++;
-      state = { count, floor: prefix };
-      this.stored.set(endpointId, state);
-    } else {
-      state.count += this.pruneEvery;
+    let top = -1;
+    const stale: string[] = [];
+    for await (const [key, r] of this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
+      if (isSlotKey(key, prefix) && typeof r.n === 'number') top = Math.max(top, r.n);
+      else stale.push(key);
     }
-    const excess = state.count - this.keepPerEndpoint;
-    if (excess <= 0) return;
-    const oldest = await this.records.keys({ gt: state.floor, lt: end, limit: excess }).all();
-    if (oldest.length === 0) return;
-    await this.records.batch(oldest.map((key) => ({ type: 'del' as const, key })));
-    state.count -= oldest.length;
-    state.floor = oldest[oldest.length - 1]!;
+    if (stale.length > 0) await this.records.batch(stale.map((key) => ({ type: 'del' as const, key })));
+    if (!this.next.has(endpointId)) this.next.set(endpointId, top + 1);
   }
+}
+
+function isSlotKey(key: string, prefix: string): boolean {
+  return key.length === prefix.length + SLOT_DIGITS && /^\d+$/.test(key.slice(prefix.length));
 }
 
 /**

@@ -50,7 +50,6 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { createLogger, type Logger } from '../runtime/log.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
 import { sublevel, type Db } from './db.ts';
 import { DueWindow } from './due-window.ts';
@@ -108,8 +107,6 @@ export interface EnqueueResult {
 export interface OutboxOptions {
   /** Attempt records kept per endpoint (default 1000). */
   attemptsPerEndpoint?: number;
-  /** Where housekeeping failures (attempt-log pruning) are logged; default: a pino logger at warn. */
-  logger?: Logger;
   /** Due-index keys kept in memory at most (default 100,000, about 10 MB); see due-window.ts. */
   dueWindow?: number;
   /** Clock, for tests. */
@@ -122,10 +119,10 @@ const MAX_KNOWN = 20_000;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
-  | { kind: 'complete'; attemptOp?: BatchOp; attemptEndpoint?: string }
-  | { kind: 'reschedule'; nextAttemptAt: number; attemptOp?: BatchOp; attemptEndpoint?: string }
+  | { kind: 'complete'; attempt?: AttemptRecord }
+  | { kind: 'reschedule'; nextAttemptAt: number; attempt?: AttemptRecord }
   | { kind: 'postpone'; nextAttemptAt: number }
-  | { kind: 'dead-letter'; reason: string; attemptOp?: BatchOp; attemptEndpoint?: string };
+  | { kind: 'dead-letter'; reason: string; attempt?: AttemptRecord };
 
 /** The job as it was before a change, and after it (undefined: gone). */
 type Outcome = [before: Job | undefined, after: Job | undefined];
@@ -172,10 +169,7 @@ export class Outbox {
     this.dead = sublevel<DeadLetter>(db, 'outbox-dead');
     this.deadByTime = sublevel<string>(db, 'outbox-dead-by-time');
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
-    const logger = options.logger ?? createLogger({ level: 'warn' });
-    this.attempts = new AttemptLog(db, options.attemptsPerEndpoint, (err, endpointId) =>
-      logger.warn({ err, endpointId }, 'pruning the attempt log failed; tried again later'),
-    );
+    this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
     this.window = new DueWindow(options.dueWindow);
   }
@@ -337,7 +331,7 @@ export class Outbox {
     return this.bodies.get(job) ?? JSON.stringify(job.payload);
   }
 
-  /** Resolves once every queued change is written and its housekeeping done: call it before closing the database. */
+  /** Resolves once every queued change is written: call it before closing the database. */
   async idle(): Promise<void> {
     while (this.writer !== null) await this.writer;
   }
@@ -454,8 +448,9 @@ export class Outbox {
     });
   }
 
-  private attemptParts(attempt: AttemptRecord | undefined): { attemptOp?: BatchOp; attemptEndpoint?: string } {
-    return attempt ? { attemptOp: this.attempts.putOp(attempt), attemptEndpoint: attempt.endpointId } : {};
+  /** The attempt record, checked at the call (a bad one throws to the caller, not to the group). */
+  private attemptParts(attempt: AttemptRecord | undefined): { attempt?: AttemptRecord } {
+    return attempt ? { attempt: this.attempts.check(attempt) } : {};
   }
 
   /** The single writer: one group commit after another until nothing is queued. */
@@ -472,11 +467,13 @@ export class Outbox {
   private async commit(group: QueuedChange[]): Promise<void> {
     try {
       const current = await this.currentJobs(group);
+      // The attempt log's next slot per endpoint: read once per endpoint and process.
+      const loading = this.attempts.ready(attemptEndpointsOf(group));
+      if (loading) await loading;
       const ops: BatchOp[] = [];
       const outcomes: Outcome[] = [];
       // Due-index writes in call order (a job changed twice in one group): [key, added].
       const dueWrites: Array<[string, boolean]> = [];
-      const attemptEndpoints: string[] = [];
       let gone = 0;
       let parked = 0;
       const now = this.now();
@@ -491,7 +488,7 @@ export class Outbox {
               gone++;
               break;
             case 'dead-letter': {
-              const letter: DeadLetter = { id, job: change.attemptOp ? { ...before, attempt: before.attempt + 1 } : before, reason: change.reason, deadAt: now };
+              const letter: DeadLetter = { id, job: change.attempt ? { ...before, attempt: before.attempt + 1 } : before, reason: change.reason, deadAt: now };
               ops.push(...this.delJobOps(before), ...this.putDeadOps(letter));
               gone++;
               parked++;
@@ -504,10 +501,7 @@ export class Outbox {
               dueWrites.push([dueKey(after), true]);
               break;
           }
-          if (change.kind !== 'postpone' && change.attemptOp) {
-            ops.push(change.attemptOp);
-            attemptEndpoints.push(change.attemptEndpoint!);
-          }
+          if (change.kind !== 'postpone' && change.attempt) ops.push(this.attempts.putOp(change.attempt));
         }
         current.set(id, after);
         outcomes.push([before, after]);
@@ -522,9 +516,6 @@ export class Outbox {
       this.pending -= gone;
       this.parked += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
-      // Housekeeping after the callers are released (a failed prune is logged, not theirs to handle);
-      // the next group waits for it, so prunes keep up with the writes.
-      for (const endpointId of attemptEndpoints) await this.attempts.written(endpointId);
     } catch (err) {
       for (const q of group) q.reject(err);
     }
@@ -623,6 +614,12 @@ const DUE_ID_AT = 16;
 function encodeWithBody(job: Job, body: string): string {
   const rest = JSON.stringify({ ...job, payload: undefined });
   return `${rest.slice(0, -1)},"payload":${body}}`;
+}
+
+function attemptEndpointsOf(group: readonly QueuedChange[]): Set<string> {
+  const ids = new Set<string>();
+  for (const { change } of group) if (change.kind !== 'postpone' && change.attempt) ids.add(change.attempt.endpointId);
+  return ids;
 }
 
 function byDue(a: Job, b: Job): number {

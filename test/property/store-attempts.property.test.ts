@@ -1,6 +1,6 @@
-// Attempt records are checked by hand on the hot write path (AttemptLog.putOp), not parsed with zod:
-// over random records, valid and not, putOp accepts exactly what attemptRecordSchema accepts and
-// stores exactly the schema's fields.
+// Attempt records are checked by hand on the hot write path (AttemptLog.check), not parsed with zod:
+// over random records, valid and not, check accepts exactly what attemptRecordSchema accepts and keeps
+// exactly the schema's fields. And the ring of slots keeps exactly each endpoint's newest records.
 import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,24 +47,58 @@ const record = fc.record(
 /** What LevelDB's JSON encoding keeps of a value. */
 const asStored = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
 
-describe('AttemptLog.putOp', () => {
-  it('accepts exactly what attemptRecordSchema accepts, and stores only its fields', () => {
+describe('AttemptLog.check', () => {
+  it('accepts exactly what attemptRecordSchema accepts, and keeps only its fields', () => {
     const log = new AttemptLog(db);
     fc.assert(
       fc.property(record, (r) => {
         const parsed = attemptRecordSchema.safeParse(r);
-        let op: ReturnType<AttemptLog['putOp']> | undefined;
+        let checked: AttemptRecord | undefined;
         let error: unknown;
         try {
-          op = log.putOp(r as unknown as AttemptRecord);
+          checked = log.check(r as unknown as AttemptRecord);
         } catch (err) {
           error = err;
         }
-        expect(op !== undefined).toBe(parsed.success);
-        if (parsed.success) expect(asStored((op as { value: unknown }).value)).toEqual(asStored(parsed.data));
+        expect(checked !== undefined).toBe(parsed.success);
+        if (parsed.success) expect(asStored(checked)).toEqual(asStored(parsed.data));
         else expect(error).toMatchObject({ code: 'ETHHOOK_ERR_INVALID_INPUT' });
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+// The ring of slots: whatever the sequence of writes over a few endpoints (in batches, across
+// reopenings of the log), each endpoint lists exactly its newest keepPerEndpoint records, newest first.
+describe('AttemptLog ring', () => {
+  it('keeps exactly the newest records of each endpoint, across batches and reopenings', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(fc.record({ endpoint: fc.constantFrom('a', 'b'), batch: fc.integer({ min: 1, max: 9 }), reopen: fc.boolean() }), { maxLength: 12 }),
+        async (keep, writes) => {
+          const prefix = `ep_ring${run++}_`;
+          let log = new AttemptLog(db, keep);
+          const written: Record<string, AttemptRecord[]> = { a: [], b: [] };
+          let at = 1_700_000_000_000;
+          for (const w of writes) {
+            if (w.reopen) log = new AttemptLog(db, keep);
+            const endpointId = `${prefix}${w.endpoint}`;
+            const records = Array.from({ length: w.batch }, (_, i) => ({ jobId: `msg_${at}_${i}`, endpointId, at: at++, durationMs: 1 }));
+            await log.ready([endpointId]);
+            await db.batch(records.map((r) => log.putOp(r)));
+            written[w.endpoint]!.push(...records);
+          }
+          for (const e of ['a', 'b'] as const) {
+            const listed = await new AttemptLog(db, keep).list(`${prefix}${e}`, { limit: 1000 });
+            const expected = written[e]!.slice(-keep).reverse().map((r) => asStored(r));
+            expect(listed.map((r) => asStored(r))).toEqual(expected);
+          }
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 });
