@@ -1,0 +1,289 @@
+/**
+ * The world a chaos run acts on, shared by every fault (faults.ts) and the runner (run.ts):
+ *
+ * - `chain`: a real anvil (automine: a block per transaction) with the Tick contract `contract`; the
+ *   runner and the faults reach it directly. `chainLock` serializes what changes the chain's shape
+ *   (a tick, a reorg, a flood), so a reorg never orphans a transaction whose receipt is being awaited.
+ * - `proxy`: a loopback TCP proxy in front of anvil's port. The node reaches the chain (WebSocket and
+ *   HTTP alike) only through it, so cutting it cuts the node's chain connections and nothing else.
+ * - `receiver`: the customer's HTTP server; one path per endpoint, signatures checked per path. Healthy,
+ *   it answers 200 after 5..80 ms (`healthy`), so a kill often lands while requests are in flight.
+ * - the node: one real process (`bin/ethhook.mjs start`) on one data dir, replaced by `spawnNode()`.
+ *   `node` is always the newest one. The context acts as the process manager the architecture
+ *   assumes: a node that exits when nobody killed it is recorded (`unexpectedExits`) and started
+ *   again. `killNode()` / `spawnNode()` hold `nodeLock`, so two nodes never share the data dir.
+ * - `admin(...)`: an admin API call that survives node churn: it waits for the current node to run and
+ *   retries on connection errors (a node killed mid-request) until `deadlineMs`.
+ * - `record(...)`: the timeline of what happened, in seconds since `startedAt`.
+ */
+import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
+import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
+import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
+import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';
+import { CHAIN_ID, nodeChain, sleep, startTickChain, type TickChain } from '../test/e2e/e2e-chain.ts';
+
+/** Actors the actor faults pick from (names, as the admin API accepts them). */
+export const CHAOS_ACTORS = ['deliverer', 'matcher', `chain-listener:${CHAIN_ID}`] as const;
+
+/** The subscriptions the invariant is checked on: which endpoint path, which filter. */
+const SUBSCRIPTIONS = [
+  { path: '/a', filter: { topics: [TICK_TOPIC] } },
+  { path: '/a', filter: { confirmations: 2 } },
+  { path: '/b', filter: {} },
+] as const;
+/** The deepest subscription's confirmations: blocks mined at the end so every log is deep enough. */
+export const MAX_CONFIRMATIONS = 2;
+
+export interface TimelineEntry {
+  /** Seconds since the run started. */
+  t: number;
+  kind: string;
+  detail: string;
+}
+
+export interface UnexpectedExit {
+  t: number;
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lastErrors: string[];
+}
+
+export interface ChaosContextOptions {
+  /** Seed of the receiver's answer delays. */
+  seed: number;
+  signal?: AbortSignal;
+}
+
+/** A healthy receiver: 200 after 5..80 ms (seeded). */
+function healthyReceiver(seed: number): Behaviour {
+  const random = mulberry32(seed);
+  return () => ({ status: 200, body: 'ok', delayMs: 5 + Math.floor(random() * 75) });
+}
+
+/** A mutex over async sections: each `run` starts when the previous one ended. */
+export class Lock {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(section: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(section, section);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+export class ChaosContext {
+  readonly startedAt = Date.now();
+  readonly timeline: TimelineEntry[] = [];
+  readonly unexpectedExits: UnexpectedExit[] = [];
+  /** Every node process of the run, oldest first. */
+  readonly nodes: NodeProcess[] = [];
+  readonly chainLock = new Lock();
+  readonly nodeLock = new Lock();
+  /** Subscription ids the invariant is checked on. */
+  readonly subscriptions: string[] = [];
+  /** Subscriptions a flood created and has not deleted yet. */
+  readonly floodSubscriptions = new Set<string>();
+  /** Block of the contract's deployment: no reorg may reach it. */
+  deployBlock = 0;
+  contract = '';
+  private readonly killed = new WeakSet<NodeProcess>();
+  private stopping = false;
+  private closing: Promise<{ exitCode: number | null } | undefined> | undefined;
+  private current: NodeProcess | undefined;
+
+  private constructor(
+    readonly chain: TickChain,
+    readonly proxy: TcpProxy,
+    readonly receiver: Receiver,
+    /** What the receiver does when no fault breaks it. */
+    readonly healthy: Behaviour,
+    readonly dir: NodeDir,
+    readonly options: ChaosContextOptions,
+    /** Receiver path → the endpoint's secret, read by the receiver to verify signatures. */
+    private readonly secrets: Map<string, string>,
+  ) {}
+
+  /** Starts anvil, the proxy, the receiver; the node is started by `setup()`. */
+  static async create(options: ChaosContextOptions): Promise<ChaosContext> {
+    const parts: Array<{ stop(): Promise<void> } | { close(): Promise<void> } | NodeDir> = [];
+    try {
+      const chain = await startTickChain();
+      parts.push(chain);
+      const proxy = await startTcpProxy(chain.anvil.port);
+      parts.push(proxy);
+      const secrets = new Map<string, string>();
+      const healthy = healthyReceiver(options.seed);
+      const receiver = await startReceiver({ behaviour: healthy, secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) });
+      parts.push(receiver);
+      const dir = await createNodeDir();
+      return new ChaosContext(chain, proxy, receiver, healthy, dir, options, secrets);
+    } catch (err) {
+      for (const p of parts.reverse()) await ('remove' in p ? p.remove() : 'close' in p ? p.close() : p.stop()).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get node(): NodeProcess {
+    if (!this.current) throw new Error('chaos: no node was started');
+    return this.current;
+  }
+
+  get aborted(): boolean {
+    return this.options.signal?.aborted ?? false;
+  }
+
+  /** Seconds since the run started, one decimal. */
+  now(): number {
+    return Math.round((Date.now() - this.startedAt) / 100) / 10;
+  }
+
+  record(kind: string, detail: string): void {
+    this.timeline.push({ t: this.now(), kind, detail });
+  }
+
+  /** The node's configuration: it follows the chain through the proxy, with short timeouts and retries so a run converges. */
+  nodeConfig(): Record<string, unknown> {
+    const through = `127.0.0.1:${this.proxy.port}`;
+    return {
+      chains: [nodeChain(this.chain, {
+        wsUrl: `ws://${through}`,
+        httpUrl: `http://${through}`,
+        confirmations: 0,
+        heartbeatMs: 1_000,
+        requestTimeoutMs: 2_000,
+        ackTimeoutMs: 5_000,
+        pollIntervalMs: 250,
+        reconnect: { minMs: 100, maxMs: 1_000 },
+      })],
+      security: { allowPrivateTargets: true },
+      deliverer: {
+        requestTimeoutMs: 1_000,
+        // About a minute of attempts: longer than any fault lasts, so no job is dead-lettered by one.
+        retry: { schedule: [0, 200, 500, 1_000, 1_000, ...Array.from({ length: 28 }, () => 2_000)], jitter: 0.2 },
+        circuitBreaker: { failureThreshold: 5, openMs: 1_000 },
+      },
+      // A small Matcher mailbox, so a burst of changes meets backpressure (the flood fault).
+      runtime: { actors: { matcher: { mailbox: { capacity: 64 } } } },
+    };
+  }
+
+  /** Starts a node on the data dir unless one is alive; does not wait for it to run. */
+  spawnNode(): Promise<NodeProcess> {
+    return this.nodeLock.run(async () => {
+      if (this.current && alive(this.current)) return this.current;
+      const node = await spawnNodeProcess({ dir: this.dir, config: this.nodeConfig(), startTimeoutMs: 60_000 });
+      this.current = node;
+      this.nodes.push(node);
+      node.child.once('exit', (code, signal) => this.onExit(node, code, signal));
+      return node;
+    });
+  }
+
+  /** `kill -9` of the current node; resolves once it is gone. */
+  killNode(): Promise<NodeProcess> {
+    return this.nodeLock.run(async () => {
+      const node = this.node;
+      this.killed.add(node);
+      node.kill('SIGKILL');
+      await node.waitForExit(10_000);
+      return node;
+    });
+  }
+
+  private onExit(node: NodeProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.killed.has(node) || this.stopping || this.aborted) return;
+    const lastErrors = node.logs.filter((l) => (l.level ?? 0) >= 50).slice(-3).map((l) => `${String(l.code ?? '')} ${String(l.msg ?? '')}`.trim());
+    this.unexpectedExits.push({ t: this.now(), pid: node.pid, code, signal, lastErrors });
+    this.record('node-exit', `node ${node.pid} exited by itself (${code ?? signal}); restarted as a process manager would`);
+    if (this.current === node) setTimeout(() => void this.spawnNode().catch(() => undefined), 200);
+  }
+
+  /** An admin API call on whichever node runs, retried across node churn until `deadlineMs`. */
+  async admin<T = any>(method: string, path: string, body?: unknown, deadlineMs = 30_000): Promise<ApiAnswer<T>> {
+    const until = Date.now() + deadlineMs;
+    let last: unknown;
+    while (Date.now() < until && !this.aborted) {
+      const node = this.node;
+      try {
+        await withTimeout(node.running, Math.max(1, until - Date.now()));
+        return await node.api<T>(method, path, body);
+      } catch (err) {
+        last = err;
+        await sleep(100);
+      }
+    }
+    throw new Error(`chaos: ${method} ${path} did not get through within ${deadlineMs} ms: ${(last as Error | undefined)?.message ?? 'aborted'}`);
+  }
+
+  /** Starts the node, then creates the endpoints and the subscriptions through `/v1`, on a new contract. */
+  async setup(): Promise<void> {
+    await this.spawnNode();
+    await this.node.running;
+    this.contract = await this.chain.deploy();
+    this.deployBlock = await this.chain.head();
+    const endpoints = new Map<string, string>();
+    for (const path of new Set(SUBSCRIPTIONS.map((s) => s.path))) {
+      const res = await this.admin('POST', '/v1/endpoints', { url: `${this.receiver.url}${path}`, description: `chaos ${path}` });
+      if (res.status !== 201) throw new Error(`chaos: creating the endpoint ${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
+      this.secrets.set(path, res.body.secret);
+      endpoints.set(path, res.body.endpoint.id);
+    }
+    for (const s of SUBSCRIPTIONS) {
+      const res = await this.admin('POST', '/v1/subscriptions', { endpointId: endpoints.get(s.path), chainId: CHAIN_ID, addresses: [this.contract], ...s.filter });
+      if (res.status !== 201) throw new Error(`chaos: creating a subscription answered ${res.status}: ${JSON.stringify(res.body)}`);
+      this.subscriptions.push(res.body.subscription.id);
+    }
+  }
+
+  /** Undoes every fault, whatever state the faults left: chain reachable, receiver answering, node up, every actor started, flood subscriptions deleted. */
+  async healAll(): Promise<void> {
+    this.proxy.refuse(false);
+    this.receiver.setBehaviour(this.healthy);
+    await this.spawnNode();
+    for (const actor of CHAOS_ACTORS) await this.admin('POST', '/admin/actors/start', { actor });
+    for (const id of [...this.floodSubscriptions]) {
+      const res = await this.admin('DELETE', `/v1/subscriptions/${id}`);
+      if (res.status === 200 || res.status === 404) this.floodSubscriptions.delete(id);
+    }
+  }
+
+  /** Stops the node (SIGTERM, then SIGKILL), the receiver, the proxy and anvil, and removes the data dir. Safe to call twice. */
+  close(): Promise<{ exitCode: number | null } | undefined> {
+    this.closing ??= this.stopEverything();
+    return this.closing;
+  }
+
+  private async stopEverything(): Promise<{ exitCode: number | null } | undefined> {
+    this.stopping = true;
+    let exit: { exitCode: number | null } | undefined;
+    const node = this.current;
+    if (node && alive(node)) {
+      node.kill('SIGTERM');
+      try {
+        exit = { exitCode: (await node.waitForExit(15_000)).code };
+      } catch {
+        node.kill('SIGKILL');
+        await node.waitForExit(5_000).catch(() => undefined);
+      }
+    }
+    for (const n of this.nodes) if (alive(n)) n.kill('SIGKILL');
+    await this.receiver.close().catch(() => undefined);
+    await this.proxy.stop().catch(() => undefined);
+    await this.chain.stop().catch(() => undefined);
+    await this.dir.remove().catch(() => undefined);
+    return exit;
+  }
+}
+
+export const alive = (node: NodeProcess): boolean => node.child.exitCode === null && node.child.signalCode === null;
+
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

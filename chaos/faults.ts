@@ -1,0 +1,287 @@
+/**
+ * The faults a chaos scenario injects into one running node. A fault is one planned occurrence: its
+ * `kind`, its parameters already drawn from the scenario's seeded RNG (so a seed gives the same plan),
+ * `inject(ctx)` that breaks something (and resolves with what it observed), and, for the faults that
+ * last, `heal(ctx)` that the runner calls `holdMs` after the injection. Every fault acts from outside
+ * the node, as an operator, a network or a chain would: no hook in src/.
+ *
+ * | kind            | inject                                                  | heal                     |
+ * | kill            | `kill -9` of the node process                           | start it on the same data dir |
+ * | net-cut         | the chain proxy drops every connection, refuses new ones | accept connections again |
+ * | reorg           | `anvil_reorg` of depth 1..3, new branch with other logs  | —                        |
+ * | receiver-fail   | the receiver fails a ratio of requests: 500 or a hang    | answer 200 again         |
+ * | actor-restart   | POST /admin/actors/restart of a random pipeline actor    | —                        |
+ * | actor-stop      | POST /admin/actors/stop of a random pipeline actor       | POST /admin/actors/start |
+ * | flood           | stop the Matcher, then a burst of blocks full of logs, empty blocks and subscription changes into its mailbox (64) | start it, delete the flood's subscriptions |
+ *
+ * A fault that cannot apply now (a reorg too close to the contract's deployment) throws `FaultSkipped`:
+ * the runner records it as skipped, not as injected.
+ */
+import { tickCalldata } from '../src/dev-chain/contract.ts';
+import { sendTicks, waitForReceipt } from '../src/dev-chain/tick-contract.ts';
+import { failRatio } from '../test/support/receiver.ts';
+import { CHAIN_ID, sleep, type RpcLog } from '../test/e2e/e2e-chain.ts';
+import { CHAOS_ACTORS, type ChaosContext } from './context.ts';
+
+export const FAULT_KINDS = ['kill', 'net-cut', 'reorg', 'receiver-fail', 'actor-restart', 'actor-stop', 'flood'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface Fault {
+  readonly kind: FaultKind;
+  /** The occurrence's parameters, in words (known before it runs). */
+  readonly plan: string;
+  /** Time between inject and heal (0 for instant faults). */
+  readonly holdMs: number;
+  /** Breaks something; resolves with what it observed, for the timeline. */
+  inject(ctx: ChaosContext): Promise<string>;
+  heal?(ctx: ChaosContext): Promise<void>;
+}
+
+/** Draws one occurrence of a fault from the scenario's RNG. */
+export type FaultFactory = (random: () => number) => Fault;
+
+export class FaultSkipped extends Error {}
+
+const between = (random: () => number, min: number, max: number): number => Math.round(min + random() * (max - min));
+const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+
+/**
+ * `kill -9` of the node, down for 0..1.5 s, then started again on the same data dir. One kill in three
+ * is doubled: the restarted node is killed again 100..600 ms after its spawn, while it opens its store
+ * or backfills, and started once more.
+ */
+export const kill: FaultFactory = (random) => {
+  const downMs = between(random, 0, 1_500);
+  const againMs = random() < 1 / 3 ? between(random, 100, 600) : undefined;
+  return {
+    kind: 'kill',
+    plan: `kill -9, down ${downMs} ms${againMs === undefined ? '' : `, again ${againMs} ms after the restart`}`,
+    holdMs: downMs,
+    async inject(ctx) {
+      const starting = ctx.node.adminUrl === '';
+      const node = await ctx.killNode();
+      return `kill -9 pid ${node.pid} (${starting ? 'while starting' : 'running'}), down ${downMs} ms`;
+    },
+    async heal(ctx) {
+      await ctx.spawnNode();
+      if (againMs === undefined) return;
+      await sleep(againMs);
+      const starting = ctx.node.adminUrl === '';
+      const node = await ctx.killNode();
+      ctx.record('kill', `kill -9 pid ${node.pid} again, ${againMs} ms after its spawn (${starting ? 'while starting' : 'running'})`);
+      await ctx.spawnNode();
+    },
+  };
+};
+
+/** Every chain connection of the node (WebSocket and HTTP polling) dropped, new ones refused, for 0.5..3 s. */
+export const netCut: FaultFactory = (random) => {
+  const holdMs = between(random, 500, 3_000);
+  return {
+    kind: 'net-cut',
+    plan: `chain connections cut for ${holdMs} ms`,
+    holdMs,
+    async inject(ctx) {
+      const open = ctx.proxy.open;
+      ctx.proxy.refuse(true);
+      ctx.proxy.cutAll();
+      return `${open} chain connection(s) cut, new ones refused for ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      ctx.proxy.refuse(false);
+    },
+  };
+};
+
+/** A reorg of depth 1..3 whose new branch holds one or two Tick transactions of 5..7 logs (never the traffic's sizes, so no new block can equal an orphaned one). */
+export const reorg: FaultFactory = (random) => {
+  const depth = between(random, 1, 3);
+  const sizes = [between(random, 5, 7), between(random, 5, 7)];
+  return {
+    kind: 'reorg',
+    plan: `reorg depth ${depth}`,
+    holdMs: 0,
+    inject: (ctx) => ctx.chainLock.run(async () => {
+      const head = await ctx.chain.head();
+      const d = Math.min(depth, head - ctx.deployBlock);
+      if (d < 1) throw new FaultSkipped(`head ${head} is too close to the contract's block ${ctx.deployBlock}`);
+      const orphaned = await ctx.chain.anvil.rpc<RpcLog[]>('eth_getLogs', [{ fromBlock: `0x${(head - d + 1).toString(16)}`, toBlock: 'latest', address: ctx.contract }]);
+      const tx = (n: number) => ({ from: ctx.chain.from, to: ctx.contract, data: tickCalldata(n) });
+      const branch: Array<[ReturnType<typeof tx>, number]> = [[tx(sizes[0]!), 0]];
+      if (d > 1) branch.push([tx(sizes[1]!), d - 1]);
+      await ctx.chain.anvil.rpc('anvil_reorg', [d, branch]);
+      const logs = branch.reduce((sum, [t]) => sum + Number.parseInt(t.data, 16), 0);
+      return `reorg depth ${d} at head ${head}: ${orphaned.length} logs orphaned, ${logs} on the new branch`;
+    }),
+  };
+};
+
+/** The receiver fails 30..100% of requests (half 500s, half hangs past the node's request timeout) for 2..5 s. */
+export const receiverFail: FaultFactory = (random) => {
+  const ratio = Math.round((0.3 + random() * 0.7) * 100) / 100;
+  const holdMs = between(random, 2_000, 5_000);
+  const seed = Math.floor(random() * 2 ** 31);
+  return {
+    kind: 'receiver-fail',
+    plan: `receiver fails ${Math.round(ratio * 100)}% for ${holdMs} ms`,
+    holdMs,
+    async inject(ctx) {
+      ctx.receiver.setBehaviour(failRatio(ratio, seed, [{ status: 500 }, { hang: true }], ctx.healthy));
+      return `receiver fails ${Math.round(ratio * 100)}% of requests (500 or hang) for ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      ctx.receiver.setBehaviour(ctx.healthy);
+    },
+  };
+};
+
+/** An actor operation through the admin API; a 503 (the node still starting its tree) is asked again, any other non-200 is a failure to report. */
+async function actorAction(ctx: ChaosContext, action: 'restart' | 'stop' | 'start', actor: string): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const res = await ctx.admin('POST', `/admin/actors/${action}`, { actor });
+    if (res.status === 200) return;
+    if (res.status !== 503 || Date.now() > until) throw new Error(`${action} ${actor} answered ${res.status}: ${JSON.stringify(res.body)}`);
+    await sleep(100);
+  }
+}
+
+/** The admin API restarts a random pipeline actor (Deliverer, Matcher, the chain's listener). */
+export const actorRestart: FaultFactory = (random) => {
+  const actor = pick(random, CHAOS_ACTORS);
+  return {
+    kind: 'actor-restart',
+    plan: `restart ${actor}`,
+    holdMs: 0,
+    async inject(ctx) {
+      await actorAction(ctx, 'restart', actor);
+      return `POST /admin/actors/restart ${actor}`;
+    },
+  };
+};
+
+/** The admin API stops a random pipeline actor for 0.5..3 s, then starts it. */
+export const actorStop: FaultFactory = (random) => {
+  const actor = pick(random, CHAOS_ACTORS);
+  const holdMs = between(random, 500, 3_000);
+  return {
+    kind: 'actor-stop',
+    plan: `stop ${actor} for ${holdMs} ms`,
+    holdMs,
+    async inject(ctx) {
+      await actorAction(ctx, 'stop', actor);
+      return `POST /admin/actors/stop ${actor}, start after ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      await actorAction(ctx, 'start', actor);
+    },
+  };
+};
+
+/** An address no Tick contract has: the flood's subscriptions match nothing, so they change no expectation. */
+const FLOOD_ADDRESS = `0x${'f1'.repeat(20)}`;
+
+/**
+ * A burst from outside, into a Matcher the admin API has stopped (a stopped actor's mailbox keeps
+ * queuing, and the chaos config gives the Matcher a mailbox of 64): 10..20 transactions of 20..40
+ * logs sent back to back (as many blocks) and 50..150 empty blocks, so the listener's block asks
+ * queue and time out and are asked again, while 100..150 subscriptions are created concurrently
+ * (each an ask to the Matcher, past its capacity: backpressure). The Matcher is started again after
+ * 1..3 s, then the subscriptions are deleted (a second burst, to a running Matcher). The peak of
+ * every actor's mailbox is read from /metrics every 50 ms. (Without the stop, the Matcher drains
+ * faster than the admin API or the listener can fill it: the listener asks one block at a time and
+ * the Deliverer pulls from the outbox, so no burst of the chain reaches a mailbox.)
+ */
+export const flood: FaultFactory = (random) => {
+  const txs = between(random, 10, 20);
+  const logsPerTx = between(random, 20, 40);
+  const emptyBlocks = between(random, 50, 150);
+  const changes = between(random, 100, 150);
+  const holdMs = between(random, 1_000, 3_000);
+  let peaks: MailboxSampler | undefined;
+  let creations: Promise<number> = Promise.resolve(0);
+  return {
+    kind: 'flood',
+    plan: `matcher stopped ${holdMs} ms under ${txs} tx × ${logsPerTx} logs, ${emptyBlocks} empty blocks, ${changes} subscription changes`,
+    holdMs,
+    async inject(ctx) {
+      peaks = sampleMailboxes(ctx);
+      await actorAction(ctx, 'stop', 'matcher');
+      const rpc = (method: string, params: unknown[]) => ctx.chain.anvil.rpc(method, params);
+      const endpointId = await floodEndpoint(ctx);
+      // The creations wait on the stopped Matcher (each ask up to its timeout): they finish during the hold.
+      creations = Promise.allSettled(Array.from({ length: changes }, async () => {
+        const res = await ctx.admin('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [FLOOD_ADDRESS] }, 15_000);
+        if (res.status === 201) ctx.floodSubscriptions.add(res.body.subscription.id);
+        return res.status;
+      })).then((all) => all.filter((c) => c.status === 'fulfilled' && c.value === 201).length);
+      await ctx.chainLock.run(async () => {
+        const hashes: string[] = [];
+        for (let i = 0; i < txs; i++) hashes.push(await sendTicks(rpc, ctx.chain.from, ctx.contract, logsPerTx));
+        await ctx.chain.anvil.mine(emptyBlocks);
+        for (const h of hashes) await waitForReceipt(rpc, h);
+      });
+      return `matcher stopped; ${txs} tx × ${logsPerTx} logs + ${emptyBlocks} empty blocks mined, ${changes} subscription creations sent; start in ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      await actorAction(ctx, 'start', 'matcher');
+      const made = await creations;
+      await Promise.allSettled([...ctx.floodSubscriptions].map(async (id) => {
+        const res = await ctx.admin('DELETE', `/v1/subscriptions/${id}`, undefined, 15_000);
+        if (res.status === 200 || res.status === 404) ctx.floodSubscriptions.delete(id);
+      }));
+      const seen = await peaks?.stop();
+      const top = [...(seen ?? new Map<string, number>())].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      ctx.record('flood', `matcher started; ${made}/${changes} flood subscriptions created, then deleted; peak mailboxes: ${top.length === 0 ? 'all empty at every sample' : top.map(([a, n]) => `${a} ${n}`).join(', ')}`);
+    },
+  };
+};
+
+/** The endpoint the flood's subscriptions hang on: the first endpoint of the node (any will do: they match nothing). */
+async function floodEndpoint(ctx: ChaosContext): Promise<string> {
+  const res = await ctx.admin('GET', '/v1/endpoints?limit=1');
+  const id = res.body?.data?.[0]?.id;
+  if (typeof id !== 'string') throw new Error(`no endpoint to hang flood subscriptions on: ${JSON.stringify(res.body)}`);
+  return id;
+}
+
+export interface MailboxSampler {
+  /** Stops sampling; the highest `actor_mailbox_size` seen per actor. */
+  stop(): Promise<Map<string, number>>;
+}
+
+/** Reads every actor's `actor_mailbox_size` from /metrics every 100 ms (a scrape failing while the node is down is skipped). */
+export function sampleMailboxes(ctx: ChaosContext): MailboxSampler {
+  const peaks = new Map<string, number>();
+  let on = true;
+  const loop = (async () => {
+    while (on && !ctx.aborted) {
+      try {
+        const res = await ctx.node.api<string>('GET', '/metrics');
+        for (const m of String(res.body).matchAll(/^actor_mailbox_size\{[^}]*\bactor="([^"]+)"[^}]*\} (\S+)/gm)) {
+          peaks.set(m[1]!, Math.max(peaks.get(m[1]!) ?? 0, Number(m[2])));
+        }
+      } catch {
+        // the node is down or starting: nothing to read now
+      }
+      await sleep(50);
+    }
+  })();
+  return {
+    async stop() {
+      on = false;
+      await loop;
+      return peaks;
+    },
+  };
+}
+
+export const FAULTS: Readonly<Record<FaultKind, FaultFactory>> = {
+  kill,
+  'net-cut': netCut,
+  reorg,
+  'receiver-fail': receiverFail,
+  'actor-restart': actorRestart,
+  'actor-stop': actorStop,
+  flood,
+};

@@ -1,0 +1,286 @@
+/**
+ * The chaos runner: `npm run chaos -- <scenario> [--seed N] [--seconds N] [--converge-seconds N]`
+ * (or `runChaos(options)` in process, as test/e2e/chaos.e2e.test.ts does).
+ *
+ * One run: start anvil, a TCP proxy in front of it, a receiver and one node process following the
+ * chain through the proxy (context.ts); create two endpoints and three subscriptions through `/v1`;
+ * send traffic (traffic.ts) while the scenario's fault lanes run their seeded plan (scenarios.ts,
+ * faults.ts) for `seconds`; let the faults in progress finish, stop the traffic, heal everything,
+ * mine the deepest subscription's confirmations, then wait (at most `convergeSeconds`, default 60)
+ * until the durability invariant holds (invariant.ts), and a few more seconds for the outbox to drain
+ * so duplicates are counted. Prints a human summary, then exactly one JSON line:
+ *   { scenario, seed, seconds, faults: { <kind>: count }, expected, delivered, duplicates, lost, ok, ... }
+ * The CLI exits 0 when ok, 1 when not (or on an error), 130 on Ctrl-C. Every process and server the
+ * run started is stopped at the end, whatever happened; everything listens on 127.0.0.1 only.
+ */
+import { pathToFileURL } from 'node:url';
+import { readMetric } from '../test/support/node-process.ts';
+import { mulberry32 } from '../test/support/receiver.ts';
+import { sleep } from '../test/e2e/e2e-chain.ts';
+import { ChaosContext, MAX_CONFIRMATIONS, type TimelineEntry, type UnexpectedExit } from './context.ts';
+import { FAULT_KINDS, FaultSkipped, type FaultKind } from './faults.ts';
+import { checkInvariant, type Observation, type Verdict } from './invariant.ts';
+import { SCENARIOS, schedule, type ScheduledFault } from './scenarios.ts';
+import { startTraffic } from './traffic.ts';
+
+export interface ChaosOptions {
+  scenario: string;
+  seed?: number;
+  /** How long faults are injected; default: the scenario's. */
+  seconds?: number;
+  /** How long the node gets, once healed, to satisfy the invariant. Default 60. */
+  convergeSeconds?: number;
+  /** Where the human summary goes, line by line. Default: stdout. */
+  print?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface ChaosResult {
+  scenario: string;
+  seed: number;
+  seconds: number;
+  /** Faults injected, by kind (skipped and failed ones not counted). */
+  faults: Record<FaultKind, number>;
+  expected: number;
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  ok: boolean;
+  verdict: Verdict;
+  /** What the verdict was computed on (tests doctor it to prove the check can fail). */
+  observation: Observation;
+  timeline: TimelineEntry[];
+  skipped: number;
+  failed: string[];
+  /** From the heal to the invariant holding; null when it never did. */
+  convergeMs: number | null;
+  unexpectedExits: UnexpectedExit[];
+  traffic: { ticks: number; logs: number; errors: number };
+  deadLetters: number | undefined;
+}
+
+const DEFAULT_SEED = 1;
+const DEFAULT_CONVERGE_SECONDS = 60;
+const DRAIN_MS = 5_000;
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const scenario = SCENARIOS[options.scenario];
+  if (!scenario) throw new Error(`unknown scenario "${options.scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`);
+  const seed = options.seed ?? DEFAULT_SEED;
+  const seconds = options.seconds ?? scenario.seconds;
+  const convergeMs = (options.convergeSeconds ?? DEFAULT_CONVERGE_SECONDS) * 1_000;
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const plan = schedule(scenario, seed, seconds);
+  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const outcome = { skipped: 0, failed: [] as string[] };
+
+  const ctx = await ChaosContext.create({ seed: seed + 2, ...(options.signal ? { signal: options.signal } : {}) });
+  try {
+    await ctx.setup();
+    ctx.record('setup', `node pid ${ctx.node.pid} at ${ctx.node.adminUrl}, chain through proxy :${ctx.proxy.port}, receiver ${ctx.receiver.url}, ${ctx.subscriptions.length} subscriptions on ${ctx.contract}`);
+    print(`chaos ${scenario.name}, seed ${seed}, ${seconds} s: ${scenario.summary}`);
+    print(`  traffic ${scenario.traffic.ticksPerSecond} tx/s of ${scenario.traffic.logsPerTick.join('-')} logs; ${plan.flat().filter((p) => p.atMs < seconds * 1_000).length} faults planned`);
+
+    const traffic = startTraffic(ctx, scenario.traffic, mulberry32(seed + 1));
+    const runStart = Date.now();
+    const endAt = runStart + seconds * 1_000;
+    const lanes = plan.map((events) => runLane(ctx, events, runStart, endAt, faults, outcome));
+    await pause(seconds * 1_000, options.signal);
+    await Promise.all(lanes);
+    const sent = await traffic.stop();
+    if (ctx.aborted) throw new Error('aborted');
+
+    await ctx.healAll();
+    await ctx.chainLock.run(() => ctx.chain.anvil.mine(MAX_CONFIRMATIONS));
+    ctx.record('heal', `everything healed; ${MAX_CONFIRMATIONS} blocks mined for the deepest subscription`);
+    const healedAt = Date.now();
+    const canonical = await ctx.chain.logs(ctx.contract);
+    const observe = (): Observation => ({ canonical, subscriptions: ctx.subscriptions, requests: [...ctx.receiver.requests] });
+    let verdict = checkInvariant(observe());
+    while (!verdict.ok && Date.now() - healedAt < convergeMs && !ctx.aborted) {
+      await sleep(250);
+      verdict = checkInvariant(observe());
+    }
+    const converged = verdict.ok ? Date.now() - healedAt : null;
+    if (ctx.aborted) throw new Error('aborted');
+    // Stragglers (retries of answers lost in a kill) still count as duplicates: let the outbox drain.
+    const drainUntil = Date.now() + DRAIN_MS;
+    let deadLetters: number | undefined;
+    while (Date.now() < drainUntil) {
+      const metrics = String((await ctx.admin<string>('GET', '/metrics').catch(() => ({ body: '' }))).body);
+      deadLetters = readMetric(metrics, 'webhook_dead_letters');
+      if (readMetric(metrics, 'webhook_queue_depth') === 0) break;
+      await sleep(250);
+    }
+    const observation = observe();
+    verdict = checkInvariant(observation);
+    ctx.record('converged', converged === null ? `not within ${convergeMs / 1_000} s` : `invariant holds ${converged} ms after the heal`);
+
+    const result: ChaosResult = {
+      scenario: scenario.name, seed, seconds, faults,
+      expected: verdict.expected, delivered: verdict.delivered, duplicates: verdict.duplicates, lost: verdict.lost, ok: verdict.ok,
+      verdict, observation, timeline: ctx.timeline, skipped: outcome.skipped, failed: outcome.failed,
+      convergeMs: converged, unexpectedExits: ctx.unexpectedExits, traffic: sent, deadLetters,
+    };
+    const exit = await ctx.close();
+    summarize(result, ctx, exit?.exitCode, print);
+    return result;
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** Runs one lane's faults at their planned times: inject, hold, heal. Stops starting new ones at `endAt`. */
+async function runLane(
+  ctx: ChaosContext,
+  events: readonly ScheduledFault[],
+  runStart: number,
+  endAt: number,
+  counts: Record<FaultKind, number>,
+  outcome: { skipped: number; failed: string[] },
+): Promise<void> {
+  for (const { atMs, fault } of events) {
+    await pause(runStart + atMs - Date.now(), ctx.options.signal);
+    if (Date.now() >= endAt || ctx.aborted) return;
+    try {
+      ctx.record(fault.kind, await fault.inject(ctx));
+      counts[fault.kind]++;
+    } catch (err) {
+      if (err instanceof FaultSkipped) {
+        outcome.skipped++;
+        ctx.record(fault.kind, `skipped (${fault.plan}): ${err.message}`);
+      } else {
+        outcome.failed.push(`${fault.kind}: ${(err as Error).message}`);
+        ctx.record(fault.kind, `FAILED to inject (${fault.plan}): ${(err as Error).message}`);
+      }
+      continue;
+    }
+    if (!fault.heal) continue;
+    await pause(fault.holdMs, ctx.options.signal);
+    try {
+      await fault.heal(ctx);
+    } catch (err) {
+      outcome.failed.push(`${fault.kind} heal: ${(err as Error).message}`);
+      ctx.record(fault.kind, `FAILED to heal: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Sleeps `ms` (nothing when ≤ 0), or less when the signal aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The JSON line: the figures the brief names first, then what explains them. */
+export function jsonLine(r: ChaosResult): string {
+  return JSON.stringify({
+    scenario: r.scenario, seed: r.seed, seconds: r.seconds, faults: r.faults,
+    expected: r.expected, delivered: r.delivered, duplicates: r.duplicates, lost: r.lost, ok: r.ok,
+    retries: r.verdict.retries, requests: r.verdict.requests, removed: r.verdict.removed,
+    missingRemovals: r.verdict.missingRemovals, wrongRemovals: r.verdict.wrongRemovals, unexpected: r.verdict.unexpected,
+    idMismatches: r.verdict.idMismatches, bodyMismatches: r.verdict.bodyMismatches, badSignatures: r.verdict.badSignatures,
+    deadLetters: r.deadLetters ?? null, convergeMs: r.convergeMs, unexpectedExits: r.unexpectedExits.length,
+  });
+}
+
+function summarize(r: ChaosResult, ctx: ChaosContext, exitCode: number | null | undefined, print: (line: string) => void): void {
+  const v = r.verdict;
+  print('timeline (s since start):');
+  for (const e of r.timeline) print(`  ${e.t.toFixed(1).padStart(6)}  ${e.kind.padEnd(14)} ${e.detail}`);
+  print(`faults injected: ${FAULT_KINDS.filter((k) => r.faults[k] > 0).map((k) => `${k} ${r.faults[k]}`).join(', ') || 'none'}` +
+    `${r.skipped ? `; ${r.skipped} skipped` : ''}${r.failed.length ? `; ${r.failed.length} FAILED` : ''}`);
+  print(`traffic: ${r.traffic.ticks} tx, ${r.traffic.logs} logs${r.traffic.errors ? ` (${r.traffic.errors} ticks failed)` : ''}; ${r.observation.canonical.length} canonical logs at the end`);
+  print(`deliveries: ${v.delivered}/${v.expected} expected (log, subscription) pairs, ${v.lost} lost${v.lost ? ` (e.g. ${v.lostSample.join(', ')})` : ''}; ` +
+    `${v.requests} requests, ${v.retries} retries, ${v.duplicates} duplicate 2xx`);
+  print(`reorgs: ${v.orphanedDelivered} delivered log.created orphaned, ${v.removed} log.removed delivered, ${v.missingRemovals} missing, ${v.wrongRemovals} of canonical logs`);
+  print(`checks: ${v.badSignatures} bad signatures, ${v.bodyMismatches} ids with differing bodies, ${v.idMismatches} ids not matching their payload, ${v.unexpected} unexpected deliveries`);
+  print(`convergence: ${r.convergeMs === null ? 'NOT reached' : `${r.convergeMs} ms after the heal`}; dead letters ${r.deadLetters ?? 'unknown'}`);
+  print(`node: ${ctx.nodes.length} process(es), ${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exit code ${exitCode ?? 'n/a'}`);
+  for (const e of r.unexpectedExits) print(`  t=${e.t}s pid ${e.pid} exited ${e.code ?? e.signal}: ${e.lastErrors.join(' | ') || 'no error line'}`);
+  for (const [title, min, max] of [['error lines (level ≥ error)', 50, Infinity], ['warnings', 40, 50]] as const) {
+    const counts = new Map<string, number>();
+    for (const n of ctx.nodes) {
+      for (const l of n.logs) {
+        const level = l.level ?? 0;
+        if (level < min || level >= max) continue;
+        const key = `${String(l.code ?? '-')} ${String(l.msg ?? '').slice(0, 100)}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    if (counts.size === 0) continue;
+    print(`node ${title}, by code and message:`);
+    for (const [k, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 10)) print(`  ${String(n).padStart(5)}  ${k}`);
+  }
+  for (const f of r.failed) print(`FAILED: ${f}`);
+  print(`verdict: ${r.ok ? 'OK: nothing lost' : 'NOT OK'}`);
+  print(jsonLine(r));
+}
+
+interface CliArgs {
+  scenario: string;
+  seed?: number;
+  seconds?: number;
+  convergeSeconds?: number;
+}
+
+function parseArgs(argv: readonly string[]): CliArgs {
+  const usage = `usage: npm run chaos -- <${Object.keys(SCENARIOS).join('|')}> [--seed N] [--seconds N] [--converge-seconds N]`;
+  const args: Partial<CliArgs> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const number = (name: string) => {
+      const value = Number(argv[++i]);
+      if (!Number.isFinite(value) || value < 0) throw new Error(`${name} needs a number ≥ 0\n${usage}`);
+      return value;
+    };
+    if (a === '--seed') args.seed = Math.floor(number(a));
+    else if (a === '--seconds') args.seconds = number(a);
+    else if (a === '--converge-seconds') args.convergeSeconds = number(a);
+    else if (a === '--help' || a === '-h') throw new Error(usage);
+    else if (!a.startsWith('-') && args.scenario === undefined) args.scenario = a;
+    else throw new Error(`unexpected argument "${a}"\n${usage}`);
+  }
+  if (args.scenario === undefined || !SCENARIOS[args.scenario]) throw new Error(`${args.scenario ? `unknown scenario "${args.scenario}"\n` : ''}${usage}`);
+  return args as CliArgs;
+}
+
+async function main(): Promise<void> {
+  let args: CliArgs;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (abort.signal.aborted) return;
+    process.stderr.write(`\n${signal}: healing nothing, stopping every process of the run...\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const seed = args.seed ?? DEFAULT_SEED;
+  try {
+    const result = await runChaos({ ...args, seed, signal: abort.signal });
+    process.exitCode = result.ok ? 0 : 1;
+  } catch (err) {
+    const aborted = abort.signal.aborted;
+    process.stderr.write(`chaos: ${aborted ? 'aborted' : (err as Error).stack ?? String(err)}\n`);
+    process.stdout.write(`${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`);
+    process.exitCode = aborted ? 130 : 1;
+  }
+  // Everything the run started is stopped; a keep-alive socket or a timer left by a library must not hold the exit.
+  process.exit();
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

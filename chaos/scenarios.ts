@@ -1,0 +1,114 @@
+/**
+ * Named chaos scenarios: a default duration, a traffic pattern, and lanes of faults. A lane is one
+ * fault kind repeating every `everyMs` (a range), counted from the end of the previous occurrence's
+ * hold, so a lane never overlaps itself; lanes run concurrently, so in `everything` a kill can land
+ * during a reorg while the receiver fails and an actor is stopped.
+ *
+ * `schedule(scenario, seed, seconds)` draws the whole plan up front from the seed: which faults, when
+ * (ms from the start), with which parameters. Each lane has its own RNG (seed and lane index), and
+ * the first occurrence of every lane falls within the first 40% of the run, so even a short run sees
+ * every kind of fault of its scenario. Only occurrences that start before `seconds` run.
+ */
+import { mulberry32 } from '../test/support/receiver.ts';
+import { FAULTS, type Fault, type FaultKind } from './faults.ts';
+import type { TrafficPattern } from './traffic.ts';
+
+export interface Lane {
+  kind: FaultKind;
+  everyMs: readonly [number, number];
+}
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  seconds: number;
+  traffic: TrafficPattern;
+  lanes: readonly Lane[];
+}
+
+export interface ScheduledFault {
+  atMs: number;
+  fault: Fault;
+}
+
+const TRAFFIC: TrafficPattern = { ticksPerSecond: 5, logsPerTick: [1, 4] };
+
+export const SCENARIOS: Readonly<Record<string, Scenario>> = {
+  'kill-storm': {
+    name: 'kill-storm',
+    summary: 'kill -9 of the node every 2-5 s (down up to 1.5 s, some kills while it starts), restarted on the same data dir',
+    seconds: 30,
+    traffic: TRAFFIC,
+    lanes: [{ kind: 'kill', everyMs: [2_000, 5_000] }],
+  },
+  'flaky-network': {
+    name: 'flaky-network',
+    summary: 'the node\'s chain connections cut for 0.5-3 s every 1.5-4 s (WebSocket and HTTP fallback alike)',
+    seconds: 30,
+    traffic: TRAFFIC,
+    lanes: [{ kind: 'net-cut', everyMs: [1_500, 4_000] }],
+  },
+  reorgs: {
+    name: 'reorgs',
+    summary: 'a reorg of depth 1-3 every 1.5-3.5 s, the new branch carrying other logs',
+    seconds: 30,
+    traffic: TRAFFIC,
+    lanes: [{ kind: 'reorg', everyMs: [1_500, 3_500] }],
+  },
+  'broken-receiver': {
+    name: 'broken-receiver',
+    summary: 'the receiver fails 30-100% of requests (500s and hangs) for 2-5 s, every 1-3 s',
+    seconds: 30,
+    traffic: TRAFFIC,
+    lanes: [{ kind: 'receiver-fail', everyMs: [1_000, 3_000] }],
+  },
+  'actor-restarts': {
+    name: 'actor-restarts',
+    summary: 'admin API restarts of a random pipeline actor every 1-3 s, and stops of 0.5-3 s every 2-4 s',
+    seconds: 30,
+    traffic: TRAFFIC,
+    lanes: [
+      { kind: 'actor-restart', everyMs: [1_000, 3_000] },
+      { kind: 'actor-stop', everyMs: [2_000, 4_000] },
+    ],
+  },
+  'mailbox-flood': {
+    name: 'mailbox-flood',
+    summary: 'bursts of blocks full of logs, empty blocks and subscription changes every 4-8 s',
+    seconds: 30,
+    traffic: TRAFFIC,
+    lanes: [{ kind: 'flood', everyMs: [4_000, 8_000] }],
+  },
+  everything: {
+    name: 'everything',
+    summary: 'every fault at once, each kind on its own lane: kills, cuts, reorgs, a failing receiver, actor restarts and stops, floods',
+    seconds: 45,
+    traffic: TRAFFIC,
+    lanes: [
+      { kind: 'kill', everyMs: [4_000, 8_000] },
+      { kind: 'net-cut', everyMs: [3_000, 6_000] },
+      { kind: 'reorg', everyMs: [2_000, 5_000] },
+      { kind: 'receiver-fail', everyMs: [3_000, 6_000] },
+      { kind: 'actor-restart', everyMs: [2_000, 5_000] },
+      { kind: 'actor-stop', everyMs: [3_000, 6_000] },
+      { kind: 'flood', everyMs: [8_000, 12_000] },
+    ],
+  },
+};
+
+/** The plan of a run: for each lane, its occurrences in time order. */
+export function schedule(scenario: Scenario, seed: number, seconds: number): ScheduledFault[][] {
+  const durationMs = seconds * 1_000;
+  return scenario.lanes.map((lane, i) => {
+    const random = mulberry32((seed * 0x9e3779b1 + i * 0x85ebca6b) >>> 0);
+    const drawGap = () => lane.everyMs[0] + random() * (lane.everyMs[1] - lane.everyMs[0]);
+    const plan: ScheduledFault[] = [];
+    let atMs = random() * Math.min(lane.everyMs[1], 0.4 * durationMs);
+    while (atMs < durationMs) {
+      const fault = FAULTS[lane.kind](random);
+      plan.push({ atMs: Math.round(atMs), fault });
+      atMs += fault.holdMs + drawGap();
+    }
+    return plan;
+  });
+}
