@@ -14,7 +14,8 @@
  *   again. `killNode()` / `spawnNode()` hold `nodeLock`, so two nodes never share the data dir.
  * - `admin(...)`: an admin API call that survives node churn: it waits for the current node to run and
  *   retries on connection errors (a node killed mid-request) until `deadlineMs`.
- * - `record(...)`: the timeline of what happened, in seconds since `startedAt`.
+ * - `record(...)`: the timeline of what happened, in seconds since `startedAt`; `injected(...)` also
+ *   counts a fault that really happened.
  */
 import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
 import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
@@ -76,6 +77,8 @@ export class ChaosContext {
   readonly startedAt = Date.now();
   readonly timeline: TimelineEntry[] = [];
   readonly unexpectedExits: UnexpectedExit[] = [];
+  /** Faults injected, by kind. */
+  readonly injections = new Map<string, number>();
   /** Every node process of the run, oldest first. */
   readonly nodes: NodeProcess[] = [];
   readonly chainLock = new Lock();
@@ -142,6 +145,12 @@ export class ChaosContext {
     this.timeline.push({ t: this.now(), kind, detail });
   }
 
+  /** Records a fault that was really injected, and counts it by kind (a doubled kill counts twice). */
+  injected(kind: string, detail: string): void {
+    this.record(kind, detail);
+    this.injections.set(kind, (this.injections.get(kind) ?? 0) + 1);
+  }
+
   /** The node's configuration: it follows the chain through the proxy, with short timeouts and retries so a run converges. */
   nodeConfig(): Record<string, unknown> {
     const through = `127.0.0.1:${this.proxy.port}`;
@@ -171,7 +180,7 @@ export class ChaosContext {
   /** Starts a node on the data dir unless one is alive; does not wait for it to run. */
   spawnNode(): Promise<NodeProcess> {
     return this.nodeLock.run(async () => {
-      if (this.current && alive(this.current)) return this.current;
+      if (this.current && (alive(this.current) || this.stopping || this.aborted)) return this.current;
       const node = await spawnNodeProcess({ dir: this.dir, config: this.nodeConfig(), startTimeoutMs: 60_000 });
       this.current = node;
       this.nodes.push(node);

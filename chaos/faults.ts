@@ -68,7 +68,7 @@ export const kill: FaultFactory = (random) => {
       await sleep(againMs);
       const starting = ctx.node.adminUrl === '';
       const node = await ctx.killNode();
-      ctx.record('kill', `kill -9 pid ${node.pid} again, ${againMs} ms after its spawn (${starting ? 'while starting' : 'running'})`);
+      ctx.injected('kill', `kill -9 pid ${node.pid} again, ${againMs} ms after its spawn (${starting ? 'while starting' : 'running'})`);
       await ctx.spawnNode();
     },
   };

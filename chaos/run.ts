@@ -39,7 +39,7 @@ export interface ChaosResult {
   scenario: string;
   seed: number;
   seconds: number;
-  /** Faults injected, by kind (skipped and failed ones not counted). */
+  /** Faults injected, by kind (skipped and failed ones not counted; a doubled kill counts two). */
   faults: Record<FaultKind, number>;
   expected: number;
   delivered: number;
@@ -71,7 +71,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const convergeMs = (options.convergeSeconds ?? DEFAULT_CONVERGE_SECONDS) * 1_000;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const plan = schedule(scenario, seed, seconds);
-  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const outcome = { skipped: 0, failed: [] as string[] };
 
   const ctx = await ChaosContext.create({ seed: seed + 2, ...(options.signal ? { signal: options.signal } : {}) });
@@ -84,7 +83,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const traffic = startTraffic(ctx, scenario.traffic, mulberry32(seed + 1));
     const runStart = Date.now();
     const endAt = runStart + seconds * 1_000;
-    const lanes = plan.map((events) => runLane(ctx, events, runStart, endAt, faults, outcome));
+    const lanes = plan.map((events) => runLane(ctx, events, runStart, endAt, outcome));
     await pause(seconds * 1_000, options.signal);
     await Promise.all(lanes);
     const sent = await traffic.stop();
@@ -114,6 +113,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     const observation = observe();
     verdict = checkInvariant(observation);
+    const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, ctx.injections.get(k) ?? 0])) as Record<FaultKind, number>;
     ctx.record('converged', converged === null ? `not within ${convergeMs / 1_000} s` : `invariant holds ${converged} ms after the heal`);
 
     const result: ChaosResult = {
@@ -136,15 +136,13 @@ async function runLane(
   events: readonly ScheduledFault[],
   runStart: number,
   endAt: number,
-  counts: Record<FaultKind, number>,
   outcome: { skipped: number; failed: string[] },
 ): Promise<void> {
   for (const { atMs, fault } of events) {
     await pause(runStart + atMs - Date.now(), ctx.options.signal);
     if (Date.now() >= endAt || ctx.aborted) return;
     try {
-      ctx.record(fault.kind, await fault.inject(ctx));
-      counts[fault.kind]++;
+      ctx.injected(fault.kind, await fault.inject(ctx));
     } catch (err) {
       if (err instanceof FaultSkipped) {
         outcome.skipped++;
