@@ -18,6 +18,7 @@
  *   counts a fault that really happened.
  */
 import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
+import { Serial } from '../src/store/serial.ts';
 import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';
@@ -62,16 +63,6 @@ function healthyReceiver(seed: number): Behaviour {
   return () => ({ status: 200, body: 'ok', delayMs: 5 + Math.floor(random() * 75) });
 }
 
-/** A mutex over async sections: each `run` starts when the previous one ended. */
-export class Lock {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(section: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(section, section);
-    this.tail = next.catch(() => undefined);
-    return next;
-  }
-}
 
 export class ChaosContext {
   readonly startedAt = Date.now();
@@ -81,8 +72,9 @@ export class ChaosContext {
   readonly injections = new Map<string, number>();
   /** Every node process of the run, oldest first. */
   readonly nodes: NodeProcess[] = [];
-  readonly chainLock = new Lock();
-  readonly nodeLock = new Lock();
+  /** Mutexes over async sections (the store's Serial: each `run` starts when the previous one ended). */
+  readonly chainLock = new Serial();
+  readonly nodeLock = new Serial();
   /** Subscription ids the invariant is checked on. */
   readonly subscriptions: string[] = [];
   /** Subscriptions a flood created and has not deleted yet. */
