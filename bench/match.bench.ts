@@ -34,7 +34,7 @@
  * Targets (issue 4): >= 200,000 logs/s, RSS <= 150 MB. Last line: one JSON object.
  */
 import { spawn } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { SubscriptionIndex } from '../src/actors/matcher/subscription-index.ts';
 import { buildJob, eventTimestamp } from '../src/actors/matcher/jobs.ts';
 import type { ChainBlockMessage, ChainLog } from '../src/actors/matcher/messages.ts';
@@ -43,6 +43,7 @@ import { subscriptionSchema, type Subscription } from '../src/store/subscription
 import { newId } from '../src/store/ids.ts';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { bundleBench } from './bundled.ts';
 
 const SUBSCRIPTIONS = 100_000;
 const ENDPOINTS = 10_000;
@@ -144,10 +145,7 @@ else measure();
 async function launch(): Promise<void> {
   const source = fileURLToPath(import.meta.url);
   // Bundled exactly as bin/ethhook.mjs bundles the node, and run as it runs it (source maps on).
-  const { bundle } = (await import(pathToFileURL(fileURLToPath(new URL('../bin/bundle.mjs', import.meta.url))).href)) as {
-    bundle: (entry: string, name: string) => Promise<string>;
-  };
-  const file = await bundle('bench/match.bench.ts', 'bench-match');
+  const file = await bundleBench(import.meta.url);
   out('bench:match, measured in two child processes: bundled as bin/ethhook.mjs runs the node, then the sources under tsx');
   const bundled = await child('bundle', ['--enable-source-maps', file]);
   const tsx = await child('tsx', ['--import', 'tsx', source]);

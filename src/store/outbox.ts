@@ -156,7 +156,7 @@ export class Outbox {
   private readonly known = new Map<string, Job>();
   /** The webhook body (the payload's JSON) of jobs this instance wrote, serialized once with the job. */
   private readonly bodies = new WeakMap<Job, string>();
-  /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be leased). */
+  /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
 
