@@ -2,17 +2,24 @@
  * The delivery attempt log: one record per HTTP attempt (`{ jobId, endpointId, at, attempt?, status?,
  * durationMs, error? }`), listable per endpoint newest first, for the admin API.
  *
- * Each endpoint keeps its newest `keepPerEndpoint` records in a ring of as many slots, overwritten in
- * place: key `<endpointId>!<slot, 6 digits>` in the `attempts` sublevel, value the record plus `n`, the
- * endpoint's write sequence (slot = n mod keepPerEndpoint). A delivery costs one put and nothing else:
- * no deletes, no reads to find what to prune (a count-bounded log that deletes its oldest records pays
- * a key read and a delete per record, and leaves tombstones behind). Records are written by the Outbox
- * in the same batch as the job's state change (`putOp`).
+ * Records are stored in pages: the records of one endpoint that one batch writes (an outbox group
+ * commit carries every attempt decided since the previous one) go into ONE LevelDB value, key
+ * `<endpointId>!<n, 15 digits>` in the `attempts` sublevel, where `n` is the endpoint's sequence number
+ * of the page's first record (a record's own number is the page's plus its index). A group commit of
+ * 30 deliveries to 10 endpoints writes 10 puts, not 30: per-operation costs (the native batch call
+ * reads every operation's properties; LevelDB logs and indexes each) made the attempt record the
+ * largest part of what persisting a delivery cost (bench:deliver). A page holds PAGE_MAX records at
+ * most; larger groups split.
  *
- * The next `n` of an endpoint is kept in memory, read once per process from its slots (the largest `n`
- * plus one) by `ready(endpointIds)` before the first write; that read also deletes records in an older
- * key layout. `list` reads the endpoint's slots (at most keepPerEndpoint) and orders them by time,
- * newest first (then by `n`).
+ * Retention: `list` shows exactly the endpoint's newest `keepPerEndpoint` records (numbers >= next -
+ * keep). Older pages are removed in the background by a range `clear` (LevelDB iterates and deletes on
+ * its own thread; nothing is tracked in memory) each time keep / 2 more records were written (once the
+ * batch that wrote them has landed: `written()`), so an
+ * endpoint stores fewer than 1.5 x keep + PAGE_MAX records. `idle()` waits for those removals.
+ *
+ * The next number of an endpoint is kept in memory, read once per process from its newest page by
+ * `ready(endpointIds)` before the first write; that read also deletes records in older key layouts
+ * (before pages: a ring of one-record slots, `<endpointId>!<6 digits>`).
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
@@ -21,8 +28,10 @@ import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
 
 export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
 const MAX_ERROR_LENGTH = 2000;
-/** The slot part of a key (6 digits): keepPerEndpoint is at most 10^6. */
-const SLOT_DIGITS = 6;
+/** Digits of the sequence number in a page key. */
+const SEQ_DIGITS = 15;
+/** Records per page at most. */
+export const PAGE_MAX = 256;
 
 export const attemptRecordSchema = z.object({
   jobId: z.string().min(1),
@@ -37,22 +46,34 @@ export const attemptRecordSchema = z.object({
 });
 export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
 
-type StoredAttempt = AttemptRecord & { n: number };
+/** A stored page: the number of its first record, and its records in write order. */
+interface Page {
+  n: number;
+  r: AttemptRecord[];
+}
 
 export class AttemptLog {
   private readonly records;
-  /** Per endpoint whose slots were read: the next write sequence. */
+  /** The sublevel's key prefix: pages are written at the root with their full key (no per-operation sublevel work). */
+  private readonly prefix: string;
+  /** Per endpoint whose newest page was read: the next record's number. */
   private readonly next = new Map<string, number>();
+  /** Per endpoint: its next number when its old pages were last removed. */
+  private readonly trimmedAt = new Map<string, number>();
+  /** Endpoints whose old pages are to be removed once the batch being built is written. */
+  private readonly trimDue = new Set<string>();
   private readonly loading = new Map<string, Promise<void>>();
+  private readonly clearing = new Set<Promise<unknown>>();
 
   constructor(
     private readonly db: Db,
     readonly keepPerEndpoint = DEFAULT_ATTEMPTS_PER_ENDPOINT,
   ) {
-    if (!Number.isInteger(keepPerEndpoint) || keepPerEndpoint < 1 || keepPerEndpoint >= 10 ** SLOT_DIGITS) {
-      throw new RangeError(`attempts per endpoint must be an integer 1..${10 ** SLOT_DIGITS - 1}, got ${keepPerEndpoint}`);
+    if (!Number.isInteger(keepPerEndpoint) || keepPerEndpoint < 1 || keepPerEndpoint >= 10 ** 6) {
+      throw new RangeError(`attempts per endpoint must be an integer 1..${10 ** 6 - 1}, got ${keepPerEndpoint}`);
     }
-    this.records = sublevel<StoredAttempt>(db, 'attempts');
+    this.records = sublevel<Page>(db, 'attempts');
+    this.prefix = this.records.prefix;
   }
 
   /**
@@ -64,8 +85,8 @@ export class AttemptLog {
   }
 
   /**
-   * Resolves once the next write sequence of each endpoint is known (undefined, at once, when it is
-   * already): `putOp` needs it.
+   * Resolves once the next number of each endpoint is known (undefined, at once, when it is already):
+   * `pageOps` needs it.
    */
   ready(endpointIds: Iterable<string>): Promise<void> | undefined {
     let pending: Array<Promise<void>> | undefined;
@@ -82,54 +103,114 @@ export class AttemptLog {
   }
 
   /**
-   * The batch operation that stores `record` (checked) in its endpoint's next slot. The endpoint must
-   * be `ready`. Operations of one batch for one endpoint take successive slots.
+   * The batch operations that store `records` (checked by `check`; all of the endpoint `endpointId`,
+   * which must be `ready`) in order, as pages: calls for one endpoint take successive numbers. Starts
+   * the background removal of the endpoint's old pages when one is due (see the module header).
    */
-  putOp(record: AttemptRecord): BatchOp {
-    const value = checkRecord(record);
-    const n = this.next.get(value.endpointId);
-    if (n === undefined) throw new Error(`attempt log: endpoint ${value.endpointId} is not ready`);
-    this.next.set(value.endpointId, n + 1);
-    const key = `${value.endpointId}!${padNumber(n % this.keepPerEndpoint, SLOT_DIGITS)}`;
-    return { type: 'put', sublevel: this.records, key, value: { ...value, n } };
+  pageOps(endpointId: string, records: readonly AttemptRecord[]): BatchOp[] {
+    const n = this.next.get(endpointId);
+    if (n === undefined) throw new Error(`attempt log: endpoint ${endpointId} is not ready`);
+    const ops: BatchOp[] = [];
+    for (let i = 0; i < records.length; i += PAGE_MAX) {
+      const r = records.length <= PAGE_MAX ? records : records.slice(i, i + PAGE_MAX);
+      const key = `${this.prefix}${endpointId}!${padNumber(n + i, SEQ_DIGITS)}`;
+      ops.push({ type: 'put', key, value: JSON.stringify({ n: n + i, r }), valueEncoding: 'utf8' });
+    }
+    const next = n + records.length;
+    this.next.set(endpointId, next);
+    if (next - (this.trimmedAt.get(endpointId) ?? 0) >= this.keepPerEndpoint / 2) this.trimDue.add(endpointId);
+    return ops;
+  }
+
+  /**
+   * The batch holding `pageOps`' operations was written: starts the removals of old pages they made
+   * due (not before: a removal must not overtake the pages that make the old ones old).
+   */
+  written(): void {
+    for (const endpointId of this.trimDue) this.trim(endpointId, this.next.get(endpointId) ?? 0);
+    this.trimDue.clear();
   }
 
   /** Stores one record on its own (attempts that change no job, e.g. a probe). */
   async record(record: AttemptRecord): Promise<void> {
     const value = checkRecord(record);
     await this.ready([value.endpointId]);
-    await this.db.batch([this.putOp(value)]);
+    await this.db.batch(this.pageOps(value.endpointId, [value]));
+    this.written();
+  }
+
+  /** Resolves once the removals of old pages in progress are done: call it before closing the database. */
+  async idle(): Promise<void> {
+    while (this.clearing.size > 0) await Promise.allSettled([...this.clearing]);
   }
 
   /** Newest first (by time, then by write order); `before` (ms) keeps those strictly older. */
   async list(endpointId: string, options: { limit?: number; before?: number } = {}): Promise<AttemptRecord[]> {
     const prefix = `${endpointId}!`;
-    const stored = await this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` }).all();
+    const pages: Page[] = [];
+    for (const [key, page] of await this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` }).all()) {
+      if (isPageKey(key, prefix) && isPage(page)) pages.push(page);
+    }
+    const newest = pages[pages.length - 1];
+    const next = this.next.get(endpointId) ?? (newest ? newest.n + newest.r.length : 0);
+    const oldest = next - this.keepPerEndpoint;
     const before = options.before;
-    return stored
-      .filter(([key, r]) => isSlotKey(key, prefix) && typeof r.n === 'number' && (before === undefined || r.at < before))
-      .map(([, r]) => r)
+    const kept: Array<AttemptRecord & { n: number }> = [];
+    for (const page of pages) {
+      page.r.forEach((r, i) => {
+        if (page.n + i >= oldest && (before === undefined || r.at < before)) kept.push({ ...r, n: page.n + i });
+      });
+    }
+    return kept
       .sort((a, b) => b.at - a.at || b.n - a.n)
       .slice(0, options.limit ?? 100)
       .map(({ n: _n, ...record }) => record);
   }
 
-  /** Reads the endpoint's slots once: its next `n`; records in another key layout are deleted. */
+  /**
+   * Removes the endpoint's pages whose records are all older than its newest keepPerEndpoint: those
+   * numbered below next - keep - PAGE_MAX + 1 (a page holds PAGE_MAX records at most). A failed removal
+   * is tried again at the next write.
+   */
+  private trim(endpointId: string, next: number): void {
+    this.trimmedAt.set(endpointId, next);
+    const below = next - this.keepPerEndpoint - PAGE_MAX + 1;
+    if (below <= 0) return;
+    const prefix = `${endpointId}!`;
+    const clearing: Promise<unknown> = this.records
+      .clear({ gt: prefix, lt: `${prefix}${padNumber(below, SEQ_DIGITS)}` })
+      .catch(() => this.trimmedAt.delete(endpointId))
+      .finally(() => this.clearing.delete(clearing));
+    this.clearing.add(clearing);
+  }
+
+  /** Reads the endpoint's newest page once for its next number; records in other key layouts are deleted. */
   private async load(endpointId: string): Promise<void> {
     const prefix = `${endpointId}!`;
-    let top = -1;
+    let newest: string | undefined;
     const stale: string[] = [];
-    for await (const [key, r] of this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
-      if (isSlotKey(key, prefix) && typeof r.n === 'number') top = Math.max(top, r.n);
+    // Keys only (an endpoint has at most ~1.5 x keep): keys of the older layout sort among the pages.
+    for await (const key of this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
+      if (isPageKey(key, prefix)) newest = key;
       else stale.push(key);
     }
+    const page = newest === undefined ? undefined : await this.records.get(newest);
     if (stale.length > 0) await this.records.batch(stale.map((key) => ({ type: 'del' as const, key })));
-    if (!this.next.has(endpointId)) this.next.set(endpointId, top + 1);
+    if (!this.next.has(endpointId)) {
+      this.next.set(endpointId, isPage(page) ? page.n + page.r.length : 0);
+      // The first write removes what older processes left beyond the retention.
+      this.trimmedAt.set(endpointId, 0);
+    }
   }
 }
 
-function isSlotKey(key: string, prefix: string): boolean {
-  return key.length === prefix.length + SLOT_DIGITS && /^\d+$/.test(key.slice(prefix.length));
+function isPageKey(key: string, prefix: string): boolean {
+  return key.length === prefix.length + SEQ_DIGITS && /^\d+$/.test(key.slice(prefix.length));
+}
+
+function isPage(v: unknown): v is Page {
+  const page = v as Page | undefined;
+  return typeof page === 'object' && page !== null && Number.isSafeInteger(page.n) && page.n >= 0 && Array.isArray(page.r);
 }
 
 /**

@@ -1,12 +1,13 @@
 // Attempt records are checked by hand on the hot write path (AttemptLog.check), not parsed with zod:
 // over random records, valid and not, check accepts exactly what attemptRecordSchema accepts and keeps
-// exactly the schema's fields. And the ring of slots keeps exactly each endpoint's newest records.
+// exactly the schema's fields. And the pages keep exactly each endpoint's newest records, and no more
+// than the retention bound of them.
 import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttemptLog, attemptRecordSchema, type AttemptRecord } from '../../src/store/attempts.ts';
+import { AttemptLog, attemptRecordSchema, PAGE_MAX, type AttemptRecord } from '../../src/store/attempts.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 
 let dir: string;
@@ -69,32 +70,44 @@ describe('AttemptLog.check', () => {
   });
 });
 
-// The ring of slots: whatever the sequence of writes over a few endpoints (in batches, across
-// reopenings of the log), each endpoint lists exactly its newest keepPerEndpoint records, newest first.
-describe('AttemptLog ring', () => {
+// The pages: whatever the sequence of writes over a few endpoints (in batches, across reopenings of
+// the log), each endpoint lists exactly its newest keepPerEndpoint records, newest first, and stores
+// fewer than 1.5 x keep + PAGE_MAX of them once old pages are removed.
+describe('AttemptLog pages', () => {
   it('keeps exactly the newest records of each endpoint, across batches and reopenings', async () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 6 }),
-        fc.array(fc.record({ endpoint: fc.constantFrom('a', 'b'), batch: fc.integer({ min: 1, max: 9 }), reopen: fc.boolean() }), { maxLength: 12 }),
+        fc.array(fc.record({ endpoint: fc.constantFrom('a', 'b'), batch: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constant(PAGE_MAX + 3)), reopen: fc.boolean() }), { maxLength: 12 }),
         async (keep, writes) => {
           const prefix = `ep_ring${run++}_`;
           let log = new AttemptLog(db, keep);
           const written: Record<string, AttemptRecord[]> = { a: [], b: [] };
           let at = 1_700_000_000_000;
           for (const w of writes) {
-            if (w.reopen) log = new AttemptLog(db, keep);
+            if (w.reopen) {
+              await log.idle();
+              log = new AttemptLog(db, keep);
+            }
             const endpointId = `${prefix}${w.endpoint}`;
             const records = Array.from({ length: w.batch }, (_, i) => ({ jobId: `msg_${at}_${i}`, endpointId, at: at++, durationMs: 1 }));
             await log.ready([endpointId]);
-            await db.batch(records.map((r) => log.putOp(r)));
+            await db.batch(log.pageOps(endpointId, records));
+            log.written();
             written[w.endpoint]!.push(...records);
           }
           for (const e of ['a', 'b'] as const) {
             const listed = await new AttemptLog(db, keep).list(`${prefix}${e}`, { limit: 1000 });
             const expected = written[e]!.slice(-keep).reverse().map((r) => asStored(r));
             expect(listed.map((r) => asStored(r))).toEqual(expected);
+          }
+          await log.idle();
+          for (const e of ['a', 'b'] as const) {
+            const pages = await db.sublevel<string, { r: unknown[] }>('attempts', { valueEncoding: 'json' })
+              .values({ gt: `${prefix}${e}!`, lt: `${prefix}${e}!\xff` }).all();
+            const stored = pages.reduce((sum, p) => sum + p.r.length, 0);
+            expect(stored).toBeLessThan(1.5 * keep + PAGE_MAX);
           }
         },
       ),

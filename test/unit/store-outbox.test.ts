@@ -227,18 +227,19 @@ describe('counters and attempt records', () => {
   });
 });
 
-describe('attempt records in the older layout', () => {
-  // Records keyed by time (the layout before the ring of slots) are ignored by list and deleted when
-  // the endpoint's slots are first read.
+describe('attempt records in older layouts', () => {
+  // Records keyed by time (the first layout) and one-record ring slots (the second) are ignored by
+  // list and deleted when the endpoint's pages are first read.
   it('are ignored and deleted', async () => {
     const { db } = await freshDb();
     const legacy = sublevel<unknown>(db, 'attempts');
     await legacy.put(`ep_old!${String(T0).padStart(15, '0')}!000001`, { jobId: 'msg_old', endpointId: 'ep_old', at: T0, durationMs: 1 });
+    await legacy.put('ep_old!000007', { jobId: 'msg_slot', endpointId: 'ep_old', at: T0, durationMs: 1, n: 7 });
     const outbox = await Outbox.open(db, { now });
     expect(await outbox.attempts.list('ep_old')).toEqual([]);
     await outbox.attempts.record({ jobId: 'msg_new', endpointId: 'ep_old', at: T0 + 1, durationMs: 2 });
     expect((await outbox.attempts.list('ep_old')).map((r) => r.jobId)).toEqual(['msg_new']);
-    expect(await legacy.keys().all()).toEqual(['ep_old!000000']);
+    expect(await legacy.keys().all()).toEqual(['ep_old!000000000000000']);
   });
 });
 
@@ -268,10 +269,12 @@ describe('group commit', () => {
     const held = await outbox.due(T0, 100);
     const seen = watchBatches(db);
     const acked: string[] = [];
+    // Job writes are batched at the root with full keys.
+    const jobKey = (id: string) => `${sublevel(db, 'outbox-jobs').prefix}${id}`;
     const complete = (j: (typeof held)[number]) =>
       outbox.complete(j, { jobId: j.id, endpointId: j.endpointId, at: T0, status: 200, durationMs: 1 }).then((ok) => {
         // The durability contract: the job's deletion is written before the caller hears of it.
-        expect(seen.written.has(j.id)).toBe(true);
+        expect(seen.written.has(jobKey(j.id))).toBe(true);
         acked.push(j.id);
         return ok;
       });
