@@ -1,10 +1,10 @@
 // Standard Webhooks signing: the published test vector, and the reference library verifying our output.
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { isEthhookError } from '../../src/runtime/errors.ts';
-import { decodeSecret, signPayload } from '../../src/actors/deliverer/signing.ts';
+import { decodeSecret, SigningKey, signPayload } from '../../src/actors/deliverer/signing.ts';
 
 // The vector of the reference JavaScript library's test "sign function works"
 // (standard-webhooks/standard-webhooks, libraries/javascript/src/webhook.test.ts).
@@ -50,6 +50,25 @@ describe('the standardwebhooks library verifies what we sign', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  // SigningKey computes HMAC-SHA256 from the padded key blocks in a reused buffer: it must equal
+  // node's own HMAC for any key of 1..64 bytes and any body, string or bytes, small or larger than
+  // the buffer it starts with (multi-byte text included).
+  it('SigningKey equals createHmac for any key, string or bytes, of any size', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.oneof(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.string({ unit: 'grapheme', minLength: 6000, maxLength: 9000 })),
+        fc.boolean(),
+        (key, text, asBytes) => {
+          const body = asBytes ? Buffer.from(text) : text;
+          const expected = createHmac('sha256', key).update(`msg_1.1700000000.`).update(body).digest('base64');
+          expect(new SigningKey(Buffer.from(key)).sign('msg_1', 1_700_000_000, body)).toBe(`v1,${expected}`);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

@@ -38,7 +38,7 @@ import type { FailureStreak } from './disable.ts';
 import { Holds, type HoldKind } from './holds.ts';
 import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
 import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
-import { decodeSecret, signWithKeys } from './signing.ts';
+import { signingKey, signWithKeys, type SigningKey } from './signing.ts';
 
 export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'>;
 
@@ -85,8 +85,8 @@ export interface DeliveryLoopOptions {
 interface EndpointEntry {
   endpoint: Endpoint | undefined;
   url: URL | null;
-  /** The endpoint's live secrets, decoded (`decodeSecret`), newest first. */
-  keys: Buffer[];
+  /** The endpoint's live secrets, prepared for signing (`signingKey`), newest first. */
+  keys: SigningKey[];
   expiresAt: number;
 }
 
@@ -465,7 +465,7 @@ export class DeliveryLoop {
     const entry: EndpointEntry = {
       endpoint,
       url: endpoint ? new URL(endpoint.url) : null,
-      keys: endpoint && !endpoint.disabled ? this.deps.endpoints.activeSecrets(endpoint, now).map(decodeSecret) : [],
+      keys: endpoint && !endpoint.disabled ? this.deps.endpoints.activeSecrets(endpoint, now).map(signingKey) : [],
       expiresAt: now + this.cfg.endpointCacheMs,
     };
     this.cache.set(id, entry);
