@@ -3,7 +3,9 @@
  * durationMs, error? }`), listable per endpoint newest first, for the admin API.
  *
  * Records are stored in pages: the records of one endpoint that one batch writes (an outbox group
- * commit carries every attempt decided since the previous one) go into ONE LevelDB value, key
+ * commit carries every attempt decided since the previous one) go into ONE LevelDB value (`{ n, r }`,
+ * each record in `r` an array of its fields by position: `[jobId, at, attempt, status, durationMs,
+ * error]`, null for an absent one; the endpoint is the key's), key
  * `<endpointId>!<n, 15 digits>` in the `attempts` sublevel, where `n` is the endpoint's sequence number
  * of the page's first record (a record's own number is the page's plus its index). A group commit of
  * 30 deliveries to 10 endpoints writes 10 puts, not 30: per-operation costs (the native batch call
@@ -46,10 +48,13 @@ export const attemptRecordSchema = z.object({
 });
 export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
 
+/** A record as a page stores it: its fields by position, absent ones null; the endpoint is the key's. */
+type StoredRecord = [jobId: string, at: number, attempt: number | null, status: number | null, durationMs: number, error: string | null];
+
 /** A stored page: the number of its first record, and its records in write order. */
 interface Page {
   n: number;
-  r: AttemptRecord[];
+  r: StoredRecord[];
 }
 
 export class AttemptLog {
@@ -112,7 +117,11 @@ export class AttemptLog {
     if (n === undefined) throw new Error(`attempt log: endpoint ${endpointId} is not ready`);
     const ops: BatchOp[] = [];
     for (let i = 0; i < records.length; i += PAGE_MAX) {
-      const r = records.length <= PAGE_MAX ? records : records.slice(i, i + PAGE_MAX);
+      const r: StoredRecord[] = [];
+      for (let j = i; j < records.length && j < i + PAGE_MAX; j++) {
+        const { jobId, at, attempt, status, durationMs, error } = records[j]!;
+        r.push([jobId, at, attempt ?? null, status ?? null, durationMs, error ?? null]);
+      }
       const key = `${this.prefix}${endpointId}!${padNumber(n + i, SEQ_DIGITS)}`;
       ops.push({ type: 'put', key, value: JSON.stringify({ n: n + i, r }), valueEncoding: 'utf8' });
     }
@@ -157,8 +166,13 @@ export class AttemptLog {
     const before = options.before;
     const kept: Array<AttemptRecord & { n: number }> = [];
     for (const page of pages) {
-      page.r.forEach((r, i) => {
-        if (page.n + i >= oldest && (before === undefined || r.at < before)) kept.push({ ...r, n: page.n + i });
+      page.r.forEach(([jobId, at, attempt, status, durationMs, error], i) => {
+        if (page.n + i < oldest || (before !== undefined && at >= before)) return;
+        const record: AttemptRecord & { n: number } = { jobId, endpointId, at, durationMs, n: page.n + i };
+        if (attempt !== null) record.attempt = attempt;
+        if (status !== null) record.status = status;
+        if (error !== null) record.error = error;
+        kept.push(record);
       });
     }
     return kept
@@ -210,7 +224,10 @@ function isPageKey(key: string, prefix: string): boolean {
 
 function isPage(v: unknown): v is Page {
   const page = v as Page | undefined;
-  return typeof page === 'object' && page !== null && Number.isSafeInteger(page.n) && page.n >= 0 && Array.isArray(page.r);
+  return (
+    typeof page === 'object' && page !== null && Number.isSafeInteger(page.n) && page.n >= 0 &&
+    Array.isArray(page.r) && page.r.every((r) => Array.isArray(r) && r.length === 6)
+  );
 }
 
 /**
