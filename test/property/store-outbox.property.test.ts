@@ -1,7 +1,8 @@
 // The outbox against a model, on real LevelDB: rounds of enqueues, completes, reschedules, postpones,
-// dead letters and due scans all running at once (group commits, the due-scan lower bound and its
-// guard against scans that overlap writes). After every round a due scan returns exactly the model's
-// due jobs in due order, and the counters match.
+// dead letters, due scans and idle() waits all running at once (group commits, the due-scan lower
+// bound and its guard against scans that overlap writes), with the outbox reopened between some
+// rounds. After every round a due scan returns exactly the model's due jobs in due order, and the
+// counters match; once idle, the due index in LevelDB holds exactly the pending jobs' keys.
 import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,8 @@ type Op =
   | { kind: 'enqueue'; id: string; at: number }
   | { kind: 'complete' | 'dead'; id: string; whole: boolean }
   | { kind: 'reschedule' | 'postpone'; id: string; at: number; whole: boolean }
-  | { kind: 'scan'; now: number; limit: number };
+  | { kind: 'scan'; now: number; limit: number }
+  | { kind: 'idle' };
 
 const time = fc.integer({ min: -50, max: 50 }).map((d) => T0 + d * 10);
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -44,6 +46,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constantFrom('complete' as const, 'dead' as const), id: fc.constantFrom(...IDS), whole: fc.boolean() }),
   fc.record({ kind: fc.constantFrom('reschedule' as const, 'postpone' as const), id: fc.constantFrom(...IDS), at: time, whole: fc.boolean() }),
   fc.record({ kind: fc.constant('scan' as const), now: time, limit: fc.integer({ min: 1, max: 8 }) }),
+  fc.record({ kind: fc.constant('idle' as const) }),
 );
 
 const dueKey = (at: number, id: string) => `${String(at).padStart(15, '0')}!${id}`;
@@ -51,14 +54,18 @@ const dueKey = (at: number, id: string) => `${String(at).padStart(15, '0')}!${id
 describe('Outbox against a model', () => {
   it('concurrent rounds of changes and scans: every later scan is exact, counters too', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 8 }), async (rounds) => {
+      fc.asyncProperty(
+        fc.array(fc.record({ ops: fc.array(opArb, { minLength: 1, maxLength: 12 }), reopen: fc.boolean() }), { minLength: 1, maxLength: 8 }),
+        async (rounds) => {
         const dir = await mkdtemp(join(tmpdir(), 'ethhook-outbox-prop-'));
         const db = await openDb(dir);
         try {
-          const outbox = await Outbox.open(db, { now: () => T0 });
+          let outbox = await Outbox.open(db, { now: () => T0 });
           const pending = new Map<string, number>(); // id -> nextAttemptAt
           const parked = new Set<string>();
-          for (const round of rounds) {
+          for (const { ops: round, reopen } of rounds) {
+            // A new instance over the same LevelDB, as after a restart.
+            if (reopen) outbox = await Outbox.open(db, { now: () => T0 });
             // Within a round: enqueue only new ids, change only ids pending before it, one op per id.
             const before = new Map(pending);
             const copies = new Map<string, Job>((await outbox.due(T0 + 10_000, IDS.length)).map((j) => [j.id, j]));
@@ -67,6 +74,10 @@ describe('Outbox against a model', () => {
             for (const op of round) {
               if (op.kind === 'scan') {
                 running.push(outbox.due(op.now, op.limit));
+                continue;
+              }
+              if (op.kind === 'idle') {
+                running.push(outbox.idle());
                 continue;
               }
               if (used.has(op.id)) continue;
@@ -95,11 +106,15 @@ describe('Outbox against a model', () => {
             expect(outbox.depth()).toBe(pending.size);
             expect(outbox.deadLetterCount()).toBe(parked.size);
           }
+          await outbox.idle();
+          const index = await db.sublevel<string, string>('outbox-due', { valueEncoding: 'json' }).keys().all();
+          expect(index).toEqual([...pending].map(([id, at]) => dueKey(at, id)).sort());
         } finally {
           await db.close();
           await rm(dir, { recursive: true, force: true });
         }
-      }),
+        },
+      ),
       { numRuns: 60 },
     );
   }, 60_000);
