@@ -372,7 +372,10 @@ export class Outbox {
 
   /** After a 2xx: deletes the job (and records the attempt). Resolves false when the job was already gone. */
   async complete(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<boolean> {
-    const [before] = await this.change(job, { kind: 'complete', ...this.attemptParts(attempt) });
+    // Built field by field, not spread: this runs once per webhook.
+    const change: JobChange = { kind: 'complete' };
+    if (attempt) change.attempt = this.attempts.check(attempt);
+    const [before] = await this.change(job, change);
     return before !== undefined;
   }
 
@@ -492,10 +495,11 @@ export class Outbox {
         const before = current.get(id);
         let after: Job | undefined;
         if (before !== undefined) {
-          dueWrites.push([dueKey(before), false]);
+          const key = dueKey(before);
+          dueWrites.push([key, false]);
           switch (change.kind) {
             case 'complete':
-              ops.push(...this.delJobOps(before));
+              ops.push({ type: 'del', key: this.jobsPrefix + id }, { type: 'del', key: this.duePrefix + key });
               gone++;
               break;
             case 'dead-letter': {
@@ -508,7 +512,7 @@ export class Outbox {
             case 'reschedule':
             case 'postpone':
               after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
-              ops.push({ type: 'del', key: this.duePrefix + dueKey(before) }, ...this.putJobOps(after, this.bodies.get(before)));
+              ops.push({ type: 'del', key: this.duePrefix + key }, ...this.putJobOps(after, this.bodies.get(before)));
               dueWrites.push([dueKey(after), true]);
               break;
           }

@@ -302,6 +302,11 @@ export class DeliveryLoop {
 
   private dispatch(job: Job): void {
     this.sending++;
+    this.inFlight.set(job.id, this.attempt(job));
+  }
+
+  /** One job from dispatch to its settled outbox write (one async frame: this runs once per webhook). */
+  private async attempt(job: Job): Promise<void> {
     let sent = false;
     const doneSending = (): void => {
       if (sent) return;
@@ -309,26 +314,21 @@ export class DeliveryLoop {
       this.sending--;
       this.slotFreed();
     };
-    const run = this.deliver(job, doneSending)
-      .then(
-        (kept) => {
-          if (!kept) this.taken.delete(job.id);
-          // A new hold: the loop's sleep must end by its release time.
-          else this.wake();
-        },
-        (err: unknown) => {
-          this.deps.logger.error({ err, jobId: job.id, endpointId: job.endpointId }, 'delivery failed unexpectedly; job held back');
-          if (!this.holds.add(job.endpointId, job, 'error', this.now() + this.cfg.errorHoldMs)) this.taken.delete(job.id);
-          this.wake();
-        },
-      )
-      .finally(() => {
-        const wasFull = this.inFlight.size >= this.maxInFlight;
-        this.inFlight.delete(job.id);
-        if (!sent) doneSending();
-        else if (wasFull) this.slotFreed();
-      });
-    this.inFlight.set(job.id, run);
+    try {
+      const kept = await this.deliver(job, doneSending);
+      if (!kept) this.taken.delete(job.id);
+      // A new hold: the loop's sleep must end by its release time.
+      else this.wake();
+    } catch (err) {
+      this.deps.logger.error({ err, jobId: job.id, endpointId: job.endpointId }, 'delivery failed unexpectedly; job held back');
+      if (!this.holds.add(job.endpointId, job, 'error', this.now() + this.cfg.errorHoldMs)) this.taken.delete(job.id);
+      this.wake();
+    } finally {
+      const wasFull = this.inFlight.size >= this.maxInFlight;
+      this.inFlight.delete(job.id);
+      if (!sent) doneSending();
+      else if (wasFull) this.slotFreed();
+    }
   }
 
   /** Resolves true when the job stays with us (held), false when the outbox has it back. */
