@@ -21,7 +21,7 @@
  * shared machine the rates swing from run to run, the CPU cost per webhook much less.
  *
  * Runs bundled, as bin/ethhook.mjs runs the node (bundled.ts); BENCH_SOURCES=1 runs the sources under tsx.
- * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10), BENCH_ROUNDS (2).
+ * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10), BENCH_ROUNDS (4).
  * Target: deliveries_per_s >= 0.6 × raw_undici_per_s. Last line: one JSON object.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -45,7 +45,7 @@ import { asShipped, execArgvFor } from './bundled.ts';
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 
 if (process.argv.includes('--receiver')) {
   const server = createServer((req, res) => {
