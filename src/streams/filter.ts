@@ -77,8 +77,9 @@ export const streamQuerySchema = z.strictObject({
 
 /** Parses a raw query string (without `?`). Throws a 400 EthhookError naming the field. */
 export function parseStreamQuery(search: string): StreamQuery {
-  const raw: Record<string, string> = {};
-  for (const [key, value] of new URLSearchParams(search)) raw[key] = key in raw ? `${raw[key]},${value}` : value;
+  // No prototype: a key like `__proto__` or `constructor` is a key like any other (and unknown).
+  const raw: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [key, value] of new URLSearchParams(search)) raw[key] = Object.hasOwn(raw, key) ? `${raw[key]},${value}` : value;
   const result = streamQuerySchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
