@@ -51,7 +51,7 @@ export interface EndpointPort {
 }
 
 export interface WebhookPoster {
-  post(url: URL, headers: Record<string, string>, body: string): Promise<HttpAttempt>;
+  post(url: URL, headers: Record<string, string>, body: string | Buffer): Promise<HttpAttempt>;
 }
 
 export interface DeliveryLoopDeps {
@@ -352,7 +352,9 @@ export class DeliveryLoop {
       return this.holdBack(job, admission.why, now, admission.waitMs, intervalMs);
     }
 
-    const body = this.deps.outbox.bodyOf(job);
+    // Encoded once: the signature hashes these bytes and the client sends them (a string body would be
+    // encoded twice, for each).
+    const body = Buffer.from(this.deps.outbox.bodyOf(job));
     const headers = signWithKeys({ id: job.id, timestamp: Math.floor(now / 1000), body, keys: entry.keys });
     // The client copies the headers onto its own (content-type, user-agent): no copy here.
     const result = await this.deps.client.post(entry.url, headers, body);
