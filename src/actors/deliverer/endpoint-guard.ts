@@ -81,11 +81,12 @@ export class EndpointGuards {
     this.apply(endpointId, g, r.state, r.transition);
     const d = recordForDisable(g.streak, outcome === 'success', now, reason, this.disableCfg);
     g.streak = d.streak;
-    return {
-      ...(r.transition ? { transition: r.transition } : {}),
-      ...(d.disableReason ? { disableReason: d.disableReason } : {}),
-      ...('persist' in d ? { persist: d.persist } : {}),
-    };
+    // Assigned, not spread: this runs once per webhook (conditional spreads take V8's slow path).
+    const result: { transition?: Transition; disableReason?: string; persist?: FailureStreak } = {};
+    if (r.transition) result.transition = r.transition;
+    if (d.disableReason) result.disableReason = d.disableReason;
+    if ('persist' in d) result.persist = d.persist;
+    return result;
   }
 
   /** Resumes a failure streak stored with the endpoint (after a restart), unless one runs in memory. */

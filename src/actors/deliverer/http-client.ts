@@ -181,13 +181,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   private finish(error: { kind: FailureKind; message: string } | undefined): void {
     if (this.done) return;
     this.done = true;
-    this.onDone({
+    const chunks = this.chunks;
+    const outcome: HttpAttempt = {
       status: this.status,
       durationMs: performance.now() - this.started,
-      bodySnippet: this.size === 0 ? '' : Buffer.concat(this.chunks, this.size).toString('utf8'),
-      ...(this.retryAfter !== undefined ? { retryAfter: this.retryAfter } : {}),
-      ...(error ? { error } : {}),
-    });
+      bodySnippet: this.size === 0 ? '' : (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size)).toString('utf8'),
+    };
+    // Assigned, not spread: this runs once per attempt (conditional spreads take V8's slow path).
+    if (this.retryAfter !== undefined) outcome.retryAfter = this.retryAfter;
+    if (error) outcome.error = error;
+    this.onDone(outcome);
   }
 }
 
