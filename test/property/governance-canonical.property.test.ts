@@ -71,12 +71,15 @@ describe('canonicalJson', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string({ maxLength: 6, unit: 'binary' }), fc.integer()), (obj) => {
         const text = canonicalJson(obj);
-        expect(Object.keys(JSON.parse(text))).toEqual(Object.keys(obj).sort());
+        // The same keys (as a set: a parsed object lists integer-like keys such as "0" first, whatever
+        // the text's order); their order is read from the text itself below.
+        expect(new Set(Object.keys(JSON.parse(text)))).toEqual(new Set(Object.keys(obj)));
         const keysInText = [...text.matchAll(/(?:^\{|,)("(?:[^"\\]|\\.)*"):/g)].map((m) => JSON.parse(m[1]!) as string);
         expect(keysInText).toEqual(Object.keys(obj).sort());
         expect(text.replace(/"(?:[^"\\]|\\.)*"/g, '')).not.toMatch(/\s/);
       }),
-      { numRuns: 500 },
+      // Found on a random seed: "" sorts before "0", which a parsed object lists first.
+      { numRuns: 500, examples: [[{ '0': 0, '': 0 }]] },
     );
   });
 });
