@@ -9,29 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db.ts';
-import { Outbox, type Job, type NewJob } from '../../src/store/outbox.ts';
+import { Outbox, type Job } from '../../src/store/outbox.ts';
+import { newJob } from '../support/jobs.ts';
 
 const T0 = 1_700_000_000_000;
 const IDS = Array.from({ length: 24 }, (_, i) => `msg_${String(i).padStart(2, '0')}`);
-
-function newJob(id: string, nextAttemptAt: number): NewJob {
-  return {
-    id,
-    endpointId: 'ep_a',
-    subscriptionId: 'sub_1',
-    type: 'log.created',
-    nextAttemptAt,
-    eventSeenAt: T0,
-    payload: {
-      type: 'log.created',
-      timestamp: new Date(T0).toISOString(),
-      data: {
-        chainId: 1, blockNumber: 1, blockHash: '0x' + '1'.repeat(64), transactionHash: '0x' + '2'.repeat(64),
-        logIndex: 0, address: '0x' + '3'.repeat(40), topics: [], data: '0x', subscriptionId: 'sub_1',
-      },
-    },
-  };
-}
 
 type Op =
   | { kind: 'enqueue'; id: string; at: number }
@@ -85,7 +67,7 @@ describe('Outbox against a model', () => {
               const ref = (whole: boolean) => (whole ? copies.get(op.id)! : op.id);
               if (op.kind === 'enqueue') {
                 if (before.has(op.id) || parked.has(op.id)) continue;
-                running.push(outbox.enqueueBatch([newJob(op.id, op.at)]));
+                running.push(outbox.enqueueBatch([newJob(op.id, 'ep_a', { nextAttemptAt: op.at }, T0)]));
                 pending.set(op.id, op.at);
               } else if (before.has(op.id)) {
                 if (op.kind === 'complete') running.push(outbox.complete(ref(op.whole)));

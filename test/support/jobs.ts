@@ -1,5 +1,25 @@
-/** Outbox jobs for Deliverer tests: `n` log.created jobs to one endpoint, ids `msg_<tag>_<i>`. */
+/** Outbox jobs for tests: one log.created job (`newJob`), or `n` to one endpoint with ids `msg_<tag>_<i>` (`jobsFor`). */
 import type { NewJob } from '../../src/store/outbox.ts';
+
+/** One log.created job to `endpointId`, seen at `seenAt` (ms); `extra` overrides any field (nextAttemptAt, ...). */
+export function newJob(id: string, endpointId = 'ep_a', extra: Partial<NewJob> = {}, seenAt = Date.now()): NewJob {
+  return {
+    id,
+    endpointId,
+    subscriptionId: 'sub_1',
+    type: 'log.created',
+    payload: {
+      type: 'log.created',
+      timestamp: new Date(seenAt).toISOString(),
+      data: {
+        chainId: 1, blockNumber: 10, blockHash: '0x' + '1'.repeat(64), transactionHash: '0x' + '2'.repeat(64),
+        logIndex: 0, address: '0x' + '3'.repeat(40), topics: [], data: '0x', subscriptionId: 'sub_1',
+      },
+    },
+    eventSeenAt: seenAt,
+    ...extra,
+  };
+}
 
 export function jobsFor(endpointId: string, n: number, tag: string, eventSeenAt = Date.now()): NewJob[] {
   return Array.from({ length: n }, (_, i) => ({

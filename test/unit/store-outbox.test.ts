@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDb, sublevel, type Db } from '../../src/store/db.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { newJob } from '../support/jobs.ts';
 
 const T0 = 1_700_000_000_000;
 let clock = T0;
@@ -28,23 +29,9 @@ beforeEach(() => {
   clock = T0;
 });
 
+/** A job seen at T0 - 5, as the tests below assume. */
 function job(id: string, endpointId = 'ep_a', extra: Partial<NewJob> = {}): NewJob {
-  return {
-    id,
-    endpointId,
-    subscriptionId: 'sub_1',
-    type: 'log.created',
-    payload: {
-      type: 'log.created',
-      timestamp: new Date(T0).toISOString(),
-      data: {
-        chainId: 1, blockNumber: 10, blockHash: '0x' + '1'.repeat(64), transactionHash: '0x' + '2'.repeat(64),
-        logIndex: 0, address: '0x' + '3'.repeat(40), topics: [], data: '0x', subscriptionId: 'sub_1',
-      },
-    },
-    eventSeenAt: T0 - 5,
-    ...extra,
-  };
+  return newJob(id, endpointId, { eventSeenAt: T0 - 5, ...extra }, T0);
 }
 
 describe('enqueue', () => {
