@@ -161,8 +161,11 @@ export class Outbox {
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
-  /** The webhook body (the payload's JSON) of jobs this instance wrote, serialized once with the job. */
-  private readonly bodies = new WeakMap<Job, string>();
+  /**
+   * The webhook body (the payload's JSON, UTF-8) of jobs this instance wrote, serialized and encoded
+   * once with the job, or built at the first `bodyOf`.
+   */
+  private readonly bodies = new WeakMap<Job, Buffer>();
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
@@ -226,7 +229,7 @@ export class Outbox {
       const [live, parked] = ids.length > 0 ? await Promise.all([this.jobs.getMany(ids), this.dead.getMany(ids)]) : [[], []];
       const toWrite = fresh.filter((_, i) => live[i] === undefined && parked[i] === undefined);
       const ops: BatchOp[] = [...extraOps];
-      for (const job of toWrite) ops.push(...this.putJobOps(job, JSON.stringify(job.payload)));
+      for (const job of toWrite) ops.push(...this.putJobOps(job, payloadBytes(job)));
       if (ops.length > 0) await this.db.batch(ops);
       for (const job of toWrite) {
         this.noteDueKey(dueKey(job));
@@ -335,9 +338,17 @@ export class Outbox {
     return this.refilling;
   }
 
-  /** The webhook body of a job: the JSON of its payload (kept from when this instance wrote the job, when it did). */
-  bodyOf(job: Job): string {
-    return this.bodies.get(job) ?? JSON.stringify(job.payload);
+  /**
+   * The webhook body of a job as bytes: the JSON of its payload, encoded once per job (when this
+   * instance wrote it, or at the first call), so retries and the signature reuse them. Not to be changed.
+   */
+  bodyOf(job: Job): Buffer {
+    let body = this.bodies.get(job);
+    if (body === undefined) {
+      body = payloadBytes(job);
+      this.bodies.set(job, body);
+    }
+    return body;
   }
 
   /** Resolves once every queued change is written: call it before closing the database. */
@@ -439,7 +450,7 @@ export class Outbox {
     const now = this.now();
     const jobs = letters.map((l) => ({ ...l.job, attempt: 0, nextAttemptAt: now }));
     const ops: BatchOp[] = letters.flatMap((l) => this.delDeadOps(l));
-    for (const job of jobs) ops.push(...this.putJobOps(job, JSON.stringify(job.payload)));
+    for (const job of jobs) ops.push(...this.putJobOps(job, payloadBytes(job)));
     await this.db.batch(ops);
     for (const job of jobs) {
       this.noteDueKey(dueKey(job));
@@ -582,15 +593,18 @@ export class Outbox {
   }
 
   /**
-   * With `body` (the payload's JSON), the job's record is that text spliced into the rest of the job's
-   * JSON, the same value the JSON encoding would write, and `bodyOf(job)` serves it: the payload is
-   * serialized once per job, not once for the store and again for every attempt.
+   * With `body` (the payload's JSON, UTF-8), the job's record is those bytes spliced into the rest of
+   * the job's JSON, the same value the JSON encoding would write, and `bodyOf(job)` serves them: the
+   * payload is serialized and encoded once per job, not for the store and again for every attempt.
    */
-  private putJobOps(job: Job, body?: string): BatchOp[] {
+  private putJobOps(job: Job, body?: Buffer): BatchOp[] {
+    const put: BatchOp =
+      body === undefined
+        ? { type: 'put', key: this.jobsPrefix + job.id, value: JSON.stringify(job), valueEncoding: 'utf8' }
+        : { type: 'put', key: this.jobsPrefix + job.id, value: encodeWithBody(job, body), valueEncoding: 'buffer' };
     if (body !== undefined) this.bodies.set(job, body);
-    const value = body === undefined ? JSON.stringify(job) : encodeWithBody(job, body);
     return [
-      { type: 'put', key: this.jobsPrefix + job.id, value, valueEncoding: 'utf8' },
+      put,
       { type: 'put', key: this.duePrefix + dueKey(job), value: JSON.stringify(job.id), valueEncoding: 'utf8' },
     ];
   }
@@ -632,10 +646,21 @@ function finiteTime(at: number, what: string): number {
 /** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
 const DUE_ID_AT = 16;
 
-/** The job's JSON with `body` as its payload: `{...the other fields,"payload":<body>}`. */
-function encodeWithBody(job: Job, body: string): string {
+/** The payload's JSON, UTF-8. */
+function payloadBytes(job: Job): Buffer {
+  return Buffer.from(JSON.stringify(job.payload));
+}
+
+/** The job's JSON with `body` as its payload: `{...the other fields,"payload":<body>}`, UTF-8. */
+function encodeWithBody(job: Job, body: Buffer): Buffer {
   const rest = JSON.stringify({ ...job, payload: undefined });
-  return `${rest.slice(0, -1)},"payload":${body}}`;
+  const head = `${rest.slice(0, -1)},"payload":`;
+  const headLength = Buffer.byteLength(head);
+  const value = Buffer.allocUnsafe(headLength + body.length + 1);
+  value.write(head, 0);
+  body.copy(value, headLength);
+  value[value.length - 1] = 0x7d; // }
+  return value;
 }
 
 function attemptEndpointsOf(group: readonly QueuedChange[]): Set<string> {

@@ -486,25 +486,32 @@ describe('a backlog larger than the in-memory due window', () => {
 });
 
 describe('the webhook body', () => {
-  // The payload is serialized once, with the job's record: the stored record is exactly the job's JSON,
-  // and bodyOf serves the payload's JSON, through a reschedule and for a job read back after a reopen.
+  // The payload is serialized and encoded once, with the job's record: the stored record is exactly the
+  // job's JSON (UTF-8, multi-byte characters included), and bodyOf serves the payload's JSON as those
+  // bytes, the same ones at every call, through a reschedule and for a job read back after a reopen.
   it('is stored within the job record and served by bodyOf, before and after a reopen', async () => {
     const { db } = await freshDb();
     let outbox = await Outbox.open(db, { now });
     const j = job('msg_body');
+    j.payload.data.subscriptionId = 'sub_é€😀';
     await outbox.enqueueBatch([j]);
     const expected = JSON.stringify(j.payload);
     const [due] = await outbox.due(T0, 1);
-    expect(outbox.bodyOf(due!)).toBe(expected);
+    const body = outbox.bodyOf(due!);
+    expect(body.toString('utf8')).toBe(expected);
+    expect(body.length).toBe(Buffer.byteLength(expected));
+    expect(outbox.bodyOf(due!)).toBe(body);
     const raw = await sublevel<string>(db, 'outbox-jobs').get('msg_body', { valueEncoding: 'utf8' });
     expect(JSON.parse(raw!)).toEqual(await outbox.get('msg_body'));
     expect(await outbox.get('msg_body')).toMatchObject({ id: 'msg_body', attempt: 0, payload: j.payload });
 
     const moved = await outbox.reschedule(due!, T0 + 10);
-    expect(outbox.bodyOf(moved!)).toBe(expected);
+    expect(outbox.bodyOf(moved!)).toBe(body);
     outbox = await Outbox.open(db, { now });
     const [again] = await outbox.due(T0 + 10, 1);
     expect(again).toMatchObject({ id: 'msg_body', attempt: 1, payload: j.payload });
-    expect(outbox.bodyOf(again!)).toBe(expected);
+    const read = outbox.bodyOf(again!);
+    expect(read.toString('utf8')).toBe(expected);
+    expect(outbox.bodyOf(again!)).toBe(read);
   });
 });

@@ -352,9 +352,9 @@ export class DeliveryLoop {
       return this.holdBack(job, admission.why, now, admission.waitMs, intervalMs);
     }
 
-    // Encoded once: the signature hashes these bytes and the client sends them (a string body would be
-    // encoded twice, for each).
-    const body = Buffer.from(this.deps.outbox.bodyOf(job));
+    // Bytes, encoded once per job by the outbox: the signature hashes them and the client sends them
+    // as they are (a string would be encoded for each, at every attempt).
+    const body = this.deps.outbox.bodyOf(job);
     const headers = signWithKeys({ id: job.id, timestamp: Math.floor(now / 1000), body, keys: entry.keys });
     // The client copies the headers onto its own (content-type, user-agent): no copy here.
     const result = await this.deps.client.post(entry.url, headers, body);

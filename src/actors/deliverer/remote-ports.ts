@@ -95,9 +95,9 @@ export class RemoteOutbox implements OutboxPort {
     return () => {};
   }
 
-  /** The webhook body: jobs arrive here as parsed JSON, so the payload is serialized again. */
-  bodyOf(job: Job): string {
-    return JSON.stringify(job.payload);
+  /** The webhook body as bytes: jobs arrive here as parsed JSON, so the payload is serialized again. */
+  bodyOf(job: Job): Buffer {
+    return Buffer.from(JSON.stringify(job.payload));
   }
 
   private write<T>(op: WriteOp): Promise<T> {
