@@ -20,17 +20,26 @@
  * so they are journaled from `beginRefill` and applied again in order once the read is merged. A
  * window trimmed during the read drops what was read (it would start above a gap) and refills again.
  *
- * Storage: sorted chunks of at most CHUNK keys (binary search to the chunk, then within it), so an
- * insert or delete moves at most a chunk, never the whole window.
+ * Storage: sorted chunks of at most CHUNK entries (binary search to the chunk, then within it), so an
+ * insert or delete moves at most a chunk, never the whole window. Each entry keeps its key with the id
+ * in it (the key from `idAt` on), as the string the outbox gave (`add(key, id)`: the job's own id,
+ * whose hash the outbox's maps have already computed), so `take` hands out ids and checks `exclude`
+ * without cutting a new string out of every key it walks.
  */
 
 const CHUNK = 512;
 export const DEFAULT_DUE_WINDOW = 100_000;
 
-type JournalOp = [op: 'add' | 'delete', key: string];
+/** One key of the index and the id in it. Handed out by `take`: read, never changed. */
+export interface DueEntry {
+  readonly key: string;
+  readonly id: string;
+}
+
+type JournalOp = [op: 'add', entry: DueEntry] | [op: 'delete', key: string];
 
 export class DueWindow {
-  private chunks: string[][] = [];
+  private chunks: DueEntry[][] = [];
   private count = 0;
   /** Every key of the index is here. When false, every key <= `max` is. */
   private whole = true;
@@ -39,7 +48,11 @@ export class DueWindow {
   /** The window was trimmed while a refill read: what it read starts above a gap, so it is dropped. */
   private trimmedDuringRefill = false;
 
-  constructor(readonly capacity = DEFAULT_DUE_WINDOW) {
+  /** `idAt`: where the id starts in a key. */
+  constructor(
+    readonly capacity = DEFAULT_DUE_WINDOW,
+    private readonly idAt = 0,
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`due window capacity must be a positive integer, got ${capacity}`);
   }
 
@@ -57,10 +70,11 @@ export class DueWindow {
     return this.whole ? undefined : this.max;
   }
 
-  /** A key was written to the index. */
-  add(key: string): void {
-    this.journal?.push(['add', key]);
-    this.insert(key);
+  /** A key was written to the index; `id` is the id in it (default: cut from the key). */
+  add(key: string, id = key.slice(this.idAt)): void {
+    const entry: DueEntry = { key, id };
+    this.journal?.push(['add', entry]);
+    this.insert(entry);
   }
 
   /** A key was deleted from the index. */
@@ -71,25 +85,25 @@ export class DueWindow {
 
   /** The first key, or undefined when the window is empty (check `complete` before concluding the index is). */
   first(): string | undefined {
-    return this.chunks[0]?.[0];
+    return this.chunks[0]?.[0]?.key;
   }
 
   /**
-   * Up to `limit` keys below `end` (exclusive), in order, whose id part (from `idAt`) is not in
-   * `exclude`. `exhausted` is true when the walk ran off the end of an incomplete window below `end`:
-   * more may wait in LevelDB.
+   * Up to `limit` entries with keys below `end` (exclusive), in order, whose id is not in `exclude`.
+   * `exhausted` is true when the walk ran off the end of an incomplete window below `end`: more may
+   * wait in LevelDB.
    */
-  take(end: string, limit: number, idAt: number, exclude?: ReadonlySet<string>): { keys: string[]; exhausted: boolean } {
-    const keys: string[] = [];
+  take(end: string, limit: number, exclude?: ReadonlySet<string>): { entries: DueEntry[]; exhausted: boolean } {
+    const entries: DueEntry[] = [];
     for (const chunk of this.chunks) {
-      for (const key of chunk) {
-        if (key >= end) return { keys, exhausted: false };
-        if (exclude !== undefined && exclude.has(key.slice(idAt))) continue;
-        keys.push(key);
-        if (keys.length >= limit) return { keys, exhausted: false };
+      for (const entry of chunk) {
+        if (entry.key >= end) return { entries, exhausted: false };
+        if (exclude !== undefined && exclude.has(entry.id)) continue;
+        entries.push(entry);
+        if (entries.length >= limit) return { entries, exhausted: false };
       }
     }
-    return { keys, exhausted: !this.whole && this.max < end };
+    return { entries, exhausted: !this.whole && this.max < end };
   }
 
   /** Starts journaling the writes that land while a refill reads LevelDB. */
@@ -109,11 +123,11 @@ export class DueWindow {
       // Open the range first: the keys read are now known up to the last of them (or entirely).
       if (reachedEnd) this.whole = true;
       else if (keys.length > 0) this.max = keys[keys.length - 1]!;
-      for (const key of keys) this.insert(key);
+      for (const key of keys) this.insert({ key, id: key.slice(this.idAt) });
     }
-    for (const [op, key] of journal) {
-      if (op === 'add') this.insert(key);
-      else this.remove(key);
+    for (const op of journal) {
+      if (op[0] === 'add') this.insert(op[1]);
+      else this.remove(op[1]);
     }
   }
 
@@ -122,11 +136,12 @@ export class DueWindow {
     this.journal = null;
   }
 
-  private insert(key: string): void {
+  private insert(entry: DueEntry): void {
+    const key = entry.key;
     if (!this.whole && key > this.max) return;
     const chunks = this.chunks;
     if (chunks.length === 0) {
-      chunks.push([key]);
+      chunks.push([entry]);
       this.count = 1;
       this.trim();
       return;
@@ -134,9 +149,9 @@ export class DueWindow {
     const c = this.chunkFor(key);
     const chunk = chunks[c]!;
     const i = lowerBound(chunk, key);
-    if (chunk[i] === key) return;
-    if (i === chunk.length) chunk.push(key);
-    else chunk.splice(i, 0, key);
+    if (chunk[i]?.key === key) return;
+    if (i === chunk.length) chunk.push(entry);
+    else chunk.splice(i, 0, entry);
     this.count++;
     if (chunk.length > 2 * CHUNK) chunks.splice(c + 1, 0, chunk.splice(CHUNK));
     this.trim();
@@ -147,7 +162,7 @@ export class DueWindow {
     const c = this.chunkFor(key);
     const chunk = this.chunks[c]!;
     const i = lowerBound(chunk, key);
-    if (chunk[i] !== key) return;
+    if (chunk[i]?.key !== key) return;
     if (i === 0) chunk.shift();
     else chunk.splice(i, 1);
     this.count--;
@@ -162,7 +177,7 @@ export class DueWindow {
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       const chunk = chunks[mid]!;
-      if (chunk[chunk.length - 1]! < key) lo = mid + 1;
+      if (chunk[chunk.length - 1]!.key < key) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -186,16 +201,16 @@ export class DueWindow {
     this.whole = false;
     if (this.journal !== null) this.trimmedDuringRefill = true;
     const last = chunks[chunks.length - 1]!;
-    this.max = last[last.length - 1]!;
+    this.max = last[last.length - 1]!.key;
   }
 }
 
-function lowerBound(chunk: readonly string[], key: string): number {
+function lowerBound(chunk: readonly DueEntry[], key: string): number {
   let lo = 0;
   let hi = chunk.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (chunk[mid]! < key) lo = mid + 1;
+    if (chunk[mid]!.key < key) lo = mid + 1;
     else hi = mid;
   }
   return lo;

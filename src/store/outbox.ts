@@ -183,7 +183,7 @@ export class Outbox {
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
     this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
-    this.window = new DueWindow(options.dueWindow);
+    this.window = new DueWindow(options.dueWindow, DUE_ID_AT);
   }
 
   static async open(db: Db, options: OutboxOptions = {}): Promise<Outbox> {
@@ -232,7 +232,7 @@ export class Outbox {
       for (const job of toWrite) ops.push(...this.putJobOps(job, payloadBytes(job)));
       if (ops.length > 0) await this.db.batch(ops);
       for (const job of toWrite) {
-        this.noteDueKey(dueKey(job));
+        this.noteDueKey(job);
         this.noteJobWrite(job.id);
         this.remember(job);
       }
@@ -249,13 +249,14 @@ export class Outbox {
   async due(now: number, limit: number, options: { exclude?: ReadonlySet<string> } = {}): Promise<Job[]> {
     if (limit <= 0) return [];
     const end = padNumber(now + 1);
-    let { keys, exhausted } = this.window.take(end, limit, DUE_ID_AT, options.exclude);
+    let { entries, exhausted } = this.window.take(end, limit, options.exclude);
     // A backlog beyond the window: read on from LevelDB (a few times at most; the next call goes on).
-    for (let refills = 0; keys.length < limit && exhausted && refills < 3; refills++) {
+    for (let refills = 0; entries.length < limit && exhausted && refills < 3; refills++) {
       await this.refill();
-      ({ keys, exhausted } = this.window.take(end, limit, DUE_ID_AT, options.exclude));
+      ({ entries, exhausted } = this.window.take(end, limit, options.exclude));
     }
-    const ids = keys.map((key) => key.slice(DUE_ID_AT));
+    const ids: string[] = [];
+    for (const entry of entries) ids.push(entry.id);
     // A window full of excluded jobs (more in flight or held than it holds) cannot take more in:
     // scan LevelDB beyond it for the rest.
     const after = this.window.refillAfter;
@@ -453,7 +454,7 @@ export class Outbox {
     for (const job of jobs) ops.push(...this.putJobOps(job, payloadBytes(job)));
     await this.db.batch(ops);
     for (const job of jobs) {
-      this.noteDueKey(dueKey(job));
+      this.noteDueKey(job);
       this.noteJobWrite(job.id);
       this.remember(job);
     }
@@ -496,8 +497,8 @@ export class Outbox {
       if (loading) await loading;
       const ops: BatchOp[] = [];
       const outcomes: Outcome[] = [];
-      // Due-index writes in call order (a job changed twice in one group): [key, added].
-      const dueWrites: Array<[string, boolean]> = [];
+      // Due-index writes in call order (a job changed twice in one group): [key, the job when added].
+      const dueWrites: Array<[string, Job | undefined]> = [];
       const attempts = new Map<string, AttemptRecord[]>();
       let gone = 0;
       let parked = 0;
@@ -507,7 +508,7 @@ export class Outbox {
         let after: Job | undefined;
         if (before !== undefined) {
           const key = dueKey(before);
-          dueWrites.push([key, false]);
+          dueWrites.push([key, undefined]);
           switch (change.kind) {
             case 'complete':
               ops.push({ type: 'del', key: this.jobsPrefix + id }, { type: 'del', key: this.duePrefix + key });
@@ -524,7 +525,7 @@ export class Outbox {
             case 'postpone':
               after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
               ops.push({ type: 'del', key: this.duePrefix + key }, ...this.putJobOps(after, this.bodies.get(before)));
-              dueWrites.push([dueKey(after), true]);
+              dueWrites.push([dueKey(after), after]);
               break;
           }
           if (change.kind !== 'postpone' && change.attempt) {
@@ -541,7 +542,7 @@ export class Outbox {
       if (ops.length > 0) await this.db.batch(ops);
       if (attempts.size > 0) this.attempts.written();
       for (const [key, added] of dueWrites) {
-        if (added) this.noteDueKey(key);
+        if (added) this.window.add(key, added.id);
         else this.window.delete(key);
       }
       for (const { id } of group) this.noteJobWrite(id);
@@ -571,9 +572,9 @@ export class Outbox {
     return current;
   }
 
-  /** A due key was written (and has landed). */
-  private noteDueKey(key: string): void {
-    this.window.add(key);
+  /** The job's due key was written (and has landed): the window gets it with the job's own id string. */
+  private noteDueKey(job: Job): void {
+    this.window.add(dueKey(job), job.id);
   }
 
   /** A job was written (created, changed or deleted): what was remembered of it is stale, and so is a `due` read in flight. */

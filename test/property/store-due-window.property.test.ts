@@ -40,7 +40,7 @@ function read(snapshot: readonly string[], after: string, want: number): { keys:
 }
 
 function windowKeys(window: DueWindow): string[] {
-  return window.take('\uffff', Number.MAX_SAFE_INTEGER, 0).keys;
+  return window.take('\uffff', Number.MAX_SAFE_INTEGER).entries.map((e) => e.key);
 }
 
 function checkInvariant(index: Set<string>, window: DueWindow): void {
@@ -57,7 +57,8 @@ describe('DueWindow', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 40 }), fc.array(step, { maxLength: 80 }), (capacity, steps) => {
         const index = new Set<string>();
-        const window = new DueWindow(capacity);
+        // Keys are `<nnn>!<id>`: the id starts at 4.
+        const window = new DueWindow(capacity, 4);
         const want = Math.max(1, Math.floor(capacity / 2));
         for (const s of steps) {
           if (s.op === 'add' || s.op === 'delete') applyWrite(index, window, s);
@@ -79,18 +80,21 @@ describe('DueWindow', () => {
           } else {
             // As Outbox.due: take, and refill (synchronously here) while the walk ran off the window.
             const exclude = new Set(s.exclude.map((k) => k.slice(4)));
-            let got = window.take(s.end, s.limit, 4, exclude);
-            for (let i = 0; got.keys.length < s.limit && got.exhausted && i < 100; i++) {
+            let got = window.take(s.end, s.limit, exclude);
+            for (let i = 0; got.entries.length < s.limit && got.exhausted && i < 100; i++) {
               const { keys, reachedEnd } = read([...index].sort(), window.refillAfter!, want);
               window.beginRefill();
               window.refilled(keys, reachedEnd);
-              got = window.take(s.end, s.limit, 4, exclude);
+              got = window.take(s.end, s.limit, exclude);
             }
+            // Each entry carries the id in its key, whether it came by add or by a refill.
+            for (const e of got.entries) expect(e.id).toBe(e.key.slice(4));
+            const keys = got.entries.map((e) => e.key);
             const scan = [...index].sort().filter((k) => k < s.end && !exclude.has(k.slice(4)));
             // With every key excluded up to the capacity, a window can fill with excluded keys only;
             // then the walk may stop short (the outbox tries again on its next call).
-            if (!got.exhausted) expect(got.keys).toEqual(scan.slice(0, s.limit));
-            else expect(scan.slice(0, got.keys.length)).toEqual(got.keys);
+            if (!got.exhausted) expect(keys).toEqual(scan.slice(0, s.limit));
+            else expect(scan.slice(0, keys.length)).toEqual(keys);
           }
           checkInvariant(index, window);
         }
