@@ -124,14 +124,14 @@ type JobChange =
   | { kind: 'postpone'; nextAttemptAt: number }
   | { kind: 'dead-letter'; reason: string; attempt?: AttemptRecord };
 
-/** The job as it was before a change, and after it (undefined: gone). */
-type Outcome = [before: Job | undefined, after: Job | undefined];
-
 interface QueuedChange {
   id: string;
   change: JobChange;
-  /** Called once the batch holding the change is written. */
-  resolve: (outcome: Outcome) => void;
+  /**
+   * Called once the batch holding the change is written, with what the caller is told: for `complete`
+   * and `dead-letter` whether the job was there, for `reschedule` and `postpone` the job after it.
+   */
+  resolve: (value: boolean | Job | undefined) => void;
   reject: (err: unknown) => void;
 }
 
@@ -368,8 +368,7 @@ export class Outbox {
    */
   async reschedule(job: string | Pick<Job, 'id'>, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
     const at = finiteTime(nextAttemptAt, 'reschedule');
-    const [, after] = await this.change(job, { kind: 'reschedule', nextAttemptAt: at, ...this.attemptParts(attempt) });
-    return after;
+    return (await this.change(job, { kind: 'reschedule', nextAttemptAt: at, ...this.attemptParts(attempt) })) as Job | undefined;
   }
 
   /**
@@ -378,17 +377,21 @@ export class Outbox {
    * when the job is gone.
    */
   async postpone(job: string | Pick<Job, 'id'>, at: number): Promise<Job | undefined> {
-    const [, after] = await this.change(job, { kind: 'postpone', nextAttemptAt: finiteTime(at, 'postpone') });
-    return after;
+    return (await this.change(job, { kind: 'postpone', nextAttemptAt: finiteTime(at, 'postpone') })) as Job | undefined;
   }
 
   /** After a 2xx: deletes the job (and records the attempt). Resolves false when the job was already gone. */
-  async complete(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<boolean> {
-    // Built field by field, not spread: this runs once per webhook.
+  complete(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<boolean> {
+    // Built field by field, not spread, and no async frame of its own: this runs once per webhook.
     const change: JobChange = { kind: 'complete' };
-    if (attempt) change.attempt = this.attempts.check(attempt);
-    const [before] = await this.change(job, change);
-    return before !== undefined;
+    if (attempt) {
+      try {
+        change.attempt = this.attempts.check(attempt);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.change(job, change) as Promise<boolean>;
   }
 
   /**
@@ -396,8 +399,7 @@ export class Outbox {
    * as one more attempt). Resolves false when the job was already gone.
    */
   async deadLetter(job: string | Pick<Job, 'id'>, reason: string, attempt?: AttemptRecord): Promise<boolean> {
-    const [before] = await this.change(job, { kind: 'dead-letter', reason, ...this.attemptParts(attempt) });
-    return before !== undefined;
+    return (await this.change(job, { kind: 'dead-letter', reason, ...this.attemptParts(attempt) })) as boolean;
   }
 
   async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
@@ -464,9 +466,9 @@ export class Outbox {
     return jobs;
   }
 
-  /** Queues one change for the next group commit; resolves with the job before and after it, once written. */
-  private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<Outcome> {
-    return new Promise<Outcome>((resolve, reject) => {
+  /** Queues one change for the next group commit; resolves, once written, with what its caller is told (QueuedChange). */
+  private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<boolean | Job | undefined> {
+    return new Promise<boolean | Job | undefined>((resolve, reject) => {
       this.queued.push({ id: typeof job === 'string' ? job : job.id, change, resolve, reject });
       // A microtask later, so the changes of one synchronous burst share the first batch too.
       this.writer ??= Promise.resolve().then(() => this.writeQueued());
@@ -496,7 +498,7 @@ export class Outbox {
       const loading = this.attempts.ready(attemptEndpointsOf(group));
       if (loading) await loading;
       const ops: BatchOp[] = [];
-      const outcomes: Outcome[] = [];
+      const results: Array<boolean | Job | undefined> = [];
       // Due-index writes in call order (a job changed twice in one group): [key, the job when added].
       const dueWrites: Array<[string, Job | undefined]> = [];
       const attempts = new Map<string, AttemptRecord[]>();
@@ -535,7 +537,7 @@ export class Outbox {
           }
         }
         current.set(id, after);
-        outcomes.push([before, after]);
+        results.push(change.kind === 'complete' || change.kind === 'dead-letter' ? before !== undefined : after);
       }
       // Each endpoint's attempts of the group: one page, one put (attempts.ts).
       for (const [endpointId, records] of attempts) ops.push(...this.attempts.pageOps(endpointId, records));
@@ -549,7 +551,7 @@ export class Outbox {
       for (const job of current.values()) if (job !== undefined) this.remember(job);
       this.pending -= gone;
       this.parked += parked;
-      for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
+      for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]);
     } catch (err) {
       for (const q of group) q.reject(err);
     }

@@ -305,20 +305,22 @@ export class DeliveryLoop {
     this.inFlight.set(job.id, this.attempt(job));
   }
 
-  /** One job from dispatch to its settled outbox write (one async frame: this runs once per webhook). */
+  /** One job from dispatch to its settled outbox write (this runs once per webhook: no closure per job). */
   private async attempt(job: Job): Promise<void> {
-    let sent = false;
-    const doneSending = (): void => {
-      if (sent) return;
-      sent = true;
-      this.sending--;
-      this.slotFreed();
-    };
+    let sending = true;
     try {
-      const kept = await this.deliver(job, doneSending);
-      if (!kept) this.taken.delete(job.id);
+      const delivered = await this.deliver(job);
+      if (typeof delivered !== 'boolean') {
+        // Sent, and the endpoint's state is settled (a 410 disabled it): the slot can take the next
+        // job while the outbox write waits for its group commit.
+        sending = false;
+        this.sending--;
+        this.slotFreed();
+        await delivered.written;
+      }
       // A new hold: the loop's sleep must end by its release time.
-      else this.wake();
+      if (delivered === true) this.wake();
+      else this.taken.delete(job.id);
     } catch (err) {
       this.deps.logger.error({ err, jobId: job.id, endpointId: job.endpointId }, 'delivery failed unexpectedly; job held back');
       if (!this.holds.add(job.endpointId, job, 'error', this.now() + this.cfg.errorHoldMs)) this.taken.delete(job.id);
@@ -326,13 +328,18 @@ export class DeliveryLoop {
     } finally {
       const wasFull = this.inFlight.size >= this.maxInFlight;
       this.inFlight.delete(job.id);
-      if (!sent) doneSending();
-      else if (wasFull) this.slotFreed();
+      if (sending) {
+        this.sending--;
+        this.slotFreed();
+      } else if (wasFull) this.slotFreed();
     }
   }
 
-  /** Resolves true when the job stays with us (held), false when the outbox has it back. */
-  private async deliver(job: Job, doneSending: () => void): Promise<boolean> {
+  /**
+   * Resolves true when the job stays with us (held), false when the outbox has it back; after an
+   * attempt was sent and decided, with the outbox write that records it, still in flight.
+   */
+  private async deliver(job: Job): Promise<boolean | { written: Promise<unknown> }> {
     const now = this.now();
     const cached = this.cache.get(job.endpointId);
     const entry = cached !== undefined && cached.expiresAt > now ? cached : await this.endpoint(job.endpointId, now);
@@ -362,7 +369,8 @@ export class DeliveryLoop {
     // nothing is recorded and the job stays due as it was.
     if (!this.running && result.status === null) return false;
     const at = this.now();
-    const { class: outcomeClass, reason } = classifyOutcome(result);
+    const classified = classifyOutcome(result);
+    const { class: outcomeClass, reason } = classified;
     this.deps.metrics?.deliveries.inc({ status: deliveryStatus(result) });
     this.deps.metrics?.deliveryDuration.observe(result.durationMs / 1000);
 
@@ -379,16 +387,12 @@ export class DeliveryLoop {
     if (guard.transition) this.release(this.holds.releaseEndpoint(endpoint.id));
     if ('persist' in guard) await this.storeStreak(endpoint.id, guard.persist ?? null);
 
-    let decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random);
+    let decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random, classified);
     if (decision.action === 'disable-endpoint') await this.disable(endpoint.id, decision.reason, at);
     else if (guard.disableReason) await this.disable(endpoint.id, guard.disableReason, at);
     if (decision.action === 'disable-endpoint') decision = { action: 'dead-letter', reason: decision.reason };
     if (decision.action === 'complete') this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);
-    // The endpoint's state is settled (a 410 disabled it above): the slot can take the next job while
-    // the outbox write below waits for its group commit.
-    doneSending();
-    await this.settle(job, result, decision, { durationMs: result.durationMs, snippet: result.bodySnippet, at });
-    return false;
+    return { written: this.settle(job, result, decision, { durationMs: result.durationMs, snippet: result.bodySnippet, at }) };
   }
 
   /**
@@ -403,13 +407,16 @@ export class DeliveryLoop {
     return false;
   }
 
-  /** The one outbox write for an attempt, carrying its record. */
-  private async settle(
+  /**
+   * The one outbox write for an attempt, carrying its record. No async frame of its own (this runs once
+   * per webhook): it returns the write's promise.
+   */
+  private settle(
     job: Job,
     outcome: AttemptOutcome,
     decision: Decision,
     extra: { durationMs: number; snippet?: string; at?: number },
-  ): Promise<void> {
+  ): Promise<unknown> {
     const at = extra.at ?? this.now();
     // Plain assignments, not conditional spreads: this runs once per webhook.
     const record: AttemptRecord = { jobId: job.id, endpointId: job.endpointId, at, attempt: job.attempt + 1, durationMs: Math.max(0, extra.durationMs) };
@@ -418,18 +425,14 @@ export class DeliveryLoop {
     if (error !== undefined) record.error = error;
     switch (decision.action) {
       case 'complete':
-        await this.deps.outbox.complete(job, record);
-        return;
+        return this.deps.outbox.complete(job, record);
       case 'retry': {
         const nextAttemptAt = at + decision.delayMs;
-        await this.deps.outbox.reschedule(job, nextAttemptAt, record);
-        this.rescanBy(nextAttemptAt);
-        return;
+        return this.deps.outbox.reschedule(job, nextAttemptAt, record).then(() => this.rescanBy(nextAttemptAt));
       }
       case 'dead-letter':
       case 'disable-endpoint':
-        await this.deps.outbox.deadLetter(job, decision.reason, record);
-        return;
+        return this.deps.outbox.deadLetter(job, decision.reason, record);
     }
   }
 

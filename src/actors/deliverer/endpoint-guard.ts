@@ -38,6 +38,9 @@ export interface GuardConfig {
   disable?: Partial<DisableConfig>;
 }
 
+/** What `record` returns when nothing changed (read, never changed). */
+const NOTHING_TO_REPORT: { transition?: Transition; disableReason?: string; persist?: FailureStreak } = Object.freeze({});
+
 export class EndpointGuards {
   private readonly guards = new Map<string, Guard>();
   private readonly breakerCfg: BreakerConfig;
@@ -81,7 +84,9 @@ export class EndpointGuards {
     this.apply(endpointId, g, r.state, r.transition);
     const d = recordForDisable(g.streak, outcome === 'success', now, reason, this.disableCfg);
     g.streak = d.streak;
-    // Assigned, not spread: this runs once per webhook (conditional spreads take V8's slow path).
+    // Nothing to report (nearly every webhook): one shared empty result. Otherwise assigned, not
+    // spread (conditional spreads take V8's slow path).
+    if (!r.transition && !d.disableReason && !('persist' in d)) return NOTHING_TO_REPORT;
     const result: { transition?: Transition; disableReason?: string; persist?: FailureStreak } = {};
     if (r.transition) result.transition = r.transition;
     if (d.disableReason) result.disableReason = d.disableReason;

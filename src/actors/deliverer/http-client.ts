@@ -63,6 +63,8 @@ export class WebhookHttpClient {
   private readonly limit: ConcurrencyLimit;
   private readonly deadlines: Deadlines;
   private readonly opts: Required<Omit<HttpClientOptions, 'policy'>>;
+  /** Origin and path per URL object (URLs are read, never changed, once handed to `post`). */
+  private readonly targets = new WeakMap<URL, { origin: string; path: string }>();
 
   constructor(options: HttpClientOptions) {
     this.opts = { ...DEFAULTS, ...stripUndefined(options) };
@@ -97,6 +99,17 @@ export class WebhookHttpClient {
     await this.agent.destroy();
   }
 
+  /** A URL's origin and path, worked out once per URL object (the loop keeps one per endpoint). */
+  private target(url: string | URL): { origin: string; path: string } {
+    if (typeof url === 'string') return originAndPath(new URL(url));
+    let target = this.targets.get(url);
+    if (target === undefined) {
+      target = originAndPath(url);
+      this.targets.set(url, target);
+    }
+    return target;
+  }
+
   private send(url: string | URL, headers: Record<string, string>, body: string | Buffer, resolve: (a: HttpAttempt) => void): void {
     const attempt = new Attempt(this.opts, (outcome) => {
       this.deadlines.delete(attempt);
@@ -108,8 +121,8 @@ export class WebhookHttpClient {
     // V8's slow path and cost ~10 µs per attempt in bench:deliver.
     const all = Object.assign({ 'content-type': 'application/json', 'user-agent': this.opts.userAgent }, headers);
     try {
-      const target = typeof url === 'string' ? new URL(url) : url;
-      this.agent.dispatch({ origin: target.origin, path: `${target.pathname}${target.search}`, method: 'POST', headers: all, body }, attempt);
+      const { origin, path } = this.target(url);
+      this.agent.dispatch({ origin, path, method: 'POST', headers: all, body }, attempt);
     } catch (err) {
       attempt.fail(err);
     }
@@ -232,6 +245,10 @@ class Deadlines {
       attempt.expire();
     }
   }
+}
+
+function originAndPath(url: URL): { origin: string; path: string } {
+  return { origin: url.origin, path: `${url.pathname}${url.search}` };
 }
 
 function describeFailure(err: unknown, deadlineHit: boolean, requestTimeoutMs: number): { kind: FailureKind; message: string } {

@@ -66,6 +66,9 @@ export type Decision =
   | { action: 'dead-letter'; reason: string }
   | { action: 'disable-endpoint'; reason: string };
 
+/** The decision after a 2xx (shared: a decision is read, never changed). */
+const COMPLETE: Decision = Object.freeze({ action: 'complete' });
+
 export function classifyOutcome(outcome: AttemptOutcome): { class: OutcomeClass; reason: string } {
   const { status, error } = outcome;
   if (error?.kind === 'refused') return { class: 'permanent', reason: `target refused: ${error.message}` };
@@ -88,11 +91,13 @@ export function decide(
   policy: RetryPolicy = DEFAULT_RETRY_POLICY,
   nowMs: number = Date.now(),
   random: () => number = Math.random,
+  /** `classifyOutcome(outcome)`, when the caller has it already. */
+  classified: { class: OutcomeClass; reason: string } = classifyOutcome(outcome),
 ): Decision {
-  const { class: verdict, reason } = classifyOutcome(outcome);
+  const { class: verdict, reason } = classified;
   switch (verdict) {
     case 'success':
-      return { action: 'complete' };
+      return COMPLETE;
     case 'gone':
       return { action: 'disable-endpoint', reason };
     case 'permanent':
