@@ -499,8 +499,9 @@ export class Outbox {
       if (loading) await loading;
       const ops: BatchOp[] = [];
       const results: Array<boolean | Job | undefined> = [];
-      // Due-index writes in call order (a job changed twice in one group): [key, the job when added].
-      const dueWrites: Array<[string, Job | undefined]> = [];
+      // Due-index writes in call order (a job changed twice in one group): a key deleted, or a job whose
+      // key was added (no tuple per webhook).
+      const dueWrites: Array<string | Job> = [];
       const attempts = new Map<string, AttemptRecord[]>();
       let gone = 0;
       let parked = 0;
@@ -510,7 +511,7 @@ export class Outbox {
         let after: Job | undefined;
         if (before !== undefined) {
           const key = dueKey(before);
-          dueWrites.push([key, undefined]);
+          dueWrites.push(key);
           switch (change.kind) {
             case 'complete':
               ops.push({ type: 'del', key: this.jobsPrefix + id }, { type: 'del', key: this.duePrefix + key });
@@ -527,7 +528,7 @@ export class Outbox {
             case 'postpone':
               after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
               ops.push({ type: 'del', key: this.duePrefix + key }, ...this.putJobOps(after, this.bodies.get(before)));
-              dueWrites.push([dueKey(after), after]);
+              dueWrites.push(after);
               break;
           }
           if (change.kind !== 'postpone' && change.attempt) {
@@ -543,9 +544,9 @@ export class Outbox {
       for (const [endpointId, records] of attempts) ops.push(...this.attempts.pageOps(endpointId, records));
       if (ops.length > 0) await this.db.batch(ops);
       if (attempts.size > 0) this.attempts.written();
-      for (const [key, added] of dueWrites) {
-        if (added) this.window.add(key, added.id);
-        else this.window.delete(key);
+      for (const write of dueWrites) {
+        if (typeof write === 'string') this.window.delete(write);
+        else this.noteDueKey(write);
       }
       for (const { id } of group) this.noteJobWrite(id);
       for (const job of current.values()) if (job !== undefined) this.remember(job);

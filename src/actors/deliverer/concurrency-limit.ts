@@ -34,6 +34,13 @@ export class ConcurrencyLimit {
     }
   }
 
+  /** Takes a slot when one is free (true; release it later), without queueing: the caller's fast path, no callback. */
+  tryAcquire(): boolean {
+    if (this.running >= this.limit) return false;
+    this.running++;
+    return true;
+  }
+
   release(): void {
     if (this.running === 0) throw new RangeError('release() without a matching acquire()');
     // Hand the slot straight to the next waiter, so `running` never dips and lets a newcomer jump the queue.

@@ -368,31 +368,53 @@ export class DeliveryLoop {
     // Stopping aborts the attempts still in flight: that failure is ours, not the endpoint's, so
     // nothing is recorded and the job stays due as it was.
     if (!this.running && result.status === null) return false;
+    return this.decided(job, endpoint.id, result);
+  }
+
+  /**
+   * The answer came: the endpoint's guards and the decision, then the outbox write (in flight). Not
+   * async (this runs once per webhook, and the async frame above it is all a webhook needs); an answer
+   * that changes the endpoint's stored state (a failure streak to keep, a disable) goes the async way.
+   */
+  private decided(job: Job, endpointId: string, result: HttpAttempt): { written: Promise<unknown> } | Promise<{ written: Promise<unknown> }> {
     const at = this.now();
     const classified = classifyOutcome(result);
-    const { class: outcomeClass, reason } = classified;
+    const reason = classified.reason;
     this.deps.metrics?.deliveries.inc({ status: deliveryStatus(result) });
     this.deps.metrics?.deliveryDuration.observe(result.durationMs / 1000);
 
-    const guard = this.guards.record(endpoint.id, outcomeClass, reason, at);
+    const guard = this.guards.record(endpointId, classified.class, reason, at);
     if (guard.transition === 'opened') {
-      this.breakerOpen.add(endpoint.id);
-      this.deps.logger.warn({ endpointId: endpoint.id, reason }, 'circuit breaker opened');
+      this.breakerOpen.add(endpointId);
+      this.deps.logger.warn({ endpointId, reason }, 'circuit breaker opened');
     } else if (guard.transition === 'closed') {
-      this.breakerOpen.delete(endpoint.id);
-      this.deps.logger.info({ endpointId: endpoint.id }, 'circuit breaker closed');
+      this.breakerOpen.delete(endpointId);
+      this.deps.logger.info({ endpointId }, 'circuit breaker closed');
     }
     // Jobs held behind a probe wait for its result: closed lets them go, re-opened re-holds them
     // until the new cool-down ends (they were held until the probe's timeout).
-    if (guard.transition) this.release(this.holds.releaseEndpoint(endpoint.id));
-    if ('persist' in guard) await this.storeStreak(endpoint.id, guard.persist ?? null);
+    if (guard.transition) this.release(this.holds.releaseEndpoint(endpointId));
+    const decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random, classified);
+    if ('persist' in guard || guard.disableReason || decision.action === 'disable-endpoint') {
+      return this.decidedWithStore(job, endpointId, result, at, guard, decision);
+    }
+    return { written: this.settle(job, result, decision, at) };
+  }
 
-    let decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random, classified);
-    if (decision.action === 'disable-endpoint') await this.disable(endpoint.id, decision.reason, at);
-    else if (guard.disableReason) await this.disable(endpoint.id, guard.disableReason, at);
-    if (decision.action === 'disable-endpoint') decision = { action: 'dead-letter', reason: decision.reason };
-    if (decision.action === 'complete') this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);
-    return { written: this.settle(job, result, decision, { durationMs: result.durationMs, snippet: result.bodySnippet, at }) };
+  /** `decided` for an answer that changes the endpoint's stored state first: its failure streak, or a disable (410 or sustained failure). */
+  private async decidedWithStore(
+    job: Job,
+    endpointId: string,
+    result: HttpAttempt,
+    at: number,
+    guard: { disableReason?: string; persist?: FailureStreak },
+    decision: Decision,
+  ): Promise<{ written: Promise<unknown> }> {
+    if ('persist' in guard) await this.storeStreak(endpointId, guard.persist ?? null);
+    if (decision.action === 'disable-endpoint') await this.disable(endpointId, decision.reason, at);
+    else if (guard.disableReason) await this.disable(endpointId, guard.disableReason, at);
+    const final: Decision = decision.action === 'disable-endpoint' ? { action: 'dead-letter', reason: decision.reason } : decision;
+    return { written: this.settle(job, result, final, at) };
   }
 
   /**
@@ -411,20 +433,15 @@ export class DeliveryLoop {
    * The one outbox write for an attempt, carrying its record. No async frame of its own (this runs once
    * per webhook): it returns the write's promise.
    */
-  private settle(
-    job: Job,
-    outcome: AttemptOutcome,
-    decision: Decision,
-    extra: { durationMs: number; snippet?: string; at?: number },
-  ): Promise<unknown> {
-    const at = extra.at ?? this.now();
+  private settle(job: Job, outcome: HttpAttempt, decision: Decision, at: number): Promise<unknown> {
     // Plain assignments, not conditional spreads: this runs once per webhook.
-    const record: AttemptRecord = { jobId: job.id, endpointId: job.endpointId, at, attempt: job.attempt + 1, durationMs: Math.max(0, extra.durationMs) };
+    const record: AttemptRecord = { jobId: job.id, endpointId: job.endpointId, at, attempt: job.attempt + 1, durationMs: Math.max(0, outcome.durationMs) };
     if (outcome.status !== null) record.status = outcome.status;
-    const error = attemptError(outcome, extra.snippet);
+    const error = attemptError(outcome, outcome.bodySnippet);
     if (error !== undefined) record.error = error;
     switch (decision.action) {
       case 'complete':
+        this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);
         return this.deps.outbox.complete(job, record);
       case 'retry': {
         const nextAttemptAt = at + decision.delayMs;
