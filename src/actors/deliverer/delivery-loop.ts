@@ -109,7 +109,9 @@ export class DeliveryLoop {
   /** Ids in flight, ready or held: what an outbox scan must skip. */
   private readonly taken = new Set<string>();
   /** Jobs between dispatch and their settled outbox write. */
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private inFlight = 0;
+  /** While `stop` waits for the jobs in flight to settle: resolved when the last one has. */
+  private drained: { promise: Promise<void>; resolve: () => void } | null = null;
   /** Of those, the ones not past their HTTP attempt yet: what `concurrency` bounds. */
   private sending = 0;
   private readonly cache = new Map<string, EndpointEntry>();
@@ -178,7 +180,14 @@ export class DeliveryLoop {
     this.unsubscribe = null;
     this.wake();
     await this.loop;
-    await Promise.allSettled(this.inFlight.values());
+    if (this.inFlight > 0) {
+      if (this.drained === null) {
+        let resolve = (): void => {};
+        const promise = new Promise<void>((r) => (resolve = r));
+        this.drained = { promise, resolve };
+      }
+      await this.drained.promise;
+    }
     this.ready = [];
     this.holds.clear();
     this.taken.clear();
@@ -209,7 +218,7 @@ export class DeliveryLoop {
   status(): DeliveryLoopStatus {
     return {
       running: this.running,
-      inFlight: this.inFlight.size,
+      inFlight: this.inFlight,
       ready: this.ready.length,
       held: this.holds.size,
       openBreakers: [...this.breakerOpen].sort(),
@@ -285,7 +294,7 @@ export class DeliveryLoop {
 
   /** Starts ready jobs while there is room. */
   private pump(): void {
-    while (this.ready.length > 0 && this.sending < this.cfg.concurrency && this.inFlight.size < this.maxInFlight) {
+    while (this.ready.length > 0 && this.sending < this.cfg.concurrency && this.inFlight < this.maxInFlight) {
       this.dispatch(this.ready.shift() as Job);
     }
   }
@@ -302,7 +311,9 @@ export class DeliveryLoop {
 
   private dispatch(job: Job): void {
     this.sending++;
-    this.inFlight.set(job.id, this.attempt(job));
+    this.inFlight++;
+    // attempt() never rejects (it catches everything); its end is counted in `inFlight`.
+    void this.attempt(job);
   }
 
   /** One job from dispatch to its settled outbox write (this runs once per webhook: no closure per job). */
@@ -326,8 +337,11 @@ export class DeliveryLoop {
       if (!this.holds.add(job.endpointId, job, 'error', this.now() + this.cfg.errorHoldMs)) this.taken.delete(job.id);
       this.wake();
     } finally {
-      const wasFull = this.inFlight.size >= this.maxInFlight;
-      this.inFlight.delete(job.id);
+      const wasFull = this.inFlight >= this.maxInFlight;
+      if (--this.inFlight === 0 && this.drained !== null) {
+        this.drained.resolve();
+        this.drained = null;
+      }
       if (sending) {
         this.sending--;
         this.slotFreed();
