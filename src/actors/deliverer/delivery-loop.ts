@@ -90,6 +90,16 @@ interface EndpointEntry {
   expiresAt: number;
 }
 
+/** An entry whose endpoint exists (and can be sent to). */
+type SendableEntry = EndpointEntry & { endpoint: Endpoint; url: URL };
+
+/** An answer whose endpoint state is stored before its outbox write (see `storeThenSettle`). */
+interface StoreFirst {
+  at: number;
+  guard: { disableReason?: string; persist?: FailureStreak };
+  decision: Decision;
+}
+
 export interface DeliveryLoopStatus {
   running: boolean;
   inFlight: number;
@@ -316,21 +326,40 @@ export class DeliveryLoop {
     void this.attempt(job);
   }
 
-  /** One job from dispatch to its settled outbox write (this runs once per webhook: no closure per job). */
+  /**
+   * One job from dispatch to its settled outbox write: one async frame per webhook, no closure. The
+   * sending slot is freed once the attempt is answered and the endpoint's state settled (a 410 disabled
+   * it), while the outbox write waits for its group commit.
+   */
   private async attempt(job: Job): Promise<void> {
     let sending = true;
     try {
-      const delivered = await this.deliver(job);
-      if (typeof delivered !== 'boolean') {
-        // Sent, and the endpoint's state is settled (a 410 disabled it): the slot can take the next
-        // job while the outbox write waits for its group commit.
-        sending = false;
-        this.sending--;
-        this.slotFreed();
-        await delivered.written;
+      const now = this.now();
+      const sendable = this.sendable(job, now);
+      const target = sendable instanceof Promise ? await sendable : sendable;
+      // True: held (the loop's sleep must end by its release time); false: back in the outbox.
+      let kept = false;
+      if (typeof target === 'boolean') kept = target;
+      else {
+        // Bytes, encoded once per job by the outbox: the signature hashes them and the client sends
+        // them as they are (a string would be encoded for each, at every attempt).
+        const body = this.deps.outbox.bodyOf(job);
+        const headers = signWithKeys({ id: job.id, timestamp: Math.floor(now / 1000), body, keys: target.keys });
+        // The client copies the headers onto its own (content-type, user-agent): no copy here.
+        const result = await this.deps.client.post(target.url, headers, body);
+        // Stopping aborts the attempts still in flight: that failure is ours, not the endpoint's, so
+        // nothing is recorded and the job stays due as it was.
+        if (this.running || result.status !== null) {
+          const written = this.decided(job, target.endpoint.id, result);
+          // Rare: the endpoint's stored state changes first (its slot is held until all is written).
+          if (!(written instanceof Promise)) await this.storeThenSettle(job, target.endpoint.id, result, written);
+          sending = false;
+          this.sending--;
+          this.slotFreed();
+          if (written instanceof Promise) await written;
+        }
       }
-      // A new hold: the loop's sleep must end by its release time.
-      if (delivered === true) this.wake();
+      if (kept) this.wake();
       else this.taken.delete(job.id);
     } catch (err) {
       this.deps.logger.error({ err, jobId: job.id, endpointId: job.endpointId }, 'delivery failed unexpectedly; job held back');
@@ -350,47 +379,35 @@ export class DeliveryLoop {
   }
 
   /**
-   * Resolves true when the job stays with us (held), false when the outbox has it back; after an
-   * attempt was sent and decided, with the outbox write that records it, still in flight.
+   * The endpoint to send the job to now; or, when it cannot go, the job's fate once handled: true
+   * (held), false (back in the outbox: dead-lettered, postponed). Synchronous for a cached endpoint
+   * that takes the job (nearly every webhook).
    */
-  private async deliver(job: Job): Promise<boolean | { written: Promise<unknown> }> {
-    const now = this.now();
+  private sendable(job: Job, now: number): SendableEntry | Promise<SendableEntry | boolean> {
     const cached = this.cache.get(job.endpointId);
-    const entry = cached !== undefined && cached.expiresAt > now ? cached : await this.endpoint(job.endpointId, now);
+    if (cached !== undefined && cached.expiresAt > now) return this.admit(job, cached, now);
+    return this.endpoint(job.endpointId, now).then<SendableEntry | boolean>((entry) => this.admit(job, entry, now));
+  }
+
+  private admit(job: Job, entry: EndpointEntry, now: number): SendableEntry | Promise<boolean> {
     const endpoint = entry.endpoint;
-    if (!endpoint || !entry.url) {
-      await this.deps.outbox.deadLetter(job, `endpoint ${job.endpointId} no longer exists`);
-      return false;
-    }
-    if (endpoint.disabled) {
-      await this.deps.outbox.deadLetter(job, `endpoint disabled: ${endpoint.disabled.reason}`);
-      return false;
-    }
+    if (!endpoint || !entry.url) return this.deps.outbox.deadLetter(job, `endpoint ${job.endpointId} no longer exists`).then(() => false);
+    if (endpoint.disabled) return this.deps.outbox.deadLetter(job, `endpoint disabled: ${endpoint.disabled.reason}`).then(() => false);
     if (endpoint.paused) return this.holdBack(job, 'paused', now, this.cfg.pausedRecheckMs, 0);
     const admission = this.guards.admit(endpoint.id, endpoint.rateLimitPerSec, now);
     if (!admission.go) {
       const intervalMs = endpoint.rateLimitPerSec ? Math.ceil(1000 / endpoint.rateLimitPerSec) : 0;
       return this.holdBack(job, admission.why, now, admission.waitMs, intervalMs);
     }
-
-    // Bytes, encoded once per job by the outbox: the signature hashes them and the client sends them
-    // as they are (a string would be encoded for each, at every attempt).
-    const body = this.deps.outbox.bodyOf(job);
-    const headers = signWithKeys({ id: job.id, timestamp: Math.floor(now / 1000), body, keys: entry.keys });
-    // The client copies the headers onto its own (content-type, user-agent): no copy here.
-    const result = await this.deps.client.post(entry.url, headers, body);
-    // Stopping aborts the attempts still in flight: that failure is ours, not the endpoint's, so
-    // nothing is recorded and the job stays due as it was.
-    if (!this.running && result.status === null) return false;
-    return this.decided(job, endpoint.id, result);
+    return entry as SendableEntry;
   }
 
   /**
-   * The answer came: the endpoint's guards and the decision, then the outbox write (in flight). Not
-   * async (this runs once per webhook, and the async frame above it is all a webhook needs); an answer
-   * that changes the endpoint's stored state (a failure streak to keep, a disable) goes the async way.
+   * The answer came: the endpoint's guards and the decision, then the outbox write, returned in flight.
+   * Not async (this runs once per webhook); an answer that changes the endpoint's stored state first (a
+   * failure streak to keep, a disable) is returned as what `storeThenSettle` needs.
    */
-  private decided(job: Job, endpointId: string, result: HttpAttempt): { written: Promise<unknown> } | Promise<{ written: Promise<unknown> }> {
+  private decided(job: Job, endpointId: string, result: HttpAttempt): Promise<unknown> | StoreFirst {
     const at = this.now();
     const classified = classifyOutcome(result);
     const reason = classified.reason;
@@ -409,26 +426,17 @@ export class DeliveryLoop {
     // until the new cool-down ends (they were held until the probe's timeout).
     if (guard.transition) this.release(this.holds.releaseEndpoint(endpointId));
     const decision = decide(result, job.attempt + 1, this.cfg.retry, at, this.random, classified);
-    if ('persist' in guard || guard.disableReason || decision.action === 'disable-endpoint') {
-      return this.decidedWithStore(job, endpointId, result, at, guard, decision);
-    }
-    return { written: this.settle(job, result, decision, at) };
+    if ('persist' in guard || guard.disableReason || decision.action === 'disable-endpoint') return { at, guard, decision };
+    return this.settle(job, result, decision, at);
   }
 
-  /** `decided` for an answer that changes the endpoint's stored state first: its failure streak, or a disable (410 or sustained failure). */
-  private async decidedWithStore(
-    job: Job,
-    endpointId: string,
-    result: HttpAttempt,
-    at: number,
-    guard: { disableReason?: string; persist?: FailureStreak },
-    decision: Decision,
-  ): Promise<{ written: Promise<unknown> }> {
+  /** `decided` for an answer that changes the endpoint's stored state first: its failure streak, or a disable (410 or sustained failure); resolves once the outbox write is done too. */
+  private async storeThenSettle(job: Job, endpointId: string, result: HttpAttempt, { at, guard, decision }: StoreFirst): Promise<void> {
     if ('persist' in guard) await this.storeStreak(endpointId, guard.persist ?? null);
     if (decision.action === 'disable-endpoint') await this.disable(endpointId, decision.reason, at);
     else if (guard.disableReason) await this.disable(endpointId, guard.disableReason, at);
     const final: Decision = decision.action === 'disable-endpoint' ? { action: 'dead-letter', reason: decision.reason } : decision;
-    return { written: this.settle(job, result, final, at) };
+    await this.settle(job, result, final, at);
   }
 
   /**
