@@ -155,6 +155,8 @@ export class Outbox {
   private pending = 0;
   private parked = 0;
   private queued: QueuedChange[] = [];
+  /** The promise of the group being queued, for `completeWithGroup` callers (made at the first). */
+  private queuedGroup: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
   /** The group-commit writer while it runs (it runs until nothing is queued). */
   private writer: Promise<void> | null = null;
   private readonly window: DueWindow;
@@ -395,6 +397,33 @@ export class Outbox {
   }
 
   /**
+   * `complete` for a caller that needs no answer of its own (the delivery loop, once per webhook):
+   * resolves once the group commit holding the change is written, or rejects with it; the promise is
+   * the group's, shared by every such call in it, so a call allocates none.
+   */
+  completeWithGroup(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<void> {
+    const change: JobChange = { kind: 'complete' };
+    if (attempt) {
+      try {
+        change.attempt = this.attempts.check(attempt);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    this.queue(typeof job === 'string' ? job : job.id, change, ignore, ignore);
+    if (this.queuedGroup === null) {
+      let resolve = ignore as () => void;
+      let reject = ignore as (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.queuedGroup = { promise, resolve, reject };
+    }
+    return this.queuedGroup.promise;
+  }
+
+  /**
    * Moves the job to the dead letters atomically, with the reason (and the last attempt, which counts
    * as one more attempt). Resolves false when the job was already gone.
    */
@@ -468,11 +497,13 @@ export class Outbox {
 
   /** Queues one change for the next group commit; resolves, once written, with what its caller is told (QueuedChange). */
   private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<boolean | Job | undefined> {
-    return new Promise<boolean | Job | undefined>((resolve, reject) => {
-      this.queued.push({ id: typeof job === 'string' ? job : job.id, change, resolve, reject });
-      // A microtask later, so the changes of one synchronous burst share the first batch too.
-      this.writer ??= Promise.resolve().then(() => this.writeQueued());
-    });
+    return new Promise<boolean | Job | undefined>((resolve, reject) => this.queue(typeof job === 'string' ? job : job.id, change, resolve, reject));
+  }
+
+  private queue(id: string, change: JobChange, resolve: QueuedChange['resolve'], reject: QueuedChange['reject']): void {
+    this.queued.push({ id, change, resolve, reject });
+    // A microtask later, so the changes of one synchronous burst share the first batch too.
+    this.writer ??= Promise.resolve().then(() => this.writeQueued());
   }
 
   /** The attempt record, checked at the call (a bad one throws to the caller, not to the group). */
@@ -484,14 +515,20 @@ export class Outbox {
   private async writeQueued(): Promise<void> {
     while (this.queued.length > 0) {
       const group = this.queued;
+      const shared = this.queuedGroup;
       this.queued = [];
-      await this.commit(group);
+      this.queuedGroup = null;
+      const failed = await this.commit(group);
+      if (shared !== null) {
+        if (failed === undefined) shared.resolve();
+        else shared.reject(failed.err);
+      }
     }
     this.writer = null;
   }
 
-  /** ONE read of the group's jobs, ONE batch; every caller settles after it (or fails with it). */
-  private async commit(group: QueuedChange[]): Promise<void> {
+  /** ONE read of the group's jobs, ONE batch; every caller settles after it (or fails with it: returned too). */
+  private async commit(group: QueuedChange[]): Promise<{ err: unknown } | undefined> {
     try {
       const current = await this.currentJobs(group);
       // The attempt log's next slot per endpoint: read once per endpoint and process.
@@ -553,8 +590,10 @@ export class Outbox {
       this.pending -= gone;
       this.parked += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]);
+      return undefined;
     } catch (err) {
       for (const q of group) q.reject(err);
+      return { err };
     }
   }
 
@@ -638,6 +677,9 @@ export class Outbox {
     ];
   }
 }
+
+/** What a shared-group call is told of its own change: nothing. */
+function ignore(): void {}
 
 function finiteTime(at: number, what: string): number {
   if (Number.isFinite(at)) return at;

@@ -122,6 +122,7 @@ describe('the Deliverer actor', () => {
       nextDueAt: () => outbox.nextDueAt(),
       bodyOf: (job) => outbox.bodyOf(job),
       complete: (...args) => outbox.complete(...args),
+      completeWithGroup: (...args) => outbox.completeWithGroup(...args),
       reschedule: (...args) => outbox.reschedule(...args),
       postpone: (...args) => outbox.postpone(...args),
       deadLetter: (...args) => outbox.deadLetter(...args),

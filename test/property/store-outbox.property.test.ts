@@ -17,7 +17,7 @@ const IDS = Array.from({ length: 24 }, (_, i) => `msg_${String(i).padStart(2, '0
 
 type Op =
   | { kind: 'enqueue'; id: string; at: number }
-  | { kind: 'complete' | 'dead'; id: string; whole: boolean }
+  | { kind: 'complete' | 'dead'; id: string; whole: boolean; grouped: boolean }
   | { kind: 'reschedule' | 'postpone'; id: string; at: number; whole: boolean }
   | { kind: 'scan'; now: number; limit: number }
   | { kind: 'idle' };
@@ -25,7 +25,8 @@ type Op =
 const time = fc.integer({ min: -50, max: 50 }).map((d) => T0 + d * 10);
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('enqueue' as const), id: fc.constantFrom(...IDS), at: time }),
-  fc.record({ kind: fc.constantFrom('complete' as const, 'dead' as const), id: fc.constantFrom(...IDS), whole: fc.boolean() }),
+  // grouped: a complete through completeWithGroup (the group's shared promise), as the delivery loop does.
+  fc.record({ kind: fc.constantFrom('complete' as const, 'dead' as const), id: fc.constantFrom(...IDS), whole: fc.boolean(), grouped: fc.boolean() }),
   fc.record({ kind: fc.constantFrom('reschedule' as const, 'postpone' as const), id: fc.constantFrom(...IDS), at: time, whole: fc.boolean() }),
   fc.record({ kind: fc.constant('scan' as const), now: time, limit: fc.integer({ min: 1, max: 8 }) }),
   fc.record({ kind: fc.constant('idle' as const) }),
@@ -70,7 +71,7 @@ describe('Outbox against a model', () => {
                 running.push(outbox.enqueueBatch([newJob(op.id, 'ep_a', { nextAttemptAt: op.at }, T0)]));
                 pending.set(op.id, op.at);
               } else if (before.has(op.id)) {
-                if (op.kind === 'complete') running.push(outbox.complete(ref(op.whole)));
+                if (op.kind === 'complete') running.push(op.grouped ? outbox.completeWithGroup(ref(op.whole)) : outbox.complete(ref(op.whole)));
                 if (op.kind === 'dead') running.push(outbox.deadLetter(ref(op.whole), 'model'));
                 if (op.kind === 'reschedule') running.push(outbox.reschedule(ref(op.whole), op.at));
                 if (op.kind === 'postpone') running.push(outbox.postpone(ref(op.whole), op.at));

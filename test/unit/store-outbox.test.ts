@@ -297,6 +297,36 @@ describe('group commit', () => {
     expect(outbox.depth()).toBe(2);
   });
 
+  it('completeWithGroup: one shared promise per group, settled only once its batch is written, or rejected with it', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now });
+    const ids = Array.from({ length: 6 }, (_, i) => `msg_g${i}`);
+    await outbox.enqueueBatch(ids.map((id) => job(id)));
+    const held = await outbox.due(T0, 10);
+    const seen = watchBatches(db);
+    const record = (j: (typeof held)[number]) => ({ jobId: j.id, endpointId: j.endpointId, at: T0, status: 200, durationMs: 1 });
+    const jobKey = (id: string) => `${sublevel(db, 'outbox-jobs').prefix}${id}`;
+    // Three calls of one synchronous burst: one group, one promise.
+    const calls = held.slice(0, 3).map((j) => outbox.completeWithGroup(j, record(j)));
+    expect(calls[1]).toBe(calls[0]);
+    expect(calls[2]).toBe(calls[0]);
+    await calls[0];
+    // The durability contract: the deletions are written before the callers hear of them.
+    for (const j of held.slice(0, 3)) expect(seen.written.has(jobKey(j.id))).toBe(true);
+    expect(outbox.depth()).toBe(3);
+    expect((await outbox.attempts.list('ep_a')).map((r) => r.jobId).sort()).toEqual(held.slice(0, 3).map((j) => j.id).sort());
+    // A failed batch rejects the group's promise, and changes nothing.
+    seen.failNext = true;
+    const failed = held.slice(3).map((j) => outbox.completeWithGroup(j, record(j)));
+    await expect(failed[0]).rejects.toThrow('injected batch failure');
+    expect(outbox.depth()).toBe(3);
+    expect((await outbox.due(T0, 10)).map((j) => j.id)).toEqual(held.slice(3).map((j) => j.id));
+    // A bad record rejects its own call; the next group goes on.
+    await expect(outbox.completeWithGroup(held[3]!, { ...record(held[3]!), durationMs: -1 })).rejects.toMatchObject({ code: 'ETHHOOK_ERR_INVALID_INPUT' });
+    await outbox.completeWithGroup(held[4]!, record(held[4]!));
+    expect(outbox.depth()).toBe(2);
+  });
+
   it('a bad argument rejects its own call only', async () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });

@@ -40,7 +40,7 @@ import { deliveryStatus, type DelivererMetrics } from './metrics.ts';
 import { classifyOutcome, decide, DEFAULT_RETRY_POLICY, type AttemptOutcome, type Decision, type RetryPolicy } from './retry.ts';
 import { signingKey, signWithKeys, type SigningKey } from './signing.ts';
 
-export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'>;
+export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'completeWithGroup' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'>;
 
 export interface EndpointPort {
   get(id: string): Promise<Endpoint | undefined>;
@@ -464,7 +464,7 @@ export class DeliveryLoop {
     switch (decision.action) {
       case 'complete':
         this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);
-        return this.deps.outbox.complete(job, record);
+        return this.deps.outbox.completeWithGroup(job, record);
       case 'retry': {
         const nextAttemptAt = at + decision.delayMs;
         return this.deps.outbox.reschedule(job, nextAttemptAt, record).then(() => this.rescanBy(nextAttemptAt));

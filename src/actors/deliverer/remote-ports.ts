@@ -79,6 +79,11 @@ export class RemoteOutbox implements OutboxPort {
     return this.write<boolean>({ op: 'complete', job: wireJob(job), ...(attempt ? { attempt } : {}) });
   }
 
+  /** `complete` without its answer (the remote writes are grouped already, see the module header). */
+  completeWithGroup(job: JobArg, attempt?: AttemptRecord): Promise<void> {
+    return this.complete(job, attempt).then(() => undefined);
+  }
+
   async reschedule(job: JobArg, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
     return (await this.write<Job | null>({ op: 'reschedule', job: wireJob(job), at: nextAttemptAt, ...(attempt ? { attempt } : {}) })) ?? undefined;
   }
