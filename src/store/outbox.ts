@@ -124,6 +124,15 @@ type JobChange =
   | { kind: 'postpone'; nextAttemptAt: number }
   | { kind: 'dead-letter'; reason: string; attempt?: AttemptRecord };
 
+/** What the outbox makes once per job object (see `forms`). */
+interface JobForm {
+  body: Buffer | undefined;
+  /** The job record's key, and its due key in the index (and in the window) without and with the index's prefix. */
+  jobKey: string;
+  dueKey: string;
+  dueIndexKey: string;
+}
+
 interface QueuedChange {
   id: string;
   change: JobChange;
@@ -164,10 +173,11 @@ export class Outbox {
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
   /**
-   * The webhook body (the payload's JSON, UTF-8) of jobs this instance wrote, serialized and encoded
-   * once with the job, or built at the first `bodyOf`.
+   * Per job object (a stored version of a job: a change makes a new object), what is made of it once:
+   * its webhook body (the payload's JSON, UTF-8, serialized and encoded with the job when this instance
+   * wrote it, or at the first `bodyOf`) and its LevelDB keys, so that delivering it builds none.
    */
-  private readonly bodies = new WeakMap<Job, Buffer>();
+  private readonly forms = new WeakMap<Job, JobForm>();
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
@@ -346,12 +356,18 @@ export class Outbox {
    * instance wrote it, or at the first call), so retries and the signature reuse them. Not to be changed.
    */
   bodyOf(job: Job): Buffer {
-    let body = this.bodies.get(job);
-    if (body === undefined) {
-      body = payloadBytes(job);
-      this.bodies.set(job, body);
+    const form = this.formOf(job);
+    return (form.body ??= payloadBytes(job));
+  }
+
+  private formOf(job: Job): JobForm {
+    let form = this.forms.get(job);
+    if (form === undefined) {
+      const due = dueKey(job);
+      form = { body: undefined, jobKey: this.jobsPrefix + job.id, dueKey: due, dueIndexKey: this.duePrefix + due };
+      this.forms.set(job, form);
     }
-    return body;
+    return form;
   }
 
   /** Resolves once every queued change is written: call it before closing the database. */
@@ -547,11 +563,11 @@ export class Outbox {
         const before = current.get(id);
         let after: Job | undefined;
         if (before !== undefined) {
-          const key = dueKey(before);
-          dueWrites.push(key);
+          const form = this.formOf(before);
+          dueWrites.push(form.dueKey);
           switch (change.kind) {
             case 'complete':
-              ops.push({ type: 'del', key: this.jobsPrefix + id }, { type: 'del', key: this.duePrefix + key });
+              ops.push({ type: 'del', key: form.jobKey }, { type: 'del', key: form.dueIndexKey });
               gone++;
               break;
             case 'dead-letter': {
@@ -564,7 +580,7 @@ export class Outbox {
             case 'reschedule':
             case 'postpone':
               after = { ...before, nextAttemptAt: change.nextAttemptAt, attempt: before.attempt + (change.kind === 'reschedule' ? 1 : 0) };
-              ops.push({ type: 'del', key: this.duePrefix + key }, ...this.putJobOps(after, this.bodies.get(before)));
+              ops.push({ type: 'del', key: form.dueIndexKey }, ...this.putJobOps(after, form.body));
               dueWrites.push(after);
               break;
           }
@@ -616,7 +632,7 @@ export class Outbox {
 
   /** The job's due key was written (and has landed): the window gets it with the job's own id string. */
   private noteDueKey(job: Job): void {
-    this.window.add(dueKey(job), job.id);
+    this.window.add(this.formOf(job).dueKey, job.id);
   }
 
   /** A job was written (created, changed or deleted): what was remembered of it is stale, and so is a `due` read in flight. */
@@ -641,21 +657,21 @@ export class Outbox {
    * payload is serialized and encoded once per job, not for the store and again for every attempt.
    */
   private putJobOps(job: Job, body?: Buffer): BatchOp[] {
-    const put: BatchOp =
-      body === undefined
-        ? { type: 'put', key: this.jobsPrefix + job.id, value: JSON.stringify(job), valueEncoding: 'utf8' }
-        : { type: 'put', key: this.jobsPrefix + job.id, value: encodeWithBody(job, body), valueEncoding: 'buffer' };
-    if (body !== undefined) this.bodies.set(job, body);
+    const form = this.formOf(job);
+    if (body !== undefined) form.body = body;
     return [
-      put,
-      { type: 'put', key: this.duePrefix + dueKey(job), value: JSON.stringify(job.id), valueEncoding: 'utf8' },
+      body === undefined
+        ? { type: 'put', key: form.jobKey, value: JSON.stringify(job), valueEncoding: 'utf8' }
+        : { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' },
+      { type: 'put', key: form.dueIndexKey, value: JSON.stringify(job.id), valueEncoding: 'utf8' },
     ];
   }
 
   private delJobOps(job: Job): BatchOp[] {
+    const form = this.formOf(job);
     return [
-      { type: 'del', key: this.jobsPrefix + job.id },
-      { type: 'del', key: this.duePrefix + dueKey(job) },
+      { type: 'del', key: form.jobKey },
+      { type: 'del', key: form.dueIndexKey },
     ];
   }
 
