@@ -456,11 +456,16 @@ export class DeliveryLoop {
    * per webhook): it returns the write's promise.
    */
   private settle(job: Job, outcome: HttpAttempt, decision: Decision, at: number): Promise<unknown> {
-    // Plain assignments, not conditional spreads: this runs once per webhook.
-    const record: AttemptRecord = { jobId: job.id, endpointId: job.endpointId, at, attempt: job.attempt + 1, durationMs: Math.max(0, outcome.durationMs) };
-    if (outcome.status !== null) record.status = outcome.status;
-    const error = attemptError(outcome, outcome.bodySnippet);
-    if (error !== undefined) record.error = error;
+    // Every field in one literal (absent ones undefined), no conditional spreads: this runs once per webhook.
+    const record: AttemptRecord = {
+      jobId: job.id,
+      endpointId: job.endpointId,
+      at,
+      attempt: job.attempt + 1,
+      status: outcome.status ?? undefined,
+      durationMs: Math.max(0, outcome.durationMs),
+      error: attemptError(outcome, outcome.bodySnippet),
+    };
     switch (decision.action) {
       case 'complete':
         this.deps.metrics?.eventToDelivery.observe(Math.max(0, at - job.eventSeenAt) / 1000);

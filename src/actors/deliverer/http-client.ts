@@ -140,7 +140,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private status: number | null = null;
   private retryAfter: string | undefined;
-  private chunks: Buffer[] = [];
+  /** The body read so far: its first chunk, then the others (most answers come in one: no array for them). */
+  private first: Buffer | null = null;
+  private more: Buffer[] | null = null;
   private size = 0;
   private cut = false;
   private expired = false;
@@ -178,15 +180,20 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const room = this.opts.maxResponseBytes - this.size;
     if (chunk.length <= room) {
-      this.chunks.push(chunk);
+      this.keep(chunk);
       this.size += chunk.length;
       return;
     }
     // More than we read: keep the bound, drop the connection rather than drain the rest.
-    if (room > 0) this.chunks.push(chunk.subarray(0, room));
+    if (room > 0) this.keep(chunk.subarray(0, room));
     this.size += room;
     this.cut = true;
     controller.abort(new Error('response body bound reached'));
+  }
+
+  private keep(chunk: Buffer): void {
+    if (this.first === null) this.first = chunk;
+    else (this.more ??= []).push(chunk);
   }
 
   onResponseEnd(): void {
@@ -200,11 +207,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   private finish(error: { kind: FailureKind; message: string } | undefined): void {
     if (this.done) return;
     this.done = true;
-    const chunks = this.chunks;
     const outcome: HttpAttempt = {
       status: this.status,
       durationMs: performance.now() - this.started,
-      bodySnippet: this.size === 0 ? '' : (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size)).toString('utf8'),
+      bodySnippet: this.first === null ? '' : (this.more === null ? this.first : Buffer.concat([this.first, ...this.more], this.size)).toString('utf8'),
     };
     // Assigned, not spread: this runs once per attempt (conditional spreads take V8's slow path).
     if (this.retryAfter !== undefined) outcome.retryAfter = this.retryAfter;
