@@ -124,7 +124,10 @@ type JobChange =
   | { kind: 'postpone'; nextAttemptAt: number }
   | { kind: 'dead-letter'; reason: string; attempt?: AttemptRecord };
 
-/** What the outbox makes once per job object (see `forms`). */
+/** Where a job object keeps its JobForm (see `formOf`). */
+const FORM = Symbol('ethhook.outbox.form');
+
+/** What the outbox makes once per job object (see `formOf`). */
 interface JobForm {
   body: Buffer | undefined;
   /** The job record's key, and its due key in the index (and in the window) without and with the index's prefix. */
@@ -172,12 +175,7 @@ export class Outbox {
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
-  /**
-   * Per job object (a stored version of a job: a change makes a new object), what is made of it once:
-   * its webhook body (the payload's JSON, UTF-8, serialized and encoded with the job when this instance
-   * wrote it, or at the first `bodyOf`) and its LevelDB keys, so that delivering it builds none.
-   */
-  private readonly forms = new WeakMap<Job, JobForm>();
+
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
@@ -360,13 +358,20 @@ export class Outbox {
     return (form.body ??= payloadBytes(job));
   }
 
+  /**
+   * What is made once of a job object (a stored version of a job: a change makes a new object): its
+   * webhook body (the payload's JSON, UTF-8, serialized and encoded with the job when this instance
+   * wrote it, or at the first `bodyOf`) and its LevelDB keys, so that delivering it builds none. Kept
+   * on the object itself under a private symbol, not enumerable (JSON, spreads and equality ignore it):
+   * a map from ~20,000 job objects cost a cache miss per lookup.
+   */
   private formOf(job: Job): JobForm {
-    let form = this.forms.get(job);
-    if (form === undefined) {
-      const due = dueKey(job);
-      form = { body: undefined, jobKey: this.jobsPrefix + job.id, dueKey: due, dueIndexKey: this.duePrefix + due };
-      this.forms.set(job, form);
-    }
+    const held = (job as Job & { [FORM]?: JobForm })[FORM];
+    if (held !== undefined) return held;
+    const due = dueKey(job);
+    const form: JobForm = { body: undefined, jobKey: this.jobsPrefix + job.id, dueKey: due, dueIndexKey: this.duePrefix + due };
+    // A caller's frozen copy is served as well, only not remembered.
+    if (Object.isExtensible(job)) Object.defineProperty(job, FORM, { value: form, enumerable: false, writable: false, configurable: false });
     return form;
   }
 
