@@ -30,21 +30,25 @@
 const CHUNK = 512;
 export const DEFAULT_DUE_WINDOW = 100_000;
 
-/** One key of the index and the id in it. Handed out by `take`: read, never changed. */
-export interface DueEntry {
+/**
+ * One key of the index and the id in it, and what the owner attached to it when it added the key
+ * (`ref`: the outbox's job object). Handed out by `take`: read, never changed.
+ */
+export interface DueEntry<R = unknown> {
   readonly key: string;
   readonly id: string;
+  readonly ref: R | undefined;
 }
 
-type JournalOp = [op: 'add', entry: DueEntry] | [op: 'delete', key: string];
+type JournalOp<R> = [op: 'add', entry: DueEntry<R>] | [op: 'delete', key: string];
 
-export class DueWindow {
-  private chunks: DueEntry[][] = [];
+export class DueWindow<R = unknown> {
+  private chunks: DueEntry<R>[][] = [];
   private count = 0;
   /** Every key of the index is here. When false, every key <= `max` is. */
   private whole = true;
   private max = '';
-  private journal: JournalOp[] | null = null;
+  private journal: JournalOp<R>[] | null = null;
   /** The window was trimmed while a refill read: what it read starts above a gap, so it is dropped. */
   private trimmedDuringRefill = false;
 
@@ -70,9 +74,9 @@ export class DueWindow {
     return this.whole ? undefined : this.max;
   }
 
-  /** A key was written to the index; `id` is the id in it (default: cut from the key). */
-  add(key: string, id = key.slice(this.idAt)): void {
-    const entry: DueEntry = { key, id };
+  /** A key was written to the index; `id` is the id in it (default: cut from the key); `ref` rides along. */
+  add(key: string, id = key.slice(this.idAt), ref?: R): void {
+    const entry: DueEntry<R> = { key, id, ref };
     this.journal?.push(['add', entry]);
     this.insert(entry);
   }
@@ -93,8 +97,8 @@ export class DueWindow {
    * `exhausted` is true when the walk ran off the end of an incomplete window below `end`: more may
    * wait in LevelDB.
    */
-  take(end: string, limit: number, exclude?: ReadonlySet<string>): { entries: DueEntry[]; exhausted: boolean } {
-    const entries: DueEntry[] = [];
+  take(end: string, limit: number, exclude?: ReadonlySet<string>): { entries: DueEntry<R>[]; exhausted: boolean } {
+    const entries: DueEntry<R>[] = [];
     for (const chunk of this.chunks) {
       for (const entry of chunk) {
         if (entry.key >= end) return { entries, exhausted: false };
@@ -123,7 +127,7 @@ export class DueWindow {
       // Open the range first: the keys read are now known up to the last of them (or entirely).
       if (reachedEnd) this.whole = true;
       else if (keys.length > 0) this.max = keys[keys.length - 1]!;
-      for (const key of keys) this.insert({ key, id: key.slice(this.idAt) });
+      for (const key of keys) this.insert({ key, id: key.slice(this.idAt), ref: undefined });
     }
     for (const op of journal) {
       if (op[0] === 'add') this.insert(op[1]);
@@ -136,7 +140,7 @@ export class DueWindow {
     this.journal = null;
   }
 
-  private insert(entry: DueEntry): void {
+  private insert(entry: DueEntry<R>): void {
     const key = entry.key;
     if (!this.whole && key > this.max) return;
     const chunks = this.chunks;
@@ -205,7 +209,7 @@ export class DueWindow {
   }
 }
 
-function lowerBound(chunk: readonly DueEntry[], key: string): number {
+function lowerBound(chunk: readonly DueEntry<unknown>[], key: string): number {
   let lo = 0;
   let hi = chunk.length;
   while (lo < hi) {

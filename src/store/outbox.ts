@@ -130,6 +130,11 @@ const FORM = Symbol('ethhook.outbox.form');
 /** What the outbox makes once per job object (see `formOf`). */
 interface JobForm {
   body: Buffer | undefined;
+  /**
+   * True while this object is the one `known` holds for its id (the job as stored): a caller handing
+   * it back, or the window entry it rides on, then needs no lookup.
+   */
+  known: boolean;
   /** The job record's key, and its due key in the index (and in the window) without and with the index's prefix. */
   jobKey: string;
   dueKey: string;
@@ -138,6 +143,8 @@ interface JobForm {
 
 interface QueuedChange {
   id: string;
+  /** The job object the caller handed over (not just an id): when still `known`, no lookup. */
+  job: Job | undefined;
   change: JobChange;
   /**
    * Called once the batch holding the change is written, with what the caller is told: for `complete`
@@ -171,7 +178,8 @@ export class Outbox {
   private queuedGroup: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
   /** The group-commit writer while it runs (it runs until nothing is queued). */
   private writer: Promise<void> | null = null;
-  private readonly window: DueWindow;
+  /** Entries ride with the job object that wrote them (`ref`), valid while it is `known` (JobForm). */
+  private readonly window: DueWindow<Job>;
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
@@ -193,7 +201,7 @@ export class Outbox {
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
     this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
-    this.window = new DueWindow(options.dueWindow, DUE_ID_AT);
+    this.window = new DueWindow<Job>(options.dueWindow, DUE_ID_AT);
   }
 
   static async open(db: Db, options: OutboxOptions = {}): Promise<Outbox> {
@@ -265,16 +273,20 @@ export class Outbox {
       await this.refill();
       ({ entries, exhausted } = this.window.take(end, limit, options.exclude));
     }
-    const ids: string[] = [];
-    for (const entry of entries) ids.push(entry.id);
     // A window full of excluded jobs (more in flight or held than it holds) cannot take more in:
     // scan LevelDB beyond it for the rest.
     const after = this.window.refillAfter;
-    if (ids.length < limit && exhausted && after !== undefined) ids.push(...(await this.scanDue(after, end, limit - ids.length, options.exclude)));
-    if (ids.length === 0) return [];
+    const scanned = entries.length < limit && exhausted && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options.exclude) : [];
     const jobs: Job[] = [];
     const toRead: string[] = [];
-    for (const id of ids) {
+    for (const entry of entries) {
+      // The job object that wrote the entry, when it is still the one remembered; else a lookup.
+      const ref = entry.ref;
+      const job = ref !== undefined && isKnown(ref) ? ref : this.known.get(entry.id);
+      if (job === undefined) toRead.push(entry.id);
+      else jobs.push(job);
+    }
+    for (const id of scanned) {
       const job = this.known.get(id);
       if (job === undefined) toRead.push(id);
       else jobs.push(job);
@@ -369,7 +381,7 @@ export class Outbox {
     const held = (job as Job & { [FORM]?: JobForm })[FORM];
     if (held !== undefined) return held;
     const due = dueKey(job);
-    const form: JobForm = { body: undefined, jobKey: this.jobsPrefix + job.id, dueKey: due, dueIndexKey: this.duePrefix + due };
+    const form: JobForm = { body: undefined, known: false, jobKey: this.jobsPrefix + job.id, dueKey: due, dueIndexKey: this.duePrefix + due };
     // A caller's frozen copy is served as well, only not remembered.
     if (Object.isExtensible(job)) Object.defineProperty(job, FORM, { value: form, enumerable: false, writable: false, configurable: false });
     return form;
@@ -431,7 +443,7 @@ export class Outbox {
         return Promise.reject(err);
       }
     }
-    this.queue(typeof job === 'string' ? job : job.id, change, ignore, ignore);
+    this.queue(job, change, ignore, ignore);
     if (this.queuedGroup === null) {
       let resolve = ignore as () => void;
       let reject = ignore as (err: unknown) => void;
@@ -518,11 +530,12 @@ export class Outbox {
 
   /** Queues one change for the next group commit; resolves, once written, with what its caller is told (QueuedChange). */
   private change(job: string | Pick<Job, 'id'>, change: JobChange): Promise<boolean | Job | undefined> {
-    return new Promise<boolean | Job | undefined>((resolve, reject) => this.queue(typeof job === 'string' ? job : job.id, change, resolve, reject));
+    return new Promise<boolean | Job | undefined>((resolve, reject) => this.queue(job, change, resolve, reject));
   }
 
-  private queue(id: string, change: JobChange, resolve: QueuedChange['resolve'], reject: QueuedChange['reject']): void {
-    this.queued.push({ id, change, resolve, reject });
+  private queue(job: string | Pick<Job, 'id'>, change: JobChange, resolve: QueuedChange['resolve'], reject: QueuedChange['reject']): void {
+    if (typeof job === 'string') this.queued.push({ id: job, job: undefined, change, resolve, reject });
+    else this.queued.push({ id: job.id, job: job as Job, change, resolve, reject });
     // A microtask later, so the changes of one synchronous burst share the first batch too.
     this.writer ??= Promise.resolve().then(() => this.writeQueued());
   }
@@ -552,6 +565,8 @@ export class Outbox {
   private async commit(group: QueuedChange[]): Promise<{ err: unknown } | undefined> {
     try {
       const current = await this.currentJobs(group);
+      // The objects stored before this group (`current` moves on to each change's result).
+      const stored = new Map(current);
       // The attempt log's next slot per endpoint: read once per endpoint and process.
       const loading = this.attempts.ready(attemptEndpointsOf(group));
       if (loading) await loading;
@@ -606,7 +621,7 @@ export class Outbox {
         if (typeof write === 'string') this.window.delete(write);
         else this.noteDueKey(write);
       }
-      for (const { id } of group) this.noteJobWrite(id);
+      for (const { id } of group) this.noteJobWrite(id, stored.get(id));
       for (const job of current.values()) if (job !== undefined) this.remember(job);
       this.pending -= gone;
       this.parked += parked;
@@ -618,13 +633,16 @@ export class Outbox {
     }
   }
 
-  /** The stored state of the group's jobs: remembered ones as such, the others read in one `getMany`. */
+  /**
+   * The stored state of the group's jobs: remembered ones as such (the caller's own object when it is
+   * the remembered one: no lookup), the others read in one `getMany`.
+   */
   private async currentJobs(group: readonly QueuedChange[]): Promise<Map<string, Job | undefined>> {
     const current = new Map<string, Job | undefined>();
     const toRead: string[] = [];
-    for (const { id } of group) {
+    for (const { id, job } of group) {
       if (current.has(id)) continue;
-      const known = this.known.get(id);
+      const known = job !== undefined && isKnown(job) ? job : this.known.get(id);
       current.set(id, known);
       if (known === undefined) toRead.push(id);
     }
@@ -637,18 +655,24 @@ export class Outbox {
 
   /** The job's due key was written (and has landed): the window gets it with the job's own id string. */
   private noteDueKey(job: Job): void {
-    this.window.add(this.formOf(job).dueKey, job.id);
+    this.window.add(this.formOf(job).dueKey, job.id, job);
   }
 
-  /** A job was written (created, changed or deleted): what was remembered of it is stale, and so is a `due` read in flight. */
-  private noteJobWrite(id: string): void {
+  /**
+   * A job was written (created, changed or deleted): what was remembered of it is stale (`was`: the
+   * object stored before, when there was one), and so is a `due` read in flight.
+   */
+  private noteJobWrite(id: string, was?: Job): void {
+    if (was !== undefined) this.formOf(was).known = false;
     this.known.delete(id);
     if (this.jobReads > 0) this.writtenDuringReads.add(id);
   }
 
   /** Remembers a job as stored (see the module header), while there is room. */
   private remember(job: Job): void {
-    if (this.known.size < MAX_KNOWN) this.known.set(job.id, job);
+    if (this.known.size >= MAX_KNOWN) return;
+    this.known.set(job.id, job);
+    this.formOf(job).known = true;
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */
@@ -697,6 +721,11 @@ export class Outbox {
       { type: 'del', sublevel: this.deadByEndpoint, key: `${letter.job.endpointId}!${at}!${letter.id}` },
     ];
   }
+}
+
+/** Whether a job object is the one the outbox remembers as stored (see JobForm). */
+function isKnown(job: Job): boolean {
+  return (job as Job & { [FORM]?: JobForm })[FORM]?.known === true;
 }
 
 /** What a shared-group call is told of its own change: nothing. */
