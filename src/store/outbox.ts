@@ -30,7 +30,10 @@
  * and neither `due` nor the commit reads it again: a job enqueued and delivered soon after is read
  * from LevelDB by nobody. Other jobs are read (`getMany`). A `due` whose read overlapped a write of a
  * job does not remember it (its copy may predate the write). At most `MAX_KNOWN` jobs are remembered
- * (about 1 kB each); past that, new ones are not, until delivered jobs make room.
+ * (about 1 kB each); past that, new ones are not, until delivered jobs make room. The hot path looks
+ * nothing up: a remembered job object knows it is the one (its form's `known` flag, under a private
+ * symbol), the window's entries carry the job object that wrote them, and callers hand jobs back; a
+ * write clears the flag and leaves the map entry stale, swept out when the map fills.
  *
  * `due` does not scan LevelDB: the earliest keys of the due index are kept in memory (due-window.ts,
  * up to `dueWindow` keys), told of every write once it lands, and refilled from LevelDB when a backlog
@@ -109,6 +112,8 @@ export interface OutboxOptions {
   attemptsPerEndpoint?: number;
   /** Due-index keys kept in memory at most (default 100,000, about 10 MB); see due-window.ts. */
   dueWindow?: number;
+  /** Jobs remembered as stored at most (default MAX_KNOWN, 20,000; see the module header). */
+  rememberAtMost?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -183,6 +188,9 @@ export class Outbox {
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
+  /** Entries of `known` left stale by writes since the last sweep (an upper bound: see noteJobWrite). */
+  private staleKnown = 0;
+  private readonly rememberAtMost: number;
 
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
   private jobReads = 0;
@@ -201,6 +209,7 @@ export class Outbox {
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
     this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
+    this.rememberAtMost = options.rememberAtMost ?? MAX_KNOWN;
     this.window = new DueWindow<Job>(options.dueWindow, DUE_ID_AT);
   }
 
@@ -282,12 +291,12 @@ export class Outbox {
     for (const entry of entries) {
       // The job object that wrote the entry, when it is still the one remembered; else a lookup.
       const ref = entry.ref;
-      const job = ref !== undefined && isKnown(ref) ? ref : this.known.get(entry.id);
+      const job = ref !== undefined && isKnown(ref) ? ref : this.lookup(entry.id);
       if (job === undefined) toRead.push(entry.id);
       else jobs.push(job);
     }
     for (const id of scanned) {
-      const job = this.known.get(id);
+      const job = this.lookup(id);
       if (job === undefined) toRead.push(id);
       else jobs.push(job);
     }
@@ -642,7 +651,7 @@ export class Outbox {
     const toRead: string[] = [];
     for (const { id, job } of group) {
       if (current.has(id)) continue;
-      const known = job !== undefined && isKnown(job) ? job : this.known.get(id);
+      const known = job !== undefined && isKnown(job) ? job : this.lookup(id);
       current.set(id, known);
       if (known === undefined) toRead.push(id);
     }
@@ -663,14 +672,28 @@ export class Outbox {
    * object stored before, when there was one), and so is a `due` read in flight.
    */
   private noteJobWrite(id: string, was?: Job): void {
-    if (was !== undefined) this.formOf(was).known = false;
-    this.known.delete(id);
+    if (was !== undefined && isKnown(was)) {
+      // Its map entry is left behind, marked stale (no map deletion per delivered webhook): the
+      // lookups skip it, and `remember` sweeps such entries out when the map is full.
+      this.formOf(was).known = false;
+      this.staleKnown++;
+    } else this.known.delete(id);
     if (this.jobReads > 0) this.writtenDuringReads.add(id);
+  }
+
+  /** The job remembered as stored under `id`, if any. */
+  private lookup(id: string): Job | undefined {
+    const job = this.known.get(id);
+    return job !== undefined && isKnown(job) ? job : undefined;
   }
 
   /** Remembers a job as stored (see the module header), while there is room. */
   private remember(job: Job): void {
-    if (this.known.size >= MAX_KNOWN) return;
+    if (this.known.size >= this.rememberAtMost && this.staleKnown > 0) {
+      for (const [id, held] of this.known) if (!isKnown(held)) this.known.delete(id);
+      this.staleKnown = 0;
+    }
+    if (this.known.size >= this.rememberAtMost) return;
     this.known.set(job.id, job);
     this.formOf(job).known = true;
   }

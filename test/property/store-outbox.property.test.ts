@@ -39,16 +39,19 @@ describe('Outbox against a model', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.record({ ops: fc.array(opArb, { minLength: 1, maxLength: 12 }), reopen: fc.boolean() }), { minLength: 1, maxLength: 8 }),
-        async (rounds) => {
+        // How many jobs the outbox remembers as stored: all of these ids, or a few (stale entries swept
+        // and jobs read back from LevelDB all the time).
+        fc.constantFrom(undefined, 1, 3),
+        async (rounds, rememberAtMost) => {
         const dir = await mkdtemp(join(tmpdir(), 'ethhook-outbox-prop-'));
         const db = await openDb(dir);
         try {
-          let outbox = await Outbox.open(db, { now: () => T0 });
+          let outbox = await Outbox.open(db, { now: () => T0, rememberAtMost });
           const pending = new Map<string, number>(); // id -> nextAttemptAt
           const parked = new Set<string>();
           for (const { ops: round, reopen } of rounds) {
             // A new instance over the same LevelDB, as after a restart.
-            if (reopen) outbox = await Outbox.open(db, { now: () => T0 });
+            if (reopen) outbox = await Outbox.open(db, { now: () => T0, rememberAtMost });
             // Within a round: enqueue only new ids, change only ids pending before it, one op per id.
             const before = new Map(pending);
             const copies = new Map<string, Job>((await outbox.due(T0 + 10_000, IDS.length)).map((j) => [j.id, j]));

@@ -230,6 +230,37 @@ describe('attempt records in older layouts', () => {
   });
 });
 
+describe('remembered jobs', () => {
+  // Jobs are remembered as stored up to a bound; a write leaves a stale entry that the lookups skip and
+  // that is swept out when the bound is reached. Whatever is remembered or not, answers are the same.
+  it('stay right past the bound: stale entries never answer, a full map is swept, jobs beyond it are read', async () => {
+    const { db } = await freshDb();
+    const outbox = await Outbox.open(db, { now, rememberAtMost: 4 });
+    await outbox.enqueueBatch(['msg_a', 'msg_b', 'msg_c', 'msg_d'].map((id) => job(id)));
+    const first = await outbox.due(T0, 10);
+    expect(first.map((j) => j.id)).toEqual(['msg_a', 'msg_b', 'msg_c', 'msg_d']);
+    await Promise.all([outbox.completeWithGroup(first[0]!), outbox.complete(first[1]!)]);
+    // Stale entries: by id or by object, a delivered job is gone.
+    expect(await outbox.complete('msg_a')).toBe(false);
+    expect(await outbox.complete(first[1]!)).toBe(false);
+    expect(await outbox.reschedule('msg_a', T0)).toBeUndefined();
+    // The map is full (2 live, 2 stale): the next jobs sweep it, two fit, the third is read when due.
+    await outbox.enqueueBatch(['msg_e', 'msg_f', 'msg_g'].map((id) => job(id)));
+    const next = await outbox.due(T0, 10);
+    expect(next.map((j) => j.id)).toEqual(['msg_c', 'msg_d', 'msg_e', 'msg_f', 'msg_g']);
+    const moved = await outbox.reschedule(next[4]!, T0 + 5);
+    expect(moved).toMatchObject({ id: 'msg_g', attempt: 1, nextAttemptAt: T0 + 5 });
+    // The old object of a rescheduled job is no longer the stored one: its id resolves to the new one.
+    expect(await outbox.complete(next[4]!)).toBe(true);
+    expect(await outbox.complete('msg_g')).toBe(false);
+    expect(await outbox.complete('msg_c')).toBe(true);
+    await Promise.all(next.slice(1, 4).map((j) => outbox.completeWithGroup(j)));
+    expect(outbox.depth()).toBe(0);
+    expect(await outbox.due(T0 + 1e9, 10)).toEqual([]);
+    expect(await db.sublevel('outbox-jobs').keys().all()).toEqual([]);
+  });
+});
+
 describe('group commit', () => {
   /** Counts db.batch calls and remembers the keys of every batch once LevelDB has written it. */
   function watchBatches(db: Db) {
