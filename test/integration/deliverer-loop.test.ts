@@ -252,8 +252,10 @@ describe('guards', () => {
     expect(times).toHaveLength(60);
     for (let i = 0; i < times.length; i++) {
       for (let j = i; j < times.length; j++) {
-        // +1: arrival times carry a few ms of network jitter on top of the bucket's own timing.
-        expect(j - i + 1).toBeLessThanOrEqual(Math.floor((rate * (times[j]! - times[i]!)) / 1000 + rate) + 1);
+        // Arrival times carry the delivery's jitter on top of the bucket's own timing (a request held up
+        // 100 ms on a loaded machine lets the next ones crowd in behind it): allow rate x 100 ms more.
+        // A limiter that let the 60 through in a burst would still be far past this.
+        expect(j - i + 1).toBeLessThanOrEqual(Math.floor((rate * (times[j]! - times[i]!)) / 1000 + rate) + Math.ceil(rate * 0.1));
       }
     }
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
