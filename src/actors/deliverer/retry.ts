@@ -66,6 +66,9 @@ export type Decision =
   | { action: 'dead-letter'; reason: string }
   | { action: 'disable-endpoint'; reason: string };
 
+/** The classification of a 200, nearly every answer (shared: read, never changed). */
+const OK_200: { class: OutcomeClass; reason: string } = Object.freeze({ class: 'success', reason: 'HTTP 200' });
+
 /** The decision after a 2xx (shared: a decision is read, never changed). */
 const COMPLETE: Decision = Object.freeze({ action: 'complete' });
 
@@ -73,7 +76,7 @@ export function classifyOutcome(outcome: AttemptOutcome): { class: OutcomeClass;
   const { status, error } = outcome;
   if (error?.kind === 'refused') return { class: 'permanent', reason: `target refused: ${error.message}` };
   if (status === null) return { class: 'retryable', reason: error ? `${error.kind}: ${error.message}` : 'no response' };
-  if (status >= 200 && status < 300) return { class: 'success', reason: `HTTP ${status}` };
+  if (status >= 200 && status < 300) return status === 200 ? OK_200 : { class: 'success', reason: `HTTP ${status}` };
   if (status === 410) return { class: 'gone', reason: 'HTTP 410 Gone' };
   if (status >= 300 && status < 400) return { class: 'permanent', reason: `HTTP ${status}: redirects are not followed` };
   if (status === 408 || status === 429) return { class: 'retryable', reason: `HTTP ${status}` };
