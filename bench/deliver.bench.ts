@@ -15,13 +15,15 @@
  *   the completions that arrive while the previous batch is written, one attempt page per endpoint).
  * Each phase first warms up once on 2,000 webhooks (JIT, connections); then the three run in turn,
  * `rounds` times (interleaved, so a burst of load from other work on the machine hits each alike);
- * each figure is the best of its rounds, the raw limit included.
+ * each figure is the best of its rounds, the raw limit included (six rounds by default: on this shared
+ * machine a phase's rate swings by 1.5x between rounds, and each phase needs a quiet one). The JSON
+ * also lists each round's own ratio (deliveries / raw of the same round), for the spread.
  * Each phase also prints the process CPU time per webhook (all threads, LevelDB's included; the
  * receiver's is not counted) and the main thread's busy time per webhook (event-loop utilization): on a
  * shared machine the rates swing from run to run, the CPU cost per webhook much less.
  *
  * Runs bundled, as bin/ethhook.mjs runs the node (bundled.ts); BENCH_SOURCES=1 runs the sources under tsx.
- * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10), BENCH_ROUNDS (4).
+ * Env: BENCH_JOBS (default 20000), BENCH_CONCURRENCY (64), BENCH_ENDPOINTS (10), BENCH_ROUNDS (6).
  * Target: deliveries_per_s >= 0.6 × raw_undici_per_s. Last line: one JSON object.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -45,7 +47,7 @@ import { asShipped, execArgvFor } from './bundled.ts';
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 
 if (process.argv.includes('--receiver')) {
   const server = createServer((req, res) => {
@@ -232,6 +234,7 @@ async function main(): Promise<void> {
       cpu_us_signed: Math.round(leastCpu(signed)),
       cpu_us_delivery: Math.round(leastCpu(delivered)),
       rounds: ROUNDS,
+      ratio_rounds: delivered.map(([rate], i) => Number((rate / raw[i]![0]).toFixed(3))),
     }));
   } finally {
     child.kill();
