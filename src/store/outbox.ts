@@ -52,6 +52,7 @@
  * process loses nothing the OS has accepted; a power loss may lose the last writes.
  */
 import { z } from 'zod';
+import { deferred, type Deferred } from '../runtime/deferred.ts';
 import { EthhookError } from '../runtime/errors.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
 import { sublevel, type Db } from './db.ts';
@@ -180,7 +181,7 @@ export class Outbox {
   private parked = 0;
   private queued: QueuedChange[] = [];
   /** The promise of the group being queued, for `completeWithGroup` callers (made at the first). */
-  private queuedGroup: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
+  private queuedGroup: Deferred<void> | null = null;
   /** The group-commit writer while it runs (it runs until nothing is queued). */
   private writer: Promise<void> | null = null;
   /** Entries ride with the job object that wrote them (`ref`), valid while it is `known` (JobForm). */
@@ -191,7 +192,6 @@ export class Outbox {
   /** Entries of `known` left stale by writes since the last sweep (an upper bound: see noteJobWrite). */
   private staleKnown = 0;
   private readonly rememberAtMost: number;
-
   /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
@@ -426,14 +426,12 @@ export class Outbox {
 
   /** After a 2xx: deletes the job (and records the attempt). Resolves false when the job was already gone. */
   complete(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<boolean> {
-    // Built field by field, not spread, and no async frame of its own: this runs once per webhook.
-    const change: JobChange = { kind: 'complete' };
-    if (attempt) {
-      try {
-        change.attempt = this.attempts.check(attempt);
-      } catch (err) {
-        return Promise.reject(err);
-      }
+    // No async frame of its own: a bad record rejects the call, a good one queues the change.
+    let change: JobChange;
+    try {
+      change = this.completion(attempt);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return this.change(job, change) as Promise<boolean>;
   }
@@ -444,25 +442,21 @@ export class Outbox {
    * the group's, shared by every such call in it, so a call allocates none.
    */
   completeWithGroup(job: string | Pick<Job, 'id'>, attempt?: AttemptRecord): Promise<void> {
-    const change: JobChange = { kind: 'complete' };
-    if (attempt) {
-      try {
-        change.attempt = this.attempts.check(attempt);
-      } catch (err) {
-        return Promise.reject(err);
-      }
+    let change: JobChange;
+    try {
+      change = this.completion(attempt);
+    } catch (err) {
+      return Promise.reject(err);
     }
     this.queue(job, change, ignore, ignore);
-    if (this.queuedGroup === null) {
-      let resolve = ignore as () => void;
-      let reject = ignore as (err: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.queuedGroup = { promise, resolve, reject };
-    }
-    return this.queuedGroup.promise;
+    return (this.queuedGroup ??= deferred<void>()).promise;
+  }
+
+  /** A complete's change, its attempt record checked (throws ETHHOOK_ERR_INVALID_INPUT); built field by field, not spread: once per webhook. */
+  private completion(attempt: AttemptRecord | undefined): JobChange {
+    const change: JobChange = { kind: 'complete' };
+    if (attempt) change.attempt = this.attempts.check(attempt);
+    return change;
   }
 
   /**

@@ -28,6 +28,7 @@
  * through `onFatal` (the actor then fails and its supervisor restarts it); a failure while processing
  * one job is logged and the job held for `errorHoldMs`.
  */
+import { deferred, type Deferred } from '../../runtime/deferred.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { AttemptRecord } from '../../store/attempts.ts';
 import type { Endpoint } from '../../store/endpoints.ts';
@@ -121,7 +122,7 @@ export class DeliveryLoop {
   /** Jobs between dispatch and their settled outbox write. */
   private inFlight = 0;
   /** While `stop` waits for the jobs in flight to settle: resolved when the last one has. */
-  private drained: { promise: Promise<void>; resolve: () => void } | null = null;
+  private drained: Deferred<void> | null = null;
   /** Of those, the ones not past their HTTP attempt yet: what `concurrency` bounds. */
   private sending = 0;
   private readonly cache = new Map<string, EndpointEntry>();
@@ -190,14 +191,7 @@ export class DeliveryLoop {
     this.unsubscribe = null;
     this.wake();
     await this.loop;
-    if (this.inFlight > 0) {
-      if (this.drained === null) {
-        let resolve = (): void => {};
-        const promise = new Promise<void>((r) => (resolve = r));
-        this.drained = { promise, resolve };
-      }
-      await this.drained.promise;
-    }
+    if (this.inFlight > 0) await (this.drained ??= deferred<void>()).promise;
     this.ready = [];
     this.holds.clear();
     this.taken.clear();
