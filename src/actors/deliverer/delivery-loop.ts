@@ -33,7 +33,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { AttemptRecord } from '../../store/attempts.ts';
 import type { Endpoint } from '../../store/endpoints.ts';
 import type { Job, Outbox } from '../../store/outbox.ts';
-import { EndpointGuards, type GuardConfig } from './endpoint-guard.ts';
+import { EndpointGuards, type GuardConfig, type GuardRecord } from './endpoint-guard.ts';
 import type { HttpAttempt } from './http-client.ts';
 import type { FailureStreak } from './disable.ts';
 import { Holds, type HoldKind } from './holds.ts';
@@ -97,7 +97,7 @@ type SendableEntry = EndpointEntry & { endpoint: Endpoint; url: URL };
 /** An answer whose endpoint state is stored before its outbox write (see `storeThenSettle`). */
 interface StoreFirst {
   at: number;
-  guard: { disableReason?: string; persist?: FailureStreak };
+  guard: GuardRecord;
   decision: Decision;
 }
 

@@ -38,8 +38,15 @@ export interface GuardConfig {
   disable?: Partial<DisableConfig>;
 }
 
+/** What `record` reports: a breaker transition, a reason to disable the endpoint, a streak to store (null: clear it). */
+export interface GuardRecord {
+  transition?: Transition;
+  disableReason?: string;
+  persist?: FailureStreak | null;
+}
+
 /** What `record` returns when nothing changed (read, never changed). */
-const NOTHING_TO_REPORT: { transition?: Transition; disableReason?: string; persist?: FailureStreak } = Object.freeze({});
+const NOTHING_TO_REPORT: GuardRecord = Object.freeze({});
 
 export class EndpointGuards {
   private readonly guards = new Map<string, Guard>();
@@ -78,7 +85,7 @@ export class EndpointGuards {
     outcome: OutcomeClass,
     reason: string,
     now: number,
-  ): { transition?: Transition; disableReason?: string; persist?: FailureStreak } {
+  ): GuardRecord {
     const g = this.guard(endpointId);
     const r = breakerRecord(g.breaker, outcome !== 'retryable', now, this.breakerCfg);
     this.apply(endpointId, g, r.state, r.transition);
@@ -87,7 +94,7 @@ export class EndpointGuards {
     // Nothing to report (nearly every webhook): one shared empty result. Otherwise assigned, not
     // spread (conditional spreads take V8's slow path).
     if (!r.transition && !d.disableReason && !('persist' in d)) return NOTHING_TO_REPORT;
-    const result: { transition?: Transition; disableReason?: string; persist?: FailureStreak } = {};
+    const result: GuardRecord = {};
     if (r.transition) result.transition = r.transition;
     if (d.disableReason) result.disableReason = d.disableReason;
     if ('persist' in d) result.persist = d.persist;

@@ -66,13 +66,19 @@ export type Decision =
   | { action: 'dead-letter'; reason: string }
   | { action: 'disable-endpoint'; reason: string };
 
+/** What an answer is (`classifyOutcome`), and why, for the breaker, the streak and the logs. */
+export interface Classified {
+  class: OutcomeClass;
+  reason: string;
+}
+
 /** The classification of a 200, nearly every answer (shared: read, never changed). */
-const OK_200: { class: OutcomeClass; reason: string } = Object.freeze({ class: 'success', reason: 'HTTP 200' });
+const OK_200: Classified = Object.freeze({ class: 'success', reason: 'HTTP 200' });
 
 /** The decision after a 2xx (shared: a decision is read, never changed). */
 const COMPLETE: Decision = Object.freeze({ action: 'complete' });
 
-export function classifyOutcome(outcome: AttemptOutcome): { class: OutcomeClass; reason: string } {
+export function classifyOutcome(outcome: AttemptOutcome): Classified {
   const { status, error } = outcome;
   if (error?.kind === 'refused') return { class: 'permanent', reason: `target refused: ${error.message}` };
   if (status === null) return { class: 'retryable', reason: error ? `${error.kind}: ${error.message}` : 'no response' };
@@ -95,7 +101,7 @@ export function decide(
   nowMs: number = Date.now(),
   random: () => number = Math.random,
   /** `classifyOutcome(outcome)`, when the caller has it already. */
-  classified: { class: OutcomeClass; reason: string } = classifyOutcome(outcome),
+  classified: Classified = classifyOutcome(outcome),
 ): Decision {
   const { class: verdict, reason } = classified;
   switch (verdict) {
