@@ -24,31 +24,32 @@
  * insert or delete moves at most a chunk, never the whole window. Each entry keeps its key with the id
  * in it (the key from `idAt` on), as the string the outbox gave (`add(key, id)`: the job's own id,
  * whose hash the outbox's maps have already computed), so `take` hands out ids and checks `exclude`
- * without cutting a new string out of every key it walks.
+ * without cutting a new string out of every key it walks; and the job's endpoint id (the index's value),
+ * so `take` can pass over the jobs of endpoints that cannot take more now (`skipEndpoints`).
+ *
+ * Memory: an entry is its key, its id (a slice of the key) and the endpoint id, about 150 bytes; never
+ * the job or its payload. 100,000 entries (the default capacity) are about 15 MB whatever the backlog.
  */
 
 const CHUNK = 512;
 export const DEFAULT_DUE_WINDOW = 100_000;
 
-/**
- * One key of the index and the id in it, and what the owner attached to it when it added the key
- * (`ref`: the outbox's job object). Handed out by `take`: read, never changed.
- */
-export interface DueEntry<R = unknown> {
+/** One key of the index, the id in it and the job's endpoint. Handed out by `take`: read, never changed. */
+export interface DueEntry {
   readonly key: string;
   readonly id: string;
-  readonly ref: R | undefined;
+  readonly endpoint: string;
 }
 
-type JournalOp<R> = [op: 'add', entry: DueEntry<R>] | [op: 'delete', key: string];
+type JournalOp = [op: 'add', entry: DueEntry] | [op: 'delete', key: string];
 
-export class DueWindow<R = unknown> {
-  private chunks: DueEntry<R>[][] = [];
+export class DueWindow {
+  private chunks: DueEntry[][] = [];
   private count = 0;
   /** Every key of the index is here. When false, every key <= `max` is. */
   private whole = true;
   private max = '';
-  private journal: JournalOp<R>[] | null = null;
+  private journal: JournalOp[] | null = null;
   /** The window was trimmed while a refill read: what it read starts above a gap, so it is dropped. */
   private trimmedDuringRefill = false;
 
@@ -74,9 +75,9 @@ export class DueWindow<R = unknown> {
     return this.whole ? undefined : this.max;
   }
 
-  /** A key was written to the index; `id` is the id in it (default: cut from the key); `ref` rides along. */
-  add(key: string, id = key.slice(this.idAt), ref?: R): void {
-    const entry: DueEntry<R> = { key, id, ref };
+  /** A key was written to the index; `id` is the id in it (default: cut from the key), `endpoint` its job's endpoint. */
+  add(key: string, id = key.slice(this.idAt), endpoint = ''): void {
+    const entry: DueEntry = { key, id, endpoint };
     this.journal?.push(['add', entry]);
     this.insert(entry);
   }
@@ -93,16 +94,18 @@ export class DueWindow<R = unknown> {
   }
 
   /**
-   * Up to `limit` entries with keys below `end` (exclusive), in order, whose id is not in `exclude`.
-   * `exhausted` is true when the walk ran off the end of an incomplete window below `end`: more may
-   * wait in LevelDB.
+   * Up to `limit` entries with keys below `end` (exclusive), in order, whose id is not in `exclude` and
+   * whose endpoint is not in `skipEndpoints`. `exhausted` is true when the walk ran off the end of an
+   * incomplete window below `end`: more may wait in LevelDB.
    */
-  take(end: string, limit: number, exclude?: ReadonlySet<string>): { entries: DueEntry<R>[]; exhausted: boolean } {
-    const entries: DueEntry<R>[] = [];
+  take(end: string, limit: number, exclude?: ReadonlySet<string>, skipEndpoints?: ReadonlySet<string>): { entries: DueEntry[]; exhausted: boolean } {
+    const entries: DueEntry[] = [];
+    const skip = skipEndpoints !== undefined && skipEndpoints.size > 0 ? skipEndpoints : undefined;
     for (const chunk of this.chunks) {
       for (const entry of chunk) {
         if (entry.key >= end) return { entries, exhausted: false };
         if (exclude !== undefined && exclude.has(entry.id)) continue;
+        if (skip !== undefined && skip.has(entry.endpoint)) continue;
         entries.push(entry);
         if (entries.length >= limit) return { entries, exhausted: false };
       }
@@ -117,17 +120,21 @@ export class DueWindow<R = unknown> {
   }
 
   /**
-   * Merges what a refill read: `keys`, in order, after `refillAfter`; `reachedEnd` when the read found
-   * no more. Then replays the writes journaled since `beginRefill`.
+   * Merges what a refill read: `keys`, in order, after `refillAfter`, and their jobs' `endpoints` (the
+   * index's values, same order); `reachedEnd` when the read found no more. Then replays the writes
+   * journaled since `beginRefill`.
    */
-  refilled(keys: readonly string[], reachedEnd: boolean): void {
+  refilled(keys: readonly string[], reachedEnd: boolean, endpoints?: readonly string[]): void {
     const journal = this.journal ?? [];
     this.journal = null;
     if (!this.whole && !this.trimmedDuringRefill) {
       // Open the range first: the keys read are now known up to the last of them (or entirely).
       if (reachedEnd) this.whole = true;
       else if (keys.length > 0) this.max = keys[keys.length - 1]!;
-      for (const key of keys) this.insert({ key, id: key.slice(this.idAt), ref: undefined });
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        this.insert({ key, id: key.slice(this.idAt), endpoint: endpoints?.[i] ?? '' });
+      }
     }
     for (const op of journal) {
       if (op[0] === 'add') this.insert(op[1]);
@@ -140,7 +147,7 @@ export class DueWindow<R = unknown> {
     this.journal = null;
   }
 
-  private insert(entry: DueEntry<R>): void {
+  private insert(entry: DueEntry): void {
     const key = entry.key;
     if (!this.whole && key > this.max) return;
     const chunks = this.chunks;
@@ -209,7 +216,7 @@ export class DueWindow<R = unknown> {
   }
 }
 
-function lowerBound(chunk: readonly DueEntry<unknown>[], key: string): number {
+function lowerBound(chunk: readonly DueEntry[], key: string): number {
   let lo = 0;
   let hi = chunk.length;
   while (lo < hi) {

@@ -7,7 +7,7 @@
  *
  * Sublevels, every state change one atomic `db.batch`:
  *   outbox-jobs             <jobId>                         -> Job
- *   outbox-due              <nextAttemptAt 15d>!<jobId>     -> jobId   (the Deliverer's scan order)
+ *   outbox-due              <nextAttemptAt 15d>!<jobId>     -> endpointId (the Deliverer's scan order)
  *   outbox-dead             <jobId>                         -> DeadLetter
  *   outbox-dead-by-time     <deadAt 15d>!<jobId>            -> jobId
  *   outbox-dead-by-endpoint <endpointId>!<deadAt 15d>!<jobId> -> jobId
@@ -32,13 +32,19 @@
  * job does not remember it (its copy may predate the write). At most `MAX_KNOWN` jobs are remembered
  * (about 1 kB each); past that, new ones are not, until delivered jobs make room. The hot path looks
  * nothing up: a remembered job object knows it is the one (its form's `known` flag, under a private
- * symbol), the window's entries carry the job object that wrote them, and callers hand jobs back; a
- * write clears the flag and leaves the map entry stale, swept out when the map fills.
+ * symbol) and callers hand jobs back; a write clears the flag and leaves the map entry stale, swept out
+ * when the map fills.
  *
  * `due` does not scan LevelDB: the earliest keys of the due index are kept in memory (due-window.ts,
  * up to `dueWindow` keys), told of every write once it lands, and refilled from LevelDB when a backlog
  * larger than the window is worked through. A LevelDB scan would step over the tombstones delivered
- * jobs leave behind and over the keys of jobs in flight, on every call.
+ * jobs leave behind and over the keys of jobs in flight, on every call. `skipEndpoints` passes over
+ * the jobs of endpoints that cannot take more now (the Deliverer's per-endpoint limit), so the jobs of
+ * other endpoints behind them are found.
+ *
+ * Memory: what is kept per queued job is its due-window entry (id, due time, endpoint id: ~150 bytes,
+ * at most `dueWindow` of them); payloads stay in LevelDB, but for the at most `rememberAtMost` jobs
+ * remembered as stored (~1.5 kB each with their body bytes). A backlog of any size costs the same.
  *
  * Idempotent enqueue: a job whose id is already in the outbox (pending or dead) is skipped. Jobs that
  * were already delivered are not remembered here: the Matcher keeps, for the reorg window, which
@@ -103,6 +109,12 @@ export interface DeadLetter {
   deadAt: number;
 }
 
+/** What `due` skips: ids (jobs the caller has in hand) and endpoints (that cannot take more now). */
+export interface DueOptions {
+  exclude?: ReadonlySet<string>;
+  skipEndpoints?: ReadonlySet<string>;
+}
+
 export interface EnqueueResult {
   enqueued: number;
   duplicates: number;
@@ -111,17 +123,21 @@ export interface EnqueueResult {
 export interface OutboxOptions {
   /** Attempt records kept per endpoint (default 1000). */
   attemptsPerEndpoint?: number;
-  /** Due-index keys kept in memory at most (default 100,000, about 10 MB); see due-window.ts. */
+  /** Due-index keys kept in memory at most (default 100,000, about 15 MB); see due-window.ts. */
   dueWindow?: number;
-  /** Jobs remembered as stored at most (default MAX_KNOWN, 20,000; see the module header). */
+  /** Jobs remembered as stored at most (default MAX_KNOWN, 4,096; see the module header). */
   rememberAtMost?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
 
 const REPLAY_CHUNK = 500;
-/** Jobs remembered as stored at most (about 1 kB each); see the module header. */
-const MAX_KNOWN = 20_000;
+/**
+ * Jobs remembered as stored at most (about 1.5 kB each with their body: ~6 MB). Enough for the jobs in
+ * flight and a few scans ahead, which is what makes a job enqueued and delivered soon after cost no
+ * read; a larger backlog is read back from LevelDB as it comes due.
+ */
+const MAX_KNOWN = 4_096;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
@@ -184,8 +200,7 @@ export class Outbox {
   private queuedGroup: Deferred<void> | null = null;
   /** The group-commit writer while it runs (it runs until nothing is queued). */
   private writer: Promise<void> | null = null;
-  /** Entries ride with the job object that wrote them (`ref`), valid while it is `known` (JobForm). */
-  private readonly window: DueWindow<Job>;
+  private readonly window: DueWindow;
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
   private readonly known = new Map<string, Job>();
@@ -210,7 +225,7 @@ export class Outbox {
     this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
     this.rememberAtMost = options.rememberAtMost ?? MAX_KNOWN;
-    this.window = new DueWindow<Job>(options.dueWindow, DUE_ID_AT);
+    this.window = new DueWindow(options.dueWindow, DUE_ID_AT);
   }
 
   static async open(db: Db, options: OutboxOptions = {}): Promise<Outbox> {
@@ -218,7 +233,7 @@ export class Outbox {
     for await (const _ of outbox.jobs.keys()) outbox.pending++;
     for await (const _ of outbox.dead.keys()) outbox.parked++;
     // One key past the capacity makes the window incomplete; the rest is read by refills.
-    for (const key of await outbox.dueIndex.keys({ limit: outbox.window.capacity + 1 }).all()) outbox.window.add(key);
+    for (const [key, endpoint] of await outbox.dueIndex.iterator({ limit: outbox.window.capacity + 1 }).all()) outbox.window.add(key, undefined, endpoint);
     return outbox;
   }
 
@@ -271,27 +286,27 @@ export class Outbox {
 
   /**
    * Up to `limit` jobs with nextAttemptAt <= now, earliest first. `exclude` skips ids the caller already
-   * has in flight, so they do not hide the jobs behind them.
+   * has in flight, so they do not hide the jobs behind them; `skipEndpoints` skips the jobs of those
+   * endpoints.
    */
-  async due(now: number, limit: number, options: { exclude?: ReadonlySet<string> } = {}): Promise<Job[]> {
+  async due(now: number, limit: number, options: DueOptions = {}): Promise<Job[]> {
     if (limit <= 0) return [];
     const end = padNumber(now + 1);
-    let { entries, exhausted } = this.window.take(end, limit, options.exclude);
+    const { exclude, skipEndpoints } = options;
+    let { entries, exhausted } = this.window.take(end, limit, exclude, skipEndpoints);
     // A backlog beyond the window: read on from LevelDB (a few times at most; the next call goes on).
     for (let refills = 0; entries.length < limit && exhausted && refills < 3; refills++) {
       await this.refill();
-      ({ entries, exhausted } = this.window.take(end, limit, options.exclude));
+      ({ entries, exhausted } = this.window.take(end, limit, exclude, skipEndpoints));
     }
-    // A window full of excluded jobs (more in flight or held than it holds) cannot take more in:
-    // scan LevelDB beyond it for the rest.
+    // A window full of skipped jobs (more in flight, held or blocked than it holds) cannot take more
+    // in: scan LevelDB beyond it for the rest.
     const after = this.window.refillAfter;
-    const scanned = entries.length < limit && exhausted && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options.exclude) : [];
+    const scanned = entries.length < limit && exhausted && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options) : [];
     const jobs: Job[] = [];
     const toRead: string[] = [];
     for (const entry of entries) {
-      // The job object that wrote the entry, when it is still the one remembered; else a lookup.
-      const ref = entry.ref;
-      const job = ref !== undefined && isKnown(ref) ? ref : this.lookup(entry.id);
+      const job = this.lookup(entry.id);
       if (job === undefined) toRead.push(entry.id);
       else jobs.push(job);
     }
@@ -329,17 +344,17 @@ export class Outbox {
     return first === undefined ? undefined : Number(first.slice(0, 15));
   }
 
-  /** Up to `limit` ids of the due index after `after` and before `end`, skipping `exclude`, read from LevelDB. */
-  private async scanDue(after: string, end: string, limit: number, exclude?: ReadonlySet<string>): Promise<string[]> {
+  /** Up to `limit` ids of the due index after `after` and before `end`, skipping as `due` does, read from LevelDB. */
+  private async scanDue(after: string, end: string, limit: number, { exclude, skipEndpoints }: DueOptions): Promise<string[]> {
     const ids: string[] = [];
-    const keys = this.dueIndex.keys({ gt: after, lt: end });
+    const keys = this.dueIndex.iterator({ gt: after, lt: end });
     try {
       while (ids.length < limit) {
         const chunk = await keys.nextv(limit);
         if (chunk.length === 0) break;
-        for (const key of chunk) {
+        for (const [key, endpoint] of chunk) {
           const id = key.slice(DUE_ID_AT);
-          if (exclude?.has(id)) continue;
+          if (exclude?.has(id) || skipEndpoints?.has(endpoint)) continue;
           ids.push(id);
           if (ids.length >= limit) break;
         }
@@ -358,8 +373,8 @@ export class Outbox {
       const want = Math.max(1, Math.floor(this.window.capacity / 2));
       this.window.beginRefill();
       try {
-        const keys = await this.dueIndex.keys({ gt: after, limit: want }).all();
-        this.window.refilled(keys, keys.length < want);
+        const read = await this.dueIndex.iterator({ gt: after, limit: want }).all();
+        this.window.refilled(read.map(([key]) => key), read.length < want, read.map(([, endpoint]) => endpoint));
       } catch (err) {
         this.window.refillFailed();
         throw err;
@@ -658,7 +673,7 @@ export class Outbox {
 
   /** The job's due key was written (and has landed): the window gets it with the job's own id string. */
   private noteDueKey(job: Job): void {
-    this.window.add(this.formOf(job).dueKey, job.id, job);
+    this.window.add(this.formOf(job).dueKey, job.id, job.endpointId);
   }
 
   /**
@@ -709,7 +724,7 @@ export class Outbox {
       body === undefined
         ? { type: 'put', key: form.jobKey, value: JSON.stringify(job), valueEncoding: 'utf8' }
         : { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' },
-      { type: 'put', key: form.dueIndexKey, value: JSON.stringify(job.id), valueEncoding: 'utf8' },
+      { type: 'put', key: form.dueIndexKey, value: JSON.stringify(job.endpointId), valueEncoding: 'utf8' },
     ];
   }
 

@@ -1,8 +1,8 @@
 // The outbox's in-memory due window (src/store/due-window.ts) against a model of the LevelDB due index:
 // over any sequence of key writes, deletes and refills (with writes landing while a refill reads, its
 // snapshot taken before, between or after them), the window holds exactly the index's keys up to its
-// `max` (all of them when complete), and `take` returns what a scan of the index would, once refilled
-// as the outbox does.
+// `max` (all of them when complete), and `take` returns what a scan of the index would (skipping the
+// excluded ids and the jobs of skipped endpoints), once refilled as the outbox does.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DueWindow } from '../../src/store/due-window.ts';
@@ -20,13 +20,22 @@ const step = fc.oneof(
     snapshotAt: fc.nat({ max: 6 }),
     fail: fc.boolean(),
   }),
-  fc.record({ op: fc.constant('take' as const), end: key, limit: fc.integer({ min: 1, max: 20 }), exclude: fc.uniqueArray(key, { maxLength: 5 }) }),
+  fc.record({
+    op: fc.constant('take' as const),
+    end: key,
+    limit: fc.integer({ min: 1, max: 20 }),
+    exclude: fc.uniqueArray(key, { maxLength: 5 }),
+    skip: fc.subarray(['ep0', 'ep1', 'ep2']),
+  }),
 );
+
+/** The endpoint of a key's job (the index's value), as the outbox writes it. */
+const endpointOf = (k: string): string => `ep${Number(k.at(-1)) % 3}`;
 
 function applyWrite(index: Set<string>, window: DueWindow, w: { op: 'add' | 'delete'; key: string }): void {
   if (w.op === 'add') {
     index.add(w.key);
-    window.add(w.key);
+    window.add(w.key, undefined, endpointOf(w.key));
   } else {
     index.delete(w.key);
     window.delete(w.key);
@@ -75,22 +84,26 @@ describe('DueWindow', () => {
             if (s.fail) window.refillFailed();
             else {
               const { keys, reachedEnd } = read(snapshot, after, want);
-              window.refilled(keys, reachedEnd);
+              window.refilled(keys, reachedEnd, keys.map(endpointOf));
             }
           } else {
             // As Outbox.due: take, and refill (synchronously here) while the walk ran off the window.
             const exclude = new Set(s.exclude.map((k) => k.slice(4)));
-            let got = window.take(s.end, s.limit, exclude);
+            const skip = new Set(s.skip);
+            let got = window.take(s.end, s.limit, exclude, skip);
             for (let i = 0; got.entries.length < s.limit && got.exhausted && i < 100; i++) {
               const { keys, reachedEnd } = read([...index].sort(), window.refillAfter!, want);
               window.beginRefill();
-              window.refilled(keys, reachedEnd);
-              got = window.take(s.end, s.limit, exclude);
+              window.refilled(keys, reachedEnd, keys.map(endpointOf));
+              got = window.take(s.end, s.limit, exclude, skip);
             }
-            // Each entry carries the id in its key, whether it came by add or by a refill.
-            for (const e of got.entries) expect(e.id).toBe(e.key.slice(4));
+            // Each entry carries the id in its key and its job's endpoint, whether it came by add or by a refill.
+            for (const e of got.entries) {
+              expect(e.id).toBe(e.key.slice(4));
+              expect(e.endpoint).toBe(endpointOf(e.key));
+            }
             const keys = got.entries.map((e) => e.key);
-            const scan = [...index].sort().filter((k) => k < s.end && !exclude.has(k.slice(4)));
+            const scan = [...index].sort().filter((k) => k < s.end && !exclude.has(k.slice(4)) && !skip.has(endpointOf(k)));
             // With every key excluded up to the capacity, a window can fill with excluded keys only;
             // then the walk may stop short (the outbox tries again on its next call).
             if (!got.exhausted) expect(keys).toEqual(scan.slice(0, s.limit));
@@ -102,7 +115,7 @@ describe('DueWindow', () => {
         if (window.first() === undefined && !window.complete) {
           const { keys, reachedEnd } = read([...index].sort(), window.refillAfter!, want);
           window.beginRefill();
-          window.refilled(keys, reachedEnd);
+          window.refilled(keys, reachedEnd, keys.map(endpointOf));
         }
         expect(window.first()).toBe([...index].sort()[0]);
       }),

@@ -546,6 +546,25 @@ describe('a backlog larger than the in-memory due window', () => {
   });
 });
 
+describe('skipping endpoints that cannot take more', () => {
+  // Jobs of a blocked endpoint fill the front of the index; the other endpoint's jobs behind them are
+  // still found, from the window, from refills (the window holds 4 keys) and from a reopened outbox,
+  // whose window is read back from LevelDB with each job's endpoint.
+  it('finds the jobs of other endpoints behind a blocked endpoint\'s backlog, before and after a reopen', async () => {
+    const { db } = await freshDb();
+    let outbox = await Outbox.open(db, { now, dueWindow: 4 });
+    const slow = Array.from({ length: 20 }, (_, i) => job(`msg_s${String(i).padStart(2, '0')}`, 'ep_slow', { nextAttemptAt: T0 + i }));
+    const fast = Array.from({ length: 3 }, (_, i) => job(`msg_f${i}`, 'ep_fast', { nextAttemptAt: T0 + 100 + i }));
+    await outbox.enqueueBatch([...slow, ...fast]);
+    const skip = new Set(['ep_slow']);
+    expect((await outbox.due(T0 + 200, 10, { skipEndpoints: skip })).map((j) => j.id)).toEqual(['msg_f0', 'msg_f1', 'msg_f2']);
+    expect((await outbox.due(T0 + 200, 2)).map((j) => j.id)).toEqual(['msg_s00', 'msg_s01']);
+    outbox = await Outbox.open(db, { now, dueWindow: 4 });
+    expect((await outbox.due(T0 + 200, 2, { skipEndpoints: skip })).map((j) => j.id)).toEqual(['msg_f0', 'msg_f1']);
+    expect((await outbox.due(T0 + 200, 5, { skipEndpoints: new Set(['ep_fast']) })).map((j) => j.endpointId)).toEqual(Array(5).fill('ep_slow'));
+  });
+});
+
 describe('the webhook body', () => {
   // The payload is serialized and encoded once, with the job's record: the stored record is exactly the
   // job's JSON (UTF-8, multi-byte characters included), and bodyOf serves the payload's JSON as those
