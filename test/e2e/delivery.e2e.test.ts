@@ -109,6 +109,26 @@ describe('delivery', () => {
     expect(r.requests.length).toBeLessThan(400 * 1.05);
   });
 
+  // pipeline_stage_seconds: every stage was reached by the events above, and the stages are cumulative
+  // times since the block was seen, so each stage's mean is at least the one before it (blocks for the
+  // first three stages, first attempts for the last two).
+  it('reports where time goes, stage by stage, as pipeline_stage_seconds', async () => {
+    const stage = async (name: string) => ({
+      count: (await node.metric('pipeline_stage_seconds_count', { stage: name })) ?? 0,
+      sum: (await node.metric('pipeline_stage_seconds_sum', { stage: name })) ?? 0,
+    });
+    const [fetched, matched, committed, sent, answered] = await Promise.all(['fetched', 'matched', 'committed', 'sent', 'answered'].map(stage));
+    expect(fetched!.count).toBeGreaterThanOrEqual(25);
+    expect(matched!.count).toBeGreaterThanOrEqual(25);
+    expect(committed!.count).toBeGreaterThanOrEqual(25);
+    expect(sent!.count).toBeGreaterThanOrEqual(400);
+    expect(answered!.count).toBe(sent!.count);
+    const mean = (s: { count: number; sum: number }) => s.sum / s.count;
+    expect(mean(fetched!)).toBeLessThanOrEqual(mean(matched!));
+    expect(mean(matched!)).toBeLessThanOrEqual(mean(committed!));
+    expect(mean(sent!)).toBeLessThanOrEqual(mean(answered!));
+  });
+
   it('still delivers everything when 30% of requests fail (500s and timeouts); retries keep the webhook-id and body', async () => {
     const r = await receiver({ behaviour: failRatio(0.3, 20_24, [{ status: 500 }, { hang: true }]) });
     const contract = await chain.deploy();

@@ -4,6 +4,7 @@ import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
 import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
+import { pipelineStages } from '../../src/pipeline-stages.ts';
 import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
 import { streamCounters } from '../../src/streams/metrics.ts';
 
@@ -15,5 +16,6 @@ export function registryWithAllMetrics(): Registry {
   delivererMetrics(registry);
   getGovernanceMetrics(registry);
   streamCounters(registry);
+  pipelineStages(registry);
   return registry;
 }

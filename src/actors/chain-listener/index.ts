@@ -22,6 +22,7 @@ import { throwIfStopped, type EmittedBlock } from './follower.ts';
 import { ChainListener } from './listener.ts';
 import { chainBlockAckSchema, type ChainBlockMessage, type ChainStatus, type ChainStatusRequest } from './messages.ts';
 import { getChainMetrics } from './metrics.ts';
+import { pipelineStages } from '../../pipeline-stages.ts';
 
 export { chainConfigSchema, type ChainConfig, type ChainConfigInput } from './config.ts';
 export { chainErrorCodes } from './errors.ts';
@@ -42,9 +43,11 @@ export const chainListenerName = (chainId: number): string => `chain-listener:${
 
 export function createChainListener(options: ChainListenerOptions): Behaviour<ChainStatusRequest> {
   const { chain, target } = options;
+  const stages = pipelineStages(options.registry);
   let listener: ChainListener | null = null;
 
   const emit = async (ctx: ActorContext<ChainStatusRequest>, log: Logger, msg: ChainBlockMessage, signal: AbortSignal) => {
+    if (!msg.removed) stages.reached('fetched', msg.seenAt, Date.now());
     for (let attempt = 1; ; attempt++) {
       throwIfStopped(signal);
       const ref = ctx.lookup(target);

@@ -405,8 +405,15 @@ export class DeliveryLoop {
     const at = this.now();
     const classified = classifyOutcome(result);
     const reason = classified.reason;
-    this.deps.metrics?.deliveries.inc({ status: deliveryStatus(result) });
-    this.deps.metrics?.deliveryDuration.observe(result.durationMs / 1000);
+    const metrics = this.deps.metrics;
+    if (metrics !== undefined) {
+      metrics.deliveries.inc({ status: deliveryStatus(result) });
+      metrics.deliveryDuration.observe(result.durationMs / 1000);
+      if (job.attempt === 0) {
+        metrics.stages.reached('sent', job.eventSeenAt, at - result.durationMs);
+        metrics.stages.reached('answered', job.eventSeenAt, at);
+      }
+    }
 
     const guard = this.guards.record(endpointId, classified.class, reason, at);
     if (guard.transition === 'opened') {

@@ -8,11 +8,13 @@
  *   webhook_dead_letters                 gauge     jobs parked as dead letters (read at scrape time)
  *   circuit_breaker_state{endpoint}      gauge     0 closed, 1 half-open, 2 open; endpoint = endpoint id
  *   circuit_breaker_opens_total          counter   transitions to open
+ *   pipeline_stage_seconds{stage}        histogram the `sent` and `answered` stages (src/pipeline-stages.ts)
  *
  * Created once per registry (memoized), so a restarted Deliverer, or several in one process, share them.
  * Labels are bounded: `status` is a closed set, `endpoint` is an id, never a URL.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import type { AttemptOutcome } from './retry.ts';
 
 export const DELIVERER_METRIC_NAMES = [
@@ -53,6 +55,8 @@ export interface DelivererMetrics {
   readonly eventToDelivery: Histogram;
   readonly breakerState: Gauge<'endpoint'>;
   readonly breakerOpens: Counter;
+  /** Where a first attempt's time went since its block was seen (`sent`, `answered`). */
+  readonly stages: PipelineStages;
   /** The outbox whose depth and dead letters the gauges report; null reports nothing. */
   observeQueue(source: QueueSource | null): void;
 }
@@ -96,6 +100,7 @@ export function delivererMetrics(registry: Registry): DelivererMetrics {
       help: 'Circuit breaker transitions to open',
       registers,
     }),
+    stages: pipelineStages(registry),
     observeQueue(source) {
       queue = source;
     },

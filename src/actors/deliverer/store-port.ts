@@ -30,7 +30,8 @@
  * - `webhook_queue_depth`, `webhook_dead_letters`: read from the outbox at scrape time, as in-process.
  * - `webhook_delivery_duration_seconds`: observed from each written op's attempt record (one per HTTP
  *   attempt); `webhook_event_to_delivery_seconds` from each `complete` with a record (`at − eventSeenAt`).
- *   Both as the in-process loop observes them, from the same numbers.
+ *   Both as the in-process loop observes them, from the same numbers. `pipeline_stage_seconds` `sent` and
+ *   `answered` from each first attempt that completed (the in-process loop also counts failed ones).
  * - `webhook_deliveries_total{status}` and `circuit_breaker_opens_total`: the child sends the counts of
  *   its own registry since its last report every second (`store.metrics`, placed.ts); they are added
  *   here. Counts of the last second before a `kill -9` of the child are lost (those attempts were not
@@ -195,7 +196,13 @@ function write(outbox: OutboxPort, op: ParsedOp, metrics: DelivererMetrics | und
 function observeAttempt(metrics: DelivererMetrics | undefined, completed: Job | string | null, record: AttemptRecord): void {
   if (!metrics) return;
   metrics.deliveryDuration.observe(record.durationMs / 1000);
-  if (completed !== null && typeof completed === 'object') metrics.eventToDelivery.observe(Math.max(0, record.at - completed.eventSeenAt) / 1000);
+  if (completed === null || typeof completed !== 'object') return;
+  metrics.eventToDelivery.observe(Math.max(0, record.at - completed.eventSeenAt) / 1000);
+  // A placed loop's own stage observations stay in its process: its first attempts that completed are seen here.
+  if (record.attempt === 1) {
+    metrics.stages.reached('sent', completed.eventSeenAt, record.at - record.durationMs);
+    metrics.stages.reached('answered', completed.eventSeenAt, record.at);
+  }
 }
 
 async function endpointWithSecrets(endpoints: EndpointPort, id: string): Promise<EndpointWithSecrets | null> {

@@ -51,6 +51,7 @@ import {
   type SubscriptionsChanged,
 } from './messages.ts';
 import { getMatcherMetrics, type MatcherMetrics } from './metrics.ts';
+import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import { SubscriptionIndex } from './subscription-index.ts';
 
 export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
@@ -90,6 +91,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   /** Per chain, the release height of its earliest deferred job (Infinity: none); absent: not read yet. */
   const nextRelease = new Map<number, number>();
   const metrics: MatcherMetrics | undefined = deps.registry ? getMatcherMetrics(deps.registry) : undefined;
+  const stages: PipelineStages | undefined = deps.registry ? pipelineStages(deps.registry) : undefined;
   const index = new SubscriptionIndex();
   const newest = new Map<number, number>();
   const lastPrune = new Map<number, number>();
@@ -162,6 +164,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       }
     }
     if (pairs.length === 0) return 0;
+    stages?.reached('matched', block.seenAt, Date.now());
     const seen = await matches.existing(pairs.map((p) => matches.key(block, p.record.logIndex, p.record.subscriptionId)));
     const fresh = pairs.filter((_, i) => !seen[i]);
     if (fresh.length < pairs.length) {
@@ -189,6 +192,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       ops.push(matches.putOp(block, p.record));
     }
     const { enqueued } = await outbox.enqueueBatch(jobs, ops);
+    stages?.reached('committed', block.seenAt, Date.now());
     const known = nextRelease.get(block.chainId);
     if (known !== undefined) nextRelease.set(block.chainId, Math.min(known, earliest));
     metrics?.jobs.inc({ type: 'log.created' }, enqueued);
