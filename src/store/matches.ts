@@ -54,10 +54,10 @@ export class MatchStore {
     return { type: 'del', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId) };
   }
 
-  /** For each key, whether a record exists (one `getMany`). */
+  /** For each key, whether a record exists (one look-up of the keys, no values read). */
   async existing(keys: string[]): Promise<boolean[]> {
     if (keys.length === 0) return [];
-    return (await this.records.getMany(keys)).map((v) => v !== undefined);
+    return this.records.hasMany(keys);
   }
 
   /** Every record of one block (by hash), in log order. */

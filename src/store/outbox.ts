@@ -190,6 +190,7 @@ export class Outbox {
    */
   private readonly jobsPrefix: string;
   private readonly duePrefix: string;
+  private readonly deadPrefix: string;
   private readonly now: () => number;
   private readonly bulk = new Serial();
   private readonly listeners = new Set<(count: number) => void>();
@@ -220,6 +221,7 @@ export class Outbox {
     this.jobsPrefix = this.jobs.prefix;
     this.duePrefix = this.dueIndex.prefix;
     this.dead = sublevel<DeadLetter>(db, 'outbox-dead');
+    this.deadPrefix = this.dead.prefix;
     this.deadByTime = sublevel<string>(db, 'outbox-dead-by-time');
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
     this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
@@ -264,12 +266,18 @@ export class Outbox {
     for (const j of jobs) {
       if (seen.has(j.id)) continue;
       seen.add(j.id);
-      fresh.push(jobSchema.parse({ ...j, attempt: 0, nextAttemptAt: j.nextAttemptAt ?? now, createdAt: j.createdAt ?? now }));
+      fresh.push(newJobRecord(j, now));
     }
     return this.bulk.run(async () => {
-      const ids = fresh.map((j) => j.id);
-      const [live, parked] = ids.length > 0 ? await Promise.all([this.jobs.getMany(ids), this.dead.getMany(ids)]) : [[], []];
-      const toWrite = fresh.filter((_, i) => live[i] === undefined && parked[i] === undefined);
+      // One look-up of keys only, for both: ids pending (jobs) and parked (dead letters).
+      const n = fresh.length;
+      const keys = new Array<string>(2 * n);
+      for (let i = 0; i < n; i++) {
+        keys[i] = this.jobsPrefix + fresh[i]!.id;
+        keys[n + i] = this.deadPrefix + fresh[i]!.id;
+      }
+      const present = n > 0 ? await this.db.hasMany(keys) : [];
+      const toWrite = fresh.filter((_, i) => !present[i] && !present[n + i]);
       const ops: BatchOp[] = [...extraOps];
       for (const job of toWrite) ops.push(...this.putJobOps(job, payloadBytes(job)));
       if (ops.length > 0) await this.db.batch(ops);
@@ -773,6 +781,44 @@ function finiteTime(at: number, what: string): number {
 
 /** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
 const DUE_ID_AT = 16;
+
+/**
+ * The stored job for a producer's NewJob: attempt 0, due at `now` unless it says otherwise; fields a
+ * NewJob does not declare are not carried into the record. Runs once per matched log, so it checks what
+ * the queue itself relies on (ids, type, times) with plain comparisons rather than `jobSchema`, whose
+ * walk over the whole payload cost more than the rest of an enqueue: the producer, the Matcher, builds
+ * payloads from blocks it has validated. Throws ETHHOOK_ERR_INVALID_INPUT naming the field.
+ */
+function newJobRecord(j: NewJob, now: number): Job {
+  const bad =
+    !isId(j.id) ? 'id'
+    : !isId(j.endpointId) ? 'endpointId'
+    : !isId(j.subscriptionId) ? 'subscriptionId'
+    : !JOB_TYPES.includes(j.type) ? 'type'
+    : typeof j.payload !== 'object' || j.payload === null || j.payload.type !== j.type ? 'payload.type'
+    : !Number.isFinite(j.eventSeenAt) ? 'eventSeenAt'
+    : j.nextAttemptAt !== undefined && !Number.isFinite(j.nextAttemptAt) ? 'nextAttemptAt'
+    : j.createdAt !== undefined && !Number.isFinite(j.createdAt) ? 'createdAt'
+    : undefined;
+  if (bad !== undefined) {
+    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid job: ${bad}`, { jobId: String(j.id), issues: [{ path: bad, message: 'missing or malformed' }] });
+  }
+  return {
+    id: j.id,
+    endpointId: j.endpointId,
+    subscriptionId: j.subscriptionId,
+    type: j.type,
+    payload: j.payload,
+    eventSeenAt: j.eventSeenAt,
+    attempt: 0,
+    nextAttemptAt: j.nextAttemptAt ?? now,
+    createdAt: j.createdAt ?? now,
+  };
+}
+
+function isId(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0;
+}
 
 /** The payload's JSON, UTF-8. */
 function payloadBytes(job: Job): Buffer {

@@ -69,8 +69,19 @@ describe('enqueue', () => {
   it('rejects a malformed job before writing anything', async () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });
-    await expect(outbox.enqueueBatch([job('msg_1'), { ...job('msg_2'), type: 'log.other' as never }])).rejects.toThrow();
+    const bad: Array<[Partial<NewJob>, string]> = [
+      [{ type: 'log.other' as never }, 'type'],
+      [{ endpointId: '' }, 'endpointId'],
+      [{ id: undefined as never }, 'id'],
+      [{ eventSeenAt: Number.NaN }, 'eventSeenAt'],
+      [{ nextAttemptAt: Number.POSITIVE_INFINITY }, 'nextAttemptAt'],
+      [{ type: 'log.removed' }, 'payload.type'],
+    ];
+    for (const [fields, field] of bad) {
+      await expect(outbox.enqueueBatch([job('msg_1'), { ...job('msg_2'), ...fields }])).rejects.toThrow(`invalid job: ${field}`);
+    }
     expect(outbox.depth()).toBe(0);
+    expect(await outbox.due(T0 + 1_000, 10)).toEqual([]);
   });
 
   it('is idempotent: ids already pending, dead, or repeated in the batch are skipped; extra ops still land', async () => {
