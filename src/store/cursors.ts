@@ -1,16 +1,28 @@
 /**
  * Persisted chain cursors: for each chain, the position (`next`: the next block to emit; `floor`: the
- * first block ever emitted) and the last emitted blocks (the reorg window, with what was emitted for
- * them, so a reorg that happens across a restart can still be retracted). Sublevel `cursors`, keys
- * `<chainId>!n` (position) and `<chainId>!b!<number, 16 digits>` (blocks).
+ * first block ever emitted), the last emitted blocks (the reorg window: header fields only) and, apart
+ * from them, the logs emitted for each of those blocks, so that a reorg that happens across a restart
+ * can still be retracted with exactly what was emitted. Sublevel `cursors`, keys:
  *
- * - `load(chainId, keep)` returns `{ next, floor, blocks }` (blocks ascending, the newest `keep`), or
- *   null for a chain never seen; blocks older than the newest `keep` are deleted on the way.
- * - `append(chainId, block, floor, keep)` records an emitted block, moves `next` past it and drops the
- *   block that fell out of the window, in one batch.
- * - `retract(chainId, number, floor)` forgets an orphaned block and moves `next` back to it, in one batch.
- * - `genesis(chainId)` / `setGenesis(chainId, hash)`: the hash of block 0 of the chain the cursor was
- *   built on (key `<chainId>!g`), so a listener can tell that its node now serves another chain.
+ * - `<chainId>!n`: the position `{ next, floor }`;
+ * - `<chainId>!b!<number, 16 digits>`: an emitted block as the window keeps it (a few hundred bytes);
+ * - `<chainId>!l!<number, 16 digits>`: the logs emitted for that block (an array, possibly empty);
+ * - `<chainId>!g`: the hash of block 0 of the chain the cursor was built on.
+ *
+ * A block and its logs are written and deleted together, in one batch, so one is stored exactly when
+ * the other is.
+ *
+ * - `load(chainId, keep)` returns `{ next, floor, blocks }` (blocks ascending, the newest `keep`, without
+ *   their logs), or null for a chain never seen; blocks older than the newest `keep` and their logs are
+ *   deleted on the way. Memory: `keep` block records, never a log.
+ * - `append(chainId, block, logs, floor, keep)` records an emitted block and its logs, moves `next` past
+ *   it and drops the block (and logs) that fell out of the window, in one batch.
+ * - `logs(chainId, number)`: the logs emitted for a block still in the window (undefined otherwise); read
+ *   when the block is retracted.
+ * - `retract(chainId, number, floor)` forgets an orphaned block and its logs and moves `next` back to it,
+ *   in one batch.
+ * - `genesis(chainId)` / `setGenesis(chainId, hash)`: block 0's hash, so a listener can tell that its
+ *   node now serves another chain.
  * - `clear(chainId)` forgets everything about a chain (a dev chain that is new at every start).
  */
 import { sublevel, type Db } from './db.ts';
@@ -36,7 +48,9 @@ function isPosition(v: unknown): v is CursorPosition {
 
 const pad = (n: number): string => n.toString().padStart(16, '0');
 
-export class CursorStore<B extends CursorBlock> {
+type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+export class CursorStore<B extends CursorBlock, L = unknown> {
   private readonly level;
 
   constructor(db: Db) {
@@ -46,26 +60,35 @@ export class CursorStore<B extends CursorBlock> {
   async load(chainId: number, keep: number): Promise<CursorState<B> | null> {
     const position = await this.level.get(`${chainId}!n`);
     if (!isPosition(position)) return null;
-    const range = { gte: `${chainId}!b!`, lt: `${chainId}!b!\xff` };
-    const blocks = (await this.level.values({ ...range, reverse: true, limit: keep }).all()) as B[];
+    const blocks = (await this.level.values({ gte: `${chainId}!b!`, lt: `${chainId}!b!\xff`, reverse: true, limit: keep }).all()) as B[];
     blocks.reverse();
     const oldest = blocks[0];
-    if (oldest) await this.level.clear({ gte: range.gte, lt: `${chainId}!b!${pad(oldest.number)}` });
+    if (oldest) {
+      for (const kind of ['b', 'l']) await this.level.clear({ gte: `${chainId}!${kind}!`, lt: `${chainId}!${kind}!${pad(oldest.number)}` });
+    }
     return { next: position.next, floor: position.floor, blocks };
   }
 
-  async append(chainId: number, block: B, floor: number, keep: number): Promise<void> {
-    const ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }> = [
+  async append(chainId: number, block: B, logs: readonly L[], floor: number, keep: number): Promise<void> {
+    const ops: Op[] = [
       { type: 'put', key: `${chainId}!b!${pad(block.number)}`, value: block },
+      { type: 'put', key: `${chainId}!l!${pad(block.number)}`, value: logs },
       { type: 'put', key: `${chainId}!n`, value: { next: block.number + 1, floor } },
     ];
-    if (block.number - keep >= 0) ops.push({ type: 'del', key: `${chainId}!b!${pad(block.number - keep)}` });
+    const dropped = block.number - keep;
+    if (dropped >= 0) ops.push({ type: 'del', key: `${chainId}!b!${pad(dropped)}` }, { type: 'del', key: `${chainId}!l!${pad(dropped)}` });
     await this.level.batch(ops);
+  }
+
+  async logs(chainId: number, number: number): Promise<L[] | undefined> {
+    const logs = await this.level.get(`${chainId}!l!${pad(number)}`);
+    return Array.isArray(logs) ? (logs as L[]) : undefined;
   }
 
   async retract(chainId: number, number: number, floor: number): Promise<void> {
     await this.level.batch([
       { type: 'del', key: `${chainId}!b!${pad(number)}` },
+      { type: 'del', key: `${chainId}!l!${pad(number)}` },
       { type: 'put', key: `${chainId}!n`, value: { next: number, floor } },
     ]);
   }

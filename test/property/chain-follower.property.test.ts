@@ -94,16 +94,24 @@ function simSource(chain: SimChain, maxLogsPerRange: number, pending: { after: n
   };
 }
 
-/** What the store would hold: a mirror of CursorStore's semantics. */
+/** What the store would hold: a mirror of CursorStore's semantics (blocks without logs, logs apart). */
 class MemoryCursors {
   state: CursorState<EmittedBlock> | null = null;
+  readonly logs = new Map<number, ChainLog[]>();
   constructor(private readonly keep: number) {}
-  async append(block: EmittedBlock, floor: number): Promise<void> {
+  async append(block: EmittedBlock, logs: readonly ChainLog[], floor: number): Promise<void> {
+    expect(block, 'the window holds no logs').not.toHaveProperty('logs');
     const blocks = [...(this.state?.blocks ?? []), structuredClone(block)].slice(-this.keep);
     this.state = { next: block.number + 1, floor, blocks };
+    this.logs.set(block.number, structuredClone([...logs]));
+    this.logs.delete(block.number - this.keep);
   }
   async retract(number: number, floor: number): Promise<void> {
     this.state = { next: number, floor, blocks: this.state!.blocks.filter((b) => b.number !== number) };
+    this.logs.delete(number);
+  }
+  async logsOf(number: number): Promise<ChainLog[] | undefined> {
+    return structuredClone(this.logs.get(number));
   }
 }
 
@@ -175,7 +183,11 @@ async function run(config: Config, steps: Step[], shortening: boolean): Promise<
         backfillRange: config.backfillRange,
         startBlock: config.startBlock,
         emit: async (msg) => receiver.receive(structuredClone(msg)),
-        persist: { append: (b, floor) => cursors.append(b, floor), retract: (n, floor) => cursors.retract(n, floor) },
+        persist: {
+          append: (b, logs, floor) => cursors.append(b, logs, floor),
+          retract: (n, floor) => cursors.retract(n, floor),
+          logs: (n) => cursors.logsOf(n),
+        },
         now: () => 0,
       },
       structuredClone(cursors.state),

@@ -41,7 +41,7 @@ function follower(confirmations: number, out: ChainBlockMessage[]): ChainFollowe
       backfillRange: 1,
       startBlock: 0,
       emit: async (msg) => void out.push(msg),
-      persist: { append: async () => {}, retract: async () => {} },
+      persist: { append: async () => {}, retract: async () => {}, logs: async () => [] },
       now: () => 0,
     },
     null,

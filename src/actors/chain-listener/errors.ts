@@ -9,6 +9,7 @@ export const chainErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_RPC_RANGE_TOO_LARGE: { summary: 'the chain node refused an eth_getLogs range as too large', httpStatus: 502 },
   ETHHOOK_ERR_CHAIN_INCONSISTENT: { summary: 'the chain changed while a range was read; it is read again', httpStatus: 502 },
   ETHHOOK_ERR_REORG_TOO_DEEP: { summary: 'a reorg went deeper than maxReorgDepth; the listener stopped', httpStatus: 500 },
+  ETHHOOK_ERR_CURSOR_CORRUPT: { summary: 'the cursor store lacks the logs emitted for an orphaned block; the listener stopped', httpStatus: 500 },
   ETHHOOK_ERR_CHAIN_MISMATCH: { summary: 'the node serves another chain than configured or than the cursor was built on', httpStatus: 500 },
   ETHHOOK_ERR_LISTENER_STOPPED: { summary: 'the chain listener was stopped while it worked', httpStatus: 503 },
   ETHHOOK_ERR_CHAIN_UNKNOWN_MESSAGE: { summary: 'the chain listener was sent a message it does not handle', httpStatus: 400 },

@@ -12,13 +12,23 @@
  *   persisted emit (or back, after a persisted retraction).
  * - Blocks are read in ranges of up to `backfillRange` (`eth_getLogs` over the range + the headers in a
  *   batch + the range's last header again to be sure the chain did not move meanwhile). A range refused as
- *   too large (by the node, or by maxFrameBytes) is halved, down to one block, and doubles again after GROW_AFTER ranges in a row. A single block is read by hash
- *   (`eth_getLogs { blockHash }`), with the header from `newHeads` when it is known.
+ *   too large (by the node, or by maxFrameBytes) is halved, down to one block, and doubles again after
+ *   GROW_AFTER ranges in a row. A single block is read by hash (`eth_getLogs { blockHash }`), with the
+ *   header from `newHeads` when it is known.
  * - Reorgs: a block whose parent hash is not the tip's hash, or a suspicious head, starts a walk back
  *   through the reorg window comparing hashes with the node's canonical ones. Orphaned blocks are
- *   retracted newest first (`removed: true`, with the logs emitted for them), each persisted; emission
- *   resumes at the common ancestor + 1. No ancestor in a full window: ETHHOOK_ERR_REORG_TOO_DEEP, fatal.
+ *   retracted newest first (`removed: true`, with the logs emitted for them, read back from the cursor
+ *   store), each persisted; emission resumes at the common ancestor + 1. No ancestor in a full window:
+ *   ETHHOOK_ERR_REORG_TOO_DEEP, fatal. Logs missing from the store for an orphaned block:
+ *   ETHHOOK_ERR_CURSOR_CORRUPT, fatal (the block cannot be retracted as it was emitted).
  * - A range read while the chain moved throws ETHHOOK_ERR_CHAIN_INCONSISTENT; the caller syncs again.
+ *
+ * Memory, by design:
+ * - the reorg window: `maxReorgDepth + 1` EmittedBlocks (number, hash, parent hash, timestamp, seenAt; a
+ *   few hundred bytes each), never a log; the logs emitted for them stay in the store;
+ * - the head cache: `confirmations + 16` headers;
+ * - logs: the range being emitted, whose `eth_getLogs` answer is at most maxFrameBytes (a larger one is
+ *   refused and the range halved).
  */
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorState } from '../../store/cursors.ts';
@@ -27,9 +37,13 @@ import type { ChainBlockMessage, ChainLog } from './messages.ts';
 import type { RpcErrorKind } from './metrics.ts';
 import { ReorgWindow } from './reorg-window.ts';
 
-/** A block as emitted and persisted in the reorg window. */
+/** An emitted block as the reorg window remembers it (and the cursor store persists it): no logs. */
 export interface EmittedBlock extends BlockHeader {
   seenAt: number;
+}
+
+/** A block as read from the node, with its logs, until it is emitted. */
+export interface ReadBlock extends EmittedBlock {
   logs: ChainLog[];
 }
 
@@ -52,8 +66,10 @@ export interface FollowerOptions {
   /** Resolves once the next actor acknowledged the message (retrying is the caller's business). */
   emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
   persist: {
-    append(block: EmittedBlock, floor: number, keep: number): Promise<void>;
+    append(block: EmittedBlock, logs: readonly ChainLog[], floor: number, keep: number): Promise<void>;
     retract(number: number, floor: number): Promise<void>;
+    /** The logs emitted for a block of the window; undefined when the store has none for it. */
+    logs(number: number): Promise<ChainLog[] | undefined>;
   };
   onHead?(head: number): void;
   onProcessed?(processed: number): void;
@@ -150,13 +166,15 @@ export class ChainFollower {
     }
   }
 
-  private async emitBlock(block: EmittedBlock, signal: AbortSignal): Promise<void> {
-    await this.options.emit(toMessage(this.options.chainId, block, false), signal);
-    this.floor ??= block.number;
-    this.window.push(block);
-    await this.options.persist.append(block, this.floor, this.window.capacity);
-    this.next = block.number + 1;
-    this.options.onProcessed?.(block.number);
+  private async emitBlock(block: ReadBlock, signal: AbortSignal): Promise<void> {
+    const { number, hash, parentHash, timestamp, seenAt, logs } = block;
+    await this.options.emit(toMessage(this.options.chainId, block, logs, false), signal);
+    this.floor ??= number;
+    const remembered: EmittedBlock = { number, hash, parentHash, timestamp, seenAt };
+    this.window.push(remembered);
+    await this.options.persist.append(remembered, logs, this.floor, this.window.capacity);
+    this.next = number + 1;
+    this.options.onProcessed?.(number);
   }
 
   private async resolveReorg(source: ChainSource, signal: AbortSignal): Promise<void> {
@@ -183,7 +201,8 @@ export class ChainFollower {
     }
     this.heads.clear();
     for (const block of orphans) {
-      await this.options.emit(toMessage(this.options.chainId, block, true), signal);
+      const logs = await this.emittedLogs(block);
+      await this.options.emit(toMessage(this.options.chainId, block, logs, true), signal);
       this.window.pop();
       await this.options.persist.retract(block.number, this.floor!);
       this.next = block.number;
@@ -192,8 +211,21 @@ export class ChainFollower {
     this.options.onReorg?.(orphans.length);
   }
 
+  /** The logs emitted for a block of the window, from the store, marked removed. */
+  private async emittedLogs(block: EmittedBlock): Promise<ChainLog[]> {
+    const logs = await this.options.persist.logs(block.number);
+    if (!logs || logs.some((l) => l.blockHash !== block.hash)) {
+      throw new EthhookError('ETHHOOK_ERR_CURSOR_CORRUPT', `the logs emitted for block ${block.number} are missing from the cursor store`, {
+        chainId: this.options.chainId,
+        block: block.number,
+        hash: block.hash,
+      });
+    }
+    return logs.map((l) => ({ ...l, removed: true }));
+  }
+
   /** Reads blocks from..to (fewer when the node is behind or refuses the range). */
-  private async read(source: ChainSource, from: number, to: number): Promise<EmittedBlock[]> {
+  private async read(source: ChainSource, from: number, to: number): Promise<ReadBlock[]> {
     if (from === to) return this.readOne(source, from);
     let available: BlockHeader[];
     let logs: ChainLog[];
@@ -220,7 +252,7 @@ export class ChainFollower {
     return assemble(this.options.chainId, available, logs, this.options.now());
   }
 
-  private async readOne(source: ChainSource, n: number): Promise<EmittedBlock[]> {
+  private async readOne(source: ChainSource, n: number): Promise<ReadBlock[]> {
     const cached = this.heads.get(n);
     const tip = this.window.tip;
     const usable = cached && (!tip || cached.header.parentHash === tip.hash) ? cached : undefined;
@@ -231,7 +263,7 @@ export class ChainFollower {
   }
 }
 
-function toMessage(chainId: number, block: EmittedBlock, removed: boolean): ChainBlockMessage {
+function toMessage(chainId: number, block: EmittedBlock, logs: ChainLog[], removed: boolean): ChainBlockMessage {
   return {
     type: 'chain.block',
     chainId,
@@ -241,17 +273,17 @@ function toMessage(chainId: number, block: EmittedBlock, removed: boolean): Chai
     timestamp: block.timestamp,
     seenAt: block.seenAt,
     removed,
-    logs: removed ? block.logs.map((l) => ({ ...l, removed: true })) : block.logs,
+    logs,
   };
 }
 
 /** Groups logs under their headers, checking that the headers chain and every log's block hash. */
-function assemble(chainId: number, headers: BlockHeader[], logs: ChainLog[], seenAt: number): EmittedBlock[] {
+function assemble(chainId: number, headers: BlockHeader[], logs: ChainLog[], seenAt: number): ReadBlock[] {
   const first = headers[0]!.number;
-  const blocks = headers.map((h, i): EmittedBlock => {
+  const blocks = headers.map((h, i): ReadBlock => {
     if (h.number !== first + i) throw inconsistent(chainId, h.number, 'header number out of sequence');
     if (i > 0 && h.parentHash !== headers[i - 1]!.hash) throw inconsistent(chainId, h.number, 'headers do not chain');
-    return { ...h, seenAt, logs: [] };
+    return { number: h.number, hash: h.hash, parentHash: h.parentHash, timestamp: h.timestamp, seenAt, logs: [] };
   });
   for (const log of logs) {
     const block = blocks[log.blockNumber - first];

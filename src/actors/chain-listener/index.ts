@@ -8,7 +8,8 @@
  * after a backoff, forever: the listener never skips a block to get unstuck.
  *
  * It answers `{ type: 'chain.status' }` with a ChainStatus. `health()` fails only after a fatal error
- * (reorg deeper than the window), which is also reported with `ctx.fail` so the supervisor sees a panic.
+ * (reorg deeper than the window, another chain, a cursor store without an orphaned block's logs), which
+ * is also reported with `ctx.fail` so the supervisor sees a panic.
  */
 import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
@@ -20,7 +21,7 @@ import { backoffDelay, orStop, sleep } from './backoff.ts';
 import type { ChainConfig } from './config.ts';
 import { throwIfStopped, type EmittedBlock } from './follower.ts';
 import { ChainListener } from './listener.ts';
-import { chainBlockAckSchema, type ChainBlockMessage, type ChainStatus, type ChainStatusRequest } from './messages.ts';
+import { chainBlockAckSchema, type ChainBlockMessage, type ChainLog, type ChainStatus, type ChainStatusRequest } from './messages.ts';
 import { getChainMetrics } from './metrics.ts';
 import { pipelineStages } from '../../pipeline-stages.ts';
 
@@ -82,7 +83,7 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
       const log = (options.logger ?? ctx.log).child({ chain: chain.name, chainId: chain.chainId });
       listener = new ChainListener({
         config: chain,
-        cursors: new CursorStore<EmittedBlock>(options.store),
+        cursors: new CursorStore<EmittedBlock, ChainLog>(options.store),
         metrics: getChainMetrics(options.registry),
         log,
         emit: (msg, signal) => emit(ctx, log, msg, signal),

@@ -11,7 +11,7 @@
  *   backoff; the first WebSocket that connects takes over again. It never gives up.
  * - Each session first checks that the node serves the configured chain (`eth_chainId`) and the chain
  *   the cursor was built on (hash of block 0, persisted at the first session).
- * - ETHHOOK_ERR_REORG_TOO_DEEP and ETHHOOK_ERR_CHAIN_MISMATCH are fatal: logged at fatal level, reported
+ * - ETHHOOK_ERR_REORG_TOO_DEEP, ETHHOOK_ERR_CHAIN_MISMATCH and ETHHOOK_ERR_CURSOR_CORRUPT are fatal: logged at fatal level, reported
  *   through `onFatal`, and the listener stops.
  * - Every problem is counted in `chain_rpc_errors_total{kind}` and logged with its context (at most
  *   `LOG_BURST` lines per kind every 10 s, so a hostile node cannot flood the logs).
@@ -24,14 +24,14 @@ import type { ChainConfig } from './config.ts';
 import { headerSchema, validateResult } from './eth-schemas.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
 import { HttpRpcClient } from './http-rpc.ts';
-import type { ChainBlockMessage, ChainStatus } from './messages.ts';
+import type { ChainBlockMessage, ChainLog, ChainStatus } from './messages.ts';
 import type { ChainMetrics, RpcErrorKind } from './metrics.ts';
 import { RpcChainSource } from './rpc-source.ts';
 import { WsRpcClient, nowMs } from './ws-rpc.ts';
 
 export interface ChainListenerDeps {
   config: ChainConfig;
-  cursors: CursorStore<EmittedBlock>;
+  cursors: CursorStore<EmittedBlock, ChainLog>;
   metrics: ChainMetrics;
   log: Logger;
   /** Delivers one message downstream; resolves once acknowledged (retrying meanwhile). */
@@ -84,8 +84,9 @@ export class ChainListener {
           if (!msg.removed && msg.logs.length > 0) metrics.eventsReceived.inc(this.label, msg.logs.length);
         },
         persist: {
-          append: (block, floor, keep) => cursors.append(config.chainId, block, floor, keep),
+          append: (block, logs, floor, keep) => cursors.append(config.chainId, block, logs, floor, keep),
           retract: (n, floor) => cursors.retract(config.chainId, n, floor),
+          logs: (n) => cursors.logs(config.chainId, n),
         },
         onHead: (head) => {
           metrics.height.set(this.label, head);
@@ -342,7 +343,11 @@ export class ChainListener {
 }
 
 function isFatal(err: unknown): err is EthhookError {
-  return isEthhookError(err, 'ETHHOOK_ERR_REORG_TOO_DEEP') || isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH');
+  return (
+    isEthhookError(err, 'ETHHOOK_ERR_REORG_TOO_DEEP') ||
+    isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH') ||
+    isEthhookError(err, 'ETHHOOK_ERR_CURSOR_CORRUPT')
+  );
 }
 
 function classify(err: unknown): RpcErrorKind {
