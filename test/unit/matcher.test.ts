@@ -175,7 +175,14 @@ describe('matching a block', () => {
     const ep = await endpoint();
     await w.subscriptions.create({ endpointId: ep, chainId: 1 });
     const m = await started();
-    const bad = [{ type: 'chain.block' }, { ...block(1, [log(0, A, [])]), blockHash: 'nope' }, { type: 'other' }, null, 'x'];
+    const good = block(1, [log(0, A, [])]);
+    const bad = [
+      { type: 'chain.block' }, { ...good, blockHash: 'nope' }, { type: 'other' }, null, 'x',
+      // a log's field of the wrong type, a log missing a field, a log of another block
+      { ...good, logs: [{ ...good.logs[0], logIndex: '0' }] },
+      { ...good, logs: [{ ...good.logs[0], topics: undefined }] },
+      { ...good, logs: [{ ...good.logs[0], blockHash: `0x${'ee'.repeat(32)}` }] },
+    ];
     for (const msg of bad) {
       await expect(Promise.resolve().then(() => m.receive(msg, ctx))).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
     }

@@ -43,7 +43,7 @@ import type { Subscription, SubscriptionStore } from '../../store/subscriptions.
 import { logStreamEvent, type StreamEvent } from '../../streams/events.ts';
 import { buildJob, eventTimestamp } from './jobs.ts';
 import {
-  matcherMessageSchema,
+  matcherSchemaFor,
   type BlockAck,
   type ChainBlockMessage,
   type ChainLog,
@@ -268,12 +268,15 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       await reload();
     },
     async receive(msg: unknown) {
-      const parsed = matcherMessageSchema.safeParse(msg);
+      const messageType = typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg;
+      const schema = matcherSchemaFor(msg);
+      if (schema === undefined) {
+        throw new EthhookError('ETHHOOK_ERR_MATCHER_BAD_MESSAGE', `invalid matcher message: unknown type ${messageType}`, { messageType });
+      }
+      const parsed = schema.safeParse(msg);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new EthhookError('ETHHOOK_ERR_MATCHER_BAD_MESSAGE', `invalid matcher message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, {
-          messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
-        });
+        throw new EthhookError('ETHHOOK_ERR_MATCHER_BAD_MESSAGE', `invalid matcher message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, { messageType });
       }
       return parsed.data.type === 'chain.block' ? onBlock(parsed.data) : onChanged(parsed.data);
     },
