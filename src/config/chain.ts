@@ -7,6 +7,16 @@
  * - `confirmations`: a block is emitted once it is that many blocks below the head (0 = at the head).
  * - `maxReorgDepth`: how many emitted blocks are remembered to undo; a deeper reorg stops the listener.
  * - `backfillRange`: the largest `eth_getLogs` block range; halved when the node refuses a range.
+ * - `targetLogsPerRead`: each range read is sized, from the density of the last one, to return about
+ *   this many logs (1 block at least, `backfillRange` at most); a block with more logs is one read.
+ *   2,000 logs are ~1.3 MB of JSON and ~3 MB parsed, amortize the round trip (a read takes milliseconds
+ *   against the tens of milliseconds of emitting 2,000 logs downstream), and stay well under the 10,000
+ *   results at which hosted nodes refuse an `eth_getLogs`. The listener holds two reads at most.
+ * - `maxFrameBytes`: the largest inbound frame (64 MiB). With reads sized by logs, frames are normally
+ *   about a megabyte; the limit is what one block's logs may weigh, and so what the listener may buffer
+ *   for one read (~3x that once parsed). It stays high because a block whose logs do not fit can never
+ *   be read: a 45M-gas block of LOG0s holds ~110,000 logs, ~40 MB of JSON. Raise it for chains whose
+ *   blocks can carry more.
  * - `startBlock`: where a chain with no persisted cursor starts (`latest` = the first confirmed head).
  * - Durations take milliseconds or strings with a unit (`"10s"`); unknown keys are refused.
  */
@@ -37,6 +47,7 @@ export const chainConfigSchema = z
     confirmations: z.number().int().min(0).max(1_000).default(0),
     maxReorgDepth: z.number().int().min(1).max(10_000).default(64),
     backfillRange: z.number().int().min(1).max(100_000).default(2_000),
+    targetLogsPerRead: z.number().int().min(1).max(1_000_000).default(2_000),
     startBlock: z.union([z.number().int().min(0), z.literal('latest')]).default('latest'),
     requestTimeoutMs: period().default(10_000),
     /** How long the next actor may take to acknowledge a block before the listener asks again. */

@@ -161,6 +161,7 @@ const configArb = fc.record({
   confirmations: fc.integer({ min: 0, max: 3 }),
   maxReorgDepth: fc.integer({ min: 2, max: 6 }),
   backfillRange: fc.integer({ min: 1, max: 8 }),
+  targetLogsPerRead: fc.integer({ min: 1, max: 12 }),
   maxLogsPerRange: fc.integer({ min: 1, max: 12 }),
   startBlock: fc.oneof(fc.constant('latest' as const), fc.integer({ min: 0, max: 3 })),
 });
@@ -181,6 +182,7 @@ async function run(config: Config, steps: Step[], shortening: boolean): Promise<
         confirmations: config.confirmations,
         maxReorgDepth: config.maxReorgDepth,
         backfillRange: config.backfillRange,
+        targetLogsPerRead: config.targetLogsPerRead,
         startBlock: config.startBlock,
         emit: async (msg) => receiver.receive(structuredClone(msg)),
         persist: {
@@ -265,7 +267,7 @@ async function run(config: Config, steps: Step[], shortening: boolean): Promise<
  */
 const shorteningExamples: Array<[Config, Step[]]> = [
   [
-    { confirmations: 0, maxReorgDepth: 2, backfillRange: 1, maxLogsPerRange: 1, startBlock: 0 },
+    { confirmations: 0, maxReorgDepth: 2, backfillRange: 1, targetLogsPerRead: 2, maxLogsPerRange: 1, startBlock: 0 },
     [
       { kind: 'sync-while-moving', after: 1, m: { kind: 'mine', count: 1, logs: 0 } },
       { kind: 'sync', notify: true },

@@ -39,6 +39,7 @@ function follower(confirmations: number, out: ChainBlockMessage[]): ChainFollowe
       confirmations,
       maxReorgDepth: 2,
       backfillRange: 1,
+      targetLogsPerRead: 100,
       startBlock: 0,
       emit: async (msg) => void out.push(msg),
       persist: { append: async () => {}, retract: async () => {}, logs: async () => [] },

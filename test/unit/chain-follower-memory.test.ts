@@ -81,6 +81,7 @@ function follower(cursors: CursorStore<EmittedBlock, ChainLog>, persisted: Await
       confirmations: 0,
       maxReorgDepth: MAX_REORG_DEPTH,
       backfillRange: 3,
+      targetLogsPerRead: 12,
       startBlock: 0,
       emit: async (msg) => void out.push(structuredClone(msg)),
       persist: {

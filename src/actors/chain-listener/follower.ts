@@ -10,10 +10,10 @@
  *   order, one `emit` per block (which resolves only once the next actor acknowledged it), then persists
  *   the block. It never skips a number: the next block is always `next`, which only moves after a
  *   persisted emit (or back, after a persisted retraction).
- * - Blocks are read in ranges of up to `backfillRange` (`eth_getLogs` over the range + the headers in a
- *   batch + the range's last header again to be sure the chain did not move meanwhile). A range refused as
- *   too large (by the node, or by maxFrameBytes) is halved, down to one block, and doubles again after
- *   GROW_AFTER ranges in a row. A single block is read by hash (`eth_getLogs { blockHash }`), with the
+ * - Blocks are read in ranges (`eth_getLogs` over the range + the headers in a batch + the range's last
+ *   header again to be sure the chain did not move meanwhile) sized by RangeSize (range-size.ts): about
+ *   `targetLogsPerRead` logs per read, 1 to `backfillRange` blocks, halved when the node (or
+ *   maxFrameBytes) refuses a range. A single block is read by hash (`eth_getLogs { blockHash }`), with the
  *   header from `newHeads` when it is known.
  * - Reorgs: a block whose parent hash is not the tip's hash, or a suspicious head, starts a walk back
  *   through the reorg window comparing hashes with the node's canonical ones. Orphaned blocks are
@@ -27,14 +27,16 @@
  * - the reorg window: `maxReorgDepth + 1` EmittedBlocks (number, hash, parent hash, timestamp, seenAt; a
  *   few hundred bytes each), never a log; the logs emitted for them stay in the store;
  * - the head cache: `confirmations + 16` headers;
- * - logs: the range being emitted, whose `eth_getLogs` answer is at most maxFrameBytes (a larger one is
- *   refused and the range halved).
+ * - logs: the range being emitted. It is expected to hold about `targetLogsPerRead` logs, and its
+ *   `eth_getLogs` answer is at most maxFrameBytes (a larger one is refused and the range halved); a single
+ *   block with more logs than the target is still one read.
  */
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorState } from '../../store/cursors.ts';
 import type { BlockHeader } from './eth-schemas.ts';
 import type { ChainBlockMessage, ChainLog } from './messages.ts';
 import type { RpcErrorKind } from './metrics.ts';
+import { RangeSize } from './range-size.ts';
 import { ReorgWindow } from './reorg-window.ts';
 
 /** An emitted block as the reorg window remembers it (and the cursor store persists it): no logs. */
@@ -62,6 +64,8 @@ export interface FollowerOptions {
   confirmations: number;
   maxReorgDepth: number;
   backfillRange: number;
+  /** The logs one range read is sized to return (RangeSize). */
+  targetLogsPerRead: number;
   startBlock: number | 'latest';
   /** Resolves once the next actor acknowledged the message (retrying is the caller's business). */
   emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
@@ -83,21 +87,17 @@ interface CachedHead {
   seenAt: number;
 }
 
-/** Ranges read without refusal before the range doubles again (a refusal may cost a reconnect). */
-const GROW_AFTER = 8;
 /** How many recent `newHeads` headers are kept for the single-block fast path, beyond `confirmations`. */
 const HEAD_CACHE_SLACK = 16;
 
 export class ChainFollower {
   private readonly window: ReorgWindow<EmittedBlock>;
   private readonly heads = new Map<number, CachedHead>();
+  private readonly rangeSize: RangeSize;
   private next: number | null;
   private floor: number | null;
   private headNumber: number | null = null;
   private suspect = false;
-  private range: number;
-  /** Ranges read in a row since the range last changed. */
-  private fitted = 0;
 
   constructor(
     private readonly options: FollowerOptions,
@@ -106,7 +106,7 @@ export class ChainFollower {
     this.window = new ReorgWindow(options.maxReorgDepth + 1, persisted?.blocks ?? []);
     this.next = persisted?.next ?? (options.startBlock === 'latest' ? null : options.startBlock);
     this.floor = persisted?.floor ?? null;
-    this.range = options.backfillRange;
+    this.rangeSize = new RangeSize(options.backfillRange, options.targetLogsPerRead);
   }
 
   /** The last block acknowledged downstream, or null before the first one. */
@@ -152,8 +152,7 @@ export class ChainFollower {
       if (target < 0) return;
       this.next ??= target;
       if (this.next > target) return;
-      const from = this.next;
-      const blocks = await this.read(source, from, Math.min(target, from + this.range - 1));
+      const blocks = await this.read(source, this.next, target, this.window.tip?.hash ?? null);
       if (blocks.length === 0) return; // the node does not have the block yet: wait for the next head
       for (const block of blocks) {
         const tip = this.window.tip;
@@ -224,9 +223,13 @@ export class ChainFollower {
     return logs.map((l) => ({ ...l, removed: true }));
   }
 
-  /** Reads blocks from..to (fewer when the node is behind or refuses the range). */
-  private async read(source: ChainSource, from: number, to: number): Promise<ReadBlock[]> {
-    if (from === to) return this.readOne(source, from);
+  /**
+   * Reads blocks from `next` up to at most `target`, as many as RangeSize says (fewer when the node is
+   * behind or refuses the range). `parentHash`: what the first block should extend (for the head cache).
+   */
+  private async read(source: ChainSource, from: number, target: number, parentHash: string | null): Promise<ReadBlock[]> {
+    const to = Math.min(target, from + this.rangeSize.blocks - 1);
+    if (from === to) return this.readOne(source, from, parentHash);
     let available: BlockHeader[];
     let logs: ChainLog[];
     try {
@@ -238,27 +241,23 @@ export class ChainFollower {
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE')) throw err;
       this.options.onProblem?.('range-too-large', err);
-      this.range = Math.max(1, Math.floor((to - from + 1) / 2));
-      this.fitted = 0;
-      return this.read(source, from, from + this.range - 1);
+      this.rangeSize.refused(to - from + 1);
+      return this.read(source, from, target, parentHash);
     }
     const last = available[available.length - 1]!;
     const recheck = await source.headerByNumber(last.number);
     if (recheck?.hash !== last.hash) throw inconsistent(this.options.chainId, last.number, 'range head changed during read');
-    if (++this.fitted >= GROW_AFTER) {
-      this.range = Math.min(this.options.backfillRange, this.range * 2);
-      this.fitted = 0;
-    }
+    this.rangeSize.read(available.length, logs.length);
     return assemble(this.options.chainId, available, logs, this.options.now());
   }
 
-  private async readOne(source: ChainSource, n: number): Promise<ReadBlock[]> {
+  private async readOne(source: ChainSource, n: number, parentHash: string | null): Promise<ReadBlock[]> {
     const cached = this.heads.get(n);
-    const tip = this.window.tip;
-    const usable = cached && (!tip || cached.header.parentHash === tip.hash) ? cached : undefined;
+    const usable = cached && (parentHash === null || cached.header.parentHash === parentHash) ? cached : undefined;
     const header = usable?.header ?? (await source.headerByNumber(n));
     if (!header) return [];
     const logs = await source.logsByBlockHash(header.hash);
+    this.rangeSize.read(1, logs.length);
     return assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
   }
 }

@@ -78,6 +78,7 @@ export class ChainListener {
         confirmations: config.confirmations,
         maxReorgDepth: config.maxReorgDepth,
         backfillRange: config.backfillRange,
+        targetLogsPerRead: config.targetLogsPerRead,
         startBlock: config.startBlock,
         emit: async (msg, signal) => {
           await this.deps.emit(msg, signal);
