@@ -279,7 +279,7 @@ export class Outbox {
       const present = n > 0 ? await this.db.hasMany(keys) : [];
       const toWrite = fresh.filter((_, i) => !present[i] && !present[n + i]);
       const ops: BatchOp[] = [...extraOps];
-      for (const job of toWrite) ops.push(...this.putJobOps(job, payloadBytes(job)));
+      for (const job of toWrite) ops.push(...this.putJobOps(job));
       if (ops.length > 0) await this.db.batch(ops);
       for (const job of toWrite) {
         this.noteDueKey(job);
@@ -328,7 +328,7 @@ export class Outbox {
     this.jobReads++;
     let read: Array<Job | undefined>;
     try {
-      read = await this.jobs.getMany(toRead);
+      read = await this.readJobs(toRead);
     } finally {
       this.jobReads--;
     }
@@ -541,7 +541,7 @@ export class Outbox {
     const now = this.now();
     const jobs = letters.map((l) => ({ ...l.job, attempt: 0, nextAttemptAt: now }));
     const ops: BatchOp[] = letters.flatMap((l) => this.delDeadOps(l));
-    for (const job of jobs) ops.push(...this.putJobOps(job, payloadBytes(job)));
+    for (const job of jobs) ops.push(...this.putJobOps(job));
     await this.db.batch(ops);
     for (const job of jobs) {
       this.noteDueKey(job);
@@ -673,7 +673,7 @@ export class Outbox {
       if (known === undefined) toRead.push(id);
     }
     if (toRead.length > 0) {
-      const read = await this.jobs.getMany(toRead);
+      const read = await this.readJobs(toRead);
       toRead.forEach((id, i) => current.set(id, read[i]));
     }
     return current;
@@ -721,17 +721,31 @@ export class Outbox {
   }
 
   /**
-   * With `body` (the payload's JSON, UTF-8), the job's record is those bytes spliced into the rest of
-   * the job's JSON, the same value the JSON encoding would write, and `bodyOf(job)` serves them: the
-   * payload is serialized and encoded once per job, not for the store and again for every attempt.
+   * Jobs by id as stored, undefined where gone, read as bytes: each record's body is the tail of its
+   * bytes (see `putJobOps`), so `bodyOf` serves a job read back without serializing its payload again.
    */
-  private putJobOps(job: Job, body?: Buffer): BatchOp[] {
+  private async readJobs(ids: readonly string[]): Promise<Array<Job | undefined>> {
+    const keys = ids.map((id) => this.jobsPrefix + id);
+    const values = (await this.db.getMany(keys, { valueEncoding: 'buffer' })) as Array<Buffer | undefined>;
+    return values.map((value) => {
+      if (value === undefined) return undefined;
+      const job = JSON.parse(value.toString('utf8')) as Job;
+      this.formOf(job).body = bodyIn(value);
+      return job;
+    });
+  }
+
+  /**
+   * The job's record is its body (the payload's JSON, UTF-8) spliced as the last field into the rest of
+   * the job's JSON: the same value the JSON encoding would write, with the body's bytes at its end, so
+   * that `bodyOf(job)` serves them whether this instance wrote the job or read it back. The payload is
+   * serialized and encoded once per job, not for the store and again for every attempt.
+   */
+  private putJobOps(job: Job, body = this.bodyOf(job)): BatchOp[] {
     const form = this.formOf(job);
-    if (body !== undefined) form.body = body;
+    form.body = body;
     return [
-      body === undefined
-        ? { type: 'put', key: form.jobKey, value: JSON.stringify(job), valueEncoding: 'utf8' }
-        : { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' },
+      { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' },
       { type: 'put', key: form.dueIndexKey, value: JSON.stringify(job.endpointId), valueEncoding: 'utf8' },
     ];
   }
@@ -823,6 +837,19 @@ function isId(v: unknown): v is string {
 /** The payload's JSON, UTF-8. */
 function payloadBytes(job: Job): Buffer {
   return Buffer.from(JSON.stringify(job.payload));
+}
+
+const PAYLOAD_FIELD = Buffer.from('"payload":');
+
+/**
+ * The body in a stored record (`encodeWithBody`): the bytes after the first `"payload":` and before the
+ * closing brace. The first occurrence is the field itself: the other fields come before it, and a JSON
+ * string cannot hold that text (its quotes would be escaped).
+ */
+function bodyIn(record: Buffer): Buffer {
+  const at = record.indexOf(PAYLOAD_FIELD);
+  if (at < 0 || record[record.length - 1] !== 0x7d) throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'stored job record without its payload', {});
+  return record.subarray(at + PAYLOAD_FIELD.length, record.length - 1);
 }
 
 /** The job's JSON with `body` as its payload: `{...the other fields,"payload":<body>}`, UTF-8. */
