@@ -49,7 +49,8 @@
  * apart as `rss_children_mb`, their peak): `rss_idle_mb` (the median over 3 s after the first node
  * started and its endpoints were created, nothing flowing), `rss_peak_mb` (all phases, all nodes).
  * `lost`: logs matched for an answering endpoint (outside the fairness phase) and not received within
- * its phase's bounded wait (must be 0);
+ * its phase's bounded wait (must be 0; `lost_by_phase` says where: a node too slow to drain within the
+ * bound shows up here too);
  * `bad_signatures`: requests the receiver could not verify (must be 0).
  *
  * Targets: e2e_webhooks_per_s >= 0.6 × raw_undici_per_s and >= 10,000/s; sustained_per_s >= 0.5 × raw;
@@ -171,6 +172,7 @@ async function main(): Promise<void> {
     lost: 0, bad_signatures: 0, phases: [...PHASES],
   };
   let lost = 0;
+  const lostByPhase: Record<string, number> = {};
   let failure: unknown = null;
 
   try {
@@ -206,7 +208,7 @@ async function main(): Promise<void> {
       await waitFor(async () => (sample(await node.metrics(), 'chain_height') ?? -1) >= head, 30_000, `the node to follow anvil to block ${head}`);
     };
     /** Waits until `path` has `count` distinct logs; resolves with the last receipt time, or null on timeout. */
-    const received = async (path: string, count: number, timeoutMs: number): Promise<number | null> => {
+    const received = async (path: string, count: number, timeoutMs: number, phase: string): Promise<number | null> => {
       let last: number | null = null;
       try {
         await waitFor(async () => {
@@ -217,6 +219,7 @@ async function main(): Promise<void> {
       } catch (err) {
         const s = (await receiver.stats()).paths[path]!;
         lost += count - s.distinct;
+        lostByPhase[phase] = (lostByPhase[phase] ?? 0) + count - s.distinct;
         console.log(`!! ${(err as Error).message}: ${s.distinct} received, ${count - s.distinct} missing`);
         return null;
       }
@@ -246,7 +249,7 @@ async function main(): Promise<void> {
         const large = await emitLarge(chain, eps.large.contract, BACKLOG_LOGS);
         results.anvil_logs_per_s = Math.round(BACKLOG_LOGS / ((large.mined - large.started) / 1000));
         console.log(`backlog, 1,000-log transactions: anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_logs_per_s} logs/s`);
-        const last = await received(eps.large.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5));
+        const last = await received(eps.large.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5), 'backlog');
         if (last !== null) {
           results.e2e_webhooks_per_s = Math.round(BACKLOG_LOGS / ((last - large.started) / 1000));
           console.log(`backlog, 1,000-log transactions: ${BACKLOG_LOGS} webhooks in ${((last - large.started) / 1000).toFixed(1)} s = ${results.e2e_webhooks_per_s}/s end to end`);
@@ -255,7 +258,7 @@ async function main(): Promise<void> {
         const small = await emitSmall(chain, eps.small.contract, BACKLOG_LOGS);
         results.anvil_small_tx_logs_per_s = Math.round(BACKLOG_LOGS / ((small.mined - small.started) / 1000));
         console.log(`backlog, one-log transactions (1,000 per block): anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_small_tx_logs_per_s} logs/s`);
-        const lastSmall = await received(eps.small.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5));
+        const lastSmall = await received(eps.small.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5), 'backlog_small_tx');
         if (lastSmall !== null) {
           results.e2e_small_tx_webhooks_per_s = Math.round(BACKLOG_LOGS / ((lastSmall - small.started) / 1000));
           console.log(`backlog, one-log transactions: ${BACKLOG_LOGS} webhooks in ${((lastSmall - small.started) / 1000).toFixed(1)} s = ${results.e2e_small_tx_webhooks_per_s}/s end to end`);
@@ -283,7 +286,7 @@ async function main(): Promise<void> {
           const ep = await endpoint(node, `/sustained/${rate}`);
           const verdict = await sustain(chain, node, receiver, ep, rate);
           console.log(`sustained ${rate} logs/s: ${verdict.ok ? 'holds' : 'fails'} (${verdict.why})`);
-          const last = await received(ep.path, verdict.sent, 60_000);
+          const last = await received(ep.path, verdict.sent, 60_000, 'sustained');
           if (last === null || !verdict.ok) break;
           best = rate;
         }
@@ -293,7 +296,7 @@ async function main(): Promise<void> {
       if (eps.live) {
         const before = await node.metrics();
         const sent = await steady(chain, eps.live.contract, 200, LIVE_SECONDS);
-        await received(eps.live.path, sent.logs, 30_000);
+        await received(eps.live.path, sent.logs, 30_000, 'live');
         const after = await node.metrics();
         const latencies = latenciesOf(sent.at, await receiver.takeTracked(eps.live.path));
         results.live_tx_p50_ms = round(percentile(latencies, 0.5), 2);
@@ -369,7 +372,7 @@ async function main(): Promise<void> {
       rss.open();
       const resumed = now();
       await node.api('POST', `/v1/endpoints/${ep.id}/resume`);
-      const last = await received(ep.path, MILLION_LOGS, MILLION_DRAIN_SECONDS * 1000);
+      const last = await received(ep.path, MILLION_LOGS, MILLION_DRAIN_SECONDS * 1000, 'million');
       const drain = rss.close();
       results.rss_backlog_1m_mb = round(Math.max(drain.peak, rss.peakMb));
       if (last !== null) console.log(`million: drained in ${((last - resumed) / 1000).toFixed(1)} s (${Math.round(MILLION_LOGS / ((last - resumed) / 1000))}/s)`);
@@ -394,6 +397,7 @@ async function main(): Promise<void> {
   }
 
   results.lost = lost;
+  results.lost_by_phase = lostByPhase;
   results.rss_peak_mb = round(rss.peakMb);
   results.rss_children_mb = round(rss.peakChildrenMb);
   const raw = results.raw_undici_per_s as number | null;
