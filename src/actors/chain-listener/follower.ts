@@ -15,6 +15,10 @@
  *   `targetLogsPerRead` logs per read, 1 to `backfillRange` blocks, halved when the node (or
  *   maxFrameBytes) refuses a range. A single block is read by hash (`eth_getLogs { blockHash }`), with the
  *   header from `newHeads` when it is known.
+ * - While a range's blocks are emitted, the next range is read ahead (one read at most). It is used only
+ *   if it starts at `next` and extends the tip; otherwise (a reorg suspected, a block that did not
+ *   extend the tip) it is dropped once settled. Every read is settled before another one starts and
+ *   before `sync` returns (unless the listener stopped), so no read outlives its successor.
  * - Reorgs: a block whose parent hash is not the tip's hash, or a suspicious head, starts a walk back
  *   through the reorg window comparing hashes with the node's canonical ones. Orphaned blocks are
  *   retracted newest first (`removed: true`, with the logs emitted for them, read back from the cursor
@@ -27,9 +31,9 @@
  * - the reorg window: `maxReorgDepth + 1` EmittedBlocks (number, hash, parent hash, timestamp, seenAt; a
  *   few hundred bytes each), never a log; the logs emitted for them stay in the store;
  * - the head cache: `confirmations + 16` headers;
- * - logs: the range being emitted. It is expected to hold about `targetLogsPerRead` logs, and its
- *   `eth_getLogs` answer is at most maxFrameBytes (a larger one is refused and the range halved); a single
- *   block with more logs than the target is still one read.
+ * - logs: two ranges at most, the one being emitted and the one read ahead. Each is expected to hold
+ *   about `targetLogsPerRead` logs, and its `eth_getLogs` answer is at most maxFrameBytes (a larger one is
+ *   refused and the range halved); a single block with more logs than the target is still one read.
  */
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorState } from '../../store/cursors.ts';
@@ -87,6 +91,16 @@ interface CachedHead {
   seenAt: number;
 }
 
+/** A range being read while the previous one is emitted. */
+interface ReadAhead {
+  from: number;
+  /** The hash the range's first block must have as parent: the last block of the range before it. */
+  parentHash: string;
+  blocks: Promise<ReadBlock[]>;
+  /** Resolves (never rejects) once the read is over. */
+  settled: Promise<unknown>;
+}
+
 /** How many recent `newHeads` headers are kept for the single-block fast path, beyond `confirmations`. */
 const HEAD_CACHE_SLACK = 16;
 
@@ -141,28 +155,50 @@ export class ChainFollower {
 
   /** Emits everything confirmed and not yet emitted. Returns when caught up with the last noted head. */
   async sync(source: ChainSource, signal: AbortSignal): Promise<void> {
-    for (;;) {
-      throwIfStopped(signal);
-      if (this.suspect) {
-        await this.resolveReorg(source, signal);
-        this.suspect = false;
-      }
-      if (this.headNumber === null) return;
-      const target = this.headNumber - this.options.confirmations;
-      if (target < 0) return;
-      this.next ??= target;
-      if (this.next > target) return;
-      const blocks = await this.read(source, this.next, target, this.window.tip?.hash ?? null);
-      if (blocks.length === 0) return; // the node does not have the block yet: wait for the next head
-      for (const block of blocks) {
-        const tip = this.window.tip;
-        if (tip && block.parentHash !== tip.hash) {
-          this.suspect = true;
-          break;
+    let ahead: ReadAhead | null = null;
+    try {
+      for (;;) {
+        throwIfStopped(signal);
+        if (this.suspect) {
+          await ahead?.settled;
+          ahead = null;
+          await this.resolveReorg(source, signal);
+          this.suspect = false;
         }
-        await this.emitBlock(block, signal);
+        if (this.headNumber === null) return;
+        const target = this.headNumber - this.options.confirmations;
+        if (target < 0) return;
+        this.next ??= target;
+        if (this.next > target) return;
+        const parentHash = this.window.tip?.hash ?? null;
+        let blocks: ReadBlock[];
+        if (ahead && ahead.from === this.next && ahead.parentHash === parentHash) {
+          blocks = await ahead.blocks;
+        } else {
+          await ahead?.settled;
+          blocks = await this.read(source, this.next, target, parentHash);
+        }
+        ahead = null;
+        if (blocks.length === 0) return; // the node does not have the block yet: wait for the next head
+        const last = blocks[blocks.length - 1]!;
+        if (last.number < target) ahead = this.readAhead(source, last.number + 1, target, last.hash);
+        for (const block of blocks) {
+          const tip = this.window.tip;
+          if (tip && block.parentHash !== tip.hash) {
+            this.suspect = true;
+            break;
+          }
+          await this.emitBlock(block, signal);
+        }
       }
+    } finally {
+      if (ahead && !signal.aborted) await ahead.settled;
     }
+  }
+
+  private readAhead(source: ChainSource, from: number, target: number, parentHash: string): ReadAhead {
+    const blocks = this.read(source, from, target, parentHash);
+    return { from, parentHash, blocks, settled: blocks.then(noop, noop) };
   }
 
   private async emitBlock(block: ReadBlock, signal: AbortSignal): Promise<void> {
@@ -261,6 +297,8 @@ export class ChainFollower {
     return assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
   }
 }
+
+const noop = (): void => {};
 
 function toMessage(chainId: number, block: EmittedBlock, logs: ChainLog[], removed: boolean): ChainBlockMessage {
   return {
