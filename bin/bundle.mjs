@@ -8,7 +8,12 @@
  *   node_modules/.cache/ethhook/, from where their bare names resolve.
  * - `ETHHOOK_SOURCE_DIR` is defined as the absolute `src/` (see src/runtime/source-dir.ts): files handed to
  *   other processes by path (a forked actor's module) are still found.
- * - Inline source maps: with `process.setSourceMapsEnabled(true)` stack traces name the .ts files.
+ * - Inline source maps: with `process.setSourceMapsEnabled(true)` stack traces name the .ts files. The map
+ *   carries no `sourcesContent` (stack traces need only the mappings; the node keeps the map it parsed
+ *   for its whole life) and the code is whitespace-minified, which also drops the comments: one
+ *   non-ASCII character in a kept comment made V8 hold the whole module source as a two-byte string.
+ * - esbuild's service process is stopped once the bundle is built (`stop()`): it would otherwise live
+ *   beside the node for its whole life (~40 MB of RSS).
  * - The file is named by a hash of its content and written to a temp file then renamed: nodes started at
  *   once from one checkout share it and never read a half-written one. Older bundles of the same name are
  *   removed (best effort).
@@ -23,19 +28,26 @@ export const CACHE_DIR = join(ROOT, 'node_modules', '.cache', 'ethhook');
 
 /** Bundles `entry` (a path from the project root) and resolves with the bundle's absolute path. */
 export async function bundle(entry, name) {
-  const { build } = await import('esbuild');
-  const result = await build({
-    entryPoints: [join(ROOT, entry)],
-    bundle: true,
-    write: false,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    sourcemap: 'inline',
-    logLevel: 'silent',
-    define: { ETHHOOK_SOURCE_DIR: JSON.stringify(join(ROOT, 'src')) },
-  });
+  const esbuild = await import('esbuild');
+  let result;
+  try {
+    result = await esbuild.build({
+      entryPoints: [join(ROOT, entry)],
+      bundle: true,
+      write: false,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      sourcemap: 'inline',
+      sourcesContent: false,
+      minifyWhitespace: true,
+      logLevel: 'silent',
+      define: { ETHHOOK_SOURCE_DIR: JSON.stringify(join(ROOT, 'src')) },
+    });
+  } finally {
+    await esbuild.stop();
+  }
   const text = result.outputFiles[0].contents;
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
   const file = join(CACHE_DIR, `${name}-${hash}.mjs`);

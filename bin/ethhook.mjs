@@ -2,7 +2,15 @@
 // Runs the node from a bundle of its TypeScript sources built at start (bin/bundle.mjs): plain node, no
 // build step between clone and start. ETHHOOK_RUN_SOURCES=1 (or a bundle that cannot be built) runs the
 // sources through tsx's loader instead.
+//
+// V8's young generation may not grow while the process starts (`--semi-space-growth-factor=1`, one of
+// the few heap flags V8 reads after start): bundling, loading and building the node's schemas would
+// grow it to 16 MB that an idle node then keeps, touched, for a long while. runNode restores V8's
+// default growth once the node runs (src/main.ts), so a busy node's young generation grows as before.
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+
+setFlagsFromString('--semi-space-growth-factor=1');
 
 let bundled;
 if (process.env.ETHHOOK_RUN_SOURCES !== '1') {

@@ -19,6 +19,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createAdminBehaviour } from './actors/admin/behaviour.ts';
 import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
@@ -49,6 +50,12 @@ import { SubscriptionStore } from './store/subscriptions.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
 import { buildTree, type AnyBehaviourFactory } from './tree.ts';
+
+/**
+ * V8's default growth factor of the young generation. bin/ethhook.mjs sets it to 1 while the process
+ * starts (an idle node would keep the young generation its start grew); the running node grows it again.
+ */
+const V8_SEMI_SPACE_GROWTH_FACTOR = 2;
 
 /** Things to release after the tree has stopped, last acquired first. */
 type Cleanup = () => Promise<void>;
@@ -230,6 +237,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     demoReceiver: demo?.receiver.url ?? null,
   };
   logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
+  setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`);
   if (demo) {
     process.stderr.write(demoBanner(where));
     if (config.demo.statusIntervalMs > 0) {

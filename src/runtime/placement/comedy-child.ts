@@ -27,7 +27,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Worker } from 'node:worker_threads';
-import { createSystem } from 'comedy';
 import { EthhookError } from '../errors.ts';
 import { sourcePath } from '../source-dir.ts';
 import { TOPIC_STARTED, deserializeError, isReply, type ChildParameters } from './protocol.ts';
@@ -93,6 +92,9 @@ export async function startComedyChild(
   startTimeoutMs: number,
 ): Promise<ComedyChild> {
   if (params.mode === 'forked') refuseEvalExecArgv(params.path);
+  // Imported on first use: a node that places nothing would pay ~10 MB of heap for comedy (bluebird,
+  // babel-polyfill, winston) and the 17 MB buffer its bson allocates at load.
+  const { createSystem } = await import('comedy');
   // comedy adds a process 'exit' listener per forked child (removed by release): past ten children
   // Node would warn of a leak that is not one, so each child raises the limit by one while it lives.
   adjustExitListenerLimit(1);
