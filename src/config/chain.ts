@@ -10,8 +10,8 @@
  * - `targetLogsPerRead`: each range read is sized, from the density of the last one, to return about
  *   this many logs (1 block at least, `backfillRange` at most); a block with more logs is one read.
  *   2,000 logs are ~1.3 MB of JSON and ~3 MB parsed, and the listener holds two reads at most; that is
- *   still hundreds of logs per round trip for the pipeline to work on while the next read is under way,
- *   and well under the 10,000 results at which hosted nodes refuse an `eth_getLogs`.
+ *   enough per round trip to keep the pipeline busy while the next read is under way, and well under
+ *   the 10,000 results at which hosted nodes refuse an `eth_getLogs`.
  * - `maxFrameBytes`: the largest inbound frame (64 MiB). With reads sized by logs, frames are normally
  *   about a megabyte; the limit is what one block's logs may weigh, and so what the listener may buffer
  *   for one read (~3x that once parsed). It stays high because a block whose logs do not fit can never
