@@ -1,6 +1,7 @@
 /**
  * The node as a user runs it: `node bin/ethhook.mjs start --config <dir>/node.json` in a child process,
- * in a fresh temp dir (its dataDir inside), with no ETHHOOK_* variable from the bench's environment.
+ * in a fresh temp dir (its dataDir inside), with no ETHHOOK_* variable from the bench's environment and
+ * the environment `npm start` sets (MALLOC_ARENA_MAX=2).
  *
  * - Config: the given chains, admin on 127.0.0.1 port 0 with one `operate` token, log level info (the
  *   admin address is read from the `node running` line, as test/support/node-process.ts does), dev
@@ -53,6 +54,8 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
+  // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
+  env.MALLOC_ARENA_MAX ??= '2';
   const child: ChildProcess = spawn(process.execPath, [BIN, 'start', '--config', configFile], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
