@@ -13,7 +13,8 @@ describe('registration', () => {
     const registry = new Registry();
     delivererMetrics(registry);
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name).sort();
-    expect(names).toEqual([...DELIVERER_METRIC_NAMES].sort());
+    // Plus the pipeline's stage histogram, whose `sent` and `answered` stages the Deliverer observes.
+    expect(names).toEqual([...DELIVERER_METRIC_NAMES, 'pipeline_stage_seconds'].sort());
     expect(DELIVERER_METRIC_NAMES).toEqual([
       'webhook_deliveries_total', 'webhook_delivery_duration_seconds', 'webhook_event_to_delivery_seconds',
       'webhook_queue_depth', 'webhook_dead_letters', 'circuit_breaker_state', 'circuit_breaker_opens_total',
