@@ -236,7 +236,10 @@ async function run(config: Config, steps: Step[], shortening: boolean): Promise<
       return tooDeepIsJustified();
     }
   }
-  // Settle: the follower sees the final head and catches up; its net output must be the canonical chain.
+  // Settle: the chain grows past every height emitted (a block the node does not have is not evidence of
+  // a reorg, so blocks emitted above a shortened chain wait for another block at their height), the
+  // follower sees the final head and catches up; its net output must be the canonical chain.
+  if (chain.tip.number <= receiver.highest) chain.mine(receiver.highest - chain.tip.number + 1, 1);
   notify();
   for (let i = 0; i < 3; i++) {
     if ((await sync(simSource(chain, config.maxLogsPerRange, null))) === 'too-deep') {
@@ -244,8 +247,8 @@ async function run(config: Config, steps: Step[], shortening: boolean): Promise<
       return tooDeepIsJustified();
     }
   }
-  // Every block still emitted is canonical, and everything confirmed was emitted (a chain that got
-  // shorter may leave emitted blocks above the new confirmed height: they are canonical, so that is right).
+  // Every block still emitted is canonical, and everything confirmed was emitted (emitted blocks may stand
+  // above the confirmed height: they are canonical, so that is right).
   const target = chain.tip.number - config.confirmations;
   const first = receiver.stack[0]?.blockNumber;
   if (first === undefined) {

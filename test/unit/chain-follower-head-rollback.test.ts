@@ -1,17 +1,18 @@
 // ChainFollower when the head goes back to a block it already saw (a late block orphaned, the head back on
-// its parent, seen by a poll): emitted blocks above that head are retracted; the same head polled again
-// is no change and costs no read.
+// its parent, seen by a poll): emitted blocks above that head are unknown to the node, not orphaned, so
+// nothing is retracted until another block appears at their height; the same head polled again is no
+// change and costs no read.
 import { describe, expect, it } from 'vitest';
 import type { BlockHeader } from '../../src/actors/chain-listener/eth-schemas.ts';
 import { ChainFollower, type ChainSource } from '../../src/actors/chain-listener/follower.ts';
 import type { ChainBlockMessage } from '../../src/actors/chain-listener/messages.ts';
 
 const hash = (n: number, fork = 0) => `0x${(fork * 1000 + n + 1).toString(16).padStart(64, '0')}`;
-const header = (n: number): BlockHeader => ({ number: n, hash: hash(n), parentHash: n === 0 ? hash(0, 9) : hash(n - 1), timestamp: n });
+const header = (n: number, fork = 0): BlockHeader => ({ number: n, hash: hash(n, fork), parentHash: n === 0 ? hash(0, 9) : hash(n - 1), timestamp: n });
 
-/** A chain of `height + 1` blocks without logs; counts the reads the follower makes. */
-function source(chain: { height: number }, reads: string[]): ChainSource {
-  const byNumber = (n: number) => (n <= chain.height ? header(n) : null);
+/** A chain of `height + 1` blocks without logs (block `forkAt`, when set, of fork 1); counts the reads. */
+function source(chain: { height: number; forkAt?: number }, reads: string[]): ChainSource {
+  const byNumber = (n: number) => (n <= chain.height ? header(n, n === chain.forkAt ? 1 : 0) : null);
   return {
     async headerByNumber(n) {
       reads.push(`header ${n}`);
@@ -52,8 +53,8 @@ function follower(confirmations: number, out: ChainBlockMessage[]): ChainFollowe
 const signal = new AbortController().signal;
 
 describe('ChainFollower head rollback', () => {
-  it('retracts an emitted block when the head goes back to its already-seen parent', async () => {
-    const chain = { height: 4 };
+  it('waits when the head goes back to its already-seen parent, and retracts once another block takes the height', async () => {
+    const chain: { height: number; forkAt?: number } = { height: 4 };
     const reads: string[] = [];
     const out: ChainBlockMessage[] = [];
     const f = follower(0, out);
@@ -66,16 +67,24 @@ describe('ChainFollower head rollback', () => {
     chain.height = 3; // block 4 orphaned, no replacement yet: the node's head is block 3 again
     f.noteHead(header(3), 0);
     await f.sync(source(chain, reads), signal);
+    expect(out.every((m) => !m.removed)).toBe(true);
+    expect(f.processed).toBe(4);
 
-    expect(out.map((m) => [m.blockNumber, m.removed])).toEqual([
-      [0, false],
-      [1, false],
-      [2, false],
-      [3, false],
-      [4, false],
-      [4, true],
+    chain.height = 4; // another block 4: now the node has the height, with another hash
+    chain.forkAt = 4;
+    f.noteHead(header(4, 1), 0);
+    await f.sync(source(chain, reads), signal);
+
+    expect(out.map((m) => [m.blockNumber, m.removed, m.blockHash])).toEqual([
+      [0, false, hash(0)],
+      [1, false, hash(1)],
+      [2, false, hash(2)],
+      [3, false, hash(3)],
+      [4, false, hash(4)],
+      [4, true, hash(4)],
+      [4, false, hash(4, 1)],
     ]);
-    expect(f.processed).toBe(3);
+    expect(f.processed).toBe(4);
   });
 
   it('does not suspect a rollback to an already-seen head above the emitted tip, nor the same head polled again', async () => {

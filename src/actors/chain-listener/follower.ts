@@ -20,9 +20,14 @@
  *   extend the tip) it is dropped once settled. Every read is settled before another one starts and
  *   before `sync` returns (unless the listener stopped), so no read outlives its successor.
  * - Reorgs: a block whose parent hash is not the tip's hash, or a suspicious head, starts a walk back
- *   through the reorg window comparing hashes with the node's canonical ones. Orphaned blocks are
- *   retracted newest first (`removed: true`, with the logs emitted for them, read back from the cursor
- *   store), each persisted; emission resumes at the common ancestor + 1. No ancestor in a full window:
+ *   through the reorg window comparing hashes with the node's canonical ones. Only a different hash at a
+ *   height the node has is evidence of a reorg: a block the node does not have (above its head, or
+ *   answered `null`) is unknown, never orphaned, so a node that lags behind the emitted tip (a
+ *   failover to a lagging backend, a head back on an older block) retracts nothing: the follower waits
+ *   until the node has the tip's height again. With evidence, every window block above the common
+ *   ancestor is orphaned (they descend from the block that differs) and retracted newest first
+ *   (`removed: true`, with the logs emitted for them, read back from the cursor store), each persisted;
+ *   emission resumes at the common ancestor + 1. Evidence and no ancestor in a full window:
  *   ETHHOOK_ERR_REORG_TOO_DEEP, fatal. Logs missing from the store for an orphaned block:
  *   ETHHOOK_ERR_CURSOR_CORRUPT, fatal (the block cannot be retracted as it was emitted).
  * - A range read while the chain moved throws ETHHOOK_ERR_CHAIN_INCONSISTENT; the caller syncs again.
@@ -134,7 +139,7 @@ export class ChainFollower {
 
   noteHead(header: BlockHeader, seenAt: number): void {
     // Only the last head seen again is "no change". An older cached head seen again means the chain got
-    // shorter (a late block orphaned, the head back on its parent): blocks above it may be emitted.
+    // shorter (a late block orphaned, the head back on its parent) or the node lags: the tip is checked.
     const unchanged = this.headNumber === header.number && this.heads.get(header.number)?.header.hash === header.hash;
     this.headNumber = header.number;
     this.options.onHead?.(header.number);
@@ -215,16 +220,19 @@ export class ChainFollower {
   private async resolveReorg(source: ChainSource, signal: AbortSignal): Promise<void> {
     const orphans: EmittedBlock[] = [];
     let ancestor: EmittedBlock | undefined;
+    let evidence = false;
     for (const block of this.window.newestFirst()) {
       throwIfStopped(signal);
-      const canonical = await source.headerByNumber(block.number);
+      // Above the node's head it cannot have the block: unknown, not asked.
+      const canonical = this.headNumber !== null && block.number > this.headNumber ? null : await source.headerByNumber(block.number);
       if (canonical?.hash === block.hash) {
         ancestor = block;
         break;
       }
+      if (canonical) evidence = true;
       orphans.push(block);
     }
-    if (orphans.length === 0) return;
+    if (!evidence) return; // nothing the node has differs from what was emitted: it lags; wait for it
     const oldest = orphans[orphans.length - 1]!;
     if (!ancestor && oldest.number !== this.floor) {
       throw new EthhookError('ETHHOOK_ERR_REORG_TOO_DEEP', `reorg deeper than maxReorgDepth (${this.options.maxReorgDepth})`, {
