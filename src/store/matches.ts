@@ -62,10 +62,13 @@ export class MatchStore {
     return { type: 'del', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId) };
   }
 
-  /** For each key, whether a record exists (one look-up of the keys, no values read). */
+  /**
+   * For each key, whether a record exists: one `getMany` of point reads, values left raw. Not `hasMany`,
+   * whose iterator seek per key walks over the tombstones of retracted and pruned records.
+   */
   async existing(keys: string[]): Promise<boolean[]> {
     if (keys.length === 0) return [];
-    return this.records.hasMany(keys);
+    return (await this.records.getMany(keys, { valueEncoding: 'buffer' })).map((v) => v !== undefined);
   }
 
   /** Every record of one block (by hash), in log order. */
