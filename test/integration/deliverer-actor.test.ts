@@ -52,7 +52,7 @@ describe('the Deliverer actor', () => {
       expect(receiver.deliveredIds().size).toBe(20);
       // The outbox counts a job gone when its write lands; the loop lets go of it once the write resolves.
       await waitFor(async () => (await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).inFlight === 0);
-      expect(await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).toEqual({ running: true, inFlight: 0, ready: 0, held: 0, openBreakers: [] });
+      expect(await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).toEqual({ running: true, inFlight: 0, ready: 0, held: 0, slowLane: 0, openBreakers: [] });
       expect(await ref.ask({ type: 'deliverer.wake' })).toEqual({ ok: true });
       const text = await registry.metrics();
       expect(text).toContain('webhook_queue_depth 0');

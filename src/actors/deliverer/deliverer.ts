@@ -1,7 +1,8 @@
 /**
  * The Deliverer actor: a thin behaviour around the delivery loop (delivery-loop.ts), which does the work.
  *
- * - preStart builds the HTTP client (SSRF policy, concurrency, timeouts) and starts the loop; postStop
+ * - preStart builds the HTTP client (SSRF policy, timeouts, a limit of `requestSlots`: both of the
+ *   scheduler's lanes, scheduler.ts) and starts the loop (`http.concurrency` is its fast lane); postStop
  *   stops it, waits up to `stopGraceMs` (5 s) for the attempts in flight, aborts the rest (their jobs
  *   stay due, unrecorded) and closes the client. A restart starts from the outbox again: a job whose
  *   answer was lost is delivered again, with the same webhook-id.
@@ -13,10 +14,12 @@
 import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
-import { DeliveryLoop, type DeliveryLoopOptions, type EndpointPort, type OutboxPort } from './delivery-loop.ts';
+import { DeliveryLoop, type DeliveryLoopOptions } from './delivery-loop.ts';
 import { WebhookHttpClient, type HttpClientOptions } from './http-client.ts';
 import { delivererMessageSchema } from './messages.ts';
 import { delivererMetrics, type QueueSource } from './metrics.ts';
+import type { EndpointPort, OutboxPort } from './ports.ts';
+import { requestSlots } from './scheduler.ts';
 
 export interface DelivererDeps {
   /**
@@ -52,7 +55,10 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       return loop;
     },
     preStart(ctx: ActorContext<unknown>) {
-      client = new WebhookHttpClient(deps.http);
+      // `http.concurrency` is the fast lane's; the client must take every request the scheduler may
+      // have out at once (both lanes), or a fast request would queue behind slow ones inside it.
+      const loopOptions: DeliveryLoopOptions = { ...deps.loop, concurrency: deps.http.concurrency ?? 64 };
+      client = new WebhookHttpClient({ ...deps.http, concurrency: requestSlots(loopOptions) });
       metrics?.observeQueue(countsJobs(deps.outbox) ? deps.outbox : null);
       loop = new DeliveryLoop(
         {
@@ -65,7 +71,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
           ...(deps.random ? { random: deps.random } : {}),
           onFatal: (err) => ctx.fail(err),
         },
-        { ...deps.loop, concurrency: deps.http.concurrency ?? 64 },
+        loopOptions,
       );
       loop.start();
     },
@@ -102,7 +108,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
           loop?.invalidateEndpoint(m.endpointId, m.deleted ?? false);
           return { ok: true };
         case 'deliverer.status':
-          return loop?.status() ?? { running: false, inFlight: 0, ready: 0, held: 0, openBreakers: [] };
+          return loop?.status() ?? { running: false, inFlight: 0, ready: 0, held: 0, slowLane: 0, openBreakers: [] };
       }
     },
     health() {

@@ -53,6 +53,10 @@ export const placedDelivererArgsSchema = z.strictObject({
         })
         .optional(),
       batchSize: positive.optional(),
+      perEndpointConcurrency: positive.optional(),
+      slowConcurrency: positive.optional(),
+      slowAfterMs: positive.optional(),
+      maxReady: positive.optional(),
       maxHeld: positive.optional(),
       endpointCacheMs: ms.optional(),
       pausedRecheckMs: positive.optional(),

@@ -25,8 +25,8 @@ import { deserializeError, isReply, type Reply } from '../../runtime/placement/p
 import type { ActorRef } from '../../runtime/types.ts';
 import type { AttemptRecord } from '../../store/attempts.ts';
 import type { Endpoint } from '../../store/endpoints.ts';
-import type { Job } from '../../store/outbox.ts';
-import type { EndpointPort, OutboxPort } from './delivery-loop.ts';
+import type { DueOptions, Job } from '../../store/outbox.ts';
+import type { EndpointPort, OutboxPort } from './ports.ts';
 import type { FailureStreak } from './disable.ts';
 import { DELIVERER_STORE_PATH, MAX_WRITE_OPS, type EndpointWithSecrets, type StoreMessage, type WriteOp } from './store-port.ts';
 
@@ -67,8 +67,8 @@ export class RemoteOutbox implements OutboxPort {
 
   constructor(private readonly store: StoreClient) {}
 
-  due(now: number, limit: number, options: { exclude?: ReadonlySet<string> } = {}): Promise<Job[]> {
-    return this.store.call<Job[]>({ type: 'store.due', now, limit, exclude: [...(options.exclude ?? [])] });
+  due(now: number, limit: number, options: DueOptions = {}): Promise<Job[]> {
+    return this.store.call<Job[]>({ type: 'store.due', now, limit, exclude: [...(options.exclude ?? [])], skipEndpoints: [...(options.skipEndpoints ?? [])] });
   }
 
   async nextDueAt(): Promise<number | undefined> {

@@ -8,7 +8,7 @@
  * Messages (zod-checked; every ask is answered with a `Reply` envelope, `{ ok: true, value }` or
  * `{ ok: false, error }`, so a failing store call reaches the child as its error and never panics
  * this actor; values are JSON-safe, `null` where the Outbox says `undefined`):
- * - `store.due { now, limit, exclude: string[] }`  → `Job[]`            (Outbox.due)
+ * - `store.due { now, limit, exclude: string[], skipEndpoints: string[] }` → `Job[]` (Outbox.due)
  * - `store.next-due {}`                             → `number | null`    (Outbox.nextDueAt)
  * - `store.write { ops }` → one `Reply` per op, in order. An op is `complete { job, attempt? }`,
  *   `reschedule { job, at, attempt? }`, `postpone { job, at }` or `dead-letter { job, reason, attempt? }`
@@ -47,7 +47,7 @@ import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import { attemptRecordSchema, type AttemptRecord } from '../../store/attempts.ts';
 import { endpointIdSchema, type Endpoint } from '../../store/endpoints.ts';
 import { jobSchema, type Job } from '../../store/outbox.ts';
-import type { EndpointPort, OutboxPort } from './delivery-loop.ts';
+import type { EndpointPort, OutboxPort } from './ports.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type QueueSource } from './metrics.ts';
 
 export const DELIVERER_STORE_NAME = 'deliverer-store';
@@ -70,7 +70,13 @@ export const writeOpSchema = z.discriminatedUnion('op', [
 export type WriteOp = z.input<typeof writeOpSchema>;
 
 export const storeMessageSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('store.due'), now: time, limit: z.number().int().positive().max(MAX_DUE_LIMIT), exclude: z.array(z.string()) }),
+  z.strictObject({
+    type: z.literal('store.due'),
+    now: time,
+    limit: z.number().int().positive().max(MAX_DUE_LIMIT),
+    exclude: z.array(z.string()),
+    skipEndpoints: z.array(z.string()).default([]),
+  }),
   z.strictObject({ type: z.literal('store.next-due') }),
   z.strictObject({ type: z.literal('store.write'), ops: z.array(writeOpSchema).min(1).max(MAX_WRITE_OPS) }),
   z.strictObject({ type: z.literal('store.endpoint'), id: endpointIdSchema }),
@@ -156,7 +162,7 @@ export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknow
       const m = parsed.data;
       switch (m.type) {
         case 'store.due':
-          return toReply(() => deps.outbox.due(m.now, m.limit, { exclude: new Set(m.exclude) }));
+          return toReply(() => deps.outbox.due(m.now, m.limit, { exclude: new Set(m.exclude), skipEndpoints: new Set(m.skipEndpoints) }));
         case 'store.next-due':
           return toReply(async () => (await deps.outbox.nextDueAt()) ?? null);
         case 'store.write':
