@@ -161,6 +161,9 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
       requestTimeoutMs: config.deliverer.requestTimeoutMs,
     },
     loop: {
+      perEndpointConcurrency: config.deliverer.perEndpointConcurrency,
+      slowConcurrency: config.deliverer.slowLane.concurrency,
+      slowAfterMs: config.deliverer.slowLane.afterMs,
       retry: { scheduleMs: config.deliverer.retry.schedule, jitter: config.deliverer.retry.jitter, maxRetryAfterMs: 10 * 3_600_000 },
       guards: {
         breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs },

@@ -168,8 +168,18 @@ const DemoSchema = z.strictObject({
 });
 
 const DelivererSchema = z.strictObject({
-  /** Webhook requests in flight across all endpoints. */
+  /** Webhook requests in the fast lane across all endpoints (src/actors/deliverer/scheduler.ts). */
   concurrency: positiveInt().default(64),
+  /** Requests one endpoint may have in flight at once: one endpoint gets at most an eighth of the fast lane. */
+  perEndpointConcurrency: positiveInt().default(8),
+  slowLane: z
+    .strictObject({
+      /** A request unanswered this long leaves the fast lane, and its endpoint is slow until one ends sooner. */
+      afterMs: duration().default(1_000),
+      /** Requests of slow endpoints started at once; those we have no answer from hold at most half. */
+      concurrency: positiveInt().default(64),
+    })
+    .prefault({}),
   /** One webhook request (connect to last byte) must finish within this. */
   requestTimeoutMs: duration().default(15_000),
   retry: z
