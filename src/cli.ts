@@ -4,6 +4,8 @@
  *   start [--config FILE]   run a node (FILE, else $ETHHOOK_CONFIG, else the dev defaults)
  *   config check FILE       validate FILE + ETHHOOK_* overrides; "ok", or each error with its path
  *   config print [FILE]     the effective configuration as JSON, secrets masked
+ *   chain reset-cursor --chain ID --from N|latest [--config FILE]
+ *                           on a stopped node: forget a chain's cursor and start it at N or the head
  *   governance-serve ...    the reference governance server (src/governance-server/main.ts owns its flags)
  *   errors                  the error catalog: code, HTTP status, layer, summary
  *   help [COMMAND], --help, --version
@@ -21,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { sourcePath } from './runtime/source-dir.ts';
 import { ConfigError, formatConfigIssues } from './config/errors.ts';
 import { ERROR_CATALOG } from './errors.ts';
+import { EthhookError } from './runtime/errors.ts';
 import { GOVERNANCE_SERVE_USAGE, runGovernanceServe } from './governance-server/main.ts';
 import { CONFIG_FILE_VARIABLE } from './config/env.ts';
 import { loadConfig } from './config/load.ts';
@@ -43,11 +46,15 @@ interface Command {
 interface Flags {
   config?: string;
   'ignore-env'?: boolean;
+  chain?: string;
+  from?: string;
 }
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
   'ignore-env': { type: 'boolean' },
+  chain: { type: 'string' },
+  from: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -55,6 +62,8 @@ const OPTIONS = {
 const FLAG_HELP: Record<string, string> = {
   config: '-c, --config FILE   configuration file, JSON or YAML (default: $ETHHOOK_CONFIG, else the dev defaults)',
   'ignore-env': '--ignore-env        do not apply ETHHOOK_* environment overrides',
+  chain: '--chain ID          the chain id (one of the configuration\'s chains)',
+  from: '--from N|latest     the block to start at, or "latest": the confirmed head at the next start',
 };
 
 const COMMANDS: Record<string, Command> = {
@@ -94,6 +103,31 @@ const COMMANDS: Record<string, Command> = {
       if (config === undefined) return EXIT_FAILURE;
       process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
       return EXIT_OK;
+    },
+  },
+  'chain reset-cursor': {
+    usage: 'ethhook chain reset-cursor --chain ID --from N|latest [--config FILE]',
+    summary:
+      "On a stopped node: forget a chain's cursor, reorg window and block 0, and start it at block N or at the head. The way out of ETHHOOK_ERR_CHAIN_MISMATCH and ETHHOOK_ERR_REORG_TOO_DEEP (runbooks/chains.md); a running node: POST /admin/chains/ID/reset-cursor.",
+    flags: ['config', 'chain', 'from'],
+    run: async (positionals, flags) => {
+      if (positionals.length > 0) return usageError(`chain reset-cursor takes no arguments (got "${positionals[0]}")`);
+      if (flags.chain === undefined || !/^[1-9][0-9]{0,15}$/.test(flags.chain)) return usageError('chain reset-cursor needs --chain ID (a positive integer)');
+      if (flags.from === undefined || !/^(?:latest|0|[1-9][0-9]{0,15})$/.test(flags.from)) return usageError('chain reset-cursor needs --from N (a block number) or --from latest');
+      const file = flags.config ?? process.env[CONFIG_FILE_VARIABLE];
+      const config = loadOrReport(file, process.env);
+      if (config === undefined) return EXIT_FAILURE;
+      const { resetChainCursorOffline } = await import('./chain-reset.ts');
+      const from = flags.from === 'latest' ? 'latest' : Number(flags.from);
+      try {
+        const done = await resetChainCursorOffline(config, { chainId: Number(flags.chain), from });
+        process.stdout.write(`chain ${flags.chain} (${done.chain}): cursor reset in ${done.dbDir}; the listener starts at ${from === 'latest' ? 'the confirmed head' : `block ${from}`} at the next start\n`);
+        return EXIT_OK;
+      } catch (err) {
+        if (!(err instanceof EthhookError)) throw err;
+        process.stderr.write(`ethhook: ${err.message} [${err.code}]\n`);
+        return EXIT_FAILURE;
+      }
     },
   },
   'governance-serve': {

@@ -23,13 +23,21 @@ import { setFlagsFromString } from 'node:v8';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createAdminBehaviour } from './actors/admin/behaviour.ts';
 import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
+import { chainRoutes } from './actors/admin/chain-routes.ts';
 import { governanceRoutes } from './actors/admin/governance-routes.ts';
 import { v1Routes } from './actors/admin/v1/index.ts';
 import { pipelineNotices } from './actors/admin/v1/notify.ts';
 import { createDeliverer } from './actors/deliverer/deliverer.ts';
 import { placedDelivererSpec, type PlacedDelivererArgs } from './actors/deliverer/placed.ts';
 import { createDelivererStore } from './actors/deliverer/store-port.ts';
-import { chainConfigSchema, chainListenerName, createChainListener, type ChainConfig } from './actors/chain-listener/index.ts';
+import {
+  ChainReadiness,
+  chainConfigSchema,
+  chainListenerName,
+  createChainListener,
+  exportChainSeries,
+  type ChainConfig,
+} from './actors/chain-listener/index.ts';
 import { createGovernanceStream } from './actors/governance/index.ts';
 import { createStoreApplier } from './actors/governance/store-applier.ts';
 import { createMatcher } from './actors/matcher/matcher.ts';
@@ -150,8 +158,15 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     shutdownDeadlineMs: config.node.shutdownDeadlineMs,
   });
   const lookup = (path: string) => system.lookup(path);
+  // Every chain is visible in /metrics and holds /ready back from the start, reached or not.
+  exportChainSeries(registry, chains.map((c) => c.name));
+  const chainReadiness = new ChainReadiness(chains);
+  const cursors = new CursorStore(db);
   const chainListeners = new Map<string, AnyBehaviourFactory>(
-    chains.map((chain) => [chainListenerName(chain.chainId), () => createChainListener({ chain, store: db, target: '/pipeline/matcher', registry })]),
+    chains.map((chain) => [
+      chainListenerName(chain.chainId),
+      () => createChainListener({ chain, store: db, target: '/pipeline/matcher', registry, readiness: chainReadiness }),
+    ]),
   );
   // JSON-safe: a placed deliverer gets them as its factory's args.
   const delivererSettings = {
@@ -191,7 +206,9 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
           },
         }),
         ...governanceRoutes(() => system),
+        ...chainRoutes({ system: () => system, chains, cursors }),
       ],
+      readiness: () => chainReadiness.reasons(),
       streams: streamTransports(hub, config.streams),
     }),
     deliverer: () => createDeliverer({ outbox, endpoints, registry, ...delivererSettings }),

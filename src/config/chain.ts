@@ -5,7 +5,8 @@
  * - `wsUrl` is the primary transport (`eth_subscribe newHeads`); `httpUrl`, when set, is polled after
  *   `wsFailuresBeforeFallback` WebSocket failures in a row, until the WebSocket works again.
  * - `confirmations`: a block is emitted once it is that many blocks below the head (0 = at the head).
- * - `maxReorgDepth`: how many emitted blocks are remembered to undo; a deeper reorg stops the listener.
+ * - `maxReorgDepth` (64): how many emitted blocks are remembered to undo; a deeper reorg stops the
+ *   listener until an operator resets the chain's cursor (runbooks/chains.md).
  * - `backfillRange`: the largest `eth_getLogs` block range; halved when the node refuses a range.
  * - `targetLogsPerRead`: each range read is sized, from the density of the last one, to return about
  *   this many logs (1 block at least, `backfillRange` at most); a block with more logs is one read.
@@ -17,7 +18,8 @@
  *   for one read (~3x that once parsed). It stays high because a block whose logs do not fit can never
  *   be read: a 45M-gas block of LOG0s holds ~110,000 logs, ~40 MB of JSON. Raise it for chains whose
  *   blocks can carry more.
- * - `startBlock`: where a chain with no persisted cursor starts (`latest` = the first confirmed head).
+ * - `startBlock`: where a chain with no persisted cursor starts (`latest` = the confirmed head at the
+ *   listener's first session); pinned in the store at that session, before the node reports ready.
  * - Durations take milliseconds or strings with a unit (`"10s"`); unknown keys are refused.
  */
 import { z } from 'zod';

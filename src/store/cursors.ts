@@ -7,7 +7,8 @@
  * - `<chainId>!n`: the position `{ next, floor }`;
  * - `<chainId>!b!<number, 16 digits>`: an emitted block as the window keeps it (a few hundred bytes);
  * - `<chainId>!l!<number, 16 digits>`: the logs emitted for that block (an array, possibly empty);
- * - `<chainId>!g`: the hash of block 0 of the chain the cursor was built on.
+ * - `<chainId>!g`: the hash of block 0 of the chain the cursor was built on;
+ * - `<chainId>!s`: `"latest"` after a reset to the head, until the listener pins it (no position then).
  *
  * A block and its logs are written and deleted together, in one batch, so one is stored exactly when
  * the other is.
@@ -23,7 +24,13 @@
  *   in one batch.
  * - `genesis(chainId)` / `setGenesis(chainId, hash)`: block 0's hash, so a listener can tell that its
  *   node now serves another chain.
+ * - `setPosition(chainId, position)`: the position of a chain with nothing emitted yet (the listener
+ *   pins its start block before it reports ready); drops a pending `latest`.
+ * - `pendingStart(chainId)`: `"latest"` when a reset asked for the head and no position is pinned yet.
  * - `clear(chainId)` forgets everything about a chain (a dev chain that is new at every start).
+ * - `reset(chainId, from)`: clear, then start at block `from` (a position) or at the head (`"latest"`,
+ *   pinned by the listener at its next session). The operators' way out of ETHHOOK_ERR_CHAIN_MISMATCH
+ *   and ETHHOOK_ERR_REORG_TOO_DEEP (runbooks/chains.md).
  */
 import { sublevel, type Db } from './db.ts';
 
@@ -102,7 +109,24 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
     await this.level.put(`${chainId}!g`, hash);
   }
 
+  async setPosition(chainId: number, position: CursorPosition): Promise<void> {
+    await this.level.batch([
+      { type: 'put', key: `${chainId}!n`, value: position },
+      { type: 'del', key: `${chainId}!s` },
+    ]);
+  }
+
+  async pendingStart(chainId: number): Promise<'latest' | undefined> {
+    return (await this.level.get(`${chainId}!s`)) === 'latest' ? 'latest' : undefined;
+  }
+
   async clear(chainId: number): Promise<void> {
     await this.level.clear({ gte: `${chainId}!`, lt: `${chainId}!\xff` });
+  }
+
+  async reset(chainId: number, from: number | 'latest'): Promise<void> {
+    await this.clear(chainId);
+    if (from === 'latest') await this.level.put(`${chainId}!s`, 'latest');
+    else await this.level.put(`${chainId}!n`, { next: from, floor: from });
   }
 }

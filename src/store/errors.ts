@@ -22,6 +22,10 @@ export const storeErrorCodes = defineErrorCodes({
     summary: 'no master key is configured and generating one is not allowed (production)',
     httpStatus: 500,
   },
+  ETHHOOK_ERR_STORE_LOCKED: {
+    summary: 'the store is held by a running node (the LevelDB lock); stop the node or use the admin API',
+    httpStatus: 409,
+  },
   ETHHOOK_ERR_SECRET_DECRYPT: {
     summary: 'an endpoint secret could not be decrypted: wrong master key or tampered record',
     httpStatus: 500,

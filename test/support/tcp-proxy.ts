@@ -1,7 +1,8 @@
 /**
  * A loopback TCP proxy for tests: forwards every connection to 127.0.0.1:`targetPort`. `cutAll()` drops
  * every open connection at once (both sides); `refuse(true)` makes it close new connections right away,
- * as a node that is down would. `stop()` closes it all.
+ * as a node that is down would. `retarget(port)` sends new connections to another port (a node replaced
+ * behind the same address). `stop()` closes it all.
  */
 import { createServer, connect, type Socket } from 'node:net';
 
@@ -11,18 +12,20 @@ export interface TcpProxy {
   readonly open: number;
   cutAll(): void;
   refuse(on: boolean): void;
+  retarget(port: number): void;
   stop(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let refusing = false;
+  let target = targetPort;
   const server = createServer((client) => {
     if (refusing) {
       client.destroy();
       return;
     }
-    const upstream = connect(targetPort, '127.0.0.1');
+    const upstream = connect(target, '127.0.0.1');
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
     const close = () => {
@@ -53,6 +56,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     cutAll,
     refuse: (on) => {
       refusing = on;
+    },
+    retarget: (port) => {
+      target = port;
     },
     stop: async () => {
       cutAll();

@@ -20,6 +20,7 @@ describe('getChainMetrics', () => {
         'chain_reorg_depth',
         'chain_reorgs_total',
         'chain_rpc_errors_total',
+        'chain_up',
         'chain_ws_connected',
         'events_received_total',
       ].sort(),

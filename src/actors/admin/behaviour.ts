@@ -43,6 +43,8 @@ export interface AdminBehaviourOptions {
   dataDir?: string;
   /** Routes of other modules, served with the same auth, parsing, errors and audit. */
   routes?: readonly Route[];
+  /** Reasons, beyond the tree's, for /ready to answer 503 (chains not reached yet). */
+  readiness?: () => string[];
   /** Long-lived connections on the admin port (the live event streams), built per incarnation. */
   streams?: (context: AdminStreamsContext) => AdminStreams;
 }
@@ -84,7 +86,7 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
       const tokenTable = new TokenTable(tokens);
       const attached = options.streams?.({ tokens: tokenTable, corsOrigins: config.corsOrigins, log }) ?? null;
       streams = attached;
-      const routes = new RouteTable([...kernelRoutes({ system, registry, selfPath: ctx.path }), ...(options.routes ?? []), ...(attached?.routes ?? [])]);
+      const routes = new RouteTable([...kernelRoutes({ system, registry, selfPath: ctx.path, readiness: options.readiness }), ...(options.routes ?? []), ...(attached?.routes ?? [])]);
       server = new AdminServer({
         host: config.host,
         port: config.port,

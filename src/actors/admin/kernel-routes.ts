@@ -2,7 +2,8 @@
  * The admin routes over the actor kernel:
  *
  *   GET  /health                 public   liveness: the process answers            200 { status: "ok" }
- *   GET  /ready                  public   every permanent actor running            200 | 503 { ready, reasons }
+ *   GET  /ready                  public   every permanent actor running, and       200 | 503 { ready, reasons }
+ *                                          no `readiness` reason (a chain not reached yet)
  *   GET  /metrics                read     Prometheus text of the node's registry
  *   GET  /actors/health          read     the tree: path, state, mailbox, restarts, panics, placement, pid
  *   POST /admin/actors/restart   operate  { "actor": "<path or name>" }            200 { actor: <snapshot> }
@@ -35,9 +36,11 @@ export interface KernelRoutesOptions {
   registry: Registry;
   /** The Admin actor's own path. */
   selfPath: string;
+  /** Reasons, beyond the tree's, for /ready to say not ready (chains not reached yet). */
+  readiness?: () => string[];
 }
 
-export function kernelRoutes({ system, registry, selfPath }: KernelRoutesOptions): Route[] {
+export function kernelRoutes({ system, registry, selfPath, readiness }: KernelRoutesOptions): Route[] {
   const running = (): AdminSystem => {
     const sys = system();
     if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
@@ -50,8 +53,10 @@ export function kernelRoutes({ system, registry, selfPath }: KernelRoutesOptions
       path: '/ready',
       auth: 'public',
       handle: () => {
-        const readiness = system()?.readiness() ?? { ready: false, reasons: ['the node is starting'] };
-        return { status: readiness.ready ? 200 : 503, json: readiness };
+        const tree = system()?.readiness() ?? { ready: false, reasons: ['the node is starting'] };
+        const reasons = [...tree.reasons, ...(readiness?.() ?? [])];
+        const ready = reasons.length === 0;
+        return { status: ready ? 200 : 503, json: { ready, reasons } };
       },
     }),
     defineRoute({

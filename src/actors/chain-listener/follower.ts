@@ -137,6 +137,15 @@ export class ChainFollower {
     return this.headNumber;
   }
 
+  /**
+   * Fixes where emission starts, once a head was noted: the persisted or configured block, else
+   * (`latest`) the confirmed head. Returns the next block to emit.
+   */
+  pin(): number {
+    this.next ??= Math.max(0, (this.headNumber ?? 0) - this.options.confirmations);
+    return this.next;
+  }
+
   noteHead(header: BlockHeader, seenAt: number): void {
     // Only the last head seen again is "no change". An older cached head seen again means the chain got
     // shorter (a late block orphaned, the head back on its parent) or the node lags: the tip is checked.

@@ -23,12 +23,14 @@ import { throwIfStopped, type EmittedBlock } from './follower.ts';
 import { ChainListener } from './listener.ts';
 import { chainBlockAckSchema, type ChainBlockMessage, type ChainLog, type ChainStatus, type ChainStatusRequest } from './messages.ts';
 import { getChainMetrics } from './metrics.ts';
+import type { ChainReadiness } from './readiness.ts';
 import { pipelineStages } from '../../pipeline-stages.ts';
 
 export { chainConfigSchema, type ChainConfig, type ChainConfigInput } from './config.ts';
 export { chainErrorCodes } from './errors.ts';
 export { chainBlockMessageSchema, chainLogSchema, type ChainBlockMessage, type ChainLog, type ChainStatus } from './messages.ts';
-export { getChainMetrics } from './metrics.ts';
+export { exportChainSeries, getChainMetrics } from './metrics.ts';
+export { ChainReadiness } from './readiness.ts';
 
 export interface ChainListenerOptions {
   chain: ChainConfig;
@@ -38,6 +40,8 @@ export interface ChainListenerOptions {
   /** Defaults to the actor's own logger. */
   logger?: Logger;
   registry: Registry;
+  /** Told when the chain's node was reached and the start block pinned (the node's /ready). */
+  readiness?: ChainReadiness;
 }
 
 export const chainListenerName = (chainId: number): string => `chain-listener:${chainId}`;
@@ -88,6 +92,7 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
         log,
         emit: (msg, signal) => emit(ctx, log, msg, signal),
         onFatal: (err) => ctx.fail(err),
+        onReady: () => options.readiness?.ready(chain.chainId),
       });
       await listener.start();
     },

@@ -11,6 +11,10 @@
  *   backoff; the first WebSocket that connects takes over again. It never gives up.
  * - Each session first checks that the node serves the configured chain (`eth_chainId`) and the chain
  *   the cursor was built on (hash of block 0, persisted at the first session).
+ * - A chain without a persisted position gets one at the first session, before anything else: the
+ *   configured `startBlock`, or for `latest` (and after a reset to `latest`) the confirmed head seen
+ *   then. Only then does it report `onReady` (the node's /ready waits for it), so no block after
+ *   /ready can be skipped. `chain_up` is 1 while a session (WebSocket or HTTP) works.
  * - ETHHOOK_ERR_REORG_TOO_DEEP, ETHHOOK_ERR_CHAIN_MISMATCH and ETHHOOK_ERR_CURSOR_CORRUPT are fatal: logged at fatal level, reported
  *   through `onFatal`, and the listener stops.
  * - Every problem is counted in `chain_rpc_errors_total{kind}` and logged with its context (at most
@@ -37,6 +41,8 @@ export interface ChainListenerDeps {
   /** Delivers one message downstream; resolves once acknowledged (retrying meanwhile). */
   emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
   onFatal(error: EthhookError): void;
+  /** The node was reached, the chain verified and the start block pinned (at every session). */
+  onReady?(): void;
 }
 
 const LOG_BURST = 20;
@@ -60,6 +66,7 @@ export class ChainListener {
   private running: Promise<void> | null = null;
   private transport: 'ws' | 'http' | 'none' = 'none';
   private connected = false;
+  private pinned = false;
   private fatal: EthhookError | null = null;
   private readonly logWindow = new Map<RpcErrorKind, { start: number; count: number }>();
   private wake: () => void = () => {};
@@ -72,6 +79,8 @@ export class ChainListener {
   async start(): Promise<void> {
     const { config, cursors, metrics } = this.deps;
     const persisted = await cursors.load(config.chainId, config.maxReorgDepth + 1);
+    this.pinned = persisted !== null;
+    const startBlock = persisted ? config.startBlock : ((await cursors.pendingStart(config.chainId)) ?? config.startBlock);
     this.follower = new ChainFollower(
       {
         chainId: config.chainId,
@@ -79,7 +88,7 @@ export class ChainListener {
         maxReorgDepth: config.maxReorgDepth,
         backfillRange: config.backfillRange,
         targetLogsPerRead: config.targetLogsPerRead,
-        startBlock: config.startBlock,
+        startBlock,
         emit: async (msg, signal) => {
           await this.deps.emit(msg, signal);
           if (!msg.removed && msg.logs.length > 0) metrics.eventsReceived.inc(this.label, msg.logs.length);
@@ -115,7 +124,8 @@ export class ChainListener {
       this.heights.processed = persisted.next - 1;
     }
     metrics.wsConnected.set(this.label, 0);
-    this.deps.log.info({ next: persisted?.next ?? config.startBlock, confirmations: config.confirmations }, 'chain listener starting');
+    metrics.up.set(this.label, 0);
+    this.deps.log.info({ next: persisted?.next ?? startBlock, confirmations: config.confirmations }, 'chain listener starting');
     this.running = this.run();
   }
 
@@ -124,6 +134,7 @@ export class ChainListener {
     this.wake();
     await this.running;
     this.deps.metrics.wsConnected.set(this.label, 0);
+    this.deps.metrics.up.set(this.label, 0);
   }
 
   status(): ChainStatus {
@@ -208,6 +219,7 @@ export class ChainListener {
       this.setConnected(true);
       this.deps.log.info({ url: redactUrl(this.deps.config.wsUrl) }, 'chain WebSocket session up');
       follower.noteHead(await source.latestHeader(), nowMs());
+      await this.pin();
       for (;;) {
         await follower.sync(source, this.signal);
         onHealthy();
@@ -257,21 +269,22 @@ export class ChainListener {
         try {
           if (!verified) verified = await this.verifyChain(source);
           follower.noteHead(await source.latestHeader(), nowMs());
+          await this.pin();
+          this.setConnected(true);
           await follower.sync(source, this.signal);
           failures = 0;
-          this.connected = true;
           await this.waitForWake(config.pollIntervalMs);
         } catch (err) {
           if (this.signal.aborted) break;
           if (isFatal(err)) throw err;
-          this.connected = false;
+          this.setConnected(false);
           this.problem(classify(err), err);
           await sleep(backoffDelay(++failures, config.reconnect), this.signal);
         }
       }
     } finally {
       http.close();
-      this.connected = false;
+      this.setConnected(false);
       this.wake();
       await probe;
     }
@@ -321,9 +334,21 @@ export class ChainListener {
     return true;
   }
 
+  /** Pins the start block at the first session of a chain without a position, then reports ready. */
+  private async pin(): Promise<void> {
+    if (!this.pinned) {
+      const next = this.follower!.pin();
+      await this.deps.cursors.setPosition(this.deps.config.chainId, { next, floor: next });
+      this.pinned = true;
+      this.deps.log.info({ next }, 'chain start block pinned');
+    }
+    this.deps.onReady?.();
+  }
+
   private setConnected(up: boolean): void {
     this.connected = up;
-    this.deps.metrics.wsConnected.set(this.label, up ? 1 : 0);
+    this.deps.metrics.up.set(this.label, up ? 1 : 0);
+    if (this.transport === 'ws') this.deps.metrics.wsConnected.set(this.label, up ? 1 : 0);
   }
 
   private die(err: EthhookError): void {

@@ -9,6 +9,12 @@
  * - `chain_lag_blocks{chain}`: head seen - processed height (never below 0), so confirmations count:
  *   with `confirmations: 12` a listener that keeps up reads 12.
  * - `chain_ws_connected{chain}`: 1 while the WebSocket session is up.
+ * - `chain_up{chain}`: 1 while a session with the node works (WebSocket, or HTTP polling), the chain
+ *   verified; 0 while the listener cannot reach it.
+ *
+ * `exportChainSeries` gives every configured chain all its series (0, or no error of any kind) when the
+ * node starts, so a chain whose node is never reached is still visible: chain_up 0, chain_height 0
+ * that never changes (EthhookChainDown, EthhookChainHeadStalled), its connection errors counting.
  * - `chain_reorgs_total{chain}`: reorgs that orphaned at least one emitted block; their depth goes to
  *   the histogram `chain_reorg_depth{chain}`.
  * - `events_received_total{chain}`: logs emitted (retractions not counted).
@@ -33,6 +39,7 @@ export interface ChainMetrics {
   finalizedHeight: Gauge<'chain'>;
   lag: Gauge<'chain'>;
   wsConnected: Gauge<'chain'>;
+  up: Gauge<'chain'>;
   reorgs: Counter<'chain'>;
   reorgDepth: Histogram<'chain'>;
   eventsReceived: Counter<'chain'>;
@@ -58,6 +65,7 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
     finalizedHeight: gauge('chain_finalized_height', 'Head minus maxReorgDepth: below it a reorg stops the listener'),
     lag: gauge('chain_lag_blocks', 'Head seen minus processed height: blocks not yet acknowledged downstream (confirmations included)'),
     wsConnected: gauge('chain_ws_connected', '1 while the WebSocket session to the node is up'),
+    up: gauge('chain_up', '1 while a session with the chain node works (WebSocket or HTTP polling)'),
     reorgs: metric(registry, 'chain_reorgs_total', () =>
       new Counter({ name: 'chain_reorgs_total', help: 'Reorgs that orphaned emitted blocks', labelNames: ['chain'], registers }),
     ),
@@ -84,4 +92,15 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
   };
   byRegistry.set(registry, metrics);
   return metrics;
+}
+
+/** Every series of each named chain, from the start (see the header). Once per process. */
+export function exportChainSeries(registry: Registry, chains: readonly string[]): void {
+  const m = getChainMetrics(registry);
+  for (const chain of chains) {
+    for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up]) gauge.set({ chain }, 0);
+    m.reorgs.inc({ chain }, 0);
+    m.eventsReceived.inc({ chain }, 0);
+    for (const kind of RPC_ERROR_KINDS) m.rpcErrors.inc({ chain, kind }, 0);
+  }
 }

@@ -1,0 +1,69 @@
+/**
+ * The admin routes over the chain listeners (`/pipeline/chains/chain-listener:<chainId>`):
+ *
+ *   POST /admin/chains/:chainId/reset-cursor  operate, audited  { "fromBlock": <n> | "latest" }
+ *        200 { chain: { chainId, name, fromBlock }, actor: <snapshot> }
+ *
+ * A reset stops the chain's listener (waiting for it: nothing is emitted or persisted meanwhile),
+ * forgets the chain's cursor, reorg window and block 0 (CursorStore.reset), and starts the listener
+ * again: it verifies the chain anew and emits from `fromBlock`, or from the confirmed head at its
+ * next session for `latest`. The recovery from ETHHOOK_ERR_CHAIN_MISMATCH (a chain reset) and from
+ * ETHHOOK_ERR_REORG_TOO_DEEP (runbooks/chains.md). Nothing is retracted: what was emitted from the
+ * forgotten cursor stays delivered. A chain id this node does not follow is a 404
+ * ETHHOOK_ERR_CHAIN_NOT_CONFIGURED naming the `chainId` field; a bad body a 400 naming `fromBlock`.
+ */
+import { z } from 'zod';
+import { EthhookError } from '../../runtime/errors.ts';
+import type { ActorSnapshot } from '../../runtime/types.ts';
+import { chainListenerName } from '../chain-listener/index.ts';
+import { defineRoute, type Route } from './router.ts';
+
+/** `POST /admin/chains/:chainId/reset-cursor`. */
+export const ResetCursorBody = z.strictObject({
+  fromBlock: z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.literal('latest')], {
+    error: 'must be a block number (an integer >= 0) or "latest"',
+  }),
+});
+export type ResetCursorBody = z.infer<typeof ResetCursorBody>;
+
+/** What the routes need of the node. */
+export interface ChainRoutesDeps {
+  /** Undefined while the node is still starting. */
+  system: () => { stopActor(path: string): Promise<ActorSnapshot>; startActor(path: string): Promise<ActorSnapshot> } | undefined;
+  chains: ReadonlyArray<{ chainId: number; name: string }>;
+  cursors: { reset(chainId: number, from: number | 'latest'): Promise<void> };
+}
+
+export const chainListenerPath = (chainId: number): string => `/pipeline/chains/${chainListenerName(chainId)}`;
+
+export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route[] {
+  const configured = (param: string) => {
+    const chain = /^[1-9][0-9]{0,15}$/.test(param) ? chains.find((c) => c.chainId === Number(param)) : undefined;
+    if (!chain) {
+      throw new EthhookError('ETHHOOK_ERR_CHAIN_NOT_CONFIGURED', `this node follows no chain ${param} (it follows ${chains.map((c) => c.chainId).join(', ') || 'none'})`, { field: 'chainId' });
+    }
+    return chain;
+  };
+  return [
+    defineRoute<ResetCursorBody>({
+      method: 'POST',
+      path: '/admin/chains/:chainId/reset-cursor',
+      auth: 'operate',
+      body: ResetCursorBody,
+      audit: { action: 'chain.reset-cursor', target: ({ params, body }) => `${chainListenerPath(Number(params.chainId))} from ${body.fromBlock}` },
+      handle: async ({ params, body, log }) => {
+        const chain = configured(params.chainId!);
+        const sys = system();
+        if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
+        const path = chainListenerPath(chain.chainId);
+        await sys.stopActor(path);
+        // The listener is started again whatever the store said, so a failed reset leaves it as it was.
+        const failed = await cursors.reset(chain.chainId, body.fromBlock).then(() => null, (err: unknown) => ({ err }));
+        const actor = await sys.startActor(path);
+        if (failed) throw failed.err;
+        log.warn({ chainId: chain.chainId, chain: chain.name, fromBlock: body.fromBlock }, 'chain cursor reset: its reorg window and block 0 are forgotten');
+        return { json: { chain: { chainId: chain.chainId, name: chain.name, fromBlock: body.fromBlock }, actor } };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,53 @@
+/**
+ * `ethhook chain reset-cursor` for a stopped node: opens the node's store (`<dataDir>/db`) itself and
+ * does what `POST /admin/chains/:chainId/reset-cursor` does to a running one (CursorStore.reset):
+ * forgets the chain's cursor, reorg window and block 0, and sets where its listener starts at the next
+ * start of the node (block `from`, or the confirmed head for `latest`). A running node holds the
+ * LevelDB lock: that is refused (ETHHOOK_ERR_STORE_LOCKED), never waited for; use the admin route.
+ * The chain must be one the configuration follows (its `chains`, or the dev chain when it runs).
+ */
+import { join, resolve } from 'node:path';
+import type { NodeConfig } from './config/schema.ts';
+import { EthhookError } from './runtime/errors.ts';
+import { CursorStore } from './store/cursors.ts';
+import { openDb, type Db } from './store/db.ts';
+
+export interface ChainResetRequest {
+  chainId: number;
+  from: number | 'latest';
+}
+
+/** The chains a node with this configuration follows: id and name. */
+export function followedChains(config: NodeConfig): Array<{ chainId: number; name: string }> {
+  if (config.chains.length > 0) return config.chains.map((c) => ({ chainId: c.chainId, name: c.name }));
+  return config.devChain.enabled ? [{ chainId: config.devChain.chainId, name: 'dev' }] : [];
+}
+
+export async function resetChainCursorOffline(config: NodeConfig, request: ChainResetRequest): Promise<{ dbDir: string; chain: string }> {
+  const chain = followedChains(config).find((c) => c.chainId === request.chainId);
+  if (!chain) {
+    const ids = followedChains(config).map((c) => c.chainId).join(', ') || 'none';
+    throw new EthhookError('ETHHOOK_ERR_CHAIN_NOT_CONFIGURED', `the configuration follows no chain ${request.chainId} (it follows ${ids})`, { chainId: request.chainId });
+  }
+  const dbDir = join(resolve(config.node.dataDir), 'db');
+  let db: Db;
+  try {
+    db = await openDb(dbDir);
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
+      throw new EthhookError(
+        'ETHHOOK_ERR_STORE_LOCKED',
+        `the store ${dbDir} is held by a running node: stop it first, or reset the running node with POST /admin/chains/${request.chainId}/reset-cursor`,
+        { dbDir },
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  try {
+    await new CursorStore(db).reset(request.chainId, request.from);
+  } finally {
+    await db.close();
+  }
+  return { dbDir, chain: chain.name };
+}
