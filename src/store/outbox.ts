@@ -123,7 +123,7 @@ export interface EnqueueResult {
 export interface OutboxOptions {
   /** Attempt records kept per endpoint (default 1000). */
   attemptsPerEndpoint?: number;
-  /** Due-index keys kept in memory at most (default 100,000, about 15 MB); see due-window.ts. */
+  /** Due-index keys kept in memory at most (default 20,000, about 3 MB); see due-window.ts. */
   dueWindow?: number;
   /** Jobs remembered as stored at most (default MAX_KNOWN, 4,096; see the module header). */
   rememberAtMost?: number;
