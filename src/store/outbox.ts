@@ -195,6 +195,8 @@ export class Outbox {
   private readonly bulk = new Serial();
   private readonly listeners = new Set<(count: number) => void>();
   private pending = 0;
+  /** Pending jobs per endpoint id (one map entry per endpoint with pending jobs), kept like `pending`. */
+  private readonly pendingByEndpoint = new Map<string, number>();
   private parked = 0;
   private queued: QueuedChange[] = [];
   /** The promise of the group being queued, for `completeWithGroup` callers (made at the first). */
@@ -232,10 +234,15 @@ export class Outbox {
 
   static async open(db: Db, options: OutboxOptions = {}): Promise<Outbox> {
     const outbox = new Outbox(db, options);
-    for await (const _ of outbox.jobs.keys()) outbox.pending++;
+    // Every pending job has one key in the due index, its value the job's endpoint.
+    let read = 0;
+    for await (const [key, endpoint] of outbox.dueIndex.iterator()) {
+      outbox.pending++;
+      outbox.countPending(endpoint, 1);
+      // One key past the capacity makes the window incomplete; the rest is read by refills.
+      if (read++ <= outbox.window.capacity) outbox.window.add(key, undefined, endpoint);
+    }
     for await (const _ of outbox.dead.keys()) outbox.parked++;
-    // One key past the capacity makes the window incomplete; the rest is read by refills.
-    for (const [key, endpoint] of await outbox.dueIndex.iterator({ limit: outbox.window.capacity + 1 }).all()) outbox.window.add(key, undefined, endpoint);
     return outbox;
   }
 
@@ -287,6 +294,7 @@ export class Outbox {
         this.noteDueKey(job);
         this.noteJobWrite(job.id);
         this.remember(job);
+        this.countPending(job.endpointId, 1);
       }
       this.pending += toWrite.length;
       if (toWrite.length > 0) this.notify(toWrite.length);
@@ -303,16 +311,21 @@ export class Outbox {
     if (limit <= 0) return [];
     const end = padNumber(now + 1);
     const { exclude, skipEndpoints } = options;
+    // Every endpoint with pending jobs skipped: nothing to find, and no walk or read to find it.
+    const wanted = this.pendingNotSkipped(skipEndpoints);
+    if (wanted === 0) return [];
     let { entries, exhausted } = this.window.take(end, limit, exclude, skipEndpoints);
-    // A backlog beyond the window: read on from LevelDB (a few times at most; the next call goes on).
-    for (let refills = 0; entries.length < limit && exhausted && refills < 3; refills++) {
+    // A backlog beyond the window, with jobs of endpoints not skipped in it: read on from LevelDB (a few
+    // times at most; the next call goes on).
+    const beyond = () => exhausted && wanted > this.window.notSkipped(skipEndpoints);
+    for (let refills = 0; entries.length < limit && beyond() && refills < 3; refills++) {
       await this.refill();
       ({ entries, exhausted } = this.window.take(end, limit, exclude, skipEndpoints));
     }
     // A window full of skipped jobs (more in flight, held or blocked than it holds) cannot take more
     // in: scan LevelDB beyond it for the rest.
     const after = this.window.refillAfter;
-    const scanned = entries.length < limit && exhausted && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options) : [];
+    const scanned = entries.length < limit && beyond() && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options) : [];
     const jobs: Job[] = [];
     const toRead: string[] = [];
     for (const entry of entries) {
@@ -549,6 +562,7 @@ export class Outbox {
       this.noteDueKey(job);
       this.noteJobWrite(job.id);
       this.remember(job);
+      this.countPending(job.endpointId, 1);
     }
     this.parked -= letters.length;
     this.pending += jobs.length;
@@ -604,7 +618,8 @@ export class Outbox {
       // key was added (no tuple per webhook).
       const dueWrites: Array<string | Job> = [];
       const attempts = new Map<string, AttemptRecord[]>();
-      let gone = 0;
+      /** The endpoints of the jobs the group deletes (completed, dead-lettered), one per job. */
+      const gone: string[] = [];
       let parked = 0;
       const now = this.now();
       for (const { id, change } of group) {
@@ -616,12 +631,12 @@ export class Outbox {
           switch (change.kind) {
             case 'complete':
               ops.push({ type: 'del', key: form.jobKey }, { type: 'del', key: form.dueIndexKey });
-              gone++;
+              gone.push(before.endpointId);
               break;
             case 'dead-letter': {
               const letter: DeadLetter = { id, job: change.attempt ? { ...before, attempt: before.attempt + 1 } : before, reason: change.reason, deadAt: now };
               ops.push(...this.delJobOps(before), ...this.putDeadOps(letter));
-              gone++;
+              gone.push(before.endpointId);
               parked++;
               break;
             }
@@ -651,7 +666,8 @@ export class Outbox {
       }
       for (const { id } of group) this.noteJobWrite(id, stored.get(id));
       for (const job of current.values()) if (job !== undefined) this.remember(job);
-      this.pending -= gone;
+      this.pending -= gone.length;
+      for (const endpoint of gone) this.countPending(endpoint, -1);
       this.parked += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]);
       return undefined;
@@ -715,6 +731,19 @@ export class Outbox {
     if (this.known.size >= this.rememberAtMost) return;
     this.known.set(job.id, job);
     this.formOf(job).known = true;
+  }
+
+  private countPending(endpoint: string, delta: number): void {
+    const n = (this.pendingByEndpoint.get(endpoint) ?? 0) + delta;
+    if (n <= 0) this.pendingByEndpoint.delete(endpoint);
+    else this.pendingByEndpoint.set(endpoint, n);
+  }
+
+  /** Pending jobs whose endpoint is not in `skip`. */
+  private pendingNotSkipped(skip?: ReadonlySet<string>): number {
+    let n = this.pending;
+    if (skip !== undefined) for (const endpoint of skip) n -= this.pendingByEndpoint.get(endpoint) ?? 0;
+    return n;
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */

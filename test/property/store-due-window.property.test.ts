@@ -58,6 +58,10 @@ function checkInvariant(index: Set<string>, window: DueWindow): void {
   const expected = after === undefined ? all : all.filter((k) => k <= after);
   expect(windowKeys(window)).toEqual(expected);
   expect(window.size).toBe(expected.length);
+  // The per-endpoint counts `take` stops by agree with the entries held.
+  for (const skip of [['ep0'], ['ep1', 'ep2'], []]) {
+    expect(window.notSkipped(new Set(skip))).toBe(expected.filter((k) => !skip.includes(endpointOf(k))).length);
+  }
   expect(window.size).toBeLessThanOrEqual(window.capacity);
 }
 
@@ -162,7 +166,7 @@ describe('DueWindow', () => {
       const k = String(Math.floor(rand() * 8_000)).padStart(6, '0');
       if (rand() < 0.6) {
         index.add(k);
-        window.add(k);
+        window.add(k, undefined, endpointOf(k));
       } else {
         index.delete(k);
         window.delete(k);
