@@ -40,7 +40,9 @@
  * larger than the window is worked through. A LevelDB scan would step over the tombstones delivered
  * jobs leave behind and over the keys of jobs in flight, on every call. `skipEndpoints` passes over
  * the jobs of endpoints that cannot take more now (the Deliverer's per-endpoint limit), so the jobs of
- * other endpoints behind them are found.
+ * other endpoints behind them are found; the outbox counts its pending jobs per endpoint (and the window
+ * its entries), so a scan that skips every endpoint with work returns at once, and one that skips some
+ * reads LevelDB beyond the window only when jobs of the others are there.
  *
  * Memory: what is kept per queued job is its due-window entry (id, due time, endpoint id: ~150 bytes,
  * at most `dueWindow` of them); payloads stay in LevelDB, but for the at most `rememberAtMost` jobs
