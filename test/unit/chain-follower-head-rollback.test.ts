@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { BlockHeader } from '../../src/actors/chain-listener/eth-schemas.ts';
 import { ChainFollower, type ChainSource } from '../../src/actors/chain-listener/follower.ts';
 import type { ChainBlockMessage } from '../../src/actors/chain-listener/messages.ts';
+import { memoryFollower } from '../support/follower.ts';
 
 const hash = (n: number, fork = 0) => `0x${(fork * 1000 + n + 1).toString(16).padStart(64, '0')}`;
 const header = (n: number, fork = 0): BlockHeader => ({ number: n, hash: hash(n, fork), parentHash: n === 0 ? hash(0, 9) : hash(n - 1), timestamp: n });
@@ -33,22 +34,8 @@ function source(chain: { height: number; forkAt?: number }, reads: string[]): Ch
   };
 }
 
-function follower(confirmations: number, out: ChainBlockMessage[]): ChainFollower {
-  return new ChainFollower(
-    {
-      chainId: 1,
-      confirmations,
-      maxReorgDepth: 2,
-      backfillRange: 1,
-      targetLogsPerRead: 100,
-      startBlock: 0,
-      emit: async (msg) => void out.push(msg),
-      persist: { append: async () => {}, retract: async () => {}, logs: async () => [] },
-      now: () => 0,
-    },
-    null,
-  );
-}
+const follower = (confirmations: number, out: ChainBlockMessage[]): ChainFollower =>
+  memoryFollower(out, { confirmations, maxReorgDepth: 2, backfillRange: 1 });
 
 const signal = new AbortController().signal;
 

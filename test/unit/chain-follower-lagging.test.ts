@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { BlockHeader } from '../../src/actors/chain-listener/eth-schemas.ts';
 import { ChainFollower, type ChainSource } from '../../src/actors/chain-listener/follower.ts';
 import type { ChainBlockMessage } from '../../src/actors/chain-listener/messages.ts';
+import { memoryFollower } from '../support/follower.ts';
 
 const hash = (n: number, fork = 0) => `0x${(fork * 100_000 + n + 1).toString(16).padStart(64, '0')}`;
 
@@ -34,22 +35,7 @@ function source(node: Node): ChainSource {
   };
 }
 
-function follower(out: ChainBlockMessage[]): ChainFollower {
-  return new ChainFollower(
-    {
-      chainId: 1,
-      confirmations: 0,
-      maxReorgDepth: 64,
-      backfillRange: 50,
-      targetLogsPerRead: 100,
-      startBlock: 0,
-      emit: async (msg) => void out.push(msg),
-      persist: { append: async () => {}, retract: async () => {}, logs: async () => [] },
-      now: () => 0,
-    },
-    null,
-  );
-}
+const follower = (out: ChainBlockMessage[]): ChainFollower => memoryFollower(out);
 
 const signal = new AbortController().signal;
 

@@ -4,9 +4,10 @@
 // read, as logs thin out, up to backfillRange; a refused range lowers the ceiling until reads go through.
 import { describe, expect, it } from 'vitest';
 import type { BlockHeader } from '../../src/actors/chain-listener/eth-schemas.ts';
-import { ChainFollower, type ChainSource } from '../../src/actors/chain-listener/follower.ts';
+import type { ChainSource } from '../../src/actors/chain-listener/follower.ts';
 import type { ChainBlockMessage, ChainLog } from '../../src/actors/chain-listener/messages.ts';
 import { RangeSize } from '../../src/actors/chain-listener/range-size.ts';
+import { memoryFollower } from '../support/follower.ts';
 
 describe('RangeSize', () => {
   it('starts at one block and doubles while reads come back empty, up to maxBlocks', () => {
@@ -109,20 +110,7 @@ describe('ChainFollower range reads', () => {
     const logsAt = (n: number) => (n >= 100 && n < 140 ? 500 : n >= 140 && n < 145 ? 3_000 : 1);
     const reads: Read[] = [];
     const out: ChainBlockMessage[] = [];
-    const f = new ChainFollower(
-      {
-        chainId: 1,
-        confirmations: 0,
-        maxReorgDepth: 4,
-        backfillRange: 128,
-        targetLogsPerRead: 1_000,
-        startBlock: 0,
-        emit: async (msg) => void out.push(msg),
-        persist: { append: async () => {}, retract: async () => {}, logs: async () => [] },
-        now: () => 0,
-      },
-      null,
-    );
+    const f = memoryFollower(out, { maxReorgDepth: 4, backfillRange: 128, targetLogsPerRead: 1_000 });
     f.noteHead(header(799), 0);
     await f.sync(chain(799, logsAt, reads), new AbortController().signal);
 
