@@ -110,21 +110,26 @@ describe('delivery', () => {
   });
 
   // pipeline_stage_seconds: every stage was reached by the events above, and the stages are cumulative
-  // times since the block was seen, so each stage's mean is at least the one before it (blocks for the
-  // first three stages, first attempts for the last two).
+  // times since the block was seen, so over the same events a stage's mean is at least the one before
+  // it: matched and committed (blocks with a match), sent and answered (first attempts). `fetched`
+  // counts every block, matched or not, so its mean is not compared.
   it('reports where time goes, stage by stage, as pipeline_stage_seconds', async () => {
+    const r = await receiver();
+    const contract = await chain.deploy();
+    await subscribe({ endpointId: await createEndpoint(r, '/stages'), addresses: [contract] });
+    for (let i = 0; i < 5; i++) await chain.tick(contract, 4);
+    await waitUntil(() => r.deliveredIds().size >= 20, 30_000, () => `20 deliveries (${r.deliveredIds().size} so far)`);
     const stage = async (name: string) => ({
       count: (await node.metric('pipeline_stage_seconds_count', { stage: name })) ?? 0,
       sum: (await node.metric('pipeline_stage_seconds_sum', { stage: name })) ?? 0,
     });
     const [fetched, matched, committed, sent, answered] = await Promise.all(['fetched', 'matched', 'committed', 'sent', 'answered'].map(stage));
-    expect(fetched!.count).toBeGreaterThanOrEqual(25);
-    expect(matched!.count).toBeGreaterThanOrEqual(25);
-    expect(committed!.count).toBeGreaterThanOrEqual(25);
-    expect(sent!.count).toBeGreaterThanOrEqual(400);
+    expect(fetched!.count).toBeGreaterThanOrEqual(5);
+    expect(matched!.count).toBeGreaterThanOrEqual(5);
+    expect(committed!.count).toBeGreaterThanOrEqual(5);
+    expect(sent!.count).toBeGreaterThanOrEqual(20);
     expect(answered!.count).toBe(sent!.count);
     const mean = (s: { count: number; sum: number }) => s.sum / s.count;
-    expect(mean(fetched!)).toBeLessThanOrEqual(mean(matched!));
     expect(mean(matched!)).toBeLessThanOrEqual(mean(committed!));
     expect(mean(sent!)).toBeLessThanOrEqual(mean(answered!));
   });
