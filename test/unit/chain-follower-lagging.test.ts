@@ -78,6 +78,31 @@ describe('ChainFollower and a lagging node', () => {
     expect(f.processed).toBe(20);
   });
 
+  // Two backends behind one URL: the one asked for single headers lags (null for the emitted tip), the one
+  // that answers ranges leads on a fork. The follower cannot tell; it waits for the next head instead of
+  // reading and checking again in a loop.
+  it('waits for the next head when a leading range disagrees with a tip the lagging node does not have', async () => {
+    const out: ChainBlockMessage[] = [];
+    const f = follower(out);
+    const node: Node = { height: 20 };
+    await follow(f, node);
+    const ahead: Node = { height: 25, forkFrom: 21 };
+    let singles = 0;
+    const split: ChainSource = {
+      ...source(ahead),
+      headerByNumber: async (n) => {
+        singles++;
+        return n <= 19 ? header(node, n) : null;
+      },
+      headersByRange: async (from, to) => Array.from({ length: to - from + 1 }, (_, i) => header({ height: 25, forkFrom: 20 }, from + i)),
+    };
+    f.noteHead(header({ height: 25, forkFrom: 20 }, 25), 0);
+    await f.sync(split, signal);
+    expect(singles).toBeLessThan(30);
+    expect(out.filter((m) => m.removed)).toEqual([]);
+    expect(f.processed).toBe(20);
+  });
+
   it('still retracts a real reorg below a lagging head: another hash at a height the node has', async () => {
     const out: ChainBlockMessage[] = [];
     const f = follower(out);

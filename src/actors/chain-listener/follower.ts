@@ -176,7 +176,9 @@ export class ChainFollower {
         if (this.suspect) {
           await ahead?.settled;
           ahead = null;
-          await this.resolveReorg(source, signal);
+          // Blocks the node does not have yet and nothing that differs: check again at the next head
+          // rather than read on (a node that lags here and leads there would keep this loop busy).
+          if (!(await this.resolveReorg(source, signal))) return;
           this.suspect = false;
         }
         if (this.headNumber === null) return;
@@ -226,7 +228,11 @@ export class ChainFollower {
     this.options.onProcessed?.(number);
   }
 
-  private async resolveReorg(source: ChainSource, signal: AbortSignal): Promise<void> {
+  /**
+   * Walks the window back to the node's canonical chain and retracts what it orphaned. False when it
+   * cannot tell: some emitted blocks are unknown to the node and none differs (it lags; wait for it).
+   */
+  private async resolveReorg(source: ChainSource, signal: AbortSignal): Promise<boolean> {
     const orphans: EmittedBlock[] = [];
     let ancestor: EmittedBlock | undefined;
     let evidence = false;
@@ -241,7 +247,8 @@ export class ChainFollower {
       if (canonical) evidence = true;
       orphans.push(block);
     }
-    if (!evidence) return; // nothing the node has differs from what was emitted: it lags; wait for it
+    if (orphans.length === 0) return true;
+    if (!evidence) return false; // nothing the node has differs from what was emitted: it lags; wait for it
     const oldest = orphans[orphans.length - 1]!;
     if (!ancestor && oldest.number !== this.floor) {
       throw new EthhookError('ETHHOOK_ERR_REORG_TOO_DEEP', `reorg deeper than maxReorgDepth (${this.options.maxReorgDepth})`, {
@@ -261,6 +268,7 @@ export class ChainFollower {
       this.options.onProcessed?.(block.number - 1);
     }
     this.options.onReorg?.(orphans.length);
+    return true;
   }
 
   /** The logs emitted for a block of the window, from the store, marked removed. */
