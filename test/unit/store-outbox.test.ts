@@ -580,6 +580,22 @@ describe('the webhook body', () => {
   // The payload is serialized and encoded once, with the job's record: the stored record is exactly the
   // job's JSON (UTF-8, multi-byte characters included), and bodyOf serves the payload's JSON as those
   // bytes, the same ones at every call, through a reschedule and for a job read back after a reopen.
+  // A job record written by something other than the outbox (payload not last) has no body at its end:
+  // the body served is still exactly the payload's JSON.
+  it('serves the payload as the body of a record whose payload is not its last field', async () => {
+    const { db } = await freshDb();
+    let outbox = await Outbox.open(db, { now });
+    const j = job('msg_mid');
+    await outbox.enqueueBatch([j]);
+    const stored = await outbox.get('msg_mid');
+    const { id, payload, ...rest } = stored!;
+    await sublevel<string>(db, 'outbox-jobs').put('msg_mid', JSON.stringify({ id, payload, ...rest }), { valueEncoding: 'utf8' });
+    outbox = await Outbox.open(db, { now, rememberAtMost: 1 });
+    const [read] = await outbox.due(T0 + 10, 1);
+    expect(read).toMatchObject({ id: 'msg_mid', payload: j.payload });
+    expect(outbox.bodyOf(read!).toString('utf8')).toBe(JSON.stringify(j.payload));
+  });
+
   it('is stored within the job record and served by bodyOf, before and after a reopen', async () => {
     const { db } = await freshDb();
     let outbox = await Outbox.open(db, { now });
