@@ -1,5 +1,5 @@
 /**
- * Cluster sharding (ARCHITECTURE.md, "Clustering"): every instance follows every chain, and each
+ * Cluster sharding (docs/architecture.md, "Clustering, as it is today"): every instance follows every chain, and each
  * delivers the endpoints of its own shard — sha256 of the endpoint id, its first 4 bytes as an unsigned
  * integer, modulo the cluster size — so an event is delivered by exactly one instance. The ordinal is
  * the instance's position (a Kubernetes StatefulSet's pod ordinal): `node.cluster` in the config.

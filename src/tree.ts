@@ -1,5 +1,5 @@
 /**
- * The node's supervision tree, built from the configuration (ARCHITECTURE.md, "The tree"):
+ * The node's supervision tree, built from the configuration (docs/architecture.md, "The tree"):
  *
  *   root (one-for-one)
  *   ├── pipeline (rest-for-one; start order = data flow reversed)

@@ -1,8 +1,8 @@
-// A 3-instance cluster, as ARCHITECTURE.md's "Clustering" describes it, on real processes: three nodes
-// (`node.cluster` ordinals 0..2 of 3, each with its own store) follow the same anvil chain and the same
-// governance server, which gives all three the same endpoints (same ids, same secrets) and
-// subscriptions. Every matching log reaches its endpoint exactly once, signed, delivered by the one
-// instance whose shard holds the endpoint (src/cluster.ts); every instance follows the chain.
+// A 3-instance cluster, as docs/architecture.md ("Clustering, as it is today") describes it, on real
+// processes: three nodes (`node.cluster` ordinals 0..2 of 3, each with its own store) follow the same
+// anvil chain and the same governance server, which gives all three the same endpoints (same ids, same
+// secrets) and subscriptions. Every matching log reaches its endpoint exactly once, signed, delivered by
+// the one instance whose shard holds the endpoint (src/cluster.ts); every instance follows the chain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endpointShard } from '../../src/cluster.ts';
 import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
