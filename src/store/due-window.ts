@@ -36,6 +36,7 @@
  * refill reads half of that at a time, so a backlog drained at 10,000 webhooks/s costs one LevelDB read of
  * 10,000 keys a second.
  */
+import { Tally } from './tally.ts';
 
 const CHUNK = 512;
 export const DEFAULT_DUE_WINDOW = 20_000;
@@ -52,8 +53,8 @@ type JournalOp = [op: 'add', entry: DueEntry] | [op: 'delete', key: string];
 export class DueWindow {
   private chunks: DueEntry[][] = [];
   private count = 0;
-  /** Entries per endpoint id (one map entry per endpoint with entries in the window). */
-  private readonly perEndpoint = new Map<string, number>();
+  /** Entries per endpoint id. */
+  private readonly perEndpoint = new Tally();
   /** Every key of the index is here. When false, every key <= `max` is. */
   private whole = true;
   private max = '';
@@ -127,9 +128,7 @@ export class DueWindow {
 
   /** Entries in the window whose endpoint is not in `skip`. */
   notSkipped(skip?: ReadonlySet<string>): number {
-    let n = this.count;
-    if (skip !== undefined) for (const endpoint of skip) n -= this.perEndpoint.get(endpoint) ?? 0;
-    return n;
+    return this.perEndpoint.outside(this.count, skip);
   }
 
   /** Starts journaling the writes that land while a refill reads LevelDB. */
@@ -173,7 +172,7 @@ export class DueWindow {
     if (chunks.length === 0) {
       chunks.push([entry]);
       this.count = 1;
-      this.counted(entry.endpoint, 1);
+      this.perEndpoint.add(entry.endpoint, 1);
       this.trim();
       return;
     }
@@ -184,7 +183,7 @@ export class DueWindow {
     if (i === chunk.length) chunk.push(entry);
     else chunk.splice(i, 0, entry);
     this.count++;
-    this.counted(entry.endpoint, 1);
+    this.perEndpoint.add(entry.endpoint, 1);
     if (chunk.length > 2 * CHUNK) chunks.splice(c + 1, 0, chunk.splice(CHUNK));
     this.trim();
   }
@@ -199,14 +198,8 @@ export class DueWindow {
     if (i === 0) chunk.shift();
     else chunk.splice(i, 1);
     this.count--;
-    this.counted(entry.endpoint, -1);
+    this.perEndpoint.add(entry.endpoint, -1);
     if (chunk.length === 0) this.chunks.splice(c, 1);
-  }
-
-  private counted(endpoint: string, delta: number): void {
-    const n = (this.perEndpoint.get(endpoint) ?? 0) + delta;
-    if (n === 0) this.perEndpoint.delete(endpoint);
-    else this.perEndpoint.set(endpoint, n);
   }
 
   /** The chunk a key belongs in: the first whose last key is >= it, else the last chunk. */
@@ -232,7 +225,7 @@ export class DueWindow {
       const excess = this.count - this.capacity;
       const dropped = last.length <= excess ? (chunks.pop() as DueEntry[]) : last.splice(last.length - excess);
       this.count -= dropped.length;
-      for (const entry of dropped) this.counted(entry.endpoint, -1);
+      for (const entry of dropped) this.perEndpoint.add(entry.endpoint, -1);
     }
     this.whole = false;
     if (this.journal !== null) this.trimmedDuringRefill = true;

@@ -67,6 +67,7 @@ import { sublevel, type Db } from './db.ts';
 import { DueWindow } from './due-window.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
 import { Serial } from './serial.ts';
+import { Tally } from './tally.ts';
 
 export const JOB_TYPES = ['log.created', 'log.removed'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
@@ -197,8 +198,8 @@ export class Outbox {
   private readonly bulk = new Serial();
   private readonly listeners = new Set<(count: number) => void>();
   private pending = 0;
-  /** Pending jobs per endpoint id (one map entry per endpoint with pending jobs), kept like `pending`. */
-  private readonly pendingByEndpoint = new Map<string, number>();
+  /** Pending jobs per endpoint id, kept like `pending`. */
+  private readonly pendingByEndpoint = new Tally();
   private parked = 0;
   private queued: QueuedChange[] = [];
   /** The promise of the group being queued, for `completeWithGroup` callers (made at the first). */
@@ -240,7 +241,7 @@ export class Outbox {
     let read = 0;
     for await (const [key, endpoint] of outbox.dueIndex.iterator()) {
       outbox.pending++;
-      outbox.countPending(endpoint, 1);
+      outbox.pendingByEndpoint.add(endpoint, 1);
       // One key past the capacity makes the window incomplete; the rest is read by refills.
       if (read++ <= outbox.window.capacity) outbox.window.add(key, undefined, endpoint);
     }
@@ -296,7 +297,7 @@ export class Outbox {
         this.noteDueKey(job);
         this.noteJobWrite(job.id);
         this.remember(job);
-        this.countPending(job.endpointId, 1);
+        this.pendingByEndpoint.add(job.endpointId, 1);
       }
       this.pending += toWrite.length;
       if (toWrite.length > 0) this.notify(toWrite.length);
@@ -314,7 +315,7 @@ export class Outbox {
     const end = padNumber(now + 1);
     const { exclude, skipEndpoints } = options;
     // Every endpoint with pending jobs skipped: nothing to find, and no walk or read to find it.
-    const wanted = this.pendingNotSkipped(skipEndpoints);
+    const wanted = this.pendingByEndpoint.outside(this.pending, skipEndpoints);
     if (wanted === 0) return [];
     let { entries, exhausted } = this.window.take(end, limit, exclude, skipEndpoints);
     // A backlog beyond the window, with jobs of endpoints not skipped in it: read on from LevelDB (a few
@@ -564,7 +565,7 @@ export class Outbox {
       this.noteDueKey(job);
       this.noteJobWrite(job.id);
       this.remember(job);
-      this.countPending(job.endpointId, 1);
+      this.pendingByEndpoint.add(job.endpointId, 1);
     }
     this.parked -= letters.length;
     this.pending += jobs.length;
@@ -669,7 +670,7 @@ export class Outbox {
       for (const { id } of group) this.noteJobWrite(id, stored.get(id));
       for (const job of current.values()) if (job !== undefined) this.remember(job);
       this.pending -= gone.length;
-      for (const endpoint of gone) this.countPending(endpoint, -1);
+      for (const endpoint of gone) this.pendingByEndpoint.add(endpoint, -1);
       this.parked += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]);
       return undefined;
@@ -733,19 +734,6 @@ export class Outbox {
     if (this.known.size >= this.rememberAtMost) return;
     this.known.set(job.id, job);
     this.formOf(job).known = true;
-  }
-
-  private countPending(endpoint: string, delta: number): void {
-    const n = (this.pendingByEndpoint.get(endpoint) ?? 0) + delta;
-    if (n <= 0) this.pendingByEndpoint.delete(endpoint);
-    else this.pendingByEndpoint.set(endpoint, n);
-  }
-
-  /** Pending jobs whose endpoint is not in `skip`. */
-  private pendingNotSkipped(skip?: ReadonlySet<string>): number {
-    let n = this.pending;
-    if (skip !== undefined) for (const endpoint of skip) n -= this.pendingByEndpoint.get(endpoint) ?? 0;
-    return n;
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */
