@@ -159,7 +159,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   });
   const lookup = (path: string) => system.lookup(path);
   // Every chain is visible in /metrics and holds /ready back from the start, reached or not.
-  exportChainSeries(registry, chains.map((c) => c.name));
+  exportChainSeries(registry, chains);
   const chainReadiness = new ChainReadiness(chains);
   const cursors = new CursorStore(db);
   const chainListeners = new Map<string, AnyBehaviourFactory>(

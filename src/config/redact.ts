@@ -15,7 +15,14 @@ const KEY_LIKE_SEGMENT = /^[A-Za-z0-9_-]{16,}$/;
 export function redactConfig(config: NodeConfig): NodeConfig {
   const copy = structuredClone(config);
   copy.admin.tokens = copy.admin.tokens.map((t) => ({ ...t, token: maskSecret(t.token) }));
-  copy.chains = copy.chains.map((c) => ({ ...c, wsUrl: redactUrl(c.wsUrl), ...(c.httpUrl ? { httpUrl: redactUrl(c.httpUrl) } : {}) }));
+  copy.chains = copy.chains.map((c) => ({
+    ...c,
+    providers: c.providers.map((p) => ({
+      ...p,
+      ...(p.wsUrl ? { wsUrl: redactUrl(p.wsUrl) } : {}),
+      ...(p.httpUrl ? { httpUrl: redactUrl(p.httpUrl) } : {}),
+    })),
+  }));
   if (copy.governance.url !== undefined) copy.governance.url = redactUrl(copy.governance.url);
   return copy;
 }

@@ -136,10 +136,11 @@ describe('HttpRpcClient', () => {
     return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   }
 
-  it('reads results and batches, and refuses bad statuses, oversize bodies, wrong ids and silence', async () => {
+  it('reads results and batches, and refuses bad statuses, rate limits (with Retry-After), oversize bodies, wrong ids and silence', async () => {
     const url = await httpServer((body, res) => {
       const first = Array.isArray(body) ? body[0]! : body;
-      if (first.method === 'status') return res.writeHead(429).end('slow down');
+      if (first.method === 'status') return res.writeHead(503).end('down');
+      if (first.method === 'limited') return res.writeHead(429, { 'retry-after': '2' }).end('slow down');
       if (first.method === 'big') return res.end(JSON.stringify(reply(first.id, 'x'.repeat(10_000))));
       if (first.method === 'wrong-id') return res.end(JSON.stringify(reply(first.id + 7, 1)));
       if (first.method === 'silent') return;
@@ -149,7 +150,8 @@ describe('HttpRpcClient', () => {
     cleanups.push(() => client.close());
     expect(await client.request('echo', [5])).toBe(5);
     expect(await client.batch([{ method: 'echo', params: [1] }, { method: 'echo', params: [2] }])).toEqual([1, 2]);
-    await expect(client.request('status', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_ERROR', context: { rpcCode: -429 } });
+    await expect(client.request('status', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_ERROR', context: { rpcCode: -503 } });
+    await expect(client.request('limited', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_RATE_LIMITED', context: { retryAfterMs: 2_000 } });
     await expect(client.request('big', [])).rejects.toMatchObject({
       code: 'ETHHOOK_ERR_RPC_MALFORMED',
       context: { reason: 'frame-too-large' },

@@ -259,7 +259,7 @@ describe('deploy/compose.yaml: a local 3-instance cluster', () => {
     for (const i of instances()) {
       expect(i.config.devChain.enabled).toBe(false);
       expect(i.config.chains).toHaveLength(1);
-      const url = new URL(i.config.chains[0]!.wsUrl);
+      const url = new URL(i.config.chains[0]!.providers[0]!.wsUrl!);
       expect(url.hostname).toBe(name);
       expect(url.port).toBe(flagValue(args, '--port'));
       expect(String(i.config.chains[0]!.chainId)).toBe(flagValue(args, '--chain-id'));

@@ -27,9 +27,21 @@ export interface BlockHeader {
   hash: string;
   parentHash: string;
   timestamp: number;
+  /**
+   * From `logsBloom`: true when the bloom has a bit set (the block has logs), false when it is all
+   * zeros, undefined when the node sent none. Not persisted.
+   */
+  hasLogs?: boolean;
 }
 
-export const headerSchema = z.object({ number: quantity, hash, parentHash: hash, timestamp: quantity });
+const bloom = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{512}$/, 'a 256-byte bloom')
+  .transform((s) => /[1-9a-fA-F]/.test(s.slice(2)));
+
+export const headerSchema = z
+  .object({ number: quantity, hash, parentHash: hash, timestamp: quantity, logsBloom: bloom.optional() })
+  .transform(({ logsBloom, ...h }): BlockHeader => (logsBloom === undefined ? h : { ...h, hasLogs: logsBloom }));
 
 export const logSchema = z
   .object({

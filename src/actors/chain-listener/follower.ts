@@ -30,7 +30,13 @@
  *   emission resumes at the common ancestor + 1. Evidence and no ancestor in a full window:
  *   ETHHOOK_ERR_REORG_TOO_DEEP, fatal. Logs missing from the store for an orphaned block:
  *   ETHHOOK_ERR_CURSOR_CORRUPT, fatal (the block cannot be retracted as it was emitted).
- * - A range read while the chain moved throws ETHHOOK_ERR_CHAIN_INCONSISTENT; the caller syncs again.
+ * - A range read while the chain moved throws ETHHOOK_ERR_CHAIN_INCONSISTENT; the caller syncs again. A
+ *   block without logs whose header's `logsBloom` has bits set throws ETHHOOK_ERR_RPC_INCOMPLETE (the
+ *   node answered less than it has): it is read again, never emitted empty.
+ * - With several providers (the source's optional members, pool-source.ts): nothing above the source's
+ *   `ceiling()` is emitted, a read is emitted only once `confirm` passes (else the follower waits for
+ *   the next head), and the first hash difference of a reorg walk counts as evidence only once
+ *   `corroborate` agrees. A source may cap the range size (`maxBlockRange`).
  *
  * Memory, by design:
  * - the reorg window: `maxReorgDepth + 1` EmittedBlocks (number, hash, parent hash, timestamp, seenAt; a
@@ -58,7 +64,10 @@ export interface ReadBlock extends EmittedBlock {
   logs: ChainLog[];
 }
 
-/** Block-level reads the follower needs from a node. */
+/**
+ * Block-level reads the follower needs from a node. The optional members are what a chain with several
+ * providers adds (pool-source.ts); a single node has none of them.
+ */
 export interface ChainSource {
   headerByNumber(n: number): Promise<BlockHeader | null>;
   /** Headers from..to in few round trips; null for a block the node does not have. May throw RANGE_TOO_LARGE. */
@@ -66,6 +75,17 @@ export interface ChainSource {
   /** Throws ETHHOOK_ERR_RPC_RANGE_TOO_LARGE when the node refuses the range. */
   logsByRange(from: number, to: number): Promise<ChainLog[]>;
   logsByBlockHash(hash: string): Promise<ChainLog[]>;
+  /** The largest block range this source reads at once. */
+  readonly maxBlockRange?: number | undefined;
+  /** The highest block that may be emitted now (a quorum of providers has it). */
+  ceiling?(): number | undefined;
+  /** Whether a block read may be emitted (enough providers show its hash); false = wait. May throw. */
+  confirm?(header: BlockHeader): Promise<boolean>;
+  /**
+   * Whether a reorg seen at height n (`canonical` where `emitted` was emitted) is to be acted on; false =
+   * wait. Throws ETHHOOK_ERR_PROVIDER_DISAGREES when the other providers still show `emitted`.
+   */
+  corroborate?(n: number, emitted: string, canonical: string): Promise<boolean>;
 }
 
 export interface FollowerOptions {
@@ -182,7 +202,7 @@ export class ChainFollower {
           this.suspect = false;
         }
         if (this.headNumber === null) return;
-        const target = this.headNumber - this.options.confirmations;
+        const target = Math.min(this.headNumber - this.options.confirmations, source.ceiling?.() ?? Number.POSITIVE_INFINITY);
         if (target < 0) return;
         this.next ??= target;
         if (this.next > target) return;
@@ -244,6 +264,8 @@ export class ChainFollower {
         ancestor = block;
         break;
       }
+      // The first difference is checked with the other providers, if any, before it counts.
+      if (canonical && !evidence && source.corroborate && !(await source.corroborate(block.number, block.hash, canonical.hash))) return false;
       if (canonical) evidence = true;
       orphans.push(block);
     }
@@ -289,7 +311,7 @@ export class ChainFollower {
    * behind or refuses the range). `parentHash`: what the first block should extend (for the head cache).
    */
   private async read(source: ChainSource, from: number, target: number, parentHash: string | null): Promise<ReadBlock[]> {
-    const to = Math.min(target, from + this.rangeSize.blocks - 1);
+    const to = Math.min(target, from + Math.min(this.rangeSize.blocks, source.maxBlockRange ?? Number.POSITIVE_INFINITY) - 1);
     if (from === to) return this.readOne(source, from, parentHash);
     let available: BlockHeader[];
     let logs: ChainLog[];
@@ -309,7 +331,8 @@ export class ChainFollower {
     const recheck = await source.headerByNumber(last.number);
     if (recheck?.hash !== last.hash) throw inconsistent(this.options.chainId, last.number, 'range head changed during read');
     this.rangeSize.read(available.length, logs.length);
-    return assemble(this.options.chainId, available, logs, this.options.now());
+    const blocks = assemble(this.options.chainId, available, logs, this.options.now());
+    return source.confirm && !(await source.confirm(last)) ? [] : blocks;
   }
 
   private async readOne(source: ChainSource, n: number, parentHash: string | null): Promise<ReadBlock[]> {
@@ -319,7 +342,8 @@ export class ChainFollower {
     if (!header) return [];
     const logs = await source.logsByBlockHash(header.hash);
     this.rangeSize.read(1, logs.length);
-    return assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
+    const blocks = assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
+    return source.confirm && !(await source.confirm(header)) ? [] : blocks;
   }
 }
 
@@ -354,7 +378,17 @@ function assemble(chainId: number, headers: BlockHeader[], logs: ChainLog[], see
     }
     block.logs.push(log);
   }
-  for (const block of blocks) block.logs.sort((a, b) => a.logIndex - b.logIndex);
+  blocks.forEach((block, i) => {
+    // A bloom with bits set means the block has logs: an answer without any is incomplete, never an empty block.
+    if (block.logs.length === 0 && headers[i]!.hasLogs === true) {
+      throw new EthhookError('ETHHOOK_ERR_RPC_INCOMPLETE', `eth_getLogs answered no logs for block ${block.number}, whose logsBloom says it has some`, {
+        chainId,
+        block: block.number,
+        hash: block.hash,
+      });
+    }
+    block.logs.sort((a, b) => a.logIndex - b.logIndex);
+  });
   return blocks;
 }
 

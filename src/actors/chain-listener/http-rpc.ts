@@ -2,12 +2,13 @@
  * JSON-RPC 2.0 over HTTP POST (undici), the fallback transport when the WebSocket keeps failing.
  * Same contract as the WebSocket client: per-request timeout, replies checked with `parseFrame` and
  * matched by id, bodies above `maxFrameBytes` refused (ETHHOOK_ERR_RPC_MALFORMED, reason `frame-too-large`), non-2xx statuses
- * turned into ETHHOOK_ERR_RPC_ERROR (rpcCode = -status). `close` aborts the calls in flight.
+ * turned into ETHHOOK_ERR_RPC_ERROR (rpcCode = -status), a 429 into ETHHOOK_ERR_RPC_RATE_LIMITED (with the
+ * Retry-After it gave, in seconds or as a date). `close` aborts the calls in flight.
  */
 import { request } from 'undici';
 import { EthhookError } from '../../runtime/errors.ts';
 import { parseFrame, type RpcReply } from './frames.ts';
-import { frameTooLarge, rpcClosed, rpcError, rpcTimeout, type RpcCall, type RpcTransport } from './transport.ts';
+import { frameTooLarge, rpcClosed, rpcError, rpcRateLimited, rpcTimeout, type RpcCall, type RpcTransport } from './transport.ts';
 
 export interface HttpRpcOptions {
   url: string;
@@ -50,6 +51,7 @@ export class HttpRpcClient implements RpcTransport {
         signal: AbortSignal.any([this.abort.signal, timeout]),
       });
       raw = await readCapped(res.body, this.options.maxFrameBytes, method);
+      if (res.statusCode === 429) throw rpcRateLimited(method, `HTTP 429: ${raw.slice(0, 120)}`, retryAfterMs(res.headers['retry-after']));
       if (res.statusCode < 200 || res.statusCode > 299) {
         throw rpcError(method, { code: -res.statusCode, message: `HTTP ${res.statusCode}: ${raw.slice(0, 120)}` });
       }
@@ -69,6 +71,15 @@ export class HttpRpcClient implements RpcTransport {
       return reply.result;
     });
   }
+}
+
+/** Retry-After as milliseconds (seconds, or an HTTP date), capped at a minute; undefined when absent or unreadable. */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.trim() === '') return undefined;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) ? Math.min(60_000, Math.max(0, ms)) : undefined;
 }
 
 async function readCapped(body: AsyncIterable<Buffer>, maxBytes: number, method: string): Promise<string> {

@@ -7,7 +7,8 @@
  * reply. Any other reply, a timeout or a missing target is logged and the same message is asked again
  * after a backoff, forever: the listener never skips a block to get unstuck.
  *
- * It answers `{ type: 'chain.status' }` with a ChainStatus. `health()` fails only after a fatal error
+ * It answers `{ type: 'chain.status' }` with a ChainStatus, and `{ type: 'chain.failover', provider,
+ * holdMs }` (an operator moving the chain off a provider) with a ChainFailoverReply. `health()` fails only after a fatal error
  * (reorg deeper than the window, another chain, a cursor store without an orphaned block's logs), which
  * is also reported with `ctx.fail` so the supervisor sees a panic.
  */
@@ -21,14 +22,28 @@ import { backoffDelay, orStop, sleep } from './backoff.ts';
 import type { ChainConfig } from './config.ts';
 import { throwIfStopped, type EmittedBlock } from './follower.ts';
 import { ChainListener } from './listener.ts';
-import { chainBlockAckSchema, type ChainBlockMessage, type ChainLog, type ChainStatus, type ChainStatusRequest } from './messages.ts';
+import {
+  chainBlockAckSchema,
+  type ChainBlockMessage,
+  type ChainFailoverReply,
+  type ChainListenerRequest,
+  type ChainLog,
+  type ChainStatus,
+} from './messages.ts';
 import { getChainMetrics } from './metrics.ts';
 import type { ChainReadiness } from './readiness.ts';
 import { pipelineStages } from '../../pipeline-stages.ts';
 
 export { chainConfigSchema, type ChainConfig, type ChainConfigInput } from './config.ts';
 export { chainErrorCodes } from './errors.ts';
-export { chainBlockMessageSchema, chainLogSchema, type ChainBlockMessage, type ChainLog, type ChainStatus } from './messages.ts';
+export {
+  chainBlockMessageSchema,
+  chainLogSchema,
+  type ChainBlockMessage,
+  type ChainFailoverReply,
+  type ChainLog,
+  type ChainStatus,
+} from './messages.ts';
 export { exportChainSeries, getChainMetrics } from './metrics.ts';
 export { ChainReadiness } from './readiness.ts';
 
@@ -46,12 +61,12 @@ export interface ChainListenerOptions {
 
 export const chainListenerName = (chainId: number): string => `chain-listener:${chainId}`;
 
-export function createChainListener(options: ChainListenerOptions): Behaviour<ChainStatusRequest> {
+export function createChainListener(options: ChainListenerOptions): Behaviour<ChainListenerRequest> {
   const { chain, target } = options;
   const stages = pipelineStages(options.registry);
   let listener: ChainListener | null = null;
 
-  const emit = async (ctx: ActorContext<ChainStatusRequest>, log: Logger, msg: ChainBlockMessage, signal: AbortSignal) => {
+  const emit = async (ctx: ActorContext<ChainListenerRequest>, log: Logger, msg: ChainBlockMessage, signal: AbortSignal) => {
     if (!msg.removed) stages.reached('fetched', msg.seenAt, Date.now());
     for (let attempt = 1; ; attempt++) {
       throwIfStopped(signal);
@@ -96,8 +111,16 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
       });
       await listener.start();
     },
-    receive(msg): ChainStatus {
+    receive(msg): ChainStatus | ChainFailoverReply {
       if (msg?.type === 'chain.status' && listener) return listener.status();
+      if (msg?.type === 'chain.failover' && listener && typeof msg.provider === 'string' && Number.isSafeInteger(msg.holdMs) && msg.holdMs >= 0) {
+        try {
+          return { ok: true, ...listener.failover(msg.provider, msg.holdMs) };
+        } catch (err) {
+          if (err instanceof EthhookError) return { ok: false, error: { code: err.code, message: err.message, context: err.context } };
+          throw err;
+        }
+      }
       throw new EthhookError('ETHHOOK_ERR_CHAIN_UNKNOWN_MESSAGE', 'chain listener: unknown message', {
         chainId: chain.chainId,
         messageType: String((msg as { type?: unknown } | null)?.type),

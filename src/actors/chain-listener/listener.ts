@@ -1,37 +1,51 @@
 /**
- * ChainListener: the connection side of one chain's ingestion. It owns the transports and feeds the
- * ChainFollower (follower.ts) with heads; the follower decides what to emit.
+ * ChainListener: the connection side of one chain's ingestion. It runs one ProviderSession per
+ * configured provider (provider.ts: each follows its provider's head), chooses the provider to read
+ * from (provider-pool.ts), and feeds that provider's heads to the ChainFollower (follower.ts), which
+ * decides what to emit.
  *
- * - WebSocket session: connect, `eth_subscribe newHeads`, note the latest head, then sync after every
- *   head. Every `heartbeatMs` without a head it asks for the latest block (a silent socket is caught by
- *   the request timeout). The session ends on any transport or node error; the next one starts after a
- *   backoff (exponential, jitter) and backfills from the cursor, so nothing is skipped.
- * - After `wsFailuresBeforeFallback` sessions in a row that failed before a complete sync, and when
- *   `httpUrl` is set, it polls over HTTP every `pollIntervalMs`, while it keeps trying the WebSocket with
- *   backoff; the first WebSocket that connects takes over again. It never gives up.
- * - Each session first checks that the node serves the configured chain (`eth_chainId`) and the chain
- *   the cursor was built on (hash of block 0, persisted at the first session).
+ * - The active provider is the healthy one of the highest weight. After each sync round, on every head
+ *   and on every change of a session, the choice is made again; a new choice is logged, counted in
+ *   `chain_provider_failovers_total{reason}` for the provider left, and its latest head is given to
+ *   the follower (a lower head, or one on another fork, is checked as any suspicious head is).
+ * - A read that fails holds the active provider off for `failbackAfterMs` (a chain moving under one
+ *   range read is forgiven once) and the next sync round reads from another provider; with no other
+ *   usable provider it retries the same one after a backoff. Nothing read from a failed round is emitted.
+ * - A provider that claims a head it does not serve (a sync round that ends below its confirmed head
+ *   SHORT_ROUNDS times in a row without progress) is held off likewise when another provider can serve.
+ * - With several providers, reads go through PoolSource (pool-source.ts): quorum ceiling, confirmation
+ *   of what is emitted, corroboration of reorgs by the other providers.
+ * - Each provider's session first checks that it serves the configured chain (`eth_chainId`) and the
+ *   chain the cursor was built on (hash of block 0, persisted at the first verification). A provider
+ *   that does not is left out for good (logged, `chain_provider_errors_total{kind="mismatch"}`); when
+ *   every provider is left out, the listener stops with ETHHOOK_ERR_CHAIN_MISMATCH.
  * - A chain without a persisted position gets one at the first session, before anything else: the
  *   configured `startBlock`, or for `latest` (and after a reset to `latest`) the confirmed head seen
  *   then. Only then does it report `onReady` (the node's /ready waits for it), so no block after
- *   /ready can be skipped. `chain_up` is 1 while a session (WebSocket or HTTP) works.
+ *   /ready can be skipped. `chain_up` is 1 while a provider is read from; `chain_ws_connected` while
+ *   that provider's session is a WebSocket.
  * - ETHHOOK_ERR_REORG_TOO_DEEP, ETHHOOK_ERR_CHAIN_MISMATCH and ETHHOOK_ERR_CURSOR_CORRUPT are fatal: logged at fatal level, reported
  *   through `onFatal`, and the listener stops.
- * - Every problem is counted in `chain_rpc_errors_total{kind}` and logged with its context (at most
- *   `LOG_BURST` lines per kind every 10 s, so a hostile node cannot flood the logs).
+ * - Every problem is counted in `chain_rpc_errors_total{kind}` and `chain_provider_errors_total` and
+ *   logged with its context (at most LOG_BURST lines per provider and kind every 10 s, so a hostile
+ *   node cannot flood the logs).
+ *
+ * Memory: per provider a session (one connection, its last head, a throttle), a few numbers per
+ * provider and kind for the log limit; providers are at most MAX_PROVIDERS (config/chain.ts).
  */
 import type { Logger } from '../../runtime/log.ts';
 import { EthhookError, describeError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorStore } from '../../store/cursors.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from './config.ts';
-import { headerSchema, validateResult } from './eth-schemas.ts';
-import { ChainFollower, type EmittedBlock } from './follower.ts';
-import { HttpRpcClient } from './http-rpc.ts';
-import type { ChainBlockMessage, ChainLog, ChainStatus } from './messages.ts';
-import type { ChainMetrics, RpcErrorKind } from './metrics.ts';
-import { RpcChainSource } from './rpc-source.ts';
-import { WsRpcClient, nowMs } from './ws-rpc.ts';
+import { ChainFollower, type ChainSource, type EmittedBlock } from './follower.ts';
+import type { ChainBlockMessage, ChainLog, ChainStatus, ProviderStatus } from './messages.ts';
+import type { ChainMetrics, FailoverReason, RpcErrorKind } from './metrics.ts';
+import { PoolSource } from './pool-source.ts';
+import { assess, choose, failoverReason, quorumHeight, type Assessment, type ProviderView } from './provider-pool.ts';
+import { ProviderSession, classify } from './provider.ts';
+import type { RpcChainSource } from './rpc-source.ts';
+import { nowMs } from './ws-rpc.ts';
 
 export interface ChainListenerDeps {
   config: ChainConfig;
@@ -41,38 +55,58 @@ export interface ChainListenerDeps {
   /** Delivers one message downstream; resolves once acknowledged (retrying meanwhile). */
   emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
   onFatal(error: EthhookError): void;
-  /** The node was reached, the chain verified and the start block pinned (at every session). */
+  /** A provider was reached, the chain verified and the start block pinned (at every session). */
   onReady?(): void;
 }
 
 const LOG_BURST = 20;
 const LOG_PERIOD_MS = 10_000;
-
-const KIND_BY_CODE: Record<string, RpcErrorKind> = {
-  ETHHOOK_ERR_RPC_TIMEOUT: 'timeout',
-  ETHHOOK_ERR_RPC_ERROR: 'rpc',
-  ETHHOOK_ERR_RPC_MALFORMED: 'malformed',
-  ETHHOOK_ERR_RPC_CLOSED: 'connection',
-  ETHHOOK_ERR_RPC_RANGE_TOO_LARGE: 'range-too-large',
-  ETHHOOK_ERR_CHAIN_INCONSISTENT: 'inconsistent',
-};
+/** Sync rounds in a row that end below the active provider's confirmed head without progress before it is held off. */
+const SHORT_ROUNDS = 3;
+/** Pause after a short round, so that a provider whose head runs ahead of its blocks by a moment is not asked in a loop. */
+const SHORT_ROUND_PAUSE_MS = 250;
 
 export class ChainListener {
   private readonly abort = new AbortController();
   private readonly label: { chain: string };
   /** Head seen and processed height, for `chain_lag_blocks` (undefined until known). */
   private readonly heights: { head?: number; processed?: number } = {};
+  private readonly sessions: ProviderSession[];
   private follower: ChainFollower | null = null;
   private running: Promise<void> | null = null;
-  private transport: 'ws' | 'http' | 'none' = 'none';
+  private active: ProviderSession | null = null;
   private connected = false;
   private pinned = false;
   private fatal: EthhookError | null = null;
-  private readonly logWindow = new Map<RpcErrorKind, { start: number; count: number }>();
+  private readonly logWindow = new Map<string, { start: number; count: number }>();
   private wake: () => void = () => {};
+  /** Verifications run one at a time, so that the first provider's block 0 is the one persisted. */
+  private verifying: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ChainListenerDeps) {
     this.label = { chain: deps.config.name };
+    this.sessions = deps.config.providers.map(
+      (provider, index) =>
+        new ProviderSession({
+          provider,
+          index,
+          chain: deps.config,
+          metrics: deps.metrics,
+          log: deps.log,
+          signal: this.abort.signal,
+          verify: (source) => this.verifyChain(source),
+          onHead: (session, head) => {
+            if (session === this.active) this.follower?.noteHead(head.header, head.seenAt);
+            this.updateProviderMetrics();
+            this.wake();
+          },
+          onChange: () => {
+            this.updateProviderMetrics();
+            this.wake();
+          },
+          problem: (session, kind, err) => this.problem(kind, err, session),
+        }),
+    );
   }
 
   /** Loads the cursor and starts following the chain in the background. */
@@ -112,9 +146,9 @@ export class ChainListener {
         onReorg: (depth) => {
           metrics.reorgs.inc(this.label);
           metrics.reorgDepth.observe(this.label, depth);
-          this.deps.log.warn({ depth, processed: this.follower?.processed }, 'chain reorg: orphaned blocks retracted');
+          this.deps.log.warn({ depth, processed: this.follower?.processed, provider: this.active?.name }, 'chain reorg: orphaned blocks retracted');
         },
-        onProblem: (kind, err) => this.problem(kind, err),
+        onProblem: (kind, err) => this.problem(kind, err, this.active),
         now: nowMs,
       },
       persisted,
@@ -125,7 +159,11 @@ export class ChainListener {
     }
     metrics.wsConnected.set(this.label, 0);
     metrics.up.set(this.label, 0);
-    this.deps.log.info({ next: persisted?.next ?? startBlock, confirmations: config.confirmations }, 'chain listener starting');
+    this.deps.log.info(
+      { next: persisted?.next ?? startBlock, confirmations: config.confirmations, providers: config.providers.map((p) => p.name), quorum: config.quorum },
+      'chain listener starting',
+    );
+    for (const session of this.sessions) session.start();
     this.running = this.run();
   }
 
@@ -133,25 +171,72 @@ export class ChainListener {
     this.abort.abort();
     this.wake();
     await this.running;
-    this.deps.metrics.wsConnected.set(this.label, 0);
-    this.deps.metrics.up.set(this.label, 0);
+    await Promise.all(this.sessions.map((s) => s.stopped()));
+    this.setActive(null, 'down');
+    this.setConnected(false);
   }
 
   status(): ChainStatus {
+    const assessed = this.assess();
     return {
       chainId: this.deps.config.chainId,
       name: this.deps.config.name,
-      transport: this.transport,
+      transport: this.connected && this.active ? this.active.kind : 'none',
       connected: this.connected,
+      provider: this.active?.name ?? null,
       head: this.follower?.head ?? null,
       processed: this.follower?.processed ?? null,
       failed: this.fatal?.message ?? null,
+      providers: assessed.map((a): ProviderStatus => ({
+        name: a.view.name,
+        weight: a.view.weight,
+        health: a.health,
+        transport: this.sessions[a.view.index]!.kind,
+        head: a.view.head,
+        lag: a.lag,
+        heldUntil: a.view.heldUntil > Date.now() ? new Date(a.view.heldUntil).toISOString() : null,
+      })),
     };
   }
 
   health(): { ok: boolean; detail?: string } {
     if (this.fatal) return { ok: false, detail: this.fatal.message };
-    return { ok: true, detail: `${this.transport} ${this.connected ? 'connected' : 'connecting'}` };
+    const via = this.active ? `${this.active.name} (${this.active.kind})` : 'no provider';
+    return { ok: true, detail: `${via} ${this.connected ? 'connected' : 'connecting'}` };
+  }
+
+  /**
+   * Moves the chain off `provider` (an operator's failover): it is held off for `holdMs` (0 releases a
+   * hold). Returns the provider read from next, or throws ETHHOOK_ERR_PROVIDER_UNKNOWN /
+   * ETHHOOK_ERR_NO_OTHER_PROVIDER (then nothing changed).
+   */
+  failover(provider: string, holdMs: number): { from: string; to: string | null; heldUntil: string | null } {
+    const session = this.sessions.find((s) => s.name === provider);
+    if (!session) {
+      throw new EthhookError('ETHHOOK_ERR_PROVIDER_UNKNOWN', `chain ${this.deps.config.name} has no provider ${provider} (it has ${this.sessions.map((s) => s.name).join(', ')})`, {
+        field: 'provider',
+      });
+    }
+    if (holdMs === 0) {
+      session.heldUntil = 0;
+      this.deps.log.info({ provider }, 'chain provider hold released by an operator');
+    } else {
+      const now = Date.now();
+      const others = this.assess(now).filter((a) => a.view.index !== session.index && a.health === 'healthy');
+      if (others.length === 0) {
+        throw new EthhookError('ETHHOOK_ERR_NO_OTHER_PROVIDER', `no other healthy provider of chain ${this.deps.config.name} to move to`, { field: 'provider' });
+      }
+      session.heldUntil = now + holdMs;
+      this.deps.log.warn({ provider, holdMs }, 'chain provider held off by an operator');
+      if (this.active === session) this.setActive(this.pick(now), 'operator');
+    }
+    this.updateProviderMetrics();
+    this.wake();
+    return {
+      from: provider,
+      to: this.active?.name ?? null,
+      heldUntil: session.heldUntil > Date.now() ? new Date(session.heldUntil).toISOString() : null,
+    };
   }
 
   private get signal(): AbortSignal {
@@ -160,143 +245,130 @@ export class ChainListener {
 
   private async run(): Promise<void> {
     const { config } = this.deps;
+    const follower = this.follower!;
     let failures = 0;
-    let handover: WsRpcClient | null = null;
+    let shortRounds = 0;
     while (!this.signal.aborted) {
+      if (this.sessions.every((s) => s.mismatch)) return this.die(this.sessions[0]!.mismatch!);
+      const active = this.pick(Date.now());
+      if (active !== this.active) this.setActive(active, this.active ? this.reasonToLeave(this.active) : 'down');
+      if (!active) {
+        this.setConnected(false);
+        await this.waitForWake(config.heartbeatMs);
+        continue;
+      }
+      const before = follower.processed;
       try {
-        if (config.httpUrl && failures >= config.wsFailuresBeforeFallback && !handover) {
-          handover = await this.followHttp(config.httpUrl);
-          continue;
-        }
-        const client = handover ?? (await this.connectWs());
-        handover = null;
-        await this.followWs(client, () => {
-          failures = 0;
-        });
+        await this.pin();
+        this.setConnected(true);
+        await follower.sync(this.sourceFor(active), this.signal);
+        failures = 0;
       } catch (err) {
         if (this.signal.aborted) break;
         if (isFatal(err)) return this.die(err);
         failures++;
-        this.problem(classify(err), err);
+        this.problem(classify(err), err, active);
+        const forgiven = isEthhookError(err, 'ETHHOOK_ERR_CHAIN_INCONSISTENT') && failures === 1;
+        if (!forgiven && this.hasAlternative(active)) {
+          active.heldUntil = Date.now() + config.failbackAfterMs;
+          this.setActive(this.pick(Date.now()), isEthhookError(err, 'ETHHOOK_ERR_PROVIDER_DISAGREES') ? 'disagreement' : 'error');
+          continue;
+        }
         await sleep(backoffDelay(failures, config.reconnect), this.signal);
+        continue;
       }
+      // A round that ends below the provider's confirmed head without progress: it may claim blocks it does not serve.
+      const confirmedHead = (active.head?.header.number ?? 0) - config.confirmations;
+      const short = follower.processed !== null && follower.processed < confirmedHead && follower.processed === before && active === this.active;
+      shortRounds = short ? shortRounds + 1 : 0;
+      if (short && shortRounds >= SHORT_ROUNDS && this.hasAlternative(active)) {
+        shortRounds = 0;
+        this.problem('incomplete', new EthhookError('ETHHOOK_ERR_RPC_INCOMPLETE', `provider ${active.name} claims head ${active.head?.header.number} but serves no block after ${follower.processed}`, {
+          provider: active.name,
+        }), active);
+        active.heldUntil = Date.now() + config.failbackAfterMs;
+        this.setActive(this.pick(Date.now()), 'error');
+        continue;
+      }
+      await this.waitForWake(short ? SHORT_ROUND_PAUSE_MS : config.heartbeatMs);
     }
-    handover?.close();
   }
 
-  private connectWs(): Promise<WsRpcClient> {
-    const { config } = this.deps;
-    return WsRpcClient.connect({
-      url: config.wsUrl,
-      requestTimeoutMs: config.requestTimeoutMs,
-      maxFrameBytes: config.maxFrameBytes,
-      onProblem: (kind, err) => this.problem(kind, err),
+  private sourceFor(active: ProviderSession): ChainSource {
+    if (this.sessions.length === 1) return active.source;
+    return new PoolSource({
+      chain: this.deps.config.name,
+      active,
+      others: () => this.sessions.filter((s) => s !== active && s.up && !s.mismatch),
+      quorum: this.deps.config.quorum,
+      quorumHeight: () => quorumHeight(this.views(), this.deps.config.quorum),
+      metrics: this.deps.metrics,
+      log: this.deps.log,
     });
   }
 
-  /** One WebSocket session: runs until the socket or the node fails (throws) or the listener stops. */
-  private async followWs(client: WsRpcClient, onHealthy: () => void): Promise<void> {
-    const follower = this.follower!;
-    const source = new RpcChainSource(client);
-    const stopOnAbort = () => client.close();
-    this.signal.addEventListener('abort', stopOnAbort, { once: true });
-    void client.closed.then(() => this.wake());
-    let woken = false;
-    this.transport = 'ws';
-    try {
-      await client.subscribe(['newHeads'], (result, receivedAt) => {
-        let header;
-        try {
-          header = validateResult(headerSchema, result, 'eth_subscription(newHeads)');
-        } catch (err) {
-          return this.problem('malformed', err);
-        }
-        follower.noteHead(header, receivedAt);
-        woken = true;
-        this.wake();
-      });
-      await this.verifyChain(source);
-      this.setConnected(true);
-      this.deps.log.info({ url: redactUrl(this.deps.config.wsUrl) }, 'chain WebSocket session up');
-      follower.noteHead(await source.latestHeader(), nowMs());
-      await this.pin();
-      for (;;) {
-        await follower.sync(source, this.signal);
-        onHealthy();
-        if (!woken) {
-          const outcome = await this.waitForWake(this.deps.config.heartbeatMs);
-          if (!client.isOpen) throw new EthhookError('ETHHOOK_ERR_RPC_CLOSED', 'WebSocket closed', {});
-          if (outcome === 'timeout') follower.noteHead(await source.latestHeader(), nowMs());
-        }
-        woken = false;
-        if (this.signal.aborted) return;
-      }
-    } finally {
-      this.signal.removeEventListener('abort', stopOnAbort);
-      client.close();
-      this.setConnected(false);
-    }
+  private views(): ProviderView[] {
+    return this.sessions.map((s) => ({
+      name: s.name,
+      index: s.index,
+      weight: s.config.weight,
+      up: s.up,
+      syncing: s.syncing,
+      mismatched: s.mismatch !== null,
+      head: s.head?.header.number ?? null,
+      movedAt: s.movedAt,
+      heldUntil: s.heldUntil,
+    }));
   }
 
-  /**
-   * HTTP polling while a WebSocket probe retries with backoff. Returns the probe's connected client,
-   * or null when the listener stops.
-   */
-  private async followHttp(url: string): Promise<WsRpcClient | null> {
-    const { config, log } = this.deps;
-    const follower = this.follower!;
-    const http = new HttpRpcClient({ url, requestTimeoutMs: config.requestTimeoutMs, maxFrameBytes: config.maxFrameBytes });
-    const source = new RpcChainSource(http);
-    let probed: WsRpcClient | null = null;
-    const probe = (async () => {
-      for (let attempt = 1; !this.signal.aborted && !probed; attempt++) {
-        await sleep(backoffDelay(attempt, config.reconnect), this.signal);
-        if (this.signal.aborted) return;
-        try {
-          probed = await this.connectWs();
-          this.wake();
-        } catch (err) {
-          this.problem('connection', err);
-        }
-      }
-    })();
-    this.transport = 'http';
-    log.warn({ url: redactUrl(url) }, 'chain WebSocket keeps failing: polling over HTTP');
-    let failures = 0;
-    let verified = false;
-    try {
-      while (!this.signal.aborted && !probed) {
-        try {
-          if (!verified) verified = await this.verifyChain(source);
-          follower.noteHead(await source.latestHeader(), nowMs());
-          await this.pin();
-          this.setConnected(true);
-          await follower.sync(source, this.signal);
-          failures = 0;
-          await this.waitForWake(config.pollIntervalMs);
-        } catch (err) {
-          if (this.signal.aborted) break;
-          if (isFatal(err)) throw err;
-          this.setConnected(false);
-          this.problem(classify(err), err);
-          await sleep(backoffDelay(++failures, config.reconnect), this.signal);
-        }
-      }
-    } finally {
-      http.close();
-      this.setConnected(false);
-      this.wake();
-      await probe;
-    }
-    if (this.signal.aborted) {
-      (probed as WsRpcClient | null)?.close();
-      return null;
-    }
-    log.info('chain WebSocket back: leaving HTTP polling');
-    return probed;
+  private assess(now = Date.now()): Assessment[] {
+    const { maxLagBlocks, stallTimeoutMs } = this.deps.config;
+    return assess(this.views(), now, { maxLagBlocks, stallTimeoutMs });
   }
 
-  /** Waits for a wake-up (a head, a probe that connected, the socket closing, stop) or a timeout. */
+  private pick(now: number): ProviderSession | null {
+    const chosen = choose(this.assess(now));
+    return chosen ? this.sessions[chosen.view.index]! : null;
+  }
+
+  private hasAlternative(active: ProviderSession): boolean {
+    return this.sessions.some((s) => s !== active && s.up && !s.syncing && !s.mismatch && s.head !== null);
+  }
+
+  private reasonToLeave(session: ProviderSession): FailoverReason {
+    return failoverReason(this.assess().find((a) => a.view.index === session.index)!);
+  }
+
+  private setActive(next: ProviderSession | null, reason: FailoverReason): void {
+    const previous = this.active;
+    if (next === previous) return;
+    this.active = next;
+    const { metrics, log, config } = this.deps;
+    if (previous) {
+      metrics.providerActive.set({ chain: config.name, provider: previous.name }, 0);
+      metrics.providerFailovers.inc({ chain: config.name, provider: previous.name, reason });
+    }
+    if (next) {
+      metrics.providerActive.set({ chain: config.name, provider: next.name }, 1);
+      if (next.head) this.follower?.noteHead(next.head.header, next.head.seenAt);
+    }
+    if (previous && !this.signal.aborted) {
+      log.warn({ from: previous.name, to: next?.name ?? null, reason }, next ? 'chain provider failover' : 'chain has no usable provider');
+    }
+    this.setConnected(this.connected && next !== null);
+  }
+
+  private updateProviderMetrics(): void {
+    const { metrics, config } = this.deps;
+    let healthy = 0;
+    for (const a of this.assess()) {
+      metrics.providerLag.set({ chain: config.name, provider: a.view.name }, a.lag);
+      if (a.health === 'healthy') healthy++;
+    }
+    metrics.providersHealthy.set(this.label, healthy);
+  }
+
+  /** Waits for a wake-up (a head, a session change, stop) or a timeout. */
   private waitForWake(timeoutMs: number): Promise<'woken' | 'timeout'> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish('timeout'), timeoutMs);
@@ -310,28 +382,31 @@ export class ChainListener {
     });
   }
 
-  /** Throws ETHHOOK_ERR_CHAIN_MISMATCH when the node is not on the chain this listener follows. */
-  private async verifyChain(source: RpcChainSource): Promise<true> {
-    const { config, cursors } = this.deps;
-    const served = await source.chainId();
-    if (served !== config.chainId) {
-      throw new EthhookError('ETHHOOK_ERR_CHAIN_MISMATCH', `the node serves chain ${served}, not ${config.chainId}`, {
-        chainId: config.chainId,
-        served,
-      });
-    }
-    const genesis = (await source.headerByNumber(0))?.hash;
-    if (!genesis) throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'the node has no block 0', { method: 'eth_getBlockByNumber' });
-    const known = await cursors.genesis(config.chainId);
-    if (known === undefined) await cursors.setGenesis(config.chainId, genesis);
-    else if (known !== genesis) {
-      throw new EthhookError(
-        'ETHHOOK_ERR_CHAIN_MISMATCH',
-        'the node serves another chain than the one the cursor was built on (block 0 differs); clear the cursor if that is intended',
-        { chainId: config.chainId, genesis, cursorGenesis: known },
-      );
-    }
-    return true;
+  /** Throws ETHHOOK_ERR_CHAIN_MISMATCH when the provider is not on the chain this listener follows. */
+  private verifyChain(source: RpcChainSource): Promise<void> {
+    const run = this.verifying.then(async () => {
+      const { config, cursors } = this.deps;
+      const served = await source.chainId();
+      if (served !== config.chainId) {
+        throw new EthhookError('ETHHOOK_ERR_CHAIN_MISMATCH', `the node serves chain ${served}, not ${config.chainId}`, {
+          chainId: config.chainId,
+          served,
+        });
+      }
+      const genesis = (await source.headerByNumber(0))?.hash;
+      if (!genesis) throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'the node has no block 0', { method: 'eth_getBlockByNumber' });
+      const known = await cursors.genesis(config.chainId);
+      if (known === undefined) await cursors.setGenesis(config.chainId, genesis);
+      else if (known !== genesis) {
+        throw new EthhookError(
+          'ETHHOOK_ERR_CHAIN_MISMATCH',
+          'the node serves another chain than the one the cursor was built on (block 0 differs); if that is intended, reset the cursor (POST /admin/chains/:chainId/reset-cursor, runbooks/chains.md)',
+          { chainId: config.chainId, genesis, cursorGenesis: known },
+        );
+      }
+    });
+    this.verifying = run.catch(() => {});
+    return run;
   }
 
   /** Pins the start block at the first session of a chain without a position, then reports ready. */
@@ -348,23 +423,27 @@ export class ChainListener {
   private setConnected(up: boolean): void {
     this.connected = up;
     this.deps.metrics.up.set(this.label, up ? 1 : 0);
-    if (this.transport === 'ws') this.deps.metrics.wsConnected.set(this.label, up ? 1 : 0);
+    this.deps.metrics.wsConnected.set(this.label, up && this.active?.kind === 'ws' ? 1 : 0);
   }
 
   private die(err: EthhookError): void {
     this.fatal = err;
-    this.transport = 'none';
+    this.setConnected(false);
     this.deps.log.fatal({ err: describeError(err) }, `chain listener stopped: ${err.message}`);
     this.deps.onFatal(err);
   }
 
-  private problem(kind: RpcErrorKind, err: unknown): void {
+  private problem(kind: RpcErrorKind, err: unknown, session: ProviderSession | null): void {
+    const provider = session?.name;
     this.deps.metrics.rpcErrors.inc({ ...this.label, kind });
+    if (provider !== undefined) this.deps.metrics.providerErrors.inc({ ...this.label, provider, kind });
+    const key = `${provider ?? ''}/${kind}`;
     const now = Date.now();
-    const win = this.logWindow.get(kind);
-    if (!win || now - win.start > LOG_PERIOD_MS) this.logWindow.set(kind, { start: now, count: 1 });
+    const win = this.logWindow.get(key);
+    if (!win || now - win.start > LOG_PERIOD_MS) this.logWindow.set(key, { start: now, count: 1 });
     else if (++win.count > LOG_BURST) return;
-    this.deps.log.warn({ kind, err: { ...describeError(err), stack: undefined }, transport: this.transport }, 'chain RPC problem');
+    const level = kind === 'mismatch' ? 'error' : 'warn';
+    this.deps.log[level]({ kind, provider, err: { ...describeError(err), stack: undefined }, transport: session?.kind }, 'chain RPC problem');
   }
 }
 
@@ -374,20 +453,6 @@ function isFatal(err: unknown): err is EthhookError {
     isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH') ||
     isEthhookError(err, 'ETHHOOK_ERR_CURSOR_CORRUPT')
   );
-}
-
-function classify(err: unknown): RpcErrorKind {
-  return (err instanceof EthhookError && KIND_BY_CODE[err.code]) || 'connection';
-}
-
-/** Node URLs often carry an API key in the path or query: log only the origin. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' && !u.search ? '' : '/…'}`;
-  } catch {
-    return '[invalid url]';
-  }
 }
 
 /** Blocks between the head seen and the processed height; 0 until both are known. */

@@ -50,12 +50,39 @@ export type ChainBlockAck = z.infer<typeof chainBlockAckSchema>;
 export interface ChainStatusRequest {
   type: 'chain.status';
 }
+/** Asked of the listener itself (admin API): move off `provider` for `holdMs` (0 releases a hold). */
+export interface ChainFailoverRequest {
+  type: 'chain.failover';
+  provider: string;
+  holdMs: number;
+}
+export type ChainListenerRequest = ChainStatusRequest | ChainFailoverRequest;
+
+export interface ProviderStatus {
+  name: string;
+  weight: number;
+  health: 'healthy' | 'down' | 'syncing' | 'mismatched' | 'held' | 'lagging' | 'stalled';
+  transport: 'ws' | 'http' | 'none';
+  head: number | null;
+  /** Blocks below the highest head of the chain's providers. */
+  lag: number;
+  /** ISO time until which the listener does not choose it, or null. */
+  heldUntil: string | null;
+}
 export interface ChainStatus {
   chainId: number;
   name: string;
+  /** The active provider's transport. */
   transport: 'ws' | 'http' | 'none';
   connected: boolean;
+  /** The provider read from. */
+  provider: string | null;
   head: number | null;
   processed: number | null;
   failed: string | null;
+  providers: ProviderStatus[];
 }
+/** The answer to `chain.failover`: an EthhookError is answered as `{ ok: false, error }`. */
+export type ChainFailoverReply =
+  | { ok: true; from: string; to: string | null; heldUntil: string | null }
+  | { ok: false; error: { code: string; message: string; context: Record<string, unknown> } };

@@ -19,6 +19,18 @@
  *   the histogram `chain_reorg_depth{chain}`.
  * - `events_received_total{chain}`: logs emitted (retractions not counted).
  * - `chain_rpc_errors_total{chain,kind}`: every transport or node failure, by kind (RPC_ERROR_KINDS).
+ *
+ * Per provider (label `provider` = its configured name, never its URL):
+ * - `chain_provider_up{chain,provider}`: 1 while its session works (chain verified, a head seen).
+ * - `chain_provider_height{chain,provider}`: the head it last showed.
+ * - `chain_provider_lag_blocks{chain,provider}`: the highest head among the chain's providers minus its own.
+ * - `chain_provider_active{chain,provider}`: 1 for the provider the listener reads from.
+ * - `chain_provider_latency_seconds{chain,provider}`: the time its answers take (histogram).
+ * - `chain_provider_errors_total{chain,provider,kind}`: its failures, by kind (PROVIDER_ERROR_KINDS).
+ * - `chain_provider_disagreements_total{chain,provider}`: a block hash it showed that another provider
+ *   contradicted at the same height.
+ * - `chain_provider_failovers_total{chain,provider,reason}`: times the listener left it (FAILOVER_REASONS).
+ * - `chain_providers_healthy{chain}`: providers fit to be read from (up, in step, not held).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
@@ -30,8 +42,23 @@ export const RPC_ERROR_KINDS = [
   'connection', // connect failed or the connection dropped
   'range-too-large', // eth_getLogs range refused; the range is split
   'inconsistent', // the chain moved while a range was read
+  'rate-limited', // the provider answered with a rate limit (after the listener slowed down and retried)
+  'incomplete', // an answer with less than the provider has (logs missing for a block's bloom)
+  'mismatch', // the provider serves another chain
 ] as const;
 export type RpcErrorKind = (typeof RPC_ERROR_KINDS)[number];
+
+export const FAILOVER_REASONS = [
+  'down', // its session ended
+  'syncing', // it reports eth_syncing
+  'lagging', // more than maxLagBlocks below the highest head
+  'stalled', // no new head for stallTimeoutMs while others moved on
+  'error', // a read from it failed
+  'disagreement', // it showed a hash the other providers contradict
+  'operator', // POST /admin/chains/:chainId/failover
+  'weight', // a provider of higher weight is healthy again
+] as const;
+export type FailoverReason = (typeof FAILOVER_REASONS)[number];
 
 export interface ChainMetrics {
   height: Gauge<'chain'>;
@@ -44,6 +71,15 @@ export interface ChainMetrics {
   reorgDepth: Histogram<'chain'>;
   eventsReceived: Counter<'chain'>;
   rpcErrors: Counter<'chain' | 'kind'>;
+  providerUp: Gauge<'chain' | 'provider'>;
+  providerHeight: Gauge<'chain' | 'provider'>;
+  providerLag: Gauge<'chain' | 'provider'>;
+  providerActive: Gauge<'chain' | 'provider'>;
+  providerLatency: Histogram<'chain' | 'provider'>;
+  providerErrors: Counter<'chain' | 'provider' | 'kind'>;
+  providerDisagreements: Counter<'chain' | 'provider'>;
+  providerFailovers: Counter<'chain' | 'provider' | 'reason'>;
+  providersHealthy: Gauge<'chain'>;
 }
 
 const byRegistry = new WeakMap<Registry, ChainMetrics>();
@@ -59,6 +95,8 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
   const registers = [registry];
   const gauge = (name: string, help: string) =>
     metric(registry, name, () => new Gauge({ name, help, labelNames: ['chain'], registers }));
+  const providerGauge = (name: string, help: string) =>
+    metric(registry, name, () => new Gauge({ name, help, labelNames: ['chain', 'provider'], registers }));
   const metrics: ChainMetrics = {
     height: gauge('chain_height', 'Head block number seen'),
     processedHeight: gauge('chain_processed_height', 'Last block acknowledged downstream (the persisted cursor)'),
@@ -89,18 +127,62 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
         registers,
       }),
     ),
+    providerUp: providerGauge('chain_provider_up', '1 while the session with this provider works (chain verified, a head seen)'),
+    providerHeight: providerGauge('chain_provider_height', 'Head block number this provider last showed'),
+    providerLag: providerGauge('chain_provider_lag_blocks', "Highest head among the chain's providers minus this provider's head"),
+    providerActive: providerGauge('chain_provider_active', '1 for the provider the listener reads blocks and logs from'),
+    providerLatency: metric(registry, 'chain_provider_latency_seconds', () =>
+      new Histogram({
+        name: 'chain_provider_latency_seconds',
+        help: 'Time the provider took to answer a JSON-RPC call (or batch)',
+        labelNames: ['chain', 'provider'],
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers,
+      }),
+    ),
+    providerErrors: metric(registry, 'chain_provider_errors_total', () =>
+      new Counter({
+        name: 'chain_provider_errors_total',
+        help: 'Failures of one provider, by kind',
+        labelNames: ['chain', 'provider', 'kind'],
+        registers,
+      }),
+    ),
+    providerDisagreements: metric(registry, 'chain_provider_disagreements_total', () =>
+      new Counter({
+        name: 'chain_provider_disagreements_total',
+        help: 'Block hashes this provider showed that another provider contradicted at the same height',
+        labelNames: ['chain', 'provider'],
+        registers,
+      }),
+    ),
+    providerFailovers: metric(registry, 'chain_provider_failovers_total', () =>
+      new Counter({
+        name: 'chain_provider_failovers_total',
+        help: 'Times the listener stopped reading from this provider, by reason',
+        labelNames: ['chain', 'provider', 'reason'],
+        registers,
+      }),
+    ),
+    providersHealthy: gauge('chain_providers_healthy', 'Providers fit to be read from (up, in step with the others, not held)'),
   };
   byRegistry.set(registry, metrics);
   return metrics;
 }
 
-/** Every series of each named chain, from the start (see the header). Once per process. */
-export function exportChainSeries(registry: Registry, chains: readonly string[]): void {
+/** Every series of each chain and of its providers, from the start (see the header). Once per process. */
+export function exportChainSeries(registry: Registry, chains: ReadonlyArray<{ name: string; providers: ReadonlyArray<{ name: string }> }>): void {
   const m = getChainMetrics(registry);
-  for (const chain of chains) {
-    for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up]) gauge.set({ chain }, 0);
+  for (const { name: chain, providers } of chains) {
+    for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up, m.providersHealthy]) gauge.set({ chain }, 0);
     m.reorgs.inc({ chain }, 0);
     m.eventsReceived.inc({ chain }, 0);
     for (const kind of RPC_ERROR_KINDS) m.rpcErrors.inc({ chain, kind }, 0);
+    for (const { name: provider } of providers) {
+      for (const gauge of [m.providerUp, m.providerHeight, m.providerLag, m.providerActive]) gauge.set({ chain, provider }, 0);
+      m.providerDisagreements.inc({ chain, provider }, 0);
+      for (const kind of RPC_ERROR_KINDS) m.providerErrors.inc({ chain, provider, kind }, 0);
+      for (const reason of FAILOVER_REASONS) m.providerFailovers.inc({ chain, provider, reason }, 0);
+    }
   }
 }
