@@ -32,4 +32,40 @@ describe('chainConfigSchema', () => {
     expect(issue({ confirmations: 10, maxReorgDepth: 5 }).path).toEqual(['confirmations']);
     expect(issue({ reconnect: { minMs: 500, maxMs: 100 } }).path).toEqual(['reconnect']);
   });
+
+  it('reads the single form as one provider named primary, and a providers list as given', () => {
+    const single = chainConfigSchema.parse({ ...base, httpUrl: 'https://node.example' });
+    expect(single.providers).toEqual([{ name: 'primary', wsUrl: base.wsUrl, httpUrl: 'https://node.example', weight: 1 }]);
+    expect(single).not.toHaveProperty('wsUrl');
+    const many = chainConfigSchema.parse({
+      chainId: 1,
+      name: 'mainnet',
+      providers: [
+        { name: 'a', wsUrl: 'wss://a.example', weight: 5, maxRequestsPerSecond: 25, maxBlockRange: 500 },
+        { name: 'b', httpUrl: 'https://b.example' },
+      ],
+      quorum: 2,
+    });
+    expect(many.providers.map((p) => [p.name, p.weight, p.maxRequestsPerSecond, p.maxBlockRange])).toEqual([
+      ['a', 5, 25, 500],
+      ['b', 1, undefined, undefined],
+    ]);
+    expect(many).toMatchObject({ quorum: 2, maxLagBlocks: 5, stallTimeoutMs: 30_000, failbackAfterMs: 60_000 });
+  });
+
+  it('refuses both forms at once, neither, a provider without a URL, names listed twice, a quorum above the providers', () => {
+    const issue = (input: object) => {
+      const r = chainConfigSchema.safeParse({ chainId: 1, name: 'mainnet', ...input });
+      expect(r.success).toBe(false);
+      return r.error!.issues[0]!;
+    };
+    const a = { name: 'a', wsUrl: 'wss://a.example' };
+    expect(issue({ wsUrl: 'wss://x.example', providers: [a] }).path).toEqual(['providers']);
+    expect(issue({}).path).toEqual(['wsUrl']);
+    expect(issue({ providers: [{ name: 'a' }] }).path).toEqual(['providers', 0, 'wsUrl']);
+    expect(issue({ providers: [a, { ...a }] }).path).toEqual(['providers', 1, 'name']);
+    expect(issue({ providers: [a], quorum: 2 }).path).toEqual(['quorum']);
+    expect(issue({ providers: [{ ...a, name: 'Bad Name' }] }).path).toEqual(['providers', 0, 'name']);
+    expect(issue({ providers: [] }).path).toEqual(['providers']);
+  });
 });

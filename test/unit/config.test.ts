@@ -129,7 +129,7 @@ describe('file and environment', () => {
     expect(c.runtime.actors).toEqual({ deliverer: { placement: 'forked' } });
     expect(c.runtime.mailbox.overflow).toBe('drop-oldest');
     expect(c.deliverer.retry.schedule).toEqual([1000, 5000]);
-    expect(c.chains[0]).toMatchObject({ chainId: 1, name: 'mainnet', wsUrl: 'wss://rpc.example/ws/key' });
+    expect(c.chains[0]).toMatchObject({ chainId: 1, name: 'mainnet', providers: [{ name: 'primary', wsUrl: 'wss://rpc.example/ws/key' }] });
   });
 
   it('ETHHOOK_ADMIN_TOKENS sets role:token pairs', () => {
@@ -279,11 +279,25 @@ describe('redaction', () => {
     const c = loadConfig({
       env: {
         ETHHOOK_ADMIN_TOKENS: `operate:${TOKEN_B}`,
-        ETHHOOK_CHAINS: JSON.stringify([{ chainId: 1, name: 'mainnet', wsUrl: 'wss://mainnet.infura.io/ws/v3/0123456789abcdef0123456789abcdef', httpUrl: 'https://u:pw@rpc.example:8545/?apikey=secret' }]),
+        ETHHOOK_CHAINS: JSON.stringify([
+          { chainId: 1, name: 'mainnet', wsUrl: 'wss://mainnet.infura.io/ws/v3/0123456789abcdef0123456789abcdef', httpUrl: 'https://u:pw@rpc.example:8545/?apikey=secret' },
+          {
+            chainId: 10,
+            name: 'optimism',
+            providers: [
+              { name: 'alchemy', wsUrl: 'wss://opt-mainnet.g.alchemy.com/v2/AlchemyKey0123456789' },
+              { name: 'own', httpUrl: 'https://node.example/?token=hunter2hunter2' },
+            ],
+          },
+        ]),
       },
     });
     const printed = JSON.stringify(redactConfig(c));
     expect(printed).not.toContain(TOKEN_B);
+    expect(printed).not.toContain('AlchemyKey0123456789');
+    expect(printed).not.toContain('hunter2hunter2');
+    expect(printed).toContain('opt-mainnet.g.alchemy.com');
+    expect(printed).toContain('"name":"alchemy"');
     expect(printed).not.toContain('0123456789abcdef0123456789abcdef');
     expect(printed).not.toContain('secret');
     expect(printed).not.toContain(':pw@');
