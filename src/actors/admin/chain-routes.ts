@@ -14,8 +14,8 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../../runtime/errors.ts';
-import type { ActorSnapshot } from '../../runtime/types.ts';
-import { chainListenerName } from '../chain-listener/index.ts';
+import type { ActorRef, ActorSnapshot, ActorState } from '../../runtime/types.ts';
+import { chainListenerName, type ChainFailoverReply, type ChainStatus } from '../chain-listener/index.ts';
 import { defineRoute, type Route } from './router.ts';
 
 /** `POST /admin/chains/:chainId/reset-cursor`. */
@@ -26,10 +26,29 @@ export const ResetCursorBody = z.strictObject({
 });
 export type ResetCursorBody = z.infer<typeof ResetCursorBody>;
 
+/** The longest hold an operator's failover may set: a day. */
+export const MAX_FAILOVER_HOLD_MS = 86_400_000;
+
+/** `POST /admin/chains/:chainId/failover`. */
+export const FailoverBody = z.strictObject({
+  provider: z.string({ error: 'must be the name of one of the chain\'s providers' }).min(1).max(32),
+  holdMs: z.number().int().min(0).max(MAX_FAILOVER_HOLD_MS, { error: 'must be an integer from 0 to 86400000 (a day)' }).default(3_600_000),
+});
+export type FailoverBody = z.infer<typeof FailoverBody>;
+
+const ASK_TIMEOUT_MS = 5_000;
+
 /** What the routes need of the node. */
 export interface ChainRoutesDeps {
   /** Undefined while the node is still starting. */
-  system: () => { stopActor(path: string): Promise<ActorSnapshot>; startActor(path: string): Promise<ActorSnapshot> } | undefined;
+  system: () =>
+    | {
+        stopActor(path: string): Promise<ActorSnapshot>;
+        startActor(path: string): Promise<ActorSnapshot>;
+        lookup(path: string): ActorRef | undefined;
+        resolve(path: string): { readonly state: ActorState };
+      }
+    | undefined;
   chains: ReadonlyArray<{ chainId: number; name: string }>;
   cursors: { reset(chainId: number, from: number | 'latest'): Promise<void> };
 }
@@ -44,7 +63,42 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
     }
     return chain;
   };
+  const ask = async <R>(chainId: number, msg: object): Promise<R> => {
+    const sys = system();
+    if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
+    const path = chainListenerPath(chainId);
+    const ref = sys.lookup(path);
+    const state = ref ? sys.resolve(path).state : 'stopped';
+    if (!ref || state === 'stopped' || state === 'stopping') {
+      throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', `the chain listener is stopped; start it with POST /admin/actors/start {"actor":"${chainListenerName(chainId)}"}`, { actor: path });
+    }
+    return ref.ask<R>(msg, { timeoutMs: ASK_TIMEOUT_MS });
+  };
   return [
+    defineRoute<FailoverBody>({
+      method: 'POST',
+      path: '/admin/chains/:chainId/failover',
+      auth: 'operate',
+      body: FailoverBody,
+      audit: { action: 'chain.failover', target: ({ params, body }) => `${chainListenerPath(Number(params.chainId))} off ${body.provider}` },
+      handle: async ({ params, body, log }) => {
+        const chain = configured(params.chainId!);
+        const reply = await ask<ChainFailoverReply>(chain.chainId, { type: 'chain.failover', provider: body.provider, holdMs: body.holdMs });
+        if (!reply.ok) throw new EthhookError(reply.error.code, reply.error.message, reply.error.context);
+        const { ok: _ok, ...failover } = reply;
+        log.warn({ chainId: chain.chainId, chain: chain.name, ...failover, holdMs: body.holdMs }, 'chain provider failover by an operator');
+        return { json: { chain: { chainId: chain.chainId, name: chain.name }, failover } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/admin/chains/:chainId',
+      auth: 'read',
+      handle: async ({ params }) => {
+        const chain = configured(params.chainId!);
+        return { json: { chain: await ask<ChainStatus>(chain.chainId, { type: 'chain.status' }) } };
+      },
+    }),
     defineRoute<ResetCursorBody>({
       method: 'POST',
       path: '/admin/chains/:chainId/reset-cursor',
