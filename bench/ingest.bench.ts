@@ -6,7 +6,8 @@
  *   - peer: the same ranges through ethers v6 `WebSocketProvider.getLogs` (fetch and parse only);
  *   - live: head-to-emit latency, from the `newHeads` frame's arrival to the message reaching the
  *     collector, p50/p99 over LIVE_BLOCKS blocks of a second anvil that mines every LIVE_BLOCK_MS, with
- *     a 5-log transaction sent every half block;
+ *     a 5-log transaction sent every half block; then the same with two providers (two connections to
+ *     that anvil, each followed), the listener reading from one and the other kept in step;
  *   - the node's own share, measured first on the same anvil with a bare `ws` client: from the
  *     `newHeads` frame to the answer of `eth_getLogs { blockHash }` (the one round trip the listener
  *     makes per live block), p50/p99.
@@ -58,7 +59,7 @@ async function runListener(chain: object, onMessage: (msg: ChainBlockMessage) =>
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-ingest-'));
   const db = await openDb(dir);
   const behaviour = createChainListener({
-    chain: chainConfigSchema.parse({ chainId: 31337, name: 'bench', wsUrl: anvil.wsUrl, ...chain }),
+    chain: chainConfigSchema.parse({ chainId: 31337, name: 'bench', ...('providers' in chain ? {} : { wsUrl: anvil.wsUrl }), ...chain }),
     store: db,
     target: TARGET,
     registry: new Registry(),
@@ -136,6 +137,7 @@ try {
   const backfillS = (performance.now() - t0) / 1000;
   await backfill.stop();
   const backfillRate = logs / backfillS;
+  if (logs !== expected) throw new Error(`the listener emitted ${logs} logs, not the ${expected} anvil holds`);
   console.log(`listener backfill: ${logs} logs in ${backfillS.toFixed(2)} s = ${Math.round(backfillRate)} logs/s`);
 
   // The same ranges through ethers v6.
@@ -164,23 +166,40 @@ try {
   })();
   const raw = (await rawNodeLatencies(liveAnvil.wsUrl, LIVE_BLOCKS)).sort((a, b) => a - b);
   console.log(`node alone (newHeads frame -> eth_getLogs by hash answered): p50 ${percentile(raw, 0.5).toFixed(3)} ms, p99 ${percentile(raw, 0.99).toFixed(3)} ms`);
-  const latencies: number[] = [];
-  let liveStart = Number.POSITIVE_INFINITY;
-  const live = await runListener({ wsUrl: liveAnvil.wsUrl, heartbeatMs: 60_000 }, (msg) => {
-    if (msg.blockNumber >= liveStart) latencies.push(now() - msg.seenAt);
-  });
-  await new Promise((r) => setTimeout(r, 500));
-  liveStart = Number.parseInt((await liveRpc('eth_blockNumber', [])) as string, 16) + 1;
-  const deadline = Date.now() + 120_000;
-  while (latencies.length < LIVE_BLOCKS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  sending = false;
-  await traffic;
-  await live.stop();
-  await liveAnvil.stop();
-  const sorted = [...latencies].sort((a, b) => a - b);
+  /** Head-to-emit latencies over LIVE_BLOCKS blocks, sorted; throws when a block or a log is missing. */
+  const liveRun = async (chain: object): Promise<number[]> => {
+    const latencies: number[] = [];
+    const seen: ChainBlockMessage[] = [];
+    let liveStart = Number.POSITIVE_INFINITY;
+    const live = await runListener({ heartbeatMs: 60_000, ...chain }, (msg) => {
+      if (msg.blockNumber < liveStart) return;
+      latencies.push(now() - msg.seenAt);
+      seen.push(msg);
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    liveStart = Number.parseInt((await liveRpc('eth_blockNumber', [])) as string, 16) + 1;
+    const deadline = Date.now() + 120_000;
+    while (latencies.length < LIVE_BLOCKS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await live.stop();
+    for (const [i, msg] of seen.entries()) {
+      const logs = (await liveRpc('eth_getLogs', [{ blockHash: msg.blockHash }])) as unknown[];
+      if (msg.removed || msg.blockNumber !== liveStart + i || msg.logs.length !== logs.length) {
+        throw new Error(`live block ${msg.blockNumber}: emitted ${msg.logs.length} logs (removed ${msg.removed}), anvil has ${logs.length} at ${liveStart + i}`);
+      }
+    }
+    return latencies.sort((a, b) => a - b);
+  };
+  const sorted = await liveRun({ wsUrl: liveAnvil.wsUrl });
   const p50 = percentile(sorted, 0.5);
   const p99 = percentile(sorted, 0.99);
   console.log(`live head-to-emit over ${sorted.length} blocks: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(3)} ms`);
+  const two = await liveRun({ providers: [{ name: 'a', wsUrl: liveAnvil.wsUrl }, { name: 'b', wsUrl: liveAnvil.wsUrl }] });
+  const twoP50 = percentile(two, 0.5);
+  const twoP99 = percentile(two, 0.99);
+  console.log(`live head-to-emit with two providers over ${two.length} blocks: p50 ${twoP50.toFixed(3)} ms, p99 ${twoP99.toFixed(3)} ms, max ${two.at(-1)!.toFixed(3)} ms`);
+  sending = false;
+  await traffic;
+  await liveAnvil.stop();
   console.log(
     JSON.stringify({
       bench: 'ingest',
@@ -192,6 +211,9 @@ try {
       live_blocks: sorted.length,
       live_p50_ms: Number(p50.toFixed(3)),
       live_p99_ms: Number(p99.toFixed(3)),
+      live_two_providers_p50_ms: Number(twoP50.toFixed(3)),
+      live_two_providers_p99_ms: Number(twoP99.toFixed(3)),
+      two_providers_p99_ratio: Number((twoP99 / p99).toFixed(2)),
       node_p50_ms: Number(percentile(raw, 0.5).toFixed(3)),
       node_p99_ms: Number(percentile(raw, 0.99).toFixed(3)),
     }),
