@@ -47,7 +47,7 @@ describe('failover between providers', () => {
       await chain.ticks(5);
       await waitFor(caughtUp(h), 20_000, 'the first ticks through a');
       expect(await active(h)).toBe('a');
-      expect(await h.metric('chain_providers_healthy')).toBe(2);
+      await waitFor(async () => (await h.metric('chain_providers_healthy')) === 2, 20_000, 'both providers healthy');
 
       a!.fault = 'stall';
       await chain.ticks(5);
@@ -131,6 +131,38 @@ describe('failover between providers', () => {
       await store.close();
       a!.fault = 'none';
       a!.rateLimitCount = Number.POSITIVE_INFINITY;
+    }
+  });
+
+  it('leaves a provider that reports eth_syncing, and one too slow to keep up', async () => {
+    const [a] = chain.providers;
+    const store = await tempDb();
+    const h = await startHarness({ chain: config({ heartbeatMs: 200, requestTimeoutMs: 1_000 }), db: store.db });
+    try {
+      await chain.ticks(2);
+      await waitFor(caughtUp(h), 20_000, 'caught up through a');
+      expect(await active(h)).toBe('a');
+      a!.fault = 'syncing';
+      await waitFor(async () => (await active(h)) === 'b', 20_000, 'b while a syncs');
+      expect(await failovers(h, 'a', 'syncing')).toBe(1);
+      await chain.ticks(2);
+      await waitFor(caughtUp(h), 20_000, 'ticks through b');
+      a!.fault = 'none';
+      await waitFor(async () => (await active(h)) === 'a', 20_000, 'a synced again');
+
+      a!.delayMs = 3_000;
+      a!.fault = 'slow';
+      await chain.ticks(3);
+      await waitFor(caughtUp(h), 20_000, 'ticks through b while a is too slow');
+      // Its heads arrive late (it lags) and its answers time out (an error): either way it is left.
+      const left = (await failovers(h, 'a', 'lagging')) + (await failovers(h, 'a', 'stalled')) + (await failovers(h, 'a', 'error'));
+      expect(left).toBeGreaterThanOrEqual(1);
+      expect(await active(h)).toBe('b');
+      await expectEveryTickOnce(h.collector, chain);
+    } finally {
+      await h.stop();
+      await store.close();
+      a!.fault = 'none';
     }
   });
 });

@@ -47,6 +47,7 @@
  *   fake blockHash. `eth_getLogs` answers [] by a fake hash and drops those blocks' logs from ranges. The
  *   real blocks >= forkFrom are unknown to it: null by hash, -32000 'unknown block' for `eth_getLogs`.
  *   Blocks below forkFrom stay honest.
+ * - 'syncing': `eth_syncing` answers a sync in progress (an object) instead of false; all else honest.
  *
  * Only `eth_blockNumber`, `eth_getBlockByNumber`, `eth_getBlockByHash`, `eth_getLogs` and the
  * subscriptions are shaped by faults; every other method is relayed as is. `calls` counts requests by
@@ -68,7 +69,8 @@ export type ProviderFault =
   | 'silent'
   | 'empty-logs'
   | 'foreign-logs'
-  | 'fork';
+  | 'fork'
+  | 'syncing';
 
 export interface RpcProvider {
   name: string;
@@ -92,7 +94,7 @@ export interface RpcProvider {
   stop(): Promise<void>;
 }
 
-const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork'];
+const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork', 'syncing'];
 const UNKNOWN_BLOCK = { code: -32000, message: 'unknown block' };
 const RATE_LIMITED = { code: -32005, message: 'rate limit exceeded: too many requests' };
 const MAX_BODY_BYTES = 16 << 20;
@@ -354,6 +356,8 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
         return blockByHash(params, f);
       case 'eth_getLogs':
         return logs(params, f);
+      case 'eth_syncing':
+        return f === 'syncing' ? { result: { startingBlock: '0x0', currentBlock: '0x1', highestBlock: '0xffffff' } } : relay(item.method, params);
       default:
         return relay(item.method, params);
     }
