@@ -193,7 +193,7 @@ try {
   const p50 = percentile(sorted, 0.5);
   const p99 = percentile(sorted, 0.99);
   console.log(`live head-to-emit over ${sorted.length} blocks: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(3)} ms`);
-  const two = await liveRun({ providers: [{ name: 'a', wsUrl: liveAnvil.wsUrl }, { name: 'b', wsUrl: liveAnvil.wsUrl }] });
+  const two = await liveRun({ providers: [{ name: 'a', wsUrl: liveAnvil.wsUrl }, { name: 'b', wsUrl: `${liveAnvil.wsUrl}/` }] });
   const twoP50 = percentile(two, 0.5);
   const twoP99 = percentile(two, 0.99);
   console.log(`live head-to-emit with two providers over ${two.length} blocks: p50 ${twoP50.toFixed(3)} ms, p99 ${twoP99.toFixed(3)} ms, max ${two.at(-1)!.toFixed(3)} ms`);

@@ -119,9 +119,17 @@ export const chainConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['wsUrl'], message: 'a chain needs a wsUrl (or an httpUrl, or providers)' });
     }
     const names = new Set<string>();
+    const urls = new Set<string>();
     c.providers?.forEach((p, i) => {
       if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'name'], message: `provider name "${p.name}" is listed twice` });
       names.add(p.name);
+      for (const key of ['wsUrl', 'httpUrl'] as const) {
+        const url = p[key];
+        if (url === undefined) continue;
+        // The same node listed twice would vote twice: a quorum of one.
+        if (urls.has(url)) ctx.addIssue({ code: 'custom', path: ['providers', i, key], message: 'this URL is another provider\'s too' });
+        urls.add(url);
+      }
     });
     const count = c.providers?.length ?? 1;
     if (c.quorum > count) ctx.addIssue({ code: 'custom', path: ['quorum'], message: `quorum ${c.quorum} is more than the ${count} provider(s) listed` });

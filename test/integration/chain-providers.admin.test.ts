@@ -16,7 +16,7 @@ let node: NodeProcess;
 
 beforeAll(async () => {
   anvil = await startAnvil({ blockTime: 0.25 });
-  [a, b] = await Promise.all(['a', 'b'].map((name) => startRpcProvider({ name, anvilHttpUrl: anvil.httpUrl })));
+  [a, b] = (await Promise.all(['a', 'b'].map((name) => startRpcProvider({ name, anvilHttpUrl: anvil.httpUrl })))) as [RpcProvider, RpcProvider];
   dir = await createNodeDir();
   node = await startNodeProcess({
     dir,
@@ -78,8 +78,14 @@ describe('an operator and a chain with two providers', () => {
     expect(Date.parse(moved.body.failover.heldUntil)).toBeGreaterThan(Date.now() + 500_000);
     expect(await active()).toBe('b');
     expect(await node.metric('chain_provider_failovers_total', { chain: 'dev', provider: 'a', reason: 'operator' })).toBe(1);
+    // Reads go to b at once: a read from a in flight may end, none starts after it.
     const at = await processed();
-    await waitFor(async () => (await processed()) >= at + 3, 30_000, 'blocks read through b');
+    await waitFor(async () => (await processed()) >= at + 2, 30_000, 'blocks read through b');
+    const readsOfA = a.calls.get('eth_getLogs') ?? 0;
+    const readsOfB = b.calls.get('eth_getLogs') ?? 0;
+    await waitFor(async () => (await processed()) >= at + 5, 30_000, 'more blocks read through b');
+    expect(a.calls.get('eth_getLogs') ?? 0).toBe(readsOfA);
+    expect(b.calls.get('eth_getLogs') ?? 0).toBeGreaterThan(readsOfB);
     expect((await node.api('GET', `/admin/chains/${CHAIN_ID}`)).body.chain.providers[0]).toMatchObject({ name: 'a', health: 'held' });
 
     // Moving off b now would leave nothing healthy (a is held): refused, nothing changes.

@@ -4,7 +4,7 @@
 // retraction; the lie shows in the metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChainConfigInput } from '../../src/actors/chain-listener/index.ts';
-import { startHarness, tempDb, waitFor, type Harness } from '../support/chain-harness.ts';
+import { netLogs, seqs, startHarness, tempDb, waitFor, type Harness } from '../support/chain-harness.ts';
 import { expectEveryTickOnce, startProvidersChain, type ProvidersChain } from '../support/providers-chain.ts';
 import { forkedHash } from '../support/rpc-provider.ts';
 
@@ -110,6 +110,7 @@ describe('providers that lie', () => {
       await expectEveryTickOnce(h.collector, chain);
       expect(h.collector.messages.some((m) => m.blockHash === forkedHash(m.blockNumber))).toBe(false);
       expect(await metric(h, 'chain_provider_active', { provider: 'a' })).toBe(0);
+      expect(await metric(h, 'chain_provider_failovers_total', { provider: 'a', reason: 'disagreement' })).toBeGreaterThanOrEqual(1);
 
       // b and c gone: a alone cannot make a quorum, so nothing more is emitted until one is back.
       chain.providers[1]!.fault = 'cut';
@@ -119,14 +120,53 @@ describe('providers that lie', () => {
       await chain.ticks(2);
       await waitFor(async () => (await metric(h, 'chain_provider_height', { provider: 'a' })) === (await chain.head()), 20_000, 'a sees the new head');
       expect(h.collector.messages.length).toBe(emitted);
-      // b back: b and the liar cannot make a quorum either.
+      // b back: b alone (the liar held off, without a vote) cannot make a quorum either.
       chain.providers[1]!.fault = 'none';
-      await waitFor(async () => (await metric(h, 'chain_provider_up', { provider: 'b' })) === 1, 20_000, 'b up');
-      await waitFor(async () => (await metric(h, 'chain_provider_disagreements_total', { provider: 'a' })) >= 1, 20_000, 'a contradicting b');
+      const head = await chain.head();
+      await waitFor(
+        async () => (await metric(h, 'chain_provider_active', { provider: 'b' })) === 1 && (await metric(h, 'chain_provider_height', { provider: 'b' })) === head,
+        20_000,
+        'b read from, at the head',
+      );
       expect(h.collector.messages.length).toBe(emitted);
       chain.providers[2]!.fault = 'none';
       await waitFor(caughtUp(h), 20_000, 'the last ticks once b and c are back');
       await expectEveryTickOnce(h.collector, chain);
+    });
+  });
+
+  it('a provider claiming a far head moves neither the `latest` start past real blocks nor what is emitted', async () => {
+    const http = (name: string) => ({ name, httpUrl: chain.providers.find((p) => p.name === name)!.httpUrl });
+    const liar = chain.providers[0]!;
+    liar.aheadBlocks = 1_000;
+    liar.fault = 'ahead';
+    const start = await chain.head();
+    // Polled over HTTP, so the far head is claimed at every poll; a first, of the highest weight.
+    await run(['a', 'b'], { providers: [{ ...http('a'), weight: 2 }, http('b')], startBlock: 'latest', pollIntervalMs: 100, failbackAfterMs: 60_000 }, async (h) => {
+      await waitFor(async () => (await metric(h, 'chain_up', {})) === 1, 20_000, 'the start pinned');
+      const before = chain.sent;
+      await chain.ticks(3);
+      await waitFor(caughtUp(h), 20_000, 'the ticks, from the blocks that exist');
+      expect(h.collector.emitted[0]!.blockNumber).toBeLessThanOrEqual(start + 1);
+      const got = seqs(netLogs(h.collector.messages));
+      expect(got.slice(-3)).toEqual([before, before + 1, before + 2]);
+      expect(h.collector.retracted).toEqual([]);
+    });
+  });
+
+  it('with three providers, one claiming a far head is never read from', async () => {
+    chain.providers[0]!.aheadBlocks = 1_000;
+    chain.providers[0]!.fault = 'ahead';
+    const http = (name: string, weight = 1) => ({ name, httpUrl: chain.providers.find((p) => p.name === name)!.httpUrl, weight });
+    const logReads = () => chain.providers[0]!.calls.get('eth_getLogs') ?? 0;
+    const before = logReads();
+    await run(['a', 'b', 'c'], { providers: [http('a', 5), http('b'), http('c')], startBlock: 'latest', pollIntervalMs: 100 }, async (h) => {
+      await waitFor(async () => (await metric(h, 'chain_provider_active', { provider: 'b' })) === 1, 20_000, 'b read from');
+      await chain.ticks(2);
+      await waitFor(caughtUp(h), 20_000, 'the ticks');
+      expect(logReads()).toBe(before);
+      expect(await metric(h, 'chain_provider_active', { provider: 'a' })).toBe(0);
+      expect(h.collector.retracted).toEqual([]);
     });
   });
 });

@@ -44,10 +44,14 @@
  * - 'fork': a lie about a fork from `forkFrom`: blocks >= forkFrom (newHeads, `eth_getBlockByNumber`,
  *   `eth_getBlockByHash` of the fake hash) carry `forkedHash(n)` (sha256 of 'fork:'+n) as hash, and as
  *   parentHash the fake of n-1 (forkFrom's parentHash stays the real one); transactions objects carry the
- *   fake blockHash. `eth_getLogs` answers [] by a fake hash and drops those blocks' logs from ranges. The
+ *   fake blockHash and an empty `logsBloom` (the lie holds together: no logs, and a bloom that says so).
+ *   `eth_getLogs` answers [] by a fake hash and drops those blocks' logs from ranges. The
  *   real blocks >= forkFrom are unknown to it: null by hash, -32000 'unknown block' for `eth_getLogs`.
  *   Blocks below forkFrom stay honest.
  * - 'syncing': `eth_syncing` answers a sync in progress (an object) instead of false; all else honest.
+ * - 'ahead': claims a head `aheadBlocks` (default 1000) above anvil's: `eth_blockNumber` answers it and
+ *   'latest' a made-up header at that height (hash `forkedHash(n)`); newHeads and every block it
+ *   actually has stay honest, blocks above anvil's head are null as anvil answers them.
  *
  * Only `eth_blockNumber`, `eth_getBlockByNumber`, `eth_getBlockByHash`, `eth_getLogs` and the
  * subscriptions are shaped by faults; every other method is relayed as is. `calls` counts requests by
@@ -70,7 +74,8 @@ export type ProviderFault =
   | 'empty-logs'
   | 'foreign-logs'
   | 'fork'
-  | 'syncing';
+  | 'syncing'
+  | 'ahead';
 
 export interface RpcProvider {
   name: string;
@@ -87,6 +92,8 @@ export interface RpcProvider {
   forkFrom: number;
   /** For 'rate-limit' (default Infinity). */
   rateLimitCount: number;
+  /** For 'ahead' (default 1000). */
+  aheadBlocks: number;
   /** Requests received, by method (batch items counted one by one). */
   readonly calls: Map<string, number>;
   /** Rate-limited answers given so far. */
@@ -94,7 +101,7 @@ export interface RpcProvider {
   stop(): Promise<void>;
 }
 
-const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork', 'syncing'];
+const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork', 'syncing', 'ahead'];
 const UNKNOWN_BLOCK = { code: -32000, message: 'unknown block' };
 const RATE_LIMITED = { code: -32005, message: 'rate limit exceeded: too many requests' };
 const MAX_BODY_BYTES = 16 << 20;
@@ -158,6 +165,7 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     delayMs: 200,
     forkFrom: 0,
     rateLimitCount: Infinity,
+    aheadBlocks: 1000,
     rateLimited: 0,
     limitedSinceSet: 0,
     frozen: 0,
@@ -238,12 +246,30 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     const transactions = Array.isArray(h.transactions)
       ? h.transactions.map((tx) => (isObject(tx) ? { ...tx, blockHash: hash } : tx))
       : h.transactions;
-    return { ...h, hash, parentHash, ...(transactions === undefined ? {} : { transactions }) };
+    // Its fake blocks have no logs, and their blooms say so (a lie that holds together).
+    const logsBloom = typeof h.logsBloom === 'string' ? `0x${'0'.repeat(512)}` : h.logsBloom;
+    return { ...h, hash, parentHash, logsBloom, ...(transactions === undefined ? {} : { transactions }) };
   };
 
   // --- methods ---------------------------------------------------------------------------------------
 
+  /** The made-up header 'ahead' answers for 'latest'. */
+  const aheadHeader = async (): Promise<Outcome> => {
+    const { outcome } = await freshHead('none');
+    const real = failed(outcome) ? null : quantity(outcome.result);
+    if (real === null) return outcome;
+    const top = await relay('eth_getBlockByNumber', [hex(real), false]);
+    if (failed(top) || !isHeader(top.result)) return top;
+    const n = real + state.aheadBlocks;
+    return { result: { ...top.result, number: hex(n), hash: forkedHash(n), parentHash: forkedHash(n - 1) } };
+  };
+
   const blockNumber = async (f: ProviderFault): Promise<Outcome> => {
+    if (f === 'ahead') {
+      const { outcome } = await freshHead('none');
+      const real = failed(outcome) ? null : quantity(outcome.result);
+      return real === null ? outcome : { result: hex(real + state.aheadBlocks) };
+    }
     const { outcome, visible } = await freshHead(f);
     if (failed(outcome) || (f !== 'stall' && f !== 'lag')) return outcome;
     return { result: hex(visible) };
@@ -251,6 +277,7 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
 
   const blockByNumber = async (params: unknown[], f: ProviderFault): Promise<Outcome> => {
     const [tag, ...rest] = params;
+    if (f === 'ahead' && (tag === 'latest' || tag === 'pending')) return aheadHeader();
     if (f === 'stall' || f === 'lag') {
       const { visible } = await freshHead(f);
       const n = quantity(tag);
@@ -568,6 +595,12 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     name: opts.name,
     wsUrl: `ws://127.0.0.1:${port}`,
     httpUrl: `http://127.0.0.1:${port}`,
+    get aheadBlocks() {
+      return state.aheadBlocks;
+    },
+    set aheadBlocks(n: number) {
+      state.aheadBlocks = n;
+    },
     get fault() {
       return state.fault;
     },

@@ -53,7 +53,7 @@ describe('chainConfigSchema', () => {
     expect(many).toMatchObject({ quorum: 2, maxLagBlocks: 5, stallTimeoutMs: 30_000, failbackAfterMs: 60_000 });
   });
 
-  it('refuses both forms at once, neither, a provider without a URL, names listed twice, a quorum above the providers', () => {
+  it('refuses both forms at once, neither, a provider without a URL, names or URLs listed twice, a quorum above the providers', () => {
     const issue = (input: object) => {
       const r = chainConfigSchema.safeParse({ chainId: 1, name: 'mainnet', ...input });
       expect(r.success).toBe(false);
@@ -64,6 +64,7 @@ describe('chainConfigSchema', () => {
     expect(issue({}).path).toEqual(['wsUrl']);
     expect(issue({ providers: [{ name: 'a' }] }).path).toEqual(['providers', 0, 'wsUrl']);
     expect(issue({ providers: [a, { ...a }] }).path).toEqual(['providers', 1, 'name']);
+    expect(issue({ providers: [a, { ...a, name: 'b' }] }).path).toEqual(['providers', 1, 'wsUrl']);
     expect(issue({ providers: [a], quorum: 2 }).path).toEqual(['quorum']);
     expect(issue({ providers: [{ ...a, name: 'Bad Name' }] }).path).toEqual(['providers', 0, 'name']);
     expect(issue({ providers: [] }).path).toEqual(['providers']);

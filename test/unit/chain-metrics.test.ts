@@ -23,6 +23,7 @@ describe('getChainMetrics', () => {
         'chain_provider_failovers_total',
         'chain_provider_height',
         'chain_provider_lag_blocks',
+        'chain_provider_throttled_total',
         'chain_provider_latency_seconds',
         'chain_provider_up',
         'chain_providers_healthy',

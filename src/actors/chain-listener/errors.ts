@@ -17,6 +17,7 @@ export const chainErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_CURSOR_CORRUPT: { summary: 'the cursor store lacks the logs emitted for an orphaned block; the listener stopped', httpStatus: 500 },
   ETHHOOK_ERR_CHAIN_MISMATCH: { summary: 'the node serves another chain than configured or than the cursor was built on', httpStatus: 500 },
   ETHHOOK_ERR_CHAIN_NOT_CONFIGURED: { summary: 'no chain with this chainId is configured on this node', httpStatus: 404 },
+  ETHHOOK_ERR_LISTENER_FAILED: { summary: 'the chain listener failed on an unexpected error; its supervisor restarts it', httpStatus: 500 },
   ETHHOOK_ERR_LISTENER_STOPPED: { summary: 'the chain listener was stopped while it worked', httpStatus: 503 },
   ETHHOOK_ERR_CHAIN_UNKNOWN_MESSAGE: { summary: 'the chain listener was sent a message it does not handle', httpStatus: 400 },
   ETHHOOK_ERR_DEV_CHAIN: { summary: 'the embedded dev chain (anvil) could not start or run', httpStatus: 500 },

@@ -159,10 +159,10 @@ export class ChainFollower {
 
   /**
    * Fixes where emission starts, once a head was noted: the persisted or configured block, else
-   * (`latest`) the confirmed head. Returns the next block to emit.
+   * (`latest`) the confirmed `head` (the last head noted unless told). Returns the next block to emit.
    */
-  pin(): number {
-    this.next ??= Math.max(0, (this.headNumber ?? 0) - this.options.confirmations);
+  pin(head: number | null = this.headNumber): number {
+    this.next ??= Math.max(0, (head ?? 0) - this.options.confirmations);
     return this.next;
   }
 
@@ -187,8 +187,12 @@ export class ChainFollower {
     }
   }
 
-  /** Emits everything confirmed and not yet emitted. Returns when caught up with the last noted head. */
-  async sync(source: ChainSource, signal: AbortSignal): Promise<void> {
+  /**
+   * Emits everything confirmed and not yet emitted. Resolves when caught up with the last noted head
+   * (`caught-up`), when the node does not have the next block yet (`missing`), or when the source says
+   * to wait (`waiting`: a read not confirmed, a reorg walk that cannot tell yet).
+   */
+  async sync(source: ChainSource, signal: AbortSignal): Promise<SyncOutcome> {
     let ahead: ReadAhead | null = null;
     try {
       for (;;) {
@@ -198,14 +202,15 @@ export class ChainFollower {
           ahead = null;
           // Blocks the node does not have yet and nothing that differs: check again at the next head
           // rather than read on (a node that lags here and leads there would keep this loop busy).
-          if (!(await this.resolveReorg(source, signal))) return;
+          if (!(await this.resolveReorg(source, signal))) return 'waiting';
           this.suspect = false;
         }
-        if (this.headNumber === null) return;
-        const target = Math.min(this.headNumber - this.options.confirmations, source.ceiling?.() ?? Number.POSITIVE_INFINITY);
-        if (target < 0) return;
+        if (this.headNumber === null) return 'caught-up';
+        const confirmed = this.headNumber - this.options.confirmations;
+        const target = Math.min(confirmed, source.ceiling?.() ?? Number.POSITIVE_INFINITY);
+        if (target < 0) return 'caught-up';
         this.next ??= target;
-        if (this.next > target) return;
+        if (this.next > target) return target < confirmed ? 'waiting' : 'caught-up';
         const parentHash = this.window.tip?.hash ?? null;
         let blocks: ReadBlock[];
         if (ahead && ahead.from === this.next && ahead.parentHash === parentHash) {
@@ -215,7 +220,8 @@ export class ChainFollower {
           blocks = await this.read(source, this.next, target, parentHash);
         }
         ahead = null;
-        if (blocks.length === 0) return; // the node does not have the block yet: wait for the next head
+        if (blocks === UNCONFIRMED) return 'waiting';
+        if (blocks.length === 0) return 'missing'; // the node does not have the block yet: wait for the next head
         const last = blocks[blocks.length - 1]!;
         if (last.number < target) ahead = this.readAhead(source, last.number + 1, target, last.hash);
         for (const block of blocks) {
@@ -228,6 +234,8 @@ export class ChainFollower {
         }
       }
     } finally {
+      // Aborted (the listener stops, or moves to another provider): the read ahead is not waited for; it
+      // ends within the request timeout and its blocks are dropped.
       if (ahead && !signal.aborted) await ahead.settled;
     }
   }
@@ -332,7 +340,7 @@ export class ChainFollower {
     if (recheck?.hash !== last.hash) throw inconsistent(this.options.chainId, last.number, 'range head changed during read');
     this.rangeSize.read(available.length, logs.length);
     const blocks = assemble(this.options.chainId, available, logs, this.options.now());
-    return source.confirm && !(await source.confirm(last)) ? [] : blocks;
+    return source.confirm && !(await source.confirm(last)) ? UNCONFIRMED : blocks;
   }
 
   private async readOne(source: ChainSource, n: number, parentHash: string | null): Promise<ReadBlock[]> {
@@ -343,9 +351,14 @@ export class ChainFollower {
     const logs = await source.logsByBlockHash(header.hash);
     this.rangeSize.read(1, logs.length);
     const blocks = assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
-    return source.confirm && !(await source.confirm(header)) ? [] : blocks;
+    return source.confirm && !(await source.confirm(header)) ? UNCONFIRMED : blocks;
   }
 }
+
+export type SyncOutcome = 'caught-up' | 'missing' | 'waiting';
+
+/** What a read returns when its blocks are not confirmed yet (compared by identity). */
+const UNCONFIRMED: ReadBlock[] = [];
 
 const noop = (): void => {};
 

@@ -5,14 +5,19 @@
  * decides what to emit.
  *
  * - The active provider is the healthy one of the highest weight. After each sync round, on every head
- *   and on every change of a session, the choice is made again; a new choice is logged, counted in
- *   `chain_provider_failovers_total{reason}` for the provider left, and its latest head is given to
- *   the follower (a lower head, or one on another fork, is checked as any suspicious head is).
- * - A read that fails holds the active provider off for `failbackAfterMs` (a chain moving under one
- *   range read is forgiven once) and the next sync round reads from another provider; with no other
- *   usable provider it retries the same one after a backoff. Nothing read from a failed round is emitted.
- * - A provider that claims a head it does not serve (a sync round that ends below its confirmed head
- *   SHORT_ROUNDS times in a row without progress) is held off likewise when another provider can serve.
+ *   and on every change of a session, the choice is made again; a new choice aborts the sync round
+ *   under way (reads from the provider left stop at once; a block it was emitting is emitted again
+ *   from the new provider: at least once), is logged, counted in `chain_provider_failovers_total{reason}`
+ *   for the provider left, and gives the new provider's latest head to the follower (a lower head, or
+ *   one on another fork, is checked as any suspicious head is).
+ * - A read that fails because of the provider (a transport or node error, an inconsistent, incomplete
+ *   or contradicted answer; a chain moving under one range read is forgiven once) holds the active
+ *   provider off for `failbackAfterMs`, and the next round reads from another provider at once when an
+ *   unheld one is usable; otherwise (and after any other error) the next round waits a backoff. Nothing
+ *   read from a failed round is emitted.
+ * - A provider that claims a head it does not serve (SHORT_ROUNDS rounds in a row that end because it
+ *   does not have a block below its own confirmed head, without progress) is held off likewise when
+ *   another provider can serve. Rounds that end waiting for a quorum or the other providers do not count.
  * - With several providers, reads go through PoolSource (pool-source.ts): quorum ceiling, confirmation
  *   of what is emitted, corroboration of reorgs by the other providers.
  * - Each provider's session first checks that it serves the configured chain (`eth_chainId`) and the
@@ -21,28 +26,32 @@
  *   every provider is left out, the listener stops with ETHHOOK_ERR_CHAIN_MISMATCH.
  * - A chain without a persisted position gets one at the first session, before anything else: the
  *   configured `startBlock`, or for `latest` (and after a reset to `latest`) the confirmed head seen
- *   then. Only then does it report `onReady` (the node's /ready waits for it), so no block after
- *   /ready can be skipped. `chain_up` is 1 while a provider is read from; `chain_ws_connected` while
+ *   then: with several providers, once each had its first session (up or failed), the lowest head of
+ *   those up (more blocks, never fewer: a provider claiming a far head cannot move the start past
+ *   blocks it does not have). Only then does it report `onReady` (the node's /ready waits for it), so
+ *   no block after /ready can be skipped. `chain_up` is 1 while a provider is read from; `chain_ws_connected` while
  *   that provider's session is a WebSocket.
  * - ETHHOOK_ERR_REORG_TOO_DEEP, ETHHOOK_ERR_CHAIN_MISMATCH and ETHHOOK_ERR_CURSOR_CORRUPT are fatal: logged at fatal level, reported
  *   through `onFatal`, and the listener stops.
  * - Every problem is counted in `chain_rpc_errors_total{kind}` and `chain_provider_errors_total` and
  *   logged with its context (at most LOG_BURST lines per provider and kind every 10 s, so a hostile
- *   node cannot flood the logs).
+ *   node cannot flood the logs). A callback that throws (a bug) stops the listener as a fatal error
+ *   (`onFatal`: the supervisor restarts it).
  *
  * Memory: per provider a session (one connection, its last head, a throttle), a few numbers per
- * provider and kind for the log limit; providers are at most MAX_PROVIDERS (config/chain.ts).
+ * provider and kind for the log limit and the last height a disagreement was counted at; providers are
+ * at most MAX_PROVIDERS (config/chain.ts).
  */
 import type { Logger } from '../../runtime/log.ts';
 import { EthhookError, describeError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorStore } from '../../store/cursors.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from './config.ts';
-import { ChainFollower, type ChainSource, type EmittedBlock } from './follower.ts';
+import { ChainFollower, type EmittedBlock } from './follower.ts';
 import type { ChainBlockMessage, ChainLog, ChainStatus, ProviderStatus } from './messages.ts';
 import type { ChainMetrics, FailoverReason, RpcErrorKind } from './metrics.ts';
 import { PoolSource } from './pool-source.ts';
-import { assess, choose, failoverReason, quorumHeight, type Assessment, type ProviderView } from './provider-pool.ts';
+import { assess, choose, failoverReason, quorumHeight, referenceHead, type Assessment, type ProviderView } from './provider-pool.ts';
 import { ProviderSession, classify } from './provider.ts';
 import type { RpcChainSource } from './rpc-source.ts';
 import { nowMs } from './ws-rpc.ts';
@@ -80,6 +89,10 @@ export class ChainListener {
   private fatal: EthhookError | null = null;
   private readonly logWindow = new Map<string, { start: number; count: number }>();
   private wake: () => void = () => {};
+  /** Aborts the sync round under way (a switch of provider, or stop). */
+  private round: AbortController | null = null;
+  /** The height at which a disagreement was last counted, per provider. */
+  private readonly disagreedAt = new Map<string, number>();
   /** Verifications run one at a time, so that the first provider's block 0 is the one persisted. */
   private verifying: Promise<unknown> = Promise.resolve();
 
@@ -97,14 +110,11 @@ export class ChainListener {
           verify: (source) => this.verifyChain(source),
           onHead: (session, head) => {
             if (session === this.active) this.follower?.noteHead(head.header, head.seenAt);
-            this.updateProviderMetrics();
-            this.wake();
+            this.reconsider();
           },
-          onChange: () => {
-            this.updateProviderMetrics();
-            this.wake();
-          },
+          onChange: () => this.reconsider(),
           problem: (session, kind, err) => this.problem(kind, err, session),
+          onCallbackError: (err) => this.crash(err),
         }),
     );
   }
@@ -172,7 +182,8 @@ export class ChainListener {
     this.wake();
     await this.running;
     await Promise.all(this.sessions.map((s) => s.stopped()));
-    this.setActive(null, 'down');
+    if (this.active) this.deps.metrics.providerActive.set({ chain: this.deps.config.name, provider: this.active.name }, 0);
+    this.active = null;
     this.setConnected(false);
   }
 
@@ -230,8 +241,7 @@ export class ChainListener {
       this.deps.log.warn({ provider, holdMs }, 'chain provider held off by an operator');
       if (this.active === session) this.setActive(this.pick(now), 'operator');
     }
-    this.updateProviderMetrics();
-    this.wake();
+    this.reconsider();
     return {
       from: provider,
       to: this.active?.name ?? null,
@@ -244,6 +254,14 @@ export class ChainListener {
   }
 
   private async run(): Promise<void> {
+    try {
+      await this.follow();
+    } catch (err) {
+      if (!this.signal.aborted) this.crash(err);
+    }
+  }
+
+  private async follow(): Promise<void> {
     const { config } = this.deps;
     const follower = this.follower!;
     let failures = 0;
@@ -252,58 +270,87 @@ export class ChainListener {
       if (this.sessions.every((s) => s.mismatch)) return this.die(this.sessions[0]!.mismatch!);
       const active = this.pick(Date.now());
       if (active !== this.active) this.setActive(active, this.active ? this.reasonToLeave(this.active) : 'down');
-      if (!active) {
-        this.setConnected(false);
+      if (!active || !(await this.pin())) {
+        if (!active) this.setConnected(false);
         await this.waitForWake(config.heartbeatMs);
         continue;
       }
       const before = follower.processed;
+      const round = new AbortController();
+      this.round = round;
+      let outcome;
       try {
-        await this.pin();
         this.setConnected(true);
-        await follower.sync(this.sourceFor(active), this.signal);
+        outcome = await follower.sync(this.sourceFor(active), AbortSignal.any([this.signal, round.signal]));
         failures = 0;
+        active.readSucceeded();
       } catch (err) {
         if (this.signal.aborted) break;
+        if (round.signal.aborted) continue; // another provider was chosen meanwhile
         if (isFatal(err)) return this.die(err);
         failures++;
-        this.problem(classify(err), err, active);
-        const forgiven = isEthhookError(err, 'ETHHOOK_ERR_CHAIN_INCONSISTENT') && failures === 1;
-        if (!forgiven && this.hasAlternative(active)) {
-          active.heldUntil = Date.now() + config.failbackAfterMs;
-          this.setActive(this.pick(Date.now()), isEthhookError(err, 'ETHHOOK_ERR_PROVIDER_DISAGREES') ? 'disagreement' : 'error');
+        if (!isProviderFault(err)) {
+          this.deps.log.error({ err: describeError(err), provider: active.name, attempt: failures }, 'chain sync round failed');
+          await sleep(backoffDelay(failures, config.reconnect), this.signal);
           continue;
+        }
+        this.problem(classify(err), err, active);
+        active.readFailed();
+        const forgiven = isEthhookError(err, 'ETHHOOK_ERR_CHAIN_INCONSISTENT') && failures === 1;
+        if (!forgiven && this.sessions.length > 1) {
+          active.heldUntil = Date.now() + config.failbackAfterMs;
+          const next = this.pick(Date.now());
+          if (next && next !== active && next.heldUntil <= Date.now()) {
+            this.setActive(next, isEthhookError(err, 'ETHHOOK_ERR_PROVIDER_DISAGREES') ? 'disagreement' : 'error');
+            continue;
+          }
         }
         await sleep(backoffDelay(failures, config.reconnect), this.signal);
         continue;
+      } finally {
+        if (this.round === round) this.round = null;
       }
-      // A round that ends below the provider's confirmed head without progress: it may claim blocks it does not serve.
-      const confirmedHead = (active.head?.header.number ?? 0) - config.confirmations;
-      const short = follower.processed !== null && follower.processed < confirmedHead && follower.processed === before && active === this.active;
+      // A round that ended because the provider lacks a block below its own confirmed head, without progress: it may claim blocks it does not serve.
+      const short = outcome === 'missing' && follower.processed === before && active === this.active;
       shortRounds = short ? shortRounds + 1 : 0;
-      if (short && shortRounds >= SHORT_ROUNDS && this.hasAlternative(active)) {
+      if (short && shortRounds >= SHORT_ROUNDS && this.sessions.length > 1) {
         shortRounds = 0;
-        this.problem('incomplete', new EthhookError('ETHHOOK_ERR_RPC_INCOMPLETE', `provider ${active.name} claims head ${active.head?.header.number} but serves no block after ${follower.processed}`, {
+        const head = active.head?.header.number;
+        this.problem('incomplete', new EthhookError('ETHHOOK_ERR_RPC_INCOMPLETE', `provider ${active.name} claims head ${head} but serves no block after ${follower.processed}`, {
           provider: active.name,
         }), active);
         active.heldUntil = Date.now() + config.failbackAfterMs;
-        this.setActive(this.pick(Date.now()), 'error');
+        const next = this.pick(Date.now());
+        if (next !== active) this.setActive(next, 'error');
         continue;
       }
       await this.waitForWake(short ? SHORT_ROUND_PAUSE_MS : config.heartbeatMs);
     }
   }
 
-  private sourceFor(active: ProviderSession): ChainSource {
-    if (this.sessions.length === 1) return active.source;
+  /** After a head or a session change: the metrics, the choice (a new one aborts the round), a wake-up. */
+  private reconsider(): void {
+    if (this.signal.aborted) return;
+    this.updateProviderMetrics();
+    if (this.active && this.round) {
+      const next = this.pick(Date.now());
+      if (next !== this.active) this.setActive(next, this.reasonToLeave(this.active));
+    }
+    this.wake();
+  }
+
+  private sourceFor(active: ProviderSession): PoolSource {
     return new PoolSource({
-      chain: this.deps.config.name,
       active,
-      others: () => this.sessions.filter((s) => s !== active && s.up && !s.mismatch),
+      others: () => this.sessions.filter((s) => s !== active && s.up && !s.mismatch && !s.syncing && s.heldUntil <= Date.now()),
       quorum: this.deps.config.quorum,
       quorumHeight: () => quorumHeight(this.views(), this.deps.config.quorum),
-      metrics: this.deps.metrics,
-      log: this.deps.log,
+      disagreed: (provider, n, hash, activeHash) => {
+        if (this.disagreedAt.get(provider) === n) return;
+        this.disagreedAt.set(provider, n);
+        this.deps.metrics.providerDisagreements.inc({ chain: this.deps.config.name, provider });
+        this.deps.log.warn({ block: n, provider, hash, active: active.name, activeHash }, 'chain providers disagree on a block hash');
+      },
     });
   }
 
@@ -317,6 +364,7 @@ export class ChainListener {
       mismatched: s.mismatch !== null,
       head: s.head?.header.number ?? null,
       movedAt: s.movedAt,
+      behindSince: s.behindSince,
       heldUntil: s.heldUntil,
     }));
   }
@@ -331,10 +379,6 @@ export class ChainListener {
     return chosen ? this.sessions[chosen.view.index]! : null;
   }
 
-  private hasAlternative(active: ProviderSession): boolean {
-    return this.sessions.some((s) => s !== active && s.up && !s.syncing && !s.mismatch && s.head !== null);
-  }
-
   private reasonToLeave(session: ProviderSession): FailoverReason {
     return failoverReason(this.assess().find((a) => a.view.index === session.index)!);
   }
@@ -343,6 +387,7 @@ export class ChainListener {
     const previous = this.active;
     if (next === previous) return;
     this.active = next;
+    this.round?.abort();
     const { metrics, log, config } = this.deps;
     if (previous) {
       metrics.providerActive.set({ chain: config.name, provider: previous.name }, 0);
@@ -360,8 +405,14 @@ export class ChainListener {
 
   private updateProviderMetrics(): void {
     const { metrics, config } = this.deps;
+    const now = Date.now();
+    const reference = referenceHead(this.views(), now, config.maxLagBlocks);
+    for (const s of this.sessions) {
+      const behind = s.head !== null && reference >= 0 && s.head.header.number < reference;
+      s.behindSince = behind ? (s.behindSince ?? now) : null;
+    }
     let healthy = 0;
-    for (const a of this.assess()) {
+    for (const a of this.assess(now)) {
       metrics.providerLag.set({ chain: config.name, provider: a.view.name }, a.lag);
       if (a.health === 'healthy') healthy++;
     }
@@ -409,21 +460,36 @@ export class ChainListener {
     return run;
   }
 
-  /** Pins the start block at the first session of a chain without a position, then reports ready. */
-  private async pin(): Promise<void> {
+  /**
+   * Pins the start block of a chain without a position (see the header), then reports ready. False
+   * while a provider has not had its first session yet.
+   */
+  private async pin(): Promise<boolean> {
     if (!this.pinned) {
-      const next = this.follower!.pin();
+      if (!this.sessions.every((s) => s.attempted || s.mismatch)) return false;
+      const heads = this.sessions.filter((s) => s.up && !s.syncing && s.head).map((s) => s.head!.header.number);
+      const next = this.follower!.pin(heads.length > 0 ? Math.min(...heads) : null);
       await this.deps.cursors.setPosition(this.deps.config.chainId, { next, floor: next });
       this.pinned = true;
       this.deps.log.info({ next }, 'chain start block pinned');
     }
     this.deps.onReady?.();
+    return true;
   }
 
   private setConnected(up: boolean): void {
     this.connected = up;
     this.deps.metrics.up.set(this.label, up ? 1 : 0);
     this.deps.metrics.wsConnected.set(this.label, up && this.active?.kind === 'ws' ? 1 : 0);
+  }
+
+  /** An unexpected error (a bug): the listener stops and the supervisor hears of it. */
+  private crash(err: unknown): void {
+    if (this.fatal) return;
+    const cause = err instanceof EthhookError ? err : new EthhookError('ETHHOOK_ERR_LISTENER_FAILED', `chain listener failed: ${(err as Error)?.message ?? String(err)}`, {}, { cause: err });
+    this.abort.abort();
+    this.wake();
+    this.die(cause);
   }
 
   private die(err: EthhookError): void {
@@ -445,6 +511,14 @@ export class ChainListener {
     const level = kind === 'mismatch' ? 'error' : 'warn';
     this.deps.log[level]({ kind, provider, err: { ...describeError(err), stack: undefined }, transport: session?.kind }, 'chain RPC problem');
   }
+}
+
+/** Errors a provider's answer (or silence) caused: they count against it and may move the chain off it. */
+function isProviderFault(err: unknown): boolean {
+  return (
+    err instanceof EthhookError &&
+    (err.code.startsWith('ETHHOOK_ERR_RPC_') || err.code === 'ETHHOOK_ERR_CHAIN_INCONSISTENT' || err.code === 'ETHHOOK_ERR_PROVIDER_DISAGREES')
+  );
 }
 
 function isFatal(err: unknown): err is EthhookError {

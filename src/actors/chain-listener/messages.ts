@@ -61,10 +61,10 @@ export type ChainListenerRequest = ChainStatusRequest | ChainFailoverRequest;
 export interface ProviderStatus {
   name: string;
   weight: number;
-  health: 'healthy' | 'down' | 'syncing' | 'mismatched' | 'held' | 'lagging' | 'stalled';
+  health: 'healthy' | 'down' | 'syncing' | 'mismatched' | 'held' | 'lagging' | 'ahead' | 'stalled';
   transport: 'ws' | 'http' | 'none';
   head: number | null;
-  /** Blocks below the highest head of the chain's providers. */
+  /** Blocks below the chain's reference head (provider-pool.ts). */
   lag: number;
   /** ISO time until which the listener does not choose it, or null. */
   heldUntil: string | null;

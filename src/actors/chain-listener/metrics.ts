@@ -23,13 +23,15 @@
  * Per provider (label `provider` = its configured name, never its URL):
  * - `chain_provider_up{chain,provider}`: 1 while its session works (chain verified, a head seen).
  * - `chain_provider_height{chain,provider}`: the head it last showed.
- * - `chain_provider_lag_blocks{chain,provider}`: the highest head among the chain's providers minus its own.
+ * - `chain_provider_lag_blocks{chain,provider}`: the reference head (provider-pool.ts) minus its own.
  * - `chain_provider_active{chain,provider}`: 1 for the provider the listener reads from.
  * - `chain_provider_latency_seconds{chain,provider}`: the time its answers take (histogram).
  * - `chain_provider_errors_total{chain,provider,kind}`: its failures, by kind (PROVIDER_ERROR_KINDS).
  * - `chain_provider_disagreements_total{chain,provider}`: a block hash it showed that another provider
  *   contradicted at the same height.
  * - `chain_provider_failovers_total{chain,provider,reason}`: times the listener left it (FAILOVER_REASONS).
+ * - `chain_provider_throttled_total{chain,provider}`: its rate-limited answers that the listener slowed
+ *   down for and asked again (only when it kept limiting is `chain_provider_errors_total{kind="rate-limited"}` counted).
  * - `chain_providers_healthy{chain}`: providers fit to be read from (up, in step, not held).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -51,7 +53,8 @@ export type RpcErrorKind = (typeof RPC_ERROR_KINDS)[number];
 export const FAILOVER_REASONS = [
   'down', // its session ended
   'syncing', // it reports eth_syncing
-  'lagging', // more than maxLagBlocks below the highest head
+  'lagging', // more than maxLagBlocks below the reference head
+  'ahead', // more than maxLagBlocks above the reference head (a head no other provider has)
   'stalled', // no new head for stallTimeoutMs while others moved on
   'error', // a read from it failed
   'disagreement', // it showed a hash the other providers contradict
@@ -79,6 +82,7 @@ export interface ChainMetrics {
   providerErrors: Counter<'chain' | 'provider' | 'kind'>;
   providerDisagreements: Counter<'chain' | 'provider'>;
   providerFailovers: Counter<'chain' | 'provider' | 'reason'>;
+  providerThrottled: Counter<'chain' | 'provider'>;
   providersHealthy: Gauge<'chain'>;
 }
 
@@ -129,7 +133,7 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
     ),
     providerUp: providerGauge('chain_provider_up', '1 while the session with this provider works (chain verified, a head seen)'),
     providerHeight: providerGauge('chain_provider_height', 'Head block number this provider last showed'),
-    providerLag: providerGauge('chain_provider_lag_blocks', "Highest head among the chain's providers minus this provider's head"),
+    providerLag: providerGauge('chain_provider_lag_blocks', "The chain's reference head (the highest that two providers vouch for) minus this provider's head"),
     providerActive: providerGauge('chain_provider_active', '1 for the provider the listener reads blocks and logs from'),
     providerLatency: metric(registry, 'chain_provider_latency_seconds', () =>
       new Histogram({
@@ -164,6 +168,14 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
         registers,
       }),
     ),
+    providerThrottled: metric(registry, 'chain_provider_throttled_total', () =>
+      new Counter({
+        name: 'chain_provider_throttled_total',
+        help: 'Rate-limited answers of this provider that the listener slowed down for and asked again',
+        labelNames: ['chain', 'provider'],
+        registers,
+      }),
+    ),
     providersHealthy: gauge('chain_providers_healthy', 'Providers fit to be read from (up, in step with the others, not held)'),
   };
   byRegistry.set(registry, metrics);
@@ -181,6 +193,7 @@ export function exportChainSeries(registry: Registry, chains: ReadonlyArray<{ na
     for (const { name: provider } of providers) {
       for (const gauge of [m.providerUp, m.providerHeight, m.providerLag, m.providerActive]) gauge.set({ chain, provider }, 0);
       m.providerDisagreements.inc({ chain, provider }, 0);
+      m.providerThrottled.inc({ chain, provider }, 0);
       for (const kind of RPC_ERROR_KINDS) m.providerErrors.inc({ chain, provider, kind }, 0);
       for (const reason of FAILOVER_REASONS) m.providerFailovers.inc({ chain, provider, reason }, 0);
     }

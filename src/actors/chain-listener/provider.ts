@@ -7,19 +7,26 @@
  *   `heartbeatMs` without one it asks for the latest block and `eth_syncing` again (a silent socket is
  *   caught by the request timeout). The session ends on any transport or node error; the next starts
  *   after a backoff (exponential, jitter).
- * - After `wsFailuresBeforeFallback` sessions in a row that failed before they were up, and when the
- *   provider has an `httpUrl`, it polls over HTTP every `pollIntervalMs` while a WebSocket probe
- *   retries with backoff; the first WebSocket that connects takes over again. A provider with only an
- *   `httpUrl` is polled.
+ * - After `wsFailuresBeforeFallback` sessions in a row that failed before they were up, or as many reads
+ *   in a row from an open WebSocket session that failed (`readFailed`; a proxy that drops large frames),
+ *   and when the provider has an `httpUrl`, it polls over HTTP every `pollIntervalMs` while a WebSocket
+ *   probe retries with backoff; the first WebSocket that connects takes over again. A provider with only
+ *   an `httpUrl` is polled.
  * - `up` once the chain is verified and a head is known, until the session ends. `syncing` while the
  *   provider reports `eth_syncing` (a provider that does not know the method is taken as synced).
  * - A provider that serves another chain (ETHHOOK_ERR_CHAIN_MISMATCH) stops for good: `mismatch` holds
- *   the error and `onChange` tells the listener.
+ *   the error and `onChange` tells the listener. `attempted` is set once its first session came up or
+ *   failed (the listener pins a `latest` start only once every provider had its say).
+ * - The listener's callbacks (`onHead`, `onChange`) run inside socket events: one that throws is caught
+ *   and reported to `onCallbackError`, never left to escape into the socket.
  * - `transport` (what the listener's RpcChainSource calls) goes through the session's current
  *   connection; each call first waits for the provider's Throttle (throttle.ts), its time is observed
  *   in `chain_provider_latency_seconds`, and a rate-limited answer slows the Throttle down and is asked
  *   again after the wait it implies (at least what the provider's Retry-After said), up to
- *   RATE_LIMIT_TRIES times in all; only then does it fail with ETHHOOK_ERR_RPC_RATE_LIMITED.
+ *   RATE_LIMIT_TRIES times in all (`chain_provider_throttled_total`); only then does it fail with
+ *   ETHHOOK_ERR_RPC_RATE_LIMITED. A call the Throttle would hold back longer than `requestTimeoutMs`
+ *   is not sent: it fails at once with ETHHOOK_ERR_RPC_RATE_LIMITED, so that the listener can read
+ *   from another provider meanwhile.
  */
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -31,7 +38,7 @@ import { HttpRpcClient } from './http-rpc.ts';
 import type { ChainMetrics, RpcErrorKind } from './metrics.ts';
 import { RpcChainSource } from './rpc-source.ts';
 import { Throttle } from './throttle.ts';
-import { rpcClosed, type RpcCall, type RpcTransport } from './transport.ts';
+import { rpcClosed, rpcRateLimited, type RpcCall, type RpcTransport } from './transport.ts';
 import { WsRpcClient, nowMs } from './ws-rpc.ts';
 
 /** Tries of one call that the provider keeps rate-limiting, before it fails. */
@@ -55,6 +62,8 @@ export interface ProviderSessionDeps {
   /** up, syncing or mismatch changed. */
   onChange(session: ProviderSession): void;
   problem(session: ProviderSession, kind: RpcErrorKind, err: unknown): void;
+  /** A callback above threw (a bug): the listener decides what to do. */
+  onCallbackError(err: unknown): void;
 }
 
 export class ProviderSession {
@@ -71,7 +80,13 @@ export class ProviderSession {
   kind: 'ws' | 'http' | 'none' = 'none';
   /** Held off by the listener until then (ms since the epoch). */
   heldUntil = 0;
+  /** Since when its head has been below the chain's reference head (kept by the listener). */
+  behindSince: number | null = null;
+  /** Its first session came up or failed. */
+  attempted = false;
   private current: RpcTransport | null = null;
+  private currentWs: WsRpcClient | null = null;
+  private readFailures = 0;
   private readonly throttle: Throttle;
   private readonly labels: { chain: string; provider: string };
   private wake: () => void = () => {};
@@ -133,19 +148,37 @@ export class ProviderSession {
         });
       } catch (err) {
         if (this.signal.aborted) break;
+        this.attempted = true;
         if (isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH')) {
           this.mismatch = err;
           this.deps.problem(this, 'mismatch', err);
           this.setUp(false);
+          this.changed();
           break;
         }
+        if (this.readFailures >= chain.wsFailuresBeforeFallback) failures = Math.max(failures, chain.wsFailuresBeforeFallback);
+        this.readFailures = 0;
         failures++;
         this.deps.problem(this, classify(err), err);
+        this.changed();
         await sleep(backoffDelay(failures, chain.reconnect), this.signal);
       }
     }
     handover?.close();
     this.setUp(false);
+  }
+
+  /** A read from this provider failed: enough in a row end an open WebSocket session (HTTP fallback). */
+  readFailed(): void {
+    const { chain, provider } = this.deps;
+    if (++this.readFailures >= chain.wsFailuresBeforeFallback && provider.httpUrl && this.currentWs) {
+      this.deps.log.warn({ provider: this.name, failures: this.readFailures }, 'chain provider: reads keep failing over its WebSocket: ending the session');
+      this.currentWs.close();
+    }
+  }
+
+  readSucceeded(): void {
+    this.readFailures = 0;
   }
 
   private connectWs(url: string): Promise<WsRpcClient> {
@@ -166,6 +199,7 @@ export class ProviderSession {
     let heard = false;
     this.kind = 'ws';
     this.current = client;
+    this.currentWs = client;
     try {
       await client.subscribe(['newHeads'], (result, receivedAt) => {
         let header;
@@ -181,6 +215,7 @@ export class ProviderSession {
       await this.checkSyncing();
       this.noteHead(await this.source.latestHeader(), nowMs());
       this.setUp(true);
+      this.attempted = true;
       onUp();
       this.deps.log.info({ provider: this.name, url: redactUrl(this.deps.provider.wsUrl!) }, 'chain WebSocket session up');
       for (;;) {
@@ -197,6 +232,7 @@ export class ProviderSession {
       this.signal.removeEventListener('abort', stopOnAbort);
       client.close();
       this.current = null;
+      this.currentWs = null;
       this.setUp(false);
     }
   }
@@ -209,12 +245,17 @@ export class ProviderSession {
     const { chain, log, provider } = this.deps;
     const http = new HttpRpcClient({ url, requestTimeoutMs: chain.requestTimeoutMs, maxFrameBytes: chain.maxFrameBytes });
     let probed: WsRpcClient | null = null;
+    // The probe ends with this polling (stop, a mismatch, or the probe's own success).
+    const probeStop = new AbortController();
+    const probeSignal = AbortSignal.any([this.signal, probeStop.signal]);
     const probing = (async () => {
-      for (let attempt = 1; probe && !this.signal.aborted && !probed; attempt++) {
-        await sleep(backoffDelay(attempt, chain.reconnect), this.signal);
-        if (this.signal.aborted) return;
+      for (let attempt = 1; probe && !probeSignal.aborted && !probed; attempt++) {
+        await sleep(backoffDelay(attempt, chain.reconnect), probeSignal);
+        if (probeSignal.aborted) return;
         try {
-          probed = await this.connectWs(provider.wsUrl!);
+          const client = await this.connectWs(provider.wsUrl!);
+          if (probeSignal.aborted) client.close();
+          else probed = client;
           this.wake();
         } catch (err) {
           this.deps.problem(this, 'connection', err);
@@ -236,13 +277,16 @@ export class ProviderSession {
           await this.checkSyncing();
           this.noteHead(await this.source.latestHeader(), nowMs());
           this.setUp(true);
+          this.attempted = true;
           failures = 0;
           await this.waitForWake(chain.pollIntervalMs);
         } catch (err) {
           if (this.signal.aborted) break;
           if (isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH')) throw err;
           this.setUp(false);
+          this.attempted = true;
           this.deps.problem(this, classify(err), err);
+          this.changed();
           await sleep(backoffDelay(++failures, chain.reconnect), this.signal);
         }
       }
@@ -250,13 +294,13 @@ export class ProviderSession {
       http.close();
       this.current = null;
       this.setUp(false);
-      this.wake();
+      const handedOver = probed as WsRpcClient | null;
+      probeStop.abort();
       await probing;
+      // Only a probe that connected while polling went on is handed over; on any other way out it is closed.
+      if (this.signal.aborted || !handedOver) (probed as WsRpcClient | null)?.close();
     }
-    if (this.signal.aborted) {
-      (probed as WsRpcClient | null)?.close();
-      return null;
-    }
+    if (this.signal.aborted || !probed) return null;
     log.info({ provider: this.name }, 'chain WebSocket back: leaving HTTP polling');
     return probed;
   }
@@ -265,7 +309,19 @@ export class ProviderSession {
     if (this.head === null || header.number > this.head.header.number) this.movedAt = Date.now();
     this.head = { header, seenAt };
     this.deps.metrics.providerHeight.set(this.labels, header.number);
-    this.deps.onHead(this, this.head);
+    try {
+      this.deps.onHead(this, this.head);
+    } catch (err) {
+      this.deps.onCallbackError(err);
+    }
+  }
+
+  private changed(): void {
+    try {
+      this.deps.onChange(this);
+    } catch (err) {
+      this.deps.onCallbackError(err);
+    }
   }
 
   private async checkSyncing(): Promise<void> {
@@ -280,7 +336,7 @@ export class ProviderSession {
     if (syncing !== this.syncing) {
       this.syncing = syncing;
       this.deps.log.warn({ provider: this.name, syncing }, syncing ? 'chain provider is syncing: not read from' : 'chain provider synced');
-      this.deps.onChange(this);
+      this.changed();
     }
   }
 
@@ -289,7 +345,7 @@ export class ProviderSession {
     if (this.up === up) return;
     this.up = up;
     this.deps.metrics.providerUp.set(this.labels, up ? 1 : 0);
-    this.deps.onChange(this);
+    this.changed();
   }
 
   /** Waits for a wake-up (the socket closing, a probe that connected, stop) or a timeout. */
@@ -310,6 +366,10 @@ export class ProviderSession {
     const send = async <T>(label: string, calls: number, call: (t: RpcTransport) => Promise<T>): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
         const wait = this.throttle.reserve(calls, Date.now());
+        if (wait > this.deps.chain.requestTimeoutMs) {
+          this.throttle.refund(calls);
+          throw rpcRateLimited(label, `held back ${wait} ms by the provider's throttle (${this.throttle.currentRate.toFixed(1)} calls/s)`);
+        }
         if (wait > 0) await sleep(wait, this.signal);
         const transport = this.current;
         if (!transport || this.signal.aborted) throw rpcClosed(label, `provider ${this.name} has no session`);
@@ -322,7 +382,7 @@ export class ProviderSession {
         } catch (err) {
           if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_RATE_LIMITED') || attempt >= RATE_LIMIT_TRIES) throw err;
           this.throttle.limited(Date.now());
-          this.deps.problem(this, 'rate-limited', err);
+          this.deps.metrics.providerThrottled.inc(this.labels);
           const asked = typeof err.context.retryAfterMs === 'number' ? err.context.retryAfterMs : 0;
           await sleep(Math.max(asked, this.throttle.reserve(0, Date.now()), Math.ceil(1000 / this.throttle.currentRate)), this.signal);
         }

@@ -6,10 +6,13 @@
  *   bucket holds one second of calls, so a burst of up to that many goes out at once.
  * - `reserve(calls, now)` takes `calls` tokens (a batch counts each call) and answers how long the
  *   caller must wait before sending: the bucket may go into debt, so concurrent callers queue in order.
+ *   `refund(calls)` gives them back (a caller that will not send after all).
  * - `limited(now)` (the provider answered with a rate limit): the rate halves, from the ceiling, or
  *   from the pace of the last second when there is no ceiling; never below MIN_RATE.
- * - `succeeded(now)`: every RECOVERY_MS without a limit, the rate grows by a quarter, back up to the
- *   ceiling; without a ceiling, the limit is lifted once the rate is four times what it was cut to.
+ * - Every RECOVERY_MS without a limit (checked at each `reserve` and `succeeded`), the rate grows by a
+ *   quarter, back up to the ceiling; without a ceiling, the limit is lifted once the rate is four times
+ *   what it was cut to. Growth does not wait for a success: a provider whose calls all wait too long to
+ *   be sent still recovers.
  *
  * Memory: a few numbers.
  */
@@ -51,6 +54,7 @@ export class Throttle {
   /** Takes `calls` tokens; the milliseconds to wait before sending (0 = now). */
   reserve(calls: number, now: number): number {
     this.countPace(calls, now);
+    this.recover(now);
     if (!Number.isFinite(this.rate)) return 0;
     this.refill(now);
     this.tokens -= calls;
@@ -66,7 +70,15 @@ export class Throttle {
     this.limitedAt = now;
   }
 
+  refund(calls: number): void {
+    if (Number.isFinite(this.rate)) this.tokens = Math.min(this.rate, this.tokens + calls);
+  }
+
   succeeded(now: number): void {
+    this.recover(now);
+  }
+
+  private recover(now: number): void {
     if (!Number.isFinite(this.rate) || this.rate >= this.maxPerSecond) return;
     if (now - Math.max(this.limitedAt, this.raisedAt) < RECOVERY_MS) return;
     this.refill(now);
