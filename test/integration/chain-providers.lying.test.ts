@@ -84,6 +84,17 @@ describe('providers that lie', () => {
     });
   });
 
+  it('leaves a provider that answers another block than the one asked for', async () => {
+    await run(['a', 'b'], {}, async (h) => {
+      chain.providers[0]!.fault = 'wrong-block';
+      await chain.ticks(3);
+      await waitFor(caughtUp(h), 20_000, 'every tick, through b');
+      await expectEveryTickOnce(h.collector, chain);
+      expect(await metric(h, 'chain_provider_errors_total', { provider: 'a', kind: 'malformed' })).toBeGreaterThanOrEqual(1);
+      expect(await metric(h, 'chain_provider_active', { provider: 'b' })).toBe(1);
+    });
+  });
+
   it('does not retract what one provider alone shows as orphaned (its own fork); moves to the others', async () => {
     await run(['a', 'b', 'c'], {}, async (h) => {
       await chain.ticks(3);

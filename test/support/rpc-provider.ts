@@ -49,6 +49,8 @@
  *   real blocks >= forkFrom are unknown to it: null by hash, -32000 'unknown block' for `eth_getLogs`.
  *   Blocks below forkFrom stay honest.
  * - 'syncing': `eth_syncing` answers a sync in progress (an object) instead of false; all else honest.
+ * - 'wrong-block': `eth_getBlockByNumber` of a number n > 0 answers block n - 1 (a wrong block); all
+ *   else honest.
  * - 'ahead': claims a head `aheadBlocks` (default 1000) above anvil's: `eth_blockNumber` answers it and
  *   'latest' a made-up header at that height (hash `forkedHash(n)`); newHeads and every block it
  *   actually has stay honest, blocks above anvil's head are null as anvil answers them.
@@ -75,7 +77,8 @@ export type ProviderFault =
   | 'foreign-logs'
   | 'fork'
   | 'syncing'
-  | 'ahead';
+  | 'ahead'
+  | 'wrong-block';
 
 export interface RpcProvider {
   name: string;
@@ -101,7 +104,7 @@ export interface RpcProvider {
   stop(): Promise<void>;
 }
 
-const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork', 'syncing', 'ahead'];
+const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork', 'syncing', 'ahead', 'wrong-block'];
 const UNKNOWN_BLOCK = { code: -32000, message: 'unknown block' };
 const RATE_LIMITED = { code: -32005, message: 'rate limit exceeded: too many requests' };
 const MAX_BODY_BYTES = 16 << 20;
@@ -278,6 +281,7 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
   const blockByNumber = async (params: unknown[], f: ProviderFault): Promise<Outcome> => {
     const [tag, ...rest] = params;
     if (f === 'ahead' && (tag === 'latest' || tag === 'pending')) return aheadHeader();
+    if (f === 'wrong-block' && (quantity(tag) ?? 0) > 0) return relay('eth_getBlockByNumber', [hex(quantity(tag)! - 1), ...rest]);
     if (f === 'stall' || f === 'lag') {
       const { visible } = await freshHead(f);
       const n = quantity(tag);

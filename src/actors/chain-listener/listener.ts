@@ -514,11 +514,20 @@ export class ChainListener {
 }
 
 /** Errors a provider's answer (or silence) caused: they count against it and may move the chain off it. */
+const PROVIDER_FAULTS = new Set<string>([
+  'ETHHOOK_ERR_RPC_TIMEOUT',
+  'ETHHOOK_ERR_RPC_ERROR',
+  'ETHHOOK_ERR_RPC_MALFORMED',
+  'ETHHOOK_ERR_RPC_CLOSED',
+  'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE',
+  'ETHHOOK_ERR_RPC_RATE_LIMITED',
+  'ETHHOOK_ERR_RPC_INCOMPLETE',
+  'ETHHOOK_ERR_CHAIN_INCONSISTENT',
+  'ETHHOOK_ERR_PROVIDER_DISAGREES',
+]);
+
 function isProviderFault(err: unknown): boolean {
-  return (
-    err instanceof EthhookError &&
-    (err.code.startsWith('ETHHOOK_ERR_RPC_') || err.code === 'ETHHOOK_ERR_CHAIN_INCONSISTENT' || err.code === 'ETHHOOK_ERR_PROVIDER_DISAGREES')
-  );
+  return err instanceof EthhookError && PROVIDER_FAULTS.has(err.code);
 }
 
 function isFatal(err: unknown): err is EthhookError {
