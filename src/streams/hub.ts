@@ -16,6 +16,8 @@
  * preempted does not delay the next one further). With few clients a flush takes microseconds and
  * runs on the next turn (`setImmediate`); with many, events published meanwhile join the next batch,
  * so the fan-out keeps up with any event rate while the latency stays about twice a flush's duration.
+ * A client whose buffer reaches half of `clientBufferEvents` while a flush waits out that pacing gets
+ * the flush on the next turn: pacing never lets a buffer grow past its capacity.
  *
  * A client whose socket has stopped taking data and whose buffer holds `clientBufferEvents` (default
  * 1024; client.ts says exactly when) when one more event arrives for it is dropped on the spot: it
@@ -76,6 +78,8 @@ export class StreamHub {
   private nextClientId = 0;
   private pending: StreamClient[] = [];
   private flushScheduled = false;
+  /** The flush waiting out the duty cycle, if it is a timer. */
+  private flushTimer: NodeJS.Timeout | null = null;
   /** performance.now() before which the next flush does not start. */
   private nextFlushAt = 0;
 
@@ -148,19 +152,32 @@ export class StreamHub {
   }
 
   private readonly schedule = (client: StreamClient): void => {
-    if (client.queuedForFlush || !client.writable) return;
-    client.queuedForFlush = true;
-    this.pending.push(client);
-    if (this.flushScheduled) return;
+    if (!client.writable) return;
+    if (!client.queuedForFlush) {
+      client.queuedForFlush = true;
+      this.pending.push(client);
+    }
+    if (this.flushScheduled) {
+      // A buffer half full does not wait out the duty cycle: a delayed flush must not let buffers grow
+      // past their capacity (larger flushes would cost more CPU and be delayed longer still).
+      if (this.flushTimer && client.buffered >= this.clientBufferEvents / 2) {
+        clearTimeout(this.flushTimer);
+        this.flushTimer = null;
+        setImmediate(this.flush);
+      }
+      return;
+    }
     this.flushScheduled = true;
     const wait = this.nextFlushAt - performance.now();
     if (wait < 1) setImmediate(this.flush);
-    else setTimeout(this.flush, wait);
+    else this.flushTimer = setTimeout(this.flush, wait);
   };
 
   private readonly flush = (): void => {
     const cpu = process.cpuUsage();
     this.flushScheduled = false;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     const clients = this.pending;
     this.pending = [];
     for (const client of clients) {

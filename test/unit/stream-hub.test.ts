@@ -198,3 +198,34 @@ describe('metrics', () => {
     expect(Number((await registry.metrics()).split('\n').find((l) => l.startsWith('events_emitted_total '))!.split(' ').pop())).toBe(4);
   });
 });
+
+describe('flush pacing', () => {
+  it('a buffer half full gets its flush on the next turn, even while pacing delays the flush', async () => {
+    const hub = new StreamHub({ clientBufferEvents: 10 });
+    // A sink whose first write costs 200 ms of CPU: pacing then delays the next flush by about as much.
+    let costly = true;
+    const sink = new MemorySink();
+    const slowWrite = sink.write.bind(sink);
+    sink.write = (frames, written) => {
+      if (costly) {
+        costly = false;
+        const until = performance.now() + 200;
+        while (performance.now() < until);
+      }
+      return slowWrite(frames, written);
+    };
+    hub.subscribe(sink, all);
+    hub.publish(created(1));
+    await tick();
+    expect(sink.ids).toEqual([1]);
+    await tick();
+    hub.publish(created(2)); // 1 of 10 buffered: waits out the pacing
+    await tick();
+    await tick();
+    expect(sink.ids).toEqual([1]);
+    for (let i = 3; i <= 6; i++) hub.publish(created(i)); // 5 of 10: flushed on the next turn
+    await tick();
+    expect(sink.ids).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
+
