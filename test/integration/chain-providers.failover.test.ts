@@ -191,4 +191,34 @@ describe('failover between providers', () => {
       b!.fault = 'none';
     }
   });
+
+  it('polls over HTTP when reads keep failing over a WebSocket that stays open', async () => {
+    const [a, b] = chain.providers;
+    const store = await tempDb();
+    // One provider: its WebSocket (a) answers logs of the wrong block, its HTTP endpoint (b) is honest.
+    const h = await startHarness({
+      chain: { chainId: 31337, name: 'anvil', wsUrl: a!.wsUrl, httpUrl: b!.httpUrl, startBlock: 'latest', pollIntervalMs: 100, reconnect: { minMs: 20, maxMs: 100 } },
+      db: store.db,
+    });
+    const status = () => h.behaviour.receive({ type: 'chain.status' }, {} as never) as { transport: string };
+    try {
+      await waitFor(async () => (await h.metric('chain_up')) === 1 && status().transport === 'ws', 20_000, 'the WebSocket session');
+      const httpReads = b!.calls.get('eth_getLogs') ?? 0;
+      const before = chain.sent;
+      a!.fault = 'foreign-logs';
+      for (let i = 0; i < 3; i++) {
+        await chain.ticks(1);
+        await waitFor(caughtUp(h), 20_000, 'the tick, read over HTTP');
+      }
+      // The logs came over HTTP (the WebSocket, back after its probe, fails again and hands over again).
+      expect(b!.calls.get('eth_getLogs') ?? 0).toBeGreaterThan(httpReads);
+      expect(seqs(netLogs(h.collector.messages)).slice(-3)).toEqual([before, before + 1, before + 2]);
+      expect(h.collector.retracted).toEqual([]);
+      expect(h.failures).toEqual([]);
+    } finally {
+      await h.stop();
+      await store.close();
+      a!.fault = 'none';
+    }
+  });
 });
