@@ -20,6 +20,7 @@
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
+import { startMallocTrim } from './malloc-trim.ts';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createAdminBehaviour } from './actors/admin/behaviour.ts';
 import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
@@ -258,6 +259,8 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   };
   logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
   setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`);
+  const trim = startMallocTrim(logger.child({ component: 'malloc-trim' }));
+  cleanups.push(async () => trim.stop());
   if (demo) {
     process.stderr.write(demoBanner(where));
     if (config.demo.statusIntervalMs > 0) {

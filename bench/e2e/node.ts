@@ -56,7 +56,9 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
   // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
   env.MALLOC_ARENA_MAX ??= '2';
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'start', '--config', configFile], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_NODE_ARGS: node flags for the node's process only (`--cpu-prof`, heap flags), space-separated.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
