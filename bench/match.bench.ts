@@ -31,7 +31,7 @@
  *   No firehose subscription (any address, any topic): each would add one job to every log.
  * Logs: 50% token events (same skew), 25% from other followed contracts, 25% from contracts nobody
  * follows; topic0 from the same signatures; topic1/topic2 are a subscribed wallet 10% of the time.
- * Targets (issue 4): >= 200,000 logs/s, RSS <= 150 MB. Last line: one JSON object.
+ * Targets: >= 200,000 logs/s, RSS <= 150 MB. Last line: one JSON object.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

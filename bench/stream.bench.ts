@@ -17,7 +17,7 @@
  * not counted); a phase passes when every client got every event, nobody was dropped, and the p99
  * latency is <= 50 ms. The ramp stops at the first phase that fails. Reported: the highest passing
  * rate (events/s; each is delivered 1,000 times), its p99, and the server's peak RSS.
- * Targets (issue 5): 1,000 clients held with p99 <= 50 ms and RSS <= 200 MB. Last line: one JSON object.
+ * Targets: 1,000 clients held with p99 <= 50 ms and RSS <= 200 MB. Last line: one JSON object.
  *
  * Environment: STREAM_BENCH_RATES (comma list of events/s), STREAM_BENCH_PHASE_MS, STREAM_BENCH_CLIENTS
  * (default 1000, half of them WebSocket).

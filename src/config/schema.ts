@@ -8,8 +8,7 @@
  * - Objects are strict: an unknown key (a typo such as `admin.prot`) is an error, never ignored.
  * - Every duration field (`...Ms`, `retry.schedule`) takes milliseconds or a string with a unit
  *   (`"10s"`, `"5m"`, `"2h"`); the parsed config always holds milliseconds.
- * - Sections later issues fill in (`deliverer`, `governance`, `streams`, `security`) hold only the
- *   settings their first cut needs; each addition lands here, typed and defaulted.
+ * - Every setting lands here, typed and defaulted; a section holds only what its module reads.
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';

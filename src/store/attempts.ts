@@ -19,9 +19,8 @@
  * batch that wrote them has landed: `written()`), so an
  * endpoint stores fewer than 1.5 x keep + PAGE_MAX records. `idle()` waits for those removals.
  *
- * The next number of an endpoint is kept in memory, read once per process from its newest page by
- * `ready(endpointIds)` before the first write; that read also deletes records in older key layouts
- * (before pages: a ring of one-record slots, `<endpointId>!<6 digits>`).
+ * The next number of an endpoint is kept in memory, read once per process from its newest page (one
+ * key, read backwards) by `ready(endpointIds)` before the first write.
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
@@ -198,18 +197,12 @@ export class AttemptLog {
     this.clearing.add(clearing);
   }
 
-  /** Reads the endpoint's newest page once for its next number; records in other key layouts are deleted. */
+  /** Reads the endpoint's newest page once for its next number. */
   private async load(endpointId: string): Promise<void> {
     const prefix = `${endpointId}!`;
     let newest: string | undefined;
-    const stale: string[] = [];
-    // Keys only (an endpoint has at most ~1.5 x keep): keys of the older layout sort among the pages.
-    for await (const key of this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
-      if (isPageKey(key, prefix)) newest = key;
-      else stale.push(key);
-    }
-    const page = newest === undefined ? undefined : await this.records.get(newest);
-    if (stale.length > 0) await this.records.batch(stale.map((key) => ({ type: 'del' as const, key })));
+    for await (const key of this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true, limit: 1 })) newest = key;
+    const page = newest === undefined || !isPageKey(newest, prefix) ? undefined : await this.records.get(newest);
     if (!this.next.has(endpointId)) {
       this.next.set(endpointId, isPage(page) ? page.n + page.r.length : 0);
       // The first write removes what older processes left beyond the retention.

@@ -1,6 +1,6 @@
 /**
  * Error codes of the store (endpoints, subscriptions, secrets, outbox). Gathered into the one catalog
- * (`src/errors.ts`) by the lead. Contexts carry ids and field paths, never a secret or the master key.
+ * (`src/errors.ts`). Contexts carry ids and field paths, never a secret or the master key.
  */
 import { defineErrorCodes } from '../runtime/errors.ts';
 

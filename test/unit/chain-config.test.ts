@@ -1,6 +1,6 @@
 // chainConfigSchema: defaults, durations with units, and the refusals an operator would hit.
 import { describe, expect, it } from 'vitest';
-import { chainConfigSchema } from '../../src/actors/chain-listener/config.ts';
+import { chainConfigSchema } from '../../src/config/chain.ts';
 
 const base = { chainId: 1, name: 'mainnet', wsUrl: 'wss://node.example/ws' };
 

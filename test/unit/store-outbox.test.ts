@@ -225,22 +225,6 @@ describe('counters and attempt records', () => {
   });
 });
 
-describe('attempt records in older layouts', () => {
-  // Records keyed by time (the first layout) and one-record ring slots (the second) are ignored by
-  // list and deleted when the endpoint's pages are first read.
-  it('are ignored and deleted', async () => {
-    const { db } = await freshDb();
-    const legacy = sublevel<unknown>(db, 'attempts');
-    await legacy.put(`ep_old!${String(T0).padStart(15, '0')}!000001`, { jobId: 'msg_old', endpointId: 'ep_old', at: T0, durationMs: 1 });
-    await legacy.put('ep_old!000007', { jobId: 'msg_slot', endpointId: 'ep_old', at: T0, durationMs: 1, n: 7 });
-    const outbox = await Outbox.open(db, { now });
-    expect(await outbox.attempts.list('ep_old')).toEqual([]);
-    await outbox.attempts.record({ jobId: 'msg_new', endpointId: 'ep_old', at: T0 + 1, durationMs: 2 });
-    expect((await outbox.attempts.list('ep_old')).map((r) => r.jobId)).toEqual(['msg_new']);
-    expect(await legacy.keys().all()).toEqual(['ep_old!000000000000000']);
-  });
-});
-
 describe('remembered jobs', () => {
   // Jobs are remembered as stored up to a bound; a write leaves a stale entry that the lookups skip and
   // that is swept out when the bound is reached. Whatever is remembered or not, answers are the same.
@@ -403,7 +387,7 @@ describe('group commit', () => {
     expect([outbox.depth(), outbox.deadLetterCount()]).toEqual([0, 1]);
   });
 
-  it('a leased job is changed without reading it, any other is read; both answer "already gone" exactly', async () => {
+  it('a known job is changed without reading it, any other is read; both answer "already gone" exactly', async () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);

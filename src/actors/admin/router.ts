@@ -1,8 +1,8 @@
 /**
  * The admin API's route table. A route is plain data: method, path pattern, the role it needs, zod
- * schemas for its body and query, an optional audit action, and a handler. Modules of later issues
- * (`/v1/endpoints`, `/v1/subscriptions`, streams) export arrays of routes and hand them to the admin
- * behaviour; the server (server.ts) does authentication, parsing, errors and audit for all of them.
+ * schemas for its body and query, an optional audit action, and a handler. Other modules
+ * (`/v1/endpoints`, `/v1/subscriptions`, the chain and governance routes) export arrays of routes and hand
+ * them to the admin behaviour; the server (server.ts) does authentication, parsing, errors and audit for all of them.
  *
  * - Patterns are literal segments and `:name` parameters (`/v1/endpoints/:id`); params are
  *   URI-decoded. A trailing slash is ignored. `HEAD` is served by the `GET` route.

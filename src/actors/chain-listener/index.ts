@@ -19,7 +19,7 @@ import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import type { Db } from '../../store/db.ts';
 import { CursorStore } from '../../store/cursors.ts';
 import { backoffDelay, orStop, sleep } from './backoff.ts';
-import type { ChainConfig } from './config.ts';
+import type { ChainConfig } from '../../config/chain.ts';
 import { throwIfStopped, type EmittedBlock } from './follower.ts';
 import { ChainListener } from './listener.ts';
 import {
@@ -34,7 +34,7 @@ import { getChainMetrics } from './metrics.ts';
 import type { ChainReadiness } from './readiness.ts';
 import { pipelineStages } from '../../pipeline-stages.ts';
 
-export { chainConfigSchema, type ChainConfig, type ChainConfigInput } from './config.ts';
+export { chainConfigSchema, type ChainConfig, type ChainConfigInput } from '../../config/chain.ts';
 export { chainErrorCodes } from './errors.ts';
 export {
   chainBlockMessageSchema,

@@ -46,7 +46,7 @@ import type { Logger } from '../../runtime/log.ts';
 import { EthhookError, describeError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorStore } from '../../store/cursors.ts';
 import { backoffDelay, sleep } from './backoff.ts';
-import type { ChainConfig } from './config.ts';
+import type { ChainConfig } from '../../config/chain.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
 import type { ChainBlockMessage, ChainLog, ChainStatus, ProviderStatus } from './messages.ts';
 import type { ChainMetrics, FailoverReason, RpcErrorKind } from './metrics.ts';

@@ -30,9 +30,8 @@
  */
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
-import type { ProviderConfig } from '../../config/chain.ts';
+import type { ChainConfig, ProviderConfig } from '../../config/chain.ts';
 import { backoffDelay, sleep } from './backoff.ts';
-import type { ChainConfig } from './config.ts';
 import { headerSchema, validateResult, type BlockHeader } from './eth-schemas.ts';
 import { HttpRpcClient } from './http-rpc.ts';
 import type { ChainMetrics, RpcErrorKind } from './metrics.ts';

@@ -1,5 +1,5 @@
 /**
- * Error codes of the Deliverer. Gathered into the one catalog (`src/errors.ts`) by the lead.
+ * Error codes of the Deliverer. Gathered into the one catalog (`src/errors.ts`).
  * Contexts carry the endpoint id and the reason, never a URL's credentials or a secret.
  */
 import { defineErrorCodes } from '../../runtime/errors.ts';

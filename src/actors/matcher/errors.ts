@@ -1,5 +1,5 @@
 /**
- * Error codes of the Matcher. Gathered into the one catalog (`src/errors.ts`) by the lead.
+ * Error codes of the Matcher. Gathered into the one catalog (`src/errors.ts`).
  */
 import { defineErrorCodes } from '../../runtime/errors.ts';
 
