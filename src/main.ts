@@ -58,7 +58,7 @@ import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
-import { buildTree, type AnyBehaviourFactory } from './tree.ts';
+import { ACTOR_PATHS, buildTree, type AnyBehaviourFactory } from './tree.ts';
 
 /**
  * V8's default growth factor of the young generation. bin/ethhook.mjs sets it to 1 while the process
@@ -166,7 +166,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   const chainListeners = new Map<string, AnyBehaviourFactory>(
     chains.map((chain) => [
       chainListenerName(chain.chainId),
-      () => createChainListener({ chain, store: db, target: '/pipeline/matcher', registry, readiness: chainReadiness }),
+      () => createChainListener({ chain, store: db, target: ACTOR_PATHS.matcher, registry, readiness: chainReadiness }),
     ]),
   );
   // JSON-safe: a placed deliverer gets them as its factory's args.
@@ -219,7 +219,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
       db,
       subscriptions,
       outbox,
-      logger: logger.child({ actor: '/pipeline/matcher' }),
+      logger: logger.child({ actor: ACTOR_PATHS.matcher }),
       registry,
       ownsEndpoint: ownsEndpoint(config.node.cluster),
       chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
@@ -236,7 +236,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
               endpoints,
               subscriptions,
               notices: pipelineNotices(lookup),
-              logger: logger.child({ actor: '/governance-stream' }),
+              logger: logger.child({ actor: ACTOR_PATHS.governanceStream }),
               secretOverlapMs: config.security.rotationOverlapMs,
             }),
           }),
@@ -246,7 +246,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   });
   await startTree(system, tree);
 
-  const address = await system.lookup('/admin')?.ask<AddressInfo | null>({ type: 'address' });
+  const address = await system.lookup(ACTOR_PATHS.admin)?.ask<AddressInfo | null>({ type: 'address' });
   const admin = address ? `http://${address.address}:${address.port}` : null;
   const where: NodeWhereabouts = {
     admin,

@@ -19,6 +19,19 @@ import { EthhookError } from './runtime/errors.ts';
 import type { Behaviour, ChildSpec, SupervisorSpec, WorkerSpec } from './runtime/types.ts';
 import type { NodeConfig } from './config/schema.ts';
 
+/** Where each actor of the tree lives: the one place its path is written. */
+export const ACTOR_PATHS = {
+  matcher: '/pipeline/matcher',
+  deliverer: '/pipeline/deliverer',
+  delivererStore: '/pipeline/deliverer-store',
+  governanceStream: '/governance-stream',
+  admin: '/admin',
+} as const;
+
+/** The name of a chain's listener under `chains`, and its path. */
+export const chainListenerName = (chainId: number): string => `chain-listener:${chainId}`;
+export const chainListenerPath = (chainId: number): string => `/pipeline/chains/${chainListenerName(chainId)}`;
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each actor has its own message type
 export type AnyBehaviourFactory = () => Behaviour<any>;
 

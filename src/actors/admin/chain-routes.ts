@@ -15,7 +15,8 @@
 import { z } from 'zod';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorRef, ActorSnapshot, ActorState } from '../../runtime/types.ts';
-import { chainListenerName, type ChainFailoverReply, type ChainStatus } from '../chain-listener/index.ts';
+import { chainListenerName, chainListenerPath } from '../../tree.ts';
+import type { ChainFailoverReply, ChainStatus } from '../chain-listener/index.ts';
 import { defineRoute, type Route } from './router.ts';
 
 /** `POST /admin/chains/:chainId/reset-cursor`. */
@@ -53,7 +54,7 @@ export interface ChainRoutesDeps {
   cursors: { reset(chainId: number, from: number | 'latest'): Promise<void> };
 }
 
-export const chainListenerPath = (chainId: number): string => `/pipeline/chains/${chainListenerName(chainId)}`;
+export { chainListenerPath };
 
 export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route[] {
   const configured = (param: string) => {

@@ -13,8 +13,9 @@ import { EthhookError, defineErrorCodes } from '../../runtime/errors.ts';
 import type { ActorRef, ActorState } from '../../runtime/types.ts';
 import type { GovernanceReply, GovernanceStatus } from '../governance/messages.ts';
 import { defineRoute, type Route } from './router.ts';
+import { ACTOR_PATHS } from '../../tree.ts';
 
-export const GOVERNANCE_STREAM_PATH = '/governance-stream';
+export const GOVERNANCE_STREAM_PATH = ACTOR_PATHS.governanceStream;
 const ASK_TIMEOUT_MS = 5_000;
 
 export const governanceRouteErrorCodes = defineErrorCodes({

@@ -59,7 +59,7 @@ export interface ChainListenerOptions {
   readiness?: ChainReadiness;
 }
 
-export const chainListenerName = (chainId: number): string => `chain-listener:${chainId}`;
+export { chainListenerName } from '../../tree.ts';
 
 export function createChainListener(options: ChainListenerOptions): Behaviour<ChainListenerRequest> {
   const { chain, target } = options;

@@ -49,6 +49,7 @@ import { endpointIdSchema, type Endpoint } from '../../store/endpoints.ts';
 import { jobSchema, type Job } from '../../store/outbox.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type QueueSource } from './metrics.ts';
+import { ACTOR_PATHS } from '../../tree.ts';
 
 export const DELIVERER_STORE_NAME = 'deliverer-store';
 export const DELIVERER_STORE_PATH = `/pipeline/${DELIVERER_STORE_NAME}`;
@@ -114,7 +115,7 @@ export interface DelivererStoreDeps {
 
 export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknown> {
   const metrics = deps.registry ? delivererMetrics(deps.registry) : undefined;
-  const delivererPath = deps.delivererPath ?? '/pipeline/deliverer';
+  const delivererPath = deps.delivererPath ?? ACTOR_PATHS.deliverer;
   let unsubscribe: (() => void) | null = null;
   let waking = false;
   let wakeAgain = false;

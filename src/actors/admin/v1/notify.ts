@@ -13,9 +13,10 @@
 import { isEthhookError } from '../../../runtime/errors.ts';
 import type { Logger } from '../../../runtime/log.ts';
 import type { ActorRef } from '../../../runtime/types.ts';
+import { ACTOR_PATHS } from '../../../tree.ts';
 
-export const MATCHER_PATH = '/pipeline/matcher';
-export const DELIVERER_PATH = '/pipeline/deliverer';
+export const MATCHER_PATH = ACTOR_PATHS.matcher;
+export const DELIVERER_PATH = ACTOR_PATHS.deliverer;
 /** How long a request waits for a notice's acknowledgement. A stopped actor keeps it queued, unanswered. */
 export const DEFAULT_NOTICE_TIMEOUT_MS = 2_000;
 
