@@ -168,7 +168,7 @@ async function main(): Promise<void> {
     e2e_webhooks_per_s: null, raw_undici_per_s: null, ratio: null, e2e_small_tx_webhooks_per_s: null, anvil_logs_per_s: null,
     anvil_small_tx_logs_per_s: null, sustained_per_s: null, sustained_ratio: null, live_p50_ms: null, live_p99_ms: null,
     live_tx_p50_ms: null, live_tx_p99_ms: null, live_stages: {}, rss_idle_mb: null, rss_peak_mb: null, rss_children_mb: null,
-    rss_after_mb: null, rss_backlog_1m_mb: null, outbox_depth_1m: null, rss_after_1m_mb: null, fair_healthy_p99_ms: null, fair_healthy_undelivered: null,
+    rss_after_mb: null, node_cpu_us_per_webhook: null, rss_backlog_1m_mb: null, outbox_depth_1m: null, rss_after_1m_mb: null, fair_healthy_p99_ms: null, fair_healthy_undelivered: null,
     lost: 0, bad_signatures: 0, phases: [...PHASES],
   };
   let lost = 0;
@@ -246,13 +246,20 @@ async function main(): Promise<void> {
       await idleRss();
 
       if (eps.large && eps.small) {
+        const cpuBefore = node.cpuSeconds();
         const large = await emitLarge(chain, eps.large.contract, BACKLOG_LOGS);
         results.anvil_logs_per_s = Math.round(BACKLOG_LOGS / ((large.mined - large.started) / 1000));
         console.log(`backlog, 1,000-log transactions: anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_logs_per_s} logs/s`);
         const last = await received(eps.large.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5), 'backlog');
+        const cpuAfter = node.cpuSeconds();
         if (last !== null) {
           results.e2e_webhooks_per_s = Math.round(BACKLOG_LOGS / ((last - large.started) / 1000));
           console.log(`backlog, 1,000-log transactions: ${BACKLOG_LOGS} webhooks in ${((last - large.started) / 1000).toFixed(1)} s = ${results.e2e_webhooks_per_s}/s end to end`);
+        }
+        if (cpuBefore !== null && cpuAfter !== null) {
+          // The node's CPU per webhook, all its threads (LevelDB's included): what the machine's noise moves least.
+          results.node_cpu_us_per_webhook = Math.round(((cpuAfter - cpuBefore) * 1e6) / BACKLOG_LOGS);
+          console.log(`backlog, 1,000-log transactions: the node used ${(cpuAfter - cpuBefore).toFixed(1)} CPU s = ${results.node_cpu_us_per_webhook} µs per webhook`);
         }
 
         const small = await emitSmall(chain, eps.small.contract, BACKLOG_LOGS);

@@ -23,6 +23,8 @@ import { sourcePath } from '../../src/runtime/source-dir.ts';
 
 const TOKEN = 'bench-e2e-operate-token-0123456789';
 const BIN = sourcePath('../bin/ethhook.mjs');
+/** What package.json's `start` passes to node before bin/ethhook.mjs. */
+const NPM_START_NODE_ARGS = '--max-semi-space-size=4';
 const START_TIMEOUT_MS = 60_000;
 const API_TIMEOUT_MS = 10_000;
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -33,6 +35,8 @@ export interface BenchNode {
   api<T = any>(method: string, path: string, body?: unknown): Promise<T>;
   metrics(): Promise<string>;
   rss(): { mainMb: number; childrenMb: number } | null;
+  /** CPU seconds the node's process has used so far, all its threads (utime + stime from /proc). */
+  cpuSeconds(): number | null;
   /** The last lines of the node's stderr and of its warn-or-worse log lines. */
   problems(): string;
   stop(): Promise<void>;
@@ -56,8 +60,9 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
   // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
   env.MALLOC_ARENA_MAX ??= '2';
-  // BENCH_NODE_ARGS: node flags for the node's process only (`--cpu-prof`, heap flags), space-separated.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
+  // flags; space-separated) for the node's process only.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? NPM_START_NODE_ARGS).split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -141,11 +146,26 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
       const children = descendants(pid).reduce((sum, p) => sum + (vmRssKb(p) ?? 0), 0);
       return { mainMb: main / 1024, childrenMb: children / 1024 };
     },
+    cpuSeconds: () => cpuSeconds(pid),
     problems: () => [...warnings.slice(-5), stderr.slice(-1_000)].join('\n'),
     stop,
     kill,
   };
 }
+
+/** utime + stime of the process (fields 14 and 15 of /proc/<pid>/stat, after the command's parenthesis), in seconds. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** Linux's USER_HZ, the unit of /proc's CPU times. */
+const CLOCK_TICKS = 100;
 
 function vmRssKb(pid: number): number | null {
   try {

@@ -448,8 +448,8 @@ describe('deploy/Dockerfile', () => {
   it('runs bin/ethhook.mjs as a non-root user, with node.dataDir on its volume and the admin port exposed', () => {
     expect(image.steps[0]).toEqual({ op: 'FROM', args: expect.stringMatching(/^node:20(\.[\d.]+)?-(bookworm-)?slim$/) });
     expect(image.user).not.toMatch(/^(root|0)$/);
-    expect(image.entrypoint).toEqual(['node', 'bin/ethhook.mjs']);
-    expect(existsSync(join(ROOT, image.entrypoint[1]!))).toBe(true);
+    expect(image.entrypoint).toEqual(['node', '--max-semi-space-size=4', 'bin/ethhook.mjs']);
+    expect(existsSync(join(ROOT, image.entrypoint.at(-1)!))).toBe(true);
     expect(image.volume).toBe(image.env.ETHHOOK_NODE__DATA_DIR);
     expect(image.healthcheck).toMatch(/'\/health'/);
     expect(image.steps.some((s) => s.op === 'RUN' && s.args.includes('npm ci --omit=dev'))).toBe(true);
