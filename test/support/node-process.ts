@@ -79,6 +79,8 @@ export interface StartNodeOptions {
   /** The config file's sections, merged (one level deep) over the test defaults. */
   config: Record<string, unknown>;
   startTimeoutMs?: number;
+  /** Variables given to the node on top of the test's environment without its ETHHOOK_* ones. */
+  env?: Record<string, string>;
 }
 
 const live = new Set<ChildProcess>();
@@ -122,6 +124,7 @@ export async function spawnNodeProcess(options: StartNodeOptions): Promise<NodeP
   await writeFile(dir.configFile, JSON.stringify(nodeConfig(dir, options.config), null, 2));
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
+  Object.assign(env, options.env);
   const child = spawn(process.execPath, [BIN, 'start', '--config', dir.configFile], {
     cwd: dir.path,
     env,
