@@ -105,6 +105,32 @@ function chain(height: number, logsAt: (n: number) => number, reads: Read[]): Ch
 }
 
 describe('ChainFollower range reads', () => {
+  it('read the first block with logs after an empty stretch alone (blooms), never a dense stretch in one answer', async () => {
+    // Blocks 0..299 empty (their blooms say so), 1,000 logs in each block from 300; target 2,000.
+    const logsAt = (n: number) => (n >= 300 ? 1_000 : 0);
+    const reads: Read[] = [];
+    const out: ChainBlockMessage[] = [];
+    const f = memoryFollower(out, { maxReorgDepth: 4, backfillRange: 512, targetLogsPerRead: 2_000 });
+    f.noteHead(header(399), 0);
+    const plain = chain(399, logsAt, reads);
+    const withBlooms: ChainSource = {
+      ...plain,
+      headerByNumber: async (n) => {
+        const h = await plain.headerByNumber(n);
+        return h && { ...h, hasLogs: logsAt(n) > 0 };
+      },
+      headersByRange: async (from, to) => (await plain.headersByRange(from, to)).map((h) => h && { ...h, hasLogs: logsAt(h.number) > 0 }),
+    };
+    await f.sync(withBlooms, new AbortController().signal);
+
+    expect(out.map((m) => m.blockNumber)).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    expect(out.reduce((n, m) => n + m.logs.length, 0)).toBe(100_000);
+    // Never more than the target's worth of logs in one answer (the old sizing read 256 dense blocks at once).
+    expect(Math.max(...reads.map((r) => r.logs))).toBeLessThanOrEqual(2_000);
+    const first = reads.find((r) => r.logs > 0)!;
+    expect(first.from + first.blocks - 1).toBe(300);
+  });
+
   it('shrink in a dense stretch, read a block heavier than the target alone, and grow back after it', async () => {
     // One log a block, but 500 in each of blocks 100..139 and 3,000 in each of 140..144; target 1,000.
     const logsAt = (n: number) => (n >= 100 && n < 140 ? 500 : n >= 140 && n < 145 ? 3_000 : 1);
@@ -131,4 +157,26 @@ describe('ChainFollower range reads', () => {
     expect(after).toEqual([1, 2, 4, 8, 16, 32, 64, 128]);
     expect(Math.max(...reads.map((r) => r.blocks))).toBe(128);
   });
+
+  it('cuts a range before the block with logs that would pass the target (blooms), the first one read alone', () => {
+    const r = new RangeSize(2_000, 2_000);
+    // A sparse stretch grows the range; nothing with logs yet: the first block with logs is read alone.
+    for (let i = 0; i < 12; i++) r.read(r.blocks, 0, 0);
+    expect(r.blocks).toBe(2_000);
+    const range = Array.from({ length: 2_000 }, (_, i) => (i < 500 ? false : true));
+    expect(r.keep(range)).toBe(501);
+    // 1,000 logs in that block: two blocks with logs make the target.
+    r.read(501, 1_000, 1);
+    expect(r.keep(range)).toBe(502);
+    expect(r.keep(Array.from({ length: 10 }, () => true))).toBe(2);
+    // Blocks without logs never count; a header without a bloom does.
+    expect(r.keep([false, false, true, undefined, true])).toBe(4);
+    // A block with more logs than the target is still read.
+    r.read(1, 50_000, 1);
+    expect(r.keep([true, true])).toBe(1);
+    // Sparse logs per block: many blocks with logs fit.
+    r.read(10, 10, 10);
+    expect(r.keep(Array.from({ length: 3_000 }, () => true))).toBe(2_000);
+  });
 });
+

@@ -13,7 +13,8 @@
  * - Blocks are read in ranges (`eth_getLogs` over the range + the headers in a batch + the range's last
  *   header again to be sure the chain did not move meanwhile) sized by RangeSize (range-size.ts): about
  *   `targetLogsPerRead` logs per read, 1 to `backfillRange` blocks, halved when the node (or
- *   maxFrameBytes) refuses a range. A single block is read by hash (`eth_getLogs { blockHash }`), with the
+ *   maxFrameBytes) refuses a range, and cut after the headers are read so that it holds no more blocks
+ *   with logs (by their blooms) than the target allows. A single block is read by hash (`eth_getLogs { blockHash }`), with the
  *   header from `newHeads` when it is known.
  * - While a range's blocks are emitted, the next range is read ahead (one read at most). It is used only
  *   if it starts at `next` and extends the tip; otherwise (a reorg suspected, a block that did not
@@ -328,6 +329,7 @@ export class ChainFollower {
       const known = headers.findIndex((h) => h === null);
       available = (known === -1 ? headers : headers.slice(0, known)) as BlockHeader[];
       if (available.length === 0) return [];
+      available = available.slice(0, this.rangeSize.keep(available.map((h) => h.hasLogs)));
       logs = await source.logsByRange(from, available[available.length - 1]!.number);
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE')) throw err;
@@ -338,7 +340,7 @@ export class ChainFollower {
     const last = available[available.length - 1]!;
     const recheck = await source.headerByNumber(last.number);
     if (recheck?.hash !== last.hash) throw inconsistent(this.options.chainId, last.number, 'range head changed during read');
-    this.rangeSize.read(available.length, logs.length);
+    this.rangeSize.read(available.length, logs.length, available.filter((h) => h.hasLogs !== false).length);
     const blocks = assemble(this.options.chainId, available, logs, this.options.now());
     return source.confirm && !(await source.confirm(last)) ? UNCONFIRMED : blocks;
   }
@@ -349,7 +351,7 @@ export class ChainFollower {
     const header = usable?.header ?? (await source.headerByNumber(n));
     if (!header) return [];
     const logs = await source.logsByBlockHash(header.hash);
-    this.rangeSize.read(1, logs.length);
+    this.rangeSize.read(1, logs.length, header.hasLogs === false ? 0 : 1);
     const blocks = assemble(this.options.chainId, [header], logs, usable?.seenAt ?? this.options.now());
     return source.confirm && !(await source.confirm(header)) ? UNCONFIRMED : blocks;
   }
