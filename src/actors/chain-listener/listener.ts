@@ -45,6 +45,7 @@
 import type { Logger } from '../../runtime/log.ts';
 import { EthhookError, describeError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorStore } from '../../store/cursors.ts';
+import { Wakeup } from '../../runtime/timers.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
@@ -77,6 +78,7 @@ const SHORT_ROUND_PAUSE_MS = 250;
 
 export class ChainListener {
   private readonly abort = new AbortController();
+  private readonly wakeup = new Wakeup(this.abort.signal);
   private readonly label: { chain: string };
   /** Head seen and processed height, for `chain_lag_blocks` (undefined until known). */
   private readonly heights: { head?: number; processed?: number } = {};
@@ -88,7 +90,6 @@ export class ChainListener {
   private pinned = false;
   private fatal: EthhookError | null = null;
   private readonly logWindow = new Map<string, { start: number; count: number }>();
-  private wake: () => void = () => {};
   /** Aborts the sync round under way (a switch of provider, or stop). */
   private round: AbortController | null = null;
   /** The height at which a disagreement was last counted, per provider. */
@@ -179,7 +180,7 @@ export class ChainListener {
 
   async stop(): Promise<void> {
     this.abort.abort();
-    this.wake();
+    this.wakeup.wake();
     await this.running;
     await Promise.all(this.sessions.map((s) => s.stopped()));
     if (this.active) this.deps.metrics.providerActive.set({ chain: this.deps.config.name, provider: this.active.name }, 0);
@@ -272,7 +273,7 @@ export class ChainListener {
       if (active !== this.active) this.setActive(active, this.active ? this.reasonToLeave(this.active) : 'down');
       if (!active || !(await this.pin())) {
         if (!active) this.setConnected(false);
-        await this.waitForWake(config.heartbeatMs);
+        await this.wakeup.wait(config.heartbeatMs);
         continue;
       }
       const before = follower.processed;
@@ -324,7 +325,7 @@ export class ChainListener {
         if (next !== active) this.setActive(next, 'error');
         continue;
       }
-      await this.waitForWake(short ? SHORT_ROUND_PAUSE_MS : config.heartbeatMs);
+      await this.wakeup.wait(short ? SHORT_ROUND_PAUSE_MS : config.heartbeatMs);
     }
   }
 
@@ -336,7 +337,7 @@ export class ChainListener {
       const next = this.pick(Date.now());
       if (next !== this.active) this.setActive(next, this.reasonToLeave(this.active));
     }
-    this.wake();
+    this.wakeup.wake();
   }
 
   private sourceFor(active: ProviderSession): PoolSource {
@@ -419,19 +420,6 @@ export class ChainListener {
     metrics.providersHealthy.set(this.label, healthy);
   }
 
-  /** Waits for a wake-up (a head, a session change, stop) or a timeout. */
-  private waitForWake(timeoutMs: number): Promise<'woken' | 'timeout'> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => finish('timeout'), timeoutMs);
-      const finish = (outcome: 'woken' | 'timeout') => {
-        clearTimeout(timer);
-        this.wake = () => {};
-        resolve(outcome);
-      };
-      this.wake = () => finish('woken');
-      if (this.signal.aborted) finish('woken');
-    });
-  }
 
   /** Throws ETHHOOK_ERR_CHAIN_MISMATCH when the provider is not on the chain this listener follows. */
   private verifyChain(source: RpcChainSource): Promise<void> {
@@ -488,7 +476,7 @@ export class ChainListener {
     if (this.fatal) return;
     const cause = err instanceof EthhookError ? err : new EthhookError('ETHHOOK_ERR_LISTENER_FAILED', `chain listener failed: ${(err as Error)?.message ?? String(err)}`, {}, { cause: err });
     this.abort.abort();
-    this.wake();
+    this.wakeup.wake();
     this.die(cause);
   }
 

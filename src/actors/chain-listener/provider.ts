@@ -31,6 +31,7 @@
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { ChainConfig, ProviderConfig } from '../../config/chain.ts';
+import { Wakeup } from '../../runtime/timers.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import { headerSchema, validateResult, type BlockHeader } from './eth-schemas.ts';
 import { HttpRpcClient } from './http-rpc.ts';
@@ -88,12 +89,13 @@ export class ProviderSession {
   private readFailures = 0;
   private readonly throttle: Throttle;
   private readonly labels: { chain: string; provider: string };
-  private wake: () => void = () => {};
   private running: Promise<void> | null = null;
+  private readonly wakeup: Wakeup;
 
   constructor(private readonly deps: ProviderSessionDeps) {
     this.name = deps.provider.name;
     this.labels = { chain: deps.chain.name, provider: deps.provider.name };
+    this.wakeup = new Wakeup(deps.signal);
     this.throttle = new Throttle(deps.provider.maxRequestsPerSecond ?? Number.POSITIVE_INFINITY, Date.now());
     this.transport = this.makeTransport();
     this.source = new RpcChainSource(this.transport);
@@ -118,7 +120,7 @@ export class ProviderSession {
 
   /** Resolves once the session is over (the listener's signal aborted, or a chain mismatch). */
   async stopped(): Promise<void> {
-    this.wake();
+    this.wakeup.wake();
     await this.running;
   }
 
@@ -194,7 +196,7 @@ export class ProviderSession {
   private async followWs(client: WsRpcClient, onUp: () => void): Promise<void> {
     const stopOnAbort = () => client.close();
     this.signal.addEventListener('abort', stopOnAbort, { once: true });
-    void client.closed.then(() => this.wake());
+    void client.closed.then(() => this.wakeup.wake());
     let heard = false;
     this.kind = 'ws';
     this.current = client;
@@ -219,7 +221,7 @@ export class ProviderSession {
       this.deps.log.info({ provider: this.name, url: redactUrl(this.deps.provider.wsUrl!) }, 'chain WebSocket session up');
       for (;;) {
         heard = false;
-        const outcome = await this.waitForWake(this.deps.chain.heartbeatMs);
+        const outcome = await this.wakeup.wait(this.deps.chain.heartbeatMs);
         if (this.signal.aborted) return;
         if (!client.isOpen) throw new EthhookError('ETHHOOK_ERR_RPC_CLOSED', 'WebSocket closed', {});
         if (outcome === 'timeout' && !heard) {
@@ -255,7 +257,7 @@ export class ProviderSession {
           const client = await this.connectWs(provider.wsUrl!);
           if (probeSignal.aborted) client.close();
           else probed = client;
-          this.wake();
+          this.wakeup.wake();
         } catch (err) {
           this.deps.problem(this, 'connection', err);
         }
@@ -278,7 +280,7 @@ export class ProviderSession {
           this.setUp(true);
           this.attempted = true;
           failures = 0;
-          await this.waitForWake(chain.pollIntervalMs);
+          await this.wakeup.wait(chain.pollIntervalMs);
         } catch (err) {
           if (this.signal.aborted) break;
           if (isEthhookError(err, 'ETHHOOK_ERR_CHAIN_MISMATCH')) throw err;
@@ -347,19 +349,6 @@ export class ProviderSession {
     this.changed();
   }
 
-  /** Waits for a wake-up (the socket closing, a probe that connected, stop) or a timeout. */
-  private waitForWake(timeoutMs: number): Promise<'woken' | 'timeout'> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => finish('timeout'), timeoutMs);
-      const finish = (outcome: 'woken' | 'timeout') => {
-        clearTimeout(timer);
-        this.wake = () => {};
-        resolve(outcome);
-      };
-      this.wake = () => finish('woken');
-      if (this.signal.aborted) finish('woken');
-    });
-  }
 
   private makeTransport(): RpcTransport {
     const send = async <T>(label: string, calls: number, call: (t: RpcTransport) => Promise<T>): Promise<T> => {
