@@ -27,7 +27,7 @@ import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
 import { chainRoutes } from './actors/admin/chain-routes.ts';
 import { governanceRoutes } from './actors/admin/governance-routes.ts';
 import { v1Routes } from './actors/admin/v1/index.ts';
-import { pipelineNotices } from './actors/admin/v1/notify.ts';
+import { pipelineNotices } from './pipeline-notices.ts';
 import { createDeliverer } from './actors/deliverer/deliverer.ts';
 import { placedDelivererSpec, type PlacedDelivererArgs } from './actors/deliverer/placed.ts';
 import { createDelivererStore } from './actors/deliverer/store-port.ts';

@@ -17,8 +17,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canonicalJson } from '../actors/governance/canonical.ts';
-import { spkiBase64 } from '../actors/governance/keys.ts';
+import { canonicalJson } from '../governance-protocol/canonical.ts';
+import { spkiBase64 } from '../governance-protocol/keys.ts';
 import { TICK_TOPIC } from '../dev-chain/index.ts';
 import { generateKeyFiles, loadSigningKey, startGovernanceServer, type GovernanceServer } from '../governance-server/index.ts';
 import type { Logger } from '../runtime/log.ts';

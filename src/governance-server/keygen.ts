@@ -5,7 +5,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { keyIdOf, spkiBase64 } from '../actors/governance/keys.ts';
+import { keyIdOf, spkiBase64 } from '../governance-protocol/keys.ts';
 
 export interface GeneratedKey {
   keyId: string;

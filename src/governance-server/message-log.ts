@@ -8,7 +8,7 @@
  */
 import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
 import { EthhookError } from '../runtime/errors.ts';
-import { messageEnvelopeSchema, type SignedMessage } from '../actors/governance/protocol.ts';
+import { messageEnvelopeSchema, type SignedMessage } from '../governance-protocol/protocol.ts';
 
 export class MessageLog {
   private constructor(

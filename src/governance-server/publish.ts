@@ -15,7 +15,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { GOVERNANCE_TYPES, parsePayload, type GovernanceType } from '../actors/governance/protocol.ts';
+import { GOVERNANCE_TYPES, parsePayload, type GovernanceType } from '../governance-protocol/protocol.ts';
 import type { Logger } from '../runtime/log.ts';
 
 export const PUBLISH_PATH = '/messages';

@@ -27,7 +27,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { keyIdOf, parsePrivateKey, signMessage, spkiBase64 } from '../actors/governance/keys.ts';
+import { keyIdOf, parsePrivateKey, signMessage, spkiBase64 } from '../governance-protocol/keys.ts';
 import {
   clientFrameSchema,
   frameText,
@@ -35,7 +35,7 @@ import {
   type GovernancePayloadInput,
   type GovernanceType,
   type SignedMessage,
-} from '../actors/governance/protocol.ts';
+} from '../governance-protocol/protocol.ts';
 import { EthhookError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 import { MessageLog } from './message-log.ts';

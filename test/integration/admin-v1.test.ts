@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminBehaviour } from '../../src/actors/admin/behaviour.ts';
 import { v1Routes, type CheckTarget } from '../../src/actors/admin/v1/index.ts';
-import { checkTarget, type ResolvedAddress } from '../../src/actors/deliverer/ssrf.ts';
+import { checkTarget, type ResolvedAddress } from '../../src/target-policy/ssrf.ts';
 import { defaultConfig, type AdminConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';

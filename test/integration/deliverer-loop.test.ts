@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DeliveryLoop, type DeliveryLoopOptions } from '../../src/actors/deliverer/delivery-loop.ts';
 import { WebhookHttpClient } from '../../src/actors/deliverer/http-client.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
-import type { TargetPolicy } from '../../src/actors/deliverer/ssrf.ts';
+import type { TargetPolicy } from '../../src/target-policy/ssrf.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';

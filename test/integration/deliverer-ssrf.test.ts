@@ -4,7 +4,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkTarget, pinnedConnector, type LookupAll } from '../../src/actors/deliverer/ssrf.ts';
+import { checkTarget, pinnedConnector, type LookupAll } from '../../src/target-policy/ssrf.ts';
 
 let server: Server;
 let port: number;

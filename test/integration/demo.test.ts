@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signPayload } from '../../src/actors/deliverer/signing.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
-import { keyIdOf, parsePublicKey } from '../../src/actors/governance/index.ts';
+import { keyIdOf, parsePublicKey } from '../../src/governance-protocol/keys.ts';
 import { DEMO_ENDPOINT_ID, DEMO_KEY_FILE, DEMO_SUBSCRIPTION_ID, readStatus, startDemo } from '../../src/demo/index.ts';
 import { startDemoReceiver } from '../../src/demo/receiver.ts';
 import { TICK_TOPIC } from '../../src/dev-chain/index.ts';

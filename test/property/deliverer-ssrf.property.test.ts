@@ -3,8 +3,8 @@
 import { BlockList } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyAddress } from '../../src/actors/deliverer/ip-ranges.ts';
-import { checkTarget, type LookupAll } from '../../src/actors/deliverer/ssrf.ts';
+import { classifyAddress } from '../../src/target-policy/ip-ranges.ts';
+import { checkTarget, type LookupAll } from '../../src/target-policy/ssrf.ts';
 
 // The reference: the IANA special-purpose registries, matched by node's own BlockList.
 const V4_SPECIAL = [

@@ -5,7 +5,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, signMessage, verifyMessage } from '../../src/actors/governance/index.ts';
+import { canonicalJson } from '../../src/governance-protocol/canonical.ts';
+import { signMessage, verifyMessage } from '../../src/governance-protocol/keys.ts';
 
 /** JSON values are the same number whether written 0 or -0. */
 const normalize = (v: unknown): unknown => {

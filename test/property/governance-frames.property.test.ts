@@ -9,16 +9,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { getGovernanceMetrics } from '../../src/actors/governance/index.ts';
+import { keyIdOf, signMessage, spkiBase64 } from '../../src/governance-protocol/keys.ts';
 import {
   GOVERNANCE_TYPES,
-  getGovernanceMetrics,
-  keyIdOf,
   parseGovernanceFrame,
   payloadSchemas,
-  signMessage,
-  spkiBase64,
   type GovernanceType,
-} from '../../src/actors/governance/index.ts';
+} from '../../src/governance-protocol/protocol.ts';
 import { GovernanceSequencer } from '../../src/actors/governance/sequencer.ts';
 import type { GovernanceState } from '../../src/actors/governance/state.ts';
 import { createLogger } from '../../src/runtime/log.ts';

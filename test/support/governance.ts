@@ -9,15 +9,12 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import {
   createGovernanceStream,
-  keyIdOf,
-  signMessage,
-  spkiBase64,
   type ApplyMeta,
   type GovernanceApplier,
-  type GovernancePayload,
   type GovernanceStreamOptions,
-  type GovernanceType,
 } from '../../src/actors/governance/index.ts';
+import { keyIdOf, signMessage, spkiBase64 } from '../../src/governance-protocol/keys.ts';
+import type { GovernancePayload, GovernanceType } from '../../src/governance-protocol/protocol.ts';
 import type { WorkerSpec } from '../../src/runtime/types.ts';
 
 export interface AppliedCall {

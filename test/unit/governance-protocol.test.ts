@@ -5,18 +5,18 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGovernanceStream } from '../../src/actors/governance/index.ts';
+import { canonicalJson } from '../../src/governance-protocol/canonical.ts';
 import {
-  canonicalJson,
-  createGovernanceStream,
   keyIdOf,
-  parseGovernanceFrame,
   parsePrivateKey,
   parsePublicKey,
   signMessage,
   spkiBase64,
   trustedKey,
   verifyMessage,
-} from '../../src/actors/governance/index.ts';
+} from '../../src/governance-protocol/keys.ts';
+import { parseGovernanceFrame } from '../../src/governance-protocol/protocol.ts';
 import { GovernanceSequencer, rotate } from '../../src/actors/governance/sequencer.ts';
 import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
 import { createLogger } from '../../src/runtime/log.ts';

@@ -26,7 +26,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { isEthhookError } from '../../runtime/errors.ts';
 import { ConcurrencyLimit } from './concurrency-limit.ts';
 import type { AttemptOutcome, FailureKind } from './retry.ts';
-import { pinnedConnector, type TargetPolicy } from './ssrf.ts';
+import { pinnedConnector, type TargetPolicy } from '../../target-policy/ssrf.ts';
 
 export interface HttpClientOptions {
   policy: TargetPolicy;

@@ -16,7 +16,7 @@
  * - Key rotations are handled by the stream itself and never reach the applier; the stream's own
  *   `onApplied` option (index.ts) sees every applied message, rotations included.
  */
-import type { GovernancePayload } from './protocol.ts';
+import type { GovernancePayload } from '../../governance-protocol/protocol.ts';
 
 export interface ApplyMeta {
   /** The message's sequence number: the idempotency key. */

@@ -20,7 +20,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
 import type { Db } from '../../store/db.ts';
 import type { GovernanceApplier } from './applier.ts';
-import { trustedKey, type TrustedKey } from './keys.ts';
+import { trustedKey, type TrustedKey } from '../../governance-protocol/keys.ts';
 import { governanceRequestSchema, type GovernanceReply, type GovernanceRequest } from './messages.ts';
 import { getGovernanceMetrics } from './metrics.ts';
 import { GovernanceSequencer, type AppliedMessage } from './sequencer.ts';
@@ -28,23 +28,10 @@ import { GovernanceStateStore } from './state.ts';
 import { GovernanceConnection, redactUrl } from './stream.ts';
 
 export type { ApplyMeta, GovernanceApplier } from './applier.ts';
-export { canonicalJson, signedBytes } from './canonical.ts';
 export { governanceErrorCodes } from './errors.ts';
-export { keyIdOf, parsePrivateKey, parsePublicKey, signMessage, spkiBase64, trustedKey, verifyMessage, type TrustedKey } from './keys.ts';
 export { governanceRequestSchema, type GovernanceReply, type GovernanceRequest, type GovernanceStatus } from './messages.ts';
 export { FRAME_OUTCOMES, getGovernanceMetrics, type GovernanceMetrics } from './metrics.ts';
 export type { AppliedMessage } from './sequencer.ts';
-export {
-  GOVERNANCE_TYPES,
-  parseGovernanceFrame,
-  payloadSchemas,
-  type GovernancePayload,
-  type GovernancePayloadInput,
-  type GovernanceType,
-  type SignedMessage,
-} from './protocol.ts';
-
-export const governanceStreamName = 'governance-stream';
 
 export const governanceStreamConfigSchema = z.object({
   url: z.url({ protocol: /^wss?$/, error: 'must be a ws:// or wss:// URL' }),

@@ -23,9 +23,9 @@ import type { KeyObject } from 'node:crypto';
 import { describeError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { ApplyMeta, GovernanceApplier } from './applier.ts';
-import { parsePublicKey, spkiBase64, verifyMessage, type TrustedKey } from './keys.ts';
+import { parsePublicKey, spkiBase64, verifyMessage, type TrustedKey } from '../../governance-protocol/keys.ts';
 import type { FrameOutcome, GovernanceMetrics } from './metrics.ts';
-import { parseGovernanceFrame, type GovernancePayload, type GovernanceType, type ParsedMessage } from './protocol.ts';
+import { parseGovernanceFrame, type GovernancePayload, type GovernanceType, type ParsedMessage } from '../../governance-protocol/protocol.ts';
 import type { GovernanceState, GovernanceStateStore } from './state.ts';
 
 const LOG_BURST = 20;

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { sublevel, type Db } from '../../store/db.ts';
-import type { TrustedKey } from './keys.ts';
+import type { TrustedKey } from '../../governance-protocol/keys.ts';
 
 const stateSchema = z.object({
   height: z.number().int().min(0),

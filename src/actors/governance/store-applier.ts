@@ -2,7 +2,7 @@
  * The node's GovernanceApplier (applier.ts): applies governance messages to the EndpointStore and the
  * SubscriptionStore, then tells the pipeline, the way the `/v1` admin routes do (the Matcher gets
  * `subscriptions.changed`, the Deliverer `deliverer.endpoint-changed`; `notices` is
- * `pipelineNotices(lookup)` of src/actors/admin/v1/notify.ts).
+ * `pipelineNotices(lookup)` of src/pipeline-notices.ts).
  *
  * Idempotent by seq: every method first reads what is stored and writes only the difference, so a
  * message applied again after a crash (the height is recorded after the apply) changes nothing twice.
@@ -32,9 +32,9 @@ import { defineErrorCodes, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../store/endpoints.ts';
 import { removeEndpointCascade, type Subscription, type SubscriptionStore } from '../../store/subscriptions.ts';
-import type { PipelineNotices } from '../admin/v1/notify.ts';
+import type { PipelineNotices } from '../../pipeline-notices.ts';
 import type { ApplyMeta, GovernanceApplier } from './applier.ts';
-import type { GovernancePayload, GovernanceType } from './protocol.ts';
+import type { GovernancePayload, GovernanceType } from '../../governance-protocol/protocol.ts';
 
 export interface StoreApplierOptions {
   endpoints: EndpointStore;

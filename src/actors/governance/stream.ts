@@ -19,7 +19,7 @@ import WebSocket from 'ws';
 import type { Logger } from '../../runtime/log.ts';
 import { governanceDelay, sleep, type ReconnectSpec } from './backoff.ts';
 import type { GovernanceMetrics } from './metrics.ts';
-import { frameText, MAX_FRAME_BYTES, PROTOCOL_VERSION, type ClientFrame } from './protocol.ts';
+import { frameText, MAX_FRAME_BYTES, PROTOCOL_VERSION, type ClientFrame } from '../../governance-protocol/protocol.ts';
 import type { GovernanceSequencer } from './sequencer.ts';
 
 export const HEARTBEAT_MS = 15_000;

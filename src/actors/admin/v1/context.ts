@@ -4,7 +4,7 @@ import type { EndpointStore } from '../../../store/endpoints.ts';
 import type { Outbox } from '../../../store/outbox.ts';
 import type { SubscriptionStore } from '../../../store/subscriptions.ts';
 import type { Principal } from '../auth.ts';
-import type { PipelineNotices } from './notify.ts';
+import type { PipelineNotices } from '../../../pipeline-notices.ts';
 
 export interface V1Context {
   endpoints: EndpointStore;

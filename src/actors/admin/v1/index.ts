@@ -33,7 +33,7 @@
  * (ETHHOOK_ERR_ENDPOINT_NOT_FOUND, _SUBSCRIPTION_NOT_FOUND, _DEAD_LETTER_NOT_FOUND); a refused target
  * URL answers 400 ETHHOOK_ERR_TARGET_REFUSED with `field: "url"` and the reason (target.ts).
  * Secrets appear in the create and rotate-secret answers only, never in a log line or a later read.
- * Every change is told to the Matcher or the Deliverer, and acknowledged, before the answer (notify.ts).
+ * Every change is told to the Matcher or the Deliverer, and acknowledged, before the answer (src/pipeline-notices.ts).
  */
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/endpoints.ts';
 import type { Outbox } from '../../../store/outbox.ts';
@@ -41,7 +41,7 @@ import type { SubscriptionStore } from '../../../store/subscriptions.ts';
 import type { Route } from '../router.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { endpointRoutes } from './endpoints.ts';
-import { pipelineNotices, type Lookup } from './notify.ts';
+import { pipelineNotices, type Lookup } from '../../../pipeline-notices.ts';
 import { subscriptionRoutes } from './subscriptions.ts';
 import { targetGuard, type CheckTarget } from './target.ts';
 
@@ -59,7 +59,7 @@ export interface V1RoutesOptions {
     /** `security.requireHttpsTargets`: refuse plain http targets. */
     requireHttpsTargets: boolean;
   };
-  /** Replaces the SSRF check of ../../deliverer/ssrf.ts (its DNS, in tests). */
+  /** Replaces the SSRF check of src/target-policy/ssrf.ts (its DNS, in tests). */
   checkTarget?: CheckTarget;
   /** How long a request waits for the Matcher or Deliverer to acknowledge a change. Default 2 s. */
   noticeTimeoutMs?: number;

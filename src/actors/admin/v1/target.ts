@@ -1,7 +1,7 @@
 /**
  * The check of a webhook target URL when an endpoint is created or its URL changed, so a customer
  * learns at once why a target is refused (the Deliverer checks again at every connection, after DNS,
- * which is what actually stops a rebinding attack: see ../../deliverer/ssrf.ts).
+ * which is what actually stops a rebinding attack: see src/target-policy/ssrf.ts).
  *
  * - `requireHttpsTargets`: a plain `http:` URL is refused.
  * - Unless `allowPrivateTargets`, the host is resolved and every address must be global unicast:
@@ -11,7 +11,7 @@
  * Refusals are `ETHHOOK_ERR_TARGET_REFUSED` (400) with `field: 'url'` and the reason.
  */
 import { EthhookError } from '../../../runtime/errors.ts';
-import { checkTarget as defaultCheckTarget, type TargetCheck, type TargetPolicy } from '../../deliverer/ssrf.ts';
+import { checkTarget as defaultCheckTarget, type TargetCheck, type TargetPolicy } from '../../../target-policy/ssrf.ts';
 
 export type CheckTarget = (url: string, policy: TargetPolicy) => Promise<TargetCheck>;
 

@@ -9,7 +9,7 @@
  * - Signatures are 64 bytes, carried as standard base64 (88 characters, padded).
  */
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { EthhookError } from '../../runtime/errors.ts';
+import { EthhookError } from '../runtime/errors.ts';
 import { signedBytes } from './canonical.ts';
 
 export interface TrustedKey {

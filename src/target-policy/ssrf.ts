@@ -1,5 +1,6 @@
 /**
- * Server-side request forgery guard for webhook targets.
+ * Server-side request forgery guard for webhook targets, shared by the admin API (src/actors/admin/v1/
+ * target.ts, when an endpoint is created or changed) and the Deliverer (its HTTP client's connector).
  *
  * - `checkTarget(url, policy)`: the URL must be http(s); its host is resolved (every address, as
  *   `dns.lookup({ all: true })` returns them) and, unless `policy.allowPrivate`, every address must be
@@ -16,7 +17,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { buildConnector } from 'undici';
-import { EthhookError } from '../../runtime/errors.ts';
+import { EthhookError } from '../runtime/errors.ts';
 import { classifyAddress } from './ip-ranges.ts';
 
 export interface ResolvedAddress {

@@ -10,8 +10,8 @@
  * message with its payload both as received (what the signature covers) and as parsed (what is applied).
  */
 import { z } from 'zod';
-import { endpointCreateSchema, endpointIdSchema } from '../../store/endpoints.ts';
-import { subscriptionCreateSchema, subscriptionIdSchema } from '../../store/subscriptions.ts';
+import { endpointCreateSchema, endpointIdSchema } from '../store/endpoints.ts';
+import { subscriptionCreateSchema, subscriptionIdSchema } from '../store/subscriptions.ts';
 import { KEY_ID_PATTERN, keyIdOf, parsePublicKey } from './keys.ts';
 
 export const PROTOCOL_VERSION = 1;
