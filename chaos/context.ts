@@ -10,8 +10,12 @@
  *   it answers 200 after 5..80 ms (`healthy`), so a kill often lands while requests are in flight.
  * - the node: one real process (`bin/ethhook.mjs start`) on one data dir, replaced by `spawnNode()`.
  *   `node` is always the newest one. The context acts as the process manager the architecture
- *   assumes: a node that exits when nobody killed it is recorded (`unexpectedExits`) and started
- *   again. `killNode()` / `spawnNode()` hold `nodeLock`, so two nodes never share the data dir.
+ *   assumes: a node that exits when no fault killed it (`killNode()`) and the run is not stopping is
+ *   recorded (`unexpectedExits`: a crash, or a start that timed out) and started again. `close()`
+ *   stops the node with SIGTERM and resolves with how it exited (`FinalExit`; SIGKILL after 15 s).
+ *   `killNode()` / `spawnNode()` hold `nodeLock`, so two nodes never share the data dir.
+ * - `contractLogs(fromBlock)`: the contract's logs as the chain gives them now, each with its block's
+ *   timestamp; `orphaned`: the logs the reorg fault took off the chain (read just before each reorg).
  * - `admin(...)`: an admin API call that survives node churn: it waits for the current node to run and
  *   retries on connection errors (a node killed mid-request) until `deadlineMs`.
  * - `record(...)`: the timeline of what happened, in seconds since `startedAt`; `injected(...)` also
@@ -23,6 +27,7 @@ import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type Nod
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';
 import { CHAIN_ID, nodeChain, sleep, startTickChain, type TickChain } from '../test/e2e/e2e-chain.ts';
+import type { ChainLog } from './invariant.ts';
 
 /** Actors the actor faults pick from (names, as the admin API accepts them). */
 export const CHAOS_ACTORS = ['deliverer', 'matcher', `chain-listener:${CHAIN_ID}`] as const;
@@ -50,6 +55,9 @@ export interface UnexpectedExit {
   signal: NodeJS.Signals | null;
   lastErrors: string[];
 }
+
+/** How the node stopped at the end of the run: `null` when no node was running to stop. */
+export type FinalExit = { code: number | null; signal: NodeJS.Signals | null } | null;
 
 export interface ChaosContextOptions {
   /** Seed of the receiver's answer delays. */
@@ -79,12 +87,14 @@ export class ChaosContext {
   readonly subscriptions: string[] = [];
   /** Subscriptions a flood created and has not deleted yet. */
   readonly floodSubscriptions = new Set<string>();
+  /** Every log of the contract a reorg took off the chain, as the chain gave it before the reorg. */
+  readonly orphaned: ChainLog[] = [];
   /** Block of the contract's deployment: no reorg may reach it. */
   deployBlock = 0;
   contract = '';
   private readonly killed = new WeakSet<NodeProcess>();
   private stopping = false;
-  private closing: Promise<{ exitCode: number | null } | undefined> | undefined;
+  private closing: Promise<FinalExit> | undefined;
   private current: NodeProcess | undefined;
 
   private constructor(
@@ -169,6 +179,16 @@ export class ChaosContext {
     };
   }
 
+  /** The contract's logs from `fromBlock` to the head, as anvil gives them now (with `blockTimestamp`). */
+  async contractLogs(fromBlock = 0): Promise<ChainLog[]> {
+    const logs = await this.chain.anvil.rpc<Array<Omit<ChainLog, 'blockTimestamp'> & { blockTimestamp?: string }>>(
+      'eth_getLogs', [{ fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest', address: this.contract }]);
+    for (const log of logs) {
+      if (typeof log.blockTimestamp !== 'string') throw new Error(`chaos: anvil gave a log without blockTimestamp (block ${log.blockHash})`);
+    }
+    return logs as ChainLog[];
+  }
+
   /** Starts a node on the data dir unless one is alive; does not wait for it to run. */
   spawnNode(): Promise<NodeProcess> {
     return this.nodeLock.run(async () => {
@@ -249,23 +269,26 @@ export class ChaosContext {
     }
   }
 
-  /** Stops the node (SIGTERM, then SIGKILL), the receiver, the proxy and anvil, and removes the data dir. Safe to call twice. */
-  close(): Promise<{ exitCode: number | null } | undefined> {
+  /**
+   * Stops the node (SIGTERM, then SIGKILL after 15 s), the receiver, the proxy and anvil, and removes
+   * the data dir; resolves with how the node exited. Safe to call twice.
+   */
+  close(): Promise<FinalExit> {
     this.closing ??= this.stopEverything();
     return this.closing;
   }
 
-  private async stopEverything(): Promise<{ exitCode: number | null } | undefined> {
+  private async stopEverything(): Promise<FinalExit> {
     this.stopping = true;
-    let exit: { exitCode: number | null } | undefined;
+    let exit: FinalExit = null;
     const node = this.current;
     if (node && alive(node)) {
       node.kill('SIGTERM');
       try {
-        exit = { exitCode: (await node.waitForExit(15_000)).code };
+        exit = await node.waitForExit(15_000);
       } catch {
         node.kill('SIGKILL');
-        await node.waitForExit(5_000).catch(() => undefined);
+        exit = await node.waitForExit(5_000).catch(() => ({ code: null, signal: 'SIGKILL' as const }));
       }
     }
     for (const n of this.nodes) if (alive(n)) n.kill('SIGKILL');

@@ -8,7 +8,7 @@
  * | kind            | inject                                                  | heal                     |
  * | kill            | `kill -9` of the node process                           | start it on the same data dir |
  * | net-cut         | the chain proxy drops every connection, refuses new ones | accept connections again |
- * | reorg           | `anvil_reorg` of depth 1..3, new branch with other logs  | —                        |
+ * | reorg           | `anvil_reorg` of depth 1..3, new branch with other logs (the orphaned logs kept) | — |
  * | receiver-fail   | the receiver fails a ratio of requests: 500 or a hang    | answer 200 again         |
  * | actor-restart   | POST /admin/actors/restart of a random pipeline actor    | —                        |
  * | actor-stop      | POST /admin/actors/stop of a random pipeline actor       | POST /admin/actors/start |
@@ -20,7 +20,7 @@
 import { tickCalldata } from '../src/dev-chain/contract.ts';
 import { sendTicks, waitForReceipt } from '../src/dev-chain/tick-contract.ts';
 import { failRatio } from '../test/support/receiver.ts';
-import { CHAIN_ID, sleep, type RpcLog } from '../test/e2e/e2e-chain.ts';
+import { CHAIN_ID, sleep } from '../test/e2e/e2e-chain.ts';
 import { CHAOS_ACTORS, type ChaosContext } from './context.ts';
 
 export const FAULT_KINDS = ['kill', 'net-cut', 'reorg', 'receiver-fail', 'actor-restart', 'actor-stop', 'flood'] as const;
@@ -93,7 +93,11 @@ export const netCut: FaultFactory = (random) => {
   };
 };
 
-/** A reorg of depth 1..3 whose new branch holds one or two Tick transactions of 5..7 logs (never the traffic's sizes, so no new block can equal an orphaned one). */
+/**
+ * A reorg of depth 1..3 whose new branch holds one or two Tick transactions of 5..7 logs (never the
+ * traffic's sizes, so no new block can equal an orphaned one). The logs of the blocks it replaces are
+ * read just before and kept in `ctx.orphaned`: what the chain said of them, for the invariant.
+ */
 export const reorg: FaultFactory = (random) => {
   const depth = between(random, 1, 3);
   const sizes = [between(random, 5, 7), between(random, 5, 7)];
@@ -105,11 +109,12 @@ export const reorg: FaultFactory = (random) => {
       const head = await ctx.chain.head();
       const d = Math.min(depth, head - ctx.deployBlock);
       if (d < 1) throw new FaultSkipped(`head ${head} is too close to the contract's block ${ctx.deployBlock}`);
-      const orphaned = await ctx.chain.anvil.rpc<RpcLog[]>('eth_getLogs', [{ fromBlock: `0x${(head - d + 1).toString(16)}`, toBlock: 'latest', address: ctx.contract }]);
+      const orphaned = await ctx.contractLogs(head - d + 1);
       const tx = (n: number) => ({ from: ctx.chain.from, to: ctx.contract, data: tickCalldata(n) });
       const branch: Array<[ReturnType<typeof tx>, number]> = [[tx(sizes[0]!), 0]];
       if (d > 1) branch.push([tx(sizes[1]!), d - 1]);
       await ctx.chain.anvil.rpc('anvil_reorg', [d, branch]);
+      ctx.orphaned.push(...orphaned);
       const logs = branch.reduce((sum, [t]) => sum + Number.parseInt(t.data, 16), 0);
       return `reorg depth ${d} at head ${head}: ${orphaned.length} logs orphaned, ${logs} on the new branch`;
     }),

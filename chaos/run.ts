@@ -7,8 +7,11 @@
  * send traffic (traffic.ts) while the scenario's fault lanes run their seeded plan (scenarios.ts,
  * faults.ts) for `seconds`; let the faults in progress finish, stop the traffic, heal everything,
  * mine the deepest subscription's confirmations, then wait (at most `convergeSeconds`, default 60)
- * until the durability invariant holds (invariant.ts), and a few more seconds for the outbox to drain
- * so duplicates are counted. Prints a human summary, then exactly one JSON line:
+ * until nothing is owed any more (invariant.ts: no pair lost, no retraction missing), and a few more
+ * seconds for the outbox to drain so duplicates are counted; check the invariant on what the chain and
+ * the receiver say then, and stop the node with SIGTERM. The run is ok when the invariant holds, the
+ * node never exited unless a fault killed it (`unexpectedExits`) and its final exit code is 0.
+ * Prints a human summary, then exactly one JSON line:
  *   { scenario, seed, seconds, faults: { <kind>: count }, expected, delivered, duplicates, lost, ok, ... }
  * The CLI exits 0 when ok, 1 when not (or on an error), 130 on Ctrl-C. Every process and server the
  * run started is stopped at the end, whatever happened; everything listens on 127.0.0.1 only.
@@ -17,9 +20,9 @@ import { pathToFileURL } from 'node:url';
 import { readMetric } from '../test/support/node-process.ts';
 import { mulberry32 } from '../test/support/receiver.ts';
 import { sleep } from '../test/e2e/e2e-chain.ts';
-import { ChaosContext, MAX_CONFIRMATIONS, type TimelineEntry, type UnexpectedExit } from './context.ts';
+import { ChaosContext, MAX_CONFIRMATIONS, type FinalExit, type TimelineEntry, type UnexpectedExit } from './context.ts';
 import { FAULT_KINDS, FaultSkipped, type FaultKind } from './faults.ts';
-import { checkInvariant, type Observation, type Verdict } from './invariant.ts';
+import { checkInvariant, FAILURES, type Observation, type Verdict } from './invariant.ts';
 import { SCENARIOS, schedule, type ScheduledFault } from './scenarios.ts';
 import { startTraffic } from './traffic.ts';
 
@@ -45,6 +48,7 @@ export interface ChaosResult {
   delivered: number;
   duplicates: number;
   lost: number;
+  /** The invariant holds, no unexpected exit, final exit code 0. */
   ok: boolean;
   verdict: Verdict;
   /** What the verdict was computed on (tests doctor it to prove the check can fail). */
@@ -52,9 +56,12 @@ export interface ChaosResult {
   timeline: TimelineEntry[];
   skipped: number;
   failed: string[];
-  /** From the heal to the invariant holding; null when it never did. */
+  /** From the heal to nothing owed any more; null when it never came. */
   convergeMs: number | null;
+  /** Node exits no fault ordered (crashes, starts that timed out); each fails the run. */
   unexpectedExits: UnexpectedExit[];
+  /** How the node exited on the run's SIGTERM; anything but code 0 fails the run. */
+  finalExit: FinalExit;
   traffic: { ticks: number; logs: number; errors: number };
   deadLetters: number | undefined;
 }
@@ -93,14 +100,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await ctx.chainLock.run(() => ctx.chain.anvil.mine(MAX_CONFIRMATIONS));
     ctx.record('heal', `everything healed; ${MAX_CONFIRMATIONS} blocks mined for the deepest subscription`);
     const healedAt = Date.now();
-    const canonical = await ctx.chain.logs(ctx.contract);
-    const observe = (): Observation => ({ canonical, subscriptions: ctx.subscriptions, requests: [...ctx.receiver.requests] });
+    const chainId = Number.parseInt(await ctx.chain.anvil.rpc<string>('eth_chainId'), 16);
+    const canonical = await ctx.contractLogs();
+    const observe = (): Observation => ({
+      chainId, canonical, orphaned: [...ctx.orphaned], subscriptions: ctx.subscriptions, requests: [...ctx.receiver.requests],
+    });
     let verdict = checkInvariant(observe());
-    while (!verdict.ok && Date.now() - healedAt < convergeMs && !ctx.aborted) {
+    while (verdict.owed > 0 && Date.now() - healedAt < convergeMs && !ctx.aborted) {
       await sleep(250);
       verdict = checkInvariant(observe());
     }
-    const converged = verdict.ok ? Date.now() - healedAt : null;
+    const converged = verdict.owed === 0 ? Date.now() - healedAt : null;
     if (ctx.aborted) throw new Error('aborted');
     // Stragglers (retries of answers lost in a kill) still count as duplicates: let the outbox drain.
     const drainUntil = Date.now() + DRAIN_MS;
@@ -114,16 +124,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const observation = observe();
     verdict = checkInvariant(observation);
     const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, ctx.injections.get(k) ?? 0])) as Record<FaultKind, number>;
-    ctx.record('converged', converged === null ? `not within ${convergeMs / 1_000} s` : `invariant holds ${converged} ms after the heal`);
+    ctx.record('converged', converged === null ? `still owed after ${convergeMs / 1_000} s` : `nothing owed ${converged} ms after the heal`);
+    const finalExit = await ctx.close();
+    ctx.record('stop', `SIGTERM: ${finalExit === null ? 'no node running' : `exit ${finalExit.code ?? finalExit.signal}`}`);
 
     const result: ChaosResult = {
       scenario: scenario.name, seed, seconds, faults,
-      expected: verdict.expected, delivered: verdict.delivered, duplicates: verdict.duplicates, lost: verdict.lost, ok: verdict.ok,
+      expected: verdict.expected, delivered: verdict.delivered, duplicates: verdict.duplicates, lost: verdict.lost,
+      ok: verdict.ok && ctx.unexpectedExits.length === 0 && finalExit?.code === 0,
       verdict, observation, timeline: ctx.timeline, skipped: outcome.skipped, failed: outcome.failed,
-      convergeMs: converged, unexpectedExits: ctx.unexpectedExits, traffic: sent, deadLetters,
+      convergeMs: converged, unexpectedExits: ctx.unexpectedExits, finalExit, traffic: sent, deadLetters,
     };
-    const exit = await ctx.close();
-    summarize(result, ctx, exit?.exitCode, print);
+    summarize(result, ctx, print);
     return result;
   } finally {
     await ctx.close();
@@ -184,13 +196,13 @@ export function jsonLine(r: ChaosResult): string {
     scenario: r.scenario, seed: r.seed, seconds: r.seconds, faults: r.faults,
     expected: r.expected, delivered: r.delivered, duplicates: r.duplicates, lost: r.lost, ok: r.ok,
     retries: r.verdict.retries, requests: r.verdict.requests, removed: r.verdict.removed,
-    missingRemovals: r.verdict.missingRemovals, wrongRemovals: r.verdict.wrongRemovals, unexpected: r.verdict.unexpected,
-    idMismatches: r.verdict.idMismatches, bodyMismatches: r.verdict.bodyMismatches, badSignatures: r.verdict.badSignatures,
+    ...Object.fromEntries(FAILURES.filter((k) => k !== 'lost').map((k) => [k, r.verdict[k]])),
     deadLetters: r.deadLetters ?? null, convergeMs: r.convergeMs, unexpectedExits: r.unexpectedExits.length,
+    finalExitCode: r.finalExit?.code ?? null,
   });
 }
 
-function summarize(r: ChaosResult, ctx: ChaosContext, exitCode: number | null | undefined, print: (line: string) => void): void {
+function summarize(r: ChaosResult, ctx: ChaosContext, print: (line: string) => void): void {
   const v = r.verdict;
   print('timeline (s since start):');
   for (const e of r.timeline) print(`  ${e.t.toFixed(1).padStart(6)}  ${e.kind.padEnd(14)} ${e.detail}`);
@@ -200,9 +212,13 @@ function summarize(r: ChaosResult, ctx: ChaosContext, exitCode: number | null | 
   print(`deliveries: ${v.delivered}/${v.expected} expected (log, subscription) pairs, ${v.lost} lost${v.lost ? ` (e.g. ${v.lostSample.join(', ')})` : ''}; ` +
     `${v.requests} requests, ${v.retries} retries, ${v.duplicates} duplicate 2xx`);
   print(`reorgs: ${v.orphanedDelivered} delivered log.created orphaned, ${v.removed} log.removed delivered, ${v.missingRemovals} missing, ${v.wrongRemovals} of canonical logs`);
-  print(`checks: ${v.badSignatures} bad signatures, ${v.bodyMismatches} ids with differing bodies, ${v.idMismatches} ids not matching their payload, ${v.unexpected} unexpected deliveries`);
-  print(`convergence: ${r.convergeMs === null ? 'NOT reached' : `${r.convergeMs} ms after the heal`}; dead letters ${r.deadLetters ?? 'unknown'}`);
-  print(`node: ${ctx.nodes.length} process(es), ${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exit code ${exitCode ?? 'n/a'}`);
+  print(`order: ${v.removalsWithoutCreation} log.removed without their log.created, ${v.removalsBeforeCreation} before it, ` +
+    `${v.redeliveredWithoutRemoval} log.created of a new generation while another was not retracted`);
+  print(`checks: ${v.badSignatures} bad signatures, ${v.bodyMismatches} ids with differing bodies, ${v.idMismatches} ids not matching their payload, ` +
+    `${v.payloadMismatches} bodies disagreeing with the chain${v.payloadMismatches ? ` (e.g. ${v.payloadSample.join(', ')})` : ''}, ${v.unexpected} unexpected deliveries`);
+  print(`convergence: ${r.convergeMs === null ? 'NOT reached' : `nothing owed ${r.convergeMs} ms after the heal`}; dead letters ${r.deadLetters ?? 'unknown'}`);
+  const finalExit = r.finalExit === null ? 'no node running' : String(r.finalExit.code ?? r.finalExit.signal);
+  print(`node: ${ctx.nodes.length} process(es), ${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exit ${finalExit}`);
   for (const e of r.unexpectedExits) print(`  t=${e.t}s pid ${e.pid} exited ${e.code ?? e.signal}: ${e.lastErrors.join(' | ') || 'no error line'}`);
   for (const [title, min, max] of [['error lines (level ≥ error)', 50, Infinity], ['warnings', 40, 50]] as const) {
     const counts = new Map<string, number>();
@@ -219,7 +235,12 @@ function summarize(r: ChaosResult, ctx: ChaosContext, exitCode: number | null | 
     for (const [k, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 10)) print(`  ${String(n).padStart(5)}  ${k}`);
   }
   for (const f of r.failed) print(`FAILED: ${f}`);
-  print(`verdict: ${r.ok ? 'OK: nothing lost' : 'NOT OK'}`);
+  const broken = [
+    ...FAILURES.filter((k) => v[k] > 0),
+    ...(r.unexpectedExits.length > 0 ? ['unexpectedExits'] : []),
+    ...(r.finalExit?.code === 0 ? [] : ['finalExitCode']),
+  ];
+  print(`verdict: ${r.ok ? 'OK: nothing lost, nothing wrong delivered, no crash' : `NOT OK: ${broken.join(', ')}`}`);
   print(jsonLine(r));
 }
 

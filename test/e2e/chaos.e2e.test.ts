@@ -2,14 +2,14 @@
 // real anvil through a TCP proxy, delivering to a real receiver, while it is killed -9 and restarted,
 // its chain connections are cut, the chain reorgs, the receiver fails and hangs, its actors are
 // restarted and stopped through the admin API and its Matcher's mailbox is flooded — all interleaved.
-// It must lose nothing (every canonical log delivered per subscription, every delivered orphan
-// retracted, same body on every retry, every signature valid), and every kind of fault must really
-// have happened. Then the same check, run on doctored copies of what the receiver saw, must fail:
-// a log the receiver never got, a delivery dropped, a retry with another body, a bad signature, a
-// retraction missing.
+// It must lose nothing and deliver nothing wrong (every check of chaos/invariant.ts at zero), the node
+// must never exit unless a fault killed it and must exit 0 on the final SIGTERM, and every kind of fault
+// must really have happened. Then the same check, run on doctored copies of what the receiver saw, must
+// fail: a log the receiver never got, a delivery dropped, a retry with another body, a bad signature, a
+// retraction missing. (test/unit/chaos-invariant.test.ts proves every check fails on crafted runs.)
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAULT_KINDS } from '../../chaos/faults.ts';
-import { checkInvariant, type Observation } from '../../chaos/invariant.ts';
+import { checkInvariant, FAILURES, type Observation } from '../../chaos/invariant.ts';
 import { jsonLine, runChaos, type ChaosResult } from '../../chaos/run.ts';
 import { killAllNodes } from '../support/node-process.ts';
 import { body, succeeded, type WebhookBody } from './e2e-chain.ts';
@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 describe('chaos: every fault at once on one node', () => {
-  it('loses nothing, and every kind of fault was injected', async () => {
+  it('loses nothing, delivers nothing wrong, never crashes, and every kind of fault was injected', async () => {
     result = await runChaos({ scenario: 'everything', seed: 7, seconds: 12, convergeSeconds: 30, print: (l) => lines.push(l) });
     console.info(`chaos e2e: ${jsonLine(result)}`);
     const summary = lines.join('\n');
@@ -34,7 +34,9 @@ describe('chaos: every fault at once on one node', () => {
     expect(result.expected).toBeGreaterThan(100);
     expect(result.delivered).toBe(result.expected);
     expect(result.convergeMs, summary).not.toBeNull();
-    expect(result.verdict.missingRemovals).toBe(0);
+    for (const check of FAILURES) expect(result.verdict[check], `${check}\n${summary}`).toBe(0);
+    expect(result.unexpectedExits, summary).toEqual([]);
+    expect(result.finalExit, summary).toEqual({ code: 0, signal: null });
     expect(lines.at(-1)).toBe(jsonLine(result));
   }, 120_000);
 });
@@ -86,8 +88,13 @@ describe('the invariant check fails when the invariant is broken', () => {
     // Without the run's log.removed deliveries, and with one more delivered log taken off the chain
     // (as a reorg would), every orphan misses its retraction.
     const victim = obs.requests.find((r) => succeeded(r) && body(r).type === 'log.created' && isCanonical(obs, body(r)))!;
-    const canonical = obs.canonical.filter((l) => !(l.blockHash === body(victim).data.blockHash && Number.parseInt(l.logIndex, 16) === body(victim).data.logIndex));
-    const v = checkInvariant({ canonical, subscriptions: obs.subscriptions, requests: obs.requests.filter((r) => !(succeeded(r) && body(r).type === 'log.removed')) });
+    const isVictim = (l: Observation['canonical'][number]) => l.blockHash === body(victim).data.blockHash && Number.parseInt(l.logIndex, 16) === body(victim).data.logIndex;
+    const v = checkInvariant({
+      ...obs,
+      canonical: obs.canonical.filter((l) => !isVictim(l)),
+      orphaned: [...obs.orphaned, ...obs.canonical.filter(isVictim)],
+      requests: obs.requests.filter((r) => !(succeeded(r) && body(r).type === 'log.removed')),
+    });
     expect(v.ok).toBe(false);
     expect(v.orphanedDelivered).toBeGreaterThanOrEqual(1);
     expect(v.missingRemovals).toBe(v.orphanedDelivered);
