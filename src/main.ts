@@ -29,7 +29,8 @@ import { governanceRoutes } from './actors/admin/governance-routes.ts';
 import { v1Routes } from './actors/admin/v1/index.ts';
 import { pipelineNotices } from './pipeline-notices.ts';
 import { createDeliverer } from './actors/deliverer/deliverer.ts';
-import { placedDelivererSpec, type PlacedDelivererArgs } from './actors/deliverer/placed.ts';
+import { placedDelivererSpec } from './actors/deliverer/placed.ts';
+import { delivererSettings } from './actors/deliverer/settings.ts';
 import { createDelivererStore } from './actors/deliverer/store-port.ts';
 import {
   ChainReadiness,
@@ -58,7 +59,7 @@ import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
-import { ACTOR_PATHS, buildTree, type AnyBehaviourFactory } from './tree.ts';
+import { ACTOR_PATHS, buildTree, cellDefaults, type AnyBehaviourFactory, type NodeBehaviours } from './tree.ts';
 
 /**
  * V8's default growth factor of the young generation. bin/ethhook.mjs sets it to 1 while the process
@@ -102,124 +103,125 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   registry.setDefaultLabels({ node: config.node.id });
   collectDefaultMetrics({ register: registry });
 
-  const db: Db = await openDb(join(dataDir, 'db'));
+  const stores = await openStores(config, dataDir, logger, cleanups);
+  const devChain = config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.db, logger, cleanups) : undefined;
+  const chains: ChainConfig[] = devChain ? [devChainConfig(devChain)] : [...config.chains];
+  const demo = devChain && config.demo.enabled ? await startNodeDemo(config, dataDir, devChain, logger, cleanups) : undefined;
+  const governance = demo?.governance ?? (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
+  const hub = new StreamHub({ registry, log: logger.child({ component: 'streams' }) });
+  const system = new ActorSystem({ logger, registry, defaults: cellDefaults(config.runtime), shutdownDeadlineMs: config.node.shutdownDeadlineMs });
+  // Every chain is visible in /metrics and holds /ready back from the start, reached or not.
+  exportChainSeries(registry, chains);
+  const readiness = new ChainReadiness(chains);
+  await startTree(system, buildTree(config, nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, chains, readiness, governance })));
+
+  const where = await whereabouts(config, dataDir, system, { devChain, demo, governance });
+  logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
+  setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`);
+  const trim = startMallocTrim(logger.child({ component: 'malloc-trim' }));
+  cleanups.push(async () => trim.stop());
+  if (demo) {
+    process.stderr.write(demoBanner(where));
+    if (config.demo.statusIntervalMs > 0) {
+      const receiver = demo.receiver;
+      const stop = startStatusLine({ registry, snapshot: () => system.snapshot(), receiver: () => receiver.stats(), logger, intervalMs: config.demo.statusIntervalMs });
+      cleanups.push(async () => stop());
+    }
+  }
+  return system;
+}
+
+interface Stores {
+  db: Db;
+  endpoints: EndpointStore;
+  subscriptions: SubscriptionStore;
+  outbox: Outbox;
+}
+
+/** The LevelDB store under `<dataDir>/db` and the master key that seals its secrets. */
+async function openStores(config: NodeConfig, dataDir: string, logger: Logger, cleanups: Cleanup[]): Promise<Stores> {
+  const db = await openDb(join(dataDir, 'db'));
   cleanups.push(() => db.close());
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });
   const endpoints = new EndpointStore(db, masterKey);
   const subscriptions = new SubscriptionStore(db, endpoints);
   const outbox = await Outbox.open(db);
   cleanups.push(() => outbox.idle());
+  return { db, endpoints, subscriptions, outbox };
+}
 
-  const chains: ChainConfig[] = [...config.chains];
-  let devChain: DevChain | undefined;
-  if (config.devChain.enabled && chains.length === 0) {
-    const dev = config.devChain;
-    const chain = await startDevChain({
-      logger: logger.child({ component: 'dev-chain' }),
-      chainId: dev.chainId,
-      blockTimeMs: dev.blockTimeMs,
-      txIntervalMs: dev.txIntervalMs,
-      port: dev.port,
-      ...(dev.binary ? { binary: dev.binary } : {}),
-    });
-    cleanups.push(() => chain.stop());
-    devChain = chain;
-    // anvil starts from block 0 every time: the cursor of the previous run's chain would make the
-    // listener refuse this one (another block 0), and nothing of that chain can come back.
-    await new CursorStore(db).clear(chain.chainId);
-    chains.push(chainConfigSchema.parse({ chainId: chain.chainId, name: 'dev', wsUrl: chain.wsUrl, httpUrl: chain.httpUrl }));
+/** The embedded anvil of `devChain`, its previous run's cursor cleared. */
+async function startNodeDevChain(config: NodeConfig, db: Db, logger: Logger, cleanups: Cleanup[]): Promise<DevChain> {
+  const { enabled: _, ...options } = config.devChain;
+  const chain = await startDevChain({ logger: logger.child({ component: 'dev-chain' }), ...options });
+  cleanups.push(() => chain.stop());
+  // anvil starts from block 0 every time: the cursor of the previous run's chain would make the
+  // listener refuse this one (another block 0), and nothing of that chain can come back.
+  await new CursorStore(db).clear(chain.chainId);
+  return chain;
+}
+
+function devChainConfig(chain: DevChain): ChainConfig {
+  return chainConfigSchema.parse({ chainId: chain.chainId, name: 'dev', wsUrl: chain.wsUrl, httpUrl: chain.httpUrl });
+}
+
+/** The demo's receiver and governance server, unless the operator's `governance.url` is to be followed. */
+async function startNodeDemo(config: NodeConfig, dataDir: string, chain: DevChain, logger: Logger, cleanups: Cleanup[]): Promise<Demo | undefined> {
+  if (config.governance.url !== undefined) {
+    logger.info('demo off: governance.url is configured, so the node follows that governance stream instead');
+    return undefined;
   }
-
-  let demo: Demo | undefined;
-  if (devChain && config.demo.enabled) {
-    if (config.governance.url !== undefined) {
-      logger.info('demo off: governance.url is configured, so the node follows that governance stream instead');
-    } else {
-      const started = await startDemo({ dataDir, chain: devChain, logger });
-      cleanups.push(() => started.stop());
-      demo = started;
-      if (!config.security.allowPrivateTargets) {
-        logger.warn({ receiver: started.receiver.url }, 'demo: security.allowPrivateTargets is off, so webhooks to the loopback receiver will be refused');
-      }
-    }
+  const demo = await startDemo({ dataDir, chain, logger });
+  cleanups.push(() => demo.stop());
+  if (!config.security.allowPrivateTargets) {
+    logger.warn({ receiver: demo.receiver.url }, 'demo: security.allowPrivateTargets is off, so webhooks to the loopback receiver will be refused');
   }
-  const governance = demo?.governance ?? (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
+  return demo;
+}
 
-  const hub = new StreamHub({ registry, log: logger.child({ component: 'streams' }) });
-  const system = new ActorSystem({
-    logger,
-    registry,
-    defaults: {
-      capacity: config.runtime.mailbox.capacity,
-      overflow: config.runtime.mailbox.overflow,
-      throughput: config.runtime.mailbox.throughput,
-      maxConsecutivePanics: config.runtime.maxConsecutivePanics,
-      shutdownTimeoutMs: config.runtime.shutdownTimeoutMs,
-    },
-    shutdownDeadlineMs: config.node.shutdownDeadlineMs,
-  });
+interface NodeParts {
+  config: NodeConfig;
+  dataDir: string;
+  logger: Logger;
+  registry: Registry;
+  system: ActorSystem;
+  stores: Stores;
+  hub: StreamHub;
+  chains: readonly ChainConfig[];
+  readiness: ChainReadiness;
+  governance: { url: string; publicKeys: string[] } | undefined;
+}
+
+/** The actors of the tree (src/tree.ts), each built from its part of the configuration. */
+function nodeBehaviours(p: NodeParts): NodeBehaviours {
+  const { config, registry, system, stores, hub, chains } = p;
+  const { db, endpoints, subscriptions, outbox } = stores;
   const lookup = (path: string) => system.lookup(path);
-  // Every chain is visible in /metrics and holds /ready back from the start, reached or not.
-  exportChainSeries(registry, chains);
-  const chainReadiness = new ChainReadiness(chains);
-  const cursors = new CursorStore(db);
-  const chainListeners = new Map<string, AnyBehaviourFactory>(
-    chains.map((chain) => [
-      chainListenerName(chain.chainId),
-      () => createChainListener({ chain, store: db, target: ACTOR_PATHS.matcher, registry, readiness: chainReadiness }),
-    ]),
-  );
-  // JSON-safe: a placed deliverer gets them as its factory's args.
-  const delivererSettings = {
-    http: {
-      policy: { allowPrivate: config.security.allowPrivateTargets },
-      concurrency: config.deliverer.concurrency,
-      requestTimeoutMs: config.deliverer.requestTimeoutMs,
-    },
-    loop: {
-      perEndpointConcurrency: config.deliverer.perEndpointConcurrency,
-      slowConcurrency: config.deliverer.slowLane.concurrency,
-      slowAfterMs: config.deliverer.slowLane.afterMs,
-      retry: { scheduleMs: config.deliverer.retry.schedule, jitter: config.deliverer.retry.jitter, maxRetryAfterMs: 10 * 3_600_000 },
-      guards: {
-        breaker: { failureThreshold: config.deliverer.circuitBreaker.failureThreshold, cooldownMs: config.deliverer.circuitBreaker.openMs },
-        disable: config.deliverer.disable,
-      },
-    },
-  } satisfies PlacedDelivererArgs;
+  const deliverer = delivererSettings(config);
   const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';
-  const tree = buildTree(config, {
+  const governance = p.governance;
+  return {
     admin: () => createAdminBehaviour({
       system,
       config: config.admin,
       registry,
-      dataDir,
+      dataDir: p.dataDir,
       routes: [
-        ...v1Routes({
-          endpoints,
-          subscriptions,
-          outbox,
-          lookup,
-          config: {
-            allowPrivateTargets: config.security.allowPrivateTargets,
-            requireHttpsTargets: config.security.requireHttpsTargets,
-            secretOverlapMs: config.security.rotationOverlapMs,
-          },
-        }),
+        ...v1Routes({ endpoints, subscriptions, outbox, lookup, config: config.security }),
         ...governanceRoutes(() => system),
-        ...chainRoutes({ system: () => system, chains, cursors }),
+        ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(db) }),
       ],
-      readiness: () => chainReadiness.reasons(),
+      readiness: () => p.readiness.reasons(),
       streams: streamTransports(hub, config.streams),
     }),
-    deliverer: () => createDeliverer({ outbox, endpoints, registry, ...delivererSettings }),
+    deliverer: () => createDeliverer({ outbox, endpoints, registry, ...deliverer }),
     ...(delivererPlaced ? { delivererStore: () => createDelivererStore({ outbox, endpoints, registry }) } : {}),
-    placeable: { deliverer: placedDelivererSpec(delivererSettings) },
+    placeable: { deliverer: placedDelivererSpec(deliverer) },
     matcher: () => createMatcher({
       db,
       subscriptions,
       outbox,
-      logger: logger.child({ actor: ACTOR_PATHS.matcher }),
+      logger: p.logger.child({ actor: ACTOR_PATHS.matcher }),
       registry,
       ownsEndpoint: ownsEndpoint(config.node.cluster),
       chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
@@ -236,19 +238,32 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
               endpoints,
               subscriptions,
               notices: pipelineNotices(lookup),
-              logger: logger.child({ actor: ACTOR_PATHS.governanceStream }),
-              secretOverlapMs: config.security.rotationOverlapMs,
+              logger: p.logger.child({ actor: ACTOR_PATHS.governanceStream }),
+              secretOverlapMs: config.security.secretOverlapMs,
             }),
           }),
         }
       : {}),
-    chainListeners,
-  });
-  await startTree(system, tree);
+    chainListeners: new Map<string, AnyBehaviourFactory>(
+      chains.map((chain) => [
+        chainListenerName(chain.chainId),
+        () => createChainListener({ chain, store: db, target: ACTOR_PATHS.matcher, registry, readiness: p.readiness }),
+      ]),
+    ),
+  };
+}
 
+/** Where everything listens, for the `node running` line and the demo's banner. */
+async function whereabouts(
+  config: NodeConfig,
+  dataDir: string,
+  system: ActorSystem,
+  started: { devChain: DevChain | undefined; demo: Demo | undefined; governance: { url: string } | undefined },
+): Promise<NodeWhereabouts> {
   const address = await system.lookup(ACTOR_PATHS.admin)?.ask<AddressInfo | null>({ type: 'address' });
   const admin = address ? `http://${address.address}:${address.port}` : null;
-  const where: NodeWhereabouts = {
+  const { devChain, demo, governance } = started;
+  return {
     admin,
     metrics: admin === null ? null : `${admin}/metrics`,
     streams: admin === null ? null : { ws: `${admin.replace(/^http/, 'ws')}${WS_EVENTS_PATH}`, sse: `${admin}${SSE_EVENTS_PATH}` },
@@ -257,17 +272,4 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     governance: governance?.url ?? null,
     demoReceiver: demo?.receiver.url ?? null,
   };
-  logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
-  setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`);
-  const trim = startMallocTrim(logger.child({ component: 'malloc-trim' }));
-  cleanups.push(async () => trim.stop());
-  if (demo) {
-    process.stderr.write(demoBanner(where));
-    if (config.demo.statusIntervalMs > 0) {
-      const receiver = demo.receiver;
-      const stop = startStatusLine({ registry, snapshot: () => system.snapshot(), receiver: () => receiver.stats(), logger, intervalMs: config.demo.statusIntervalMs });
-      cleanups.push(async () => stop());
-    }
-  }
-  return system;
 }

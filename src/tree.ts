@@ -15,6 +15,7 @@
  * deliverer-store restarts the deliverer it serves. Every actor takes the
  * runtime defaults and the per-actor overrides of `runtime.actors.<name>` (mailbox, placement, shutdown).
  */
+import type { CellDefaults } from './runtime/cell.ts';
 import { EthhookError } from './runtime/errors.ts';
 import type { Behaviour, ChildSpec, SupervisorSpec, WorkerSpec } from './runtime/types.ts';
 import type { NodeConfig } from './config/schema.ts';
@@ -47,6 +48,11 @@ export interface NodeBehaviours {
   chainListeners: ReadonlyMap<string, AnyBehaviourFactory>;
   /** Actors that can run in a child process or thread: the module and factory export the child builds. */
   placeable?: Readonly<Record<string, { module: string; exportName: string; args?: unknown }>>;
+}
+
+/** What every actor takes unless `runtime.actors.<name>` overrides it: the actor system's defaults. */
+export function cellDefaults(runtime: NodeConfig['runtime']): CellDefaults {
+  return { ...runtime.mailbox, maxConsecutivePanics: runtime.maxConsecutivePanics, shutdownTimeoutMs: runtime.shutdownTimeoutMs };
 }
 
 export function buildTree(config: NodeConfig, behaviours: NodeBehaviours): SupervisorSpec {

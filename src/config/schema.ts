@@ -9,9 +9,27 @@
  * - Every duration field (`...Ms`, `retry.schedule`) takes milliseconds or a string with a unit
  *   (`"10s"`, `"5m"`, `"2h"`); the parsed config always holds milliseconds.
  * - Every setting lands here, typed and defaulted; a section holds only what its module reads.
+ * - A key is named like the module option it fills (`deliverer.circuitBreaker.cooldownMs` is the
+ *   breaker's `cooldownMs`), so what maps a section onto a module's options is a spread, not a rename.
+ * - A default a module has of its own is not written here: the schema reads it from the module's exported
+ *   constant (`DEFAULT_BREAKER_CONFIG`, `DEFAULT_CELL`, ...), so the module header, a test building the
+ *   module without options and a node started with no config all mean the same value. Only settings no
+ *   module defaults (ports, hosts, limits the config alone decides) have their value written here.
+ *   test/unit/config-defaults.test.ts checks that the options built from the default config equal the
+ *   modules' own defaults.
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_BREAKER_CONFIG } from '../actors/deliverer/circuit-breaker.ts';
+import { DEFAULT_DISABLE_CONFIG } from '../actors/deliverer/disable.ts';
+import { DEFAULT_HTTP_CLIENT_OPTIONS } from '../actors/deliverer/http-client.ts';
+import { DEFAULT_RETRY_POLICY } from '../actors/deliverer/retry.ts';
+import { DEFAULT_SCHEDULER_OPTIONS } from '../actors/deliverer/scheduler.ts';
+import { DEFAULT_DEV_CHAIN_OPTIONS } from '../dev-chain/index.ts';
+import { DEFAULT_CELL } from '../runtime/system.ts';
+import { DEFAULT_ROTATION_OVERLAP_MS } from '../store/endpoints.ts';
+import { DEFAULT_BACKOFF } from '../supervision/backoff.ts';
+import { DEFAULT_INTENSITY } from '../supervision/supervisor.ts';
 import { chainConfigSchema } from './chain.ts';
 import { duration } from './duration.ts';
 
@@ -89,11 +107,11 @@ const AdminSchema = z.strictObject({
 
 const MailboxSchema = z.strictObject({
   /** Messages a mailbox holds before its overflow policy applies. */
-  capacity: positiveInt().default(1024),
+  capacity: positiveInt().default(DEFAULT_CELL.capacity),
   /** `backpressure`: senders are told it is full / wait. `drop-oldest`, `drop-newest`: to dead letters. */
-  overflow: z.enum(['backpressure', 'drop-oldest', 'drop-newest']).default('backpressure'),
+  overflow: z.enum(['backpressure', 'drop-oldest', 'drop-newest']).default(DEFAULT_CELL.overflow),
   /** Messages an actor handles per turn before yielding to the others and to I/O. */
-  throughput: positiveInt().default(256),
+  throughput: positiveInt().default(DEFAULT_CELL.throughput),
 });
 
 const ActorOverrideSchema = z.strictObject({
@@ -106,21 +124,21 @@ const ActorOverrideSchema = z.strictObject({
 
 const BackoffSchema = z
   .strictObject({
-    minMs: duration().default(100),
-    maxMs: duration().default(30_000),
+    minMs: duration().default(DEFAULT_BACKOFF.minMs),
+    maxMs: duration().default(DEFAULT_BACKOFF.maxMs),
     /** Each consecutive restart waits `factor` times longer, up to maxMs. */
-    factor: z.number().min(1).default(2),
+    factor: z.number().min(1).default(DEFAULT_BACKOFF.factor),
     /** 0..1: the delay is drawn from [d*(1-jitter), d*(1+jitter)]. */
-    jitter: fraction().default(0.2),
+    jitter: fraction().default(DEFAULT_BACKOFF.jitter),
     /** After this long without a failure, the next restart waits minMs again. */
-    resetAfterMs: duration().default(60_000),
+    resetAfterMs: duration().default(DEFAULT_BACKOFF.resetAfterMs),
   })
   .refine((b) => b.minMs <= b.maxMs, { message: 'minMs must not exceed maxMs', path: ['minMs'] });
 
 const SupervisionSchema = z.strictObject({
   /** More than maxRestarts within withinMs: the supervisor gives up and escalates to its parent. */
   intensity: z
-    .strictObject({ maxRestarts: nonNegativeInt().default(5), withinMs: duration().default(30_000) })
+    .strictObject({ maxRestarts: nonNegativeInt().default(DEFAULT_INTENSITY.maxRestarts), withinMs: duration().default(DEFAULT_INTENSITY.withinMs) })
     .prefault({}),
   backoff: BackoffSchema.prefault({}),
 });
@@ -129,9 +147,9 @@ const RuntimeSchema = z.strictObject({
   /** Mailbox of every actor without an override. */
   mailbox: MailboxSchema.prefault({}),
   /** A message that panics the same actor this many times in a row goes to dead letters. */
-  maxConsecutivePanics: positiveInt().default(3),
+  maxConsecutivePanics: positiveInt().default(DEFAULT_CELL.maxConsecutivePanics),
   /** Default time an actor gets to stop. */
-  shutdownTimeoutMs: duration().default(5_000),
+  shutdownTimeoutMs: duration().default(DEFAULT_CELL.shutdownTimeoutMs),
   /** Per-actor overrides by actor name (`deliverer`, `matcher`, `chain-listener:1`). */
   actors: z.record(z.string().min(1), ActorOverrideSchema).default({}),
   supervision: SupervisionSchema.prefault({}),
@@ -143,13 +161,13 @@ const ChainSchema = chainConfigSchema;
 const DevChainSchema = z.strictObject({
   /** Start an embedded anvil and follow it (the dev node). Turn off when real chains are configured. */
   enabled: z.boolean().default(true),
-  chainId: positiveInt().default(31_337),
+  chainId: positiveInt().default(DEFAULT_DEV_CHAIN_OPTIONS.chainId),
   /** anvil's interval mining period. */
-  blockTimeMs: duration().default(1_000),
+  blockTimeMs: duration().default(DEFAULT_DEV_CHAIN_OPTIONS.blockTimeMs),
   /** Period of the built-in traffic generator's transactions (so a dev node sees events); 0 disables it. */
-  txIntervalMs: duration().default(2_000),
+  txIntervalMs: duration().default(DEFAULT_DEV_CHAIN_OPTIONS.txIntervalMs),
   /** Port anvil listens on (127.0.0.1); 0 picks a free one. */
-  port: z.number().int().min(0).max(65_535).default(0),
+  port: z.number().int().min(0).max(65_535).default(DEFAULT_DEV_CHAIN_OPTIONS.port),
   /** anvil executable. Default: the one installed by the optional dependency @foundry-rs/anvil-linux-amd64. */
   binary: z.string().min(1).optional(),
 });
@@ -166,45 +184,44 @@ const DemoSchema = z.strictObject({
   statusIntervalMs: duration().default(5_000),
 });
 
+/** The Deliverer's settings: src/actors/deliverer/settings.ts hands them to its scheduler, HTTP client and guards. */
 const DelivererSchema = z.strictObject({
   /** Webhook requests in the fast lane across all endpoints (src/actors/deliverer/scheduler.ts). */
-  concurrency: positiveInt().default(64),
+  concurrency: positiveInt().default(DEFAULT_SCHEDULER_OPTIONS.concurrency),
   /** Requests one endpoint may have in flight at once: one endpoint gets at most an eighth of the fast lane. */
-  perEndpointConcurrency: positiveInt().default(8),
-  slowLane: z
-    .strictObject({
-      /** A request unanswered this long leaves the fast lane, and its endpoint is slow until one ends sooner. */
-      afterMs: duration().default(1_000),
-      /** Requests of slow endpoints started at once; those we have no answer from hold at most half. */
-      concurrency: positiveInt().default(64),
-    })
-    .prefault({}),
+  perEndpointConcurrency: positiveInt().default(DEFAULT_SCHEDULER_OPTIONS.perEndpointConcurrency),
+  /** Requests of slow endpoints started at once; those we have no answer from hold at most half. */
+  slowConcurrency: positiveInt().default(DEFAULT_SCHEDULER_OPTIONS.slowConcurrency),
+  /** A request unanswered this long leaves the fast lane, and its endpoint is slow until one ends sooner. */
+  slowAfterMs: duration().default(DEFAULT_SCHEDULER_OPTIONS.slowAfterMs),
   /** One webhook request (connect to last byte) must finish within this. */
-  requestTimeoutMs: duration().default(15_000),
+  requestTimeoutMs: duration().default(DEFAULT_HTTP_CLIENT_OPTIONS.requestTimeoutMs),
   retry: z
     .strictObject({
       /** Wait before each attempt (the first is attempt 1); after the last, the job is dead-lettered. */
-      schedule: z
+      scheduleMs: z
         .array(duration())
         .min(1)
-        .default([0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]),
-      /** 0..1: each wait is drawn from [w*(1-jitter), w*(1+jitter)]. */
-      jitter: fraction().default(0.2),
+        .default([...DEFAULT_RETRY_POLICY.scheduleMs]),
+      /** 0..1 (1 excluded): each wait is drawn from [w*(1-jitter), w*(1+jitter)]. */
+      jitter: z.number().min(0).lt(1).default(DEFAULT_RETRY_POLICY.jitter),
+      /** A receiver's `Retry-After` is honoured up to this long. */
+      maxRetryAfterMs: duration().default(DEFAULT_RETRY_POLICY.maxRetryAfterMs),
     })
     .prefault({}),
   circuitBreaker: z
     .strictObject({
       /** Consecutive failures that open an endpoint's breaker. */
-      failureThreshold: positiveInt().default(5),
-      /** How long it stays open before a trial request. */
-      openMs: duration().default(60_000),
+      failureThreshold: positiveInt().default(DEFAULT_BREAKER_CONFIG.failureThreshold),
+      /** How long it stays open before a trial request (longer after each failed trial). */
+      cooldownMs: duration().default(DEFAULT_BREAKER_CONFIG.cooldownMs),
     })
     .prefault({}),
   /** An endpoint failing for this long without a success (and at least `minFailures` times) is disabled. */
   disable: z
     .strictObject({
-      afterMs: duration().default(5 * 24 * 3_600_000),
-      minFailures: positiveInt().default(10),
+      afterMs: duration().default(DEFAULT_DISABLE_CONFIG.afterMs),
+      minFailures: positiveInt().default(DEFAULT_DISABLE_CONFIG.minFailures),
     })
     .prefault({}),
 });
@@ -248,7 +265,7 @@ const SecuritySchema = z.strictObject({
    */
   generateMasterKey: z.boolean().default(true),
   /** After a secret rotation (admin API or governance) the old secret keeps signing this long too. */
-  rotationOverlapMs: duration().default(24 * 3_600_000),
+  secretOverlapMs: duration().default(DEFAULT_ROTATION_OVERLAP_MS),
 });
 
 export const NodeConfigSchema = z

@@ -1,10 +1,11 @@
 /**
  * The embedded dev chain: what `npm start` follows with the default config, with no setup.
  *
- * `startDevChain(options)` starts anvil on 127.0.0.1 (a free port unless `port` is set; the binary of
- * the optional dependency @foundry-rs/anvil-linux-amd64 unless `binary` is set, with a clear error when
- * it is absent), mining a block every `blockTimeMs` (default 1000), deploys the Tick contract
- * (contract.ts) and sends it a transaction every `txIntervalMs` (default 2000; 0 = none), each emitting
+ * `startDevChain(options)` starts anvil on 127.0.0.1 as chain `chainId` (default 31337; on a free port
+ * unless `port` is set; the binary of the optional dependency @foundry-rs/anvil-linux-amd64 unless
+ * `binary` is set, with a clear error when it is absent), mining a block every `blockTimeMs` (default
+ * 1000), deploys the Tick contract (contract.ts) and sends it a transaction every `txIntervalMs`
+ * (default 2000; 0 = none), each emitting
  * 1 to 5 events. It logs where anvil listens and its pid (`anvilPid`: pino's own `pid` is the node's).
  * `stop()` ends the traffic and kills anvil. anvil cannot outlive the process, however it ends, and a
  * Ctrl-C in a terminal does not reach it (anvil-process.ts): an exit of anvil before `stop()` is
@@ -38,16 +39,20 @@ export interface DevChain {
   stop(): Promise<void>;
 }
 
+/** The defaults (the schema of the `devChain` section reads them here). */
+export const DEFAULT_DEV_CHAIN_OPTIONS = Object.freeze({ chainId: 31_337, blockTimeMs: 1_000, txIntervalMs: 2_000, port: 0 });
+
 const MAX_TICKS_PER_TX = 5;
 
 export async function startDevChain(options: DevChainOptions): Promise<DevChain> {
   const { logger } = options;
-  const chainId = options.chainId ?? 31_337;
-  const blockTimeMs = options.blockTimeMs ?? 1_000;
-  const txIntervalMs = options.txIntervalMs ?? 2_000;
+  const d = DEFAULT_DEV_CHAIN_OPTIONS;
+  const chainId = options.chainId ?? d.chainId;
+  const blockTimeMs = options.blockTimeMs ?? d.blockTimeMs;
+  const txIntervalMs = options.txIntervalMs ?? d.txIntervalMs;
   const anvil = await spawnAnvil({
     args: ['--chain-id', String(chainId), '--block-time', String(blockTimeMs / 1_000)],
-    port: options.port,
+    port: options.port ?? d.port,
     binary: options.binary,
   });
   const client = new HttpRpcClient({ url: anvil.httpUrl, requestTimeoutMs: 10_000, maxFrameBytes: 16 * 1024 * 1024 });

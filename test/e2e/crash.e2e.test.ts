@@ -27,7 +27,7 @@ const options = (): StartNodeOptions => ({
   config: {
     chains: [nodeChain(chain)],
     security: { allowPrivateTargets: true },
-    deliverer: { requestTimeoutMs: 2_000, retry: { schedule: [0, 200, 500, 1000, 2000, 2000, 2000, 2000, 2000, 2000], jitter: 0.2 } },
+    deliverer: { requestTimeoutMs: 2_000, retry: { scheduleMs: [0, 200, 500, 1000, 2000, 2000, 2000, 2000, 2000, 2000], jitter: 0.2 } },
   },
 });
 

@@ -53,8 +53,8 @@ beforeAll(async () => {
       deliverer: {
         requestTimeoutMs: REQUEST_TIMEOUT_MS,
         // Twelve attempts: a job failing all of them at a 30% failure rate is a one-in-two-million event.
-        retry: { schedule: [0, 200, 500, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 2000, 4000], jitter: 0.2 },
-        circuitBreaker: { failureThreshold: 5, openMs: 1000 },
+        retry: { scheduleMs: [0, 200, 500, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 2000, 4000], jitter: 0.2 },
+        circuitBreaker: { failureThreshold: 5, cooldownMs: 1000 },
       },
     },
   });

@@ -17,7 +17,7 @@ import {
   CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil, type TickChain,
 } from './e2e-chain.ts';
 
-const BREAKER_OPEN_MS = 1_500;
+const BREAKER_COOLDOWN_MS = 1_500;
 
 let chain: TickChain;
 const dirs: NodeDir[] = [];
@@ -55,8 +55,8 @@ beforeAll(async () => {
       security: { allowPrivateTargets: true },
       deliverer: {
         requestTimeoutMs: 2_000,
-        retry: { schedule: [0, 300, 600, 1000, 2000, 3000, 5000, 5000, 5000, 5000], jitter: 0.2 },
-        circuitBreaker: { failureThreshold: 5, openMs: BREAKER_OPEN_MS },
+        retry: { scheduleMs: [0, 300, 600, 1000, 2000, 3000, 5000, 5000, 5000, 5000], jitter: 0.2 },
+        circuitBreaker: { failureThreshold: 5, cooldownMs: BREAKER_COOLDOWN_MS },
       },
     },
   });
@@ -81,7 +81,7 @@ describe('circuit breaker', () => {
 
     // While open, the 10 jobs wait: over two cool-downs the receiver sees the first 10 attempts and a
     // probe or two, where retries alone (0, 300, 600, 1000 ms ...) would have made over 40 requests.
-    await sleep(2 * BREAKER_OPEN_MS);
+    await sleep(2 * BREAKER_COOLDOWN_MS);
     expect(s.receiver.count).toBeGreaterThanOrEqual(5);
     expect(s.receiver.count).toBeLessThanOrEqual(10 + 3);
     expect(s.receiver.deliveredIds().size).toBe(0);

@@ -37,7 +37,7 @@ afterEach(async () => {
 
 async function startDeliverer(deps: Partial<DelivererDeps> = {}) {
   const registry = new Registry();
-  const full: DelivererDeps = { outbox, endpoints, registry, http: { policy: { allowPrivate: true }, concurrency: 8 }, loop: { idlePollMs: 20 }, ...deps };
+  const full: DelivererDeps = { outbox, endpoints, registry, http: { policy: { allowPrivate: true } }, loop: { concurrency: 8, idlePollMs: 20 }, ...deps };
   const { system, lines } = await start([{ kind: 'worker', name: 'deliverer', behaviour: () => createDeliverer(full) }], {}, { registry });
   return { system, registry, lines, ref: system.lookup('deliverer')! };
 }

@@ -49,7 +49,7 @@ afterEach(async () => {
 });
 
 async function startPipeline(mode: 'forked' | 'threaded' = 'forked'): Promise<ActorSystem> {
-  const spec = placedDelivererSpec({ http: { policy: { allowPrivate: true }, concurrency: 8 }, loop: { idlePollMs: 60_000 }, metricsIntervalMs: 100 });
+  const spec = placedDelivererSpec({ http: { policy: { allowPrivate: true } }, loop: { concurrency: 8, idlePollMs: 60_000 }, metricsIntervalMs: 100 });
   const pipeline = {
     kind: 'supervisor' as const, name: 'pipeline', strategy: 'rest-for-one' as const, children: [
       { kind: 'worker' as const, name: 'deliverer-store', behaviour: () => createDelivererStore({ outbox, endpoints, registry }) },

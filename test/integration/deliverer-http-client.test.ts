@@ -18,7 +18,7 @@ let receiver: Receiver;
 const clients: WebhookHttpClient[] = [];
 
 function client(options: Partial<HttpClientOptions> = {}): WebhookHttpClient {
-  const c = new WebhookHttpClient({ policy: dev, ...options });
+  const c = new WebhookHttpClient({ policy: dev, concurrency: 16, ...options });
   clients.push(c);
   return c;
 }
@@ -186,7 +186,7 @@ describe('the total deadline', () => {
       import { WebhookHttpClient } from ${JSON.stringify(clientModule)};
       const server = createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
       await new Promise((r) => server.listen(0, '127.0.0.1', r));
-      const client = new WebhookHttpClient({ policy: { allowPrivate: true }, requestTimeoutMs: 60000 });
+      const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: 1, requestTimeoutMs: 60000 });
       const result = await client.post('http://127.0.0.1:' + server.address().port + '/', {}, '{}');
       process.stdout.write(String(result.status));
       await client.close();

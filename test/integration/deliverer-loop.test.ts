@@ -98,7 +98,7 @@ describe('at least once, through failures', () => {
     const a = await endpointFor(r, '/a');
     const b = await endpointFor(r, '/b');
     r.setSecrets((path) => (path === '/a' ? [a.secret] : [b.secret]));
-    startLoop({ guards: { breaker: { cooldownMs: 50, maxCooldownMs: 200 } } }, { allowPrivate: true }, { headersTimeoutMs: 300 });
+    startLoop({ guards: { circuitBreaker: { cooldownMs: 50, maxCooldownMs: 200 } } }, { allowPrivate: true }, { headersTimeoutMs: 300 });
     const all = [...jobs(a.endpoint.id, 150, 'a'), ...jobs(b.endpoint.id, 150, 'b')];
     await outbox.enqueueBatch(all);
 
@@ -166,7 +166,7 @@ describe('failing fast and disabling', () => {
   it('a failure streak survives a restart of the loop', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/streak');
-    const options = { retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) }, guards: { breaker: { failureThreshold: 1_000 }, disable: { afterMs: 800, minFailures: 3 } } };
+    const options = { retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) }, guards: { circuitBreaker: { failureThreshold: 1_000 }, disable: { afterMs: 800, minFailures: 3 } } };
     const first = startLoop(options);
     await outbox.enqueueBatch(jobs(endpoint.id, 1, 'streak'));
     await until(async () => (await endpoints.get(endpoint.id))!.failing?.failures === 3);
@@ -183,7 +183,7 @@ describe('failing fast and disabling', () => {
   it('retries exhausted: dead letter after the last attempt of the schedule', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/down');
-    startLoop({ retry: { ...FAST_RETRY, scheduleMs: [0, 10, 10, 10] }, guards: { breaker: { failureThreshold: 100 } } });
+    startLoop({ retry: { ...FAST_RETRY, scheduleMs: [0, 10, 10, 10] }, guards: { circuitBreaker: { failureThreshold: 100 } } });
     await outbox.enqueueBatch(jobs(endpoint.id, 1, 'down'));
     await until(() => outbox.deadLetterCount() === 1);
     expect(r.requests.map((q) => q.webhookId)).toEqual(Array(4).fill('msg_down_0'));
@@ -216,7 +216,7 @@ describe('guards', () => {
   it('the circuit opens after consecutive failures, probes, and closes when the endpoint recovers', async () => {
     const r = await receiver(sequence(Array(5).fill({ status: 503 })));
     const { endpoint } = await endpointFor(r, '/flaky');
-    const loop = startLoop({ concurrency: 1, guards: { breaker: { failureThreshold: 5, cooldownMs: 300 } } });
+    const loop = startLoop({ concurrency: 1, guards: { circuitBreaker: { failureThreshold: 5, cooldownMs: 300 } } });
     await outbox.enqueueBatch(jobs(endpoint.id, 10, 'flaky'));
     await until(() => loop.status().openBreakers.includes(endpoint.id));
     expect(await registry.metrics()).toContain(`circuit_breaker_state{endpoint="${endpoint.id}"} 2`);
@@ -234,7 +234,7 @@ describe('guards', () => {
     const failUntil = Date.now() + 400;
     const r = await receiver(() => ({ status: Date.now() < failUntil ? 503 : 200 }));
     const { endpoint } = await endpointFor(r, '/probe');
-    startLoop({ concurrency: 4, guards: { breaker: { failureThreshold: 1, cooldownMs: 50, maxCooldownMs: 100, probeTimeoutMs: 60_000 } } });
+    startLoop({ concurrency: 4, guards: { circuitBreaker: { failureThreshold: 1, cooldownMs: 50, maxCooldownMs: 100, probeTimeoutMs: 60_000 } } });
     await outbox.enqueueBatch(jobs(endpoint.id, 12, 'probe'));
     await until(() => outbox.depth() === 0, 10_000);
     expect(r.deliveredIds().size).toBe(12);

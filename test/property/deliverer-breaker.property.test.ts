@@ -27,18 +27,18 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 4; i++) s = record(s, false, 1_000, CFG).state;
     expect(s).toEqual({ state: 'closed', failures: 4 });
     const opened = record(s, false, 1_000, CFG);
-    expect(opened).toEqual({ state: { state: 'open', until: 31_000, cooldownMs: 30_000 }, transition: 'opened' });
-    expect(admit(opened.state, 30_999, CFG)).toMatchObject({ allowed: false, waitMs: 1 });
+    expect(opened).toEqual({ state: { state: 'open', until: 61_000, cooldownMs: 60_000 }, transition: 'opened' });
+    expect(admit(opened.state, 60_999, CFG)).toMatchObject({ allowed: false, waitMs: 1 });
 
-    const probe = admit(opened.state, 31_000, CFG);
+    const probe = admit(opened.state, 61_000, CFG);
     expect(probe).toMatchObject({ allowed: true, transition: 'half-opened', state: { state: 'half-open' } });
-    expect(admit(probe.state, 31_001, CFG).allowed).toBe(false);
+    expect(admit(probe.state, 61_001, CFG).allowed).toBe(false);
 
-    const reopened = record(probe.state, false, 32_000, CFG);
-    expect(reopened).toEqual({ state: { state: 'open', until: 92_000, cooldownMs: 60_000 }, transition: 'opened' });
+    const reopened = record(probe.state, false, 62_000, CFG);
+    expect(reopened).toEqual({ state: { state: 'open', until: 182_000, cooldownMs: 120_000 }, transition: 'opened' });
 
-    const probe2 = admit(reopened.state, 92_000, CFG);
-    expect(record(probe2.state, true, 92_500, CFG)).toEqual({ state: CLOSED, transition: 'closed' });
+    const probe2 = admit(reopened.state, 182_000, CFG);
+    expect(record(probe2.state, true, 182_500, CFG)).toEqual({ state: CLOSED, transition: 'closed' });
   });
 
   it('a success in between resets the count of consecutive failures', () => {

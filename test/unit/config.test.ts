@@ -52,9 +52,12 @@ describe('defaults', () => {
     expect(c.chains).toEqual([]);
     expect(c.devChain.enabled).toBe(true);
     expect(c.deliverer.retry).toEqual({
-      schedule: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000],
+      scheduleMs: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000],
       jitter: 0.2,
+      maxRetryAfterMs: 36_000_000,
     });
+    expect(c.deliverer.circuitBreaker).toEqual({ failureThreshold: 5, cooldownMs: 60_000 });
+    expect(c.deliverer.requestTimeoutMs).toBe(15_000);
     expect(c.security.allowPrivateTargets).toBe(true);
     expect(c.governance.url).toBeUndefined();
   });
@@ -116,7 +119,7 @@ describe('file and environment', () => {
         ETHHOOK_DEV_CHAIN__ENABLED: 'false',
         ETHHOOK_RUNTIME__ACTORS__deliverer__PLACEMENT: 'forked',
         ETHHOOK_RUNTIME__MAILBOX__OVERFLOW: 'drop-oldest',
-        ETHHOOK_DELIVERER__RETRY__SCHEDULE: '["1s", 5000]',
+        ETHHOOK_DELIVERER__RETRY__SCHEDULE_MS: '["1s", 5000]',
         ETHHOOK_CHAINS__0__CHAIN_ID: '1',
         ETHHOOK_CHAINS__0__NAME: 'mainnet',
         ETHHOOK_CHAINS__0__WS_URL: 'wss://rpc.example/ws/key',
@@ -128,7 +131,7 @@ describe('file and environment', () => {
     expect(c.devChain.enabled).toBe(false);
     expect(c.runtime.actors).toEqual({ deliverer: { placement: 'forked' } });
     expect(c.runtime.mailbox.overflow).toBe('drop-oldest');
-    expect(c.deliverer.retry.schedule).toEqual([1000, 5000]);
+    expect(c.deliverer.retry.scheduleMs).toEqual([1000, 5000]);
     expect(c.chains[0]).toMatchObject({ chainId: 1, name: 'mainnet', providers: [{ name: 'primary', wsUrl: 'wss://rpc.example/ws/key' }] });
   });
 
@@ -186,7 +189,7 @@ describe('errors', () => {
         '  actors: { deliverer: { placement: remote } }',
         'chains:',
         '  - { chainId: 1, name: mainnet, wsUrl: "https://not-a-ws", confirmations: 100 }',
-        'deliverer: { retry: { schedule: [0, soon] } }',
+        'deliverer: { retry: { scheduleMs: [0, soon] } }',
         'bogus: true',
       ].join('\n'),
     );
@@ -206,7 +209,7 @@ describe('errors', () => {
         'runtime.actors.deliverer.placement',
         'chains[0].wsUrl',
         'chains[0].confirmations',
-        'deliverer.retry.schedule[1]',
+        'deliverer.retry.scheduleMs[1]',
         'bogus',
       ]),
     );
@@ -280,7 +283,7 @@ describe('redaction', () => {
       env: {
         ETHHOOK_ADMIN_TOKENS: `operate:${TOKEN_B}`,
         ETHHOOK_CHAINS: JSON.stringify([
-          { chainId: 1, name: 'mainnet', wsUrl: 'wss://mainnet.infura.io/ws/v3/0123456789abcdef0123456789abcdef', httpUrl: 'https://u:pw@rpc.example:8545/?apikey=secret' },
+          { chainId: 1, name: 'mainnet', wsUrl: 'wss://mainnet.infura.io/ws/v3/0123456789abcdef0123456789abcdef', httpUrl: 'https://u:pw@rpc.example:8545/?apikey=s3cr3t-query-key' },
           {
             chainId: 10,
             name: 'optimism',
@@ -299,7 +302,7 @@ describe('redaction', () => {
     expect(printed).toContain('opt-mainnet.g.alchemy.com');
     expect(printed).toContain('"name":"alchemy"');
     expect(printed).not.toContain('0123456789abcdef0123456789abcdef');
-    expect(printed).not.toContain('secret');
+    expect(printed).not.toContain('s3cr3t-query-key');
     expect(printed).not.toContain(':pw@');
     expect(printed).toContain('mainnet.infura.io');
     expect(c.admin.tokens[0]?.token).toBe(TOKEN_B);

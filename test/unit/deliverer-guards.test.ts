@@ -7,7 +7,7 @@ import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 
 describe('EndpointGuards', () => {
   it('rate limit first: a rate-limited request never takes the half-open probe', () => {
-    const g = new EndpointGuards({ breaker: { failureThreshold: 1, cooldownMs: 100 } });
+    const g = new EndpointGuards({ circuitBreaker: { failureThreshold: 1, cooldownMs: 100 } });
     expect(g.admit('ep', 1, 0)).toEqual({ go: true });
     expect(g.record('ep', 'retryable', 'HTTP 503', 0)).toEqual({ transition: 'opened', persist: { since: 0, failures: 1 } });
     expect(g.admit('ep', 1, 50)).toEqual({ go: false, why: 'breaker', waitMs: 50 });
@@ -20,7 +20,7 @@ describe('EndpointGuards', () => {
   });
 
   it('any answer but a retryable one proves the endpoint up; only a 2xx resets the disable streak', () => {
-    const g = new EndpointGuards({ breaker: { failureThreshold: 2 }, disable: { afterMs: 1_000, minFailures: 3 } });
+    const g = new EndpointGuards({ circuitBreaker: { failureThreshold: 2 }, disable: { afterMs: 1_000, minFailures: 3 } });
     g.record('ep', 'retryable', 'HTTP 503', 0);
     g.record('ep', 'permanent', 'HTTP 400', 10);
     // The streak is to be stored when it starts and when it reaches minFailures, not on every failure.
@@ -51,7 +51,7 @@ describe('EndpointGuards', () => {
 
   it('keeps circuit_breaker_state and circuit_breaker_opens_total, labelled by endpoint id', async () => {
     const registry = new Registry();
-    const g = new EndpointGuards({ breaker: { failureThreshold: 1, cooldownMs: 10 } }, delivererMetrics(registry));
+    const g = new EndpointGuards({ circuitBreaker: { failureThreshold: 1, cooldownMs: 10 } }, delivererMetrics(registry));
     g.admit('ep_a', undefined, 0);
     expect(await registry.metrics()).toContain('circuit_breaker_state{endpoint="ep_a"} 0');
     g.record('ep_a', 'retryable', 'timeout', 0);

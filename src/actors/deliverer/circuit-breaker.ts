@@ -6,7 +6,7 @@
  *   consecutive failures rather than a failure ratio over a window because webhook endpoints are
  *   mostly low-volume: a ratio over a handful of requests is noise, while N failures in a row with no
  *   success in between says the endpoint is down whatever its traffic.
- * - open: nothing passes until `until` (a cool-down, first `cooldownMs`, default 30 s); admit answers
+ * - open: nothing passes until `until` (a cool-down, first `cooldownMs`, default 60 s); admit answers
  *   how long to wait, so the Deliverer reschedules instead of spinning.
  * - half-open: after the cool-down exactly one request, the probe, passes. Success closes the breaker;
  *   failure opens it again for `cooldownFactor` (2) times the previous cool-down, up to `maxCooldownMs`
@@ -26,9 +26,10 @@ export interface BreakerConfig {
   probeTimeoutMs: number;
 }
 
+/** The defaults (the schema of `deliverer.circuitBreaker` reads `failureThreshold` and `cooldownMs` here). */
 export const DEFAULT_BREAKER_CONFIG: BreakerConfig = Object.freeze({
   failureThreshold: 5,
-  cooldownMs: 30_000,
+  cooldownMs: 60_000,
   cooldownFactor: 2,
   maxCooldownMs: 600_000,
   probeTimeoutMs: 60_000,

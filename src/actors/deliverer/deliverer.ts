@@ -2,7 +2,7 @@
  * The Deliverer actor: a thin behaviour around the delivery loop (delivery-loop.ts), which does the work.
  *
  * - preStart builds the HTTP client (SSRF policy, timeouts, a limit of `requestSlots`: both of the
- *   scheduler's lanes, scheduler.ts) and starts the loop (`http.concurrency` is its fast lane); postStop
+ *   scheduler's lanes, scheduler.ts) and starts the loop (`loop.concurrency` is its fast lane); postStop
  *   stops it, waits up to `stopGraceMs` (5 s) for the attempts in flight, aborts the rest (their jobs
  *   stay due, unrecorded) and closes the client. A restart starts from the outbox again: a job whose
  *   answer was lost is delivered again, with the same webhook-id.
@@ -30,8 +30,8 @@ export interface DelivererDeps {
   endpoints: EndpointPort;
   registry?: Registry;
   /** HTTP client settings; `policy.allowPrivate` comes from the config (dev true, production false). */
-  http: HttpClientOptions;
-  loop?: Omit<DeliveryLoopOptions, 'concurrency'>;
+  http: Omit<HttpClientOptions, 'concurrency'>;
+  loop?: DeliveryLoopOptions;
   now?: () => number;
   random?: () => number;
   /** On stop, attempts still in flight after this long are aborted. Default 5 s. */
@@ -55,9 +55,9 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       return loop;
     },
     preStart(ctx: ActorContext<unknown>) {
-      // `http.concurrency` is the fast lane's; the client must take every request the scheduler may
-      // have out at once (both lanes), or a fast request would queue behind slow ones inside it.
-      const loopOptions: DeliveryLoopOptions = { ...deps.loop, concurrency: deps.http.concurrency ?? 64 };
+      // The client must take every request the scheduler may have out at once (both lanes), or a fast
+      // request would queue behind slow ones inside it.
+      const loopOptions = deps.loop ?? {};
       client = new WebhookHttpClient({ ...deps.http, concurrency: requestSlots(loopOptions) });
       metrics?.observeQueue(countsJobs(deps.outbox) ? deps.outbox : null);
       loop = new DeliveryLoop(

@@ -34,7 +34,7 @@ interface Guard {
 }
 
 export interface GuardConfig {
-  breaker?: Partial<BreakerConfig>;
+  circuitBreaker?: Partial<BreakerConfig>;
   disable?: Partial<DisableConfig>;
 }
 
@@ -57,7 +57,7 @@ export class EndpointGuards {
     cfg: GuardConfig = {},
     private readonly metrics?: DelivererMetrics,
   ) {
-    this.breakerCfg = { ...DEFAULT_BREAKER_CONFIG, ...cfg.breaker };
+    this.breakerCfg = { ...DEFAULT_BREAKER_CONFIG, ...cfg.circuitBreaker };
     this.disableCfg = { ...DEFAULT_DISABLE_CONFIG, ...cfg.disable };
   }
 

@@ -3,10 +3,11 @@
  *
  * - One undici `Agent` (a keep-alive pool per origin, `pipelining` 1) whose connector is the SSRF
  *   guard's `pinnedConnector`: every new connection is checked and goes to the address checked.
- * - A global concurrency limit across all endpoints (`concurrency`, default 64); each origin may use up
- *   to that many connections.
+ * - A global concurrency limit across all endpoints (`concurrency`, required: the Deliverer gives its
+ *   scheduler's `requestSlots`); each origin may use up to that many connections.
  * - Timeouts: connect (DNS + TCP/TLS, default 5 s), headers (10 s), body idle (10 s), all three
- *   undici's own, and a total deadline per attempt (30 s) that also bounds a receiver dripping its body.
+ *   undici's own, and a total deadline per attempt (`requestTimeoutMs`, 15 s) that also bounds a
+ *   receiver dripping its body.
  *   The deadline costs no timer per attempt: attempts in flight sit in start order in one set, and one
  *   timer, armed for the oldest, aborts those past it. An attempt still connecting when its deadline
  *   passes is aborted as soon as undici hands it a socket (the connect timeout bounds that wait).
@@ -30,7 +31,7 @@ import { pinnedConnector, type TargetPolicy } from '../../target-policy/ssrf.ts'
 
 export interface HttpClientOptions {
   policy: TargetPolicy;
-  concurrency?: number;
+  concurrency: number;
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
   bodyTimeoutMs?: number;
@@ -45,16 +46,16 @@ export interface HttpAttempt extends AttemptOutcome {
   bodySnippet: string;
 }
 
-const DEFAULTS = {
-  concurrency: 64,
+/** The defaults of the optional settings (`deliverer.requestTimeoutMs`'s schema reads its default here). */
+export const DEFAULT_HTTP_CLIENT_OPTIONS = Object.freeze({
   connectTimeoutMs: 5_000,
   headersTimeoutMs: 10_000,
   bodyTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
+  requestTimeoutMs: 15_000,
   keepAliveTimeoutMs: 30_000,
   maxResponseBytes: 4_096,
   userAgent: 'ethhook',
-};
+});
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEOUT', 'ETIMEDOUT']);
 
@@ -72,7 +73,7 @@ export class WebhookHttpClient {
   private readonly targets = new WeakMap<URL, { origin: string; path: string }>();
 
   constructor(options: HttpClientOptions) {
-    this.opts = { ...DEFAULTS, ...stripUndefined(options) };
+    this.opts = { ...DEFAULT_HTTP_CLIENT_OPTIONS, ...stripUndefined(options), concurrency: options.concurrency };
     this.limit = new ConcurrencyLimit(this.opts.concurrency);
     this.deadlines = new Deadlines(this.opts.requestTimeoutMs);
     this.agent = new Agent({

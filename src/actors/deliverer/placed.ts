@@ -34,7 +34,6 @@ const positive = z.number().int().positive();
 export const placedDelivererArgsSchema = z.strictObject({
   http: z.strictObject({
     policy: z.strictObject({ allowPrivate: z.boolean() }),
-    concurrency: positive.optional(),
     connectTimeoutMs: positive.optional(),
     headersTimeoutMs: positive.optional(),
     bodyTimeoutMs: positive.optional(),
@@ -48,11 +47,12 @@ export const placedDelivererArgsSchema = z.strictObject({
       retry: retryPolicySchema.optional(),
       guards: z
         .strictObject({
-          breaker: z.strictObject({ failureThreshold: positive, cooldownMs: ms, cooldownFactor: z.number().min(1), maxCooldownMs: ms, probeTimeoutMs: positive }).partial().optional(),
+          circuitBreaker: z.strictObject({ failureThreshold: positive, cooldownMs: ms, cooldownFactor: z.number().min(1), maxCooldownMs: ms, probeTimeoutMs: positive }).partial().optional(),
           disable: z.strictObject({ afterMs: ms, minFailures: positive }).partial().optional(),
         })
         .optional(),
       batchSize: positive.optional(),
+      concurrency: positive.optional(),
       perEndpointConcurrency: positive.optional(),
       slowConcurrency: positive.optional(),
       slowAfterMs: positive.optional(),

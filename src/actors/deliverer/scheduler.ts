@@ -56,17 +56,25 @@ import type { Job } from '../../store/outbox.ts';
 export type Standing = 'new' | 'fast' | 'slow' | 'silent';
 
 export interface SchedulerOptions {
-  /** Requests in the fast lane at most. Default 64. */
+  /** Requests in the fast lane at most. */
   concurrency?: number;
-  /** Requests of one endpoint in flight at most. Default 8. */
+  /** Requests of one endpoint in flight at most. */
   perEndpointConcurrency?: number;
-  /** Requests started in the slow lane at most. Default 64. */
+  /** Requests started in the slow lane at most. */
   slowConcurrency?: number;
-  /** A request unanswered this long leaves the fast lane; an endpoint answering later is slow. Default 1 s. */
+  /** A request unanswered this long leaves the fast lane; an endpoint answering later is slow. */
   slowAfterMs?: number;
   /** Ready jobs read from the outbox and kept in memory at most. Default 8 × concurrency. */
   maxReady?: number;
 }
+
+/** The defaults of the options the configuration sets (`deliverer.*`, whose schema reads them here). */
+export const DEFAULT_SCHEDULER_OPTIONS = Object.freeze({
+  concurrency: 64,
+  perEndpointConcurrency: 8,
+  slowConcurrency: 64,
+  slowAfterMs: 1_000,
+});
 
 export interface SchedulerHooks {
   /** A fast slot came free without an answer (a request aged out of the fast lane): start what can go. */
@@ -77,12 +85,13 @@ export interface SchedulerHooks {
 
 /** The defaults, filled in one place. */
 export function schedulerConfig(o: SchedulerOptions = {}): Required<SchedulerOptions> {
-  const concurrency = o.concurrency ?? 64;
+  const d = DEFAULT_SCHEDULER_OPTIONS;
+  const concurrency = o.concurrency ?? d.concurrency;
   return {
     concurrency,
-    perEndpointConcurrency: o.perEndpointConcurrency ?? 8,
-    slowConcurrency: o.slowConcurrency ?? 64,
-    slowAfterMs: o.slowAfterMs ?? 1_000,
+    perEndpointConcurrency: o.perEndpointConcurrency ?? d.perEndpointConcurrency,
+    slowConcurrency: o.slowConcurrency ?? d.slowConcurrency,
+    slowAfterMs: o.slowAfterMs ?? d.slowAfterMs,
     maxReady: o.maxReady ?? concurrency * 8,
   };
 }
