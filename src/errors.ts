@@ -4,11 +4,9 @@
  * keeps its meaning. `ethhook errors` prints the table.
  */
 import { adminErrorCodes } from './actors/admin/errors.ts';
-import { governanceRouteErrorCodes } from './actors/admin/governance-routes.ts';
 import { chainErrorCodes } from './actors/chain-listener/errors.ts';
 import { delivererErrorCodes } from './actors/deliverer/errors.ts';
 import { governanceErrorCodes } from './actors/governance/errors.ts';
-import { storeApplierErrorCodes } from './actors/governance/store-applier.ts';
 import { matcherErrorCodes } from './actors/matcher/errors.ts';
 import { configErrorCodes } from './config/errors.ts';
 import { kernelErrorCodes, type ErrorCodeInfo } from './runtime/errors.ts';
@@ -26,8 +24,6 @@ const groups = {
   matcher: matcherErrorCodes,
   deliverer: delivererErrorCodes,
   governance: governanceErrorCodes,
-  'governance-applier': storeApplierErrorCodes,
-  'admin-governance': governanceRouteErrorCodes,
   streams: streamErrorCodes,
 } as const;
 

@@ -35,7 +35,6 @@ import { createDelivererStore } from './actors/deliverer/store-port.ts';
 import {
   ChainReadiness,
   chainConfigSchema,
-  chainListenerName,
   createChainListener,
   exportChainSeries,
   type ChainConfig,
@@ -59,7 +58,7 @@ import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
-import { ACTOR_PATHS, buildTree, cellDefaults, type AnyBehaviourFactory, type NodeBehaviours } from './tree.ts';
+import { ACTOR_PATHS, buildTree, chainListenerName, cellDefaults, type AnyBehaviourFactory, type NodeBehaviours } from './tree.ts';
 
 /**
  * V8's default growth factor of the young generation. bin/ethhook.mjs sets it to 1 while the process

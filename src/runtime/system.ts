@@ -8,6 +8,8 @@
  *
  * Manual operations (`restartActor`, `stopActor`, `startActor`) accept a path (`/pipeline/deliverer`)
  * or a unique name (`deliverer`) and go through the node's own supervisor, like any restart.
+ * Lookups (`find`, `lookup`) answer undefined for a path or name that picks out no single actor;
+ * `findOrThrow` and the manual operations throw ETHHOOK_ERR_ACTOR_NOT_FOUND or _AMBIGUOUS instead.
  */
 import { Registry } from 'prom-client';
 import { ActorCell, messageType, type CellDefaults, type CellEnv } from './cell.ts';
@@ -105,43 +107,43 @@ export class ActorSystem implements ParentLink {
     return node instanceof ActorCell ? (node.ref as ActorRef<T>) : undefined;
   }
 
-  /** The node for a path or a unique name; throws ETHHOOK_ERR_ACTOR_NOT_FOUND or _AMBIGUOUS. */
-  resolve(pathOrName: string): TreeNode {
-    if (pathOrName.startsWith('/')) {
-      const node = this.nodes.get(pathOrName);
-      if (!node) throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor at ${pathOrName}`, { actor: pathOrName });
-      return node;
-    }
-    const matches = [...this.nodes.values()].filter((n) => n.name === pathOrName);
-    if (matches.length === 0) throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor named ${pathOrName}`, { actor: pathOrName });
-    if (matches.length > 1) throw new EthhookError('ETHHOOK_ERR_ACTOR_AMBIGUOUS', `several actors are named ${pathOrName}: ${matches.map((m) => m.path).join(', ')}`, { actor: pathOrName });
-    return matches[0]!;
+  /** The node at a path or of a unique name; undefined when there is none, or when several share the name. */
+  find(pathOrName: string): TreeNode | undefined {
+    if (pathOrName.startsWith('/')) return this.nodes.get(pathOrName);
+    const matches = this.named(pathOrName);
+    return matches.length === 1 ? matches[0] : undefined;
   }
 
-  private find(pathOrName: string): TreeNode | undefined {
-    try {
-      return this.resolve(pathOrName);
-    } catch {
-      return undefined;
-    }
+  /** `find` for operations that must name what is wrong: throws ETHHOOK_ERR_ACTOR_NOT_FOUND or _AMBIGUOUS. */
+  findOrThrow(pathOrName: string): TreeNode {
+    const node = this.find(pathOrName);
+    if (node !== undefined) return node;
+    if (pathOrName.startsWith('/')) throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor at ${pathOrName}`, { actor: pathOrName });
+    const matches = this.named(pathOrName);
+    if (matches.length > 1) throw new EthhookError('ETHHOOK_ERR_ACTOR_AMBIGUOUS', `several actors are named ${pathOrName}: ${matches.map((m) => m.path).join(', ')}`, { actor: pathOrName });
+    throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor named ${pathOrName}`, { actor: pathOrName });
+  }
+
+  private named(name: string): TreeNode[] {
+    return [...this.nodes.values()].filter((n) => n.name === name);
   }
 
   // ---- manual operations (admin API) ---------------------------------------------------------
 
   async restartActor(pathOrName: string): Promise<ActorSnapshot> {
-    const node = this.resolve(pathOrName);
+    const node = this.findOrThrow(pathOrName);
     await node.parent.restartChild(node, 'manual');
     return node.snapshot();
   }
 
   async stopActor(pathOrName: string): Promise<ActorSnapshot> {
-    const node = this.resolve(pathOrName);
+    const node = this.findOrThrow(pathOrName);
     await node.parent.stopChild(node);
     return node.snapshot();
   }
 
   async startActor(pathOrName: string): Promise<ActorSnapshot> {
-    const node = this.resolve(pathOrName);
+    const node = this.findOrThrow(pathOrName);
     await node.parent.startChild(node);
     return node.snapshot();
   }

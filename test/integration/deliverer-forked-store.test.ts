@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RemoteEndpoints, RemoteOutbox, StoreClient } from '../../src/actors/deliverer/remote-ports.ts';
-import { DELIVERER_STORE_PATH, createDelivererStore } from '../../src/actors/deliverer/store-port.ts';
+import { createDelivererStore } from '../../src/actors/deliverer/store-port.ts';
+import { ACTOR_PATHS } from '../../src/tree.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { ActorRef, ChildSpec } from '../../src/runtime/types.ts';
 import type { AttemptRecord } from '../../src/store/attempts.ts';
@@ -50,7 +51,7 @@ beforeEach(async () => {
     ],
   };
   ({ system, lines } = await start([pipeline], {}, { registry }));
-  const ref = system.lookup(DELIVERER_STORE_PATH)!;
+  const ref = system.lookup(ACTOR_PATHS.delivererStore)!;
   store = { ...ref, ask: (msg, options) => { sent.push(msg as { type: string }); return ref.ask(msg, options); } } as ActorRef;
 });
 
@@ -154,7 +155,7 @@ describe('deliverer-store: endpoints as messages', () => {
 describe('deliverer-store: bad input and failures', () => {
   // A malformed message, or a failing store call, is an error reply: the actor does not panic.
   it('answers errors instead of panicking', async () => {
-    const ask = (msg: unknown) => system.lookup(DELIVERER_STORE_PATH)!.ask(msg);
+    const ask = (msg: unknown) => system.lookup(ACTOR_PATHS.delivererStore)!.ask(msg);
     expect(await ask({ type: 'store.nope' })).toMatchObject({ ok: false, error: { code: 'ETHHOOK_ERR_INVALID_INPUT' } });
     expect(await ask({ type: 'store.due', now: 1, limit: 0, exclude: [] })).toMatchObject({ ok: false, error: { message: expect.stringContaining('limit') } });
     expect(await ask({ type: 'store.write', ops: [{ op: 'postpone', job: 'msg_1', at: Number.POSITIVE_INFINITY }] })).toMatchObject({ ok: false });
@@ -184,7 +185,7 @@ describe('deliverer-store: metrics', () => {
     expect(text).toMatch(/webhook_event_to_delivery_seconds_count 1$/m);
 
     const report = (deliveries: Record<string, number>, breakerOpens: number, breakers: Array<{ endpoint: string; state: number }>) =>
-      system.lookup(DELIVERER_STORE_PATH)!.ask({ type: 'store.metrics', deliveries, breakerOpens, breakers });
+      system.lookup(ACTOR_PATHS.delivererStore)!.ask({ type: 'store.metrics', deliveries, breakerOpens, breakers });
     await report({ success: 1, network_error: 1 }, 1, [{ endpoint: 'ep_a', state: 2 }]);
     await report({ success: 2 }, 0, [{ endpoint: 'ep_b', state: 1 }]);
     text = await registry.getSingleMetricAsString('webhook_deliveries_total');

@@ -383,7 +383,7 @@ describe('actor messages', () => {
     // A stray message is answered with an error, without a restart or a dropped connection.
     const connections = n.lines.filter((l) => l.msg === 'governance stream connected').length;
     expect(await ref.ask({ type: 'governance.explode' })).toMatchObject({ ok: false, error: { code: 'ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE' } });
-    expect(n.system.resolve(ACTOR).stats.totalRestarts).toBe(0);
+    expect(n.system.findOrThrow(ACTOR).stats.totalRestarts).toBe(0);
     expect(n.lines.filter((l) => l.msg === 'governance stream connected')).toHaveLength(connections);
   });
 });

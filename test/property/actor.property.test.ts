@@ -64,7 +64,7 @@ describe('actor', () => {
         for (const m of list) ref.tell(m);
         const expected = list.filter((m) => !m.panic).map((m) => `${m.sender}/${m.seq}`);
         const panics = list.filter((m) => m.panic).length;
-        const cell = system.resolve('a');
+        const cell = system.findOrThrow('a');
         await waitFor(() => handled.length === expected.length && cell.stats.deadLetters.poison === panics && cell.state === 'running');
         await system.shutdown('test');
         expect(handled).toEqual(expected);

@@ -90,7 +90,7 @@ describe('strategies on a real tree', () => {
           await system.shutdown('test');
           expect(events.slice(0, expected.length)).toEqual(expected);
           for (let i = 0; i < n; i++) {
-            const stats = system.resolve(`c${i}`).stats.restarts;
+            const stats = system.findOrThrow(`c${i}`).stats.restarts;
             expect(stats.panic).toBe(i === failing ? 1 : 0);
             expect(stats.dependency).toBe(set.includes(i) && i !== failing ? 1 : 0);
           }

@@ -42,7 +42,7 @@ describe('overflow policies', () => {
     const { system } = await start([t.spec]);
     const ref = system.lookup<number>('b')!;
     expect(ref.tell(0)).toBe(true);
-    await waitFor(() => system.resolve('b').snapshot().mailbox!.size === 0);
+    await waitFor(() => system.findOrThrow('b').snapshot().mailbox!.size === 0);
     expect(ref.tell(1) && ref.tell(2)).toBe(true);
     expect(ref.tell(3)).toBe(false);
     let sent = false;
@@ -53,7 +53,7 @@ describe('overflow policies', () => {
     await sending;
     await waitFor(() => t.seen.length === 4);
     expect(t.seen).toEqual([0, 1, 2, 4]);
-    expect(system.resolve('b').stats.deadLetters.rejected).toBe(1);
+    expect(system.findOrThrow('b').stats.deadLetters.rejected).toBe(1);
     await system.shutdown('test');
   });
 
@@ -63,12 +63,12 @@ describe('overflow policies', () => {
       const { system } = await start([t.spec]);
       const ref = system.lookup<number>('b')!;
       ref.tell(0);
-      await waitFor(() => system.resolve('b').snapshot().mailbox!.size === 0);
+      await waitFor(() => system.findOrThrow('b').snapshot().mailbox!.size === 0);
       for (const m of [1, 2, 3, 4]) ref.tell(m);
       t.release();
       await waitFor(() => t.seen.length === 3);
       expect(t.seen).toEqual(expected);
-      expect(system.resolve('b').stats.deadLetters.overflow).toBe(2);
+      expect(system.findOrThrow('b').stats.deadLetters.overflow).toBe(2);
       await system.shutdown('test');
     }
   });
@@ -89,12 +89,12 @@ describe('system lane', () => {
     }]);
     const ref = system.lookup<number>('w')!;
     for (const m of [0, 1, 2]) ref.tell(m);
-    await waitFor(() => system.resolve('w').snapshot().mailbox!.size === 2);
+    await waitFor(() => system.findOrThrow('w').snapshot().mailbox!.size === 2);
     const stopping = system.stopActor('w');
     release();
     await stopping;
     expect(seen).toEqual([0]);
-    expect(system.resolve('w').snapshot().mailbox!.size).toBe(2);
+    expect(system.findOrThrow('w').snapshot().mailbox!.size).toBe(2);
     expect(system.readiness()).toEqual({ ready: false, reasons: ['/w is stopped'] });
     await system.startActor('w');
     await waitFor(() => seen.length === 3);
@@ -111,11 +111,11 @@ describe('restart types', () => {
     ]);
     system.lookup('tmp')!.tell('a');
     system.lookup('tr')!.tell('a');
-    await waitFor(() => system.resolve('tmp').state === 'stopped' && system.resolve('tr').state === 'stopped');
+    await waitFor(() => system.findOrThrow('tmp').state === 'stopped' && system.findOrThrow('tr').state === 'stopped');
     expect(system.lookup('tmp')!.tell('b')).toBe(false);
     // The message that panicked it and the one sent after it.
-    expect(system.resolve('tmp').stats.deadLetters.stopped).toBe(2);
-    expect(system.resolve('tmp').stats.totalRestarts + system.resolve('tr').stats.totalRestarts).toBe(0);
+    expect(system.findOrThrow('tmp').stats.deadLetters.stopped).toBe(2);
+    expect(system.findOrThrow('tmp').stats.totalRestarts + system.findOrThrow('tr').stats.totalRestarts).toBe(0);
     expect(system.readiness().ready).toBe(true);
     await system.shutdown('test');
   });
@@ -131,11 +131,11 @@ describe('escalation', () => {
     system.onEvent((e) => events.push(e));
     const ref = system.lookup('w')!;
     ref.tell(1);
-    await waitFor(() => system.resolve('w').stats.restarts.panic === 1 && system.resolve('w').state === 'running');
+    await waitFor(() => system.findOrThrow('w').stats.restarts.panic === 1 && system.findOrThrow('w').state === 'running');
     ref.tell(2);
-    await waitFor(() => system.resolve('inner').stats.restarts.escalation === 1 && system.readiness().ready);
+    await waitFor(() => system.findOrThrow('inner').stats.restarts.escalation === 1 && system.readiness().ready);
     expect(events.some((e) => e.type === 'escalated' && e.path === '/inner')).toBe(true);
-    expect(system.resolve('w').state).toBe('running');
+    expect(system.findOrThrow('w').state).toBe('running');
     await system.shutdown('test');
   });
 
@@ -147,9 +147,9 @@ describe('escalation', () => {
     ), { logger: log.logger });
     const ref = system.lookup('w')!;
     for (let i = 0; i < 3; i++) {
-      await waitFor(() => system.resolve('w').state === 'running' || system.resolve('/').state !== 'running');
+      await waitFor(() => system.findOrThrow('w').state === 'running' || system.findOrThrow('/').state !== 'running');
       ref.tell(i);
-      await waitFor(() => system.resolve('w').stats.panicked === i + 1);
+      await waitFor(() => system.findOrThrow('w').stats.panicked === i + 1);
     }
     const exit = await system.exited;
     expect(exit.code).toBe(1);
@@ -166,11 +166,38 @@ describe('manual operations', () => {
     expect(await ref.ask('inc')).toBe(2);
     await system.restartActor('/p');
     expect(await ref.ask('inc')).toBe(3);
-    expect(system.resolve('/p/e').stats.restarts.manual).toBe(1);
-    expect(system.resolve('/p').stats.restarts.manual).toBe(1);
+    expect(system.findOrThrow('/p/e').stats.restarts.manual).toBe(1);
+    expect(system.findOrThrow('/p').stats.restarts.manual).toBe(1);
     const text = await system.registry.metrics();
     expect(text).toContain('actor_restarts_total{actor="/p/e",reason="manual"} 1');
     await expect(system.restartActor('nope')).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_NOT_FOUND' });
+    await system.shutdown('test');
+  });
+
+  // find and lookup never throw: a path or name that picks out no single actor is undefined;
+  // findOrThrow (what the manual operations use) says whether it is unknown or shared.
+  it('find is undefined for an unknown path or name and for a shared name; findOrThrow names the reason', async () => {
+    const { system } = await start([
+      { kind: 'supervisor', name: 'p', strategy: 'one-for-one', children: [echo('e'), echo('twin')] },
+      { kind: 'supervisor', name: 'q', strategy: 'one-for-one', children: [echo('twin')] },
+    ]);
+    expect(system.find('e')?.path).toBe('/p/e');
+    expect(system.find('/q/twin')?.path).toBe('/q/twin');
+    expect(system.find('/p')?.kind).toBe('supervisor');
+    for (const missing of ['/nope', 'nope', '/p/nope', 'twin']) expect(system.find(missing), missing).toBeUndefined();
+    expect(system.lookup('twin')).toBeUndefined();
+    const thrown = (pathOrName: string): unknown => {
+      try {
+        return system.findOrThrow(pathOrName);
+      } catch (err) {
+        return err;
+      }
+    };
+    expect(thrown('/nope')).toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_NOT_FOUND', message: 'no actor at /nope' });
+    expect(thrown('nope')).toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_NOT_FOUND', message: 'no actor named nope' });
+    expect(thrown('twin')).toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_AMBIGUOUS', message: 'several actors are named twin: /p/twin, /q/twin' });
+    expect(thrown('e')).toBe(system.find('/p/e'));
+    await expect(system.stopActor('twin')).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_AMBIGUOUS' });
     await system.shutdown('test');
   });
 });
@@ -182,9 +209,9 @@ describe('health checks', () => {
       kind: 'worker', name: 'h', healthCheck: { intervalMs: 10, failures: 2 },
       behaviour: () => ({ receive: () => undefined, health: () => ({ ok: healthy, detail: 'upstream down' }) }),
     }]);
-    await waitFor(() => system.resolve('h').stats.restarts.health >= 1);
+    await waitFor(() => system.findOrThrow('h').stats.restarts.health >= 1);
     healthy = true;
-    await waitFor(() => system.resolve('h').state === 'running');
+    await waitFor(() => system.findOrThrow('h').state === 'running');
     await system.shutdown('test');
   });
 });

@@ -47,14 +47,12 @@ export interface ChainRoutesDeps {
         stopActor(path: string): Promise<ActorSnapshot>;
         startActor(path: string): Promise<ActorSnapshot>;
         lookup(path: string): ActorRef | undefined;
-        resolve(path: string): { readonly state: ActorState };
+        find(path: string): { readonly state: ActorState } | undefined;
       }
     | undefined;
   chains: ReadonlyArray<{ chainId: number; name: string }>;
   cursors: { reset(chainId: number, from: number | 'latest'): Promise<void> };
 }
-
-export { chainListenerPath };
 
 export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route[] {
   const configured = (param: string) => {
@@ -69,7 +67,7 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
     if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
     const path = chainListenerPath(chainId);
     const ref = sys.lookup(path);
-    const state = ref ? sys.resolve(path).state : 'stopped';
+    const state = sys.find(path)?.state ?? 'stopped';
     if (!ref || state === 'stopped' || state === 'stopping') {
       throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', `the chain listener is stopped; start it with POST /admin/actors/start {"actor":"${chainListenerName(chainId)}"}`, { actor: path });
     }

@@ -17,6 +17,7 @@ export const adminErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_ADMIN_INTERNAL: { summary: 'the admin API failed unexpectedly; see the node log', httpStatus: 500 },
   ETHHOOK_ERR_ADMIN_LISTEN: { summary: 'the admin API cannot listen on its host and port', httpStatus: 500 },
   ETHHOOK_ERR_ADMIN_TOKEN_FILE: { summary: 'the generated admin token file cannot be read or written', httpStatus: 500 },
+  ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED: { summary: 'this node runs no governance stream (governance.url is not set)', httpStatus: 404 },
 });
 
 export type AdminErrorCode = keyof typeof adminErrorCodes;

@@ -9,39 +9,31 @@
  * A stream an operator stopped answers 409 ETHHOOK_ERR_ACTOR_STOPPED at once (a stopped actor queues
  * messages unanswered: asking it would only time out).
  */
-import { EthhookError, defineErrorCodes } from '../../runtime/errors.ts';
+import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorRef, ActorState } from '../../runtime/types.ts';
 import type { GovernanceReply, GovernanceStatus } from '../governance/messages.ts';
 import { defineRoute, type Route } from './router.ts';
 import { ACTOR_PATHS } from '../../tree.ts';
 
-export const GOVERNANCE_STREAM_PATH = ACTOR_PATHS.governanceStream;
 const ASK_TIMEOUT_MS = 5_000;
-
-export const governanceRouteErrorCodes = defineErrorCodes({
-  ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED: {
-    summary: 'this node runs no governance stream (governance.url is not set)',
-    httpStatus: 404,
-  },
-});
 
 /** The part of the ActorSystem these routes use. */
 export interface GovernanceRoutesSystem {
   lookup(path: string): ActorRef | undefined;
-  resolve(path: string): { readonly state: ActorState };
+  find(path: string): { readonly state: ActorState } | undefined;
 }
 
 export function governanceRoutes(system: () => GovernanceRoutesSystem | undefined): Route[] {
   const ask = async (type: 'governance.reconnect' | 'governance.status'): Promise<GovernanceReply> => {
     const sys = system();
     if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
-    const ref = sys.lookup(GOVERNANCE_STREAM_PATH);
+    const ref = sys.lookup(ACTOR_PATHS.governanceStream);
     if (ref === undefined) {
       throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED', 'this node runs no governance stream: set governance.url (and governance.publicKeys) to follow one');
     }
-    const state = sys.resolve(GOVERNANCE_STREAM_PATH).state;
+    const state = sys.find(ACTOR_PATHS.governanceStream)?.state ?? 'stopped';
     if (state === 'stopped' || state === 'stopping') {
-      throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', 'the governance stream is stopped; start it with POST /admin/actors/start {"actor":"governance-stream"}', { actor: GOVERNANCE_STREAM_PATH });
+      throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', 'the governance stream is stopped; start it with POST /admin/actors/start {"actor":"governance-stream"}', { actor: ACTOR_PATHS.governanceStream });
     }
     const reply = await ref.ask<GovernanceReply>({ type }, { timeoutMs: ASK_TIMEOUT_MS });
     if ('ok' in reply && !reply.ok) throw new EthhookError(reply.error.code, reply.error.message, reply.error.context);
@@ -52,7 +44,7 @@ export function governanceRoutes(system: () => GovernanceRoutesSystem | undefine
       method: 'POST',
       path: '/admin/governance/reconnect',
       auth: 'operate',
-      audit: { action: 'governance.reconnect', target: () => GOVERNANCE_STREAM_PATH },
+      audit: { action: 'governance.reconnect', target: () => ACTOR_PATHS.governanceStream },
       handle: async ({ log }) => {
         await ask('governance.reconnect');
         log.info('governance stream reconnect requested');

@@ -59,8 +59,6 @@ export interface ChainListenerOptions {
   readiness?: ChainReadiness;
 }
 
-export { chainListenerName } from '../../tree.ts';
-
 export function createChainListener(options: ChainListenerOptions): Behaviour<ChainListenerRequest> {
   const { chain, target } = options;
   const stages = pipelineStages(options.registry);

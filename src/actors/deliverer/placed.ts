@@ -26,7 +26,8 @@ import { createDeliverer, type Deliverer } from './deliverer.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type DeliveryStatus } from './metrics.ts';
 import { RemoteEndpoints, RemoteOutbox, StoreClient, DEFAULT_STORE_TIMEOUT_MS } from './remote-ports.ts';
 import { retryPolicySchema } from './retry.ts';
-import { DELIVERER_STORE_PATH, type StoreMessage } from './store-port.ts';
+import type { StoreMessage } from './store-port.ts';
+import { ACTOR_PATHS } from '../../tree.ts';
 
 const ms = z.number().int().nonnegative();
 const positive = z.number().int().positive();
@@ -65,7 +66,7 @@ export const placedDelivererArgsSchema = z.strictObject({
     })
     .default({}),
   stopGraceMs: ms.optional(),
-  storePath: z.string().min(1).default(DELIVERER_STORE_PATH),
+  storePath: z.string().min(1).default(ACTOR_PATHS.delivererStore),
   storeTimeoutMs: positive.default(DEFAULT_STORE_TIMEOUT_MS),
   metricsIntervalMs: positive.default(1_000),
 });

@@ -28,7 +28,8 @@ import type { Endpoint } from '../../store/endpoints.ts';
 import type { DueOptions, Job } from '../../store/outbox.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
 import type { FailureStreak } from './disable.ts';
-import { DELIVERER_STORE_PATH, MAX_WRITE_OPS, type EndpointWithSecrets, type StoreMessage, type WriteOp } from './store-port.ts';
+import { MAX_WRITE_OPS, type EndpointWithSecrets, type StoreMessage, type WriteOp } from './store-port.ts';
+import { ACTOR_PATHS } from '../../tree.ts';
 
 export const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 
@@ -47,9 +48,9 @@ export class StoreClient {
 
 function unwrap<T>(reply: unknown, messageType: string): T {
   if (!isReply(reply)) {
-    throw new EthhookError('ETHHOOK_ERR_PLACEMENT', `malformed reply from ${DELIVERER_STORE_PATH}`, { messageType });
+    throw new EthhookError('ETHHOOK_ERR_PLACEMENT', `malformed reply from ${ACTOR_PATHS.delivererStore}`, { messageType });
   }
-  if (!reply.ok) throw deserializeError(reply.error, { via: DELIVERER_STORE_PATH, messageType });
+  if (!reply.ok) throw deserializeError(reply.error, { via: ACTOR_PATHS.delivererStore, messageType });
   return reply.value as T;
 }
 
@@ -123,9 +124,9 @@ export class RemoteOutbox implements OutboxPort {
         const results = await this.store.call<Reply[]>({ type: 'store.write', ops: group.map((q) => q.op) });
         group.forEach((q, i) => {
           const r = results[i];
-          if (r === undefined) q.reject(new EthhookError('ETHHOOK_ERR_PLACEMENT', `no result for a write from ${DELIVERER_STORE_PATH}`, { op: q.op.op }));
+          if (r === undefined) q.reject(new EthhookError('ETHHOOK_ERR_PLACEMENT', `no result for a write from ${ACTOR_PATHS.delivererStore}`, { op: q.op.op }));
           else if (r.ok) q.resolve(r.value);
-          else q.reject(deserializeError(r.error, { via: DELIVERER_STORE_PATH, op: q.op.op }));
+          else q.reject(deserializeError(r.error, { via: ACTOR_PATHS.delivererStore, op: q.op.op }));
         });
       } catch (err) {
         for (const q of group) q.reject(err);

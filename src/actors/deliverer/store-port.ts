@@ -51,8 +51,6 @@ import type { EndpointPort, OutboxPort } from './ports.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type QueueSource } from './metrics.ts';
 import { ACTOR_PATHS } from '../../tree.ts';
 
-export const DELIVERER_STORE_NAME = 'deliverer-store';
-export const DELIVERER_STORE_PATH = `/pipeline/${DELIVERER_STORE_NAME}`;
 /** Ops in one `store.write` at most (the child sends more as several messages). */
 export const MAX_WRITE_OPS = 1_000;
 const MAX_DUE_LIMIT = 10_000;

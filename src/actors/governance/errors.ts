@@ -22,6 +22,10 @@ export const governanceErrorCodes = defineErrorCodes({
     summary: 'the governance stream actor was sent a message it does not handle',
     httpStatus: 400,
   },
+  ETHHOOK_ERR_GOVERNANCE_SKIPPED: {
+    summary: 'a governance message named an endpoint that does not exist (a subscription for it, a pause); it was skipped',
+    httpStatus: 409,
+  },
   ETHHOOK_ERR_GOVERNANCE_SERVER: {
     summary: 'the reference governance server could not start or was given bad arguments',
     httpStatus: 500,

@@ -28,12 +28,13 @@
  * Governance notices on the live event streams come from the stream's `onApplied` (index.ts), which
  * also sees key rotations: those never reach an applier.
  */
-import { defineErrorCodes, isEthhookError } from '../../runtime/errors.ts';
+import { isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../store/endpoints.ts';
 import { removeEndpointCascade, type Subscription, type SubscriptionStore } from '../../store/subscriptions.ts';
 import type { PipelineNotices } from '../../pipeline-notices.ts';
 import type { ApplyMeta, GovernanceApplier } from './applier.ts';
+import type { GovernanceErrorCode } from './errors.ts';
 import type { GovernancePayload, GovernanceType } from '../../governance-protocol/protocol.ts';
 
 export interface StoreApplierOptions {
@@ -45,13 +46,7 @@ export interface StoreApplierOptions {
   secretOverlapMs?: number;
 }
 
-export const storeApplierErrorCodes = defineErrorCodes({
-  ETHHOOK_ERR_GOVERNANCE_SKIPPED: {
-    summary: 'a governance message named an endpoint that does not exist (a subscription for it, a pause); it was skipped',
-    httpStatus: 409,
-  },
-});
-const SKIP_CODE: keyof typeof storeApplierErrorCodes = 'ETHHOOK_ERR_GOVERNANCE_SKIPPED';
+const SKIP_CODE: GovernanceErrorCode = 'ETHHOOK_ERR_GOVERNANCE_SKIPPED';
 
 export function createStoreApplier(options: StoreApplierOptions): GovernanceApplier {
   const { endpoints, subscriptions, notices, logger } = options;
