@@ -22,7 +22,7 @@
  *   counts a fault that really happened.
  */
 import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
-import { Serial } from '../src/store/serial.ts';
+import { Serial } from '../src/runtime/serial.ts';
 import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';

@@ -24,7 +24,7 @@ import { EthhookError } from '../runtime/errors.ts';
 import { sublevel, type Db } from './db.ts';
 import { newId } from './ids.ts';
 import { generateWebhookSecret, isWebhookSecret, SecretCipher } from './secrets.ts';
-import { Serial } from './serial.ts';
+import { Serial } from '../runtime/serial.ts';
 import { parseInput } from './validate.ts';
 
 export const DEFAULT_ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;

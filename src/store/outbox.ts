@@ -66,7 +66,7 @@ import { AttemptLog, type AttemptRecord } from './attempts.ts';
 import { sublevel, type Db } from './db.ts';
 import { DueWindow } from './due-window.ts';
 import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
-import { Serial } from './serial.ts';
+import { Serial } from '../runtime/serial.ts';
 import { Tally } from './tally.ts';
 
 export const JOB_TYPES = ['log.created', 'log.removed'] as const;

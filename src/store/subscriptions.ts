@@ -21,7 +21,7 @@ import { sublevel, type Db } from './db.ts';
 import { endpointIdSchema, type EndpointStore } from './endpoints.ts';
 import { newId } from './ids.ts';
 import { PREFIX_END } from './keys.ts';
-import { Serial } from './serial.ts';
+import { Serial } from '../runtime/serial.ts';
 import { parseInput } from './validate.ts';
 
 export const MAX_ADDRESSES = 1000;

@@ -15,12 +15,13 @@
  * Manual stop keeps a child stopped (no automatic restart) until a manual start or restart.
  *
  * Every operation on the children (failure handling, manual operations, stop) runs one at a time through
- * an internal queue, so a restart never interleaves with another.
+ * a Serial queue (runtime/serial.ts), so a restart never interleaves with another.
  */
 import { ActorCell, type CellDefaults, type CellEnv } from '../runtime/cell.ts';
 import { EthhookError, describeError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { ParentLink, StopWhy, TreeNode } from '../runtime/node.ts';
+import { Serial } from '../runtime/serial.ts';
 import { ActorStats } from '../runtime/stats.ts';
 import type { ActorSnapshot, ActorState, IntensitySpec, RestartReason, RestartType, Strategy, SupervisorSpec } from '../runtime/types.ts';
 import { RestartBackoff } from './backoff.ts';
@@ -53,7 +54,7 @@ export class Supervisor implements TreeNode, ParentLink {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private stateNow: ActorState = 'idle';
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new Serial();
   private incarnationNo = 0;
 
   constructor(readonly spec: SupervisorSpec, parentPath: string | null, private readonly env: TreeEnv) {
@@ -83,7 +84,7 @@ export class Supervisor implements TreeNode, ParentLink {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   start(): Promise<void> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       this.incarnationNo++;
       this.stateNow = 'starting';
       this.intensity.reset();
@@ -110,7 +111,7 @@ export class Supervisor implements TreeNode, ParentLink {
     if (this.stateNow === 'stopped' || this.stateNow === 'idle') return Promise.resolve();
     this.stateNow = 'stopping';
     this.clearTimers();
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       await this.stopAll(why.cause === 'shutdown' || why.cause === 'manual-stop' || why.cause === 'normal' ? why : { cause: 'dependency', error: why.error });
       this.stateNow = 'stopped';
       this.env.cellEnv.emit({ type: 'stopped', path: this.path, at: Date.now(), normal: true });
@@ -124,11 +125,11 @@ export class Supervisor implements TreeNode, ParentLink {
   // ---- failures (from children) ------------------------------------------------------------
 
   childFailed(child: TreeNode, reason: RestartReason, error: unknown): void {
-    void this.serialize(() => this.handleFailure(child, reason, error));
+    void this.queue.run(() => this.handleFailure(child, reason, error));
   }
 
   childExited(child: TreeNode): void {
-    void this.serialize(async () => {
+    void this.queue.run(async () => {
       if (child.restartType === 'permanent') {
         await this.handleFailure(child, 'crash', new Error(`permanent actor ${child.path} stopped itself`));
         return;
@@ -164,12 +165,12 @@ export class Supervisor implements TreeNode, ParentLink {
     this.log.warn({ child: child.path, reason, delayMs, restarting: set.map((c) => c.path) }, 'restarting after failure');
     if (delayMs === 0) {
       // setTimeout(0) waits a millisecond; a zero backoff restarts on the next turn.
-      setImmediate(() => void this.serialize(() => this.startSet(set)));
+      setImmediate(() => void this.queue.run(() => this.startSet(set)));
       return;
     }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      void this.serialize(() => this.startSet(set));
+      void this.queue.run(() => this.startSet(set));
     }, delayMs);
     this.timers.add(timer);
   }
@@ -205,7 +206,7 @@ export class Supervisor implements TreeNode, ParentLink {
   // ---- manual operations ---------------------------------------------------------------------
 
   restartChild(child: TreeNode, reason: RestartReason): Promise<void> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       this.manuallyStopped.delete(child);
       this.restarting.delete(child);
       child.stats.restarts[reason]++;
@@ -217,7 +218,7 @@ export class Supervisor implements TreeNode, ParentLink {
   }
 
   stopChild(child: TreeNode): Promise<void> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       this.manuallyStopped.add(child);
       this.restarting.delete(child);
       this.log.info({ child: child.path }, 'stopping on request');
@@ -226,7 +227,7 @@ export class Supervisor implements TreeNode, ParentLink {
   }
 
   startChild(child: TreeNode): Promise<void> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       this.manuallyStopped.delete(child);
       this.restarting.delete(child);
       if (child.state === 'running') return;
@@ -236,12 +237,6 @@ export class Supervisor implements TreeNode, ParentLink {
   }
 
   // ---- internals -----------------------------------------------------------------------------
-
-  private serialize<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(op, op);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
 
   private clearTimers(): void {
     for (const t of this.timers) clearTimeout(t);
