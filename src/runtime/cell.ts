@@ -22,7 +22,7 @@ import type { Dispatcher, Runnable } from './dispatcher.ts';
 import { EthhookError, describeError } from './errors.ts';
 import { actorLogger, type Logger } from './log.ts';
 import { Mailbox, type Reply } from './mailbox.ts';
-import { createPlacedBehaviour } from './placement/index.ts';
+import { createPlacedBehaviour, type PlacedBehaviour } from './placement/index.ts';
 import type { ParentLink, StopWhy, TreeNode } from './node.ts';
 import { ActorStats } from './stats.ts';
 import type {
@@ -111,6 +111,8 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   private readonly throughput: number;
   private readonly maxConsecutivePanics: number;
   private behaviour: Behaviour<M> | null = null;
+  /** The behaviour again when it is a placed proxy (a child process or thread runs it): it knows the pid. */
+  private placed: PlacedBehaviour | null = null;
   private ctx: CellContext<M> | null = null;
   private incarnationNo = 0;
   private stateNow: ActorState = 'idle';
@@ -362,10 +364,12 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     const inc = this.incarnationNo;
     const ctx = new CellContext(this, inc, this.log);
     const placement = this.spec.placement;
-    const behaviour = placement === undefined || placement.mode === 'local'
-      ? this.spec.behaviour!()
-      : (createPlacedBehaviour(placement, { logger: this.log, stopTimeoutMs: this.shutdownTimeoutMs }) as Behaviour<M>);
+    const placed = placement === undefined || placement.mode === 'local'
+      ? null
+      : createPlacedBehaviour(placement, { logger: this.log, stopTimeoutMs: this.shutdownTimeoutMs });
+    const behaviour = placed === null ? this.spec.behaviour!() : (placed as Behaviour<M>);
     this.behaviour = behaviour;
+    this.placed = placed;
     this.ctx = ctx;
     try {
       await behaviour.preStart?.(ctx);
@@ -402,6 +406,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
       if (!r.ok) this.log.warn({ err: r.timedOut ? undefined : describeError(r.error), timedOut: r.timedOut, code: r.timedOut ? 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT' : undefined }, 'stop hook failed');
     }
     this.behaviour = null;
+    this.placed = null;
     this.ctx = null;
     this.inFlight = null;
     this.stateNow = 'stopped';
@@ -464,8 +469,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
 
   get pid(): number | null {
     if (this.spec.placement === undefined || this.spec.placement.mode === 'local') return process.pid;
-    const b = this.behaviour as (Behaviour<M> & { pid?: () => number | null }) | null;
-    return b?.pid ? b.pid() : null;
+    return this.placed?.pid() ?? null;
   }
 
   snapshot(): ActorSnapshot {

@@ -56,6 +56,7 @@ export interface PlacementOptions {
   healthTimeoutMs?: number;
 }
 
+/** A behaviour run elsewhere: `pid()` names the process that runs it (the cell's snapshot reports it). */
 export type PlacedBehaviour = Behaviour & { pid(): number | null };
 
 const specSchema = z.object({
