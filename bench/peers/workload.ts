@@ -1,8 +1,10 @@
 /**
- * The tell workload every peer runs, so the figures compare like with like: one actor, `messages` tells
- * of the same small object (`{ i }`, as bench/runtime.bench.ts sends), the actor counts them, and the
- * time runs from the first tell until the last one is handled. A warm-up pass on a throwaway actor comes
- * first, so every runtime is measured with its hot paths compiled.
+ * The tell workload every contestant of bench:runtime runs (ethhook and its peers), so the figures compare
+ * like with like: a fresh actor, `messages` tells of the same small object (`{ i }`), the actor counts
+ * them, and the time runs from the first tell until the last one is handled. Each contestant's runner
+ * (`(messages) => Promise<tells per second>`) starts its runtime, makes the actor, runs this, and stops
+ * the runtime outside the timed span; the bench gives every runner the same warm-up pass and the same
+ * rounds of the same message count.
  */
 export interface TellTarget {
   /** Sends one message without waiting for it to be handled. */
@@ -11,7 +13,8 @@ export interface TellTarget {
   handled(expected: number): Promise<void>;
 }
 
-export const WARM_UP_MESSAGES = 20_000;
+/** One timed pass of a contestant: runtime up, a fresh actor, `messages` tells, runtime down; tells/s. */
+export type TellRunner = (messages: number) => Promise<number>;
 
 /** Runs the workload on `target` and returns messages per second. */
 export async function tellsPerSecond(target: TellTarget, messages: number): Promise<number> {
