@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Runs the node from a bundle of its TypeScript sources built at start (bin/bundle.mjs): plain node, no
-// build step between clone and start. ETHHOOK_RUN_SOURCES=1 (or a bundle that cannot be built) runs the
-// sources through tsx's loader instead.
+// build step between clone and start. ETHHOOK_RUN_SOURCES=1 runs the sources through tsx's loader
+// instead, and only then: a bundle that cannot be built stops the command (exit 1, one JSON log line with
+// the cause), so a node never runs another way than the one its operator chose. Forked and threaded
+// actors always load their sources through tsx in their own process (src/runtime/placement/README.md).
 //
 // V8's young generation may not grow while the process starts (`--semi-space-growth-factor=1`, one of
 // the few heap flags V8 reads after start): bundling, loading and building the node's schemas would
@@ -18,20 +20,30 @@ import { setFlagsFromString } from 'node:v8';
 setFlagsFromString('--semi-space-growth-factor=1');
 setFlagsFromString('--heap-growing-percent=50');
 
-let bundled;
-if (process.env.ETHHOOK_RUN_SOURCES !== '1') {
+const EXIT_FAILURE = 1;
+
+if (process.env.ETHHOOK_RUN_SOURCES === '1') {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli.ts');
+} else {
+  let bundled;
   try {
     const { bundle } = await import('./bundle.mjs');
     bundled = await bundle('src/cli.ts', 'cli');
   } catch (err) {
-    process.stderr.write(`ethhook: running the sources through tsx (could not bundle them: ${err instanceof Error ? err.message : String(err)})\n`);
+    // The node's logger lives in the sources that could not be bundled: this line has pino's shape.
+    const line = {
+      level: 60,
+      time: Date.now(),
+      pid: process.pid,
+      code: 'ETHHOOK_ERR_BUNDLE',
+      err: { message: err instanceof Error ? err.message : String(err) },
+      msg: 'could not bundle the sources (bin/bundle.mjs); fix the cause, or set ETHHOOK_RUN_SOURCES=1 to run them through tsx',
+    };
+    process.stderr.write(`${JSON.stringify(line)}\n`);
+    process.exit(EXIT_FAILURE);
   }
-}
-if (bundled) {
   process.setSourceMapsEnabled(true);
   await import(pathToFileURL(bundled).href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import('../src/cli.ts');
 }

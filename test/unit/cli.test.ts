@@ -130,6 +130,24 @@ describe('help and usage', () => {
     expect(text).toContain(JSON.stringify(join(process.cwd(), 'src')));
   });
 
+  // A bundle that cannot be built stops the command instead of running the sources another way:
+  // ESBUILD_BINARY_PATH (esbuild's own variable) naming a program that exits at once breaks esbuild.
+  it('a bundle that cannot be built exits 1 with one JSON log line naming the cause and ETHHOOK_RUN_SOURCES', async () => {
+    const notEsbuild = join(dir, 'not-esbuild');
+    writeFileSync(notEsbuild, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const broken = { ESBUILD_BINARY_PATH: notEsbuild };
+    const run = await ethhook(['--version'], broken);
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!) as { level: number; code: string; msg: string; err: { message: string } };
+    expect(line).toMatchObject({ level: 60, code: 'ETHHOOK_ERR_BUNDLE' });
+    expect(line.msg).toContain('ETHHOOK_RUN_SOURCES=1');
+    expect(line.err.message.length).toBeGreaterThan(0);
+    const sources = await ethhook(['--version'], { ...broken, ETHHOOK_RUN_SOURCES: '1' });
+    expect(sources).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });
+  });
+
   it('unknown commands and flags print help and exit 2', async () => {
     for (const args of [['frobnicate'], ['config'], ['config', 'check', GOOD, '--bogus'], ['start', '--ignore-env'], []]) {
       const run = await ethhook(args);

@@ -12,10 +12,10 @@ function sources(dir: string): string[] {
 }
 
 describe('error catalog', () => {
-  it('holds every ETHHOOK_ERR_ code used in src/, with a summary and an HTTP status', () => {
+  it('holds every ETHHOOK_ERR_ code used in src/ and bin/, with a summary and an HTTP status', () => {
     const known = new Set(ERROR_CATALOG.map((e) => e.code));
     const used = new Set<string>();
-    for (const file of sources('src')) {
+    for (const file of [...sources('src'), ...sources('bin')]) {
       for (const m of readFileSync(file, 'utf8').matchAll(/ETHHOOK_ERR_[A-Z0-9_]*[A-Z0-9]/g)) used.add(m[0]);
     }
     expect([...used].filter((c) => !known.has(c))).toEqual([]);
