@@ -171,8 +171,8 @@ export class ChaosContext {
       deliverer: {
         requestTimeoutMs: 1_000,
         // About a minute of attempts: longer than any fault lasts, so no job is dead-lettered by one.
-        retry: { schedule: [0, 200, 500, 1_000, 1_000, ...Array.from({ length: 28 }, () => 2_000)], jitter: 0.2 },
-        circuitBreaker: { failureThreshold: 5, openMs: 1_000 },
+        retry: { scheduleMs: [0, 200, 500, 1_000, 1_000, ...Array.from({ length: 28 }, () => 2_000)], jitter: 0.2 },
+        circuitBreaker: { failureThreshold: 5, cooldownMs: 1_000 },
       },
       // A small Matcher mailbox, so a burst of changes meets backpressure (the flood fault).
       runtime: { actors: { matcher: { mailbox: { capacity: 64 } } } },
