@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { startMallocTrim } from './malloc-trim.ts';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { createAdminBehaviour } from './actors/admin/behaviour.ts';
 import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
 import { chainRoutes } from './actors/admin/chain-routes.ts';
@@ -49,6 +49,7 @@ import { startDemo, startStatusLine, type Demo } from './demo/index.ts';
 import { startDevChain, type DevChain } from './dev-chain/index.ts';
 import { describeError } from './runtime/errors.ts';
 import { createLogger, type Logger } from './runtime/log.ts';
+import { registerProcessMetrics } from './runtime/metrics.ts';
 import { ActorSystem } from './runtime/system.ts';
 import { CursorStore } from './store/cursors.ts';
 import { openDb, type Db } from './store/db.ts';
@@ -100,7 +101,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   const dataDir = resolve(config.node.dataDir);
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.node.id });
-  collectDefaultMetrics({ register: registry });
+  registerProcessMetrics(registry);
 
   const stores = await openStores(config, dataDir, logger, cleanups);
   const devChain = config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.db, logger, cleanups) : undefined;

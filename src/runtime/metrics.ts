@@ -5,8 +5,12 @@
  *   actor_dead_letters_total{actor,reason}, actor_up{actor}.
  * They are collected at scrape time from each actor's plain counters (`ActorStats`), so the hot path
  * never calls the registry. `outcome` is `ok` or `panic`.
+ *
+ * `registerProcessMetrics` adds prom-client's Node process metrics (process_*, nodejs_*) except
+ * `nodejs_active_{handles,requests,resources}_total`: gauges named like counters, which fail
+ * `promtool check metrics`; `sum(nodejs_active_handles)` and the others give the same totals.
  */
-import type { Registry } from 'prom-client';
+import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { DURATION_BUCKETS, type ActorStats } from './stats.ts';
 import { DEAD_LETTER_REASONS, RESTART_REASONS } from './types.ts';
 
@@ -46,6 +50,13 @@ export const KERNEL_METRIC_NAMES = [
   'actor_mailbox_size', 'actor_mailbox_capacity', 'actor_messages_total', 'actor_message_duration_seconds',
   'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up',
 ] as const;
+
+const MISNAMED_PROCESS_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of MISNAMED_PROCESS_METRICS) registry.removeSingleMetric(name);
+}
 
 export function registerKernelMetrics(registry: Registry, actors: () => Iterable<MeasuredActor>): void {
   const per = (fn: (a: MeasuredActor) => Sample[]) => () => {

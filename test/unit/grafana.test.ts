@@ -5,10 +5,10 @@
 // histogram_quantile gets buckets grouped by `le`; legends name labels the result has; every panel and
 // query uses the `datasource` template variable; panel ids are unique; the alerts the panels name exist.
 import { readdirSync, readFileSync } from 'node:fs';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
+import { registerKernelMetrics, registerProcessMetrics } from '../../src/runtime/metrics.ts';
 import { ActorStats } from '../../src/runtime/stats.ts';
 import { registryWithAllMetrics } from '../support/metrics.ts';
 
@@ -27,7 +27,7 @@ const mainTs = read('src/main.ts');
 /** Labels the node adds to every series (`registry.setDefaultLabels({ node: ... })` in main.ts). */
 const DEFAULT_LABELS = [...(/setDefaultLabels\(\{([^}]*)\}\)/.exec(mainTs)?.[1] ?? '').matchAll(/([a-zA-Z_]\w*)\s*:/g)].map((m) => m[1]!);
 /** main.ts registers Node's process metrics (process_*, nodejs_*) on the registry it serves. */
-const PROCESS_METRICS = /collectDefaultMetrics\(\{\s*register:\s*registry\s*\}\)/.test(mainTs);
+const PROCESS_METRICS = /registerProcessMetrics\(registry\)/.test(mainTs);
 // Labels Prometheus attaches itself to every scraped series.
 const TARGET_LABELS = ['instance', 'job'];
 
@@ -44,7 +44,7 @@ let catalogOnce: Promise<Map<string, MetricInfo>> | undefined;
 
 async function buildCatalog(): Promise<Map<string, MetricInfo>> {
   const registry = registryWithAllMetrics();
-  if (PROCESS_METRICS) collectDefaultMetrics({ register: registry });
+  if (PROCESS_METRICS) registerProcessMetrics(registry);
   const sampled = new Registry();
   registerKernelMetrics(sampled, () => [{ path: '/pipeline/matcher', stats: new ActorStats(), mailboxSize: 0, mailboxCapacity: 1, up: true }]);
   const out = new Map<string, MetricInfo>();

@@ -14,7 +14,10 @@
  *
  * `exportChainSeries` gives every configured chain all its series (0, or no error of any kind) when the
  * node starts, so a chain whose node is never reached is still visible: chain_up 0, chain_height 0
- * that never changes (EthhookChainDown, EthhookChainHeadStalled), its connection errors counting.
+ * that never changes (EthhookChainDown, EthhookChainHeadStalled), its connection errors counting. Every
+ * counter and histogram of a chain and of its providers starts at 0 for each value of its closed label
+ * sets (RPC_ERROR_KINDS, FAILOVER_REASONS): a series born at its first event would hide that event from
+ * increase() and rate().
  * - `chain_reorgs_total{chain}`: reorgs that orphaned at least one emitted block; their depth goes to
  *   the histogram `chain_reorg_depth{chain}`.
  * - `events_received_total{chain}`: logs emitted (retractions not counted).
@@ -188,10 +191,12 @@ export function exportChainSeries(registry: Registry, chains: ReadonlyArray<{ na
   for (const { name: chain, providers } of chains) {
     for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up, m.providersHealthy]) gauge.set({ chain }, 0);
     m.reorgs.inc({ chain }, 0);
+    m.reorgDepth.zero({ chain });
     m.eventsReceived.inc({ chain }, 0);
     for (const kind of RPC_ERROR_KINDS) m.rpcErrors.inc({ chain, kind }, 0);
     for (const { name: provider } of providers) {
       for (const gauge of [m.providerUp, m.providerHeight, m.providerLag, m.providerActive]) gauge.set({ chain, provider }, 0);
+      m.providerLatency.zero({ chain, provider });
       m.providerDisagreements.inc({ chain, provider }, 0);
       m.providerThrottled.inc({ chain, provider }, 0);
       for (const kind of RPC_ERROR_KINDS) m.providerErrors.inc({ chain, provider, kind }, 0);

@@ -4,10 +4,12 @@
  *
  * - `matcher_subscriptions`: subscriptions in the in-memory index.
  * - `matcher_logs_total`: logs examined (retractions not counted).
- * - `matcher_jobs_enqueued_total{type}`: jobs written to the outbox, by `log.created` / `log.removed`.
+ * - `matcher_jobs_enqueued_total{type}`: jobs written to the outbox, by `log.created` / `log.removed`
+ *   (both series exist from the start, at 0, so the first job of each type is seen by rate()).
  * - `matcher_block_duration_seconds`: from receiving a block to its jobs being in the outbox.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { JOB_TYPES } from '../../store/outbox.ts';
 
 export interface MatcherMetrics {
   subscriptions: Gauge;
@@ -38,6 +40,7 @@ export function getMatcherMetrics(registry: Registry): MatcherMetrics {
       registers,
     }),
   };
+  for (const type of JOB_TYPES) metrics.jobs.inc({ type }, 0);
   byRegistry.set(registry, metrics);
   return metrics;
 }
