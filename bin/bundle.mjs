@@ -35,6 +35,9 @@ export async function bundle(entry, name) {
       entryPoints: [join(ROOT, entry)],
       bundle: true,
       write: false,
+      // Where the bundle is written: the source map's paths are relative to it (every name below shares
+      // the directory), so stack traces name the real .ts files.
+      outfile: join(CACHE_DIR, `${name}.mjs`),
       platform: 'node',
       format: 'esm',
       target: 'node20',

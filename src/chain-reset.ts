@@ -8,7 +8,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { NodeConfig } from './config/schema.ts';
-import { EthhookError } from './runtime/errors.ts';
+import { EthhookError, isEthhookError } from './runtime/errors.ts';
 import { CursorStore } from './store/cursors.ts';
 import { openDb, type Db } from './store/db.ts';
 
@@ -34,7 +34,7 @@ export async function resetChainCursorOffline(config: NodeConfig, request: Chain
   try {
     db = await openDb(dbDir);
   } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
+    if (isEthhookError(err, 'ETHHOOK_ERR_STORE_LOCKED')) {
       throw new EthhookError(
         'ETHHOOK_ERR_STORE_LOCKED',
         `the store ${dbDir} is held by a running node: stop it first, or reset the running node with POST /admin/chains/${request.chainId}/reset-cursor`,

@@ -8,7 +8,7 @@
  *                           on a stopped node: forget a chain's cursor and start it at N or the head
  *   governance-serve ...    the reference governance server (src/governance-server/main.ts owns its flags)
  *   errors                  the error catalog: code, HTTP status, layer, summary
- *   help [COMMAND], --help, --version
+ *   help [COMMAND], --help, --version   (`help config`: every config subcommand)
  *
  * Every command is in COMMANDS, which is also what `--help` prints, so the help cannot forget one.
  * A command with `ownFlags` takes the rest of the command line as it is (governance-serve parses its
@@ -162,8 +162,9 @@ const COMMANDS: Record<string, Command> = {
         return EXIT_OK;
       }
       const found = findCommand(positionals);
-      if (found === undefined) return unknownCommand(positionals);
-      process.stdout.write(commandHelp(found.command));
+      const group = positionals.length === 1 ? commandGroup(positionals[0]!) : [];
+      if (found === undefined && group.length === 0) return unknownCommand(positionals);
+      process.stdout.write(found ? commandHelp(found.command) : group.map(commandHelp).join('\n'));
       return EXIT_OK;
     },
   },
@@ -212,6 +213,13 @@ function findCommand(positionals: string[]): { command: Command; args: string[] 
   return undefined;
 }
 
+/** The commands whose first word is `word` (`config` → config check, config print). */
+function commandGroup(word: string): Command[] {
+  return Object.entries(COMMANDS)
+    .filter(([name]) => name.startsWith(`${word} `))
+    .map(([, command]) => command);
+}
+
 function unknownCommand(positionals: string[]): number {
   const group = Object.keys(COMMANDS).filter((name) => name.startsWith(`${positionals[0]} `));
   if (group.length > 0) return usageError(`"${positionals[0]}" needs a subcommand: ${group.map((n) => n.split(' ')[1]).join(', ')}`);
@@ -257,6 +265,7 @@ async function main(argv: string[]): Promise<number> {
     return usageError('no command given');
   }
   const found = findCommand(positionals);
+  if (found === undefined && values.help && positionals.length === 1) return COMMANDS.help!.run(positionals, {});
   if (found === undefined) return unknownCommand(positionals);
   const { command, args } = found;
   if (values.help) {

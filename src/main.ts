@@ -47,7 +47,7 @@ import type { NodeConfig } from './config/schema.ts';
 import { demoBanner, type NodeWhereabouts } from './demo/banner.ts';
 import { startDemo, startStatusLine, type Demo } from './demo/index.ts';
 import { startDevChain, type DevChain } from './dev-chain/index.ts';
-import { describeError } from './runtime/errors.ts';
+import { describeError, isEthhookError } from './runtime/errors.ts';
 import { createLogger, type Logger } from './runtime/log.ts';
 import { registerProcessMetrics } from './runtime/metrics.ts';
 import { ActorSystem } from './runtime/system.ts';
@@ -92,6 +92,8 @@ export async function runNode(config: NodeConfig): Promise<number> {
     return exit.code;
   } catch (err) {
     logger.fatal({ err: describeError(err) }, 'node failed to start');
+    // The operator's terminal gets the cause too, not only the JSON log on stdout.
+    process.stderr.write(`ethhook: the node failed to start${isEthhookError(err) ? ` [${err.code}]` : ''}: ${err instanceof Error ? err.message : String(err)}\n`);
     await release();
     return 1;
   }

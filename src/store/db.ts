@@ -17,16 +17,29 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
+import { EthhookError } from '../runtime/errors.ts';
 
 export type Db = Level<string, unknown>;
 
 /** LevelDB's open files: its table cache holds this many minus 10 tables (see the header). */
 const MAX_OPEN_FILES = 50;
 
+/**
+ * Opens (creating it if needed) the database in `dir`. A directory another process holds open (LevelDB's
+ * lock: a running node, or `chain reset-cursor` under way) is refused at once with
+ * ETHHOOK_ERR_STORE_LOCKED naming the directory, never waited for.
+ */
 export async function openDb(dir: string): Promise<Db> {
   await mkdir(dir, { recursive: true });
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json', maxOpenFiles: MAX_OPEN_FILES, compression: false });
-  await db.open();
+  try {
+    await db.open();
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
+      throw new EthhookError('ETHHOOK_ERR_STORE_LOCKED', `the store ${dir} is held by another process (a running node?): stop it, or give this node another node.dataDir`, { dbDir: dir }, { cause: err });
+    }
+    throw err;
+  }
   return db;
 }
 

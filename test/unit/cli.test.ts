@@ -2,7 +2,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'ethhook-cli-'));
@@ -104,6 +104,16 @@ describe('help and usage', () => {
     }
   });
 
+  it('the help of a command group shows each of its commands, and exits 0', async () => {
+    for (const args of [['help', 'config'], ['config', '--help']]) {
+      const run = await ethhook(args);
+      expect(run.code, args.join(' ')).toBe(0);
+      expect(run.stdout).toContain('Usage: ethhook config check FILE');
+      expect(run.stdout).toContain('Usage: ethhook config print [FILE]');
+    }
+    expect((await ethhook(['help', 'frobnicate'])).code).toBe(2);
+  });
+
   it('a command help shows that command', async () => {
     const run = await ethhook(['config', 'check', '--help']);
     expect(run.code).toBe(0);
@@ -128,6 +138,11 @@ describe('help and usage', () => {
     const text = readFileSync(join(cache, bundles[0]!), 'utf8');
     expect(text).toContain('//# sourceMappingURL=data:application/json;base64,');
     expect(text).toContain(JSON.stringify(join(process.cwd(), 'src')));
+    // The map's paths are relative to the bundle's own directory and name the real sources.
+    const map = JSON.parse(Buffer.from(text.slice(text.lastIndexOf('base64,') + 'base64,'.length).trim(), 'base64').toString('utf8')) as { sources: string[] };
+    const sourcesInMap = map.sources.map((s) => resolve(cache, s));
+    expect(sourcesInMap).toContain(join(process.cwd(), 'src', 'cli.ts'));
+    expect(sourcesInMap.filter((s) => !existsSync(s))).toEqual([]);
   });
 
   // A bundle that cannot be built stops the command instead of running the sources another way:
