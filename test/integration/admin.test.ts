@@ -212,6 +212,23 @@ describe('input validation', () => {
     expect(empty.status).toBe(400);
     const form = await call('POST', '/admin/actors/restart', { token: OPERATE, raw: 'actor=echo', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(form.status).toBe(415);
+    // A byte body: fetch adds no Content-Type of its own.
+    const untyped = await fetch(`${base}/admin/actors/restart`, { method: 'POST', headers: { authorization: `Bearer ${OPERATE}` }, body: new TextEncoder().encode('{"actor":"echo"}') });
+    expect(untyped.status).toBe(415);
+    expect(((await untyped.json()) as { error: { message: string } }).error.message).toContain('no Content-Type');
+  });
+
+  it('a body the client abandons half-way is a client error: no 500, no error line', async () => {
+    const { port } = new URL(base);
+    const errorsBefore = logLines.filter((l) => (l.level as number) >= 50).length;
+    const auditsBefore = logLines.filter((l) => l.code === 'ETHHOOK_ERR_ADMIN_REQUEST_ABORTED').length;
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/admin/actors/restart', headers: { authorization: `Bearer ${OPERATE}`, 'content-type': 'application/json', 'content-length': '100' } });
+      req.on('error', () => resolve());
+      req.write('{"actor":', () => setImmediate(() => req.destroy()));
+    });
+    await expect.poll(() => logLines.filter((l) => l.code === 'ETHHOOK_ERR_ADMIN_REQUEST_ABORTED').length).toBeGreaterThan(auditsBefore);
+    expect(logLines.filter((l) => (l.level as number) >= 50).length).toBe(errorsBefore);
   });
 
   it('413 for a body over admin.maxBodyBytes, declared or streamed', async () => {
@@ -265,7 +282,18 @@ describe('manual restart', () => {
     expect(audits.some((l) => l.outcome === 'rejected' && l.code === 'ETHHOOK_ERR_ACTOR_NOT_FOUND')).toBe(true);
   });
 
-  it('restarting the Admin actor itself is accepted with 202 and it comes back', async () => {
+  it('stopping the Admin actor or root is refused with 409 naming the actor, and both keep running', async () => {
+    for (const actor of ['admin', '/admin', 'root', '/']) {
+      const r = await call('POST', '/admin/actors/stop', { token: OPERATE, body: { actor } });
+      expect(r.status, actor).toBe(409);
+      expect(r.json.error).toMatchObject({ code: 'ETHHOOK_ERR_ADMIN_STOP_REFUSED', field: 'actor', message: expect.stringContaining('SIGTERM') });
+    }
+    expect(logLines.filter((l) => l.audit === true && l.action === 'actor.stop' && l.code === 'ETHHOOK_ERR_ADMIN_STOP_REFUSED')).toHaveLength(4);
+    expect(logLines.filter((l) => l.audit === true && l.action === 'actor.stop' && l.outcome === 'rejected' && l.status === 409)).toHaveLength(4);
+    expect((await call('GET', '/actors/health', { token: READ })).json.tree).toMatchObject({ state: 'running', children: expect.arrayContaining([expect.objectContaining({ name: 'admin', state: 'running' })]) });
+  });
+
+  it('restarting the Admin actor itself is accepted with 202, audited twice with 202, and it comes back', async () => {
     const admin = system.lookup('admin')!;
     const r = await call('POST', '/admin/actors/restart', { token: OPERATE, body: { actor: 'admin' } });
     expect(r.status).toBe(202);
@@ -275,6 +303,8 @@ describe('manual restart', () => {
       if (Date.now() > deadline) throw new Error('the admin restart was not audited');
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    const audits = logLines.filter((l) => l.audit === true && l.action === 'actor.restart' && (l.target === 'admin' || l.target === '/admin'));
+    expect(audits.map((l) => [l.outcome, l.status])).toEqual([['accepted', 202], ['ok', 202]]);
     expect(admin).toBe(system.lookup('admin'));
     base = await adminAddress();
     expect((await call('GET', '/health')).status).toBe(200);

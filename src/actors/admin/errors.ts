@@ -13,6 +13,11 @@ export const adminErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_ADMIN_METHOD_NOT_ALLOWED: { summary: 'the route exists but not with this method', httpStatus: 405 },
   ETHHOOK_ERR_ADMIN_BODY_TOO_LARGE: { summary: 'the request body exceeds admin.maxBodyBytes', httpStatus: 413 },
   ETHHOOK_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE: { summary: 'request bodies must be application/json', httpStatus: 415 },
+  ETHHOOK_ERR_ADMIN_REQUEST_ABORTED: { summary: 'the client closed the connection before sending the whole request body', httpStatus: 400 },
+  ETHHOOK_ERR_ADMIN_STOP_REFUSED: {
+    summary: 'stopping the Admin actor or a supervisor above it (root) would lock operators out; stop the node with SIGTERM',
+    httpStatus: 409,
+  },
   ETHHOOK_ERR_ADMIN_NOT_READY: { summary: 'the node is still starting; retry shortly', httpStatus: 503 },
   ETHHOOK_ERR_ADMIN_INTERNAL: { summary: 'the admin API failed unexpectedly; see the node log', httpStatus: 500 },
   ETHHOOK_ERR_ADMIN_LISTEN: { summary: 'the admin API cannot listen on its host and port', httpStatus: 500 },

@@ -10,9 +10,12 @@
  *   POST /admin/actors/stop      operate  likewise
  *   POST /admin/actors/start     operate  likewise
  *
- * Restarting or stopping the Admin actor itself (or a supervisor above it) would close the server
- * before it could answer, so those requests are accepted with 202, run right after the answer, and
- * their outcome is audited when it is known.
+ * Restarting the Admin actor itself (or a supervisor above it) would close the server before it could
+ * answer, so that request is accepted with 202, runs right after the answer, and its outcome is audited
+ * a second time when it is known, with the status the client got (202) and `outcome` ok or failed.
+ * Stopping them is refused with 409 ETHHOOK_ERR_ADMIN_STOP_REFUSED (field `actor`): a stopped Admin
+ * actor locks every operator out until the process restarts, and a stopped root leaves a process with
+ * nothing running. The node is stopped with SIGTERM (the documented shutdown and its exit code).
  */
 import type { Registry } from 'prom-client';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
@@ -82,10 +85,17 @@ function actorActionRoute(action: ActorAction, running: () => AdminSystem, selfP
       const perform = () => operate(sys, action, body.actor);
       const path = findPath(sys.snapshot(), body.actor);
       if (action !== 'start' && path !== undefined && isSelfOrAncestor(path, selfPath)) {
+        if (action === 'stop') {
+          throw new EthhookError(
+            'ETHHOOK_ERR_ADMIN_STOP_REFUSED',
+            `stopping ${path} would stop the admin API and lock operators out; stop the node with SIGTERM, or restart ${path} instead`,
+            { actor: path, field: 'actor' },
+          );
+        }
         setImmediate(() => {
           perform().then(
-            () => audit(log, { action: `actor.${action}`, target: path, who: principal, outcome: 'ok', status: 200 }),
-            (err: unknown) => audit(log, { action: `actor.${action}`, target: path, who: principal, outcome: 'failed', status: 500, code: isEthhookError(err) ? err.code : undefined }),
+            () => audit(log, { action: `actor.${action}`, target: path, who: principal, outcome: 'ok', status: 202 }),
+            (err: unknown) => audit(log, { action: `actor.${action}`, target: path, who: principal, outcome: 'failed', status: 202, code: isEthhookError(err) ? err.code : undefined }),
           );
         });
         return { status: 202, json: { accepted: true, action, actor: path } };
