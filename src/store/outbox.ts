@@ -140,7 +140,7 @@ const REPLAY_CHUNK = 500;
  * flight and a few scans ahead, which is what makes a job enqueued and delivered soon after cost no
  * read; a larger backlog is read back from LevelDB as it comes due.
  */
-const MAX_KNOWN = 4_096;
+export const MAX_KNOWN = 4_096;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
