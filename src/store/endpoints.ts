@@ -38,7 +38,12 @@ const webhookUrlSchema = z
   .refine((s) => !URL.canParse(s) || ['http:', 'https:'].includes(new URL(s).protocol), 'must be http or https')
   .refine((s) => !URL.canParse(s) || (new URL(s).username === '' && new URL(s).password === ''), 'must not carry credentials');
 
-const rateLimitSchema = z.number().positive().max(1_000_000);
+/** Webhooks per second: at least one per 100 s (a slower "limit" is a pause: pause the endpoint instead). */
+export const MIN_RATE_LIMIT_PER_SEC = 0.01;
+const rateLimitSchema = z
+  .number()
+  .min(MIN_RATE_LIMIT_PER_SEC, `must be at least ${MIN_RATE_LIMIT_PER_SEC} (one webhook per 100 s); to stop deliveries, pause the endpoint`)
+  .max(1_000_000);
 
 export const secretRecordSchema = z.object({
   id: z.string().min(1),

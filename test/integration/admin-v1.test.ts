@@ -265,6 +265,10 @@ describe('endpoints', () => {
     badField(await call('POST', '/v1/endpoints', { body: { url: 'http://user:pw@127.0.0.1/x' } }), 'url');
     badField(await call('POST', '/v1/endpoints', { body: {} }), 'url');
     badField(await call('POST', '/v1/endpoints', { body: { url: 'http://127.0.0.1/x', rateLimitPerSec: 0 } }), 'rateLimitPerSec');
+    // A rate too small to deliver anything is a pause in disguise: refused, naming the minimum.
+    const tiny = await call('POST', '/v1/endpoints', { body: { url: 'http://127.0.0.1/x', rateLimitPerSec: 1e-300 } });
+    badField(tiny, 'rateLimitPerSec');
+    expect(tiny.json.error.message).toContain('at least 0.01');
     // Ids and secrets are the governance stream's to choose, not the API's.
     badField(await call('POST', '/v1/endpoints', { body: { url: 'http://127.0.0.1/x', secret: `whsec_${'A'.repeat(32)}` } }), 'secret');
     badField(await call('POST', '/v1/endpoints', { body: { url: 'http://127.0.0.1/x', id: 'ep_mine' } }), 'id');

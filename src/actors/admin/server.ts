@@ -5,8 +5,10 @@
  *   2. route lookup: 404 ETHHOOK_ERR_ADMIN_ROUTE_NOT_FOUND, 405 with `Allow`;
  *   3. authentication for non-public routes: 401 (with `WWW-Authenticate: Bearer`) without a known token,
  *      403 when its role is too low — before any body is read;
- *   4. query and body through the route's zod schemas: bodies must be JSON (415 otherwise), at most
- *      `maxBodyBytes` (413), and a bad field gives 400 with `field`;
+ *   4. query and body through the route's zod schemas: bodies must be sent as `application/json` (415
+ *      otherwise, a missing Content-Type included), at most `maxBodyBytes` (413), and a bad field gives
+ *      400 with `field`; a body the client abandons half-way is ETHHOOK_ERR_ADMIN_REQUEST_ABORTED (400,
+ *      logged at debug like any client error, never as a failure of the node);
  *   5. the handler; thrown `EthhookError`s answer with their catalog status and `{ error: { code,
  *      message, field? } }`, anything else with a generic 500 (details only in the log);
  *   6. an audit line for audited routes, and a debug line for every request.
@@ -162,7 +164,12 @@ export class AdminServer {
 
   private async readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
     const type = req.headers['content-type'];
-    if (type !== undefined && !JSON_TYPE.test(type)) {
+    const bodyless = req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length'] ?? 0) === 0;
+    if (bodyless) throw new EthhookError('ETHHOOK_ERR_ADMIN_INVALID_REQUEST', 'the request body is empty; send a JSON object');
+    if (type === undefined) {
+      throw new EthhookError('ETHHOOK_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', 'the request has no Content-Type; send the body as application/json');
+    }
+    if (!JSON_TYPE.test(type)) {
       throw new EthhookError('ETHHOOK_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not JSON; send application/json`);
     }
     const limit = this.options.maxBodyBytes;
@@ -183,7 +190,12 @@ export class AdminServer {
       };
       req.on('data', onData);
       req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      req.once('error', reject);
+      // A client that goes away mid-body is not a failure of the node: no 500, no error line.
+      const aborted = () => reject(new EthhookError('ETHHOOK_ERR_ADMIN_REQUEST_ABORTED', 'the client closed the connection before the whole body arrived'));
+      req.once('error', aborted);
+      req.once('close', () => {
+        if (!req.complete) aborted();
+      });
     });
     if (text.trim() === '') throw new EthhookError('ETHHOOK_ERR_ADMIN_INVALID_REQUEST', 'the request body is empty; send a JSON object');
     try {
