@@ -48,13 +48,14 @@ export interface ChaosResult {
   delivered: number;
   duplicates: number;
   lost: number;
-  /** The invariant holds, no unexpected exit, final exit code 0. */
+  /** The invariant holds, every fault got through (injected and healed), no unexpected exit, final exit code 0. */
   ok: boolean;
   verdict: Verdict;
   /** What the verdict was computed on (tests doctor it to prove the check can fail). */
   observation: Observation;
   timeline: TimelineEntry[];
   skipped: number;
+  /** Faults that could not be injected or healed; any fails the run (a fault that never happened tests nothing). */
   failed: string[];
   /** From the heal to nothing owed any more; null when it never came. */
   convergeMs: number | null;
@@ -131,7 +132,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const result: ChaosResult = {
       scenario: scenario.name, seed, seconds, faults,
       expected: verdict.expected, delivered: verdict.delivered, duplicates: verdict.duplicates, lost: verdict.lost,
-      ok: verdict.ok && ctx.unexpectedExits.length === 0 && finalExit?.code === 0,
+      ok: verdict.ok && ctx.unexpectedExits.length === 0 && finalExit?.code === 0 && outcome.failed.length === 0,
       verdict, observation, timeline: ctx.timeline, skipped: outcome.skipped, failed: outcome.failed,
       convergeMs: converged, unexpectedExits: ctx.unexpectedExits, finalExit, traffic: sent, deadLetters,
     };
@@ -197,6 +198,7 @@ export function jsonLine(r: ChaosResult): string {
     expected: r.expected, delivered: r.delivered, duplicates: r.duplicates, lost: r.lost, ok: r.ok,
     retries: r.verdict.retries, requests: r.verdict.requests, removed: r.verdict.removed,
     ...Object.fromEntries(FAILURES.filter((k) => k !== 'lost').map((k) => [k, r.verdict[k]])),
+    skippedFaults: r.skipped, failedFaults: r.failed.length,
     deadLetters: r.deadLetters ?? null, convergeMs: r.convergeMs, unexpectedExits: r.unexpectedExits.length,
     finalExitCode: r.finalExit?.code ?? null,
   });
@@ -239,6 +241,7 @@ function summarize(r: ChaosResult, ctx: ChaosContext, print: (line: string) => v
     ...FAILURES.filter((k) => v[k] > 0),
     ...(r.unexpectedExits.length > 0 ? ['unexpectedExits'] : []),
     ...(r.finalExit?.code === 0 ? [] : ['finalExitCode']),
+    ...(r.failed.length > 0 ? ['failedFaults'] : []),
   ];
   print(`verdict: ${r.ok ? 'OK: nothing lost, nothing wrong delivered, no crash' : `NOT OK: ${broken.join(', ')}`}`);
   print(jsonLine(r));
