@@ -1,20 +1,21 @@
 /**
- * A copy of a config that is safe to print or log: admin tokens masked, and secrets that RPC providers
- * put in URLs (a password in the user-info, an API key as a path segment, `?key=` query values) masked,
+ * A copy of a config that is safe to print or log: admin tokens replaced by their fingerprint
+ * (`sha256:` + 12 hex characters of the hash, never a character of the token), and secrets that RPC
+ * providers put in URLs (a password in the user-info, an API key as a path segment, `?key=` query values) masked,
  * while scheme, host and port stay readable so an operator can still tell which endpoint is which.
  */
-import { maskSecret } from '../runtime/log.ts';
+import { secretFingerprint } from '../runtime/log.ts';
 import type { NodeConfig } from './schema.ts';
 
 /**
  * Path segments this long are taken for API keys (Infura, Alchemy, QuickNode all qualify); they keep
- * 4 characters (maskSecret's ellipsis would be percent-encoded in a URL).
+ * 4 characters.
  */
 const KEY_LIKE_SEGMENT = /^[A-Za-z0-9_-]{16,}$/;
 
 export function redactConfig(config: NodeConfig): NodeConfig {
   const copy = structuredClone(config);
-  copy.admin.tokens = copy.admin.tokens.map((t) => ({ ...t, token: maskSecret(t.token) }));
+  copy.admin.tokens = copy.admin.tokens.map((t) => ({ ...t, token: secretFingerprint(t.token) }));
   copy.chains = copy.chains.map((c) => ({
     ...c,
     providers: c.providers.map((p) => ({

@@ -2,6 +2,7 @@
  * Logging: pino JSON. Every actor logs through a child logger bound to its `actor` path, so every
  * line names the actor it came from. Secrets are redacted by key wherever they appear.
  */
+import { createHash } from 'node:crypto';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
@@ -32,8 +33,11 @@ export function actorLogger(parent: Logger, path: string): Logger {
   return parent.child({ actor: path });
 }
 
-/** Masks a secret for display: keeps a short prefix so operators can tell keys apart. */
-export function maskSecret(secret: string): string {
-  if (secret.length <= 8) return '****';
-  return `${secret.slice(0, 6)}…****`;
+/**
+ * A secret as it may be shown: `sha256:` and the first 12 hex characters of its SHA-256, so operators
+ * can tell keys apart (the admin API's audit lines show the first 8 of the same digest) without any
+ * character of the secret itself.
+ */
+export function secretFingerprint(secret: string): string {
+  return `sha256:${createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 12)}`;
 }

@@ -1,5 +1,6 @@
 // The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs.
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -62,14 +63,16 @@ describe('config check', () => {
 });
 
 describe('config print', () => {
-  it('prints the effective config as JSON with tokens masked', async () => {
+  it('prints the effective config as JSON with each token shown as a fingerprint, no character of it', async () => {
     const run = await ethhook(['config', 'print', GOOD], { ETHHOOK_LOG__LEVEL: 'debug' });
     expect(run.code).toBe(0);
     const printed = JSON.parse(run.stdout) as { admin: { port: number; tokens: { token: string }[] }; log: { level: string } };
     expect(printed.admin.port).toBe(9000);
     expect(printed.log.level).toBe('debug');
-    expect(printed.admin.tokens[0]?.token).not.toContain('0123456789');
-    expect(run.stdout).not.toContain('operate-token-0123456789');
+    const digest = createHash('sha256').update('operate-token-0123456789').digest('hex');
+    expect(printed.admin.tokens[0]?.token).toBe(`sha256:${digest.slice(0, 12)}`);
+    expect(printed.admin.tokens[0]?.token).not.toContain('operat');
+    expect(run.stdout).not.toContain('operate-');
   });
 
   it('without a file prints the defaults', async () => {
