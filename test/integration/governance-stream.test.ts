@@ -117,6 +117,8 @@ describe('in order, exactly once', () => {
     expect(await metric(n.registry, 'governance_stream_connected')).toBe(1);
     expect(await metric(n.registry, 'governance_height')).toBe(5);
     expect(await metric(n.registry, 'signature_matches_total')).toBe(5);
+    // The connection error is over once connected: it no longer shows as the last error.
+    expect(await n.status()).toMatchObject({ connected: true, lastError: null });
   });
 
   it('connection drops and a server restart while messages flow: every message applied once, in order', async () => {

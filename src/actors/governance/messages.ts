@@ -3,7 +3,7 @@
  * - `{ type: 'governance.reconnect' }`: drops the current connection and connects again now, without
  *   waiting for the backoff; replies `{ ok: true }` once the reconnect is under way.
  * - `{ type: 'governance.status' }`: replies a GovernanceStatus `{ connected, height, trustedKeys,
- *   lastError }` (trustedKeys: fingerprints; lastError: the latest rejection or connection error, or null).
+ *   lastError }` (trustedKeys: fingerprints; lastError: the latest rejection, or the connection error while disconnected; null otherwise).
  * - Anything else is answered (not thrown, so the actor keeps its connection) with
  *   `{ ok: false, error: { code: 'ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE', message, context } }`.
  */

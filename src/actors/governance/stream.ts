@@ -200,6 +200,8 @@ export class GovernanceConnection {
     await this.queue;
     if (socket.readyState === WebSocket.OPEN && !this.signal.aborted) {
       this.session = session;
+      // A connection problem is over once a session is up: lastError then shows only what still stands.
+      this.connectionError = null;
       this.deps.metrics.connected.set(1);
       this.send(session, { type: 'hello', protocol: PROTOCOL_VERSION, lastApplied: this.deps.sequencer.height });
       socket.resume();
