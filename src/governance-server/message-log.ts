@@ -5,10 +5,20 @@
  * append written and flushed (`datasync`) before it is acknowledged, so a message a node may have seen
  * is never lost by a server crash. On open, every line is validated (schema and seq continuity); a
  * torn last line (a crash during a write) is cut off, any other bad line refuses the file.
+ *
+ * The file is the owner's alone (mode 0600, set again on every open, so a log an older server wrote
+ * 0644 is closed to others too): an `endpoint.upsert` may carry a webhook secret in plaintext, and it
+ * stays so. Every node, whenever it joins, replays the log from seq 1 and checks each message's
+ * signature over its exact payload, secret included, so the server must keep the signed bytes as
+ * they were signed; sealing them would need a key kept beside the log (as the signing key is) and
+ * protect nothing more than the file's mode does.
  */
 import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
 import { EthhookError } from '../runtime/errors.ts';
 import { messageEnvelopeSchema, type SignedMessage } from '../governance-protocol/protocol.ts';
+
+/** Read and write for the owner only: the log holds webhook secrets (see above). */
+export const LOG_FILE_MODE = 0o600;
 
 export class MessageLog {
   private constructor(
@@ -19,7 +29,9 @@ export class MessageLog {
   static async open(path?: string): Promise<MessageLog> {
     if (!path) return new MessageLog([], null);
     const messages = await readLog(path);
-    return new MessageLog(messages, await open(path, 'a'));
+    const file = await open(path, 'a', LOG_FILE_MODE);
+    await file.chmod(LOG_FILE_MODE);
+    return new MessageLog(messages, file);
   }
 
   get head(): number {
@@ -87,5 +99,5 @@ function parseLine(line: string, expectedSeq: number): { ok: true; message: Sign
   const m = messageEnvelopeSchema.safeParse(raw);
   if (!m.success) return { ok: false, reason: m.error.issues[0]?.message ?? 'invalid' };
   if (m.data.seq !== expectedSeq) return { ok: false, reason: `seq ${m.data.seq} where ${expectedSeq} was expected` };
-  return { ok: true, message: m.data as SignedMessage };
+  return { ok: true, message: m.data };
 }

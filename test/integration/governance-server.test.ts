@@ -2,7 +2,7 @@
 // line refused), what it agrees to sign, the node-facing protocol seen from a raw WebSocket client,
 // and its command line run as a real child process (key generation, usage errors, serve until SIGTERM).
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
@@ -71,6 +71,18 @@ describe('the message log', () => {
     expect(second.messages()).toEqual(written);
     expect(await second.append('endpoint.pause', { id: 'ep_1' })).toBe(4);
     expect((await readFile(log, 'utf8')).trimEnd().split('\n')).toHaveLength(4);
+  });
+
+  it('is readable by its owner only (0600), also when an older server left it 0644', async () => {
+    const log = fresh('log.jsonl');
+    const first = await startGovernanceServer({ keyFile: k1.file, store: log });
+    await first.append('endpoint.upsert', endpointPayload(1));
+    await first.close();
+    expect((await stat(log)).mode & 0o777).toBe(0o600);
+    await chmod(log, 0o644);
+    const second = await server({ store: log });
+    expect(second.messages()).toHaveLength(1);
+    expect((await stat(log)).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a file with a bad line or a hole in the sequence, naming the line', async () => {
