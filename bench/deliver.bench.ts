@@ -49,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { DeliveryLoop } from '../src/actors/deliverer/delivery-loop.ts';
 import { WebhookHttpClient } from '../src/actors/deliverer/http-client.ts';
-import { signingKey, signWithKeys } from '../src/actors/deliverer/signing.ts';
+import { signingKey, signWithKeys } from '../src/webhook-signing.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { openDb } from '../src/store/db.ts';
 import { EndpointStore } from '../src/store/endpoints.ts';

@@ -1,5 +1,5 @@
 /**
- * Standard Webhooks verification (the receiver's side of src/actors/deliverer/signing.ts), as a
+ * Standard Webhooks verification (the receiver's side of src/webhook-signing.ts), as a
  * receiver should do it:
  *
  * - the three headers `webhook-id`, `webhook-timestamp`, `webhook-signature` must be present;
@@ -13,7 +13,7 @@
  * secret given by the caller does throw, ETHHOOK_ERR_INVALID_WEBHOOK_SECRET).
  */
 import { timingSafeEqual } from 'node:crypto';
-import { signatureOf } from '../actors/deliverer/signing.ts';
+import { signatureOf } from '../webhook-signing.ts';
 
 export const DEFAULT_TOLERANCE_SEC = 300;
 

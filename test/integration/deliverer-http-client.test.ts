@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookHttpClient, type HttpClientOptions } from '../../src/actors/deliverer/http-client.ts';
-import { signPayload } from '../../src/actors/deliverer/signing.ts';
+import { signPayload } from '../../src/webhook-signing.ts';
 import { ok, sequence, startReceiver, type Receiver } from '../support/receiver.ts';
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;

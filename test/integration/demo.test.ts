@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signPayload } from '../../src/actors/deliverer/signing.ts';
+import { signPayload } from '../../src/webhook-signing.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
 import { keyIdOf, parsePublicKey } from '../../src/governance-protocol/keys.ts';

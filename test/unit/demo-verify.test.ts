@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { signPayload } from '../../src/actors/deliverer/signing.ts';
+import { signPayload } from '../../src/webhook-signing.ts';
 import { verifySignature } from '../../src/demo/verify.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';
 

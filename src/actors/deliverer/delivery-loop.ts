@@ -46,7 +46,7 @@ import { Outcome } from './outcome.ts';
 import type { EndpointPort, OutboxPort, WebhookPoster } from './ports.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { Scheduler, type Flight, type SchedulerOptions } from './scheduler.ts';
-import { signWithKeys } from './signing.ts';
+import { signWithKeys } from '../../webhook-signing.ts';
 
 export interface DeliveryLoopDeps {
   outbox: OutboxPort;

@@ -14,7 +14,7 @@
  */
 import type { Endpoint } from '../../store/endpoints.ts';
 import type { EndpointPort } from './ports.ts';
-import { signingKey, type SigningKey } from './signing.ts';
+import { signingKey, type SigningKey } from '../../webhook-signing.ts';
 
 export interface EndpointEntry {
   endpoint: Endpoint | undefined;

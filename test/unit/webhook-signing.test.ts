@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { isEthhookError } from '../../src/runtime/errors.ts';
-import { decodeSecret, SigningKey, signPayload } from '../../src/actors/deliverer/signing.ts';
+import { decodeSecret, SigningKey, signPayload } from '../../src/webhook-signing.ts';
 
 // The vector of the reference JavaScript library's test "sign function works"
 // (standard-webhooks/standard-webhooks, libraries/javascript/src/webhook.test.ts).

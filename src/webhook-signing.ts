@@ -10,7 +10,7 @@
  *   timestamps, 5 minutes by default in the reference libraries).
  */
 import { hash } from 'node:crypto';
-import { EthhookError } from '../../runtime/errors.ts';
+import { EthhookError } from './runtime/errors.ts';
 
 export const SECRET_PREFIX = 'whsec_';
 const MIN_KEY_BYTES = 24;
