@@ -209,7 +209,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
       registry,
       dataDir: p.dataDir,
       routes: [
-        ...v1Routes({ endpoints, subscriptions, outbox, lookup, config: config.security }),
+        ...v1Routes({ endpoints, subscriptions, outbox, lookup, chains: chains.map((c) => c.chainId), config: config.security }),
         ...governanceRoutes(() => system),
         ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(db) }),
       ],

@@ -93,6 +93,7 @@ function admin(name: string, security: { allowPrivateTargets: boolean; requireHt
           subscriptions,
           outbox,
           lookup: (path) => system.lookup(path),
+          chains: [31337, 1, 2, 10],
           config: { secretOverlapMs: HOUR, ...security },
           noticeTimeoutMs: 300,
           ...(check ? { checkTarget: check } : {}),
@@ -148,13 +149,28 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface Reply {
-  status: number;
-  text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** A row of a /v1 list (endpoints, subscriptions, attempts or dead letters), as the assertions read it. */
+type Row = { id: string; jobId: string; at: number; chainId: number; redacted?: boolean; url?: string };
+
+/** A /v1 answer's JSON as the assertions read it: each answer carries some of these fields. */
+interface V1Body {
+  error: { code: string; field?: string; message: string };
+  endpoint: { id: string; url: string; paused: boolean; disabled: unknown; rateLimitPerSec?: number; redacted?: boolean; secrets: { id: string }[] };
+  secret: string;
+  secretId: string;
+  previousSecretExpiresAt: number;
+  subscription: { id: string; topics: unknown[] };
+  data: Row[];
+  next: string | null;
 }
 
-async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; via?: keyof typeof bases } = {}): Promise<Reply> {
+interface Reply<B = V1Body> {
+  status: number;
+  text: string;
+  json: B;
+}
+
+async function call<B = V1Body>(method: string, path: string, opts: { token?: string | null; body?: unknown; via?: keyof typeof bases } = {}): Promise<Reply<B>> {
   const headers: Record<string, string> = {};
   const token = opts.token === undefined ? OPERATE : opts.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -171,14 +187,14 @@ async function call(method: string, path: string, opts: { token?: string | null;
   } catch {
     json = undefined;
   }
-  return { status: res.status, text, json };
+  return { status: res.status, text, json: json as B };
 }
 
 async function createEndpoint(body: Record<string, unknown> = {}, via: keyof typeof bases = 'dev') {
   const r = await call('POST', '/v1/endpoints', { body: { url: 'http://127.0.0.1:9/hook?token=t0p', ...body }, via });
   expect(r.status).toBe(201);
   secretsSeen.push(r.json.secret);
-  return r.json as { endpoint: { id: string; url: string }; secret: string };
+  return r.json;
 }
 
 function badField(r: Reply, field: string, code = 'ETHHOOK_ERR_ADMIN_INVALID_REQUEST') {
@@ -477,7 +493,7 @@ describe('subscriptions', () => {
     expect(wild.json.subscription.topics).toEqual([null]);
   });
 
-  it('refuses bad subscription input with 400 naming the field, and an unknown endpoint with 404', async () => {
+  it('refuses bad subscription input and a chain the node does not follow with 400 naming the field, and an unknown endpoint with 404', async () => {
     const { endpoint } = await createEndpoint();
     const mark = noticesTo('matcher').length;
     const post = (body: Record<string, unknown>) => call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id, chainId: 1, ...body } });
@@ -495,6 +511,9 @@ describe('subscriptions', () => {
     const missing = await call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id } });
     badField(missing, 'chainId');
     expect(missing.json.error.message).toContain('required');
+    const elsewhere = await post({ chainId: 999 });
+    badField(elsewhere, 'chainId');
+    expect(elsewhere.json.error.message).toBe('body.chainId: this node follows chain 1, 2, 10, 31337; 999 is not one of them');
     const unknown = await post({ endpointId: 'ep_nope' });
     expect(unknown.status).toBe(404);
     expect(unknown.json.error).toMatchObject({ code: 'ETHHOOK_ERR_ENDPOINT_NOT_FOUND', field: 'endpointId' });
@@ -581,7 +600,7 @@ describe('delivery attempts', () => {
     const pages: string[][] = [];
     let before: number | null = null;
     do {
-      const r: Reply = await call('GET', `/v1/endpoints/${endpoint.id}/attempts?limit=2${before !== null ? `&before=${before}` : ''}`);
+      const r: Reply<{ data: Row[]; next: number | null }> = await call('GET', `/v1/endpoints/${endpoint.id}/attempts?limit=2${before !== null ? `&before=${before}` : ''}`);
       pages.push(r.json.data.map((a: { jobId: string }) => a.jobId));
       before = r.json.next;
     } while (before !== null && pages.length < 10);

@@ -10,6 +10,8 @@ export interface V1Context {
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
   outbox: Outbox;
+  /** The chain ids this node follows, ascending. */
+  chains: readonly number[];
   notices: PipelineNotices;
   /** Throws ETHHOOK_ERR_TARGET_REFUSED (field `url`) for a target the configuration refuses. */
   guardTarget(url: string): Promise<void>;

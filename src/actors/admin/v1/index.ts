@@ -14,6 +14,7 @@
  *   POST   /v1/endpoints/:id/enable           operate  (clears `disabled`)                        { endpoint }
  *   GET    /v1/endpoints/:id/attempts         operate  ?limit=&before=<ms or ISO>                 { data: [attempt], next }
  *   POST   /v1/subscriptions                  operate  { endpointId, chainId, addresses?, topics?, confirmations? }  201 { subscription }
+ *                                                     (a chainId this node does not follow: 400 naming `chainId`, listing those it does)
  *   GET    /v1/subscriptions                  read*    ?limit=&after=<sub id>&endpointId=&chainId=  { data: [subscription], next }
  *   GET    /v1/subscriptions/:id              read*                                               { subscription }
  *   DELETE /v1/subscriptions/:id              operate                                             { deleted }
@@ -51,6 +52,8 @@ export interface V1RoutesOptions {
   outbox: Outbox;
   /** Finds `/pipeline/matcher` and `/pipeline/deliverer` (the ActorSystem's `lookup`). */
   lookup: Lookup;
+  /** The chain ids this node follows: a subscription for any other is refused. */
+  chains: readonly number[];
   config: {
     /** Overlap of a rotation that names none. Default 24 h. */
     secretOverlapMs?: number;
@@ -70,6 +73,7 @@ export function v1Routes(options: V1RoutesOptions): Route[] {
     endpoints: options.endpoints,
     subscriptions: options.subscriptions,
     outbox: options.outbox,
+    chains: [...options.chains].sort((a, b) => a - b),
     notices: pipelineNotices(options.lookup, options.noticeTimeoutMs),
     guardTarget: targetGuard(options.config, options.checkTarget),
     secretOverlapMs: options.config.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS,

@@ -4,7 +4,8 @@
  *
  * After a create or a delete the Matcher is told (`subscriptions.changed` with the id upserted or
  * removed), so matching follows without a restart. A subscription for an unknown endpoint is a 404
- * naming the field `endpointId`.
+ * naming the field `endpointId`; one for a chain this node does not follow is a 400 naming `chainId`
+ * and listing the chains it does (it would never match, and a typo would go unnoticed).
  */
 import { EthhookError, isEthhookError } from '../../../runtime/errors.ts';
 import { defineRoute, type Route } from '../router.ts';
@@ -22,6 +23,13 @@ export function subscriptionRoutes(ctx: V1Context): Route[] {
       body: SubscriptionCreateBody,
       audit: { action: 'subscription.create', target: ({ body }) => body.endpointId },
       handle: async ({ body, log }) => {
+        if (!ctx.chains.includes(body.chainId)) {
+          throw new EthhookError(
+            'ETHHOOK_ERR_ADMIN_INVALID_REQUEST',
+            `body.chainId: this node follows chain ${ctx.chains.join(', ') || '(none)'}; ${body.chainId} is not one of them`,
+            { field: 'chainId', chains: ctx.chains },
+          );
+        }
         const sub = await subscriptions.create(body).catch((err: unknown) => {
           if (isEthhookError(err, 'ETHHOOK_ERR_ENDPOINT_NOT_FOUND')) throw new EthhookError(err.code, err.message, { ...err.context, field: 'endpointId' });
           throw err;
