@@ -1,7 +1,9 @@
 // monitoring/ and runbooks/ are written against the code: every metric an alert rule queries is
 // registered by the node (histogram series included), with only documented labels; every alert
-// carries severity, summary, description and a runbook_url that resolves to a runbook heading; and
-// every ETHHOOK_ERR_* code the runbooks tell an SRE to search for is in the catalog.
+// carries severity, summary, description and a runbook_url that resolves to a runbook heading; every
+// alert has promtool unit tests in monitoring/tests/ that see it fire and see it quiet (.ci/run runs
+// them with `promtool test rules`); and every ETHHOOK_ERR_* code the runbooks tell an SRE to search
+// for is in the catalog.
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -34,8 +36,9 @@ function documentedLabels(): Map<string, string[]> {
   return new Map([...section.matchAll(/`([a-z][a-z0-9_]+)(?:\{([^}]*)\})?`/g)].map((m) => [m[1]!, m[2] ? m[2].split(',') : []]));
 }
 
-// Labels Prometheus attaches itself: the scrape target's, and a histogram bucket's bound.
-const TARGET_LABELS = ['instance', 'job'];
+// Labels Prometheus attaches itself: the scrape target's (`cluster` is set by the scrape config, see
+// monitoring/README.md).
+const TARGET_LABELS = ['instance', 'job', 'cluster'];
 const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
 
 /** The series names an expression selects, each with the label names its matchers use. */
@@ -154,6 +157,34 @@ describe('monitoring/alerts.yml', () => {
       if (!headings.has(m[2]!)) broken.push(`${a.alert}: no heading #${m[2]} in runbooks/${m[1]}`);
     }
     expect(broken).toEqual([]);
+  });
+});
+
+describe('monitoring/tests/ (promtool unit tests)', () => {
+  interface AlertTest {
+    alertname: string;
+    exp_alerts?: unknown[];
+  }
+  interface TestFile {
+    rule_files: string[];
+    tests: { alert_rule_test?: AlertTest[] }[];
+  }
+  const names = readdirSync(new URL('monitoring/tests/', root)).filter((f) => f.endsWith('.yml'));
+  const files = names.map((f) => parse(read(`monitoring/tests/${f}`)) as TestFile);
+  const cases = files.flatMap((f) => f.tests.flatMap((t) => t.alert_rule_test ?? []));
+
+  it('load monitoring/alerts.yml', () => {
+    expect(names.length).toBeGreaterThan(0);
+    for (const f of files) expect(f.rule_files).toEqual(['../alerts.yml']);
+  });
+
+  it('see every alert fire and see it quiet', () => {
+    const firing = new Set(cases.filter((c) => (c.exp_alerts ?? []).length > 0).map((c) => c.alertname));
+    const quiet = new Set(cases.filter((c) => (c.exp_alerts ?? []).length === 0).map((c) => c.alertname));
+    const alertNames = alerts.map((a) => a.alert!);
+    expect(alertNames.filter((n) => !firing.has(n))).toEqual([]);
+    expect(alertNames.filter((n) => !quiet.has(n))).toEqual([]);
+    expect(cases.map((c) => c.alertname).filter((n) => !alertNames.includes(n))).toEqual([]);
   });
 });
 
