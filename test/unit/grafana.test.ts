@@ -29,7 +29,7 @@ const DEFAULT_LABELS = [...(/setDefaultLabels\(\{([^}]*)\}\)/.exec(mainTs)?.[1] 
 /** main.ts registers Node's process metrics (process_*, nodejs_*) on the registry it serves. */
 const PROCESS_METRICS = /registerProcessMetrics\(registry\)/.test(mainTs);
 // Labels Prometheus attaches itself to every scraped series.
-const TARGET_LABELS = ['instance', 'job'];
+const TARGET_LABELS = ['instance', 'job', 'cluster'];
 
 /**
  * name → type and labels, from registryWithAllMetrics() (plus the process metrics main.ts adds). The
@@ -46,7 +46,7 @@ async function buildCatalog(): Promise<Map<string, MetricInfo>> {
   const registry = registryWithAllMetrics();
   if (PROCESS_METRICS) registerProcessMetrics(registry);
   const sampled = new Registry();
-  registerKernelMetrics(sampled, () => [{ path: '/pipeline/matcher', stats: new ActorStats(), mailboxSize: 0, mailboxCapacity: 1, up: true }]);
+  registerKernelMetrics(sampled, () => [{ path: '/pipeline/matcher', stats: new ActorStats(), mailboxSize: 0, mailboxCapacity: 1, up: true, manuallyStopped: false }]);
   const out = new Map<string, MetricInfo>();
   for (const m of registry.getMetricsAsArray()) {
     let labels = (m as { labelNames?: readonly string[] }).labelNames;
