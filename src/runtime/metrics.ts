@@ -2,7 +2,7 @@
  * The kernel's Prometheus metrics. Names are fixed (alerts, dashboards and runbooks use them):
  *   actor_mailbox_size{actor}, actor_mailbox_capacity{actor}, actor_messages_total{actor,outcome},
  *   actor_message_duration_seconds{actor}, actor_panics_total{actor}, actor_restarts_total{actor,reason},
- *   actor_dead_letters_total{actor,reason}, actor_up{actor}.
+ *   actor_dead_letters_total{actor,reason}, actor_up{actor}, actor_manually_stopped{actor}.
  * They are collected at scrape time from each actor's plain counters (`ActorStats`), so the hot path
  * never calls the registry. `outcome` is `ok` or `panic`.
  *
@@ -20,6 +20,8 @@ export interface MeasuredActor {
   readonly mailboxSize: number | null;
   readonly mailboxCapacity: number | null;
   readonly up: boolean;
+  /** Stopped by a manual stop of its own or of a supervisor above it (an operator's, not a failure). */
+  readonly manuallyStopped: boolean;
 }
 
 type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -48,7 +50,7 @@ class CollectedMetric {
 
 export const KERNEL_METRIC_NAMES = [
   'actor_mailbox_size', 'actor_mailbox_capacity', 'actor_messages_total', 'actor_message_duration_seconds',
-  'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up',
+  'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up', 'actor_manually_stopped',
 ] as const;
 
 const MISNAMED_PROCESS_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -85,6 +87,8 @@ export function registerKernelMetrics(registry: Registry, actors: () => Iterable
       per((a) => a.mailboxCapacity === null ? [] : DEAD_LETTER_REASONS.map((reason) => ({ value: a.stats.deadLetters[reason], labels: { actor: a.path, reason } })))),
     new CollectedMetric('actor_up', '1 while the actor is running', 'gauge',
       per((a) => [{ value: a.up ? 1 : 0, labels: { actor: a.path } }])),
+    new CollectedMetric('actor_manually_stopped', '1 while the actor is stopped by a manual stop (its own or a supervisor\'s above it)', 'gauge',
+      per((a) => [{ value: a.manuallyStopped ? 1 : 0, labels: { actor: a.path } }])),
   ];
   for (const m of metrics) registry.registerMetric(m as never);
 }

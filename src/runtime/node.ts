@@ -37,4 +37,6 @@ export interface ParentLink {
   restartChild(child: TreeNode, reason: RestartReason): Promise<void>;
   stopChild(child: TreeNode): Promise<void>;
   startChild(child: TreeNode): Promise<void>;
+  /** True while `child` stays stopped because of a manual stop, until a manual start or restart. */
+  isManuallyStopped(child: TreeNode): boolean;
 }

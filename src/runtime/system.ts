@@ -35,6 +35,15 @@ export interface SystemOptions {
   deadLetterLogIntervalMs?: number;
 }
 
+/** What `/ready` reports of the tree (ActorSystem.readiness). */
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready, one line each. */
+  reasons: string[];
+  /** Paths of the actors manually stopped, outermost only (their subtrees are stopped with them). */
+  manuallyStopped: string[];
+}
+
 export interface Exit {
   code: number;
   reason: string;
@@ -174,6 +183,11 @@ export class ActorSystem implements ParentLink {
     if (child.state !== 'running') await child.start();
   }
 
+  /** A stopped root leaves nothing running: never a pause that keeps the node ready. */
+  isManuallyStopped(): boolean {
+    return false;
+  }
+
   // ---- observation -----------------------------------------------------------------------------
 
   snapshot(): ActorSnapshot {
@@ -181,14 +195,26 @@ export class ActorSystem implements ParentLink {
     return this.root.snapshot();
   }
 
-  /** Ready when every permanent actor is running; otherwise the reasons, one per actor. */
-  readiness(): { ready: boolean; reasons: string[] } {
+  /**
+   * Ready when every permanent actor runs, or is manually stopped (`stopActor`: an operator's decision,
+   * listed in `manuallyStopped`, outermost path only, and not a reason). Any other permanent actor
+   * not running (failed, restarting after a crash, stopped by an escalating supervisor) is a reason,
+   * one line per actor, and so is a shutdown in progress.
+   */
+  readiness(): Readiness {
     const reasons: string[] = [];
+    const manuallyStopped: string[] = [];
     if (this.shutdownPromise) reasons.push('the node is shutting down');
-    for (const node of this.nodes.values()) {
+    const visit = (node: TreeNode): void => {
+      if (node.parent.isManuallyStopped(node)) {
+        manuallyStopped.push(node.path);
+        return;
+      }
       if (node.restartType === 'permanent' && node.state !== 'running') reasons.push(`${node.path} is ${node.state}`);
-    }
-    return { ready: reasons.length === 0, reasons };
+      node.children().forEach(visit);
+    };
+    if (this.root) visit(this.root);
+    return { ready: reasons.length === 0, reasons, manuallyStopped };
   }
 
   onEvent(listener: (e: SupervisionEvent) => void): () => void {
@@ -207,6 +233,7 @@ export class ActorSystem implements ParentLink {
   }
 
   private *measured(): Iterable<MeasuredActor> {
+    const stopped = this.readiness().manuallyStopped;
     for (const node of this.nodes.values()) {
       const cell = node instanceof ActorCell ? node : null;
       yield {
@@ -215,6 +242,7 @@ export class ActorSystem implements ParentLink {
         mailboxSize: cell ? cell.mailbox.size : null,
         mailboxCapacity: cell ? cell.mailbox.capacity : null,
         up: node.state === 'running',
+        manuallyStopped: stopped.some((path) => node.path === path || node.path.startsWith(`${path}/`)),
       };
     }
   }

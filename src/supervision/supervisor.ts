@@ -236,6 +236,10 @@ export class Supervisor implements TreeNode, ParentLink {
     });
   }
 
+  isManuallyStopped(child: TreeNode): boolean {
+    return this.manuallyStopped.has(child);
+  }
+
   // ---- internals -----------------------------------------------------------------------------
 
   private clearTimers(): void {

@@ -46,7 +46,7 @@ describe('a chain the node never reaches', () => {
     await waitFor(async () => ((await node.metric('chain_rpc_errors_total', { ...labels, kind: 'connection' })) ?? 0) >= 3, 20_000, 'connection errors counted');
     const ready = await node.api('GET', '/ready');
     expect(ready.status).toBe(503);
-    expect(ready.body).toEqual({ ready: false, reasons: ['chain nowhere (1) has not reached its node yet'] });
+    expect(ready.body).toEqual({ ready: false, reasons: ['chain nowhere (1) has not reached its node yet'], manuallyStopped: [] });
     node.kill('SIGTERM');
     expect((await node.waitForExit()).code).toBe(0);
   }, 60_000);

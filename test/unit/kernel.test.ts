@@ -95,11 +95,42 @@ describe('system lane', () => {
     await stopping;
     expect(seen).toEqual([0]);
     expect(system.findOrThrow('w').snapshot().mailbox!.size).toBe(2);
-    expect(system.readiness()).toEqual({ ready: false, reasons: ['/w is stopped'] });
+    expect(system.readiness()).toEqual({ ready: true, reasons: [], manuallyStopped: ['/w'] });
     await system.startActor('w');
     await waitFor(() => seen.length === 3);
     expect(seen).toEqual([0, 1, 2]);
     await system.shutdown('test');
+  });
+});
+
+describe('readiness', () => {
+  // Ready means the node can do its work: a manual stop is an operator's decision, reported apart;
+  // an actor down for any other reason is a reason.
+  it('lists a manually stopped supervisor once, not its children, and stays ready until it is started again', async () => {
+    const { system } = await start([{ kind: 'supervisor', name: 'group', strategy: 'one-for-one', children: [echo('a'), echo('b')] }, echo('c')]);
+    await system.stopActor('group');
+    expect(system.findOrThrow('a').state).toBe('stopped');
+    expect(system.readiness()).toEqual({ ready: true, reasons: [], manuallyStopped: ['/group'] });
+    const metrics = await system.registry.metrics();
+    expect(metrics).toContain('actor_manually_stopped{actor="/group/a"} 1');
+    expect(metrics).toContain('actor_manually_stopped{actor="/c"} 0');
+    expect(metrics).toContain('actor_up{actor="/group/a"} 0');
+    await system.startActor('group');
+    expect(system.readiness()).toEqual({ ready: true, reasons: [], manuallyStopped: [] });
+    expect(await system.registry.metrics()).toContain('actor_manually_stopped{actor="/group/a"} 0');
+    await system.shutdown('test');
+  });
+
+  it('is not ready while a permanent actor is down after a failure, nor while the node shuts down', async () => {
+    const { system } = await start([{
+      kind: 'worker', name: 'p', maxConsecutivePanics: 1, behaviour: () => ({ receive: () => { throw new Error('boom'); } }),
+    }], { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    system.lookup('p')!.tell(1);
+    await waitFor(() => system.findOrThrow('p').stats.restarts.panic === 1);
+    expect(system.readiness()).toEqual({ ready: false, reasons: ['/p is stopped'], manuallyStopped: [] });
+    const down = system.shutdown('test');
+    expect(system.readiness().reasons).toContain('the node is shutting down');
+    await down;
   });
 });
 
@@ -221,7 +252,7 @@ describe('metrics', () => {
     const { system } = await start([echo('e', { mailbox: { capacity: 8 } })]);
     await system.lookup('e')!.ask(1);
     const text = await system.registry.metrics();
-    for (const name of ['actor_mailbox_size', 'actor_mailbox_capacity', 'actor_messages_total', 'actor_message_duration_seconds', 'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up']) {
+    for (const name of ['actor_mailbox_size', 'actor_mailbox_capacity', 'actor_messages_total', 'actor_message_duration_seconds', 'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up', 'actor_manually_stopped']) {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toContain('actor_mailbox_capacity{actor="/e"} 8');

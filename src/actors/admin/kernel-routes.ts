@@ -2,8 +2,10 @@
  * The admin routes over the actor kernel:
  *
  *   GET  /health                 public   liveness: the process answers            200 { status: "ok" }
- *   GET  /ready                  public   every permanent actor running, and       200 | 503 { ready, reasons }
- *                                          no `readiness` reason (a chain not reached yet)
+ *   GET  /ready                  public   the node can do its work: 200 | 503      { ready, reasons, manuallyStopped }
+ *                                          every permanent actor running or manually stopped, and no
+ *                                          `readiness` reason (a chain not reached yet); an actor an
+ *                                          operator stopped is listed in `manuallyStopped`, not a reason
  *   GET  /metrics                read     Prometheus text of the node's registry
  *   GET  /actors/health          read     the tree: path, state, mailbox, restarts, panics, placement, pid
  *   POST /admin/actors/restart   operate  { "actor": "<path or name>" }            200 { actor: <snapshot> }
@@ -27,7 +29,7 @@ import { defineRoute, type Route } from './router.ts';
 /** The part of the ActorSystem the admin API drives. */
 export interface AdminSystem {
   snapshot(): ActorSnapshot;
-  readiness(): { ready: boolean; reasons: string[] };
+  readiness(): { ready: boolean; reasons: string[]; manuallyStopped: string[] };
   restartActor(pathOrName: string): Promise<ActorSnapshot>;
   stopActor(pathOrName: string): Promise<ActorSnapshot>;
   startActor(pathOrName: string): Promise<ActorSnapshot>;
@@ -56,10 +58,10 @@ export function kernelRoutes({ system, registry, selfPath, readiness }: KernelRo
       path: '/ready',
       auth: 'public',
       handle: () => {
-        const tree = system()?.readiness() ?? { ready: false, reasons: ['the node is starting'] };
+        const tree = system()?.readiness() ?? { ready: false, reasons: ['the node is starting'], manuallyStopped: [] };
         const reasons = [...tree.reasons, ...(readiness?.() ?? [])];
         const ready = reasons.length === 0;
-        return { status: ready ? 200 : 503, json: { ready, reasons } };
+        return { status: ready ? 200 : 503, json: { ready, reasons, manuallyStopped: tree.manuallyStopped } };
       },
     }),
     defineRoute({
