@@ -22,7 +22,7 @@ import { createNodeDir, killAllNodes, readMetric, startNodeProcess, type NodeDir
 /** Runs promtool with `input` on stdin; a missing promtool is an error that says how to install it. */
 function promtool(args: string[], input: string): { status: number | null; output: string } {
   const run = spawnSync('promtool', args, { input, encoding: 'utf8' });
-  if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+  if (run.error && 'code' in run.error && run.error.code === 'ENOENT') {
     throw new Error("promtool is not installed: install Debian's prometheus package (apt-get install --no-install-recommends prometheus), which ships it");
   }
   if (run.error) throw run.error;
