@@ -20,6 +20,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { MAX_WINDOW_SIZE } from '../actors/deliverer/call-window.ts';
 import { DEFAULT_BREAKER_CONFIG } from '../actors/deliverer/circuit-breaker.ts';
 import { DEFAULT_DISABLE_CONFIG } from '../actors/deliverer/disable.ts';
 import { DEFAULT_HTTP_CLIENT_OPTIONS } from '../actors/deliverer/http-client.ts';
@@ -209,12 +210,25 @@ const DelivererSchema = z.strictObject({
       maxRetryAfterMs: duration().default(DEFAULT_RETRY_POLICY.maxRetryAfterMs),
     })
     .prefault({}),
+  /** An endpoint's breaker opens on a failure rate over a window of calls, or on consecutive failures (circuit-breaker.ts). */
   circuitBreaker: z
     .strictObject({
-      /** Consecutive failures that open an endpoint's breaker. */
+      /** Consecutive failures that open it (a total outage of an endpoint with little traffic). */
       failureThreshold: positiveInt().default(DEFAULT_BREAKER_CONFIG.failureThreshold),
+      /** Percent of failed calls in the window, once it holds `minimumNumberOfCalls`, that opens it. */
+      failureRateThreshold: z.number().gt(0).max(100).default(DEFAULT_BREAKER_CONFIG.failureRateThreshold),
+      /** `count`: the last `slidingWindowSize` calls; `time`: the calls of the last `slidingWindowSize` seconds. */
+      slidingWindowType: z.enum(['count', 'time']).default(DEFAULT_BREAKER_CONFIG.slidingWindowType),
+      /** Calls (count, at most 10,000) or seconds (time, at most 600): bounds each endpoint's window. */
+      slidingWindowSize: positiveInt().default(DEFAULT_BREAKER_CONFIG.slidingWindowSize),
+      /** Calls the window must hold before its failure rate counts (above a count window's size: never). */
+      minimumNumberOfCalls: positiveInt().default(DEFAULT_BREAKER_CONFIG.minimumNumberOfCalls),
       /** How long it stays open before a trial request (longer after each failed trial). */
       cooldownMs: duration().default(DEFAULT_BREAKER_CONFIG.cooldownMs),
+    })
+    .refine((b) => b.slidingWindowSize <= MAX_WINDOW_SIZE[b.slidingWindowType], {
+      message: `must be at most ${MAX_WINDOW_SIZE.count} calls (count) or ${MAX_WINDOW_SIZE.time} seconds (time)`,
+      path: ['slidingWindowSize'],
     })
     .prefault({}),
   /** An endpoint failing for this long without a success (and at least `minFailures` times) is disabled. */

@@ -18,7 +18,7 @@ import { startReceiver, type Behaviour, type Receiver } from '../support/receive
 
 const logger = createLogger({ level: 'silent' });
 // No breaker opens during these tests: what keeps the healthy endpoint fast must be the scheduler.
-const NO_BREAKER = { circuitBreaker: { failureThreshold: 1_000_000 } };
+const NO_BREAKER = { circuitBreaker: { failureThreshold: 1_000_000, minimumNumberOfCalls: 1_000_000 } };
 
 let dir: string;
 let db: Db;

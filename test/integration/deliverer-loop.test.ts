@@ -166,7 +166,7 @@ describe('failing fast and disabling', () => {
   it('a failure streak survives a restart of the loop', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/streak');
-    const options = { retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) }, guards: { circuitBreaker: { failureThreshold: 1_000 }, disable: { afterMs: 800, minFailures: 3 } } };
+    const options = { retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) }, guards: { circuitBreaker: { failureThreshold: 1_000, minimumNumberOfCalls: 1_000 }, disable: { afterMs: 800, minFailures: 3 } } };
     const first = startLoop(options);
     await outbox.enqueueBatch(jobs(endpoint.id, 1, 'streak'));
     await until(async () => (await endpoints.get(endpoint.id))!.failing?.failures === 3);
@@ -183,7 +183,7 @@ describe('failing fast and disabling', () => {
   it('retries exhausted: dead letter after the last attempt of the schedule', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/down');
-    startLoop({ retry: { ...FAST_RETRY, scheduleMs: [0, 10, 10, 10] }, guards: { circuitBreaker: { failureThreshold: 100 } } });
+    startLoop({ retry: { ...FAST_RETRY, scheduleMs: [0, 10, 10, 10] }, guards: { circuitBreaker: { failureThreshold: 100, minimumNumberOfCalls: 100 } } });
     await outbox.enqueueBatch(jobs(endpoint.id, 1, 'down'));
     await until(() => outbox.deadLetterCount() === 1);
     expect(r.requests.map((q) => q.webhookId)).toEqual(Array(4).fill('msg_down_0'));

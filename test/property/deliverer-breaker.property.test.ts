@@ -1,12 +1,17 @@
-// Circuit breaker, token bucket and sustained-failure disabling: pure state machines driven by random
-// schedules of events with an explicit clock.
+// Circuit breaker (consecutive failures, failure rate over a sliding window, the operator's close and
+// probe), token bucket and sustained-failure disabling: pure state machines driven by random schedules
+// of events with an explicit clock.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { EMPTY_WINDOW, recordCall, type CallWindow, type WindowConfig } from '../../src/actors/deliverer/call-window.ts';
 import {
   CLOSED,
   DEFAULT_BREAKER_CONFIG as CFG,
   admit,
+  closeNow,
+  probeNow,
   record,
+  type BreakerConfig,
   type BreakerState,
 } from '../../src/actors/deliverer/circuit-breaker.ts';
 import { DEFAULT_DISABLE_CONFIG, recordForDisable, type FailureStreak } from '../../src/actors/deliverer/disable.ts';
@@ -21,30 +26,65 @@ const ops = fc.array(
   { maxLength: 300 },
 );
 
-describe('circuit breaker', () => {
-  it('a scenario: opens after 5 failures, probes once, closes on success, backs off on failure', () => {
+/** Only the consecutive rule: a count window too short to ever hold minimumNumberOfCalls. */
+const CONSECUTIVE_ONLY: BreakerConfig = { ...CFG, failureThreshold: 5, slidingWindowSize: 10, minimumNumberOfCalls: 11 };
+/** Only the rate rule. */
+const rateOnly = (w: WindowConfig, minimumNumberOfCalls: number, failureRateThreshold: number): BreakerConfig => ({
+  ...CFG,
+  ...w,
+  failureThreshold: Number.MAX_SAFE_INTEGER,
+  minimumNumberOfCalls,
+  failureRateThreshold,
+});
+
+const windowConfig = fc.oneof(
+  fc.record({ slidingWindowType: fc.constant<'count'>('count'), slidingWindowSize: fc.integer({ min: 1, max: 40 }) }),
+  fc.record({ slidingWindowType: fc.constant<'time'>('time'), slidingWindowSize: fc.integer({ min: 1, max: 20 }) }),
+);
+
+/** The reference: the calls a window should hold, from the whole history kept as a plain list. */
+function expected(history: { at: number; failed: boolean }[], w: WindowConfig): { calls: number; failures: number } {
+  let kept: { at: number; failed: boolean }[];
+  if (w.slidingWindowType === 'count') kept = history.slice(-w.slidingWindowSize);
+  else {
+    // A clock stepping back records into the latest second seen.
+    let latest = -Infinity;
+    const seconds = history.map((h) => (latest = Math.max(latest, Math.floor(h.at / 1000))));
+    kept = history.filter((_, i) => seconds[i]! > latest - w.slidingWindowSize);
+  }
+  return { calls: kept.length, failures: kept.filter((h) => h.failed).length };
+}
+
+function closedWindow(s: BreakerState): CallWindow {
+  if (s.state !== 'closed') throw new Error(`expected a closed breaker, got ${s.state}`);
+  return s.window;
+}
+
+describe('circuit breaker: consecutive failures', () => {
+  it('a scenario: opens after failureThreshold failures in a row, probes once, closes on success, backs off on failure', () => {
+    const cfg = CONSECUTIVE_ONLY;
     let s: BreakerState = CLOSED;
-    for (let i = 0; i < 4; i++) s = record(s, false, 1_000, CFG).state;
-    expect(s).toEqual({ state: 'closed', failures: 4 });
-    const opened = record(s, false, 1_000, CFG);
+    for (let i = 0; i < 4; i++) s = record(s, false, 1_000, cfg).state;
+    expect(s).toMatchObject({ state: 'closed', consecutiveFailures: 4 });
+    const opened = record(s, false, 1_000, cfg);
     expect(opened).toEqual({ state: { state: 'open', until: 61_000, cooldownMs: 60_000 }, transition: 'opened' });
-    expect(admit(opened.state, 60_999, CFG)).toMatchObject({ allowed: false, waitMs: 1 });
+    expect(admit(opened.state, 60_999, cfg)).toMatchObject({ allowed: false, waitMs: 1 });
 
-    const probe = admit(opened.state, 61_000, CFG);
+    const probe = admit(opened.state, 61_000, cfg);
     expect(probe).toMatchObject({ allowed: true, transition: 'half-opened', state: { state: 'half-open' } });
-    expect(admit(probe.state, 61_001, CFG).allowed).toBe(false);
+    expect(admit(probe.state, 61_001, cfg).allowed).toBe(false);
 
-    const reopened = record(probe.state, false, 62_000, CFG);
+    const reopened = record(probe.state, false, 62_000, cfg);
     expect(reopened).toEqual({ state: { state: 'open', until: 182_000, cooldownMs: 120_000 }, transition: 'opened' });
 
-    const probe2 = admit(reopened.state, 182_000, CFG);
-    expect(record(probe2.state, true, 182_500, CFG)).toEqual({ state: CLOSED, transition: 'closed' });
+    const probe2 = admit(reopened.state, 182_000, cfg);
+    expect(record(probe2.state, true, 182_500, cfg)).toEqual({ state: CLOSED, transition: 'closed' });
   });
 
   it('a success in between resets the count of consecutive failures', () => {
     let s: BreakerState = CLOSED;
-    for (const ok of [false, false, false, false, true, false, false, false, false]) s = record(s, ok, 0, CFG).state;
-    expect(s).toEqual({ state: 'closed', failures: 4 });
+    for (const ok of [false, false, false, false, true, false, false, false, false]) s = record(s, ok, 0, CONSECUTIVE_ONLY).state;
+    expect(s).toMatchObject({ state: 'closed', consecutiveFailures: 4 });
   });
 
   it('a probe whose result never comes frees the slot after probeTimeoutMs', () => {
@@ -55,6 +95,7 @@ describe('circuit breaker', () => {
   });
 
   it('invariants under any schedule of admissions and results', () => {
+    const cfg = CONSECUTIVE_ONLY;
     fc.assert(
       fc.property(ops, (steps) => {
         let s: BreakerState = CLOSED;
@@ -65,11 +106,11 @@ describe('circuit breaker', () => {
         for (const [dt, op] of steps) {
           now += dt;
           if (op.kind === 'admit') {
-            const a = admit(s, now, CFG);
+            const a = admit(s, now, cfg);
             if (s.state === 'open' && now < s.until) expect(a.allowed).toBe(false);
             if (a.allowed && a.state.state === 'half-open') {
               // Exactly one probe at a time: another only after the previous one timed out.
-              expect(now - lastAdmitWhileNotClosed).toBeGreaterThanOrEqual(CFG.probeTimeoutMs);
+              expect(now - lastAdmitWhileNotClosed).toBeGreaterThanOrEqual(cfg.probeTimeoutMs);
               lastAdmitWhileNotClosed = now;
             }
             if (!a.allowed) expect(a.waitMs).toBeGreaterThan(0);
@@ -77,14 +118,14 @@ describe('circuit breaker', () => {
             s = a.state;
           } else {
             const before = s;
-            const r = record(s, op.success, now, CFG);
+            const r = record(s, op.success, now, cfg);
             if (before.state === 'closed') {
               failuresSinceSuccess = op.success ? 0 : failuresSinceSuccess + 1;
-              expect(r.transition === 'opened').toBe(failuresSinceSuccess === CFG.failureThreshold);
+              expect(r.transition === 'opened').toBe(failuresSinceSuccess === cfg.failureThreshold);
             }
             if (before.state === 'open') expect(r.state).toBe(before);
             if (r.transition === 'opened' && r.state.state === 'open') {
-              expect(r.state.cooldownMs).toBeLessThanOrEqual(CFG.maxCooldownMs);
+              expect(r.state.cooldownMs).toBeLessThanOrEqual(cfg.maxCooldownMs);
               if (before.state === 'half-open') expect(r.state.cooldownMs).toBeGreaterThanOrEqual(lastCooldown);
               lastCooldown = r.state.cooldownMs;
               lastAdmitWhileNotClosed = -Infinity;
@@ -98,6 +139,144 @@ describe('circuit breaker', () => {
         }
       }),
       { numRuns: 1_000 },
+    );
+  });
+});
+
+describe('circuit breaker: failure rate over a sliding window', () => {
+  it('the window holds exactly the last N calls (count) or the calls of the last T seconds (time), in a ring of fixed size', () => {
+    fc.assert(
+      fc.property(
+        windowConfig,
+        fc.array(fc.tuple(fc.integer({ min: -1_500, max: 4_000 }), fc.boolean()), { maxLength: 200 }),
+        (w, calls) => {
+          let window: CallWindow = EMPTY_WINDOW;
+          let now = 10_000;
+          const history: { at: number; failed: boolean }[] = [];
+          for (const [dt, failed] of calls) {
+            now = Math.max(0, now + dt);
+            const before = window;
+            const ringBefore = before.ring?.slice();
+            window = recordCall(window, failed, now, w);
+            // Pure: the previous value is untouched.
+            if (ringBefore !== undefined) expect(before.ring).toEqual(ringBefore);
+            history.push({ at: now, failed });
+            expect({ calls: window.calls, failures: window.failures }).toEqual(expected(history, w));
+            // Bounded: one byte per call (count) or one [second, calls, failures] slot per second (time).
+            expect(window.ring!.byteLength).toBe(w.slidingWindowType === 'count' ? w.slidingWindowSize : 24 * w.slidingWindowSize);
+          }
+        },
+      ),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('opens exactly when the window holds minimumNumberOfCalls and its failure rate reaches the threshold', () => {
+    fc.assert(
+      fc.property(
+        windowConfig,
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer({ min: 1, max: 100 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3_000 }), fc.boolean()), { maxLength: 200 }),
+        (w, minimumNumberOfCalls, failureRateThreshold, calls) => {
+          const cfg = rateOnly(w, minimumNumberOfCalls, failureRateThreshold);
+          let s: BreakerState = CLOSED;
+          let now = 0;
+          let history: { at: number; failed: boolean }[] = [];
+          for (const [dt, failed] of calls) {
+            now += dt;
+            if (s.state !== 'closed') {
+              // Reopened windows start empty: close as an operator would.
+              s = closeNow(s).state;
+              history = [];
+            }
+            const r = record(s, !failed, now, cfg);
+            history.push({ at: now, failed });
+            const { calls: n, failures } = expected(history, w);
+            const due = n >= minimumNumberOfCalls && (failures / n) * 100 >= failureRateThreshold;
+            expect(r.transition === 'opened', `${failures}/${n}`).toBe(due);
+            if (!due) expect(closedWindow(r.state)).toMatchObject({ calls: n, failures });
+            s = r.state;
+          }
+        },
+      ),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('with the defaults, a receiver failing 30% of requests at random does not trip it; one failing 80% does, within the minimum calls', () => {
+    // A fixed pseudo-random sequence (mulberry32), so the test is the same at every run.
+    const random = (seed: number) => () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    };
+    const run = (failureRate: number, seed: number, calls: number) => {
+      const next = random(seed);
+      let s: BreakerState = CLOSED;
+      let openings = 0;
+      let firstAt: number | undefined;
+      for (let i = 0; i < calls; i++) {
+        const r = record(s, next() >= failureRate, i * 100, CFG);
+        if (r.transition === 'opened') {
+          openings++;
+          firstAt ??= i + 1;
+          s = closeNow(r.state).state;
+        } else s = r.state;
+      }
+      return { openings, firstAt };
+    };
+    for (const seed of [1, 2, 3, 4, 5]) expect(run(0.3, seed, 2_000).openings).toBe(0);
+    const outage = run(0.8, 7, 200);
+    expect(outage.openings).toBeGreaterThan(0);
+    expect(outage.firstAt).toBeLessThanOrEqual(CFG.minimumNumberOfCalls);
+  });
+
+  it('both rules together: the consecutive rule opens a breaker whose window has too few calls for the rate rule', () => {
+    let s: BreakerState = CLOSED;
+    for (let i = 0; i < CFG.failureThreshold - 1; i++) s = record(s, false, i, CFG).state;
+    expect(s).toMatchObject({ state: 'closed', consecutiveFailures: CFG.failureThreshold - 1, window: { calls: CFG.failureThreshold - 1 } });
+    expect(record(s, false, 100, CFG).transition).toBe('opened');
+    expect(CFG.failureThreshold).toBeLessThan(CFG.minimumNumberOfCalls);
+  });
+});
+
+describe('circuit breaker: the operator\'s close and probe', () => {
+  const open: BreakerState = { state: 'open', until: 480_000, cooldownMs: 480_000 };
+
+  it('close: at once, from any state, with an empty window', () => {
+    expect(closeNow(open)).toEqual({ state: CLOSED, transition: 'closed' });
+    expect(closeNow({ state: 'half-open', cooldownMs: 60_000, probeSince: 5 })).toEqual({ state: CLOSED, transition: 'closed' });
+    const failing = record(record(CLOSED, false, 0, CFG).state, false, 0, CFG).state;
+    expect(closeNow(failing)).toEqual({ state: CLOSED });
+  });
+
+  it('probe: the next admission is the probe, open or half-open; closed changes nothing', () => {
+    const probed = probeNow(open, 1_000, CFG);
+    expect(admit(open, 1_000, CFG).allowed).toBe(false);
+    expect(admit(probed, 1_000, CFG)).toMatchObject({ allowed: true, transition: 'half-opened' });
+    const probing = admit(probed, 1_000, CFG).state;
+    expect(admit(probing, 2_000, CFG).allowed).toBe(false);
+    expect(admit(probeNow(probing, 2_000, CFG), 2_000, CFG).allowed).toBe(true);
+    expect(probeNow(CLOSED, 2_000, CFG)).toBe(CLOSED);
+  });
+
+  it('under any schedule: after a probe the next admission passes; after a close every admission does', () => {
+    fc.assert(
+      fc.property(ops, fc.integer({ min: 0, max: 299 }), (steps, at) => {
+        let s: BreakerState = CLOSED;
+        let now = 0;
+        for (const [i, [dt, op]] of steps.entries()) {
+          now += dt;
+          if (i === at) {
+            expect(admit(probeNow(s, now, CONSECUTIVE_ONLY), now, CONSECUTIVE_ONLY).allowed).toBe(true);
+            expect(admit(closeNow(s).state, now, CONSECUTIVE_ONLY)).toMatchObject({ allowed: true, state: CLOSED });
+          }
+          s = op.kind === 'admit' ? admit(s, now, CONSECUTIVE_ONLY).state : record(s, op.success, now, CONSECUTIVE_ONLY).state;
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -64,7 +64,7 @@ describe('config keys are the option names', () => {
         slowAfterMs: '2s',
         requestTimeoutMs: '7s',
         retry: { scheduleMs: [0, '1s'], jitter: 0.1, maxRetryAfterMs: '1m' },
-        circuitBreaker: { failureThreshold: 9, cooldownMs: '4s' },
+        circuitBreaker: { failureThreshold: 9, failureRateThreshold: 25, slidingWindowType: 'time', slidingWindowSize: 30, minimumNumberOfCalls: 7, cooldownMs: '4s' },
         disable: { afterMs: '1h', minFailures: 4 },
       },
       security: { allowPrivateTargets: false },
@@ -78,10 +78,23 @@ describe('config keys are the option names', () => {
         slowConcurrency: 5,
         slowAfterMs: 2_000,
         retry: { scheduleMs: [0, 1_000], jitter: 0.1, maxRetryAfterMs: 60_000 },
-        guards: { circuitBreaker: { failureThreshold: 9, cooldownMs: 4_000 }, disable: { afterMs: 3_600_000, minFailures: 4 } },
+        guards: {
+          circuitBreaker: { failureThreshold: 9, failureRateThreshold: 25, slidingWindowType: 'time', slidingWindowSize: 30, minimumNumberOfCalls: 7, cooldownMs: 4_000 },
+          disable: { afterMs: 3_600_000, minFailures: 4 },
+        },
       },
     });
     // Strict: a config key the Deliverer has no option for would be refused here.
     expect(placedDelivererArgsSchema.safeParse(settings).success).toBe(true);
+  });
+
+  it('the breaker\'s window is bounded: at most 10,000 calls or 600 seconds', () => {
+    const breaker = (circuitBreaker: object) => NodeConfigSchema.safeParse({ deliverer: { circuitBreaker } });
+    expect(breaker({ slidingWindowSize: 10_000 }).success).toBe(true);
+    expect(breaker({ slidingWindowSize: 10_001 }).error?.issues[0]?.path).toEqual(['deliverer', 'circuitBreaker', 'slidingWindowSize']);
+    expect(breaker({ slidingWindowType: 'time', slidingWindowSize: 600 }).success).toBe(true);
+    expect(breaker({ slidingWindowType: 'time', slidingWindowSize: 601 }).success).toBe(false);
+    expect(breaker({ failureRateThreshold: 0 }).success).toBe(false);
+    expect(breaker({ failureRateThreshold: 101 }).success).toBe(false);
   });
 });

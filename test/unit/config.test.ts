@@ -56,7 +56,14 @@ describe('defaults', () => {
       jitter: 0.2,
       maxRetryAfterMs: 36_000_000,
     });
-    expect(c.deliverer.circuitBreaker).toEqual({ failureThreshold: 5, cooldownMs: 60_000 });
+    expect(c.deliverer.circuitBreaker).toEqual({
+      failureThreshold: 10,
+      failureRateThreshold: 50,
+      slidingWindowType: 'count',
+      slidingWindowSize: 100,
+      minimumNumberOfCalls: 50,
+      cooldownMs: 60_000,
+    });
     expect(c.deliverer.requestTimeoutMs).toBe(15_000);
     expect(c.security.allowPrivateTargets).toBe(true);
     expect(c.governance.url).toBeUndefined();

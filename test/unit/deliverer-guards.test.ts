@@ -41,6 +41,20 @@ describe('EndpointGuards', () => {
     expect(g.record('ep', 'success', 'HTTP 200', 1_002)).toEqual({});
   });
 
+  it('an operator closes an open breaker at once, or lets the next request be its probe', () => {
+    const g = new EndpointGuards({ circuitBreaker: { failureThreshold: 1, cooldownMs: 480_000 } });
+    g.record('ep', 'retryable', 'HTTP 503', 0);
+    expect(g.view('ep')).toEqual({ state: 'open', openUntil: 480_000, cooldownMs: 480_000, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
+    expect(g.operate('ep', 'probe', 1_000)).toBeUndefined();
+    expect(g.admit('ep', undefined, 1_000)).toEqual({ go: true });
+    expect(g.state('ep')).toBe('half-open');
+    expect(g.admit('ep', undefined, 1_001)).toMatchObject({ go: false, why: 'breaker' });
+    expect(g.operate('ep', 'close', 1_002)).toBe('closed');
+    expect(g.view('ep')).toEqual({ state: 'closed', openUntil: null, cooldownMs: null, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
+    expect(g.admit('ep', undefined, 1_003)).toEqual({ go: true });
+    expect(g.operate('ep', 'close', 1_004)).toBeUndefined();
+  });
+
   it('a changed rate limit rebuilds the bucket; removing it lets everything through', () => {
     const g = new EndpointGuards();
     expect(g.admit('ep', 1, 0)).toEqual({ go: true });

@@ -109,6 +109,8 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
           return { ok: true };
         case 'deliverer.status':
           return loop?.status() ?? { running: false, inFlight: 0, ready: 0, held: 0, slowLane: 0, openBreakers: [] };
+        case 'deliverer.breaker':
+          return loop?.breaker(m.endpointId, m.action) ?? null;
       }
     },
     health() {

@@ -37,6 +37,7 @@ import { deferred, type Deferred } from '../../runtime/deferred.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Job } from '../../store/outbox.ts';
 import { Admission } from './admission.ts';
+import type { BreakerAction, BreakerView } from './circuit-breaker.ts';
 import { EndpointCache, type SendableEntry } from './endpoint-cache.ts';
 import { EndpointGuards, type GuardConfig } from './endpoint-guard.ts';
 import type { HttpAttempt } from './http-client.ts';
@@ -213,6 +214,18 @@ export class DeliveryLoop {
       this.scheduler.forget(endpointId);
     }
     this.release(this.holds.releaseEndpoint(endpointId));
+  }
+
+  /**
+   * An endpoint's breaker, after an operator's `close` or `probe` when one is given: the jobs held behind
+   * it are released, so they are admitted again at once (after a probe, the first of them is the probe).
+   */
+  breaker(endpointId: string, action?: BreakerAction): BreakerView {
+    if (action !== undefined) {
+      if (this.guards.operate(endpointId, action, this.now()) === 'closed') this.breakerOpen.delete(endpointId);
+      this.release(this.holds.releaseEndpoint(endpointId));
+    }
+    return this.guards.view(endpointId);
   }
 
   status(): DeliveryLoopStatus {

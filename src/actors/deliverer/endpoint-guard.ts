@@ -8,16 +8,23 @@
  * - `record(endpointId, outcome, reason, now)`: feeds the breaker (a retryable outcome is a failure; any
  *   other answer proves the endpoint is up) and the streak (only a 2xx resets it). Returns the breaker
  *   transition, and the reason to disable the endpoint when the streak has lasted long enough.
+ * - `operate(endpointId, action, now)`: an operator's `close` or `probe` of the breaker (circuit-breaker.ts
+ *   `closeNow`, `probeNow`); `view(endpointId)` is the breaker as the admin API shows it.
  * - A bucket is rebuilt when the endpoint's rate limit changes; `forget` drops an endpoint's state.
  */
 import {
   admit as breakerAdmit,
   BREAKER_GAUGE,
+  breakerView,
   CLOSED,
+  closeNow,
   DEFAULT_BREAKER_CONFIG,
+  probeNow,
   record as breakerRecord,
+  type BreakerAction,
   type BreakerConfig,
   type BreakerState,
+  type BreakerView,
   type Transition,
 } from './circuit-breaker.ts';
 import { DEFAULT_DISABLE_CONFIG, recordForDisable, type DisableConfig, type FailureStreak } from './disable.ts';
@@ -109,6 +116,22 @@ export class EndpointGuards {
 
   state(endpointId: string): BreakerState['state'] {
     return (this.guards.get(endpointId)?.breaker ?? CLOSED).state;
+  }
+
+  view(endpointId: string): BreakerView {
+    return breakerView(this.guards.get(endpointId)?.breaker ?? CLOSED);
+  }
+
+  /** An operator's action on the breaker; returns its transition (a close of an open or half-open one). */
+  operate(endpointId: string, action: BreakerAction, now: number): Transition | undefined {
+    const g = this.guard(endpointId);
+    if (action === 'probe') {
+      this.apply(endpointId, g, probeNow(g.breaker, now, this.breakerCfg), undefined);
+      return undefined;
+    }
+    const r = closeNow(g.breaker);
+    this.apply(endpointId, g, r.state, r.transition);
+    return r.transition;
   }
 
   forget(endpointId: string): void {

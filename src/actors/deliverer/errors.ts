@@ -10,8 +10,12 @@ export const delivererErrorCodes = defineErrorCodes({
     httpStatus: 400,
   },
   ETHHOOK_ERR_DELIVERER_BAD_MESSAGE: {
-    summary: 'the Deliverer received a message that is not one of deliverer.wake, deliverer.endpoint-changed, deliverer.status',
+    summary: 'the Deliverer received a message that is not one of deliverer.wake, deliverer.endpoint-changed, deliverer.status, deliverer.breaker',
     httpStatus: 400,
+  },
+  ETHHOOK_ERR_DELIVERER_UNAVAILABLE: {
+    summary: 'the Deliverer is not running or did not answer in time (it is restarting, stopped or busy); retry shortly',
+    httpStatus: 503,
   },
   ETHHOOK_ERR_TARGET_REFUSED: {
     summary: 'a webhook target URL was refused (scheme, or an address that is private, loopback or reserved)',

@@ -6,8 +6,12 @@
  *   forget the cached endpoint so edits, rotations, pauses and re-enabling apply at once; `deleted`
  *   also drops its breaker and rate-limit state. Reply `{ ok: true }`.
  * - `deliverer.status`: the loop's state for the admin API. Reply `DeliveryLoopStatus`.
+ * - `deliverer.breaker { endpointId, action? }`: an endpoint's circuit breaker, after the operator's
+ *   `close` or `probe` when `action` is given (circuit-breaker.ts). Reply `BreakerView`, or null while
+ *   the loop is not running.
  */
 import { z } from 'zod';
+import { BREAKER_ACTIONS } from './circuit-breaker.ts';
 
 export const delivererMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('deliverer.wake') }),
@@ -17,5 +21,10 @@ export const delivererMessageSchema = z.discriminatedUnion('type', [
     deleted: z.boolean().optional(),
   }),
   z.strictObject({ type: z.literal('deliverer.status') }),
+  z.strictObject({
+    type: z.literal('deliverer.breaker'),
+    endpointId: z.string().min(1),
+    action: z.enum(BREAKER_ACTIONS).optional(),
+  }),
 ]);
 export type DelivererMessage = z.infer<typeof delivererMessageSchema>;

@@ -48,7 +48,20 @@ export const placedDelivererArgsSchema = z.strictObject({
       retry: retryPolicySchema.optional(),
       guards: z
         .strictObject({
-          circuitBreaker: z.strictObject({ failureThreshold: positive, cooldownMs: ms, cooldownFactor: z.number().min(1), maxCooldownMs: ms, probeTimeoutMs: positive }).partial().optional(),
+          circuitBreaker: z
+            .strictObject({
+              failureThreshold: positive,
+              failureRateThreshold: z.number().gt(0).max(100),
+              slidingWindowType: z.enum(['count', 'time']),
+              slidingWindowSize: positive,
+              minimumNumberOfCalls: positive,
+              cooldownMs: ms,
+              cooldownFactor: z.number().min(1),
+              maxCooldownMs: ms,
+              probeTimeoutMs: positive,
+            })
+            .partial()
+            .optional(),
           disable: z.strictObject({ afterMs: ms, minFailures: positive }).partial().optional(),
         })
         .optional(),

@@ -1,5 +1,6 @@
-/** What every `/v1` route module shares: the stores, the pipeline notices and the target check. */
+/** What every `/v1` route module shares: the stores, the pipeline notices, the Deliverer's breakers and the target check. */
 import type { AdminRole } from '../../../config/schema.ts';
+import type { BreakerAction, BreakerView } from '../../deliverer/circuit-breaker.ts';
 import type { EndpointStore } from '../../../store/endpoints.ts';
 import type { Outbox } from '../../../store/outbox.ts';
 import type { SubscriptionStore } from '../../../store/subscriptions.ts';
@@ -13,6 +14,8 @@ export interface V1Context {
   /** The chain ids this node follows, ascending. */
   chains: readonly number[];
   notices: PipelineNotices;
+  /** An endpoint's breaker in this node's Deliverer, after `action`; ETHHOOK_ERR_DELIVERER_UNAVAILABLE when it cannot answer. */
+  breaker(endpointId: string, action?: BreakerAction): Promise<BreakerView>;
   /** Throws ETHHOOK_ERR_TARGET_REFUSED (field `url`) for a target the configuration refuses. */
   guardTarget(url: string): Promise<void>;
   /** Overlap of a rotation that does not name one. */

@@ -5,11 +5,11 @@
  * - The signing secret is answered by create and rotate-secret only, never logged, never shown again.
  * - A URL (on create or patch) passes the target check (target.ts) before anything is written.
  * - Every write is audited (target: the endpoint id; on create the URL's origin, as the id does not
- *   exist yet) and then told to the Deliverer; a delete cascades to the endpoint's subscriptions and
- *   tells the Matcher which ones went.
+ *   exist yet) and then told to the Deliverer; `enable` also closes the endpoint's circuit breaker; a
+ *   delete cascades to the endpoint's subscriptions and tells the Matcher which ones went.
  * - Attempts are listed newest first and paged by time (`before`, ms); see `attemptPage`.
  */
-import { EthhookError } from '../../../runtime/errors.ts';
+import { EthhookError, isEthhookError } from '../../../runtime/errors.ts';
 import type { AttemptLog, AttemptRecord } from '../../../store/attempts.ts';
 import { endpointView, type Endpoint } from '../../../store/endpoints.ts';
 import { removeEndpointCascade } from '../../../store/subscriptions.ts';
@@ -118,7 +118,22 @@ export function endpointRoutes(ctx: V1Context): Route[] {
 
     change('pause', (id) => endpoints.setPaused(id, true)),
     change('resume', (id) => endpoints.setPaused(id, false)),
-    change('enable', (id) => endpoints.enable(id)),
+    // Re-enabled after the receiver was fixed: a fresh start, so the breaker closes too (best effort:
+    // the endpoint is enabled whatever the Deliverer says, and its breaker reopens only on new failures).
+    defineRoute({
+      method: 'POST',
+      path: '/v1/endpoints/:id/enable',
+      auth: 'operate',
+      audit: { action: 'endpoint.enable', ...byId },
+      handle: async ({ params, log }) => {
+        const endpoint = await endpoints.enable(params.id!);
+        await notices.endpointChanged(endpoint.id, log);
+        await ctx.breaker(endpoint.id, 'close').catch((err: unknown) => {
+          log.warn({ endpointId: endpoint.id, code: isEthhookError(err) ? err.code : undefined }, 'endpoint enabled, but its circuit breaker was not closed; close it with POST /v1/endpoints/:id/breaker/close');
+        });
+        return { json: { endpoint: endpointView(endpoint) } };
+      },
+    }),
 
     defineRoute<undefined, AttemptListQuery>({
       method: 'GET',

@@ -11,8 +11,11 @@
  *   POST   /v1/endpoints/:id/rotate-secret    operate  { overlapMs? } (send {} for the default)  { endpoint, secret, secretId, previousSecretExpiresAt }
  *   POST   /v1/endpoints/:id/pause            operate                                             { endpoint }
  *   POST   /v1/endpoints/:id/resume           operate                                             { endpoint }
- *   POST   /v1/endpoints/:id/enable           operate  (clears `disabled`)                        { endpoint }
+ *   POST   /v1/endpoints/:id/enable           operate  (clears `disabled`, closes the breaker)    { endpoint }
  *   GET    /v1/endpoints/:id/attempts         operate  ?limit=&before=<ms or ISO>                 { data: [attempt], next }
+ *   GET    /v1/endpoints/:id/breaker          read                                                { breaker }
+ *   POST   /v1/endpoints/:id/breaker/close    operate  (closes the circuit breaker now)           { breaker }
+ *   POST   /v1/endpoints/:id/breaker/probe    operate  (the next request is the probe)            { breaker }
  *   POST   /v1/subscriptions                  operate  { endpointId, chainId, addresses?, topics?, confirmations? }  201 { subscription }
  *                                                     (a chainId this node does not follow: 400 naming `chainId`, listing those it does)
  *   GET    /v1/subscriptions                  read*    ?limit=&after=<sub id>&endpointId=&chainId=  { data: [subscription], next }
@@ -40,9 +43,15 @@ import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/
 import type { Outbox } from '../../../store/outbox.ts';
 import type { SubscriptionStore } from '../../../store/subscriptions.ts';
 import type { Route } from '../router.ts';
+import { EthhookError, isEthhookError } from '../../../runtime/errors.ts';
+import { ACTOR_PATHS } from '../../../tree.ts';
+import type { BreakerView } from '../../deliverer/circuit-breaker.ts';
+import type { DelivererMessage } from '../../deliverer/messages.ts';
+import { breakerRoutes } from './breakers.ts';
+import type { V1Context } from './context.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { endpointRoutes } from './endpoints.ts';
-import { pipelineNotices, type Lookup } from '../../../pipeline-notices.ts';
+import { DEFAULT_NOTICE_TIMEOUT_MS, pipelineNotices, type Lookup } from '../../../pipeline-notices.ts';
 import { subscriptionRoutes } from './subscriptions.ts';
 import { targetGuard, type CheckTarget } from './target.ts';
 
@@ -69,16 +78,35 @@ export interface V1RoutesOptions {
 }
 
 export function v1Routes(options: V1RoutesOptions): Route[] {
-  const ctx = {
+  const ctx: V1Context = {
     endpoints: options.endpoints,
     subscriptions: options.subscriptions,
     outbox: options.outbox,
     chains: [...options.chains].sort((a, b) => a - b),
     notices: pipelineNotices(options.lookup, options.noticeTimeoutMs),
+    breaker: delivererBreaker(options.lookup, options.noticeTimeoutMs ?? DEFAULT_NOTICE_TIMEOUT_MS),
     guardTarget: targetGuard(options.config, options.checkTarget),
     secretOverlapMs: options.config.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS,
   };
-  return [...endpointRoutes(ctx), ...subscriptionRoutes(ctx), ...deadLetterRoutes(ctx)];
+  return [...endpointRoutes(ctx), ...breakerRoutes(ctx), ...subscriptionRoutes(ctx), ...deadLetterRoutes(ctx)];
+}
+
+/** Asks this node's Deliverer for an endpoint's breaker (breakers.ts); any failure to answer is a 503. */
+function delivererBreaker(lookup: Lookup, timeoutMs: number): V1Context['breaker'] {
+  return async (endpointId, action) => {
+    const unavailable = (why: string, cause?: unknown) =>
+      new EthhookError('ETHHOOK_ERR_DELIVERER_UNAVAILABLE', `the Deliverer cannot answer for the breaker of ${endpointId}: ${why}`, { endpointId }, { cause });
+    const ref = lookup(ACTOR_PATHS.deliverer);
+    if (ref === undefined) throw unavailable('this node runs no Deliverer');
+    let view: BreakerView | null;
+    try {
+      view = await ref.ask<BreakerView | null>({ type: 'deliverer.breaker', endpointId, ...(action ? { action } : {}) } satisfies DelivererMessage, { timeoutMs });
+    } catch (err) {
+      throw unavailable(isEthhookError(err) ? err.code : String(err), err);
+    }
+    if (view === null) throw unavailable('its delivery loop is not running');
+    return view;
+  };
 }
 
 export type { CheckTarget } from './target.ts';
