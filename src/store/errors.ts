@@ -14,6 +14,11 @@ export const storeErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND: { summary: 'no subscription has this id', httpStatus: 404 },
   ETHHOOK_ERR_SUBSCRIPTION_EXISTS: { summary: 'a subscription with this id already exists', httpStatus: 409 },
   ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND: { summary: 'no dead letter has this id', httpStatus: 404 },
+  ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED: {
+    summary:
+      'the dead letter was followed by a later webhook of the same log and subscription (its retraction, or its next creation): replayed, it would reach the receiver after that one',
+    httpStatus: 409,
+  },
   ETHHOOK_ERR_MASTER_KEY_INVALID: {
     summary: 'the master key (ETHHOOK_MASTER_KEY or <dataDir>/master.key) is not 32 bytes of base64 or hex',
     httpStatus: 500,

@@ -3,7 +3,7 @@
  *
  * A job is one webhook to one endpoint: `{ id (= webhook-id), endpointId, subscriptionId, type,
  * payload (the webhook body object), eventSeenAt, attempt (failed attempts so far), nextAttemptAt,
- * createdAt }`, times in ms since the epoch.
+ * createdAt }` and, for a job that must wait for another, `follows` (below); times in ms since the epoch.
  *
  * Sublevels, every state change one atomic `db.batch`:
  *   outbox-jobs             <jobId>                         -> Job
@@ -11,12 +11,32 @@
  *   outbox-dead             <jobId>                         -> DeadLetter
  *   outbox-dead-by-time     <deadAt 15d>!<jobId>            -> jobId
  *   outbox-dead-by-endpoint <endpointId>!<deadAt 15d>!<jobId> -> jobId
+ *   outbox-held             <jobId>                         -> Held[] (the jobs waiting for that job to leave)
  *   attempts                (see attempts.ts)
  *
  * Lifecycle: `enqueueBatch` (due now) -> `due` -> `complete` after a 2xx (the job is deleted), or
  * `reschedule` after a retryable failure, or `deadLetter` when retries are exhausted or the endpoint
  * refuses; `postpone` moves a job later without counting an attempt (it was never sent);
  * `replayDeadLetter` / `replayAll` put dead letters back as fresh jobs (attempt 0, due now).
+ *
+ * Order of one (subscription, log): a job may name the job it `follows` (the Matcher sets it: a
+ * `log.removed` follows the `log.created` of its generation, the `log.created` of a block that came
+ * back follows the previous generation's `log.removed`; ids are per generation, so a job has at most
+ * one such follower). Enqueued while the job it follows is in the outbox (pending or retrying), it is
+ * written held: its record, no due key, and its id, due time and endpoint under the followed id in
+ * `outbox-held`. The group commit that deletes the followed job (`complete` or `deadLetter`) writes the
+ * held jobs' due keys in the same batch (due at their own, earlier time: at once). So a follower is
+ * never due while what it follows is still in the outbox, across crashes too: the state is the store's.
+ * A dead letter does not hold its followers (a receiver that kept failing must still hear the
+ * retraction: the creation may have reached it unanswered); it is marked `supersededBy` the follower
+ * (dead-lettered with followers held, or followed by a job enqueued later), and replaying it is
+ * refused with ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED: it would reach the receiver after the webhook that
+ * retracts or replaces it. What it costs: jobs without `follows` read nothing more at enqueue, and a
+ * commit reads `outbox-held` (for the jobs it deletes) only while some job is held. An enqueue of
+ * followers and a group commit exclude each other, so a followed job cannot leave between the read
+ * that finds it pending and the write that holds its follower. A replayed dead letter is due at once:
+ * what it follows cannot be back in the outbox (it left before the letter was tried, and comes back
+ * only by a replay, refused once superseded).
  *
  * Group commit: `complete`, `reschedule`, `postpone` and `deadLetter` queue their change; one writer
  * applies every change queued while the previous write was in flight with ONE read and ONE
@@ -54,7 +74,7 @@
  * a block re-sent by a listener that crashed before advancing its cursor. Outside that window a
  * redelivery carries the same `webhook-id`, which receivers deduplicate on.
  *
- * `depth()` and `deadLetterCount()` are kept in memory (counted once at open, then maintained by every
+ * `depth()` (due and held jobs) and `deadLetterCount()` are kept in memory (counted once at open, then maintained by every
  * write), so gauges cost nothing; this instance must be the only writer of the database, which LevelDB's
  * lock already guarantees across processes. Writes use LevelDB's default (no fsync): a `kill -9` of the
  * process loses nothing the OS has accepted; a power loss may lose the last writes.
@@ -99,6 +119,8 @@ export const jobSchema = z.object({
   attempt: z.number().int().min(0),
   nextAttemptAt: z.number(),
   createdAt: z.number(),
+  /** The id of the job that must leave the outbox before this one is due (see the module header). */
+  follows: z.string().min(1).optional(),
 });
 export type Job = z.infer<typeof jobSchema>;
 
@@ -110,6 +132,16 @@ export interface DeadLetter {
   job: Job;
   reason: string;
   deadAt: number;
+  /** The job, following this one, that was made due (or sent) after it: a replay is refused. */
+  supersededBy?: string;
+}
+
+/** A job held until the job it follows leaves the outbox: what making it due writes and counts. */
+interface Held {
+  id: string;
+  /** Its nextAttemptAt, the time in its due key. */
+  at: number;
+  endpointId: string;
 }
 
 /** What `due` skips: ids (jobs the caller has in hand) and endpoints (that cannot take more now). */
@@ -186,6 +218,7 @@ export class Outbox {
   private readonly dead;
   private readonly deadByTime;
   private readonly deadByEndpoint;
+  private readonly held;
   /**
    * The key prefixes of the jobs and the due index. Job writes go into batches at the root, with full
    * keys and their values already JSON text: abstract-level's per-operation sublevel work (copying each
@@ -194,10 +227,14 @@ export class Outbox {
   private readonly jobsPrefix: string;
   private readonly duePrefix: string;
   private readonly deadPrefix: string;
+  private readonly heldPrefix: string;
   private readonly now: () => number;
   private readonly bulk = new Serial();
   private readonly listeners = new Set<(count: number) => void>();
+  /** Jobs in the due index (`depth()` adds the held ones). */
   private pending = 0;
+  /** Jobs held behind the job they follow. */
+  private heldCount = 0;
   /** Pending jobs per endpoint id, kept like `pending`. */
   private readonly pendingByEndpoint = new Tally();
   private parked = 0;
@@ -206,6 +243,9 @@ export class Outbox {
   private queuedGroup: Deferred<void> | null = null;
   /** The group-commit writer while it runs (it runs until nothing is queued). */
   private writer: Promise<void> | null = null;
+  /** The group commit being written, and an enqueue of followers running: each waits for the other. */
+  private committing: Promise<unknown> | null = null;
+  private holding: Promise<void> | null = null;
   private readonly window: DueWindow;
   private refilling: Promise<void> | null = null;
   /** Jobs as stored, until their next write (see the module header). */
@@ -229,6 +269,8 @@ export class Outbox {
     this.deadPrefix = this.dead.prefix;
     this.deadByTime = sublevel<string>(db, 'outbox-dead-by-time');
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
+    this.held = sublevel<Held[]>(db, 'outbox-held');
+    this.heldPrefix = this.held.prefix;
     this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
     this.rememberAtMost = options.rememberAtMost ?? MAX_KNOWN;
@@ -246,12 +288,13 @@ export class Outbox {
       if (read++ <= outbox.window.capacity) outbox.window.add(key, undefined, endpoint);
     }
     for await (const _ of outbox.dead.keys()) outbox.parked++;
+    for await (const held of outbox.held.values()) outbox.heldCount += held.length;
     return outbox;
   }
 
-  /** Jobs waiting for delivery (pending and retrying), for `webhook_queue_depth`. */
+  /** Jobs waiting for delivery (pending, retrying and held), for `webhook_queue_depth`. */
   depth(): number {
-    return this.pending;
+    return this.pending + this.heldCount;
   }
 
   /** Jobs parked as dead letters, for `webhook_dead_letters`. */
@@ -273,36 +316,96 @@ export class Outbox {
     const now = this.now();
     const fresh: Job[] = [];
     const seen = new Set<string>();
+    let following = false;
     for (const j of jobs) {
       if (seen.has(j.id)) continue;
       seen.add(j.id);
-      fresh.push(newJobRecord(j, now));
+      const job = newJobRecord(j, now);
+      if (job.follows !== undefined) following = true;
+      fresh.push(job);
     }
     return this.bulk.run(async () => {
-      // One read for both, ids pending (jobs) and parked (dead letters), raw (no value is decoded). Point
-      // reads, not `hasMany`: classic-level answers that with an iterator seek per key, which walks the
-      // tombstones delivered jobs leave behind (it doubled the node's CPU per webhook under a backlog).
-      const n = fresh.length;
-      const keys = new Array<string>(2 * n);
-      for (let i = 0; i < n; i++) {
-        keys[i] = this.jobsPrefix + fresh[i]!.id;
-        keys[n + i] = this.deadPrefix + fresh[i]!.id;
+      if (!following) return this.writeNew(fresh, jobs.length, extraOps);
+      const done = deferred<void>();
+      this.holding = done.promise;
+      try {
+        if (this.committing !== null) await this.committing;
+        return await this.writeNew(fresh, jobs.length, extraOps);
+      } finally {
+        this.holding = null;
+        done.resolve();
       }
-      const present = n > 0 ? await this.db.getMany(keys, { valueEncoding: 'buffer' }) : [];
-      const toWrite = fresh.filter((_, i) => present[i] === undefined && present[n + i] === undefined);
-      const ops: BatchOp[] = [...extraOps];
-      for (const job of toWrite) ops.push(...this.putJobOps(job));
-      if (ops.length > 0) await this.db.batch(ops);
-      for (const job of toWrite) {
-        this.noteDueKey(job);
-        this.noteJobWrite(job.id);
-        this.remember(job);
-        this.pendingByEndpoint.add(job.endpointId, 1);
-      }
-      this.pending += toWrite.length;
-      if (toWrite.length > 0) this.notify(toWrite.length);
-      return { enqueued: toWrite.length, duplicates: jobs.length - toWrite.length };
     });
+  }
+
+  /**
+   * `enqueueBatch`'s read and write: the new jobs not yet pending or dead, each due now, or held when
+   * the job it follows is pending (a dead one is marked superseded instead).
+   */
+  private async writeNew(fresh: readonly Job[], asked: number, extraOps: readonly BatchOp[]): Promise<EnqueueResult> {
+    // One read for both, ids pending (jobs) and parked (dead letters), raw (no value is decoded). Point
+    // reads, not `hasMany`: classic-level answers that with an iterator seek per key, which walks the
+    // tombstones delivered jobs leave behind (it doubled the node's CPU per webhook under a backlog).
+    // A job that follows one also reads that one's record, dead letter and held jobs.
+    const n = fresh.length;
+    const keys = new Array<string>(2 * n);
+    for (let i = 0; i < n; i++) {
+      const id = fresh[i]!.id;
+      keys[i] = this.jobsPrefix + id;
+      keys[n + i] = this.deadPrefix + id;
+    }
+    const followedAt = new Map<string, number>();
+    for (const job of fresh) {
+      const followed = job.follows;
+      if (followed === undefined || followedAt.has(followed)) continue;
+      followedAt.set(followed, keys.length);
+      keys.push(this.jobsPrefix + followed, this.deadPrefix + followed, this.heldPrefix + followed);
+    }
+    const present: Array<Buffer | undefined> = n > 0 ? await this.db.getMany<string, Buffer>(keys, { valueEncoding: 'buffer' }) : [];
+    const ops: BatchOp[] = [...extraOps];
+    const due: Job[] = [];
+    const held: Job[] = [];
+    const holds = new Map<string, Held[]>();
+    const superseded = new Map<string, DeadLetter>();
+    const written = followedAt.size > 0 ? new Set<string>() : undefined;
+    for (let i = 0; i < n; i++) {
+      const job = fresh[i]!;
+      if (present[i] !== undefined || present[n + i] !== undefined) continue;
+      const at = job.follows === undefined ? undefined : followedAt.get(job.follows);
+      if (at !== undefined && (present[at] !== undefined || written!.has(job.follows!))) {
+        let waiting = holds.get(job.follows!);
+        if (waiting === undefined) holds.set(job.follows!, (waiting = decoded<Held[]>(present[at + 2]) ?? []));
+        waiting.push({ id: job.id, at: job.nextAttemptAt, endpointId: job.endpointId });
+        ops.push(this.putRecordOp(job));
+        held.push(job);
+      } else {
+        const letter = at === undefined ? undefined : (superseded.get(job.follows!) ?? decoded<DeadLetter>(present[at + 1]));
+        if (letter !== undefined && letter.supersededBy === undefined) superseded.set(letter.id, { ...letter, supersededBy: job.id });
+        ops.push(...this.putJobOps(job));
+        due.push(job);
+      }
+      written?.add(job.id);
+    }
+    for (const [followed, waiting] of holds) {
+      ops.push({ type: 'put', key: this.heldPrefix + followed, value: JSON.stringify(waiting), valueEncoding: 'utf8' });
+    }
+    for (const letter of superseded.values()) ops.push({ type: 'put', sublevel: this.dead, key: letter.id, value: letter });
+    if (ops.length > 0) await this.db.batch(ops);
+    for (const job of due) {
+      this.noteDueKey(job);
+      this.noteJobWrite(job.id);
+      this.remember(job);
+      this.pendingByEndpoint.add(job.endpointId, 1);
+    }
+    for (const job of held) {
+      this.noteJobWrite(job.id);
+      this.remember(job);
+    }
+    this.pending += due.length;
+    this.heldCount += held.length;
+    if (due.length > 0) this.notify(due.length);
+    const enqueued = due.length + held.length;
+    return { enqueued, duplicates: asked - enqueued };
   }
 
   /**
@@ -526,19 +629,27 @@ export class Outbox {
     return (await this.dead.getMany(ids)).filter((d): d is DeadLetter => d !== undefined);
   }
 
-  /** Puts one dead letter back as a fresh job, due now. Throws ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND. */
+  /**
+   * Puts one dead letter back as a fresh job, due now. Throws ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND, and
+   * ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED for a letter superseded by its follower (see the module header).
+   */
   replayDeadLetter(id: string): Promise<Job> {
     return this.bulk.run(async () => {
       const letter = await this.dead.get(id);
       if (!letter) throw new EthhookError('ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND', `no dead letter ${id}`, { jobId: id });
+      if (letter.supersededBy !== undefined) {
+        const by = letter.supersededBy;
+        const message = `dead letter ${id} was followed by ${by} for its log and subscription`;
+        throw new EthhookError('ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED', message, { jobId: id, supersededBy: by });
+      }
       const [job] = await this.revive([letter]);
       return job!;
     });
   }
 
   /**
-   * Replays every dead letter of `endpointId` parked at or after `since` (ms), in batches of 500;
-   * resolves with how many were replayed.
+   * Replays every dead letter of `endpointId` parked at or after `since` (ms), in batches of 500, but
+   * the superseded ones (they stay parked); resolves with how many were replayed.
    */
   replayAll(options: { endpointId: string; since?: number }): Promise<number> {
     return this.bulk.run(async () => {
@@ -548,8 +659,8 @@ export class Outbox {
       for (;;) {
         const entries = await this.deadByEndpoint.iterator({ gte: from, lt: `${prefix}${PREFIX_END}`, limit: REPLAY_CHUNK }).all();
         if (entries.length === 0) return total;
-        const letters = (await this.dead.getMany(entries.map(([, id]) => id))).filter((d): d is DeadLetter => d !== undefined);
-        total += (await this.revive(letters)).length;
+        const letters = (await this.dead.getMany(entries.map(([, id]) => id))).filter(replayable);
+        if (letters.length > 0) total += (await this.revive(letters)).length;
         from = `${entries[entries.length - 1]![0]}\x00`;
       }
     });
@@ -593,11 +704,15 @@ export class Outbox {
   /** The single writer: one group commit after another until nothing is queued. */
   private async writeQueued(): Promise<void> {
     while (this.queued.length > 0) {
+      while (this.holding !== null) await this.holding;
       const group = this.queued;
       const shared = this.queuedGroup;
       this.queued = [];
       this.queuedGroup = null;
-      const failed = await this.commit(group);
+      const committing = this.commit(group);
+      this.committing = committing;
+      const failed = await committing;
+      this.committing = null;
       if (shared !== null) {
         if (failed === undefined) shared.resolve();
         else shared.reject(failed.err);
@@ -610,6 +725,8 @@ export class Outbox {
   private async commit(group: QueuedChange[]): Promise<{ err: unknown } | undefined> {
     try {
       const current = await this.currentJobs(group);
+      // Held jobs are read only while there are any (see the module header).
+      const followers = this.heldCount > 0 ? await this.heldBehind(group) : undefined;
       // The objects stored before this group (`current` moves on to each change's result).
       const stored = new Map(current);
       // The attempt log's next slot per endpoint: read once per endpoint and process.
@@ -623,6 +740,8 @@ export class Outbox {
       const attempts = new Map<string, AttemptRecord[]>();
       /** The endpoints of the jobs the group deletes (completed, dead-lettered), one per job. */
       const gone: string[] = [];
+      /** Held jobs made due, their followed jobs deleted by the group. */
+      const released: Held[] = [];
       let parked = 0;
       const now = this.now();
       for (const { id, change } of group) {
@@ -631,6 +750,15 @@ export class Outbox {
         if (before !== undefined) {
           const form = this.formOf(before);
           dueWrites.push(form.dueKey);
+          const waiting = change.kind === 'complete' || change.kind === 'dead-letter' ? followers?.get(id) : undefined;
+          if (waiting !== undefined) {
+            ops.push({ type: 'del', key: this.heldPrefix + id });
+            for (const h of waiting) {
+              const key = this.duePrefix + dueKey({ id: h.id, nextAttemptAt: h.at });
+              ops.push({ type: 'put', key, value: JSON.stringify(h.endpointId), valueEncoding: 'utf8' });
+              released.push(h);
+            }
+          }
           switch (change.kind) {
             case 'complete':
               ops.push({ type: 'del', key: form.jobKey }, { type: 'del', key: form.dueIndexKey });
@@ -638,6 +766,7 @@ export class Outbox {
               break;
             case 'dead-letter': {
               const letter: DeadLetter = { id, job: change.attempt ? { ...before, attempt: before.attempt + 1 } : before, reason: change.reason, deadAt: now };
+              if (waiting !== undefined) letter.supersededBy = waiting[0]!.id;
               ops.push(...this.delJobOps(before), ...this.putDeadOps(letter));
               gone.push(before.endpointId);
               parked++;
@@ -671,6 +800,13 @@ export class Outbox {
       for (const job of current.values()) if (job !== undefined) this.remember(job);
       this.pending -= gone.length;
       for (const endpoint of gone) this.pendingByEndpoint.add(endpoint, -1);
+      for (const h of released) {
+        this.window.add(dueKey({ id: h.id, nextAttemptAt: h.at }), h.id, h.endpointId);
+        this.pendingByEndpoint.add(h.endpointId, 1);
+      }
+      this.pending += released.length;
+      this.heldCount -= released.length;
+      if (released.length > 0) this.notify(released.length);
       this.parked += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]);
       return undefined;
@@ -678,6 +814,19 @@ export class Outbox {
       for (const q of group) q.reject(err);
       return { err };
     }
+  }
+
+  /** The jobs held behind those the group may delete (completed or dead-lettered), by followed id: one `getMany`. */
+  private async heldBehind(group: readonly QueuedChange[]): Promise<Map<string, Held[]>> {
+    const ids = [...new Set(group.filter((q) => q.change.kind === 'complete' || q.change.kind === 'dead-letter').map((q) => q.id))];
+    const found = new Map<string, Held[]>();
+    if (ids.length === 0) return found;
+    const values = await this.held.getMany(ids);
+    ids.forEach((id, i) => {
+      const held = values[i];
+      if (held !== undefined) found.set(id, held);
+    });
+    return found;
   }
 
   /**
@@ -766,12 +915,17 @@ export class Outbox {
    * serialized and encoded once per job, not for the store and again for every attempt.
    */
   private putJobOps(job: Job, body = this.bodyOf(job)): BatchOp[] {
+    return [
+      this.putRecordOp(job, body),
+      { type: 'put', key: this.formOf(job).dueIndexKey, value: JSON.stringify(job.endpointId), valueEncoding: 'utf8' },
+    ];
+  }
+
+  /** The job's record alone (see `putJobOps`): a held job has no due key. */
+  private putRecordOp(job: Job, body = this.bodyOf(job)): BatchOp {
     const form = this.formOf(job);
     form.body = body;
-    return [
-      { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' },
-      { type: 'put', key: form.dueIndexKey, value: JSON.stringify(job.endpointId), valueEncoding: 'utf8' },
-    ];
+    return { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' };
   }
 
   private delJobOps(job: Job): BatchOp[] {
@@ -799,6 +953,11 @@ export class Outbox {
       { type: 'del', sublevel: this.deadByEndpoint, key: `${letter.job.endpointId}!${at}!${letter.id}` },
     ];
   }
+}
+
+/** A dead letter that `replayAll` puts back: there, and not superseded. */
+function replayable(letter: DeadLetter | undefined): letter is DeadLetter {
+  return letter !== undefined && letter.supersededBy === undefined;
 }
 
 /** Whether a job object is the one the outbox remembers as stored (see JobForm). */
@@ -837,11 +996,12 @@ function newJobRecord(j: NewJob, now: number): Job {
     : !Number.isFinite(j.eventSeenAt) ? 'eventSeenAt'
     : j.nextAttemptAt !== undefined && !Number.isFinite(j.nextAttemptAt) ? 'nextAttemptAt'
     : j.createdAt !== undefined && !Number.isFinite(j.createdAt) ? 'createdAt'
+    : j.follows !== undefined && !isId(j.follows) ? 'follows'
     : undefined;
   if (bad !== undefined) {
     throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid job: ${bad}`, { jobId: String(j.id), issues: [{ path: bad, message: 'missing or malformed' }] });
   }
-  return {
+  const job: Job = {
     id: j.id,
     endpointId: j.endpointId,
     subscriptionId: j.subscriptionId,
@@ -852,6 +1012,13 @@ function newJobRecord(j: NewJob, now: number): Job {
     nextAttemptAt: j.nextAttemptAt ?? now,
     createdAt: j.createdAt ?? now,
   };
+  if (j.follows !== undefined) job.follows = j.follows;
+  return job;
+}
+
+/** A JSON value read as bytes, or undefined when absent. */
+function decoded<T>(value: Buffer | undefined): T | undefined {
+  return value === undefined ? undefined : (JSON.parse(value.toString('utf8')) as T);
 }
 
 function isId(v: unknown): v is string {

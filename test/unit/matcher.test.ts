@@ -13,9 +13,9 @@ import { createMatcher, type Matcher, type MatcherDeps } from '../../src/actors/
 import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messages.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, sublevel, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { Outbox, type Job } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import { memoryLogger } from '../support/kernel.ts';
 
@@ -85,8 +85,14 @@ function block(blockNumber: number, logs: ChainLog[], opts: { removed?: boolean;
   };
 }
 
-async function allJobs() {
-  return w.outbox.due(Number.MAX_SAFE_INTEGER, 10_000);
+/** Every job in the outbox, due or held behind the job it follows, in due order. */
+async function allJobs(): Promise<Job[]> {
+  const jobs = await sublevel<Job>(w.db, 'outbox-jobs').values().all();
+  return jobs.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
+}
+
+async function dueIds(): Promise<string[]> {
+  return (await w.outbox.due(Number.MAX_SAFE_INTEGER, 10_000)).map((j) => j.id);
 }
 
 describe('matching a block', () => {
@@ -251,6 +257,28 @@ describe('retractions', () => {
         webhookId(1, H(60), 4, sub.id, 'log.removed', 1),
       ]),
     );
+  });
+
+  it('a log.removed follows its log.created, and the block come back its log.removed: each waits while the one before is in the outbox', async () => {
+    const ep = await endpoint();
+    const sub = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started();
+    const b = block(70, [log(2, A, [])]);
+    const c0 = webhookId(1, H(70), 2, sub.id, 'log.created');
+    const r0 = webhookId(1, H(70), 2, sub.id, 'log.removed');
+    const c1 = webhookId(1, H(70), 2, sub.id, 'log.created', 1);
+    await m.receive(b, ctx);
+    await m.receive(block(70, [log(2, A, [])], { removed: true }), ctx);
+    await m.receive(b, ctx);
+    const jobs = new Map((await allJobs()).map((j) => [j.id, j]));
+    expect(jobs.get(c0)?.follows).toBeUndefined();
+    expect(jobs.get(r0)?.follows).toBe(c0);
+    expect(jobs.get(c1)?.follows).toBe(r0);
+    expect(await dueIds()).toEqual([c0]);
+    await w.outbox.complete(c0);
+    expect(await dueIds()).toEqual([r0]);
+    await w.outbox.complete(r0);
+    expect(await dueIds()).toEqual([c1]);
   });
 
   it('forgets matches that fall out of the reorg window', async () => {

@@ -7,6 +7,11 @@
  * `log.removed` is a new event for the receiver and must not be discarded as a duplicate of the
  * `log.created` it retracts. Receivers can recompute the id from the payload.
  *
+ * Order: a job names the webhook of the same subscription and log that must leave the outbox before it
+ * is due (`follows`, see src/store/outbox.ts): a `log.removed` follows the `log.created` of its
+ * generation, and the `log.created` of generation n > 0 (its block came back) the `log.removed` of
+ * generation n - 1. A first `log.created` follows nothing.
+ *
  * Payload (the webhook body): `{ type, timestamp, data: { chainId, blockNumber, blockHash,
  * transactionHash, logIndex, address, topics, data, subscriptionId } }`. `timestamp` (ISO 8601) is
  * when the event happened: the block's timestamp for `log.created`, the moment the listener saw the
@@ -60,7 +65,7 @@ export function buildJob(
       subscriptionId: target.subscriptionId,
     },
   };
-  return {
+  const job: NewJob = {
     id: webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, type, generation),
     endpointId: target.endpointId,
     subscriptionId: target.subscriptionId,
@@ -68,6 +73,13 @@ export function buildJob(
     payload,
     eventSeenAt: block.seenAt,
   };
+  if (type === 'log.removed' || generation > 0) {
+    job.follows =
+      type === 'log.removed'
+        ? webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, 'log.created', generation)
+        : webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, 'log.removed', generation - 1);
+  }
+  return job;
 }
 
 /** The payload timestamp of a block's jobs (see the module header). */

@@ -6,6 +6,10 @@
  *   that same millisecond come again).
  * - A replay puts the job back in the outbox as a fresh job (attempt 0, due now), keeping its id, so
  *   the receiver sees the same `webhook-id`. The Deliverer in this process wakes by itself on it.
+ * - A dead letter superseded by a later webhook of the same log and subscription (its `log.removed`, or
+ *   the `log.created` of the block come back; `supersededBy` in the listing) is not replayed: one alone
+ *   is refused (409 ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED), a replay of all leaves it parked. Replayed, it
+ *   would reach the receiver after the webhook that retracts or replaces it.
  * - Replaying for an endpoint that no longer exists is refused (404 ETHHOOK_ERR_ENDPOINT_NOT_FOUND):
  *   the jobs would only die again.
  */

@@ -47,6 +47,7 @@ export function deadLetterView(letter: DeadLetter) {
     attempts: job.attempt,
     createdAt: job.createdAt,
     payload: job.payload,
+    ...(letter.supersededBy !== undefined ? { supersededBy: letter.supersededBy } : {}),
   };
 }
 
