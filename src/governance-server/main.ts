@@ -7,7 +7,8 @@
  *   --host HOST           listen address (default 127.0.0.1)
  *   --port N              listen port (default 0: any free port; the log line says which)
  *   --log FILE            JSON-lines file of the message log (default: in memory)
- *   --publish-token-file FILE  enables POST /messages for the bearer token in FILE (publish.ts)
+ *   --publish-token-file FILE  enables POST /messages for the bearer token in FILE (publish.ts); a FILE
+ *                         that does not exist is created with a new random token (mode 0600)
  *   --generate-key FILE   write a new key pair (FILE and FILE.pub), print its id and public key, exit
  *   --help
  *
@@ -15,7 +16,8 @@
  * could not start (bad key, port in use, corrupt log), 2 usage errors. Logs are pino JSON on stdout;
  * the first line says where it listens (`"msg":"governance server listening"`, with `url`).
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError, isEthhookError } from '../runtime/errors.ts';
@@ -37,7 +39,8 @@ to nodes over WebSocket (docs/governance.md).
   --log FILE            persist the message log as JSON lines in FILE
   --publish-token-file FILE
                         enable POST /messages (publish a message over HTTP) for the bearer
-                        token in FILE (at least 16 characters)
+                        token in FILE (at least 16 characters); a FILE that does not exist is
+                        created with a new random token, mode 0600
   --generate-key FILE   write a new key pair to FILE and FILE.pub, print the key id and public key
 `;
 
@@ -86,9 +89,9 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
   let publishToken: string | undefined;
   if (values['publish-token-file'] !== undefined) {
     try {
-      publishToken = (await readFile(values['publish-token-file'], 'utf8')).trim();
+      publishToken = await readOrCreateToken(values['publish-token-file']);
     } catch (err) {
-      process.stderr.write(`governance-serve: cannot read the publish token file: ${(err as Error).message}\n`);
+      process.stderr.write(`governance-serve: cannot read or create the publish token file: ${(err as Error).message}\n`);
       return 1;
     }
   }
@@ -113,6 +116,24 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
   logger.info({ signal }, 'governance server stopping');
   await server.close();
   return 0;
+}
+
+/** The token in `file`; a file that does not exist gets a new random token first (never overwritten). */
+async function readOrCreateToken(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('base64url');
+  try {
+    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process created it meanwhile: its token is the one.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
+    throw err;
+  }
+  return token;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -305,4 +305,32 @@ describe('the command line', () => {
     expect(lines.some((l) => l.msg === 'governance server stopping')).toBe(true);
     await waitFor(() => c.closed() !== null, 5_000, 'client closed');
   });
+
+  it('creates a publish token file that does not exist (a random token, mode 0600) and accepts that token', async () => {
+    const tokenFile = fresh('new-publish-token');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--key', k1.file, '--port', '0', '--publish-token-file', tokenFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += String(chunk)));
+    await waitFor(() => out.includes('"governance server listening"'), 20_000, 'listening line');
+    const listening = out.split('\n').map((l) => (l ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.msg === 'governance server listening')!;
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(out).not.toContain(token);
+    const publish = (bearer: string) =>
+      fetch(String(listening.url).replace(/^ws/, 'http') + 'messages', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'endpoint.pause', payload: { id: 'ep_1' } }),
+      });
+    expect((await publish(token)).status).toBe(201);
+    expect((await publish('x'.repeat(43))).status).toBe(401);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
 });
