@@ -426,12 +426,29 @@ describe('deploy/k8s: a StatefulSet of cluster instances', () => {
 
   it('is governed by a headless Service selecting its pods, on the admin port', () => {
     const service = z
-      .looseObject({ spec: z.looseObject({ clusterIP: z.string(), selector: z.record(z.string(), z.string()), ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })) }) })
+      .looseObject({ spec: z.looseObject({ clusterIP: z.string(), publishNotReadyAddresses: z.boolean().optional(), selector: z.record(z.string(), z.string()), ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })) }) })
       .parse(ofKind('Service').find((m) => m.meta.metadata.name === statefulSet.spec.serviceName)?.doc);
     expect(service.spec.clusterIP).toBe('None');
+    // The per-pod names the runbooks use resolve for a pod that is not ready too: the one to fix.
+    expect(service.spec.publishNotReadyAddresses).toBe(true);
     expect(pod.metadata.labels).toMatchObject(service.spec.selector);
     expect(pod.metadata.labels).toMatchObject(statefulSet.spec.selector.matchLabels);
     expect(service.spec.ports.map((p) => resolvePort(p.targetPort))).toEqual([pods()[0]!.admin.port]);
+  });
+
+  it('lets voluntary disruptions take down one of its pods at a time, a not-ready one whatever the budget', () => {
+    const budgets = ofKind('PodDisruptionBudget').map((m) => z
+      .looseObject({
+        apiVersion: z.literal('policy/v1'),
+        spec: z.strictObject({ maxUnavailable: z.number(), unhealthyPodEvictionPolicy: z.string(), selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()) }) }),
+      })
+      .parse(m.doc));
+    expect(budgets).toHaveLength(1);
+    const budget = budgets[0]!.spec;
+    expect(budget.maxUnavailable).toBe(1);
+    expect(budget.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+    expect(pod.metadata.labels).toMatchObject(budget.selector.matchLabels);
+    expect(Object.keys(budget.selector.matchLabels).length).toBeGreaterThan(0);
   });
 
   it('keeps node.dataDir on the claim template and has resource requests and limits', () => {
@@ -439,6 +456,74 @@ describe('deploy/k8s: a StatefulSet of cluster instances', () => {
     for (const c of pods()) expect(container.volumeMounts.find((m) => m.name === claim)?.mountPath).toBe(c.node.dataDir);
     expect(Object.keys(container.resources.requests)).toEqual(expect.arrayContaining(['cpu', 'memory']));
     expect(Object.keys(container.resources.limits)).toEqual(expect.arrayContaining(['cpu', 'memory']));
+  });
+});
+
+// ---- the Prometheus scrape job ---------------------------------------------------------------------
+
+const RelabelRule = z.strictObject({
+  source_labels: z.array(z.string()).default([]),
+  separator: z.string().default(';'),
+  regex: z.string().default('(.*)'),
+  replacement: z.string().default('$1'),
+  target_label: z.string().optional(),
+  action: z.enum(['replace', 'keep', 'drop']).default('replace'),
+});
+const ScrapeConfig = z.strictObject({
+  scrape_configs: z.array(z.looseObject({
+    job_name: z.string(),
+    metrics_path: z.string(),
+    authorization: z.strictObject({ type: z.literal('Bearer'), credentials_file: z.string() }),
+    kubernetes_sd_configs: z.array(z.looseObject({ role: z.literal('pod') })),
+    relabel_configs: z.array(RelabelRule),
+  })).length(1),
+});
+
+/** Prometheus' relabelling of one discovered target (anchored regexes, `$1` replacements); undefined when dropped. */
+function relabel(rules: z.infer<typeof RelabelRule>[], target: Record<string, string>): Record<string, string> | undefined {
+  const labels = { ...target };
+  for (const rule of rules) {
+    const value = rule.source_labels.map((l) => labels[l] ?? '').join(rule.separator);
+    const regex = new RegExp(`^(?:${rule.regex})$`);
+    const matches = regex.test(value);
+    if (rule.action === 'keep' && !matches) return undefined;
+    if (rule.action === 'drop' && matches) return undefined;
+    if (rule.action === 'replace' && matches && rule.target_label !== undefined) labels[rule.target_label] = value.replace(regex, rule.replacement);
+  }
+  return labels;
+}
+
+/** What kubernetes_sd (role pod) discovers for the StatefulSet's pod `name` at `ip`, before relabelling. */
+function discoveredPod(name: string, ip: string, podLabels: Record<string, string>): Record<string, string> {
+  const meta = (prefix: string, values: Record<string, string>) =>
+    Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v]));
+  return {
+    __address__: `${ip}:${container.ports[0]!.containerPort}`,
+    __metrics_path__: '/metrics',
+    __meta_kubernetes_namespace: 'ethhook',
+    __meta_kubernetes_pod_name: name,
+    __meta_kubernetes_pod_controller_name: 'ethhook',
+    ...meta('__meta_kubernetes_pod_label_', podLabels),
+    ...meta('__meta_kubernetes_pod_annotation_', pod.metadata.annotations),
+  };
+}
+
+describe('deploy/prometheus-scrape.yaml', () => {
+  const job = once(() => ScrapeConfig.parse(yamlFile(join(DEPLOY, 'prometheus-scrape.yaml'))).scrape_configs[0]!);
+
+  it('sends a bearer token read from a file, as /metrics requires', () => {
+    expect(job().authorization.credentials_file).toMatch(/^\//);
+  });
+
+  it('scrapes each StatefulSet pod on its admin port and /metrics, labelled cluster namespace/StatefulSet and instance the pod name', () => {
+    const target = relabel(job().relabel_configs, discoveredPod('ethhook-1', '10.1.2.3', pod.metadata.labels));
+    expect(target).toMatchObject({ __address__: `10.1.2.3:${pods()[1]!.admin.port}`, __metrics_path__: '/metrics', cluster: 'ethhook/ethhook', instance: 'ethhook-1' });
+    // instance is the pod's name in the headless Service's per-pod DNS name the runbooks use.
+    expect(`${target!.instance}.${statefulSet.spec.serviceName}`).toBe('ethhook-1.ethhook');
+  });
+
+  it('leaves out other pods of the namespace', () => {
+    expect(relabel(job().relabel_configs, discoveredPod('other-0', '10.1.2.4', { 'app.kubernetes.io/name': 'other' }))).toBeUndefined();
   });
 });
 
@@ -493,7 +578,7 @@ describe('config/cluster.example.yaml', () => {
 describe('the YAML and the docs', () => {
   it('parses every YAML file under deploy/', () => {
     const files = yamlFilesUnder(DEPLOY).map((f) => relative(DEPLOY, f)).sort();
-    expect(files).toEqual(['cluster.yaml', 'compose.yaml', 'k8s/configmap.yaml', 'k8s/service.yaml', 'k8s/statefulset.yaml']);
+    expect(files).toEqual(['cluster.yaml', 'compose.yaml', 'k8s/configmap.yaml', 'k8s/poddisruptionbudget.yaml', 'k8s/service.yaml', 'k8s/statefulset.yaml', 'prometheus-scrape.yaml']);
     for (const f of files) expect(yamlDocuments(join(DEPLOY, f)).length).toBeGreaterThan(0);
   });
 
