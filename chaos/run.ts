@@ -132,7 +132,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const result: ChaosResult = {
       scenario: scenario.name, seed, seconds, faults,
       expected: verdict.expected, delivered: verdict.delivered, duplicates: verdict.duplicates, lost: verdict.lost,
-      ok: verdict.ok && ctx.unexpectedExits.length === 0 && finalExit?.code === 0 && outcome.failed.length === 0,
+      ok: runOk({ verdict, unexpectedExits: ctx.unexpectedExits, finalExit, failed: outcome.failed }),
       verdict, observation, timeline: ctx.timeline, skipped: outcome.skipped, failed: outcome.failed,
       convergeMs: converged, unexpectedExits: ctx.unexpectedExits, finalExit, traffic: sent, deadLetters,
     };
@@ -141,6 +141,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * Whether a run is ok: the invariant holds, every fault got through (injected and healed), the node never
+ * exited unless a fault killed it, and it exited 0 on the final SIGTERM.
+ */
+export function runOk(r: Pick<ChaosResult, 'verdict' | 'unexpectedExits' | 'finalExit' | 'failed'>): boolean {
+  return r.verdict.ok && r.unexpectedExits.length === 0 && r.finalExit?.code === 0 && r.failed.length === 0;
 }
 
 /** Runs one lane's faults at their planned times: inject, hold, heal. Stops starting new ones at `endAt`. */

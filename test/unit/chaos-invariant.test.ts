@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkInvariant, FAILURES, type ChainLog, type Observation, type Verdict } from '../../chaos/invariant.ts';
+import { runOk } from '../../chaos/run.ts';
 import { webhookId } from '../../src/actors/matcher/jobs.ts';
 import type { ReceivedRequest, Reply } from '../support/receiver.ts';
 import type { WebhookBody } from '../e2e/e2e-chain.ts';
@@ -243,5 +244,19 @@ describe('each check fails on a run that breaks it', () => {
         expect(v.payloadSample).toHaveLength(1);
       }));
     });
+  });
+});
+
+describe('a chaos run', () => {
+  // Beside the invariant, a run fails on a fault that never got through, a crash no fault ordered, or a
+  // final exit other than 0: each alone turns a good verdict into a failed run.
+  it('is ok only with a good verdict, every fault through, no unexpected exit and a clean final exit', () => {
+    const verdict = checkInvariant(observe(goodRun()));
+    const good = { verdict, unexpectedExits: [], finalExit: { code: 0, signal: null }, failed: [] };
+    expect(runOk(good)).toBe(true);
+    expect(runOk({ ...good, failed: ['kill-node: did not get through within 30000 ms'] })).toBe(false);
+    expect(runOk({ ...good, unexpectedExits: [{ t: 3, pid: 42, code: 1, signal: null, lastErrors: [] }] })).toBe(false);
+    expect(runOk({ ...good, finalExit: { code: 1, signal: null } })).toBe(false);
+    expect(runOk({ ...good, finalExit: null })).toBe(false);
   });
 });
