@@ -6,7 +6,8 @@
 // NODE and TOKEN, with the node's real port for 8080: the token is its generated data/admin-token).
 // `<placeholders>` are the ones runbooks/README.md lists, filled from the running node. A block whose
 // first line is `# not run by the test: <reason>` is skipped; the exceptions are counted below, so a
-// new one is a visible change.
+// new one is a visible change. The PromQL blocks are not run (promtool checks the alert rules); the
+// metrics they select must be ones the node exposes.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -29,8 +30,8 @@ interface Block {
   skipped?: string;
 }
 
-/** The ```sh blocks of one runbook, with the heading they sit under. */
-function shBlocks(file: string): Block[] {
+/** The blocks of one runbook fenced as ```lang, with the heading they sit under. */
+function fencedBlocks(file: string, lang: string): Block[] {
   const lines = readFileSync(new URL(file, RUNBOOKS), 'utf8').split('\n');
   const blocks: Block[] = [];
   let heading = '';
@@ -42,13 +43,15 @@ function shBlocks(file: string): Block[] {
     }
     const start = i;
     while (++i < lines.length && !lines[i]!.startsWith('```'));
-    if (fence[1] !== 'sh') continue;
+    if (fence[1] !== lang) continue;
     const text = lines.slice(start + 1, i).join('\n');
     const skipped = SKIP.exec(text.split('\n')[0]!)?.[1];
     blocks.push({ file, line: start + 1, heading, text, ...(skipped !== undefined ? { skipped } : {}) });
   }
   return blocks;
 }
+
+const shBlocks = (file: string) => fencedBlocks(file, 'sh');
 
 /** The placeholders runbooks/README.md lists: its table rows that start with `<name>`. */
 function listedPlaceholders(): Set<string> {
@@ -185,6 +188,15 @@ describe('runbooks/ command blocks on a running node', () => {
     await killAllNodes();
     await new Promise((resolve) => receiver?.close(resolve));
     await dir?.remove();
+  });
+
+  it('query in their PromQL only metrics the node exposes', async () => {
+    const token = (await readFile(join(dir.dataDir, 'admin-token'), 'utf8')).trim();
+    const text = await (await fetch(`${node.adminUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    const exposed = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    const queried = files.flatMap((f) => fencedBlocks(f, 'promql')).flatMap((b) => [...b.text.matchAll(/\b([a-z_:][a-z0-9_:]*)\{/g)].map((m) => `${b.file}:${b.line} ${m[1]!}`));
+    expect(queried.length).toBeGreaterThan(0);
+    expect(queried.filter((q) => !exposed.has(q.split(' ')[1]!.replace(/_(bucket|sum|count)$/, '')))).toEqual([]);
   });
 
   for (const file of files) {
