@@ -1,8 +1,10 @@
 /**
  * runNode: builds a node from its configuration and runs it until SIGTERM/SIGINT or a fatal escalation.
  *
- * Order: logger and metrics registry → LevelDB store and master key → embedded dev chain (when enabled
- * and no chain is configured; its cursor is cleared, as anvil starts a new chain every time) → the demo
+ * Order: logger and metrics registry → LevelDB store and master key (checked against the stored
+ * secrets: a key that opens none of them stops the start, ETHHOOK_ERR_MASTER_KEY_MISMATCH) → embedded
+ * dev chain (when enabled and no chain is configured; its cursor is cleared, as anvil starts a new chain
+ * every time) → the demo
  * (src/demo/: when the dev chain runs, `demo.enabled` and no `governance.url` of the operator's: its
  * receiver and governance server, which then is the
  * governance stream the node follows) → the live event streams' hub → the supervision tree
@@ -146,6 +148,11 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, c
   cleanups.push(() => db.close());
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });
   const endpoints = new EndpointStore(db, masterKey);
+  // A wrong key would start a node that answers /ready and fails every delivery: refuse it here.
+  const key = await endpoints.verifyMasterKey();
+  if (key.unreadable.length > 0) {
+    logger.error({ code: 'ETHHOOK_ERR_SECRET_DECRYPT', endpointIds: key.unreadable, checked: key.checked }, 'some stored webhook secrets do not open under the master key; their endpoints cannot be delivered to');
+  }
   const subscriptions = new SubscriptionStore(db, endpoints);
   const outbox = await Outbox.open(db);
   cleanups.push(() => outbox.idle());

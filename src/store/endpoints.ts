@@ -16,6 +16,7 @@
  * - `disabled` is set by the Deliverer (410, sustained failure) with its reason; `paused` by an operator
  *   or a governance message. Neither stops the Matcher: jobs wait in the outbox and the Deliverer
  *   decides what to do with them.
+ * - `verifyMasterKey()` (at start) refuses a master key that opens none of the stored secrets.
  * - Read-modify-write operations are serialized inside this store, so a rotation and a disable racing
  *   on the same endpoint do not lose either write.
  */
@@ -191,6 +192,33 @@ export class EndpointStore {
           .map((s) => ({ ...s, expiresAt: Math.min(s.expiresAt ?? expiresAt, expiresAt) })),
       ],
     })).then((endpoint) => ({ endpoint, secret }));
+  }
+
+  /**
+   * Checks the master key against the store, at start: the newest secret of each of the first
+   * `sample` endpoints must open. None opening is a wrong key (ETHHOOK_ERR_MASTER_KEY_MISMATCH, naming
+   * the endpoints tried); some opening means single records were tampered with, returned for the log.
+   * An empty store has nothing sealed to check.
+   */
+  async verifyMasterKey(sample = 8): Promise<{ checked: number; unreadable: string[] }> {
+    const unreadable: string[] = [];
+    const endpoints = await this.list({ limit: sample });
+    for (const e of endpoints) {
+      const newest = e.secrets.reduce((a, b) => (b.createdAt > a.createdAt ? b : a));
+      try {
+        this.cipher.open(newest.encrypted, secretIdentity(e.id, newest.id));
+      } catch {
+        unreadable.push(e.id);
+      }
+    }
+    if (endpoints.length > 0 && unreadable.length === endpoints.length) {
+      throw new EthhookError(
+        'ETHHOOK_ERR_MASTER_KEY_MISMATCH',
+        `the master key does not open the stored webhook secrets (${unreadable.length} of ${unreadable.length} endpoints tried: ${unreadable.join(', ')}); start with the ETHHOOK_MASTER_KEY (or master.key) this store was written with`,
+        { endpointIds: unreadable },
+      );
+    }
+    return { checked: endpoints.length, unreadable };
   }
 
   /** Plaintext secrets that sign at `now`, newest first. Throws ETHHOOK_ERR_SECRET_DECRYPT under a wrong key. */

@@ -27,6 +27,10 @@ export const storeErrorCodes = defineErrorCodes({
     summary: 'no master key is configured and generating one is not allowed (production)',
     httpStatus: 500,
   },
+  ETHHOOK_ERR_MASTER_KEY_MISMATCH: {
+    summary: 'the master key opens none of the stored webhook secrets: the node was started with another key than its store was written with',
+    httpStatus: 500,
+  },
   ETHHOOK_ERR_STORE_LOCKED: {
     summary: 'the store is held by a running node (the LevelDB lock); stop the node or use the admin API',
     httpStatus: 409,

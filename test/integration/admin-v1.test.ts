@@ -369,7 +369,7 @@ describe('endpoints', () => {
     expect((await call('DELETE', `/v1/endpoints/${endpoint.id}`)).json.error.code).toBe('ETHHOOK_ERR_ENDPOINT_NOT_FOUND');
   });
 
-  it('pauses, resumes and re-enables a disabled endpoint', async () => {
+  it('pauses, resumes and re-enables a disabled endpoint, closing its breaker', async () => {
     const { endpoint } = await createEndpoint();
     const mark = noticesTo('deliverer').length;
     expect((await call('POST', `/v1/endpoints/${endpoint.id}/pause`)).json.endpoint.paused).toBe(true);
@@ -381,7 +381,11 @@ describe('endpoints', () => {
     expect(enabled.status).toBe(200);
     expect(enabled.json.endpoint.disabled).toBeNull();
     expect((await endpoints.require(endpoint.id)).disabled).toBeNull();
-    expect(noticesTo('deliverer').slice(mark)).toEqual(Array(3).fill({ type: 'deliverer.endpoint-changed', endpointId: endpoint.id }));
+    // Enabling also closes the endpoint's breaker.
+    expect(noticesTo('deliverer').slice(mark)).toEqual([
+      ...Array(3).fill({ type: 'deliverer.endpoint-changed', endpointId: endpoint.id }),
+      { type: 'deliverer.breaker', endpointId: endpoint.id, action: 'close' },
+    ]);
   });
 });
 

@@ -1,11 +1,17 @@
 // A node with the production master-key setting (`security.generateMasterKey: false`), as an operator
 // runs one: without ETHHOOK_MASTER_KEY it refuses to start, saying why, and writes no key file; with it,
-// webhook secrets are sealed under that key (no key file on disk) and open with it, and only with it.
+// webhook secrets are sealed under that key (no key file on disk) and open with it, and only with it;
+// restarted with another key it refuses to start (ETHHOOK_ERR_MASTER_KEY_MISMATCH) instead of failing
+// every delivery, and a secret that still does not open is counted in deliverer_secret_decrypt_failures_total.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
+import { countDecryptFailures } from '../../src/actors/deliverer/decrypt-failures.ts';
+import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { openDb } from '../../src/store/db.ts';
+import type { EndpointCreated } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir } from '../support/node-process.ts';
 
 const KEY = 'a1'.repeat(32);
@@ -35,10 +41,10 @@ describe('the production master-key setting', () => {
     const dir = await createNodeDir();
     dirs.push(dir);
     const node = await startNodeProcess({ dir, config, env: { ETHHOOK_MASTER_KEY: KEY } });
-    const created = await node.api('POST', '/v1/endpoints', { url: 'http://127.0.0.1:9/hook', description: 'sealed' });
+    const created = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: 'http://127.0.0.1:9/hook', description: 'sealed' });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect(created.body.secret).toMatch(/^whsec_/);
-    const id = created.body.endpoint.id as string;
+    const id = created.body.endpoint.id;
     node.kill('SIGTERM');
     expect((await node.waitForExit()).code).toBe(0);
     expect(existsSync(join(dir.dataDir, 'master.key'))).toBe(false);
@@ -54,4 +60,55 @@ describe('the production master-key setting', () => {
       await db.close();
     }
   }, 60_000);
+
+  it('a node started with another key than its store was written with refuses to start, with the code; the right key starts it', async () => {
+    const dir = await createNodeDir();
+    dirs.push(dir);
+    const first = await startNodeProcess({ dir, config, env: { ETHHOOK_MASTER_KEY: KEY } });
+    const created = await first.api('POST', '/v1/endpoints', { url: 'http://127.0.0.1:9/hook' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    first.kill('SIGTERM');
+    expect((await first.waitForExit()).code).toBe(0);
+
+    const wrong = await spawnNodeProcess({ dir, config, env: { ETHHOOK_MASTER_KEY: 'b2'.repeat(32) } });
+    await expect(wrong.running).rejects.toThrow();
+    expect((await wrong.waitForExit()).code).toBe(1);
+    expect(wrong.stderr).toContain('ETHHOOK_ERR_MASTER_KEY_MISMATCH');
+    expect(wrong.logs.some((l) => JSON.stringify(l).includes('ETHHOOK_ERR_MASTER_KEY_MISMATCH'))).toBe(true);
+
+    const right = await startNodeProcess({ dir, config, env: { ETHHOOK_MASTER_KEY: KEY } });
+    expect((await right.api('GET', '/ready')).status).not.toBe(500);
+    right.kill('SIGTERM');
+    expect((await right.waitForExit()).code).toBe(0);
+  }, 90_000);
+});
+
+describe('the key check and the decrypt-failure count', () => {
+  it('verifyMasterKey: an empty store passes; no secret opening is a mismatch naming the endpoints; a single tampered record is reported, not refused', async () => {
+    const dir = await createNodeDir();
+    dirs.push(dir);
+    const db = await openDb(join(dir.dataDir, 'db'));
+    try {
+      const right = new EndpointStore(db, Buffer.from(KEY, 'hex'));
+      const wrong = new EndpointStore(db, Buffer.alloc(32, 7));
+      expect(await wrong.verifyMasterKey()).toEqual({ checked: 0, unreadable: [] });
+      const a = (await right.create({ url: 'https://a.example/hook' })).endpoint;
+      const b = (await right.create({ url: 'https://b.example/hook' })).endpoint;
+      await expect(wrong.verifyMasterKey()).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MASTER_KEY_MISMATCH', context: { endpointIds: [a.id, b.id] } });
+      expect(await right.verifyMasterKey()).toEqual({ checked: 2, unreadable: [] });
+      // b's secret sealed under another key (a record copied from another store).
+      const foreign = (await wrong.create({ url: 'https://c.example/hook' })).endpoint;
+      expect(await right.verifyMasterKey()).toEqual({ checked: 3, unreadable: [foreign.id] });
+
+      const registry = new Registry();
+      const metrics = delivererMetrics(registry);
+      const counted = countDecryptFailures(right, metrics);
+      expect(counted.activeSecrets(a)).toHaveLength(1);
+      expect(() => counted.activeSecrets(foreign)).toThrow(expect.objectContaining({ code: 'ETHHOOK_ERR_SECRET_DECRYPT' }));
+      expect(() => counted.activeSecrets(foreign)).toThrow();
+      expect(await registry.metrics()).toContain('deliverer_secret_decrypt_failures_total 2');
+    } finally {
+      await db.close();
+    }
+  });
 });

@@ -18,6 +18,7 @@ describe('registration', () => {
     expect(DELIVERER_METRIC_NAMES).toEqual([
       'webhook_deliveries_total', 'webhook_delivery_duration_seconds', 'webhook_event_to_delivery_seconds',
       'webhook_queue_depth', 'webhook_dead_letters', 'circuit_breaker_state', 'circuit_breaker_opens_total',
+      'deliverer_secret_decrypt_failures_total',
     ]);
   });
 

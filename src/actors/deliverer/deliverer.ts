@@ -14,6 +14,7 @@
 import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
+import { countDecryptFailures } from './decrypt-failures.ts';
 import { DeliveryLoop, type DeliveryLoopOptions } from './delivery-loop.ts';
 import { WebhookHttpClient, type HttpClientOptions } from './http-client.ts';
 import { delivererMessageSchema } from './messages.ts';
@@ -63,7 +64,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       loop = new DeliveryLoop(
         {
           outbox: deps.outbox,
-          endpoints: deps.endpoints,
+          endpoints: metrics ? countDecryptFailures(deps.endpoints, metrics) : deps.endpoints,
           client,
           logger: ctx.log,
           ...(metrics ? { metrics } : {}),

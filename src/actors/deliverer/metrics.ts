@@ -8,6 +8,7 @@
  *   webhook_dead_letters                 gauge     jobs parked as dead letters (read at scrape time)
  *   circuit_breaker_state{endpoint}      gauge     0 closed, 1 half-open, 2 open; endpoint = endpoint id
  *   circuit_breaker_opens_total          counter   transitions to open
+ *   deliverer_secret_decrypt_failures_total counter endpoint secrets that did not open (wrong master key, tampered record)
  *   pipeline_stage_seconds{stage}        histogram the `sent` and `answered` stages (src/pipeline-stages.ts)
  *
  * Created once per registry (memoized), so a restarted Deliverer, or several in one process, share them.
@@ -20,6 +21,7 @@ import type { AttemptOutcome } from './retry.ts';
 export const DELIVERER_METRIC_NAMES = [
   'webhook_deliveries_total', 'webhook_delivery_duration_seconds', 'webhook_event_to_delivery_seconds',
   'webhook_queue_depth', 'webhook_dead_letters', 'circuit_breaker_state', 'circuit_breaker_opens_total',
+  'deliverer_secret_decrypt_failures_total',
 ] as const;
 
 export const DELIVERY_STATUSES = [
@@ -55,6 +57,7 @@ export interface DelivererMetrics {
   readonly eventToDelivery: Histogram;
   readonly breakerState: Gauge<'endpoint'>;
   readonly breakerOpens: Counter;
+  readonly secretDecryptFailures: Counter;
   /** Where a first attempt's time went since its block was seen (`sent`, `answered`). */
   readonly stages: PipelineStages;
   /** The outbox whose depth and dead letters the gauges report; null reports nothing. */
@@ -98,6 +101,11 @@ export function delivererMetrics(registry: Registry): DelivererMetrics {
     breakerOpens: new Counter({
       name: 'circuit_breaker_opens_total',
       help: 'Circuit breaker transitions to open',
+      registers,
+    }),
+    secretDecryptFailures: new Counter({
+      name: 'deliverer_secret_decrypt_failures_total',
+      help: 'Endpoint secrets that did not open under the master key (wrong key or tampered record); the webhook was not sent',
       registers,
     }),
     stages: pipelineStages(registry),

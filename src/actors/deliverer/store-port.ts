@@ -38,6 +38,7 @@
  *   written either, so they are made again and counted then).
  * - `circuit_breaker_state{endpoint}`: replaced by the child's snapshot in each report (a restarted
  *   child starts with every breaker closed, and so does its first report).
+ * - `deliverer_secret_decrypt_failures_total`: counted here, where the secrets are opened (decrypt-failures.ts).
  */
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
@@ -47,6 +48,7 @@ import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import { attemptRecordSchema, type AttemptRecord } from '../../store/attempts.ts';
 import { endpointIdSchema, type Endpoint } from '../../store/endpoints.ts';
 import { jobSchema, type Job } from '../../store/outbox.ts';
+import { countDecryptFailures } from './decrypt-failures.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type QueueSource } from './metrics.ts';
 import { ACTOR_PATHS } from '../../tree.ts';
@@ -113,6 +115,7 @@ export interface DelivererStoreDeps {
 
 export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknown> {
   const metrics = deps.registry ? delivererMetrics(deps.registry) : undefined;
+  const endpoints = metrics ? countDecryptFailures(deps.endpoints, metrics) : deps.endpoints;
   const delivererPath = deps.delivererPath ?? ACTOR_PATHS.deliverer;
   let unsubscribe: (() => void) | null = null;
   let waking = false;
@@ -167,7 +170,7 @@ export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknow
         case 'store.write':
           return toReply(() => Promise.all(m.ops.map((op) => toReply(() => write(deps.outbox, op, metrics)))));
         case 'store.endpoint':
-          return toReply(() => endpointWithSecrets(deps.endpoints, m.id));
+          return toReply(() => endpointWithSecrets(endpoints, m.id));
         case 'store.disable':
           return toReply(() => deps.endpoints.disable(m.id, m.reason, m.now));
         case 'store.failing':
