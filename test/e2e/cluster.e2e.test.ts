@@ -8,6 +8,7 @@ import { endpointShard } from '../../src/cluster.ts';
 import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';
 import { makeKey, tempDir } from '../support/governance.ts';
+import type { GovernanceStatusAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 import { CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, startTickChain, succeeded, waitUntil, type TickChain } from './e2e-chain.ts';
@@ -68,7 +69,7 @@ describe('a 3-instance cluster', () => {
     }
     const height = 2 * ENDPOINTS;
     for (const n of nodes) {
-      await waitUntil(async () => (await n.api('GET', '/admin/governance/status')).body.governance?.height === height, 30_000, `${n.adminUrl} at governance height ${height}`);
+      await waitUntil(async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.height === height, 30_000, `${n.adminUrl} at governance height ${height}`);
     }
     // The shards are not all empty, or the test would prove less than it says.
     const shardOf = new Map(endpointIds.map((id) => [id, endpointShard(id, SIZE)]));

@@ -7,7 +7,8 @@
 // the process died was delivered again after the restart, with the same webhook-id and body.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
-import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir, type NodeProcess, type StartNodeOptions } from '../support/node-process.ts';
+import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answers.ts';
+import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir, type StartNodeOptions } from '../support/node-process.ts';
 import { mulberry32, startReceiver, type Receiver } from '../support/receiver.ts';
 import {
   byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil,
@@ -51,13 +52,13 @@ describe('kill -9 while blocks and deliveries flow', () => {
     const random = mulberry32(SEED + 1);
     let node = await startNodeProcess(options());
     const contract = await chain.deploy();
-    const created = await node.api('POST', '/v1/endpoints', { url: `${receiver.url}/crash` });
+    const created = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: `${receiver.url}/crash` });
     expect(created.status).toBe(201);
     secret = created.body.secret;
-    const endpointId = created.body.endpoint.id as string;
+    const endpointId = created.body.endpoint.id;
     const subs: string[] = [];
     for (const filter of [{ topics: [TICK_TOPIC] }, {}]) {
-      const res = await node.api('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract], ...filter });
+      const res = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract], ...filter });
       expect(res.status).toBe(201);
       subs.push(res.body.subscription.id);
     }

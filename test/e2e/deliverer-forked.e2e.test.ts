@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
 import type { ActorSnapshot } from '../../src/runtime/types.ts';
+import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { mulberry32, startReceiver, type Receiver } from '../support/receiver.ts';
 import { CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil, type TickChain } from './e2e-chain.ts';
@@ -18,7 +19,6 @@ const SEED = 0xf0e;
 let chain: TickChain;
 let dir: NodeDir;
 let receiver: Receiver;
-let node: NodeProcess | undefined;
 let secret = '';
 
 beforeAll(async () => {
@@ -54,7 +54,6 @@ describe('the Deliverer placed forked in a real node', () => {
         runtime: { actors: { deliverer: { placement: 'forked' } } },
       },
     });
-    node = n;
 
     // The tree: the deliverer in a child process, its store actor in the node's.
     const deliverer = (await actor(n, '/pipeline/deliverer'))!;
@@ -65,13 +64,13 @@ describe('the Deliverer placed forked in a real node', () => {
     expect(await actor(n, '/pipeline/deliverer-store')).toMatchObject({ placement: 'local', pid: n.pid, state: 'running' });
 
     const contract = await chain.deploy();
-    const created = await n.api('POST', '/v1/endpoints', { url: `${receiver.url}/forked` });
+    const created = await n.api<EndpointCreated>('POST', '/v1/endpoints', { url: `${receiver.url}/forked` });
     expect(created.status).toBe(201);
     secret = created.body.secret;
-    const endpointId = created.body.endpoint.id as string;
+    const endpointId = created.body.endpoint.id;
     const subs: string[] = [];
     for (const filter of [{ topics: [TICK_TOPIC] }, {}]) {
-      const res = await n.api('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract], ...filter });
+      const res = await n.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract], ...filter });
       expect(res.status).toBe(201);
       subs.push(res.body.subscription.id);
     }

@@ -5,6 +5,7 @@
 // same webhook-id and the same body, and the attempt log shows every attempt the receiver saw.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
+import type { AttemptRecord, EndpointCreated, Page, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { failRatio, startReceiver, type Receiver } from '../support/receiver.ts';
 import {
@@ -29,7 +30,7 @@ async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Prom
 }
 
 async function createEndpoint(r: Receiver, path: string): Promise<string> {
-  const res = await node.api('POST', '/v1/endpoints', { url: `${r.url}${path}`, description: path });
+  const res = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: `${r.url}${path}`, description: path });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   expect(res.body.secret).toMatch(/^whsec_/);
   secrets.set(path, res.body.secret);
@@ -37,7 +38,7 @@ async function createEndpoint(r: Receiver, path: string): Promise<string> {
 }
 
 async function subscribe(filter: Record<string, unknown>): Promise<string> {
-  const res = await node.api('POST', '/v1/subscriptions', { chainId: CHAIN_ID, ...filter });
+  const res = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { chainId: CHAIN_ID, ...filter });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.subscription.id;
 }
@@ -164,7 +165,7 @@ describe('delivery', () => {
 
     // The attempt log holds one record per request the receiver saw; the node saw one 2xx per job. (A
     // 500 the node waited too long for is recorded as a timeout, hence the inequalities.)
-    const attempts = async () => (await node.api('GET', `/v1/endpoints/${endpointId}/attempts?limit=1000`)).body.data as Array<{ status?: number; error?: string; jobId: string }>;
+    const attempts = async () => (await node.api<Page<AttemptRecord, number>>('GET', `/v1/endpoints/${endpointId}/attempts?limit=1000`)).body.data;
     await waitUntil(async () => (await attempts()).length === r.count, 10_000, `${r.count} attempt records`);
     const records = await attempts();
     expect(records.filter((a) => a.status === 200)).toHaveLength(60);

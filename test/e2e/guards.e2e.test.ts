@@ -11,6 +11,7 @@
 // Each scenario has its own Tick contract, endpoint and receiver, so they cannot see each other's logs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
+import type { DeadLetterView, EndpointAnswer, EndpointCreated, EndpointView, ErrorAnswer, Page, ReplayAnswer, Subscription, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { ok, startReceiver, status, type Receiver } from '../support/receiver.ts';
 import {
@@ -29,13 +30,13 @@ async function scenario(options: { rateLimitPerSec?: number } = {}) {
   const receiver = await startReceiver({ secrets: () => [secret] });
   receivers.push(receiver);
   const contract = await chain.deploy();
-  const ep = await node.api('POST', '/v1/endpoints', { url: `${receiver.url}/hook`, ...options });
+  const ep = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: `${receiver.url}/hook`, ...options });
   expect(ep.status, JSON.stringify(ep.body)).toBe(201);
   secret = ep.body.secret;
-  const endpointId = ep.body.endpoint.id as string;
-  const sub = await node.api('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract] });
+  const endpointId = ep.body.endpoint.id;
+  const sub = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract] });
   expect(sub.status, JSON.stringify(sub.body)).toBe(201);
-  const subscriptionId = sub.body.subscription.id as string;
+  const subscriptionId = sub.body.subscription.id;
   const expectedIds = async () => new Set((await chain.logs(contract)).map((l) => expectedId(payloadData(l, subscriptionId), 'log.created')));
   return { receiver, contract, endpointId, subscriptionId, expectedIds };
 }
@@ -106,14 +107,14 @@ describe('410 Gone', () => {
     const s = await scenario();
     s.receiver.setBehaviour(status(410));
     await chain.tick(s.contract, 3);
-    const read = async () => (await node.api('GET', `/v1/endpoints/${s.endpointId}`)).body.endpoint;
+    const read = async () => (await node.api<EndpointAnswer>('GET', `/v1/endpoints/${s.endpointId}`)).body.endpoint;
     await waitUntil(async () => (await read()).disabled !== null, 15_000, 'the endpoint to be disabled');
     const disabled = (await read()).disabled;
-    expect(disabled.reason).toMatch(/410/);
-    expect(typeof disabled.at).toBe('number');
+    expect(disabled?.reason).toMatch(/410/);
+    expect(typeof disabled?.at).toBe('number');
 
     // The jobs answered 410 and those of a disabled endpoint are dead letters; the latter cost no request.
-    const letters = async () => (await node.api('GET', `/v1/dead-letters?endpointId=${s.endpointId}`)).body.data as Array<{ id: string; reason: string; type: string }>;
+    const letters = async () => (await node.api<Page<DeadLetterView, string>>('GET', `/v1/dead-letters?endpointId=${s.endpointId}`)).body.data;
     await waitUntil(async () => (await letters()).length === 3, 15_000, 'three dead letters');
     const seen = s.receiver.count;
     expect(seen).toBeGreaterThanOrEqual(1);
@@ -126,10 +127,10 @@ describe('410 Gone', () => {
     expect(new Set((await letters()).map((l) => l.id))).toEqual(expected);
 
     s.receiver.setBehaviour(ok);
-    const enabled = await node.api('POST', `/v1/endpoints/${s.endpointId}/enable`);
+    const enabled = await node.api<EndpointAnswer>('POST', `/v1/endpoints/${s.endpointId}/enable`);
     expect(enabled.status).toBe(200);
     expect(enabled.body.endpoint.disabled).toBeNull();
-    const replay = await node.api('POST', '/v1/dead-letters/replay', { endpointId: s.endpointId });
+    const replay = await node.api<ReplayAnswer>('POST', '/v1/dead-letters/replay', { endpointId: s.endpointId });
     expect(replay.status).toBe(200);
     expect(replay.body.replayed).toBe(5);
     await waitUntil(() => s.receiver.deliveredIds().size === 5, 15_000, 'the replayed webhooks');
@@ -166,9 +167,9 @@ describe('rate limit', () => {
 
 describe('admin input', () => {
   it('answers 400 naming the field for bad bodies and queries', async () => {
-    const ep = await node.api('POST', '/v1/endpoints', { url: 'http://127.0.0.1:9/input' });
+    const ep = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: 'http://127.0.0.1:9/input' });
     expect(ep.status).toBe(201);
-    const endpointId = ep.body.endpoint.id as string;
+    const endpointId = ep.body.endpoint.id;
     const cases: Array<[string, string, unknown, string]> = [
       ['POST', '/v1/endpoints', { url: 'not a url' }, 'url'],
       ['POST', '/v1/endpoints', { url: 'ftp://127.0.0.1/x' }, 'url'],
@@ -189,7 +190,7 @@ describe('admin input', () => {
       ['POST', '/v1/dead-letters/replay', { since: 0 }, 'endpointId'],
     ];
     for (const [method, path, body, field] of cases) {
-      const res = await node.api(method, path, body);
+      const res = await node.api<ErrorAnswer>(method, path, body);
       const what = `${method} ${path} ${JSON.stringify(body)} → ${res.status} ${JSON.stringify(res.body)}`;
       expect(res.status, what).toBe(400);
       expect(res.body.error.field, what).toBe(field);
@@ -197,12 +198,12 @@ describe('admin input', () => {
     }
     const notJson = await node.api('POST', '/v1/endpoints', '{"url": ');
     expect(notJson.status).toBe(400);
-    const unknown = await node.api('GET', '/v1/endpoints/ep_doesnotexist');
+    const unknown = await node.api<ErrorAnswer>('GET', '/v1/endpoints/ep_doesnotexist');
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe('ETHHOOK_ERR_ENDPOINT_NOT_FOUND');
     // None of the refused requests created anything.
-    const list = await node.api('GET', '/v1/subscriptions?limit=1000');
-    expect(list.body.data.filter((s: { endpointId: string }) => s.endpointId === endpointId)).toHaveLength(0);
+    const list = await node.api<Page<Subscription, string>>('GET', '/v1/subscriptions?limit=1000');
+    expect(list.body.data.filter((s) => s.endpointId === endpointId)).toHaveLength(0);
   });
 });
 
@@ -221,20 +222,20 @@ describe('SSRF (allowPrivateTargets: false)', () => {
         'http://0.0.0.0:8080/hook',
         'http://[::ffff:127.0.0.1]/hook',
       ]) {
-        const res = await strict.api('POST', '/v1/endpoints', { url });
+        const res = await strict.api<ErrorAnswer>('POST', '/v1/endpoints', { url });
         expect(res.status, `${url}: ${JSON.stringify(res.body)}`).toBe(400);
         expect(res.body.error.code, url).toBe('ETHHOOK_ERR_TARGET_REFUSED');
         expect(res.body.error.field, url).toBe('url');
       }
       // A public address literal is accepted (nothing is sent: this node follows no chain), and
       // changing it to a private one is refused the same way.
-      const created = await strict.api('POST', '/v1/endpoints', { url: 'https://8.8.8.8/hook' });
+      const created = await strict.api<EndpointCreated>('POST', '/v1/endpoints', { url: 'https://8.8.8.8/hook' });
       expect(created.status, JSON.stringify(created.body)).toBe(201);
-      const patched = await strict.api('PATCH', `/v1/endpoints/${created.body.endpoint.id}`, { url: 'http://127.0.0.1/hook' });
+      const patched = await strict.api<ErrorAnswer>('PATCH', `/v1/endpoints/${created.body.endpoint.id}`, { url: 'http://127.0.0.1/hook' });
       expect(patched.status).toBe(400);
       expect(patched.body.error.field).toBe('url');
-      expect((await strict.api('GET', '/v1/endpoints?limit=1000')).body.data).toHaveLength(1);
-      expect((await strict.api('GET', `/v1/endpoints/${created.body.endpoint.id}`)).body.endpoint.url).toBe('https://8.8.8.8/hook');
+      expect((await strict.api<Page<EndpointView, string>>('GET', '/v1/endpoints?limit=1000')).body.data).toHaveLength(1);
+      expect((await strict.api<EndpointAnswer>('GET', `/v1/endpoints/${created.body.endpoint.id}`)).body.endpoint.url).toBe('https://8.8.8.8/hook');
     } finally {
       strict.kill('SIGTERM');
       await strict.waitForExit(15_000);

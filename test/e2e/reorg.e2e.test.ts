@@ -6,6 +6,7 @@
 // reorg window is persisted, so the restarted node still retracts what it had delivered.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
+import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../support/receiver.ts';
 import {
@@ -31,10 +32,10 @@ beforeAll(async () => {
   receiver = await startReceiver({ secrets: () => [secret] });
   node = await start();
   contract = await chain.deploy();
-  const ep = await node.api('POST', '/v1/endpoints', { url: `${receiver.url}/reorg` });
+  const ep = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: `${receiver.url}/reorg` });
   expect(ep.status).toBe(201);
   secret = ep.body.secret;
-  const s = await node.api('POST', '/v1/subscriptions', { endpointId: ep.body.endpoint.id, chainId: CHAIN_ID, addresses: [contract] });
+  const s = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId: ep.body.endpoint.id, chainId: CHAIN_ID, addresses: [contract] });
   expect(s.status).toBe(201);
   sub = s.body.subscription.id;
 });

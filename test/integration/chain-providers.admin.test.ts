@@ -2,6 +2,7 @@
 // start, GET /admin/chains/:chainId, and POST /admin/chains/:chainId/failover (validated, audited): the
 // chain moves off a provider and back, and refuses to move when no other provider is healthy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChainAnswer, ErrorAnswer, FailoverAnswer } from '../support/admin-answers.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
 import { waitFor } from '../support/chain-harness.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
@@ -53,29 +54,29 @@ const processed = async () => (await node.metric('chain_processed_height', { cha
 describe('an operator and a chain with two providers', () => {
   it('sees both providers, moves the chain off one and back, and is refused when nothing else is healthy', async () => {
     await waitFor(async () => (await node.api('GET', '/ready')).status === 200 && (await active()) === 'a', 30_000, 'ready, reading from a');
-    const status = await node.api('GET', `/admin/chains/${CHAIN_ID}`);
+    const status = await node.api<ChainAnswer>('GET', `/admin/chains/${CHAIN_ID}`);
     expect(status.status).toBe(200);
     expect(status.body.chain).toMatchObject({ chainId: CHAIN_ID, provider: 'a', connected: true, transport: 'ws' });
-    expect(status.body.chain.providers.map((p: { name: string; health: string }) => [p.name, p.health])).toEqual([
+    expect(status.body.chain.providers.map((p) => [p.name, p.health])).toEqual([
       ['a', 'healthy'],
       ['b', 'healthy'],
     ]);
 
     // Validation: each bad body names its field; unknown chain and provider are 404s.
     for (const [body, field] of [[{}, 'provider'], [{ provider: 'b', holdMs: -1 }, 'holdMs'], [{ provider: 'b', holdMs: 1e12 }, 'holdMs'], [{ provider: 'b', x: 1 }, 'x']] as const) {
-      const answer = await node.api('POST', `/admin/chains/${CHAIN_ID}/failover`, body);
+      const answer = await node.api<ErrorAnswer>('POST', `/admin/chains/${CHAIN_ID}/failover`, body);
       expect(answer.status, JSON.stringify(body)).toBe(400);
       expect(answer.body.error.field).toBe(field);
     }
     expect((await node.api('POST', '/admin/chains/5/failover', { provider: 'a' })).status).toBe(404);
-    const unknown = await node.api('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'nope' });
+    const unknown = await node.api<ErrorAnswer>('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'nope' });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toMatchObject({ code: 'ETHHOOK_ERR_PROVIDER_UNKNOWN', field: 'provider' });
 
-    const moved = await node.api('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'a', holdMs: 600_000 });
+    const moved = await node.api<FailoverAnswer>('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'a', holdMs: 600_000 });
     expect(moved.status, JSON.stringify(moved.body)).toBe(200);
     expect(moved.body.failover).toMatchObject({ from: 'a', to: 'b' });
-    expect(Date.parse(moved.body.failover.heldUntil)).toBeGreaterThan(Date.now() + 500_000);
+    expect(Date.parse(moved.body.failover.heldUntil ?? '')).toBeGreaterThan(Date.now() + 500_000);
     expect(await active()).toBe('b');
     expect(await node.metric('chain_provider_failovers_total', { chain: 'dev', provider: 'a', reason: 'operator' })).toBe(1);
     // Reads go to b at once: a read from a in flight may end, none starts after it.
@@ -86,10 +87,10 @@ describe('an operator and a chain with two providers', () => {
     await waitFor(async () => (await processed()) >= at + 5, 30_000, 'more blocks read through b');
     expect(a.calls.get('eth_getLogs') ?? 0).toBe(readsOfA);
     expect(b.calls.get('eth_getLogs') ?? 0).toBeGreaterThan(readsOfB);
-    expect((await node.api('GET', `/admin/chains/${CHAIN_ID}`)).body.chain.providers[0]).toMatchObject({ name: 'a', health: 'held' });
+    expect((await node.api<ChainAnswer>('GET', `/admin/chains/${CHAIN_ID}`)).body.chain.providers[0]).toMatchObject({ name: 'a', health: 'held' });
 
     // Moving off b now would leave nothing healthy (a is held): refused, nothing changes.
-    const refused = await node.api('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'b' });
+    const refused = await node.api<ErrorAnswer>('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'b' });
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('ETHHOOK_ERR_NO_OTHER_PROVIDER');
     expect(await active()).toBe('b');

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmittedBlock } from '../../src/actors/chain-listener/follower.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { openDb } from '../../src/store/db.ts';
+import type { ErrorAnswer } from '../support/admin-answers.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
 import { waitFor } from '../support/chain-harness.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
@@ -64,12 +65,12 @@ describe('reset-cursor after the chain was replaced', () => {
 
     // Validation: each bad body names its field; an unknown chain is a 404.
     for (const body of [{}, { fromBlock: -1 }, { fromBlock: 'earliest' }, { fromBlock: 1.5 }, { fromBlock: 0, extra: 1 }]) {
-      const answer = await node.api('POST', `/admin/chains/${CHAIN_ID}/reset-cursor`, body);
+      const answer = await node.api<ErrorAnswer>('POST', `/admin/chains/${CHAIN_ID}/reset-cursor`, body);
       expect(answer.status, JSON.stringify(body)).toBe(400);
       expect(answer.body.error.code).toBe('ETHHOOK_ERR_ADMIN_INVALID_REQUEST');
       expect(answer.body.error.field).toBe('extra' in body ? 'extra' : 'fromBlock');
     }
-    const unknown = await node.api('POST', '/admin/chains/5/reset-cursor', { fromBlock: 0 });
+    const unknown = await node.api<ErrorAnswer>('POST', '/admin/chains/5/reset-cursor', { fromBlock: 0 });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toMatchObject({ code: 'ETHHOOK_ERR_CHAIN_NOT_CONFIGURED', field: 'chainId' });
 

@@ -7,6 +7,7 @@
 // - without: both routes answer 404 ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
+import type { EndpointAnswer, ErrorAnswer, GovernanceStatusAnswer, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { makeKey, tempDir, type TestKey } from '../support/governance.ts';
 import { createNodeDir, killAllNodes, NODE_TOKEN, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { isRefused, openSse } from '../support/stream-clients.ts';
@@ -60,17 +61,18 @@ describe('a node following a governance server', () => {
   it('applies signed changes to its stores and tells the live streams', async () => {
     const sse = await openSse(`${n.adminUrl}/v1/sse/events?events=governance`, { authorization: `Bearer ${READ_TOKEN}` });
     if (isRefused(sse)) throw new Error(`SSE refused: ${JSON.stringify(sse.body)}`);
-    const notices: Array<{ kind: string; seq: number; type: string }> = [];
-    sse.onMessage = (text) => notices.push(JSON.parse(text));
+    type Notice = { kind: string; seq: number; type: string };
+    const notices: Notice[] = [];
+    sse.onMessage = (text) => notices.push(JSON.parse(text) as Notice);
     try {
       await server.append('endpoint.upsert', { id: 'ep_gov', url: 'https://hooks.example.com/in' });
       await server.append('subscription.upsert', { id: 'sub_gov', endpointId: 'ep_gov', chainId: 1 });
       const endpoint = await until('the endpoint', async () => {
-        const res = await n.api('GET', '/v1/endpoints/ep_gov');
+        const res = await n.api<EndpointAnswer>('GET', '/v1/endpoints/ep_gov');
         return res.status === 200 && res.body.endpoint;
       });
       expect(endpoint).toMatchObject({ id: 'ep_gov', url: 'https://hooks.example.com/in', paused: false });
-      expect((await n.api('GET', '/v1/subscriptions/sub_gov')).body.subscription).toMatchObject({ endpointId: 'ep_gov', chainId: 1 });
+      expect((await n.api<SubscriptionAnswer>('GET', '/v1/subscriptions/sub_gov')).body.subscription).toMatchObject({ endpointId: 'ep_gov', chainId: 1 });
       await until('two notices', async () => notices.length >= 2);
       expect(notices.map(({ kind, seq, type }) => ({ kind, seq, type }))).toEqual([
         { kind: 'governance', seq: 1, type: 'endpoint.upsert' },
@@ -97,16 +99,16 @@ describe('a node following a governance server', () => {
       ['denied', 403],
       ['ok', 200],
     ]);
-    await until('connected again', async () => (await n.api('GET', '/admin/governance/status')).body.governance.connected);
+    await until('connected again', async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected);
   });
 
   it('a stopped stream answers 409 at once', async () => {
     expect((await n.api('POST', '/admin/actors/stop', { actor: 'governance-stream' })).status).toBe(200);
-    const res = await n.api('POST', '/admin/governance/reconnect');
+    const res = await n.api<ErrorAnswer>('POST', '/admin/governance/reconnect');
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('ETHHOOK_ERR_ACTOR_STOPPED');
     expect((await n.api('POST', '/admin/actors/start', { actor: 'governance-stream' })).status).toBe(200);
-    await until('connected after start', async () => (await n.api('GET', '/admin/governance/status')).body.governance?.connected);
+    await until('connected after start', async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected);
   });
 });
 
@@ -115,7 +117,7 @@ describe('a node without governance', () => {
     const n = await node({});
     try {
       for (const [method, path] of [['POST', '/admin/governance/reconnect'], ['GET', '/admin/governance/status']] as const) {
-        const res = await n.api(method, path);
+        const res = await n.api<ErrorAnswer>(method, path);
         expect(res.status, path).toBe(404);
         expect(res.body.error.code, path).toBe('ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED');
       }
