@@ -29,7 +29,9 @@
  *
  * Durability: a job leaves the outbox only through `complete` (after a 2xx) or `deadLetter`; a crash
  * between the HTTP answer and that write redelivers the job later with the same `webhook-id`.
- * Order is not preserved (webhooks never promise it). A failing outbox read stops the loop and reports
+ * Order: webhooks are not kept in order, but for one (subscription, log), whose later webhooks (a
+ * `log.removed`, the next generation's `log.created`) the outbox makes due only once the one before has
+ * left it (src/store/outbox.ts): the loop sends what is due. A failing outbox read stops the loop and reports
  * through `onFatal` (the actor then fails and its supervisor restarts it); a failure while processing
  * one job is logged and the job held for `errorHoldMs`.
  */
