@@ -74,9 +74,9 @@
  * a block re-sent by a listener that crashed before advancing its cursor. Outside that window a
  * redelivery carries the same `webhook-id`, which receivers deduplicate on.
  *
- * `depth()` (due and held jobs) and `deadLetterCount()` are kept in memory (counted once at open, then maintained by every
- * write), so gauges cost nothing; this instance must be the only writer of the database, which LevelDB's
- * lock already guarantees across processes. Writes use LevelDB's default (no fsync): a `kill -9` of the
+ * `depth()` (due and held jobs) and `deadLetterCount()` are kept in memory (counted once at open, then
+ * maintained by every write), so gauges cost nothing; this instance must be the only writer of the
+ * database, which LevelDB's lock already guarantees across processes. Writes use LevelDB's default (no fsync): a `kill -9` of the
  * process loses nothing the OS has accepted; a power loss may lose the last writes.
  */
 import { z } from 'zod';
