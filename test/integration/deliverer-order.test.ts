@@ -2,7 +2,8 @@
 // `log.removed`, enqueued while its `log.created` is still being retried (the receiver failing it, the
 // breaker open, backoff), reaches the receiver only after the creation was accepted; the creation of the
 // block come back only after that retraction; a creation that dies still lets its retraction go. Real
-// Matcher, LevelDB outbox, delivery loop and HTTP client; the retry schedule in milliseconds.
+// Matcher, LevelDB outbox, delivery loop and HTTP client; the retry schedule in milliseconds. A placed
+// Deliverer's ports (the deliverer-store actor) see the same order and are woken on the release.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,8 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DeliveryLoop } from '../../src/actors/deliverer/delivery-loop.ts';
 import { WebhookHttpClient } from '../../src/actors/deliverer/http-client.ts';
+import { RemoteOutbox, StoreClient } from '../../src/actors/deliverer/remote-ports.ts';
+import { createDelivererStore } from '../../src/actors/deliverer/store-port.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { webhookId } from '../../src/actors/matcher/jobs.ts';
 import { createMatcher, type Matcher } from '../../src/actors/matcher/matcher.ts';
@@ -20,6 +23,9 @@ import { openDb, type Db } from '../../src/store/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
+import { ACTOR_PATHS } from '../../src/tree.ts';
+import type { ChildSpec } from '../../src/runtime/types.ts';
+import { start, waitFor } from '../support/kernel.ts';
 import { startReceiver, type Incoming, type Receiver, type Reply } from '../support/receiver.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -189,5 +195,45 @@ describe('a retraction enqueued while its creation is being retried', () => {
     expect(firstRequest(r, removed)).toBeGreaterThan(lastRequest(r, created));
     expect(await outbox.getDeadLetter(created)).toMatchObject({ supersededBy: removed });
     await expect(outbox.replayDeadLetter(created)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED' });
+  });
+});
+
+describe('a placed Deliverer (forked or threaded), through the deliverer-store actor', () => {
+  it('never gets a retraction due before its creation left, and is woken when it becomes due', async () => {
+    let wakes = 0;
+    const pipeline: ChildSpec = {
+      kind: 'supervisor',
+      name: 'pipeline',
+      strategy: 'rest-for-one',
+      children: [
+        { kind: 'worker', name: 'deliverer-store', behaviour: () => createDelivererStore({ outbox, endpoints, registry: new Registry() }) },
+        // Stands in for the placed Deliverer: counts the wake-ups the store actor sends it.
+        {
+          kind: 'worker',
+          name: 'deliverer',
+          behaviour: () => ({ receive: (m: { type: string }) => ((wakes += m.type === 'deliverer.wake' ? 1 : 0), { ok: true }) }),
+        },
+      ],
+    };
+    const { system } = await start([pipeline], {}, { registry: new Registry() });
+    cleanups.push(() => system.shutdown('test'));
+    const remote = new RemoteOutbox(new StoreClient(system.lookup(ACTOR_PATHS.delivererStore)!));
+    const { endpoint } = await endpoints.create({ url: 'https://receiver.example/hook' });
+    const sub = (await subscriptions.create({ endpointId: endpoint.id, chainId: 1, addresses: [ADDRESS] })).id;
+    const matcher = createMatcher({ db, subscriptions, outbox, logger });
+    await matcher.preStart!(ctx);
+    const created = webhookId(1, H(400), 0, sub, 'log.created');
+    const removed = webhookId(1, H(400), 0, sub, 'log.removed');
+    await matcher.receive(block(400, 0), ctx);
+    await matcher.receive(block(400, 0, true), ctx);
+    const [first, ...others] = await remote.due(Date.now() + 1, 10);
+    expect([first?.id, others]).toEqual([created, []]);
+    await remote.reschedule(first!, Date.now());
+    expect((await remote.due(Date.now() + 1, 10)).map((j) => j.id)).toEqual([created]);
+    await waitFor(() => wakes > 0, 5_000, 'the wake of the enqueue');
+    const before = wakes;
+    expect(await remote.complete(created)).toBe(true);
+    await waitFor(() => wakes > before, 5_000, 'the wake of the released retraction');
+    expect((await remote.due(Date.now() + 1, 10)).map((j) => j.id)).toEqual([removed]);
   });
 });
