@@ -2,7 +2,8 @@
  * The `ethhook` command line (entry: bin/ethhook.mjs). Commands:
  *
  *   start [--config FILE]   run a node (FILE, else $ETHHOOK_CONFIG, else the dev defaults)
- *   config check FILE       validate FILE + ETHHOOK_* overrides; "ok", or each error with its path
+ *   config check FILE       validate FILE + ETHHOOK_* overrides and make start's own checks
+ *                           (src/start-checks.ts); "ok", or each error with its path
  *   config print [FILE]     the effective configuration as JSON, secrets masked
  *   chain reset-cursor --chain ID --from N|latest [--config FILE]
  *                           on a stopped node: forget a chain's cursor and start it at N or the head
@@ -29,6 +30,7 @@ import { CONFIG_FILE_VARIABLE } from './config/env.ts';
 import { loadConfig } from './config/load.ts';
 import { redactConfig } from './config/redact.ts';
 import type { NodeConfig } from './config/schema.ts';
+import { START_CHECK_LIMITS, startProblems } from './start-checks.ts';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -75,7 +77,7 @@ const COMMANDS: Record<string, Command> = {
       if (positionals.length > 0) return usageError(`start takes no arguments (got "${positionals[0]}"); use --config FILE`);
       const file = flags.config ?? process.env[CONFIG_FILE_VARIABLE];
       const config = loadOrReport(file, process.env);
-      if (config === undefined) return EXIT_FAILURE;
+      if (config === undefined || !startableOrReport(config, file, process.env)) return EXIT_FAILURE;
       const { runNode } = await import('./main.ts');
       // A finished shutdown may leave handles behind; the node has said its last word, so exit now.
       process.exit(await runNode(config));
@@ -83,12 +85,17 @@ const COMMANDS: Record<string, Command> = {
   },
   'config check': {
     usage: 'ethhook config check FILE [--ignore-env]',
-    summary: 'Validate FILE with the ETHHOOK_* overrides applied. Prints "ok", or each error with its path and exits 1.',
+    summary:
+      'Validate FILE with the ETHHOOK_* overrides applied, and make the checks start makes before it opens anything ' +
+      '(ETHHOOK_MASTER_KEY set and valid when security.generateMasterKey is false). Prints "ok", or each error with ' +
+      `its path and exits 1. ${START_CHECK_LIMITS}`,
     flags: ['ignore-env'],
     run: async ([file, ...rest], flags) => {
       if (file === undefined) return usageError('config check needs a FILE');
       if (rest.length > 0) return usageError(`config check takes one FILE (got "${rest[0]}" too)`);
-      if (loadOrReport(file, flags['ignore-env'] ? {} : process.env) === undefined) return EXIT_FAILURE;
+      const env = flags['ignore-env'] ? {} : process.env;
+      const config = loadOrReport(file, env);
+      if (config === undefined || !startableOrReport(config, file, env)) return EXIT_FAILURE;
       process.stdout.write('ok\n');
       return EXIT_OK;
     },
@@ -234,6 +241,17 @@ function loadOrReport(file: string | undefined, env: NodeJS.ProcessEnv | Record<
     process.stderr.write(`ethhook: invalid configuration${file ? ` (${file})` : ''} [${err.code}]\n${formatConfigIssues(err.issues)}\n`);
     return undefined;
   }
+}
+
+/** The start checks on a valid configuration: true when a start may proceed, else each failure on stderr. */
+function startableOrReport(config: NodeConfig, file: string | undefined, env: NodeJS.ProcessEnv | Record<string, never>): boolean {
+  const problems = startProblems(config, env);
+  if (problems.length === 0) return true;
+  // The field or variable at fault: `field` when the check names one, else the key's `source`.
+  const where = (p: EthhookError) => [p.context.field, p.context.source].find((v): v is string => typeof v === 'string') ?? '';
+  const lines = problems.map((p) => `  ${where(p)}: ${p.message} [${p.code}]`);
+  process.stderr.write(`ethhook: a node cannot start with this configuration${file ? ` (${file})` : ''}\n${lines.join('\n')}\n`);
+  return false;
 }
 
 function usageError(message: string): number {

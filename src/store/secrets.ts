@@ -35,13 +35,10 @@ export interface LoadMasterKeyOptions {
 
 export async function loadMasterKey(options: LoadMasterKeyOptions): Promise<Buffer> {
   const { env, dataDir, logger, allowGenerate = true } = options;
-  const fromEnv = env[MASTER_KEY_ENV];
-  if (fromEnv !== undefined && fromEnv.trim() !== '') {
+  const fromEnv = masterKeyFromEnv(env, allowGenerate);
+  if (fromEnv !== undefined) {
     logger.info({ source: 'env' }, 'master key loaded from ETHHOOK_MASTER_KEY');
-    return parseMasterKey(fromEnv, MASTER_KEY_ENV);
-  }
-  if (!allowGenerate) {
-    throw new EthhookError('ETHHOOK_ERR_MASTER_KEY_MISSING', `${MASTER_KEY_ENV} is not set and generating a key is disabled`);
+    return fromEnv;
   }
   const file = join(dataDir, MASTER_KEY_FILE);
   const existing = await readKeyFile(file, logger);
@@ -68,6 +65,21 @@ export async function loadMasterKey(options: LoadMasterKeyOptions): Promise<Buff
       `encrypted with it; keep that file or lose them. Set ${MASTER_KEY_ENV} (32 bytes, hex or base64) in production. !!!`,
   );
   return key;
+}
+
+/**
+ * The key of `ETHHOOK_MASTER_KEY`, or undefined when it is unset and a key file may be used. Throws
+ * ETHHOOK_ERR_MASTER_KEY_INVALID for a value that is not a key, and ETHHOOK_ERR_MASTER_KEY_MISSING
+ * when it is unset and generating is not allowed. Needs nothing but the environment, so
+ * `ethhook config check` asks it too (src/start-checks.ts).
+ */
+export function masterKeyFromEnv(env: Readonly<Record<string, string | undefined>>, allowGenerate: boolean): Buffer | undefined {
+  const fromEnv = env[MASTER_KEY_ENV];
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return parseMasterKey(fromEnv, MASTER_KEY_ENV);
+  if (!allowGenerate) {
+    throw new EthhookError('ETHHOOK_ERR_MASTER_KEY_MISSING', `${MASTER_KEY_ENV} is not set and generating a key is disabled (security.generateMasterKey: false)`, { field: 'security.generateMasterKey' });
+  }
+  return undefined;
 }
 
 async function writeSynced(file: string, text: string): Promise<void> {

@@ -54,6 +54,37 @@ describe('config check', () => {
     expect(await ethhook(['config', 'check', GOOD, '--ignore-env'], { ETHHOOK_ADMIN__PORT: 'x' })).toMatchObject({ code: 0 });
   });
 
+  // config/production.example.yaml sets security.generateMasterKey: false, as production does.
+  const PRODUCTION = resolve('config/production.example.yaml');
+
+  it('makes the checks start makes: the production example without ETHHOOK_MASTER_KEY fails with its code, with a key it is ok', async () => {
+    const without = await ethhook(['config', 'check', PRODUCTION]);
+    expect(without.code).toBe(1);
+    expect(without.stdout).toBe('');
+    expect(without.stderr).toMatch(/^ {2}security\.generateMasterKey: ETHHOOK_MASTER_KEY is not set.*\[ETHHOOK_ERR_MASTER_KEY_MISSING\]$/m);
+    expect(await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).toMatchObject({ code: 0, stdout: 'ok\n' });
+    const invalid = await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'not-a-key' });
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('ETHHOOK_MASTER_KEY: master key from ETHHOOK_MASTER_KEY is not 32 bytes of hex or base64 [ETHHOOK_ERR_MASTER_KEY_INVALID]');
+    expect(invalid.stderr).not.toContain('not-a-key');
+    // --ignore-env checks the file alone: no key then.
+    expect((await ethhook(['config', 'check', PRODUCTION, '--ignore-env'], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).code).toBe(1);
+  });
+
+  it('says in its help what it cannot check', async () => {
+    const help = await ethhook(['config', 'check', '--help']);
+    expect(help.code).toBe(0);
+    for (const text of ['ETHHOOK_MASTER_KEY', 'cannot check', 'data directory', 'admin port', 'chains', 'governance server']) expect(help.stdout).toContain(text);
+  });
+
+  it('start refuses the same configuration with the same line, before it opens the data directory', async () => {
+    const dataDir = join(dir, 'production-data');
+    const run = await ethhook(['start', '--config', PRODUCTION], { ETHHOOK_NODE__DATA_DIR: dataDir });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^ {2}security\.generateMasterKey: .*\[ETHHOOK_ERR_MASTER_KEY_MISSING\]$/m);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
   it('reports a missing file and a missing argument differently', async () => {
     const missing = await ethhook(['config', 'check', join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(1);
