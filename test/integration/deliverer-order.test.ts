@@ -216,7 +216,9 @@ describe('a placed Deliverer (forked or threaded), through the deliverer-store a
       ],
     };
     const { system } = await start([pipeline], {}, { registry: new Registry() });
-    cleanups.push(() => system.shutdown('test'));
+    cleanups.push(async () => {
+      await system.shutdown('test');
+    });
     const remote = new RemoteOutbox(new StoreClient(system.lookup(ACTOR_PATHS.delivererStore)!));
     const { endpoint } = await endpoints.create({ url: 'https://receiver.example/hook' });
     const sub = (await subscriptions.create({ endpointId: endpoint.id, chainId: 1, addresses: [ADDRESS] })).id;
