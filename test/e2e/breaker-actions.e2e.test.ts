@@ -7,11 +7,15 @@
 // - POST .../breaker/close closes it at once; POST .../enable does too;
 // - an unknown endpoint is a 404; the actions are audited.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BreakerView } from '../../src/actors/deliverer/circuit-breaker.ts';
+import type { EndpointView } from '../../src/store/endpoints.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { ok, startReceiver, status, type Receiver } from '../support/receiver.ts';
 import { CHAIN_ID, nodeChain, startTickChain, waitUntil, type TickChain } from './e2e-chain.ts';
 
 const COOLDOWN_MS = 600_000;
+
+type Answer = { breaker: BreakerView; endpoint: EndpointView; secret: string; error: { code: string } };
 
 let chain: TickChain;
 let dir: NodeDir;
@@ -50,12 +54,13 @@ async function openBreaker(ticks: number) {
   const contract = await chain.deploy();
   const ep = await node.api('POST', '/v1/endpoints', { url: `${receiver.url}/hook` });
   expect(ep.status, JSON.stringify(ep.body)).toBe(201);
-  secret = ep.body.secret;
-  const endpointId = ep.body.endpoint.id as string;
+  const created = ep.body as Answer;
+  secret = created.secret;
+  const endpointId = created.endpoint.id;
   const sub = await node.api('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract] });
   expect(sub.status, JSON.stringify(sub.body)).toBe(201);
   await chain.tick(contract, ticks);
-  const breaker = async () => (await node.api('GET', `/v1/endpoints/${endpointId}/breaker`)).body.breaker;
+  const breaker = async () => ((await node.api('GET', `/v1/endpoints/${endpointId}/breaker`)).body as Answer).breaker;
   await waitUntil(async () => (await breaker()).state === 'open', 20_000, 'the breaker to open');
   return { receiver, endpointId, breaker };
 }
@@ -81,7 +86,7 @@ describe('the operator\'s breaker actions', () => {
     s.receiver.setBehaviour(ok);
     const closed = await node.api('POST', `/v1/endpoints/${s.endpointId}/breaker/close`);
     expect(closed.status, JSON.stringify(closed.body)).toBe(200);
-    expect(closed.body.breaker).toEqual({ state: 'closed', openUntil: null, cooldownMs: null, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
+    expect((closed.body as Answer).breaker).toEqual({ state: 'closed', openUntil: null, cooldownMs: null, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
     await waitUntil(() => s.receiver.deliveredIds().size === 3, 20_000, () => `the held webhooks after the close (${s.receiver.deliveredIds().size}/3)`);
   });
 
@@ -96,7 +101,7 @@ describe('the operator\'s breaker actions', () => {
 
   it('an unknown endpoint is a 404, and the actions are audited', async () => {
     expect((await node.api('POST', '/v1/endpoints/ep_nope/breaker/close')).status).toBe(404);
-    expect((await node.api('GET', '/v1/endpoints/ep_nope/breaker')).body.error.code).toBe('ETHHOOK_ERR_ENDPOINT_NOT_FOUND');
+    expect(((await node.api('GET', '/v1/endpoints/ep_nope/breaker')).body as Answer).error.code).toBe('ETHHOOK_ERR_ENDPOINT_NOT_FOUND');
     await waitUntil(
       () => node.logs.some((l) => l.audit === true && l.action === 'endpoint.breaker.close' && l.status === 200),
       5_000,
