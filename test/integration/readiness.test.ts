@@ -5,6 +5,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir } from '../support/node-process.ts';
 
+/** The answer of an actor operation: the actor's snapshot after it. */
+interface ActorAnswer {
+  actor: { path: string; state: string };
+}
+
 const dirs: NodeDir[] = [];
 afterAll(async () => {
   await killAllNodes();
@@ -18,7 +23,7 @@ describe('/ready and an actor stopped by an operator', () => {
     const node = await startNodeProcess({ dir, config: {} });
     expect(await node.api('GET', '/ready')).toEqual({ status: 200, body: { ready: true, reasons: [], manuallyStopped: [] } });
 
-    const stopped = await node.api('POST', '/admin/actors/stop', { actor: '/pipeline/matcher' });
+    const stopped = await node.api<ActorAnswer>('POST', '/admin/actors/stop', { actor: '/pipeline/matcher' });
     expect(stopped.status).toBe(200);
     expect(stopped.body.actor).toMatchObject({ path: '/pipeline/matcher', state: 'stopped' });
     expect(await node.api('GET', '/ready')).toEqual({ status: 200, body: { ready: true, reasons: [], manuallyStopped: ['/pipeline/matcher'] } });
@@ -26,7 +31,7 @@ describe('/ready and an actor stopped by an operator', () => {
     expect(await node.metric('actor_manually_stopped', { actor: '/pipeline/matcher' })).toBe(1);
     expect(await node.metric('actor_manually_stopped', { actor: '/pipeline/deliverer' })).toBe(0);
 
-    const started = await node.api('POST', '/admin/actors/start', { actor: '/pipeline/matcher' });
+    const started = await node.api<ActorAnswer>('POST', '/admin/actors/start', { actor: '/pipeline/matcher' });
     expect(started.body.actor).toMatchObject({ path: '/pipeline/matcher', state: 'running' });
     expect(await node.api('GET', '/ready')).toEqual({ status: 200, body: { ready: true, reasons: [], manuallyStopped: [] } });
     expect(await node.metric('actor_manually_stopped', { actor: '/pipeline/matcher' })).toBe(0);
