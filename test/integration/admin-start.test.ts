@@ -53,8 +53,7 @@ describe('no tokens configured', () => {
   it('generates an operate token into <dataDir>/admin-token (0600), logs it masked, and reuses it after a restart', async () => {
     const dataDir = join(tempDir(), 'data');
     const { raw, logger, lines } = capture();
-    let system: ActorSystem | undefined;
-    system = await startSystem(tree({ ...defaultConfig().admin, port: 0, tokens: [] }, dataDir, () => system), { logger });
+    const system: ActorSystem = await startSystem(tree({ ...defaultConfig().admin, port: 0, tokens: [] }, dataDir, () => system), { logger });
     try {
       const tokenFile = join(dataDir, ADMIN_TOKEN_FILE);
       expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
@@ -62,7 +61,7 @@ describe('no tokens configured', () => {
       expect(token.length).toBeGreaterThanOrEqual(32);
 
       const restart = async () =>
-        fetch(`http://127.0.0.1:${await portOf(system!)}/admin/actors/restart`, {
+        fetch(`http://127.0.0.1:${await portOf(system)}/admin/actors/restart`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           body: JSON.stringify({ actor: 'echo' }),

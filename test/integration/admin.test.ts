@@ -81,11 +81,18 @@ afterAll(async () => {
   expect(logLines.filter((l) => (l.level as number) >= 50)).toEqual([]);
 });
 
+/** An admin answer's JSON as the assertions read it: each answer carries some of these fields. */
+interface AdminBody {
+  error: { code: string; field?: string; message: string };
+  actor: ActorSnapshot;
+  tree: ActorSnapshot;
+}
+
 interface Reply {
   status: number;
   headers: Headers;
   text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: AdminBody;
 }
 
 async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
@@ -104,7 +111,7 @@ async function call(method: string, path: string, opts: { token?: string; body?:
   } catch {
     json = undefined;
   }
-  return { status: res.status, headers: res.headers, text, json };
+  return { status: res.status, headers: res.headers, text, json: json as AdminBody };
 }
 
 function restartsOf(metrics: string, actor: string, reason: string): number {
@@ -145,7 +152,7 @@ describe('observation', () => {
   it('GET /actors/health returns the tree with mailboxes, states and counters', async () => {
     const r = await call('GET', '/actors/health', { token: READ });
     expect(r.status).toBe(200);
-    const tree = r.json.tree as ActorSnapshot;
+    const tree = r.json.tree;
     expect(tree.kind).toBe('supervisor');
     const echo = tree.children?.find((c) => c.path === '/echo');
     expect(echo).toMatchObject({ name: 'echo', kind: 'worker', state: 'running', placement: 'local', mailbox: { capacity: 1024 } });

@@ -21,8 +21,9 @@ const system = await startSystem(
   chainTree({ chains: [{ chainId: 31337, name: 'anvil', wsUrl, heartbeatMs: 500 }], db, registry, collector }),
   { logger: testLogger(), registry },
 );
-process.once('SIGTERM', async () => {
+async function stop(): Promise<void> {
   await system.shutdown('SIGTERM', 5_000);
   await db.close();
   process.exit(0);
-});
+}
+process.once('SIGTERM', () => void stop());

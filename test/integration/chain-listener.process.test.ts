@@ -31,7 +31,7 @@ function runNode(dbDir: string): { child: ChildProcess; lines: Line[]; exited: P
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, anvil.wsUrl, dbDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const lines: Line[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Line));
+  createInterface({ input: child.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Line));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, lines, exited };
 }

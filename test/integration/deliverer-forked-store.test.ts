@@ -52,7 +52,7 @@ beforeEach(async () => {
   };
   ({ system, lines } = await start([pipeline], {}, { registry }));
   const ref = system.lookup(ACTOR_PATHS.delivererStore)!;
-  store = { ...ref, ask: (msg, options) => { sent.push(msg as { type: string }); return ref.ask(msg, options); } } as ActorRef;
+  store = { ...ref, ask: (msg, options) => { sent.push(msg as { type: string }); return ref.ask(msg, options); } };
 });
 
 afterEach(async () => {

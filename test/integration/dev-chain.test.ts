@@ -138,14 +138,14 @@ describe("anvil's lifetime is the node's", () => {
     const child = spawn(process.execPath, [BIN, 'start', '--config', dir.configFile], { cwd: dir.path, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const lines: LogLine[] = [];
-    createInterface({ input: child.stdout! }).on('line', (text) => {
+    createInterface({ input: child.stdout }).on('line', (text) => {
       try {
         lines.push(JSON.parse(text) as LogLine);
       } catch {
         lines.push({ msg: text });
       }
     });
-    child.stderr!.resume();
+    child.stderr.resume();
     try {
       await waitFor(() => lines.some((l) => l.msg === 'node running') || child.exitCode !== null, 60_000, 'node running');
       const pid = anvilLine(lines)?.anvilPid as number;

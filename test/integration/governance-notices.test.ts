@@ -42,8 +42,9 @@ describe('governance notices on the live event streams', () => {
   it('one per applied message, in order: key rotations and skipped messages included', async () => {
     const sse = await openSse(`${n.adminUrl}/v1/sse/events?events=governance`, { authorization: `Bearer ${NODE_TOKEN}` });
     if (isRefused(sse)) throw new Error(`SSE refused: ${JSON.stringify(sse.body)}`);
-    const notices: Array<{ kind: string; seq: number; type: string }> = [];
-    sse.onMessage = (text) => notices.push(JSON.parse(text));
+    type Notice = { kind: string; seq: number; type: string };
+    const notices: Notice[] = [];
+    sse.onMessage = (text) => notices.push(JSON.parse(text) as Notice);
     try {
       await server.append('endpoint.upsert', { id: 'ep_n', url: 'https://hooks.example.com/in' });
       await server.rotateKey(k2.file);

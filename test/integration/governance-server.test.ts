@@ -12,6 +12,7 @@ import { runGovernanceServe, startGovernanceServer, type GovernanceServer } from
 import { isEthhookError } from '../../src/runtime/errors.ts';
 import { endpointPayload, makeKey, tempDir, type TestKey } from '../support/governance.ts';
 import { waitFor } from '../support/kernel.ts';
+import { wsText } from '../support/ws-text.ts';
 
 const MAIN = new URL('../../src/governance-server/main.ts', import.meta.url).pathname;
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -49,7 +50,7 @@ async function client(url: string) {
   const socket = new WebSocket(url);
   const frames: SignedMessage[] = [];
   let closed: { code: number; reason: string } | null = null;
-  socket.on('message', (data) => frames.push(JSON.parse(String(data))));
+  socket.on('message', (data) => frames.push(JSON.parse(wsText(data)) as SignedMessage));
   socket.on('close', (code, reason) => (closed = { code, reason: String(reason) }));
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
   cleanups.push(async () => socket.terminate());
@@ -63,7 +64,7 @@ describe('the message log', () => {
     for (const n of [1, 2, 3]) await first.append('endpoint.upsert', endpointPayload(n));
     const written = first.messages().map((m) => ({ ...m }));
     await first.close();
-    const lines = (await readFile(log, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l));
+    const lines = (await readFile(log, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
     expect(lines).toEqual(written);
 
     await appendFile(log, '{"seq":4,"type":"endpoint.up'); // a write cut by a crash
@@ -205,7 +206,7 @@ describe('publishing over HTTP', () => {
     ];
     for (const [res, status, error] of refusals) {
       expect(res.status).toBe(status);
-      expect((await res.json()).error).toMatchObject(error);
+      expect(await res.json()).toMatchObject({ error });
     }
     expect(s.head).toBe(1);
     // Other paths are the stream's: a plain request is told to use a WebSocket.
@@ -279,7 +280,7 @@ describe('the command line', () => {
     child.stdout.on('data', (chunk) => {
       buffered += String(chunk);
       for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
-        lines.push(JSON.parse(buffered.slice(0, i)));
+        lines.push(JSON.parse(buffered.slice(0, i)) as Record<string, unknown>);
         buffered = buffered.slice(i + 1);
       }
     });

@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { EndpointAnswer } from '../support/admin-answers.ts';
 import { readMetric } from '../support/node-process.ts';
 import { isRefused, openSse } from '../support/stream-clients.ts';
+import { wsText } from '../support/ws-text.ts';
 
 const BIN = new URL('../../bin/ethhook.mjs', import.meta.url).pathname;
 
@@ -112,17 +114,17 @@ describe('npm start with no configuration', () => {
     // The demo endpoint and subscription came through governance, signed, in order.
     await until('the demo configuration applied', () => lines.filter((l) => l.msg === 'governance message applied').length >= 4, 15_000);
     expect(lines.filter((l) => l.msg === 'governance message applied').map((l) => l.type)).toEqual(['endpoint.upsert', 'subscription.upsert', 'endpoint.pause', 'endpoint.resume']);
-    const endpoint = await (await fetch(`${admin}/v1/endpoints/ep_demo`, { headers: auth })).json();
+    const endpoint = (await (await fetch(`${admin}/v1/endpoints/ep_demo`, { headers: auth })).json()) as EndpointAnswer;
     expect(endpoint.endpoint).toMatchObject({ id: 'ep_demo', url: running.demoReceiver, paused: false });
 
     // A live stream client sees Tick logs as they are matched.
     const sse = await openSse(`${admin}/v1/sse/events?events=log.created`, auth);
     if (isRefused(sse)) throw new Error(`SSE refused: ${JSON.stringify(sse.body)}`);
     const streamed: Array<{ kind: string; address: string }> = [];
-    sse.onMessage = (text) => streamed.push(JSON.parse(text));
+    sse.onMessage = (text) => streamed.push(JSON.parse(text) as { kind: string; address: string });
     const ws = new WebSocket(`${(running.streams as { ws: string }).ws}?events=log.created`, { headers: auth });
     const overWs: unknown[] = [];
-    ws.on('message', (data) => overWs.push(JSON.parse(String(data))));
+    ws.on('message', (data) => overWs.push(JSON.parse(wsText(data))));
 
     // The status line reports webhooks the receiver verified.
     const status = await until(

@@ -22,7 +22,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'ethhook-placement-'));
 const live: PlacedBehaviour[] = [];
 
 afterEach(async () => {
-  await Promise.all(live.splice(0).map((b) => b.postStop?.(undefined as never)));
+  await Promise.all(live.splice(0).map(async (b) => b.postStop?.(undefined as never)));
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -242,7 +242,7 @@ describe('forked child lifetime', () => {
     const parent = spawn(process.execPath, ['--import', 'tsx', parentScript], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const line = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: parent.stdout! }).once('line', resolve);
+        createInterface({ input: parent.stdout }).once('line', resolve);
         parent.once('exit', (code) => reject(new Error(`parent exited early (${code})`)));
       });
       const { childPid } = JSON.parse(line) as { childPid: number };

@@ -12,6 +12,7 @@ import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
 import { forkedHash, startRpcProvider, type RpcProvider } from '../support/rpc-provider.ts';
+import { wsText } from '../support/ws-text.ts';
 
 interface Block {
   number: string;
@@ -87,7 +88,7 @@ class WsClient {
     ws.on('message', (data) => {
       let frame: unknown;
       try {
-        frame = JSON.parse(String(data));
+        frame = JSON.parse(wsText(data));
       } catch {
         return;
       }
@@ -501,15 +502,15 @@ describe('rpc provider faults', () => {
     expect(await result(p.httpUrl, 'eth_getBlockByNumber', [hex(a), false])).toEqual(real[0]);
     const f1 = await result<Block>(p.httpUrl, 'eth_getBlockByNumber', [hex(a + 1), false]);
     const noLogs = `0x${'0'.repeat(512)}`;
-    expect(f1).toEqual({ ...real[1], hash: sha(a + 1), parentHash: real[0]!.hash, logsBloom: noLogs });
+    expect(f1).toEqual({ ...real[1], hash: sha(a + 1), parentHash: real[0].hash, logsBloom: noLogs });
     const f2 = await result<Block>(p.httpUrl, 'eth_getBlockByNumber', ['latest', false]);
     expect(f2).toEqual({ ...real[2], hash: sha(a + 2), parentHash: sha(a + 1), logsBloom: noLogs });
     expect(await result(p.httpUrl, 'eth_getBlockByHash', [sha(a + 2), false])).toEqual(f2);
-    expect(await result(p.httpUrl, 'eth_getBlockByHash', [real[2]!.hash, false])).toBeNull();
-    expect(await result(p.httpUrl, 'eth_getBlockByHash', [real[0]!.hash, false])).toEqual(real[0]);
+    expect(await result(p.httpUrl, 'eth_getBlockByHash', [real[2].hash, false])).toBeNull();
+    expect(await result(p.httpUrl, 'eth_getBlockByHash', [real[0].hash, false])).toEqual(real[0]);
     expect(await result(p.httpUrl, 'eth_getLogs', [{ blockHash: sha(a + 1) }])).toEqual([]);
-    expect((await call(p.httpUrl, 'eth_getLogs', [{ blockHash: real[1]!.hash }])).error).toEqual({ code: -32000, message: 'unknown block' });
-    expect(await result(p.httpUrl, 'eth_getLogs', [{ blockHash: real[0]!.hash }])).toEqual(await anvilLogs({ blockHash: real[0]!.hash }));
+    expect((await call(p.httpUrl, 'eth_getLogs', [{ blockHash: real[1].hash }])).error).toEqual({ code: -32000, message: 'unknown block' });
+    expect(await result(p.httpUrl, 'eth_getLogs', [{ blockHash: real[0].hash }])).toEqual(await anvilLogs({ blockHash: real[0].hash }));
     expect(await result(p.httpUrl, 'eth_getLogs', [{ fromBlock: hex(a), toBlock: hex(h) }])).toEqual(
       await anvilLogs({ fromBlock: hex(a), toBlock: hex(a) }),
     );

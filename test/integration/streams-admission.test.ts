@@ -10,7 +10,7 @@ import { createAdminBehaviour } from '../../src/actors/admin/behaviour.ts';
 import { defaultConfig, type AdminConfig } from '../../src/config/schema.ts';
 import type { ActorRef } from '../../src/runtime/types.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
-import { StreamHub, streamMessageSchema, streamTransports, STREAM_METRIC_NAMES, type StreamEvent } from '../../src/streams/index.ts';
+import { StreamHub, streamMessageSchema, streamTransports, STREAM_METRIC_NAMES, type StreamEvent, type StreamMessage } from '../../src/streams/index.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 import { memoryLogger, waitFor } from '../support/kernel.ts';
 import { isRefused, openSse, openWebSocket, type StreamClientHandle } from '../support/stream-clients.ts';
@@ -110,7 +110,7 @@ describe('authentication', () => {
       const none = await openStream('', {});
       expect(isRefused(none) && none.status).toBe(401);
       if (!isRefused(none)) throw new Error('admitted');
-      expect(none.body.error.code).toBe('ETHHOOK_ERR_ADMIN_UNAUTHORIZED');
+      expect(none.body).toMatchObject({ error: { code: 'ETHHOOK_ERR_ADMIN_UNAUTHORIZED' } });
       expect(none.headers['www-authenticate']).toBe('Bearer realm="ethhook"');
       const bad = await openStream('', { authorization: 'Bearer not-a-known-token-xxxxxxxx' });
       if (!isRefused(bad)) throw new Error('admitted');
@@ -140,7 +140,7 @@ describe('authentication', () => {
       const r = await openStream('', { authorization: `Bearer ${READ}`, origin: 'https://evil.example' });
       if (!isRefused(r)) throw new Error('admitted');
       expect(r.status).toBe(403);
-      expect(r.body.error.code).toBe('ETHHOOK_ERR_STREAM_ORIGIN_FORBIDDEN');
+      expect(r.body).toMatchObject({ error: { code: 'ETHHOOK_ERR_STREAM_ORIGIN_FORBIDDEN' } });
       expect(isRefused(await openStream('', { authorization: `Bearer ${READ}`, origin: ORIGIN }))).toBe(false);
     }
     const res = await fetch(`${http}/v1/sse/events?access_token=${READ}`, { headers: { origin: ORIGIN } });
@@ -169,7 +169,7 @@ describe('filters', () => {
         const r = await openStream(query);
         if (!isRefused(r)) throw new Error(`admitted ${query}`);
         expect(r.status, query).toBe(400);
-        expect(r.body.error, query).toMatchObject({ code: 'ETHHOOK_ERR_ADMIN_INVALID_REQUEST', field });
+        expect(r.body, query).toMatchObject({ error: { code: 'ETHHOOK_ERR_ADMIN_INVALID_REQUEST', field } });
       }
     }
     expect(hub.connectionCount('websocket') + hub.connectionCount('sse')).toBe(0);
@@ -181,7 +181,7 @@ describe('filters', () => {
     const wsLogs = await ws(`?events=log.created,log.removed&chain=1&address=${upper}`);
     const sseGov = await sse('?events=governance&type=key.rotate');
     if (isRefused(wsLogs) || isRefused(sseGov)) throw new Error('refused');
-    const got: { ws: any[]; sse: any[] } = { ws: [], sse: [] }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const got: { ws: StreamMessage[]; sse: StreamMessage[] } = { ws: [], sse: [] };
     wsLogs.onMessage = (t) => got.ws.push(streamMessageSchema.parse(JSON.parse(t)));
     sseGov.onMessage = (t) => got.sse.push(streamMessageSchema.parse(JSON.parse(t)));
     const ids = [
@@ -218,11 +218,11 @@ describe('wire formats', () => {
     while (eventBlocks().length < 2 || !text.endsWith('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
     const blocks = eventBlocks().slice(0, 2);
-    expect(blocks[0]).toBe(`id: ${first}\nevent: log.created\ndata: ${JSON.stringify({ id: first, ...log(1), at: JSON.parse(blocks[0]!.split('data: ')[1]!).at })}`);
+    expect(blocks[0]).toBe(`id: ${first}\nevent: log.created\ndata: ${JSON.stringify({ id: first, ...log(1), at: (JSON.parse(blocks[0]!.split('data: ')[1]!) as StreamMessage).at })}`);
     expect(blocks[1]).toMatch(new RegExp(`^id: ${second}\nevent: log.created\ndata: \\{"id":${second},`));
     expect(second).toBe(first + 1);
     await waitFor(() => wsMessages.length === 2, 5_000, 'ws messages');
-    expect(wsMessages.map((t) => JSON.parse(t).id)).toEqual([first, second]);
+    expect(wsMessages.map((t) => (JSON.parse(t) as StreamMessage).id)).toEqual([first, second]);
     await closeAll();
   });
 
@@ -263,7 +263,7 @@ describe('wire formats', () => {
     const plain = await fetch(`${http}/v1/ws/events`);
     expect(plain.status).toBe(426);
     expect(plain.headers.get('upgrade')).toBe('websocket');
-    expect(((await plain.json()) as any).error.code).toBe('ETHHOOK_ERR_STREAM_UPGRADE_REQUIRED'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(await plain.json()).toMatchObject({ error: { code: 'ETHHOOK_ERR_STREAM_UPGRADE_REQUIRED' } });
     const elsewhere = await openWebSocket(`${wsBase}/metrics`, { authorization: `Bearer ${READ}` });
     expect(isRefused(elsewhere) && elsewhere.status).toBe(404);
   });
@@ -307,7 +307,7 @@ describe('limits', () => {
       const over = await openStream();
       if (!isRefused(over)) throw new Error('admitted over the limit');
       expect(over.status).toBe(503);
-      expect(over.body.error.code).toBe('ETHHOOK_ERR_STREAM_LIMIT');
+      expect(over.body).toMatchObject({ error: { code: 'ETHHOOK_ERR_STREAM_LIMIT' } });
       expect(over.headers['retry-after']).toBe('5');
       admitted[0]!.close();
       await admitted[0]!.ended;
@@ -373,7 +373,7 @@ describe('the Admin actor stopping', () => {
     socket.write(`GET /v1/ws/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nAuthorization: Bearer ${READ}\r\n\r\n`);
     const reply = await new Promise<string>((resolve) => {
       let text = '';
-      socket.on('data', (d) => (text += d));
+      socket.on('data', (d) => (text += d.toString()));
       socket.on('close', () => resolve(text));
     });
     // No Sec-WebSocket-Key: ws refuses the handshake itself.

@@ -74,7 +74,7 @@ describe('canonicalJson', () => {
         const text = canonicalJson(obj);
         // The same keys (as a set: a parsed object lists integer-like keys such as "0" first, whatever
         // the text's order); their order is read from the text itself below.
-        expect(new Set(Object.keys(JSON.parse(text)))).toEqual(new Set(Object.keys(obj)));
+        expect(new Set(Object.keys(JSON.parse(text) as object))).toEqual(new Set(Object.keys(obj)));
         const keysInText = [...text.matchAll(/(?:^\{|,)("(?:[^"\\]|\\.)*"):/g)].map((m) => JSON.parse(m[1]!) as string);
         expect(keysInText).toEqual(Object.keys(obj).sort());
         expect(text.replace(/"(?:[^"\\]|\\.)*"/g, '')).not.toMatch(/\s/);

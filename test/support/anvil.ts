@@ -48,6 +48,6 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<TestAnvil>
     mine: async (blocks = 1) => {
       await rpc('anvil_mine', [`0x${blocks.toString(16)}`]);
     },
-    stop: proc.stop,
+    stop: () => proc.stop(),
   };
 }

@@ -112,7 +112,7 @@ export async function startHarness(opts: {
     name: `chain-listener:${chain.chainId}`,
     log: testLogger(),
     incarnation: 1,
-    lookup: <T>(p: string) => (p === TARGET ? (collectorRef as ActorRef<T>) : undefined),
+    lookup: (p: string) => (p === TARGET ? collectorRef : undefined),
     fail: (err) => void failures.push(err),
     stopSelf: () => {},
   };

@@ -14,7 +14,8 @@
  * would hold more logs, with the error Infura and Alchemy give (-32005, "query returned more than ...").
  */
 import { createServer } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { wsText } from './ws-text.ts';
 
 export type FakeRpcMode = 'behave' | 'garbage' | 'wrong-ids' | 'huge' | 'errors' | 'bad-results' | 'silent';
 
@@ -78,45 +79,50 @@ export async function startFakeRpc(opts: {
     }
   };
 
+  const answer = async (ws: WebSocket, data: RawData): Promise<void> => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(wsText(data));
+    } catch {
+      return;
+    }
+    const batch = Array.isArray(parsed);
+    const reqs = (batch ? parsed : [parsed]) as Request[];
+    for (const r of reqs) calls.set(r.method, (calls.get(r.method) ?? 0) + 1);
+    n++;
+    if (misbehave(ws, reqs[0]!)) return;
+    if (reqs.length === 1 && reqs[0]!.method === 'eth_subscribe') {
+      const id = `0x${(n + 0xabc).toString(16)}`;
+      subscribers.set(ws, id);
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: reqs[0]!.id, result: id }));
+      return;
+    }
+    try {
+      const reply = (await upstream(batch ? reqs : reqs[0])) as { id: unknown; result?: unknown };
+      const req = reqs[0]!;
+      const rangeQuery = req.method === 'eth_getLogs' && !(req.params[0] as { blockHash?: string }).blockHash;
+      if (!batch && rangeQuery && Array.isArray(reply.result) && reply.result.length > (opts.maxLogsPerRange ?? Infinity)) {
+        const error = { code: -32005, message: `query returned more than ${opts.maxLogsPerRange} results` };
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: req.id, error }));
+        return;
+      }
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply));
+    } catch {
+      ws.terminate();
+    }
+  };
+
   wss.on('connection', (ws) => {
     ws.on('error', () => {});
-    ws.on('message', async (data) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(String(data));
-      } catch {
-        return;
-      }
-      const batch = Array.isArray(parsed);
-      const reqs = (batch ? parsed : [parsed]) as Request[];
-      for (const r of reqs) calls.set(r.method, (calls.get(r.method) ?? 0) + 1);
-      n++;
-      if (misbehave(ws, reqs[0]!)) return;
-      if (reqs.length === 1 && reqs[0]!.method === 'eth_subscribe') {
-        const id = `0x${(n + 0xabc).toString(16)}`;
-        subscribers.set(ws, id);
-        ws.send(JSON.stringify({ jsonrpc: '2.0', id: reqs[0]!.id, result: id }));
-        return;
-      }
-      try {
-        const reply = (await upstream(batch ? reqs : reqs[0])) as { id: unknown; result?: unknown };
-        const req = reqs[0]!;
-        const rangeQuery = req.method === 'eth_getLogs' && !(req.params[0] as { blockHash?: string }).blockHash;
-        if (!batch && rangeQuery && Array.isArray(reply.result) && reply.result.length > (opts.maxLogsPerRange ?? Infinity)) {
-          const error = { code: -32005, message: `query returned more than ${opts.maxLogsPerRange} results` };
-          ws.send(JSON.stringify({ jsonrpc: '2.0', id: req.id, error }));
-          return;
-        }
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply));
-      } catch {
-        ws.terminate();
-      }
+    // A request the fake cannot answer ends the connection, as an upstream failure does.
+    ws.on('message', (data) => {
+      answer(ws, data).catch(() => ws.terminate());
     });
     ws.on('close', () => subscribers.delete(ws));
   });
 
   let lastHead: string | null = null;
-  const poll = setInterval(async () => {
+  const pushHead = async (): Promise<void> => {
     try {
       const reply = (await upstream({ jsonrpc: '2.0', id: 1, method: 'eth_getBlockByNumber', params: ['latest', false] })) as {
         result: { hash: string };
@@ -132,7 +138,8 @@ export async function startFakeRpc(opts: {
     } catch {
       // upstream briefly unavailable: next poll
     }
-  }, opts.headPollMs ?? 100);
+  };
+  const poll = setInterval(() => void pushHead(), opts.headPollMs ?? 100);
 
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const address = http.address() as { port: number };

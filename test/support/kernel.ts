@@ -10,7 +10,7 @@ export function memoryLogger() {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
       cb();
     },
   });

@@ -53,7 +53,7 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-export interface ApiAnswer<T = any> {
+export interface ApiAnswer<T = unknown> {
   status: number;
   body: T;
 }
@@ -67,7 +67,8 @@ export interface NodeProcess {
   readonly running: Promise<string>;
   readonly logs: readonly LogLine[];
   readonly stderr: string;
-  api<T = any>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>>;
+  /** An admin request; `T` names the answer's body (test/support/admin-answers.ts), unknown until named. */
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>>;
   /** The value of one sample of /metrics (`name{labels}`), undefined when absent. */
   metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
   kill(signal?: NodeJS.Signals): void;
@@ -140,12 +141,12 @@ export async function spawnNodeProcess(options: StartNodeOptions): Promise<NodeP
 
   const logs: LogLine[] = [];
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-65_536);
     if (ECHO) process.stderr.write(`[node ${child.pid} err] ${chunk.toString()}`);
   });
   let onLine: (line: LogLine) => void = () => {};
-  createInterface({ input: child.stdout! }).on('line', (text) => {
+  createInterface({ input: child.stdout }).on('line', (text) => {
     if (ECHO) process.stderr.write(`[node ${child.pid}] ${text}\n`);
     let line: LogLine;
     try {

@@ -247,7 +247,7 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     fakes.set(hash, n);
     const parentHash = n === state.forkFrom ? h.parentHash : forkedHash(n - 1);
     const transactions = Array.isArray(h.transactions)
-      ? h.transactions.map((tx) => (isObject(tx) ? { ...tx, blockHash: hash } : tx))
+      ? (h.transactions as unknown[]).map((tx) => (isObject(tx) ? { ...tx, blockHash: hash } : tx))
       : h.transactions;
     // Its fake blocks have no logs, and their blooms say so (a lie that holds together).
     const logsBloom = typeof h.logsBloom === 'string' ? `0x${'0'.repeat(512)}` : h.logsBloom;

@@ -22,7 +22,7 @@ const system = await startSystem({
     worker('governance'),
     worker('admin'),
   ],
-}, { logger: createLogger({ level: 'warn', destination: process.stderr as never }), shutdownDeadlineMs: 2000 });
+}, { logger: createLogger({ level: 'warn', destination: process.stderr }), shutdownDeadlineMs: 2000 });
 system.installSignalHandlers(2000);
 // Nothing else holds the event loop open in this tiny node (a real one has its admin server).
 const keepAlive = setInterval(() => undefined, 60_000);

@@ -5,11 +5,13 @@
  */
 import { request, type IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
+import { wsText } from './ws-text.ts';
 
 export interface Refused {
   status: number;
   headers: IncomingMessage['headers'];
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The admin API's error body (`{ error: { code, message } }`) when it is JSON, else the text. */
+  body: unknown;
 }
 
 export interface SseBlock {
@@ -56,7 +58,7 @@ export function openWebSocket(url: string, headers: Record<string, string> = {})
       close: () => ws.close(),
       ended,
     };
-    ws.on('message', (data) => handle.onMessage(String(data)));
+    ws.on('message', (data) => handle.onMessage(wsText(data)));
     ws.once('close', (code, reason) => settle({ code, reason: reason.toString() }));
     ws.once('open', () => resolve(handle));
     ws.once('unexpected-response', (_req, res) => void readBody(res).then(resolve, reject));

@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { wsText } from '../support/ws-text.ts';
 import { HttpRpcClient } from '../../src/actors/chain-listener/http-rpc.ts';
 import type { RpcErrorKind } from '../../src/actors/chain-listener/metrics.ts';
 import { WsRpcClient } from '../../src/actors/chain-listener/ws-rpc.ts';
@@ -22,7 +23,7 @@ interface Req {
 async function wsServer(onRequest: (ws: WebSocket, req: Req | Req[]) => void): Promise<string> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => wss.once('listening', r));
-  wss.on('connection', (ws) => ws.on('message', (d) => onRequest(ws, JSON.parse(String(d)))));
+  wss.on('connection', (ws) => ws.on('message', (d) => onRequest(ws, JSON.parse(wsText(d)) as Req | Req[])));
   cleanups.push(
     () =>
       new Promise<void>((r) => {
@@ -129,7 +130,7 @@ describe('HttpRpcClient', () => {
   async function httpServer(handler: (body: Req | Req[], res: import('node:http').ServerResponse) => void): Promise<string> {
     const server: Server = createServer((req, res) => {
       let body = '';
-      req.on('data', (c) => (body += c)).on('end', () => handler(JSON.parse(body), res));
+      req.on('data', (c: Buffer) => (body += c.toString())).on('end', () => handler(JSON.parse(body) as Req | Req[], res));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));

@@ -254,7 +254,7 @@ describe('deploy/compose.yaml: a local 3-instance cluster', () => {
     const [name, anvil] = anvilService!;
     const args = anvil.command ?? [];
     expect(anvil.entrypoint).toEqual([posix.join(image.workdir, 'node_modules/.bin/anvil')]);
-    expect(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).optionalDependencies).toHaveProperty('@foundry-rs/anvil-linux-amd64');
+    expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies: object }).optionalDependencies).toHaveProperty('@foundry-rs/anvil-linux-amd64');
     expect(flagValue(args, '--host')).toBe('0.0.0.0');
     for (const i of instances()) {
       expect(i.config.devChain.enabled).toBe(false);

@@ -72,7 +72,7 @@ describe('enqueue', () => {
     const bad: Array<[Partial<NewJob>, string]> = [
       [{ type: 'log.other' as never }, 'type'],
       [{ endpointId: '' }, 'endpointId'],
-      [{ id: undefined as never }, 'id'],
+      [{ id: undefined }, 'id'],
       [{ eventSeenAt: Number.NaN }, 'eventSeenAt'],
       [{ nextAttemptAt: Number.POSITIVE_INFINITY }, 'nextAttemptAt'],
       [{ type: 'log.removed' }, 'payload.type'],
