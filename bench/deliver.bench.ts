@@ -126,7 +126,7 @@ async function rawLoop(origin: string, bodies: string[]): Promise<number> {
         path: `/ep${i % ENDPOINTS}`,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: bodies[i] as string,
+        body: bodies[i],
       });
       await res.body.text();
       if (res.statusCode !== 200) throw new Error(`raw POST got ${res.statusCode}`);

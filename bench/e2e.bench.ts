@@ -62,6 +62,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
 import { Agent } from 'undici';
 import { Webhook } from 'standardwebhooks';
 import { asShipped, execArgvFor } from './bundled.ts';
@@ -140,8 +141,46 @@ interface Endpoint {
   contract: string;
 }
 
+/** A stage's latency figures from the difference of two /metrics histograms. */
+interface StageFigures {
+  p50_ms: number | null;
+  p99_ms: number | null;
+  count: number;
+}
+
+/** The JSON line the benchmark ends with: null where a phase did not run or did not finish. */
 interface Results {
-  [key: string]: unknown;
+  e2e_webhooks_per_s: number | null;
+  raw_undici_per_s: number | null;
+  ratio: number | null;
+  e2e_small_tx_webhooks_per_s: number | null;
+  anvil_logs_per_s: number | null;
+  anvil_small_tx_logs_per_s: number | null;
+  sustained_per_s: number | null;
+  sustained_ratio: number | null;
+  live_p50_ms: number | null;
+  live_p99_ms: number | null;
+  live_tx_p50_ms: number | null;
+  live_tx_p99_ms: number | null;
+  live_stages: Record<string, StageFigures>;
+  live_event_to_delivery_p50_ms?: number | null;
+  live_event_to_delivery_p99_ms?: number | null;
+  rss_idle_mb: number | null;
+  rss_peak_mb: number | null;
+  rss_children_mb: number | null;
+  rss_after_mb: number | null;
+  node_cpu_us_per_webhook: number | null;
+  rss_backlog_1m_mb: number | null;
+  outbox_depth_1m: number | null;
+  rss_after_1m_mb: number | null;
+  fair_healthy_p50_ms?: number | null;
+  fair_healthy_p99_ms: number | null;
+  fair_healthy_undelivered: number | null;
+  lost: number;
+  lost_by_phase?: Record<string, number>;
+  bad_signatures: number;
+  phases: string[];
+  error?: string;
 }
 
 async function main(): Promise<void> {
@@ -309,13 +348,13 @@ async function main(): Promise<void> {
         results.live_tx_p50_ms = round(percentile(latencies, 0.5), 2);
         results.live_tx_p99_ms = round(percentile(latencies, 0.99), 2);
         console.log(`live, 5 logs/s: tx sent → webhook received p50 ${results.live_tx_p50_ms} ms, p99 ${results.live_tx_p99_ms} ms (${latencies.length} webhooks)`);
-        const stages: Record<string, { p50_ms: number | null; p99_ms: number | null; count: number }> = {};
+        const stages: Record<string, StageFigures> = {};
         const present = labelValues(after, 'pipeline_stage_seconds_bucket', 'stage');
         for (const stage of [...STAGES, ...present.filter((s) => !STAGES.includes(s))]) {
           if (!present.includes(stage)) continue;
           const diff = subtract(histogram(after, 'pipeline_stage_seconds', { stage }), histogram(before, 'pipeline_stage_seconds', { stage }));
           stages[stage] = stageFigures(diff);
-          console.log(`live, node stage ${stage.padEnd(9)} p50 ${stages[stage]!.p50_ms} ms, p99 ${stages[stage]!.p99_ms} ms (${stages[stage]!.count})`);
+          console.log(`live, node stage ${stage.padEnd(9)} p50 ${stages[stage].p50_ms} ms, p99 ${stages[stage].p99_ms} ms (${stages[stage].count})`);
         }
         if (present.length === 0) console.log('live: the node exports no pipeline_stage_seconds histogram');
         results.live_stages = stages;
@@ -407,13 +446,13 @@ async function main(): Promise<void> {
   results.lost_by_phase = lostByPhase;
   results.rss_peak_mb = round(rss.peakMb);
   results.rss_children_mb = round(rss.peakChildrenMb);
-  const raw = results.raw_undici_per_s as number | null;
+  const raw = results.raw_undici_per_s;
   if (raw) {
-    if (results.e2e_webhooks_per_s !== null) results.ratio = round((results.e2e_webhooks_per_s as number) / raw, 3);
-    if (results.sustained_per_s !== null) results.sustained_ratio = round((results.sustained_per_s as number) / raw, 3);
+    if (results.e2e_webhooks_per_s !== null) results.ratio = round(results.e2e_webhooks_per_s / raw, 3);
+    if (results.sustained_per_s !== null) results.sustained_ratio = round(results.sustained_per_s / raw, 3);
   }
   if (failure) {
-    results.error = failure instanceof Error ? failure.message : String(failure);
+    results.error = failure instanceof Error ? failure.message : inspect(failure);
     process.exitCode = 1;
     console.error(failure);
   }

@@ -101,7 +101,8 @@ async function rawNodeLatencies(wsUrl: string, count: number): Promise<number[]>
   await new Promise<void>((resolve) => {
     ws.on('message', (data) => {
       const t = now();
-      const frame = JSON.parse(String(data)) as { id?: number; method?: string; params?: { result: { hash: string } } };
+      // A client with ws's default binaryType gets each text frame as one Buffer.
+      const frame = JSON.parse((data as Buffer).toString('utf8')) as { id?: number; method?: string; params?: { result: { hash: string } } };
       if (frame.method === 'eth_subscription') {
         asked.set(++id, t);
         ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'eth_getLogs', params: [{ blockHash: frame.params!.result.hash }] }));

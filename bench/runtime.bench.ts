@@ -32,7 +32,7 @@ import { countdown, tellsPerSecond, type TellRunner } from './peers/workload.ts'
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500_000);
 const WARM_UP_MESSAGES = Number(process.env.BENCH_WARM_UP ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) as never });
+const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

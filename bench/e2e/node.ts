@@ -32,7 +32,8 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 export interface BenchNode {
   readonly pid: number;
   readonly adminUrl: string;
-  api<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+  /** An admin request; `T` names the answer's JSON body. */
+  api<T>(method: string, path: string, body?: unknown): Promise<T>;
   metrics(): Promise<string>;
   rss(): { mainMb: number; childrenMb: number } | null;
   /** CPU seconds the node's process has used so far, all its threads (utime + stime from /proc). */
@@ -128,11 +129,11 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
   return {
     pid,
     adminUrl,
-    async api(method, path, body) {
+    async api<T>(method: string, path: string, body?: unknown): Promise<T> {
       const res = await request(method, path, body);
       const text = await res.text();
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
-      return JSON.parse(text);
+      return JSON.parse(text) as T;
     },
     async metrics() {
       const res = await request('GET', '/metrics');

@@ -20,7 +20,7 @@ export async function forkedAskLatencies(n: number): Promise<number[]> {
   await behaviour.preStart!(ctx);
   try {
     for (let i = 0; i < WARM_UP_ASKS; i++) await behaviour.receive({ i }, ctx);
-    const out: number[] = new Array(n);
+    const out = new Array<number>(n);
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
       await behaviour.receive({ i }, ctx);
