@@ -23,6 +23,7 @@
  */
 import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
 import { Serial } from '../src/runtime/serial.ts';
+import type { EndpointCreated, SubscriptionAnswer } from '../test/support/admin-answers.ts';
 import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';
@@ -221,7 +222,7 @@ export class ChaosContext {
   }
 
   /** An admin API call on whichever node runs, retried across node churn until `deadlineMs`. */
-  async admin<T = any>(method: string, path: string, body?: unknown, deadlineMs = 30_000): Promise<ApiAnswer<T>> {
+  async admin<T = unknown>(method: string, path: string, body?: unknown, deadlineMs = 30_000): Promise<ApiAnswer<T>> {
     const until = Date.now() + deadlineMs;
     let last: unknown;
     while (Date.now() < until && !this.aborted) {
@@ -245,13 +246,13 @@ export class ChaosContext {
     this.deployBlock = await this.chain.head();
     const endpoints = new Map<string, string>();
     for (const path of new Set(SUBSCRIPTIONS.map((s) => s.path))) {
-      const res = await this.admin('POST', '/v1/endpoints', { url: `${this.receiver.url}${path}`, description: `chaos ${path}` });
+      const res = await this.admin<EndpointCreated>('POST', '/v1/endpoints', { url: `${this.receiver.url}${path}`, description: `chaos ${path}` });
       if (res.status !== 201) throw new Error(`chaos: creating the endpoint ${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
       this.secrets.set(path, res.body.secret);
       endpoints.set(path, res.body.endpoint.id);
     }
     for (const s of SUBSCRIPTIONS) {
-      const res = await this.admin('POST', '/v1/subscriptions', { endpointId: endpoints.get(s.path), chainId: CHAIN_ID, addresses: [this.contract], ...s.filter });
+      const res = await this.admin<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId: endpoints.get(s.path), chainId: CHAIN_ID, addresses: [this.contract], ...s.filter });
       if (res.status !== 201) throw new Error(`chaos: creating a subscription answered ${res.status}: ${JSON.stringify(res.body)}`);
       this.subscriptions.push(res.body.subscription.id);
     }

@@ -19,6 +19,7 @@
  */
 import { tickCalldata } from '../src/dev-chain/contract.ts';
 import { sendTicks, waitForReceipt } from '../src/dev-chain/tick-contract.ts';
+import type { EndpointView, Page, SubscriptionAnswer } from '../test/support/admin-answers.ts';
 import { failRatio } from '../test/support/receiver.ts';
 import { CHAIN_ID, sleep } from '../test/e2e/e2e-chain.ts';
 import { CHAOS_ACTORS, type ChaosContext } from './context.ts';
@@ -216,7 +217,7 @@ export const flood: FaultFactory = (random) => {
       const endpointId = await floodEndpoint(ctx);
       // The creations wait on the stopped Matcher (each ask up to its timeout): they finish during the hold.
       creations = Promise.allSettled(Array.from({ length: changes }, async () => {
-        const res = await ctx.admin('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [FLOOD_ADDRESS] }, 15_000);
+        const res = await ctx.admin<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [FLOOD_ADDRESS] }, 15_000);
         if (res.status === 201) ctx.floodSubscriptions.add(res.body.subscription.id);
         return res.status;
       })).then((all) => all.filter((c) => c.status === 'fulfilled' && c.value === 201).length);
@@ -244,7 +245,7 @@ export const flood: FaultFactory = (random) => {
 
 /** The endpoint the flood's subscriptions hang on: the first endpoint of the node (any will do: they match nothing). */
 async function floodEndpoint(ctx: ChaosContext): Promise<string> {
-  const res = await ctx.admin('GET', '/v1/endpoints?limit=1');
+  const res = await ctx.admin<Partial<Page<EndpointView, string>> | undefined>('GET', '/v1/endpoints?limit=1');
   const id = res.body?.data?.[0]?.id;
   if (typeof id !== 'string') throw new Error(`no endpoint to hang flood subscriptions on: ${JSON.stringify(res.body)}`);
   return id;

@@ -50,6 +50,8 @@ export async function createNodeDir(): Promise<NodeDir> {
 export interface LogLine {
   level?: number;
   msg?: string;
+  /** The error catalog's code (`ETHHOOK_ERR_...`) on a line that reports one. */
+  code?: string;
   [key: string]: unknown;
 }
 
