@@ -45,7 +45,7 @@ type Sample = { labels: Record<string, string | number | undefined>; value: numb
 
 async function samples(registry: Registry, name: string): Promise<Sample[] | undefined> {
   const metric = registry.getSingleMetric(name);
-  return metric ? ((await metric.get()).values as Sample[]) : undefined;
+  return metric ? (await metric.get()).values : undefined;
 }
 
 async function sum(registry: Registry, name: string, keep: (labels: Sample['labels']) => boolean = () => true): Promise<number | undefined> {

@@ -91,7 +91,7 @@ export function spawnAnvil(options: SpawnOptions = {}): Promise<AnvilProcess> {
     const timer = setTimeout(() => fail(`no "Listening on" line within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
     // Without its watchdog anvil could outlive us: then it does not run at all.
     if (watchdog && watchdog.pid === undefined) return fail('its watchdog (/bin/sh) could not be spawned');
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-2_000);
     });
     const onError = (err: Error) => fail(err.message);
@@ -106,12 +106,12 @@ export function spawnAnvil(options: SpawnOptions = {}): Promise<AnvilProcess> {
       child.off('exit', onEarlyExit);
       child.off('error', onError);
       child.on('error', () => {}); // a kill racing the exit must not throw
-      child.stdout!.off('data', onData);
-      child.stdout!.resume(); // keep draining anvil's request log so it never blocks on a full pipe
+      child.stdout.off('data', onData);
+      child.stdout.resume(); // keep draining anvil's request log so it never blocks on a full pipe
       const port = Number(m[1]);
       resolve({ port, pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, child, stop });
     };
-    child.stdout!.on('data', onData);
+    child.stdout.on('data', onData);
   });
 }
 

@@ -39,6 +39,6 @@ export function signedBytes(seq: number, type: string, payload: unknown): Buffer
 }
 
 function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
+  const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }

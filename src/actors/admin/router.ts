@@ -46,7 +46,7 @@ export interface Route<B = unknown, Q = unknown> {
 
 /** Keeps the body and query types of one route tied to its handler. */
 export function defineRoute<B = undefined, Q = undefined>(route: Route<B, Q>): Route {
-  return route as unknown as Route;
+  return route;
 }
 
 export type RouteMatch =

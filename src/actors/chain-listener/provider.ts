@@ -376,10 +376,11 @@ export class ProviderSession {
         }
       }
     };
-    const session = this;
+    // Read at each use: the session changes transport when it falls back or reconnects.
+    const kind = (): 'http' | 'ws' => (this.kind === 'http' ? 'http' : 'ws');
     return {
       get kind() {
-        return session.kind === 'http' ? 'http' : 'ws';
+        return kind();
       },
       request: (method, params) => send(method, 1, (t) => t.request(method, params)),
       batch: (calls: RpcCall[]) => send(`batch(${calls[0]?.method ?? ''} x${calls.length})`, Math.max(1, calls.length), (t) => t.batch(calls)),

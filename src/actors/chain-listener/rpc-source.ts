@@ -77,7 +77,8 @@ export class RpcChainSource implements ChainSource {
 function isRangeRefusal(err: unknown): err is EthhookError {
   if (isEthhookError(err, 'ETHHOOK_ERR_RPC_MALFORMED')) return err.context.reason === 'frame-too-large';
   if (!isEthhookError(err, 'ETHHOOK_ERR_RPC_ERROR')) return false;
-  return err.context.rpcCode === -32005 || TOO_LARGE.test(String(err.context.rpcMessage ?? ''));
+  const message = err.context.rpcMessage;
+  return err.context.rpcCode === -32005 || (typeof message === 'string' && TOO_LARGE.test(message));
 }
 
 function rangeTooLarge(method: string, from: number, to: number, cause: EthhookError): EthhookError {
