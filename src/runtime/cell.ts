@@ -417,7 +417,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   terminate(reason: DeadLetterReason): void {
     this.terminated = true;
     if (this.pending) {
-      this.deadLetter(this.pending.msg as M, reason, this.pending.reply);
+      this.deadLetter(this.pending.msg, reason, this.pending.reply);
       this.pending = null;
     }
     for (const { msg, reply } of this.mailbox.drainAll()) this.deadLetter(msg, reason, reply);
@@ -441,13 +441,14 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
 
   private async probeHealth(inc: number, timeoutMs: number, allowed: number): Promise<void> {
     if (inc !== this.incarnationNo || this.stateNow !== 'running') return;
-    const answer = new Promise<HealthReport>((done) => this.mailbox.pushSystem({ kind: 'health', done: (v) => done(v as HealthReport) }));
+    // health() may answer with a promise: resolving `answer` with it waits for its report.
+    const answer = new Promise<HealthReport>((done) => this.mailbox.pushSystem({ kind: 'health', done: (v) => done(v as HealthReport | Promise<HealthReport>) }));
     this.wake();
-    const r = await withTimeout(answer.then((v) => v), timeoutMs);
-    const ok = r.ok && (await r.value).ok;
+    const r = await withTimeout(answer, timeoutMs);
+    const ok = r.ok && r.value.ok;
     this.healthFailures = ok ? 0 : this.healthFailures + 1;
     if (this.healthFailures >= allowed) {
-      const detail = r.ok ? (await r.value).detail : 'health check timed out';
+      const detail = r.ok ? r.value.detail : 'health check timed out';
       this.failFromOutside(inc, new Error(`health check failed ${this.healthFailures} times: ${detail ?? 'not ok'}`), 'health');
     }
   }

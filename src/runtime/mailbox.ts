@@ -44,8 +44,8 @@ export class Mailbox<M = unknown> {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`mailbox capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
     this.overflow = overflow;
-    this.msgs = new Array(capacity);
-    this.replies = new Array(capacity);
+    this.msgs = new Array<M | undefined>(capacity);
+    this.replies = new Array<Reply | undefined>(capacity);
   }
 
   get size(): number {

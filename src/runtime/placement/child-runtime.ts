@@ -169,7 +169,7 @@ function childContext(params: ChildParameters, parent: Parent, log: Logger): Act
     log,
     incarnation: params.incarnation,
     lookup<T>(pathOrName: string): ActorRef<T> {
-      return ref(pathOrName, pathOrName, pathOrName.slice(pathOrName.lastIndexOf('/') + 1)) as ActorRef<T>;
+      return ref(pathOrName, pathOrName, pathOrName.slice(pathOrName.lastIndexOf('/') + 1));
     },
     fail(error: unknown, reason?: 'crash' | 'health'): void {
       notify({ op: 'fail', error: serializeError(error), reason });
