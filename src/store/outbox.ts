@@ -896,7 +896,7 @@ export class Outbox {
    */
   private async readJobs(ids: readonly string[]): Promise<Array<Job | undefined>> {
     const keys = ids.map((id) => this.jobsPrefix + id);
-    const values = (await this.db.getMany(keys, { valueEncoding: 'buffer' })) as Array<Buffer | undefined>;
+    const values = await this.db.getMany<string, Buffer>(keys, { valueEncoding: 'buffer' });
     return values.map((value) => {
       if (value === undefined) return undefined;
       const job = JSON.parse(value.toString('utf8')) as Job;

@@ -44,6 +44,8 @@ const DEFAULT_STOP_GRACE_MS = 5_000;
 export interface Deliverer extends Behaviour<unknown> {
   /** The running loop (tests and admin diagnostics); null before preStart and after postStop. */
   readonly loop: DeliveryLoop | null;
+  /** Synchronous: the loop runs when it returns (placed.ts relies on it). */
+  preStart(ctx: ActorContext<unknown>): void;
 }
 
 export function createDeliverer(deps: DelivererDeps): Deliverer {

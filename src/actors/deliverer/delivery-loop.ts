@@ -112,7 +112,8 @@ export class DeliveryLoop {
   /** A wake that came while the loop was busy: the next sleep returns at once instead of missing it. */
   private wakePending = false;
   private fetching: Promise<void> | null = null;
-  private fetchError: unknown = null;
+  /** What the last outbox scan threw (boxed: a thrown value may be anything, null included). */
+  private fetchFailure: { error: unknown } | null = null;
   /** No outbox scan before this time (ms): the last one found nothing due. */
   private rescanAt = 0;
   private rescanEpoch = 0;
@@ -176,7 +177,7 @@ export class DeliveryLoop {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.fetchError = null;
+    this.fetchFailure = null;
     this.rescanAt = 0;
     this.unsubscribe = this.deps.outbox.onEnqueue(() => this.rescanBy(0));
     this.loop = this.run().catch((err: unknown) => {
@@ -250,7 +251,7 @@ export class DeliveryLoop {
 
   private async run(): Promise<void> {
     while (this.running) {
-      if (this.fetchError !== null) throw this.fetchError;
+      if (this.fetchFailure !== null) throw this.fetchFailure.error;
       const now = this.now();
       this.release(this.holds.releaseDue(now));
       this.pump();
@@ -294,7 +295,7 @@ export class DeliveryLoop {
         if (epoch === this.rescanEpoch) this.rescanAt = nextDue !== undefined && nextDue > now ? Math.min(nextDue, idleUntil) : idleUntil;
       }
     } catch (err) {
-      this.fetchError = err;
+      this.fetchFailure = { error: err };
     } finally {
       this.fetching = null;
       this.wake();

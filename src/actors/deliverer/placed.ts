@@ -117,7 +117,7 @@ export function placedDeliverer(input: unknown): Behaviour<unknown> {
         loop: args.loop,
         ...(args.stopGraceMs !== undefined ? { stopGraceMs: args.stopGraceMs } : {}),
       });
-      deliverer.preStart?.(ctx);
+      deliverer.preStart(ctx);
       reporter = new MetricsReporter(delivererMetrics(registry), store, ctx);
       reporter.start(args.metricsIntervalMs);
     },

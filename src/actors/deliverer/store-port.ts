@@ -168,7 +168,8 @@ export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknow
         case 'store.next-due':
           return toReply(async () => (await deps.outbox.nextDueAt()) ?? null);
         case 'store.write':
-          return toReply(() => Promise.all(m.ops.map((op) => toReply(() => write(deps.outbox, op, metrics)))));
+          // Promise.resolve returns a write's promise itself, and wraps the reply of one refused at once.
+          return toReply(() => Promise.all(m.ops.map((op) => Promise.resolve(toReply(() => write(deps.outbox, op, metrics))))));
         case 'store.endpoint':
           return toReply(() => endpointWithSecrets(endpoints, m.id));
         case 'store.disable':
