@@ -33,8 +33,7 @@ export const ACTOR_PATHS = {
 export const chainListenerName = (chainId: number): string => `chain-listener:${chainId}`;
 export const chainListenerPath = (chainId: number): string => `/pipeline/chains/${chainListenerName(chainId)}`;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each actor has its own message type
-export type AnyBehaviourFactory = () => Behaviour<any>;
+export type AnyBehaviourFactory = () => Behaviour<unknown>;
 
 /** The behaviours a node runs; absent ones are left out of the tree. */
 export interface NodeBehaviours {

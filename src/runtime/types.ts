@@ -136,8 +136,7 @@ export interface SupervisorSpec {
   children: ChildSpec[];
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ChildSpec = WorkerSpec<any> | SupervisorSpec;
+export type ChildSpec = WorkerSpec<unknown> | SupervisorSpec;
 
 /** What observers of the tree see (`system.events`), and what the admin API logs as audit context. */
 export type SupervisionEvent =
