@@ -24,9 +24,16 @@ export async function asShipped(benchUrl: string): Promise<boolean> {
 /** Bundles the bench at `benchUrl` as bin/ethhook.mjs bundles the node; resolves with the bundle's path. */
 export async function bundleBench(benchUrl: string): Promise<string> {
   const root = fileURLToPath(new URL('../', import.meta.url));
-  const { bundle } = (await import(pathToFileURL(`${root}bin/bundle.mjs`).href)) as { bundle: (entry: string, name: string) => Promise<string> };
+  const { bundle } = (await import(pathToFileURL(`${root}bin/bundle.mjs`).href)) as {
+    bundle: (entry: string, name: string) => Promise<string>;
+  };
   const source = fileURLToPath(benchUrl);
-  return bundle(relative(root, source), `bench-${relative(`${root}bench`, source).replace(/\.bench\.ts$/, '').replace(/[^\w-]/g, '-')}`);
+  return bundle(
+    relative(root, source),
+    `bench-${relative(`${root}bench`, source)
+      .replace(/\.bench\.ts$/, '')
+      .replace(/[^\w-]/g, '-')}`,
+  );
 }
 
 /** The execArgv a bench's own child processes need to load the same file: tsx for a .ts file, nothing for a bundle. */

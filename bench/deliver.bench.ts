@@ -194,10 +194,7 @@ async function deliveries(origin: string, count: number): Promise<Deliveries> {
     if (outbox.depth() !== count) throw new Error(`the outbox holds ${outbox.depth()} jobs, not ${count}`);
 
     const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: CONCURRENCY });
-    const loop = new DeliveryLoop(
-      { outbox, endpoints, client, logger: createLogger({ level: 'warn' }) },
-      { concurrency: CONCURRENCY },
-    );
+    const loop = new DeliveryLoop({ outbox, endpoints, client, logger: createLogger({ level: 'warn' }) }, { concurrency: CONCURRENCY });
     const cpuBefore = process.cpuUsage();
     const eluBefore = performance.eventLoopUtilization();
     const started = performance.now();
@@ -238,7 +235,9 @@ async function main(): Promise<void> {
   const origin = `http://127.0.0.1:${port}`;
   try {
     const bodies = makeJobs(['ep'], JOBS).map((j) => JSON.stringify(j.payload));
-    console.log(`bench:deliver  jobs=${JOBS} backlog=${BACKLOG} (outbox in memory: ${DEFAULT_DUE_WINDOW} due keys, ${MAX_KNOWN} jobs) concurrency=${CONCURRENCY} endpoints=${ENDPOINTS} rounds=${ROUNDS} body≈${bodies[0]?.length} B`);
+    console.log(
+      `bench:deliver  jobs=${JOBS} backlog=${BACKLOG} (outbox in memory: ${DEFAULT_DUE_WINDOW} due keys, ${MAX_KNOWN} jobs) concurrency=${CONCURRENCY} endpoints=${ENDPOINTS} rounds=${ROUNDS} body≈${bodies[0]?.length} B`,
+    );
     // Every phase warms up once (JIT, connections, LevelDB's first files) before the measured rounds.
     await rawLoop(origin, bodies.slice(0, 2_000));
     await signedOnly(origin, bodies.slice(0, 2_000));
@@ -249,16 +248,24 @@ async function main(): Promise<void> {
     const delivered: Deliveries[] = [];
     const backlog: Deliveries[] = [];
     const report = (round: number, label: string, d: Deliveries) => {
-      console.log(`round ${round}  ${label.padEnd(29)} ${d.perSecond.toFixed(0)} webhooks/s persisted (jobs pre-written), ${d.cpuUs.toFixed(0)} µs CPU each (${d.mainUs.toFixed(0)} on the main thread)`);
-      console.log(`round ${round}  ${''.padEnd(29)} ${d.writeDeliverPerSecond.toFixed(0)} write+deliver/s (enqueue alone ${d.enqueuePerSecond.toFixed(0)} jobs/s)`);
+      console.log(
+        `round ${round}  ${label.padEnd(29)} ${d.perSecond.toFixed(0)} webhooks/s persisted (jobs pre-written), ${d.cpuUs.toFixed(0)} µs CPU each (${d.mainUs.toFixed(0)} on the main thread)`,
+      );
+      console.log(
+        `round ${round}  ${''.padEnd(29)} ${d.writeDeliverPerSecond.toFixed(0)} write+deliver/s (enqueue alone ${d.enqueuePerSecond.toFixed(0)} jobs/s)`,
+      );
     };
     for (let round = 1; round <= ROUNDS; round++) {
       const [rawRate, rawCpu, rawMain] = await withCpu(() => rawLoop(origin, bodies));
       raw.push([rawRate, rawCpu]);
-      console.log(`round ${round}  raw undici POST loop          ${rawRate.toFixed(0)} req/s, ${rawCpu.toFixed(0)} µs CPU each (${rawMain.toFixed(0)} on the main thread)`);
+      console.log(
+        `round ${round}  raw undici POST loop          ${rawRate.toFixed(0)} req/s, ${rawCpu.toFixed(0)} µs CPU each (${rawMain.toFixed(0)} on the main thread)`,
+      );
       const [signedRate, signedCpu, signedMain] = await withCpu(() => signedOnly(origin, bodies));
       signed.push([signedRate, signedCpu]);
-      console.log(`round ${round}  signed, not persisted         ${signedRate.toFixed(0)} webhooks/s, ${signedCpu.toFixed(0)} µs CPU each (${signedMain.toFixed(0)} on the main thread)`);
+      console.log(
+        `round ${round}  signed, not persisted         ${signedRate.toFixed(0)} webhooks/s, ${signedCpu.toFixed(0)} µs CPU each (${signedMain.toFixed(0)} on the main thread)`,
+      );
       const d = await deliveries(origin, JOBS);
       delivered.push(d);
       report(round, `deliveries, ${JOBS} jobs`, d);
@@ -283,33 +290,43 @@ async function main(): Promise<void> {
     const ratio = rate(delivered) / rawBest;
     const signedBest = best(signed.map(([r]) => r));
     console.log(`best of ${ROUNDS}: raw ${rawBest.toFixed(0)}/s, signed ${signedBest.toFixed(0)}/s`);
-    console.log(`  ${JOBS} jobs:   deliveries ${rate(delivered).toFixed(0)}/s (x${ratio.toFixed(2)} raw, target >= 0.60), write+deliver ${writeRate(delivered).toFixed(0)}/s (x${(writeRate(delivered) / rawBest).toFixed(2)})`);
-    console.log(`  ${BACKLOG} jobs: deliveries ${rate(backlog).toFixed(0)}/s (x${(rate(backlog) / rawBest).toFixed(2)} raw), write+deliver ${writeRate(backlog).toFixed(0)}/s (x${(writeRate(backlog) / rawBest).toFixed(2)})`);
-    console.log(`same-round ratios, median: deliveries / raw ${median(ratioRounds).toFixed(2)}, backlog / raw ${median(backlogRatioRounds).toFixed(2)}`);
-    console.log(`signed, not persisted / raw ${(signedBest / rawBest).toFixed(2)}; backlog / in-memory deliveries ${(rate(backlog) / rate(delivered)).toFixed(2)}`);
-    console.log(JSON.stringify({
-      deliveries_per_s: Math.round(rate(delivered)),
-      raw_undici_per_s: Math.round(rawBest),
-      ratio: Number(ratio.toFixed(3)),
-      write_deliver_per_s: Math.round(writeRate(delivered)),
-      write_deliver_ratio: Number((writeRate(delivered) / rawBest).toFixed(3)),
-      backlog_deliveries_per_s: Math.round(rate(backlog)),
-      backlog_ratio: Number((rate(backlog) / rawBest).toFixed(3)),
-      backlog_write_deliver_per_s: Math.round(writeRate(backlog)),
-      backlog_write_deliver_ratio: Number((writeRate(backlog) / rawBest).toFixed(3)),
-      signed_unpersisted_per_s: Math.round(signedBest),
-      cpu_us_raw: Math.round(least(raw.map(([, cpu]) => cpu))),
-      cpu_us_signed: Math.round(least(signed.map(([, cpu]) => cpu))),
-      cpu_us_delivery: Math.round(least(delivered.map((d) => d.cpuUs))),
-      cpu_us_backlog_delivery: Math.round(least(backlog.map((d) => d.cpuUs))),
-      jobs: JOBS,
-      backlog_jobs: BACKLOG,
-      rounds: ROUNDS,
-      ratio_rounds: ratioRounds,
-      ratio_median: Number(median(ratioRounds).toFixed(3)),
-      backlog_ratio_rounds: backlogRatioRounds,
-      backlog_ratio_median: Number(median(backlogRatioRounds).toFixed(3)),
-    }));
+    console.log(
+      `  ${JOBS} jobs:   deliveries ${rate(delivered).toFixed(0)}/s (x${ratio.toFixed(2)} raw, target >= 0.60), write+deliver ${writeRate(delivered).toFixed(0)}/s (x${(writeRate(delivered) / rawBest).toFixed(2)})`,
+    );
+    console.log(
+      `  ${BACKLOG} jobs: deliveries ${rate(backlog).toFixed(0)}/s (x${(rate(backlog) / rawBest).toFixed(2)} raw), write+deliver ${writeRate(backlog).toFixed(0)}/s (x${(writeRate(backlog) / rawBest).toFixed(2)})`,
+    );
+    console.log(
+      `same-round ratios, median: deliveries / raw ${median(ratioRounds).toFixed(2)}, backlog / raw ${median(backlogRatioRounds).toFixed(2)}`,
+    );
+    console.log(
+      `signed, not persisted / raw ${(signedBest / rawBest).toFixed(2)}; backlog / in-memory deliveries ${(rate(backlog) / rate(delivered)).toFixed(2)}`,
+    );
+    console.log(
+      JSON.stringify({
+        deliveries_per_s: Math.round(rate(delivered)),
+        raw_undici_per_s: Math.round(rawBest),
+        ratio: Number(ratio.toFixed(3)),
+        write_deliver_per_s: Math.round(writeRate(delivered)),
+        write_deliver_ratio: Number((writeRate(delivered) / rawBest).toFixed(3)),
+        backlog_deliveries_per_s: Math.round(rate(backlog)),
+        backlog_ratio: Number((rate(backlog) / rawBest).toFixed(3)),
+        backlog_write_deliver_per_s: Math.round(writeRate(backlog)),
+        backlog_write_deliver_ratio: Number((writeRate(backlog) / rawBest).toFixed(3)),
+        signed_unpersisted_per_s: Math.round(signedBest),
+        cpu_us_raw: Math.round(least(raw.map(([, cpu]) => cpu))),
+        cpu_us_signed: Math.round(least(signed.map(([, cpu]) => cpu))),
+        cpu_us_delivery: Math.round(least(delivered.map((d) => d.cpuUs))),
+        cpu_us_backlog_delivery: Math.round(least(backlog.map((d) => d.cpuUs))),
+        jobs: JOBS,
+        backlog_jobs: BACKLOG,
+        rounds: ROUNDS,
+        ratio_rounds: ratioRounds,
+        ratio_median: Number(median(ratioRounds).toFixed(3)),
+        backlog_ratio_rounds: backlogRatioRounds,
+        backlog_ratio_median: Number(median(backlogRatioRounds).toFixed(3)),
+      }),
+    );
   } finally {
     child.kill();
   }

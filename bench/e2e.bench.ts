@@ -204,11 +204,32 @@ async function main(): Promise<void> {
   const rss = new RssSampler();
   cleanups.push(async () => rss.stop());
   const results: Results = {
-    e2e_webhooks_per_s: null, raw_undici_per_s: null, ratio: null, e2e_small_tx_webhooks_per_s: null, anvil_logs_per_s: null,
-    anvil_small_tx_logs_per_s: null, sustained_per_s: null, sustained_ratio: null, live_p50_ms: null, live_p99_ms: null,
-    live_tx_p50_ms: null, live_tx_p99_ms: null, live_stages: {}, rss_idle_mb: null, rss_peak_mb: null, rss_children_mb: null,
-    rss_after_mb: null, node_cpu_us_per_webhook: null, rss_backlog_1m_mb: null, outbox_depth_1m: null, rss_after_1m_mb: null, fair_healthy_p99_ms: null, fair_healthy_undelivered: null,
-    lost: 0, bad_signatures: 0, phases: [...PHASES],
+    e2e_webhooks_per_s: null,
+    raw_undici_per_s: null,
+    ratio: null,
+    e2e_small_tx_webhooks_per_s: null,
+    anvil_logs_per_s: null,
+    anvil_small_tx_logs_per_s: null,
+    sustained_per_s: null,
+    sustained_ratio: null,
+    live_p50_ms: null,
+    live_p99_ms: null,
+    live_tx_p50_ms: null,
+    live_tx_p99_ms: null,
+    live_stages: {},
+    rss_idle_mb: null,
+    rss_peak_mb: null,
+    rss_children_mb: null,
+    rss_after_mb: null,
+    node_cpu_us_per_webhook: null,
+    rss_backlog_1m_mb: null,
+    outbox_depth_1m: null,
+    rss_after_1m_mb: null,
+    fair_healthy_p99_ms: null,
+    fair_healthy_undelivered: null,
+    lost: 0,
+    bad_signatures: 0,
+    phases: [...PHASES],
   };
   let lost = 0;
   const lostByPhase: Record<string, number> = {};
@@ -220,7 +241,9 @@ async function main(): Promise<void> {
     const benchFile = fileURLToPath(import.meta.url);
     const receiver = await startReceiver(benchFile, execArgvFor(import.meta.url));
     cleanups.push(() => receiver.stop());
-    console.log(`bench:e2e  phases=${[...PHASES].join(',')}  anvil ${chain.anvil.httpUrl}  receiver ${receiver.origin} (pid ${receiver.pid})`);
+    console.log(
+      `bench:e2e  phases=${[...PHASES].join(',')}  anvil ${chain.anvil.httpUrl}  receiver ${receiver.origin} (pid ${receiver.pid})`,
+    );
 
     const boot = async (): Promise<BenchNode> => {
       const node = await startNode([chain.nodeChain(await chain.head())]);
@@ -236,7 +259,10 @@ async function main(): Promise<void> {
     };
     const endpoint = async (node: BenchNode, path: string, mode: Mode = 'ok', track = false, contract?: string): Promise<Endpoint> => {
       const address = contract ?? (await chain.deploy());
-      const created = await node.api<{ endpoint: { id: string }; secret: string }>('POST', '/v1/endpoints', { url: `${receiver.origin}${path}`, description: path });
+      const created = await node.api<{ endpoint: { id: string }; secret: string }>('POST', '/v1/endpoints', {
+        url: `${receiver.origin}${path}`,
+        description: path,
+      });
       await receiver.addEndpoint(path, created.secret, mode, track);
       await node.api('POST', '/v1/subscriptions', { endpointId: created.endpoint.id, chainId: 31337, addresses: [address] });
       return { id: created.endpoint.id, path, contract: address };
@@ -244,17 +270,26 @@ async function main(): Promise<void> {
     /** Waits until the node's listener has seen the chain's head. */
     const following = async (node: BenchNode) => {
       const head = await chain.head();
-      await waitFor(async () => (sample(await node.metrics(), 'chain_height') ?? -1) >= head, 30_000, `the node to follow anvil to block ${head}`);
+      await waitFor(
+        async () => (sample(await node.metrics(), 'chain_height') ?? -1) >= head,
+        30_000,
+        `the node to follow anvil to block ${head}`,
+      );
     };
     /** Waits until `path` has `count` distinct logs; resolves with the last receipt time, or null on timeout. */
     const received = async (path: string, count: number, timeoutMs: number, phase: string): Promise<number | null> => {
       let last: number | null = null;
       try {
-        await waitFor(async () => {
-          const s = (await receiver.stats()).paths[path]!;
-          last = s.last;
-          return s.distinct >= count;
-        }, timeoutMs, `${count} webhooks on ${path}`, 100);
+        await waitFor(
+          async () => {
+            const s = (await receiver.stats()).paths[path]!;
+            last = s.last;
+            return s.distinct >= count;
+          },
+          timeoutMs,
+          `${count} webhooks on ${path}`,
+          100,
+        );
       } catch (err) {
         const s = (await receiver.stats()).paths[path]!;
         lost += count - s.distinct;
@@ -293,21 +328,29 @@ async function main(): Promise<void> {
         const cpuAfter = node.cpuSeconds();
         if (last !== null) {
           results.e2e_webhooks_per_s = Math.round(BACKLOG_LOGS / ((last - large.started) / 1000));
-          console.log(`backlog, 1,000-log transactions: ${BACKLOG_LOGS} webhooks in ${((last - large.started) / 1000).toFixed(1)} s = ${results.e2e_webhooks_per_s}/s end to end`);
+          console.log(
+            `backlog, 1,000-log transactions: ${BACKLOG_LOGS} webhooks in ${((last - large.started) / 1000).toFixed(1)} s = ${results.e2e_webhooks_per_s}/s end to end`,
+          );
         }
         if (cpuBefore !== null && cpuAfter !== null) {
           // The node's CPU per webhook, all its threads (LevelDB's included): what the machine's noise moves least.
           results.node_cpu_us_per_webhook = Math.round(((cpuAfter - cpuBefore) * 1e6) / BACKLOG_LOGS);
-          console.log(`backlog, 1,000-log transactions: the node used ${(cpuAfter - cpuBefore).toFixed(1)} CPU s = ${results.node_cpu_us_per_webhook} µs per webhook`);
+          console.log(
+            `backlog, 1,000-log transactions: the node used ${(cpuAfter - cpuBefore).toFixed(1)} CPU s = ${results.node_cpu_us_per_webhook} µs per webhook`,
+          );
         }
 
         const small = await emitSmall(chain, eps.small.contract, BACKLOG_LOGS);
         results.anvil_small_tx_logs_per_s = Math.round(BACKLOG_LOGS / ((small.mined - small.started) / 1000));
-        console.log(`backlog, one-log transactions (1,000 per block): anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_small_tx_logs_per_s} logs/s`);
+        console.log(
+          `backlog, one-log transactions (1,000 per block): anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_small_tx_logs_per_s} logs/s`,
+        );
         const lastSmall = await received(eps.small.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5), 'backlog_small_tx');
         if (lastSmall !== null) {
           results.e2e_small_tx_webhooks_per_s = Math.round(BACKLOG_LOGS / ((lastSmall - small.started) / 1000));
-          console.log(`backlog, one-log transactions: ${BACKLOG_LOGS} webhooks in ${((lastSmall - small.started) / 1000).toFixed(1)} s = ${results.e2e_small_tx_webhooks_per_s}/s end to end`);
+          console.log(
+            `backlog, one-log transactions: ${BACKLOG_LOGS} webhooks in ${((lastSmall - small.started) / 1000).toFixed(1)} s = ${results.e2e_small_tx_webhooks_per_s}/s end to end`,
+          );
         }
         console.log(`after the backlog: ${AFTER_SECONDS} s idle (the raw undici loop runs meanwhile; the node does nothing)`);
       }
@@ -347,20 +390,29 @@ async function main(): Promise<void> {
         const latencies = latenciesOf(sent.at, await receiver.takeTracked(eps.live.path));
         results.live_tx_p50_ms = round(percentile(latencies, 0.5), 2);
         results.live_tx_p99_ms = round(percentile(latencies, 0.99), 2);
-        console.log(`live, 5 logs/s: tx sent → webhook received p50 ${results.live_tx_p50_ms} ms, p99 ${results.live_tx_p99_ms} ms (${latencies.length} webhooks)`);
+        console.log(
+          `live, 5 logs/s: tx sent → webhook received p50 ${results.live_tx_p50_ms} ms, p99 ${results.live_tx_p99_ms} ms (${latencies.length} webhooks)`,
+        );
         const stages: Record<string, StageFigures> = {};
         const present = labelValues(after, 'pipeline_stage_seconds_bucket', 'stage');
         for (const stage of [...STAGES, ...present.filter((s) => !STAGES.includes(s))]) {
           if (!present.includes(stage)) continue;
-          const diff = subtract(histogram(after, 'pipeline_stage_seconds', { stage }), histogram(before, 'pipeline_stage_seconds', { stage }));
+          const diff = subtract(
+            histogram(after, 'pipeline_stage_seconds', { stage }),
+            histogram(before, 'pipeline_stage_seconds', { stage }),
+          );
           stages[stage] = stageFigures(diff);
-          console.log(`live, node stage ${stage.padEnd(9)} p50 ${stages[stage].p50_ms} ms, p99 ${stages[stage].p99_ms} ms (${stages[stage].count})`);
+          console.log(
+            `live, node stage ${stage.padEnd(9)} p50 ${stages[stage].p50_ms} ms, p99 ${stages[stage].p99_ms} ms (${stages[stage].count})`,
+          );
         }
         if (present.length === 0) console.log('live: the node exports no pipeline_stage_seconds histogram');
         results.live_stages = stages;
         results.live_p50_ms = stages.answered?.p50_ms ?? null;
         results.live_p99_ms = stages.answered?.p99_ms ?? null;
-        const e2d = stageFigures(subtract(histogram(after, 'webhook_event_to_delivery_seconds'), histogram(before, 'webhook_event_to_delivery_seconds')));
+        const e2d = stageFigures(
+          subtract(histogram(after, 'webhook_event_to_delivery_seconds'), histogram(before, 'webhook_event_to_delivery_seconds')),
+        );
         results.live_event_to_delivery_p50_ms = e2d.p50_ms;
         results.live_event_to_delivery_p99_ms = e2d.p99_ms;
         console.log(`live, node webhook_event_to_delivery_seconds p50 ${e2d.p50_ms} ms, p99 ${e2d.p99_ms} ms`);
@@ -379,7 +431,9 @@ async function main(): Promise<void> {
       const sent = await steady(chain, contract, 100, FAIR_SECONDS);
       // A webhook still missing after the bounded wait counts with the time waited so far (a lower
       // bound), not as lost: the healthy endpoint may only be starved, and the wait has to end.
-      await waitFor(async () => (await receiver.stats()).paths[healthy.path]!.distinct >= sent.logs, 60_000, 'the healthy endpoint').catch(() => {});
+      await waitFor(async () => (await receiver.stats()).paths[healthy.path]!.distinct >= sent.logs, 60_000, 'the healthy endpoint').catch(
+        () => {},
+      );
       const waitedUntil = now();
       const tracked = await receiver.takeTracked(healthy.path);
       const arrived = new Set(tracked.map(([hash]) => hash));
@@ -389,8 +443,12 @@ async function main(): Promise<void> {
       results.fair_healthy_p50_ms = round(percentile([...latencies, ...missing], 0.5));
       results.fair_healthy_undelivered = missing.length;
       const s = await receiver.stats();
-      const hung = Object.entries(s.paths).filter(([p]) => p.startsWith('/fair/hang/')).reduce((n, [, st]) => n + st.hung, 0);
-      console.log(`fairness, ${HANGING_ENDPOINTS} hanging endpoints + 1 healthy, 10 logs/s: healthy p50 ${results.fair_healthy_p50_ms} ms, p99 ${results.fair_healthy_p99_ms} ms; ${latencies.length} of ${sent.logs} delivered within the phase + 60 s${missing.length ? ' (the missing count with the time waited: a lower bound)' : ''}; ${hung} requests hung`);
+      const hung = Object.entries(s.paths)
+        .filter(([p]) => p.startsWith('/fair/hang/'))
+        .reduce((n, [, st]) => n + st.hung, 0);
+      console.log(
+        `fairness, ${HANGING_ENDPOINTS} hanging endpoints + 1 healthy, 10 logs/s: healthy p50 ${results.fair_healthy_p50_ms} ms, p99 ${results.fair_healthy_p99_ms} ms; ${latencies.length} of ${sent.logs} delivered within the phase + 60 s${missing.length ? ' (the missing count with the time waited: a lower bound)' : ''}; ${hung} requests hung`,
+      );
       await shutdown(node);
     }
 
@@ -403,13 +461,20 @@ async function main(): Promise<void> {
       await node.api('POST', `/v1/endpoints/${ep.id}/pause`);
       rss.open();
       const emitted = await emitLarge(chain, ep.contract, MILLION_LOGS);
-      console.log(`million: anvil mined ${MILLION_LOGS} logs at ${Math.round(MILLION_LOGS / ((emitted.mined - emitted.started) / 1000))} logs/s (endpoint paused)`);
+      console.log(
+        `million: anvil mined ${MILLION_LOGS} logs at ${Math.round(MILLION_LOGS / ((emitted.mined - emitted.started) / 1000))} logs/s (endpoint paused)`,
+      );
       let depth = 0;
       try {
-        await waitFor(async () => {
-          depth = Math.max(depth, sample(await node.metrics(), 'webhook_queue_depth') ?? 0);
-          return depth >= MILLION_LOGS;
-        }, 600_000, `an outbox of ${MILLION_LOGS} jobs`, 1_000);
+        await waitFor(
+          async () => {
+            depth = Math.max(depth, sample(await node.metrics(), 'webhook_queue_depth') ?? 0);
+            return depth >= MILLION_LOGS;
+          },
+          600_000,
+          `an outbox of ${MILLION_LOGS} jobs`,
+          1_000,
+        );
       } catch (err) {
         console.log(`!! ${(err as Error).message} (reached ${depth})`);
       }
@@ -421,7 +486,10 @@ async function main(): Promise<void> {
       const last = await received(ep.path, MILLION_LOGS, MILLION_DRAIN_SECONDS * 1000, 'million');
       const drain = rss.close();
       results.rss_backlog_1m_mb = round(Math.max(drain.peak, rss.peakMb));
-      if (last !== null) console.log(`million: drained in ${((last - resumed) / 1000).toFixed(1)} s (${Math.round(MILLION_LOGS / ((last - resumed) / 1000))}/s)`);
+      if (last !== null)
+        console.log(
+          `million: drained in ${((last - resumed) / 1000).toFixed(1)} s (${Math.round(MILLION_LOGS / ((last - resumed) / 1000))}/s)`,
+        );
       console.log(`million: peak rss ${results.rss_backlog_1m_mb} MB; ${AFTER_SECONDS} s idle`);
       await sleep(AFTER_SECONDS * 1000);
       rss.open();
@@ -433,7 +501,9 @@ async function main(): Promise<void> {
 
     const stats = await receiver.stats();
     results.bad_signatures = stats.invalid;
-    const duplicates = Object.entries(stats.paths).filter(([p]) => p !== '/raw').reduce((n, [, s]) => n + s.duplicates, 0);
+    const duplicates = Object.entries(stats.paths)
+      .filter(([p]) => p !== '/raw')
+      .reduce((n, [, s]) => n + s.duplicates, 0);
     console.log(`receiver: ${stats.valid} valid, ${stats.invalid} invalid (${stats.unknown} to unknown paths), ${duplicates} duplicates`);
   } catch (err) {
     failure = err;
@@ -456,7 +526,9 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     console.error(failure);
   }
-  console.log(`targets: e2e >= max(0.6 × raw, 10,000)/s, sustained >= 0.5 × raw, live p99 <= 10 ms / p50 <= 3 ms, rss <= 150 MB (idle <= 80), fair p99 < 1,000 ms, lost = 0`);
+  console.log(
+    `targets: e2e >= max(0.6 × raw, 10,000)/s, sustained >= 0.5 × raw, live p99 <= 10 ms / p50 <= 3 ms, rss <= 150 MB (idle <= 80), fair p99 < 1,000 ms, lost = 0`,
+  );
   console.log(JSON.stringify(results));
 }
 
@@ -474,12 +546,14 @@ async function emitLarge(chain: Chain, contract: string, logs: number): Promise<
   const started = now();
   let next = 0;
   let lastHash = '';
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    for (let i = next++; i < sizes.length; i = next++) {
-      const hash = await chain.send(contract, sizes[i]!);
-      if (i === sizes.length - 1) lastHash = hash;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = next++; i < sizes.length; i = next++) {
+        const hash = await chain.send(contract, sizes[i]!);
+        if (i === sizes.length - 1) lastHash = hash;
+      }
+    }),
+  );
   await chain.waitMined(lastHash);
   return { started, mined: now() };
 }
@@ -503,7 +577,12 @@ async function emitSmall(chain: Chain, contract: string, logs: number): Promise<
 }
 
 /** One one-log transaction every `intervalMs` for `seconds`: the send time of each (by hash) and the count. */
-async function steady(chain: Chain, contract: string, intervalMs: number, seconds: number): Promise<{ at: Map<string, number>; logs: number }> {
+async function steady(
+  chain: Chain,
+  contract: string,
+  intervalMs: number,
+  seconds: number,
+): Promise<{ at: Map<string, number>; logs: number }> {
   const at = new Map<string, number>();
   const start = now();
   const ticks = Math.round((seconds * 1000) / intervalMs);
@@ -512,9 +591,12 @@ async function steady(chain: Chain, contract: string, intervalMs: number, second
     await sleep(Math.max(0, start + k * intervalMs - now()));
     if (inFlight.size >= 8) continue;
     const sentAt = now();
-    const p: Promise<void> = chain.send(contract, 1).then((hash) => {
-      at.set(hash, sentAt);
-    }).finally(() => inFlight.delete(p));
+    const p: Promise<void> = chain
+      .send(contract, 1)
+      .then((hash) => {
+        at.set(hash, sentAt);
+      })
+      .finally(() => inFlight.delete(p));
     inFlight.add(p);
   }
   await Promise.all(inFlight);
@@ -533,14 +615,24 @@ function latenciesOf(sentAt: Map<string, number>, tracked: Array<[string, number
 function stageFigures(diff: Buckets): { p50_ms: number | null; p99_ms: number | null; count: number } {
   const p50 = quantile(0.5, diff);
   const p99 = quantile(0.99, diff);
-  return { p50_ms: p50 === null ? null : round(p50 * 1000, 2), p99_ms: p99 === null ? null : round(p99 * 1000, 2), count: diff.at(-1)?.[1] ?? 0 };
+  return {
+    p50_ms: p50 === null ? null : round(p50 * 1000, 2),
+    p99_ms: p99 === null ? null : round(p99 * 1000, 2),
+    count: diff.at(-1)?.[1] ?? 0,
+  };
 }
 
 /**
  * One rate of the sustained ladder: a transaction of rate/10 logs every 100 ms for SUSTAIN_SECONDS;
  * each second the outbox depth and the lag (logs sent − distinct logs received). See the header.
  */
-async function sustain(chain: Chain, node: BenchNode, receiver: ReceiverHandle, ep: Endpoint, rate: number): Promise<{ ok: boolean; why: string; sent: number }> {
+async function sustain(
+  chain: Chain,
+  node: BenchNode,
+  receiver: ReceiverHandle,
+  ep: Endpoint,
+  rate: number,
+): Promise<{ ok: boolean; why: string; sent: number }> {
   const perTx = Math.max(1, Math.round(rate / 10));
   const ticks = SUSTAIN_SECONDS * 10;
   let sent = 0;
@@ -552,15 +644,22 @@ async function sustain(chain: Chain, node: BenchNode, receiver: ReceiverHandle, 
     while (!stopSampling) {
       await sleep(1_000);
       const [text, stats] = await Promise.all([node.metrics(), receiver.stats()]);
-      samples.push({ t: (now() - start) / 1000, depth: sample(text, 'webhook_queue_depth') ?? 0, lag: sent - stats.paths[ep.path]!.distinct });
+      samples.push({
+        t: (now() - start) / 1000,
+        depth: sample(text, 'webhook_queue_depth') ?? 0,
+        lag: sent - stats.paths[ep.path]!.distinct,
+      });
     }
   })();
   for (let k = 0; k < ticks; k++) {
     await sleep(Math.max(0, start + k * 100 - now()));
     if (inFlight.size >= 8) continue;
-    const p: Promise<void> = chain.send(ep.contract, perTx).then(() => {
-      sent += perTx;
-    }).finally(() => inFlight.delete(p));
+    const p: Promise<void> = chain
+      .send(ep.contract, perTx)
+      .then(() => {
+        sent += perTx;
+      })
+      .finally(() => inFlight.delete(p));
     inFlight.add(p);
   }
   await Promise.all(inFlight);
@@ -571,7 +670,8 @@ async function sustain(chain: Chain, node: BenchNode, receiver: ReceiverHandle, 
   const steadyPart = samples.filter((s) => s.t > 5);
   const third = Math.max(1, Math.floor(steadyPart.length / 3));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const growth = (key: 'depth' | 'lag') => mean(steadyPart.slice(-third).map((s) => s[key])) - mean(steadyPart.slice(0, third).map((s) => s[key]));
+  const growth = (key: 'depth' | 'lag') =>
+    mean(steadyPart.slice(-third).map((s) => s[key])) - mean(steadyPart.slice(0, third).map((s) => s[key]));
   const finalLag = samples.at(-1)?.lag ?? 0;
   const why = `anvil took ${Math.round(achieved)}/s; depth +${Math.round(growth('depth'))}, lag +${Math.round(growth('lag'))} over the window, final lag ${finalLag}, max depth ${Math.max(0, ...samples.map((s) => s.depth))}`;
   const ok = achieved >= rate * 0.9 && growth('depth') <= rate * 0.5 && growth('lag') <= rate * 0.5 && finalLag <= rate * 2;
@@ -583,14 +683,23 @@ async function rawLoop(receiver: ReceiverHandle, sampleBody: string | null): Pro
   const secret = `whsec_${randomBytes(24).toString('base64')}`;
   const path = '/raw';
   await receiver.addEndpoint(path, secret);
-  const template = sampleBody ?? JSON.stringify({
-    type: 'log.created', timestamp: new Date().toISOString(),
-    data: {
-      chainId: 31337, blockNumber: 1234, blockHash: `0x${'ab'.repeat(32)}`, transactionHash: `0x${'cd'.repeat(32)}`, logIndex: 0,
-      address: `0x${'ef'.repeat(20)}`, topics: [`0x${'11'.repeat(32)}`, `0x${'22'.repeat(32)}`, `0x${'0'.repeat(64)}`], data: `0x${'0'.repeat(64)}`,
-      subscriptionId: 'sub_0123456789abcdef',
-    },
-  });
+  const template =
+    sampleBody ??
+    JSON.stringify({
+      type: 'log.created',
+      timestamp: new Date().toISOString(),
+      data: {
+        chainId: 31337,
+        blockNumber: 1234,
+        blockHash: `0x${'ab'.repeat(32)}`,
+        transactionHash: `0x${'cd'.repeat(32)}`,
+        logIndex: 0,
+        address: `0x${'ef'.repeat(20)}`,
+        topics: [`0x${'11'.repeat(32)}`, `0x${'22'.repeat(32)}`, `0x${'0'.repeat(64)}`],
+        data: `0x${'0'.repeat(64)}`,
+        subscriptionId: 'sub_0123456789abcdef',
+      },
+    });
   const webhook = new Webhook(secret);
   const agent = new Agent({ connections: CONNECTIONS, pipelining: 1, keepAliveTimeout: 30_000 });
   try {
@@ -599,19 +708,34 @@ async function rawLoop(receiver: ReceiverHandle, sampleBody: string | null): Pro
       const requests = Array.from({ length: 1_000 }, (_, i) => {
         const id = `msg_raw_${i}`;
         const at = new Date();
-        const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': webhook.sign(id, at, template) };
+        const headers = {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+          'webhook-signature': webhook.sign(id, at, template),
+        };
         return { body: template, headers };
       });
       let next = 0;
       const started = performance.now();
-      await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-        for (let i = next++; i < count; i = next++) {
-          const r = requests[i % requests.length]!;
-          const res = await agent.request({ origin: receiver.origin, path, method: 'POST', headers: r.headers, body: r.body, headersTimeout: 30_000, bodyTimeout: 30_000 });
-          await res.body.dump();
-          if (res.statusCode !== 204) throw new Error(`raw POST got ${res.statusCode}`);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: CONNECTIONS }, async () => {
+          for (let i = next++; i < count; i = next++) {
+            const r = requests[i % requests.length]!;
+            const res = await agent.request({
+              origin: receiver.origin,
+              path,
+              method: 'POST',
+              headers: r.headers,
+              body: r.body,
+              headersTimeout: 30_000,
+              bodyTimeout: 30_000,
+            });
+            await res.body.dump();
+            if (res.statusCode !== 204) throw new Error(`raw POST got ${res.statusCode}`);
+          }
+        }),
+      );
       return count / ((performance.now() - started) / 1000);
     };
     await run(2_000);

@@ -102,7 +102,11 @@ async function rawNodeLatencies(wsUrl: string, count: number): Promise<number[]>
     ws.on('message', (data) => {
       const t = now();
       // A client with ws's default binaryType gets each text frame as one Buffer.
-      const frame = JSON.parse((data as Buffer).toString('utf8')) as { id?: number; method?: string; params?: { result: { hash: string } } };
+      const frame = JSON.parse((data as Buffer).toString('utf8')) as {
+        id?: number;
+        method?: string;
+        params?: { result: { hash: string } };
+      };
       if (frame.method === 'eth_subscription') {
         asked.set(++id, t);
         ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'eth_getLogs', params: [{ blockHash: frame.params!.result.hash }] }));
@@ -166,7 +170,9 @@ try {
     }
   })();
   const raw = (await rawNodeLatencies(liveAnvil.wsUrl, LIVE_BLOCKS)).sort((a, b) => a - b);
-  console.log(`node alone (newHeads frame -> eth_getLogs by hash answered): p50 ${percentile(raw, 0.5).toFixed(3)} ms, p99 ${percentile(raw, 0.99).toFixed(3)} ms`);
+  console.log(
+    `node alone (newHeads frame -> eth_getLogs by hash answered): p50 ${percentile(raw, 0.5).toFixed(3)} ms, p99 ${percentile(raw, 0.99).toFixed(3)} ms`,
+  );
   /** Head-to-emit latencies over LIVE_BLOCKS blocks, sorted; throws when a block or a log is missing. */
   const liveRun = async (chain: object): Promise<number[]> => {
     const latencies: number[] = [];
@@ -185,7 +191,9 @@ try {
     for (const [i, msg] of seen.entries()) {
       const logs = (await liveRpc('eth_getLogs', [{ blockHash: msg.blockHash }])) as unknown[];
       if (msg.removed || msg.blockNumber !== liveStart + i || msg.logs.length !== logs.length) {
-        throw new Error(`live block ${msg.blockNumber}: emitted ${msg.logs.length} logs (removed ${msg.removed}), anvil has ${logs.length} at ${liveStart + i}`);
+        throw new Error(
+          `live block ${msg.blockNumber}: emitted ${msg.logs.length} logs (removed ${msg.removed}), anvil has ${logs.length} at ${liveStart + i}`,
+        );
       }
     }
     return latencies.sort((a, b) => a - b);
@@ -193,11 +201,20 @@ try {
   const sorted = await liveRun({ wsUrl: liveAnvil.wsUrl });
   const p50 = percentile(sorted, 0.5);
   const p99 = percentile(sorted, 0.99);
-  console.log(`live head-to-emit over ${sorted.length} blocks: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(3)} ms`);
-  const two = await liveRun({ providers: [{ name: 'a', wsUrl: liveAnvil.wsUrl }, { name: 'b', wsUrl: `${liveAnvil.wsUrl}/` }] });
+  console.log(
+    `live head-to-emit over ${sorted.length} blocks: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(3)} ms`,
+  );
+  const two = await liveRun({
+    providers: [
+      { name: 'a', wsUrl: liveAnvil.wsUrl },
+      { name: 'b', wsUrl: `${liveAnvil.wsUrl}/` },
+    ],
+  });
   const twoP50 = percentile(two, 0.5);
   const twoP99 = percentile(two, 0.99);
-  console.log(`live head-to-emit with two providers over ${two.length} blocks: p50 ${twoP50.toFixed(3)} ms, p99 ${twoP99.toFixed(3)} ms, max ${two.at(-1)!.toFixed(3)} ms`);
+  console.log(
+    `live head-to-emit with two providers over ${two.length} blocks: p50 ${twoP50.toFixed(3)} ms, p99 ${twoP99.toFixed(3)} ms, max ${two.at(-1)!.toFixed(3)} ms`,
+  );
   sending = false;
   await traffic;
   await liveAnvil.stop();

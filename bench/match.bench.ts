@@ -131,14 +131,34 @@ function workload() {
       const address = token ? popular(tokens) : r < 0.75 ? pick(contracts) : pick(strangers);
       const topic = () => (rand() < 0.1 ? pick(wallets) : `0x${'0'.repeat(24)}${hex(20).slice(2)}`);
       const topics = token ? [TRANSFER, topic(), topic()] : [popular(signatures), ...Array.from({ length: Math.floor(rand() * 4) }, topic)];
-      return { address, topics, data: hex(32), blockNumber: 0, blockHash: '', transactionHash: TX, transactionIndex: 0, logIndex: i % LOGS_PER_BLOCK, removed: false };
+      return {
+        address,
+        topics,
+        data: hex(32),
+        blockNumber: 0,
+        blockHash: '',
+        transactionHash: TX,
+        transactionIndex: 0,
+        logIndex: i % LOGS_PER_BLOCK,
+        removed: false,
+      };
     });
     const blocks: ChainBlockMessage[] = [];
     for (let b = 0; b * LOGS_PER_BLOCK < LOGS; b++) {
       const number = nextBlock++;
       const blockHash = hex(32);
       const blockLogs = logs.slice(b * LOGS_PER_BLOCK, (b + 1) * LOGS_PER_BLOCK).map((l) => ({ ...l, blockNumber: number, blockHash }));
-      blocks.push({ type: 'chain.block', chainId: CHAIN, blockNumber: number, blockHash, parentHash: hex(32), timestamp: 1_700_000_000 + number, seenAt: Date.now(), removed: false, logs: blockLogs });
+      blocks.push({
+        type: 'chain.block',
+        chainId: CHAIN,
+        blockNumber: number,
+        blockHash,
+        parentHash: hex(32),
+        timestamp: 1_700_000_000 + number,
+        seenAt: Date.now(),
+        removed: false,
+        logs: blockLogs,
+      });
     }
     return JSON.parse(JSON.stringify(blocks)) as ChainBlockMessage[];
   }
@@ -164,21 +184,25 @@ async function launch(): Promise<void> {
   const bundled = await child('bundle', ['--enable-source-maps', file]);
   const tsx = await child('tsx', ['--import', 'tsx', source]);
   const ok = (rss: number) => (rss <= 150 ? 'OK' : 'MISSED');
-  out(`RSS <= 150 MB: ${ok(bundled.rss_mb)} as the node runs (bundle on plain node, ${bundled.rss_mb} MB); ${ok(tsx.rss_mb)} with ETHHOOK_RUN_SOURCES=1 (tsx loader, ${tsx.rss_mb} MB)`);
-  out(JSON.stringify({
-    match_logs_per_s: bundled.match_logs_per_s,
-    rss_mb: bundled.rss_mb,
-    runtime: 'bundle on plain node (bin/ethhook.mjs)',
-    match_logs_per_s_tsx: tsx.match_logs_per_s,
-    rss_mb_tsx: tsx.rss_mb,
-    index_mb: bundled.index_mb,
-    generator_mb: bundled.generator_mb,
-    new_space_mb: bundled.new_space_mb,
-    distinct_logs: bundled.distinct_logs,
-    replayed_logs_per_s: bundled.replayed_logs_per_s,
-    distinct_vs_replayed: bundled.distinct_vs_replayed,
-    vs_target: bundled.vs_target,
-  }));
+  out(
+    `RSS <= 150 MB: ${ok(bundled.rss_mb)} as the node runs (bundle on plain node, ${bundled.rss_mb} MB); ${ok(tsx.rss_mb)} with ETHHOOK_RUN_SOURCES=1 (tsx loader, ${tsx.rss_mb} MB)`,
+  );
+  out(
+    JSON.stringify({
+      match_logs_per_s: bundled.match_logs_per_s,
+      rss_mb: bundled.rss_mb,
+      runtime: 'bundle on plain node (bin/ethhook.mjs)',
+      match_logs_per_s_tsx: tsx.match_logs_per_s,
+      rss_mb_tsx: tsx.rss_mb,
+      index_mb: bundled.index_mb,
+      generator_mb: bundled.generator_mb,
+      new_space_mb: bundled.new_space_mb,
+      distinct_logs: bundled.distinct_logs,
+      replayed_logs_per_s: bundled.replayed_logs_per_s,
+      distinct_vs_replayed: bundled.distinct_vs_replayed,
+      vs_target: bundled.vs_target,
+    }),
+  );
 }
 
 interface Figures {
@@ -195,7 +219,10 @@ interface Figures {
 
 /** Runs one measuring process, echoing its lines under a label; resolves with its JSON line. */
 async function child(label: string, args: string[]): Promise<Figures> {
-  const proc = spawn(process.execPath, args, { env: { ...process.env, BENCH_MATCH_IN_PROCESS: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, BENCH_MATCH_IN_PROCESS: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let text = '';
   proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
@@ -268,25 +295,37 @@ function measure(): void {
   const replayedPerS = processed / (replayMs / 1000);
   const runtime = UNDER_TSX ? 'node + the tsx loader thread' : 'plain node';
   out(`subscriptions ${index.size} over ${ENDPOINTS} endpoints, index built in ${buildMs.toFixed(0)} ms`);
-  out(`logs: ${chunks} chunks of ${LOGS} distinct logs in blocks of ${LOGS_PER_BLOCK}, each made before its timed span; jobs per log ${(warmJobs / LOGS).toFixed(3)}`);
-  out(`matched ${processed} distinct logs (none seen twice) in ${elapsed.toFixed(2)} s: ${Math.round(logsPerS)} logs/s, ${Math.round(jobs / elapsed)} jobs/s (no LevelDB writes in the loop)`);
+  out(
+    `logs: ${chunks} chunks of ${LOGS} distinct logs in blocks of ${LOGS_PER_BLOCK}, each made before its timed span; jobs per log ${(warmJobs / LOGS).toFixed(3)}`,
+  );
+  out(
+    `matched ${processed} distinct logs (none seen twice) in ${elapsed.toFixed(2)} s: ${Math.round(logsPerS)} logs/s, ${Math.round(jobs / elapsed)} jobs/s (no LevelDB writes in the loop)`,
+  );
   const newSpace = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')!.space_size / MB;
-  out(`the same logs matched a second time: ${Math.round(replayedPerS)} logs/s; first sight / second ${(logsPerS / replayedPerS).toFixed(2)}`);
-  out(`RSS: ${rssBefore.toFixed(0)} MB at start (${runtime} + imports), ${rssLoaded.toFixed(0)} MB with the index, peak ${peakRss.toFixed(0)} MB with a chunk of logs`);
-  out(`live heap ${liveLoadedMb.toFixed(1)} MB with the index; the index ${indexMb.toFixed(1)} MB (${Math.round((indexMb * MB) / SUBSCRIPTIONS)} B per subscription); the generator's pools ${generatorMb.toFixed(1)} MB`);
+  out(
+    `the same logs matched a second time: ${Math.round(replayedPerS)} logs/s; first sight / second ${(logsPerS / replayedPerS).toFixed(2)}`,
+  );
+  out(
+    `RSS: ${rssBefore.toFixed(0)} MB at start (${runtime} + imports), ${rssLoaded.toFixed(0)} MB with the index, peak ${peakRss.toFixed(0)} MB with a chunk of logs`,
+  );
+  out(
+    `live heap ${liveLoadedMb.toFixed(1)} MB with the index; the index ${indexMb.toFixed(1)} MB (${Math.round((indexMb * MB) / SUBSCRIPTIONS)} B per subscription); the generator's pools ${generatorMb.toFixed(1)} MB`,
+  );
   out(`V8 new space committed ${newSpace.toFixed(0)} MB (the default young generation grows to its maximum while the index is built)`);
   out(`targets: >= 200000 logs/s ${logsPerS >= 200_000 ? 'OK' : 'MISSED'}, RSS <= 150 MB ${peakRss <= 150 ? 'OK' : 'MISSED'} (${runtime})`);
-  out(JSON.stringify({
-    match_logs_per_s: Math.round(logsPerS),
-    rss_mb: Math.round(peakRss),
-    index_mb: Number(indexMb.toFixed(1)),
-    generator_mb: Number(generatorMb.toFixed(1)),
-    new_space_mb: Math.round(newSpace),
-    distinct_logs: processed,
-    replayed_logs_per_s: Math.round(replayedPerS),
-    distinct_vs_replayed: Number((logsPerS / replayedPerS).toFixed(3)),
-    vs_target: Number((logsPerS / 200_000).toFixed(2)),
-  }));
+  out(
+    JSON.stringify({
+      match_logs_per_s: Math.round(logsPerS),
+      rss_mb: Math.round(peakRss),
+      index_mb: Number(indexMb.toFixed(1)),
+      generator_mb: Number(generatorMb.toFixed(1)),
+      new_space_mb: Math.round(newSpace),
+      distinct_logs: processed,
+      replayed_logs_per_s: Math.round(replayedPerS),
+      distinct_vs_replayed: Number((logsPerS / replayedPerS).toFixed(3)),
+      vs_target: Number((logsPerS / 200_000).toFixed(2)),
+    }),
+  );
 }
 
 /** Builds the generator's pools, then the index the way the Matcher loads it; each one's live size apart. */

@@ -45,12 +45,22 @@ const median = (xs: number[]) => {
 };
 
 async function counterSystem(metrics: boolean, capacity: number, count: () => void): Promise<ActorSystem> {
-  return startSystem({
-    kind: 'supervisor', name: 'root', strategy: 'one-for-one', children: [{
-      kind: 'worker', name: 'counter', mailbox: { capacity },
-      behaviour: () => ({ receive: () => count() }),
-    }],
-  }, { logger: quiet, metrics });
+  return startSystem(
+    {
+      kind: 'supervisor',
+      name: 'root',
+      strategy: 'one-for-one',
+      children: [
+        {
+          kind: 'worker',
+          name: 'counter',
+          mailbox: { capacity },
+          behaviour: () => ({ receive: () => count() }),
+        },
+      ],
+    },
+    { logger: quiet, metrics },
+  );
 }
 
 /** ethhook's runner for the tell workload: a system with one counting worker whose mailbox holds every tell. */
@@ -85,19 +95,29 @@ async function askLatencies(n: number): Promise<number[]> {
 
 async function restartLatencies(n: number): Promise<number[]> {
   let handled: (() => void) | null = null;
-  const system = await startSystem({
-    kind: 'supervisor', name: 'root', strategy: 'one-for-one',
-    intensity: { maxRestarts: n * 2, withinMs: 60_000 }, backoff: { minMs: 0, maxMs: 0, jitter: 0 },
-    children: [{
-      kind: 'worker', name: 'w', maxConsecutivePanics: 1,
-      behaviour: () => ({
-        receive: (m: string) => {
-          if (m === 'panic') throw new Error('bench panic');
-          handled?.();
+  const system = await startSystem(
+    {
+      kind: 'supervisor',
+      name: 'root',
+      strategy: 'one-for-one',
+      intensity: { maxRestarts: n * 2, withinMs: 60_000 },
+      backoff: { minMs: 0, maxMs: 0, jitter: 0 },
+      children: [
+        {
+          kind: 'worker',
+          name: 'w',
+          maxConsecutivePanics: 1,
+          behaviour: () => ({
+            receive: (m: string) => {
+              if (m === 'panic') throw new Error('bench panic');
+              handled?.();
+            },
+          }),
         },
-      }),
-    }],
-  }, { logger: quiet });
+      ],
+    },
+    { logger: quiet },
+  );
   const ref = system.lookup<string>('w')!;
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -127,7 +147,9 @@ const pass = (c: Contestant, messages: number) => {
   gc();
   return c.run(messages);
 };
-process.stdout.write(`tell workload: ${MESSAGES.toLocaleString()} tells per round, ${ROUNDS} rounds, after one warm-up pass of ${WARM_UP_MESSAGES.toLocaleString()}, for every contestant\n`);
+process.stdout.write(
+  `tell workload: ${MESSAGES.toLocaleString()} tells per round, ${ROUNDS} rounds, after one warm-up pass of ${WARM_UP_MESSAGES.toLocaleString()}, for every contestant\n`,
+);
 for (const c of contestants) await pass(c, WARM_UP_MESSAGES);
 for (let r = 0; r < ROUNDS; r++) {
   for (let k = 0; k < contestants.length; k++) {
@@ -165,11 +187,15 @@ const result = {
   rounds: ROUNDS,
 };
 for (const c of contestants) {
-  process.stdout.write(`${c.name.padEnd(22)} tell/s median ${Math.round(mid(c)).toLocaleString()}, best ${Math.round(best(c)).toLocaleString()} (rounds: ${c.rates.map(Math.round).join(', ')})\n`);
+  process.stdout.write(
+    `${c.name.padEnd(22)} tell/s median ${Math.round(mid(c)).toLocaleString()}, best ${Math.round(best(c)).toLocaleString()} (rounds: ${c.rates.map(Math.round).join(', ')})\n`,
+  );
 }
 process.stdout.write(`metrics cost ${result.metrics_cost_pct}% (medians)\n`);
 process.stdout.write(`ask p50 ${result.ask_p50_us} us, p99 ${result.ask_p99_us} us\n`);
 process.stdout.write(`restart p50 ${result.restart_p50_ms} ms; forked ask p50 ${result.forked_ask_p50_us} us\n`);
-process.stdout.write(`ethhook vs nact x${result.vs_nact} (median) x${result.vs_nact_best} (best); vs comedy x${result.vs_comedy} (median) x${result.vs_comedy_best} (best)\n`);
+process.stdout.write(
+  `ethhook vs nact x${result.vs_nact} (median) x${result.vs_nact_best} (best); vs comedy x${result.vs_comedy} (median) x${result.vs_comedy_best} (best)\n`,
+);
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

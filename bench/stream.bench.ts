@@ -57,7 +57,9 @@ function machineLoad(): string {
   } catch {
     // not Linux, or no PSI: the load average says enough
   }
-  return `load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}${pressure}`;
+  return `load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}${pressure}`;
 }
 
 // ---- the clients (child process) -------------------------------------------------------------------
@@ -88,7 +90,18 @@ class LatencyHistogram {
 type ToClients = { type: 'measure'; from: number } | { type: 'expect'; perClient: number };
 type FromClients =
   | { type: 'ready' }
-  | { type: 'result'; complete: boolean; received: number; missing: number; p50: number; p99: number; max: number; rssMb: number; cpuMs: number; detail: string };
+  | {
+      type: 'result';
+      complete: boolean;
+      received: number;
+      missing: number;
+      p50: number;
+      p99: number;
+      max: number;
+      rssMb: number;
+      cpuMs: number;
+      detail: string;
+    };
 
 async function runClients(port: number): Promise<void> {
   const histogram = new LatencyHistogram();
@@ -126,7 +139,8 @@ async function runClients(port: number): Promise<void> {
         if (!headersDone) {
           const endOfHead = text.indexOf('\r\n\r\n');
           if (endOfHead < 0) return void (carry = text);
-          if (!text.startsWith(transport === 'ws' ? 'HTTP/1.1 101 ' : 'HTTP/1.1 200 ')) return reject(new Error(`refused: ${text.slice(0, 40)}`));
+          if (!text.startsWith(transport === 'ws' ? 'HTTP/1.1 101 ' : 'HTTP/1.1 200 '))
+            return reject(new Error(`refused: ${text.slice(0, 40)}`));
           headersDone = true;
           resolve();
           text = text.slice(endOfHead + 4);
@@ -168,7 +182,18 @@ async function runClients(port: number): Promise<void> {
       const missing = counts.reduce((n, c) => n + Math.max(0, m.perClient - c), 0);
       if (missing > 0 && performance.now() < deadline) return void setTimeout(check, 20);
       const received = counts.reduce((n, c) => n + c, 0);
-      send({ type: 'result', complete: missing === 0, received, missing, p50: histogram.percentile(0.5), p99: histogram.percentile(0.99), max: histogram.percentile(1), rssMb: process.memoryUsage.rss() / 2 ** 20, cpuMs: cpuMs(process.cpuUsage(cpuAtMeasure)), detail: `client event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)}; p90 ${histogram.percentile(0.9)} p99.9 ${histogram.percentile(0.999)}; WebSocket p50 ${byTransport.ws.percentile(0.5)} p99 ${byTransport.ws.percentile(0.99)}; SSE p50 ${byTransport.sse.percentile(0.5)} p99 ${byTransport.sse.percentile(0.99)}` });
+      send({
+        type: 'result',
+        complete: missing === 0,
+        received,
+        missing,
+        p50: histogram.percentile(0.5),
+        p99: histogram.percentile(0.99),
+        max: histogram.percentile(1),
+        rssMb: process.memoryUsage.rss() / 2 ** 20,
+        cpuMs: cpuMs(process.cpuUsage(cpuAtMeasure)),
+        detail: `client event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)}; p90 ${histogram.percentile(0.9)} p99.9 ${histogram.percentile(0.999)}; WebSocket p50 ${byTransport.ws.percentile(0.5)} p99 ${byTransport.ws.percentile(0.99)}; SSE p50 ${byTransport.sse.percentile(0.5)} p99 ${byTransport.sse.percentile(0.99)}`,
+      });
     };
     check();
   });
@@ -191,7 +216,13 @@ async function runServer(): Promise<void> {
       kind: 'supervisor',
       name: 'root',
       strategy: 'one-for-one',
-      children: [{ kind: 'worker', name: 'admin', behaviour: () => createAdminBehaviour({ system: () => system, config, registry, streams: streamTransports(hub, streams) }) }],
+      children: [
+        {
+          kind: 'worker',
+          name: 'admin',
+          behaviour: () => createAdminBehaviour({ system: () => system, config, registry, streams: streamTransports(hub, streams) }),
+        },
+      ],
     },
     { logger, registry },
   );
@@ -207,7 +238,9 @@ async function runServer(): Promise<void> {
   await next();
   let peakRss = rssMb();
   out(`machine: ${cpus().length} cores, ${machineLoad()} at start (other processes share these cores)`);
-  out(`${WS_CLIENTS} WebSocket + ${SSE_CLIENTS} SSE clients connected in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s; server RSS ${rssIdle.toFixed(0)} MB idle, ${peakRss.toFixed(0)} MB with the clients`);
+  out(
+    `${WS_CLIENTS} WebSocket + ${SSE_CLIENTS} SSE clients connected in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s; server RSS ${rssIdle.toFixed(0)} MB idle, ${peakRss.toFixed(0)} MB with the clients`,
+  );
 
   let block = 0;
   const event = (): StreamEvent => ({
@@ -256,7 +289,9 @@ async function runServer(): Promise<void> {
     const result = (await next()) as Extract<FromClients, { type: 'result' }>;
     const dropped = hub.stats().dropped - dropsBefore;
     const pass = result.complete && dropped === 0 && result.p99 <= P99_TARGET_MS;
-    out(`  CPU over the phase: server ${((cpuMs(process.cpuUsage(cpuAtStart)) / (performance.now() - started)) * 100).toFixed(0)}%, clients ${((result.cpuMs / (performance.now() - started)) * 100).toFixed(0)}% of a core`);
+    out(
+      `  CPU over the phase: server ${((cpuMs(process.cpuUsage(cpuAtStart)) / (performance.now() - started)) * 100).toFixed(0)}%, clients ${((result.cpuMs / (performance.now() - started)) * 100).toFixed(0)}% of a core`,
+    );
     out(`  latency ms: server event-loop delay p99 ${(serverLoopDelay.percentile(99) / 1e6).toFixed(1)}; ${result.detail}`);
     if (!result.complete) out(`  ${result.missing} deliveries still missing 10 s after the phase`);
     out(
@@ -269,10 +304,19 @@ async function runServer(): Promise<void> {
   out(`${machineLoad()} at the end`);
   out(`client process RSS ${((await clientRss(child, next)) ?? 0).toFixed(0)} MB (not counted)`);
   const reported = best ?? first!;
-  out(`targets: ${clients} clients with p99 <= ${P99_TARGET_MS} ms ${best ? `OK up to ${best.rate} events/s (${best.rate * clients} deliveries/s)` : 'MISSED at every rate'}, RSS <= ${RSS_TARGET_MB} MB ${peakRss <= RSS_TARGET_MB ? 'OK' : 'MISSED'}`);
+  out(
+    `targets: ${clients} clients with p99 <= ${P99_TARGET_MS} ms ${best ? `OK up to ${best.rate} events/s (${best.rate * clients} deliveries/s)` : 'MISSED at every rate'}, RSS <= ${RSS_TARGET_MB} MB ${peakRss <= RSS_TARGET_MB ? 'OK' : 'MISSED'}`,
+  );
   child.disconnect();
   await system.shutdown('bench over', 5_000);
-  out(JSON.stringify({ stream_events_per_s: best ? best.rate : 0, stream_clients: clients, stream_p99_ms: Number(reported.p99.toFixed(1)), rss_mb: Math.round(peakRss) }));
+  out(
+    JSON.stringify({
+      stream_events_per_s: best ? best.rate : 0,
+      stream_clients: clients,
+      stream_p99_ms: Number(reported.p99.toFixed(1)),
+      rss_mb: Math.round(peakRss),
+    }),
+  );
 }
 
 /** The client process's RSS, from an empty phase. */

@@ -72,7 +72,6 @@ function healthyReceiver(seed: number): Behaviour {
   return () => ({ status: 200, body: 'ok', delayMs: 5 + Math.floor(random() * 75) });
 }
 
-
 export class ChaosContext {
   readonly startedAt = Date.now();
   readonly timeline: TimelineEntry[] = [];
@@ -158,16 +157,18 @@ export class ChaosContext {
   nodeConfig(): Record<string, unknown> {
     const through = `127.0.0.1:${this.proxy.port}`;
     return {
-      chains: [nodeChain(this.chain, {
-        wsUrl: `ws://${through}`,
-        httpUrl: `http://${through}`,
-        confirmations: 0,
-        heartbeatMs: 1_000,
-        requestTimeoutMs: 2_000,
-        ackTimeoutMs: 5_000,
-        pollIntervalMs: 250,
-        reconnect: { minMs: 100, maxMs: 1_000 },
-      })],
+      chains: [
+        nodeChain(this.chain, {
+          wsUrl: `ws://${through}`,
+          httpUrl: `http://${through}`,
+          confirmations: 0,
+          heartbeatMs: 1_000,
+          requestTimeoutMs: 2_000,
+          ackTimeoutMs: 5_000,
+          pollIntervalMs: 250,
+          reconnect: { minMs: 100, maxMs: 1_000 },
+        }),
+      ],
       security: { allowPrivateTargets: true },
       deliverer: {
         requestTimeoutMs: 1_000,
@@ -182,10 +183,12 @@ export class ChaosContext {
 
   /** The contract's logs from `fromBlock` to the head, as anvil gives them now (with `blockTimestamp`). */
   async contractLogs(fromBlock = 0): Promise<ChainLog[]> {
-    const logs = await this.chain.anvil.rpc<Array<Omit<ChainLog, 'blockTimestamp'> & { blockTimestamp?: string }>>(
-      'eth_getLogs', [{ fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest', address: this.contract }]);
+    const logs = await this.chain.anvil.rpc<Array<Omit<ChainLog, 'blockTimestamp'> & { blockTimestamp?: string }>>('eth_getLogs', [
+      { fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest', address: this.contract },
+    ]);
     for (const log of logs) {
-      if (typeof log.blockTimestamp !== 'string') throw new Error(`chaos: anvil gave a log without blockTimestamp (block ${log.blockHash})`);
+      if (typeof log.blockTimestamp !== 'string')
+        throw new Error(`chaos: anvil gave a log without blockTimestamp (block ${log.blockHash})`);
     }
     return logs as ChainLog[];
   }
@@ -215,7 +218,10 @@ export class ChaosContext {
 
   private onExit(node: NodeProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.killed.has(node) || this.stopping || this.aborted) return;
-    const lastErrors = node.logs.filter((l) => (l.level ?? 0) >= 50).slice(-3).map((l) => `${String(l.code ?? '')} ${String(l.msg ?? '')}`.trim());
+    const lastErrors = node.logs
+      .filter((l) => (l.level ?? 0) >= 50)
+      .slice(-3)
+      .map((l) => `${String(l.code ?? '')} ${String(l.msg ?? '')}`.trim());
     this.unexpectedExits.push({ t: this.now(), pid: node.pid, code, signal, lastErrors });
     this.record('node-exit', `node ${node.pid} exited by itself (${code ?? signal}); restarted as a process manager would`);
     if (this.current === node) setTimeout(() => void this.spawnNode().catch(() => undefined), 200);
@@ -235,7 +241,9 @@ export class ChaosContext {
         await sleep(100);
       }
     }
-    throw new Error(`chaos: ${method} ${path} did not get through within ${deadlineMs} ms: ${(last as Error | undefined)?.message ?? 'aborted'}`);
+    throw new Error(
+      `chaos: ${method} ${path} did not get through within ${deadlineMs} ms: ${(last as Error | undefined)?.message ?? 'aborted'}`,
+    );
   }
 
   /** Starts the node, then creates the endpoints and the subscriptions through `/v1`, on a new contract. */
@@ -246,13 +254,21 @@ export class ChaosContext {
     this.deployBlock = await this.chain.head();
     const endpoints = new Map<string, string>();
     for (const path of new Set(SUBSCRIPTIONS.map((s) => s.path))) {
-      const res = await this.admin<EndpointCreated>('POST', '/v1/endpoints', { url: `${this.receiver.url}${path}`, description: `chaos ${path}` });
+      const res = await this.admin<EndpointCreated>('POST', '/v1/endpoints', {
+        url: `${this.receiver.url}${path}`,
+        description: `chaos ${path}`,
+      });
       if (res.status !== 201) throw new Error(`chaos: creating the endpoint ${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
       this.secrets.set(path, res.body.secret);
       endpoints.set(path, res.body.endpoint.id);
     }
     for (const s of SUBSCRIPTIONS) {
-      const res = await this.admin<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId: endpoints.get(s.path), chainId: CHAIN_ID, addresses: [this.contract], ...s.filter });
+      const res = await this.admin<SubscriptionAnswer>('POST', '/v1/subscriptions', {
+        endpointId: endpoints.get(s.path),
+        chainId: CHAIN_ID,
+        addresses: [this.contract],
+        ...s.filter,
+      });
       if (res.status !== 201) throw new Error(`chaos: creating a subscription answered ${res.status}: ${JSON.stringify(res.body)}`);
       this.subscriptions.push(res.body.subscription.id);
     }

@@ -106,19 +106,20 @@ export const reorg: FaultFactory = (random) => {
     kind: 'reorg',
     plan: `reorg depth ${depth}`,
     holdMs: 0,
-    inject: (ctx) => ctx.chainLock.run(async () => {
-      const head = await ctx.chain.head();
-      const d = Math.min(depth, head - ctx.deployBlock);
-      if (d < 1) throw new FaultSkipped(`head ${head} is too close to the contract's block ${ctx.deployBlock}`);
-      const orphaned = await ctx.contractLogs(head - d + 1);
-      const tx = (n: number) => ({ from: ctx.chain.from, to: ctx.contract, data: tickCalldata(n) });
-      const branch: Array<[ReturnType<typeof tx>, number]> = [[tx(sizes[0]!), 0]];
-      if (d > 1) branch.push([tx(sizes[1]!), d - 1]);
-      await ctx.chain.anvil.rpc('anvil_reorg', [d, branch]);
-      ctx.orphaned.push(...orphaned);
-      const logs = branch.reduce((sum, [t]) => sum + Number.parseInt(t.data, 16), 0);
-      return `reorg depth ${d} at head ${head}: ${orphaned.length} logs orphaned, ${logs} on the new branch`;
-    }),
+    inject: (ctx) =>
+      ctx.chainLock.run(async () => {
+        const head = await ctx.chain.head();
+        const d = Math.min(depth, head - ctx.deployBlock);
+        if (d < 1) throw new FaultSkipped(`head ${head} is too close to the contract's block ${ctx.deployBlock}`);
+        const orphaned = await ctx.contractLogs(head - d + 1);
+        const tx = (n: number) => ({ from: ctx.chain.from, to: ctx.contract, data: tickCalldata(n) });
+        const branch: Array<[ReturnType<typeof tx>, number]> = [[tx(sizes[0]!), 0]];
+        if (d > 1) branch.push([tx(sizes[1]!), d - 1]);
+        await ctx.chain.anvil.rpc('anvil_reorg', [d, branch]);
+        ctx.orphaned.push(...orphaned);
+        const logs = branch.reduce((sum, [t]) => sum + Number.parseInt(t.data, 16), 0);
+        return `reorg depth ${d} at head ${head}: ${orphaned.length} logs orphaned, ${logs} on the new branch`;
+      }),
   };
 };
 
@@ -216,11 +217,18 @@ export const flood: FaultFactory = (random) => {
       const rpc = (method: string, params: unknown[]) => ctx.chain.anvil.rpc(method, params);
       const endpointId = await floodEndpoint(ctx);
       // The creations wait on the stopped Matcher (each ask up to its timeout): they finish during the hold.
-      creations = Promise.allSettled(Array.from({ length: changes }, async () => {
-        const res = await ctx.admin<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [FLOOD_ADDRESS] }, 15_000);
-        if (res.status === 201) ctx.floodSubscriptions.add(res.body.subscription.id);
-        return res.status;
-      })).then((all) => all.filter((c) => c.status === 'fulfilled' && c.value === 201).length);
+      creations = Promise.allSettled(
+        Array.from({ length: changes }, async () => {
+          const res = await ctx.admin<SubscriptionAnswer>(
+            'POST',
+            '/v1/subscriptions',
+            { endpointId, chainId: CHAIN_ID, addresses: [FLOOD_ADDRESS] },
+            15_000,
+          );
+          if (res.status === 201) ctx.floodSubscriptions.add(res.body.subscription.id);
+          return res.status;
+        }),
+      ).then((all) => all.filter((c) => c.status === 'fulfilled' && c.value === 201).length);
       await ctx.chainLock.run(async () => {
         const hashes: string[] = [];
         for (let i = 0; i < txs; i++) hashes.push(await sendTicks(rpc, ctx.chain.from, ctx.contract, logsPerTx));
@@ -232,13 +240,18 @@ export const flood: FaultFactory = (random) => {
     async heal(ctx) {
       await actorAction(ctx, 'start', 'matcher');
       const made = await creations;
-      await Promise.allSettled([...ctx.floodSubscriptions].map(async (id) => {
-        const res = await ctx.admin('DELETE', `/v1/subscriptions/${id}`, undefined, 15_000);
-        if (res.status === 200 || res.status === 404) ctx.floodSubscriptions.delete(id);
-      }));
+      await Promise.allSettled(
+        [...ctx.floodSubscriptions].map(async (id) => {
+          const res = await ctx.admin('DELETE', `/v1/subscriptions/${id}`, undefined, 15_000);
+          if (res.status === 200 || res.status === 404) ctx.floodSubscriptions.delete(id);
+        }),
+      );
       const seen = await peaks?.stop();
       const top = [...(seen ?? new Map<string, number>())].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
-      ctx.record('flood', `matcher started; ${made}/${changes} flood subscriptions created, then deleted; peak mailboxes: ${top.length === 0 ? 'all empty at every sample' : top.map(([a, n]) => `${a} ${n}`).join(', ')}`);
+      ctx.record(
+        'flood',
+        `matcher started; ${made}/${changes} flood subscriptions created, then deleted; peak mailboxes: ${top.length === 0 ? 'all empty at every sample' : top.map(([a, n]) => `${a} ${n}`).join(', ')}`,
+      );
     },
   };
 };

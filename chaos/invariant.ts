@@ -92,7 +92,17 @@ export interface Verdict {
 const GENERATIONS = 4;
 const SAMPLE = 5;
 const BODY_KEYS = ['data', 'timestamp', 'type'].join();
-const DATA_KEYS = ['address', 'blockHash', 'blockNumber', 'chainId', 'data', 'logIndex', 'subscriptionId', 'topics', 'transactionHash'].join();
+const DATA_KEYS = [
+  'address',
+  'blockHash',
+  'blockNumber',
+  'chainId',
+  'data',
+  'logIndex',
+  'subscriptionId',
+  'topics',
+  'transactionHash',
+].join();
 
 const logKey = (blockHash: string, logIndex: number) => `${blockHash.toLowerCase()}:${logIndex}`;
 const chainLogKey = (log: ChainLog) => logKey(log.blockHash, Number.parseInt(log.logIndex, 16));
@@ -109,9 +119,16 @@ function generationOf(id: string, body: WebhookBody): number {
 
 function isDelivery(json: unknown): json is WebhookBody {
   const b = json as Partial<WebhookBody> | null | undefined;
-  return typeof b === 'object' && b !== null && (b.type === 'log.created' || b.type === 'log.removed') &&
-    typeof b.data === 'object' && b.data !== null && typeof b.data.blockHash === 'string' &&
-    typeof b.data.logIndex === 'number' && typeof b.data.subscriptionId === 'string';
+  return (
+    typeof b === 'object' &&
+    b !== null &&
+    (b.type === 'log.created' || b.type === 'log.removed') &&
+    typeof b.data === 'object' &&
+    b.data !== null &&
+    typeof b.data.blockHash === 'string' &&
+    typeof b.data.logIndex === 'number' &&
+    typeof b.data.subscriptionId === 'string'
+  );
 }
 
 /** The first field of `body` that disagrees with the chain's `log`, or undefined when none does. */
@@ -129,17 +146,29 @@ export function payloadDifference(body: WebhookBody, log: ChainLog, chainId: num
     ['address', d.address === hex(log.address)],
     ['topics', Array.isArray(d.topics) && d.topics.length === log.topics.length && d.topics.every((t, i) => t === hex(log.topics[i]!))],
     ['data', d.data === hex(log.data)],
-    ['timestamp', body.type === 'log.created'
-      ? body.timestamp === new Date(Number.parseInt(log.blockTimestamp, 16) * 1_000).toISOString()
-      : typeof body.timestamp === 'string' && !Number.isNaN(Date.parse(body.timestamp))],
+    [
+      'timestamp',
+      body.type === 'log.created'
+        ? body.timestamp === new Date(Number.parseInt(log.blockTimestamp, 16) * 1_000).toISOString()
+        : typeof body.timestamp === 'string' && !Number.isNaN(Date.parse(body.timestamp)),
+    ],
   ];
   return same.find(([, equal]) => !equal)?.[0];
 }
 
 /** The checks: the invariant holds when each counts zero. */
 export const FAILURES = [
-  'lost', 'missingRemovals', 'wrongRemovals', 'unexpected', 'idMismatches', 'bodyMismatches', 'badSignatures',
-  'payloadMismatches', 'removalsWithoutCreation', 'removalsBeforeCreation', 'redeliveredWithoutRemoval',
+  'lost',
+  'missingRemovals',
+  'wrongRemovals',
+  'unexpected',
+  'idMismatches',
+  'bodyMismatches',
+  'badSignatures',
+  'payloadMismatches',
+  'removalsWithoutCreation',
+  'removalsBeforeCreation',
+  'redeliveredWithoutRemoval',
 ] as const satisfies ReadonlyArray<keyof Verdict>;
 
 /** What the receiver holds of one (subscription, log) pair, webhook after webhook. */

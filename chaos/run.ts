@@ -84,9 +84,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const ctx = await ChaosContext.create({ seed: seed + 2, ...(options.signal ? { signal: options.signal } : {}) });
   try {
     await ctx.setup();
-    ctx.record('setup', `node pid ${ctx.node.pid} at ${ctx.node.adminUrl}, chain through proxy :${ctx.proxy.port}, receiver ${ctx.receiver.url}, ${ctx.subscriptions.length} subscriptions on ${ctx.contract}`);
+    ctx.record(
+      'setup',
+      `node pid ${ctx.node.pid} at ${ctx.node.adminUrl}, chain through proxy :${ctx.proxy.port}, receiver ${ctx.receiver.url}, ${ctx.subscriptions.length} subscriptions on ${ctx.contract}`,
+    );
     print(`chaos ${scenario.name}, seed ${seed}, ${seconds} s: ${scenario.summary}`);
-    print(`  traffic ${scenario.traffic.ticksPerSecond} tx/s of ${scenario.traffic.logsPerTick.join('-')} logs; ${plan.flat().filter((p) => p.atMs < seconds * 1_000).length} faults planned`);
+    print(
+      `  traffic ${scenario.traffic.ticksPerSecond} tx/s of ${scenario.traffic.logsPerTick.join('-')} logs; ${plan.flat().filter((p) => p.atMs < seconds * 1_000).length} faults planned`,
+    );
 
     const traffic = startTraffic(ctx, scenario.traffic, mulberry32(seed + 1));
     const runStart = Date.now();
@@ -104,7 +109,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const chainId = Number.parseInt(await ctx.chain.anvil.rpc<string>('eth_chainId'), 16);
     const canonical = await ctx.contractLogs();
     const observe = (): Observation => ({
-      chainId, canonical, orphaned: [...ctx.orphaned], subscriptions: ctx.subscriptions, requests: [...ctx.receiver.requests],
+      chainId,
+      canonical,
+      orphaned: [...ctx.orphaned],
+      subscriptions: ctx.subscriptions,
+      requests: [...ctx.receiver.requests],
     });
     let verdict = checkInvariant(observe());
     while (verdict.owed > 0 && Date.now() - healedAt < convergeMs && !ctx.aborted) {
@@ -125,16 +134,33 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const observation = observe();
     verdict = checkInvariant(observation);
     const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, ctx.injections.get(k) ?? 0])) as Record<FaultKind, number>;
-    ctx.record('converged', converged === null ? `still owed after ${convergeMs / 1_000} s` : `nothing owed ${converged} ms after the heal`);
+    ctx.record(
+      'converged',
+      converged === null ? `still owed after ${convergeMs / 1_000} s` : `nothing owed ${converged} ms after the heal`,
+    );
     const finalExit = await ctx.close();
     ctx.record('stop', `SIGTERM: ${finalExit === null ? 'no node running' : `exit ${finalExit.code ?? finalExit.signal}`}`);
 
     const result: ChaosResult = {
-      scenario: scenario.name, seed, seconds, faults,
-      expected: verdict.expected, delivered: verdict.delivered, duplicates: verdict.duplicates, lost: verdict.lost,
+      scenario: scenario.name,
+      seed,
+      seconds,
+      faults,
+      expected: verdict.expected,
+      delivered: verdict.delivered,
+      duplicates: verdict.duplicates,
+      lost: verdict.lost,
       ok: runOk({ verdict, unexpectedExits: ctx.unexpectedExits, finalExit, failed: outcome.failed }),
-      verdict, observation, timeline: ctx.timeline, skipped: outcome.skipped, failed: outcome.failed,
-      convergeMs: converged, unexpectedExits: ctx.unexpectedExits, finalExit, traffic: sent, deadLetters,
+      verdict,
+      observation,
+      timeline: ctx.timeline,
+      skipped: outcome.skipped,
+      failed: outcome.failed,
+      convergeMs: converged,
+      unexpectedExits: ctx.unexpectedExits,
+      finalExit,
+      traffic: sent,
+      deadLetters,
     };
     summarize(result, ctx, print);
     return result;
@@ -202,12 +228,24 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 /** The JSON line: the figures the brief names first, then what explains them. */
 export function jsonLine(r: ChaosResult): string {
   return JSON.stringify({
-    scenario: r.scenario, seed: r.seed, seconds: r.seconds, faults: r.faults,
-    expected: r.expected, delivered: r.delivered, duplicates: r.duplicates, lost: r.lost, ok: r.ok,
-    retries: r.verdict.retries, requests: r.verdict.requests, removed: r.verdict.removed,
+    scenario: r.scenario,
+    seed: r.seed,
+    seconds: r.seconds,
+    faults: r.faults,
+    expected: r.expected,
+    delivered: r.delivered,
+    duplicates: r.duplicates,
+    lost: r.lost,
+    ok: r.ok,
+    retries: r.verdict.retries,
+    requests: r.verdict.requests,
+    removed: r.verdict.removed,
     ...Object.fromEntries(FAILURES.filter((k) => k !== 'lost').map((k) => [k, r.verdict[k]])),
-    skippedFaults: r.skipped, failedFaults: r.failed.length,
-    deadLetters: r.deadLetters ?? null, convergeMs: r.convergeMs, unexpectedExits: r.unexpectedExits.length,
+    skippedFaults: r.skipped,
+    failedFaults: r.failed.length,
+    deadLetters: r.deadLetters ?? null,
+    convergeMs: r.convergeMs,
+    unexpectedExits: r.unexpectedExits.length,
     finalExitCode: r.finalExit?.code ?? null,
   });
 }
@@ -216,21 +254,42 @@ function summarize(r: ChaosResult, ctx: ChaosContext, print: (line: string) => v
   const v = r.verdict;
   print('timeline (s since start):');
   for (const e of r.timeline) print(`  ${e.t.toFixed(1).padStart(6)}  ${e.kind.padEnd(14)} ${e.detail}`);
-  print(`faults injected: ${FAULT_KINDS.filter((k) => r.faults[k] > 0).map((k) => `${k} ${r.faults[k]}`).join(', ') || 'none'}` +
-    `${r.skipped ? `; ${r.skipped} skipped` : ''}${r.failed.length ? `; ${r.failed.length} FAILED` : ''}`);
-  print(`traffic: ${r.traffic.ticks} tx, ${r.traffic.logs} logs${r.traffic.errors ? ` (${r.traffic.errors} ticks failed)` : ''}; ${r.observation.canonical.length} canonical logs at the end`);
-  print(`deliveries: ${v.delivered}/${v.expected} expected (log, subscription) pairs, ${v.lost} lost${v.lost ? ` (e.g. ${v.lostSample.join(', ')})` : ''}; ` +
-    `${v.requests} requests, ${v.retries} retries, ${v.duplicates} duplicate 2xx`);
-  print(`reorgs: ${v.orphanedDelivered} delivered log.created orphaned, ${v.removed} log.removed delivered, ${v.missingRemovals} missing, ${v.wrongRemovals} of canonical logs`);
-  print(`order: ${v.removalsWithoutCreation} log.removed without their log.created, ${v.removalsBeforeCreation} before it, ` +
-    `${v.redeliveredWithoutRemoval} log.created of a new generation while another was not retracted`);
-  print(`checks: ${v.badSignatures} bad signatures, ${v.bodyMismatches} ids with differing bodies, ${v.idMismatches} ids not matching their payload, ` +
-    `${v.payloadMismatches} bodies disagreeing with the chain${v.payloadMismatches ? ` (e.g. ${v.payloadSample.join(', ')})` : ''}, ${v.unexpected} unexpected deliveries`);
-  print(`convergence: ${r.convergeMs === null ? 'NOT reached' : `nothing owed ${r.convergeMs} ms after the heal`}; dead letters ${r.deadLetters ?? 'unknown'}`);
+  print(
+    `faults injected: ${
+      FAULT_KINDS.filter((k) => r.faults[k] > 0)
+        .map((k) => `${k} ${r.faults[k]}`)
+        .join(', ') || 'none'
+    }` + `${r.skipped ? `; ${r.skipped} skipped` : ''}${r.failed.length ? `; ${r.failed.length} FAILED` : ''}`,
+  );
+  print(
+    `traffic: ${r.traffic.ticks} tx, ${r.traffic.logs} logs${r.traffic.errors ? ` (${r.traffic.errors} ticks failed)` : ''}; ${r.observation.canonical.length} canonical logs at the end`,
+  );
+  print(
+    `deliveries: ${v.delivered}/${v.expected} expected (log, subscription) pairs, ${v.lost} lost${v.lost ? ` (e.g. ${v.lostSample.join(', ')})` : ''}; ` +
+      `${v.requests} requests, ${v.retries} retries, ${v.duplicates} duplicate 2xx`,
+  );
+  print(
+    `reorgs: ${v.orphanedDelivered} delivered log.created orphaned, ${v.removed} log.removed delivered, ${v.missingRemovals} missing, ${v.wrongRemovals} of canonical logs`,
+  );
+  print(
+    `order: ${v.removalsWithoutCreation} log.removed without their log.created, ${v.removalsBeforeCreation} before it, ` +
+      `${v.redeliveredWithoutRemoval} log.created of a new generation while another was not retracted`,
+  );
+  print(
+    `checks: ${v.badSignatures} bad signatures, ${v.bodyMismatches} ids with differing bodies, ${v.idMismatches} ids not matching their payload, ` +
+      `${v.payloadMismatches} bodies disagreeing with the chain${v.payloadMismatches ? ` (e.g. ${v.payloadSample.join(', ')})` : ''}, ${v.unexpected} unexpected deliveries`,
+  );
+  print(
+    `convergence: ${r.convergeMs === null ? 'NOT reached' : `nothing owed ${r.convergeMs} ms after the heal`}; dead letters ${r.deadLetters ?? 'unknown'}`,
+  );
   const finalExit = r.finalExit === null ? 'no node running' : String(r.finalExit.code ?? r.finalExit.signal);
   print(`node: ${ctx.nodes.length} process(es), ${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exit ${finalExit}`);
-  for (const e of r.unexpectedExits) print(`  t=${e.t}s pid ${e.pid} exited ${e.code ?? e.signal}: ${e.lastErrors.join(' | ') || 'no error line'}`);
-  for (const [title, min, max] of [['error lines (level ≥ error)', 50, Infinity], ['warnings', 40, 50]] as const) {
+  for (const e of r.unexpectedExits)
+    print(`  t=${e.t}s pid ${e.pid} exited ${e.code ?? e.signal}: ${e.lastErrors.join(' | ') || 'no error line'}`);
+  for (const [title, min, max] of [
+    ['error lines (level ≥ error)', 50, Infinity],
+    ['warnings', 40, 50],
+  ] as const) {
     const counts = new Map<string, number>();
     for (const n of ctx.nodes) {
       for (const l of n.logs) {
@@ -279,7 +338,8 @@ function parseArgs(argv: readonly string[]): CliArgs {
     else if (!a.startsWith('-') && args.scenario === undefined) args.scenario = a;
     else throw new Error(`unexpected argument "${a}"\n${usage}`);
   }
-  if (args.scenario === undefined || !SCENARIOS[args.scenario]) throw new Error(`${args.scenario ? `unknown scenario "${args.scenario}"\n` : ''}${usage}`);
+  if (args.scenario === undefined || !SCENARIOS[args.scenario])
+    throw new Error(`${args.scenario ? `unknown scenario "${args.scenario}"\n` : ''}${usage}`);
   return args as CliArgs;
 }
 
@@ -305,8 +365,10 @@ async function main(): Promise<void> {
     process.exitCode = result.ok ? 0 : 1;
   } catch (err) {
     const aborted = abort.signal.aborted;
-    process.stderr.write(`chaos: ${aborted ? 'aborted' : (err as Error).stack ?? String(err)}\n`);
-    process.stdout.write(`${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`);
+    process.stderr.write(`chaos: ${aborted ? 'aborted' : ((err as Error).stack ?? String(err))}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`,
+    );
     process.exitCode = aborted ? 130 : 1;
   }
   // Everything the run started is stopped; a keep-alive socket or a timer left by a library must not hold the exit.

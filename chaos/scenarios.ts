@@ -43,7 +43,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
   },
   'flaky-network': {
     name: 'flaky-network',
-    summary: 'the node\'s chain connections cut for 0.5-3 s every 1.5-4 s (WebSocket and HTTP fallback alike)',
+    summary: "the node's chain connections cut for 0.5-3 s every 1.5-4 s (WebSocket and HTTP fallback alike)",
     seconds: 30,
     traffic: TRAFFIC,
     lanes: [{ kind: 'net-cut', everyMs: [1_500, 4_000] }],

@@ -26,8 +26,15 @@ export function followedChains(config: NodeConfig): Array<{ chainId: number; nam
 export async function resetChainCursorOffline(config: NodeConfig, request: ChainResetRequest): Promise<{ dbDir: string; chain: string }> {
   const chain = followedChains(config).find((c) => c.chainId === request.chainId);
   if (!chain) {
-    const ids = followedChains(config).map((c) => c.chainId).join(', ') || 'none';
-    throw new EthhookError('ETHHOOK_ERR_CHAIN_NOT_CONFIGURED', `the configuration follows no chain ${request.chainId} (it follows ${ids})`, { chainId: request.chainId });
+    const ids =
+      followedChains(config)
+        .map((c) => c.chainId)
+        .join(', ') || 'none';
+    throw new EthhookError(
+      'ETHHOOK_ERR_CHAIN_NOT_CONFIGURED',
+      `the configuration follows no chain ${request.chainId} (it follows ${ids})`,
+      { chainId: request.chainId },
+    );
   }
   const dbDir = join(resolve(config.node.dataDir), 'db');
   let db: Db;

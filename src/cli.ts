@@ -64,7 +64,7 @@ const OPTIONS = {
 const FLAG_HELP: Record<string, string> = {
   config: '-c, --config FILE   configuration file, JSON or YAML (default: $ETHHOOK_CONFIG, else the dev defaults)',
   'ignore-env': '--ignore-env        do not apply ETHHOOK_* environment overrides',
-  chain: '--chain ID          the chain id (one of the configuration\'s chains)',
+  chain: "--chain ID          the chain id (one of the configuration's chains)",
   from: '--from N|latest     the block to start at, or "latest": the confirmed head at the next start',
 };
 
@@ -119,8 +119,10 @@ const COMMANDS: Record<string, Command> = {
     flags: ['config', 'chain', 'from'],
     run: async (positionals, flags) => {
       if (positionals.length > 0) return usageError(`chain reset-cursor takes no arguments (got "${positionals[0]}")`);
-      if (flags.chain === undefined || !/^[1-9][0-9]{0,15}$/.test(flags.chain)) return usageError('chain reset-cursor needs --chain ID (a positive integer)');
-      if (flags.from === undefined || !/^(?:latest|0|[1-9][0-9]{0,15})$/.test(flags.from)) return usageError('chain reset-cursor needs --from N (a block number) or --from latest');
+      if (flags.chain === undefined || !/^[1-9][0-9]{0,15}$/.test(flags.chain))
+        return usageError('chain reset-cursor needs --chain ID (a positive integer)');
+      if (flags.from === undefined || !/^(?:latest|0|[1-9][0-9]{0,15})$/.test(flags.from))
+        return usageError('chain reset-cursor needs --from N (a block number) or --from latest');
       const file = flags.config ?? process.env[CONFIG_FILE_VARIABLE];
       const config = loadOrReport(file, process.env);
       if (config === undefined) return EXIT_FAILURE;
@@ -128,7 +130,9 @@ const COMMANDS: Record<string, Command> = {
       const from = flags.from === 'latest' ? 'latest' : Number(flags.from);
       try {
         const done = await resetChainCursorOffline(config, { chainId: Number(flags.chain), from });
-        process.stdout.write(`chain ${flags.chain} (${done.chain}): cursor reset in ${done.dbDir}; the listener starts at ${from === 'latest' ? 'the confirmed head' : `block ${from}`} at the next start\n`);
+        process.stdout.write(
+          `chain ${flags.chain} (${done.chain}): cursor reset in ${done.dbDir}; the listener starts at ${from === 'latest' ? 'the confirmed head' : `block ${from}`} at the next start\n`,
+        );
         return EXIT_OK;
       } catch (err) {
         if (!(err instanceof EthhookError)) throw err;
@@ -154,7 +158,9 @@ const COMMANDS: Record<string, Command> = {
     run: async (positionals) => {
       if (positionals.length > 0) return usageError(`errors takes no arguments (got "${positionals[0]}")`);
       const width = Math.max(...ERROR_CATALOG.map((e) => e.code.length));
-      process.stdout.write(ERROR_CATALOG.map((e) => `${e.code.padEnd(width)}  ${e.httpStatus}  ${e.layer.padEnd(14)}  ${e.summary}\n`).join(''));
+      process.stdout.write(
+        ERROR_CATALOG.map((e) => `${e.code.padEnd(width)}  ${e.httpStatus}  ${e.layer.padEnd(14)}  ${e.summary}\n`).join(''),
+      );
       return EXIT_OK;
     },
   },
@@ -179,7 +185,12 @@ const COMMANDS: Record<string, Command> = {
 
 function helpText(): string {
   const commands = Object.values(COMMANDS)
-    .map((c) => `  ${c.usage}\n      ${c.summary}\n${flagLines(c).map((line) => `      ${line}\n`).join('')}`)
+    .map(
+      (c) =>
+        `  ${c.usage}\n      ${c.summary}\n${flagLines(c)
+          .map((line) => `      ${line}\n`)
+          .join('')}`,
+    )
     .join('');
   return `ethhook ${version()} — EVM events to signed webhooks and live streams
 

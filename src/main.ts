@@ -95,7 +95,9 @@ export async function runNode(config: NodeConfig): Promise<number> {
   } catch (err) {
     logger.fatal({ err: describeError(err) }, 'node failed to start');
     // The operator's terminal gets the cause too, not only the JSON log on stdout.
-    process.stderr.write(`ethhook: the node failed to start${isEthhookError(err) ? ` [${err.code}]` : ''}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `ethhook: the node failed to start${isEthhookError(err) ? ` [${err.code}]` : ''}: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     await release();
     return 1;
   }
@@ -108,16 +110,27 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   registerProcessMetrics(registry);
 
   const stores = await openStores(config, dataDir, logger, cleanups);
-  const devChain = config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.db, logger, cleanups) : undefined;
+  const devChain =
+    config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.db, logger, cleanups) : undefined;
   const chains: ChainConfig[] = devChain ? [devChainConfig(devChain)] : [...config.chains];
   const demo = devChain && config.demo.enabled ? await startNodeDemo(config, dataDir, devChain, logger, cleanups) : undefined;
-  const governance = demo?.governance ?? (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
+  const governance =
+    demo?.governance ??
+    (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
   const hub = new StreamHub({ registry, log: logger.child({ component: 'streams' }) });
-  const system = new ActorSystem({ logger, registry, defaults: cellDefaults(config.runtime), shutdownDeadlineMs: config.node.shutdownDeadlineMs });
+  const system = new ActorSystem({
+    logger,
+    registry,
+    defaults: cellDefaults(config.runtime),
+    shutdownDeadlineMs: config.node.shutdownDeadlineMs,
+  });
   // Every chain is visible in /metrics and holds /ready back from the start, reached or not.
   exportChainSeries(registry, chains);
   const readiness = new ChainReadiness(chains);
-  await startTree(system, buildTree(config, nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, chains, readiness, governance })));
+  await startTree(
+    system,
+    buildTree(config, nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, chains, readiness, governance })),
+  );
 
   const where = await whereabouts(config, dataDir, system, { devChain, demo, governance });
   logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
@@ -128,7 +141,13 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     process.stderr.write(demoBanner(where));
     if (config.demo.statusIntervalMs > 0) {
       const receiver = demo.receiver;
-      const stop = startStatusLine({ registry, snapshot: () => system.snapshot(), receiver: () => receiver.stats(), logger, intervalMs: config.demo.statusIntervalMs });
+      const stop = startStatusLine({
+        registry,
+        snapshot: () => system.snapshot(),
+        receiver: () => receiver.stats(),
+        logger,
+        intervalMs: config.demo.statusIntervalMs,
+      });
       cleanups.push(async () => stop());
     }
   }
@@ -151,7 +170,10 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, c
   // A wrong key would start a node that answers /ready and fails every delivery: refuse it here.
   const key = await endpoints.verifyMasterKey();
   if (key.unreadable.length > 0) {
-    logger.error({ code: 'ETHHOOK_ERR_SECRET_DECRYPT', endpointIds: key.unreadable, checked: key.checked }, 'some stored webhook secrets do not open under the master key; their endpoints cannot be delivered to');
+    logger.error(
+      { code: 'ETHHOOK_ERR_SECRET_DECRYPT', endpointIds: key.unreadable, checked: key.checked },
+      'some stored webhook secrets do not open under the master key; their endpoints cannot be delivered to',
+    );
   }
   const subscriptions = new SubscriptionStore(db, endpoints);
   const outbox = await Outbox.open(db);
@@ -175,7 +197,13 @@ function devChainConfig(chain: DevChain): ChainConfig {
 }
 
 /** The demo's receiver and governance server, unless the operator's `governance.url` is to be followed. */
-async function startNodeDemo(config: NodeConfig, dataDir: string, chain: DevChain, logger: Logger, cleanups: Cleanup[]): Promise<Demo | undefined> {
+async function startNodeDemo(
+  config: NodeConfig,
+  dataDir: string,
+  chain: DevChain,
+  logger: Logger,
+  cleanups: Cleanup[],
+): Promise<Demo | undefined> {
   if (config.governance.url !== undefined) {
     logger.info('demo off: governance.url is configured, so the node follows that governance stream instead');
     return undefined;
@@ -183,7 +211,10 @@ async function startNodeDemo(config: NodeConfig, dataDir: string, chain: DevChai
   const demo = await startDemo({ dataDir, chain, logger });
   cleanups.push(() => demo.stop());
   if (!config.security.allowPrivateTargets) {
-    logger.warn({ receiver: demo.receiver.url }, 'demo: security.allowPrivateTargets is off, so webhooks to the loopback receiver will be refused');
+    logger.warn(
+      { receiver: demo.receiver.url },
+      'demo: security.allowPrivateTargets is off, so webhooks to the loopback receiver will be refused',
+    );
   }
   return demo;
 }
@@ -210,47 +241,50 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
   const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';
   const governance = p.governance;
   return {
-    admin: () => createAdminBehaviour({
-      system,
-      config: config.admin,
-      registry,
-      dataDir: p.dataDir,
-      routes: [
-        ...v1Routes({ endpoints, subscriptions, outbox, lookup, chains: chains.map((c) => c.chainId), config: config.security }),
-        ...governanceRoutes(() => system),
-        ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(db) }),
-      ],
-      readiness: () => p.readiness.reasons(),
-      streams: streamTransports(hub, config.streams),
-    }),
+    admin: () =>
+      createAdminBehaviour({
+        system,
+        config: config.admin,
+        registry,
+        dataDir: p.dataDir,
+        routes: [
+          ...v1Routes({ endpoints, subscriptions, outbox, lookup, chains: chains.map((c) => c.chainId), config: config.security }),
+          ...governanceRoutes(() => system),
+          ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(db) }),
+        ],
+        readiness: () => p.readiness.reasons(),
+        streams: streamTransports(hub, config.streams),
+      }),
     deliverer: () => createDeliverer({ outbox, endpoints, registry, ...deliverer }),
     ...(delivererPlaced ? { delivererStore: () => createDelivererStore({ outbox, endpoints, registry }) } : {}),
     placeable: { deliverer: placedDelivererSpec(deliverer) },
-    matcher: () => createMatcher({
-      db,
-      subscriptions,
-      outbox,
-      logger: p.logger.child({ actor: ACTOR_PATHS.matcher }),
-      registry,
-      ownsEndpoint: ownsEndpoint(config.node.cluster),
-      chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
-      publish: (event) => hub.publish(event),
-    }),
+    matcher: () =>
+      createMatcher({
+        db,
+        subscriptions,
+        outbox,
+        logger: p.logger.child({ actor: ACTOR_PATHS.matcher }),
+        registry,
+        ownsEndpoint: ownsEndpoint(config.node.cluster),
+        chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
+        publish: (event) => hub.publish(event),
+      }),
     ...(governance
       ? {
-          governance: () => createGovernanceStream({
-            config: { ...governance, reconnect: config.governance.reconnect },
-            db,
-            registry,
-            onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
-            apply: createStoreApplier({
-              endpoints,
-              subscriptions,
-              notices: pipelineNotices(lookup),
-              logger: p.logger.child({ actor: ACTOR_PATHS.governanceStream }),
-              secretOverlapMs: config.security.secretOverlapMs,
+          governance: () =>
+            createGovernanceStream({
+              config: { ...governance, reconnect: config.governance.reconnect },
+              db,
+              registry,
+              onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
+              apply: createStoreApplier({
+                endpoints,
+                subscriptions,
+                notices: pipelineNotices(lookup),
+                logger: p.logger.child({ actor: ACTOR_PATHS.governanceStream }),
+                secretOverlapMs: config.security.secretOverlapMs,
+              }),
             }),
-          }),
         }
       : {}),
     chainListeners: new Map<string, AnyBehaviourFactory>(

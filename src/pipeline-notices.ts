@@ -44,7 +44,10 @@ export function pipelineNotices(lookup: Lookup, timeoutMs = DEFAULT_NOTICE_TIMEO
       await ref.ask(msg, { timeoutMs });
     } catch (err) {
       const code = isEthhookError(err) ? err.code : undefined;
-      log.warn({ to: path, messageType: msg.type, code, error: (err as Error).message }, 'change notice not acknowledged; the store write stands');
+      log.warn(
+        { to: path, messageType: msg.type, code, error: (err as Error).message },
+        'change notice not acknowledged; the store write stands',
+      );
     }
   };
   return {

@@ -43,11 +43,13 @@ export function pipelineStages(registry: Registry): PipelineStages {
       buckets: BUCKETS,
       registers: [registry],
     });
-  const children = new Map(PIPELINE_STAGES.map((stage) => {
-    // Every stage has a series from the start (zero counts), so rate() and quantiles see the first events.
-    histogram.zero({ stage });
-    return [stage, histogram.labels({ stage })] as const;
-  }));
+  const children = new Map(
+    PIPELINE_STAGES.map((stage) => {
+      // Every stage has a series from the start (zero counts), so rate() and quantiles see the first events.
+      histogram.zero({ stage });
+      return [stage, histogram.labels({ stage })] as const;
+    }),
+  );
   const stages: PipelineStages = {
     reached(stage, seenAt, now) {
       children.get(stage)!.observe(Math.max(0, now - seenAt) / 1000);

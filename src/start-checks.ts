@@ -16,7 +16,7 @@ import { EthhookError } from './runtime/errors.ts';
 import { masterKeyFromEnv } from './store/secrets.ts';
 
 export const START_CHECK_LIMITS =
-  'It cannot check what needs the node\'s surroundings: the data directory (a store another process holds, ' +
+  "It cannot check what needs the node's surroundings: the data directory (a store another process holds, " +
   'its master.key and admin-token files), the admin port being free, actor placements, and whether the ' +
   'chains and the governance server can be reached (/ready says so once the node runs).';
 

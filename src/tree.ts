@@ -73,17 +73,29 @@ export function buildTree(config: NodeConfig, behaviours: NodeBehaviours): Super
     if (mode !== 'local') {
       const placed = behaviours.placeable?.[name];
       if (!placed) {
-        throw new EthhookError('ETHHOOK_ERR_INVALID_SPEC', `actor ${name} cannot be placed ${mode}: it runs in the node's process only`, { actor: name, field: `runtime.actors.${name}.placement` });
+        throw new EthhookError('ETHHOOK_ERR_INVALID_SPEC', `actor ${name} cannot be placed ${mode}: it runs in the node's process only`, {
+          actor: name,
+          field: `runtime.actors.${name}.placement`,
+        });
       }
       spec.placement = { mode, ...placed };
     }
     return spec;
   };
   const supervisor = (name: string, strategy: SupervisorSpec['strategy'], children: ChildSpec[]): SupervisorSpec => ({
-    kind: 'supervisor', name, strategy, intensity, backoff, children,
+    kind: 'supervisor',
+    name,
+    strategy,
+    intensity,
+    backoff,
+    children,
   });
 
-  const chains = supervisor('chains', 'one-for-one', [...behaviours.chainListeners].map(([name, b]) => worker(name, b)));
+  const chains = supervisor(
+    'chains',
+    'one-for-one',
+    [...behaviours.chainListeners].map(([name, b]) => worker(name, b)),
+  );
   const pipeline: ChildSpec[] = [];
   if (behaviours.delivererStore) pipeline.push(worker('deliverer-store', behaviours.delivererStore));
   if (behaviours.deliverer) pipeline.push(worker('deliverer', behaviours.deliverer));

@@ -41,11 +41,9 @@ export function decodeSecret(secret: string): Buffer {
   }
   const key = Buffer.from(encoded, 'base64');
   if (key.length < MIN_KEY_BYTES || key.length > MAX_KEY_BYTES) {
-    throw new EthhookError(
-      'ETHHOOK_ERR_INVALID_WEBHOOK_SECRET',
-      `webhook secret must decode to ${MIN_KEY_BYTES}..${MAX_KEY_BYTES} bytes`,
-      { bytes: key.length },
-    );
+    throw new EthhookError('ETHHOOK_ERR_INVALID_WEBHOOK_SECRET', `webhook secret must decode to ${MIN_KEY_BYTES}..${MAX_KEY_BYTES} bytes`, {
+      bytes: key.length,
+    });
   }
   return key;
 }

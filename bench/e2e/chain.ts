@@ -68,7 +68,13 @@ export async function startChain(): Promise<Chain> {
     }
     return `0x${gas.get(n)!.toString(16)}`;
   };
-  const tx = async (contract: string, n: number) => ({ from, to: contract, data: tickCalldata(n), gas: await gasFor(contract, n), nonce: `0x${(nonce++).toString(16)}` });
+  const tx = async (contract: string, n: number) => ({
+    from,
+    to: contract,
+    data: tickCalldata(n),
+    gas: await gasFor(contract, n),
+    nonce: `0x${(nonce++).toString(16)}`,
+  });
 
   return {
     anvil,
@@ -83,7 +89,8 @@ export async function startChain(): Promise<Chain> {
     },
     async sendMany(contract, count) {
       const batch = [];
-      for (let i = 0; i < count; i++) batch.push({ jsonrpc: '2.0', id: ++id, method: 'eth_sendTransaction', params: [await tx(contract, 1)] });
+      for (let i = 0; i < count; i++)
+        batch.push({ jsonrpc: '2.0', id: ++id, method: 'eth_sendTransaction', params: [await tx(contract, 1)] });
       const answers = (await post(batch)) as Array<{ result?: string; error?: { message: string } }>;
       const failed = answers.find((a) => a.error);
       if (failed) throw new Error(`eth_sendTransaction (batch): ${failed.error!.message}`);

@@ -64,7 +64,11 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
   // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
   // flags; space-separated) for the node's process only.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? NPM_START_NODE_ARGS).split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const pid = child.pid!;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
@@ -75,7 +79,10 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
 
   let adminUrl = '';
   const running = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the node did not log "node running" within ${START_TIMEOUT_MS} ms: ${stderr.slice(-2_000)}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`the node did not log "node running" within ${START_TIMEOUT_MS} ms: ${stderr.slice(-2_000)}`)),
+      START_TIMEOUT_MS,
+    );
     createInterface({ input: child.stdout! }).on('line', (text) => {
       let line: { level?: number; msg?: string; admin?: unknown };
       try {

@@ -14,7 +14,10 @@ export async function comedyTellPerSecond(messages: number): Promise<number> {
   try {
     const root = await system.rootActor();
     const counter = countdown();
-    const actor = (await root.createChild({ tick: () => counter.count() }, { mode: 'in-memory', name: 'counter' })) as unknown as ComedyActor;
+    const actor = (await root.createChild(
+      { tick: () => counter.count() },
+      { mode: 'in-memory', name: 'counter' },
+    )) as unknown as ComedyActor;
     return await tellsPerSecond({ tell: (msg) => void actor.send('tick', msg), handled: counter.handled }, messages);
   } finally {
     await system.destroy();

@@ -104,7 +104,11 @@ export const chainConfigSchema = z
      * Inbound frames larger than this are refused (the connection is dropped and re-established; a log
      * range whose answer was too large is split). One block's logs must fit.
      */
-    maxFrameBytes: z.number().int().min(1_024).default(64 * 1024 * 1024),
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .default(64 * 1024 * 1024),
     reconnect: reconnectSchema.prefault({}),
   })
   .refine((c) => c.confirmations <= c.maxReorgDepth, {
@@ -121,18 +125,20 @@ export const chainConfigSchema = z
     const names = new Set<string>();
     const urls = new Set<string>();
     c.providers?.forEach((p, i) => {
-      if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['providers', i, 'name'], message: `provider name "${p.name}" is listed twice` });
+      if (names.has(p.name))
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'name'], message: `provider name "${p.name}" is listed twice` });
       names.add(p.name);
       for (const key of ['wsUrl', 'httpUrl'] as const) {
         const url = p[key];
         if (url === undefined) continue;
         // The same node listed twice would vote twice: a quorum of one.
-        if (urls.has(url)) ctx.addIssue({ code: 'custom', path: ['providers', i, key], message: 'this URL is another provider\'s too' });
+        if (urls.has(url)) ctx.addIssue({ code: 'custom', path: ['providers', i, key], message: "this URL is another provider's too" });
         urls.add(url);
       }
     });
     const count = c.providers?.length ?? 1;
-    if (c.quorum > count) ctx.addIssue({ code: 'custom', path: ['quorum'], message: `quorum ${c.quorum} is more than the ${count} provider(s) listed` });
+    if (c.quorum > count)
+      ctx.addIssue({ code: 'custom', path: ['quorum'], message: `quorum ${c.quorum} is more than the ${count} provider(s) listed` });
   })
   .transform(({ wsUrl: ws, httpUrl: http, providers, ...rest }) => ({
     ...rest,

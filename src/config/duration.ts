@@ -19,14 +19,12 @@ export function parseDuration(text: string): number | undefined {
 
 /** A duration field: non-negative integer ms, or a string with a unit. Parses to ms. */
 export function duration() {
-  return z
-    .union([z.number(), z.string()], { error: DURATION_HINT })
-    .transform((value, ctx) => {
-      const ms = typeof value === 'number' ? value : parseDuration(value);
-      if (ms === undefined || !Number.isSafeInteger(ms) || ms < 0) {
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration; ${DURATION_HINT}` });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  return z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((value, ctx) => {
+    const ms = typeof value === 'number' ? value : parseDuration(value);
+    if (ms === undefined || !Number.isSafeInteger(ms) || ms < 0) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration; ${DURATION_HINT}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
 }

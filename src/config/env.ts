@@ -77,11 +77,18 @@ function parseVariableName(name: string, sections: readonly string[], variable: 
     if (typo === undefined) return undefined;
     const rest = name.slice(toEnvSegment(typo).length + 1);
     const suggestion = `${ENV_PREFIX}${toEnvSegment(typo)}__${rest}`;
-    return { issue: { path: formatPath([typo, toKey(rest)]), source: variable, message: `not a config variable; nesting levels are separated by "__": did you mean ${suggestion}?` } };
+    return {
+      issue: {
+        path: formatPath([typo, toKey(rest)]),
+        source: variable,
+        message: `not a config variable; nesting levels are separated by "__": did you mean ${suggestion}?`,
+      },
+    };
   }
   const path: ConfigPath = [];
   for (const segment of segments) {
-    if (segment === '') return { issue: { path: '', source: variable, message: 'empty name segment (three or more underscores in a row?)' } };
+    if (segment === '')
+      return { issue: { path: '', source: variable, message: 'empty name segment (three or more underscores in a row?)' } };
     if (/^\d+$/.test(segment)) {
       const index = Number(segment);
       if (index > MAX_LIST_INDEX) return { issue: { path: '', source: variable, message: `list index ${segment} is too large` } };
@@ -122,7 +129,13 @@ function parseAdminTokens(raw: string, variable: string): Parsed<{ role: string;
     const colon = item.indexOf(':');
     const role = item.slice(0, colon).trim();
     if (colon < 0 || !(ADMIN_ROLES as readonly string[]).includes(role)) {
-      return { issue: { path: 'admin.tokens', source: variable, message: `entry ${i + 1} must be "<role>:<token>" with role ${ADMIN_ROLES.join(' or ')}` } };
+      return {
+        issue: {
+          path: 'admin.tokens',
+          source: variable,
+          message: `entry ${i + 1} must be "<role>:<token>" with role ${ADMIN_ROLES.join(' or ')}`,
+        },
+      };
     }
     tokens.push({ role, token: item.slice(colon + 1).trim() });
   }
@@ -133,7 +146,10 @@ function parseAdminTokens(raw: string, variable: string): Parsed<{ role: string;
  * Returns a copy of `document` with the overrides applied in order. An override that cannot be placed
  * (a field name on a list) becomes an issue instead.
  */
-export function applyEnvOverrides(document: unknown, overrides: readonly EnvOverride[]): { document: Record<string, unknown>; issues: ConfigIssue[] } {
+export function applyEnvOverrides(
+  document: unknown,
+  overrides: readonly EnvOverride[],
+): { document: Record<string, unknown>; issues: ConfigIssue[] } {
   const root: Record<string, unknown> = isRecord(document) ? structuredClone(document) : {};
   const issues: ConfigIssue[] = [];
   for (const override of overrides) {

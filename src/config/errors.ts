@@ -9,7 +9,10 @@ export const configErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_CONFIG_INVALID: { summary: 'the configuration does not match the schema', httpStatus: 400 },
   ETHHOOK_ERR_CONFIG_UNREADABLE: { summary: 'the configuration file cannot be read', httpStatus: 400 },
   ETHHOOK_ERR_CONFIG_SYNTAX: { summary: 'the configuration file is not valid JSON or YAML', httpStatus: 400 },
-  ETHHOOK_ERR_BUNDLE: { summary: 'bin/ethhook.mjs could not bundle the sources at start (logged by bin/, before the node runs)', httpStatus: 500 },
+  ETHHOOK_ERR_BUNDLE: {
+    summary: 'bin/ethhook.mjs could not bundle the sources at start (logged by bin/, before the node runs)',
+    httpStatus: 500,
+  },
 });
 
 export type ConfigErrorCode = keyof typeof configErrorCodes;

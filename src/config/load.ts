@@ -25,7 +25,11 @@ export function loadConfig({ file, env = process.env }: LoadConfigOptions = {}):
   const document = file === undefined ? {} : readConfigFile(file);
   if (typeof document !== 'object' || document === null || Array.isArray(document)) {
     const got = Array.isArray(document) ? 'a list' : JSON.stringify(document);
-    throw new ConfigError('ETHHOOK_ERR_CONFIG_INVALID', [{ path: '', message: `must be a mapping of sections (node, admin, ...), got ${got}` }], { file });
+    throw new ConfigError(
+      'ETHHOOK_ERR_CONFIG_INVALID',
+      [{ path: '', message: `must be a mapping of sections (node, admin, ...), got ${got}` }],
+      { file },
+    );
   }
   const sections = Object.keys(NodeConfigSchema.shape);
   const parsedEnv = parseEnvOverrides(env, sections);
@@ -63,7 +67,9 @@ export function readConfigFile(file: string): unknown {
     try {
       return JSON.parse(text) as unknown;
     } catch (err) {
-      throw new ConfigError('ETHHOOK_ERR_CONFIG_SYNTAX', [{ path: '', message: `invalid JSON in ${file}: ${(err as Error).message}` }], { file });
+      throw new ConfigError('ETHHOOK_ERR_CONFIG_SYNTAX', [{ path: '', message: `invalid JSON in ${file}: ${(err as Error).message}` }], {
+        file,
+      });
     }
   }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
@@ -78,15 +84,19 @@ function formatOf(file: string): 'json' | 'yaml' {
   const ext = extname(file).toLowerCase();
   if (ext === '.json') return 'json';
   if (ext === '.yaml' || ext === '.yml') return 'yaml';
-  throw new ConfigError('ETHHOOK_ERR_CONFIG_UNREADABLE', [{ path: '', message: `${file}: unknown format "${ext}"; use .json, .yaml or .yml` }], { file });
+  throw new ConfigError(
+    'ETHHOOK_ERR_CONFIG_UNREADABLE',
+    [{ path: '', message: `${file}: unknown format "${ext}"; use .json, .yaml or .yml` }],
+    { file },
+  );
 }
 
 /** Env values read as JSON where the schema wanted a string: only those are retried as their raw text. */
 function rawStringRetries(issues: readonly z.core.$ZodIssue[], overrides: readonly EnvOverride[]): EnvOverride[] {
-  const failing = new Set(issues.filter((issue) => issue.code === 'invalid_type' && issue.expected === 'string').map((issue) => formatPath(issue.path)));
-  return overrides
-    .filter((o) => typeof o.value !== 'string' && failing.has(formatPath(o.path)))
-    .map((o) => ({ ...o, value: o.raw }));
+  const failing = new Set(
+    issues.filter((issue) => issue.code === 'invalid_type' && issue.expected === 'string').map((issue) => formatPath(issue.path)),
+  );
+  return overrides.filter((o) => typeof o.value !== 'string' && failing.has(formatPath(o.path))).map((o) => ({ ...o, value: o.raw }));
 }
 
 /** zod issues as operators read them: one per field, unknown keys named by their full path. */
@@ -94,7 +104,8 @@ function toConfigIssues(issues: readonly z.core.$ZodIssue[], overrides: readonly
   const out: ConfigIssue[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push(withSource({ path: formatPath([...issue.path, key]), message: 'unknown key' }, [...issue.path, key], overrides));
+      for (const key of issue.keys)
+        out.push(withSource({ path: formatPath([...issue.path, key]), message: 'unknown key' }, [...issue.path, key], overrides));
     } else {
       out.push(withSource({ path: formatPath(issue.path), message: issue.message }, issue.path, overrides));
     }

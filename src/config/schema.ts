@@ -42,7 +42,11 @@ const urlWithScheme = (schemes: RegExp, hint: string) =>
 
 /** Hostname-derived id: in a Kubernetes StatefulSet this is `ethhook-0`, `ethhook-1`, ... */
 function defaultNodeId(): string {
-  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'ethhook';
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 64) || 'ethhook'
+  );
 }
 
 const ClusterSchema = z
@@ -139,7 +143,10 @@ const BackoffSchema = z
 const SupervisionSchema = z.strictObject({
   /** More than maxRestarts within withinMs: the supervisor gives up and escalates to its parent. */
   intensity: z
-    .strictObject({ maxRestarts: nonNegativeInt().default(DEFAULT_INTENSITY.maxRestarts), withinMs: duration().default(DEFAULT_INTENSITY.withinMs) })
+    .strictObject({
+      maxRestarts: nonNegativeInt().default(DEFAULT_INTENSITY.maxRestarts),
+      withinMs: duration().default(DEFAULT_INTENSITY.withinMs),
+    })
     .prefault({}),
   backoff: BackoffSchema.prefault({}),
 });
@@ -246,9 +253,7 @@ const GovernanceSchema = z
     url: urlWithScheme(/^wss?$/, 'ws:// or wss://').optional(),
     /** Ed25519 public keys (PEM or base64 DER) whose signatures are accepted. */
     publicKeys: z.array(z.string().min(1)).default([]),
-    reconnect: z
-      .strictObject({ minMs: duration().default(1_000), maxMs: duration().default(60_000) })
-      .prefault({}),
+    reconnect: z.strictObject({ minMs: duration().default(1_000), maxMs: duration().default(60_000) }).prefault({}),
   })
   .refine((g) => g.url === undefined || g.publicKeys.length > 0, {
     message: 'a governance url needs at least one public key to verify messages',
@@ -301,8 +306,10 @@ export const NodeConfigSchema = z
     const ids = new Set<number>();
     const names = new Set<string>();
     config.chains.forEach((chain, i) => {
-      if (ids.has(chain.chainId)) ctx.addIssue({ code: 'custom', path: ['chains', i, 'chainId'], message: `chainId ${chain.chainId} is listed twice` });
-      if (names.has(chain.name)) ctx.addIssue({ code: 'custom', path: ['chains', i, 'name'], message: `chain name "${chain.name}" is listed twice` });
+      if (ids.has(chain.chainId))
+        ctx.addIssue({ code: 'custom', path: ['chains', i, 'chainId'], message: `chainId ${chain.chainId} is listed twice` });
+      if (names.has(chain.name))
+        ctx.addIssue({ code: 'custom', path: ['chains', i, 'name'], message: `chain name "${chain.name}" is listed twice` });
       ids.add(chain.chainId);
       names.add(chain.name);
     });

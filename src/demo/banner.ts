@@ -34,5 +34,13 @@ export function demoBanner(where: NodeWhereabouts): string {
         `    curl -N -H "Authorization: Bearer ${token}" "${where.streams?.sse}?events=all"`,
       ]
     : [];
-  return ['', 'ethhook is running — Tick events of the dev chain go as signed webhooks to the demo receiver.', ...lines, ...tryIt, '  a "status" log line follows every few seconds; Ctrl-C stops everything.', '', ''].join('\n');
+  return [
+    '',
+    'ethhook is running — Tick events of the dev chain go as signed webhooks to the demo receiver.',
+    ...lines,
+    ...tryIt,
+    '  a "status" log line follows every few seconds; Ctrl-C stops everything.',
+    '',
+    '',
+  ].join('\n');
 }

@@ -62,7 +62,12 @@ export interface DemoDesired {
 export async function feedDemo(server: GovernanceServer, desired: DemoDesired): Promise<number[]> {
   const firstStart = server.head === 0;
   const appended: number[] = [];
-  const endpoint = { id: DEMO_ENDPOINT_ID, url: desired.receiverUrl, description: 'ethhook demo: the built-in receiver', secret: desired.secret };
+  const endpoint = {
+    id: DEMO_ENDPOINT_ID,
+    url: desired.receiverUrl,
+    description: 'ethhook demo: the built-in receiver',
+    secret: desired.secret,
+  };
   const subscription = {
     id: DEMO_SUBSCRIPTION_ID,
     endpointId: DEMO_ENDPOINT_ID,

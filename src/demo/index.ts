@@ -43,7 +43,11 @@ export interface Demo {
 
 export async function startDemo(options: DemoOptions): Promise<Demo> {
   const logger = options.logger.child({ component: 'demo' });
-  const gov = await startDemoGovernance({ dataDir: options.dataDir, logger, serverLogger: options.logger.child({ component: 'demo-governance-server' }) });
+  const gov = await startDemoGovernance({
+    dataDir: options.dataDir,
+    logger,
+    serverLogger: options.logger.child({ component: 'demo-governance-server' }),
+  });
   let receiver: DemoReceiver | undefined;
   try {
     receiver = await startDemoReceiver({ secrets: [gov.secret], logger: options.logger.child({ component: 'demo-receiver' }) });

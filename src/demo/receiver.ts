@@ -66,7 +66,10 @@ export async function startDemoReceiver(options: DemoReceiverOptions): Promise<D
     const result = verifySignature({ headers: req.headers, body, secrets: options.secrets });
     if (!result.ok) {
       counts.failed++;
-      logger.warn({ reason: result.reason, webhookId: req.headers['webhook-id'], failed: counts.failed }, 'demo receiver: signature NOT verified');
+      logger.warn(
+        { reason: result.reason, webhookId: req.headers['webhook-id'], failed: counts.failed },
+        'demo receiver: signature NOT verified',
+      );
       return void res.writeHead(401, { 'content-type': 'text/plain' }).end(`${result.reason}\n`);
     }
     onVerified(result.id);

@@ -48,7 +48,11 @@ async function samples(registry: Registry, name: string): Promise<Sample[] | und
   return metric ? (await metric.get()).values : undefined;
 }
 
-async function sum(registry: Registry, name: string, keep: (labels: Sample['labels']) => boolean = () => true): Promise<number | undefined> {
+async function sum(
+  registry: Registry,
+  name: string,
+  keep: (labels: Sample['labels']) => boolean = () => true,
+): Promise<number | undefined> {
   const values = await samples(registry, name);
   return values?.filter((v) => keep(v.labels)).reduce((total, v) => total + v.value, 0);
 }

@@ -60,7 +60,10 @@ export interface SpawnOptions {
 export function spawnAnvil(options: SpawnOptions = {}): Promise<AnvilProcess> {
   const bin = options.binary ?? resolveAnvilBinary();
   const port = String(options.port ?? 0);
-  const child = spawn(bin, ['--host', '127.0.0.1', '--port', port, ...(options.args ?? [])], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['--host', '127.0.0.1', '--port', port, ...(options.args ?? [])], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const watchdog = child.pid === undefined ? null : spawnWatchdog(child.pid);
   const killOnExit = () => {
     watchdog?.kill('SIGKILL');

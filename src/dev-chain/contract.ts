@@ -25,9 +25,26 @@ type Op = string | { label: string } | { push1Label: string };
 
 // Opcodes used, by mnemonic.
 const OPCODES: Record<string, number> = {
-  STOP: 0x00, ADD: 0x01, SUB: 0x03, ISZERO: 0x15, CALLER: 0x33, CALLDATALOAD: 0x35, CODECOPY: 0x39,
-  NUMBER: 0x43, MSTORE: 0x52, SLOAD: 0x54, SSTORE: 0x55, JUMPI: 0x57, JUMPDEST: 0x5b, PUSH1: 0x60,
-  PUSH32: 0x7f, DUP1: 0x80, DUP2: 0x81, SWAP1: 0x90, LOG3: 0xa3, RETURN: 0xf3,
+  STOP: 0x00,
+  ADD: 0x01,
+  SUB: 0x03,
+  ISZERO: 0x15,
+  CALLER: 0x33,
+  CALLDATALOAD: 0x35,
+  CODECOPY: 0x39,
+  NUMBER: 0x43,
+  MSTORE: 0x52,
+  SLOAD: 0x54,
+  SSTORE: 0x55,
+  JUMPI: 0x57,
+  JUMPDEST: 0x5b,
+  PUSH1: 0x60,
+  PUSH32: 0x7f,
+  DUP1: 0x80,
+  DUP2: 0x81,
+  SWAP1: 0x90,
+  LOG3: 0xa3,
+  RETURN: 0xf3,
 };
 
 /** Assembles mnemonics, `0x..` immediates (after PUSHn), labels (JUMPDEST) and 1-byte label pushes. */
@@ -51,28 +68,62 @@ function assemble(program: readonly Op[]): string {
 
 // Stack comments read bottom → top.
 const RUNTIME = assemble([
-  'PUSH1', '0x00', 'CALLDATALOAD', //          [n]
-  'DUP1', 'ISZERO', 'ADD', //                  [n']          n' = n == 0 ? 1 : n
-  'PUSH1', '0x00', 'SLOAD', //                 [n', s]
+  'PUSH1',
+  '0x00',
+  'CALLDATALOAD', //          [n]
+  'DUP1',
+  'ISZERO',
+  'ADD', //                  [n']          n' = n == 0 ? 1 : n
+  'PUSH1',
+  '0x00',
+  'SLOAD', //                 [n', s]
   { label: 'loop' },
-  'NUMBER', 'PUSH1', '0x00', 'MSTORE', //      mem[0..32] = block.number (the event's data)
-  'DUP1', 'CALLER', //                         [n', s, s, sender]
-  'PUSH32', TICK_TOPIC, //                     [n', s, s, sender, topic0]
-  'PUSH1', '0x20', 'PUSH1', '0x00', //         [..., size 32, offset 0]
+  'NUMBER',
+  'PUSH1',
+  '0x00',
+  'MSTORE', //      mem[0..32] = block.number (the event's data)
+  'DUP1',
+  'CALLER', //                         [n', s, s, sender]
+  'PUSH32',
+  TICK_TOPIC, //                     [n', s, s, sender, topic0]
+  'PUSH1',
+  '0x20',
+  'PUSH1',
+  '0x00', //         [..., size 32, offset 0]
   'LOG3', //                                   [n', s]       emit Tick(sender, s, block.number)
-  'PUSH1', '0x01', 'ADD', //                   [n', s+1]
-  'SWAP1', 'PUSH1', '0x01', 'SWAP1', 'SUB', // [s+1, n'-1]
-  'SWAP1', 'DUP2', //                          [n'-1, s+1, n'-1]
-  { push1Label: 'loop' }, 'JUMPI', //          loop while n'-1 != 0
-  'PUSH1', '0x00', 'SSTORE', //                seq = s+1
+  'PUSH1',
+  '0x01',
+  'ADD', //                   [n', s+1]
+  'SWAP1',
+  'PUSH1',
+  '0x01',
+  'SWAP1',
+  'SUB', // [s+1, n'-1]
+  'SWAP1',
+  'DUP2', //                          [n'-1, s+1, n'-1]
+  { push1Label: 'loop' },
+  'JUMPI', //          loop while n'-1 != 0
+  'PUSH1',
+  '0x00',
+  'SSTORE', //                seq = s+1
   'STOP',
 ]);
 
 const runtimeLength = RUNTIME.length / 2;
 const hexByte = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
 const INIT = assemble([
-  'PUSH1', hexByte(runtimeLength), 'PUSH1', '0x0c', 'PUSH1', '0x00', 'CODECOPY', // mem[0..] = runtime (it starts at byte 12)
-  'PUSH1', hexByte(runtimeLength), 'PUSH1', '0x00', 'RETURN',
+  'PUSH1',
+  hexByte(runtimeLength),
+  'PUSH1',
+  '0x0c',
+  'PUSH1',
+  '0x00',
+  'CODECOPY', // mem[0..] = runtime (it starts at byte 12)
+  'PUSH1',
+  hexByte(runtimeLength),
+  'PUSH1',
+  '0x00',
+  'RETURN',
 ]);
 
 /** Creation bytecode: deploys RUNTIME. */

@@ -37,7 +37,8 @@ const keyRotatePayloadSchema = z
       ctx.addIssue({ code: 'custom', path: ['add', 'publicKey'], message: (err as Error).message });
       return;
     }
-    if (derived !== p.add.keyId) ctx.addIssue({ code: 'custom', path: ['add', 'keyId'], message: `is not the fingerprint of add.publicKey (${derived})` });
+    if (derived !== p.add.keyId)
+      ctx.addIssue({ code: 'custom', path: ['add', 'keyId'], message: `is not the fingerprint of add.publicKey (${derived})` });
     if (p.retire.includes(p.add.keyId)) ctx.addIssue({ code: 'custom', path: ['retire'], message: 'must not retire the key it adds' });
   });
 
@@ -80,8 +81,7 @@ export type ParsedMessage = {
 }[GovernanceType];
 
 export type FrameParseResult =
-  | { ok: true; message: ParsedMessage }
-  | { ok: false; reason: string; seq: number | null; keyId: string | null };
+  { ok: true; message: ParsedMessage } | { ok: false; reason: string; seq: number | null; keyId: string | null };
 
 export const helloSchema = z.strictObject({
   type: z.literal('hello'),
@@ -117,7 +117,7 @@ export function parseGovernanceFrame(text: string): FrameParseResult {
   } catch {
     return { ok: false, reason: 'not JSON', seq: null, keyId: null };
   }
-  const seq = typeof (raw as { seq?: unknown })?.seq === 'number' ? ((raw as { seq: number }).seq) : null;
+  const seq = typeof (raw as { seq?: unknown })?.seq === 'number' ? (raw as { seq: number }).seq : null;
   const claimedKey = (raw as { keyId?: unknown })?.keyId;
   const keyId = typeof claimedKey === 'string' ? claimedKey.slice(0, 64) : null;
   const envelope = messageEnvelopeSchema.safeParse(raw);

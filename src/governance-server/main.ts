@@ -75,7 +75,9 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
     if (values.key !== undefined) return usage('--generate-key and --key are exclusive');
     try {
       const made = await generateKeyFiles(values['generate-key']);
-      process.stdout.write(`private key: ${made.privateKeyFile}\npublic key:  ${made.publicKeyFile}\nkey id:      ${made.keyId}\npublic key (governance.publicKeys): ${made.publicKey}\n`);
+      process.stdout.write(
+        `private key: ${made.privateKeyFile}\npublic key:  ${made.publicKeyFile}\nkey id:      ${made.keyId}\npublic key (governance.publicKeys): ${made.publicKey}\n`,
+      );
       return 0;
     } catch (err) {
       process.stderr.write(`governance-serve: cannot write the key pair: ${(err as Error).message}\n`);
@@ -98,7 +100,15 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
   const logger = createLogger();
   let server;
   try {
-    server = await startGovernanceServer({ host: values.host ?? '127.0.0.1', port, keyFile: values.key, keyId: values['key-id'], store: values.log, publishToken, logger });
+    server = await startGovernanceServer({
+      host: values.host ?? '127.0.0.1',
+      port,
+      keyFile: values.key,
+      keyId: values['key-id'],
+      store: values.log,
+      publishToken,
+      logger,
+    });
   } catch (err) {
     logger.fatal({ err: describeError(err) }, 'governance server could not start');
     process.stderr.write(`governance-serve: ${isEthhookError(err) ? `${err.code}: ` : ''}${(err as Error).message}\n`);

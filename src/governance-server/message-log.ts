@@ -81,7 +81,10 @@ async function readLog(path: string): Promise<SignedMessage[]> {
         await truncate(path, Buffer.byteLength(text.slice(0, offset)));
         break;
       }
-      throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_SERVER', `governance log ${path}, line ${messages.length + 1}: ${parsed.reason}`, { path, line: messages.length + 1 });
+      throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_SERVER', `governance log ${path}, line ${messages.length + 1}: ${parsed.reason}`, {
+        path,
+        line: messages.length + 1,
+      });
     }
     messages.push(parsed.message);
     offset = end === -1 ? text.length : end + 1;

@@ -60,7 +60,13 @@ export function handlePublish(req: IncomingMessage, res: ServerResponse, options
       const payload = parsePayload(body.data.type, body.data.payload);
       if (!payload.success) {
         const issue = payload.error.issues[0];
-        return fail(res, 400, 'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID', `invalid ${body.data.type} payload: ${issue?.message ?? ''}`, ['payload', ...(issue?.path ?? [])].join('.'));
+        return fail(
+          res,
+          400,
+          'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID',
+          `invalid ${body.data.type} payload: ${issue?.message ?? ''}`,
+          ['payload', ...(issue?.path ?? [])].join('.'),
+        );
       }
       try {
         const seq = await options.append(body.data.type, body.data.payload);

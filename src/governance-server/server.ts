@@ -77,7 +77,8 @@ interface Client {
   next: number | null;
 }
 
-const serverError = (message: string, context: Record<string, unknown> = {}) => new EthhookError('ETHHOOK_ERR_GOVERNANCE_SERVER', message, context);
+const serverError = (message: string, context: Record<string, unknown> = {}) =>
+  new EthhookError('ETHHOOK_ERR_GOVERNANCE_SERVER', message, context);
 
 export async function loadSigningKey(keyFile: string, keyId?: string): Promise<{ key: KeyObject; keyId: string }> {
   let text: string;
@@ -89,7 +90,11 @@ export async function loadSigningKey(keyFile: string, keyId?: string): Promise<{
   const key = parsePrivateKey(text);
   const fingerprint = keyIdOf(key);
   if (keyId !== undefined && keyId !== fingerprint) {
-    throw serverError(`key id "${keyId}" is not the fingerprint of ${keyFile} (${fingerprint}); nodes name keys by fingerprint`, { keyFile, keyId, fingerprint });
+    throw serverError(`key id "${keyId}" is not the fingerprint of ${keyFile} (${fingerprint}); nodes name keys by fingerprint`, {
+      keyFile,
+      keyId,
+      fingerprint,
+    });
   }
   return { key, keyId: fingerprint };
 }
@@ -176,12 +181,22 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
     const parsed = parsePayload(type, payload);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID', `invalid ${type} payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, { type });
+      throw new EthhookError(
+        'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID',
+        `invalid ${type} payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+        { type },
+      );
     }
     // What is signed and sent is the normalized payload, as plain JSON.
     const normalized: unknown = JSON.parse(JSON.stringify(parsed.data));
     const seq = log.head + 1;
-    const message: SignedMessage = { seq, type, payload: normalized, keyId: signer.keyId, signature: signMessage(signer.key, seq, type, normalized) };
+    const message: SignedMessage = {
+      seq,
+      type,
+      payload: normalized,
+      keyId: signer.keyId,
+      signature: signMessage(signer.key, seq, type, normalized),
+    };
     await log.append(message);
     if (!held) for (const client of clients) pump(client);
     logger?.info({ seq, type, keyId: signer.keyId }, 'governance message appended');
@@ -190,7 +205,8 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
 
   const publishToken = options.publishToken;
   if (publishToken !== undefined) {
-    publish = (req, res) => handlePublish(req, res, { token: publishToken, append: (type, payload) => serialized(() => appendSigned(type, payload)), logger });
+    publish = (req, res) =>
+      handlePublish(req, res, { token: publishToken, append: (type, payload) => serialized(() => appendSigned(type, payload)), logger });
   }
 
   const address = http.address() as AddressInfo;

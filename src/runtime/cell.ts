@@ -26,8 +26,19 @@ import { createPlacedBehaviour, type PlacedBehaviour } from './placement/index.t
 import type { ParentLink, StopWhy, TreeNode } from './node.ts';
 import { ActorStats } from './stats.ts';
 import type {
-  ActorContext, ActorRef, ActorSnapshot, ActorState, AskOptions, Behaviour, DeadLetterReason, HealthReport,
-  OverflowPolicy, RestartReason, RestartType, SupervisionEvent, WorkerSpec,
+  ActorContext,
+  ActorRef,
+  ActorSnapshot,
+  ActorState,
+  AskOptions,
+  Behaviour,
+  DeadLetterReason,
+  HealthReport,
+  OverflowPolicy,
+  RestartReason,
+  RestartType,
+  SupervisionEvent,
+  WorkerSpec,
 } from './types.ts';
 
 export interface CellEnv {
@@ -59,7 +70,8 @@ interface Pending {
 const NOT_RUNNING = { handled: 0, more: false };
 
 export function messageType(msg: unknown): string {
-  if (msg !== null && typeof msg === 'object' && typeof (msg as { type?: unknown }).type === 'string') return (msg as { type: string }).type;
+  if (msg !== null && typeof msg === 'object' && typeof (msg as { type?: unknown }).type === 'string')
+    return (msg as { type: string }).type;
   return msg === null ? 'null' : typeof msg;
 }
 
@@ -71,29 +83,61 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<{ ok: true; value: T
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ ok: false, timedOut: true }), ms);
     p.then(
-      (value) => { clearTimeout(timer); resolve({ ok: true, value }); },
-      (error) => { clearTimeout(timer); resolve({ ok: false, error, timedOut: false }); },
+      (value) => {
+        clearTimeout(timer);
+        resolve({ ok: true, value });
+      },
+      (error) => {
+        clearTimeout(timer);
+        resolve({ ok: false, error, timedOut: false });
+      },
     );
   });
 }
 
 class CellRef<M> implements ActorRef<M> {
   constructor(private readonly cell: ActorCell<M>) {}
-  get path(): string { return this.cell.path; }
-  get name(): string { return this.cell.name; }
-  tell(msg: M): boolean { return this.cell.tell(msg); }
-  send(msg: M): Promise<void> { return this.cell.send(msg); }
-  ask<R = unknown>(msg: M, options?: AskOptions): Promise<R> { return this.cell.ask(msg, options) as Promise<R>; }
+  get path(): string {
+    return this.cell.path;
+  }
+  get name(): string {
+    return this.cell.name;
+  }
+  tell(msg: M): boolean {
+    return this.cell.tell(msg);
+  }
+  send(msg: M): Promise<void> {
+    return this.cell.send(msg);
+  }
+  ask<R = unknown>(msg: M, options?: AskOptions): Promise<R> {
+    return this.cell.ask(msg, options) as Promise<R>;
+  }
 }
 
 class CellContext<M> implements ActorContext<M> {
-  constructor(private readonly cell: ActorCell<M>, readonly incarnation: number, readonly log: Logger) {}
-  get self(): ActorRef<M> { return this.cell.ref; }
-  get path(): string { return this.cell.path; }
-  get name(): string { return this.cell.name; }
-  lookup<T = unknown>(pathOrName: string): ActorRef<T> | undefined { return this.cell.env.lookup<T>(pathOrName); }
-  fail(error: unknown, reason: 'crash' | 'health' = 'crash'): void { this.cell.failFromOutside(this.incarnation, error, reason); }
-  stopSelf(): void { this.cell.exitNormally(this.incarnation); }
+  constructor(
+    private readonly cell: ActorCell<M>,
+    readonly incarnation: number,
+    readonly log: Logger,
+  ) {}
+  get self(): ActorRef<M> {
+    return this.cell.ref;
+  }
+  get path(): string {
+    return this.cell.path;
+  }
+  get name(): string {
+    return this.cell.name;
+  }
+  lookup<T = unknown>(pathOrName: string): ActorRef<T> | undefined {
+    return this.cell.env.lookup<T>(pathOrName);
+  }
+  fail(error: unknown, reason: 'crash' | 'health' = 'crash'): void {
+    this.cell.failFromOutside(this.incarnation, error, reason);
+  }
+  stopSelf(): void {
+    this.cell.exitNormally(this.incarnation);
+  }
 }
 
 export class ActorCell<M = unknown> implements TreeNode, Runnable {
@@ -143,9 +187,15 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     this.log = actorLogger(env.logger, this.path);
   }
 
-  get state(): ActorState { return this.stateNow; }
-  get incarnation(): number { return this.incarnationNo; }
-  children(): readonly TreeNode[] { return []; }
+  get state(): ActorState {
+    return this.stateNow;
+  }
+  get incarnation(): number {
+    return this.incarnationNo;
+  }
+  children(): readonly TreeNode[] {
+    return [];
+  }
 
   // ---- sending -------------------------------------------------------------------------------
 
@@ -180,11 +230,29 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
       const timer = setTimeout(() => {
         if (settled) return;
         settled = true;
-        reject(new EthhookError('ETHHOOK_ERR_ASK_TIMEOUT', `no reply from ${this.path} within ${timeoutMs} ms`, { actor: this.path, messageType: messageType(msg), timeoutMs }));
+        reject(
+          new EthhookError('ETHHOOK_ERR_ASK_TIMEOUT', `no reply from ${this.path} within ${timeoutMs} ms`, {
+            actor: this.path,
+            messageType: messageType(msg),
+            timeoutMs,
+          }),
+        );
       }, timeoutMs);
       const reply: Reply = {
-        resolve: (v) => { if (!settled) { settled = true; clearTimeout(timer); resolve(v); } },
-        reject: (e) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } },
+        resolve: (v) => {
+          if (!settled) {
+            settled = true;
+            clearTimeout(timer);
+            resolve(v);
+          }
+        },
+        reject: (e) => {
+          if (!settled) {
+            settled = true;
+            clearTimeout(timer);
+            reject(e);
+          }
+        },
       };
       if (this.terminated) {
         this.deadLetter(msg, 'stopped', reply);
@@ -321,7 +389,10 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   private panic(msg: M, reply: Reply | undefined, strikes: number, err: unknown, reason: 'panic' | 'crash'): void {
     this.stats.panicked++;
     const type = messageType(msg);
-    this.log.error({ err: describeError(err), messageType: type, incarnation: this.incarnationNo, code: 'ETHHOOK_ERR_ACTOR_PANIC' }, 'handler panicked');
+    this.log.error(
+      { err: describeError(err), messageType: type, incarnation: this.incarnationNo, code: 'ETHHOOK_ERR_ACTOR_PANIC' },
+      'handler panicked',
+    );
     this.env.emit({ type: 'panic', path: this.path, error: err, messageType: type, at: Date.now() });
     this.keepForRetry(msg, reply, strikes + 1);
     this.failed(reason, err);
@@ -329,7 +400,10 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
 
   private keepForRetry(msg: M, reply: Reply | undefined, strikes: number): void {
     if (strikes >= this.maxConsecutivePanics) {
-      this.log.error({ messageType: messageType(msg), strikes, code: 'ETHHOOK_ERR_POISON_MESSAGE' }, 'message panicked the actor too many times in a row; sent to dead letters');
+      this.log.error(
+        { messageType: messageType(msg), strikes, code: 'ETHHOOK_ERR_POISON_MESSAGE' },
+        'message panicked the actor too many times in a row; sent to dead letters',
+      );
       this.deadLetter(msg, 'poison', reply);
     } else {
       this.pending = { msg, reply, strikes };
@@ -345,7 +419,10 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   /** `ctx.fail` from the given incarnation; stale reports (an older incarnation) are ignored. */
   failFromOutside(incarnation: number, error: unknown, reason: 'crash' | 'health'): void {
     if (incarnation !== this.incarnationNo || (this.stateNow !== 'running' && this.stateNow !== 'starting')) return;
-    this.log.error({ err: describeError(error), reason, incarnation, code: reason === 'crash' ? 'ETHHOOK_ERR_ACTOR_CRASH' : undefined }, `actor ${reason === 'crash' ? 'crashed' : 'failed its health check'}`);
+    this.log.error(
+      { err: describeError(error), reason, incarnation, code: reason === 'crash' ? 'ETHHOOK_ERR_ACTOR_CRASH' : undefined },
+      `actor ${reason === 'crash' ? 'crashed' : 'failed its health check'}`,
+    );
     if (reason === 'crash') this.env.emit({ type: 'crash', path: this.path, error, at: Date.now() });
     this.failed(reason, error);
   }
@@ -364,9 +441,10 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     const inc = this.incarnationNo;
     const ctx = new CellContext(this, inc, this.log);
     const placement = this.spec.placement;
-    const placed = placement === undefined || placement.mode === 'local'
-      ? null
-      : createPlacedBehaviour(placement, { logger: this.log, stopTimeoutMs: this.shutdownTimeoutMs });
+    const placed =
+      placement === undefined || placement.mode === 'local'
+        ? null
+        : createPlacedBehaviour(placement, { logger: this.log, stopTimeoutMs: this.shutdownTimeoutMs });
     const behaviour = placed === null ? this.spec.behaviour!() : (placed as Behaviour<M>);
     this.behaviour = behaviour;
     this.placed = placed;
@@ -393,24 +471,42 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
       const stopped = new Promise<void>((done) => this.mailbox.pushSystem({ kind: 'stop', done: () => done() }));
       this.wake();
       const r = await withTimeout(stopped, this.shutdownTimeoutMs);
-      if (!r.ok) this.log.warn({ code: 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT', timeoutMs: this.shutdownTimeoutMs }, 'handler still running at stop; abandoning it');
+      if (!r.ok)
+        this.log.warn(
+          { code: 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT', timeoutMs: this.shutdownTimeoutMs },
+          'handler still running at stop; abandoning it',
+        );
     }
     this.stateNow = 'stopping';
     const b = this.behaviour;
     const ctx = this.ctx;
     if (b && ctx) {
-      const hook = why.cause !== 'shutdown' && why.cause !== 'manual-stop' && why.cause !== 'normal' && b.preRestart
-        ? () => b.preRestart!(why.cause as RestartReason, why.error, ctx)
-        : () => b.postStop?.(ctx);
+      const hook =
+        why.cause !== 'shutdown' && why.cause !== 'manual-stop' && why.cause !== 'normal' && b.preRestart
+          ? () => b.preRestart!(why.cause as RestartReason, why.error, ctx)
+          : () => b.postStop?.(ctx);
       const r = await withTimeout(Promise.resolve().then(hook), Math.max(1, deadline - Date.now()));
-      if (!r.ok) this.log.warn({ err: r.timedOut ? undefined : describeError(r.error), timedOut: r.timedOut, code: r.timedOut ? 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT' : undefined }, 'stop hook failed');
+      if (!r.ok)
+        this.log.warn(
+          {
+            err: r.timedOut ? undefined : describeError(r.error),
+            timedOut: r.timedOut,
+            code: r.timedOut ? 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT' : undefined,
+          },
+          'stop hook failed',
+        );
     }
     this.behaviour = null;
     this.placed = null;
     this.ctx = null;
     this.inFlight = null;
     this.stateNow = 'stopped';
-    this.env.emit({ type: 'stopped', path: this.path, at: Date.now(), normal: why.cause === 'shutdown' || why.cause === 'manual-stop' || why.cause === 'normal' });
+    this.env.emit({
+      type: 'stopped',
+      path: this.path,
+      at: Date.now(),
+      normal: why.cause === 'shutdown' || why.cause === 'manual-stop' || why.cause === 'normal',
+    });
   }
 
   /** Ends the actor for good (temporary child, system shutdown): queued messages become dead letters. */
@@ -442,7 +538,9 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   private async probeHealth(inc: number, timeoutMs: number, allowed: number): Promise<void> {
     if (inc !== this.incarnationNo || this.stateNow !== 'running') return;
     // health() may answer with a promise: resolving `answer` with it waits for its report.
-    const answer = new Promise<HealthReport>((done) => this.mailbox.pushSystem({ kind: 'health', done: (v) => done(v as HealthReport | Promise<HealthReport>) }));
+    const answer = new Promise<HealthReport>((done) =>
+      this.mailbox.pushSystem({ kind: 'health', done: (v) => done(v as HealthReport | Promise<HealthReport>) }),
+    );
     this.wake();
     const r = await withTimeout(answer, timeoutMs);
     const ok = r.ok && r.value.ok;
@@ -459,10 +557,21 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
     this.stats.deadLetters[reason]++;
     this.env.deadLetter(this.path, reason, msg);
     if (reply !== undefined) {
-      const code = reason === 'poison' ? 'ETHHOOK_ERR_POISON_MESSAGE'
-        : reason === 'rejected' || reason === 'overflow' ? 'ETHHOOK_ERR_MAILBOX_FULL'
-        : reason === 'shutdown' ? 'ETHHOOK_ERR_SYSTEM_SHUTDOWN' : 'ETHHOOK_ERR_ACTOR_STOPPED';
-      reply.reject(new EthhookError(code, `message to ${this.path} went to dead letters (${reason})`, { actor: this.path, reason, messageType: messageType(msg) }));
+      const code =
+        reason === 'poison'
+          ? 'ETHHOOK_ERR_POISON_MESSAGE'
+          : reason === 'rejected' || reason === 'overflow'
+            ? 'ETHHOOK_ERR_MAILBOX_FULL'
+            : reason === 'shutdown'
+              ? 'ETHHOOK_ERR_SYSTEM_SHUTDOWN'
+              : 'ETHHOOK_ERR_ACTOR_STOPPED';
+      reply.reject(
+        new EthhookError(code, `message to ${this.path} went to dead letters (${reason})`, {
+          actor: this.path,
+          reason,
+          messageType: messageType(msg),
+        }),
+      );
     }
   }
 

@@ -8,8 +8,20 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 export type { Logger } from 'pino';
 
 export const REDACTED_KEYS = [
-  'token', 'authorization', 'secret', 'secrets', 'masterKey', 'password', '*.token', '*.authorization',
-  '*.secret', '*.secrets', '*.masterKey', '*.password', 'headers.authorization', 'req.headers.authorization',
+  'token',
+  'authorization',
+  'secret',
+  'secrets',
+  'masterKey',
+  'password',
+  '*.token',
+  '*.authorization',
+  '*.secret',
+  '*.secrets',
+  '*.masterKey',
+  '*.password',
+  'headers.authorization',
+  'req.headers.authorization',
 ];
 
 export interface LogOptions {

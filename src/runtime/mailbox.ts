@@ -23,9 +23,7 @@ export interface SystemSignal {
 }
 
 export type OfferResult =
-  | { accepted: true; evicted?: undefined }
-  | { accepted: true; evicted: { msg: unknown; reply: Reply | undefined } }
-  | { accepted: false };
+  { accepted: true; evicted?: undefined } | { accepted: true; evicted: { msg: unknown; reply: Reply | undefined } } | { accepted: false };
 
 const ACCEPTED: OfferResult = { accepted: true };
 const REFUSED: OfferResult = { accepted: false };

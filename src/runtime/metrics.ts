@@ -49,8 +49,15 @@ class CollectedMetric {
 }
 
 export const KERNEL_METRIC_NAMES = [
-  'actor_mailbox_size', 'actor_mailbox_capacity', 'actor_messages_total', 'actor_message_duration_seconds',
-  'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up', 'actor_manually_stopped',
+  'actor_mailbox_size',
+  'actor_mailbox_capacity',
+  'actor_messages_total',
+  'actor_message_duration_seconds',
+  'actor_panics_total',
+  'actor_restarts_total',
+  'actor_dead_letters_total',
+  'actor_up',
+  'actor_manually_stopped',
 ] as const;
 
 const MISNAMED_PROCESS_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -67,28 +74,71 @@ export function registerKernelMetrics(registry: Registry, actors: () => Iterable
     return out;
   };
   const metrics = [
-    new CollectedMetric('actor_mailbox_size', 'Messages waiting in the actor mailbox', 'gauge',
-      per((a) => (a.mailboxSize === null ? [] : [{ value: a.mailboxSize, labels: { actor: a.path } }]))),
-    new CollectedMetric('actor_mailbox_capacity', 'Capacity of the actor mailbox', 'gauge',
-      per((a) => (a.mailboxCapacity === null ? [] : [{ value: a.mailboxCapacity, labels: { actor: a.path } }]))),
-    new CollectedMetric('actor_messages_total', 'Messages handled, by outcome (ok or panic)', 'counter',
-      per((a) => a.mailboxCapacity === null ? [] : [
-        { value: a.stats.handled, labels: { actor: a.path, outcome: 'ok' } },
-        { value: a.stats.panicked, labels: { actor: a.path, outcome: 'panic' } },
-      ])),
-    new CollectedMetric('actor_message_duration_seconds', 'Time spent handling one message', 'histogram',
+    new CollectedMetric(
+      'actor_mailbox_size',
+      'Messages waiting in the actor mailbox',
+      'gauge',
+      per((a) => (a.mailboxSize === null ? [] : [{ value: a.mailboxSize, labels: { actor: a.path } }])),
+    ),
+    new CollectedMetric(
+      'actor_mailbox_capacity',
+      'Capacity of the actor mailbox',
+      'gauge',
+      per((a) => (a.mailboxCapacity === null ? [] : [{ value: a.mailboxCapacity, labels: { actor: a.path } }])),
+    ),
+    new CollectedMetric(
+      'actor_messages_total',
+      'Messages handled, by outcome (ok or panic)',
+      'counter',
+      per((a) =>
+        a.mailboxCapacity === null
+          ? []
+          : [
+              { value: a.stats.handled, labels: { actor: a.path, outcome: 'ok' } },
+              { value: a.stats.panicked, labels: { actor: a.path, outcome: 'panic' } },
+            ],
+      ),
+    ),
+    new CollectedMetric(
+      'actor_message_duration_seconds',
+      'Time spent handling one message',
+      'histogram',
       per((a) => (a.mailboxCapacity === null ? [] : histogramSamples(a))),
     ),
-    new CollectedMetric('actor_panics_total', 'Handlers that threw or rejected', 'counter',
-      per((a) => (a.mailboxCapacity === null ? [] : [{ value: a.stats.panicked, labels: { actor: a.path } }]))),
-    new CollectedMetric('actor_restarts_total', 'Restarts of the actor, by reason', 'counter',
-      per((a) => RESTART_REASONS.map((reason) => ({ value: a.stats.restarts[reason], labels: { actor: a.path, reason } })))),
-    new CollectedMetric('actor_dead_letters_total', 'Messages that could not be delivered, by reason', 'counter',
-      per((a) => a.mailboxCapacity === null ? [] : DEAD_LETTER_REASONS.map((reason) => ({ value: a.stats.deadLetters[reason], labels: { actor: a.path, reason } })))),
-    new CollectedMetric('actor_up', '1 while the actor is running', 'gauge',
-      per((a) => [{ value: a.up ? 1 : 0, labels: { actor: a.path } }])),
-    new CollectedMetric('actor_manually_stopped', '1 while the actor is stopped by a manual stop (its own or a supervisor\'s above it)', 'gauge',
-      per((a) => [{ value: a.manuallyStopped ? 1 : 0, labels: { actor: a.path } }])),
+    new CollectedMetric(
+      'actor_panics_total',
+      'Handlers that threw or rejected',
+      'counter',
+      per((a) => (a.mailboxCapacity === null ? [] : [{ value: a.stats.panicked, labels: { actor: a.path } }])),
+    ),
+    new CollectedMetric(
+      'actor_restarts_total',
+      'Restarts of the actor, by reason',
+      'counter',
+      per((a) => RESTART_REASONS.map((reason) => ({ value: a.stats.restarts[reason], labels: { actor: a.path, reason } }))),
+    ),
+    new CollectedMetric(
+      'actor_dead_letters_total',
+      'Messages that could not be delivered, by reason',
+      'counter',
+      per((a) =>
+        a.mailboxCapacity === null
+          ? []
+          : DEAD_LETTER_REASONS.map((reason) => ({ value: a.stats.deadLetters[reason], labels: { actor: a.path, reason } })),
+      ),
+    ),
+    new CollectedMetric(
+      'actor_up',
+      '1 while the actor is running',
+      'gauge',
+      per((a) => [{ value: a.up ? 1 : 0, labels: { actor: a.path } }]),
+    ),
+    new CollectedMetric(
+      'actor_manually_stopped',
+      "1 while the actor is stopped by a manual stop (its own or a supervisor's above it)",
+      'gauge',
+      per((a) => [{ value: a.manuallyStopped ? 1 : 0, labels: { actor: a.path } }]),
+    ),
   ];
   for (const m of metrics) registry.registerMetric(m as never);
 }
@@ -99,7 +149,11 @@ function histogramSamples(a: MeasuredActor): Sample[] {
   const b = a.stats.durationBuckets;
   for (let i = 0; i < DURATION_BUCKETS.length; i++) {
     cumulative += b[i]!;
-    out.push({ metricName: 'actor_message_duration_seconds_bucket', value: cumulative, labels: { actor: a.path, le: DURATION_BUCKETS[i]! } });
+    out.push({
+      metricName: 'actor_message_duration_seconds_bucket',
+      value: cumulative,
+      labels: { actor: a.path, le: DURATION_BUCKETS[i]! },
+    });
   }
   cumulative += b[DURATION_BUCKETS.length]!;
   out.push({ metricName: 'actor_message_duration_seconds_bucket', value: cumulative, labels: { actor: a.path, le: '+Inf' } });

@@ -10,8 +10,14 @@ export const DURATION_BUCKETS = [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05,
 export class ActorStats {
   handled = 0;
   panicked = 0;
-  readonly restarts: Record<RestartReason, number> = Object.fromEntries(RESTART_REASONS.map((r) => [r, 0])) as Record<RestartReason, number>;
-  readonly deadLetters: Record<DeadLetterReason, number> = Object.fromEntries(DEAD_LETTER_REASONS.map((r) => [r, 0])) as Record<DeadLetterReason, number>;
+  readonly restarts: Record<RestartReason, number> = Object.fromEntries(RESTART_REASONS.map((r) => [r, 0])) as Record<
+    RestartReason,
+    number
+  >;
+  readonly deadLetters: Record<DeadLetterReason, number> = Object.fromEntries(DEAD_LETTER_REASONS.map((r) => [r, 0])) as Record<
+    DeadLetterReason,
+    number
+  >;
   /** Non-cumulative bucket counts; the last slot is +Inf. */
   readonly durationBuckets = new Float64Array(DURATION_BUCKETS.length + 1);
   durationSum = 0;

@@ -99,7 +99,8 @@ export class ActorSystem implements ParentLink {
   // ---- building --------------------------------------------------------------------------------
 
   register(node: TreeNode): void {
-    if (this.nodes.has(node.path)) throw new EthhookError('ETHHOOK_ERR_INVALID_SPEC', `duplicate actor path ${node.path}`, { actor: node.path });
+    if (this.nodes.has(node.path))
+      throw new EthhookError('ETHHOOK_ERR_INVALID_SPEC', `duplicate actor path ${node.path}`, { actor: node.path });
     this.nodes.set(node.path, node);
   }
 
@@ -127,9 +128,15 @@ export class ActorSystem implements ParentLink {
   findOrThrow(pathOrName: string): TreeNode {
     const node = this.find(pathOrName);
     if (node !== undefined) return node;
-    if (pathOrName.startsWith('/')) throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor at ${pathOrName}`, { actor: pathOrName });
+    if (pathOrName.startsWith('/'))
+      throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor at ${pathOrName}`, { actor: pathOrName });
     const matches = this.named(pathOrName);
-    if (matches.length > 1) throw new EthhookError('ETHHOOK_ERR_ACTOR_AMBIGUOUS', `several actors are named ${pathOrName}: ${matches.map((m) => m.path).join(', ')}`, { actor: pathOrName });
+    if (matches.length > 1)
+      throw new EthhookError(
+        'ETHHOOK_ERR_ACTOR_AMBIGUOUS',
+        `several actors are named ${pathOrName}: ${matches.map((m) => m.path).join(', ')}`,
+        { actor: pathOrName },
+      );
     throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor named ${pathOrName}`, { actor: pathOrName });
   }
 
@@ -160,7 +167,10 @@ export class ActorSystem implements ParentLink {
   // ---- the root's parent ---------------------------------------------------------------------
 
   childFailed(child: TreeNode, reason: RestartReason, error: unknown): void {
-    this.logger.fatal({ actor: child.path, reason, err: describeError(error), code: 'ETHHOOK_ERR_RESTART_INTENSITY' }, 'root supervisor gave up; the node stops');
+    this.logger.fatal(
+      { actor: child.path, reason, err: describeError(error), code: 'ETHHOOK_ERR_RESTART_INTENSITY' },
+      'root supervisor gave up; the node stops',
+    );
     this.failure = `root escalation: ${describeError(error).message as string}`;
     void this.shutdown(this.failure);
   }
@@ -279,7 +289,8 @@ export class ActorSystem implements ParentLink {
         const deadline = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs)));
         inTime = await Promise.race([root.stop({ cause: 'shutdown' }).then(() => true as const), deadline]);
         clearTimeout(timer);
-        if (!inTime) this.logger.error({ deadlineMs, code: 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT' }, 'shutdown deadline passed with actors still stopping');
+        if (!inTime)
+          this.logger.error({ deadlineMs, code: 'ETHHOOK_ERR_SHUTDOWN_TIMEOUT' }, 'shutdown deadline passed with actors still stopping');
       }
       for (const node of this.nodes.values()) if (node instanceof ActorCell) node.terminate('shutdown');
       this.logger.info({ inTime }, 'stopped');

@@ -106,9 +106,7 @@ export interface BackoffSpec {
  * run it through comedy in a child process or worker thread; the module must export a factory
  * function named `exportName` returning the behaviour.
  */
-export type PlacementSpec =
-  | { mode: 'local' }
-  | { mode: 'forked' | 'threaded'; module: string; exportName: string; args?: unknown };
+export type PlacementSpec = { mode: 'local' } | { mode: 'forked' | 'threaded'; module: string; exportName: string; args?: unknown };
 
 export interface WorkerSpec<M = unknown> {
   kind: 'worker';

@@ -218,8 +218,12 @@ function isPageKey(key: string, prefix: string): boolean {
 function isPage(v: unknown): v is Page {
   const page = v as Page | undefined;
   return (
-    typeof page === 'object' && page !== null && Number.isSafeInteger(page.n) && page.n >= 0 &&
-    Array.isArray(page.r) && page.r.every((r) => Array.isArray(r) && r.length === 6)
+    typeof page === 'object' &&
+    page !== null &&
+    Number.isSafeInteger(page.n) &&
+    page.n >= 0 &&
+    Array.isArray(page.r) &&
+    page.r.every((r) => Array.isArray(r) && r.length === 6)
   );
 }
 
@@ -228,15 +232,21 @@ function isPage(v: unknown): v is Page {
  * field so nothing else is stored; throws ETHHOOK_ERR_INVALID_INPUT naming the first bad field.
  */
 function checkRecord(r: AttemptRecord): AttemptRecord {
-  const bad =
-    !isId(r.jobId) ? 'jobId'
-    : !isId(r.endpointId) ? 'endpointId'
-    : !Number.isSafeInteger(r.at) ? 'at'
-    : r.attempt !== undefined && !(Number.isSafeInteger(r.attempt) && r.attempt > 0) ? 'attempt'
-    : r.status !== undefined && !Number.isSafeInteger(r.status) ? 'status'
-    : !(typeof r.durationMs === 'number' && r.durationMs >= 0 && Number.isFinite(r.durationMs)) ? 'durationMs'
-    : r.error !== undefined && !(typeof r.error === 'string' && r.error.length <= MAX_ERROR_LENGTH) ? 'error'
-    : undefined;
+  const bad = !isId(r.jobId)
+    ? 'jobId'
+    : !isId(r.endpointId)
+      ? 'endpointId'
+      : !Number.isSafeInteger(r.at)
+        ? 'at'
+        : r.attempt !== undefined && !(Number.isSafeInteger(r.attempt) && r.attempt > 0)
+          ? 'attempt'
+          : r.status !== undefined && !Number.isSafeInteger(r.status)
+            ? 'status'
+            : !(typeof r.durationMs === 'number' && r.durationMs >= 0 && Number.isFinite(r.durationMs))
+              ? 'durationMs'
+              : r.error !== undefined && !(typeof r.error === 'string' && r.error.length <= MAX_ERROR_LENGTH)
+                ? 'error'
+                : undefined;
   if (bad !== undefined) {
     throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid attempt record: ${bad}`, {
       issues: [{ path: bad, message: `got ${String((r as unknown as Record<string, unknown>)[bad])}` }],

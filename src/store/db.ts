@@ -36,7 +36,12 @@ export async function openDb(dir: string): Promise<Db> {
     await db.open();
   } catch (err) {
     if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
-      throw new EthhookError('ETHHOOK_ERR_STORE_LOCKED', `the store ${dir} is held by another process (a running node?): stop it, or give this node another node.dataDir`, { dbDir: dir }, { cause: err });
+      throw new EthhookError(
+        'ETHHOOK_ERR_STORE_LOCKED',
+        `the store ${dir} is held by another process (a running node?): stop it, or give this node another node.dataDir`,
+        { dbDir: dir },
+        { cause: err },
+      );
     }
     throw err;
   }

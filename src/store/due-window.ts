@@ -67,7 +67,8 @@ export class DueWindow {
     readonly capacity = DEFAULT_DUE_WINDOW,
     private readonly idAt = 0,
   ) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`due window capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`due window capacity must be a positive integer, got ${capacity}`);
   }
 
   get size(): number {
@@ -107,7 +108,12 @@ export class DueWindow {
    * whose endpoint is not in `skipEndpoints`. `exhausted` is true when the walk ran off the end of an
    * incomplete window below `end`: more may wait in LevelDB.
    */
-  take(end: string, limit: number, exclude?: ReadonlySet<string>, skipEndpoints?: ReadonlySet<string>): { entries: DueEntry[]; exhausted: boolean } {
+  take(
+    end: string,
+    limit: number,
+    exclude?: ReadonlySet<string>,
+    skipEndpoints?: ReadonlySet<string>,
+  ): { entries: DueEntry[]; exhausted: boolean } {
     const entries: DueEntry[] = [];
     const skip = skipEndpoints !== undefined && skipEndpoints.size > 0 ? skipEndpoints : undefined;
     // Entries not skipped and not walked yet: at 0 the rest of the window has nothing to hand out.

@@ -61,7 +61,10 @@ export const endpointSchema = z.object({
   rateLimitPerSec: rateLimitSchema.optional(),
   disabled: z.object({ reason: z.string(), at: z.number().int() }).nullable(),
   /** The Deliverer's failure streak (see deliverer/disable.ts); absent or null when the last attempt succeeded. */
-  failing: z.object({ since: z.number().int(), failures: z.number().int().min(1) }).nullable().optional(),
+  failing: z
+    .object({ since: z.number().int(), failures: z.number().int().min(1) })
+    .nullable()
+    .optional(),
   paused: z.boolean(),
   createdAt: z.number().int(),
   secrets: z.array(secretRecordSchema).min(1),
@@ -176,10 +179,16 @@ export class EndpointStore {
   ): Promise<{ endpoint: Endpoint; secret: string }> {
     const now = options.now ?? Date.now();
     if (!Number.isFinite(overlapMs) || overlapMs < 0) {
-      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'overlapMs must be a non-negative number', { what: 'rotation', issues: [{ path: 'overlapMs', message: 'must be >= 0' }] });
+      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'overlapMs must be a non-negative number', {
+        what: 'rotation',
+        issues: [{ path: 'overlapMs', message: 'must be >= 0' }],
+      });
     }
     if (options.secret !== undefined && !isWebhookSecret(options.secret)) {
-      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'secret must be "whsec_" followed by base64 of 24 to 64 bytes', { what: 'rotation', issues: [{ path: 'secret', message: 'invalid webhook secret' }] });
+      throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'secret must be "whsec_" followed by base64 of 24 to 64 bytes', {
+        what: 'rotation',
+        issues: [{ path: 'secret', message: 'invalid webhook secret' }],
+      });
     }
     const secret = options.secret ?? generateWebhookSecret();
     const expiresAt = now + overlapMs;
@@ -259,7 +268,6 @@ export class EndpointStore {
       return next;
     });
   }
-
 }
 
 function secretIdentity(endpointId: string, secretId: string): string {

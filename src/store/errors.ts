@@ -28,7 +28,8 @@ export const storeErrorCodes = defineErrorCodes({
     httpStatus: 500,
   },
   ETHHOOK_ERR_MASTER_KEY_MISMATCH: {
-    summary: 'the master key opens none of the stored webhook secrets: the node was started with another key than its store was written with',
+    summary:
+      'the master key opens none of the stored webhook secrets: the node was started with another key than its store was written with',
     httpStatus: 500,
   },
   ETHHOOK_ERR_STORE_LOCKED: {

@@ -54,8 +54,14 @@ export class MatchStore {
    * operation, encoding look-ups, prefixing) that cost about as much as the write itself.
    */
   putOp(block: BlockRef, record: MatchRecord): BatchOp {
-    const value = record.deferred === undefined ? { endpointId: record.endpointId } : { endpointId: record.endpointId, deferred: record.deferred };
-    return { type: 'put', key: this.recordsPrefix + this.key(block, record.logIndex, record.subscriptionId), value: JSON.stringify(value), valueEncoding: 'utf8' };
+    const value =
+      record.deferred === undefined ? { endpointId: record.endpointId } : { endpointId: record.endpointId, deferred: record.deferred };
+    return {
+      type: 'put',
+      key: this.recordsPrefix + this.key(block, record.logIndex, record.subscriptionId),
+      value: JSON.stringify(value),
+      valueEncoding: 'utf8',
+    };
   }
 
   delOp(block: BlockRef, record: MatchRecord): BatchOp {
@@ -78,7 +84,11 @@ export class MatchStore {
     for await (const [key, value] of this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
       const rest = key.slice(prefix.length);
       const sep = rest.indexOf('!');
-      const record: MatchRecord = { logIndex: Number(rest.slice(0, sep)), subscriptionId: rest.slice(sep + 1), endpointId: value.endpointId };
+      const record: MatchRecord = {
+        logIndex: Number(rest.slice(0, sep)),
+        subscriptionId: rest.slice(sep + 1),
+        endpointId: value.endpointId,
+      };
       if (typeof value.deferred === 'string') record.deferred = value.deferred;
       out.push(record);
     }

@@ -431,7 +431,8 @@ export class Outbox {
     // A window full of skipped jobs (more in flight, held or blocked than it holds) cannot take more
     // in: scan LevelDB beyond it for the rest.
     const after = this.window.refillAfter;
-    const scanned = entries.length < limit && beyond() && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options) : [];
+    const scanned =
+      entries.length < limit && beyond() && after !== undefined ? await this.scanDue(after, end, limit - entries.length, options) : [];
     const jobs: Job[] = [];
     const toRead: string[] = [];
     for (const entry of entries) {
@@ -503,7 +504,11 @@ export class Outbox {
       this.window.beginRefill();
       try {
         const read = await this.dueIndex.iterator({ gt: after, limit: want }).all();
-        this.window.refilled(read.map(([key]) => key), read.length < want, read.map(([, endpoint]) => endpoint));
+        this.window.refilled(
+          read.map(([key]) => key),
+          read.length < want,
+          read.map(([, endpoint]) => endpoint),
+        );
       } catch (err) {
         this.window.refillFailed();
         throw err;
@@ -534,9 +539,16 @@ export class Outbox {
     const held = (job as Job & { [FORM]?: JobForm })[FORM];
     if (held !== undefined) return held;
     const due = dueKey(job);
-    const form: JobForm = { body: undefined, known: false, jobKey: this.jobsPrefix + job.id, dueKey: due, dueIndexKey: this.duePrefix + due };
+    const form: JobForm = {
+      body: undefined,
+      known: false,
+      jobKey: this.jobsPrefix + job.id,
+      dueKey: due,
+      dueIndexKey: this.duePrefix + due,
+    };
     // A caller's frozen copy is served as well, only not remembered.
-    if (Object.isExtensible(job)) Object.defineProperty(job, FORM, { value: form, enumerable: false, writable: false, configurable: false });
+    if (Object.isExtensible(job))
+      Object.defineProperty(job, FORM, { value: form, enumerable: false, writable: false, configurable: false });
     return form;
   }
 
@@ -765,7 +777,12 @@ export class Outbox {
               gone.push(before.endpointId);
               break;
             case 'dead-letter': {
-              const letter: DeadLetter = { id, job: change.attempt ? { ...before, attempt: before.attempt + 1 } : before, reason: change.reason, deadAt: now };
+              const letter: DeadLetter = {
+                id,
+                job: change.attempt ? { ...before, attempt: before.attempt + 1 } : before,
+                reason: change.reason,
+                deadAt: now,
+              };
               if (waiting !== undefined) letter.supersededBy = waiting[0]!.id;
               ops.push(...this.delJobOps(before), ...this.putDeadOps(letter));
               gone.push(before.endpointId);
@@ -987,19 +1004,30 @@ const DUE_ID_AT = 16;
  * payloads from blocks it has validated. Throws ETHHOOK_ERR_INVALID_INPUT naming the field.
  */
 function newJobRecord(j: NewJob, now: number): Job {
-  const bad =
-    !isId(j.id) ? 'id'
-    : !isId(j.endpointId) ? 'endpointId'
-    : !isId(j.subscriptionId) ? 'subscriptionId'
-    : !JOB_TYPES.includes(j.type) ? 'type'
-    : typeof j.payload !== 'object' || j.payload === null || j.payload.type !== j.type ? 'payload.type'
-    : !Number.isFinite(j.eventSeenAt) ? 'eventSeenAt'
-    : j.nextAttemptAt !== undefined && !Number.isFinite(j.nextAttemptAt) ? 'nextAttemptAt'
-    : j.createdAt !== undefined && !Number.isFinite(j.createdAt) ? 'createdAt'
-    : j.follows !== undefined && !isId(j.follows) ? 'follows'
-    : undefined;
+  const bad = !isId(j.id)
+    ? 'id'
+    : !isId(j.endpointId)
+      ? 'endpointId'
+      : !isId(j.subscriptionId)
+        ? 'subscriptionId'
+        : !JOB_TYPES.includes(j.type)
+          ? 'type'
+          : typeof j.payload !== 'object' || j.payload === null || j.payload.type !== j.type
+            ? 'payload.type'
+            : !Number.isFinite(j.eventSeenAt)
+              ? 'eventSeenAt'
+              : j.nextAttemptAt !== undefined && !Number.isFinite(j.nextAttemptAt)
+                ? 'nextAttemptAt'
+                : j.createdAt !== undefined && !Number.isFinite(j.createdAt)
+                  ? 'createdAt'
+                  : j.follows !== undefined && !isId(j.follows)
+                    ? 'follows'
+                    : undefined;
   if (bad !== undefined) {
-    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid job: ${bad}`, { jobId: String(j.id), issues: [{ path: bad, message: 'missing or malformed' }] });
+    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid job: ${bad}`, {
+      jobId: String(j.id),
+      issues: [{ path: bad, message: 'missing or malformed' }],
+    });
   }
   const job: Job = {
     id: j.id,
@@ -1039,7 +1067,8 @@ const PAYLOAD_FIELD = Buffer.from('"payload":');
  */
 function bodyIn(record: Buffer): Buffer {
   const at = record.indexOf(PAYLOAD_FIELD);
-  if (at < 0 || record[record.length - 1] !== 0x7d) throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'stored job record without its payload', {});
+  if (at < 0 || record[record.length - 1] !== 0x7d)
+    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'stored job record without its payload', {});
   return record.subarray(at + PAYLOAD_FIELD.length, record.length - 1);
 }
 

@@ -77,7 +77,11 @@ export function masterKeyFromEnv(env: Readonly<Record<string, string | undefined
   const fromEnv = env[MASTER_KEY_ENV];
   if (fromEnv !== undefined && fromEnv.trim() !== '') return parseMasterKey(fromEnv, MASTER_KEY_ENV);
   if (!allowGenerate) {
-    throw new EthhookError('ETHHOOK_ERR_MASTER_KEY_MISSING', `${MASTER_KEY_ENV} is not set and generating a key is disabled (security.generateMasterKey: false)`, { field: 'security.generateMasterKey' });
+    throw new EthhookError(
+      'ETHHOOK_ERR_MASTER_KEY_MISSING',
+      `${MASTER_KEY_ENV} is not set and generating a key is disabled (security.generateMasterKey: false)`,
+      { field: 'security.generateMasterKey' },
+    );
   }
   return undefined;
 }
@@ -165,7 +169,12 @@ export class SecretCipher {
       decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
       return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch (err) {
-      throw new EthhookError('ETHHOOK_ERR_SECRET_DECRYPT', 'sealed secret does not open with this master key', { identity }, { cause: err });
+      throw new EthhookError(
+        'ETHHOOK_ERR_SECRET_DECRYPT',
+        'sealed secret does not open with this master key',
+        { identity },
+        { cause: err },
+      );
     }
   }
 }

@@ -52,8 +52,14 @@ export const subscriptionSchema = z.object({
   id: subscriptionIdSchema,
   endpointId: endpointIdSchema,
   chainId: chainIdSchema,
-  addresses: z.array(z.string().regex(/^0x[0-9a-f]{40}$/)).min(1).optional(),
-  topics: z.array(z.union([z.null(), z.string().regex(/^0x[0-9a-f]{64}$/), z.array(z.string().regex(/^0x[0-9a-f]{64}$/)).min(1)])).max(4).optional(),
+  addresses: z
+    .array(z.string().regex(/^0x[0-9a-f]{40}$/))
+    .min(1)
+    .optional(),
+  topics: z
+    .array(z.union([z.null(), z.string().regex(/^0x[0-9a-f]{64}$/), z.array(z.string().regex(/^0x[0-9a-f]{64}$/)).min(1)]))
+    .max(4)
+    .optional(),
   confirmations: confirmationsSchema.optional(),
   createdAt: z.number().int(),
 });
@@ -189,7 +195,6 @@ export class SubscriptionStore {
       return ids;
     });
   }
-
 }
 
 /**

@@ -16,9 +16,8 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   if (result.success) return result.data;
   const issues: FieldIssue[] = result.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
   const first = issues[0];
-  throw new EthhookError(
-    'ETHHOOK_ERR_INVALID_INPUT',
-    `invalid ${what}${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`,
-    { what, issues },
-  );
+  throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid ${what}${first ? `: ${first.path || '(root)'}: ${first.message}` : ''}`, {
+    what,
+    issues,
+  });
 }

@@ -52,7 +52,11 @@ const STATUS: Readonly<Record<string, number>> = Object.fromEntries(
   Object.entries({ ...adminErrorCodes, ...streamErrorCodes }).map(([code, info]) => [code, info.httpStatus]),
 );
 
-export function refusal(code: keyof typeof adminErrorCodes | keyof typeof streamErrorCodes, message: string, extra: Pick<Refusal, 'field' | 'headers'> = {}): Refusal {
+export function refusal(
+  code: keyof typeof adminErrorCodes | keyof typeof streamErrorCodes,
+  message: string,
+  extra: Pick<Refusal, 'field' | 'headers'> = {},
+): Refusal {
   return { status: STATUS[code]!, code, message, ...extra };
 }
 
@@ -87,7 +91,10 @@ function authenticate(tokens: TokenTable, header: string | undefined, accessToke
   const principal = tokens.authenticate(presented);
   if (principal) return principal;
   const challenge = principal === null ? 'Bearer realm="ethhook", error="invalid_token"' : 'Bearer realm="ethhook"';
-  const message = principal === null ? 'the bearer token is not valid' : 'a bearer token is required (Authorization: Bearer <token>, or ?access_token=<token>)';
+  const message =
+    principal === null
+      ? 'the bearer token is not valid'
+      : 'a bearer token is required (Authorization: Bearer <token>, or ?access_token=<token>)';
   return refusal('ETHHOOK_ERR_ADMIN_UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': challenge } });
 }
 
@@ -112,7 +119,9 @@ export function refuseUpgrade(socket: Duplex, r: Refusal): void {
     Connection: 'close',
     ...r.headers,
   };
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const head = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   // Closed once the answer is out: an upgrade socket is ours, and nobody else would ever close it.
   socket.once('finish', () => socket.destroy());
   socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${head}\r\n${text}`);

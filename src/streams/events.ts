@@ -53,7 +53,10 @@ export type StreamEvent = LogStreamEvent | GovernanceStreamEvent;
 
 /** What a client receives: the event and the hub's id for it. */
 const id = z.number().int().positive();
-export const streamMessageSchema = z.discriminatedUnion('kind', [logStreamEventSchema.extend({ id }), governanceStreamEventSchema.extend({ id })]);
+export const streamMessageSchema = z.discriminatedUnion('kind', [
+  logStreamEventSchema.extend({ id }),
+  governanceStreamEventSchema.extend({ id }),
+]);
 export type StreamMessage = z.infer<typeof streamMessageSchema>;
 
 /** The stream event of a log the Matcher matched (or retracted: `log.removed` is true). */

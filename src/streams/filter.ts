@@ -51,7 +51,10 @@ const commaList = <T>(item: z.ZodType<T, string>, max: number) =>
     .transform((s) => s.split(','))
     .pipe(z.array(z.string().trim().min(1, 'has an empty item').pipe(item)).min(1).max(max, `at most ${max} values`));
 
-const kindsSchema = commaList(z.enum(['all', ...STREAM_EVENT_KINDS], `each item must be one of all, ${STREAM_EVENT_KINDS.join(', ')}`), STREAM_EVENT_KINDS.length)
+const kindsSchema = commaList(
+  z.enum(['all', ...STREAM_EVENT_KINDS], `each item must be one of all, ${STREAM_EVENT_KINDS.join(', ')}`),
+  STREAM_EVENT_KINDS.length,
+)
   .refine((kinds) => !kinds.includes('all') || kinds.length === 1, 'all stands alone')
   .transform((kinds) => (kinds[0] === 'all' ? [...STREAM_EVENT_KINDS] : (kinds as StreamEventKind[])));
 
@@ -71,7 +74,10 @@ export const streamQuerySchema = z.strictObject({
       .transform((a) => a.toLowerCase()),
     MAX_FILTER_ADDRESSES,
   ).optional(),
-  type: commaList(z.string().regex(/^[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)*$/, 'must be governance message types such as endpoint.pause'), MAX_FILTER_TYPES).optional(),
+  type: commaList(
+    z.string().regex(/^[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)*$/, 'must be governance message types such as endpoint.pause'),
+    MAX_FILTER_TYPES,
+  ).optional(),
   access_token: z.string().min(1).optional(),
 });
 

@@ -114,7 +114,10 @@ export class StreamHub {
     this.clients.add(client);
     this.connections[sink.transport]++;
     this.counters.connections[sink.transport]++;
-    this.log?.debug({ client: client.id, transport: sink.transport, remote: info.remote, filter: describeFilter(filter) }, 'stream client subscribed');
+    this.log?.debug(
+      { client: client.id, transport: sink.transport, remote: info.remote, filter: describeFilter(filter) },
+      'stream client subscribed',
+    );
     return client;
   }
 
@@ -145,7 +148,13 @@ export class StreamHub {
     const message = `slow consumer: buffer full (${this.clientBufferEvents} events)`;
     this.totals.dropped++;
     this.log?.warn(
-      { client: client.id, transport: client.sink.transport, remote: client.info.remote, filter: describeFilter(client.filter), code: 'ETHHOOK_ERR_STREAM_SLOW_CONSUMER' },
+      {
+        client: client.id,
+        transport: client.sink.transport,
+        remote: client.info.remote,
+        filter: describeFilter(client.filter),
+        code: 'ETHHOOK_ERR_STREAM_SLOW_CONSUMER',
+      },
       `stream client dropped: ${message}`,
     );
     this.end(client, 'ETHHOOK_ERR_STREAM_SLOW_CONSUMER', message);

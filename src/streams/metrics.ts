@@ -11,7 +11,12 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-export const STREAM_METRIC_NAMES = ['events_emitted_total', 'websocket_connections', 'sse_connections', 'stream_messages_sent_total'] as const;
+export const STREAM_METRIC_NAMES = [
+  'events_emitted_total',
+  'websocket_connections',
+  'sse_connections',
+  'stream_messages_sent_total',
+] as const;
 
 export const TRANSPORTS = ['websocket', 'sse'] as const;
 export type Transport = (typeof TRANSPORTS)[number];

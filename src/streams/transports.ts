@@ -43,7 +43,11 @@ export interface StreamingHealth {
 }
 
 /** The `streams` option of the admin behaviour, serving `hub` with the limits of `config`. */
-export function streamTransports(hub: StreamHub, config: StreamsConfig, options: StreamTransportsOptions = {}): (context: AdminStreamsContext) => AdminStreams {
+export function streamTransports(
+  hub: StreamHub,
+  config: StreamsConfig,
+  options: StreamTransportsOptions = {},
+): (context: AdminStreamsContext) => AdminStreams {
   return (context) => new AdminStreamTransports(hub, config, options.closeGraceMs ?? 2000, context);
 }
 
@@ -78,7 +82,12 @@ class AdminStreamTransports implements AdminStreams {
         path: WS_EVENTS_PATH,
         auth: 'public',
         handle: ({ res }) =>
-          sendRefusal(res, refusal('ETHHOOK_ERR_STREAM_UPGRADE_REQUIRED', `${WS_EVENTS_PATH} is a WebSocket endpoint; connect with Upgrade: websocket`, { headers: { Upgrade: 'websocket' } })),
+          sendRefusal(
+            res,
+            refusal('ETHHOOK_ERR_STREAM_UPGRADE_REQUIRED', `${WS_EVENTS_PATH} is a WebSocket endpoint; connect with Upgrade: websocket`, {
+              headers: { Upgrade: 'websocket' },
+            }),
+          ),
       }),
       defineRoute({ method: 'GET', path: STREAMING_HEALTH_PATH, auth: 'read', handle: () => ({ json: this.health() }) }),
     ];
@@ -90,7 +99,10 @@ class AdminStreamTransports implements AdminStreams {
     const queryAt = url.indexOf('?');
     const pathname = queryAt < 0 ? url : url.slice(0, queryAt);
     if (pathname.replace(/\/+$/, '') !== WS_EVENTS_PATH) {
-      return refuseUpgrade(socket, refusal('ETHHOOK_ERR_ADMIN_ROUTE_NOT_FOUND', `no WebSocket endpoint at ${pathname}; the event stream is ${WS_EVENTS_PATH}`));
+      return refuseUpgrade(
+        socket,
+        refusal('ETHHOOK_ERR_ADMIN_ROUTE_NOT_FOUND', `no WebSocket endpoint at ${pathname}; the event stream is ${WS_EVENTS_PATH}`),
+      );
     }
     this.ws.upgrade(req, socket, head, searchOf(url));
     this.startHeartbeat();

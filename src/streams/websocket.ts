@@ -122,7 +122,12 @@ class WebSocketSink implements StreamSink {
   }
 
   close(code: StreamErrorCode, message: string): void {
-    const closeCode = code === 'ETHHOOK_ERR_STREAM_SLOW_CONSUMER' ? WS_CLOSE_SLOW_CONSUMER : code === 'ETHHOOK_ERR_STREAM_CLOSING' ? WS_CLOSE_GOING_AWAY : WS_CLOSE_POLICY;
+    const closeCode =
+      code === 'ETHHOOK_ERR_STREAM_SLOW_CONSUMER'
+        ? WS_CLOSE_SLOW_CONSUMER
+        : code === 'ETHHOOK_ERR_STREAM_CLOSING'
+          ? WS_CLOSE_GOING_AWAY
+          : WS_CLOSE_POLICY;
     this.ws.close(closeCode, Buffer.from(message).subarray(0, MAX_REASON_BYTES).toString());
     const timer = setTimeout(() => this.ws.terminate(), this.closeGraceMs);
     timer.unref();

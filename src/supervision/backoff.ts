@@ -31,7 +31,10 @@ export class RestartBackoff {
   private attempt = 0;
   private lastFailureAt = Number.NEGATIVE_INFINITY;
 
-  constructor(spec: Partial<BackoffSpec> = {}, private readonly random: () => number = Math.random) {
+  constructor(
+    spec: Partial<BackoffSpec> = {},
+    private readonly random: () => number = Math.random,
+  ) {
     this.spec = { ...DEFAULT_BACKOFF, ...spec };
   }
 

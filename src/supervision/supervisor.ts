@@ -57,7 +57,11 @@ export class Supervisor implements TreeNode, ParentLink {
   private readonly queue = new Serial();
   private incarnationNo = 0;
 
-  constructor(readonly spec: SupervisorSpec, parentPath: string | null, private readonly env: TreeEnv) {
+  constructor(
+    readonly spec: SupervisorSpec,
+    parentPath: string | null,
+    private readonly env: TreeEnv,
+  ) {
     this.name = spec.name;
     this.path = parentPath === null ? '/' : parentPath === '/' ? `/${spec.name}` : `${parentPath}/${spec.name}`;
     this.restartType = spec.restart ?? 'permanent';
@@ -66,9 +70,10 @@ export class Supervisor implements TreeNode, ParentLink {
     this.log = env.logger.child({ actor: this.path });
     env.register(this);
     for (const childSpec of spec.children) {
-      const child: TreeNode = childSpec.kind === 'supervisor'
-        ? new Supervisor(childSpec, this.path, env)
-        : new ActorCell(childSpec, this.path, env.cellEnv, env.defaults);
+      const child: TreeNode =
+        childSpec.kind === 'supervisor'
+          ? new Supervisor(childSpec, this.path, env)
+          : new ActorCell(childSpec, this.path, env.cellEnv, env.defaults);
       child.parent = this;
       if (child instanceof ActorCell) env.register(child);
       this.kids.push(child);
@@ -78,8 +83,12 @@ export class Supervisor implements TreeNode, ParentLink {
     this.shutdownTimeoutMs = spec.shutdownTimeoutMs ?? this.kids.reduce((sum, k) => sum + k.shutdownTimeoutMs, 0) + 1000;
   }
 
-  get state(): ActorState { return this.stateNow; }
-  children(): readonly TreeNode[] { return this.kids; }
+  get state(): ActorState {
+    return this.stateNow;
+  }
+  children(): readonly TreeNode[] {
+    return this.kids;
+  }
 
   // ---- lifecycle ----------------------------------------------------------------------------
 
@@ -112,7 +121,9 @@ export class Supervisor implements TreeNode, ParentLink {
     this.stateNow = 'stopping';
     this.clearTimers();
     return this.queue.run(async () => {
-      await this.stopAll(why.cause === 'shutdown' || why.cause === 'manual-stop' || why.cause === 'normal' ? why : { cause: 'dependency', error: why.error });
+      await this.stopAll(
+        why.cause === 'shutdown' || why.cause === 'manual-stop' || why.cause === 'normal' ? why : { cause: 'dependency', error: why.error },
+      );
       this.stateNow = 'stopped';
       this.env.cellEnv.emit({ type: 'stopped', path: this.path, at: Date.now(), normal: true });
     });
@@ -193,8 +204,16 @@ export class Supervisor implements TreeNode, ParentLink {
 
   private async escalate(child: TreeNode, reason: RestartReason, error: unknown): Promise<void> {
     const { maxRestarts, withinMs } = this.intensity.spec;
-    const err = new EthhookError('ETHHOOK_ERR_RESTART_INTENSITY', `${this.path} exceeded ${maxRestarts} restarts in ${withinMs} ms (last: ${child.path}, ${reason})`, { actor: this.path, child: child.path, reason }, { cause: error });
-    this.log.error({ code: err.code, child: child.path, reason, maxRestarts, withinMs }, 'restart intensity exceeded; stopping children and escalating');
+    const err = new EthhookError(
+      'ETHHOOK_ERR_RESTART_INTENSITY',
+      `${this.path} exceeded ${maxRestarts} restarts in ${withinMs} ms (last: ${child.path}, ${reason})`,
+      { actor: this.path, child: child.path, reason },
+      { cause: error },
+    );
+    this.log.error(
+      { code: err.code, child: child.path, reason, maxRestarts, withinMs },
+      'restart intensity exceeded; stopping children and escalating',
+    );
     this.clearTimers();
     this.restarting.clear();
     await this.stopAll({ cause: 'shutdown' });

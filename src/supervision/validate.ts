@@ -34,10 +34,12 @@ function checkChild(parentPath: string, spec: ChildSpec): void {
   if (!placed && typeof spec.behaviour !== 'function') invalid(path, 'behaviour', typeof spec.behaviour);
   checkPositiveInt(path, 'mailbox.capacity', spec.mailbox?.capacity);
   checkPositiveInt(path, 'mailbox.throughput', spec.mailbox?.throughput);
-  if (spec.mailbox?.overflow !== undefined && !OVERFLOWS.includes(spec.mailbox.overflow)) invalid(path, 'mailbox.overflow', spec.mailbox.overflow);
+  if (spec.mailbox?.overflow !== undefined && !OVERFLOWS.includes(spec.mailbox.overflow))
+    invalid(path, 'mailbox.overflow', spec.mailbox.overflow);
   checkPositiveInt(path, 'maxConsecutivePanics', spec.maxConsecutivePanics);
   const p = spec.placement;
-  if (p !== undefined && p.mode !== 'local' && (typeof p.module !== 'string' || typeof p.exportName !== 'string')) invalid(path, 'placement', p);
+  if (p !== undefined && p.mode !== 'local' && (typeof p.module !== 'string' || typeof p.exportName !== 'string'))
+    invalid(path, 'placement', p);
 }
 
 export function checkSupervisor(path: string, spec: SupervisorSpec): void {

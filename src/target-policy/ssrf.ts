@@ -36,9 +36,7 @@ export interface TargetPolicy {
 /** `scheme` and `address` are the target's fault; `dns` may be transient. */
 export type RefusalKind = 'scheme' | 'dns' | 'address';
 
-export type TargetCheck =
-  | { ok: true; address: string; family: number }
-  | { ok: false; kind: RefusalKind; reason: string };
+export type TargetCheck = { ok: true; address: string; family: number } | { ok: false; kind: RefusalKind; reason: string };
 
 const defaultLookup: LookupAll = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 

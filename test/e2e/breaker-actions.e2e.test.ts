@@ -65,7 +65,7 @@ async function openBreaker(ticks: number) {
   return { receiver, endpointId, breaker };
 }
 
-describe('the operator\'s breaker actions', () => {
+describe("the operator's breaker actions", () => {
   it('probe: the next request is the probe; it succeeds, the breaker closes and the held webhooks arrive', async () => {
     const s = await openBreaker(5);
     const open = await s.breaker();
@@ -76,7 +76,11 @@ describe('the operator\'s breaker actions', () => {
     s.receiver.setBehaviour(ok);
     const probed = await node.api('POST', `/v1/endpoints/${s.endpointId}/breaker/probe`);
     expect(probed.status, JSON.stringify(probed.body)).toBe(200);
-    await waitUntil(() => s.receiver.deliveredIds().size === 5, 20_000, () => `the held webhooks after the probe (${s.receiver.deliveredIds().size}/5)`);
+    await waitUntil(
+      () => s.receiver.deliveredIds().size === 5,
+      20_000,
+      () => `the held webhooks after the probe (${s.receiver.deliveredIds().size}/5)`,
+    );
     expect((await s.breaker()).state).toBe('closed');
     expect(await node.metric('circuit_breaker_state', { endpoint: s.endpointId })).toBe(0);
   });
@@ -86,8 +90,18 @@ describe('the operator\'s breaker actions', () => {
     s.receiver.setBehaviour(ok);
     const closed = await node.api('POST', `/v1/endpoints/${s.endpointId}/breaker/close`);
     expect(closed.status, JSON.stringify(closed.body)).toBe(200);
-    expect((closed.body as Answer).breaker).toEqual({ state: 'closed', openUntil: null, cooldownMs: null, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
-    await waitUntil(() => s.receiver.deliveredIds().size === 3, 20_000, () => `the held webhooks after the close (${s.receiver.deliveredIds().size}/3)`);
+    expect((closed.body as Answer).breaker).toEqual({
+      state: 'closed',
+      openUntil: null,
+      cooldownMs: null,
+      consecutiveFailures: 0,
+      window: { calls: 0, failures: 0 },
+    });
+    await waitUntil(
+      () => s.receiver.deliveredIds().size === 3,
+      20_000,
+      () => `the held webhooks after the close (${s.receiver.deliveredIds().size}/3)`,
+    );
   });
 
   it('enable closes it too', async () => {
@@ -96,7 +110,11 @@ describe('the operator\'s breaker actions', () => {
     const enabled = await node.api('POST', `/v1/endpoints/${s.endpointId}/enable`);
     expect(enabled.status, JSON.stringify(enabled.body)).toBe(200);
     expect((await s.breaker()).state).toBe('closed');
-    await waitUntil(() => s.receiver.deliveredIds().size === 2, 20_000, () => `the held webhooks after enable (${s.receiver.deliveredIds().size}/2)`);
+    await waitUntil(
+      () => s.receiver.deliveredIds().size === 2,
+      20_000,
+      () => `the held webhooks after enable (${s.receiver.deliveredIds().size}/2)`,
+    );
   });
 
   it('an unknown endpoint is a 404, and the actions are audited', async () => {

@@ -88,7 +88,8 @@ describe('the invariant check fails when the invariant is broken', () => {
     // Without the run's log.removed deliveries, and with one more delivered log taken off the chain
     // (as a reorg would), every orphan misses its retraction.
     const victim = obs.requests.find((r) => succeeded(r) && body(r).type === 'log.created' && isCanonical(obs, body(r)))!;
-    const isVictim = (l: Observation['canonical'][number]) => l.blockHash === body(victim).data.blockHash && Number.parseInt(l.logIndex, 16) === body(victim).data.logIndex;
+    const isVictim = (l: Observation['canonical'][number]) =>
+      l.blockHash === body(victim).data.blockHash && Number.parseInt(l.logIndex, 16) === body(victim).data.logIndex;
     const v = checkInvariant({
       ...obs,
       canonical: obs.canonical.filter((l) => !isVictim(l)),

@@ -11,7 +11,17 @@ import { makeKey, tempDir } from '../support/governance.ts';
 import type { GovernanceStatusAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
-import { CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, startTickChain, succeeded, waitUntil, type TickChain } from './e2e-chain.ts';
+import {
+  CHAIN_ID,
+  expectedId,
+  expectWellFormed,
+  nodeChain,
+  payloadData,
+  startTickChain,
+  succeeded,
+  waitUntil,
+  type TickChain,
+} from './e2e-chain.ts';
 
 const SIZE = 3;
 const ENDPOINTS = 9;
@@ -69,7 +79,11 @@ describe('a 3-instance cluster', () => {
     }
     const height = 2 * ENDPOINTS;
     for (const n of nodes) {
-      await waitUntil(async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.height === height, 30_000, `${n.adminUrl} at governance height ${height}`);
+      await waitUntil(
+        async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.height === height,
+        30_000,
+        `${n.adminUrl} at governance height ${height}`,
+      );
     }
     // The shards are not all empty, or the test would prove less than it says.
     const shardOf = new Map(endpointIds.map((id) => [id, endpointShard(id, SIZE)]));
@@ -78,9 +92,15 @@ describe('a 3-instance cluster', () => {
     for (let i = 0; i < LOGS / 3; i++) await chain.tick(contract, 3);
     const logs = await chain.logs(contract);
     expect(logs).toHaveLength(LOGS);
-    const expected = new Set(logs.flatMap((log) => endpointIds.map((id) => expectedId(payloadData(log, `sub_${id.slice(3)}`), 'log.created'))));
+    const expected = new Set(
+      logs.flatMap((log) => endpointIds.map((id) => expectedId(payloadData(log, `sub_${id.slice(3)}`), 'log.created'))),
+    );
     expect(expected.size).toBe(LOGS * ENDPOINTS);
-    await waitUntil(() => receiver.deliveredIds().size >= expected.size, 60_000, () => `${expected.size} deliveries (${receiver.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => receiver.deliveredIds().size >= expected.size,
+      60_000,
+      () => `${expected.size} deliveries (${receiver.deliveredIds().size} so far)`,
+    );
     expect(receiver.deliveredIds()).toEqual(expected);
     expectWellFormed(receiver.requests);
 
@@ -88,8 +108,16 @@ describe('a 3-instance cluster', () => {
     const head = await chain.head();
     for (const [ordinal, n] of nodes.entries()) {
       const owned = endpointIds.filter((id) => shardOf.get(id) === ordinal).length;
-      await waitUntil(async () => (await n.metric('webhook_deliveries_total', { status: 'success' })) === owned * LOGS, 10_000, () => `node ${ordinal}: ${owned * LOGS} deliveries counted`);
-      await waitUntil(async () => ((await n.metric('chain_height', { chain: 'anvil' })) ?? -1) >= head, 10_000, `node ${ordinal} following the chain`);
+      await waitUntil(
+        async () => (await n.metric('webhook_deliveries_total', { status: 'success' })) === owned * LOGS,
+        10_000,
+        () => `node ${ordinal}: ${owned * LOGS} deliveries counted`,
+      );
+      await waitUntil(
+        async () => ((await n.metric('chain_height', { chain: 'anvil' })) ?? -1) >= head,
+        10_000,
+        `node ${ordinal} following the chain`,
+      );
     }
     // Nothing was sent twice: one 2xx request per webhook-id, across the three instances.
     expect(receiver.requests.filter(succeeded)).toHaveLength(expected.size);

@@ -8,10 +8,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
 import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answers.ts';
-import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir, type StartNodeOptions } from '../support/node-process.ts';
+import {
+  createNodeDir,
+  killAllNodes,
+  spawnNodeProcess,
+  startNodeProcess,
+  type NodeDir,
+  type StartNodeOptions,
+} from '../support/node-process.ts';
 import { mulberry32, startReceiver, type Receiver } from '../support/receiver.ts';
 import {
-  byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil,
+  byWebhookId,
+  CHAIN_ID,
+  expectedId,
+  expectWellFormed,
+  nodeChain,
+  payloadData,
+  sleep,
+  startTickChain,
+  succeeded,
+  waitUntil,
   type TickChain,
 } from './e2e-chain.ts';
 
@@ -58,7 +74,12 @@ describe('kill -9 while blocks and deliveries flow', () => {
     const endpointId = created.body.endpoint.id;
     const subs: string[] = [];
     for (const filter of [{ topics: [TICK_TOPIC] }, {}]) {
-      const res = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract], ...filter });
+      const res = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', {
+        endpointId,
+        chainId: CHAIN_ID,
+        addresses: [contract],
+        ...filter,
+      });
       expect(res.status).toBe(201);
       subs.push(res.body.subscription.id);
     }
@@ -100,7 +121,11 @@ describe('kill -9 while blocks and deliveries flow', () => {
     const logs = await chain.logs(contract);
     const expected = new Set(logs.flatMap((log) => subs.map((sub) => expectedId(payloadData(log, sub), 'log.created'))));
     expect(expected.size).toBe(logs.length * subs.length);
-    await waitUntil(() => receiver.deliveredIds().size >= expected.size, 60_000, () => `${expected.size} deliveries (${receiver.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => receiver.deliveredIds().size >= expected.size,
+      60_000,
+      () => `${expected.size} deliveries (${receiver.deliveredIds().size} so far)`,
+    );
     expect(receiver.deliveredIds()).toEqual(expected);
     expectWellFormed(receiver.requests);
 
@@ -121,9 +146,11 @@ describe('kill -9 while blocks and deliveries flow', () => {
     expect(cutOff, 'kills that landed while requests were in flight').toBeGreaterThan(0);
     const redelivered = [...groups.values()].filter((g) => g.filter(succeeded).length > 1);
     for (const g of redelivered) expect(new Set(g.map((r) => r.body)).size).toBe(1);
-    console.info(`crash e2e: ${logs.length} logs over ${new Set(logs.map((l) => l.blockNumber)).size} blocks, ` +
-      `${expected.size} webhooks, ${receiver.count} requests, ${whileStarting} of ${KILLS} kills while starting, ` +
-      `${cutOff} requests cut off by a kill, ${redelivered.length} webhooks delivered more than once`);
+    console.info(
+      `crash e2e: ${logs.length} logs over ${new Set(logs.map((l) => l.blockNumber)).size} blocks, ` +
+        `${expected.size} webhooks, ${receiver.count} requests, ${whileStarting} of ${KILLS} kills while starting, ` +
+        `${cutOff} requests cut off by a kill, ${redelivered.length} webhooks delivered more than once`,
+    );
     node.kill('SIGTERM');
     expect((await node.waitForExit(15_000)).code).toBe(0);
   });

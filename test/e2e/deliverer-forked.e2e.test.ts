@@ -11,7 +11,18 @@ import type { ActorSnapshot } from '../../src/runtime/types.ts';
 import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { mulberry32, startReceiver, type Receiver } from '../support/receiver.ts';
-import { CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil, type TickChain } from './e2e-chain.ts';
+import {
+  CHAIN_ID,
+  expectedId,
+  expectWellFormed,
+  nodeChain,
+  payloadData,
+  sleep,
+  startTickChain,
+  succeeded,
+  waitUntil,
+  type TickChain,
+} from './e2e-chain.ts';
 import { findActor, isAlive } from '../support/kernel.ts';
 
 const SEED = 0xf0e;
@@ -70,7 +81,12 @@ describe('the Deliverer placed forked in a real node', () => {
     const endpointId = created.body.endpoint.id;
     const subs: string[] = [];
     for (const filter of [{ topics: [TICK_TOPIC] }, {}]) {
-      const res = await n.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract], ...filter });
+      const res = await n.api<SubscriptionAnswer>('POST', '/v1/subscriptions', {
+        endpointId,
+        chainId: CHAIN_ID,
+        addresses: [contract],
+        ...filter,
+      });
       expect(res.status).toBe(201);
       subs.push(res.body.subscription.id);
     }
@@ -83,7 +99,11 @@ describe('the Deliverer placed forked in a real node', () => {
     for (let i = 0; i < 5; i++) await chain.tick(contract, 2);
     const early = await expectedIds();
     expect(early.size).toBe(20);
-    await waitUntil(() => [...early].every((id) => receiver.deliveredIds().has(id)), 30_000, () => `${early.size} deliveries (${receiver.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => [...early].every((id) => receiver.deliveredIds().has(id)),
+      30_000,
+      () => `${early.size} deliveries (${receiver.deliveredIds().size} so far)`,
+    );
     // The child reports its counts to the node every second.
     const counted = async () => (await n.metric('webhook_deliveries_total', { status: 'success' })) ?? 0;
     await waitUntil(async () => (await counted()) >= early.size, 10_000, 'the early deliveries counted in the node');
@@ -102,10 +122,14 @@ describe('the Deliverer placed forked in a real node', () => {
       await sleep(800);
       await waitUntil(() => receiver.inFlight > 0, 10_000, 'a request in flight');
       process.kill(deliverer.pid!, 'SIGKILL');
-      await waitUntil(async () => {
-        const now = await actor(n, '/pipeline/deliverer');
-        return now?.state === 'running' && now.pid !== null && now.pid !== deliverer.pid;
-      }, 30_000, 'the deliverer running in a new process');
+      await waitUntil(
+        async () => {
+          const now = await actor(n, '/pipeline/deliverer');
+          return now?.state === 'running' && now.pid !== null && now.pid !== deliverer.pid;
+        },
+        30_000,
+        'the deliverer running in a new process',
+      );
       restartSeenAt = Date.now();
       await sleep(1_500);
     } finally {
@@ -120,17 +144,27 @@ describe('the Deliverer placed forked in a real node', () => {
 
     // Every matched log reached the receiver, signed, at least once; nothing else did.
     const expected = await expectedIds();
-    await waitUntil(() => receiver.deliveredIds().size >= expected.size, 60_000, () => `${expected.size} deliveries (${receiver.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => receiver.deliveredIds().size >= expected.size,
+      60_000,
+      () => `${expected.size} deliveries (${receiver.deliveredIds().size} so far)`,
+    );
     expect(receiver.deliveredIds()).toEqual(expected);
     expectWellFormed(receiver.requests);
 
     // The node's /metrics has what the children did: every success of the new child (the killed one's
     // last second of counts went with it, store-port.ts), and the outbox drained.
     const afterRestart = receiver.requests.filter((r) => r.at > restartSeenAt && succeeded(r)).length;
-    await waitUntil(async () => (await counted()) >= countedEarly + afterRestart, 10_000, () => `${countedEarly} + ${afterRestart} deliveries counted in the node`);
+    await waitUntil(
+      async () => (await counted()) >= countedEarly + afterRestart,
+      10_000,
+      () => `${countedEarly} + ${afterRestart} deliveries counted in the node`,
+    );
     await waitUntil(async () => (await n.metric('webhook_queue_depth')) === 0, 10_000, 'an empty outbox');
     expect(await n.metric('webhook_delivery_duration_seconds_count')).toBeGreaterThanOrEqual(expected.size);
-    console.info(`deliverer forked e2e: ${expected.size} webhooks, ${receiver.count} requests, child pids ${deliverer.pid} -> ${restarted.pid}`);
+    console.info(
+      `deliverer forked e2e: ${expected.size} webhooks, ${receiver.count} requests, child pids ${deliverer.pid} -> ${restarted.pid}`,
+    );
 
     // A graceful stop ends the deliverer's process with the node.
     n.kill('SIGTERM');

@@ -9,7 +9,17 @@ import type { AttemptRecord, EndpointCreated, Page, SubscriptionAnswer } from '.
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { failRatio, startReceiver, type Receiver } from '../support/receiver.ts';
 import {
-  body, byWebhookId, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil,
+  body,
+  byWebhookId,
+  CHAIN_ID,
+  expectedId,
+  expectWellFormed,
+  nodeChain,
+  payloadData,
+  sleep,
+  startTickChain,
+  succeeded,
+  waitUntil,
   type TickChain,
 } from './e2e-chain.ts';
 
@@ -88,13 +98,19 @@ describe('delivery', () => {
     expect(await chain.logs(unwatched)).toHaveLength(15);
 
     const expected = new Map(
-      logs.flatMap((log) => [byTopic, byAddress].map((sub) => {
-        const data = payloadData(log, sub);
-        return [expectedId(data, 'log.created'), data] as const;
-      })),
+      logs.flatMap((log) =>
+        [byTopic, byAddress].map((sub) => {
+          const data = payloadData(log, sub);
+          return [expectedId(data, 'log.created'), data] as const;
+        }),
+      ),
     );
     expect(expected.size).toBe(400);
-    await waitUntil(() => r.deliveredIds().size >= expected.size, 60_000, () => `400 deliveries (${r.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => r.deliveredIds().size >= expected.size,
+      60_000,
+      () => `400 deliveries (${r.deliveredIds().size} so far)`,
+    );
 
     expect([...r.deliveredIds()].sort()).toEqual([...expected.keys()].sort());
     expectWellFormed(r.requests);
@@ -119,12 +135,18 @@ describe('delivery', () => {
     const contract = await chain.deploy();
     await subscribe({ endpointId: await createEndpoint(r, '/stages'), addresses: [contract] });
     for (let i = 0; i < 5; i++) await chain.tick(contract, 4);
-    await waitUntil(() => r.deliveredIds().size >= 20, 30_000, () => `20 deliveries (${r.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => r.deliveredIds().size >= 20,
+      30_000,
+      () => `20 deliveries (${r.deliveredIds().size} so far)`,
+    );
     const stage = async (name: string) => ({
       count: (await node.metric('pipeline_stage_seconds_count', { stage: name })) ?? 0,
       sum: (await node.metric('pipeline_stage_seconds_sum', { stage: name })) ?? 0,
     });
-    const [fetched, matched, committed, sent, answered] = await Promise.all(['fetched', 'matched', 'committed', 'sent', 'answered'].map(stage));
+    const [fetched, matched, committed, sent, answered] = await Promise.all(
+      ['fetched', 'matched', 'committed', 'sent', 'answered'].map(stage),
+    );
     expect(fetched!.count).toBeGreaterThanOrEqual(5);
     expect(matched!.count).toBeGreaterThanOrEqual(5);
     expect(committed!.count).toBeGreaterThanOrEqual(5);
@@ -145,7 +167,11 @@ describe('delivery', () => {
     expect(logs).toHaveLength(60);
     const expected = new Set(logs.map((log) => expectedId(payloadData(log, sub), 'log.created')));
 
-    await waitUntil(() => r.deliveredIds().size >= 60, 75_000, () => `60 deliveries (${r.deliveredIds().size} so far, ${r.count} requests)`);
+    await waitUntil(
+      () => r.deliveredIds().size >= 60,
+      75_000,
+      () => `60 deliveries (${r.deliveredIds().size} so far, ${r.count} requests)`,
+    );
     expect(r.deliveredIds()).toEqual(expected);
     expectWellFormed(r.requests);
 
@@ -165,12 +191,15 @@ describe('delivery', () => {
 
     // The attempt log holds one record per request the receiver saw; the node saw one 2xx per job. (A
     // 500 the node waited too long for is recorded as a timeout, hence the inequalities.)
-    const attempts = async () => (await node.api<Page<AttemptRecord, number>>('GET', `/v1/endpoints/${endpointId}/attempts?limit=1000`)).body.data;
+    const attempts = async () =>
+      (await node.api<Page<AttemptRecord, number>>('GET', `/v1/endpoints/${endpointId}/attempts?limit=1000`)).body.data;
     await waitUntil(async () => (await attempts()).length === r.count, 10_000, `${r.count} attempt records`);
     const records = await attempts();
     expect(records.filter((a) => a.status === 200)).toHaveLength(60);
     expect(records.filter((a) => a.status === 500).length).toBeLessThanOrEqual(failures.filter((req) => 'status' in req.reply).length);
-    expect(records.filter((a) => a.status === undefined).length).toBeGreaterThanOrEqual(failures.filter((req) => 'hang' in req.reply).length);
+    expect(records.filter((a) => a.status === undefined).length).toBeGreaterThanOrEqual(
+      failures.filter((req) => 'hang' in req.reply).length,
+    );
     expect(records.filter((a) => a.status === undefined).every((a) => typeof a.error === 'string' && a.error.length > 0)).toBe(true);
     expect(new Set(records.map((a) => a.jobId))).toEqual(expected);
     console.info(`retry e2e: 60 webhooks, ${r.count} requests, ${retried} retried, ${failures.length} failed (500 or hang)`);
@@ -188,7 +217,11 @@ describe('delivery', () => {
     const [log] = await chain.logs(contract);
     const mined = Number.parseInt(log!.blockNumber, 16);
     const deepId = expectedId(payloadData(log!, sub), 'log.created');
-    await waitUntil(() => r.deliveredIds().has(expectedId(payloadData(log!, now), 'log.created')), 30_000, 'the unconfirmed subscription\'s webhook');
+    await waitUntil(
+      () => r.deliveredIds().has(expectedId(payloadData(log!, now), 'log.created')),
+      30_000,
+      "the unconfirmed subscription's webhook",
+    );
     for (let depth = 1; depth <= 2; depth++) {
       await chain.anvil.rpc('evm_mine', []);
       expect(await chain.head()).toBe(mined + depth);

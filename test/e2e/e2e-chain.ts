@@ -125,9 +125,17 @@ export function expectWellFormed(requests: readonly ReceivedRequest[]): void {
     const b = body(r);
     expect(Object.keys(b).sort()).toEqual(['data', 'timestamp', 'type']);
     expect(Number.isNaN(Date.parse(b.timestamp))).toBe(false);
-    expect(Object.keys(b.data).sort()).toEqual(
-      ['address', 'blockHash', 'blockNumber', 'chainId', 'data', 'logIndex', 'subscriptionId', 'topics', 'transactionHash'],
-    );
+    expect(Object.keys(b.data).sort()).toEqual([
+      'address',
+      'blockHash',
+      'blockNumber',
+      'chainId',
+      'data',
+      'logIndex',
+      'subscriptionId',
+      'topics',
+      'transactionHash',
+    ]);
     expect(r.webhookId).toBe(expectedId(b.data, b.type));
   }
 }

@@ -11,11 +11,30 @@
 // Each scenario has its own Tick contract, endpoint and receiver, so they cannot see each other's logs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TICK_TOPIC } from '../../src/dev-chain/contract.ts';
-import type { DeadLetterView, EndpointAnswer, EndpointCreated, EndpointView, ErrorAnswer, Page, ReplayAnswer, Subscription, SubscriptionAnswer } from '../support/admin-answers.ts';
+import type {
+  DeadLetterView,
+  EndpointAnswer,
+  EndpointCreated,
+  EndpointView,
+  ErrorAnswer,
+  Page,
+  ReplayAnswer,
+  Subscription,
+  SubscriptionAnswer,
+} from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { ok, startReceiver, status, type Receiver } from '../support/receiver.ts';
 import {
-  CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, sleep, startTickChain, succeeded, waitUntil, type TickChain,
+  CHAIN_ID,
+  expectedId,
+  expectWellFormed,
+  nodeChain,
+  payloadData,
+  sleep,
+  startTickChain,
+  succeeded,
+  waitUntil,
+  type TickChain,
 } from './e2e-chain.ts';
 
 const BREAKER_COOLDOWN_MS = 1_500;
@@ -37,7 +56,8 @@ async function scenario(options: { rateLimitPerSec?: number } = {}) {
   const sub = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId, chainId: CHAIN_ID, addresses: [contract] });
   expect(sub.status, JSON.stringify(sub.body)).toBe(201);
   const subscriptionId = sub.body.subscription.id;
-  const expectedIds = async () => new Set((await chain.logs(contract)).map((l) => expectedId(payloadData(l, subscriptionId), 'log.created')));
+  const expectedIds = async () =>
+    new Set((await chain.logs(contract)).map((l) => expectedId(payloadData(l, subscriptionId), 'log.created')));
   return { receiver, contract, endpointId, subscriptionId, expectedIds };
 }
 
@@ -90,7 +110,11 @@ describe('circuit breaker', () => {
     s.receiver.setBehaviour(ok);
     const expected = await s.expectedIds();
     expect(expected.size).toBe(10);
-    await waitUntil(() => s.receiver.deliveredIds().size === 10, 30_000, () => `the held webhooks after recovery (${s.receiver.deliveredIds().size}/10)`);
+    await waitUntil(
+      () => s.receiver.deliveredIds().size === 10,
+      30_000,
+      () => `the held webhooks after recovery (${s.receiver.deliveredIds().size}/10)`,
+    );
     await waitUntil(async () => (await breaker()) === 0, 10_000, 'the breaker to close (circuit_breaker_state 0)');
 
     // Deliveries resume for new events too.
@@ -114,7 +138,8 @@ describe('410 Gone', () => {
     expect(typeof disabled?.at).toBe('number');
 
     // The jobs answered 410 and those of a disabled endpoint are dead letters; the latter cost no request.
-    const letters = async () => (await node.api<Page<DeadLetterView, string>>('GET', `/v1/dead-letters?endpointId=${s.endpointId}`)).body.data;
+    const letters = async () =>
+      (await node.api<Page<DeadLetterView, string>>('GET', `/v1/dead-letters?endpointId=${s.endpointId}`)).body.data;
     await waitUntil(async () => (await letters()).length === 3, 15_000, 'three dead letters');
     const seen = s.receiver.count;
     expect(seen).toBeGreaterThanOrEqual(1);
@@ -146,9 +171,16 @@ describe('rate limit', () => {
     const burst = 5;
     const s = await scenario({ rateLimitPerSec: rate });
     await chain.tick(s.contract, 30);
-    await waitUntil(() => s.receiver.deliveredIds().size === 30, 30_000, () => `30 webhooks (${s.receiver.deliveredIds().size} so far)`);
+    await waitUntil(
+      () => s.receiver.deliveredIds().size === 30,
+      30_000,
+      () => `30 webhooks (${s.receiver.deliveredIds().size} so far)`,
+    );
     expect(s.receiver.deliveredIds()).toEqual(await s.expectedIds());
-    const arrivals = s.receiver.requests.filter(succeeded).map((r) => r.at).sort((a, b) => a - b);
+    const arrivals = s.receiver.requests
+      .filter(succeeded)
+      .map((r) => r.at)
+      .sort((a, b) => a - b);
     expect(arrivals).toHaveLength(30);
     // Token bucket: any window [t_i, t_j] holds at most rate·(t_j − t_i) + burst arrivals
     // (+1: the receiver's clock reads whole milliseconds).
@@ -235,7 +267,9 @@ describe('SSRF (allowPrivateTargets: false)', () => {
       expect(patched.status).toBe(400);
       expect(patched.body.error.field).toBe('url');
       expect((await strict.api<Page<EndpointView, string>>('GET', '/v1/endpoints?limit=1000')).body.data).toHaveLength(1);
-      expect((await strict.api<EndpointAnswer>('GET', `/v1/endpoints/${created.body.endpoint.id}`)).body.endpoint.url).toBe('https://8.8.8.8/hook');
+      expect((await strict.api<EndpointAnswer>('GET', `/v1/endpoints/${created.body.endpoint.id}`)).body.endpoint.url).toBe(
+        'https://8.8.8.8/hook',
+      );
     } finally {
       strict.kill('SIGTERM');
       await strict.waitForExit(15_000);

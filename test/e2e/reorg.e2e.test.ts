@@ -10,14 +10,24 @@ import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answe
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../support/receiver.ts';
 import {
-  body, CHAIN_ID, expectedId, expectWellFormed, nodeChain, payloadData, startTickChain, waitUntil, type RpcLog, type TickChain,
+  body,
+  CHAIN_ID,
+  expectedId,
+  expectWellFormed,
+  nodeChain,
+  payloadData,
+  startTickChain,
+  waitUntil,
+  type RpcLog,
+  type TickChain,
 } from './e2e-chain.ts';
 
 let chain: TickChain;
 let dir: NodeDir;
 let node: NodeProcess;
 let receiver: Receiver;
-const start = () => startNodeProcess({ dir, config: { chains: [nodeChain(chain, { confirmations: 0 })], security: { allowPrivateTargets: true } } });
+const start = () =>
+  startNodeProcess({ dir, config: { chains: [nodeChain(chain, { confirmations: 0 })], security: { allowPrivateTargets: true } } });
 let secret = '';
 let contract: string;
 let sub: string;
@@ -35,7 +45,11 @@ beforeAll(async () => {
   const ep = await node.api<EndpointCreated>('POST', '/v1/endpoints', { url: `${receiver.url}/reorg` });
   expect(ep.status).toBe(201);
   secret = ep.body.secret;
-  const s = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', { endpointId: ep.body.endpoint.id, chainId: CHAIN_ID, addresses: [contract] });
+  const s = await node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', {
+    endpointId: ep.body.endpoint.id,
+    chainId: CHAIN_ID,
+    addresses: [contract],
+  });
   expect(s.status).toBe(201);
   sub = s.body.subscription.id;
 });
@@ -67,8 +81,11 @@ describe('reorgs retract delivered logs', () => {
       const canonical = new Set(after.map(createdId));
       expect(orphaned.some((l) => canonical.has(createdId(l)))).toBe(false);
 
-      await waitUntil(() => orphaned.every((l) => delivered(removedId(l))), 20_000, () =>
-        `${orphaned.length} log.removed (${orphaned.filter((l) => delivered(removedId(l))).length} so far)`);
+      await waitUntil(
+        () => orphaned.every((l) => delivered(removedId(l))),
+        20_000,
+        () => `${orphaned.length} log.removed (${orphaned.filter((l) => delivered(removedId(l))).length} so far)`,
+      );
       for (const log of orphaned) {
         const created = delivered(createdId(log))!;
         const removed = delivered(removedId(log))!;
@@ -99,8 +116,11 @@ describe('reorgs retract delivered logs', () => {
     await chain.tick(contract, 1);
     node = await start();
 
-    await waitUntil(() => orphaned.every((l) => delivered(removedId(l))), 30_000, () =>
-      `${orphaned.length} log.removed after the restart (${orphaned.filter((l) => delivered(removedId(l))).length} so far)`);
+    await waitUntil(
+      () => orphaned.every((l) => delivered(removedId(l))),
+      30_000,
+      () => `${orphaned.length} log.removed after the restart (${orphaned.filter((l) => delivered(removedId(l))).length} so far)`,
+    );
     for (const log of orphaned) expect(body(delivered(removedId(log))!).data).toEqual(body(delivered(createdId(log))!).data);
     const after = await chain.logs(contract);
     await waitUntil(() => after.every((l) => receiver.deliveredIds().has(createdId(l))), 20_000, 'the logs of the new branch');
@@ -112,7 +132,9 @@ describe('reorgs retract delivered logs', () => {
     expect(removed).toHaveLength(2 * (1 + 2 + 3 + 2));
     expect(new Set(removed.map((r) => r.webhookId)).size).toBe(removed.length);
     // What the receiver sees net (created minus removed) is exactly the canonical chain.
-    const net = new Set(receiver.requests.filter((r) => body(r).type === 'log.created').map((r) => `${body(r).data.blockHash}:${body(r).data.logIndex}`));
+    const net = new Set(
+      receiver.requests.filter((r) => body(r).type === 'log.created').map((r) => `${body(r).data.blockHash}:${body(r).data.logIndex}`),
+    );
     for (const r of removed) net.delete(`${body(r).data.blockHash}:${body(r).data.logIndex}`);
     return chain.logs(contract).then((logs) => {
       expect([...net].sort()).toEqual(logs.map((l) => `${l.blockHash}:${Number.parseInt(l.logIndex, 16)}`).sort());

@@ -39,7 +39,11 @@ function tree(admin: AdminConfig, dataDir: string | undefined, getSystem: () => 
     intensity: { maxRestarts: 0, withinMs: 1_000 },
     children: [
       { kind: 'worker', name: 'echo', behaviour: () => ({ receive: (_m, ctx) => ctx.incarnation }) },
-      { kind: 'worker', name: 'admin', behaviour: () => createAdminBehaviour({ system: getSystem, config: admin, registry: new Registry(), dataDir }) },
+      {
+        kind: 'worker',
+        name: 'admin',
+        behaviour: () => createAdminBehaviour({ system: getSystem, config: admin, registry: new Registry(), dataDir }),
+      },
     ],
   };
 }
@@ -53,7 +57,10 @@ describe('no tokens configured', () => {
   it('generates an operate token into <dataDir>/admin-token (0600), logs it masked, and reuses it after a restart', async () => {
     const dataDir = join(tempDir(), 'data');
     const { raw, logger, lines } = capture();
-    const system: ActorSystem = await startSystem(tree({ ...defaultConfig().admin, port: 0, tokens: [] }, dataDir, () => system), { logger });
+    const system: ActorSystem = await startSystem(
+      tree({ ...defaultConfig().admin, port: 0, tokens: [] }, dataDir, () => system),
+      { logger },
+    );
     try {
       const tokenFile = join(dataDir, ADMIN_TOKEN_FILE);
       expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
@@ -103,7 +110,10 @@ describe('listening', () => {
     const config = { ...defaultConfig().admin, port, tokens: [{ token: 'operate-token-cccccccccccccccc', role: 'operate' as const }] };
     const { lines, logger } = capture();
     let system: ActorSystem | undefined;
-    const started = startSystem(tree(config, undefined, () => system), { logger });
+    const started = startSystem(
+      tree(config, undefined, () => system),
+      { logger },
+    );
     const outcome = await started.then(
       async (s) => {
         await s.shutdown('test over', 5_000);

@@ -29,7 +29,11 @@ const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: byte
 const topic = fc.tuple(hex(32), fc.boolean()).map(([t, upper]) => (upper ? `0x${t.slice(2).toUpperCase()}` : t));
 const position = fc.oneof(fc.constant(null), topic, fc.array(topic, { maxLength: 4 }));
 /** Strings that are not a 32-byte hex topic. */
-const notATopic = fc.oneof(hex(31), hex(33), fc.string({ maxLength: 70 }).filter((s) => !/^0x[0-9a-fA-F]{64}$/.test(s)));
+const notATopic = fc.oneof(
+  hex(31),
+  hex(33),
+  fc.string({ maxLength: 70 }).filter((s) => !/^0x[0-9a-fA-F]{64}$/.test(s)),
+);
 
 describe('subscription body', () => {
   // Whatever the API accepts, the store accepts, and stores what it would store from the raw body.
@@ -92,25 +96,29 @@ describe('attempt paging', () => {
     const log = new AttemptLog(db, 50);
     let run = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 0, maxLength: 30 }), fc.integer({ min: 1, max: 6 }), async (offsets, limit) => {
-        const endpointId = `ep_prop${run++}`;
-        for (const [i, offset] of offsets.entries()) {
-          await log.record({ jobId: `msg_${i}`, endpointId, at: 1_700_000_000_000 + offset, durationMs: 1 });
-        }
-        const everything = (await log.list(endpointId, { limit: 1000 })).map((r) => r.jobId);
-        const seen: string[] = [];
-        let before: number | undefined;
-        for (let pages = 0; pages <= offsets.length + 1; pages++) {
-          const page = await attemptPage(log, endpointId, limit, before);
-          const times = new Set(page.data.map((r) => r.at));
-          if (page.data.length > limit) expect(times.size).toBe(1);
-          seen.push(...page.data.map((r) => r.jobId));
-          if (page.next === null) break;
-          before = page.next;
-        }
-        expect(seen).toEqual(everything);
-        expect(seen).toHaveLength(offsets.length);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 0, maxLength: 30 }),
+        fc.integer({ min: 1, max: 6 }),
+        async (offsets, limit) => {
+          const endpointId = `ep_prop${run++}`;
+          for (const [i, offset] of offsets.entries()) {
+            await log.record({ jobId: `msg_${i}`, endpointId, at: 1_700_000_000_000 + offset, durationMs: 1 });
+          }
+          const everything = (await log.list(endpointId, { limit: 1000 })).map((r) => r.jobId);
+          const seen: string[] = [];
+          let before: number | undefined;
+          for (let pages = 0; pages <= offsets.length + 1; pages++) {
+            const page = await attemptPage(log, endpointId, limit, before);
+            const times = new Set(page.data.map((r) => r.at));
+            if (page.data.length > limit) expect(times.size).toBe(1);
+            seen.push(...page.data.map((r) => r.jobId));
+            if (page.next === null) break;
+            before = page.next;
+          }
+          expect(seen).toEqual(everything);
+          expect(seen).toHaveLength(offsets.length);
+        },
+      ),
       { numRuns: 60 },
     );
   });

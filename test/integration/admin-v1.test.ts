@@ -51,7 +51,10 @@ const noticesTo = (to: string) => notices.filter((n) => n.to === to).map((n) => 
 const DNS: Record<string, ResolvedAddress[]> = {
   'hooks.example': [{ address: '93.184.216.34', family: 4 }],
   'internal.example': [{ address: '10.0.0.5', family: 4 }],
-  'mixed.example': [{ address: '93.184.216.34', family: 4 }, { address: '127.0.0.1', family: 4 }],
+  'mixed.example': [
+    { address: '93.184.216.34', family: 4 },
+    { address: '127.0.0.1', family: 4 },
+  ],
 };
 const fakeDnsCheck: CheckTarget = (url, policy) =>
   checkTarget(url, {
@@ -76,7 +79,10 @@ const secretsSeen: string[] = [];
 const adminConfig: AdminConfig = {
   ...defaultConfig().admin,
   port: 0,
-  tokens: [{ token: READ, role: 'read' }, { token: OPERATE, role: 'operate' }],
+  tokens: [
+    { token: READ, role: 'read' },
+    { token: OPERATE, role: 'operate' },
+  ],
 };
 
 function admin(name: string, security: { allowPrivateTargets: boolean; requireHttpsTargets: boolean }, check?: CheckTarget) {
@@ -155,7 +161,15 @@ type Row = { id: string; jobId: string; at: number; chainId: number; redacted?: 
 /** A /v1 answer's JSON as the assertions read it: each answer carries some of these fields. */
 interface V1Body {
   error: { code: string; field?: string; message: string };
-  endpoint: { id: string; url: string; paused: boolean; disabled: unknown; rateLimitPerSec?: number; redacted?: boolean; secrets: { id: string }[] };
+  endpoint: {
+    id: string;
+    url: string;
+    paused: boolean;
+    disabled: unknown;
+    rateLimitPerSec?: number;
+    redacted?: boolean;
+    secrets: { id: string }[];
+  };
   secret: string;
   secretId: string;
   previousSecretExpiresAt: number;
@@ -170,7 +184,11 @@ interface Reply<B = V1Body> {
   json: B;
 }
 
-async function call<B = V1Body>(method: string, path: string, opts: { token?: string | null; body?: unknown; via?: keyof typeof bases } = {}): Promise<Reply<B>> {
+async function call<B = V1Body>(
+  method: string,
+  path: string,
+  opts: { token?: string | null; body?: unknown; via?: keyof typeof bases } = {},
+): Promise<Reply<B>> {
   const headers: Record<string, string> = {};
   const token = opts.token === undefined ? OPERATE : opts.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -238,16 +256,30 @@ describe('roles', () => {
 
   it('shows a read token endpoints and subscriptions without their customer fields', async () => {
     const { endpoint } = await createEndpoint({ description: 'ACME payments' });
-    const sub = await call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id, chainId: 1, addresses: [ADDRESS], topics: [T0] } });
+    const sub = await call('POST', '/v1/subscriptions', {
+      body: { endpointId: endpoint.id, chainId: 1, addresses: [ADDRESS], topics: [T0] },
+    });
     const asRead = await call('GET', `/v1/endpoints/${endpoint.id}`, { token: READ });
     expect(asRead.status).toBe(200);
-    expect(asRead.json.endpoint).toMatchObject({ id: endpoint.id, origin: 'http://127.0.0.1:9', redacted: true, paused: false, disabled: null });
+    expect(asRead.json.endpoint).toMatchObject({
+      id: endpoint.id,
+      origin: 'http://127.0.0.1:9',
+      redacted: true,
+      paused: false,
+      disabled: null,
+    });
     expect(asRead.text).not.toContain('token=t0p');
     expect(asRead.text).not.toContain('ACME');
     const list = await call('GET', '/v1/endpoints?limit=1000', { token: READ });
     expect(list.json.data.every((e: Record<string, unknown>) => e.redacted === true && e.url === undefined)).toBe(true);
     const subRead = await call('GET', `/v1/subscriptions/${sub.json.subscription.id}`, { token: READ });
-    expect(subRead.json.subscription).toEqual({ id: sub.json.subscription.id, endpointId: endpoint.id, chainId: 1, createdAt: expect.any(Number), redacted: true });
+    expect(subRead.json.subscription).toEqual({
+      id: sub.json.subscription.id,
+      endpointId: endpoint.id,
+      chainId: 1,
+      createdAt: expect.any(Number),
+      redacted: true,
+    });
     const asOperate = await call('GET', `/v1/endpoints/${endpoint.id}`);
     expect(asOperate.json.endpoint).toMatchObject({ url: 'http://127.0.0.1:9/hook?token=t0p', description: 'ACME payments' });
     expect(asOperate.json.endpoint.redacted).toBeUndefined();
@@ -256,12 +288,20 @@ describe('roles', () => {
 
 describe('endpoints', () => {
   it('creates an endpoint: 201 with its view and a whsec_ secret shown this once', async () => {
-    const created = await call('POST', '/v1/endpoints', { body: { url: 'http://127.0.0.1:9/a', description: 'first', rateLimitPerSec: 5 } });
+    const created = await call('POST', '/v1/endpoints', {
+      body: { url: 'http://127.0.0.1:9/a', description: 'first', rateLimitPerSec: 5 },
+    });
     expect(created.status).toBe(201);
     secretsSeen.push(created.json.secret);
     const { endpoint, secret } = created.json;
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]+$/);
-    expect(endpoint).toMatchObject({ url: 'http://127.0.0.1:9/a', description: 'first', rateLimitPerSec: 5, paused: false, disabled: null });
+    expect(endpoint).toMatchObject({
+      url: 'http://127.0.0.1:9/a',
+      description: 'first',
+      rateLimitPerSec: 5,
+      paused: false,
+      disabled: null,
+    });
     expect(endpoint.id).toMatch(/^ep_/);
     expect(endpoint.secrets).toEqual([{ id: expect.stringMatching(/^sec_/), createdAt: expect.any(Number) }]);
     // The store signs with exactly that secret; no later read shows it, sealed or not.
@@ -354,7 +394,8 @@ describe('endpoints', () => {
   it('deletes an endpoint with its subscriptions, and tells the Matcher and the Deliverer', async () => {
     const { endpoint } = await createEndpoint();
     const subIds: string[] = [];
-    for (const chainId of [1, 10]) subIds.push((await call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id, chainId } })).json.subscription.id);
+    for (const chainId of [1, 10])
+      subIds.push((await call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id, chainId } })).json.subscription.id);
     const mark = notices.length;
     const r = await call('DELETE', `/v1/endpoints/${endpoint.id}`);
     expect(r.status).toBe(200);
@@ -376,7 +417,9 @@ describe('endpoints', () => {
     expect((await endpoints.require(endpoint.id)).paused).toBe(true);
     expect((await call('POST', `/v1/endpoints/${endpoint.id}/resume`)).json.endpoint.paused).toBe(false);
     await endpoints.disable(endpoint.id, 'receiver answered 410 Gone');
-    expect((await call('GET', `/v1/endpoints/${endpoint.id}`)).json.endpoint.disabled).toMatchObject({ reason: 'receiver answered 410 Gone' });
+    expect((await call('GET', `/v1/endpoints/${endpoint.id}`)).json.endpoint.disabled).toMatchObject({
+      reason: 'receiver answered 410 Gone',
+    });
     const enabled = await call('POST', `/v1/endpoints/${endpoint.id}/enable`);
     expect(enabled.status).toBe(200);
     expect(enabled.json.endpoint.disabled).toBeNull();
@@ -477,7 +520,13 @@ describe('subscriptions', () => {
     const { endpoint } = await createEndpoint();
     const mark = noticesTo('matcher').length;
     const r = await call('POST', '/v1/subscriptions', {
-      body: { endpointId: endpoint.id, chainId: 31337, addresses: [ADDRESS, ADDRESS.toLowerCase()], topics: [T0, null, [T2A, T2B, T2A]], confirmations: 3 },
+      body: {
+        endpointId: endpoint.id,
+        chainId: 31337,
+        addresses: [ADDRESS, ADDRESS.toLowerCase()],
+        topics: [T0, null, [T2A, T2B, T2A]],
+        confirmations: 3,
+      },
     });
     expect(r.status).toBe(201);
     const sub = r.json.subscription;
@@ -500,7 +549,8 @@ describe('subscriptions', () => {
   it('refuses bad subscription input and a chain the node does not follow with 400 naming the field, and an unknown endpoint with 404', async () => {
     const { endpoint } = await createEndpoint();
     const mark = noticesTo('matcher').length;
-    const post = (body: Record<string, unknown>) => call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id, chainId: 1, ...body } });
+    const post = (body: Record<string, unknown>) =>
+      call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id, chainId: 1, ...body } });
     badField(await post({ topics: [T0, '0x12'] }), 'topics[1]');
     badField(await post({ topics: [T0, null, [T2A, 'nope']] }), 'topics[2][1]');
     badField(await post({ topics: [42] }), 'topics[0]');
@@ -529,7 +579,12 @@ describe('subscriptions', () => {
     const a = (await createEndpoint()).endpoint.id;
     const b = (await createEndpoint()).endpoint.id;
     const made: Record<string, string[]> = { a: [], b: [] };
-    for (const [key, id, chainId] of [['a', a, 1], ['a', a, 2], ['a', a, 1], ['b', b, 1]] as const) {
+    for (const [key, id, chainId] of [
+      ['a', a, 1],
+      ['a', a, 2],
+      ['a', a, 1],
+      ['b', b, 1],
+    ] as const) {
       made[key]!.push((await call('POST', '/v1/subscriptions', { body: { endpointId: id, chainId } })).json.subscription.id);
     }
     const ofA = await call('GET', `/v1/subscriptions?endpointId=${a}`);
@@ -548,7 +603,11 @@ describe('subscriptions', () => {
     badField(await call('GET', '/v1/subscriptions?chainId=x'), 'chainId');
     badField(await call('GET', '/v1/subscriptions?endpointId=ep_a!b'), 'endpointId');
 
-    expect((await call('GET', `/v1/subscriptions/${made.b![0]}`)).json.subscription).toMatchObject({ id: made.b![0], endpointId: b, chainId: 1 });
+    expect((await call('GET', `/v1/subscriptions/${made.b![0]}`)).json.subscription).toMatchObject({
+      id: made.b![0],
+      endpointId: b,
+      chainId: 1,
+    });
     const mark = noticesTo('matcher').length;
     const del = await call('DELETE', `/v1/subscriptions/${made.b![0]}`);
     expect(del.json).toEqual({ deleted: made.b![0] });
@@ -570,7 +629,15 @@ describe('subscriptions', () => {
       expect(r.status).toBe(201);
       id = r.json.subscription.id;
       expect(await subscriptions.get(id)).toBeDefined();
-      expect(logLines.some((l) => l.level === 40 && l.to === '/pipeline/matcher' && l.messageType === 'subscriptions.changed' && l.code === 'ETHHOOK_ERR_ASK_TIMEOUT')).toBe(true);
+      expect(
+        logLines.some(
+          (l) =>
+            l.level === 40 &&
+            l.to === '/pipeline/matcher' &&
+            l.messageType === 'subscriptions.changed' &&
+            l.code === 'ETHHOOK_ERR_ASK_TIMEOUT',
+        ),
+      ).toBe(true);
       expect(noticesTo('matcher').some((m) => (m.upserted as string[] | undefined)?.includes(id))).toBe(false);
     } finally {
       await system.startActor('/pipeline/matcher');
@@ -588,7 +655,11 @@ describe('delivery attempts', () => {
     const ats = [base, base + 1, base + 1, base + 1, base + 2, base + 3, base + 3];
     for (const [i, at] of ats.entries()) {
       await outbox.attempts.record({
-        jobId: `msg_${i}`, endpointId: endpoint.id, at, attempt: 1, durationMs: 12 + i,
+        jobId: `msg_${i}`,
+        endpointId: endpoint.id,
+        at,
+        attempt: 1,
+        durationMs: 12 + i,
         ...(i % 2 === 0 ? { status: 500, error: 'HTTP 500: upstream sad' } : { error: 'connect ECONNREFUSED' }),
       });
     }
@@ -597,14 +668,21 @@ describe('delivery attempts', () => {
     expect(first.json.next).toBeNull();
     expect(first.json.data.map((a: { jobId: string }) => a.jobId)).toEqual(['msg_6', 'msg_5', 'msg_4', 'msg_3', 'msg_2', 'msg_1', 'msg_0']);
     expect(first.json.data[0]).toMatchObject({ endpointId: endpoint.id, at: base + 3, attempt: 1, durationMs: expect.any(Number) });
-    expect(first.json.data.find((a: { jobId: string }) => a.jobId === 'msg_0')).toMatchObject({ status: 500, error: 'HTTP 500: upstream sad', durationMs: 12 });
+    expect(first.json.data.find((a: { jobId: string }) => a.jobId === 'msg_0')).toMatchObject({
+      status: 500,
+      error: 'HTTP 500: upstream sad',
+      durationMs: 12,
+    });
     const times = first.json.data.map((a: { at: number }) => a.at);
     expect(times).toEqual([...times].sort((x, y) => y - x));
 
     const pages: string[][] = [];
     let before: number | null = null;
     do {
-      const r: Reply<{ data: Row[]; next: number | null }> = await call('GET', `/v1/endpoints/${endpoint.id}/attempts?limit=2${before !== null ? `&before=${before}` : ''}`);
+      const r: Reply<{ data: Row[]; next: number | null }> = await call(
+        'GET',
+        `/v1/endpoints/${endpoint.id}/attempts?limit=2${before !== null ? `&before=${before}` : ''}`,
+      );
       pages.push(r.json.data.map((a: { jobId: string }) => a.jobId));
       before = r.json.next;
     } while (before !== null && pages.length < 10);
@@ -619,15 +697,39 @@ describe('delivery attempts', () => {
 
 describe('dead letters', () => {
   const job = (id: string, endpointId: string): NewJob => ({
-    id, endpointId, subscriptionId: 'sub_dl', type: 'log.created', eventSeenAt: Date.now(),
+    id,
+    endpointId,
+    subscriptionId: 'sub_dl',
+    type: 'log.created',
+    eventSeenAt: Date.now(),
     payload: {
-      type: 'log.created', timestamp: new Date().toISOString(),
-      data: { chainId: 1, blockNumber: 7, blockHash: '0x01', transactionHash: '0x02', logIndex: 0, address: ADDRESS, topics: [T0], data: '0x', subscriptionId: 'sub_dl' },
+      type: 'log.created',
+      timestamp: new Date().toISOString(),
+      data: {
+        chainId: 1,
+        blockNumber: 7,
+        blockHash: '0x01',
+        transactionHash: '0x02',
+        logIndex: 0,
+        address: ADDRESS,
+        topics: [T0],
+        data: '0x',
+        subscriptionId: 'sub_dl',
+      },
     },
   });
   const park = async (id: string, endpointId: string) => {
     await outbox.enqueueBatch([job(id, endpointId)]);
-    expect(await outbox.deadLetter({ id }, 'retries exhausted', { jobId: id, endpointId, at: Date.now(), attempt: 8, status: 503, durationMs: 5 })).toBe(true);
+    expect(
+      await outbox.deadLetter({ id }, 'retries exhausted', {
+        jobId: id,
+        endpointId,
+        at: Date.now(),
+        attempt: 8,
+        status: 503,
+        durationMs: 5,
+      }),
+    ).toBe(true);
   };
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -646,8 +748,13 @@ describe('dead letters', () => {
     const ids = all.json.data.map((d: { id: string }) => d.id);
     expect(ids).toEqual(expect.arrayContaining(['msg_dl_a1', 'msg_dl_b1', 'msg_dl_a2']));
     expect(all.json.data.find((d: { id: string }) => d.id === 'msg_dl_a1')).toMatchObject({
-      endpointId: a, subscriptionId: 'sub_dl', type: 'log.created', reason: 'retries exhausted', attempts: 1,
-      deadAt: expect.any(Number), payload: { type: 'log.created', data: { blockNumber: 7 } },
+      endpointId: a,
+      subscriptionId: 'sub_dl',
+      type: 'log.created',
+      reason: 'retries exhausted',
+      attempts: 1,
+      deadAt: expect.any(Number),
+      payload: { type: 'log.created', data: { blockNumber: 7 } },
     });
     const ofA = await call('GET', `/v1/dead-letters?endpointId=${a}`);
     expect(ofA.json.data.map((d: { id: string }) => d.id)).toEqual(['msg_dl_a1', 'msg_dl_a2']);
@@ -708,15 +815,32 @@ describe('audit and secrecy', () => {
     const audits = logLines.filter((l) => l.audit === true);
     const ok = new Set(audits.filter((l) => l.outcome === 'ok').map((l) => l.action));
     for (const action of [
-      'endpoint.create', 'endpoint.update', 'endpoint.delete', 'endpoint.rotate-secret', 'endpoint.pause', 'endpoint.resume',
-      'endpoint.enable', 'subscription.create', 'subscription.delete', 'dead-letter.replay', 'dead-letter.replay-all',
+      'endpoint.create',
+      'endpoint.update',
+      'endpoint.delete',
+      'endpoint.rotate-secret',
+      'endpoint.pause',
+      'endpoint.resume',
+      'endpoint.enable',
+      'subscription.create',
+      'subscription.delete',
+      'dead-letter.replay',
+      'dead-letter.replay-all',
     ]) {
       expect(ok.has(action), action).toBe(true);
     }
-    expect(audits.find((l) => l.action === 'endpoint.pause' && l.outcome === 'ok')).toMatchObject({ who: { role: 'operate', fingerprint: expect.any(String) }, status: 200, target: expect.stringMatching(/^ep_/) });
+    expect(audits.find((l) => l.action === 'endpoint.pause' && l.outcome === 'ok')).toMatchObject({
+      who: { role: 'operate', fingerprint: expect.any(String) },
+      status: 200,
+      target: expect.stringMatching(/^ep_/),
+    });
     expect(audits.find((l) => l.action === 'endpoint.create' && l.outcome === 'ok')).toMatchObject({ target: 'http://127.0.0.1:9' });
-    expect(audits.some((l) => l.action === 'endpoint.create' && l.outcome === 'denied' && (l.who as { role: string } | null)?.role === 'read')).toBe(true);
-    expect(audits.some((l) => l.action === 'endpoint.create' && l.outcome === 'rejected' && l.code === 'ETHHOOK_ERR_TARGET_REFUSED')).toBe(true);
+    expect(
+      audits.some((l) => l.action === 'endpoint.create' && l.outcome === 'denied' && (l.who as { role: string } | null)?.role === 'read'),
+    ).toBe(true);
+    expect(audits.some((l) => l.action === 'endpoint.create' && l.outcome === 'rejected' && l.code === 'ETHHOOK_ERR_TARGET_REFUSED')).toBe(
+      true,
+    );
   });
 
   it('never logs a secret, a token or a full target URL, and logs no error', () => {

@@ -25,7 +25,10 @@ const logger = createLogger({
 const adminConfig: AdminConfig = {
   ...defaultConfig().admin,
   port: 0,
-  tokens: [{ token: READ, role: 'read' }, { token: OPERATE, role: 'operate' }],
+  tokens: [
+    { token: READ, role: 'read' },
+    { token: OPERATE, role: 'operate' },
+  ],
   corsOrigins: ['https://ops.example'],
   maxBodyBytes: 1024,
 };
@@ -95,7 +98,11 @@ interface Reply {
   json: AdminBody;
 }
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+async function call(
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   let body: string | undefined = opts.raw;
@@ -115,7 +122,9 @@ async function call(method: string, path: string, opts: { token?: string; body?:
 }
 
 function restartsOf(metrics: string, actor: string, reason: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith('actor_restarts_total{') && l.includes(`actor="${actor}"`) && l.includes(`reason="${reason}"`));
+  const line = metrics
+    .split('\n')
+    .find((l) => l.startsWith('actor_restarts_total{') && l.includes(`actor="${actor}"`) && l.includes(`reason="${reason}"`));
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
@@ -209,15 +218,27 @@ describe('input validation', () => {
   });
 
   it('400 for bad JSON or an empty body, 415 for a non-JSON content type', async () => {
-    const bad = await call('POST', '/admin/actors/restart', { token: OPERATE, raw: '{"actor":', headers: { 'content-type': 'application/json' } });
+    const bad = await call('POST', '/admin/actors/restart', {
+      token: OPERATE,
+      raw: '{"actor":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.error.code).toBe('ETHHOOK_ERR_ADMIN_INVALID_REQUEST');
     const empty = await call('POST', '/admin/actors/restart', { token: OPERATE, raw: '', headers: { 'content-type': 'application/json' } });
     expect(empty.status).toBe(400);
-    const form = await call('POST', '/admin/actors/restart', { token: OPERATE, raw: 'actor=echo', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await call('POST', '/admin/actors/restart', {
+      token: OPERATE,
+      raw: 'actor=echo',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(415);
     // A byte body: fetch adds no Content-Type of its own.
-    const untyped = await fetch(`${base}/admin/actors/restart`, { method: 'POST', headers: { authorization: `Bearer ${OPERATE}` }, body: new TextEncoder().encode('{"actor":"echo"}') });
+    const untyped = await fetch(`${base}/admin/actors/restart`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OPERATE}` },
+      body: new TextEncoder().encode('{"actor":"echo"}'),
+    });
     expect(untyped.status).toBe(415);
     expect(((await untyped.json()) as { error: { message: string } }).error.message).toContain('no Content-Type');
   });
@@ -227,7 +248,13 @@ describe('input validation', () => {
     const errorsBefore = logLines.filter((l) => (l.level as number) >= 50).length;
     const auditsBefore = logLines.filter((l) => l.code === 'ETHHOOK_ERR_ADMIN_REQUEST_ABORTED').length;
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/admin/actors/restart', headers: { authorization: `Bearer ${OPERATE}`, 'content-type': 'application/json', 'content-length': '100' } });
+      const req = request({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/admin/actors/restart',
+        headers: { authorization: `Bearer ${OPERATE}`, 'content-type': 'application/json', 'content-length': '100' },
+      });
       req.on('error', () => resolve());
       req.write('{"actor":', () => setImmediate(() => req.destroy()));
     });
@@ -241,10 +268,19 @@ describe('input validation', () => {
     expect(big.json.error.code).toBe('ETHHOOK_ERR_ADMIN_BODY_TOO_LARGE');
     const { port } = new URL(base);
     const streamed = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/admin/actors/restart', headers: { authorization: `Bearer ${OPERATE}`, 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/admin/actors/restart',
+          headers: { authorization: `Bearer ${OPERATE}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write(`{"actor":"${'y'.repeat(700)}`);
       req.end(`${'y'.repeat(700)}"}`);
@@ -281,8 +317,16 @@ describe('manual restart', () => {
     await call('POST', '/admin/actors/restart', { token: READ, body: { actor: 'echo' } });
     const audits = logLines.filter((l) => l.audit === true && l.action === 'actor.restart');
     const ok = audits.filter((l) => l.outcome === 'ok');
-    expect(ok.at(-1)).toMatchObject({ target: 'echo', status: 200, who: { role: 'operate', fingerprint: expect.stringMatching(/^[0-9a-f]{8}$/) } });
-    expect(audits.filter((l) => l.outcome === 'denied').at(-1)).toMatchObject({ status: 403, who: { role: 'read' }, code: 'ETHHOOK_ERR_ADMIN_FORBIDDEN' });
+    expect(ok.at(-1)).toMatchObject({
+      target: 'echo',
+      status: 200,
+      who: { role: 'operate', fingerprint: expect.stringMatching(/^[0-9a-f]{8}$/) },
+    });
+    expect(audits.filter((l) => l.outcome === 'denied').at(-1)).toMatchObject({
+      status: 403,
+      who: { role: 'read' },
+      code: 'ETHHOOK_ERR_ADMIN_FORBIDDEN',
+    });
     expect(audits.some((l) => l.outcome === 'rejected' && l.code === 'ETHHOOK_ERR_ACTOR_NOT_FOUND')).toBe(true);
   });
 
@@ -290,11 +334,22 @@ describe('manual restart', () => {
     for (const actor of ['admin', '/admin', 'root', '/']) {
       const r = await call('POST', '/admin/actors/stop', { token: OPERATE, body: { actor } });
       expect(r.status, actor).toBe(409);
-      expect(r.json.error).toMatchObject({ code: 'ETHHOOK_ERR_ADMIN_STOP_REFUSED', field: 'actor', message: expect.stringContaining('SIGTERM') });
+      expect(r.json.error).toMatchObject({
+        code: 'ETHHOOK_ERR_ADMIN_STOP_REFUSED',
+        field: 'actor',
+        message: expect.stringContaining('SIGTERM'),
+      });
     }
-    expect(logLines.filter((l) => l.audit === true && l.action === 'actor.stop' && l.code === 'ETHHOOK_ERR_ADMIN_STOP_REFUSED')).toHaveLength(4);
-    expect(logLines.filter((l) => l.audit === true && l.action === 'actor.stop' && l.outcome === 'rejected' && l.status === 409)).toHaveLength(4);
-    expect((await call('GET', '/actors/health', { token: READ })).json.tree).toMatchObject({ state: 'running', children: expect.arrayContaining([expect.objectContaining({ name: 'admin', state: 'running' })]) });
+    expect(
+      logLines.filter((l) => l.audit === true && l.action === 'actor.stop' && l.code === 'ETHHOOK_ERR_ADMIN_STOP_REFUSED'),
+    ).toHaveLength(4);
+    expect(
+      logLines.filter((l) => l.audit === true && l.action === 'actor.stop' && l.outcome === 'rejected' && l.status === 409),
+    ).toHaveLength(4);
+    expect((await call('GET', '/actors/health', { token: READ })).json.tree).toMatchObject({
+      state: 'running',
+      children: expect.arrayContaining([expect.objectContaining({ name: 'admin', state: 'running' })]),
+    });
   });
 
   it('restarting the Admin actor itself is accepted with 202, audited twice with 202, and it comes back', async () => {
@@ -307,8 +362,13 @@ describe('manual restart', () => {
       if (Date.now() > deadline) throw new Error('the admin restart was not audited');
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const audits = logLines.filter((l) => l.audit === true && l.action === 'actor.restart' && (l.target === 'admin' || l.target === '/admin'));
-    expect(audits.map((l) => [l.outcome, l.status])).toEqual([['accepted', 202], ['ok', 202]]);
+    const audits = logLines.filter(
+      (l) => l.audit === true && l.action === 'actor.restart' && (l.target === 'admin' || l.target === '/admin'),
+    );
+    expect(audits.map((l) => [l.outcome, l.status])).toEqual([
+      ['accepted', 202],
+      ['ok', 202],
+    ]);
     expect(admin).toBe(system.lookup('admin'));
     base = await adminAddress();
     expect((await call('GET', '/health')).status).toBe(200);

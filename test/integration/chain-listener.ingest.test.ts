@@ -123,7 +123,11 @@ describe('backfill then live', () => {
       asked++;
       return new Promise(() => {}); // a target that never answers
     };
-    const h = await startHarness({ chain: { chainId: 31337, name: 'anvil', wsUrl: anvil.wsUrl, ackTimeoutMs: 600_000 }, db: store.db, collector });
+    const h = await startHarness({
+      chain: { chainId: 31337, name: 'anvil', wsUrl: anvil.wsUrl, ackTimeoutMs: 600_000 },
+      db: store.db,
+      collector,
+    });
     try {
       await waitFor(() => asked > 0, 20_000, 'the first ask');
       const started = Date.now();

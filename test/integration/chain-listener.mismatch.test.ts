@@ -35,7 +35,7 @@ describe('chain identity', () => {
     }
   });
 
-  it('stops on a node whose block 0 is not the cursor\'s, and starts over once the cursor is cleared', async () => {
+  it("stops on a node whose block 0 is not the cursor's, and starts over once the cursor is cleared", async () => {
     const store = await tempDb();
     const chain = (wsUrl: string) => ({ chainId: 31337, name: 'dev', wsUrl, startBlock: 0 });
     const a = await startHarness({ chain: chain(first.wsUrl), db: store.db });

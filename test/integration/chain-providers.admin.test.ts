@@ -17,7 +17,10 @@ let node: NodeProcess;
 
 beforeAll(async () => {
   anvil = await startAnvil({ blockTime: 0.25 });
-  [a, b] = (await Promise.all(['a', 'b'].map((name) => startRpcProvider({ name, anvilHttpUrl: anvil.httpUrl })))) as [RpcProvider, RpcProvider];
+  [a, b] = (await Promise.all(['a', 'b'].map((name) => startRpcProvider({ name, anvilHttpUrl: anvil.httpUrl })))) as [
+    RpcProvider,
+    RpcProvider,
+  ];
   dir = await createNodeDir();
   node = await startNodeProcess({
     dir,
@@ -53,7 +56,11 @@ const processed = async () => (await node.metric('chain_processed_height', { cha
 
 describe('an operator and a chain with two providers', () => {
   it('sees both providers, moves the chain off one and back, and is refused when nothing else is healthy', async () => {
-    await waitFor(async () => (await node.api('GET', '/ready')).status === 200 && (await active()) === 'a', 30_000, 'ready, reading from a');
+    await waitFor(
+      async () => (await node.api('GET', '/ready')).status === 200 && (await active()) === 'a',
+      30_000,
+      'ready, reading from a',
+    );
     const status = await node.api<ChainAnswer>('GET', `/admin/chains/${CHAIN_ID}`);
     expect(status.status).toBe(200);
     expect(status.body.chain).toMatchObject({ chainId: CHAIN_ID, provider: 'a', connected: true, transport: 'ws' });
@@ -63,7 +70,12 @@ describe('an operator and a chain with two providers', () => {
     ]);
 
     // Validation: each bad body names its field; unknown chain and provider are 404s.
-    for (const [body, field] of [[{}, 'provider'], [{ provider: 'b', holdMs: -1 }, 'holdMs'], [{ provider: 'b', holdMs: 1e12 }, 'holdMs'], [{ provider: 'b', x: 1 }, 'x']] as const) {
+    for (const [body, field] of [
+      [{}, 'provider'],
+      [{ provider: 'b', holdMs: -1 }, 'holdMs'],
+      [{ provider: 'b', holdMs: 1e12 }, 'holdMs'],
+      [{ provider: 'b', x: 1 }, 'x'],
+    ] as const) {
       const answer = await node.api<ErrorAnswer>('POST', `/admin/chains/${CHAIN_ID}/failover`, body);
       expect(answer.status, JSON.stringify(body)).toBe(400);
       expect(answer.body.error.field).toBe(field);
@@ -87,7 +99,10 @@ describe('an operator and a chain with two providers', () => {
     await waitFor(async () => (await processed()) >= at + 5, 30_000, 'more blocks read through b');
     expect(a.calls.get('eth_getLogs') ?? 0).toBe(readsOfA);
     expect(b.calls.get('eth_getLogs') ?? 0).toBeGreaterThan(readsOfB);
-    expect((await node.api<ChainAnswer>('GET', `/admin/chains/${CHAIN_ID}`)).body.chain.providers[0]).toMatchObject({ name: 'a', health: 'held' });
+    expect((await node.api<ChainAnswer>('GET', `/admin/chains/${CHAIN_ID}`)).body.chain.providers[0]).toMatchObject({
+      name: 'a',
+      health: 'held',
+    });
 
     // Moving off b now would leave nothing healthy (a is held): refused, nothing changes.
     const refused = await node.api<ErrorAnswer>('POST', `/admin/chains/${CHAIN_ID}/failover`, { provider: 'b' });

@@ -36,7 +36,8 @@ const active = async (h: Harness): Promise<string | null> => {
   for (const name of ['a', 'b']) if ((await h.metric('chain_provider_active', { chain: 'anvil', provider: name })) === 1) return name;
   return null;
 };
-const failovers = (h: Harness, provider: string, reason: string) => h.metric('chain_provider_failovers_total', { chain: 'anvil', provider, reason });
+const failovers = (h: Harness, provider: string, reason: string) =>
+  h.metric('chain_provider_failovers_total', { chain: 'anvil', provider, reason });
 const caughtUp = (h: Harness) => async () => h.collector.emitted.at(-1)?.blockNumber === (await chain.head());
 
 describe('failover between providers', () => {
@@ -114,7 +115,14 @@ describe('failover between providers', () => {
     const [a] = chain.providers;
     const store = await tempDb();
     const h = await startHarness({
-      chain: { chainId: 31337, name: 'anvil', httpUrl: chain.providers[0]!.httpUrl, startBlock: 0, pollIntervalMs: 100, reconnect: { minMs: 50, maxMs: 300 } },
+      chain: {
+        chainId: 31337,
+        name: 'anvil',
+        httpUrl: chain.providers[0]!.httpUrl,
+        startBlock: 0,
+        pollIntervalMs: 100,
+        reconnect: { minMs: 50, maxMs: 300 },
+      },
       db: store.db,
     });
     try {
@@ -197,7 +205,15 @@ describe('failover between providers', () => {
     const store = await tempDb();
     // One provider: its WebSocket (a) answers logs of the wrong block, its HTTP endpoint (b) is honest.
     const h = await startHarness({
-      chain: { chainId: 31337, name: 'anvil', wsUrl: a!.wsUrl, httpUrl: b!.httpUrl, startBlock: 'latest', pollIntervalMs: 100, reconnect: { minMs: 20, maxMs: 100 } },
+      chain: {
+        chainId: 31337,
+        name: 'anvil',
+        wsUrl: a!.wsUrl,
+        httpUrl: b!.httpUrl,
+        startBlock: 'latest',
+        pollIntervalMs: 100,
+        reconnect: { minMs: 20, maxMs: 100 },
+      },
       db: store.db,
     });
     const status = () => h.behaviour.receive({ type: 'chain.status' }, {} as never) as { transport: string };

@@ -62,7 +62,11 @@ describe('providers that lie', () => {
       const before = h.collector.emitted.length;
       chain.providers[0]!.fault = 'empty-logs';
       await chain.ticks(2);
-      await waitFor(async () => (await metric(h, 'chain_provider_errors_total', { provider: 'a', kind: 'incomplete' })) >= 2, 20_000, 'the lie noticed twice');
+      await waitFor(
+        async () => (await metric(h, 'chain_provider_errors_total', { provider: 'a', kind: 'incomplete' })) >= 2,
+        20_000,
+        'the lie noticed twice',
+      );
       expect(h.collector.emitted.length).toBe(before);
       chain.providers[0]!.fault = 'none';
       await waitFor(caughtUp(h), 20_000, 'the blocks, once the provider answers their logs');
@@ -126,16 +130,27 @@ describe('providers that lie', () => {
       // b and c gone: a alone cannot make a quorum, so nothing more is emitted until one is back.
       chain.providers[1]!.fault = 'cut';
       chain.providers[2]!.fault = 'cut';
-      await waitFor(async () => (await metric(h, 'chain_provider_up', { provider: 'b' })) + (await metric(h, 'chain_provider_up', { provider: 'c' })) === 0, 20_000, 'b and c down');
+      await waitFor(
+        async () =>
+          (await metric(h, 'chain_provider_up', { provider: 'b' })) + (await metric(h, 'chain_provider_up', { provider: 'c' })) === 0,
+        20_000,
+        'b and c down',
+      );
       const emitted = h.collector.messages.length;
       await chain.ticks(2);
-      await waitFor(async () => (await metric(h, 'chain_provider_height', { provider: 'a' })) === (await chain.head()), 20_000, 'a sees the new head');
+      await waitFor(
+        async () => (await metric(h, 'chain_provider_height', { provider: 'a' })) === (await chain.head()),
+        20_000,
+        'a sees the new head',
+      );
       expect(h.collector.messages.length).toBe(emitted);
       // b back: b alone (the liar held off, without a vote) cannot make a quorum either.
       chain.providers[1]!.fault = 'none';
       const head = await chain.head();
       await waitFor(
-        async () => (await metric(h, 'chain_provider_active', { provider: 'b' })) === 1 && (await metric(h, 'chain_provider_height', { provider: 'b' })) === head,
+        async () =>
+          (await metric(h, 'chain_provider_active', { provider: 'b' })) === 1 &&
+          (await metric(h, 'chain_provider_height', { provider: 'b' })) === head,
         20_000,
         'b read from, at the head',
       );
@@ -153,16 +168,20 @@ describe('providers that lie', () => {
     liar.fault = 'ahead';
     const start = await chain.head();
     // Polled over HTTP, so the far head is claimed at every poll; a first, of the highest weight.
-    await run(['a', 'b'], { providers: [{ ...http('a'), weight: 2 }, http('b')], startBlock: 'latest', pollIntervalMs: 100, failbackAfterMs: 60_000 }, async (h) => {
-      await waitFor(async () => (await metric(h, 'chain_up', {})) === 1, 20_000, 'the start pinned');
-      const before = chain.sent;
-      await chain.ticks(3);
-      await waitFor(caughtUp(h), 20_000, 'the ticks, from the blocks that exist');
-      expect(h.collector.emitted[0]!.blockNumber).toBeLessThanOrEqual(start + 1);
-      const got = seqs(netLogs(h.collector.messages));
-      expect(got.slice(-3)).toEqual([before, before + 1, before + 2]);
-      expect(h.collector.retracted).toEqual([]);
-    });
+    await run(
+      ['a', 'b'],
+      { providers: [{ ...http('a'), weight: 2 }, http('b')], startBlock: 'latest', pollIntervalMs: 100, failbackAfterMs: 60_000 },
+      async (h) => {
+        await waitFor(async () => (await metric(h, 'chain_up', {})) === 1, 20_000, 'the start pinned');
+        const before = chain.sent;
+        await chain.ticks(3);
+        await waitFor(caughtUp(h), 20_000, 'the ticks, from the blocks that exist');
+        expect(h.collector.emitted[0]!.blockNumber).toBeLessThanOrEqual(start + 1);
+        const got = seqs(netLogs(h.collector.messages));
+        expect(got.slice(-3)).toEqual([before, before + 1, before + 2]);
+        expect(h.collector.retracted).toEqual([]);
+      },
+    );
   });
 
   it('with three providers, one claiming a far head is never read from', async () => {
@@ -171,13 +190,17 @@ describe('providers that lie', () => {
     const http = (name: string, weight = 1) => ({ name, httpUrl: chain.providers.find((p) => p.name === name)!.httpUrl, weight });
     const logReads = () => chain.providers[0]!.calls.get('eth_getLogs') ?? 0;
     const before = logReads();
-    await run(['a', 'b', 'c'], { providers: [http('a', 5), http('b'), http('c')], startBlock: 'latest', pollIntervalMs: 100 }, async (h) => {
-      await waitFor(async () => (await metric(h, 'chain_provider_active', { provider: 'b' })) === 1, 20_000, 'b read from');
-      await chain.ticks(2);
-      await waitFor(caughtUp(h), 20_000, 'the ticks');
-      expect(logReads()).toBe(before);
-      expect(await metric(h, 'chain_provider_active', { provider: 'a' })).toBe(0);
-      expect(h.collector.retracted).toEqual([]);
-    });
+    await run(
+      ['a', 'b', 'c'],
+      { providers: [http('a', 5), http('b'), http('c')], startBlock: 'latest', pollIntervalMs: 100 },
+      async (h) => {
+        await waitFor(async () => (await metric(h, 'chain_provider_active', { provider: 'b' })) === 1, 20_000, 'b read from');
+        await chain.ticks(2);
+        await waitFor(caughtUp(h), 20_000, 'the ticks');
+        expect(logReads()).toBe(before);
+        expect(await metric(h, 'chain_provider_active', { provider: 'a' })).toBe(0);
+        expect(h.collector.retracted).toEqual([]);
+      },
+    );
   });
 });

@@ -43,7 +43,11 @@ describe('a chain the node never reaches', () => {
     expect(await node.metric('chain_height', labels)).toBe(0);
     expect(await node.metric('chain_processed_height', labels)).toBe(0);
     expect(await node.metric('chain_rpc_errors_total', { ...labels, kind: 'timeout' })).toBe(0);
-    await waitFor(async () => ((await node.metric('chain_rpc_errors_total', { ...labels, kind: 'connection' })) ?? 0) >= 3, 20_000, 'connection errors counted');
+    await waitFor(
+      async () => ((await node.metric('chain_rpc_errors_total', { ...labels, kind: 'connection' })) ?? 0) >= 3,
+      20_000,
+      'connection errors counted',
+    );
     const ready = await node.api('GET', '/ready');
     expect(ready.status).toBe(503);
     expect(ready.body).toEqual({ ready: false, reasons: ['chain nowhere (1) has not reached its node yet'], manuallyStopped: [] });
@@ -75,7 +79,15 @@ describe('a fresh node with startBlock latest', () => {
     const node = await startNodeProcess({
       dir: await nodeDir(),
       config: {
-        chains: [{ chainId: 31337, name: 'dev', wsUrl: `ws://127.0.0.1:${proxy.port}`, startBlock: 'latest', reconnect: { minMs: 1_000, maxMs: 1_000, jitter: 0 } }],
+        chains: [
+          {
+            chainId: 31337,
+            name: 'dev',
+            wsUrl: `ws://127.0.0.1:${proxy.port}`,
+            startBlock: 'latest',
+            reconnect: { minMs: 1_000, maxMs: 1_000, jitter: 0 },
+          },
+        ],
       },
     });
     expect((await node.api('GET', '/ready')).status).toBe(503);

@@ -43,13 +43,19 @@ const config = () => ({
 
 function ethhook(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/ethhook.mjs', ...args], { env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['bin/ethhook.mjs', ...args],
+      { env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
-const blockHash = async (anvil: TestAnvil, n: number) => (await anvil.rpc<{ hash: string }>('eth_getBlockByNumber', [`0x${n.toString(16)}`, false])).hash;
+const blockHash = async (anvil: TestAnvil, n: number) =>
+  (await anvil.rpc<{ hash: string }>('eth_getBlockByNumber', [`0x${n.toString(16)}`, false])).hash;
 
 describe('reset-cursor after the chain was replaced', () => {
   let node: NodeProcess;
@@ -76,7 +82,10 @@ describe('reset-cursor after the chain was replaced', () => {
 
     const reset = await node.api('POST', `/admin/chains/${CHAIN_ID}/reset-cursor`, { fromBlock: 0 });
     expect(reset.status, JSON.stringify(reset.body)).toBe(200);
-    expect(reset.body).toMatchObject({ chain: { chainId: CHAIN_ID, name: 'dev', fromBlock: 0 }, actor: { path: `/pipeline/chains/chain-listener:${CHAIN_ID}`, state: 'running' } });
+    expect(reset.body).toMatchObject({
+      chain: { chainId: CHAIN_ID, name: 'dev', fromBlock: 0 },
+      actor: { path: `/pipeline/chains/chain-listener:${CHAIN_ID}`, state: 'running' },
+    });
     const resetAt = node.logs.length;
 
     const head = Number.parseInt(await second.rpc<string>('eth_blockNumber'), 16);

@@ -37,7 +37,14 @@ afterEach(async () => {
 
 async function startDeliverer(deps: Partial<DelivererDeps> = {}) {
   const registry = new Registry();
-  const full: DelivererDeps = { outbox, endpoints, registry, http: { policy: { allowPrivate: true } }, loop: { concurrency: 8, idlePollMs: 20 }, ...deps };
+  const full: DelivererDeps = {
+    outbox,
+    endpoints,
+    registry,
+    http: { policy: { allowPrivate: true } },
+    loop: { concurrency: 8, idlePollMs: 20 },
+    ...deps,
+  };
   const { system, lines } = await start([{ kind: 'worker', name: 'deliverer', behaviour: () => createDeliverer(full) }], {}, { registry });
   return { system, registry, lines, ref: system.lookup('deliverer')! };
 }
@@ -52,7 +59,14 @@ describe('the Deliverer actor', () => {
       expect(receiver.deliveredIds().size).toBe(20);
       // The outbox counts a job gone when its write lands; the loop lets go of it once the write resolves.
       await waitFor(async () => (await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).inFlight === 0);
-      expect(await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).toEqual({ running: true, inFlight: 0, ready: 0, held: 0, slowLane: 0, openBreakers: [] });
+      expect(await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).toEqual({
+        running: true,
+        inFlight: 0,
+        ready: 0,
+        held: 0,
+        slowLane: 0,
+        openBreakers: [],
+      });
       expect(await ref.ask({ type: 'deliverer.wake' })).toEqual({ ok: true });
       const text = await registry.metrics();
       expect(text).toContain('webhook_queue_depth 0');
@@ -60,7 +74,8 @@ describe('the Deliverer actor', () => {
       // A bad message gets an error reply and a log line; it does not restart the delivery loop.
       expect(await ref.ask({ type: 'deliverer.nope' })).toMatchObject({ ok: false, error: { code: 'ETHHOOK_ERR_DELIVERER_BAD_MESSAGE' } });
       expect(await ref.ask({ type: 'deliverer.endpoint-changed' })).toMatchObject({
-        ok: false, error: { code: 'ETHHOOK_ERR_DELIVERER_BAD_MESSAGE', message: expect.stringContaining('endpointId') },
+        ok: false,
+        error: { code: 'ETHHOOK_ERR_DELIVERER_BAD_MESSAGE', message: expect.stringContaining('endpointId') },
       });
       expect(system.snapshot().children?.[0]).toMatchObject({ incarnation: 1, panics: 0 });
       expect(lines.some((l) => l.code === 'ETHHOOK_ERR_DELIVERER_BAD_MESSAGE')).toBe(true);

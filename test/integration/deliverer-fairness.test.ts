@@ -47,7 +47,12 @@ async function receiver(behaviour?: Behaviour): Promise<Receiver> {
 
 /** The loop with an HTTP client sized as the Deliverer sizes it; stopping aborts what still hangs. */
 function startLoop(options: DeliveryLoopOptions, headersTimeoutMs: number) {
-  const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: requestSlots(options), headersTimeoutMs, requestTimeoutMs: headersTimeoutMs + 1_000 });
+  const client = new WebhookHttpClient({
+    policy: { allowPrivate: true },
+    concurrency: requestSlots(options),
+    headersTimeoutMs,
+    requestTimeoutMs: headersTimeoutMs + 1_000,
+  });
   const loop = new DeliveryLoop({ outbox, endpoints, client, logger }, { guards: NO_BREAKER, idlePollMs: 100, ...options });
   loop.start();
   cleanups.push(async () => {
@@ -71,8 +76,15 @@ function job(endpointId: string): NewJob {
       type: 'log.created',
       timestamp: new Date().toISOString(),
       data: {
-        chainId: 31337, blockNumber: n, blockHash: `0x${'ab'.repeat(32)}`, transactionHash: `0x${'cd'.repeat(32)}`,
-        logIndex: 0, address: `0x${'11'.repeat(20)}`, topics: [`0x${'22'.repeat(32)}`], data: '0x', subscriptionId: 'sub_1',
+        chainId: 31337,
+        blockNumber: n,
+        blockHash: `0x${'ab'.repeat(32)}`,
+        transactionHash: `0x${'cd'.repeat(32)}`,
+        logIndex: 0,
+        address: `0x${'11'.repeat(20)}`,
+        topics: [`0x${'22'.repeat(32)}`],
+        data: '0x',
+        subscriptionId: 'sub_1',
       },
     },
   };
@@ -125,7 +137,9 @@ describe('endpoints that never answer', () => {
     }
     await until(() => healthy.deliveredIds().size === seenAt.size, 30_000, 'every healthy webhook delivered');
 
-    const latencies = healthy.requests.filter((q) => q.webhookId !== undefined).map((q) => q.at - (seenAt.get(q.webhookId as string) as number));
+    const latencies = healthy.requests
+      .filter((q) => q.webhookId !== undefined)
+      .map((q) => q.at - (seenAt.get(q.webhookId as string) as number));
     const slowest = latencies.map((ms, i) => [i, ms] as const).filter(([, ms]) => ms >= 500);
     expect(p99(latencies), `webhooks (index, ms) at 500 ms or more: ${JSON.stringify(slowest)}`).toBeLessThan(1_000);
     // One request at a time per endpoint at most 8 (it never needed more here).
@@ -145,7 +159,10 @@ describe('endpoints that never answer', () => {
     const attempts = (await Promise.all(hangingIds.slice(0, 10).map((id) => outbox.attempts.list(id)))).flat();
     // Each a timeout: the headers timeout, or the total deadline when a loaded machine let both pass.
     const errors = new Set(attempts.map((a) => `${a.status ?? ''} ${(a.error ?? '').replace(/\d+ ms/, 'N ms').slice(0, 40)}`));
-    expect([...errors].every((e) => /^ (UND_ERR_HEADERS_TIMEOUT|no complete response within N ms)/.test(e)), [...errors].join('; ')).toBe(true);
+    expect(
+      [...errors].every((e) => /^ (UND_ERR_HEADERS_TIMEOUT|no complete response within N ms)/.test(e)),
+      [...errors].join('; '),
+    ).toBe(true);
   }, 90_000);
 
   it('a hanging endpoint with a backlog of thousands keeps it in the outbox; a healthy job behind it is found at once', async () => {

@@ -49,9 +49,16 @@ afterEach(async () => {
 });
 
 async function startPipeline(mode: 'forked' | 'threaded' = 'forked'): Promise<ActorSystem> {
-  const spec = placedDelivererSpec({ http: { policy: { allowPrivate: true } }, loop: { concurrency: 8, idlePollMs: 60_000 }, metricsIntervalMs: 100 });
+  const spec = placedDelivererSpec({
+    http: { policy: { allowPrivate: true } },
+    loop: { concurrency: 8, idlePollMs: 60_000 },
+    metricsIntervalMs: 100,
+  });
   const pipeline = {
-    kind: 'supervisor' as const, name: 'pipeline', strategy: 'rest-for-one' as const, children: [
+    kind: 'supervisor' as const,
+    name: 'pipeline',
+    strategy: 'rest-for-one' as const,
+    children: [
       { kind: 'worker' as const, name: 'deliverer-store', behaviour: () => createDelivererStore({ outbox, endpoints, registry }) },
       { kind: 'worker' as const, name: 'deliverer', placement: { mode, ...spec } },
     ],
@@ -88,7 +95,11 @@ describe('the Deliverer placed forked', () => {
     // The parent's outbox is empty once the last write lands; the child hears of it one IPC reply later.
     await waitFor(async () => (await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).inFlight === 0, 5_000, 'nothing in flight');
     expect(await ref.ask<DeliveryLoopStatus>({ type: 'deliverer.status' })).toMatchObject({ running: true, inFlight: 0 });
-    await waitFor(async () => (await metric('webhook_deliveries_total', '{status="success"}')) === 50, 5_000, 'deliveries counted in the parent');
+    await waitFor(
+      async () => (await metric('webhook_deliveries_total', '{status="success"}')) === 50,
+      5_000,
+      'deliveries counted in the parent',
+    );
     expect(await metric('webhook_delivery_duration_seconds_count')).toBe(50);
     expect(await metric('webhook_event_to_delivery_seconds_count')).toBe(50);
     expect(await metric('webhook_queue_depth')).toBe(0);
@@ -106,11 +117,19 @@ describe('the Deliverer placed forked', () => {
     await outbox.enqueueBatch(jobsFor(created.endpoint.id, 100, 'k'));
     await waitFor(() => receiver.count >= 10, 10_000, 'deliveries under way');
     process.kill(before, 'SIGKILL');
-    await waitFor(() => events.some((e) => e.type === 'restarting' && e.path === '/pipeline/deliverer' && e.reason === 'crash'), 10_000, 'a crash restart');
-    await waitFor(() => {
-      const d = findActor(sys.snapshot(), '/pipeline/deliverer');
-      return d?.state === 'running' && d.pid !== null && d.pid !== before;
-    }, 20_000, 'a new child');
+    await waitFor(
+      () => events.some((e) => e.type === 'restarting' && e.path === '/pipeline/deliverer' && e.reason === 'crash'),
+      10_000,
+      'a crash restart',
+    );
+    await waitFor(
+      () => {
+        const d = findActor(sys.snapshot(), '/pipeline/deliverer');
+        return d?.state === 'running' && d.pid !== null && d.pid !== before;
+      },
+      20_000,
+      'a new child',
+    );
     await waitFor(() => receiver.deliveredIds().size === 100 && outbox.depth() === 0, 20_000, 'every job delivered');
     expect(receiver.requests.every((r) => r.verified === true)).toBe(true);
     expect(findActor(sys.snapshot(), '/pipeline/deliverer-store')).toMatchObject({ incarnation: 1, panics: 0 });

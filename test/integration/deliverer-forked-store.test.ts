@@ -32,7 +32,12 @@ let sent: Array<{ type: string; ops?: unknown[] }>;
 let wakes: number;
 
 const record = (jobId: string, endpointId: string, status?: number): AttemptRecord => ({
-  jobId, endpointId, at: Date.now(), attempt: 1, durationMs: 12, ...(status !== undefined ? { status } : { error: 'connect ECONNREFUSED' }),
+  jobId,
+  endpointId,
+  at: Date.now(),
+  attempt: 1,
+  durationMs: 12,
+  ...(status !== undefined ? { status } : { error: 'connect ECONNREFUSED' }),
 });
 
 beforeEach(async () => {
@@ -44,15 +49,33 @@ beforeEach(async () => {
   sent = [];
   wakes = 0;
   const pipeline: ChildSpec = {
-    kind: 'supervisor', name: 'pipeline', strategy: 'rest-for-one', children: [
+    kind: 'supervisor',
+    name: 'pipeline',
+    strategy: 'rest-for-one',
+    children: [
       { kind: 'worker', name: 'deliverer-store', behaviour: () => createDelivererStore({ outbox, endpoints, registry }) },
       // Stands in for the Deliverer: counts the wake-ups the store actor sends it.
-      { kind: 'worker', name: 'deliverer', behaviour: () => ({ receive: (m: { type: string }) => { if (m.type === 'deliverer.wake') wakes++; return { ok: true }; } }) },
+      {
+        kind: 'worker',
+        name: 'deliverer',
+        behaviour: () => ({
+          receive: (m: { type: string }) => {
+            if (m.type === 'deliverer.wake') wakes++;
+            return { ok: true };
+          },
+        }),
+      },
     ],
   };
   ({ system, lines } = await start([pipeline], {}, { registry }));
   const ref = system.lookup(ACTOR_PATHS.delivererStore)!;
-  store = { ...ref, ask: (msg, options) => { sent.push(msg as { type: string }); return ref.ask(msg, options); } };
+  store = {
+    ...ref,
+    ask: (msg, options) => {
+      sent.push(msg as { type: string });
+      return ref.ask(msg, options);
+    },
+  };
 });
 
 afterEach(async () => {
@@ -157,8 +180,13 @@ describe('deliverer-store: bad input and failures', () => {
   it('answers errors instead of panicking', async () => {
     const ask = (msg: unknown) => system.lookup(ACTOR_PATHS.delivererStore)!.ask(msg);
     expect(await ask({ type: 'store.nope' })).toMatchObject({ ok: false, error: { code: 'ETHHOOK_ERR_INVALID_INPUT' } });
-    expect(await ask({ type: 'store.due', now: 1, limit: 0, exclude: [] })).toMatchObject({ ok: false, error: { message: expect.stringContaining('limit') } });
-    expect(await ask({ type: 'store.write', ops: [{ op: 'postpone', job: 'msg_1', at: Number.POSITIVE_INFINITY }] })).toMatchObject({ ok: false });
+    expect(await ask({ type: 'store.due', now: 1, limit: 0, exclude: [] })).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('limit') },
+    });
+    expect(await ask({ type: 'store.write', ops: [{ op: 'postpone', job: 'msg_1', at: Number.POSITIVE_INFINITY }] })).toMatchObject({
+      ok: false,
+    });
     expect(await ask({ type: 'store.write', ops: [{ op: 'complete', job: { id: 'half a job' } }] })).toMatchObject({ ok: false });
     expect(await ask({ type: 'store.endpoint', id: 'not-an-id' })).toMatchObject({ ok: false });
     expect(lines.filter((l) => l.code === 'ETHHOOK_ERR_INVALID_INPUT').length).toBeGreaterThanOrEqual(5);

@@ -46,7 +46,11 @@ async function rawServer(listener: RequestListener): Promise<{ url: string; clos
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -113,13 +117,18 @@ describe('responses', () => {
     });
     try {
       await fc.assert(
-        fc.asyncProperty(fc.integer({ min: 0, max: 12_000 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 5_000 }), async (length, chunks, max) => {
-          reply = { body: Array.from({ length }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''), chunks };
-          const result = await client({ maxResponseBytes: max }).post(server.url, {}, '{}');
-          expect(result.status).toBe(200);
-          expect(result.error).toBeUndefined();
-          expect(result.bodySnippet).toBe(reply.body.slice(0, max));
-        }),
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: 12_000 }),
+          fc.integer({ min: 1, max: 8 }),
+          fc.integer({ min: 1, max: 5_000 }),
+          async (length, chunks, max) => {
+            reply = { body: Array.from({ length }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''), chunks };
+            const result = await client({ maxResponseBytes: max }).post(server.url, {}, '{}');
+            expect(result.status).toBe(200);
+            expect(result.error).toBeUndefined();
+            expect(result.bodySnippet).toBe(reply.body.slice(0, max));
+          },
+        ),
         { numRuns: 40 },
       );
     } finally {
@@ -160,8 +169,10 @@ describe('the total deadline', () => {
     }
   });
 
-  it('counts from each attempt\'s own start, and leaves attempts answered in time alone', async () => {
-    const own = await startReceiver({ behaviour: (req) => (req.path === '/hang' ? { hang: true } : { status: 200, body: 'ok', delayMs: 50 }) });
+  it("counts from each attempt's own start, and leaves attempts answered in time alone", async () => {
+    const own = await startReceiver({
+      behaviour: (req) => (req.path === '/hang' ? { hang: true } : { status: 200, body: 'ok', delayMs: 50 }),
+    });
     try {
       const c = client({ requestTimeoutMs: 400 });
       const first = c.post(`${own.url}/hang`, {}, '{}');
@@ -191,7 +202,9 @@ describe('the total deadline', () => {
       process.stdout.write(String(result.status));
       await client.close();
       server.close();`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const started = Date.now();

@@ -47,7 +47,11 @@ async function receiver(behaviour = ok): Promise<Receiver> {
   return r;
 }
 
-function startLoop(options: DeliveryLoopOptions = {}, policy: TargetPolicy = { allowPrivate: true }, http: { headersTimeoutMs?: number } = {}) {
+function startLoop(
+  options: DeliveryLoopOptions = {},
+  policy: TargetPolicy = { allowPrivate: true },
+  http: { headersTimeoutMs?: number } = {},
+) {
   const client = new WebhookHttpClient({ policy, concurrency: 16, headersTimeoutMs: http.headersTimeoutMs ?? 2_000 });
   const loop = new DeliveryLoop(
     { outbox, endpoints, client, logger, metrics: delivererMetrics(registry) },
@@ -76,8 +80,15 @@ function jobs(endpointId: string, count: number, tag: string): NewJob[] {
       type: 'log.created' as const,
       timestamp: new Date().toISOString(),
       data: {
-        chainId: 31337, blockNumber: i, blockHash: `0x${'ab'.repeat(32)}`, transactionHash: `0x${'cd'.repeat(32)}`,
-        logIndex: i, address: `0x${'11'.repeat(20)}`, topics: [`0x${'22'.repeat(32)}`], data: '0x', subscriptionId: 'sub_1',
+        chainId: 31337,
+        blockNumber: i,
+        blockHash: `0x${'ab'.repeat(32)}`,
+        transactionHash: `0x${'cd'.repeat(32)}`,
+        logIndex: i,
+        address: `0x${'11'.repeat(20)}`,
+        topics: [`0x${'22'.repeat(32)}`],
+        data: '0x',
+        subscriptionId: 'sub_1',
       },
     },
   }));
@@ -110,7 +121,9 @@ describe('at least once, through failures', () => {
     expect(failed.length).toBeGreaterThan(50);
     // Every failed request's id came back and succeeded later, under the same webhook-id.
     for (const f of failed) {
-      expect(r.requests.some((q) => q.webhookId === f.webhookId && q.seq > f.seq && 'status' in q.reply && q.reply.status === 200)).toBe(true);
+      expect(r.requests.some((q) => q.webhookId === f.webhookId && q.seq > f.seq && 'status' in q.reply && q.reply.status === 200)).toBe(
+        true,
+      );
     }
     const attempts = await outbox.attempts.list(a.endpoint.id, { limit: 1_000 });
     expect(attempts.filter((x) => x.status === 200)).toHaveLength(150);
@@ -166,7 +179,10 @@ describe('failing fast and disabling', () => {
   it('a failure streak survives a restart of the loop', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/streak');
-    const options = { retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) }, guards: { circuitBreaker: { failureThreshold: 1_000, minimumNumberOfCalls: 1_000 }, disable: { afterMs: 800, minFailures: 3 } } };
+    const options = {
+      retry: { ...FAST_RETRY, scheduleMs: Array(100).fill(20) },
+      guards: { circuitBreaker: { failureThreshold: 1_000, minimumNumberOfCalls: 1_000 }, disable: { afterMs: 800, minFailures: 3 } },
+    };
     const first = startLoop(options);
     await outbox.enqueueBatch(jobs(endpoint.id, 1, 'streak'));
     await until(async () => (await endpoints.get(endpoint.id))!.failing?.failures === 3);
@@ -183,7 +199,10 @@ describe('failing fast and disabling', () => {
   it('retries exhausted: dead letter after the last attempt of the schedule', async () => {
     const r = await receiver(status(503));
     const { endpoint } = await endpointFor(r, '/down');
-    startLoop({ retry: { ...FAST_RETRY, scheduleMs: [0, 10, 10, 10] }, guards: { circuitBreaker: { failureThreshold: 100, minimumNumberOfCalls: 100 } } });
+    startLoop({
+      retry: { ...FAST_RETRY, scheduleMs: [0, 10, 10, 10] },
+      guards: { circuitBreaker: { failureThreshold: 100, minimumNumberOfCalls: 100 } },
+    });
     await outbox.enqueueBatch(jobs(endpoint.id, 1, 'down'));
     await until(() => outbox.deadLetterCount() === 1);
     expect(r.requests.map((q) => q.webhookId)).toEqual(Array(4).fill('msg_down_0'));
@@ -234,7 +253,10 @@ describe('guards', () => {
     const failUntil = Date.now() + 400;
     const r = await receiver(() => ({ status: Date.now() < failUntil ? 503 : 200 }));
     const { endpoint } = await endpointFor(r, '/probe');
-    startLoop({ concurrency: 4, guards: { circuitBreaker: { failureThreshold: 1, cooldownMs: 50, maxCooldownMs: 100, probeTimeoutMs: 60_000 } } });
+    startLoop({
+      concurrency: 4,
+      guards: { circuitBreaker: { failureThreshold: 1, cooldownMs: 50, maxCooldownMs: 100, probeTimeoutMs: 60_000 } },
+    });
     await outbox.enqueueBatch(jobs(endpoint.id, 12, 'probe'));
     await until(() => outbox.depth() === 0, 10_000);
     expect(r.deliveredIds().size).toBe(12);

@@ -36,7 +36,8 @@ describe('demo receiver', () => {
     const receiver = await startDemoReceiver({ secrets: [secret], logger, logEvery: 2 });
     try {
       expect(receiver.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/webhooks$/);
-      const post = (headers: Record<string, string>, body: string) => fetch(receiver.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      const post = (headers: Record<string, string>, body: string) =>
+        fetch(receiver.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
       const now = Math.floor(Date.now() / 1000);
       for (const id of ['msg_a', 'msg_b', 'msg_a']) {
         const body = JSON.stringify({ id });
@@ -69,10 +70,21 @@ describe('startDemo', () => {
     let firstSecret: string;
     try {
       expect(first.fed).toEqual([1, 2, 3, 4]);
-      expect(first.governanceServer.messages().map((m) => m.type)).toEqual(['endpoint.upsert', 'subscription.upsert', 'endpoint.pause', 'endpoint.resume']);
+      expect(first.governanceServer.messages().map((m) => m.type)).toEqual([
+        'endpoint.upsert',
+        'subscription.upsert',
+        'endpoint.pause',
+        'endpoint.resume',
+      ]);
       const [endpoint, subscription] = first.governanceServer.messages().map((m) => m.payload as Record<string, unknown>);
       expect(endpoint).toMatchObject({ id: DEMO_ENDPOINT_ID, url: first.receiver.url, secret: expect.stringMatching(/^whsec_/) });
-      expect(subscription).toMatchObject({ id: DEMO_SUBSCRIPTION_ID, endpointId: DEMO_ENDPOINT_ID, chainId: 31337, addresses: [CONTRACT.toLowerCase()], topics: [TICK_TOPIC] });
+      expect(subscription).toMatchObject({
+        id: DEMO_SUBSCRIPTION_ID,
+        endpointId: DEMO_ENDPOINT_ID,
+        chainId: 31337,
+        addresses: [CONTRACT.toLowerCase()],
+        topics: [TICK_TOPIC],
+      });
       // The node is told to trust the key that signs.
       firstKey = keyIdOf(parsePublicKey(first.governance.publicKeys[0]!));
       expect(first.governance.publicKeys).toHaveLength(1);
@@ -93,7 +105,11 @@ describe('startDemo', () => {
       expect(last).toMatchObject({ seq: 5, type: 'endpoint.upsert', payload: { url: second.receiver.url, secret: firstSecret } });
       // The receiver verifies with that secret.
       const now = Math.floor(Date.now() / 1000);
-      const res = await fetch(second.receiver.url, { method: 'POST', headers: { ...signPayload({ id: 'm', timestamp: now, body: 'x', secrets: [firstSecret] }) }, body: 'x' });
+      const res = await fetch(second.receiver.url, {
+        method: 'POST',
+        headers: { ...signPayload({ id: 'm', timestamp: now, body: 'x', secrets: [firstSecret] }) },
+        body: 'x',
+      });
       expect(res.status).toBe(204);
     } finally {
       await second.stop();
@@ -103,7 +119,10 @@ describe('startDemo', () => {
     const third = await startDemo({ dataDir, chain: { chainId: 31337, contractAddress: '0x' + '11'.repeat(20) }, logger });
     try {
       expect(third.fed).toEqual([6, 7]);
-      expect(third.governanceServer.messages().at(-1)).toMatchObject({ type: 'subscription.upsert', payload: { addresses: ['0x' + '11'.repeat(20)] } });
+      expect(third.governanceServer.messages().at(-1)).toMatchObject({
+        type: 'subscription.upsert',
+        payload: { addresses: ['0x' + '11'.repeat(20)] },
+      });
     } finally {
       await third.stop();
     }
@@ -120,12 +139,47 @@ describe('readStatus', () => {
     deliveries.inc({ status: 'success' }, 7);
     deliveries.inc({ status: 'server_error' }, 2);
     const snapshot: ActorSnapshot = {
-      path: '/', name: 'root', kind: 'supervisor', state: 'running', restartType: 'permanent', placement: 'local', pid: null, incarnation: 1, mailbox: null, restarts: 0, panics: 0,
+      path: '/',
+      name: 'root',
+      kind: 'supervisor',
+      state: 'running',
+      restartType: 'permanent',
+      placement: 'local',
+      pid: null,
+      incarnation: 1,
+      mailbox: null,
+      restarts: 0,
+      panics: 0,
       children: [
-        { path: '/matcher', name: 'matcher', kind: 'worker', state: 'running', restartType: 'permanent', placement: 'local', pid: null, incarnation: 1, mailbox: { size: 3, capacity: 10, overflow: 'backpressure' }, restarts: 0, panics: 0 },
+        {
+          path: '/matcher',
+          name: 'matcher',
+          kind: 'worker',
+          state: 'running',
+          restartType: 'permanent',
+          placement: 'local',
+          pid: null,
+          incarnation: 1,
+          mailbox: { size: 3, capacity: 10, overflow: 'backpressure' },
+          restarts: 0,
+          panics: 0,
+        },
       ],
     };
-    const status = await readStatus({ registry, snapshot: () => snapshot, receiver: () => ({ received: 8, verified: 7, failed: 1, duplicates: 0 }) });
-    expect(status).toEqual({ head: { dev: 42 }, events: 0, delivered: 7, deliveryFailures: 2, queue: 0, verified: 7, verifyFailures: 1, mailboxes: { '/matcher': 3 } });
+    const status = await readStatus({
+      registry,
+      snapshot: () => snapshot,
+      receiver: () => ({ received: 8, verified: 7, failed: 1, duplicates: 0 }),
+    });
+    expect(status).toEqual({
+      head: { dev: 42 },
+      events: 0,
+      delivered: 7,
+      deliveryFailures: 2,
+      queue: 0,
+      verified: 7,
+      verifyFailures: 1,
+      mailboxes: { '/matcher': 3 },
+    });
   });
 });

@@ -71,7 +71,15 @@ describe('startDevChain', () => {
     try {
       expect(dev.chainId).toBe(31_337);
       expect(dev.wsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
-      expect(lines.some((l) => l.wsUrl === dev.wsUrl && l.anvilPid === dev.pid && String(l.msg).includes(dev.httpUrl) && String(l.msg).includes(`pid ${dev.pid}`))).toBe(true);
+      expect(
+        lines.some(
+          (l) =>
+            l.wsUrl === dev.wsUrl &&
+            l.anvilPid === dev.pid &&
+            String(l.msg).includes(dev.httpUrl) &&
+            String(l.msg).includes(`pid ${dev.pid}`),
+        ),
+      ).toBe(true);
       // Its own process group (the group id is its pid): a terminal's Ctrl-C goes to ours, not to it.
       expect(stat(dev.pid)![2]).toBe(String(dev.pid));
       expect(watchdogsOf(dev.pid)).toHaveLength(1);
@@ -83,11 +91,15 @@ describe('startDevChain', () => {
       }
       const logs = netLogs(h.collector.messages);
       const iface = new Interface([TICK_EVENT_SIGNATURE]);
-      const from = ((await (await fetch(dev.httpUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] }),
-      })).json()) as { result: string[] }).result[0]!;
+      const from = (
+        (await (
+          await fetch(dev.httpUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] }),
+          })
+        ).json()) as { result: string[] }
+      ).result[0]!;
       for (const log of logs) {
         expect(log.address).toBe(dev.contractAddress);
         const parsed = iface.parseLog({ topics: log.topics, data: log.data })!;
@@ -135,7 +147,12 @@ describe("anvil's lifetime is the node's", () => {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
     // Detached: a group of its own, as a shell makes for a foreground job.
-    const child = spawn(process.execPath, [BIN, 'start', '--config', dir.configFile], { cwd: dir.path, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'start', '--config', dir.configFile], {
+      cwd: dir.path,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const lines: LogLine[] = [];
     createInterface({ input: child.stdout }).on('line', (text) => {

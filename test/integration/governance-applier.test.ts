@@ -53,14 +53,19 @@ async function node() {
   const notices: Notice[] = [];
   const recording: PipelineNotices = {
     subscriptionsChanged: async (change) => void notices.push({ to: 'matcher', change }),
-    endpointChanged: async (endpointId, _log, deleted) => void notices.push({ to: 'deliverer', change: { endpointId, deleted: deleted ?? false } }),
+    endpointChanged: async (endpointId, _log, deleted) =>
+      void notices.push({ to: 'deliverer', change: { endpointId, deleted: deleted ?? false } }),
   };
   const applied: Array<{ seq: number; type: GovernanceType }> = [];
   const { logger, lines } = memoryLogger();
   const applier = createStoreApplier({ endpoints, subscriptions, notices: recording, logger });
   let seq = 0;
   /** Applies one message (payload parsed by the protocol's schema, as the stream does) with the next seq. */
-  const apply = async <T extends Exclude<GovernanceType, 'key.rotate'>>(type: T, payload: unknown, meta: ApplyMeta = { seq: ++seq, keyId: 'k'.repeat(32) }) => {
+  const apply = async <T extends Exclude<GovernanceType, 'key.rotate'>>(
+    type: T,
+    payload: unknown,
+    meta: ApplyMeta = { seq: ++seq, keyId: 'k'.repeat(32) },
+  ) => {
     await call(applier, type, payloadSchemas[type].parse(payload), meta);
     applied.push({ seq: meta.seq, type });
   };
@@ -148,12 +153,24 @@ describe('each message type', () => {
     const n = await node();
     await n.apply('endpoint.upsert', { id: 'ep_s', url: 'https://s.example/' });
     await n.apply('endpoint.upsert', { id: 'ep_t', url: 'https://t.example/' });
-    await n.apply('subscription.upsert', { id: 'sub_s', endpointId: 'ep_s', chainId: 1, addresses: [ADDRESS.toUpperCase().replace('0X', '0x')] });
+    await n.apply('subscription.upsert', {
+      id: 'sub_s',
+      endpointId: 'ep_s',
+      chainId: 1,
+      addresses: [ADDRESS.toUpperCase().replace('0X', '0x')],
+    });
     const first = await n.subscriptions.require('sub_s');
     expect(first.addresses).toEqual([ADDRESS]);
     await n.apply('subscription.upsert', { id: 'sub_s', endpointId: 'ep_t', chainId: 5, topics: [TOPIC, null], confirmations: 3 });
     const second = await n.subscriptions.require('sub_s');
-    expect(second).toEqual({ id: 'sub_s', endpointId: 'ep_t', chainId: 5, topics: [TOPIC, null], confirmations: 3, createdAt: first.createdAt });
+    expect(second).toEqual({
+      id: 'sub_s',
+      endpointId: 'ep_t',
+      chainId: 5,
+      topics: [TOPIC, null],
+      confirmations: 3,
+      createdAt: first.createdAt,
+    });
     expect(await n.subscriptions.list({ endpointId: 'ep_s' })).toEqual([]);
     expect(n.notices.filter((x) => x.to === 'matcher')).toEqual([
       { to: 'matcher', change: { upserted: ['sub_s'] } },
@@ -206,7 +223,10 @@ describe('idempotent by seq', () => {
         { requiredKeys: ['id', 'url', 'secret'] },
       ),
     }),
-    fc.record({ type: fc.constantFrom('endpoint.delete' as const, 'endpoint.pause' as const, 'endpoint.resume' as const), payload: fc.record({ id: fc.constantFrom(...ids.ep) }) }),
+    fc.record({
+      type: fc.constantFrom('endpoint.delete' as const, 'endpoint.pause' as const, 'endpoint.resume' as const),
+      payload: fc.record({ id: fc.constantFrom(...ids.ep) }),
+    }),
     fc.record({
       type: fc.constant('subscription.upsert' as const),
       payload: fc.record(
@@ -225,22 +245,26 @@ describe('idempotent by seq', () => {
 
   it('applying every message twice (a replay after a crash) ends in the same stores as applying it once', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(message, { maxLength: 12 }), fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }), async (messages, twice) => {
-        const once = await node();
-        const replayed = await node();
-        for (const [i, m] of messages.entries()) {
-          await once.apply(m.type, m.payload);
-          const meta = { seq: i + 1, keyId: 'k'.repeat(32) };
-          await replayed.apply(m.type, m.payload, meta);
-          if (twice[i]) await replayed.apply(m.type, m.payload, meta);
-        }
-        try {
-          expect(await stateOf(replayed)).toEqual(await stateOf(once));
-        } finally {
-          await once.close();
-          await replayed.close();
-        }
-      }),
+      fc.asyncProperty(
+        fc.array(message, { maxLength: 12 }),
+        fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+        async (messages, twice) => {
+          const once = await node();
+          const replayed = await node();
+          for (const [i, m] of messages.entries()) {
+            await once.apply(m.type, m.payload);
+            const meta = { seq: i + 1, keyId: 'k'.repeat(32) };
+            await replayed.apply(m.type, m.payload, meta);
+            if (twice[i]) await replayed.apply(m.type, m.payload, meta);
+          }
+          try {
+            expect(await stateOf(replayed)).toEqual(await stateOf(once));
+          } finally {
+            await once.close();
+            await replayed.close();
+          }
+        },
+      ),
       { numRuns: 25 },
     );
   });
@@ -279,7 +303,11 @@ describe('under the real stream and Matcher', () => {
       await server.append('subscription.upsert', { id: 'sub_live', endpointId: 'ep_live', chainId: 1, topics: [TOPIC] });
       await server.append('subscription.upsert', { id: 'sub_live2', endpointId: 'ep_live', chainId: 2 });
       await waitFor(async () => (await metric(registry, 'governance_height')) === 4, 10_000, 'height 4');
-      const index = () => (system!.lookup('/pipeline/matcher') as unknown as { ask<T>(m: unknown): Promise<T> }).ask<{ size: number }>({ type: 'subscriptions.changed', upserted: [] });
+      const index = () =>
+        (system!.lookup('/pipeline/matcher') as unknown as { ask<T>(m: unknown): Promise<T> }).ask<{ size: number }>({
+          type: 'subscriptions.changed',
+          upserted: [],
+        });
       expect((await index()).size).toBe(2);
 
       await server.append('endpoint.delete', { id: 'ep_live' });

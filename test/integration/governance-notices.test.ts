@@ -21,7 +21,10 @@ beforeAll(async () => {
   k2 = await makeKey(keys.dir, 'k2');
   server = await startGovernanceServer({ keyFile: k1.file });
   dir = await createNodeDir();
-  n = await startNodeProcess({ dir, config: { governance: { url: server.url, publicKeys: [k1.publicPem], reconnect: { minMs: 50, maxMs: 500 } } } });
+  n = await startNodeProcess({
+    dir,
+    config: { governance: { url: server.url, publicKeys: [k1.publicPem], reconnect: { minMs: 50, maxMs: 500 } } },
+  });
 });
 afterAll(async () => {
   await killAllNodes();
@@ -59,7 +62,10 @@ describe('governance notices on the live event streams', () => {
         { kind: 'governance', seq: 3, type: 'subscription.upsert' },
         { kind: 'governance', seq: 4, type: 'endpoint.pause' },
       ]);
-      expect(n.logs.find((l) => l.msg === 'governance message skipped: nothing to apply it to')).toMatchObject({ seq: 3, code: 'ETHHOOK_ERR_GOVERNANCE_SKIPPED' });
+      expect(n.logs.find((l) => l.msg === 'governance message skipped: nothing to apply it to')).toMatchObject({
+        seq: 3,
+        code: 'ETHHOOK_ERR_GOVERNANCE_SKIPPED',
+      });
     } finally {
       sse.close();
     }

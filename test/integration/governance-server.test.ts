@@ -64,7 +64,10 @@ describe('the message log', () => {
     for (const n of [1, 2, 3]) await first.append('endpoint.upsert', endpointPayload(n));
     const written = first.messages().map((m) => ({ ...m }));
     await first.close();
-    const lines = (await readFile(log, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    const lines = (await readFile(log, 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(lines).toEqual(written);
 
     await appendFile(log, '{"seq":4,"type":"endpoint.up'); // a write cut by a crash
@@ -104,9 +107,21 @@ describe('the message log', () => {
 describe('signing', () => {
   it('signs the normalized payload with the current key, and refuses what a node would reject', async () => {
     const s = await server();
-    await s.append('subscription.upsert', { id: 'sub_1', endpointId: 'ep_1', chainId: 1, addresses: ['0xABCDEF0000000000000000000000000000000001'], topics: [[]] });
+    await s.append('subscription.upsert', {
+      id: 'sub_1',
+      endpointId: 'ep_1',
+      chainId: 1,
+      addresses: ['0xABCDEF0000000000000000000000000000000001'],
+      topics: [[]],
+    });
     const m = s.messages()[0]!;
-    expect(m.payload).toEqual({ id: 'sub_1', endpointId: 'ep_1', chainId: 1, addresses: ['0xabcdef0000000000000000000000000000000001'], topics: [null] });
+    expect(m.payload).toEqual({
+      id: 'sub_1',
+      endpointId: 'ep_1',
+      chainId: 1,
+      addresses: ['0xabcdef0000000000000000000000000000000001'],
+      topics: [null],
+    });
     expect(m.keyId).toBe(k1.keyId);
     expect(verifyMessage(parsePublicKey(k1.publicPem), m.seq, m.type, m.payload, m.signature)).toBe(true);
     // Bad payloads are refused before anything is signed or logged.
@@ -128,7 +143,9 @@ describe('signing', () => {
     const notAKey = fresh('junk.pem');
     await writeFile(notAKey, 'junk');
     expect(codeOf(await startGovernanceServer({ keyFile: notAKey }).catch((e: unknown) => e))).toBe('ETHHOOK_ERR_GOVERNANCE_KEY_INVALID');
-    expect(codeOf(await startGovernanceServer({ keyFile: fresh('missing.pem') }).catch((e: unknown) => e))).toBe('ETHHOOK_ERR_GOVERNANCE_SERVER');
+    expect(codeOf(await startGovernanceServer({ keyFile: fresh('missing.pem') }).catch((e: unknown) => e))).toBe(
+      'ETHHOOK_ERR_GOVERNANCE_SERVER',
+    );
     const s = await server();
     const busy = await startGovernanceServer({ keyFile: k1.file, port: Number(new URL(s.url).port) }).catch((e: unknown) => e);
     expect(codeOf(busy)).toBe('ETHHOOK_ERR_GOVERNANCE_SERVER');
@@ -139,7 +156,11 @@ describe('signing', () => {
     await s.rotateKey(k2.file);
     await s.append('endpoint.pause', { id: 'ep_1' });
     const [rotation, next] = s.messages();
-    expect(rotation).toMatchObject({ type: 'key.rotate', keyId: k1.keyId, payload: { add: { keyId: k2.keyId, publicKey: k2.publicDer }, retire: [k1.keyId] } });
+    expect(rotation).toMatchObject({
+      type: 'key.rotate',
+      keyId: k1.keyId,
+      payload: { add: { keyId: k2.keyId, publicKey: k2.publicDer }, retire: [k1.keyId] },
+    });
     expect(next!.keyId).toBe(k2.keyId);
     expect(s.keyId).toBe(k2.keyId);
   });
@@ -160,7 +181,12 @@ describe('the node-facing protocol', () => {
     expect(c.frames.map((f) => f.seq)).toEqual([2, 3, 4, 1, 2, 3, 4]);
     expect(c.frames).toEqual([...s.messages().slice(1), ...s.messages()]);
 
-    for (const bad of ['{"type":"hello","protocol":2,"lastApplied":0}', '{"type":"hello","lastApplied":-1,"protocol":1}', 'garbage', Buffer.from([1, 2, 3])]) {
+    for (const bad of [
+      '{"type":"hello","protocol":2,"lastApplied":0}',
+      '{"type":"hello","lastApplied":-1,"protocol":1}',
+      'garbage',
+      Buffer.from([1, 2, 3]),
+    ]) {
       const other = await client(s.url);
       other.socket.send(bad);
       await waitFor(() => other.closed() !== null, 5_000, 'close');
@@ -201,7 +227,11 @@ describe('publishing over HTTP', () => {
       [await post(s.url, 'not json'), 400, { code: 'ETHHOOK_ERR_INVALID_INPUT' }],
       [await post(s.url, { type: 'endpoint.explode', payload: {} }), 400, { field: 'type' }],
       [await post(s.url, { type: 'key.rotate', payload: {} }), 400, { field: 'type' }],
-      [await post(s.url, { type: 'endpoint.upsert', payload: { id: 'ep_8', url: 'ftp://x' } }), 400, { code: 'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID', field: 'payload.url' }],
+      [
+        await post(s.url, { type: 'endpoint.upsert', payload: { id: 'ep_8', url: 'ftp://x' } }),
+        400,
+        { code: 'ETHHOOK_ERR_GOVERNANCE_MESSAGE_INVALID', field: 'payload.url' },
+      ],
       [await post(s.url, 'x'.repeat(300 * 1024)), 413, { code: 'ETHHOOK_ERR_INVALID_INPUT' }],
     ];
     for (const [res, status, error] of refusals) {
@@ -218,12 +248,15 @@ describe('publishing over HTTP', () => {
     cleanups.push(() => s.close());
     expect((await post(s.url, { type: 'endpoint.upsert', payload: endpointPayload(1) })).status).toBe(426);
     expect(s.head).toBe(0);
-    await expect(startGovernanceServer({ keyFile: k1.file, publishToken: 'short' })).rejects.toMatchObject({ code: 'ETHHOOK_ERR_GOVERNANCE_SERVER' });
+    await expect(startGovernanceServer({ keyFile: k1.file, publishToken: 'short' })).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_GOVERNANCE_SERVER',
+    });
   });
 });
 
 describe('the command line', () => {
-  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
 
   it('--generate-key writes a key pair (private 0600), prints its id, and never overwrites', async () => {
     const file = fresh('gen.pem');
@@ -244,7 +277,14 @@ describe('the command line', () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     try {
-      for (const args of [[], ['--key'], ['--key', k1.file, '--port', 'x'], ['--key', k1.file, '--bogus'], ['--key', k1.file, 'extra'], ['--generate-key', 'f', '--key', 'g']]) {
+      for (const args of [
+        [],
+        ['--key'],
+        ['--key', k1.file, '--port', 'x'],
+        ['--key', k1.file, '--bogus'],
+        ['--key', k1.file, 'extra'],
+        ['--generate-key', 'f', '--key', 'g'],
+      ]) {
         stderr.mockClear();
         expect(await runGovernanceServe(args), args.join(' ')).toBe(2);
         expect(String(stderr.mock.calls[0]?.[0])).toContain('Usage: ethhook governance-serve');
@@ -269,7 +309,11 @@ describe('the command line', () => {
 
     const tokenFile = fresh('publish-token');
     await writeFile(tokenFile, 'cli-publish-token-0123456789\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--key', k1.file, '--key-id', k1.keyId, '--log', log, '--port', '0', '--publish-token-file', tokenFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, '--key', k1.file, '--key-id', k1.keyId, '--log', log, '--port', '0', '--publish-token-file', tokenFile],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     cleanups.push(async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -309,7 +353,10 @@ describe('the command line', () => {
 
   it('creates a publish token file that does not exist (a random token, mode 0600) and accepts that token', async () => {
     const tokenFile = fresh('new-publish-token');
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--key', k1.file, '--port', '0', '--publish-token-file', tokenFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--key', k1.file, '--port', '0', '--publish-token-file', tokenFile], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     cleanups.push(async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -318,7 +365,10 @@ describe('the command line', () => {
     let out = '';
     child.stdout.on('data', (chunk) => (out += String(chunk)));
     await waitFor(() => out.includes('"governance server listening"'), 20_000, 'listening line');
-    const listening = out.split('\n').map((l) => (l ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.msg === 'governance server listening')!;
+    const listening = out
+      .split('\n')
+      .map((l) => (l ? (JSON.parse(l) as Record<string, unknown>) : {}))
+      .find((l) => l.msg === 'governance server listening')!;
     expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
     const token = (await readFile(tokenFile, 'utf8')).trim();
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);

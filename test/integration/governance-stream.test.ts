@@ -14,7 +14,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AppliedMessage, GovernanceStatus } from '../../src/actors/governance/index.ts';
 import { startGovernanceServer, type GovernanceServer, type GovernanceServerOptions } from '../../src/governance-server/index.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
-import { endpointPayload, governanceWorker, makeKey, MemoryApplier, metric, signedFrame, tempDir, type TestKey } from '../support/governance.ts';
+import {
+  endpointPayload,
+  governanceWorker,
+  makeKey,
+  MemoryApplier,
+  metric,
+  signedFrame,
+  tempDir,
+  type TestKey,
+} from '../support/governance.ts';
 import { start, waitFor } from '../support/kernel.ts';
 
 const ACTOR = '/governance-stream';
@@ -193,7 +202,13 @@ describe('in order, exactly once', () => {
     expect(await metric(n.registry, 'governance_frames_total', { outcome: 'apply-failed' })).toBe(2);
     const failures = n.lines.filter((l) => l.outcome === 'apply-failed');
     expect(failures).toHaveLength(2);
-    expect(failures[0]).toMatchObject({ seq: 1, keyId: k1.keyId, code: 'ETHHOOK_ERR_GOVERNANCE_APPLY', reason: 'simulated store failure at seq 1', err: { message: 'simulated store failure at seq 1' } });
+    expect(failures[0]).toMatchObject({
+      seq: 1,
+      keyId: k1.keyId,
+      code: 'ETHHOOK_ERR_GOVERNANCE_APPLY',
+      reason: 'simulated store failure at seq 1',
+      err: { message: 'simulated store failure at seq 1' },
+    });
   });
 });
 
@@ -221,7 +236,13 @@ describe('hostile frames are never applied, and are counted', () => {
     expect(n.apply.calls[2]!.payload).toEqual(endpointPayload(3));
     const rejected = n.lines.filter((l) => l.msg === 'governance message rejected');
     expect(rejected).toHaveLength(3);
-    expect(rejected[0]).toMatchObject({ seq: 3, keyId: k1.keyId, outcome: 'bad-signature', code: 'ETHHOOK_ERR_GOVERNANCE_SIGNATURE', reason: expect.any(String) });
+    expect(rejected[0]).toMatchObject({
+      seq: 3,
+      keyId: k1.keyId,
+      outcome: 'bad-signature',
+      code: 'ETHHOOK_ERR_GOVERNANCE_SIGNATURE',
+      reason: expect.any(String),
+    });
     expect(rejected[1]).toMatchObject({ seq: 3, keyId: foreign.keyId, outcome: 'unknown-key' });
     expect(rejected[2]).toMatchObject({ seq: 2, keyId: k1.keyId, outcome: 'bad-signature' });
   });
@@ -271,7 +292,11 @@ describe('hostile frames are never applied, and are counted', () => {
       signedFrame(k1, 2, 'endpoint.pause', { id: 'ep_2', reason: 'unexpected field' }),
     ];
     for (const frame of bad) s.injectRaw(frame);
-    await waitFor(async () => (await metric(n.registry, 'governance_frames_total', { outcome: 'malformed' })) === bad.length, 5_000, 'malformed count');
+    await waitFor(
+      async () => (await metric(n.registry, 'governance_frames_total', { outcome: 'malformed' })) === bad.length,
+      5_000,
+      'malformed count',
+    );
     expect(await metric(n.registry, 'signature_mismatches_total')).toBe(0);
     expect(n.apply.seqs).toEqual([1]);
 
@@ -384,7 +409,10 @@ describe('actor messages', () => {
 
     // A stray message is answered with an error, without a restart or a dropped connection.
     const connections = n.lines.filter((l) => l.msg === 'governance stream connected').length;
-    expect(await ref.ask({ type: 'governance.explode' })).toMatchObject({ ok: false, error: { code: 'ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE' } });
+    expect(await ref.ask({ type: 'governance.explode' })).toMatchObject({
+      ok: false,
+      error: { code: 'ETHHOOK_ERR_GOVERNANCE_UNKNOWN_MESSAGE' },
+    });
     expect(n.system.findOrThrow(ACTOR).stats.totalRestarts).toBe(0);
     expect(n.lines.filter((l) => l.msg === 'governance stream connected')).toHaveLength(connections);
   });

@@ -32,7 +32,15 @@ async function node(config: Record<string, unknown>): Promise<NodeProcess> {
   dirs.push(dir);
   return startNodeProcess({
     dir,
-    config: { ...config, admin: { tokens: [{ token: NODE_TOKEN, role: 'operate' }, { token: READ_TOKEN, role: 'read' }] } },
+    config: {
+      ...config,
+      admin: {
+        tokens: [
+          { token: NODE_TOKEN, role: 'operate' },
+          { token: READ_TOKEN, role: 'read' },
+        ],
+      },
+    },
   });
 }
 
@@ -72,7 +80,10 @@ describe('a node following a governance server', () => {
         return res.status === 200 && res.body.endpoint;
       });
       expect(endpoint).toMatchObject({ id: 'ep_gov', url: 'https://hooks.example.com/in', paused: false });
-      expect((await n.api<SubscriptionAnswer>('GET', '/v1/subscriptions/sub_gov')).body.subscription).toMatchObject({ endpointId: 'ep_gov', chainId: 1 });
+      expect((await n.api<SubscriptionAnswer>('GET', '/v1/subscriptions/sub_gov')).body.subscription).toMatchObject({
+        endpointId: 'ep_gov',
+        chainId: 1,
+      });
       await until('two notices', async () => notices.length >= 2);
       expect(notices.map(({ kind, seq, type }) => ({ kind, seq, type }))).toEqual([
         { kind: 'governance', seq: 1, type: 'endpoint.upsert' },
@@ -88,7 +99,10 @@ describe('a node following a governance server', () => {
     expect(status.status).toBe(200);
     expect(await status.json()).toEqual({ governance: { connected: true, height: 2, trustedKeys: [key.keyId], lastError: null } });
 
-    const denied = await fetch(`${n.adminUrl}/admin/governance/reconnect`, { method: 'POST', headers: { authorization: `Bearer ${READ_TOKEN}` } });
+    const denied = await fetch(`${n.adminUrl}/admin/governance/reconnect`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${READ_TOKEN}` },
+    });
     expect(denied.status).toBe(403);
 
     const before = n.logs.filter((l) => l.msg === 'governance stream connected').length;
@@ -99,7 +113,10 @@ describe('a node following a governance server', () => {
       ['denied', 403],
       ['ok', 200],
     ]);
-    await until('connected again', async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected);
+    await until(
+      'connected again',
+      async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected,
+    );
   });
 
   it('a stopped stream answers 409 at once', async () => {
@@ -108,7 +125,10 @@ describe('a node following a governance server', () => {
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('ETHHOOK_ERR_ACTOR_STOPPED');
     expect((await n.api('POST', '/admin/actors/start', { actor: 'governance-stream' })).status).toBe(200);
-    await until('connected after start', async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected);
+    await until(
+      'connected after start',
+      async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected,
+    );
   });
 });
 
@@ -116,14 +136,20 @@ describe('a node without governance', () => {
   it('answers 404 ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED, and runs no governance-stream actor', async () => {
     const n = await node({});
     try {
-      for (const [method, path] of [['POST', '/admin/governance/reconnect'], ['GET', '/admin/governance/status']] as const) {
+      for (const [method, path] of [
+        ['POST', '/admin/governance/reconnect'],
+        ['GET', '/admin/governance/status'],
+      ] as const) {
         const res = await n.api<ErrorAnswer>(method, path);
         expect(res.status, path).toBe(404);
         expect(res.body.error.code, path).toBe('ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED');
       }
       const tree = JSON.stringify((await n.api('GET', '/actors/health')).body);
       expect(tree).not.toContain('governance-stream');
-      expect(n.logs.find((l) => l.audit === true && l.action === 'governance.reconnect')).toMatchObject({ outcome: 'rejected', status: 404 });
+      expect(n.logs.find((l) => l.audit === true && l.action === 'governance.reconnect')).toMatchObject({
+        outcome: 'rejected',
+        status: 404,
+      });
     } finally {
       n.kill('SIGTERM');
       expect((await n.waitForExit()).code).toBe(0);

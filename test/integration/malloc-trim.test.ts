@@ -9,7 +9,9 @@ const CHILD = fileURLToPath(new URL('../fixtures/malloc-trim-child.ts', import.m
 describe('malloc_trim', () => {
   it('returns the freed pages of a fragmented native heap to the system', async () => {
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD], { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+      execFile(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD], { timeout: 60_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      );
     });
     const { rssBefore, rssAfter, freed } = JSON.parse(out) as { rssBefore: number; rssAfter: number; freed: number | null };
     // 100 MB was freed by the program; glibc kept most of it until the trim.

@@ -55,7 +55,9 @@ describe('the production master-key setting', () => {
       const endpoint = (await new EndpointStore(db, Buffer.from(KEY, 'hex')).get(id))!;
       expect(JSON.stringify(endpoint)).not.toContain(created.body.secret.slice('whsec_'.length));
       expect(new EndpointStore(db, Buffer.from(KEY, 'hex')).activeSecrets(endpoint)).toEqual([created.body.secret]);
-      expect(() => new EndpointStore(db, Buffer.alloc(32, 7)).activeSecrets(endpoint)).toThrow(expect.objectContaining({ code: 'ETHHOOK_ERR_SECRET_DECRYPT' }));
+      expect(() => new EndpointStore(db, Buffer.alloc(32, 7)).activeSecrets(endpoint)).toThrow(
+        expect.objectContaining({ code: 'ETHHOOK_ERR_SECRET_DECRYPT' }),
+      );
     } finally {
       await db.close();
     }
@@ -94,7 +96,10 @@ describe('the key check and the decrypt-failure count', () => {
       expect(await wrong.verifyMasterKey()).toEqual({ checked: 0, unreadable: [] });
       const a = (await right.create({ url: 'https://a.example/hook' })).endpoint;
       const b = (await right.create({ url: 'https://b.example/hook' })).endpoint;
-      await expect(wrong.verifyMasterKey()).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MASTER_KEY_MISMATCH', context: { endpointIds: [a.id, b.id] } });
+      await expect(wrong.verifyMasterKey()).rejects.toMatchObject({
+        code: 'ETHHOOK_ERR_MASTER_KEY_MISMATCH',
+        context: { endpointIds: [a.id, b.id] },
+      });
       expect(await right.verifyMasterKey()).toEqual({ checked: 2, unreadable: [] });
       // b's secret sealed under another key (a record copied from another store).
       const foreign = (await wrong.create({ url: 'https://c.example/hook' })).endpoint;

@@ -23,7 +23,9 @@ import { createNodeDir, killAllNodes, readMetric, startNodeProcess, type NodeDir
 function promtool(args: string[], input: string): { status: number | null; output: string } {
   const run = spawnSync('promtool', args, { input, encoding: 'utf8' });
   if (run.error && 'code' in run.error && run.error.code === 'ENOENT') {
-    throw new Error("promtool is not installed: install Debian's prometheus package (apt-get install --no-install-recommends prometheus), which ships it");
+    throw new Error(
+      "promtool is not installed: install Debian's prometheus package (apt-get install --no-install-recommends prometheus), which ships it",
+    );
   }
   if (run.error) throw run.error;
   return { status: run.status, output: `${run.stdout}${run.stderr}` };
@@ -69,7 +71,8 @@ describe("the node's /metrics", () => {
   });
 
   it('has every known counter and histogram series at 0 right after the start', () => {
-    const value = (name: string, labels: Record<string, string> = {}) => [`${name}${JSON.stringify(labels)}`, readMetric(exposition, name, labels)] as const;
+    const value = (name: string, labels: Record<string, string> = {}) =>
+      [`${name}${JSON.stringify(labels)}`, readMetric(exposition, name, labels)] as const;
     const chain = { chain: CHAIN };
     const provider = { chain: CHAIN, provider: 'primary' };
     const actor = { actor: '/pipeline/matcher' };

@@ -82,13 +82,25 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms: number, whileRunning = true): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms: number,
+  whileRunning = true,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
     if (value) return value;
-    if (whileRunning && child.exitCode !== null) throw new Error(`the node exited (${child.exitCode}) while waiting for ${what}; stderr: ${stderr.slice(-2000)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
+    if (whileRunning && child.exitCode !== null)
+      throw new Error(`the node exited (${child.exitCode}) while waiting for ${what}; stderr: ${stderr.slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; last lines: ${lines
+          .slice(-5)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -113,7 +125,12 @@ describe('npm start with no configuration', () => {
 
     // The demo endpoint and subscription came through governance, signed, in order.
     await until('the demo configuration applied', () => lines.filter((l) => l.msg === 'governance message applied').length >= 4, 15_000);
-    expect(lines.filter((l) => l.msg === 'governance message applied').map((l) => l.type)).toEqual(['endpoint.upsert', 'subscription.upsert', 'endpoint.pause', 'endpoint.resume']);
+    expect(lines.filter((l) => l.msg === 'governance message applied').map((l) => l.type)).toEqual([
+      'endpoint.upsert',
+      'subscription.upsert',
+      'endpoint.pause',
+      'endpoint.resume',
+    ]);
     const endpoint = (await (await fetch(`${admin}/v1/endpoints/ep_demo`, { headers: auth })).json()) as EndpointAnswer;
     expect(endpoint.endpoint).toMatchObject({ id: 'ep_demo', url: running.demoReceiver, paused: false });
 
@@ -136,7 +153,13 @@ describe('npm start with no configuration', () => {
     expect(status.delivered as number).toBeGreaterThanOrEqual(status.verified as number);
     expect(status.matched as number).toBeGreaterThanOrEqual(status.verified as number);
     expect(Object.keys(status.mailboxes as object)).toEqual(
-      expect.arrayContaining(['/pipeline/deliverer', '/pipeline/matcher', '/pipeline/chains/chain-listener:31337', '/governance-stream', '/admin']),
+      expect.arrayContaining([
+        '/pipeline/deliverer',
+        '/pipeline/matcher',
+        '/pipeline/chains/chain-listener:31337',
+        '/governance-stream',
+        '/admin',
+      ]),
     );
 
     expect((await fetch(`${admin}/ready`)).status).toBe(200);
@@ -161,8 +184,13 @@ describe('npm start with no configuration', () => {
     for (const url of [running.governance as string, running.demoReceiver as string, (running.anvil as { http: string }).http]) {
       await expect(fetch(url.replace(/^ws/, 'http')), url).rejects.toThrow();
     }
-    const order = ['demo: receiver and governance server stopped', 'dev chain: anvil stopped', 'node exited'].map((msg) => lines.findIndex((l) => l.msg === msg));
-    expect(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), JSON.stringify(order)).toBe(true);
+    const order = ['demo: receiver and governance server stopped', 'dev chain: anvil stopped', 'node exited'].map((msg) =>
+      lines.findIndex((l) => l.msg === msg),
+    );
+    expect(
+      order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+      JSON.stringify(order),
+    ).toBe(true);
     expect(lines.find((l) => l.msg === 'node exited')).toMatchObject({ code: 0 });
   }, 60_000);
 });

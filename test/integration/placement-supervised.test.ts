@@ -52,7 +52,10 @@ describe('forked actor under a supervisor', () => {
 
     process.kill(oldPid, 'SIGKILL');
     // Sent while the child is dead or restarting: the mailbox lives in the parent and keeps them.
-    const queued = [ref.ask({ type: 'echo', value: 'a' }, { timeoutMs: 30_000 }), ref.ask({ type: 'echo', value: 'b' }, { timeoutMs: 30_000 })];
+    const queued = [
+      ref.ask({ type: 'echo', value: 'a' }, { timeoutMs: 30_000 }),
+      ref.ask({ type: 'echo', value: 'b' }, { timeoutMs: 30_000 }),
+    ];
 
     await waitFor(() => snap().state === 'running' && snap().incarnation === 2, 30_000, 'the restart');
     const newPid = snap().pid!;
@@ -100,10 +103,13 @@ describe('forked actor under a supervisor', () => {
   // preStart neither breaks comedy's create handshake nor gets lost.
   it('lets a placed behaviour talk to its parent from preStart', async () => {
     const greetings: unknown[] = [];
-    system = await startSystem(root([
-      { kind: 'worker', name: 'collector', behaviour: () => ({ receive: (m: unknown) => void greetings.push(m) }) },
-      { kind: 'worker', name: 'greeter', placement: { ...placement, exportName: 'greeter' } },
-    ]), { logger: createLogger({ level: 'silent' }) });
+    system = await startSystem(
+      root([
+        { kind: 'worker', name: 'collector', behaviour: () => ({ receive: (m: unknown) => void greetings.push(m) }) },
+        { kind: 'worker', name: 'greeter', placement: { ...placement, exportName: 'greeter' } },
+      ]),
+      { logger: createLogger({ level: 'silent' }) },
+    );
     await waitFor(() => greetings.length === 1, 20_000, 'the greeting');
     expect(greetings).toEqual([{ type: 'hello', from: '/greeter' }]);
     expect(await system.lookup('/greeter')!.ask('ping')).toBe('ping');

@@ -168,7 +168,10 @@ describe('forked placement', () => {
   // stop fallback: a child whose postStop never returns is SIGKILLed within the stop timeout.
   it('kills a child that does not stop in time', async () => {
     const { ctx } = handMadeContext();
-    const behaviour = createPlacedBehaviour({ mode: 'forked', module: FIXTURES, exportName: 'stuckStop' }, { logger, stopTimeoutMs: 1_500 });
+    const behaviour = createPlacedBehaviour(
+      { mode: 'forked', module: FIXTURES, exportName: 'stuckStop' },
+      { logger, stopTimeoutMs: 1_500 },
+    );
     await behaviour.preStart!(ctx);
     const pid = behaviour.pid()!;
     const t0 = Date.now();
@@ -202,10 +205,17 @@ describe('forked placement', () => {
   // start failures: a bad export or a throwing preStart reject preStart, and no child is left.
   it('rejects preStart when the child cannot build or start the behaviour', async () => {
     const before = childPids();
-    const expected = { missing: 'no function export "missing"', notABehaviour: 'did not return a behaviour', failingStart: 'preStart refused' };
+    const expected = {
+      missing: 'no function export "missing"',
+      notABehaviour: 'did not return a behaviour',
+      failingStart: 'preStart refused',
+    };
     for (const [exportName, why] of Object.entries(expected)) {
       const behaviour = createPlacedBehaviour({ mode: 'forked', module: FIXTURES, exportName }, { logger });
-      const err = await Promise.resolve(behaviour.preStart!(handMadeContext().ctx)).then(() => null, (e: unknown) => e);
+      const err = await Promise.resolve(behaviour.preStart!(handMadeContext().ctx)).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err, exportName).toMatchObject({ code: 'ETHHOOK_ERR_PLACEMENT' });
       expect((err as Error).message).toContain(why);
       expect(behaviour.pid()).toBeNull();

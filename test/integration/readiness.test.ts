@@ -26,7 +26,10 @@ describe('/ready and an actor stopped by an operator', () => {
     const stopped = await node.api<ActorAnswer>('POST', '/admin/actors/stop', { actor: '/pipeline/matcher' });
     expect(stopped.status).toBe(200);
     expect(stopped.body.actor).toMatchObject({ path: '/pipeline/matcher', state: 'stopped' });
-    expect(await node.api('GET', '/ready')).toEqual({ status: 200, body: { ready: true, reasons: [], manuallyStopped: ['/pipeline/matcher'] } });
+    expect(await node.api('GET', '/ready')).toEqual({
+      status: 200,
+      body: { ready: true, reasons: [], manuallyStopped: ['/pipeline/matcher'] },
+    });
     expect(await node.metric('actor_up', { actor: '/pipeline/matcher' })).toBe(0);
     expect(await node.metric('actor_manually_stopped', { actor: '/pipeline/matcher' })).toBe(1);
     expect(await node.metric('actor_manually_stopped', { actor: '/pipeline/deliverer' })).toBe(0);

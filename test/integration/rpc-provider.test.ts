@@ -60,7 +60,11 @@ async function waitFor(cond: () => boolean | Promise<boolean>, what: string | ((
 
 let nextId = 0;
 
-async function post(url: string, body: unknown, init: { signal?: AbortSignal } = {}): Promise<{ status: number; retryAfter: string | null; json: unknown }> {
+async function post(
+  url: string,
+  body: unknown,
+  init: { signal?: AbortSignal } = {},
+): Promise<{ status: number; retryAfter: string | null; json: unknown }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -211,7 +215,11 @@ describe('rpc provider, honest', () => {
     expect(((await post(p.httpUrl, '}{ not json')).json as Reply).error?.code).toBe(-32700);
     expect(((await post(p.httpUrl, [])).json as Reply).error?.code).toBe(-32600);
     const invalid = (await post(p.httpUrl, [1, { id: 9 }, { jsonrpc: '2.0', id: 10, method: 'eth_chainId' }])).json as Reply[];
-    expect(invalid.map((r) => [r.id, r.error?.code ?? r.result])).toEqual([[null, -32600], [9, -32600], [10, '0x7a69']]);
+    expect(invalid.map((r) => [r.id, r.error?.code ?? r.result])).toEqual([
+      [null, -32600],
+      [9, -32600],
+      [10, '0x7a69'],
+    ]);
     expect(((await ws.send('not json', null)) as Reply).error?.code).toBe(-32700);
     expect((await fetch(p.httpUrl)).status).toBe(405);
     expect((await ws.call('eth_subscribe', ['logs', {}])).error?.code).toBe(-32602);
@@ -223,7 +231,10 @@ describe('rpc provider, honest', () => {
     const { p, sub } = await subscribed('heads');
     const head = await anvilHead();
     await anvil.mine(5);
-    await waitFor(() => sub.numbers.includes(head + 5), () => `head ${head + 5}, got ${sub.numbers.join(',')}`);
+    await waitFor(
+      () => sub.numbers.includes(head + 5),
+      () => `head ${head + 5}, got ${sub.numbers.join(',')}`,
+    );
     expect(sub.numbers).toEqual(range(head + 1, head + 5));
     for (const h of sub.heads) expect(h).toEqual(await anvilBlock(num(h.number)));
     expectChain(sub.heads);

@@ -59,7 +59,9 @@ function listedPlaceholders(): Set<string> {
   return new Set([...readme.matchAll(/^\| `<([a-z][a-z0-9 ]*[a-z0-9])>` \|/gm)].map((m) => m[1]!));
 }
 
-const files = readdirSync(RUNBOOKS).filter((f) => f.endsWith('.md')).sort();
+const files = readdirSync(RUNBOOKS)
+  .filter((f) => f.endsWith('.md'))
+  .sort();
 const blocks = files.flatMap(shBlocks);
 
 function run(script: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -120,14 +122,22 @@ describe('runbooks/ command blocks', () => {
   it('use only the placeholders runbooks/README.md lists', () => {
     const listed = listedPlaceholders();
     expect(listed.size).toBeGreaterThan(5);
-    const unknown = blocks.flatMap((b) => [...b.text.matchAll(PLACEHOLDER)].map((m) => m[1]!).filter((p) => !listed.has(p)).map((p) => `${b.file}:${b.line} <${p}>`));
+    const unknown = blocks.flatMap((b) =>
+      [...b.text.matchAll(PLACEHOLDER)]
+        .map((m) => m[1]!)
+        .filter((p) => !listed.has(p))
+        .map((p) => `${b.file}:${b.line} <${p}>`),
+    );
     expect(unknown).toEqual([]);
   });
 
   it('let no curl hide an HTTP error', () => {
     // /ready answers 503 with its reasons when the node is not ready: that answer is what is read.
     const silent = blocks.flatMap((b) =>
-      b.text.split('\n').filter((l) => /^\s*curl /.test(l) && !l.includes('--fail-with-body') && !/"\$NODE\/ready"/.test(l)).map((l) => `${b.file}:${b.line} ${l.trim()}`),
+      b.text
+        .split('\n')
+        .filter((l) => /^\s*curl /.test(l) && !l.includes('--fail-with-body') && !/"\$NODE\/ready"/.test(l))
+        .map((l) => `${b.file}:${b.line} ${l.trim()}`),
     );
     expect(silent).toEqual([]);
   });
@@ -194,7 +204,9 @@ describe('runbooks/ command blocks on a running node', () => {
     const token = (await readFile(join(dir.dataDir, 'admin-token'), 'utf8')).trim();
     const text = await (await fetch(`${node.adminUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
     const exposed = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
-    const queried = files.flatMap((f) => fencedBlocks(f, 'promql')).flatMap((b) => [...b.text.matchAll(/\b([a-z_:][a-z0-9_:]*)\{/g)].map((m) => `${b.file}:${b.line} ${m[1]!}`));
+    const queried = files
+      .flatMap((f) => fencedBlocks(f, 'promql'))
+      .flatMap((b) => [...b.text.matchAll(/\b([a-z_:][a-z0-9_:]*)\{/g)].map((m) => `${b.file}:${b.line} ${m[1]!}`));
     expect(queried.length).toBeGreaterThan(0);
     expect(queried.filter((q) => !exposed.has(q.split(' ')[1]!.replace(/_(bucket|sum|count)$/, '')))).toEqual([]);
   });

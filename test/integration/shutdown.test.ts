@@ -32,13 +32,25 @@ describe('graceful shutdown', () => {
     const { child, lines } = runNode(20);
     try {
       await until(() => lines.includes('ready'), 30_000);
-      expect(lines.filter((l) => l.startsWith('start'))).toEqual(['start deliverer', 'start matcher', 'start listener', 'start governance', 'start admin']);
+      expect(lines.filter((l) => l.startsWith('start'))).toEqual([
+        'start deliverer',
+        'start matcher',
+        'start listener',
+        'start governance',
+        'start admin',
+      ]);
       const t0 = Date.now();
       child.kill('SIGTERM');
       const [code] = await once(child, 'exit');
       expect(code).toBe(0);
       expect(Date.now() - t0).toBeLessThan(2000 + 1500);
-      expect(lines.filter((l) => l.startsWith('stop'))).toEqual(['stop admin', 'stop governance', 'stop listener', 'stop matcher', 'stop deliverer']);
+      expect(lines.filter((l) => l.startsWith('stop'))).toEqual([
+        'stop admin',
+        'stop governance',
+        'stop listener',
+        'stop matcher',
+        'stop deliverer',
+      ]);
     } finally {
       child.kill('SIGKILL');
     }

@@ -10,7 +10,14 @@ import { createAdminBehaviour } from '../../src/actors/admin/behaviour.ts';
 import { defaultConfig, type AdminConfig } from '../../src/config/schema.ts';
 import type { ActorRef } from '../../src/runtime/types.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
-import { StreamHub, streamMessageSchema, streamTransports, STREAM_METRIC_NAMES, type StreamEvent, type StreamMessage } from '../../src/streams/index.ts';
+import {
+  StreamHub,
+  streamMessageSchema,
+  streamTransports,
+  STREAM_METRIC_NAMES,
+  type StreamEvent,
+  type StreamMessage,
+} from '../../src/streams/index.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 import { memoryLogger, waitFor } from '../support/kernel.ts';
 import { isRefused, openSse, openWebSocket, type StreamClientHandle } from '../support/stream-clients.ts';
@@ -20,7 +27,15 @@ const OPERATE = 'operate-token-bbbbbbbbbbbbbbbb';
 const ORIGIN = 'https://ops.example';
 const LIMIT = 3;
 
-const adminConfig: AdminConfig = { ...defaultConfig().admin, port: 0, tokens: [{ token: READ, role: 'read' }, { token: OPERATE, role: 'operate' }], corsOrigins: [ORIGIN] };
+const adminConfig: AdminConfig = {
+  ...defaultConfig().admin,
+  port: 0,
+  tokens: [
+    { token: READ, role: 'read' },
+    { token: OPERATE, role: 'operate' },
+  ],
+  corsOrigins: [ORIGIN],
+};
 const streamsConfig = { maxWebsocketConnections: LIMIT, maxSseConnections: LIMIT, heartbeatMs: 150 };
 
 const registry = new Registry();
@@ -84,7 +99,13 @@ beforeAll(async () => {
         {
           kind: 'worker',
           name: 'admin',
-          behaviour: () => createAdminBehaviour({ system: () => system, config: adminConfig, registry, streams: streamTransports(hub, streamsConfig, { closeGraceMs: 500 }) }),
+          behaviour: () =>
+            createAdminBehaviour({
+              system: () => system,
+              config: adminConfig,
+              registry,
+              streams: streamTransports(hub, streamsConfig, { closeGraceMs: 500 }),
+            }),
         },
       ],
     },
@@ -218,7 +239,9 @@ describe('wire formats', () => {
     while (eventBlocks().length < 2 || !text.endsWith('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
     const blocks = eventBlocks().slice(0, 2);
-    expect(blocks[0]).toBe(`id: ${first}\nevent: log.created\ndata: ${JSON.stringify({ id: first, ...log(1), at: (JSON.parse(blocks[0]!.split('data: ')[1]!) as StreamMessage).at })}`);
+    expect(blocks[0]).toBe(
+      `id: ${first}\nevent: log.created\ndata: ${JSON.stringify({ id: first, ...log(1), at: (JSON.parse(blocks[0]!.split('data: ')[1]!) as StreamMessage).at })}`,
+    );
     expect(blocks[1]).toMatch(new RegExp(`^id: ${second}\nevent: log.created\ndata: \\{"id":${second},`));
     expect(second).toBe(first + 1);
     await waitFor(() => wsMessages.length === 2, 5_000, 'ws messages');
@@ -338,11 +361,20 @@ describe('health and metrics', () => {
   it('the four stream metrics are served at /metrics with their values', async () => {
     const text = await (await fetch(`${http}/metrics`, { headers: { authorization: `Bearer ${READ}` } })).text();
     for (const name of STREAM_METRIC_NAMES) expect(text).toContain(`# TYPE ${name} `);
-    const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(line))?.split(' ').pop());
+    const value = (line: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(line))
+          ?.split(' ')
+          .pop(),
+      );
     expect(value('events_emitted_total ')).toBe(hub.stats().published);
     expect(value('websocket_connections ')).toBe(1);
     expect(value('sse_connections ')).toBe(2);
-    expect(value('stream_messages_sent_total{transport="websocket"}') + value('stream_messages_sent_total{transport="sse"}')).toBe(hub.stats().sent);
+    expect(value('stream_messages_sent_total{transport="websocket"}') + value('stream_messages_sent_total{transport="sse"}')).toBe(
+      hub.stats().sent,
+    );
     await closeAll();
   });
 });
@@ -370,7 +402,9 @@ describe('the Admin actor stopping', () => {
   it('a half-open upgrade request is answered and closed', async () => {
     const port = Number(new URL(http).port);
     const socket = connect(port, '127.0.0.1');
-    socket.write(`GET /v1/ws/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nAuthorization: Bearer ${READ}\r\n\r\n`);
+    socket.write(
+      `GET /v1/ws/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nAuthorization: Bearer ${READ}\r\n\r\n`,
+    );
     const reply = await new Promise<string>((resolve) => {
       let text = '';
       socket.on('data', (d) => (text += d.toString()));

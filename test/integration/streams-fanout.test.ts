@@ -65,7 +65,10 @@ function randomSpec(): Spec {
 function selects(spec: Spec, e: StreamEvent): boolean {
   if (!spec.kinds.includes(e.kind)) return false;
   if (e.kind === 'governance') return spec.types === undefined || spec.types.includes(e.type);
-  return (spec.chains === undefined || spec.chains.includes(e.chainId)) && (spec.addresses === undefined || spec.addresses.includes(e.address.toLowerCase()));
+  return (
+    (spec.chains === undefined || spec.chains.includes(e.chainId)) &&
+    (spec.addresses === undefined || spec.addresses.includes(e.address.toLowerCase()))
+  );
 }
 
 let blockCounter = 0;
@@ -164,7 +167,11 @@ beforeAll(async () => {
               config: adminConfig,
               registry: new Registry(),
               // Heartbeats would end the paused clients first (they cannot answer pings).
-              streams: streamTransports(slowHub, { maxWebsocketConnections: 100, maxSseConnections: 100, heartbeatMs: 600_000 }, { closeGraceMs: 30_000 }),
+              streams: streamTransports(
+                slowHub,
+                { maxWebsocketConnections: 100, maxSseConnections: 100, heartbeatMs: 600_000 },
+                { closeGraceMs: 30_000 },
+              ),
             }),
         },
       ],
@@ -187,7 +194,10 @@ afterAll(async () => {
 async function connect(admin: string, transport: 'websocket' | 'sse', query: string): Promise<StreamClientHandle> {
   const port = ports[admin]!;
   const q = `?${query}${query ? '&' : ''}access_token=${TOKEN}`;
-  const r = transport === 'websocket' ? await openWebSocket(`ws://127.0.0.1:${port}/v1/ws/events${q}`) : await openSse(`http://127.0.0.1:${port}/v1/sse/events${q}`);
+  const r =
+    transport === 'websocket'
+      ? await openWebSocket(`ws://127.0.0.1:${port}/v1/ws/events${q}`)
+      : await openSse(`http://127.0.0.1:${port}/v1/sse/events${q}`);
   if (isRefused(r)) throw new Error(`refused ${r.status}: ${JSON.stringify(r.body)}`);
   clients.push(r);
   return r;
@@ -223,7 +233,10 @@ describe('fan-out to 1,000 clients', () => {
     await waitFor(() => received.every((got, i) => got.ids.length >= expected[i]!.length), 45_000, `${total} deliveries`);
 
     for (const [i, got] of received.entries()) {
-      expect([...got.ids].sort((a, b) => a - b), `client ${i} (${specs[i]!.query})`).toEqual(expected[i]);
+      expect(
+        [...got.ids].sort((a, b) => a - b),
+        `client ${i} (${specs[i]!.query})`,
+      ).toEqual(expected[i]);
       expect(lanesInOrder(got), `client ${i} lane order`).toBe(true);
     }
     // Every filter shape took part, and the filters did select: not everyone got everything.

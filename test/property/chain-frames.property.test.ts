@@ -26,7 +26,10 @@ const reply = fc.oneof(
 describe('parseFrame', () => {
   it('rejects arbitrary strings and JSON values only with ETHHOOK_ERR_RPC_MALFORMED', () => {
     fc.assert(fc.property(fc.string(), rejectsOnlyAsMalformed), { numRuns: 2000 });
-    fc.assert(fc.property(fc.jsonValue(), (v) => rejectsOnlyAsMalformed(JSON.stringify(v))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => rejectsOnlyAsMalformed(JSON.stringify(v))),
+      { numRuns: 2000 },
+    );
     fc.assert(
       fc.property(fc.anything(), (v) => {
         let raw: string | undefined;

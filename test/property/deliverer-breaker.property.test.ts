@@ -21,7 +21,10 @@ type Op = { kind: 'admit' } | { kind: 'record'; success: boolean };
 const ops = fc.array(
   fc.tuple(
     fc.integer({ min: 0, max: 90_000 }),
-    fc.oneof(fc.constant<Op>({ kind: 'admit' }), fc.boolean().map<Op>((success) => ({ kind: 'record', success }))),
+    fc.oneof(
+      fc.constant<Op>({ kind: 'admit' }),
+      fc.boolean().map<Op>((success) => ({ kind: 'record', success })),
+    ),
   ),
   { maxLength: 300 },
 );
@@ -236,13 +239,17 @@ describe('circuit breaker: failure rate over a sliding window', () => {
   it('both rules together: the consecutive rule opens a breaker whose window has too few calls for the rate rule', () => {
     let s: BreakerState = CLOSED;
     for (let i = 0; i < CFG.failureThreshold - 1; i++) s = record(s, false, i, CFG).state;
-    expect(s).toMatchObject({ state: 'closed', consecutiveFailures: CFG.failureThreshold - 1, window: { calls: CFG.failureThreshold - 1 } });
+    expect(s).toMatchObject({
+      state: 'closed',
+      consecutiveFailures: CFG.failureThreshold - 1,
+      window: { calls: CFG.failureThreshold - 1 },
+    });
     expect(record(s, false, 100, CFG).transition).toBe('opened');
     expect(CFG.failureThreshold).toBeLessThan(CFG.minimumNumberOfCalls);
   });
 });
 
-describe('circuit breaker: the operator\'s close and probe', () => {
+describe("circuit breaker: the operator's close and probe", () => {
   const open: BreakerState = { state: 'open', until: 480_000, cooldownMs: 480_000 };
 
   it('close: at once, from any state, with an empty window', () => {
@@ -354,29 +361,26 @@ describe('sustained-failure disabling', () => {
 
   it('disables only after afterMs and minFailures of uninterrupted failure', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 12 * 3_600_000 }), fc.boolean()), { maxLength: 200 }),
-        (events) => {
-          let streak: FailureStreak = null;
-          let now = 0;
-          let since: number | null = null;
-          let count = 0;
-          for (const [dt, success] of events) {
-            now += dt;
-            const r = recordForDisable(streak, success, now, 'HTTP 503');
-            if (success) {
-              since = null;
-              count = 0;
-            } else {
-              since ??= now;
-              count++;
-            }
-            const due = since !== null && now - since >= afterMs && count >= minFailures;
-            expect(r.disableReason !== undefined).toBe(due);
-            streak = r.streak;
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 12 * 3_600_000 }), fc.boolean()), { maxLength: 200 }), (events) => {
+        let streak: FailureStreak = null;
+        let now = 0;
+        let since: number | null = null;
+        let count = 0;
+        for (const [dt, success] of events) {
+          now += dt;
+          const r = recordForDisable(streak, success, now, 'HTTP 503');
+          if (success) {
+            since = null;
+            count = 0;
+          } else {
+            since ??= now;
+            count++;
           }
-        },
-      ),
+          const due = since !== null && now - since >= afterMs && count >= minFailures;
+          expect(r.disableReason !== undefined).toBe(due);
+          streak = r.streak;
+        }
+      }),
       { numRuns: 500 },
     );
   });

@@ -38,14 +38,20 @@ describe('the default schedule', () => {
 describe('order', () => {
   it('a later step whose band lies above an earlier one is always the longer delay, whatever the jitter', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: scheduleMs.length - 1 }), fc.integer({ min: 1, max: scheduleMs.length - 1 }), unit, unit, (i, j, ri, rj) => {
-        const [a, b] = i < j ? [i, j] : [j, i];
-        fc.pre(scheduleMs[b]! * (1 - jitter) > scheduleMs[a]! * (1 + jitter));
-        const da = decide({ status: 503 }, a, DEFAULT_RETRY_POLICY, NOW, () => ri);
-        const db = decide({ status: 503 }, b, DEFAULT_RETRY_POLICY, NOW, () => rj);
-        if (da.action !== 'retry' || db.action !== 'retry') throw new Error('503 must retry');
-        expect(db.delayMs).toBeGreaterThan(da.delayMs);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: scheduleMs.length - 1 }),
+        fc.integer({ min: 1, max: scheduleMs.length - 1 }),
+        unit,
+        unit,
+        (i, j, ri, rj) => {
+          const [a, b] = i < j ? [i, j] : [j, i];
+          fc.pre(scheduleMs[b]! * (1 - jitter) > scheduleMs[a]! * (1 + jitter));
+          const da = decide({ status: 503 }, a, DEFAULT_RETRY_POLICY, NOW, () => ri);
+          const db = decide({ status: 503 }, b, DEFAULT_RETRY_POLICY, NOW, () => rj);
+          if (da.action !== 'retry' || db.action !== 'retry') throw new Error('503 must retry');
+          expect(db.delayMs).toBeGreaterThan(da.delayMs);
+        },
+      ),
       { numRuns: 2_000 },
     );
   });
@@ -71,7 +77,8 @@ describe('classification', () => {
     expect(decide({ status: null, error: { kind: 'network', message: 'ECONNREFUSED' } }, 1).action).toBe('retry');
     expect(decide({ status: null, error: { kind: 'timeout', message: 'headers' } }, 1).action).toBe('retry');
     expect(decide({ status: null, error: { kind: 'refused', message: '10.0.0.1 is private' } }, 1)).toEqual({
-      action: 'dead-letter', reason: 'target refused: 10.0.0.1 is private',
+      action: 'dead-letter',
+      reason: 'target refused: 10.0.0.1 is private',
     });
     expect(classifyOutcome({ status: 302 }).reason).toBe('HTTP 302: redirects are not followed');
   });
@@ -80,7 +87,8 @@ describe('classification', () => {
     fc.assert(
       fc.property(fc.integer({ min: scheduleMs.length, max: 1_000 }), fc.integer({ min: 500, max: 599 }), (n, status) => {
         expect(decide(statusOf(status), n)).toEqual({
-          action: 'dead-letter', reason: `exhausted after ${n} attempts; last: HTTP ${status}`,
+          action: 'dead-letter',
+          reason: `exhausted after ${n} attempts; last: HTTP ${status}`,
         });
       }),
     );
@@ -103,7 +111,7 @@ describe('Retry-After', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: scheduleMs.length - 1 }),
-        fc.integer({ min: 0, max: 10 * maxRetryAfterMs / 1000 }),
+        fc.integer({ min: 0, max: (10 * maxRetryAfterMs) / 1000 }),
         fc.boolean(),
         unit,
         (n, seconds, asDate, r) => {
@@ -124,8 +132,12 @@ describe('the configuration schema', () => {
     const ok = { scheduleMs: [0, 10], jitter: 0, maxRetryAfterMs: 0 };
     expect(retryPolicySchema.safeParse(ok).success).toBe(true);
     for (const bad of [
-      { ...ok, scheduleMs: [] }, { ...ok, scheduleMs: [-1] }, { ...ok, scheduleMs: [10, 5] },
-      { ...ok, jitter: 1 }, { ...ok, jitter: -0.1 }, { ...ok, scheduleMs: [1.5] },
+      { ...ok, scheduleMs: [] },
+      { ...ok, scheduleMs: [-1] },
+      { ...ok, scheduleMs: [10, 5] },
+      { ...ok, jitter: 1 },
+      { ...ok, jitter: -0.1 },
+      { ...ok, scheduleMs: [1.5] },
     ]) {
       expect(retryPolicySchema.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
     }

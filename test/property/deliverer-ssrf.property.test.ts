@@ -8,13 +8,32 @@ import { checkTarget, type LookupAll } from '../../src/target-policy/ssrf.ts';
 
 // The reference: the IANA special-purpose registries, matched by node's own BlockList.
 const V4_SPECIAL = [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15],
-  ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
 ] as const;
 const V6_SPECIAL = [
-  ['::', 128], ['::1', 128], ['64:ff9b:1::', 48], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10],
-  ['fec0::', 10], ['ff00::', 8],
+  ['::', 128],
+  ['::1', 128],
+  ['64:ff9b:1::', 48],
+  ['100::', 64],
+  ['2001:db8::', 32],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['ff00::', 8],
 ] as const;
 const v4Refused = new BlockList();
 for (const [net, prefix] of V4_SPECIAL) v4Refused.addSubnet(net, prefix, 'ipv4');
@@ -25,7 +44,10 @@ v6Global.addSubnet('2000::', 3, 'ipv6');
 
 const u32ToV4 = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 const groupsOf = (v: bigint) => [7, 6, 5, 4, 3, 2, 1, 0].map((i) => Number((v >> BigInt(16 * i)) & 0xffffn));
-const fullV6 = (v: bigint) => groupsOf(v).map((g) => g.toString(16)).join(':');
+const fullV6 = (v: bigint) =>
+  groupsOf(v)
+    .map((g) => g.toString(16))
+    .join(':');
 
 function referenceV4(ip: string): boolean {
   return !v4Refused.check(ip, 'ipv4');
@@ -46,8 +68,19 @@ function referenceV6(v: bigint): boolean {
 // Renders one IPv6 value in the forms a resolver or a URL may produce.
 const v6Texts = (v: bigint): string[] => {
   const canonical = new URL(`http://[${fullV6(v)}]/`).hostname.slice(1, -1);
-  const dottedTail = `${groupsOf(v).slice(0, 6).map((g) => g.toString(16)).join(':')}:${u32ToV4(Number(v & 0xffff_ffffn))}`;
-  return [fullV6(v), canonical, canonical.toUpperCase(), dottedTail, groupsOf(v).map((g) => g.toString(16).padStart(4, '0')).join(':')];
+  const dottedTail = `${groupsOf(v)
+    .slice(0, 6)
+    .map((g) => g.toString(16))
+    .join(':')}:${u32ToV4(Number(v & 0xffff_ffffn))}`;
+  return [
+    fullV6(v),
+    canonical,
+    canonical.toUpperCase(),
+    dottedTail,
+    groupsOf(v)
+      .map((g) => g.toString(16).padStart(4, '0'))
+      .join(':'),
+  ];
 };
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
@@ -87,7 +120,7 @@ describe('IPv4 classification', () => {
       fc.property(fc.constantFrom(...V4_SPECIAL), u32, ([net, prefix], host) => {
         const base = net.split('.').reduce((a, p) => a * 256 + Number(p), 0);
         const mask = 2 ** (32 - prefix) - 1;
-        const ip = u32ToV4((base - (base % (mask + 1))) + (host & mask));
+        const ip = u32ToV4(base - (base % (mask + 1)) + (host & mask));
         const verdict = classifyAddress(ip);
         expect(verdict.global, ip).toBe(false);
         if (!verdict.global) expect(verdict.reason).toContain(`(${net}/${prefix})`);
@@ -129,9 +162,16 @@ describe('IPv6 classification', () => {
 
   it('refuses the well-known local forms with a reason', () => {
     for (const [ip, words] of [
-      ['::1', 'loopback'], ['::', 'unspecified'], ['fe80::1', 'link-local'], ['fd12:3456::1', 'unique-local'],
-      ['ff02::1', 'multicast'], ['::ffff:127.0.0.1', 'loopback'], ['::ffff:7f00:1', 'loopback'],
-      ['::ffff:169.254.169.254', 'link-local'], ['::127.0.0.1', 'loopback'], ['4000::1', 'reserved'],
+      ['::1', 'loopback'],
+      ['::', 'unspecified'],
+      ['fe80::1', 'link-local'],
+      ['fd12:3456::1', 'unique-local'],
+      ['ff02::1', 'multicast'],
+      ['::ffff:127.0.0.1', 'loopback'],
+      ['::ffff:7f00:1', 'loopback'],
+      ['::ffff:169.254.169.254', 'link-local'],
+      ['::127.0.0.1', 'loopback'],
+      ['4000::1', 'reserved'],
     ] as const) {
       const verdict = classifyAddress(ip);
       expect(verdict.global, ip).toBe(false);
@@ -147,8 +187,10 @@ describe('IPv6 classification', () => {
 });
 
 describe('checkTarget', () => {
-  const resolvesTo = (...addresses: string[]): LookupAll => async () =>
-    addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  const resolvesTo =
+    (...addresses: string[]): LookupAll =>
+    async () =>
+      addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
   const strict = { allowPrivate: false };
 
   it('accepts http and https only', async () => {
@@ -156,16 +198,28 @@ describe('checkTarget', () => {
       expect(await checkTarget(url, { ...strict, lookup: resolvesTo('93.184.216.34') })).toMatchObject({ ok: false, kind: 'scheme' });
     }
     expect(await checkTarget('https://example.com/hook', { ...strict, lookup: resolvesTo('93.184.216.34') })).toEqual({
-      ok: true, address: '93.184.216.34', family: 4,
+      ok: true,
+      address: '93.184.216.34',
+      family: 4,
     });
   });
 
   it('refuses literal private addresses in every URL spelling', async () => {
-    const neverCalled: LookupAll = async () => { throw new Error('literal addresses need no DNS'); };
+    const neverCalled: LookupAll = async () => {
+      throw new Error('literal addresses need no DNS');
+    };
     for (const url of [
-      'http://127.0.0.1/', 'http://2130706433/', 'http://0x7f.1/', 'http://0177.0.0.1/', 'http://[::1]/',
-      'http://[::ffff:127.0.0.1]:8080/', 'http://[fe80::1]/', 'http://169.254.169.254/latest/meta-data',
-      'http://10.1.2.3/', 'http://0.0.0.0/', 'http://[::]/',
+      'http://127.0.0.1/',
+      'http://2130706433/',
+      'http://0x7f.1/',
+      'http://0177.0.0.1/',
+      'http://[::1]/',
+      'http://[::ffff:127.0.0.1]:8080/',
+      'http://[fe80::1]/',
+      'http://169.254.169.254/latest/meta-data',
+      'http://10.1.2.3/',
+      'http://0.0.0.0/',
+      'http://[::]/',
     ]) {
       expect(await checkTarget(url, { ...strict, lookup: neverCalled }), url).toMatchObject({ ok: false, kind: 'address' });
     }
@@ -178,14 +232,20 @@ describe('checkTarget', () => {
 
   it('allowPrivate lets loopback through (development)', async () => {
     expect(await checkTarget('http://localhost:3000/', { allowPrivate: true, lookup: resolvesTo('::1', '127.0.0.1') })).toEqual({
-      ok: true, address: '::1', family: 6,
+      ok: true,
+      address: '::1',
+      family: 6,
     });
   });
 
   it('reports DNS failures as kind dns', async () => {
-    const failing: LookupAll = async () => { throw Object.assign(new Error('nope'), { code: 'ENOTFOUND' }); };
+    const failing: LookupAll = async () => {
+      throw Object.assign(new Error('nope'), { code: 'ENOTFOUND' });
+    };
     expect(await checkTarget('https://nowhere.invalid/', { ...strict, lookup: failing })).toEqual({
-      ok: false, kind: 'dns', reason: 'cannot resolve nowhere.invalid: ENOTFOUND',
+      ok: false,
+      kind: 'dns',
+      reason: 'cannot resolve nowhere.invalid: ENOTFOUND',
     });
     expect(await checkTarget('https://empty.example/', { ...strict, lookup: resolvesTo() })).toMatchObject({ ok: false, kind: 'dns' });
   });

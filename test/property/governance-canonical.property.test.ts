@@ -58,7 +58,9 @@ describe('canonicalJson', () => {
     const pairs = fc.oneof(
       fc.tuple(json, json),
       // Near misses: the same value with one leaf changed.
-      json.chain((v) => fc.tuple(fc.constant(v), fc.jsonValue({ maxDepth: 1 })).map(([a, leaf]) => [a, replaceFirstLeaf(a, leaf)] as const)),
+      json.chain((v) =>
+        fc.tuple(fc.constant(v), fc.jsonValue({ maxDepth: 1 })).map(([a, leaf]) => [a, replaceFirstLeaf(a, leaf)] as const),
+      ),
     );
     fc.assert(
       fc.property(pairs, ([a, b]) => {
@@ -91,15 +93,29 @@ describe('signatures over the canonical encoding', () => {
 
   it('verify after any key reordering of the payload, and fail when seq, type or any part of the payload changes', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 1e9 }), payload, fc.infiniteStream(fc.nat()), fc.jsonValue({ maxDepth: 1 }), (seq, p, stream, leaf) => {
-        const it = stream[Symbol.iterator]();
-        const sig = signMessage(privateKey, seq, 'endpoint.upsert', p);
-        expect(verifyMessage(publicKey, seq, 'endpoint.upsert', reorder(p, () => it.next().value as number), sig)).toBe(true);
-        expect(verifyMessage(publicKey, seq + 1, 'endpoint.upsert', p, sig)).toBe(false);
-        expect(verifyMessage(publicKey, seq, 'subscription.upsert', p, sig)).toBe(false);
-        const changed = { ...p, extra: replaceFirstLeaf(p.extra, leaf) };
-        expect(verifyMessage(publicKey, seq, 'endpoint.upsert', changed, sig)).toBe(isDeepStrictEqual(normalize(changed), normalize(p)));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 1e9 }),
+        payload,
+        fc.infiniteStream(fc.nat()),
+        fc.jsonValue({ maxDepth: 1 }),
+        (seq, p, stream, leaf) => {
+          const it = stream[Symbol.iterator]();
+          const sig = signMessage(privateKey, seq, 'endpoint.upsert', p);
+          expect(
+            verifyMessage(
+              publicKey,
+              seq,
+              'endpoint.upsert',
+              reorder(p, () => it.next().value as number),
+              sig,
+            ),
+          ).toBe(true);
+          expect(verifyMessage(publicKey, seq + 1, 'endpoint.upsert', p, sig)).toBe(false);
+          expect(verifyMessage(publicKey, seq, 'subscription.upsert', p, sig)).toBe(false);
+          const changed = { ...p, extra: replaceFirstLeaf(p.extra, leaf) };
+          expect(verifyMessage(publicKey, seq, 'endpoint.upsert', changed, sig)).toBe(isDeepStrictEqual(normalize(changed), normalize(p)));
+        },
+      ),
       { numRuns: 300 },
     );
   });

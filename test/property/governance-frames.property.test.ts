@@ -11,12 +11,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { getGovernanceMetrics } from '../../src/actors/governance/index.ts';
 import { keyIdOf, signMessage, spkiBase64 } from '../../src/governance-protocol/keys.ts';
-import {
-  GOVERNANCE_TYPES,
-  parseGovernanceFrame,
-  payloadSchemas,
-  type GovernanceType,
-} from '../../src/governance-protocol/protocol.ts';
+import { GOVERNANCE_TYPES, parseGovernanceFrame, payloadSchemas, type GovernanceType } from '../../src/governance-protocol/protocol.ts';
 import { GovernanceSequencer } from '../../src/actors/governance/sequencer.ts';
 import type { GovernanceState } from '../../src/actors/governance/state.ts';
 import { createLogger } from '../../src/runtime/log.ts';
@@ -29,7 +24,12 @@ const validPayload = fc.oneof(
   fc.record({
     type: fc.constant('endpoint.upsert'),
     payload: fc.record(
-      { id: id('ep_'), url: fc.stringMatching(/^https?:\/\/[a-z]{1,10}\.example\/[a-z0-9]{0,10}$/), description: fc.string({ maxLength: 40 }), rateLimitPerSec: fc.integer({ min: 1, max: 1000 }) },
+      {
+        id: id('ep_'),
+        url: fc.stringMatching(/^https?:\/\/[a-z]{1,10}\.example\/[a-z0-9]{0,10}$/),
+        description: fc.string({ maxLength: 40 }),
+        rateLimitPerSec: fc.integer({ min: 1, max: 1000 }),
+      },
       { requiredKeys: ['id', 'url'] },
     ),
   }),
@@ -50,7 +50,9 @@ const validPayload = fc.oneof(
 const validSeq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 const validKeyId = fc.stringMatching(/^[0-9a-f]{32}$/);
 const validSignature = fc.uint8Array({ minLength: 64, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64'));
-const validFrame = fc.tuple(validSeq, validPayload, validKeyId, validSignature).map(([seq, { type, payload }, keyId, signature]) => ({ seq, type, payload, keyId, signature }));
+const validFrame = fc
+  .tuple(validSeq, validPayload, validKeyId, validSignature)
+  .map(([seq, { type, payload }, keyId, signature]) => ({ seq, type, payload, keyId, signature }));
 
 /** The envelope rules of docs/governance.md, written independently of the zod schema. */
 function envelopeValid(raw: unknown): boolean {
@@ -58,10 +60,16 @@ function envelopeValid(raw: unknown): boolean {
   const f = raw as Record<string, unknown>;
   if (Object.keys(f).sort().join() !== 'keyId,payload,seq,signature,type') return false;
   return (
-    typeof f.seq === 'number' && Number.isSafeInteger(f.seq) && f.seq >= 1 &&
-    typeof f.type === 'string' && (GOVERNANCE_TYPES as string[]).includes(f.type) &&
-    typeof f.keyId === 'string' && /^[0-9a-f]{32}$/.test(f.keyId) &&
-    typeof f.signature === 'string' && /^[A-Za-z0-9+/]{86}==$/.test(f.signature) && Buffer.from(f.signature, 'base64').length === 64
+    typeof f.seq === 'number' &&
+    Number.isSafeInteger(f.seq) &&
+    f.seq >= 1 &&
+    typeof f.type === 'string' &&
+    (GOVERNANCE_TYPES as string[]).includes(f.type) &&
+    typeof f.keyId === 'string' &&
+    /^[0-9a-f]{32}$/.test(f.keyId) &&
+    typeof f.signature === 'string' &&
+    /^[A-Za-z0-9+/]{86}==$/.test(f.signature) &&
+    Buffer.from(f.signature, 'base64').length === 64
   );
 }
 
@@ -70,7 +78,16 @@ const anyField = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined))
 const mutatedFrame = fc
   .tuple(
     validFrame,
-    fc.record({ seq: anyField, type: fc.oneof(anyField, fc.constantFrom(...GOVERNANCE_TYPES)), keyId: anyField, signature: anyField, payload: anyField }, { requiredKeys: [] }),
+    fc.record(
+      {
+        seq: anyField,
+        type: fc.oneof(anyField, fc.constantFrom(...GOVERNANCE_TYPES)),
+        keyId: anyField,
+        signature: anyField,
+        payload: anyField,
+      },
+      { requiredKeys: [] },
+    ),
     fc.option(fc.tuple(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 })), { nil: undefined }),
   )
   .map(([frame, replaced, extra]) => {
@@ -82,7 +99,10 @@ const mutatedFrame = fc
     if (extra) out[extra[0]] = extra[1];
     return out;
   });
-const mixedFrame = fc.oneof(validFrame.map((f): Record<string, unknown> => ({ ...f })), mutatedFrame);
+const mixedFrame = fc.oneof(
+  validFrame.map((f): Record<string, unknown> => ({ ...f })),
+  mutatedFrame,
+);
 
 describe('parseGovernanceFrame', () => {
   it('never throws, whatever the text', () => {
@@ -90,8 +110,14 @@ describe('parseGovernanceFrame', () => {
       expect(() => parseGovernanceFrame(text)).not.toThrow();
     };
     fc.assert(fc.property(fc.string({ unit: 'binary' }), never), { numRuns: 2000 });
-    fc.assert(fc.property(fc.jsonValue(), (v) => never(JSON.stringify(v) ?? 'null')), { numRuns: 2000 });
-    fc.assert(fc.property(mixedFrame, (v) => never(JSON.stringify(v))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => never(JSON.stringify(v) ?? 'null')),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(mixedFrame, (v) => never(JSON.stringify(v))),
+      { numRuns: 2000 },
+    );
     never('['.repeat(100_000));
   });
 
@@ -135,7 +161,10 @@ type Event =
 const N = 8;
 const event: fc.Arbitrary<Event> = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 1, max: N }).map((seq) => ({ kind: 'genuine' as const, seq })) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('forged' as const), seq: fc.integer({ min: 1, max: N }), asTrusted: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('forged' as const), seq: fc.integer({ min: 1, max: N }), asTrusted: fc.boolean() }),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: N }).map((seq) => ({ kind: 'tampered' as const, seq })) },
   { weight: 1, arbitrary: fc.string({ maxLength: 30 }).map((text) => ({ kind: 'malformed' as const, text })) },
 );
@@ -147,7 +176,13 @@ describe('GovernanceSequencer', () => {
   const genuine = Array.from({ length: N }, (_, i) => {
     const seq = i + 1;
     const payload = { id: `ep_${seq}`, url: `https://h.example/${seq}`, description: '' };
-    return { seq, type: 'endpoint.upsert', payload, keyId: trustedId, signature: signMessage(trusted.privateKey, seq, 'endpoint.upsert', payload) };
+    return {
+      seq,
+      type: 'endpoint.upsert',
+      payload,
+      keyId: trustedId,
+      signature: signMessage(trusted.privateKey, seq, 'endpoint.upsert', payload),
+    };
   });
   const frameOf = (e: Event): string => {
     switch (e.kind) {
@@ -156,7 +191,13 @@ describe('GovernanceSequencer', () => {
       case 'forged': {
         const payload = { id: 'ep_evil', url: 'https://evil.example/', description: '' };
         const keyId = e.asTrusted ? trustedId : keyIdOf(foreign.publicKey);
-        return JSON.stringify({ seq: e.seq, type: 'endpoint.upsert', payload, keyId, signature: signMessage(foreign.privateKey, e.seq, 'endpoint.upsert', payload) });
+        return JSON.stringify({
+          seq: e.seq,
+          type: 'endpoint.upsert',
+          payload,
+          keyId,
+          signature: signMessage(foreign.privateKey, e.seq, 'endpoint.upsert', payload),
+        });
       }
       case 'tampered':
         return JSON.stringify({ ...genuine[e.seq - 1], payload: { ...genuine[e.seq - 1]!.payload, url: 'https://evil.example/' } });

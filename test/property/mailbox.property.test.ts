@@ -5,7 +5,10 @@ import { Mailbox } from '../../src/runtime/mailbox.ts';
 import type { OverflowPolicy } from '../../src/runtime/types.ts';
 
 const policy = fc.constantFrom<OverflowPolicy>('backpressure', 'drop-oldest', 'drop-newest');
-const op = fc.oneof(fc.constant({ kind: 'take' as const }), fc.integer({ min: 1, max: 5 }).map((n) => ({ kind: 'offer' as const, n })));
+const op = fc.oneof(
+  fc.constant({ kind: 'take' as const }),
+  fc.integer({ min: 1, max: 5 }).map((n) => ({ kind: 'offer' as const, n })),
+);
 
 describe('mailbox', () => {
   it('never exceeds capacity and accounts for every message in FIFO order', () => {

@@ -26,14 +26,16 @@ const distinct = <T>(arb: fc.Arbitrary<T>, max: number) => fc.uniqueArray(arb, {
 const positionOver = (topics: string[]) => fc.oneof(fc.constant(null), fc.constantFrom(...topics), distinct(fc.constantFrom(...topics), 3));
 
 const subscriptionArb = (id: string, topics = TOPICS, chains = [1, 2], addresses = ADDRESSES) =>
-  fc.record(
-    {
-      chainId: fc.constantFrom(...chains),
-      addresses: distinct(fc.constantFrom(...addresses), 3),
-      topics: fc.array(positionOver(topics), { maxLength: 4 }),
-    },
-    { requiredKeys: ['chainId'] },
-  ).map((r): Subscription => ({ id, endpointId: `ep_${id}`, createdAt: 0, ...r }));
+  fc
+    .record(
+      {
+        chainId: fc.constantFrom(...chains),
+        addresses: distinct(fc.constantFrom(...addresses), 3),
+        topics: fc.array(positionOver(topics), { maxLength: 4 }),
+      },
+      { requiredKeys: ['chainId'] },
+    )
+    .map((r): Subscription => ({ id, endpointId: `ep_${id}`, createdAt: 0, ...r }));
 
 const subsArb = fc.integer({ min: 0, max: 40 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => subscriptionArb(`sub_${i}`))));
 
@@ -113,28 +115,32 @@ describe('SubscriptionIndex', () => {
     // compactAfter 2: a few removals compact the index, so dead and reused slots meet every bucket
     // shape; one chain, two addresses and 14 topics make nodes of more than 8 keys (Maps) and back.
     const op = fc.oneof(
-      fc.integer({ min: 0, max: 39 }).chain((i) =>
-        subscriptionArb(`sub_${i}`, WIDE_TOPICS, [1], ADDRESSES.slice(0, 2)).map((s) => ({ kind: 'add' as const, sub: s })),
-      ),
+      fc
+        .integer({ min: 0, max: 39 })
+        .chain((i) => subscriptionArb(`sub_${i}`, WIDE_TOPICS, [1], ADDRESSES.slice(0, 2)).map((s) => ({ kind: 'add' as const, sub: s }))),
       fc.integer({ min: 0, max: 39 }).map((i) => ({ kind: 'remove' as const, id: `sub_${i}` })),
     );
     fc.assert(
-      fc.property(fc.array(op, { minLength: 20, maxLength: 200, size: 'max' }), fc.array(logArbOver(WIDE_TOPICS), { minLength: 1, maxLength: 20 }), (ops, logs) => {
-        const index = new SubscriptionIndex({ compactAfter: 2 });
-        const live = new Map<string, Subscription>();
-        for (const o of ops) {
-          if (o.kind === 'add') {
-            index.add({ ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
-            live.set(o.sub.id, { ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
-          } else {
-            expect(index.remove(o.id)).toBe(live.delete(o.id));
+      fc.property(
+        fc.array(op, { minLength: 20, maxLength: 200, size: 'max' }),
+        fc.array(logArbOver(WIDE_TOPICS), { minLength: 1, maxLength: 20 }),
+        (ops, logs) => {
+          const index = new SubscriptionIndex({ compactAfter: 2 });
+          const live = new Map<string, Subscription>();
+          for (const o of ops) {
+            if (o.kind === 'add') {
+              index.add({ ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
+              live.set(o.sub.id, { ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
+            } else {
+              expect(index.remove(o.id)).toBe(live.delete(o.id));
+            }
           }
-        }
-        expect(index.size).toBe(live.size);
-        for (const { chainId, ...log } of logs) {
-          expect(targets(index.match(chainId, log))).toEqual(targets([...live.values()].filter((s) => bruteForce(s, chainId, log))));
-        }
-      }),
+          expect(index.size).toBe(live.size);
+          for (const { chainId, ...log } of logs) {
+            expect(targets(index.match(chainId, log))).toEqual(targets([...live.values()].filter((s) => bruteForce(s, chainId, log))));
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

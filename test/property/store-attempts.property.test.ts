@@ -79,7 +79,14 @@ describe('AttemptLog pages', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 6 }),
-        fc.array(fc.record({ endpoint: fc.constantFrom('a', 'b'), batch: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constant(PAGE_MAX + 3)), reopen: fc.boolean() }), { maxLength: 12 }),
+        fc.array(
+          fc.record({
+            endpoint: fc.constantFrom('a', 'b'),
+            batch: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constant(PAGE_MAX + 3)),
+            reopen: fc.boolean(),
+          }),
+          { maxLength: 12 },
+        ),
         async (keep, writes) => {
           const prefix = `ep_ring${run++}_`;
           let log = new AttemptLog(db, keep);
@@ -99,13 +106,17 @@ describe('AttemptLog pages', () => {
           }
           for (const e of ['a', 'b'] as const) {
             const listed = await new AttemptLog(db, keep).list(`${prefix}${e}`, { limit: 1000 });
-            const expected = written[e]!.slice(-keep).reverse().map((r) => asStored(r));
+            const expected = written[e]!.slice(-keep)
+              .reverse()
+              .map((r) => asStored(r));
             expect(listed.map((r) => asStored(r))).toEqual(expected);
           }
           await log.idle();
           for (const e of ['a', 'b'] as const) {
-            const pages = await db.sublevel<string, { r: unknown[] }>('attempts', { valueEncoding: 'json' })
-              .values({ gt: `${prefix}${e}!`, lt: `${prefix}${e}!\xff` }).all();
+            const pages = await db
+              .sublevel<string, { r: unknown[] }>('attempts', { valueEncoding: 'json' })
+              .values({ gt: `${prefix}${e}!`, lt: `${prefix}${e}!\xff` })
+              .all();
             const stored = pages.reduce((sum, p) => sum + p.r.length, 0);
             expect(stored).toBeLessThan(1.5 * keep + PAGE_MAX);
           }

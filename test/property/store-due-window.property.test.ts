@@ -8,10 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { DueWindow } from '../../src/store/due-window.ts';
 
 const key = fc.integer({ min: 0, max: 60 }).map((n) => `${String(n).padStart(3, '0')}!j${n % 7}`);
-const write = fc.oneof(
-  fc.record({ op: fc.constant('add' as const), key }),
-  fc.record({ op: fc.constant('delete' as const), key }),
-);
+const write = fc.oneof(fc.record({ op: fc.constant('add' as const), key }), fc.record({ op: fc.constant('delete' as const), key }));
 const step = fc.oneof(
   write,
   fc.record({

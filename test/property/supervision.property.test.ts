@@ -72,7 +72,10 @@ describe('strategies on a real tree', () => {
         async (strategy, [n, failing]) => {
           const events: string[] = [];
           const children: WorkerSpec[] = Array.from({ length: n }, (_, i) => ({
-            kind: 'worker', name: `c${i}`, maxConsecutivePanics: 1, behaviour: () => ({
+            kind: 'worker',
+            name: `c${i}`,
+            maxConsecutivePanics: 1,
+            behaviour: () => ({
               preStart: () => void events.push(`start c${i}`),
               postStop: () => void events.push(`stop c${i}`),
               preRestart: () => void events.push(`stop c${i}`),
@@ -84,8 +87,19 @@ describe('strategies on a real tree', () => {
           const { system } = await start(children, { strategy });
           events.length = 0;
           system.lookup<string>(`c${failing}`)!.tell('fail');
-          const set = strategy === 'one-for-one' ? [failing] : strategy === 'one-for-all' ? [...Array(n).keys()] : [...Array(n).keys()].filter((i) => i >= failing);
-          const expected = [...set.slice().reverse().map((i) => `stop c${i}`), ...set.map((i) => `start c${i}`)];
+          const set =
+            strategy === 'one-for-one'
+              ? [failing]
+              : strategy === 'one-for-all'
+                ? [...Array(n).keys()]
+                : [...Array(n).keys()].filter((i) => i >= failing);
+          const expected = [
+            ...set
+              .slice()
+              .reverse()
+              .map((i) => `stop c${i}`),
+            ...set.map((i) => `start c${i}`),
+          ];
           await waitFor(() => events.length >= expected.length && system.readiness().ready);
           await system.shutdown('test');
           expect(events.slice(0, expected.length)).toEqual(expected);

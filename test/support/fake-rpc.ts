@@ -33,7 +33,16 @@ interface Request {
   params: unknown[];
 }
 
-const GARBAGE = ['}{ not json', 'null', '42', '"text"', '[]', '{"jsonrpc":"1.0","id":1,"result":1}', '{"jsonrpc":"2.0"}', '{"jsonrpc":"2.0","method":"eth_subscription","params":{}}'];
+const GARBAGE = [
+  '}{ not json',
+  'null',
+  '42',
+  '"text"',
+  '[]',
+  '{"jsonrpc":"1.0","id":1,"result":1}',
+  '{"jsonrpc":"2.0"}',
+  '{"jsonrpc":"2.0","method":"eth_subscription","params":{}}',
+];
 
 export async function startFakeRpc(opts: {
   upstreamHttpUrl: string;
@@ -49,7 +58,11 @@ export async function startFakeRpc(opts: {
   const state = { mode: 'behave' as FakeRpcMode };
 
   const upstream = async (body: unknown): Promise<unknown> => {
-    const res = await fetch(opts.upstreamHttpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(opts.upstreamHttpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return res.json();
   };
 

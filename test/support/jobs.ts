@@ -12,8 +12,15 @@ export function newJob(id: string, endpointId = 'ep_a', extra: Partial<NewJob> =
       type: 'log.created',
       timestamp: new Date(seenAt).toISOString(),
       data: {
-        chainId: 1, blockNumber: 10, blockHash: '0x' + '1'.repeat(64), transactionHash: '0x' + '2'.repeat(64),
-        logIndex: 0, address: '0x' + '3'.repeat(40), topics: [], data: '0x', subscriptionId: 'sub_1',
+        chainId: 1,
+        blockNumber: 10,
+        blockHash: '0x' + '1'.repeat(64),
+        transactionHash: '0x' + '2'.repeat(64),
+        logIndex: 0,
+        address: '0x' + '3'.repeat(40),
+        topics: [],
+        data: '0x',
+        subscriptionId: 'sub_1',
       },
     },
     eventSeenAt: seenAt,
@@ -23,10 +30,25 @@ export function newJob(id: string, endpointId = 'ep_a', extra: Partial<NewJob> =
 
 export function jobsFor(endpointId: string, n: number, tag: string, eventSeenAt = Date.now()): NewJob[] {
   return Array.from({ length: n }, (_, i) => ({
-    id: `msg_${tag}_${i}`, endpointId, subscriptionId: 'sub_1', type: 'log.created' as const, eventSeenAt,
+    id: `msg_${tag}_${i}`,
+    endpointId,
+    subscriptionId: 'sub_1',
+    type: 'log.created' as const,
+    eventSeenAt,
     payload: {
-      type: 'log.created' as const, timestamp: new Date().toISOString(),
-      data: { chainId: 1, blockNumber: 1, blockHash: '0x01', transactionHash: '0x02', logIndex: i, address: '0x03', topics: ['0x04'], data: '0x', subscriptionId: 'sub_1' },
+      type: 'log.created' as const,
+      timestamp: new Date().toISOString(),
+      data: {
+        chainId: 1,
+        blockNumber: 1,
+        blockHash: '0x01',
+        transactionHash: '0x02',
+        logIndex: i,
+        address: '0x03',
+        topics: ['0x04'],
+        data: '0x',
+        subscriptionId: 'sub_1',
+      },
     },
   }));
 }

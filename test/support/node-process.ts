@@ -94,11 +94,14 @@ process.once('exit', killLive);
 
 /** SIGKILLs every node process still running and waits for them to go. */
 export async function killAllNodes(): Promise<void> {
-  const waiting = [...live].map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve();
-    c.once('exit', () => resolve());
-    c.kill('SIGKILL');
-  }));
+  const waiting = [...live].map(
+    (c) =>
+      new Promise<void>((resolve) => {
+        if (c.exitCode !== null || c.signalCode !== null) return resolve();
+        c.once('exit', () => resolve());
+        c.kill('SIGKILL');
+      }),
+  );
   await Promise.all(waiting);
 }
 
@@ -177,7 +180,10 @@ export async function spawnNodeProcess(options: StartNodeOptions): Promise<NodeP
     };
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      const last = logs.slice(-5).map((l) => JSON.stringify(l)).join('\n');
+      const last = logs
+        .slice(-5)
+        .map((l) => JSON.stringify(l))
+        .join('\n');
       reject(new Error(`node exited (${code ?? signal}) before running; stderr: ${stderr.slice(-2_000)}\nlast logs:\n${last}`));
     });
   });

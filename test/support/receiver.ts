@@ -14,9 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 
 export type Reply =
-  | { status: number; headers?: Record<string, string>; body?: string; delayMs?: number }
-  | { hang: true }
-  | { destroy: true };
+  { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | { hang: true } | { destroy: true };
 
 export interface Incoming {
   seq: number;
@@ -65,7 +63,9 @@ export interface Receiver {
 
 export const ok: Behaviour = () => ({ status: 200, body: 'ok' });
 
-export const status = (code: number, headers?: Record<string, string>): Behaviour => () => ({ status: code, ...(headers ? { headers } : {}) });
+export const status =
+  (code: number, headers?: Record<string, string>): Behaviour =>
+  () => ({ status: code, ...(headers ? { headers } : {}) });
 
 /** The replies in turn, then `then` for every later request. */
 export function sequence(replies: readonly Reply[], then: Behaviour = ok): Behaviour {

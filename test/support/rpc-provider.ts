@@ -104,7 +104,21 @@ export interface RpcProvider {
   stop(): Promise<void>;
 }
 
-const FAULTS: readonly ProviderFault[] = ['none', 'stall', 'lag', 'cut', 'rate-limit', 'slow', 'silent', 'empty-logs', 'foreign-logs', 'fork', 'syncing', 'ahead', 'wrong-block'];
+const FAULTS: readonly ProviderFault[] = [
+  'none',
+  'stall',
+  'lag',
+  'cut',
+  'rate-limit',
+  'slow',
+  'silent',
+  'empty-logs',
+  'foreign-logs',
+  'fork',
+  'syncing',
+  'ahead',
+  'wrong-block',
+];
 const UNKNOWN_BLOCK = { code: -32000, message: 'unknown block' };
 const RATE_LIMITED = { code: -32005, message: 'rate limit exceeded: too many requests' };
 const MAX_BODY_BYTES = 16 << 20;
@@ -142,10 +156,7 @@ interface Item {
 
 /** What a message gets: nothing, its connection dropped, a rate-limited answer, or its answer. */
 type Disposal =
-  | { kind: 'silent' }
-  | { kind: 'cut' }
-  | { kind: 'limited'; body: unknown }
-  | { kind: 'answer'; body: unknown; after: (() => void)[] };
+  { kind: 'silent' } | { kind: 'cut' } | { kind: 'limited'; body: unknown } | { kind: 'answer'; body: unknown; after: (() => void)[] };
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 const quantity = (v: unknown): number | null => (typeof v === 'string' && /^0x[0-9a-f]{1,13}$/i.test(v) ? Number.parseInt(v, 16) : null);
@@ -288,7 +299,8 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
       if (n !== null) return n > visible ? { result: null } : relay('eth_getBlockByNumber', params);
       if (tag === undefined || tag === 'latest' || tag === 'pending') return relay('eth_getBlockByNumber', [hex(visible), ...rest]);
       const o = await relay('eth_getBlockByNumber', params);
-      if (!failed(o) && isHeader(o.result) && quantity(o.result.number)! > visible) return relay('eth_getBlockByNumber', [hex(visible), ...rest]);
+      if (!failed(o) && isHeader(o.result) && quantity(o.result.number)! > visible)
+        return relay('eth_getBlockByNumber', [hex(visible), ...rest]);
       return o;
     }
     const seq = ++headSeq;
@@ -388,7 +400,9 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
       case 'eth_getLogs':
         return logs(params, f);
       case 'eth_syncing':
-        return f === 'syncing' ? { result: { startingBlock: '0x0', currentBlock: '0x1', highestBlock: '0xffffff' } } : relay(item.method, params);
+        return f === 'syncing'
+          ? { result: { startingBlock: '0x0', currentBlock: '0x1', highestBlock: '0xffffff' } }
+          : relay(item.method, params);
       default:
         return relay(item.method, params);
     }
@@ -455,7 +469,8 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     const send = () => {
       for (const [ws, subs] of subscriptions) {
         if (ws.readyState !== ws.OPEN) continue;
-        for (const subscription of subs) ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription, result } }));
+        for (const subscription of subs)
+          ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription, result } }));
       }
     };
     if (f === 'slow') void later(state.delayMs).then(send);
@@ -476,7 +491,10 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     if (target <= cursor && (pushed.get(target) ?? top.hash) === top.hash) return; // nothing new
     // The run to push: from the head after the last one pushed (or after the common ancestor) to target.
     let lo = Math.max(Math.min(cursor + 1, target), target - MAX_PUSH_RUN + 1, 0);
-    const below = lo < target ? await upstream(Array.from({ length: target - lo }, (_, i) => ({ method: 'eth_getBlockByNumber', params: [hex(lo + i), false] }))) : [];
+    const below =
+      lo < target
+        ? await upstream(Array.from({ length: target - lo }, (_, i) => ({ method: 'eth_getBlockByNumber', params: [hex(lo + i), false] })))
+        : [];
     const run: Header[] = [];
     for (const o of below) {
       if (failed(o) || !isHeader(o.result)) return; // anvil moved meanwhile: next poll
@@ -566,7 +584,11 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
     ws.on('error', () => {});
     ws.on('close', () => subscriptions.delete(ws));
     ws.on('message', (data) => {
-      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+      const text = Buffer.isBuffer(data)
+        ? data.toString('utf8')
+        : Array.isArray(data)
+          ? Buffer.concat(data).toString('utf8')
+          : Buffer.from(data).toString('utf8');
       void dispose(text, ws).then((d) => {
         if (d.kind === 'silent' || ws.readyState !== ws.OPEN) return;
         if (d.kind === 'cut') {

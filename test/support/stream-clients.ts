@@ -68,7 +68,10 @@ export function openWebSocket(url: string, headers: Record<string, string> = {})
   });
 }
 
-export function openSse(url: string, headers: Record<string, string> = {}): Promise<(StreamClientHandle & { comments: string[]; blocks: number }) | Refused> {
+export function openSse(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<(StreamClientHandle & { comments: string[]; blocks: number }) | Refused> {
   return new Promise((resolve, reject) => {
     const req = request(url, { headers: { accept: 'text/event-stream', ...headers }, agent: false });
     req.once('error', reject);

@@ -9,7 +9,12 @@ import type { ChainBlockMessage } from '../../src/actors/chain-listener/messages
 import { memoryFollower } from '../support/follower.ts';
 
 const hash = (n: number, fork = 0) => `0x${(fork * 1000 + n + 1).toString(16).padStart(64, '0')}`;
-const header = (n: number, fork = 0): BlockHeader => ({ number: n, hash: hash(n, fork), parentHash: n === 0 ? hash(0, 9) : hash(n - 1), timestamp: n });
+const header = (n: number, fork = 0): BlockHeader => ({
+  number: n,
+  hash: hash(n, fork),
+  parentHash: n === 0 ? hash(0, 9) : hash(n - 1),
+  timestamp: n,
+});
 
 /** A chain of `height + 1` blocks without logs (block `forkAt`, when set, of fork 1); counts the reads. */
 function source(chain: { height: number; forkAt?: number }, reads: string[]): ChainSource {

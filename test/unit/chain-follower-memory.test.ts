@@ -74,7 +74,12 @@ async function cursorStore() {
   return new CursorStore<EmittedBlock, ChainLog>(store.db);
 }
 
-function follower(cursors: CursorStore<EmittedBlock, ChainLog>, persisted: Awaited<ReturnType<typeof cursors.load>>, out: ChainBlockMessage[], logReads: number[] = []) {
+function follower(
+  cursors: CursorStore<EmittedBlock, ChainLog>,
+  persisted: Awaited<ReturnType<typeof cursors.load>>,
+  out: ChainBlockMessage[],
+  logReads: number[] = [],
+) {
   return new ChainFollower(
     {
       chainId: CHAIN,

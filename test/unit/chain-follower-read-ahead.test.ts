@@ -37,10 +37,11 @@ class Chain {
       },
       logsByRange: async (from, to) => Array.from({ length: to - from + 1 }, (_, i) => this.logs(from + i)).flat(),
       logsByBlockHash: async (h) => {
-        for (let n = 0; n <= this.height; n++) if (this.hash(n) === h) {
-          this.reads.push(`${n}`);
-          return this.logs(n);
-        }
+        for (let n = 0; n <= this.height; n++)
+          if (this.hash(n) === h) {
+            this.reads.push(`${n}`);
+            return this.logs(n);
+          }
         throw new Error(`unknown block ${h}`);
       },
     };

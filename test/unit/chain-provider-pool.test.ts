@@ -1,6 +1,13 @@
 // Which provider a chain reads from: health of each view, the choice by weight, and the quorum height.
 import { describe, expect, it } from 'vitest';
-import { assess, choose, failoverReason, quorumHeight, referenceHead, type ProviderView } from '../../src/actors/chain-listener/provider-pool.ts';
+import {
+  assess,
+  choose,
+  failoverReason,
+  quorumHeight,
+  referenceHead,
+  type ProviderView,
+} from '../../src/actors/chain-listener/provider-pool.ts';
 
 const options = { maxLagBlocks: 5, stallTimeoutMs: 30_000 };
 const NOW = 1_000_000;
@@ -35,7 +42,15 @@ describe('provider pool', () => {
       view({ name: 'stalled', index: 5, weight: 9, head: 99, movedAt: NOW - 30_000, behindSince: NOW - 30_000 }),
       view({ name: 'ok', index: 6, weight: 1 }),
     ];
-    expect(health(views)).toEqual({ down: 'down', syncing: 'syncing', mismatched: 'mismatched', held: 'held', lagging: 'lagging', stalled: 'stalled', ok: 'healthy' });
+    expect(health(views)).toEqual({
+      down: 'down',
+      syncing: 'syncing',
+      mismatched: 'mismatched',
+      held: 'held',
+      lagging: 'lagging',
+      stalled: 'stalled',
+      ok: 'healthy',
+    });
     expect(pick(views)).toBe('ok');
   });
 
@@ -58,7 +73,11 @@ describe('provider pool', () => {
   });
 
   it('a head no other provider comes near is not the reference when two others agree: it is ahead, never read from', () => {
-    const views = [view({ name: 'liar', weight: 9, head: 10_000 }), view({ name: 'b', index: 1, head: 100 }), view({ name: 'c', index: 2, head: 98 })];
+    const views = [
+      view({ name: 'liar', weight: 9, head: 10_000 }),
+      view({ name: 'b', index: 1, head: 100 }),
+      view({ name: 'c', index: 2, head: 98 }),
+    ];
     expect(referenceHead(views, NOW, options.maxLagBlocks)).toBe(100);
     expect(health(views)).toEqual({ liar: 'ahead', b: 'healthy', c: 'healthy' });
     expect(pick(views)).toBe('b');
@@ -67,19 +86,35 @@ describe('provider pool', () => {
   });
 
   it('with none healthy still reads from a usable one: unheld before held, the hold ending first, then by weight; none usable: null', () => {
-    expect(pick([view({ name: 'held', weight: 5, heldUntil: NOW + 1 }), view({ name: 'lagging', index: 1, head: 50 }), view({ name: 'top', index: 2, head: 100, heldUntil: NOW + 1 })])).toBe('lagging');
+    expect(
+      pick([
+        view({ name: 'held', weight: 5, heldUntil: NOW + 1 }),
+        view({ name: 'lagging', index: 1, head: 50 }),
+        view({ name: 'top', index: 2, head: 100, heldUntil: NOW + 1 }),
+      ]),
+    ).toBe('lagging');
     expect(pick([view({ name: 'only', heldUntil: NOW + 1 })])).toBe('only');
-    expect(pick([view({ name: 'long', weight: 5, heldUntil: NOW + 60_000 }), view({ name: 'short', index: 1, heldUntil: NOW + 1_000 })])).toBe('short');
+    expect(
+      pick([view({ name: 'long', weight: 5, heldUntil: NOW + 60_000 }), view({ name: 'short', index: 1, heldUntil: NOW + 1_000 })]),
+    ).toBe('short');
     expect(pick([view({ name: 'a', up: false }), view({ name: 'b', index: 1, syncing: true })])).toBeNull();
   });
 
   it('names why a provider was left', () => {
-    const [a, b, c] = assess([view({ name: 'a', up: false }), view({ name: 'b', index: 1, head: 50 }), view({ name: 'c', index: 2 })], NOW, options);
+    const [a, b, c] = assess(
+      [view({ name: 'a', up: false }), view({ name: 'b', index: 1, head: 50 }), view({ name: 'c', index: 2 })],
+      NOW,
+      options,
+    );
     expect([failoverReason(a!), failoverReason(b!), failoverReason(c!)]).toEqual(['down', 'lagging', 'weight']);
   });
 
   it('the quorum height is the k-th highest head of the usable providers, -1 with fewer', () => {
-    const views = [view({ name: 'a', head: 105 }), view({ name: 'b', index: 1, head: 103 }), view({ name: 'c', index: 2, head: 110, up: false })];
+    const views = [
+      view({ name: 'a', head: 105 }),
+      view({ name: 'b', index: 1, head: 103 }),
+      view({ name: 'c', index: 2, head: 110, up: false }),
+    ];
     expect(quorumHeight(views, 1)).toBe(105);
     expect(quorumHeight(views, 2)).toBe(103);
     expect(quorumHeight(views, 3)).toBe(-1);

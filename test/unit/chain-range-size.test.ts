@@ -179,4 +179,3 @@ describe('ChainFollower range reads', () => {
     expect(r.keep(Array.from({ length: 3_000 }, () => true))).toBe(2_000);
   });
 });
-

@@ -150,9 +150,17 @@ describe('HttpRpcClient', () => {
     const client = new HttpRpcClient({ url, requestTimeoutMs: 300, maxFrameBytes: 2_048 });
     cleanups.push(() => client.close());
     expect(await client.request('echo', [5])).toBe(5);
-    expect(await client.batch([{ method: 'echo', params: [1] }, { method: 'echo', params: [2] }])).toEqual([1, 2]);
+    expect(
+      await client.batch([
+        { method: 'echo', params: [1] },
+        { method: 'echo', params: [2] },
+      ]),
+    ).toEqual([1, 2]);
     await expect(client.request('status', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_ERROR', context: { rpcCode: -503 } });
-    await expect(client.request('limited', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_RATE_LIMITED', context: { retryAfterMs: 2_000 } });
+    await expect(client.request('limited', [])).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_RPC_RATE_LIMITED',
+      context: { retryAfterMs: 2_000 },
+    });
     await expect(client.request('big', [])).rejects.toMatchObject({
       code: 'ETHHOOK_ERR_RPC_MALFORMED',
       context: { reason: 'frame-too-large' },

@@ -51,21 +51,25 @@ describe('Throttle', () => {
 
   it('never lets more than rate x seconds + one second of calls go in any run of reservations', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 50 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1, max: 5 })), { maxLength: 200 }), (rate, steps) => {
-        const t = new Throttle(rate, 0);
-        let now = 0;
-        let sentBy = 0;
-        const sends: Array<[number, number]> = [];
-        for (const [gap, calls] of steps) {
-          now += gap;
-          const wait = t.reserve(calls, now);
-          sentBy = Math.max(sentBy, now + wait);
-          sends.push([now + wait, calls]);
-        }
-        const total = sends.reduce((n, [, c]) => n + c, 0);
-        const last = sends.reduce((m, [at]) => Math.max(m, at), 0);
-        expect(total).toBeLessThanOrEqual(rate * (last / 1000) + rate + 1e-9);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 50 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1, max: 5 })), { maxLength: 200 }),
+        (rate, steps) => {
+          const t = new Throttle(rate, 0);
+          let now = 0;
+          let sentBy = 0;
+          const sends: Array<[number, number]> = [];
+          for (const [gap, calls] of steps) {
+            now += gap;
+            const wait = t.reserve(calls, now);
+            sentBy = Math.max(sentBy, now + wait);
+            sends.push([now + wait, calls]);
+          }
+          const total = sends.reduce((n, [, c]) => n + c, 0);
+          const last = sends.reduce((m, [at]) => Math.max(m, at), 0);
+          expect(total).toBeLessThanOrEqual(rate * (last / 1000) + rate + 1e-9);
+        },
+      ),
     );
   });
 });

@@ -66,8 +66,17 @@ const idOf = (b: WebhookBody, generation: number) =>
 
 function request(json: unknown, id: string, reply: Reply = { status: 200 }, text = JSON.stringify(json)): ReceivedRequest {
   return {
-    seq: 0, at: 0, method: 'POST', path: '/a', headers: { 'webhook-id': id }, remotePort: undefined,
-    body: text, webhookId: id, json, verified: true, reply,
+    seq: 0,
+    at: 0,
+    method: 'POST',
+    path: '/a',
+    headers: { 'webhook-id': id },
+    remotePort: undefined,
+    body: text,
+    webhookId: id,
+    json,
+    verified: true,
+    reply,
   };
 }
 
@@ -91,15 +100,28 @@ function goodPairs(): ReceivedRequest[][] {
   }
   // The orphan: sub-a got it and its retraction, then a redelivery of the created (a kill lost the 2xx);
   // sub-b's job was still deferred when the block was retracted: nothing sent.
-  pairs.push([...webhook(B12[0]!, 'sub-a', 'log.created', 0, 1), ...webhook(B12[0]!, 'sub-a', 'log.removed', 0, 1), ...webhook(B12[0]!, 'sub-a', 'log.created')]);
+  pairs.push([
+    ...webhook(B12[0]!, 'sub-a', 'log.created', 0, 1),
+    ...webhook(B12[0]!, 'sub-a', 'log.removed', 0, 1),
+    ...webhook(B12[0]!, 'sub-a', 'log.created'),
+  ]);
   // The flip-flop: sub-a created, retracted, created again as generation 1; sub-b only generation 1.
-  pairs.push([...webhook(B13[0]!, 'sub-a', 'log.created'), ...webhook(B13[0]!, 'sub-a', 'log.removed'), ...webhook(B13[0]!, 'sub-a', 'log.created', 1)]);
+  pairs.push([
+    ...webhook(B13[0]!, 'sub-a', 'log.created'),
+    ...webhook(B13[0]!, 'sub-a', 'log.removed'),
+    ...webhook(B13[0]!, 'sub-a', 'log.created', 1),
+  ]);
   pairs.push(webhook(B13[0]!, 'sub-b', 'log.created', 1));
   return pairs;
 }
 
-const observe = (requests: ReceivedRequest[]): Observation =>
-  ({ chainId: CHAIN_ID, canonical: CANONICAL, orphaned: ORPHANED, subscriptions: SUBS, requests });
+const observe = (requests: ReceivedRequest[]): Observation => ({
+  chainId: CHAIN_ID,
+  canonical: CANONICAL,
+  orphaned: ORPHANED,
+  subscriptions: SUBS,
+  requests,
+});
 const goodRun = () => goodPairs().flat();
 
 /** The checks that count something. */
@@ -114,7 +136,12 @@ function onlyFails(requests: ReceivedRequest[], check: (typeof FAILURES)[number]
 
 const isWebhook = (r: ReceivedRequest, log: ChainLog, sub: string, type: Type) => {
   const b = r.json as WebhookBody;
-  return b.type === type && b.data.subscriptionId === sub && b.data.blockHash === log.blockHash && b.data.logIndex === Number.parseInt(log.logIndex, 16);
+  return (
+    b.type === type &&
+    b.data.subscriptionId === sub &&
+    b.data.blockHash === log.blockHash &&
+    b.data.logIndex === Number.parseInt(log.logIndex, 16)
+  );
 };
 
 describe('a good run', () => {
@@ -133,30 +160,40 @@ describe('a good run', () => {
   });
 
   it('passes in any arrival order that keeps each pair in its order', () => {
-    fc.assert(fc.property(fc.array(fc.nat(), { minLength: 60, maxLength: 60 }), (picks) => {
-      const queues = goodPairs();
-      const merged: ReceivedRequest[] = [];
-      for (const p of picks) {
-        const open = queues.filter((q) => q.length > 0);
-        if (open.length === 0) break;
-        merged.push(open[p % open.length]!.shift()!);
-      }
-      merged.push(...queues.flat());
-      expect(failing(checkInvariant(observe(merged)))).toEqual([]);
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 60, maxLength: 60 }), (picks) => {
+        const queues = goodPairs();
+        const merged: ReceivedRequest[] = [];
+        for (const p of picks) {
+          const open = queues.filter((q) => q.length > 0);
+          if (open.length === 0) break;
+          merged.push(open[p % open.length]!.shift()!);
+        }
+        merged.push(...queues.flat());
+        expect(failing(checkInvariant(observe(merged)))).toEqual([]);
+      }),
+    );
   });
 });
 
 describe('each check fails on a run that breaks it', () => {
   it('lost: a canonical log one subscription never got', () => {
-    const v = onlyFails(goodRun().filter((r) => !isWebhook(r, B10[1]!, 'sub-b', 'log.created')), 'lost');
+    const v = onlyFails(
+      goodRun().filter((r) => !isWebhook(r, B10[1]!, 'sub-b', 'log.created')),
+      'lost',
+    );
     expect(v.lost).toBe(1);
     expect(v.lostSample).toEqual([`sub-b|${B10[1]!.blockHash}:1`]);
     expect(v.owed).toBe(1);
   });
 
   it('missingRemovals: an orphaned log delivered without its log.removed', () => {
-    expect(onlyFails(goodRun().filter((r) => !isWebhook(r, B12[0]!, 'sub-a', 'log.removed')), 'missingRemovals').missingRemovals).toBe(1);
+    expect(
+      onlyFails(
+        goodRun().filter((r) => !isWebhook(r, B12[0]!, 'sub-a', 'log.removed')),
+        'missingRemovals',
+      ).missingRemovals,
+    ).toBe(1);
   });
 
   it('wrongRemovals: a canonical log retracted, and never created again', () => {
@@ -169,7 +206,7 @@ describe('each check fails on a run that breaks it', () => {
     expect(onlyFails([...goodRun(), request({ type: 'ping' }, 'msg_ping')], 'unexpected').unexpected).toBe(1);
   });
 
-  it('idMismatches: a webhook-id that is not its payload\'s, for any generation', () => {
+  it("idMismatches: a webhook-id that is not its payload's, for any generation", () => {
     const wrong = `msg_${'0'.repeat(64)}`;
     const run = goodRun().map((r) => (isWebhook(r, B10[0]!, 'sub-a', 'log.created') ? { ...r, webhookId: wrong } : r));
     expect(onlyFails(run, 'idMismatches').idMismatches).toBe(1);
@@ -182,11 +219,19 @@ describe('each check fails on a run that breaks it', () => {
   });
 
   it('badSignatures: a request whose signature did not verify', () => {
-    expect(onlyFails(goodRun().map((r, i) => (i === 3 ? { ...r, verified: false } : r)), 'badSignatures').badSignatures).toBe(1);
+    expect(
+      onlyFails(
+        goodRun().map((r, i) => (i === 3 ? { ...r, verified: false } : r)),
+        'badSignatures',
+      ).badSignatures,
+    ).toBe(1);
   });
 
   it('removalsWithoutCreation: a log.removed whose log.created never came', () => {
-    const v = onlyFails(goodRun().filter((r) => !isWebhook(r, B12[0]!, 'sub-a', 'log.created')), 'removalsWithoutCreation');
+    const v = onlyFails(
+      goodRun().filter((r) => !isWebhook(r, B12[0]!, 'sub-a', 'log.created')),
+      'removalsWithoutCreation',
+    );
     expect(v.removalsWithoutCreation).toBe(1);
     expect(v.owed).toBe(1);
   });
@@ -200,7 +245,9 @@ describe('each check fails on a run that breaks it', () => {
   });
 
   it('redeliveredWithoutRemoval: a canonical log delivered again as a new generation, nothing retracted between', () => {
-    expect(onlyFails([...goodRun(), ...webhook(B10[0]!, 'sub-b', 'log.created', 1)], 'redeliveredWithoutRemoval').redeliveredWithoutRemoval).toBe(1);
+    expect(
+      onlyFails([...goodRun(), ...webhook(B10[0]!, 'sub-b', 'log.created', 1)], 'redeliveredWithoutRemoval').redeliveredWithoutRemoval,
+    ).toBe(1);
     // The flip-flop's generation 1 arriving before the retraction of generation 0.
     const run = goodRun();
     const again = run.filter((r) => isWebhook(r, B13[0]!, 'sub-a', 'log.created') && r.webhookId === idOf(r.json as WebhookBody, 1));
@@ -214,35 +261,63 @@ describe('each check fails on a run that breaks it', () => {
     type Mutation = (b: WebhookBody) => void;
     const flip = (h: string) => `${h.slice(0, -1)}${h.endsWith('0') ? '1' : '0'}`;
     const MUTATIONS: Record<string, Mutation> = {
-      chainId: (b) => { b.data.chainId += 1; },
-      blockNumber: (b) => { b.data.blockNumber += 1; },
-      transactionHash: (b) => { b.data.transactionHash = flip(b.data.transactionHash); },
-      address: (b) => { b.data.address = flip(b.data.address); },
-      'address in capitals': (b) => { b.data.address = b.data.address.toUpperCase().replace('0X', '0x'); },
-      'a topic changed': (b) => { b.data.topics = [b.data.topics[0]!, flip(b.data.topics[1]!), ...b.data.topics.slice(2)]; },
-      'a topic dropped': (b) => { b.data.topics = b.data.topics.slice(0, -1); },
-      'a topic added': (b) => { b.data.topics = [...b.data.topics, TICK]; },
-      data: (b) => { b.data.data = flip(b.data.data); },
-      'data emptied': (b) => { b.data.data = '0x'; },
-      timestamp: (b) => { b.timestamp = b.type === 'log.created' ? new Date(Date.parse(b.timestamp) + 1_000).toISOString() : 'not a time'; },
-      'a field more in data': (b) => { (b.data as Record<string, unknown>).removed = false; },
-      'a field more in the body': (b) => { (b as unknown as Record<string, unknown>).id = 'x'; },
+      chainId: (b) => {
+        b.data.chainId += 1;
+      },
+      blockNumber: (b) => {
+        b.data.blockNumber += 1;
+      },
+      transactionHash: (b) => {
+        b.data.transactionHash = flip(b.data.transactionHash);
+      },
+      address: (b) => {
+        b.data.address = flip(b.data.address);
+      },
+      'address in capitals': (b) => {
+        b.data.address = b.data.address.toUpperCase().replace('0X', '0x');
+      },
+      'a topic changed': (b) => {
+        b.data.topics = [b.data.topics[0]!, flip(b.data.topics[1]!), ...b.data.topics.slice(2)];
+      },
+      'a topic dropped': (b) => {
+        b.data.topics = b.data.topics.slice(0, -1);
+      },
+      'a topic added': (b) => {
+        b.data.topics = [...b.data.topics, TICK];
+      },
+      data: (b) => {
+        b.data.data = flip(b.data.data);
+      },
+      'data emptied': (b) => {
+        b.data.data = '0x';
+      },
+      timestamp: (b) => {
+        b.timestamp = b.type === 'log.created' ? new Date(Date.parse(b.timestamp) + 1_000).toISOString() : 'not a time';
+      },
+      'a field more in data': (b) => {
+        (b.data as Record<string, unknown>).removed = false;
+      },
+      'a field more in the body': (b) => {
+        (b as unknown as Record<string, unknown>).id = 'x';
+      },
     };
 
     it('fails for every field from the chain, on any delivered webhook, and for nothing else', () => {
       const ids = [...new Set(goodRun().map((r) => r.webhookId!))];
-      fc.assert(fc.property(fc.constantFrom(...ids), fc.constantFrom(...Object.keys(MUTATIONS)), (id, field) => {
-        const run = goodRun();
-        const original = run.find((r) => r.webhookId === id)!.json as WebhookBody;
-        const generation = [0, 1].find((g) => idOf(original, g) === id)!;
-        const mutated = structuredClone(original);
-        MUTATIONS[field]!(mutated);
-        // The id follows the payload (it hashes chainId), so only the payload check can see the change.
-        const changed = run.map((r) => (r.webhookId === id ? request(mutated, idOf(mutated, generation), r.reply) : r));
-        const v = onlyFails(changed, 'payloadMismatches');
-        expect(v.payloadMismatches).toBe(1);
-        expect(v.payloadSample).toHaveLength(1);
-      }));
+      fc.assert(
+        fc.property(fc.constantFrom(...ids), fc.constantFrom(...Object.keys(MUTATIONS)), (id, field) => {
+          const run = goodRun();
+          const original = run.find((r) => r.webhookId === id)!.json as WebhookBody;
+          const generation = [0, 1].find((g) => idOf(original, g) === id)!;
+          const mutated = structuredClone(original);
+          MUTATIONS[field]!(mutated);
+          // The id follows the payload (it hashes chainId), so only the payload check can see the change.
+          const changed = run.map((r) => (r.webhookId === id ? request(mutated, idOf(mutated, generation), r.reply) : r));
+          const v = onlyFails(changed, 'payloadMismatches');
+          expect(v.payloadMismatches).toBe(1);
+          expect(v.payloadSample).toHaveLength(1);
+        }),
+      );
     });
   });
 });

@@ -62,10 +62,15 @@ describe('config check', () => {
     expect(without.code).toBe(1);
     expect(without.stdout).toBe('');
     expect(without.stderr).toMatch(/^ {2}security\.generateMasterKey: ETHHOOK_MASTER_KEY is not set.*\[ETHHOOK_ERR_MASTER_KEY_MISSING\]$/m);
-    expect(await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).toMatchObject({ code: 0, stdout: 'ok\n' });
+    expect(await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).toMatchObject({
+      code: 0,
+      stdout: 'ok\n',
+    });
     const invalid = await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'not-a-key' });
     expect(invalid.code).toBe(1);
-    expect(invalid.stderr).toContain('ETHHOOK_MASTER_KEY: master key from ETHHOOK_MASTER_KEY is not 32 bytes of hex or base64 [ETHHOOK_ERR_MASTER_KEY_INVALID]');
+    expect(invalid.stderr).toContain(
+      'ETHHOOK_MASTER_KEY: master key from ETHHOOK_MASTER_KEY is not 32 bytes of hex or base64 [ETHHOOK_ERR_MASTER_KEY_INVALID]',
+    );
     expect(invalid.stderr).not.toContain('not-a-key');
     // --ignore-env checks the file alone: no key then.
     expect((await ethhook(['config', 'check', PRODUCTION, '--ignore-env'], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).code).toBe(1);
@@ -74,7 +79,8 @@ describe('config check', () => {
   it('says in its help what it cannot check', async () => {
     const help = await ethhook(['config', 'check', '--help']);
     expect(help.code).toBe(0);
-    for (const text of ['ETHHOOK_MASTER_KEY', 'cannot check', 'data directory', 'admin port', 'chains', 'governance server']) expect(help.stdout).toContain(text);
+    for (const text of ['ETHHOOK_MASTER_KEY', 'cannot check', 'data directory', 'admin port', 'chains', 'governance server'])
+      expect(help.stdout).toContain(text);
   });
 
   it('start refuses the same configuration with the same line, before it opens the data directory', async () => {
@@ -119,8 +125,21 @@ describe('help and usage', () => {
       const run = await ethhook(args);
       expect(run.code).toBe(0);
       for (const text of [
-        'start', '--config', 'config check', 'config print', '--ignore-env', 'help', '--version', 'ETHHOOK_ADMIN_TOKENS',
-        'governance-serve', '--key FILE', '--generate-key FILE', '--log FILE', '--port N', 'errors', 'ETHHOOK_MASTER_KEY',
+        'start',
+        '--config',
+        'config check',
+        'config print',
+        '--ignore-env',
+        'help',
+        '--version',
+        'ETHHOOK_ADMIN_TOKENS',
+        'governance-serve',
+        '--key FILE',
+        '--generate-key FILE',
+        '--log FILE',
+        '--port N',
+        'errors',
+        'ETHHOOK_MASTER_KEY',
       ]) {
         expect(run.stdout).toContain(text);
       }
@@ -128,8 +147,18 @@ describe('help and usage', () => {
   });
 
   it('every command listed by --help has its own help', async () => {
-    const listed = [...(await ethhook(['--help'])).stdout.matchAll(/^ {2}ethhook ([a-z-]+(?: [a-z][a-z-]*)?)/gm)].map((m) => m[1]!.split(' ').filter((w) => /^[a-z-]+$/.test(w)));
-    expect(listed.map((w) => w.join(' '))).toEqual(['start', 'config check', 'config print', 'chain reset-cursor', 'governance-serve', 'errors', 'help']);
+    const listed = [...(await ethhook(['--help'])).stdout.matchAll(/^ {2}ethhook ([a-z-]+(?: [a-z][a-z-]*)?)/gm)].map((m) =>
+      m[1]!.split(' ').filter((w) => /^[a-z-]+$/.test(w)),
+    );
+    expect(listed.map((w) => w.join(' '))).toEqual([
+      'start',
+      'config check',
+      'config print',
+      'chain reset-cursor',
+      'governance-serve',
+      'errors',
+      'help',
+    ]);
     const runs = await Promise.all(listed.map((words) => ethhook(['help', ...words])));
     for (const [i, run] of runs.entries()) {
       const name = listed[i]!.join(' ');
@@ -139,7 +168,10 @@ describe('help and usage', () => {
   });
 
   it('the help of a command group shows each of its commands, and exits 0', async () => {
-    for (const args of [['help', 'config'], ['config', '--help']]) {
+    for (const args of [
+      ['help', 'config'],
+      ['config', '--help'],
+    ]) {
       const run = await ethhook(args);
       expect(run.code, args.join(' ')).toBe(0);
       expect(run.stdout).toContain('Usage: ethhook config check FILE');
@@ -173,7 +205,9 @@ describe('help and usage', () => {
     expect(text).toContain('//# sourceMappingURL=data:application/json;base64,');
     expect(text).toContain(JSON.stringify(join(process.cwd(), 'src')));
     // The map's paths are relative to the bundle's own directory and name the real sources.
-    const map = JSON.parse(Buffer.from(text.slice(text.lastIndexOf('base64,') + 'base64,'.length).trim(), 'base64').toString('utf8')) as { sources: string[] };
+    const map = JSON.parse(Buffer.from(text.slice(text.lastIndexOf('base64,') + 'base64,'.length).trim(), 'base64').toString('utf8')) as {
+      sources: string[];
+    };
     const sourcesInMap = map.sources.map((s) => resolve(cache, s));
     expect(sourcesInMap).toContain(join(process.cwd(), 'src', 'cli.ts'));
     expect(sourcesInMap.filter((s) => !existsSync(s))).toEqual([]);
@@ -234,10 +268,14 @@ describe('governance-serve', () => {
     expect(gen.stdout).toMatch(/key id: +[0-9a-f]{32}/);
     expect(existsSync(`${key}.pub`)).toBe(true);
 
-    const child = spawn(process.execPath, ['bin/ethhook.mjs', 'governance-serve', '--key', key, '--port', '0', '--log', join(dir, 'gov.jsonl')], {
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['bin/ethhook.mjs', 'governance-serve', '--key', key, '--port', '0', '--log', join(dir, 'gov.jsonl')],
+      {
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = '';

@@ -36,7 +36,7 @@ describe('the default configuration builds each module with its own defaults', (
     expect(guards.disable).toEqual(configured(DEFAULT_DISABLE_CONFIG, guards.disable));
   });
 
-  it('actor system: every actor\'s mailbox, panics and shutdown time', () => {
+  it("actor system: every actor's mailbox, panics and shutdown time", () => {
     expect(cellDefaults(config.runtime)).toEqual(DEFAULT_CELL);
   });
 
@@ -64,7 +64,14 @@ describe('config keys are the option names', () => {
         slowAfterMs: '2s',
         requestTimeoutMs: '7s',
         retry: { scheduleMs: [0, '1s'], jitter: 0.1, maxRetryAfterMs: '1m' },
-        circuitBreaker: { failureThreshold: 9, failureRateThreshold: 25, slidingWindowType: 'time', slidingWindowSize: 30, minimumNumberOfCalls: 7, cooldownMs: '4s' },
+        circuitBreaker: {
+          failureThreshold: 9,
+          failureRateThreshold: 25,
+          slidingWindowType: 'time',
+          slidingWindowSize: 30,
+          minimumNumberOfCalls: 7,
+          cooldownMs: '4s',
+        },
         disable: { afterMs: '1h', minFailures: 4 },
       },
       security: { allowPrivateTargets: false },
@@ -79,7 +86,14 @@ describe('config keys are the option names', () => {
         slowAfterMs: 2_000,
         retry: { scheduleMs: [0, 1_000], jitter: 0.1, maxRetryAfterMs: 60_000 },
         guards: {
-          circuitBreaker: { failureThreshold: 9, failureRateThreshold: 25, slidingWindowType: 'time', slidingWindowSize: 30, minimumNumberOfCalls: 7, cooldownMs: 4_000 },
+          circuitBreaker: {
+            failureThreshold: 9,
+            failureRateThreshold: 25,
+            slidingWindowType: 'time',
+            slidingWindowSize: 30,
+            minimumNumberOfCalls: 7,
+            cooldownMs: 4_000,
+          },
           disable: { afterMs: 3_600_000, minFailures: 4 },
         },
       },
@@ -88,7 +102,7 @@ describe('config keys are the option names', () => {
     expect(placedDelivererArgsSchema.safeParse(settings).success).toBe(true);
   });
 
-  it('the breaker\'s window is bounded: at most 10,000 calls or 600 seconds', () => {
+  it("the breaker's window is bounded: at most 10,000 calls or 600 seconds", () => {
     const breaker = (circuitBreaker: object) => NodeConfigSchema.safeParse({ deliverer: { circuitBreaker } });
     expect(breaker({ slidingWindowSize: 10_000 }).success).toBe(true);
     expect(breaker({ slidingWindowSize: 10_001 }).error?.issues[0]?.path).toEqual(['deliverer', 'circuitBreaker', 'slidingWindowSize']);

@@ -82,7 +82,10 @@ describe('defaults', () => {
   });
 
   it('a chain gets its defaults', () => {
-    const c = loadConfig({ env: {}, file: file('json', JSON.stringify({ chains: [{ chainId: 1, name: 'mainnet', wsUrl: 'wss://rpc.example/ws' }] })) });
+    const c = loadConfig({
+      env: {},
+      file: file('json', JSON.stringify({ chains: [{ chainId: 1, name: 'mainnet', wsUrl: 'wss://rpc.example/ws' }] })),
+    });
     expect(c.chains[0]).toMatchObject({ confirmations: 0, maxReorgDepth: 64, backfillRange: 2000, requestTimeoutMs: 10_000 });
   });
 });
@@ -93,7 +96,10 @@ describe('durations', () => {
     expect(parseDuration('1.5s')).toBe(1500);
     expect(parseDuration('2h')).toBe(7_200_000);
     expect(parseDuration('10')).toBeUndefined();
-    const c = loadConfig({ env: {}, file: file('yaml', 'node:\n  shutdownDeadlineMs: 3s\nruntime:\n  supervision:\n    backoff: { minMs: 250ms, maxMs: 1m }\n') });
+    const c = loadConfig({
+      env: {},
+      file: file('yaml', 'node:\n  shutdownDeadlineMs: 3s\nruntime:\n  supervision:\n    backoff: { minMs: 250ms, maxMs: 1m }\n'),
+    });
     expect(c.node.shutdownDeadlineMs).toBe(3000);
     expect(c.runtime.supervision.backoff).toMatchObject({ minMs: 250, maxMs: 60_000 });
   });
@@ -144,7 +150,10 @@ describe('file and environment', () => {
 
   it('ETHHOOK_ADMIN_TOKENS sets role:token pairs', () => {
     const c = loadConfig({ env: { ETHHOOK_ADMIN_TOKENS: ` read:${TOKEN_A} , operate:${TOKEN_B}` } });
-    expect(c.admin.tokens).toEqual([{ role: 'read', token: TOKEN_A }, { role: 'operate', token: TOKEN_B }]);
+    expect(c.admin.tokens).toEqual([
+      { role: 'read', token: TOKEN_A },
+      { role: 'operate', token: TOKEN_B },
+    ]);
   });
 
   it('a whole section from JSON applies before deeper variables', () => {
@@ -161,8 +170,13 @@ describe('file and environment', () => {
   // own message (a StatefulSet scaled past the cluster size must say so, not "expected number").
   it('a number that breaks a rule is reported by the rule, not retried as text', () => {
     const err = configError(() => loadConfig({ env: { ETHHOOK_NODE__CLUSTER__ORDINAL: '3', ETHHOOK_NODE__CLUSTER__SIZE: '3' } }));
-    expect(err.issues).toEqual([{ path: 'node.cluster.ordinal', message: 'ordinal must be less than size', source: 'ETHHOOK_NODE__CLUSTER__ORDINAL' }]);
-    expect(configError(() => loadConfig({ env: { ETHHOOK_ADMIN__PORT: '70000' } })).issues[0]).toMatchObject({ path: 'admin.port', source: 'ETHHOOK_ADMIN__PORT' });
+    expect(err.issues).toEqual([
+      { path: 'node.cluster.ordinal', message: 'ordinal must be less than size', source: 'ETHHOOK_NODE__CLUSTER__ORDINAL' },
+    ]);
+    expect(configError(() => loadConfig({ env: { ETHHOOK_ADMIN__PORT: '70000' } })).issues[0]).toMatchObject({
+      path: 'admin.port',
+      source: 'ETHHOOK_ADMIN__PORT',
+    });
     expect(configError(() => loadConfig({ env: { ETHHOOK_ADMIN__PORT: '70000' } })).issues[0]!.message).not.toMatch(/string/);
   });
 
@@ -225,12 +239,15 @@ describe('errors', () => {
   });
 
   it('cross-field rules name the field to fix', () => {
-    const path = file('json', JSON.stringify({
-      chains: [
-        { chainId: 31337, name: 'a', wsUrl: 'ws://127.0.0.1:1', confirmations: 100 },
-        { chainId: 31337, name: 'a', wsUrl: 'ws://127.0.0.1:2' },
-      ],
-    }));
+    const path = file(
+      'json',
+      JSON.stringify({
+        chains: [
+          { chainId: 31337, name: 'a', wsUrl: 'ws://127.0.0.1:1', confirmations: 100 },
+          { chainId: 31337, name: 'a', wsUrl: 'ws://127.0.0.1:2' },
+        ],
+      }),
+    );
     const err = configError(() => loadConfig({ file: path, env: { ETHHOOK_GOVERNANCE__URL: 'wss://gov.example/stream' } }));
     expect(err.issues.map((i) => i.path).sort()).toEqual([
       'chains[0].confirmations',
@@ -259,7 +276,11 @@ describe('errors', () => {
   it('points out a single underscore where __ was meant, and bad token lists', () => {
     const err = configError(() => loadConfig({ env: { ETHHOOK_ADMIN_PORT: '9000', ETHHOOK_ADMIN_TOKENS: 'root:abc' } }));
     expect(err.issues).toEqual([
-      expect.objectContaining({ path: 'admin.port', source: 'ETHHOOK_ADMIN_PORT', message: expect.stringContaining('ETHHOOK_ADMIN__PORT') }),
+      expect.objectContaining({
+        path: 'admin.port',
+        source: 'ETHHOOK_ADMIN_PORT',
+        message: expect.stringContaining('ETHHOOK_ADMIN__PORT'),
+      }),
       expect.objectContaining({ path: 'admin.tokens', source: 'ETHHOOK_ADMIN_TOKENS' }),
     ]);
   });
@@ -290,7 +311,12 @@ describe('redaction', () => {
       env: {
         ETHHOOK_ADMIN_TOKENS: `operate:${TOKEN_B}`,
         ETHHOOK_CHAINS: JSON.stringify([
-          { chainId: 1, name: 'mainnet', wsUrl: 'wss://mainnet.infura.io/ws/v3/0123456789abcdef0123456789abcdef', httpUrl: 'https://u:pw@rpc.example:8545/?apikey=s3cr3t-query-key' },
+          {
+            chainId: 1,
+            name: 'mainnet',
+            wsUrl: 'wss://mainnet.infura.io/ws/v3/0123456789abcdef0123456789abcdef',
+            httpUrl: 'https://u:pw@rpc.example:8545/?apikey=s3cr3t-query-key',
+          },
           {
             chainId: 10,
             name: 'optimism',
@@ -320,7 +346,14 @@ describe('properties', () => {
   const envName = fc.oneof(
     fc.string(),
     fc.string().map((s) => `ETHHOOK_${s}`),
-    fc.array(fc.oneof(fc.constantFrom(...SECTIONS, 'ADMIN', 'PORT', 'CHAINS', '0', '1001', '', '__proto__', 'constructor', 'DATA_DIR'), fc.string()), { minLength: 1, maxLength: 4 })
+    fc
+      .array(
+        fc.oneof(
+          fc.constantFrom(...SECTIONS, 'ADMIN', 'PORT', 'CHAINS', '0', '1001', '', '__proto__', 'constructor', 'DATA_DIR'),
+          fc.string(),
+        ),
+        { minLength: 1, maxLength: 4 },
+      )
       .map((segments) => `ETHHOOK_${segments.join('__')}`),
     fc.constant('ETHHOOK_ADMIN_TOKENS'),
   );

@@ -6,7 +6,15 @@ const tick = () => new Promise((r) => setTimeout(r, 1));
 
 /** Runs `fn` under the limit and releases when it settles, as the HTTP client does around an attempt. */
 function limited(limit: ConcurrencyLimit, fn: () => Promise<void>): Promise<void> {
-  return new Promise((resolve) => limit.acquire(() => void fn().finally(() => { limit.release(); resolve(); })));
+  return new Promise((resolve) =>
+    limit.acquire(
+      () =>
+        void fn().finally(() => {
+          limit.release();
+          resolve();
+        }),
+    ),
+  );
 }
 
 describe('ConcurrencyLimit', () => {
@@ -58,14 +66,16 @@ describe('ConcurrencyLimit', () => {
     limit.acquire(() => undefined);
     limit.acquire(() => undefined);
     const all = Promise.all(
-      Array.from({ length: 20_000 }, (_, i) =>
-        new Promise<void>((resolve) =>
-          limit.acquire(() => {
-            order.push(i);
-            limit.release();
-            resolve();
-          }),
-        ),
+      Array.from(
+        { length: 20_000 },
+        (_, i) =>
+          new Promise<void>((resolve) =>
+            limit.acquire(() => {
+              order.push(i);
+              limit.release();
+              resolve();
+            }),
+          ),
       ),
     );
     expect(limit.waiting).toBe(20_000);

@@ -36,7 +36,9 @@ describe('EndpointGuards', () => {
     g.seedStreak('ep', { since: 0, failures: 3 });
     g.seedStreak('ep', { since: 500, failures: 1 });
     expect(g.record('ep', 'retryable', 'HTTP 503', 999)).toEqual({});
-    expect(g.record('ep', 'retryable', 'HTTP 503', 1_000).disableReason).toMatch(/^failing since 1970-01-01T00:00:00.000Z \(5 failed attempts/);
+    expect(g.record('ep', 'retryable', 'HTTP 503', 1_000).disableReason).toMatch(
+      /^failing since 1970-01-01T00:00:00.000Z \(5 failed attempts/,
+    );
     expect(g.record('ep', 'success', 'HTTP 200', 1_001)).toEqual({ persist: null });
     expect(g.record('ep', 'success', 'HTTP 200', 1_002)).toEqual({});
   });
@@ -44,13 +46,25 @@ describe('EndpointGuards', () => {
   it('an operator closes an open breaker at once, or lets the next request be its probe', () => {
     const g = new EndpointGuards({ circuitBreaker: { failureThreshold: 1, cooldownMs: 480_000 } });
     g.record('ep', 'retryable', 'HTTP 503', 0);
-    expect(g.view('ep')).toEqual({ state: 'open', openUntil: 480_000, cooldownMs: 480_000, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
+    expect(g.view('ep')).toEqual({
+      state: 'open',
+      openUntil: 480_000,
+      cooldownMs: 480_000,
+      consecutiveFailures: 0,
+      window: { calls: 0, failures: 0 },
+    });
     expect(g.operate('ep', 'probe', 1_000)).toBeUndefined();
     expect(g.admit('ep', undefined, 1_000)).toEqual({ go: true });
     expect(g.state('ep')).toBe('half-open');
     expect(g.admit('ep', undefined, 1_001)).toMatchObject({ go: false, why: 'breaker' });
     expect(g.operate('ep', 'close', 1_002)).toBe('closed');
-    expect(g.view('ep')).toEqual({ state: 'closed', openUntil: null, cooldownMs: null, consecutiveFailures: 0, window: { calls: 0, failures: 0 } });
+    expect(g.view('ep')).toEqual({
+      state: 'closed',
+      openUntil: null,
+      cooldownMs: null,
+      consecutiveFailures: 0,
+      window: { calls: 0, failures: 0 },
+    });
     expect(g.admit('ep', undefined, 1_003)).toEqual({ go: true });
     expect(g.operate('ep', 'close', 1_004)).toBeUndefined();
   });
@@ -88,7 +102,12 @@ describe('Holds', () => {
     expect(h.size).toBe(5);
     expect(h.nextRelease()).toBe(100);
     expect(h.releaseDue(99)).toEqual([]);
-    expect(h.releaseDue(100).map((j) => j.id).sort()).toEqual(['a', 'x', 'y']);
+    expect(
+      h
+        .releaseDue(100)
+        .map((j) => j.id)
+        .sort(),
+    ).toEqual(['a', 'x', 'y']);
     expect(h.nextRelease()).toBe(150);
     expect(h.releaseDue(150).map((j) => j.id)).toEqual(['b']);
     expect(h.releaseDue(200).map((j) => j.id)).toEqual(['c']);

@@ -1,12 +1,7 @@
 // Deliverer metrics: exact names, one set per registry, bounded labels, scrape-time queue gauges.
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import {
-  DELIVERER_METRIC_NAMES,
-  DELIVERY_STATUSES,
-  delivererMetrics,
-  deliveryStatus,
-} from '../../src/actors/deliverer/metrics.ts';
+import { DELIVERER_METRIC_NAMES, DELIVERY_STATUSES, delivererMetrics, deliveryStatus } from '../../src/actors/deliverer/metrics.ts';
 
 describe('registration', () => {
   it('registers exactly the catalogued names', async () => {
@@ -16,8 +11,13 @@ describe('registration', () => {
     // Plus the pipeline's stage histogram, whose `sent` and `answered` stages the Deliverer observes.
     expect(names).toEqual([...DELIVERER_METRIC_NAMES, 'pipeline_stage_seconds'].sort());
     expect(DELIVERER_METRIC_NAMES).toEqual([
-      'webhook_deliveries_total', 'webhook_delivery_duration_seconds', 'webhook_event_to_delivery_seconds',
-      'webhook_queue_depth', 'webhook_dead_letters', 'circuit_breaker_state', 'circuit_breaker_opens_total',
+      'webhook_deliveries_total',
+      'webhook_delivery_duration_seconds',
+      'webhook_event_to_delivery_seconds',
+      'webhook_queue_depth',
+      'webhook_dead_letters',
+      'circuit_breaker_state',
+      'circuit_breaker_opens_total',
       'deliverer_secret_decrypt_failures_total',
     ]);
   });

@@ -9,7 +9,10 @@ const job = (endpointId: string): Job => ({ id: `msg_${seq++}`, endpointId }) as
 
 function scheduler(options: SchedulerOptions = {}) {
   const hooks = { room: vi.fn(), rescan: vi.fn() };
-  return { s: new Scheduler({ concurrency: 4, perEndpointConcurrency: 2, slowConcurrency: 4, slowAfterMs: 60_000, ...options }, hooks), hooks };
+  return {
+    s: new Scheduler({ concurrency: 4, perEndpointConcurrency: 2, slowConcurrency: 4, slowAfterMs: 60_000, ...options }, hooks),
+    hooks,
+  };
 }
 
 /** Starts everything that can start now. */

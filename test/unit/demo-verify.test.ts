@@ -33,15 +33,21 @@ describe('agrees with the reference library', () => {
 
   it('refuses what the library refuses: another secret, another body, another id', () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ maxLength: 200 }), fc.string({ minLength: 1, maxLength: 5 }), (id, body, extra) => {
-        const { 'webhook-signature': signature } = signPayload({ id, timestamp: NOW, body, secrets: [secret] });
-        const verify = (h: Record<string, string>, b: string, secrets = [secret]) => verifySignature({ headers: h, body: b, secrets, now: NOW }).ok;
-        expect(verify(headersOf(id, NOW, signature), body)).toBe(true);
-        expect(verify(headersOf(id, NOW, signature), body, [other])).toBe(false);
-        expect(verify(headersOf(id, NOW, signature), body + extra)).toBe(false);
-        expect(verify(headersOf(id + extra, NOW, signature), body)).toBe(false);
-        expect(verify(headersOf(id, NOW + 1, signature), body)).toBe(false);
-      }),
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 40 }),
+        fc.string({ maxLength: 200 }),
+        fc.string({ minLength: 1, maxLength: 5 }),
+        (id, body, extra) => {
+          const { 'webhook-signature': signature } = signPayload({ id, timestamp: NOW, body, secrets: [secret] });
+          const verify = (h: Record<string, string>, b: string, secrets = [secret]) =>
+            verifySignature({ headers: h, body: b, secrets, now: NOW }).ok;
+          expect(verify(headersOf(id, NOW, signature), body)).toBe(true);
+          expect(verify(headersOf(id, NOW, signature), body, [other])).toBe(false);
+          expect(verify(headersOf(id, NOW, signature), body + extra)).toBe(false);
+          expect(verify(headersOf(id + extra, NOW, signature), body)).toBe(false);
+          expect(verify(headersOf(id, NOW + 1, signature), body)).toBe(false);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -62,7 +68,10 @@ describe('the rules a receiver applies', () => {
   it('refuses a timestamp outside the tolerance, either way, and accepts one inside', () => {
     const headers = signed([secret]);
     expect(verifySignature({ headers, body, secrets: [secret], now: NOW + 300 }).ok).toBe(true);
-    expect(verifySignature({ headers, body, secrets: [secret], now: NOW + 301 })).toEqual({ ok: false, reason: 'webhook-timestamp is more than 300 s away from now' });
+    expect(verifySignature({ headers, body, secrets: [secret], now: NOW + 301 })).toEqual({
+      ok: false,
+      reason: 'webhook-timestamp is more than 300 s away from now',
+    });
     expect(verifySignature({ headers, body, secrets: [secret], now: NOW - 301 }).ok).toBe(false);
     expect(verifySignature({ headers, body, secrets: [secret], now: NOW + 1000, toleranceSec: 1000 }).ok).toBe(true);
   });
@@ -75,14 +84,21 @@ describe('the rules a receiver applies', () => {
     }
     expect(verifySignature({ headers: { ...headers, 'webhook-timestamp': '1.7e9' }, body, secrets: [secret], now: NOW }).ok).toBe(false);
     const v2 = headers['webhook-signature'].replace('v1,', 'v2,');
-    expect(verifySignature({ headers: { ...headers, 'webhook-signature': v2 }, body, secrets: [secret], now: NOW })).toEqual({ ok: false, reason: 'no v1 signature' });
+    expect(verifySignature({ headers: { ...headers, 'webhook-signature': v2 }, body, secrets: [secret], now: NOW })).toEqual({
+      ok: false,
+      reason: 'no v1 signature',
+    });
   });
 
   it('never throws on arbitrary header values', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.constantFrom('webhook-id', 'webhook-timestamp', 'webhook-signature'), fc.string()), fc.string(), (headers, b) => {
-        expect(verifySignature({ headers, body: b, secrets: [secret], now: NOW }).ok).toBe(false);
-      }),
+      fc.property(
+        fc.dictionary(fc.constantFrom('webhook-id', 'webhook-timestamp', 'webhook-signature'), fc.string()),
+        fc.string(),
+        (headers, b) => {
+          expect(verifySignature({ headers, body: b, secrets: [secret], now: NOW }).ok).toBe(false);
+        },
+      ),
     );
   });
 });

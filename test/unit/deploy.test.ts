@@ -103,21 +103,25 @@ function placeholderFor(variable: string): string {
 
 /** Compose's interpolation: `${X}`, `${X:-default}`, `${X-default}`, `${X:?error}`, `${X?error}`, `$$`. */
 function interpolate(value: string, read: (name: string) => string | undefined): string {
-  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g, (match, name: string | undefined, op?: string, arg?: string) => {
-    if (name === undefined) return '$';
-    const got = read(name);
-    const missing = op?.startsWith(':') ? got === undefined || got === '' : got === undefined;
-    if (!missing) return got!;
-    if (op?.endsWith('?')) throw new Error(`compose: ${name}: ${arg}`);
-    return op?.endsWith('-') ? (arg ?? '') : '';
-  });
+  return value.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g,
+    (match, name: string | undefined, op?: string, arg?: string) => {
+      if (name === undefined) return '$';
+      const got = read(name);
+      const missing = op?.startsWith(':') ? got === undefined || got === '' : got === undefined;
+      if (!missing) return got!;
+      if (op?.endsWith('?')) throw new Error(`compose: ${name}: ${arg}`);
+      return op?.endsWith('-') ? (arg ?? '') : '';
+    },
+  );
 }
 
 function effectiveConfig(file: string, env: Record<string, string>): NodeConfig {
   try {
     return loadConfig({ file, env });
   } catch (err) {
-    if (err instanceof ConfigError) throw new Error(`${relative(ROOT, file)} with ${JSON.stringify(env)}:\n${formatConfigIssues(err.issues)}`);
+    if (err instanceof ConfigError)
+      throw new Error(`${relative(ROOT, file)} with ${JSON.stringify(env)}:\n${formatConfigIssues(err.issues)}`);
     throw err;
   }
 }
@@ -170,7 +174,9 @@ const stringsOf = (node: unknown): string[] =>
   typeof node === 'string' ? [node] : typeof node === 'object' && node !== null ? Object.values(node).flatMap(stringsOf) : [];
 
 /** The variables compose reads from its host (`${NAME...}`), anywhere in the file. */
-const composeHostVariables = [...new Set(stringsOf(compose).flatMap((value) => [...value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)))];
+const composeHostVariables = [
+  ...new Set(stringsOf(compose).flatMap((value) => [...value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!))),
+];
 
 function serviceEnv(service: ComposeService): Record<string, string> {
   const raw = service.environment ?? {};
@@ -254,7 +260,9 @@ describe('deploy/compose.yaml: a local 3-instance cluster', () => {
     const [name, anvil] = anvilService!;
     const args = anvil.command ?? [];
     expect(anvil.entrypoint).toEqual([posix.join(image.workdir, 'node_modules/.bin/anvil')]);
-    expect((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies: object }).optionalDependencies).toHaveProperty('@foundry-rs/anvil-linux-amd64');
+    expect(
+      (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies: object }).optionalDependencies,
+    ).toHaveProperty('@foundry-rs/anvil-linux-amd64');
     expect(flagValue(args, '--host')).toBe('0.0.0.0');
     for (const i of instances()) {
       expect(i.config.devChain.enabled).toBe(false);
@@ -296,7 +304,12 @@ describe('deploy/compose.yaml: a local 3-instance cluster', () => {
       expect(i.config.security.generateMasterKey).toBe(false);
     }
     // Unset on the host, the governance key is missing and the config says so.
-    const bare = Object.fromEntries(Object.entries(instances()[0]!.service.environment as Record<string, unknown>).map(([k, v]) => [k, interpolate(String(v), () => undefined)]));
+    const bare = Object.fromEntries(
+      Object.entries(instances()[0]!.service.environment as Record<string, unknown>).map(([k, v]) => [
+        k,
+        interpolate(String(v), () => undefined),
+      ]),
+    );
     expect(() => loadConfig({ file: instances()[0]!.file, env: { ...image.env, ...bare } })).toThrow(/governance\.publicKeys/);
   });
 });
@@ -381,8 +394,11 @@ function podEnv(ordinal: number): Record<string, string> {
   return env;
 }
 
-const pods = once(() => Array.from({ length: statefulSet.spec.replicas }, (_, ordinal) => effectiveConfig(k8sConfig().file, podEnv(ordinal))));
-const resolvePort = (port: string | number) => (typeof port === 'number' ? port : container.ports.find((p) => p.name === port)?.containerPort);
+const pods = once(() =>
+  Array.from({ length: statefulSet.spec.replicas }, (_, ordinal) => effectiveConfig(k8sConfig().file, podEnv(ordinal))),
+);
+const resolvePort = (port: string | number) =>
+  typeof port === 'number' ? port : container.ports.find((p) => p.name === port)?.containerPort;
 
 describe('deploy/k8s: a StatefulSet of cluster instances', () => {
   it('mounts config/cluster.example.yaml as its ConfigMap', () => {
@@ -420,13 +436,24 @@ describe('deploy/k8s: a StatefulSet of cluster instances', () => {
       expect(container.readinessProbe.httpGet.path).toBe('/ready');
       expect(resolvePort(container.livenessProbe.httpGet.port)).toBe(c.admin.port);
       expect(resolvePort(container.readinessProbe.httpGet.port)).toBe(c.admin.port);
-      expect(pod.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/path': '/metrics', 'prometheus.io/port': String(c.admin.port) });
+      expect(pod.metadata.annotations).toMatchObject({
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/path': '/metrics',
+        'prometheus.io/port': String(c.admin.port),
+      });
     }
   });
 
   it('is governed by a headless Service selecting its pods, on the admin port', () => {
     const service = z
-      .looseObject({ spec: z.looseObject({ clusterIP: z.string(), publishNotReadyAddresses: z.boolean().optional(), selector: z.record(z.string(), z.string()), ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })) }) })
+      .looseObject({
+        spec: z.looseObject({
+          clusterIP: z.string(),
+          publishNotReadyAddresses: z.boolean().optional(),
+          selector: z.record(z.string(), z.string()),
+          ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })),
+        }),
+      })
       .parse(ofKind('Service').find((m) => m.meta.metadata.name === statefulSet.spec.serviceName)?.doc);
     expect(service.spec.clusterIP).toBe('None');
     // The per-pod names the runbooks use resolve for a pod that is not ready too: the one to fix.
@@ -437,12 +464,18 @@ describe('deploy/k8s: a StatefulSet of cluster instances', () => {
   });
 
   it('lets voluntary disruptions take down one of its pods at a time, a not-ready one whatever the budget', () => {
-    const budgets = ofKind('PodDisruptionBudget').map((m) => z
-      .looseObject({
-        apiVersion: z.literal('policy/v1'),
-        spec: z.strictObject({ maxUnavailable: z.number(), unhealthyPodEvictionPolicy: z.string(), selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()) }) }),
-      })
-      .parse(m.doc));
+    const budgets = ofKind('PodDisruptionBudget').map((m) =>
+      z
+        .looseObject({
+          apiVersion: z.literal('policy/v1'),
+          spec: z.strictObject({
+            maxUnavailable: z.number(),
+            unhealthyPodEvictionPolicy: z.string(),
+            selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()) }),
+          }),
+        })
+        .parse(m.doc),
+    );
     expect(budgets).toHaveLength(1);
     const budget = budgets[0]!.spec;
     expect(budget.maxUnavailable).toBe(1);
@@ -470,13 +503,17 @@ const RelabelRule = z.strictObject({
   action: z.enum(['replace', 'keep', 'drop']).default('replace'),
 });
 const ScrapeConfig = z.strictObject({
-  scrape_configs: z.array(z.looseObject({
-    job_name: z.string(),
-    metrics_path: z.string(),
-    authorization: z.strictObject({ type: z.literal('Bearer'), credentials_file: z.string() }),
-    kubernetes_sd_configs: z.array(z.looseObject({ role: z.literal('pod') })),
-    relabel_configs: z.array(RelabelRule),
-  })).length(1),
+  scrape_configs: z
+    .array(
+      z.looseObject({
+        job_name: z.string(),
+        metrics_path: z.string(),
+        authorization: z.strictObject({ type: z.literal('Bearer'), credentials_file: z.string() }),
+        kubernetes_sd_configs: z.array(z.looseObject({ role: z.literal('pod') })),
+        relabel_configs: z.array(RelabelRule),
+      }),
+    )
+    .length(1),
 });
 
 /** Prometheus' relabelling of one discovered target (anchored regexes, `$1` replacements); undefined when dropped. */
@@ -488,7 +525,8 @@ function relabel(rules: z.infer<typeof RelabelRule>[], target: Record<string, st
     const matches = regex.test(value);
     if (rule.action === 'keep' && !matches) return undefined;
     if (rule.action === 'drop' && matches) return undefined;
-    if (rule.action === 'replace' && matches && rule.target_label !== undefined) labels[rule.target_label] = value.replace(regex, rule.replacement);
+    if (rule.action === 'replace' && matches && rule.target_label !== undefined)
+      labels[rule.target_label] = value.replace(regex, rule.replacement);
   }
   return labels;
 }
@@ -517,7 +555,12 @@ describe('deploy/prometheus-scrape.yaml', () => {
 
   it('scrapes each StatefulSet pod on its admin port and /metrics, labelled cluster namespace/StatefulSet and instance the pod name', () => {
     const target = relabel(job().relabel_configs, discoveredPod('ethhook-1', '10.1.2.3', pod.metadata.labels));
-    expect(target).toMatchObject({ __address__: `10.1.2.3:${pods()[1]!.admin.port}`, __metrics_path__: '/metrics', cluster: 'ethhook/ethhook', instance: 'ethhook-1' });
+    expect(target).toMatchObject({
+      __address__: `10.1.2.3:${pods()[1]!.admin.port}`,
+      __metrics_path__: '/metrics',
+      cluster: 'ethhook/ethhook',
+      instance: 'ethhook-1',
+    });
     // instance is the pod's name in the headless Service's per-pod DNS name the runbooks use.
     expect(`${target!.instance}.${statefulSet.spec.serviceName}`).toBe('ethhook-1.ethhook');
   });
@@ -567,7 +610,9 @@ describe('config/cluster.example.yaml', () => {
     for (let ordinal = 0; ordinal < alone.node.cluster.size; ordinal++) {
       expect(effectiveConfig(CLUSTER_EXAMPLE, { ETHHOOK_NODE__CLUSTER__ORDINAL: String(ordinal) }).node.cluster.ordinal).toBe(ordinal);
     }
-    expect(() => loadConfig({ file: CLUSTER_EXAMPLE, env: { ETHHOOK_NODE__CLUSTER__ORDINAL: String(alone.node.cluster.size) } })).toThrow(ConfigError);
+    expect(() => loadConfig({ file: CLUSTER_EXAMPLE, env: { ETHHOOK_NODE__CLUSTER__ORDINAL: String(alone.node.cluster.size) } })).toThrow(
+      ConfigError,
+    );
     expect(alone.devChain.enabled).toBe(false);
     expect(alone.chains.length).toBeGreaterThan(0);
     expect(alone.governance.url).toBeDefined();
@@ -577,8 +622,18 @@ describe('config/cluster.example.yaml', () => {
 
 describe('the YAML and the docs', () => {
   it('parses every YAML file under deploy/', () => {
-    const files = yamlFilesUnder(DEPLOY).map((f) => relative(DEPLOY, f)).sort();
-    expect(files).toEqual(['cluster.yaml', 'compose.yaml', 'k8s/configmap.yaml', 'k8s/poddisruptionbudget.yaml', 'k8s/service.yaml', 'k8s/statefulset.yaml', 'prometheus-scrape.yaml']);
+    const files = yamlFilesUnder(DEPLOY)
+      .map((f) => relative(DEPLOY, f))
+      .sort();
+    expect(files).toEqual([
+      'cluster.yaml',
+      'compose.yaml',
+      'k8s/configmap.yaml',
+      'k8s/poddisruptionbudget.yaml',
+      'k8s/service.yaml',
+      'k8s/statefulset.yaml',
+      'prometheus-scrape.yaml',
+    ]);
     for (const f of files) expect(yamlDocuments(join(DEPLOY, f)).length).toBeGreaterThan(0);
   });
 

@@ -25,10 +25,12 @@ import { isEthhookError } from '../../src/runtime/errors.ts';
 import { openDb, type Db } from '../../src/store/db.ts';
 import { MemoryApplier, signedFrame, tempDir } from '../support/governance.ts';
 
-const EXAMPLE_KEY = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n';
+const EXAMPLE_KEY =
+  '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n';
 const EXAMPLE_PUBLIC = 'MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=';
 const EXAMPLE_PAYLOAD = { url: 'https://hooks.example.com/in', id: 'ep_demo', description: 'Café ☕', rateLimitPerSec: 2.5 };
-const EXAMPLE_CANONICAL = '{"payload":{"description":"Café ☕","id":"ep_demo","rateLimitPerSec":2.5,"url":"https://hooks.example.com/in"},"seq":1,"type":"endpoint.upsert"}';
+const EXAMPLE_CANONICAL =
+  '{"payload":{"description":"Café ☕","id":"ep_demo","rateLimitPerSec":2.5,"url":"https://hooks.example.com/in"},"seq":1,"type":"endpoint.upsert"}';
 const EXAMPLE_SIGNATURE = 'o9L4A6XsmxzqRtQurZ0mf65TmZNgp6ATBU5TZym8h/7TVlVhqbqHUO7/Jk5vY9R2yM+2bLFf8q3CVplUrAe5CQ==';
 
 describe('the worked example of docs/governance.md', () => {
@@ -42,7 +44,8 @@ describe('the worked example of docs/governance.md', () => {
     expect(signMessage(key, 1, 'endpoint.upsert', EXAMPLE_PAYLOAD)).toBe(EXAMPLE_SIGNATURE);
     expect(verifyMessage(parsePublicKey(EXAMPLE_PUBLIC), 1, 'endpoint.upsert', EXAMPLE_PAYLOAD, EXAMPLE_SIGNATURE)).toBe(true);
     const doc = await readFile(new URL('../../docs/governance.md', import.meta.url), 'utf8');
-    for (const fixed of [EXAMPLE_CANONICAL, EXAMPLE_SIGNATURE, EXAMPLE_PUBLIC, '21fe31dfa154a261626bf854046fd227', '146 bytes']) expect(doc).toContain(fixed);
+    for (const fixed of [EXAMPLE_CANONICAL, EXAMPLE_SIGNATURE, EXAMPLE_PUBLIC, '21fe31dfa154a261626bf854046fd227', '146 bytes'])
+      expect(doc).toContain(fixed);
   });
 });
 
@@ -93,7 +96,10 @@ describe('frame parsing', () => {
     expect(parseGovernanceFrame('{')).toMatchObject({ ok: false, reason: 'not JSON' });
     expect(parseGovernanceFrame(frame({ extra: 1 }))).toMatchObject({ ok: false, seq: 1, keyId: key.keyId });
     expect(parseGovernanceFrame(frame({ type: 'endpoint.explode' }))).toMatchObject({ ok: false, reason: expect.stringMatching(/^type/) });
-    expect(parseGovernanceFrame(frame({ payload: { id: 'ep_1', more: true } }))).toMatchObject({ ok: false, reason: expect.stringMatching(/^payload/) });
+    expect(parseGovernanceFrame(frame({ payload: { id: 'ep_1', more: true } }))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^payload/),
+    });
     expect(parseGovernanceFrame(frame({ seq: 0 }))).toMatchObject({ ok: false, seq: 0 });
     expect(parseGovernanceFrame(frame({ keyId: 'KEY' }))).toMatchObject({ ok: false, keyId: 'KEY' });
     expect(parseGovernanceFrame(frame({}))).toMatchObject({ ok: true, message: { seq: 1, parsed: { id: 'ep_1' } } });
@@ -106,7 +112,10 @@ describe('frame parsing', () => {
     expect(rot({ add })).toMatchObject({ ok: true, message: { parsed: { add, retire: [] } } });
     expect(rot({ add: { ...add, keyId: key.keyId } })).toMatchObject({ ok: false, reason: expect.stringMatching(/^payload\.add\.keyId/) });
     expect(rot({ add, retire: [add.keyId] })).toMatchObject({ ok: false, reason: expect.stringMatching(/^payload\.retire/) });
-    expect(rot({ add: { ...add, publicKey: 'AAAA' } })).toMatchObject({ ok: false, reason: expect.stringMatching(/^payload\.add\.publicKey/) });
+    expect(rot({ add: { ...add, publicKey: 'AAAA' } })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^payload\.add\.publicKey/),
+    });
   });
 });
 
@@ -131,9 +140,15 @@ describe('persisted state', () => {
     const store = new GovernanceStateStore(db);
     expect(await store.load([k1])).toEqual({ state: { height: 0, keys: [k1], genesis: [k1.keyId] }, reseeded: false });
     await store.commit({ height: 7, keys: rotate([k1], { add: k2, retire: [k1.keyId] }), genesis: [k1.keyId] });
-    expect(await new GovernanceStateStore(db).load([k1])).toEqual({ state: { height: 7, keys: [k2], genesis: [k1.keyId] }, reseeded: false });
+    expect(await new GovernanceStateStore(db).load([k1])).toEqual({
+      state: { height: 7, keys: [k2], genesis: [k1.keyId] },
+      reseeded: false,
+    });
     const k3 = fresh();
-    expect(await new GovernanceStateStore(db).load([k3, k1])).toEqual({ state: { height: 7, keys: [k3, k1], genesis: [k3.keyId, k1.keyId] }, reseeded: true });
+    expect(await new GovernanceStateStore(db).load([k3, k1])).toEqual({
+      state: { height: 7, keys: [k3, k1], genesis: [k3.keyId, k1.keyId] },
+      reseeded: true,
+    });
     expect((await new GovernanceStateStore(db).load([k1, k3])).reseeded).toBe(false);
   });
 
@@ -168,7 +183,13 @@ describe('sequencer', () => {
     });
     const frame = (seq: number) => {
       const payload = { id: `ep_${seq}`, url: 'https://h.example/', description: '' };
-      return JSON.stringify({ seq, type: 'endpoint.upsert', payload, keyId, signature: signMessage(key.privateKey, seq, 'endpoint.upsert', payload) });
+      return JSON.stringify({
+        seq,
+        type: 'endpoint.upsert',
+        payload,
+        keyId,
+        signature: signMessage(key.privateKey, seq, 'endpoint.upsert', payload),
+      });
     };
     for (const seq of [1, 2, 2, 3]) await sequencer.handle(frame(seq));
     expect(apply.seqs).toEqual([1, 2, 2, 3]);
@@ -193,12 +214,21 @@ describe('actor configuration', () => {
         }
         throw new Error('did not throw');
       };
-      const badKey = err(() => createGovernanceStream({ ...base, config: { url: 'ws://127.0.0.1:1', publicKeys: [good, 'nope'], reconnect: { minMs: 1, maxMs: 2 } } }));
+      const badKey = err(() =>
+        createGovernanceStream({
+          ...base,
+          config: { url: 'ws://127.0.0.1:1', publicKeys: [good, 'nope'], reconnect: { minMs: 1, maxMs: 2 } },
+        }),
+      );
       expect(badKey.code).toBe('ETHHOOK_ERR_GOVERNANCE_KEY_INVALID');
       expect(badKey.message).toContain('governance.publicKeys[1]');
-      const noKey = err(() => createGovernanceStream({ ...base, config: { url: 'ws://127.0.0.1:1', publicKeys: [], reconnect: { minMs: 1, maxMs: 2 } } }));
+      const noKey = err(() =>
+        createGovernanceStream({ ...base, config: { url: 'ws://127.0.0.1:1', publicKeys: [], reconnect: { minMs: 1, maxMs: 2 } } }),
+      );
       expect(noKey.code).toBe('ETHHOOK_ERR_CONFIG_INVALID');
-      const badUrl = err(() => createGovernanceStream({ ...base, config: { url: 'http://127.0.0.1:1', publicKeys: [good], reconnect: { minMs: 1, maxMs: 2 } } }));
+      const badUrl = err(() =>
+        createGovernanceStream({ ...base, config: { url: 'http://127.0.0.1:1', publicKeys: [good], reconnect: { minMs: 1, maxMs: 2 } } }),
+      );
       expect(badUrl.message).toContain('governance.url');
     } finally {
       await db.close();

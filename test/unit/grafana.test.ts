@@ -46,7 +46,9 @@ async function buildCatalog(): Promise<Map<string, MetricInfo>> {
   const registry = registryWithAllMetrics();
   if (PROCESS_METRICS) registerProcessMetrics(registry);
   const sampled = new Registry();
-  registerKernelMetrics(sampled, () => [{ path: '/pipeline/matcher', stats: new ActorStats(), mailboxSize: 0, mailboxCapacity: 1, up: true, manuallyStopped: false }]);
+  registerKernelMetrics(sampled, () => [
+    { path: '/pipeline/matcher', stats: new ActorStats(), mailboxSize: 0, mailboxCapacity: 1, up: true, manuallyStopped: false },
+  ]);
   const out = new Map<string, MetricInfo>();
   for (const m of registry.getMetricsAsArray()) {
     let labels = (m as { labelNames?: readonly string[] }).labelNames;
@@ -81,7 +83,21 @@ function labelsOf(series: string, metrics: Map<string, MetricInfo>): string[] {
 
 const STRING = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g;
 const GROUPING = /\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g;
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 const RANGE_FUNCTIONS = new Set(['rate', 'irate', 'increase']);
 
 interface Selector {
@@ -105,7 +121,7 @@ function selectors(expr: string): Selector[] {
     const [, name, braces, range, call] = m;
     if (call || KEYWORDS.has(name!.toLowerCase())) continue; // a function, or an operator word
     const matchers = braces ? [...braces.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((x) => x[1]!) : [];
-    const fn = range ? /([a-zA-Z_]\w*)\s*\(\s*$/.exec(bare.slice(0, m.index))?.[1] ?? null : null;
+    const fn = range ? (/([a-zA-Z_]\w*)\s*\(\s*$/.exec(bare.slice(0, m.index))?.[1] ?? null) : null;
     out.push({ name: name!, matchers, range: range !== undefined, rangeOf: fn });
   }
   return out;
@@ -113,7 +129,13 @@ function selectors(expr: string): Selector[] {
 
 /** The labels named in by/without/on/ignoring/group_left/group_right clauses. */
 function groupingLabels(expr: string): string[] {
-  return [...expr.replace(STRING, '""').matchAll(GROUPING)].flatMap((m) => m[0].slice(m[0].indexOf('(') + 1, -1).split(',').map((s) => s.trim()).filter(Boolean));
+  return [...expr.replace(STRING, '""').matchAll(GROUPING)].flatMap((m) =>
+    m[0]
+      .slice(m[0].indexOf('(') + 1, -1)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 /** The arguments of every call of `fn`, parentheses balanced. */
@@ -141,12 +163,27 @@ function variablesUsed(expr: string): string[] {
   return [...expr.matchAll(/\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]/g)].map((m) => (m[1] ?? m[2] ?? m[3])!);
 }
 // Grafana's own variables.
-const BUILTIN_VARIABLES = new Set(['__rate_interval', '__interval', '__interval_ms', '__range', '__range_s', '__range_ms', '__dashboard', '__from', '__to']);
+const BUILTIN_VARIABLES = new Set([
+  '__rate_interval',
+  '__interval',
+  '__interval_ms',
+  '__range',
+  '__range_s',
+  '__range_ms',
+  '__dashboard',
+  '__from',
+  '__to',
+]);
 
 /** The by-list of an expression that starts with an aggregation (or a quantile of one): its result labels. */
 function leadingBy(expr: string): string[] | null {
   const m = /^\s*(?:histogram_quantile\s*\(\s*[\d.]+\s*,\s*)?(?:sum|min|max|avg|count|group|stddev|stdvar)\s+by\s*\(([^)]*)\)/.exec(expr);
-  return m ? m[1]!.split(',').map((s) => s.trim()).filter(Boolean) : null;
+  return m
+    ? m[1]!
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : null;
 }
 
 // ---- the dashboards ----
@@ -203,12 +240,16 @@ interface Query {
 
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 const dir = 'monitoring/grafana/';
-const files = readdirSync(new URL(dir, root)).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(new URL(dir, root))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const dashboards = files.map((file) => ({ file, text: read(dir + file), json: JSON.parse(read(dir + file)) as Dashboard }));
 
 /** The alert names of monitoring/alerts.yml. */
 const alertNames = new Set(
-  (parse(read('monitoring/alerts.yml')) as { groups: { rules: { alert?: string }[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.alert ?? '')).filter(Boolean),
+  (parse(read('monitoring/alerts.yml')) as { groups: { rules: { alert?: string }[] }[] }).groups
+    .flatMap((g) => g.rules.map((r) => r.alert ?? ''))
+    .filter(Boolean),
 );
 
 /** Every panel, those inside collapsed rows included. */
@@ -217,21 +258,28 @@ function allPanels(panels: Panel[]): Panel[] {
 }
 
 function variableQuery(v: Variable): string {
-  return typeof v.query === 'string' ? v.query : v.query?.query ?? '';
+  return typeof v.query === 'string' ? v.query : (v.query?.query ?? '');
 }
 
 function queries(file: string, d: Dashboard): Query[] {
   const out: Query[] = [];
   for (const p of allPanels(d.panels)) {
     for (const t of p.targets ?? []) {
-      out.push({ where: `${file} panel ${p.id} "${p.title}" ${t.refId}`, kind: 'target', expr: t.expr ?? '', ...(t.legendFormat !== undefined ? { legend: t.legendFormat } : {}), ...(t.format !== undefined ? { format: t.format } : {}) });
+      out.push({
+        where: `${file} panel ${p.id} "${p.title}" ${t.refId}`,
+        kind: 'target',
+        expr: t.expr ?? '',
+        ...(t.legendFormat !== undefined ? { legend: t.legendFormat } : {}),
+        ...(t.format !== undefined ? { format: t.format } : {}),
+      });
     }
   }
   for (const v of d.templating.list.filter((x) => x.type === 'query')) {
     const m = /^\s*label_values\(\s*(.+?)\s*,\s*([a-zA-Z_]\w*)\s*\)\s*$/s.exec(variableQuery(v));
     out.push({ where: `${file} variable $${v.name}`, kind: 'variable', expr: m?.[1] ?? '', label: m?.[2] ?? '' });
   }
-  for (const a of d.annotations.list.filter((x) => !x.builtIn)) out.push({ where: `${file} annotation "${a.name}"`, kind: 'annotation', expr: a.expr ?? '' });
+  for (const a of d.annotations.list.filter((x) => !x.builtIn))
+    out.push({ where: `${file} annotation "${a.name}"`, kind: 'annotation', expr: a.expr ?? '' });
   return out;
 }
 
@@ -253,7 +301,8 @@ function problems(q: Query, metrics: Map<string, MetricInfo>, variables: Set<str
     if (q.kind === 'variable') continue; // label_values() lists series: any type will do
     const cumulative = isCumulative(s.name, metrics);
     if (cumulative && !(s.range && RANGE_FUNCTIONS.has(s.rangeOf ?? ''))) say(`${s.name} is cumulative: read it with rate/irate/increase`);
-    if (!cumulative && s.range && RANGE_FUNCTIONS.has(s.rangeOf ?? '')) say(`${s.name} is a gauge: ${s.rangeOf}() is for counters (deriv/delta for gauges)`);
+    if (!cumulative && s.range && RANGE_FUNCTIONS.has(s.rangeOf ?? ''))
+      say(`${s.name} is a gauge: ${s.rangeOf}() is for counters (deriv/delta for gauges)`);
   }
   for (const l of groupingLabels(q.expr)) if (!allowed.has(l)) say(`groups by ${l}, which none of its series has`);
   if (q.label !== undefined && !allowed.has(q.label)) say(`lists values of ${q.label}, which its series does not have`);
@@ -261,9 +310,13 @@ function problems(q: Query, metrics: Map<string, MetricInfo>, variables: Set<str
   for (const args of callArguments(q.expr, 'histogram_quantile')) {
     const phi = Number(/^\s*([\d.]+)\s*,/.exec(args)?.[1]);
     if (!(phi >= 0 && phi <= 1)) say(`histogram_quantile needs a quantile in [0, 1]: ${args}`);
-    if (!selectors(args).some((s) => s.name.endsWith('_bucket') && metricOf(s.name, metrics) !== s.name)) say(`histogram_quantile reads no histogram _bucket series: ${args}`);
+    if (!selectors(args).some((s) => s.name.endsWith('_bucket') && metricOf(s.name, metrics) !== s.name))
+      say(`histogram_quantile reads no histogram _bucket series: ${args}`);
     for (const g of args.matchAll(/\b(by|without)\s*\(([^)]*)\)/g)) {
-      const keeps = g[2]!.split(',').map((s) => s.trim()).includes('le');
+      const keeps = g[2]!
+        .split(',')
+        .map((s) => s.trim())
+        .includes('le');
       if (keeps !== (g[1] === 'by')) say(`histogram_quantile must keep le when aggregating: ${g[0]}`);
     }
   }
@@ -278,7 +331,8 @@ function problems(q: Query, metrics: Map<string, MetricInfo>, variables: Set<str
     if (!allowed.has(l)) say(`legend names ${l}, which none of its series has`);
     else if (lead && !lead.includes(l)) say(`legend names ${l}, which the aggregation by (${lead.join(', ')}) drops`);
   }
-  for (const v of variablesUsed(q.expr)) if (!variables.has(v) && !BUILTIN_VARIABLES.has(v)) say(`uses $${v}, which is not a template variable`);
+  for (const v of variablesUsed(q.expr))
+    if (!variables.has(v) && !BUILTIN_VARIABLES.has(v)) say(`uses $${v}, which is not a template variable`);
   return wrong;
 }
 
@@ -286,14 +340,25 @@ function problems(q: Query, metrics: Map<string, MetricInfo>, variables: Set<str
 
 describe('the expression reader of this test', () => {
   it('finds series, matchers and range functions, and skips functions, keywords, grouping labels and strings', () => {
-    expect(selectors('sum by (instance, actor) (rate(a_total{reason!="x{y}", kind=~"p|q"}[$__rate_interval])) / on (instance) group_left b > bool 0.2 and c_bucket offset 5m')).toEqual([
+    expect(
+      selectors(
+        'sum by (instance, actor) (rate(a_total{reason!="x{y}", kind=~"p|q"}[$__rate_interval])) / on (instance) group_left b > bool 0.2 and c_bucket offset 5m',
+      ),
+    ).toEqual([
       { name: 'a_total', matchers: ['reason', 'kind'], range: true, rangeOf: 'rate' },
       { name: 'b', matchers: [], range: false, rangeOf: null },
       { name: 'c_bucket', matchers: [], range: false, rangeOf: null },
     ]);
     expect(groupingLabels('max by (chain) (x) - on (chain) group_right (node) y{a="by (z)"}')).toEqual(['chain', 'chain', 'node']);
-    expect(callArguments('histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m]))) + 1', 'histogram_quantile')).toEqual(['0.99, sum by (le) (rate(x_bucket[5m]))']);
-    expect(variablesUsed('x{a=~"$job", b="${node:regex}", c="[[old]]"}[$__rate_interval]')).toEqual(['job', 'node', 'old', '__rate_interval']);
+    expect(callArguments('histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m]))) + 1', 'histogram_quantile')).toEqual([
+      '0.99, sum by (le) (rate(x_bucket[5m]))',
+    ]);
+    expect(variablesUsed('x{a=~"$job", b="${node:regex}", c="[[old]]"}[$__rate_interval]')).toEqual([
+      'job',
+      'node',
+      'old',
+      '__rate_interval',
+    ]);
     expect(leadingBy('histogram_quantile(0.5, sum by (instance, le) (rate(x[1m])))')).toEqual(['instance', 'le']);
   });
 
@@ -320,15 +385,25 @@ describe('the expression reader of this test', () => {
     expect(check('sum by (kind) (rate(actor_panics_total[5m]))')).toEqual(['q: groups by kind, which none of its series has']);
     expect(check('actor_panics_total')).toEqual(['q: actor_panics_total is cumulative: read it with rate/irate/increase']);
     expect(check('rate(actor_up[5m])')).toEqual(['q: actor_up is a gauge: rate() is for counters (deriv/delta for gauges)']);
-    expect(check('histogram_quantile(0.99, sum by (actor) (rate(actor_message_duration_seconds_bucket[5m])))')).toEqual(['q: histogram_quantile must keep le when aggregating: by (actor)']);
-    expect(check('histogram_quantile(99, rate(actor_message_duration_seconds_bucket[5m]))')).toEqual(['q: histogram_quantile needs a quantile in [0, 1]: 99, rate(actor_message_duration_seconds_bucket[5m])']);
-    expect(check('histogram_quantile(0.5, rate(actor_message_duration_seconds_sum[5m]))')).toEqual(['q: histogram_quantile reads no histogram _bucket series: 0.5, rate(actor_message_duration_seconds_sum[5m])']);
+    expect(check('histogram_quantile(0.99, sum by (actor) (rate(actor_message_duration_seconds_bucket[5m])))')).toEqual([
+      'q: histogram_quantile must keep le when aggregating: by (actor)',
+    ]);
+    expect(check('histogram_quantile(99, rate(actor_message_duration_seconds_bucket[5m]))')).toEqual([
+      'q: histogram_quantile needs a quantile in [0, 1]: 99, rate(actor_message_duration_seconds_bucket[5m])',
+    ]);
+    expect(check('histogram_quantile(0.5, rate(actor_message_duration_seconds_sum[5m]))')).toEqual([
+      'q: histogram_quantile reads no histogram _bucket series: 0.5, rate(actor_message_duration_seconds_sum[5m])',
+    ]);
     expect(check('sum by (le) (rate(actor_message_duration_seconds_bucket[5m]))')).toHaveLength(1);
     expect(check('sum by (le) (rate(actor_message_duration_seconds_bucket[5m]))', { format: 'heatmap' })).toEqual([]);
-    expect(check('sum by (instance) (rate(actor_panics_total[5m]))', { legend: '{{actor}}' })).toEqual(['q: legend names actor, which the aggregation by (instance) drops']);
+    expect(check('sum by (instance) (rate(actor_panics_total[5m]))', { legend: '{{actor}}' })).toEqual([
+      'q: legend names actor, which the aggregation by (instance) drops',
+    ]);
     expect(check('actor_up', { legend: '{{chain}}' })).toEqual(['q: legend names chain, which none of its series has']);
     expect(check('actor_up{instance=~"$instance"}')).toEqual(['q: uses $instance, which is not a template variable']);
-    expect(problems({ where: 'v', kind: 'variable', expr: 'actor_up', label: 'chain' }, metrics, vars)).toEqual(['v: lists values of chain, which its series does not have']);
+    expect(problems({ where: 'v', kind: 'variable', expr: 'actor_up', label: 'chain' }, metrics, vars)).toEqual([
+      'v: lists values of chain, which its series does not have',
+    ]);
   });
 });
 
@@ -356,11 +431,16 @@ describe('monitoring/grafana/', () => {
 
       it('lays its panels on the 24-column grid without overlap', () => {
         const wrong: string[] = [];
-        for (const p of panels) if (p.gridPos.x < 0 || p.gridPos.w < 1 || p.gridPos.x + p.gridPos.w > 24) wrong.push(`${p.id} is off the grid`);
+        for (const p of panels)
+          if (p.gridPos.x < 0 || p.gridPos.w < 1 || p.gridPos.x + p.gridPos.w > 24) wrong.push(`${p.id} is off the grid`);
         const top = json.panels;
         for (const [i, a] of top.entries()) {
           for (const b of top.slice(i + 1)) {
-            const apart = a.gridPos.x + a.gridPos.w <= b.gridPos.x || b.gridPos.x + b.gridPos.w <= a.gridPos.x || a.gridPos.y + a.gridPos.h <= b.gridPos.y || b.gridPos.y + b.gridPos.h <= a.gridPos.y;
+            const apart =
+              a.gridPos.x + a.gridPos.w <= b.gridPos.x ||
+              b.gridPos.x + b.gridPos.w <= a.gridPos.x ||
+              a.gridPos.y + a.gridPos.h <= b.gridPos.y ||
+              b.gridPos.y + b.gridPos.h <= a.gridPos.y;
             if (!apart) wrong.push(`${a.id} overlaps ${b.id}`);
           }
         }
@@ -372,17 +452,24 @@ describe('monitoring/grafana/', () => {
         const wrong: string[] = [];
         for (const p of panels.filter((x) => x.type !== 'row')) {
           if (JSON.stringify(p.datasource) !== JSON.stringify(DATASOURCE)) wrong.push(`panel ${p.id} "${p.title}"`);
-          for (const t of p.targets ?? []) if (t.datasource !== undefined && JSON.stringify(t.datasource) !== JSON.stringify(DATASOURCE)) wrong.push(`panel ${p.id} target ${t.refId}`);
+          for (const t of p.targets ?? [])
+            if (t.datasource !== undefined && JSON.stringify(t.datasource) !== JSON.stringify(DATASOURCE))
+              wrong.push(`panel ${p.id} target ${t.refId}`);
         }
-        for (const v of json.templating.list.filter((x) => x.type === 'query')) if (JSON.stringify(v.datasource) !== JSON.stringify(DATASOURCE)) wrong.push(`variable ${v.name}`);
-        for (const a of json.annotations.list.filter((x) => !x.builtIn)) if (JSON.stringify(a.datasource) !== JSON.stringify(DATASOURCE)) wrong.push(`annotation ${a.name}`);
+        for (const v of json.templating.list.filter((x) => x.type === 'query'))
+          if (JSON.stringify(v.datasource) !== JSON.stringify(DATASOURCE)) wrong.push(`variable ${v.name}`);
+        for (const a of json.annotations.list.filter((x) => !x.builtIn))
+          if (JSON.stringify(a.datasource) !== JSON.stringify(DATASOURCE)) wrong.push(`annotation ${a.name}`);
         expect(wrong).toEqual([]);
       });
 
       it('has instance and node variables listed from label_values, and a query in every panel', () => {
-        for (const name of ['instance', 'node']) expect(variableQuery(json.templating.list.find((v) => v.name === name) ?? { name, type: '' }), name).toMatch(/^label_values\(/);
+        for (const name of ['instance', 'node'])
+          expect(variableQuery(json.templating.list.find((v) => v.name === name) ?? { name, type: '' }), name).toMatch(/^label_values\(/);
         // Grafana shows `definition` and runs `query`: they must say the same.
-        const drifted = json.templating.list.filter((v) => v.type === 'query' && v.definition !== undefined && v.definition !== variableQuery(v)).map((v) => v.name);
+        const drifted = json.templating.list
+          .filter((v) => v.type === 'query' && v.definition !== undefined && v.definition !== variableQuery(v))
+          .map((v) => v.name);
         expect(drifted).toEqual([]);
         const empty = panels.filter((p) => p.type !== 'row' && !(p.targets ?? []).some((t) => t.expr?.trim())).map((p) => p.id);
         expect(empty).toEqual([]);
@@ -407,7 +494,9 @@ describe('monitoring/grafana/', () => {
 describe('the dashboards and the alerts', () => {
   it('give every alert a panel of the overview that helps confirm it', () => {
     const overview = dashboards.find((d) => d.file === 'ethhook-overview.json')!.json;
-    const described = allPanels(overview.panels).map((p) => p.description ?? '').join('\n');
+    const described = allPanels(overview.panels)
+      .map((p) => p.description ?? '')
+      .join('\n');
     expect(alertNames.size).toBeGreaterThanOrEqual(20);
     expect([...alertNames].filter((a) => !new RegExp(`\\b${a}\\b`).test(described))).toEqual([]);
   });

@@ -7,15 +7,24 @@ import { startSystem } from '../../src/supervision/index.ts';
 import { memoryLogger, root, start, waitFor } from '../support/kernel.ts';
 
 const echo = (name: string, extra: Partial<WorkerSpec> = {}): WorkerSpec => ({
-  kind: 'worker', name, behaviour: () => ({ receive: (m: unknown, ctx: ActorContext) => (m === 'inc' ? ctx.incarnation : m) }), ...extra,
+  kind: 'worker',
+  name,
+  behaviour: () => ({ receive: (m: unknown, ctx: ActorContext) => (m === 'inc' ? ctx.incarnation : m) }),
+  ...extra,
 });
 
 describe('ask', () => {
   // ask resolves with what receive returned, and rejects with a coded timeout error.
   it('resolves with the reply and times out with ETHHOOK_ERR_ASK_TIMEOUT', async () => {
-    const { system } = await start([echo('e'), { kind: 'worker', name: 'slow', behaviour: () => ({ receive: () => new Promise(() => {}) }), shutdownTimeoutMs: 50 }]);
+    const { system } = await start([
+      echo('e'),
+      { kind: 'worker', name: 'slow', behaviour: () => ({ receive: () => new Promise(() => {}) }), shutdownTimeoutMs: 50 },
+    ]);
     expect(await system.lookup('e')!.ask('hi')).toBe('hi');
-    const err = await system.lookup('slow')!.ask('x', { timeoutMs: 30 }).catch((e: unknown) => e);
+    const err = await system
+      .lookup('slow')!
+      .ask('x', { timeoutMs: 30 })
+      .catch((e: unknown) => e);
     expect(isEthhookError(err, 'ETHHOOK_ERR_ASK_TIMEOUT')).toBe(true);
     await system.shutdown('test');
   });
@@ -27,7 +36,10 @@ describe('overflow policies', () => {
     const gate = new Promise<void>((r) => (release = r));
     const seen: number[] = [];
     const spec: WorkerSpec = {
-      kind: 'worker', name: 'b', mailbox: { capacity: 2, overflow }, behaviour: () => ({
+      kind: 'worker',
+      name: 'b',
+      mailbox: { capacity: 2, overflow },
+      behaviour: () => ({
         async receive(m: number) {
           if (m === 0) await gate;
           seen.push(m);
@@ -58,7 +70,10 @@ describe('overflow policies', () => {
   });
 
   it('drop-oldest evicts the head, drop-newest refuses the newcomer; both are counted', async () => {
-    for (const [policy, expected] of [['drop-oldest', [0, 3, 4]], ['drop-newest', [0, 1, 2]]] as const) {
+    for (const [policy, expected] of [
+      ['drop-oldest', [0, 3, 4]],
+      ['drop-newest', [0, 1, 2]],
+    ] as const) {
       const t = blocked(policy);
       const { system } = await start([t.spec]);
       const ref = system.lookup<number>('b')!;
@@ -79,14 +94,18 @@ describe('system lane', () => {
     const seen: number[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const { system } = await start([{
-      kind: 'worker', name: 'w', behaviour: () => ({
-        async receive(m: number) {
-          if (m === 0) await gate;
-          seen.push(m);
-        },
-      }),
-    }]);
+    const { system } = await start([
+      {
+        kind: 'worker',
+        name: 'w',
+        behaviour: () => ({
+          async receive(m: number) {
+            if (m === 0) await gate;
+            seen.push(m);
+          },
+        }),
+      },
+    ]);
     const ref = system.lookup<number>('w')!;
     for (const m of [0, 1, 2]) ref.tell(m);
     await waitFor(() => system.findOrThrow('w').snapshot().mailbox!.size === 2);
@@ -107,7 +126,10 @@ describe('readiness', () => {
   // Ready means the node can do its work: a manual stop is an operator's decision, reported apart;
   // an actor down for any other reason is a reason.
   it('lists a manually stopped supervisor once, not its children, and stays ready until it is started again', async () => {
-    const { system } = await start([{ kind: 'supervisor', name: 'group', strategy: 'one-for-one', children: [echo('a'), echo('b')] }, echo('c')]);
+    const { system } = await start([
+      { kind: 'supervisor', name: 'group', strategy: 'one-for-one', children: [echo('a'), echo('b')] },
+      echo('c'),
+    ]);
     await system.stopActor('group');
     expect(system.findOrThrow('a').state).toBe('stopped');
     expect(system.readiness()).toEqual({ ready: true, reasons: [], manuallyStopped: ['/group'] });
@@ -122,9 +144,21 @@ describe('readiness', () => {
   });
 
   it('is not ready while a permanent actor is down after a failure, nor while the node shuts down', async () => {
-    const { system } = await start([{
-      kind: 'worker', name: 'p', maxConsecutivePanics: 1, behaviour: () => ({ receive: () => { throw new Error('boom'); } }),
-    }], { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    const { system } = await start(
+      [
+        {
+          kind: 'worker',
+          name: 'p',
+          maxConsecutivePanics: 1,
+          behaviour: () => ({
+            receive: () => {
+              throw new Error('boom');
+            },
+          }),
+        },
+      ],
+      { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 } },
+    );
     system.lookup('p')!.tell(1);
     await waitFor(() => system.findOrThrow('p').stats.restarts.panic === 1);
     expect(system.readiness()).toEqual({ ready: false, reasons: ['/p is stopped'], manuallyStopped: [] });
@@ -137,8 +171,22 @@ describe('readiness', () => {
 describe('restart types', () => {
   it('temporary children are not restarted and later messages are dead letters; transient ones end normally', async () => {
     const { system } = await start([
-      { kind: 'worker', name: 'tmp', restart: 'temporary', behaviour: () => ({ receive: () => { throw new Error('x'); } }) },
-      { kind: 'worker', name: 'tr', restart: 'transient', behaviour: () => ({ receive: (_m: unknown, ctx: ActorContext) => ctx.stopSelf() }) },
+      {
+        kind: 'worker',
+        name: 'tmp',
+        restart: 'temporary',
+        behaviour: () => ({
+          receive: () => {
+            throw new Error('x');
+          },
+        }),
+      },
+      {
+        kind: 'worker',
+        name: 'tr',
+        restart: 'transient',
+        behaviour: () => ({ receive: (_m: unknown, ctx: ActorContext) => ctx.stopSelf() }),
+      },
     ]);
     system.lookup('tmp')!.tell('a');
     system.lookup('tr')!.tell('a');
@@ -155,10 +203,30 @@ describe('restart types', () => {
 describe('escalation', () => {
   it('a nested supervisor that exceeds its intensity escalates; the parent restarts it (reason escalation)', async () => {
     const events: SupervisionEvent[] = [];
-    const { system } = await start([{
-      kind: 'supervisor', name: 'inner', strategy: 'one-for-one', intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 0, maxMs: 1, jitter: 0 },
-      children: [{ kind: 'worker', name: 'w', maxConsecutivePanics: 1, behaviour: () => ({ receive: () => { throw new Error('boom'); } }) }],
-    }], { intensity: { maxRestarts: 10, withinMs: 60_000 } });
+    const { system } = await start(
+      [
+        {
+          kind: 'supervisor',
+          name: 'inner',
+          strategy: 'one-for-one',
+          intensity: { maxRestarts: 1, withinMs: 60_000 },
+          backoff: { minMs: 0, maxMs: 1, jitter: 0 },
+          children: [
+            {
+              kind: 'worker',
+              name: 'w',
+              maxConsecutivePanics: 1,
+              behaviour: () => ({
+                receive: () => {
+                  throw new Error('boom');
+                },
+              }),
+            },
+          ],
+        },
+      ],
+      { intensity: { maxRestarts: 10, withinMs: 60_000 } },
+    );
     system.onEvent((e) => events.push(e));
     const ref = system.lookup('w')!;
     ref.tell(1);
@@ -172,10 +240,24 @@ describe('escalation', () => {
 
   it('at the root, exceeding the intensity stops the node with a non-zero exit and says why', async () => {
     const log = memoryLogger();
-    const system = await startSystem(root(
-      [{ kind: 'worker', name: 'w', maxConsecutivePanics: 1, behaviour: () => ({ receive: () => { throw new Error('boom'); } }) }],
-      { intensity: { maxRestarts: 2, withinMs: 60_000 } },
-    ), { logger: log.logger });
+    const system = await startSystem(
+      root(
+        [
+          {
+            kind: 'worker',
+            name: 'w',
+            maxConsecutivePanics: 1,
+            behaviour: () => ({
+              receive: () => {
+                throw new Error('boom');
+              },
+            }),
+          },
+        ],
+        { intensity: { maxRestarts: 2, withinMs: 60_000 } },
+      ),
+      { logger: log.logger },
+    );
     const ref = system.lookup('w')!;
     for (let i = 0; i < 3; i++) {
       await waitFor(() => system.findOrThrow('w').state === 'running' || system.findOrThrow('/').state !== 'running');
@@ -226,7 +308,10 @@ describe('manual operations', () => {
     };
     expect(thrown('/nope')).toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_NOT_FOUND', message: 'no actor at /nope' });
     expect(thrown('nope')).toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_NOT_FOUND', message: 'no actor named nope' });
-    expect(thrown('twin')).toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_AMBIGUOUS', message: 'several actors are named twin: /p/twin, /q/twin' });
+    expect(thrown('twin')).toMatchObject({
+      code: 'ETHHOOK_ERR_ACTOR_AMBIGUOUS',
+      message: 'several actors are named twin: /p/twin, /q/twin',
+    });
     expect(thrown('e')).toBe(system.find('/p/e'));
     await expect(system.stopActor('twin')).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ACTOR_AMBIGUOUS' });
     await system.shutdown('test');
@@ -236,10 +321,14 @@ describe('manual operations', () => {
 describe('health checks', () => {
   it('restarts an actor whose health() keeps failing, with reason health', async () => {
     let healthy = false;
-    const { system } = await start([{
-      kind: 'worker', name: 'h', healthCheck: { intervalMs: 10, failures: 2 },
-      behaviour: () => ({ receive: () => undefined, health: () => ({ ok: healthy, detail: 'upstream down' }) }),
-    }]);
+    const { system } = await start([
+      {
+        kind: 'worker',
+        name: 'h',
+        healthCheck: { intervalMs: 10, failures: 2 },
+        behaviour: () => ({ receive: () => undefined, health: () => ({ ok: healthy, detail: 'upstream down' }) }),
+      },
+    ]);
     await waitFor(() => system.findOrThrow('h').stats.restarts.health >= 1);
     healthy = true;
     await waitFor(() => system.findOrThrow('h').state === 'running');
@@ -252,7 +341,17 @@ describe('metrics', () => {
     const { system } = await start([echo('e', { mailbox: { capacity: 8 } })]);
     await system.lookup('e')!.ask(1);
     const text = await system.registry.metrics();
-    for (const name of ['actor_mailbox_size', 'actor_mailbox_capacity', 'actor_messages_total', 'actor_message_duration_seconds', 'actor_panics_total', 'actor_restarts_total', 'actor_dead_letters_total', 'actor_up', 'actor_manually_stopped']) {
+    for (const name of [
+      'actor_mailbox_size',
+      'actor_mailbox_capacity',
+      'actor_messages_total',
+      'actor_message_duration_seconds',
+      'actor_panics_total',
+      'actor_restarts_total',
+      'actor_dead_letters_total',
+      'actor_up',
+      'actor_manually_stopped',
+    ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toContain('actor_mailbox_capacity{actor="/e"} 8');
@@ -267,7 +366,9 @@ describe('metrics', () => {
   });
 
   it('every log line of an actor carries its path', async () => {
-    const { system, lines } = await start([{ kind: 'worker', name: 'l', behaviour: () => ({ receive: (_m: unknown, ctx: ActorContext) => ctx.log.info('hello') }) }]);
+    const { system, lines } = await start([
+      { kind: 'worker', name: 'l', behaviour: () => ({ receive: (_m: unknown, ctx: ActorContext) => ctx.log.info('hello') }) },
+    ]);
     await system.lookup('l')!.ask(1);
     await system.shutdown('test');
     expect(lines.find((l) => l.msg === 'hello')?.actor).toBe('/l');

@@ -67,10 +67,24 @@ async function endpoint(): Promise<string> {
 }
 
 function log(logIndex: number, address: string, topics: string[], blockNumber = 100, blockHash = H(blockNumber)): ChainLog {
-  return { address, topics, data: '0x' + logIndex.toString(16).padStart(4, '0'), blockNumber, blockHash, transactionHash: TX, transactionIndex: 0, logIndex, removed: false };
+  return {
+    address,
+    topics,
+    data: '0x' + logIndex.toString(16).padStart(4, '0'),
+    blockNumber,
+    blockHash,
+    transactionHash: TX,
+    transactionIndex: 0,
+    logIndex,
+    removed: false,
+  };
 }
 
-function block(blockNumber: number, logs: ChainLog[], opts: { removed?: boolean; chainId?: number; blockHash?: string; seenAt?: number } = {}): ChainBlockMessage {
+function block(
+  blockNumber: number,
+  logs: ChainLog[],
+  opts: { removed?: boolean; chainId?: number; blockHash?: string; seenAt?: number } = {},
+): ChainBlockMessage {
   const blockHash = opts.blockHash ?? H(blockNumber);
   return {
     type: 'chain.block',
@@ -96,7 +110,7 @@ async function dueIds(): Promise<string[]> {
 }
 
 describe('matching a block', () => {
-  it('writes one job per (log, matching subscription) with the issue\'s payload, then acks', async () => {
+  it("writes one job per (log, matching subscription) with the issue's payload, then acks", async () => {
     const ep = await endpoint();
     const s1 = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], topics: [T(1)] });
     const s2 = await w.subscriptions.create({ endpointId: ep, chainId: 1, topics: [null, T(2)] });
@@ -121,7 +135,17 @@ describe('matching a block', () => {
       payload: {
         type: 'log.created',
         timestamp: new Date((1_700_000_000 + 100) * 1000).toISOString(),
-        data: { chainId: 1, blockNumber: 100, blockHash: H(100), transactionHash: TX, logIndex: 1, address: B, topics: [T(9), T(2)], data: '0x0001', subscriptionId: s2.id },
+        data: {
+          chainId: 1,
+          blockNumber: 100,
+          blockHash: H(100),
+          transactionHash: TX,
+          logIndex: 1,
+          address: B,
+          topics: [T(9), T(2)],
+          data: '0x0001',
+          subscriptionId: s2.id,
+        },
       },
     });
     expect(j.id).toMatch(/^msg_[0-9a-f]{64}$/);
@@ -183,7 +207,11 @@ describe('matching a block', () => {
     const m = await started();
     const good = block(1, [log(0, A, [])]);
     const bad = [
-      { type: 'chain.block' }, { ...good, blockHash: 'nope' }, { type: 'other' }, null, 'x',
+      { type: 'chain.block' },
+      { ...good, blockHash: 'nope' },
+      { type: 'other' },
+      null,
+      'x',
       // a log's field of the wrong type, a log missing a field, a log of another block
       { ...good, logs: [{ ...good.logs[0], logIndex: '0' }] },
       { ...good, logs: [{ ...good.logs[0], topics: undefined }] },
@@ -225,7 +253,11 @@ describe('retractions', () => {
     expect(removed[0]).toMatchObject({
       id: webhookId(1, H(50), 0, early.id, 'log.removed'),
       subscriptionId: early.id,
-      payload: { type: 'log.removed', timestamp: new Date(1_800_000_000_000).toISOString(), data: { logIndex: 0, subscriptionId: early.id } },
+      payload: {
+        type: 'log.removed',
+        timestamp: new Date(1_800_000_000_000).toISOString(),
+        data: { logIndex: 0, subscriptionId: early.id },
+      },
     });
     expect(removed[0]!.id).not.toBe(webhookId(1, H(50), 0, early.id, 'log.created'));
     // The retraction sent again produces nothing.
@@ -295,7 +327,7 @@ describe('subscriptions that want more confirmations than their chain', () => {
   // The chain's listener emits at 2 confirmations; the subscription wants 5: its jobs wait 3 blocks.
   const chainConfirmations = new Map([[1, 2]]);
 
-  it('defers log.created until the block 3 later, then enqueues it with that block\'s seenAt', async () => {
+  it("defers log.created until the block 3 later, then enqueues it with that block's seenAt", async () => {
     const ep = await endpoint();
     const deep = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 5 });
     const shallow = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], confirmations: 1 });
@@ -359,7 +391,7 @@ describe('subscriptions that want more confirmations than their chain', () => {
     expect(await allJobs()).toHaveLength(2);
   });
 
-  it('without the chain\'s confirmations known, a subscription\'s own count is the wait', async () => {
+  it("without the chain's confirmations known, a subscription's own count is the wait", async () => {
     const ep = await endpoint();
     await w.subscriptions.create({ endpointId: ep, chainId: 7, addresses: [A], confirmations: 2 });
     const m = await started();
@@ -448,7 +480,7 @@ describe('publishing to the live streams', () => {
     expect(events.map(({ event, depth }) => [event.kind, depth])).toEqual([['log.created', 1]]);
   });
 
-  it('publishes a retraction\'s logs as log.removed once its log.removed jobs are written', async () => {
+  it("publishes a retraction's logs as log.removed once its log.removed jobs are written", async () => {
     const ep = await endpoint();
     await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
     const { events, publish } = recorder();

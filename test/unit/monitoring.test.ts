@@ -39,7 +39,21 @@ function documentedLabels(): Map<string, string[]> {
 // Labels Prometheus attaches itself: the scrape target's (`cluster` is set by the scrape config, see
 // monitoring/README.md).
 const TARGET_LABELS = ['instance', 'job', 'cluster'];
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /** The series names an expression selects, each with the label names its matchers use. */
 function selectors(expr: string): { name: string; matchers: string[] }[] {
@@ -60,7 +74,12 @@ function selectors(expr: string): { name: string; matchers: string[] }[] {
 
 /** The labels named in by/without/on/ignoring clauses. */
 function groupingLabels(expr: string): string[] {
-  return [...expr.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()).filter(Boolean));
+  return [...expr.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 /** The metric a series name belongs to: itself, or the histogram behind a _bucket/_sum/_count series. */
@@ -76,7 +95,10 @@ function anchors(markdown: string): Set<string> {
   const out = new Set<string>();
   const body = markdown.replace(/^```[\s\S]*?^```/gm, ''); // '#' lines in code blocks are not headings
   for (const m of body.matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
-    const base = m[1]!.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const base = m[1]!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     out.add(n === 0 ? base : `${base}-${n}`);
@@ -86,7 +108,9 @@ function anchors(markdown: string): Set<string> {
 
 describe('the expression parser of this test', () => {
   it('finds series and matchers, and skips functions, keywords, grouping labels and strings', () => {
-    expect(selectors('sum by (instance, actor) (rate(a_total{reason!="x{y}", kind=~"p|q"}[5m])) / on (instance) b > 0.2 and c_bucket offset 5m')).toEqual([
+    expect(
+      selectors('sum by (instance, actor) (rate(a_total{reason!="x{y}", kind=~"p|q"}[5m])) / on (instance) b > 0.2 and c_bucket offset 5m'),
+    ).toEqual([
       { name: 'a_total', matchers: ['reason', 'kind'] },
       { name: 'b', matchers: [] },
       { name: 'c_bucket', matchers: [] },
@@ -95,7 +119,10 @@ describe('the expression parser of this test', () => {
 
   it('computes GitHub anchors', () => {
     expect([...anchors('# Runbook: chains\n## Drain a node with SIGTERM\n```sh\n# not a heading\n```\n## A\n## A\n')]).toEqual([
-      'runbook-chains', 'drain-a-node-with-sigterm', 'a', 'a-1',
+      'runbook-chains',
+      'drain-a-node-with-sigterm',
+      'a',
+      'a-1',
     ]);
   });
 });
@@ -111,7 +138,11 @@ describe('monitoring/alerts.yml', () => {
   });
 
   it('queries only metrics the node registers', () => {
-    const unknown = alerts.flatMap((a) => selectors(a.expr ?? '').filter((s) => !metricOf(s.name, registered)).map((s) => `${a.alert}: ${s.name}`));
+    const unknown = alerts.flatMap((a) =>
+      selectors(a.expr ?? '')
+        .filter((s) => !metricOf(s.name, registered))
+        .map((s) => `${a.alert}: ${s.name}`),
+    );
     expect(unknown).toEqual([]);
     for (const a of alerts) expect(selectors(a.expr ?? '').length, a.alert).toBeGreaterThan(0);
   });

@@ -42,7 +42,13 @@ describe('endpoint creation', () => {
     const { endpoint, secret } = await endpoints.create({ url: 'https://hooks.example.com/in', description: 'main' }, T0);
     expect(endpoint.id).toMatch(/^ep_[0-9a-z]{26}$/);
     expect(secret).toMatch(/^whsec_/);
-    expect(endpoint).toMatchObject({ url: 'https://hooks.example.com/in', description: 'main', disabled: null, paused: false, createdAt: T0 });
+    expect(endpoint).toMatchObject({
+      url: 'https://hooks.example.com/in',
+      description: 'main',
+      disabled: null,
+      paused: false,
+      createdAt: T0,
+    });
     expect(await rawDump()).not.toContain(secret.slice(6));
     const stored = await endpoints.require(endpoint.id);
     expect(endpoints.activeSecrets(stored, T0)).toEqual([secret]);
@@ -60,7 +66,9 @@ describe('endpoint creation', () => {
     const { endpoint, secret: returned } = await endpoints.create({ url: 'http://127.0.0.1:9/h', id: 'ep_cluster1', secret });
     expect(endpoint.id).toBe('ep_cluster1');
     expect(returned).toBe(secret);
-    await expect(endpoints.create({ url: 'http://127.0.0.1:9/h', id: 'ep_cluster1' })).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ENDPOINT_EXISTS' });
+    await expect(endpoints.create({ url: 'http://127.0.0.1:9/h', id: 'ep_cluster1' })).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_ENDPOINT_EXISTS',
+    });
   });
 
   it('refuses bad input with ETHHOOK_ERR_INVALID_INPUT naming the field', async () => {
@@ -154,7 +162,9 @@ describe('endpoint status and listing', () => {
 
 describe('subscriptions', () => {
   it('refuses a subscription for an unknown endpoint', async () => {
-    await expect(subscriptions.create({ endpointId: 'ep_nobody', chainId: 1 })).rejects.toMatchObject({ code: 'ETHHOOK_ERR_ENDPOINT_NOT_FOUND' });
+    await expect(subscriptions.create({ endpointId: 'ep_nobody', chainId: 1 })).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_ENDPOINT_NOT_FOUND',
+    });
   });
 
   it('normalizes addresses and topics: lowercase, deduplicated, empty lists are wildcards', async () => {

@@ -35,13 +35,16 @@ function job(id: string, endpointId = 'ep_a', extra: Partial<NewJob> = {}): NewJ
 }
 
 describe('enqueue', () => {
-  it('writes jobs and the caller\'s extra ops in one batch, due now, attempt 0', async () => {
+  it("writes jobs and the caller's extra ops in one batch, due now, attempt 0", async () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });
     const markers = sublevel<number>(db, 'test-markers');
     let woken = 0;
     outbox.onEnqueue((n) => (woken += n));
-    const result = await outbox.enqueueBatch([job('msg_1'), job('msg_2')], [{ type: 'put', sublevel: markers, key: 'block-10', value: 10 }]);
+    const result = await outbox.enqueueBatch(
+      [job('msg_1'), job('msg_2')],
+      [{ type: 'put', sublevel: markers, key: 'block-10', value: 10 }],
+    );
     expect(result).toEqual({ enqueued: 2, duplicates: 0 });
     expect(await markers.get('block-10')).toBe(10);
     expect(await outbox.get('msg_1')).toMatchObject({ attempt: 0, nextAttemptAt: T0, createdAt: T0, eventSeenAt: T0 - 5 });
@@ -55,10 +58,13 @@ describe('enqueue', () => {
     const outbox = await Outbox.open(db, { now });
     const markers = sublevel<number>(db, 'test-markers');
     await expect(
-      outbox.enqueueBatch([job('msg_1'), job('msg_2')], [
-        { type: 'put', sublevel: markers, key: 'ok', value: 1 },
-        { type: 'put', sublevel: markers, key: null as unknown as string, value: 2 },
-      ]),
+      outbox.enqueueBatch(
+        [job('msg_1'), job('msg_2')],
+        [
+          { type: 'put', sublevel: markers, key: 'ok', value: 1 },
+          { type: 'put', sublevel: markers, key: null as unknown as string, value: 2 },
+        ],
+      ),
     ).rejects.toThrow();
     expect(await outbox.get('msg_1')).toBeUndefined();
     expect(await markers.get('ok')).toBeUndefined();
@@ -90,7 +96,10 @@ describe('enqueue', () => {
     const markers = sublevel<number>(db, 'test-markers');
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     await outbox.deadLetter({ id: 'msg_2' }, 'test');
-    const again = await outbox.enqueueBatch([job('msg_1'), job('msg_2'), job('msg_3'), job('msg_3')], [{ type: 'put', sublevel: markers, key: 'm', value: 1 }]);
+    const again = await outbox.enqueueBatch(
+      [job('msg_1'), job('msg_2'), job('msg_3'), job('msg_3')],
+      [{ type: 'put', sublevel: markers, key: 'm', value: 1 }],
+    );
     expect(again).toEqual({ enqueued: 1, duplicates: 3 });
     expect(await markers.get('m')).toBe(1);
     expect(outbox.depth()).toBe(2);
@@ -103,7 +112,11 @@ describe('due, reschedule, complete', () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });
     expect(await outbox.nextDueAt()).toBeUndefined();
-    await outbox.enqueueBatch([job('msg_c', 'ep_a', { nextAttemptAt: T0 + 30 }), job('msg_a', 'ep_a', { nextAttemptAt: T0 + 10 }), job('msg_b', 'ep_a', { nextAttemptAt: T0 + 20 })]);
+    await outbox.enqueueBatch([
+      job('msg_c', 'ep_a', { nextAttemptAt: T0 + 30 }),
+      job('msg_a', 'ep_a', { nextAttemptAt: T0 + 10 }),
+      job('msg_b', 'ep_a', { nextAttemptAt: T0 + 20 }),
+    ]);
     expect(await outbox.nextDueAt()).toBe(T0 + 10);
     expect((await outbox.due(T0 + 9, 10)).map((j) => j.id)).toEqual([]);
     expect((await outbox.due(T0 + 20, 10)).map((j) => j.id)).toEqual(['msg_a', 'msg_b']);
@@ -115,11 +128,20 @@ describe('due, reschedule, complete', () => {
     const { db } = await freshDb();
     const outbox = await Outbox.open(db, { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
-    const updated = await outbox.reschedule({ id: 'msg_1' }, T0 + 5000, { jobId: 'msg_1', endpointId: 'ep_a', at: T0, attempt: 1, status: 503, durationMs: 12 });
+    const updated = await outbox.reschedule({ id: 'msg_1' }, T0 + 5000, {
+      jobId: 'msg_1',
+      endpointId: 'ep_a',
+      at: T0,
+      attempt: 1,
+      status: 503,
+      durationMs: 12,
+    });
     expect(updated).toMatchObject({ attempt: 1, nextAttemptAt: T0 + 5000 });
     expect((await outbox.due(T0, 10)).map((j) => j.id)).toEqual(['msg_2']);
     expect((await outbox.due(T0 + 5000, 10)).map((j) => j.id)).toEqual(['msg_2', 'msg_1']);
-    expect(await outbox.attempts.list('ep_a')).toEqual([{ jobId: 'msg_1', endpointId: 'ep_a', at: T0, attempt: 1, status: 503, durationMs: 12 }]);
+    expect(await outbox.attempts.list('ep_a')).toEqual([
+      { jobId: 'msg_1', endpointId: 'ep_a', at: T0, attempt: 1, status: 503, durationMs: 12 },
+    ]);
     expect(await outbox.reschedule({ id: 'msg_gone' }, T0)).toBeUndefined();
     await expect(outbox.reschedule({ id: 'msg_2' }, Number.NaN)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_INVALID_INPUT' });
   });
@@ -154,7 +176,15 @@ describe('dead letters and replay', () => {
     await outbox.enqueueBatch([job('msg_a1', 'ep_a'), job('msg_a2', 'ep_a'), job('msg_a3', 'ep_a'), job('msg_b1', 'ep_b')]);
     await outbox.reschedule({ id: 'msg_a1' }, T0);
     clock = T0 + 100;
-    expect(await outbox.deadLetter({ id: 'msg_a1' }, 'retries exhausted', { jobId: 'msg_a1', endpointId: 'ep_a', at: clock, status: 500, durationMs: 4 })).toBe(true);
+    expect(
+      await outbox.deadLetter({ id: 'msg_a1' }, 'retries exhausted', {
+        jobId: 'msg_a1',
+        endpointId: 'ep_a',
+        at: clock,
+        status: 500,
+        durationMs: 4,
+      }),
+    ).toBe(true);
     clock = T0 + 200;
     await outbox.deadLetter({ id: 'msg_b1' }, 'HTTP 400');
     clock = T0 + 300;
@@ -340,7 +370,12 @@ describe('group commit', () => {
     // The durability contract: the deletions are written before the callers hear of them.
     for (const j of held.slice(0, 3)) expect(seen.written.has(jobKey(j.id))).toBe(true);
     expect(outbox.depth()).toBe(3);
-    expect((await outbox.attempts.list('ep_a')).map((r) => r.jobId).sort()).toEqual(held.slice(0, 3).map((j) => j.id).sort());
+    expect((await outbox.attempts.list('ep_a')).map((r) => r.jobId).sort()).toEqual(
+      held
+        .slice(0, 3)
+        .map((j) => j.id)
+        .sort(),
+    );
     // A failed batch rejects the group's promise, and changes nothing.
     seen.failNext = true;
     const failed = held.slice(3).map((j) => outbox.completeWithGroup(j, record(j)));
@@ -348,7 +383,9 @@ describe('group commit', () => {
     expect(outbox.depth()).toBe(3);
     expect((await outbox.due(T0, 10)).map((j) => j.id)).toEqual(held.slice(3).map((j) => j.id));
     // A bad record rejects its own call; the next group goes on.
-    await expect(outbox.completeWithGroup(held[3]!, { ...record(held[3]!), durationMs: -1 })).rejects.toMatchObject({ code: 'ETHHOOK_ERR_INVALID_INPUT' });
+    await expect(outbox.completeWithGroup(held[3]!, { ...record(held[3]!), durationMs: -1 })).rejects.toMatchObject({
+      code: 'ETHHOOK_ERR_INVALID_INPUT',
+    });
     await outbox.completeWithGroup(held[4]!, record(held[4]!));
     expect(outbox.depth()).toBe(2);
   });
@@ -545,7 +582,7 @@ describe('skipping endpoints that cannot take more', () => {
   // Jobs of a blocked endpoint fill the front of the index; the other endpoint's jobs behind them are
   // still found, from the window, from refills (the window holds 4 keys) and from a reopened outbox,
   // whose window is read back from LevelDB with each job's endpoint.
-  it('finds the jobs of other endpoints behind a blocked endpoint\'s backlog, before and after a reopen', async () => {
+  it("finds the jobs of other endpoints behind a blocked endpoint's backlog, before and after a reopen", async () => {
     const { db } = await freshDb();
     let outbox = await Outbox.open(db, { now, dueWindow: 4 });
     const slow = Array.from({ length: 20 }, (_, i) => job(`msg_s${String(i).padStart(2, '0')}`, 'ep_slow', { nextAttemptAt: T0 + i }));
@@ -556,7 +593,9 @@ describe('skipping endpoints that cannot take more', () => {
     expect((await outbox.due(T0 + 200, 2)).map((j) => j.id)).toEqual(['msg_s00', 'msg_s01']);
     outbox = await Outbox.open(db, { now, dueWindow: 4 });
     expect((await outbox.due(T0 + 200, 2, { skipEndpoints: skip })).map((j) => j.id)).toEqual(['msg_f0', 'msg_f1']);
-    expect((await outbox.due(T0 + 200, 5, { skipEndpoints: new Set(['ep_fast']) })).map((j) => j.endpointId)).toEqual(Array(5).fill('ep_slow'));
+    expect((await outbox.due(T0 + 200, 5, { skipEndpoints: new Set(['ep_fast']) })).map((j) => j.endpointId)).toEqual(
+      Array(5).fill('ep_slow'),
+    );
   });
 });
 

@@ -7,17 +7,14 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isEthhookError } from '../../src/runtime/errors.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import {
-  generateWebhookSecret,
-  isWebhookSecret,
-  loadMasterKey,
-  parseMasterKey,
-  SecretCipher,
-} from '../../src/store/secrets.ts';
+import { generateWebhookSecret, isWebhookSecret, loadMasterKey, parseMasterKey, SecretCipher } from '../../src/store/secrets.ts';
 
 function capturingLogger() {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) } });
+  const logger = createLogger({
+    level: 'debug',
+    destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+  });
   return { logger, lines };
 }
 
@@ -50,7 +47,12 @@ describe('master key parsing', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
         const key = Buffer.from(bytes);
-        for (const text of [key.toString('hex'), key.toString('base64'), key.toString('base64url'), ` ${key.toString('hex').toUpperCase()}\n`]) {
+        for (const text of [
+          key.toString('hex'),
+          key.toString('base64'),
+          key.toString('base64url'),
+          ` ${key.toString('hex').toUpperCase()}\n`,
+        ]) {
           expect(parseMasterKey(text, 'test').equals(key)).toBe(true);
         }
       }),

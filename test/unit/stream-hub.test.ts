@@ -187,7 +187,14 @@ describe('metrics', () => {
     two.publish(created(3));
     await tick();
     const text = await registry.metrics();
-    const value = (prefix: string) => Number(text.split('\n').find((l) => l.startsWith(prefix))!.split(' ').pop());
+    const value = (prefix: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(prefix))!
+          .split(' ')
+          .pop(),
+      );
     expect(value('events_emitted_total ')).toBe(3);
     expect(value('websocket_connections ')).toBe(1);
     expect(value('sse_connections ')).toBe(2);
@@ -195,7 +202,15 @@ describe('metrics', () => {
     expect(value('stream_messages_sent_total{transport="sse"}')).toBe(4);
     // A second scrape reports totals, not deltas twice.
     one.publish(created(4));
-    expect(Number((await registry.metrics()).split('\n').find((l) => l.startsWith('events_emitted_total '))!.split(' ').pop())).toBe(4);
+    expect(
+      Number(
+        (await registry.metrics())
+          .split('\n')
+          .find((l) => l.startsWith('events_emitted_total '))!
+          .split(' ')
+          .pop(),
+      ),
+    ).toBe(4);
   });
 });
 
@@ -228,4 +243,3 @@ describe('flush pacing', () => {
     expect(sink.ids).toEqual([1, 2, 3, 4, 5, 6]);
   });
 });
-

@@ -13,8 +13,12 @@ describe('webhook-id', () => {
   });
 
   it('hashes the block hash lowercased, and appends |generation only from the second one', () => {
-    expect(webhookId(1, BLOCK.toUpperCase().replace('0X', '0x'), 7, 'sub_0123', 'log.created')).toBe(webhookId(1, BLOCK, 7, 'sub_0123', 'log.created'));
+    expect(webhookId(1, BLOCK.toUpperCase().replace('0X', '0x'), 7, 'sub_0123', 'log.created')).toBe(
+      webhookId(1, BLOCK, 7, 'sub_0123', 'log.created'),
+    );
     expect(webhookId(1, BLOCK, 7, 'sub_0123', 'log.created', 0)).toBe(webhookId(1, BLOCK, 7, 'sub_0123', 'log.created'));
-    expect(webhookId(1, BLOCK, 7, 'sub_0123', 'log.created', 2)).toBe('msg_dc375c77ca4dd832c96f46e550420656ea4c9311ba1cb995effb4a56b43b7e81');
+    expect(webhookId(1, BLOCK, 7, 'sub_0123', 'log.created', 2)).toBe(
+      'msg_dc375c77ca4dd832c96f46e550420656ea4c9311ba1cb995effb4a56b43b7e81',
+    );
   });
 });

@@ -97,7 +97,14 @@ describe('secrets', () => {
   });
 
   it('refuses malformed secrets with a coded error that does not echo the secret', () => {
-    for (const bad of ['', 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'whsec_', 'whsec_not base64!!', 'whsec_c2hvcnQ=', `whsec_${'A'.repeat(88)}`]) {
+    for (const bad of [
+      '',
+      'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      'whsec_',
+      'whsec_not base64!!',
+      'whsec_c2hvcnQ=',
+      `whsec_${'A'.repeat(88)}`,
+    ]) {
       let caught: unknown;
       try {
         decodeSecret(bad);

@@ -86,7 +86,11 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
       const tokenTable = new TokenTable(tokens);
       const attached = options.streams?.({ tokens: tokenTable, corsOrigins: config.corsOrigins, log }) ?? null;
       streams = attached;
-      const routes = new RouteTable([...kernelRoutes({ system, registry, selfPath: ctx.path, readiness: options.readiness }), ...(options.routes ?? []), ...(attached?.routes ?? [])]);
+      const routes = new RouteTable([
+        ...kernelRoutes({ system, registry, selfPath: ctx.path, readiness: options.readiness }),
+        ...(options.routes ?? []),
+        ...(attached?.routes ?? []),
+      ]);
       server = new AdminServer({
         host: config.host,
         port: config.port,
@@ -106,7 +110,10 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
     receive(msg: AdminMessage, ctx: ActorContext<AdminMessage>) {
       const parsed = AdminMessage.safeParse(msg);
       if (!parsed.success) {
-        ctx.log.warn({ messageType: typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : typeof msg }, 'admin actor ignored an unknown message');
+        ctx.log.warn(
+          { messageType: typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : typeof msg },
+          'admin actor ignored an unknown message',
+        );
         return undefined;
       }
       return server?.address() ?? null;
@@ -130,7 +137,10 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
 
 function devToken(dataDir: string | undefined, log: Logger) {
   if (dataDir === undefined) {
-    throw new EthhookError('ETHHOOK_ERR_ADMIN_TOKEN_FILE', 'no admin tokens are configured and no dataDir was given to keep a generated one');
+    throw new EthhookError(
+      'ETHHOOK_ERR_ADMIN_TOKEN_FILE',
+      'no admin tokens are configured and no dataDir was given to keep a generated one',
+    );
   }
   return ensureDevToken(dataDir, log);
 }

@@ -32,7 +32,7 @@ export const MAX_FAILOVER_HOLD_MS = 86_400_000;
 
 /** `POST /admin/chains/:chainId/failover`. */
 export const FailoverBody = z.strictObject({
-  provider: z.string({ error: 'must be the name of one of the chain\'s providers' }).min(1).max(32),
+  provider: z.string({ error: "must be the name of one of the chain's providers" }).min(1).max(32),
   holdMs: z.number().int().min(0).max(MAX_FAILOVER_HOLD_MS, { error: 'must be an integer from 0 to 86400000 (a day)' }).default(3_600_000),
 });
 export type FailoverBody = z.infer<typeof FailoverBody>;
@@ -58,7 +58,11 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
   const configured = (param: string) => {
     const chain = /^[1-9][0-9]{0,15}$/.test(param) ? chains.find((c) => c.chainId === Number(param)) : undefined;
     if (!chain) {
-      throw new EthhookError('ETHHOOK_ERR_CHAIN_NOT_CONFIGURED', `this node follows no chain ${param} (it follows ${chains.map((c) => c.chainId).join(', ') || 'none'})`, { field: 'chainId' });
+      throw new EthhookError(
+        'ETHHOOK_ERR_CHAIN_NOT_CONFIGURED',
+        `this node follows no chain ${param} (it follows ${chains.map((c) => c.chainId).join(', ') || 'none'})`,
+        { field: 'chainId' },
+      );
     }
     return chain;
   };
@@ -69,7 +73,11 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
     const ref = sys.lookup(path);
     const state = sys.find(path)?.state ?? 'stopped';
     if (!ref || state === 'stopped' || state === 'stopping') {
-      throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', `the chain listener is stopped; start it with POST /admin/actors/start {"actor":"${chainListenerName(chainId)}"}`, { actor: path });
+      throw new EthhookError(
+        'ETHHOOK_ERR_ACTOR_STOPPED',
+        `the chain listener is stopped; start it with POST /admin/actors/start {"actor":"${chainListenerName(chainId)}"}`,
+        { actor: path },
+      );
     }
     return ref.ask<R>(msg, { timeoutMs: ASK_TIMEOUT_MS });
   };
@@ -79,10 +87,17 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
       path: '/admin/chains/:chainId/failover',
       auth: 'operate',
       body: FailoverBody,
-      audit: { action: 'chain.failover', target: ({ params, body }) => `${chainListenerPath(Number(params.chainId))} off ${body.provider}` },
+      audit: {
+        action: 'chain.failover',
+        target: ({ params, body }) => `${chainListenerPath(Number(params.chainId))} off ${body.provider}`,
+      },
       handle: async ({ params, body, log }) => {
         const chain = configured(params.chainId!);
-        const reply = await ask<ChainFailoverReply>(chain.chainId, { type: 'chain.failover', provider: body.provider, holdMs: body.holdMs });
+        const reply = await ask<ChainFailoverReply>(chain.chainId, {
+          type: 'chain.failover',
+          provider: body.provider,
+          holdMs: body.holdMs,
+        });
         if (!reply.ok) throw new EthhookError(reply.error.code, reply.error.message, reply.error.context);
         const { ok: _ok, ...failover } = reply;
         log.warn({ chainId: chain.chainId, chain: chain.name, ...failover, holdMs: body.holdMs }, 'chain provider failover by an operator');
@@ -103,7 +118,10 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
       path: '/admin/chains/:chainId/reset-cursor',
       auth: 'operate',
       body: ResetCursorBody,
-      audit: { action: 'chain.reset-cursor', target: ({ params, body }) => `${chainListenerPath(Number(params.chainId))} from ${body.fromBlock}` },
+      audit: {
+        action: 'chain.reset-cursor',
+        target: ({ params, body }) => `${chainListenerPath(Number(params.chainId))} from ${body.fromBlock}`,
+      },
       handle: async ({ params, body, log }) => {
         const chain = configured(params.chainId!);
         const sys = system();
@@ -111,10 +129,16 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
         const path = chainListenerPath(chain.chainId);
         await sys.stopActor(path);
         // The listener is started again whatever the store said, so a failed reset leaves it as it was.
-        const failed = await cursors.reset(chain.chainId, body.fromBlock).then(() => null, (err: unknown) => ({ err }));
+        const failed = await cursors.reset(chain.chainId, body.fromBlock).then(
+          () => null,
+          (err: unknown) => ({ err }),
+        );
         const actor = await sys.startActor(path);
         if (failed) throw failed.err;
-        log.warn({ chainId: chain.chainId, chain: chain.name, fromBlock: body.fromBlock }, 'chain cursor reset: its reorg window and block 0 are forgotten');
+        log.warn(
+          { chainId: chain.chainId, chain: chain.name, fromBlock: body.fromBlock },
+          'chain cursor reset: its reorg window and block 0 are forgotten',
+        );
         return { json: { chain: { chainId: chain.chainId, name: chain.name, fromBlock: body.fromBlock }, actor } };
       },
     }),

@@ -22,7 +22,11 @@ export async function ensureDevToken(dataDir: string, log: Logger): Promise<Admi
   const existing = await readTokenFile(tokenFile);
   if (existing !== undefined) {
     if (!VALID_TOKEN.test(existing)) {
-      throw new EthhookError('ETHHOOK_ERR_ADMIN_TOKEN_FILE', `${tokenFile} does not hold a token (16+ visible ASCII characters); delete it to generate a new one`, { tokenFile });
+      throw new EthhookError(
+        'ETHHOOK_ERR_ADMIN_TOKEN_FILE',
+        `${tokenFile} does not hold a token (16+ visible ASCII characters); delete it to generate a new one`,
+        { tokenFile },
+      );
     }
     log.info({ tokenFile, fingerprint: tokenFingerprint(existing) }, 'no admin tokens configured: using the generated operate token');
     return { token: existing, role: 'operate' };
@@ -32,9 +36,17 @@ export async function ensureDevToken(dataDir: string, log: Logger): Promise<Admi
     await mkdir(dataDir, { recursive: true });
     await writeFile(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
   } catch (err) {
-    throw new EthhookError('ETHHOOK_ERR_ADMIN_TOKEN_FILE', `cannot write ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { tokenFile }, { cause: err });
+    throw new EthhookError(
+      'ETHHOOK_ERR_ADMIN_TOKEN_FILE',
+      `cannot write ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      { tokenFile },
+      { cause: err },
+    );
   }
-  log.warn({ tokenFile, fingerprint: tokenFingerprint(token) }, 'no admin tokens configured: generated an operate token (read it from the token file)');
+  log.warn(
+    { tokenFile, fingerprint: tokenFingerprint(token) },
+    'no admin tokens configured: generated an operate token (read it from the token file)',
+  );
   return { token, role: 'operate' };
 }
 
@@ -43,6 +55,11 @@ async function readTokenFile(tokenFile: string): Promise<string | undefined> {
     return (await readFile(tokenFile, 'utf8')).trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new EthhookError('ETHHOOK_ERR_ADMIN_TOKEN_FILE', `cannot read ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { tokenFile }, { cause: err });
+    throw new EthhookError(
+      'ETHHOOK_ERR_ADMIN_TOKEN_FILE',
+      `cannot read ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      { tokenFile },
+      { cause: err },
+    );
   }
 }

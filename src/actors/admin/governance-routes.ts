@@ -29,11 +29,18 @@ export function governanceRoutes(system: () => GovernanceRoutesSystem | undefine
     if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
     const ref = sys.lookup(ACTOR_PATHS.governanceStream);
     if (ref === undefined) {
-      throw new EthhookError('ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED', 'this node runs no governance stream: set governance.url (and governance.publicKeys) to follow one');
+      throw new EthhookError(
+        'ETHHOOK_ERR_GOVERNANCE_NOT_CONFIGURED',
+        'this node runs no governance stream: set governance.url (and governance.publicKeys) to follow one',
+      );
     }
     const state = sys.find(ACTOR_PATHS.governanceStream)?.state ?? 'stopped';
     if (state === 'stopped' || state === 'stopping') {
-      throw new EthhookError('ETHHOOK_ERR_ACTOR_STOPPED', 'the governance stream is stopped; start it with POST /admin/actors/start {"actor":"governance-stream"}', { actor: ACTOR_PATHS.governanceStream });
+      throw new EthhookError(
+        'ETHHOOK_ERR_ACTOR_STOPPED',
+        'the governance stream is stopped; start it with POST /admin/actors/start {"actor":"governance-stream"}',
+        { actor: ACTOR_PATHS.governanceStream },
+      );
     }
     const reply = await ref.ask<GovernanceReply>({ type }, { timeoutMs: ASK_TIMEOUT_MS });
     if ('ok' in reply && !reply.ok) throw new EthhookError(reply.error.code, reply.error.message, reply.error.context);

@@ -97,7 +97,15 @@ function actorActionRoute(action: ActorAction, running: () => AdminSystem, selfP
         setImmediate(() => {
           perform().then(
             () => audit(log, { action: `actor.${action}`, target: path, who: principal, outcome: 'ok', status: 202 }),
-            (err: unknown) => audit(log, { action: `actor.${action}`, target: path, who: principal, outcome: 'failed', status: 202, code: isEthhookError(err) ? err.code : undefined }),
+            (err: unknown) =>
+              audit(log, {
+                action: `actor.${action}`,
+                target: path,
+                who: principal,
+                outcome: 'failed',
+                status: 202,
+                code: isEthhookError(err) ? err.code : undefined,
+              }),
           );
         });
         return { status: 202, json: { accepted: true, action, actor: path } };

@@ -60,7 +60,14 @@ export class AdminServer {
     const { host, port } = this.options;
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
-        reject(new EthhookError('ETHHOOK_ERR_ADMIN_LISTEN', `admin API cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { host, port }, { cause: err }));
+        reject(
+          new EthhookError(
+            'ETHHOOK_ERR_ADMIN_LISTEN',
+            `admin API cannot listen on ${host}:${port}: ${err.code ?? err.message}`,
+            { host, port },
+            { cause: err },
+          ),
+        );
       };
       this.server.once('error', onError);
       this.server.listen(port, host, () => {
@@ -110,7 +117,9 @@ export class AdminServer {
       route = match.route;
       principal = this.authenticate(route, req, res);
       if (principal !== null && !roleAllows(principal.role, route.auth)) {
-        throw new EthhookError('ETHHOOK_ERR_ADMIN_FORBIDDEN', `this action needs the ${route.auth} role; the token has ${principal.role}`, { role: principal.role });
+        throw new EthhookError('ETHHOOK_ERR_ADMIN_FORBIDDEN', `this action needs the ${route.auth} role; the token has ${principal.role}`, {
+          role: principal.role,
+        });
       }
       const query = route.query ? parseInput(route.query, Object.fromEntries(new URLSearchParams(search)), 'query') : undefined;
       const body = route.body ? parseInput(route.body, await this.readJson(req, res), 'body') : undefined;
@@ -122,9 +131,20 @@ export class AdminServer {
     } finally {
       const status = res.statusCode;
       if (route?.audit) {
-        audit(this.options.log, { action: route.audit.action, target, who: principal, outcome: outcomeOf(status), status, code: errorCode, remote: req.socket.remoteAddress });
+        audit(this.options.log, {
+          action: route.audit.action,
+          target,
+          who: principal,
+          outcome: outcomeOf(status),
+          status,
+          code: errorCode,
+          remote: req.socket.remoteAddress,
+        });
       }
-      this.options.log.debug({ method, path: pathname, status, ms: Math.round(performance.now() - started), role: principal?.role }, 'admin request');
+      this.options.log.debug(
+        { method, path: pathname, status, ms: Math.round(performance.now() - started), role: principal?.role },
+        'admin request',
+      );
     }
   }
 
@@ -157,7 +177,10 @@ export class AdminServer {
     const principal = this.options.tokens.authenticate(req.headers.authorization);
     if (!principal) {
       res.setHeader('WWW-Authenticate', principal === null ? 'Bearer realm="ethhook", error="invalid_token"' : 'Bearer realm="ethhook"');
-      throw new EthhookError('ETHHOOK_ERR_ADMIN_UNAUTHORIZED', principal === null ? 'the bearer token is not valid' : 'a bearer token is required (Authorization: Bearer <token>)');
+      throw new EthhookError(
+        'ETHHOOK_ERR_ADMIN_UNAUTHORIZED',
+        principal === null ? 'the bearer token is not valid' : 'a bearer token is required (Authorization: Bearer <token>)',
+      );
     }
     return principal;
   }
@@ -167,7 +190,10 @@ export class AdminServer {
     const bodyless = req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length'] ?? 0) === 0;
     if (bodyless) throw new EthhookError('ETHHOOK_ERR_ADMIN_INVALID_REQUEST', 'the request body is empty; send a JSON object');
     if (type === undefined) {
-      throw new EthhookError('ETHHOOK_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', 'the request has no Content-Type; send the body as application/json');
+      throw new EthhookError(
+        'ETHHOOK_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE',
+        'the request has no Content-Type; send the body as application/json',
+      );
     }
     if (!JSON_TYPE.test(type)) {
       throw new EthhookError('ETHHOOK_ERR_ADMIN_UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not JSON; send application/json`);
@@ -191,7 +217,8 @@ export class AdminServer {
       req.on('data', onData);
       req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
       // A client that goes away mid-body is not a failure of the node: no 500, no error line.
-      const aborted = () => reject(new EthhookError('ETHHOOK_ERR_ADMIN_REQUEST_ABORTED', 'the client closed the connection before the whole body arrived'));
+      const aborted = () =>
+        reject(new EthhookError('ETHHOOK_ERR_ADMIN_REQUEST_ABORTED', 'the client closed the connection before the whole body arrived'));
       req.once('error', aborted);
       req.once('close', () => {
         if (!req.complete) aborted();

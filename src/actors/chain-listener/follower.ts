@@ -274,7 +274,8 @@ export class ChainFollower {
         break;
       }
       // The first difference is checked with the other providers, if any, before it counts.
-      if (canonical && !evidence && source.corroborate && !(await source.corroborate(block.number, block.hash, canonical.hash))) return false;
+      if (canonical && !evidence && source.corroborate && !(await source.corroborate(block.number, block.hash, canonical.hash)))
+        return false;
       if (canonical) evidence = true;
       orphans.push(block);
     }
@@ -396,11 +397,15 @@ function assemble(chainId: number, headers: BlockHeader[], logs: ChainLog[], see
   blocks.forEach((block, i) => {
     // A bloom with bits set means the block has logs: an answer without any is incomplete, never an empty block.
     if (block.logs.length === 0 && headers[i]!.hasLogs === true) {
-      throw new EthhookError('ETHHOOK_ERR_RPC_INCOMPLETE', `eth_getLogs answered no logs for block ${block.number}, whose logsBloom says it has some`, {
-        chainId,
-        block: block.number,
-        hash: block.hash,
-      });
+      throw new EthhookError(
+        'ETHHOOK_ERR_RPC_INCOMPLETE',
+        `eth_getLogs answered no logs for block ${block.number}, whose logsBloom says it has some`,
+        {
+          chainId,
+          block: block.number,
+          hash: block.hash,
+        },
+      );
     }
     block.logs.sort((a, b) => a.logIndex - b.logIndex);
   });

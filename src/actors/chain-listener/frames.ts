@@ -24,10 +24,7 @@ export interface RpcErrorBody {
 
 export type RpcReply = { kind: 'response'; id: RpcId; result: unknown } | { kind: 'error'; id: RpcId | null; error: RpcErrorBody };
 
-export type Frame =
-  | RpcReply
-  | { kind: 'notification'; subscription: string; result: unknown }
-  | { kind: 'batch'; items: RpcReply[] };
+export type Frame = RpcReply | { kind: 'notification'; subscription: string; result: unknown } | { kind: 'batch'; items: RpcReply[] };
 
 const SAMPLE_CHARS = 120;
 
@@ -39,20 +36,18 @@ const errorBody = z.object({
   data: z.unknown().optional(),
 });
 
-const replySchema = z
-  .object({
-    jsonrpc: z.literal('2.0'),
-    id: rpcId.nullable(),
-    result: z.unknown().optional(),
-    error: errorBody.optional(),
-  });
+const replySchema = z.object({
+  jsonrpc: z.literal('2.0'),
+  id: rpcId.nullable(),
+  result: z.unknown().optional(),
+  error: errorBody.optional(),
+});
 
-const notificationSchema = z
-  .object({
-    jsonrpc: z.literal('2.0'),
-    method: z.literal('eth_subscription'),
-    params: z.object({ subscription: z.string().min(1).max(256), result: z.unknown() }),
-  });
+const notificationSchema = z.object({
+  jsonrpc: z.literal('2.0'),
+  method: z.literal('eth_subscription'),
+  params: z.object({ subscription: z.string().min(1).max(256), result: z.unknown() }),
+});
 
 function malformed(reason: string, raw: string): EthhookError {
   return new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `malformed JSON-RPC frame: ${reason}`, {

@@ -111,7 +111,13 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
     },
     receive(msg): ChainStatus | ChainFailoverReply {
       if (msg?.type === 'chain.status' && listener) return listener.status();
-      if (msg?.type === 'chain.failover' && listener && typeof msg.provider === 'string' && Number.isSafeInteger(msg.holdMs) && msg.holdMs >= 0) {
+      if (
+        msg?.type === 'chain.failover' &&
+        listener &&
+        typeof msg.provider === 'string' &&
+        Number.isSafeInteger(msg.holdMs) &&
+        msg.holdMs >= 0
+      ) {
         try {
           return { ok: true, ...listener.failover(msg.provider, msg.holdMs) };
         } catch (err) {

@@ -157,7 +157,10 @@ export class ChainListener {
         onReorg: (depth) => {
           metrics.reorgs.inc(this.label);
           metrics.reorgDepth.observe(this.label, depth);
-          this.deps.log.warn({ depth, processed: this.follower?.processed, provider: this.active?.name }, 'chain reorg: orphaned blocks retracted');
+          this.deps.log.warn(
+            { depth, processed: this.follower?.processed, provider: this.active?.name },
+            'chain reorg: orphaned blocks retracted',
+          );
         },
         onProblem: (kind, err) => this.problem(kind, err, this.active),
         now: nowMs,
@@ -171,7 +174,12 @@ export class ChainListener {
     metrics.wsConnected.set(this.label, 0);
     metrics.up.set(this.label, 0);
     this.deps.log.info(
-      { next: persisted?.next ?? startBlock, confirmations: config.confirmations, providers: config.providers.map((p) => p.name), quorum: config.quorum },
+      {
+        next: persisted?.next ?? startBlock,
+        confirmations: config.confirmations,
+        providers: config.providers.map((p) => p.name),
+        quorum: config.quorum,
+      },
       'chain listener starting',
     );
     for (const session of this.sessions) session.start();
@@ -225,9 +233,13 @@ export class ChainListener {
   failover(provider: string, holdMs: number): { from: string; to: string | null; heldUntil: string | null } {
     const session = this.sessions.find((s) => s.name === provider);
     if (!session) {
-      throw new EthhookError('ETHHOOK_ERR_PROVIDER_UNKNOWN', `chain ${this.deps.config.name} has no provider ${provider} (it has ${this.sessions.map((s) => s.name).join(', ')})`, {
-        field: 'provider',
-      });
+      throw new EthhookError(
+        'ETHHOOK_ERR_PROVIDER_UNKNOWN',
+        `chain ${this.deps.config.name} has no provider ${provider} (it has ${this.sessions.map((s) => s.name).join(', ')})`,
+        {
+          field: 'provider',
+        },
+      );
     }
     if (holdMs === 0) {
       session.heldUntil = 0;
@@ -236,7 +248,9 @@ export class ChainListener {
       const now = Date.now();
       const others = this.assess(now).filter((a) => a.view.index !== session.index && a.health === 'healthy');
       if (others.length === 0) {
-        throw new EthhookError('ETHHOOK_ERR_NO_OTHER_PROVIDER', `no other healthy provider of chain ${this.deps.config.name} to move to`, { field: 'provider' });
+        throw new EthhookError('ETHHOOK_ERR_NO_OTHER_PROVIDER', `no other healthy provider of chain ${this.deps.config.name} to move to`, {
+          field: 'provider',
+        });
       }
       session.heldUntil = now + holdMs;
       this.deps.log.warn({ provider, holdMs }, 'chain provider held off by an operator');
@@ -317,9 +331,17 @@ export class ChainListener {
       if (short && shortRounds >= SHORT_ROUNDS && this.sessions.length > 1) {
         shortRounds = 0;
         const head = active.head?.header.number;
-        this.problem('incomplete', new EthhookError('ETHHOOK_ERR_RPC_INCOMPLETE', `provider ${active.name} claims head ${head} but serves no block after ${follower.processed}`, {
-          provider: active.name,
-        }), active);
+        this.problem(
+          'incomplete',
+          new EthhookError(
+            'ETHHOOK_ERR_RPC_INCOMPLETE',
+            `provider ${active.name} claims head ${head} but serves no block after ${follower.processed}`,
+            {
+              provider: active.name,
+            },
+          ),
+          active,
+        );
         active.heldUntil = Date.now() + config.failbackAfterMs;
         const next = this.pick(Date.now());
         if (next !== active) this.setActive(next, 'error');
@@ -420,7 +442,6 @@ export class ChainListener {
     metrics.providersHealthy.set(this.label, healthy);
   }
 
-
   /** Throws ETHHOOK_ERR_CHAIN_MISMATCH when the provider is not on the chain this listener follows. */
   private verifyChain(source: RpcChainSource): Promise<void> {
     const run = this.verifying.then(async () => {
@@ -474,7 +495,15 @@ export class ChainListener {
   /** An unexpected error (a bug): the listener stops and the supervisor hears of it. */
   private crash(err: unknown): void {
     if (this.fatal) return;
-    const cause = err instanceof EthhookError ? err : new EthhookError('ETHHOOK_ERR_LISTENER_FAILED', `chain listener failed: ${(err as Error)?.message ?? String(err)}`, {}, { cause: err });
+    const cause =
+      err instanceof EthhookError
+        ? err
+        : new EthhookError(
+            'ETHHOOK_ERR_LISTENER_FAILED',
+            `chain listener failed: ${(err as Error)?.message ?? String(err)}`,
+            {},
+            { cause: err },
+          );
     this.abort.abort();
     this.wakeup.wake();
     this.die(cause);
@@ -497,7 +526,10 @@ export class ChainListener {
     if (!win || now - win.start > LOG_PERIOD_MS) this.logWindow.set(key, { start: now, count: 1 });
     else if (++win.count > LOG_BURST) return;
     const level = kind === 'mismatch' ? 'error' : 'warn';
-    this.deps.log[level]({ kind, provider, err: { ...describeError(err), stack: undefined }, transport: session?.kind }, 'chain RPC problem');
+    this.deps.log[level](
+      { kind, provider, err: { ...describeError(err), stack: undefined }, transport: session?.kind },
+      'chain RPC problem',
+    );
   }
 }
 

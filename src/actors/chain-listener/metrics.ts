@@ -100,8 +100,7 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
   const known = byRegistry.get(registry);
   if (known) return known;
   const registers = [registry];
-  const gauge = (name: string, help: string) =>
-    metric(registry, name, () => new Gauge({ name, help, labelNames: ['chain'], registers }));
+  const gauge = (name: string, help: string) => metric(registry, name, () => new Gauge({ name, help, labelNames: ['chain'], registers }));
   const providerGauge = (name: string, help: string) =>
     metric(registry, name, () => new Gauge({ name, help, labelNames: ['chain', 'provider'], registers }));
   const metrics: ChainMetrics = {
@@ -111,73 +110,101 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
     lag: gauge('chain_lag_blocks', 'Head seen minus processed height: blocks not yet acknowledged downstream (confirmations included)'),
     wsConnected: gauge('chain_ws_connected', '1 while the WebSocket session to the node is up'),
     up: gauge('chain_up', '1 while a session with the chain node works (WebSocket or HTTP polling)'),
-    reorgs: metric(registry, 'chain_reorgs_total', () =>
-      new Counter({ name: 'chain_reorgs_total', help: 'Reorgs that orphaned emitted blocks', labelNames: ['chain'], registers }),
+    reorgs: metric(
+      registry,
+      'chain_reorgs_total',
+      () => new Counter({ name: 'chain_reorgs_total', help: 'Reorgs that orphaned emitted blocks', labelNames: ['chain'], registers }),
     ),
-    reorgDepth: metric(registry, 'chain_reorg_depth', () =>
-      new Histogram({
-        name: 'chain_reorg_depth',
-        help: 'Emitted blocks orphaned per reorg',
-        labelNames: ['chain'],
-        buckets: [1, 2, 3, 5, 8, 13, 21, 34, 64, 128],
-        registers,
-      }),
+    reorgDepth: metric(
+      registry,
+      'chain_reorg_depth',
+      () =>
+        new Histogram({
+          name: 'chain_reorg_depth',
+          help: 'Emitted blocks orphaned per reorg',
+          labelNames: ['chain'],
+          buckets: [1, 2, 3, 5, 8, 13, 21, 34, 64, 128],
+          registers,
+        }),
     ),
-    eventsReceived: metric(registry, 'events_received_total', () =>
-      new Counter({ name: 'events_received_total', help: 'Logs emitted by the chain listeners', labelNames: ['chain'], registers }),
+    eventsReceived: metric(
+      registry,
+      'events_received_total',
+      () => new Counter({ name: 'events_received_total', help: 'Logs emitted by the chain listeners', labelNames: ['chain'], registers }),
     ),
-    rpcErrors: metric(registry, 'chain_rpc_errors_total', () =>
-      new Counter({
-        name: 'chain_rpc_errors_total',
-        help: 'Chain node transport and protocol errors, by kind',
-        labelNames: ['chain', 'kind'],
-        registers,
-      }),
+    rpcErrors: metric(
+      registry,
+      'chain_rpc_errors_total',
+      () =>
+        new Counter({
+          name: 'chain_rpc_errors_total',
+          help: 'Chain node transport and protocol errors, by kind',
+          labelNames: ['chain', 'kind'],
+          registers,
+        }),
     ),
     providerUp: providerGauge('chain_provider_up', '1 while the session with this provider works (chain verified, a head seen)'),
     providerHeight: providerGauge('chain_provider_height', 'Head block number this provider last showed'),
-    providerLag: providerGauge('chain_provider_lag_blocks', "The chain's reference head (the highest that two providers vouch for) minus this provider's head"),
+    providerLag: providerGauge(
+      'chain_provider_lag_blocks',
+      "The chain's reference head (the highest that two providers vouch for) minus this provider's head",
+    ),
     providerActive: providerGauge('chain_provider_active', '1 for the provider the listener reads blocks and logs from'),
-    providerLatency: metric(registry, 'chain_provider_latency_seconds', () =>
-      new Histogram({
-        name: 'chain_provider_latency_seconds',
-        help: 'Time the provider took to answer a JSON-RPC call (or batch)',
-        labelNames: ['chain', 'provider'],
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers,
-      }),
+    providerLatency: metric(
+      registry,
+      'chain_provider_latency_seconds',
+      () =>
+        new Histogram({
+          name: 'chain_provider_latency_seconds',
+          help: 'Time the provider took to answer a JSON-RPC call (or batch)',
+          labelNames: ['chain', 'provider'],
+          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers,
+        }),
     ),
-    providerErrors: metric(registry, 'chain_provider_errors_total', () =>
-      new Counter({
-        name: 'chain_provider_errors_total',
-        help: 'Failures of one provider, by kind',
-        labelNames: ['chain', 'provider', 'kind'],
-        registers,
-      }),
+    providerErrors: metric(
+      registry,
+      'chain_provider_errors_total',
+      () =>
+        new Counter({
+          name: 'chain_provider_errors_total',
+          help: 'Failures of one provider, by kind',
+          labelNames: ['chain', 'provider', 'kind'],
+          registers,
+        }),
     ),
-    providerDisagreements: metric(registry, 'chain_provider_disagreements_total', () =>
-      new Counter({
-        name: 'chain_provider_disagreements_total',
-        help: 'Block hashes this provider showed that another provider contradicted at the same height',
-        labelNames: ['chain', 'provider'],
-        registers,
-      }),
+    providerDisagreements: metric(
+      registry,
+      'chain_provider_disagreements_total',
+      () =>
+        new Counter({
+          name: 'chain_provider_disagreements_total',
+          help: 'Block hashes this provider showed that another provider contradicted at the same height',
+          labelNames: ['chain', 'provider'],
+          registers,
+        }),
     ),
-    providerFailovers: metric(registry, 'chain_provider_failovers_total', () =>
-      new Counter({
-        name: 'chain_provider_failovers_total',
-        help: 'Times the listener stopped reading from this provider, by reason',
-        labelNames: ['chain', 'provider', 'reason'],
-        registers,
-      }),
+    providerFailovers: metric(
+      registry,
+      'chain_provider_failovers_total',
+      () =>
+        new Counter({
+          name: 'chain_provider_failovers_total',
+          help: 'Times the listener stopped reading from this provider, by reason',
+          labelNames: ['chain', 'provider', 'reason'],
+          registers,
+        }),
     ),
-    providerThrottled: metric(registry, 'chain_provider_throttled_total', () =>
-      new Counter({
-        name: 'chain_provider_throttled_total',
-        help: 'Rate-limited answers of this provider that the listener slowed down for and asked again',
-        labelNames: ['chain', 'provider'],
-        registers,
-      }),
+    providerThrottled: metric(
+      registry,
+      'chain_provider_throttled_total',
+      () =>
+        new Counter({
+          name: 'chain_provider_throttled_total',
+          help: 'Rate-limited answers of this provider that the listener slowed down for and asked again',
+          labelNames: ['chain', 'provider'],
+          registers,
+        }),
     ),
     providersHealthy: gauge('chain_providers_healthy', 'Providers fit to be read from (up, in step with the others, not held)'),
   };
@@ -186,10 +213,14 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
 }
 
 /** Every series of each chain and of its providers, from the start (see the header). Once per process. */
-export function exportChainSeries(registry: Registry, chains: ReadonlyArray<{ name: string; providers: ReadonlyArray<{ name: string }> }>): void {
+export function exportChainSeries(
+  registry: Registry,
+  chains: ReadonlyArray<{ name: string; providers: ReadonlyArray<{ name: string }> }>,
+): void {
   const m = getChainMetrics(registry);
   for (const { name: chain, providers } of chains) {
-    for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up, m.providersHealthy]) gauge.set({ chain }, 0);
+    for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up, m.providersHealthy])
+      gauge.set({ chain }, 0);
     m.reorgs.inc({ chain }, 0);
     m.reorgDepth.zero({ chain });
     m.eventsReceived.inc({ chain }, 0);

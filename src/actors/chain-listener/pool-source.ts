@@ -83,29 +83,44 @@ export class PoolSource implements ChainSource {
     const activeHead = this.deps.active.head?.header.number ?? -1;
     const emittedHead = Math.max(-1, ...forEmitted.map((a) => a.session.head?.header.number ?? -1));
     if (forEmitted.length > forCanonical || (forEmitted.length === forCanonical && emittedHead > activeHead)) {
-      throw new EthhookError('ETHHOOK_ERR_PROVIDER_DISAGREES', `provider ${this.deps.active.name} shows block ${n} as orphaned; ${forEmitted.length} other provider(s) still show it`, {
-        provider: this.deps.active.name,
-        block: n,
-        hash: canonical,
-        emitted,
-      });
+      throw new EthhookError(
+        'ETHHOOK_ERR_PROVIDER_DISAGREES',
+        `provider ${this.deps.active.name} shows block ${n} as orphaned; ${forEmitted.length} other provider(s) still show it`,
+        {
+          provider: this.deps.active.name,
+          block: n,
+          hash: canonical,
+          emitted,
+        },
+      );
     }
     return forEmitted.length < forCanonical && forCanonical >= 2 && forCanonical >= this.deps.quorum;
   }
 
   /** The other providers' hashes at height n (null: no answer); disagreements with `activeHash` counted. */
-  private async ask(others: ProviderSession[], n: number, activeHash: string): Promise<Array<{ session: ProviderSession; hash: string | null }>> {
+  private async ask(
+    others: ProviderSession[],
+    n: number,
+    activeHash: string,
+  ): Promise<Array<{ session: ProviderSession; hash: string | null }>> {
     const answers = await Promise.all(
-      others.map((session) => session.source.headerByNumber(n).then((h) => ({ session, hash: h?.hash ?? null }), () => ({ session, hash: null }))),
+      others.map((session) =>
+        session.source.headerByNumber(n).then(
+          (h) => ({ session, hash: h?.hash ?? null }),
+          () => ({ session, hash: null }),
+        ),
+      ),
     );
-    for (const { session, hash } of answers) if (hash !== null && hash !== activeHash) this.deps.disagreed(session.name, n, hash, activeHash);
+    for (const { session, hash } of answers)
+      if (hash !== null && hash !== activeHash) this.deps.disagreed(session.name, n, hash, activeHash);
     return answers;
   }
 
   /** Hash → number of other providers showing it at height n. */
   private async votes(n: number, activeHash: string): Promise<Map<string, number>> {
     const votes = new Map<string, number>();
-    for (const { hash } of await this.ask(this.deps.others(), n, activeHash)) if (hash !== null) votes.set(hash, (votes.get(hash) ?? 0) + 1);
+    for (const { hash } of await this.ask(this.deps.others(), n, activeHash))
+      if (hash !== null) votes.set(hash, (votes.get(hash) ?? 0) + 1);
     return votes;
   }
 
@@ -113,12 +128,16 @@ export class PoolSource implements ChainSource {
   private outvoted(votes: Map<string, number>, activeHash: string, n: number): void {
     for (const [hash, count] of votes) {
       if (hash !== activeHash && count >= this.deps.quorum) {
-        throw new EthhookError('ETHHOOK_ERR_PROVIDER_DISAGREES', `provider ${this.deps.active.name} shows block ${n} with a hash ${count} other provider(s) contradict`, {
-          provider: this.deps.active.name,
-          block: n,
-          hash: activeHash,
-          quorumHash: hash,
-        });
+        throw new EthhookError(
+          'ETHHOOK_ERR_PROVIDER_DISAGREES',
+          `provider ${this.deps.active.name} shows block ${n} with a hash ${count} other provider(s) contradict`,
+          {
+            provider: this.deps.active.name,
+            block: n,
+            hash: activeHash,
+            quorumHash: hash,
+          },
+        );
       }
     }
   }

@@ -72,7 +72,11 @@ export function assess(views: readonly ProviderView[], now: number, options: Poo
   const reference = referenceHead(views, now, options.maxLagBlocks);
   return views.map((view): Assessment => {
     const lag = view.head === null || reference < 0 ? 0 : Math.max(0, reference - view.head);
-    const stalled = lag > 0 && view.behindSince !== null && now - view.behindSince >= options.stallTimeoutMs && now - view.movedAt >= options.stallTimeoutMs;
+    const stalled =
+      lag > 0 &&
+      view.behindSince !== null &&
+      now - view.behindSince >= options.stallTimeoutMs &&
+      now - view.movedAt >= options.stallTimeoutMs;
     let health: ProviderHealth;
     if (view.mismatched) health = 'mismatched';
     else if (!view.up || view.head === null) health = 'down';
@@ -126,6 +130,9 @@ export function failoverReason(from: Assessment): FailoverReason {
 
 /** The highest block at least `quorum` usable providers have: the k-th highest head; -1 when fewer. */
 export function quorumHeight(views: readonly ProviderView[], quorum: number): number {
-  const heads = views.filter(usable).map((v) => v.head!).sort((a, b) => b - a);
+  const heads = views
+    .filter(usable)
+    .map((v) => v.head!)
+    .sort((a, b) => b - a);
   return heads.length >= quorum ? heads[quorum - 1]! : -1;
 }

@@ -173,7 +173,10 @@ export class ProviderSession {
   readFailed(): void {
     const { chain, provider } = this.deps;
     if (++this.readFailures >= chain.wsFailuresBeforeFallback && provider.httpUrl && this.currentWs) {
-      this.deps.log.warn({ provider: this.name, failures: this.readFailures }, 'chain provider: reads keep failing over its WebSocket: ending the session');
+      this.deps.log.warn(
+        { provider: this.name, failures: this.readFailures },
+        'chain provider: reads keep failing over its WebSocket: ending the session',
+      );
       this.currentWs.close();
     }
   }
@@ -349,7 +352,6 @@ export class ProviderSession {
     this.changed();
   }
 
-
   private makeTransport(): RpcTransport {
     const send = async <T>(label: string, calls: number, call: (t: RpcTransport) => Promise<T>): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
@@ -383,7 +385,8 @@ export class ProviderSession {
         return kind();
       },
       request: (method, params) => send(method, 1, (t) => t.request(method, params)),
-      batch: (calls: RpcCall[]) => send(`batch(${calls[0]?.method ?? ''} x${calls.length})`, Math.max(1, calls.length), (t) => t.batch(calls)),
+      batch: (calls: RpcCall[]) =>
+        send(`batch(${calls[0]?.method ?? ''} x${calls.length})`, Math.max(1, calls.length), (t) => t.batch(calls)),
       close: () => {},
     };
   }

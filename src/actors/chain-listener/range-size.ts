@@ -48,7 +48,12 @@ export class RangeSize {
    * undefined when the node sent none).
    */
   keep(hasLogs: ReadonlyArray<boolean | undefined>): number {
-    const allowed = this.perLogged === null ? 1 : this.perLogged === 0 ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(this.targetLogs / this.perLogged));
+    const allowed =
+      this.perLogged === null
+        ? 1
+        : this.perLogged === 0
+          ? Number.POSITIVE_INFINITY
+          : Math.max(1, Math.floor(this.targetLogs / this.perLogged));
     let logged = 0;
     for (let i = 0; i < hasLogs.length; i++) {
       if (hasLogs[i] === false) continue;

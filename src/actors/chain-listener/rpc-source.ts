@@ -28,7 +28,11 @@ export class RpcChainSource implements ChainSource {
   }
 
   async latestHeader(): Promise<BlockHeader> {
-    const header = validateResult(headerSchema, await this.transport.request('eth_getBlockByNumber', ['latest', false]), 'eth_getBlockByNumber');
+    const header = validateResult(
+      headerSchema,
+      await this.transport.request('eth_getBlockByNumber', ['latest', false]),
+      'eth_getBlockByNumber',
+    );
     return header;
   }
 
@@ -82,13 +86,18 @@ function isRangeRefusal(err: unknown): err is EthhookError {
 }
 
 function rangeTooLarge(method: string, from: number, to: number, cause: EthhookError): EthhookError {
-  return new EthhookError('ETHHOOK_ERR_RPC_RANGE_TOO_LARGE', `${method} refused blocks ${from}..${to}`, {
-    method,
-    from,
-    to,
-    rpcCode: cause.context.rpcCode,
-    rpcMessage: cause.context.rpcMessage ?? cause.context.reason,
-  }, { cause });
+  return new EthhookError(
+    'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE',
+    `${method} refused blocks ${from}..${to}`,
+    {
+      method,
+      from,
+      to,
+      rpcCode: cause.context.rpcCode,
+      rpcMessage: cause.context.rpcMessage ?? cause.context.reason,
+    },
+    { cause },
+  );
 }
 
 function checkNumber(header: BlockHeader | null, n: number): BlockHeader | null {

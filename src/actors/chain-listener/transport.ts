@@ -28,11 +28,13 @@ export type ProblemHandler = (kind: RpcErrorKind, error: EthhookError) => void;
  * Infura (-32005, "daily request count exceeded, request rate limited", "project ID request rate
  * exceeded"), QuickNode (-32007, "15/second request limit reached"), generic "too many requests".
  */
-const RATE_LIMIT = /rate.?limit|request rate|too many requests|request limit reached|per second capacity|request count exceeded|exceeded .*(capacity|quota)/i;
+const RATE_LIMIT =
+  /rate.?limit|request rate|too many requests|request limit reached|per second capacity|request count exceeded|exceeded .*(capacity|quota)/i;
 
 /** A JSON-RPC error answer: ETHHOOK_ERR_RPC_RATE_LIMITED when it reads as a rate limit, else ETHHOOK_ERR_RPC_ERROR. */
 export function rpcError(method: string, error: RpcErrorBody): EthhookError {
-  if (error.code === 429 || error.code === -429 || RATE_LIMIT.test(error.message)) return rpcRateLimited(method, error.message.slice(0, 200));
+  if (error.code === 429 || error.code === -429 || RATE_LIMIT.test(error.message))
+    return rpcRateLimited(method, error.message.slice(0, 200));
   return new EthhookError('ETHHOOK_ERR_RPC_ERROR', `${method} failed: ${error.message.slice(0, 200)}`, {
     method,
     rpcCode: error.code,

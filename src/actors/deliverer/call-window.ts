@@ -39,7 +39,9 @@ export interface CallWindow {
 export const EMPTY_WINDOW: CallWindow = Object.freeze({ calls: 0, failures: 0, ring: null, head: 0 });
 
 export function recordCall(w: CallWindow, failed: boolean, now: number, cfg: WindowConfig): CallWindow {
-  return cfg.slidingWindowType === 'count' ? recordCounted(w, failed, cfg.slidingWindowSize) : recordTimed(w, failed, now, cfg.slidingWindowSize);
+  return cfg.slidingWindowType === 'count'
+    ? recordCounted(w, failed, cfg.slidingWindowSize)
+    : recordTimed(w, failed, now, cfg.slidingWindowSize);
 }
 
 function recordCounted(w: CallWindow, failed: boolean, size: number): CallWindow {

@@ -90,7 +90,12 @@ export function admit(s: BreakerState, now: number, cfg: BreakerConfig = DEFAULT
       return { allowed: true, waitMs: 0, state: s };
     case 'open':
       if (now < s.until) return { allowed: false, waitMs: s.until - now, state: s };
-      return { allowed: true, waitMs: 0, state: { state: 'half-open', cooldownMs: s.cooldownMs, probeSince: now }, transition: 'half-opened' };
+      return {
+        allowed: true,
+        waitMs: 0,
+        state: { state: 'half-open', cooldownMs: s.cooldownMs, probeSince: now },
+        transition: 'half-opened',
+      };
     case 'half-open': {
       const probeFreeAt = s.probeSince + cfg.probeTimeoutMs;
       if (now < probeFreeAt) return { allowed: false, waitMs: probeFreeAt - now, state: s };
@@ -159,7 +164,19 @@ export interface BreakerView {
 
 export function breakerView(s: BreakerState): BreakerView {
   if (s.state === 'closed') {
-    return { state: s.state, openUntil: null, cooldownMs: null, consecutiveFailures: s.consecutiveFailures, window: { calls: s.window.calls, failures: s.window.failures } };
+    return {
+      state: s.state,
+      openUntil: null,
+      cooldownMs: null,
+      consecutiveFailures: s.consecutiveFailures,
+      window: { calls: s.window.calls, failures: s.window.failures },
+    };
   }
-  return { state: s.state, openUntil: s.state === 'open' ? s.until : null, cooldownMs: s.cooldownMs, consecutiveFailures: 0, window: { calls: 0, failures: 0 } };
+  return {
+    state: s.state,
+    openUntil: s.state === 'open' ? s.until : null,
+    cooldownMs: s.cooldownMs,
+    consecutiveFailures: 0,
+    window: { calls: 0, failures: 0 },
+  };
 }

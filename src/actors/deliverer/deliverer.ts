@@ -96,9 +96,13 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       if (!parsed.success) {
         // Answered, not thrown: a malformed control message must not restart the delivery loop.
         const issue = parsed.error.issues[0];
-        const error = new EthhookError('ETHHOOK_ERR_DELIVERER_BAD_MESSAGE', `invalid deliverer message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), {
-          messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
-        });
+        const error = new EthhookError(
+          'ETHHOOK_ERR_DELIVERER_BAD_MESSAGE',
+          `invalid deliverer message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+          {
+            messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
+          },
+        );
         ctx.log.warn({ code: error.code, ...error.context }, error.message);
         return { ok: false, error: error.toJSON() };
       }
@@ -118,7 +122,9 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     },
     health() {
       const status = loop?.status();
-      return status?.running ? { ok: true, detail: `${status.inFlight} in flight, ${status.held} held` } : { ok: false, detail: 'delivery loop not running' };
+      return status?.running
+        ? { ok: true, detail: `${status.inFlight} in flight, ${status.held} held` }
+        : { ok: false, detail: 'delivery loop not running' };
     },
   };
 }

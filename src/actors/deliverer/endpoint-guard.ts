@@ -87,12 +87,7 @@ export class EndpointGuards {
     return { go: true };
   }
 
-  record(
-    endpointId: string,
-    outcome: OutcomeClass,
-    reason: string,
-    now: number,
-  ): GuardRecord {
+  record(endpointId: string, outcome: OutcomeClass, reason: string, now: number): GuardRecord {
     const g = this.guard(endpointId);
     const r = breakerRecord(g.breaker, outcome !== 'retryable', now, this.breakerCfg);
     this.apply(endpointId, g, r.state, r.transition);

@@ -10,7 +10,8 @@ export const delivererErrorCodes = defineErrorCodes({
     httpStatus: 400,
   },
   ETHHOOK_ERR_DELIVERER_BAD_MESSAGE: {
-    summary: 'the Deliverer received a message that is not one of deliverer.wake, deliverer.endpoint-changed, deliverer.status, deliverer.breaker',
+    summary:
+      'the Deliverer received a message that is not one of deliverer.wake, deliverer.endpoint-changed, deliverer.status, deliverer.breaker',
     httpStatus: 400,
   },
   ETHHOOK_ERR_DELIVERER_UNAVAILABLE: {

@@ -211,7 +211,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     const outcome: HttpAttempt = {
       status: this.status,
       durationMs: performance.now() - this.started,
-      bodySnippet: this.first === null ? '' : (this.more === null ? this.first : Buffer.concat([this.first, ...this.more], this.size)).toString('utf8'),
+      bodySnippet:
+        this.first === null
+          ? ''
+          : (this.more === null ? this.first : Buffer.concat([this.first, ...this.more], this.size)).toString('utf8'),
     };
     // Assigned, not spread: this runs once per attempt (conditional spreads take V8's slow path).
     if (this.retryAfter !== undefined) outcome.retryAfter = this.retryAfter;

@@ -19,8 +19,13 @@ import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import type { AttemptOutcome } from './retry.ts';
 
 export const DELIVERER_METRIC_NAMES = [
-  'webhook_deliveries_total', 'webhook_delivery_duration_seconds', 'webhook_event_to_delivery_seconds',
-  'webhook_queue_depth', 'webhook_dead_letters', 'circuit_breaker_state', 'circuit_breaker_opens_total',
+  'webhook_deliveries_total',
+  'webhook_delivery_duration_seconds',
+  'webhook_event_to_delivery_seconds',
+  'webhook_queue_depth',
+  'webhook_dead_letters',
+  'circuit_breaker_state',
+  'circuit_breaker_opens_total',
   'deliverer_secret_decrypt_failures_total',
 ] as const;
 

@@ -79,7 +79,8 @@ export class Outcome {
     else if (guard.transition === 'closed') this.deps.logger.info({ endpointId }, 'circuit breaker closed');
     if (guard.transition) this.hooks.breaker(endpointId, guard.transition);
     const decision = decide(result, job.attempt + 1, this.deps.retry, at, this.deps.random, classified);
-    if ('persist' in guard || guard.disableReason || decision.action === 'disable-endpoint') return { action: 'store-first', guard, decision };
+    if ('persist' in guard || guard.disableReason || decision.action === 'disable-endpoint')
+      return { action: 'store-first', guard, decision };
     return decision;
   }
 

@@ -107,7 +107,11 @@ export function placedDeliverer(input: unknown): Behaviour<unknown> {
   return {
     preStart(ctx) {
       const store = ctx.lookup(args.storePath);
-      if (!store) throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor ${args.storePath} to serve the deliverer's store`, { actor: ctx.path, target: args.storePath });
+      if (!store)
+        throw new EthhookError('ETHHOOK_ERR_ACTOR_NOT_FOUND', `no actor ${args.storePath} to serve the deliverer's store`, {
+          actor: ctx.path,
+          target: args.storePath,
+        });
       const client = new StoreClient(store, args.storeTimeoutMs);
       deliverer = createDeliverer({
         outbox: new RemoteOutbox(client),
@@ -166,7 +170,9 @@ class MetricsReporter {
   }
 
   private report(): Promise<void> {
-    this.sending = this.sending.then(() => this.send()).catch((err: unknown) => this.ctx.log.warn({ err }, 'deliverer metrics report failed'));
+    this.sending = this.sending
+      .then(() => this.send())
+      .catch((err: unknown) => this.ctx.log.warn({ err }, 'deliverer metrics report failed'));
     return this.sending;
   }
 

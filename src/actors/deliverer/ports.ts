@@ -9,7 +9,10 @@ import type { Outbox } from '../../store/outbox.ts';
 import type { FailureStreak } from './disable.ts';
 import type { HttpAttempt } from './http-client.ts';
 
-export type OutboxPort = Pick<Outbox, 'due' | 'nextDueAt' | 'complete' | 'completeWithGroup' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'>;
+export type OutboxPort = Pick<
+  Outbox,
+  'due' | 'nextDueAt' | 'complete' | 'completeWithGroup' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'
+>;
 
 export interface EndpointPort {
   get(id: string): Promise<Endpoint | undefined>;

@@ -69,7 +69,13 @@ export class RemoteOutbox implements OutboxPort {
   constructor(private readonly store: StoreClient) {}
 
   due(now: number, limit: number, options: DueOptions = {}): Promise<Job[]> {
-    return this.store.call<Job[]>({ type: 'store.due', now, limit, exclude: [...(options.exclude ?? [])], skipEndpoints: [...(options.skipEndpoints ?? [])] });
+    return this.store.call<Job[]>({
+      type: 'store.due',
+      now,
+      limit,
+      exclude: [...(options.exclude ?? [])],
+      skipEndpoints: [...(options.skipEndpoints ?? [])],
+    });
   }
 
   async nextDueAt(): Promise<number | undefined> {
@@ -86,7 +92,10 @@ export class RemoteOutbox implements OutboxPort {
   }
 
   async reschedule(job: JobArg, nextAttemptAt: number, attempt?: AttemptRecord): Promise<Job | undefined> {
-    return (await this.write<Job | null>({ op: 'reschedule', job: wireJob(job), at: nextAttemptAt, ...(attempt ? { attempt } : {}) })) ?? undefined;
+    return (
+      (await this.write<Job | null>({ op: 'reschedule', job: wireJob(job), at: nextAttemptAt, ...(attempt ? { attempt } : {}) })) ??
+      undefined
+    );
   }
 
   async postpone(job: JobArg, at: number): Promise<Job | undefined> {
@@ -124,7 +133,10 @@ export class RemoteOutbox implements OutboxPort {
         const results = await this.store.call<Reply[]>({ type: 'store.write', ops: group.map((q) => q.op) });
         group.forEach((q, i) => {
           const r = results[i];
-          if (r === undefined) q.reject(new EthhookError('ETHHOOK_ERR_PLACEMENT', `no result for a write from ${ACTOR_PATHS.delivererStore}`, { op: q.op.op }));
+          if (r === undefined)
+            q.reject(
+              new EthhookError('ETHHOOK_ERR_PLACEMENT', `no result for a write from ${ACTOR_PATHS.delivererStore}`, { op: q.op.op }),
+            );
           else if (r.ok) q.resolve(r.value);
           else q.reject(deserializeError(r.error, { via: ACTOR_PATHS.delivererStore, op: q.op.op }));
         });

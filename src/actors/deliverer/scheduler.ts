@@ -269,7 +269,10 @@ export class Scheduler {
     if (this.counts.fast < this.cfg.concurrency) {
       const trials = this.trials < this.trialShare;
       this.newTurn = !this.newTurn;
-      const flight = this.newTurn && trials ? (this.take('new', 'fast') ?? this.take('fast', 'fast')) : (this.take('fast', 'fast') ?? (trials ? this.take('new', 'fast') : null));
+      const flight =
+        this.newTurn && trials
+          ? (this.take('new', 'fast') ?? this.take('fast', 'fast'))
+          : (this.take('fast', 'fast') ?? (trials ? this.take('new', 'fast') : null));
       if (flight !== null) return flight;
     }
     if (this.counts.slow >= this.cfg.slowConcurrency) return null;

@@ -154,10 +154,14 @@ export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknow
       const parsed = storeMessageSchema.safeParse(msg);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        const error = new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid deliverer-store message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), {
-          what: 'deliverer-store message',
-          messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
-        });
+        const error = new EthhookError(
+          'ETHHOOK_ERR_INVALID_INPUT',
+          `invalid deliverer-store message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+          {
+            what: 'deliverer-store message',
+            messageType: typeof msg === 'object' && msg !== null ? String((msg as { type?: unknown }).type) : typeof msg,
+          },
+        );
         ctx.log.warn({ code: error.code, ...error.context }, error.message);
         return { ok: false, error: serializeError(error) } satisfies Reply;
       }

@@ -88,7 +88,11 @@ export function createGovernanceStream(options: GovernanceStreamOptions): Behavi
       const log = (options.logger ?? ctx.log).child({ governance: redactUrl(config.url) });
       const store = new GovernanceStateStore(options.db);
       const { state, reseeded } = await store.load(configured);
-      if (reseeded) log.warn({ trustedKeys: state.keys.map((k) => k.keyId), height: state.height }, 'governance keys changed in the configuration: trusted set reset to them');
+      if (reseeded)
+        log.warn(
+          { trustedKeys: state.keys.map((k) => k.keyId), height: state.height },
+          'governance keys changed in the configuration: trusted set reset to them',
+        );
       const sequencer = new GovernanceSequencer({
         store,
         state,

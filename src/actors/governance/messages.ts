@@ -19,6 +19,4 @@ import type { GovernanceStatus } from './stream.ts';
 
 export type { GovernanceStatus };
 export type GovernanceReply =
-  | GovernanceStatus
-  | { ok: true }
-  | { ok: false; error: { code: string; message: string; context: Readonly<Record<string, unknown>> } };
+  GovernanceStatus | { ok: true } | { ok: false; error: { code: string; message: string; context: Readonly<Record<string, unknown>> } };

@@ -25,7 +25,12 @@ import type { Logger } from '../../runtime/log.ts';
 import type { ApplyMeta, GovernanceApplier } from './applier.ts';
 import { parsePublicKey, spkiBase64, verifyMessage, type TrustedKey } from '../../governance-protocol/keys.ts';
 import type { FrameOutcome, GovernanceMetrics } from './metrics.ts';
-import { parseGovernanceFrame, type GovernancePayload, type GovernanceType, type ParsedMessage } from '../../governance-protocol/protocol.ts';
+import {
+  parseGovernanceFrame,
+  type GovernancePayload,
+  type GovernanceType,
+  type ParsedMessage,
+} from '../../governance-protocol/protocol.ts';
 import type { GovernanceState, GovernanceStateStore } from './state.ts';
 
 const LOG_BURST = 20;
@@ -146,7 +151,10 @@ export class GovernanceSequencer {
         break;
       case 'key.rotate':
         next.keys = rotate(this.state.keys, m.parsed);
-        this.deps.log.warn({ seq: m.seq, added: m.parsed.add.keyId, retired: m.parsed.retire, signedBy: m.keyId }, 'governance signing key rotated');
+        this.deps.log.warn(
+          { seq: m.seq, added: m.parsed.add.keyId, retired: m.parsed.retire, signedBy: m.keyId },
+          'governance signing key rotated',
+        );
         break;
     }
     return next;
@@ -161,7 +169,15 @@ export class GovernanceSequencer {
     this.lastError = { message: `${outcome}${seq === null ? '' : ` at seq ${seq}`}: ${reason}`, at: Date.now() };
     if (this.mayLog(outcome)) {
       const code = CODE_BY_OUTCOME[outcome];
-      const context = { seq, keyId, reason, outcome, height: this.height, ...(code ? { code } : {}), ...(err ? { err: describeError(err) } : {}) };
+      const context = {
+        seq,
+        keyId,
+        reason,
+        outcome,
+        height: this.height,
+        ...(code ? { code } : {}),
+        ...(err ? { err: describeError(err) } : {}),
+      };
       if (outcome === 'gap') this.deps.log.info(context, 'governance message out of order: asking again');
       else this.deps.log.warn(context, 'governance message rejected');
     }

@@ -52,7 +52,10 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
   const { endpoints, subscriptions, notices, logger } = options;
 
   const skip = (type: GovernanceType, meta: ApplyMeta, reason: string, context: Record<string, unknown>) => {
-    logger.warn({ seq: meta.seq, type, keyId: meta.keyId, code: SKIP_CODE, reason, ...context }, 'governance message skipped: nothing to apply it to');
+    logger.warn(
+      { seq: meta.seq, type, keyId: meta.keyId, code: SKIP_CODE, reason, ...context },
+      'governance message skipped: nothing to apply it to',
+    );
   };
   /** Runs a write that fails with `code` when its target vanished meanwhile; false if it did. */
   const unlessMissing = async (code: string, write: () => Promise<unknown>): Promise<boolean> => {
@@ -68,7 +71,9 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
   const setPaused = async (type: 'endpoint.pause' | 'endpoint.resume', id: string, meta: ApplyMeta) => {
     const paused = type === 'endpoint.pause';
     const endpoint = await endpoints.get(id);
-    const applied = endpoint !== undefined && (endpoint.paused === paused || (await unlessMissing('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', () => endpoints.setPaused(id, paused))));
+    const applied =
+      endpoint !== undefined &&
+      (endpoint.paused === paused || (await unlessMissing('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', () => endpoints.setPaused(id, paused))));
     if (!applied) return skip(type, meta, 'no such endpoint', { endpointId: id });
     await notices.endpointChanged(id, logger);
   };
@@ -122,14 +127,18 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
           if (existing !== undefined) await notices.subscriptionsChanged({ removed: [p.id] }, logger);
           return skip(type, meta, 'its endpoint was deleted meanwhile', { subscriptionId: p.id, endpointId: p.endpointId });
         }
-        logger.info({ seq: meta.seq, subscriptionId: p.id, endpointId: p.endpointId }, existing ? 'governance: subscription replaced' : 'governance: subscription created');
+        logger.info(
+          { seq: meta.seq, subscriptionId: p.id, endpointId: p.endpointId },
+          existing ? 'governance: subscription replaced' : 'governance: subscription created',
+        );
       }
       // Told even when nothing changed: after a crash between the write and the notice, this is the notice.
       await notices.subscriptionsChanged({ upserted: [p.id] }, logger);
     },
 
     async subscriptionDelete(p, meta) {
-      if ((await subscriptions.remove(p.id)) !== undefined) logger.info({ seq: meta.seq, subscriptionId: p.id }, 'governance: subscription deleted');
+      if ((await subscriptions.remove(p.id)) !== undefined)
+        logger.info({ seq: meta.seq, subscriptionId: p.id }, 'governance: subscription deleted');
       await notices.subscriptionsChanged({ removed: [p.id] }, logger);
     },
   };
@@ -144,6 +153,12 @@ function sameSubscription(stored: Subscription, p: GovernancePayload<'subscripti
     topics: p.topics,
     confirmations: p.confirmations,
   };
-  const have = { endpointId: stored.endpointId, chainId: stored.chainId, addresses: stored.addresses, topics: stored.topics, confirmations: stored.confirmations };
+  const have = {
+    endpointId: stored.endpointId,
+    chainId: stored.chainId,
+    addresses: stored.addresses,
+    topics: stored.topics,
+    confirmations: stored.confirmations,
+  };
   return JSON.stringify(wanted) === JSON.stringify(have);
 }

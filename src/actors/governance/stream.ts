@@ -94,13 +94,16 @@ export class GovernanceConnection {
     }
     const pending = this.resume;
     if (pending.timer) return;
-    pending.timer = setTimeout(() => {
-      pending.timer = null;
-      pending.attempt++;
-      if (this.session === session && this.resume === pending && this.deps.sequencer.height < from) {
-        this.send(session, { type: 'resume', from });
-      }
-    }, governanceDelay(pending.attempt, this.deps.reconnect, this.deps.random));
+    pending.timer = setTimeout(
+      () => {
+        pending.timer = null;
+        pending.attempt++;
+        if (this.session === session && this.resume === pending && this.deps.sequencer.height < from) {
+          this.send(session, { type: 'resume', from });
+        }
+      },
+      governanceDelay(pending.attempt, this.deps.reconnect, this.deps.random),
+    );
   }
 
   status(): GovernanceStatus {
@@ -132,7 +135,10 @@ export class GovernanceConnection {
         failures++;
         this.noteConnectionError((err as Error).message);
         if (!this.signal.aborted) {
-          this.deps.log.warn({ url: redactUrl(this.deps.url), attempt: failures, why: (err as Error).message }, 'governance connection failed');
+          this.deps.log.warn(
+            { url: redactUrl(this.deps.url), attempt: failures, why: (err as Error).message },
+            'governance connection failed',
+          );
         }
       }
       if (this.signal.aborted) break;

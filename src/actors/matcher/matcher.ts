@@ -151,7 +151,10 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       }
     }
     if (failed > 0) {
-      logger.warn({ chainId: block.chainId, blockNumber: block.blockNumber, failed, err: describeError(error) }, 'matcher: publishing logs to the live streams failed');
+      logger.warn(
+        { chainId: block.chainId, blockNumber: block.blockNumber, failed, err: describeError(error) },
+        'matcher: publishing logs to the live streams failed',
+      );
     }
   }
 
@@ -215,7 +218,12 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       const due = await deferred.due(block.chainId, block.blockNumber, RELEASE_CHUNK);
       if (due.length === 0) break;
       const jobs = due.map(([, job]) => ({ ...job, eventSeenAt: block.seenAt }));
-      released += (await outbox.enqueueBatch(jobs, due.map(([key]) => deferred.delOp(key)))).enqueued;
+      released += (
+        await outbox.enqueueBatch(
+          jobs,
+          due.map(([key]) => deferred.delOp(key)),
+        )
+      ).enqueued;
       if (due.length < RELEASE_CHUNK) break;
     }
     nextRelease.set(block.chainId, (await deferred.nextRelease(block.chainId)) ?? Infinity);
@@ -279,7 +287,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       const parsed = schema.safeParse(msg);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new EthhookError('ETHHOOK_ERR_MATCHER_BAD_MESSAGE', `invalid matcher message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, { messageType });
+        throw new EthhookError(
+          'ETHHOOK_ERR_MATCHER_BAD_MESSAGE',
+          `invalid matcher message: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
+          { messageType },
+        );
       }
       return parsed.data.type === 'chain.block' ? onBlock(parsed.data) : onChanged(parsed.data);
     },

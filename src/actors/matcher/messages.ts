@@ -28,10 +28,16 @@ function isChainLog(v: unknown): v is ChainLog {
   const l = v as Record<keyof ChainLog, unknown>;
   return (
     typeof l.address === 'string' &&
-    Array.isArray(l.topics) && l.topics.length <= 4 && l.topics.every((t) => typeof t === 'string') &&
+    Array.isArray(l.topics) &&
+    l.topics.length <= 4 &&
+    l.topics.every((t) => typeof t === 'string') &&
     typeof l.data === 'string' &&
-    isIndex(l.blockNumber) && typeof l.blockHash === 'string' && typeof l.transactionHash === 'string' &&
-    isIndex(l.transactionIndex) && isIndex(l.logIndex) && typeof l.removed === 'boolean'
+    isIndex(l.blockNumber) &&
+    typeof l.blockHash === 'string' &&
+    typeof l.transactionHash === 'string' &&
+    isIndex(l.transactionIndex) &&
+    isIndex(l.logIndex) &&
+    typeof l.removed === 'boolean'
   );
 }
 

@@ -117,7 +117,8 @@ export class SubscriptionIndex {
     const checks: Check[] = [];
     for (const position of [2, 3] as const) {
       const alts = alternatives(topics[position]);
-      if (position > keyPosition && keyPosition > 0 && alts.length > 0) checks.push({ position, accepts: alts.length === 1 ? alts[0]! : new Set(alts) });
+      if (position > keyPosition && keyPosition > 0 && alts.length > 0)
+        checks.push({ position, accepts: alts.length === 1 ? alts[0]! : new Set(alts) });
     }
     const slot = this.allocate(sub.id, this.intern(sub.endpointId), topics.length | (checks.length > 0 ? HAS_CHECKS : 0));
     if (checks.length > 0) this.checks.set(slot, checks);
@@ -193,7 +194,11 @@ export class SubscriptionIndex {
     return this.fromSlots(bucket.rest, topics, out);
   }
 
-  private fromSlots(slots: Slots | undefined, topics: readonly string[], out: MatchedSubscription[] | undefined): MatchedSubscription[] | undefined {
+  private fromSlots(
+    slots: Slots | undefined,
+    topics: readonly string[],
+    out: MatchedSubscription[] | undefined,
+  ): MatchedSubscription[] | undefined {
     if (slots === undefined) return out;
     if (typeof slots === 'number') return this.accepts(slots, topics) ? push(out, this.matched(slots)) : out;
     for (let i = 0; i < slots.length; i++) {

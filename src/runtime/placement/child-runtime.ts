@@ -138,8 +138,7 @@ function gated(parent: Parent, ready: Promise<void>): Parent {
 }
 
 function childContext(params: ChildParameters, parent: Parent, log: Logger): ActorContext {
-  const request = (req: CtxRequest): Promise<unknown> =>
-    Promise.resolve(parent.sendAndReceive(TOPIC_CTX, req)).then(unwrapReply);
+  const request = (req: CtxRequest): Promise<unknown> => Promise.resolve(parent.sendAndReceive(TOPIC_CTX, req)).then(unwrapReply);
   const ref = (target: string | null, path: string, name: string): ActorRef => ({
     path,
     name,

@@ -169,13 +169,15 @@ export async function startComedyChild(
   };
 
   try {
-    const ready = initializing.then(() => actor.sendAndReceive(TOPIC_STARTED)).then((reply) => {
-      if (!isReply(reply)) throw new Error('malformed answer to "started"');
-      if (!reply.ok) {
-        const cause = deserializeError(reply.error);
-        throw new EthhookError('ETHHOOK_ERR_PLACEMENT', `placed behaviour failed to start: ${cause.message}`, ctx, { cause });
-      }
-    });
+    const ready = initializing
+      .then(() => actor.sendAndReceive(TOPIC_STARTED))
+      .then((reply) => {
+        if (!isReply(reply)) throw new Error('malformed answer to "started"');
+        if (!reply.ok) {
+          const cause = deserializeError(reply.error);
+          throw new EthhookError('ETHHOOK_ERR_PLACEMENT', `placed behaviour failed to start: ${cause.message}`, ctx, { cause });
+        }
+      });
     const outcome = await Promise.race([
       ready.then(() => 'started' as const),
       ended(startTimeoutMs).then((gone) => (gone ? ('exited' as const) : ('timeout' as const))),

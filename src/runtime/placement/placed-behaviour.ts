@@ -61,9 +61,7 @@ export type PlacedBehaviour = Behaviour & { pid(): number | null };
 
 const specSchema = z.object({
   mode: z.enum(['forked', 'threaded']),
-  module: z
-    .string()
-    .refine((m) => m.startsWith('file:') || isAbsolute(m), 'must be an absolute path or a file: URL'),
+  module: z.string().refine((m) => m.startsWith('file:') || isAbsolute(m), 'must be an absolute path or a file: URL'),
   exportName: z.string().min(1),
   args: z.unknown().optional(),
 });
@@ -180,17 +178,13 @@ class PlacedProxy implements PlacedBehaviour {
 
   private onChildExit(exit: ChildExit): void {
     if (this.gone) return; // stopping: the exit was asked for
-    const err = new EthhookError(
-      'ETHHOOK_ERR_ACTOR_CRASH',
-      `placed ${this.spec.mode} child ended unexpectedly (${describeExit(exit)})`,
-      {
-        actor: this.ctx?.path,
-        placement: this.spec.mode,
-        pid: this.child?.pid,
-        exitCode: exit.code,
-        signal: exit.signal,
-      },
-    );
+    const err = new EthhookError('ETHHOOK_ERR_ACTOR_CRASH', `placed ${this.spec.mode} child ended unexpectedly (${describeExit(exit)})`, {
+      actor: this.ctx?.path,
+      placement: this.spec.mode,
+      pid: this.child?.pid,
+      exitCode: exit.code,
+      signal: exit.signal,
+    });
     this.gone = err;
     this.child?.release();
     this.ctx?.fail(err, 'crash');

@@ -68,7 +68,9 @@ export function endpointRoutes(ctx: V1Context): Route[] {
       method: 'GET',
       path: '/v1/endpoints/:id',
       auth: 'read',
-      handle: async ({ params, principal }) => ({ json: { endpoint: endpointFor(roleOf(principal), await endpoints.require(params.id!)) } }),
+      handle: async ({ params, principal }) => ({
+        json: { endpoint: endpointFor(roleOf(principal), await endpoints.require(params.id!)) },
+      }),
     }),
 
     defineRoute<EndpointPatchBody>({
@@ -112,7 +114,9 @@ export function endpointRoutes(ctx: V1Context): Route[] {
         await notices.endpointChanged(endpoint.id, log);
         // The new secret is first; the one that signed until now is second and keeps signing until then.
         const [fresh, previous] = endpoint.secrets;
-        return { json: { endpoint: endpointView(endpoint), secret, secretId: fresh!.id, previousSecretExpiresAt: previous?.expiresAt ?? null } };
+        return {
+          json: { endpoint: endpointView(endpoint), secret, secretId: fresh!.id, previousSecretExpiresAt: previous?.expiresAt ?? null },
+        };
       },
     }),
 
@@ -129,7 +133,10 @@ export function endpointRoutes(ctx: V1Context): Route[] {
         const endpoint = await endpoints.enable(params.id!);
         await notices.endpointChanged(endpoint.id, log);
         await ctx.breaker(endpoint.id, 'close').catch((err: unknown) => {
-          log.warn({ endpointId: endpoint.id, code: isEthhookError(err) ? err.code : undefined }, 'endpoint enabled, but its circuit breaker was not closed; close it with POST /v1/endpoints/:id/breaker/close');
+          log.warn(
+            { endpointId: endpoint.id, code: isEthhookError(err) ? err.code : undefined },
+            'endpoint enabled, but its circuit breaker was not closed; close it with POST /v1/endpoints/:id/breaker/close',
+          );
         });
         return { json: { endpoint: endpointView(endpoint) } };
       },
@@ -154,7 +161,12 @@ export function endpointRoutes(ctx: V1Context): Route[] {
  * page's last millisecond are held back for the next page when they do not all fit. When one
  * millisecond alone fills the page, the page grows to hold all of it.
  */
-export async function attemptPage(log: AttemptLog, endpointId: string, limit: number, before?: number): Promise<Page<AttemptRecord, number>> {
+export async function attemptPage(
+  log: AttemptLog,
+  endpointId: string,
+  limit: number,
+  before?: number,
+): Promise<Page<AttemptRecord, number>> {
   const rows = await log.list(endpointId, { limit: limit + 1, ...(before !== undefined ? { before } : {}) });
   if (rows.length <= limit) return { data: rows, next: null };
   const edge = rows[limit - 1]!.at;

@@ -95,12 +95,20 @@ export function v1Routes(options: V1RoutesOptions): Route[] {
 function delivererBreaker(lookup: Lookup, timeoutMs: number): V1Context['breaker'] {
   return async (endpointId, action) => {
     const unavailable = (why: string, cause?: unknown) =>
-      new EthhookError('ETHHOOK_ERR_DELIVERER_UNAVAILABLE', `the Deliverer cannot answer for the breaker of ${endpointId}: ${why}`, { endpointId }, { cause });
+      new EthhookError(
+        'ETHHOOK_ERR_DELIVERER_UNAVAILABLE',
+        `the Deliverer cannot answer for the breaker of ${endpointId}: ${why}`,
+        { endpointId },
+        { cause },
+      );
     const ref = lookup(ACTOR_PATHS.deliverer);
     if (ref === undefined) throw unavailable('this node runs no Deliverer');
     let view: BreakerView | null;
     try {
-      view = await ref.ask<BreakerView | null>({ type: 'deliverer.breaker', endpointId, ...(action ? { action } : {}) } satisfies DelivererMessage, { timeoutMs });
+      view = await ref.ask<BreakerView | null>(
+        { type: 'deliverer.breaker', endpointId, ...(action ? { action } : {}) } satisfies DelivererMessage,
+        { timeoutMs },
+      );
     } catch (err) {
       throw unavailable(isEthhookError(err) ? err.code : String(err), err);
     }

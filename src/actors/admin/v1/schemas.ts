@@ -35,7 +35,10 @@ function isoTime(value: string): number | undefined {
 export const EndpointCreateBody = endpointCreateSchema.omit({ id: true, secret: true });
 export type EndpointCreateBody = z.output<typeof EndpointCreateBody>;
 
-export const EndpointPatchBody = endpointUpdateSchema.refine((patch) => Object.keys(patch).length > 0, 'give at least one of url, description, rateLimitPerSec');
+export const EndpointPatchBody = endpointUpdateSchema.refine(
+  (patch) => Object.keys(patch).length > 0,
+  'give at least one of url, description, rateLimitPerSec',
+);
 export type EndpointPatchBody = z.output<typeof EndpointPatchBody>;
 
 export const RotateSecretBody = z.strictObject({ overlapMs: z.number().int().min(0).max(MAX_OVERLAP_MS).optional() });

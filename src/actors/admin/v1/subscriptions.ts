@@ -31,7 +31,8 @@ export function subscriptionRoutes(ctx: V1Context): Route[] {
           );
         }
         const sub = await subscriptions.create(body).catch((err: unknown) => {
-          if (isEthhookError(err, 'ETHHOOK_ERR_ENDPOINT_NOT_FOUND')) throw new EthhookError(err.code, err.message, { ...err.context, field: 'endpointId' });
+          if (isEthhookError(err, 'ETHHOOK_ERR_ENDPOINT_NOT_FOUND'))
+            throw new EthhookError(err.code, err.message, { ...err.context, field: 'endpointId' });
           throw err;
         });
         log.info({ subscriptionId: sub.id, endpointId: sub.endpointId }, 'subscription created');
@@ -56,7 +57,9 @@ export function subscriptionRoutes(ctx: V1Context): Route[] {
       method: 'GET',
       path: '/v1/subscriptions/:id',
       auth: 'read',
-      handle: async ({ params, principal }) => ({ json: { subscription: subscriptionFor(roleOf(principal), await subscriptions.require(params.id!)) } }),
+      handle: async ({ params, principal }) => ({
+        json: { subscription: subscriptionFor(roleOf(principal), await subscriptions.require(params.id!)) },
+      }),
     }),
 
     defineRoute({
@@ -67,7 +70,8 @@ export function subscriptionRoutes(ctx: V1Context): Route[] {
       handle: async ({ params, log }) => {
         const id = params.id!;
         const removed = await subscriptions.remove(id);
-        if (removed === undefined) throw new EthhookError('ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND', `no subscription ${id}`, { subscriptionId: id });
+        if (removed === undefined)
+          throw new EthhookError('ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND', `no subscription ${id}`, { subscriptionId: id });
         await notices.subscriptionsChanged({ removed: [id] }, log);
         return { json: { deleted: id } };
       },
