@@ -1,7 +1,7 @@
 // The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,11 +16,11 @@ interface Run {
 }
 
 /** Runs the CLI with only PATH from the environment, plus `env`. */
-function ethhook(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function ethhook(args: string[], env: Record<string, string> = {}, bin = 'bin/ethhook.mjs'): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['bin/ethhook.mjs', ...args],
+      [bin, ...args],
       { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
@@ -214,12 +214,22 @@ describe('help and usage', () => {
   });
 
   // A bundle that cannot be built stops the command instead of running the sources another way:
-  // ESBUILD_BINARY_PATH (esbuild's own variable) naming a program that exits at once breaks esbuild.
+  // ESBUILD_BINARY_PATH (esbuild's own variable) naming a program that exits at once breaks esbuild. It
+  // runs in a copy of the checkout whose bundle was never built (a bundle of unchanged sources is reused
+  // without esbuild): bin/, src/ and the project files, and a node_modules of links to this one's
+  // packages, so the copy's bundle cache is its own.
   it('a bundle that cannot be built exits 1 with one JSON log line naming the cause and ETHHOOK_RUN_SOURCES', async () => {
+    const checkout = join(dir, 'checkout');
+    mkdirSync(join(checkout, 'node_modules'), { recursive: true });
+    for (const entry of readdirSync('node_modules')) {
+      if (entry !== '.cache') symlinkSync(resolve('node_modules', entry), join(checkout, 'node_modules', entry));
+    }
+    for (const part of ['bin', 'src', 'tsconfig.json', 'package.json']) cpSync(part, join(checkout, part), { recursive: true });
+    const bin = join(checkout, 'bin', 'ethhook.mjs');
     const notEsbuild = join(dir, 'not-esbuild');
     writeFileSync(notEsbuild, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
     const broken = { ESBUILD_BINARY_PATH: notEsbuild };
-    const run = await ethhook(['--version'], broken);
+    const run = await ethhook(['--version'], broken, bin);
     expect(run).toMatchObject({ code: 1, stdout: '' });
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -227,8 +237,19 @@ describe('help and usage', () => {
     expect(line).toMatchObject({ level: 60, code: 'ETHHOOK_ERR_BUNDLE' });
     expect(line.msg).toContain('ETHHOOK_RUN_SOURCES=1');
     expect(line.err.message.length).toBeGreaterThan(0);
-    const sources = await ethhook(['--version'], { ...broken, ETHHOOK_RUN_SOURCES: '1' });
+    expect(existsSync(join(checkout, 'node_modules', '.cache'))).toBe(false);
+    // The sources through tsx (which transforms with a working esbuild of its own) run the same CLI.
+    const sources = await ethhook(['--version'], { ETHHOOK_RUN_SOURCES: '1' }, bin);
     expect(sources).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });
+  });
+
+  // A start whose sources did not change reuses the bundle without running esbuild (a broken esbuild
+  // cannot be in the way); a changed source makes a new bundle.
+  it('reuses the bundle of unchanged sources without esbuild', async () => {
+    expect((await ethhook(['--version'])).code).toBe(0);
+    const notEsbuild = join(dir, 'not-esbuild-2');
+    writeFileSync(notEsbuild, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    expect(await ethhook(['--version'], { ESBUILD_BINARY_PATH: notEsbuild })).toMatchObject({ code: 0, stderr: '' });
   });
 
   it('unknown commands and flags print help and exit 2', async () => {
