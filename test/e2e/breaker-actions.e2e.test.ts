@@ -125,6 +125,8 @@ describe("the operator's breaker actions", () => {
       5_000,
       'the audit line of the close',
     );
-    expect(node.logs.some((l) => l.audit === true && l.action === 'endpoint.breaker.probe' && l.status === 200)).toBe(true);
+    await expect
+      .poll(() => node.logs.some((l) => l.audit === true && l.action === 'endpoint.breaker.probe' && l.status === 200), { timeout: 10_000 })
+      .toBe(true);
   });
 });

@@ -91,11 +91,11 @@ describe('reset-cursor after the chain was replaced', () => {
     const head = Number.parseInt(await second.rpc<string>('eth_blockNumber'), 16);
     await waitFor(async () => (await processed()) >= head + 2, 30_000, 'blocks of the new chain');
     expect(node.logs.slice(resetAt).filter((l) => JSON.stringify(l).includes('ETHHOOK_ERR_CHAIN_MISMATCH'))).toEqual([]);
-    expect(node.logs.filter((l) => l.audit === true && l.action === 'chain.reset-cursor').map((l) => [l.outcome, l.status])).toEqual([
-      ...Array(5).fill(['rejected', 400]),
-      ['rejected', 404],
-      ['ok', 200],
-    ]);
+    await expect
+      .poll(() => node.logs.filter((l) => l.audit === true && l.action === 'chain.reset-cursor').map((l) => [l.outcome, l.status]), {
+        timeout: 10_000,
+      })
+      .toEqual([...Array(5).fill(['rejected', 400]), ['rejected', 404], ['ok', 200]]);
     expect((await node.api('GET', '/ready')).status).toBe(200);
   }, 120_000);
 
@@ -144,6 +144,8 @@ describe('reset-cursor after the chain was replaced', () => {
     const head = Number.parseInt(await second.rpc<string>('eth_blockNumber'), 16);
     node = await startNodeProcess({ dir, config: config() });
     await waitFor(async () => (await node.api('GET', '/ready')).status === 200, 30_000, '/ready');
+    // /ready can answer before the node's stdout line has been read here: wait for the line itself.
+    await waitFor(() => node.logs.some((l) => l.msg === 'chain start block pinned'), 30_000, 'the pinned line');
     const pinned = node.logs.find((l) => l.msg === 'chain start block pinned');
     expect(pinned?.next as number).toBeGreaterThanOrEqual(head);
     node.kill('SIGTERM');

@@ -108,11 +108,14 @@ describe('a node following a governance server', () => {
     const before = n.logs.filter((l) => l.msg === 'governance stream connected').length;
     expect(await n.api('POST', '/admin/governance/reconnect')).toEqual({ status: 200, body: { ok: true } });
     await until('a new connection', async () => n.logs.filter((l) => l.msg === 'governance stream connected').length > before);
-    const audits = n.logs.filter((l) => l.audit === true && l.action === 'governance.reconnect');
-    expect(audits.map((l) => [l.outcome, l.status])).toEqual([
-      ['denied', 403],
-      ['ok', 200],
-    ]);
+    await expect
+      .poll(() => n.logs.filter((l) => l.audit === true && l.action === 'governance.reconnect').map((l) => [l.outcome, l.status]), {
+        timeout: 10_000,
+      })
+      .toEqual([
+        ['denied', 403],
+        ['ok', 200],
+      ]);
     await until(
       'connected again',
       async () => (await n.api<GovernanceStatusAnswer>('GET', '/admin/governance/status')).body.governance?.connected,
@@ -146,10 +149,12 @@ describe('a node without governance', () => {
       }
       const tree = JSON.stringify((await n.api('GET', '/actors/health')).body);
       expect(tree).not.toContain('governance-stream');
-      expect(n.logs.find((l) => l.audit === true && l.action === 'governance.reconnect')).toMatchObject({
-        outcome: 'rejected',
-        status: 404,
-      });
+      await expect
+        .poll(() => n.logs.find((l) => l.audit === true && l.action === 'governance.reconnect'), { timeout: 10_000 })
+        .toMatchObject({
+          outcome: 'rejected',
+          status: 404,
+        });
     } finally {
       n.kill('SIGTERM');
       expect((await n.waitForExit()).code).toBe(0);

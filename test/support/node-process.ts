@@ -12,7 +12,10 @@
  * - Test defaults: admin on 127.0.0.1:0 with one `operate` token (`NODE_TOKEN`), log level info (the
  *   address is read from an info line), dev chain off, short shutdown deadline.
  * - `api(method, path, body?)` calls the admin API with the token; `metric(name, labels)` reads one
- *   sample from /metrics. `kill(signal)` signals it; `waitForExit()` resolves with code and signal.
+ *   sample from /metrics. `kill(signal)` signals it; `waitForExit()` resolves with code and signal once
+ *   its output is read to the end (`logs` and `stderr` are then complete). A log line is read here a
+ *   little after the node wrote it: to check a line that follows an API answer (an audit line), poll
+ *   for it (`expect.poll`).
  * - Every process started here is SIGKILLed by `killAllNodes()` (call it in afterAll) and, as a last
  *   resort, when the test process exits.
  * - stdout lines are kept parsed in `logs` (non-JSON lines as `{ msg: line }`); stderr is kept in
@@ -137,11 +140,11 @@ export async function spawnNodeProcess(options: StartNodeOptions): Promise<NodeP
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
+  child.once('exit', () => live.delete(child));
+  // 'close' comes after 'exit' once stdout and stderr are read to their end: a test that waited for the
+  // exit then sees every line the node wrote.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      live.delete(child);
-      resolve({ code, signal });
-    });
+    child.once('close', (code, signal) => resolve({ code, signal }));
   });
 
   const logs: LogLine[] = [];
