@@ -5,7 +5,8 @@
  * - `providers`: the chain's RPC providers, 1 to 16, each `{ name, wsUrl?, httpUrl?, weight,
  *   maxRequestsPerSecond?, maxBlockRange? }`. A provider's `wsUrl` is its primary transport
  *   (`eth_subscribe newHeads`); its `httpUrl`, when set, is polled after `wsFailuresBeforeFallback`
- *   WebSocket failures in a row, until the WebSocket works again; a provider with only `httpUrl` is
+ *   WebSocket failures in a row, until the WebSocket works again (after reads that failed over an open
+ *   WebSocket, it is tried again after `failbackAfterMs` of polling); a provider with only `httpUrl` is
  *   polled every `pollIntervalMs`. The single form (`wsUrl`/`httpUrl` on the chain) is one provider
  *   named `primary`; the parsed config always has `providers` and never the single form.
  * - Choosing among providers (provider-pool.ts): the listener reads from the healthy provider of the

@@ -10,8 +10,11 @@
  * - After `wsFailuresBeforeFallback` sessions in a row that failed before they were up, or as many reads
  *   in a row from an open WebSocket session that failed (`readFailed`; a proxy that drops large frames),
  *   and when the provider has an `httpUrl`, it polls over HTTP every `pollIntervalMs` while a WebSocket
- *   probe retries with backoff; the first WebSocket that connects takes over again. A provider with only
- *   an `httpUrl` is polled.
+ *   probe retries with backoff; the first WebSocket that connects takes over again. After reads failed
+ *   over an open WebSocket, the probe starts only after `failbackAfterMs` of polling: that WebSocket
+ *   connects at once, so taking it back at its first connect would flap between the two transports,
+ *   each switch cutting the listener's round short (on a loaded machine, no round ended). A provider
+ *   with only an `httpUrl` is polled.
  * - `up` once the chain is verified and a head is known, until the session ends. `syncing` while the
  *   provider reports `eth_syncing` (a provider that does not know the method is taken as synced).
  * - A provider that serves another chain (ETHHOOK_ERR_CHAIN_MISMATCH) stops for good: `mismatch` holds
@@ -87,6 +90,8 @@ export class ProviderSession {
   private current: RpcTransport | null = null;
   private currentWs: WsRpcClient | null = null;
   private readFailures = 0;
+  /** The last WebSocket session ended because its reads kept failing (it connects, but cannot be read from). */
+  private readsFailedOverWs = false;
   private readonly throttle: Throttle;
   private readonly labels: { chain: string; provider: string };
   private running: Promise<void> | null = null;
@@ -139,7 +144,8 @@ export class ProviderSession {
           continue;
         }
         if (provider.httpUrl && failures >= chain.wsFailuresBeforeFallback && !handover) {
-          handover = await this.followHttp(provider.httpUrl, true);
+          handover = await this.followHttp(provider.httpUrl, true, this.readsFailedOverWs ? chain.failbackAfterMs : 0);
+          this.readsFailedOverWs = false;
           continue;
         }
         const client = handover ?? (await this.connectWs(provider.wsUrl));
@@ -157,7 +163,10 @@ export class ProviderSession {
           this.changed();
           break;
         }
-        if (this.readFailures >= chain.wsFailuresBeforeFallback) failures = Math.max(failures, chain.wsFailuresBeforeFallback);
+        if (this.readFailures >= chain.wsFailuresBeforeFallback) {
+          failures = Math.max(failures, chain.wsFailuresBeforeFallback);
+          this.readsFailedOverWs = true;
+        }
         this.readFailures = 0;
         failures++;
         this.deps.problem(this, classify(err), err);
@@ -242,10 +251,10 @@ export class ProviderSession {
   }
 
   /**
-   * HTTP polling; with `probe`, while a WebSocket probe retries with backoff. Returns the probe's
-   * connected client, or null when the listener stops.
+   * HTTP polling; with `probe`, while a WebSocket probe retries with backoff, starting after
+   * `probeAfterMs`. Returns the probe's connected client, or null when the listener stops.
    */
-  private async followHttp(url: string, probe: boolean): Promise<WsRpcClient | null> {
+  private async followHttp(url: string, probe: boolean, probeAfterMs = 0): Promise<WsRpcClient | null> {
     const { chain, log, provider } = this.deps;
     const http = new HttpRpcClient({ url, requestTimeoutMs: chain.requestTimeoutMs, maxFrameBytes: chain.maxFrameBytes });
     let probed: WsRpcClient | null = null;
@@ -253,6 +262,7 @@ export class ProviderSession {
     const probeStop = new AbortController();
     const probeSignal = AbortSignal.any([this.signal, probeStop.signal]);
     const probing = (async () => {
+      if (probe && probeAfterMs > 0) await sleep(probeAfterMs, probeSignal);
       for (let attempt = 1; probe && !probeSignal.aborted && !probed; attempt++) {
         await sleep(backoffDelay(attempt, chain.reconnect), probeSignal);
         if (probeSignal.aborted) return;
