@@ -27,7 +27,7 @@ import { DEFAULT_HTTP_CLIENT_OPTIONS } from '../actors/deliverer/http-client.ts'
 import { DEFAULT_RETRY_POLICY } from '../actors/deliverer/retry.ts';
 import { DEFAULT_SCHEDULER_OPTIONS } from '../actors/deliverer/scheduler.ts';
 import { DEFAULT_DEV_CHAIN_OPTIONS } from '../dev-chain/index.ts';
-import { DEFAULT_CELL } from '../runtime/system.ts';
+import { DEFAULT_CELL, DEFAULT_SHUTDOWN_DEADLINE_MS } from '../runtime/system.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS } from '../store/endpoints.ts';
 import { DEFAULT_BACKOFF } from '../supervision/backoff.ts';
 import { DEFAULT_INTENSITY } from '../supervision/supervisor.ts';
@@ -67,7 +67,7 @@ const NodeSchema = z.strictObject({
   /** LevelDB store and generated files (the dev admin token). Relative paths are from the working directory. */
   dataDir: z.string().min(1).default('./data'),
   /** SIGTERM/SIGINT: the whole tree must be stopped within this, else the process exits non-zero anyway. */
-  shutdownDeadlineMs: duration().default(10_000),
+  shutdownDeadlineMs: duration().default(DEFAULT_SHUTDOWN_DEADLINE_MS),
   cluster: ClusterSchema.prefault({}),
 });
 

@@ -49,6 +49,9 @@ export interface Exit {
   reason: string;
 }
 
+/** How long a shutdown may take for the whole tree (`shutdownDeadlineMs`) when none is given. */
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 10_000;
+
 export const DEFAULT_CELL: CellDefaults = {
   capacity: 1024,
   overflow: 'backpressure',
@@ -82,7 +85,7 @@ export class ActorSystem implements ParentLink {
     this.defaults = { ...DEFAULT_CELL, ...options.defaults };
     this.dispatcher = new Dispatcher(this.defaults.throughput, options.turnBudget ?? 4096);
     this.deadLetterLogIntervalMs = options.deadLetterLogIntervalMs ?? 10_000;
-    this.shutdownDeadlineMs = options.shutdownDeadlineMs ?? 10_000;
+    this.shutdownDeadlineMs = options.shutdownDeadlineMs ?? DEFAULT_SHUTDOWN_DEADLINE_MS;
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
     this.cellEnv = {
       dispatcher: this.dispatcher,

@@ -12,7 +12,7 @@ import { schedulerConfig } from '../../src/actors/deliverer/scheduler.ts';
 import { delivererSettings } from '../../src/actors/deliverer/settings.ts';
 import { NodeConfigSchema, defaultConfig } from '../../src/config/schema.ts';
 import { DEFAULT_DEV_CHAIN_OPTIONS } from '../../src/dev-chain/index.ts';
-import { DEFAULT_CELL } from '../../src/runtime/system.ts';
+import { DEFAULT_CELL, DEFAULT_SHUTDOWN_DEADLINE_MS } from '../../src/runtime/system.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS } from '../../src/store/endpoints.ts';
 import { DEFAULT_BACKOFF, DEFAULT_INTENSITY } from '../../src/supervision/index.ts';
 import { cellDefaults } from '../../src/tree.ts';
@@ -38,6 +38,7 @@ describe('the default configuration builds each module with its own defaults', (
 
   it("actor system: every actor's mailbox, panics and shutdown time", () => {
     expect(cellDefaults(config.runtime)).toEqual(DEFAULT_CELL);
+    expect(config.node.shutdownDeadlineMs).toBe(DEFAULT_SHUTDOWN_DEADLINE_MS);
   });
 
   it('supervision: restart intensity and backoff', () => {
