@@ -6,7 +6,7 @@
  *
  * Conventions:
  * - Objects are strict: an unknown key (a typo such as `admin.prot`) is an error, never ignored.
- * - Every duration field (`...Ms`, `retry.schedule`) takes milliseconds or a string with a unit
+ * - Every duration field (`...Ms`, `retry.scheduleMs`) takes milliseconds or a string with a unit
  *   (`"10s"`, `"5m"`, `"2h"`); the parsed config always holds milliseconds.
  * - Every setting lands here, typed and defaulted; a section holds only what its module reads.
  * - A key is named like the module option it fills (`deliverer.circuitBreaker.cooldownMs` is the
