@@ -80,10 +80,12 @@ describe('a node following a governance server', () => {
         return res.status === 200 && res.body.endpoint;
       });
       expect(endpoint).toMatchObject({ id: 'ep_gov', url: 'https://hooks.example.com/in', paused: false });
-      expect((await n.api<SubscriptionAnswer>('GET', '/v1/subscriptions/sub_gov')).body.subscription).toMatchObject({
-        endpointId: 'ep_gov',
-        chainId: 1,
+      // The second message is applied after the first: wait for it too.
+      const subscription = await until('the subscription', async () => {
+        const res = await n.api<SubscriptionAnswer>('GET', '/v1/subscriptions/sub_gov');
+        return res.status === 200 && res.body.subscription;
       });
+      expect(subscription).toMatchObject({ endpointId: 'ep_gov', chainId: 1 });
       await until('two notices', async () => notices.length >= 2);
       expect(notices.map(({ kind, seq, type }) => ({ kind, seq, type }))).toEqual([
         { kind: 'governance', seq: 1, type: 'endpoint.upsert' },
