@@ -16,12 +16,11 @@
  * could not start (bad key, port in use, corrupt log), 2 usage errors. Logs are pino JSON on stdout;
  * the first line says where it listens (`"msg":"governance server listening"`, with `url`).
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError, isEthhookError } from '../runtime/errors.ts';
 import { createLogger } from '../runtime/log.ts';
+import { readOrCreateTokenFile } from '../token-file.ts';
 import { generateKeyFiles } from './keygen.ts';
 import { startGovernanceServer } from './server.ts';
 
@@ -91,7 +90,7 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
   let publishToken: string | undefined;
   if (values['publish-token-file'] !== undefined) {
     try {
-      publishToken = await readOrCreateToken(values['publish-token-file']);
+      publishToken = (await readOrCreateTokenFile(values['publish-token-file'])).token;
     } catch (err) {
       process.stderr.write(`governance-serve: cannot read or create the publish token file: ${(err as Error).message}\n`);
       return 1;
@@ -126,24 +125,6 @@ export async function runGovernanceServe(argv: string[]): Promise<number> {
   logger.info({ signal }, 'governance server stopping');
   await server.close();
   return 0;
-}
-
-/** The token in `file`; a file that does not exist gets a new random token first (never overwritten). */
-async function readOrCreateToken(file: string): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const token = randomBytes(32).toString('base64url');
-  try {
-    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    // Another process created it meanwhile: its token is the one.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
-    throw err;
-  }
-  return token;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -6,8 +6,7 @@
  * is never lost by a server crash. On open, every line is validated (schema and seq continuity); a
  * torn last line (a crash during a write) is cut off, any other bad line refuses the file.
  *
- * The file is the owner's alone (mode 0600, set again on every open, so a log an older server wrote
- * 0644 is closed to others too): an `endpoint.upsert` may carry a webhook secret in plaintext, and it
+ * The file is the owner's alone (mode 0600, set again on every open, whatever mode it had): an `endpoint.upsert` may carry a webhook secret in plaintext, and it
  * stays so. Every node, whenever it joins, replays the log from seq 1 and checks each message's
  * signature over its exact payload, secret included, so the server must keep the signed bytes as
  * they were signed; sealing them would need a key kept beside the log (as the signing key is) and

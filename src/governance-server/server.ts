@@ -37,6 +37,7 @@ import {
   type SignedMessage,
 } from '../governance-protocol/protocol.ts';
 import { EthhookError } from '../runtime/errors.ts';
+import { Serial } from '../runtime/serial.ts';
 import type { Logger } from '../runtime/log.ts';
 import { MessageLog } from './message-log.ts';
 import { handlePublish, MIN_PUBLISH_TOKEN_LENGTH } from './publish.ts';
@@ -107,7 +108,7 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
   const log = await MessageLog.open(options.store);
   const logger = options.logger;
   const clients = new Set<Client>();
-  let writes: Promise<unknown> = Promise.resolve();
+  const writes = new Serial();
   let held = false;
 
   /** Set once appends can run (below), when a publish token is configured. */
@@ -171,12 +172,6 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
     });
   });
 
-  const serialized = <R>(task: () => Promise<R>): Promise<R> => {
-    const run = writes.then(task, task);
-    writes = run.catch(() => {});
-    return run;
-  };
-
   const appendSigned = async (type: GovernanceType, payload: unknown): Promise<number> => {
     const parsed = parsePayload(type, payload);
     if (!parsed.success) {
@@ -206,7 +201,7 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
   const publishToken = options.publishToken;
   if (publishToken !== undefined) {
     publish = (req, res) =>
-      handlePublish(req, res, { token: publishToken, append: (type, payload) => serialized(() => appendSigned(type, payload)), logger });
+      handlePublish(req, res, { token: publishToken, append: (type, payload) => writes.run(() => appendSigned(type, payload)), logger });
   }
 
   const address = http.address() as AddressInfo;
@@ -226,9 +221,9 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
       return [...clients].filter((c) => c.next !== null).length;
     },
     messages: () => log.all(),
-    append: (type, payload) => serialized(() => appendSigned(type, payload)),
+    append: (type, payload) => writes.run(() => appendSigned(type, payload)),
     rotateKey: (newKeyFile, newKeyId, rotateOptions = {}) =>
-      serialized(async () => {
+      writes.run(async () => {
         const next = await loadSigningKey(newKeyFile, newKeyId);
         const retire = (rotateOptions.retire ?? true) ? [signer.keyId] : [];
         const seq = await appendSigned('key.rotate', { add: { keyId: next.keyId, publicKey: spkiBase64(next.key) }, retire });
@@ -256,7 +251,7 @@ export async function startGovernanceServer(options: GovernanceServerOptions): P
       for (const client of clients) client.socket.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       await new Promise<void>((resolve) => http.close(() => resolve()));
-      await writes;
+      await writes.settled();
       await log.close();
     },
   };

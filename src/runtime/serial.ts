@@ -13,4 +13,9 @@ export class Serial {
     this.tail = result.catch(() => undefined);
     return result;
   }
+
+  /** Resolves once every operation run so far has settled. */
+  async settled(): Promise<void> {
+    await this.tail;
+  }
 }

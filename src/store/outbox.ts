@@ -39,8 +39,8 @@
  * only by a replay, refused once superseded).
  *
  * Group commit: `complete`, `reschedule`, `postpone` and `deadLetter` queue their change; one writer
- * applies every change queued while the previous write was in flight with ONE read and ONE
- * `db.batch` (changes to the same job apply in call order within it). Each call resolves only after
+ * applies every change queued while the previous write was in flight with ONE read of their jobs
+ * (beside it, while any job is held, one of what is held behind them) and ONE `db.batch` (changes to the same job apply in call order within it). Each call resolves only after
  * the batch holding its change is written, so a job is never reported gone before it is; a failed
  * batch rejects every call in it and changes nothing.
  *
@@ -733,12 +733,11 @@ export class Outbox {
     this.writer = null;
   }
 
-  /** ONE read of the group's jobs, ONE batch; every caller settles after it (or fails with it: returned too). */
+  /** One read of the group's jobs (and of held followers), one batch; every caller settles after it (or fails with it: returned too). */
   private async commit(group: QueuedChange[]): Promise<{ err: unknown } | undefined> {
     try {
-      const current = await this.currentJobs(group);
-      // Held jobs are read only while there are any (see the module header).
-      const followers = this.heldCount > 0 ? await this.heldBehind(group) : undefined;
+      // The group's jobs and, only while any job is held (see the module header), what waits behind them.
+      const [current, followers] = await Promise.all([this.currentJobs(group), this.heldCount > 0 ? this.heldBehind(group) : undefined]);
       // The objects stored before this group (`current` moves on to each change's result).
       const stored = new Map(current);
       // The attempt log's next slot per endpoint: read once per endpoint and process.

@@ -21,6 +21,7 @@
  */
 import type { Registry } from 'prom-client';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
+import type { Readiness } from '../../runtime/system.ts';
 import type { ActorSnapshot } from '../../runtime/types.ts';
 import { audit } from './audit.ts';
 import { ACTOR_ACTIONS, ActorActionBody, type ActorAction } from './messages.ts';
@@ -29,7 +30,7 @@ import { defineRoute, type Route } from './router.ts';
 /** The part of the ActorSystem the admin API drives. */
 export interface AdminSystem {
   snapshot(): ActorSnapshot;
-  readiness(): { ready: boolean; reasons: string[]; manuallyStopped: string[] };
+  readiness(): Readiness;
   restartActor(pathOrName: string): Promise<ActorSnapshot>;
   stopActor(pathOrName: string): Promise<ActorSnapshot>;
   startActor(pathOrName: string): Promise<ActorSnapshot>;

@@ -11,7 +11,7 @@
  *     above a count window's size turns this rule off.
  *   - consecutive failures: `failureThreshold` (10) in a row, for a total outage of an endpoint with too
  *     little traffic to fill the window. Ten in a row happen by chance at a 30% failure rate about once
- *     in 170,000 calls (0.3¹⁰), where five did every 400.
+ *     in 170,000 calls (0.3¹⁰); five in a row, about once in 400.
  * - open: nothing passes until `until` (a cool-down, first `cooldownMs`, default 60 s); admit answers
  *   how long to wait, so the Deliverer reschedules instead of spinning.
  * - half-open: after the cool-down exactly one request, the probe, passes. Success closes the breaker
@@ -34,7 +34,7 @@ import { EMPTY_WINDOW, recordCall, type CallWindow, type SlidingWindowType } fro
 export interface BreakerConfig {
   /** Consecutive failures that open it (total outage). */
   failureThreshold: number;
-  /** Percent (1..100) of failed calls in the window that opens it. */
+  /** Percent (above 0, at most 100) of failed calls in the window that opens it. */
   failureRateThreshold: number;
   slidingWindowType: SlidingWindowType;
   /** Calls (`count`) or seconds (`time`) in the window. */
@@ -146,7 +146,7 @@ export function probeNow(s: BreakerState, now: number, cfg: BreakerConfig = DEFA
   }
 }
 
-export function rateExceeded(w: CallWindow, cfg: Pick<BreakerConfig, 'minimumNumberOfCalls' | 'failureRateThreshold'>): boolean {
+function rateExceeded(w: CallWindow, cfg: Pick<BreakerConfig, 'minimumNumberOfCalls' | 'failureRateThreshold'>): boolean {
   return w.calls >= cfg.minimumNumberOfCalls && w.failures * 100 >= cfg.failureRateThreshold * w.calls;
 }
 

@@ -73,11 +73,10 @@ export function buildJob(
     payload,
     eventSeenAt: block.seenAt,
   };
-  if (type === 'log.removed' || generation > 0) {
-    job.follows =
-      type === 'log.removed'
-        ? webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, 'log.created', generation)
-        : webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, 'log.removed', generation - 1);
+  if (type === 'log.removed') {
+    job.follows = webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, 'log.created', generation);
+  } else if (generation > 0) {
+    job.follows = webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, 'log.removed', generation - 1);
   }
   return job;
 }
