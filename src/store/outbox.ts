@@ -79,7 +79,18 @@
  * database, which LevelDB's lock already guarantees across processes. Writes use LevelDB's default (no fsync): a `kill -9` of the
  * process loses nothing the OS has accepted; a power loss may lose the last writes.
  */
-import { z } from 'zod';
+import {
+  byDue,
+  finiteTime,
+  newJobRecord,
+  payloadBytes,
+  replayable,
+  type DeadLetter,
+  type DueOptions,
+  type EnqueueResult,
+  type Job,
+  type NewJob,
+} from './outbox/job.ts';
 import { deferred, type Deferred } from '../runtime/deferred.ts';
 import { EthhookError } from '../runtime/errors.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
@@ -89,52 +100,18 @@ import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
 import { Serial } from '../runtime/serial.ts';
 import { Tally } from './tally.ts';
 
-export const JOB_TYPES = ['log.created', 'log.removed'] as const;
-export type JobType = (typeof JOB_TYPES)[number];
-
-export const webhookPayloadSchema = z.object({
-  type: z.enum(JOB_TYPES),
-  timestamp: z.string(),
-  data: z.object({
-    chainId: z.number().int(),
-    blockNumber: z.number().int(),
-    blockHash: z.string(),
-    transactionHash: z.string(),
-    logIndex: z.number().int(),
-    address: z.string(),
-    topics: z.array(z.string()),
-    data: z.string(),
-    subscriptionId: z.string(),
-  }),
-});
-export type WebhookPayload = z.infer<typeof webhookPayloadSchema>;
-
-export const jobSchema = z.object({
-  id: z.string().min(1),
-  endpointId: z.string().min(1),
-  subscriptionId: z.string().min(1),
-  type: z.enum(JOB_TYPES),
-  payload: webhookPayloadSchema,
-  eventSeenAt: z.number(),
-  attempt: z.number().int().min(0),
-  nextAttemptAt: z.number(),
-  createdAt: z.number(),
-  /** The id of the job that must leave the outbox before this one is due (see the module header). */
-  follows: z.string().min(1).optional(),
-});
-export type Job = z.infer<typeof jobSchema>;
-
-/** What a producer hands to `enqueueBatch`; the outbox fills in attempt 0 and the times. */
-export type NewJob = Omit<Job, 'attempt' | 'nextAttemptAt' | 'createdAt'> & Partial<Pick<Job, 'nextAttemptAt' | 'createdAt'>>;
-
-export interface DeadLetter {
-  id: string;
-  job: Job;
-  reason: string;
-  deadAt: number;
-  /** The job, following this one, that was made due (or sent) after it: a replay is refused. */
-  supersededBy?: string;
-}
+export {
+  JOB_TYPES,
+  jobSchema,
+  webhookPayloadSchema,
+  type DeadLetter,
+  type DueOptions,
+  type EnqueueResult,
+  type Job,
+  type JobType,
+  type NewJob,
+  type WebhookPayload,
+} from './outbox/job.ts';
 
 /** A job held until the job it follows leaves the outbox: what making it due writes and counts. */
 interface Held {
@@ -142,17 +119,6 @@ interface Held {
   /** Its nextAttemptAt, the time in its due key. */
   at: number;
   endpointId: string;
-}
-
-/** What `due` skips: ids (jobs the caller has in hand) and endpoints (that cannot take more now). */
-export interface DueOptions {
-  exclude?: ReadonlySet<string>;
-  skipEndpoints?: ReadonlySet<string>;
-}
-
-export interface EnqueueResult {
-  enqueued: number;
-  duplicates: number;
 }
 
 export interface OutboxOptions {
@@ -971,11 +937,6 @@ export class Outbox {
   }
 }
 
-/** A dead letter that `replayAll` puts back: there, and not superseded. */
-function replayable(letter: DeadLetter | undefined): letter is DeadLetter {
-  return letter !== undefined && letter.supersededBy === undefined;
-}
-
 /** Whether a job object is the one the outbox remembers as stored (see JobForm). */
 function isKnown(job: Job): boolean {
   return (job as Job & { [FORM]?: JobForm })[FORM]?.known === true;
@@ -984,77 +945,12 @@ function isKnown(job: Job): boolean {
 /** What a shared-group call is told of its own change: nothing. */
 function ignore(): void {}
 
-function finiteTime(at: number, what: string): number {
-  if (Number.isFinite(at)) return at;
-  throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'nextAttemptAt must be a finite time in ms', {
-    what,
-    issues: [{ path: 'nextAttemptAt', message: `got ${at}` }],
-  });
-}
-
 /** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
 const DUE_ID_AT = 16;
-
-/**
- * The stored job for a producer's NewJob: attempt 0, due at `now` unless it says otherwise; fields a
- * NewJob does not declare are not carried into the record. Runs once per matched log, so it checks what
- * the queue itself relies on (ids, type, times) with plain comparisons rather than `jobSchema`, whose
- * walk over the whole payload cost more than the rest of an enqueue: the producer, the Matcher, builds
- * payloads from blocks it has validated. Throws ETHHOOK_ERR_INVALID_INPUT naming the field.
- */
-function newJobRecord(j: NewJob, now: number): Job {
-  const bad = !isId(j.id)
-    ? 'id'
-    : !isId(j.endpointId)
-      ? 'endpointId'
-      : !isId(j.subscriptionId)
-        ? 'subscriptionId'
-        : !JOB_TYPES.includes(j.type)
-          ? 'type'
-          : typeof j.payload !== 'object' || j.payload === null || j.payload.type !== j.type
-            ? 'payload.type'
-            : !Number.isFinite(j.eventSeenAt)
-              ? 'eventSeenAt'
-              : j.nextAttemptAt !== undefined && !Number.isFinite(j.nextAttemptAt)
-                ? 'nextAttemptAt'
-                : j.createdAt !== undefined && !Number.isFinite(j.createdAt)
-                  ? 'createdAt'
-                  : j.follows !== undefined && !isId(j.follows)
-                    ? 'follows'
-                    : undefined;
-  if (bad !== undefined) {
-    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid job: ${bad}`, {
-      jobId: String(j.id),
-      issues: [{ path: bad, message: 'missing or malformed' }],
-    });
-  }
-  const job: Job = {
-    id: j.id,
-    endpointId: j.endpointId,
-    subscriptionId: j.subscriptionId,
-    type: j.type,
-    payload: j.payload,
-    eventSeenAt: j.eventSeenAt,
-    attempt: 0,
-    nextAttemptAt: j.nextAttemptAt ?? now,
-    createdAt: j.createdAt ?? now,
-  };
-  if (j.follows !== undefined) job.follows = j.follows;
-  return job;
-}
 
 /** A JSON value read as bytes, or undefined when absent. */
 function decoded<T>(value: Buffer | undefined): T | undefined {
   return value === undefined ? undefined : (JSON.parse(value.toString('utf8')) as T);
-}
-
-function isId(v: unknown): v is string {
-  return typeof v === 'string' && v.length > 0;
-}
-
-/** The payload's JSON, UTF-8. */
-function payloadBytes(job: Job): Buffer {
-  return Buffer.from(JSON.stringify(job.payload));
 }
 
 const PAYLOAD_FIELD = Buffer.from('"payload":');
@@ -1087,10 +983,6 @@ function attemptEndpointsOf(group: readonly QueuedChange[]): Set<string> {
   const ids = new Set<string>();
   for (const { change } of group) if (change.kind !== 'postpone' && change.attempt) ids.add(change.attempt.endpointId);
   return ids;
-}
-
-function byDue(a: Job, b: Job): number {
-  return a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function dueKey(job: Pick<Job, 'id' | 'nextAttemptAt'>): string {
