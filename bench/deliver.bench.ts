@@ -51,7 +51,7 @@ import { DeliveryLoop } from '../src/actors/deliverer/delivery-loop.ts';
 import { WebhookHttpClient } from '../src/actors/deliverer/http-client.ts';
 import { signingKey, signWithKeys } from '../src/webhook-signing.ts';
 import { createLogger } from '../src/runtime/log.ts';
-import { openDb } from '../src/store/db.ts';
+import { openDb } from '../src/store/level/db.ts';
 import { EndpointStore } from '../src/store/endpoints.ts';
 import { DEFAULT_DUE_WINDOW } from '../src/store/due-window.ts';
 import { MAX_KNOWN, Outbox, type NewJob } from '../src/store/outbox.ts';

@@ -26,7 +26,7 @@ import type { ChainBlockMessage } from '../src/actors/chain-listener/messages.ts
 import { spawnAnvil } from '../src/dev-chain/anvil-process.ts';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt, type RpcFn } from '../src/dev-chain/tick-contract.ts';
 import type { ActorContext, ActorRef } from '../src/runtime/types.ts';
-import { openDb } from '../src/store/db.ts';
+import { openDb } from '../src/store/level/db.ts';
 
 const TX = 200;
 const TICKS_PER_TX = 500; // 200 x 500 = 100,000 logs, one transaction per block (automine)

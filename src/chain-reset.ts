@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import type { NodeConfig } from './config/schema.ts';
 import { EthhookError, isEthhookError } from './runtime/errors.ts';
 import { CursorStore } from './store/cursors.ts';
-import { openDb, type Db } from './store/db.ts';
+import { openDb, type Db } from './store/level/db.ts';
 
 export interface ChainResetRequest {
   chainId: number;

@@ -54,7 +54,7 @@ import { createLogger, type Logger } from './runtime/log.ts';
 import { registerProcessMetrics } from './runtime/metrics.ts';
 import { ActorSystem } from './runtime/system.ts';
 import { CursorStore } from './store/cursors.ts';
-import { openDb, type Db } from './store/db.ts';
+import { openDb, type Db } from './store/level/db.ts';
 import { EndpointStore } from './store/endpoints.ts';
 import { Outbox } from './store/outbox.ts';
 import { loadMasterKey } from './store/secrets.ts';

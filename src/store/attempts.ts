@@ -24,8 +24,9 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { sublevel, type Db } from './db.ts';
-import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+import { sublevel, type Db } from './level/db.ts';
+import { padNumber, PREFIX_END } from './keys.ts';
+import type { BatchOp } from './level/db.ts';
 
 export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
 const MAX_ERROR_LENGTH = 2000;

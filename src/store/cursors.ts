@@ -32,7 +32,7 @@
  *   pinned by the listener at its next session). The operators' way out of ETHHOOK_ERR_CHAIN_MISMATCH
  *   and ETHHOOK_ERR_REORG_TOO_DEEP (runbooks/chains.md).
  */
-import { sublevel, type Db } from './db.ts';
+import { sublevel, type Db } from './level/db.ts';
 
 export interface CursorBlock {
   number: number;

@@ -7,8 +7,9 @@
  * Keys in the `deferred-jobs` sublevel: `<chainId 10d>!<releaseAt 15d>!<jobId>` -> the job (a NewJob),
  * ordered per chain by release height, so the due jobs of a chain are one range read from its start.
  */
-import { sublevel, type Db } from './db.ts';
-import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+import { sublevel, type Db } from './level/db.ts';
+import { padNumber, PREFIX_END } from './keys.ts';
+import type { BatchOp } from './level/db.ts';
 import type { NewJob } from './outbox.ts';
 
 const RELEASE_AT = 11;

@@ -22,7 +22,7 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { sublevel, type Db } from './db.ts';
+import { sublevel, type Db } from './level/db.ts';
 import { newId } from './ids.ts';
 import { generateWebhookSecret, isWebhookSecret, SecretCipher } from './secrets.ts';
 import { Serial } from '../runtime/serial.ts';

@@ -1,12 +1,8 @@
 /**
- * Key building blocks shared by the store's sublevels. LevelDB orders keys bytewise, so numbers that
- * must sort numerically are zero-padded to a fixed width; `!` separates key parts (ids never hold it);
- * `\xff` closes a prefix range. `BatchOp` is one operation of an atomic multi-sublevel `db.batch`.
+ * Key building blocks shared by the store's spaces, on either engine. Keys order bytewise (LevelDB's
+ * order, and PostgreSQL's under `COLLATE "C"`), so numbers that must sort numerically are zero-padded
+ * to a fixed width; `!` separates key parts (ids never hold it); `\xff` closes a prefix range.
  */
-import type { BatchOperation } from 'level';
-import type { Db } from './db.ts';
-
-export type BatchOp = BatchOperation<Db, string, unknown>;
 
 /** Ms timestamps (and block numbers) up to 10^15 - 1, clamped into range so keys stay fixed-width. */
 export function padNumber(n: number, width = 15): string {

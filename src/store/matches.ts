@@ -15,8 +15,9 @@
  * subscription's confirmations held it back (a retraction deletes it there if it is still waiting). Ordered by block number per chain so `prune` drops everything below the reorg
  * window with one range delete.
  */
-import { sublevel, type Db } from './db.ts';
-import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+import { sublevel, type Db } from './level/db.ts';
+import { padNumber, PREFIX_END } from './keys.ts';
+import type { BatchOp } from './level/db.ts';
 
 export interface MatchRecord {
   logIndex: number;

@@ -94,9 +94,10 @@ import {
 import { deferred, type Deferred } from '../runtime/deferred.ts';
 import { EthhookError } from '../runtime/errors.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
-import { sublevel, type Db } from './db.ts';
+import { sublevel, type Db } from './level/db.ts';
 import { DueWindow } from './due-window.ts';
-import { padNumber, PREFIX_END, type BatchOp } from './keys.ts';
+import { padNumber, PREFIX_END } from './keys.ts';
+import type { BatchOp } from './level/db.ts';
 import { Serial } from '../runtime/serial.ts';
 import { Tally } from './tally.ts';
 

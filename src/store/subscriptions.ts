@@ -17,7 +17,7 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { sublevel, type Db } from './db.ts';
+import { sublevel, type Db } from './level/db.ts';
 import { endpointIdSchema, type EndpointStore } from './endpoints.ts';
 import { newId } from './ids.ts';
 import { PREFIX_END } from './keys.ts';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attemptPage } from '../../src/actors/admin/v1/endpoints.ts';
 import { AttemptListQuery, DeadLetterListQuery, SubscriptionCreateBody } from '../../src/actors/admin/v1/schemas.ts';
 import { AttemptLog } from '../../src/store/attempts.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { subscriptionCreateSchema } from '../../src/store/subscriptions.ts';
 
 let dir: string;

@@ -15,7 +15,7 @@ import { defaultConfig, type AdminConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { ActorRef, Behaviour } from '../../src/runtime/types.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';

@@ -4,7 +4,7 @@
 import { writeSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { startSystem } from '../../src/supervision/index.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
 import { chainTree, Collector, testLogger } from '../support/chain-harness.ts';
 
 const [wsUrl, dbDir] = process.argv.slice(2) as [string, string];

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmittedBlock } from '../../src/actors/chain-listener/follower.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
 import type { ErrorAnswer } from '../support/admin-answers.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
 import { waitFor } from '../support/chain-harness.ts';

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDeliverer, type DelivererDeps } from '../../src/actors/deliverer/deliverer.ts';
 import type { DeliveryLoopStatus } from '../../src/actors/deliverer/delivery-loop.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';

@@ -11,7 +11,7 @@ import { DeliveryLoop, type DeliveryLoopOptions } from '../../src/actors/deliver
 import { WebhookHttpClient } from '../../src/actors/deliverer/http-client.ts';
 import { requestSlots } from '../../src/actors/deliverer/scheduler.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { startReceiver, type Behaviour, type Receiver } from '../support/receiver.ts';

@@ -14,7 +14,7 @@ import { createDelivererStore } from '../../src/actors/deliverer/store-port.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { SupervisionEvent } from '../../src/runtime/types.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { startSystem } from '../../src/supervision/index.ts';

@@ -13,7 +13,7 @@ import { ACTOR_PATHS } from '../../src/tree.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { ActorRef, ChildSpec } from '../../src/runtime/types.ts';
 import type { AttemptRecord } from '../../src/store/attempts.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';

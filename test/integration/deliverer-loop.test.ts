@@ -12,7 +12,7 @@ import { WebhookHttpClient } from '../../src/actors/deliverer/http-client.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import type { TargetPolicy } from '../../src/target-policy/ssrf.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { failRatio, ok, sequence, startReceiver, status, type Receiver, type Reply } from '../support/receiver.ts';

@@ -19,7 +19,7 @@ import { webhookId } from '../../src/actors/matcher/jobs.ts';
 import { createMatcher, type Matcher } from '../../src/actors/matcher/matcher.ts';
 import type { ChainBlockMessage } from '../../src/actors/matcher/messages.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';

@@ -17,7 +17,7 @@ import { payloadSchemas, type GovernanceType } from '../../src/governance-protoc
 import { createStoreApplier } from '../../src/actors/governance/store-applier.ts';
 import { createMatcher } from '../../src/actors/matcher/matcher.ts';
 import { startGovernanceServer } from '../../src/governance-server/index.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';

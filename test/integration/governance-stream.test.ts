@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AppliedMessage, GovernanceStatus } from '../../src/actors/governance/index.ts';
 import { startGovernanceServer, type GovernanceServer, type GovernanceServerOptions } from '../../src/governance-server/index.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import {
   endpointPayload,
   governanceWorker,

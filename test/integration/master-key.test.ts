@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { countDecryptFailures } from '../../src/actors/deliverer/decrypt-failures.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
 import type { EndpointCreated } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir } from '../support/node-process.ts';
 

@@ -1,6 +1,6 @@
 // Child process of store-outbox-crash.test.ts: enqueues numbered batches of 200 jobs plus a marker
 // (the caller's extra op) as fast as it can, printing each committed batch number, until killed.
-import { openDb, sublevel } from '../../src/store/db.ts';
+import { openDb, sublevel } from '../../src/store/level/db.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 
 const dir = process.argv[2]!;

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDb, sublevel } from '../../src/store/db.ts';
+import { openDb, sublevel } from '../../src/store/level/db.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 
 const CHILD = new URL('./store-outbox-crash.child.ts', import.meta.url).pathname;

@@ -2,7 +2,7 @@
 // their 100 retractions (each follows its creation) while the first due jobs are completed or
 // dead-lettered, then the other due jobs one by one; prints each round number once its writes are in,
 // until killed.
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 
 const dir = process.argv[2]!;

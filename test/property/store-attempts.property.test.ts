@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptLog, attemptRecordSchema, PAGE_MAX, type AttemptRecord } from '../../src/store/attempts.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 
 let dir: string;
 let db: Db;

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
 import { Outbox, type Job } from '../../src/store/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 

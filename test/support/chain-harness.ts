@@ -14,7 +14,7 @@ import { chainConfigSchema, createChainListener, type ChainConfigInput } from '.
 import { chainListenerName } from '../../src/tree.ts';
 import { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog } from '../../src/actors/chain-listener/messages.ts';
 import type { ActorContext, ActorRef, Behaviour, SupervisorSpec } from '../../src/runtime/types.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 
 export const TARGET = '/pipeline/matcher';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CursorStore } from '../../src/store/cursors.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {

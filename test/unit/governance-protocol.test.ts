@@ -22,7 +22,7 @@ import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { GovernanceStateStore } from '../../src/actors/governance/state.ts';
 import { isEthhookError } from '../../src/runtime/errors.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { MemoryApplier, signedFrame, tempDir } from '../support/governance.ts';
 
 const EXAMPLE_KEY =

@@ -13,7 +13,7 @@ import { createMatcher, type Matcher, type MatcherDeps } from '../../src/actors/
 import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messages.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts';
-import { openDb, sublevel, type Db } from '../../src/store/db.ts';
+import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type Job } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { EndpointStore, endpointView } from '../../src/store/endpoints.ts';
 import { removeEndpointCascade, SubscriptionStore } from '../../src/store/subscriptions.ts';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../../src/errors.ts';
-import { openDb, type Db } from '../../src/store/db.ts';
+import { openDb, type Db } from '../../src/store/level/db.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { openDb, sublevel, type Db } from '../../src/store/db.ts';
+import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 

@@ -16,7 +16,7 @@ import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
-import type { Db } from '../../store/db.ts';
+import type { Db } from '../../store/level/db.ts';
 import { CursorStore } from '../../store/cursors.ts';
 import { backoffDelay, orStop, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';

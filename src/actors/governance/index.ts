@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
-import type { Db } from '../../store/db.ts';
+import type { Db } from '../../store/level/db.ts';
 import type { GovernanceApplier } from './applier.ts';
 import { trustedKey, type TrustedKey } from '../../governance-protocol/keys.ts';
 import { governanceRequestSchema, type GovernanceReply, type GovernanceRequest } from './messages.ts';

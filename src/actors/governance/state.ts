@@ -10,7 +10,7 @@
  *   out of a compromised or lost key): the trusted set is reset to the configured keys, the height kept.
  */
 import { z } from 'zod';
-import { sublevel, type Db } from '../../store/db.ts';
+import { sublevel, type Db } from '../../store/level/db.ts';
 import type { TrustedKey } from '../../governance-protocol/keys.ts';
 
 const stateSchema = z.object({

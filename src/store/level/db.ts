@@ -1,7 +1,8 @@
 /**
- * The node's LevelDB store (npm `level`). One database directory per node; each concern keeps its
- * records in a sublevel of its own (`cursors`, `outbox`, `endpoints`, ...), with JSON values.
- * Writes that must land together (a block's jobs, a cursor move) go through one `batch`.
+ * The node's LevelDB database (npm `level`). One database directory per node; each concern keeps its
+ * records in a sublevel of its own (`cursors`, `outbox-jobs`, `endpoints`, ...: src/store/README.md),
+ * with JSON values. Writes that must land together (a block's jobs, a cursor move) go through one
+ * `batch`; `BatchOp` is one operation of it, across sublevels.
  *
  * Memory: LevelDB maps every table file it has open into the process (up to 1,000 of them), and the
  * pages it reads stay in the node's RSS: under a backlog of a million jobs, 262 open tables were 289 MB
@@ -16,10 +17,12 @@
  * compacted, and a backlog of a million about 0.8 GB.
  */
 import { mkdir } from 'node:fs/promises';
-import { Level } from 'level';
-import { EthhookError } from '../runtime/errors.ts';
+import { Level, type BatchOperation } from 'level';
+import { EthhookError } from '../../runtime/errors.ts';
 
 export type Db = Level<string, unknown>;
+
+export type BatchOp = BatchOperation<Db, string, unknown>;
 
 /** LevelDB's open files: its table cache holds this many minus 10 tables (see the header). */
 const MAX_OPEN_FILES = 50;
