@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
+    // One PostgreSQL for the run (~2 s); each file that uses it takes a schema of its own.
+    globalSetup: ['test/support/postgres.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Three files at once on CI's two cores: integration and e2e files spend most of their time waiting
