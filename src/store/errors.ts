@@ -36,6 +36,16 @@ export const storeErrorCodes = defineErrorCodes({
     summary: 'the store is held by a running node (the LevelDB lock); stop the node or use the admin API',
     httpStatus: 409,
   },
+  ETHHOOK_ERR_STORE_UNAVAILABLE: {
+    summary:
+      'the PostgreSQL store kept failing with transient errors (connection refused or lost, statement timeout, serialization failure) for longer than the operation waits (60 s): the context names the operation and the last error',
+    httpStatus: 503,
+  },
+  ETHHOOK_ERR_STORE_SCHEMA_NEWER: {
+    summary:
+      'the PostgreSQL schema was migrated by a newer ethhook (its schema_migrations holds a version this one has no migration for): run that version, or restore the database',
+    httpStatus: 500,
+  },
   ETHHOOK_ERR_SECRET_DECRYPT: {
     summary: 'an endpoint secret could not be decrypted: wrong master key or tampered record',
     httpStatus: 500,
