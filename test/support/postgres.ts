@@ -15,6 +15,8 @@
  *
  * In a test file, `pgTestSchema(name?)` names a schema unique to the call (`t_<name>_<random>`) and
  * drops it, with everything in it, after the file (afterAll); the stores create it when they migrate.
+ * `freshPgPool(name?, options?)`, callable anywhere (a beforeEach, a contract's `open`), opens a pool
+ * on a new schema and migrates it; its `drop()` closes the pool and drops the schema.
  */
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -23,8 +25,12 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { afterAll, inject } from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { createLogger } from '../../src/runtime/log.ts';
+import { migrate } from '../../src/store/postgres/migrate.ts';
+import { openPgPool, type PgPool, type PgPoolOptions } from '../../src/store/postgres/pool.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -121,18 +127,44 @@ export interface PgTestSchema {
   schema: string;
 }
 
+function uniqueSchemaName(name: string): string {
+  return `t_${name.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+}
+
+/** Drops `schema` and everything in it. */
+export async function dropPgSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${client.escapeIdentifier(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
 /** A schema of its own for this test file, dropped after the file; `name` makes it readable in the server. */
 export function pgTestSchema(name = 'file'): PgTestSchema {
-  const schema = `t_${name.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const schema = uniqueSchemaName(name);
   const url = pgAdminUrl();
-  afterAll(async () => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await client.query(`DROP SCHEMA IF EXISTS ${client.escapeIdentifier(schema)} CASCADE`);
-    } finally {
-      await client.end();
-    }
-  });
+  afterAll(() => dropPgSchema(url, schema));
   return { url, schema };
+}
+
+export interface TestPgPool extends PgPool {
+  /** Closes the pool and drops its schema. */
+  drop(): Promise<void>;
+}
+
+/** A pool on a new, migrated schema (a quiet logger and a registry of its own unless given). */
+export async function freshPgPool(name = 'pool', options: Partial<PgPoolOptions> = {}): Promise<TestPgPool> {
+  const url = pgAdminUrl();
+  const schema = uniqueSchemaName(name);
+  const pool = openPgPool({ url, schema, logger: createLogger({ level: 'silent' }), registry: new Registry(), ...options });
+  await migrate(pool);
+  return Object.assign(pool, {
+    async drop() {
+      await pool.close();
+      await dropPgSchema(url, schema);
+    },
+  });
 }
