@@ -52,6 +52,7 @@ import { WebhookHttpClient } from '../src/actors/deliverer/http-client.ts';
 import { signingKey, signWithKeys } from '../src/webhook-signing.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { openDb } from '../src/store/level/db.ts';
+import { LevelKv } from '../src/store/level/kv.ts';
 import { EndpointStore } from '../src/store/endpoints.ts';
 import { DEFAULT_DUE_WINDOW } from '../src/store/due-window.ts';
 import { MAX_KNOWN, Outbox, type NewJob } from '../src/store/outbox.ts';
@@ -176,8 +177,8 @@ async function deliveries(origin: string, count: number): Promise<Deliveries> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
   const db = await openDb(dir);
   try {
-    const outbox = await Outbox.open(db);
-    const endpoints = new EndpointStore(db, randomBytes(32));
+    const outbox = await Outbox.open(new LevelKv(db));
+    const endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
     const ids: string[] = [];
     for (let e = 0; e < ENDPOINTS; e++) ids.push((await endpoints.create({ url: `${origin}/ep${e}` })).endpoint.id);
     const jobs = makeJobs(ids, count);

@@ -27,6 +27,7 @@ import { spawnAnvil } from '../src/dev-chain/anvil-process.ts';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt, type RpcFn } from '../src/dev-chain/tick-contract.ts';
 import type { ActorContext, ActorRef } from '../src/runtime/types.ts';
 import { openDb } from '../src/store/level/db.ts';
+import { LevelKv } from '../src/store/level/kv.ts';
 
 const TX = 200;
 const TICKS_PER_TX = 500; // 200 x 500 = 100,000 logs, one transaction per block (automine)
@@ -60,7 +61,7 @@ async function runListener(chain: object, onMessage: (msg: ChainBlockMessage) =>
   const db = await openDb(dir);
   const behaviour = createChainListener({
     chain: chainConfigSchema.parse({ chainId: 31337, name: 'bench', ...('providers' in chain ? {} : { wsUrl: anvil.wsUrl }), ...chain }),
-    store: db,
+    store: new LevelKv(db),
     target: TARGET,
     registry: new Registry(),
   });

@@ -11,6 +11,7 @@ import type { NodeConfig } from './config/schema.ts';
 import { EthhookError, isEthhookError } from './runtime/errors.ts';
 import { CursorStore } from './store/cursors.ts';
 import { openDb, type Db } from './store/level/db.ts';
+import { LevelKv } from './store/level/kv.ts';
 
 export interface ChainResetRequest {
   chainId: number;
@@ -52,7 +53,7 @@ export async function resetChainCursorOffline(config: NodeConfig, request: Chain
     throw err;
   }
   try {
-    await new CursorStore(db).reset(request.chainId, request.from);
+    await new CursorStore(new LevelKv(db)).reset(request.chainId, request.from);
   } finally {
     await db.close();
   }

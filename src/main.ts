@@ -54,8 +54,11 @@ import { createLogger, type Logger } from './runtime/log.ts';
 import { registerProcessMetrics } from './runtime/metrics.ts';
 import { ActorSystem } from './runtime/system.ts';
 import { CursorStore } from './store/cursors.ts';
-import { openDb, type Db } from './store/level/db.ts';
+import type { Kv } from './store/kv.ts';
+import { openDb } from './store/level/db.ts';
+import { LevelKv } from './store/level/kv.ts';
 import { EndpointStore } from './store/endpoints.ts';
+import type { OutboxStore } from './store/outbox/contract.ts';
 import { Outbox } from './store/outbox.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
@@ -111,7 +114,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
 
   const stores = await openStores(config, dataDir, logger, cleanups);
   const devChain =
-    config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.db, logger, cleanups) : undefined;
+    config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.kv, logger, cleanups) : undefined;
   const chains: ChainConfig[] = devChain ? [devChainConfig(devChain)] : [...config.chains];
   const demo = devChain && config.demo.enabled ? await startNodeDemo(config, dataDir, devChain, logger, cleanups) : undefined;
   const governance =
@@ -155,18 +158,19 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
 }
 
 interface Stores {
-  db: Db;
+  kv: Kv;
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
-  outbox: Outbox;
+  outbox: OutboxStore;
 }
 
 /** The LevelDB store under `<dataDir>/db` and the master key that seals its secrets. */
 async function openStores(config: NodeConfig, dataDir: string, logger: Logger, cleanups: Cleanup[]): Promise<Stores> {
   const db = await openDb(join(dataDir, 'db'));
   cleanups.push(() => db.close());
+  const kv = new LevelKv(db);
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });
-  const endpoints = new EndpointStore(db, masterKey);
+  const endpoints = new EndpointStore(kv, masterKey);
   // A wrong key would start a node that answers /ready and fails every delivery: refuse it here.
   const key = await endpoints.verifyMasterKey();
   if (key.unreadable.length > 0) {
@@ -175,20 +179,20 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, c
       'some stored webhook secrets do not open under the master key; their endpoints cannot be delivered to',
     );
   }
-  const subscriptions = new SubscriptionStore(db, endpoints);
-  const outbox = await Outbox.open(db);
+  const subscriptions = new SubscriptionStore(kv, endpoints);
+  const outbox = await Outbox.open(kv);
   cleanups.push(() => outbox.idle());
-  return { db, endpoints, subscriptions, outbox };
+  return { kv, endpoints, subscriptions, outbox };
 }
 
 /** The embedded anvil of `devChain`, its previous run's cursor cleared. */
-async function startNodeDevChain(config: NodeConfig, db: Db, logger: Logger, cleanups: Cleanup[]): Promise<DevChain> {
+async function startNodeDevChain(config: NodeConfig, kv: Kv, logger: Logger, cleanups: Cleanup[]): Promise<DevChain> {
   const { enabled: _, ...options } = config.devChain;
   const chain = await startDevChain({ logger: logger.child({ component: 'dev-chain' }), ...options });
   cleanups.push(() => chain.stop());
   // anvil starts from block 0 every time: the cursor of the previous run's chain would make the
   // listener refuse this one (another block 0), and nothing of that chain can come back.
-  await new CursorStore(db).clear(chain.chainId);
+  await new CursorStore(kv).clear(chain.chainId);
   return chain;
 }
 
@@ -235,7 +239,7 @@ interface NodeParts {
 /** The actors of the tree (src/tree.ts), each built from its part of the configuration. */
 function nodeBehaviours(p: NodeParts): NodeBehaviours {
   const { config, registry, system, stores, hub, chains } = p;
-  const { db, endpoints, subscriptions, outbox } = stores;
+  const { kv, endpoints, subscriptions, outbox } = stores;
   const lookup = (path: string) => system.lookup(path);
   const deliverer = delivererSettings(config);
   const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';
@@ -250,7 +254,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
         routes: [
           ...v1Routes({ endpoints, subscriptions, outbox, lookup, chains: chains.map((c) => c.chainId), config: config.security }),
           ...governanceRoutes(() => system),
-          ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(db) }),
+          ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(kv) }),
         ],
         readiness: () => p.readiness.reasons(),
         streams: streamTransports(hub, config.streams),
@@ -260,7 +264,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
     placeable: { deliverer: placedDelivererSpec(deliverer) },
     matcher: () =>
       createMatcher({
-        db,
+        kv,
         subscriptions,
         outbox,
         logger: p.logger.child({ actor: ACTOR_PATHS.matcher }),
@@ -274,7 +278,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
           governance: () =>
             createGovernanceStream({
               config: { ...governance, reconnect: config.governance.reconnect },
-              db,
+              kv,
               registry,
               onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
               apply: createStoreApplier({
@@ -290,7 +294,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
     chainListeners: new Map<string, AnyBehaviourFactory>(
       chains.map((chain) => [
         chainListenerName(chain.chainId),
-        () => createChainListener({ chain, store: db, target: ACTOR_PATHS.matcher, registry, readiness: p.readiness }),
+        () => createChainListener({ chain, store: kv, target: ACTOR_PATHS.matcher, registry, readiness: p.readiness }),
       ]),
     ),
   };

@@ -3,19 +3,20 @@
  * durationMs, error? }`), listable per endpoint newest first, for the admin API.
  *
  * Records are stored in pages: the records of one endpoint that one batch writes (an outbox group
- * commit carries every attempt decided since the previous one) go into ONE LevelDB value (`{ n, r }`,
+ * commit carries every attempt decided since the previous one) go into ONE value (`{ n, r }`,
  * each record in `r` an array of its fields by position: `[jobId, at, attempt, status, durationMs,
  * error]`, null for an absent one; the endpoint is the key's), key
- * `<endpointId>!<n, 15 digits>` in the `attempts` sublevel, where `n` is the endpoint's sequence number
+ * `<endpointId>!<n, 15 digits>` in the `attempts` space (src/store/kv.ts), where `n` is the endpoint's sequence number
  * of the page's first record (a record's own number is the page's plus its index). A group commit of
- * 30 deliveries to 10 endpoints writes 10 puts, not 30: per-operation costs (the native batch call
- * reads every operation's properties; LevelDB logs and indexes each) made the attempt record the
+ * 30 deliveries to 10 endpoints writes 10 puts, not 30: per-operation costs (LevelDB's native batch
+ * call reads every operation's properties, then logs and indexes each) made the attempt record the
  * largest part of what persisting a delivery cost (bench:deliver). A page holds PAGE_MAX records at
- * most; larger groups split.
+ * most; larger groups split. `pageOps` returns the pages as KvOps: each outbox writes them in the
+ * batch (or transaction) of the job changes that made the attempts.
  *
  * Retention: `list` shows exactly the endpoint's newest `keepPerEndpoint` records (numbers >= next -
- * keep). Older pages are removed in the background by a range `clear` (LevelDB iterates and deletes on
- * its own thread; nothing is tracked in memory) each time keep / 2 more records were written (once the
+ * keep). Older pages are removed in the background by a range `clear` (one operation of the engine;
+ * nothing is tracked in memory) each time keep / 2 more records were written (once the
  * batch that wrote them has landed: `written()`), so an
  * endpoint stores fewer than 1.5 x keep + PAGE_MAX records. `idle()` waits for those removals.
  *
@@ -24,9 +25,8 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { sublevel, type Db } from './level/db.ts';
 import { padNumber, PREFIX_END } from './keys.ts';
-import type { BatchOp } from './level/db.ts';
+import type { Kv, KvOp, KvSpace } from './kv.ts';
 
 export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
 const MAX_ERROR_LENGTH = 2000;
@@ -57,10 +57,11 @@ interface Page {
   r: StoredRecord[];
 }
 
+/** The space the pages are stored in. */
+export const ATTEMPTS_SPACE = 'attempts';
+
 export class AttemptLog {
-  private readonly records;
-  /** The sublevel's key prefix: pages are written at the root with their full key (no per-operation sublevel work). */
-  private readonly prefix: string;
+  private readonly records: KvSpace<Page>;
   /** Per endpoint whose newest page was read: the next record's number. */
   private readonly next = new Map<string, number>();
   /** Per endpoint: its next number when its old pages were last removed. */
@@ -71,14 +72,13 @@ export class AttemptLog {
   private readonly clearing = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly db: Db,
+    private readonly kv: Kv,
     readonly keepPerEndpoint = DEFAULT_ATTEMPTS_PER_ENDPOINT,
   ) {
     if (!Number.isInteger(keepPerEndpoint) || keepPerEndpoint < 1 || keepPerEndpoint >= 10 ** 6) {
       throw new RangeError(`attempts per endpoint must be an integer 1..${10 ** 6 - 1}, got ${keepPerEndpoint}`);
     }
-    this.records = sublevel<Page>(db, 'attempts');
-    this.prefix = this.records.prefix;
+    this.records = kv.space<Page>(ATTEMPTS_SPACE);
   }
 
   /**
@@ -108,22 +108,22 @@ export class AttemptLog {
   }
 
   /**
-   * The batch operations that store `records` (checked by `check`; all of the endpoint `endpointId`,
+   * The operations that store `records` (checked by `check`; all of the endpoint `endpointId`,
    * which must be `ready`) in order, as pages: calls for one endpoint take successive numbers. Starts
    * the background removal of the endpoint's old pages when one is due (see the module header).
    */
-  pageOps(endpointId: string, records: readonly AttemptRecord[]): BatchOp[] {
+  pageOps(endpointId: string, records: readonly AttemptRecord[]): KvOp[] {
     const n = this.next.get(endpointId);
     if (n === undefined) throw new Error(`attempt log: endpoint ${endpointId} is not ready`);
-    const ops: BatchOp[] = [];
+    const ops: KvOp[] = [];
     for (let i = 0; i < records.length; i += PAGE_MAX) {
       const r: StoredRecord[] = [];
       for (let j = i; j < records.length && j < i + PAGE_MAX; j++) {
         const { jobId, at, attempt, status, durationMs, error } = records[j]!;
         r.push([jobId, at, attempt ?? null, status ?? null, durationMs, error ?? null]);
       }
-      const key = `${this.prefix}${endpointId}!${padNumber(n + i, SEQ_DIGITS)}`;
-      ops.push({ type: 'put', key, value: JSON.stringify({ n: n + i, r }), valueEncoding: 'utf8' });
+      const page: Page = { n: n + i, r };
+      ops.push({ type: 'put', space: ATTEMPTS_SPACE, key: `${endpointId}!${padNumber(n + i, SEQ_DIGITS)}`, value: page });
     }
     const next = n + records.length;
     this.next.set(endpointId, next);
@@ -144,7 +144,7 @@ export class AttemptLog {
   async record(record: AttemptRecord): Promise<void> {
     const value = checkRecord(record);
     await this.ready([value.endpointId]);
-    await this.db.batch(this.pageOps(value.endpointId, [value]));
+    await this.kv.batch(this.pageOps(value.endpointId, [value]));
     this.written();
   }
 
@@ -157,7 +157,7 @@ export class AttemptLog {
   async list(endpointId: string, options: { limit?: number; before?: number } = {}): Promise<AttemptRecord[]> {
     const prefix = `${endpointId}!`;
     const pages: Page[] = [];
-    for (const [key, page] of await this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` }).all()) {
+    for (const [key, page] of await this.records.entries({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
       if (isPageKey(key, prefix) && isPage(page)) pages.push(page);
     }
     const newest = pages[pages.length - 1];
@@ -201,8 +201,7 @@ export class AttemptLog {
   /** Reads the endpoint's newest page once for its next number. */
   private async load(endpointId: string): Promise<void> {
     const prefix = `${endpointId}!`;
-    let newest: string | undefined;
-    for await (const key of this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true, limit: 1 })) newest = key;
+    const [newest] = await this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true, limit: 1 });
     const page = newest === undefined || !isPageKey(newest, prefix) ? undefined : await this.records.get(newest);
     if (!this.next.has(endpointId)) {
       this.next.set(endpointId, isPage(page) ? page.n + page.r.length : 0);

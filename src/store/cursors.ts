@@ -2,7 +2,7 @@
  * Persisted chain cursors: for each chain, the position (`next`: the next block to emit; `floor`: the
  * first block ever emitted), the last emitted blocks (the reorg window: header fields only) and, apart
  * from them, the logs emitted for each of those blocks, so that a reorg that happens across a restart
- * can still be retracted with exactly what was emitted. Sublevel `cursors`, keys:
+ * can still be retracted with exactly what was emitted. Space `cursors` (src/store/kv.ts), keys:
  *
  * - `<chainId>!n`: the position `{ next, floor }`;
  * - `<chainId>!b!<number, 16 digits>`: an emitted block as the window keeps it (a few hundred bytes);
@@ -32,7 +32,7 @@
  *   pinned by the listener at its next session). The operators' way out of ETHHOOK_ERR_CHAIN_MISMATCH
  *   and ETHHOOK_ERR_REORG_TOO_DEEP (runbooks/chains.md).
  */
-import { sublevel, type Db } from './level/db.ts';
+import type { Kv, KvOp, KvSpace } from './kv.ts';
 
 export interface CursorBlock {
   number: number;
@@ -55,78 +55,73 @@ function isPosition(v: unknown): v is CursorPosition {
 
 const pad = (n: number): string => n.toString().padStart(16, '0');
 
-type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
-
 export class CursorStore<B extends CursorBlock, L = unknown> {
-  private readonly level;
+  private readonly records: KvSpace<unknown>;
 
-  constructor(db: Db) {
-    this.level = sublevel<unknown>(db, 'cursors');
+  constructor(private readonly kv: Kv) {
+    this.records = kv.space('cursors');
   }
 
   async load(chainId: number, keep: number): Promise<CursorState<B> | null> {
-    const position = await this.level.get(`${chainId}!n`);
+    const position = await this.records.get(`${chainId}!n`);
     if (!isPosition(position)) return null;
-    const blocks = (await this.level.values({ gte: `${chainId}!b!`, lt: `${chainId}!b!\xff`, reverse: true, limit: keep }).all()) as B[];
+    const blocks = (await this.records.values({ gte: `${chainId}!b!`, lt: `${chainId}!b!\xff`, reverse: true, limit: keep })) as B[];
     blocks.reverse();
     const oldest = blocks[0];
     if (oldest) {
-      for (const kind of ['b', 'l']) await this.level.clear({ gte: `${chainId}!${kind}!`, lt: `${chainId}!${kind}!${pad(oldest.number)}` });
+      for (const kind of ['b', 'l']) await this.records.clear({ gte: `${chainId}!${kind}!`, lt: `${chainId}!${kind}!${pad(oldest.number)}` });
     }
     return { next: position.next, floor: position.floor, blocks };
   }
 
   async append(chainId: number, block: B, logs: readonly L[], floor: number, keep: number): Promise<void> {
-    const ops: Op[] = [
-      { type: 'put', key: `${chainId}!b!${pad(block.number)}`, value: block },
-      { type: 'put', key: `${chainId}!l!${pad(block.number)}`, value: logs },
-      { type: 'put', key: `${chainId}!n`, value: { next: block.number + 1, floor } },
+    const ops: KvOp[] = [
+      this.records.putOp(`${chainId}!b!${pad(block.number)}`, block),
+      this.records.putOp(`${chainId}!l!${pad(block.number)}`, logs),
+      this.records.putOp(`${chainId}!n`, { next: block.number + 1, floor }),
     ];
     const dropped = block.number - keep;
-    if (dropped >= 0) ops.push({ type: 'del', key: `${chainId}!b!${pad(dropped)}` }, { type: 'del', key: `${chainId}!l!${pad(dropped)}` });
-    await this.level.batch(ops);
+    if (dropped >= 0) ops.push(this.records.delOp(`${chainId}!b!${pad(dropped)}`), this.records.delOp(`${chainId}!l!${pad(dropped)}`));
+    await this.kv.batch(ops);
   }
 
   async logs(chainId: number, number: number): Promise<L[] | undefined> {
-    const logs = await this.level.get(`${chainId}!l!${pad(number)}`);
+    const logs = await this.records.get(`${chainId}!l!${pad(number)}`);
     return Array.isArray(logs) ? (logs as L[]) : undefined;
   }
 
   async retract(chainId: number, number: number, floor: number): Promise<void> {
-    await this.level.batch([
-      { type: 'del', key: `${chainId}!b!${pad(number)}` },
-      { type: 'del', key: `${chainId}!l!${pad(number)}` },
-      { type: 'put', key: `${chainId}!n`, value: { next: number, floor } },
+    await this.kv.batch([
+      this.records.delOp(`${chainId}!b!${pad(number)}`),
+      this.records.delOp(`${chainId}!l!${pad(number)}`),
+      this.records.putOp(`${chainId}!n`, { next: number, floor }),
     ]);
   }
 
   async genesis(chainId: number): Promise<string | undefined> {
-    const hash = await this.level.get(`${chainId}!g`);
+    const hash = await this.records.get(`${chainId}!g`);
     return typeof hash === 'string' ? hash : undefined;
   }
 
   async setGenesis(chainId: number, hash: string): Promise<void> {
-    await this.level.put(`${chainId}!g`, hash);
+    await this.records.put(`${chainId}!g`, hash);
   }
 
   async setPosition(chainId: number, position: CursorPosition): Promise<void> {
-    await this.level.batch([
-      { type: 'put', key: `${chainId}!n`, value: position },
-      { type: 'del', key: `${chainId}!s` },
-    ]);
+    await this.kv.batch([this.records.putOp(`${chainId}!n`, position), this.records.delOp(`${chainId}!s`)]);
   }
 
   async pendingStart(chainId: number): Promise<'latest' | undefined> {
-    return (await this.level.get(`${chainId}!s`)) === 'latest' ? 'latest' : undefined;
+    return (await this.records.get(`${chainId}!s`)) === 'latest' ? 'latest' : undefined;
   }
 
   async clear(chainId: number): Promise<void> {
-    await this.level.clear({ gte: `${chainId}!`, lt: `${chainId}!\xff` });
+    await this.records.clear({ gte: `${chainId}!`, lt: `${chainId}!\xff` });
   }
 
   async reset(chainId: number, from: number | 'latest'): Promise<void> {
     await this.clear(chainId);
-    if (from === 'latest') await this.level.put(`${chainId}!s`, 'latest');
-    else await this.level.put(`${chainId}!n`, { next: from, floor: from });
+    if (from === 'latest') await this.records.put(`${chainId}!s`, 'latest');
+    else await this.records.put(`${chainId}!n`, { next: from, floor: from });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Endpoints: where webhooks go. Stored in the `endpoints` sublevel, keyed by id (`ep_...`, sorted by
+ * Endpoints: where webhooks go. Stored in the `endpoints` space (src/store/kv.ts), keyed by id (`ep_...`, sorted by
  * creation time).
  *
  * Record: `{ id, url, description, rateLimitPerSec?, disabled: null | { reason, at }, paused, createdAt,
@@ -22,7 +22,7 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { sublevel, type Db } from './level/db.ts';
+import type { Kv, KvSpace } from './kv.ts';
 import { newId } from './ids.ts';
 import { generateWebhookSecret, isWebhookSecret, SecretCipher } from './secrets.ts';
 import { Serial } from '../runtime/serial.ts';
@@ -97,12 +97,12 @@ export function endpointView(endpoint: Endpoint): EndpointView {
 }
 
 export class EndpointStore {
-  private readonly records;
+  private readonly records: KvSpace<Endpoint>;
   private readonly cipher: SecretCipher;
   private readonly writes = new Serial();
 
-  constructor(db: Db, masterKey: Buffer) {
-    this.records = sublevel<Endpoint>(db, 'endpoints');
+  constructor(kv: Kv, masterKey: Buffer) {
+    this.records = kv.space('endpoints');
     this.cipher = new SecretCipher(masterKey);
   }
 
@@ -145,7 +145,7 @@ export class EndpointStore {
   async list(options: { limit?: number; after?: string } = {}): Promise<Endpoint[]> {
     const out: Endpoint[] = [];
     const range = options.after === undefined ? {} : { gt: options.after };
-    for await (const value of this.records.values({ ...range, limit: options.limit ?? -1 })) out.push(endpointSchema.parse(value));
+    for await (const [, value] of this.records.scan({ ...range, limit: options.limit })) out.push(endpointSchema.parse(value));
     return out;
   }
 

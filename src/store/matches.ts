@@ -6,18 +6,17 @@
  * records in its own batch, so a re-sent retraction produces nothing twice.
  *
  * A block that comes back after its retraction (a reorg flip-flop A -> B -> A) is a new event for
- * receivers: `retractions(block)` counts how often the block was retracted (sublevel
+ * receivers: `retractions(block)` counts how often the block was retracted (space
  * `match-retractions`, written in the retraction's batch) and the Matcher folds that generation into the
  * webhook-id, so the re-emitted `log.created` is not discarded as a duplicate of the first one.
  *
- * Keys in the `matches` sublevel: `<chainId>!<blockNumber 15d>!<blockHash>!<logIndex 6d>!<subscriptionId>`
+ * Keys in the `matches` space (src/store/kv.ts): `<chainId>!<blockNumber 15d>!<blockHash>!<logIndex 6d>!<subscriptionId>`
  * -> `{ endpointId, deferred? }`, `deferred` being the key of the job in deferred.ts when the
  * subscription's confirmations held it back (a retraction deletes it there if it is still waiting). Ordered by block number per chain so `prune` drops everything below the reorg
  * window with one range delete.
  */
-import { sublevel, type Db } from './level/db.ts';
 import { padNumber, PREFIX_END } from './keys.ts';
-import type { BatchOp } from './level/db.ts';
+import type { Kv, KvOp, KvSpace } from './kv.ts';
 
 export interface MatchRecord {
   logIndex: number;
@@ -34,55 +33,39 @@ export interface BlockRef {
 }
 
 export class MatchStore {
-  private readonly records;
-  private readonly retracted;
-  /** The records' key prefix: a block's puts go into its batch at the root, full key and JSON text. */
-  private readonly recordsPrefix: string;
+  private readonly records: KvSpace<{ endpointId: string; deferred?: string }>;
+  private readonly retracted: KvSpace<number>;
 
-  constructor(db: Db) {
-    this.records = sublevel<{ endpointId: string; deferred?: string }>(db, 'matches');
-    this.retracted = sublevel<number>(db, 'match-retractions');
-    this.recordsPrefix = this.records.prefix;
+  constructor(kv: Kv) {
+    this.records = kv.space('matches');
+    this.retracted = kv.space('match-retractions');
   }
 
   key(block: BlockRef, logIndex: number, subscriptionId: string): string {
     return `${blockPrefix(block)}${padNumber(logIndex, 6)}!${subscriptionId}`;
   }
 
-  /**
-   * One put per matched (log, subscription), in the block's batch: at the root with its full key and
-   * its value as JSON text, which skips abstract-level's per-operation sublevel work (a copy of the
-   * operation, encoding look-ups, prefixing) that cost about as much as the write itself.
-   */
-  putOp(block: BlockRef, record: MatchRecord): BatchOp {
+  /** One put per matched (log, subscription), in the block's batch. */
+  putOp(block: BlockRef, record: MatchRecord): KvOp {
     const value =
       record.deferred === undefined ? { endpointId: record.endpointId } : { endpointId: record.endpointId, deferred: record.deferred };
-    return {
-      type: 'put',
-      key: this.recordsPrefix + this.key(block, record.logIndex, record.subscriptionId),
-      value: JSON.stringify(value),
-      valueEncoding: 'utf8',
-    };
+    return this.records.putOp(this.key(block, record.logIndex, record.subscriptionId), value);
   }
 
-  delOp(block: BlockRef, record: MatchRecord): BatchOp {
-    return { type: 'del', sublevel: this.records, key: this.key(block, record.logIndex, record.subscriptionId) };
+  delOp(block: BlockRef, record: MatchRecord): KvOp {
+    return this.records.delOp(this.key(block, record.logIndex, record.subscriptionId));
   }
 
-  /**
-   * For each key, whether a record exists: one `getMany` of point reads, values left raw. Not `hasMany`,
-   * whose iterator seek per key walks over the tombstones of retracted and pruned records.
-   */
-  async existing(keys: string[]): Promise<boolean[]> {
-    if (keys.length === 0) return [];
-    return (await this.records.getMany(keys, { valueEncoding: 'buffer' })).map((v) => v !== undefined);
+  /** For each key, whether a record exists (values are not read). */
+  existing(keys: string[]): Promise<boolean[]> {
+    return this.records.has(keys);
   }
 
   /** Every record of one block (by hash), in log order. */
   async forBlock(block: BlockRef): Promise<MatchRecord[]> {
     const prefix = blockPrefix(block);
     const out: MatchRecord[] = [];
-    for await (const [key, value] of this.records.iterator({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
+    for (const [key, value] of await this.records.entries({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) {
       const rest = key.slice(prefix.length);
       const sep = rest.indexOf('!');
       const record: MatchRecord = {
@@ -102,8 +85,8 @@ export class MatchStore {
   }
 
   /** The batch operation recording one more retraction of the block; `count` is its new total. */
-  retractionsOp(block: BlockRef, count: number): BatchOp {
-    return { type: 'put', sublevel: this.retracted, key: blockPrefix(block), value: count };
+  retractionsOp(block: BlockRef, count: number): KvOp {
+    return this.retracted.putOp(blockPrefix(block), count);
   }
 
   /** Deletes the records of `chainId` for blocks below `belowBlock` (out of the reorg window). */

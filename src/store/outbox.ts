@@ -94,10 +94,11 @@ import {
 import { deferred, type Deferred } from '../runtime/deferred.ts';
 import { EthhookError } from '../runtime/errors.ts';
 import { AttemptLog, type AttemptRecord } from './attempts.ts';
-import { sublevel, type Db } from './level/db.ts';
+import { sublevel, type BatchOp, type Db } from './level/db.ts';
+import { levelBatchOps, type LevelKv } from './level/kv.ts';
+import type { KvOp } from './kv.ts';
 import { DueWindow } from './due-window.ts';
 import { padNumber, PREFIX_END } from './keys.ts';
-import type { BatchOp } from './level/db.ts';
 import { Serial } from '../runtime/serial.ts';
 import { Tally } from './tally.ts';
 
@@ -224,10 +225,13 @@ export class Outbox {
   private jobReads = 0;
   private readonly writtenDuringReads = new Set<string>();
 
+  private readonly db: Db;
+
   private constructor(
-    private readonly db: Db,
+    private readonly kv: LevelKv,
     options: OutboxOptions,
   ) {
+    const db = (this.db = kv.db);
     this.jobs = sublevel<Job>(db, 'outbox-jobs');
     this.dueIndex = sublevel<string>(db, 'outbox-due');
     this.jobsPrefix = this.jobs.prefix;
@@ -238,14 +242,14 @@ export class Outbox {
     this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
     this.held = sublevel<Held[]>(db, 'outbox-held');
     this.heldPrefix = this.held.prefix;
-    this.attempts = new AttemptLog(db, options.attemptsPerEndpoint);
+    this.attempts = new AttemptLog(kv, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
     this.rememberAtMost = options.rememberAtMost ?? MAX_KNOWN;
     this.window = new DueWindow(options.dueWindow, DUE_ID_AT);
   }
 
-  static async open(db: Db, options: OutboxOptions = {}): Promise<Outbox> {
-    const outbox = new Outbox(db, options);
+  static async open(kv: LevelKv, options: OutboxOptions = {}): Promise<Outbox> {
+    const outbox = new Outbox(kv, options);
     // Every pending job has one key in the due index, its value the job's endpoint.
     let read = 0;
     for await (const [key, endpoint] of outbox.dueIndex.iterator()) {
@@ -279,7 +283,7 @@ export class Outbox {
    * Writes the new jobs and `extraOps` in ONE LevelDB batch: all of them land, or none. Jobs whose id is
    * already pending or dead (or repeated in `jobs`) are skipped; `extraOps` are always written.
    */
-  async enqueueBatch(jobs: readonly NewJob[], extraOps: readonly BatchOp[] = []): Promise<EnqueueResult> {
+  async enqueueBatch(jobs: readonly NewJob[], extraOps: readonly KvOp[] = []): Promise<EnqueueResult> {
     const now = this.now();
     const fresh: Job[] = [];
     const seen = new Set<string>();
@@ -309,7 +313,7 @@ export class Outbox {
    * `enqueueBatch`'s read and write: the new jobs not yet pending or dead, each due now, or held when
    * the job it follows is pending (a dead one is marked superseded instead).
    */
-  private async writeNew(fresh: readonly Job[], asked: number, extraOps: readonly BatchOp[]): Promise<EnqueueResult> {
+  private async writeNew(fresh: readonly Job[], asked: number, extraOps: readonly KvOp[]): Promise<EnqueueResult> {
     // One read for both, ids pending (jobs) and parked (dead letters), raw (no value is decoded). Point
     // reads, not `hasMany`: classic-level answers that with an iterator seek per key, which walks the
     // tombstones delivered jobs leave behind (it doubled the node's CPU per webhook under a backlog).
@@ -329,7 +333,7 @@ export class Outbox {
       keys.push(this.jobsPrefix + followed, this.deadPrefix + followed, this.heldPrefix + followed);
     }
     const present: Array<Buffer | undefined> = n > 0 ? await this.db.getMany<string, Buffer>(keys, { valueEncoding: 'buffer' }) : [];
-    const ops: BatchOp[] = [...extraOps];
+    const ops = levelBatchOps(this.kv, extraOps);
     const due: Job[] = [];
     const held: Job[] = [];
     const holds = new Map<string, Held[]>();
@@ -772,7 +776,7 @@ export class Outbox {
         results.push(change.kind === 'complete' || change.kind === 'dead-letter' ? before !== undefined : after);
       }
       // Each endpoint's attempts of the group: one page, one put (attempts.ts).
-      for (const [endpointId, records] of attempts) ops.push(...this.attempts.pageOps(endpointId, records));
+      for (const [endpointId, records] of attempts) levelBatchOps(this.kv, this.attempts.pageOps(endpointId, records), ops);
       if (ops.length > 0) await this.db.batch(ops);
       if (attempts.size > 0) this.attempts.written();
       for (const write of dueWrites) {

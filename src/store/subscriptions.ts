@@ -1,6 +1,6 @@
 /**
- * Subscriptions: which logs of which chain go to which endpoint. Stored in the `subscriptions` sublevel
- * keyed by id (`sub_...`), with an index `subscriptions-by-endpoint` (`<endpointId>!<subId>`) for
+ * Subscriptions: which logs of which chain go to which endpoint. Stored in the `subscriptions` space
+ * (src/store/kv.ts) keyed by id (`sub_...`), with an index `subscriptions-by-endpoint` (`<endpointId>!<subId>`) for
  * per-endpoint listing and cascading deletes.
  *
  * Record: `{ id, endpointId, chainId, addresses?, topics?, confirmations?, createdAt }`.
@@ -17,7 +17,7 @@
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
-import { sublevel, type Db } from './level/db.ts';
+import type { Kv, KvSpace } from './kv.ts';
 import { endpointIdSchema, type EndpointStore } from './endpoints.ts';
 import { newId } from './ids.ts';
 import { PREFIX_END } from './keys.ts';
@@ -84,16 +84,16 @@ export interface SubscriptionListOptions {
 }
 
 export class SubscriptionStore {
-  private readonly records;
-  private readonly byEndpoint;
+  private readonly records: KvSpace<Subscription>;
+  private readonly byEndpoint: KvSpace<string>;
   private readonly writes = new Serial();
 
   constructor(
-    private readonly db: Db,
+    private readonly kv: Kv,
     private readonly endpoints: EndpointStore,
   ) {
-    this.records = sublevel<Subscription>(db, 'subscriptions');
-    this.byEndpoint = sublevel<string>(db, 'subscriptions-by-endpoint');
+    this.records = kv.space('subscriptions');
+    this.byEndpoint = kv.space('subscriptions-by-endpoint');
   }
 
   async create(input: SubscriptionCreateInput, now = Date.now()): Promise<Subscription> {
@@ -113,10 +113,7 @@ export class SubscriptionStore {
         ...(parsed.confirmations !== undefined ? { confirmations: parsed.confirmations } : {}),
         createdAt: now,
       });
-      await this.db.batch([
-        { type: 'put', sublevel: this.records, key: id, value: sub },
-        { type: 'put', sublevel: this.byEndpoint, key: `${sub.endpointId}!${id}`, value: id },
-      ]);
+      await this.kv.batch([this.records.putOp(id, sub), this.byEndpoint.putOp(`${sub.endpointId}!${id}`, id)]);
       return sub;
     });
   }
@@ -146,7 +143,7 @@ export class SubscriptionStore {
     if (options.endpointId !== undefined) {
       const prefix = `${options.endpointId}!`;
       const gt = options.after === undefined ? prefix : `${prefix}${options.after}`;
-      for await (const id of this.byEndpoint.values({ gt, lt: `${prefix}${PREFIX_END}` })) {
+      for await (const [, id] of this.byEndpoint.scan({ gt, lt: `${prefix}${PREFIX_END}` })) {
         if (n >= limit) return;
         const sub = await this.get(id);
         if (sub && wanted(sub)) {
@@ -157,7 +154,7 @@ export class SubscriptionStore {
       return;
     }
     const range = options.after === undefined ? {} : { gt: options.after };
-    for await (const value of this.records.values(range)) {
+    for await (const [, value] of this.records.scan(range)) {
       if (n >= limit) return;
       const sub = subscriptionSchema.parse(value);
       if (wanted(sub)) {
@@ -172,10 +169,7 @@ export class SubscriptionStore {
     return this.writes.run(async () => {
       const sub = await this.get(id);
       if (!sub) return undefined;
-      await this.db.batch([
-        { type: 'del', sublevel: this.records, key: id },
-        { type: 'del', sublevel: this.byEndpoint, key: `${sub.endpointId}!${id}` },
-      ]);
+      await this.kv.batch([this.records.delOp(id), this.byEndpoint.delOp(`${sub.endpointId}!${id}`)]);
       return sub;
     });
   }
@@ -185,13 +179,8 @@ export class SubscriptionStore {
     return this.writes.run(async () => {
       const prefix = `${endpointId}!`;
       const ids: string[] = [];
-      for await (const id of this.byEndpoint.values({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) ids.push(id);
-      await this.db.batch(
-        ids.flatMap((id) => [
-          { type: 'del' as const, sublevel: this.records, key: id },
-          { type: 'del' as const, sublevel: this.byEndpoint, key: `${prefix}${id}` },
-        ]),
-      );
+      for await (const [, id] of this.byEndpoint.scan({ gt: prefix, lt: `${prefix}${PREFIX_END}` })) ids.push(id);
+      await this.kv.batch(ids.flatMap((id) => [this.records.delOp(id), this.byEndpoint.delOp(`${prefix}${id}`)]));
       return ids;
     });
   }

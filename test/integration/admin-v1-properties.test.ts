@@ -9,6 +9,7 @@ import { attemptPage } from '../../src/actors/admin/v1/endpoints.ts';
 import { AttemptListQuery, DeadLetterListQuery, SubscriptionCreateBody } from '../../src/actors/admin/v1/schemas.ts';
 import { AttemptLog } from '../../src/store/attempts.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { subscriptionCreateSchema } from '../../src/store/subscriptions.ts';
 
 let dir: string;
@@ -93,7 +94,7 @@ describe('attempt paging', () => {
   // Paging by time visits every record exactly once, newest first, whatever the limit and however many
   // records share a millisecond; a page exceeds the limit only to hold one whole millisecond.
   it('visits every attempt once, in order, for any times and page size', async () => {
-    const log = new AttemptLog(db, 50);
+    const log = new AttemptLog(new LevelKv(db), 50);
     let run = 0;
     await fc.assert(
       fc.asyncProperty(

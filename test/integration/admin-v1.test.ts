@@ -16,6 +16,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { ActorRef, Behaviour } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
@@ -117,9 +118,9 @@ async function baseOf(name: string): Promise<string> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-admin-v1-'));
   db = await openDb(dir);
-  endpoints = new EndpointStore(db, randomBytes(32));
-  subscriptions = new SubscriptionStore(db, endpoints);
-  outbox = await Outbox.open(db);
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
+  subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
+  outbox = await Outbox.open(new LevelKv(db));
   system = await startSystem(
     {
       kind: 'supervisor',

@@ -6,6 +6,7 @@ import type { EmittedBlock } from '../../src/actors/chain-listener/follower.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
 import { startHarness, tempDb, waitFor } from '../support/chain-harness.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 
 let first: TestAnvil;
 let second: TestAnvil;
@@ -52,7 +53,7 @@ describe('chain identity', () => {
     } finally {
       await b.stop();
     }
-    await new CursorStore<EmittedBlock>(store.db).clear(31337);
+    await new CursorStore<EmittedBlock>(new LevelKv(store.db)).clear(31337);
     const c = await startHarness({ chain: chain(second.wsUrl), db: store.db });
     try {
       await waitFor(() => c.collector.messages.length >= 2, 20_000, 'blocks of the second chain');

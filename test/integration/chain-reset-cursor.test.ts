@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmittedBlock } from '../../src/actors/chain-listener/follower.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { openDb } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import type { ErrorAnswer } from '../support/admin-answers.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
 import { waitFor } from '../support/chain-harness.ts';
@@ -111,7 +112,7 @@ describe('reset-cursor after the chain was replaced', () => {
     expect((await node.waitForExit()).code).toBe(0);
     const db = await openDb(join(dir.dataDir, 'db'));
     try {
-      const cursors = new CursorStore<EmittedBlock>(db);
+      const cursors = new CursorStore<EmittedBlock>(new LevelKv(db));
       expect(await cursors.genesis(CHAIN_ID)).toBe(await blockHash(second, 0));
       const state = (await cursors.load(CHAIN_ID, 65))!;
       expect(state.floor).toBe(0);
@@ -133,7 +134,7 @@ describe('reset-cursor after the chain was replaced', () => {
     expect(run.code, run.stderr).toBe(0);
     const db = await openDb(join(dir.dataDir, 'db'));
     try {
-      const cursors = new CursorStore<EmittedBlock>(db);
+      const cursors = new CursorStore<EmittedBlock>(new LevelKv(db));
       expect(await cursors.load(CHAIN_ID, 65)).toBeNull();
       expect(await cursors.genesis(CHAIN_ID)).toBeUndefined();
       expect(await cursors.pendingStart(CHAIN_ID)).toBe('latest');

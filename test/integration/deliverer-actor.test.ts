@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDeliverer, type DelivererDeps } from '../../src/actors/deliverer/deliverer.ts';
 import type { DeliveryLoopStatus } from '../../src/actors/deliverer/delivery-loop.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';
@@ -24,8 +25,8 @@ let receiver: Receiver;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-actor-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(db);
-  endpoints = new EndpointStore(db, randomBytes(32));
+  outbox = await Outbox.open(new LevelKv(db));
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   receiver = await startReceiver();
 });
 

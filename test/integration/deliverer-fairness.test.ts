@@ -12,6 +12,7 @@ import { WebhookHttpClient } from '../../src/actors/deliverer/http-client.ts';
 import { requestSlots } from '../../src/actors/deliverer/scheduler.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { startReceiver, type Behaviour, type Receiver } from '../support/receiver.ts';
@@ -29,8 +30,8 @@ const cleanups: Array<() => Promise<void>> = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-fairness-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(db);
-  endpoints = new EndpointStore(db, randomBytes(32));
+  outbox = await Outbox.open(new LevelKv(db));
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
 });
 
 afterEach(async () => {

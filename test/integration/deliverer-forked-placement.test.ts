@@ -15,6 +15,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { SupervisionEvent } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { startSystem } from '../../src/supervision/index.ts';
@@ -34,8 +35,8 @@ let secret = '';
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-forked-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(db);
-  endpoints = new EndpointStore(db, randomBytes(32));
+  outbox = await Outbox.open(new LevelKv(db));
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   receiver = await startReceiver({ secrets: () => [secret] });
   registry = new Registry();
 });

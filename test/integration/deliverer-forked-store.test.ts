@@ -14,6 +14,7 @@ import type { ActorSystem } from '../../src/runtime/system.ts';
 import type { ActorRef, ChildSpec } from '../../src/runtime/types.ts';
 import type { AttemptRecord } from '../../src/store/attempts.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';
@@ -43,8 +44,8 @@ const record = (jobId: string, endpointId: string, status?: number): AttemptReco
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-store-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(db);
-  endpoints = new EndpointStore(db, randomBytes(32));
+  outbox = await Outbox.open(new LevelKv(db));
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   registry = new Registry();
   sent = [];
   wakes = 0;

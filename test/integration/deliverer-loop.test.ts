@@ -13,6 +13,7 @@ import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import type { TargetPolicy } from '../../src/target-policy/ssrf.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { failRatio, ok, sequence, startReceiver, status, type Receiver, type Reply } from '../support/receiver.ts';
@@ -30,8 +31,8 @@ const cleanups: Array<() => Promise<void>> = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(db);
-  endpoints = new EndpointStore(db, randomBytes(32));
+  outbox = await Outbox.open(new LevelKv(db));
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   registry = new Registry();
 });
 

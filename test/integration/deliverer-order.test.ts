@@ -20,6 +20,7 @@ import { createMatcher, type Matcher } from '../../src/actors/matcher/matcher.ts
 import type { ChainBlockMessage } from '../../src/actors/matcher/messages.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
@@ -44,9 +45,9 @@ const cleanups: Array<() => Promise<void>> = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliver-order-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(db);
-  endpoints = new EndpointStore(db, randomBytes(32));
-  subscriptions = new SubscriptionStore(db, endpoints);
+  outbox = await Outbox.open(new LevelKv(db));
+  endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
+  subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
 });
 
 afterEach(async () => {
@@ -111,7 +112,7 @@ async function setUp(
   cleanups.push(() => r.close());
   const { endpoint } = await endpoints.create({ url: `${r.url}/hook` });
   const sub = (await subscriptions.create({ endpointId: endpoint.id, chainId: 1, addresses: [ADDRESS] })).id;
-  const matcher = createMatcher({ db, subscriptions, outbox, logger });
+  const matcher = createMatcher({ kv: new LevelKv(db), subscriptions, outbox, logger });
   await matcher.preStart!(ctx);
   const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: 8 });
   const loop = new DeliveryLoop(
@@ -222,7 +223,7 @@ describe('a placed Deliverer (forked or threaded), through the deliverer-store a
     const remote = new RemoteOutbox(new StoreClient(system.lookup(ACTOR_PATHS.delivererStore)!));
     const { endpoint } = await endpoints.create({ url: 'https://receiver.example/hook' });
     const sub = (await subscriptions.create({ endpointId: endpoint.id, chainId: 1, addresses: [ADDRESS] })).id;
-    const matcher = createMatcher({ db, subscriptions, outbox, logger });
+    const matcher = createMatcher({ kv: new LevelKv(db), subscriptions, outbox, logger });
     await matcher.preStart!(ctx);
     const created = webhookId(1, H(400), 0, sub, 'log.created');
     const removed = webhookId(1, H(400), 0, sub, 'log.removed');

@@ -18,6 +18,7 @@ import { createStoreApplier } from '../../src/actors/governance/store-applier.ts
 import { createMatcher } from '../../src/actors/matcher/matcher.ts';
 import { startGovernanceServer } from '../../src/governance-server/index.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';
@@ -48,8 +49,8 @@ interface Notice {
 async function node() {
   const db = await openDb(join(tmp.dir, `db-${++dirs}`));
   open.push(db);
-  const endpoints = new EndpointStore(db, masterKey);
-  const subscriptions = new SubscriptionStore(db, endpoints);
+  const endpoints = new EndpointStore(new LevelKv(db), masterKey);
+  const subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
   const notices: Notice[] = [];
   const recording: PipelineNotices = {
     subscriptionsChanged: async (change) => void notices.push({ to: 'matcher', change }),
@@ -277,9 +278,9 @@ describe('under the real stream and Matcher', () => {
     const server = await startGovernanceServer({ keyFile: key.file });
     const db = await openDb(join(tmp.dir, `db-${++dirs}`));
     const registry = new Registry();
-    const endpoints = new EndpointStore(db, masterKey);
-    const subscriptions = new SubscriptionStore(db, endpoints);
-    const outbox = await Outbox.open(db);
+    const endpoints = new EndpointStore(new LevelKv(db), masterKey);
+    const subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
+    const outbox = await Outbox.open(new LevelKv(db));
     const { logger } = memoryLogger();
     let system: Awaited<ReturnType<typeof start>>['system'] | undefined;
     try {
@@ -288,12 +289,12 @@ describe('under the real stream and Matcher', () => {
           kind: 'supervisor',
           name: 'pipeline',
           strategy: 'rest-for-one',
-          children: [{ kind: 'worker', name: 'matcher', behaviour: () => createMatcher({ db, subscriptions, outbox, logger }) }],
+          children: [{ kind: 'worker', name: 'matcher', behaviour: () => createMatcher({ kv: new LevelKv(db), subscriptions, outbox, logger }) }],
         },
         governanceWorker({
           url: server.url,
           publicKeys: [key.publicDer],
-          db,
+          kv: new LevelKv(db),
           registry,
           apply: createStoreApplier({ endpoints, subscriptions, notices: pipelineNotices((p) => system?.lookup(p)), logger }),
         }),

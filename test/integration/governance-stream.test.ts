@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AppliedMessage, GovernanceStatus } from '../../src/actors/governance/index.ts';
 import { startGovernanceServer, type GovernanceServer, type GovernanceServerOptions } from '../../src/governance-server/index.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import {
   endpointPayload,
   governanceWorker,
@@ -84,7 +85,7 @@ async function node(options: NodeOptions) {
       governanceWorker({
         url: options.url,
         publicKeys: options.publicKeys ?? [k1.publicPem],
-        db: options.db,
+        kv: new LevelKv(options.db),
         apply,
         registry,
         reconnect: options.reconnect,

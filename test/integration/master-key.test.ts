@@ -11,6 +11,7 @@ import { countDecryptFailures } from '../../src/actors/deliverer/decrypt-failure
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { openDb } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import type { EndpointCreated } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, spawnNodeProcess, startNodeProcess, type NodeDir } from '../support/node-process.ts';
 
@@ -52,10 +53,10 @@ describe('the production master-key setting', () => {
     // The stopped node's store, read as the next start would: the secret opens under the same key only.
     const db = await openDb(join(dir.dataDir, 'db'));
     try {
-      const endpoint = (await new EndpointStore(db, Buffer.from(KEY, 'hex')).get(id))!;
+      const endpoint = (await new EndpointStore(new LevelKv(db), Buffer.from(KEY, 'hex')).get(id))!;
       expect(JSON.stringify(endpoint)).not.toContain(created.body.secret.slice('whsec_'.length));
-      expect(new EndpointStore(db, Buffer.from(KEY, 'hex')).activeSecrets(endpoint)).toEqual([created.body.secret]);
-      expect(() => new EndpointStore(db, Buffer.alloc(32, 7)).activeSecrets(endpoint)).toThrow(
+      expect(new EndpointStore(new LevelKv(db), Buffer.from(KEY, 'hex')).activeSecrets(endpoint)).toEqual([created.body.secret]);
+      expect(() => new EndpointStore(new LevelKv(db), Buffer.alloc(32, 7)).activeSecrets(endpoint)).toThrow(
         expect.objectContaining({ code: 'ETHHOOK_ERR_SECRET_DECRYPT' }),
       );
     } finally {
@@ -91,8 +92,8 @@ describe('the key check and the decrypt-failure count', () => {
     dirs.push(dir);
     const db = await openDb(join(dir.dataDir, 'db'));
     try {
-      const right = new EndpointStore(db, Buffer.from(KEY, 'hex'));
-      const wrong = new EndpointStore(db, Buffer.alloc(32, 7));
+      const right = new EndpointStore(new LevelKv(db), Buffer.from(KEY, 'hex'));
+      const wrong = new EndpointStore(new LevelKv(db), Buffer.alloc(32, 7));
       expect(await wrong.verifyMasterKey()).toEqual({ checked: 0, unreadable: [] });
       const a = (await right.create({ url: 'https://a.example/hook' })).endpoint;
       const b = (await right.create({ url: 'https://b.example/hook' })).endpoint;

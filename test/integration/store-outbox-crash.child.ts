@@ -1,12 +1,12 @@
 // Child process of store-outbox-crash.test.ts: enqueues numbered batches of 200 jobs plus a marker
 // (the caller's extra op) as fast as it can, printing each committed batch number, until killed.
-import { openDb, sublevel } from '../../src/store/level/db.ts';
+import { openDb } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { Outbox } from '../../src/store/outbox.ts';
 
 const dir = process.argv[2]!;
 const db = await openDb(dir);
-const outbox = await Outbox.open(db);
-const markers = sublevel<number>(db, 'test-markers');
+const outbox = await Outbox.open(new LevelKv(db));
 
 for (let b = 0; ; b++) {
   const jobs = Array.from({ length: 200 }, (_, i) => ({
@@ -31,6 +31,6 @@ for (let b = 0; ; b++) {
     },
     eventSeenAt: Date.now(),
   }));
-  await outbox.enqueueBatch(jobs, [{ type: 'put', sublevel: markers, key: String(b).padStart(8, '0'), value: b }]);
+  await outbox.enqueueBatch(jobs, [{ type: 'put', space: 'test-markers', key: String(b).padStart(8, '0'), value: b }]);
   process.stdout.write(`${b}\n`);
 }

@@ -3,11 +3,12 @@
 // dead-lettered, then the other due jobs one by one; prints each round number once its writes are in,
 // until killed.
 import { openDb } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 
 const dir = process.argv[2]!;
 const db = await openDb(dir);
-const outbox = await Outbox.open(db);
+const outbox = await Outbox.open(new LevelKv(db));
 
 function job(id: string, follows?: string): NewJob {
   const type = follows === undefined ? ('log.created' as const) : ('log.removed' as const);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb, sublevel } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { Outbox, type Job } from '../../src/store/outbox.ts';
 
 const CHILD = new URL('./store-outbox-order-crash.child.ts', import.meta.url).pathname;
@@ -47,7 +48,7 @@ describe('delivery order across kill -9', () => {
 
       const db = await openDb(dir);
       try {
-        const outbox = await Outbox.open(db);
+        const outbox = await Outbox.open(new LevelKv(db));
         const jobs = new Map<string, Job>();
         for await (const job of sublevel<Job>(db, 'outbox-jobs').values()) jobs.set(job.id, job);
         const due = new Set<string>();

@@ -9,13 +9,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptLog, attemptRecordSchema, PAGE_MAX, type AttemptRecord } from '../../src/store/attempts.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 
 let dir: string;
 let db: Db;
+let kv: LevelKv;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-attempts-prop-'));
   db = await openDb(dir);
+  kv = new LevelKv(db);
 });
 
 afterAll(async () => {
@@ -50,7 +53,7 @@ const asStored = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
 
 describe('AttemptLog.check', () => {
   it('accepts exactly what attemptRecordSchema accepts, and keeps only its fields', () => {
-    const log = new AttemptLog(db);
+    const log = new AttemptLog(kv);
     fc.assert(
       fc.property(record, (r) => {
         const parsed = attemptRecordSchema.safeParse(r);
@@ -89,23 +92,23 @@ describe('AttemptLog pages', () => {
         ),
         async (keep, writes) => {
           const prefix = `ep_ring${run++}_`;
-          let log = new AttemptLog(db, keep);
+          let log = new AttemptLog(kv, keep);
           const written: Record<string, AttemptRecord[]> = { a: [], b: [] };
           let at = 1_700_000_000_000;
           for (const w of writes) {
             if (w.reopen) {
               await log.idle();
-              log = new AttemptLog(db, keep);
+              log = new AttemptLog(kv, keep);
             }
             const endpointId = `${prefix}${w.endpoint}`;
             const records = Array.from({ length: w.batch }, (_, i) => ({ jobId: `msg_${at}_${i}`, endpointId, at: at++, durationMs: 1 }));
             await log.ready([endpointId]);
-            await db.batch(log.pageOps(endpointId, records));
+            await kv.batch(log.pageOps(endpointId, records));
             log.written();
             written[w.endpoint]!.push(...records);
           }
           for (const e of ['a', 'b'] as const) {
-            const listed = await new AttemptLog(db, keep).list(`${prefix}${e}`, { limit: 1000 });
+            const listed = await new AttemptLog(kv, keep).list(`${prefix}${e}`, { limit: 1000 });
             const expected = written[e]!.slice(-keep)
               .reverse()
               .map((r) => asStored(r));

@@ -15,6 +15,7 @@ import { chainListenerName } from '../../src/tree.ts';
 import { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog } from '../../src/actors/chain-listener/messages.ts';
 import type { ActorContext, ActorRef, Behaviour, SupervisorSpec } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 
 export const TARGET = '/pipeline/matcher';
 
@@ -103,7 +104,7 @@ export async function startHarness(opts: {
   const registry = opts.registry ?? new Registry();
   const failures: unknown[] = [];
   const chain = chainConfigSchema.parse(opts.chain);
-  const behaviour = createChainListener({ chain, store: opts.db, target: TARGET, registry }) as Behaviour<unknown>;
+  const behaviour = createChainListener({ chain, store: new LevelKv(opts.db), target: TARGET, registry }) as Behaviour<unknown>;
   const path = `/pipeline/chains/chain-listener:${chain.chainId}`;
   const collectorRef = { path: TARGET, name: 'matcher', ask: collector.ask } as unknown as ActorRef;
   const ctx: ActorContext<unknown> = {
@@ -164,7 +165,7 @@ export function chainTree(opts: { chains: ChainConfigInput[]; db: Db; registry: 
               return {
                 kind: 'worker' as const,
                 name: chainListenerName(chain.chainId),
-                behaviour: () => createChainListener({ chain, store: opts.db, target: TARGET, registry: opts.registry }),
+                behaviour: () => createChainListener({ chain, store: new LevelKv(opts.db), target: TARGET, registry: opts.registry }),
               };
             }),
           },

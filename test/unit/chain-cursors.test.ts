@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { openDb } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -25,7 +26,7 @@ describe('CursorStore', () => {
   it('persists appends and retractions per chain, across a reopen, keeping the newest blocks', async () => {
     const dir = await tempDir();
     let db = await openDb(dir);
-    let store = new CursorStore<ReturnType<typeof block>, { n: number }>(db);
+    let store = new CursorStore<ReturnType<typeof block>, { n: number }>(new LevelKv(db));
     expect(await store.load(1, 3)).toBeNull();
     for (let n = 10; n <= 15; n++) await store.append(1, block(n), logs(n), 10, 3);
     await store.append(2, block(100), logs(100), 100, 3);
@@ -33,7 +34,7 @@ describe('CursorStore', () => {
     await db.close();
 
     db = await openDb(dir);
-    store = new CursorStore(db);
+    store = new CursorStore(new LevelKv(db));
     expect(await store.load(1, 3)).toEqual({ next: 15, floor: 10, blocks: [block(13), block(14)] });
     expect(await store.load(2, 3)).toEqual({ next: 101, floor: 100, blocks: [block(100)] });
     // A smaller window on load drops the older blocks for good.
@@ -44,7 +45,7 @@ describe('CursorStore', () => {
 
   it('loads blocks without their logs, reads the logs of a block of the window, and drops them with it', async () => {
     const db = await openDb(await tempDir());
-    const store = new CursorStore<ReturnType<typeof block>, { n: number }>(db);
+    const store = new CursorStore<ReturnType<typeof block>, { n: number }>(new LevelKv(db));
     for (let n = 10; n <= 14; n++) await store.append(1, block(n), logs(n), 10, 3);
     await store.append(1, block(15), [], 10, 3);
     const loaded = await store.load(1, 3);
@@ -64,7 +65,7 @@ describe('CursorStore', () => {
 
   it('keeps the genesis hash per chain, and clear() forgets one chain only', async () => {
     const db = await openDb(await tempDir());
-    const store = new CursorStore<ReturnType<typeof block>>(db);
+    const store = new CursorStore<ReturnType<typeof block>>(new LevelKv(db));
     await store.append(1, block(5), logs(5), 5, 3);
     await store.append(10, block(7), logs(7), 7, 3);
     await store.setGenesis(1, 'g1');

@@ -9,6 +9,7 @@ import { ChainFollower, type ChainSource, type EmittedBlock } from '../../src/ac
 import type { ChainBlockMessage, ChainLog } from '../../src/actors/chain-listener/messages.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { tempDb } from '../support/chain-harness.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 
 const CHAIN = 1;
 const MAX_REORG_DEPTH = 4;
@@ -71,7 +72,7 @@ afterEach(async () => {
 async function cursorStore() {
   const store = await tempDb();
   stores.push(store);
-  return new CursorStore<EmittedBlock, ChainLog>(store.db);
+  return new CursorStore<EmittedBlock, ChainLog>(new LevelKv(store.db));
 }
 
 function follower(

@@ -23,6 +23,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { GovernanceStateStore } from '../../src/actors/governance/state.ts';
 import { isEthhookError } from '../../src/runtime/errors.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { MemoryApplier, signedFrame, tempDir } from '../support/governance.ts';
 
 const EXAMPLE_KEY =
@@ -137,19 +138,19 @@ describe('persisted state', () => {
     await db.sublevel('governance').clear();
     const k1 = fresh();
     const k2 = fresh();
-    const store = new GovernanceStateStore(db);
+    const store = new GovernanceStateStore(new LevelKv(db));
     expect(await store.load([k1])).toEqual({ state: { height: 0, keys: [k1], genesis: [k1.keyId] }, reseeded: false });
     await store.commit({ height: 7, keys: rotate([k1], { add: k2, retire: [k1.keyId] }), genesis: [k1.keyId] });
-    expect(await new GovernanceStateStore(db).load([k1])).toEqual({
+    expect(await new GovernanceStateStore(new LevelKv(db)).load([k1])).toEqual({
       state: { height: 7, keys: [k2], genesis: [k1.keyId] },
       reseeded: false,
     });
     const k3 = fresh();
-    expect(await new GovernanceStateStore(db).load([k3, k1])).toEqual({
+    expect(await new GovernanceStateStore(new LevelKv(db)).load([k3, k1])).toEqual({
       state: { height: 7, keys: [k3, k1], genesis: [k3.keyId, k1.keyId] },
       reseeded: true,
     });
-    expect((await new GovernanceStateStore(db).load([k1, k3])).reseeded).toBe(false);
+    expect((await new GovernanceStateStore(new LevelKv(db)).load([k1, k3])).reseeded).toBe(false);
   });
 
   it('rotate keeps other keys, drops retired ones and never lists a key twice', () => {
@@ -204,7 +205,7 @@ describe('actor configuration', () => {
     const tmp = await tempDir();
     const db = await openDb(tmp.dir);
     try {
-      const base = { db, apply: new MemoryApplier(), registry: new Registry() };
+      const base = { kv: new LevelKv(db), apply: new MemoryApplier(), registry: new Registry() };
       const good = spkiBase64(generateKeyPairSync('ed25519').publicKey);
       const err = (fn: () => unknown) => {
         try {

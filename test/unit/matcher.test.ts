@@ -14,6 +14,7 @@ import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messa
 import { createLogger } from '../../src/runtime/log.ts';
 import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts';
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { Outbox, type Job } from '../../src/store/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
@@ -49,11 +50,11 @@ beforeEach(async () => {
   dirs.push(dir);
   const db = await openDb(dir);
   dbs.push(db);
-  const endpoints = new EndpointStore(db, randomBytes(32));
-  const subscriptions = new SubscriptionStore(db, endpoints);
-  const outbox = await Outbox.open(db);
+  const endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
+  const subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
+  const outbox = await Outbox.open(new LevelKv(db));
   const registry = new Registry();
-  w = { db, endpoints, subscriptions, outbox, registry, deps: { db, subscriptions, outbox, logger, registry } };
+  w = { db, endpoints, subscriptions, outbox, registry, deps: { kv: new LevelKv(db), subscriptions, outbox, logger, registry } };
 });
 
 async function started(deps: Partial<MatcherDeps> = {}): Promise<Matcher> {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore, endpointView } from '../../src/store/endpoints.ts';
 import { removeEndpointCascade, SubscriptionStore } from '../../src/store/subscriptions.ts';
 
@@ -23,8 +24,8 @@ const masterKey = randomBytes(32);
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-endpoints-'));
   db = await openDb(dir);
-  endpoints = new EndpointStore(db, masterKey);
-  subscriptions = new SubscriptionStore(db, endpoints);
+  endpoints = new EndpointStore(new LevelKv(db), masterKey);
+  subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
 });
 afterAll(async () => {
   await db.close();
@@ -57,7 +58,7 @@ describe('endpoint creation', () => {
 
   it('cannot open the secrets under another master key', async () => {
     const { endpoint } = await endpoints.create({ url: 'https://x.example' });
-    const other = new EndpointStore(db, randomBytes(32));
+    const other = new EndpointStore(new LevelKv(db), randomBytes(32));
     expect(() => other.activeSecrets(endpoint)).toThrow(expect.objectContaining({ code: 'ETHHOOK_ERR_SECRET_DECRYPT' }));
   });
 

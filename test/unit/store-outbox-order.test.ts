@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../../src/errors.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
 import { Outbox, type NewJob } from '../../src/store/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 
@@ -45,7 +46,7 @@ async function dueIds(outbox: Outbox): Promise<string[]> {
 describe('a job that follows one in the outbox', () => {
   it('is held, not due, until that one completes; then due at once, in the same write', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(db, { now });
+    const outbox = await Outbox.open(new LevelKv(db), { now });
     let woken = 0;
     outbox.onEnqueue((n) => (woken += n));
     await outbox.enqueueBatch([job('msg_created'), job('msg_other')]);
@@ -72,7 +73,7 @@ describe('a job that follows one in the outbox', () => {
 
   it('is due at once when what it follows already left, or never was in the outbox', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(db, { now });
+    const outbox = await Outbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_created')]);
     await outbox.complete({ id: 'msg_created' });
     await outbox.enqueueBatch([job('msg_removed', 'msg_created'), job('msg_orphan', 'msg_never')]);
@@ -81,7 +82,7 @@ describe('a job that follows one in the outbox', () => {
 
   it('waits for a job enqueued before it in the same batch, and a chain waits link by link', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(db, { now });
+    const outbox = await Outbox.open(new LevelKv(db), { now });
     // created (generation 0), its removal, the creation of generation 1, its removal.
     await outbox.enqueueBatch([job('msg_c0'), job('msg_r0', 'msg_c0')]);
     await outbox.enqueueBatch([job('msg_c1', 'msg_r0')]);
@@ -99,13 +100,13 @@ describe('a job that follows one in the outbox', () => {
 
   it('stays held across a reopen, counted in the depth, and is released after it', async () => {
     const { db, dir } = await freshDb();
-    let outbox = await Outbox.open(db, { now });
+    let outbox = await Outbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_created'), job('msg_removed', 'msg_created'), job('msg_other', undefined, 'ep_b')]);
     await outbox.idle();
     await db.close();
     const reopened = await openDb(dir);
     dbs.push(reopened);
-    outbox = await Outbox.open(reopened, { now });
+    outbox = await Outbox.open(new LevelKv(reopened), { now });
     expect(outbox.depth()).toBe(3);
     expect(await dueIds(outbox)).toEqual(['msg_created', 'msg_other']);
     await outbox.complete({ id: 'msg_created' });
@@ -117,7 +118,7 @@ describe('a job that follows one in the outbox', () => {
 describe('dead letters and their followers', () => {
   it('a follower held behind a job that dies is released, and the dead letter superseded: its replay is refused', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(db, { now });
+    const outbox = await Outbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_created'), job('msg_removed', 'msg_created')]);
     expect(await outbox.deadLetter({ id: 'msg_created' }, 'retries exhausted')).toBe(true);
     expect(await dueIds(outbox)).toEqual(['msg_removed']);
@@ -131,7 +132,7 @@ describe('dead letters and their followers', () => {
 
   it('a follower enqueued after its job died is due at once and supersedes the dead letter; a dead letter not followed replays', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(db, { now });
+    const outbox = await Outbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_c1'), job('msg_c2')]);
     await outbox.deadLetter({ id: 'msg_c1' }, 'HTTP 400');
     await outbox.deadLetter({ id: 'msg_c2' }, 'HTTP 400');
@@ -148,7 +149,7 @@ describe('dead letters and their followers', () => {
 describe('enqueues of followers racing with the writes of what they follow', () => {
   it('a follower is never held behind a job already deleted, and never due before it is', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(db, { now });
+    const outbox = await Outbox.open(new LevelKv(db), { now });
     const n = 200;
     const ids = Array.from({ length: n }, (_, i) => `msg_c${String(i).padStart(3, '0')}`);
     await outbox.enqueueBatch(ids.map((id) => job(id)));
@@ -187,7 +188,7 @@ describe('property: any interleaving of enqueues and outcomes keeps each chain i
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
         const { db } = await freshDb();
-        const outbox = await Outbox.open(db, { now });
+        const outbox = await Outbox.open(new LevelKv(db), { now });
         const links = ['c0', 'r0', 'c1', 'r1'];
         const next = [0, 0, 0];
         const idOf = (chain: number, link: number) => `msg_${chain}_${links[link]}`;

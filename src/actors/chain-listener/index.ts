@@ -16,7 +16,7 @@ import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
-import type { Db } from '../../store/level/db.ts';
+import type { Kv } from '../../store/kv.ts';
 import { CursorStore } from '../../store/cursors.ts';
 import { backoffDelay, orStop, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
@@ -49,7 +49,7 @@ export { ChainReadiness } from './readiness.ts';
 
 export interface ChainListenerOptions {
   chain: ChainConfig;
-  store: Db;
+  store: Kv;
   /** Path of the actor that receives the blocks (`/pipeline/matcher`). */
   target: string;
   /** Defaults to the actor's own logger. */

@@ -13,7 +13,7 @@
  * attempt (it was not sent): a huge backlog behind a blocked endpoint can neither exhaust memory nor its
  * own retries.
  */
-import type { Job } from '../../store/outbox.ts';
+import type { Job } from '../../store/outbox/job.ts';
 import type { EndpointGuards } from './endpoint-guard.ts';
 import type { EndpointEntry } from './endpoint-cache.ts';
 import type { Holds, HoldKind } from './holds.ts';

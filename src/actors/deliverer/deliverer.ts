@@ -24,7 +24,7 @@ import { requestSlots } from './scheduler.ts';
 
 export interface DelivererDeps {
   /**
-   * The store's `Outbox`, whose depth and dead-letter count feed the queue gauges; or a port without
+   * The store's outbox (`OutboxStore`), whose depth and dead-letter count feed the queue gauges; or a port without
    * counts (a placed Deliverer's, remote-ports.ts), whose gauges the process holding the store reports.
    */
   outbox: OutboxPort & Partial<QueueSource>;

@@ -31,13 +31,13 @@
  * between the HTTP answer and that write redelivers the job later with the same `webhook-id`.
  * Order: webhooks are not kept in order, but for one (subscription, log), whose later webhooks (a
  * `log.removed`, the next generation's `log.created`) the outbox makes due only once the one before has
- * left it (src/store/outbox.ts): the loop sends what is due. A failing outbox read stops the loop and reports
+ * left it (src/store/outbox/contract.ts): the loop sends what is due. A failing outbox read stops the loop and reports
  * through `onFatal` (the actor then fails and its supervisor restarts it); a failure while processing
  * one job is logged and the job held for `errorHoldMs`.
  */
 import { deferred, type Deferred } from '../../runtime/deferred.ts';
 import type { Logger } from '../../runtime/log.ts';
-import type { Job } from '../../store/outbox.ts';
+import type { Job } from '../../store/outbox/job.ts';
 import { Admission } from './admission.ts';
 import type { BreakerAction, BreakerView } from './circuit-breaker.ts';
 import { EndpointCache, type SendableEntry } from './endpoint-cache.ts';

@@ -18,7 +18,7 @@
  */
 import type { Logger } from '../../runtime/log.ts';
 import type { AttemptRecord } from '../../store/attempts.ts';
-import type { Job } from '../../store/outbox.ts';
+import type { Job } from '../../store/outbox/job.ts';
 import type { Transition } from './circuit-breaker.ts';
 import type { FailureStreak } from './disable.ts';
 import type { EndpointGuards, GuardRecord } from './endpoint-guard.ts';

@@ -1,16 +1,16 @@
 /**
  * What the delivery loop needs from the rest of the node: the outbox, the endpoint store and an HTTP
- * client. In-process these are the store's `Outbox` and `EndpointStore` and the `WebhookHttpClient`;
+ * client. In-process these are the store's outbox (an `OutboxStore`) and `EndpointStore` and the `WebhookHttpClient`;
  * a Deliverer placed in a child process gets the outbox and endpoints over the `deliverer-store` actor
  * (remote-ports.ts).
  */
 import type { Endpoint } from '../../store/endpoints.ts';
-import type { Outbox } from '../../store/outbox.ts';
+import type { OutboxStore } from '../../store/outbox/contract.ts';
 import type { FailureStreak } from './disable.ts';
 import type { HttpAttempt } from './http-client.ts';
 
 export type OutboxPort = Pick<
-  Outbox,
+  OutboxStore,
   'due' | 'nextDueAt' | 'complete' | 'completeWithGroup' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'
 >;
 

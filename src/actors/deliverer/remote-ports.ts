@@ -25,7 +25,7 @@ import { deserializeError, isReply, type Reply } from '../../runtime/placement/p
 import type { ActorRef } from '../../runtime/types.ts';
 import type { AttemptRecord } from '../../store/attempts.ts';
 import type { Endpoint } from '../../store/endpoints.ts';
-import type { DueOptions, Job } from '../../store/outbox.ts';
+import type { DueOptions, Job } from '../../store/outbox/job.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
 import type { FailureStreak } from './disable.ts';
 import { MAX_WRITE_OPS, type EndpointWithSecrets, type StoreMessage, type WriteOp } from './store-port.ts';

@@ -51,7 +51,7 @@
  * costs one timer for all requests (they age in the order they went out) and no timer per request.
  */
 import { performance } from 'node:perf_hooks';
-import type { Job } from '../../store/outbox.ts';
+import type { Job } from '../../store/outbox/job.ts';
 
 export type Standing = 'new' | 'fast' | 'slow' | 'silent';
 

@@ -7,13 +7,13 @@
  *
  * Messages (zod-checked; every ask is answered with a `Reply` envelope, `{ ok: true, value }` or
  * `{ ok: false, error }`, so a failing store call reaches the child as its error and never panics
- * this actor; values are JSON-safe, `null` where the Outbox says `undefined`):
- * - `store.due { now, limit, exclude: string[], skipEndpoints: string[] }` → `Job[]` (Outbox.due)
- * - `store.next-due {}`                             → `number | null`    (Outbox.nextDueAt)
+ * this actor; values are JSON-safe, `null` where the outbox says `undefined`):
+ * - `store.due { now, limit, exclude: string[], skipEndpoints: string[] }` → `Job[]` (OutboxStore.due)
+ * - `store.next-due {}`                             → `number | null`    (OutboxStore.nextDueAt)
  * - `store.write { ops }` → one `Reply` per op, in order. An op is `complete { job, attempt? }`,
  *   `reschedule { job, at, attempt? }`, `postpone { job, at }` or `dead-letter { job, reason, attempt? }`
  *   (`job`: the whole job as `due` returned it, or its id). The ops are issued together, so they share
- *   the Outbox's group commit: the mailbox handles one message at a time, and one message per write
+ *   the outbox's group commit: the mailbox handles one message at a time, and one message per write
  *   would serialize every write behind the previous one. The child groups its writes (remote-ports.ts).
  * - `store.endpoint { id }` → `{ endpoint, secrets } | null`: the stored record (its secrets stay sealed
  *   under the master key, which never leaves this process) and the plaintext secrets that sign now
@@ -47,7 +47,7 @@ import { serializeError, toReply, type Reply } from '../../runtime/placement/pro
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import { attemptRecordSchema, type AttemptRecord } from '../../store/attempts.ts';
 import { endpointIdSchema, type Endpoint } from '../../store/endpoints.ts';
-import { jobSchema, type Job } from '../../store/outbox.ts';
+import { jobSchema, type Job } from '../../store/outbox/job.ts';
 import { countDecryptFailures } from './decrypt-failures.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type QueueSource } from './metrics.ts';
@@ -103,7 +103,7 @@ export interface EndpointWithSecrets {
 }
 
 export interface DelivererStoreDeps {
-  /** The store's `Outbox`: the Deliverer's port, plus the counts the queue gauges read. */
+  /** The store's outbox (`OutboxStore`): the Deliverer's port, plus the counts the queue gauges read. */
   outbox: OutboxPort & QueueSource;
   endpoints: EndpointPort;
   registry?: Registry;

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
-import type { Db } from '../../store/level/db.ts';
+import type { Kv } from '../../store/kv.ts';
 import type { GovernanceApplier } from './applier.ts';
 import { trustedKey, type TrustedKey } from '../../governance-protocol/keys.ts';
 import { governanceRequestSchema, type GovernanceReply, type GovernanceRequest } from './messages.ts';
@@ -44,7 +44,7 @@ export type GovernanceStreamConfig = z.input<typeof governanceStreamConfigSchema
 
 export interface GovernanceStreamOptions {
   config: GovernanceStreamConfig;
-  db: Db;
+  kv: Kv;
   apply: GovernanceApplier;
   registry: Registry;
   /** Defaults to the actor's own logger. */
@@ -86,7 +86,7 @@ export function createGovernanceStream(options: GovernanceStreamOptions): Behavi
   return {
     async preStart(ctx) {
       const log = (options.logger ?? ctx.log).child({ governance: redactUrl(config.url) });
-      const store = new GovernanceStateStore(options.db);
+      const store = new GovernanceStateStore(options.kv);
       const { state, reseeded } = await store.load(configured);
       if (reseeded)
         log.warn(

@@ -1,5 +1,5 @@
 /**
- * The GovernanceStream's persisted state: one record `state` in the `governance` sublevel,
+ * The GovernanceStream's persisted state: one record `state` in the `governance` space (src/store/kv.ts),
  * `{ height, keys: [{ keyId, publicKey }], genesis: keyId[] }`. One record, so the height and the
  * trusted key set always change together (a key rotation moves both in one write).
  *
@@ -10,7 +10,7 @@
  *   out of a compromised or lost key): the trusted set is reset to the configured keys, the height kept.
  */
 import { z } from 'zod';
-import { sublevel, type Db } from '../../store/level/db.ts';
+import type { Kv, KvSpace } from '../../store/kv.ts';
 import type { TrustedKey } from '../../governance-protocol/keys.ts';
 
 const stateSchema = z.object({
@@ -25,10 +25,10 @@ const STATE_KEY = 'state';
 const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
 export class GovernanceStateStore {
-  private readonly records;
+  private readonly records: KvSpace<GovernanceState>;
 
-  constructor(db: Db) {
-    this.records = sublevel<GovernanceState>(db, 'governance');
+  constructor(kv: Kv) {
+    this.records = kv.space('governance');
   }
 
   /** Loads the state, seeding or re-seeding it from the configured keys; `reseeded` says it happened. */

@@ -8,7 +8,7 @@
  * `log.created` it retracts. Receivers can recompute the id from the payload.
  *
  * Order: a job names the webhook of the same subscription and log that must leave the outbox before it
- * is due (`follows`, see src/store/outbox.ts): a `log.removed` follows the `log.created` of its
+ * is due (`follows`, see src/store/outbox/contract.ts): a `log.removed` follows the `log.created` of its
  * generation, and the `log.created` of generation n > 0 (its block came back) the `log.removed` of
  * generation n - 1. A first `log.created` follows nothing.
  *
@@ -18,7 +18,7 @@
  * retraction for `log.removed`.
  */
 import { hash } from 'node:crypto';
-import type { JobType, NewJob, WebhookPayload } from '../../store/outbox.ts';
+import type { JobType, NewJob, WebhookPayload } from '../../store/outbox/job.ts';
 import type { ChainBlockMessage, ChainLog } from './messages.ts';
 
 export interface JobTarget {

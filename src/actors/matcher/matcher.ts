@@ -34,11 +34,11 @@ import type { Registry } from 'prom-client';
 import { describeError, EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
-import type { Db } from '../../store/level/db.ts';
 import { DeferredJobs } from '../../store/deferred.ts';
 import { MatchStore, type MatchRecord } from '../../store/matches.ts';
-import type { BatchOp } from '../../store/level/db.ts';
-import type { NewJob, Outbox } from '../../store/outbox.ts';
+import type { Kv, KvOp } from '../../store/kv.ts';
+import type { OutboxStore } from '../../store/outbox/contract.ts';
+import type { NewJob } from '../../store/outbox/job.ts';
 import type { Subscription, SubscriptionStore } from '../../store/subscriptions.ts';
 import { logStreamEvent, type StreamEvent } from '../../streams/events.ts';
 import { buildJob, eventTimestamp } from './jobs.ts';
@@ -60,9 +60,9 @@ const RELEASE_CHUNK = 1_000;
 const PRUNE_EVERY_BLOCKS = 64;
 
 export interface MatcherDeps {
-  db: Db;
+  kv: Kv;
   subscriptions: SubscriptionStore;
-  outbox: Outbox;
+  outbox: OutboxStore;
   logger: Logger;
   registry?: Registry;
   /** Cluster sharding: only subscriptions of endpoints this instance delivers are indexed. Default: all. */
@@ -84,8 +84,8 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const { subscriptions, outbox, logger } = deps;
   const owns = deps.ownsEndpoint ?? (() => true);
   const window = deps.reorgWindowBlocks ?? DEFAULT_REORG_WINDOW_BLOCKS;
-  const matches = new MatchStore(deps.db);
-  const deferred = new DeferredJobs(deps.db);
+  const matches = new MatchStore(deps.kv);
+  const deferred = new DeferredJobs(deps.kv);
   /** Subscriptions (indexed here) with confirmations set: id -> confirmations. */
   const wanted = new Map<string, number>();
   /** Per chain, the release height of its earliest deferred job (Infinity: none); absent: not read yet. */
@@ -183,7 +183,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (fresh.length === 0) return 0;
     const timestamp = eventTimestamp(block);
     const jobs: NewJob[] = [];
-    const ops: BatchOp[] = [];
+    const ops: KvOp[] = [];
     let earliest = Infinity;
     for (const p of fresh) {
       const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation);
@@ -238,7 +238,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     const logs = new Map<number, ChainLog>(block.logs.map((l) => [l.logIndex, l]));
     const timestamp = eventTimestamp(block);
     const jobs: NewJob[] = [];
-    const ops: BatchOp[] = [];
+    const ops: KvOp[] = [];
     // A job still deferred was never sent: it is deleted, and nothing is sent for its log.
     const waiting = records.filter((r) => r.deferred !== undefined);
     const held = await deferred.existing(waiting.map((r) => r.deferred!));

@@ -9,7 +9,7 @@
  * - `matcher_block_duration_seconds`: from receiving a block to its jobs being in the outbox.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { JOB_TYPES } from '../../store/outbox.ts';
+import { JOB_TYPES } from '../../store/outbox/job.ts';
 
 export interface MatcherMetrics {
   subscriptions: Gauge;

@@ -2,7 +2,7 @@
 import type { AdminRole } from '../../../config/schema.ts';
 import type { BreakerAction, BreakerView } from '../../deliverer/circuit-breaker.ts';
 import type { EndpointStore } from '../../../store/endpoints.ts';
-import type { Outbox } from '../../../store/outbox.ts';
+import type { OutboxStore } from '../../../store/outbox/contract.ts';
 import type { SubscriptionStore } from '../../../store/subscriptions.ts';
 import type { Principal } from '../auth.ts';
 import type { PipelineNotices } from '../../../pipeline-notices.ts';
@@ -10,7 +10,7 @@ import type { PipelineNotices } from '../../../pipeline-notices.ts';
 export interface V1Context {
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
-  outbox: Outbox;
+  outbox: OutboxStore;
   /** The chain ids this node follows, ascending. */
   chains: readonly number[];
   notices: PipelineNotices;

@@ -40,7 +40,7 @@
  * Every change is told to the Matcher or the Deliverer, and acknowledged, before the answer (src/pipeline-notices.ts).
  */
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/endpoints.ts';
-import type { Outbox } from '../../../store/outbox.ts';
+import type { OutboxStore } from '../../../store/outbox/contract.ts';
 import type { SubscriptionStore } from '../../../store/subscriptions.ts';
 import type { Route } from '../router.ts';
 import { EthhookError, isEthhookError } from '../../../runtime/errors.ts';
@@ -58,7 +58,7 @@ import { targetGuard, type CheckTarget } from './target.ts';
 export interface V1RoutesOptions {
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
-  outbox: Outbox;
+  outbox: OutboxStore;
   /** Finds `/pipeline/matcher` and `/pipeline/deliverer` (the ActorSystem's `lookup`). */
   lookup: Lookup;
   /** The chain ids this node follows: a subscription for any other is refused. */

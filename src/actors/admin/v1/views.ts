@@ -11,7 +11,7 @@
  */
 import type { AdminRole } from '../../../config/schema.ts';
 import { endpointView, type Endpoint, type EndpointView } from '../../../store/endpoints.ts';
-import type { DeadLetter } from '../../../store/outbox.ts';
+import type { DeadLetter } from '../../../store/outbox/job.ts';
 import type { Subscription } from '../../../store/subscriptions.ts';
 
 export type RedactedEndpointView = Omit<EndpointView, 'url' | 'description'> & { origin: string; redacted: true };
