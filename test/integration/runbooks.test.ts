@@ -105,6 +105,7 @@ describe('runbooks/ command blocks', () => {
       'README.md: it stops the node',
       'chains.md: it needs a chain with a second provider (the dev chain has one)',
       'chains.md: it needs the node stopped (the running node holds the store)',
+      'store.md: it needs PostgreSQL (the test node runs on LevelDB)',
     ]);
   });
 

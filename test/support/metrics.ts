@@ -6,6 +6,7 @@ import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
 import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
 import { pipelineStages } from '../../src/pipeline-stages.ts';
 import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
+import { storeMetrics } from '../../src/store/metrics.ts';
 import { streamCounters } from '../../src/streams/metrics.ts';
 
 export function registryWithAllMetrics(): Registry {
@@ -17,5 +18,6 @@ export function registryWithAllMetrics(): Registry {
   getGovernanceMetrics(registry);
   streamCounters(registry);
   pipelineStages(registry);
+  storeMetrics(registry);
   return registry;
 }
