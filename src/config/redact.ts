@@ -1,7 +1,8 @@
 /**
  * A copy of a config that is safe to print or log: admin tokens replaced by their fingerprint
  * (`sha256:` + 12 hex characters of the hash, never a character of the token), and secrets that RPC
- * providers put in URLs (a password in the user-info, an API key as a path segment, `?key=` query values) masked,
+ * providers and the PostgreSQL store put in URLs (a password in the user-info, an API key as a path
+ * segment, `?key=` query values) masked,
  * while scheme, host and port stay readable so an operator can still tell which endpoint is which.
  */
 import { secretFingerprint } from '../runtime/log.ts';
@@ -25,6 +26,7 @@ export function redactConfig(config: NodeConfig): NodeConfig {
     })),
   }));
   if (copy.governance.url !== undefined) copy.governance.url = redactUrl(copy.governance.url);
+  if (copy.store.kind === 'postgres') copy.store.url = redactUrl(copy.store.url);
   return copy;
 }
 

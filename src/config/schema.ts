@@ -29,6 +29,7 @@ import { DEFAULT_SCHEDULER_OPTIONS } from '../actors/deliverer/scheduler.ts';
 import { DEFAULT_DEV_CHAIN_OPTIONS } from '../dev-chain/index.ts';
 import { DEFAULT_CELL, DEFAULT_SHUTDOWN_DEADLINE_MS } from '../runtime/system.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS } from '../store/endpoints.ts';
+import { DEFAULT_PG_POOL_OPTIONS, PG_SCHEMA_NAME } from '../store/postgres/pool.ts';
 import { DEFAULT_BACKOFF } from '../supervision/backoff.ts';
 import { DEFAULT_INTENSITY } from '../supervision/supervisor.ts';
 import { chainConfigSchema } from './chain.ts';
@@ -247,6 +248,33 @@ const DelivererSchema = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * Where the node keeps its state. `level` (default): LevelDB under `node.dataDir`. `postgres`: a
+ * PostgreSQL (15 or later) database shared by every instance that names it; the node applies pending
+ * migrations at start (`ethhook store migrate --dry-run` shows them).
+ */
+const StoreSchema = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({ kind: z.literal('level') }),
+    z.strictObject({
+      kind: z.literal('postgres'),
+      /** `postgres://user:password@host:5432/database` (also ETHHOOK_STORE__URL); the password is never logged or printed. */
+      url: urlWithScheme(/^postgres(ql)?$/, 'postgres:// or postgresql://'),
+      /** Connections this node opens at most. */
+      poolSize: positiveInt().default(DEFAULT_PG_POOL_OPTIONS.poolSize),
+      /** The schema holding the node's tables (created by the migrations): lower-case letters, digits, `_`. */
+      schema: z
+        .string()
+        .regex(PG_SCHEMA_NAME, 'must be a lower-case SQL identifier (a-z, 0-9, _; not starting with a digit; at most 63)')
+        .default(DEFAULT_PG_POOL_OPTIONS.schema),
+      /** A statement running longer is cancelled and retried (never turned into a failed delivery). */
+      statementTimeoutMs: duration().default(DEFAULT_PG_POOL_OPTIONS.statementTimeoutMs),
+    }),
+  ],
+  { error: (issue) => (issue.code === 'invalid_union' ? "kind must be 'level' or 'postgres'" : undefined) },
+);
+
 const GovernanceSchema = z
   .strictObject({
     /** ws:// or wss:// endpoint of the governance stream. Absent: no governance stream is started. */
@@ -290,6 +318,7 @@ const SecuritySchema = z.strictObject({
 export const NodeConfigSchema = z
   .strictObject({
     node: NodeSchema.prefault({}),
+    store: StoreSchema.default({ kind: 'level' }),
     log: LogSchema.prefault({}),
     admin: AdminSchema.prefault({}),
     runtime: RuntimeSchema.prefault({}),
@@ -327,6 +356,7 @@ export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 export type NodeConfigInput = z.input<typeof NodeConfigSchema>;
 export type ChainConfig = NodeConfig['chains'][number];
 export type AdminConfig = NodeConfig['admin'];
+export type StoreConfig = NodeConfig['store'];
 export type AdminTokenConfig = AdminConfig['tokens'][number];
 
 /** The dev node's configuration: every default, nothing from a file or the environment. */

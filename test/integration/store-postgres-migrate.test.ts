@@ -11,8 +11,8 @@ import { pgAdminUrl, pgTestSchema } from '../support/postgres.ts';
 
 const pools: PgPool[] = [];
 
-function open(schema: string): PgPool {
-  const pool = openPgPool({ url: pgAdminUrl(), schema, logger: createLogger({ level: 'silent' }), registry: new Registry() });
+async function open(schema: string): Promise<PgPool> {
+  const pool = await openPgPool({ url: pgAdminUrl(), schema, logger: createLogger({ level: 'silent' }), registry: new Registry() });
   pools.push(pool);
   return pool;
 }
@@ -44,7 +44,7 @@ describe('migrate', () => {
     const { schema } = pgTestSchema('fresh');
     const known = await readMigrations();
     expect(known.map((m) => [m.version, m.name])).toContainEqual([1, 'init']);
-    const applied = await migrate(open(schema));
+    const applied = await migrate(await open(schema));
     expect(applied.map((m) => m.version)).toEqual(known.map((m) => m.version));
     expect(await tables(schema)).toEqual(['kv', 'outbox_dead', 'outbox_jobs', 'schema_migrations']);
     const recorded = await query<{ version: number; name: string }>(
@@ -52,12 +52,12 @@ describe('migrate', () => {
     );
     expect(recorded).toEqual(known.map((m) => ({ version: m.version, name: m.name })));
     // Again: nothing to do.
-    expect(await migrate(open(schema))).toEqual([]);
+    expect(await migrate(await open(schema))).toEqual([]);
   });
 
   it('keys of the kv table sort bytewise, as LevelDB orders them', async () => {
     const { schema } = pgTestSchema('collate');
-    const pool = open(schema);
+    const pool = await open(schema);
     await migrate(pool);
     const keys = ['b', 'B', 'a!1', 'a\xff', 'a~', '_'];
     await pool.run('test', (c) => c.query(`INSERT INTO kv (space, key, value) SELECT 's', k, '1' FROM unnest($1::text[]) k`, [keys]));
@@ -70,7 +70,8 @@ describe('migrate', () => {
     const known = await readMigrations();
     // A slow migration, so that the second instance arrives while the first holds the lock.
     const slow: Migration[] = [...known, { version: 900, name: 'slow', sql: 'SELECT pg_sleep(0.3); CREATE TABLE slow_once (n int)' }];
-    const results = await Promise.all([migrate(open(schema), slow), migrate(open(schema), slow), migrate(open(schema), slow)]);
+    const opened = await Promise.all([open(schema), open(schema), open(schema)]);
+    const results = await Promise.all(opened.map((p) => migrate(p, slow)));
     const counts = results.map((r) => r.length).sort();
     expect(counts).toEqual([0, 0, slow.length]);
     const recorded = await query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.schema_migrations`);
@@ -81,16 +82,16 @@ describe('migrate', () => {
     const { schema } = pgTestSchema('failing');
     const known = await readMigrations();
     const broken: Migration[] = [...known, { version: 901, name: 'broken', sql: 'CREATE TABLE half (n int); SELEC 1' }];
-    await expect(migrate(open(schema), broken)).rejects.toThrow(/migration 901 \(broken\) failed: syntax error/);
+    await expect(migrate(await open(schema), broken)).rejects.toThrow(/migration 901 \(broken\) failed: syntax error/);
     expect(await tables(schema)).not.toContain('half');
-    const plan = await planMigrations(open(schema), broken);
+    const plan = await planMigrations(await open(schema), broken);
     expect(plan.applied).toEqual(known.map((m) => m.version));
     expect(plan.pending.map((m) => m.version)).toEqual([901]);
   });
 
   it('a dry run plans without writing anything', async () => {
     const { schema } = pgTestSchema('dry');
-    const plan = await planMigrations(open(schema));
+    const plan = await planMigrations(await open(schema));
     expect(plan.applied).toEqual([]);
     expect(plan.pending.map((m) => m.version)).toEqual((await readMigrations()).map((m) => m.version));
     expect(await query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [schema])).toEqual([]);
@@ -98,10 +99,10 @@ describe('migrate', () => {
 
   it('refuses a schema that records a version newer than the code knows, naming both', async () => {
     const { schema } = pgTestSchema('newer');
-    await migrate(open(schema));
+    await migrate(await open(schema));
     await query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES (999, 'from_the_future')`);
     const newest = (await readMigrations()).at(-1)!.version;
-    for (const run of [() => migrate(open(schema)), () => planMigrations(open(schema))]) {
+    for (const run of [async () => migrate(await open(schema)), async () => planMigrations(await open(schema))]) {
       const err = await run().catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'ETHHOOK_ERR_STORE_SCHEMA_NEWER', context: { schema, schemaVersion: 999, knownVersion: newest } });
       expect((err as Error).message).toContain(`version 999`);

@@ -159,7 +159,7 @@ export interface TestPgPool extends PgPool {
 export async function freshPgPool(name = 'pool', options: Partial<PgPoolOptions> = {}): Promise<TestPgPool> {
   const url = pgAdminUrl();
   const schema = uniqueSchemaName(name);
-  const pool = openPgPool({ url, schema, logger: createLogger({ level: 'silent' }), registry: new Registry(), ...options });
+  const pool = await openPgPool({ url, schema, logger: createLogger({ level: 'silent' }), registry: new Registry(), ...options });
   await migrate(pool);
   return Object.assign(pool, {
     async drop() {

@@ -14,6 +14,7 @@ import { NodeConfigSchema, defaultConfig } from '../../src/config/schema.ts';
 import { DEFAULT_DEV_CHAIN_OPTIONS } from '../../src/dev-chain/index.ts';
 import { DEFAULT_CELL, DEFAULT_SHUTDOWN_DEADLINE_MS } from '../../src/runtime/system.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS } from '../../src/store/endpoints.ts';
+import { DEFAULT_PG_POOL_OPTIONS } from '../../src/store/postgres/pool.ts';
 import { DEFAULT_BACKOFF, DEFAULT_INTENSITY } from '../../src/supervision/index.ts';
 import { cellDefaults } from '../../src/tree.ts';
 
@@ -48,6 +49,13 @@ describe('the default configuration builds each module with its own defaults', (
   it('dev chain', () => {
     const { enabled: _, ...options } = config.devChain;
     expect(options).toEqual(DEFAULT_DEV_CHAIN_OPTIONS);
+  });
+
+  it('PostgreSQL store: pool size, schema, statement timeout', () => {
+    const store = NodeConfigSchema.parse({ store: { kind: 'postgres', url: 'postgres://db/x' } }).store;
+    if (store.kind !== 'postgres') throw new Error('not a postgres store');
+    const { kind: _, url: _url, ...options } = store;
+    expect(options).toEqual(configured(DEFAULT_PG_POOL_OPTIONS, options));
   });
 
   it('secret rotation overlap', () => {

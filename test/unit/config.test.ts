@@ -342,6 +342,50 @@ describe('redaction', () => {
   });
 });
 
+describe('store', () => {
+  const URL_WITH_PASSWORD = 'postgres://ethhook:pg-s3cret-pw@db.example:5432/ethhook?sslmode=require';
+
+  it('is LevelDB unless PostgreSQL is chosen; a postgres store takes its URL from ETHHOOK_STORE__URL and fills its defaults', () => {
+    expect(defaultConfig().store).toEqual({ kind: 'level' });
+    const c = loadConfig({ env: { ETHHOOK_STORE__KIND: 'postgres', ETHHOOK_STORE__URL: URL_WITH_PASSWORD } });
+    expect(c.store).toEqual({ kind: 'postgres', url: URL_WITH_PASSWORD, poolSize: 10, schema: 'ethhook', statementTimeoutMs: 15_000 });
+    const tuned = loadConfig({
+      env: {
+        ETHHOOK_STORE: JSON.stringify({
+          kind: 'postgres',
+          url: 'postgresql://db/x',
+          poolSize: 3,
+          schema: 'hooks_2',
+          statementTimeoutMs: '2s',
+        }),
+      },
+    });
+    expect(tuned.store).toMatchObject({ poolSize: 3, schema: 'hooks_2', statementTimeoutMs: 2_000 });
+  });
+
+  it('refuses an unknown kind, a URL of another scheme, an unsafe schema name, and postgres keys on a level store', () => {
+    const issues = (store: unknown) =>
+      configError(() => loadConfig({ env: { ETHHOOK_STORE: JSON.stringify(store) } })).issues.map((i) => `${i.path}: ${i.message}`);
+    expect(issues({ kind: 'mysql' })).toEqual([expect.stringMatching(/^store\.kind: kind must be 'level' or 'postgres'/)]);
+    expect(issues({ kind: 'postgres' })).toEqual([expect.stringMatching(/^store\.url: required/)]);
+    expect(issues({ kind: 'postgres', url: 'http://db/x' })).toEqual([expect.stringMatching(/^store\.url: must be a postgres/)]);
+    for (const schema of ['Ethhook', 'a-b', '1st', 'x"; DROP', 'a'.repeat(64)]) {
+      expect(issues({ kind: 'postgres', url: 'postgres://db/x', schema })).toEqual([
+        expect.stringMatching(/^store\.schema: must be a lower-case SQL identifier/),
+      ]);
+    }
+    expect(issues({ kind: 'level', url: 'postgres://db/x' })).toEqual([expect.stringMatching(/^store\.url: unknown key/)]);
+  });
+
+  it('never prints the password', () => {
+    const c = loadConfig({ env: { ETHHOOK_STORE__KIND: 'postgres', ETHHOOK_STORE__URL: URL_WITH_PASSWORD } });
+    const printed = JSON.stringify(redactConfig(c));
+    expect(printed).not.toContain('pg-s3cret-pw');
+    expect(printed).toContain('db.example:5432');
+    expect(c.store.kind === 'postgres' && c.store.url).toBe(URL_WITH_PASSWORD);
+  });
+});
+
 describe('properties', () => {
   const envName = fc.oneof(
     fc.string(),

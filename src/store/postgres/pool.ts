@@ -26,7 +26,7 @@
  *   connection that fails while idle in the pool is dropped by the pool and logged, never thrown.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { redactUrl } from '../../config/redact.ts';
 import { EthhookError } from '../../runtime/errors.ts';
@@ -96,7 +96,7 @@ function breaksConnection(err: unknown): boolean {
 /** A schema name the store accepts: lower case, so that PostgreSQL's folding never changes it. */
 export const PG_SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-export function openPgPool(options: PgPoolOptions): PgPool {
+export async function openPgPool(options: PgPoolOptions): Promise<PgPool> {
   const poolSize = options.poolSize ?? DEFAULT_PG_POOL_OPTIONS.poolSize;
   const schema = options.schema ?? DEFAULT_PG_POOL_OPTIONS.schema;
   const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_PG_POOL_OPTIONS.statementTimeoutMs;
@@ -105,7 +105,8 @@ export function openPgPool(options: PgPoolOptions): PgPool {
   if (!PG_SCHEMA_NAME.test(schema)) throw new Error(`store schema ${JSON.stringify(schema)} is not a lower-case SQL identifier`);
   const target = redactUrl(options.url);
   const metrics = storeMetrics(options.registry);
-  const pool = new pg.Pool({
+  const { default: driver } = await import('pg');
+  const pool = new driver.Pool({
     connectionString: options.url,
     max: poolSize,
     options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
