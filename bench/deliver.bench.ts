@@ -54,8 +54,10 @@ import { createLogger } from '../src/runtime/log.ts';
 import { openDb } from '../src/store/level/db.ts';
 import { LevelKv } from '../src/store/level/kv.ts';
 import { EndpointStore } from '../src/store/endpoints.ts';
-import { DEFAULT_DUE_WINDOW } from '../src/store/due-window.ts';
-import { MAX_KNOWN, Outbox, type NewJob } from '../src/store/outbox.ts';
+import { DEFAULT_DUE_WINDOW } from '../src/store/level/outbox/due-window.ts';
+import { type NewJob } from '../src/store/outbox/job.ts';
+import { LevelOutbox } from '../src/store/level/outbox/outbox.ts';
+import { MAX_KNOWN } from '../src/store/level/outbox/known.ts';
 import { asShipped, execArgvFor } from './bundled.ts';
 
 /** The most jobs the outbox holds in memory by default (due-index keys or remembered jobs); past it, it reads LevelDB. */
@@ -177,7 +179,7 @@ async function deliveries(origin: string, count: number): Promise<Deliveries> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
   const db = await openDb(dir);
   try {
-    const outbox = await Outbox.open(new LevelKv(db));
+    const outbox = await LevelOutbox.open(new LevelKv(db));
     const endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
     const ids: string[] = [];
     for (let e = 0; e < ENDPOINTS; e++) ids.push((await endpoints.create({ url: `${origin}/ep${e}` })).endpoint.id);

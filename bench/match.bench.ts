@@ -51,7 +51,7 @@ import { fileURLToPath } from 'node:url';
 import { SubscriptionIndex } from '../src/actors/matcher/subscription-index.ts';
 import { buildJob, eventTimestamp } from '../src/actors/matcher/jobs.ts';
 import type { ChainBlockMessage, ChainLog } from '../src/actors/matcher/messages.ts';
-import type { NewJob } from '../src/store/outbox.ts';
+import type { NewJob } from '../src/store/outbox/job.ts';
 import { subscriptionSchema, type Subscription } from '../src/store/subscriptions.ts';
 import { newId } from '../src/store/ids.ts';
 import v8 from 'node:v8';

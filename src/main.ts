@@ -59,7 +59,7 @@ import { openDb } from './store/level/db.ts';
 import { LevelKv } from './store/level/kv.ts';
 import { EndpointStore } from './store/endpoints.ts';
 import type { OutboxStore } from './store/outbox/contract.ts';
-import { Outbox } from './store/outbox.ts';
+import { LevelOutbox } from './store/level/outbox/outbox.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
@@ -180,7 +180,7 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, c
     );
   }
   const subscriptions = new SubscriptionStore(kv, endpoints);
-  const outbox = await Outbox.open(kv);
+  const outbox = await LevelOutbox.open(kv);
   cleanups.push(() => outbox.idle());
   return { kv, endpoints, subscriptions, outbox };
 }

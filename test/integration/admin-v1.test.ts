@@ -18,7 +18,8 @@ import type { ActorRef, Behaviour } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { type NewJob } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 import { waitFor } from '../support/kernel.ts';
@@ -71,7 +72,7 @@ let dir: string;
 let db: Db;
 let endpoints: EndpointStore;
 let subscriptions: SubscriptionStore;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let system: ActorSystem;
 const bases: Record<'strict' | 'dev' | 'https', string> = { strict: '', dev: '', https: '' };
 /** Every secret an answer carried: none may ever reach a log line. */
@@ -120,7 +121,7 @@ beforeAll(async () => {
   db = await openDb(dir);
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   system = await startSystem(
     {
       kind: 'supervisor',

@@ -11,21 +11,21 @@ import type { DeliveryLoopStatus } from '../../src/actors/deliverer/delivery-loo
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 import { jobsFor } from '../support/jobs.ts';
 
 let dir: string;
 let db: Db;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let endpoints: EndpointStore;
 let receiver: Receiver;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-actor-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   receiver = await startReceiver();
 });

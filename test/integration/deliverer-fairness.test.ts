@@ -14,7 +14,8 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { type NewJob } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { startReceiver, type Behaviour, type Receiver } from '../support/receiver.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -23,14 +24,14 @@ const NO_BREAKER = { circuitBreaker: { failureThreshold: 1_000_000, minimumNumbe
 
 let dir: string;
 let db: Db;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let endpoints: EndpointStore;
 const cleanups: Array<() => Promise<void>> = [];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-fairness-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
 });
 

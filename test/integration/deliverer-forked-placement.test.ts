@@ -17,7 +17,7 @@ import type { SupervisionEvent } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 import { findActor, root, waitFor } from '../support/kernel.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
@@ -25,7 +25,7 @@ import { jobsFor } from '../support/jobs.ts';
 
 let dir: string;
 let db: Db;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let endpoints: EndpointStore;
 let receiver: Receiver;
 let registry: Registry;
@@ -35,7 +35,7 @@ let secret = '';
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-forked-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   receiver = await startReceiver({ secrets: () => [secret] });
   registry = new Registry();

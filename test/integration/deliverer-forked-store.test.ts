@@ -16,13 +16,13 @@ import type { AttemptRecord } from '../../src/store/attempts.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { start, waitFor } from '../support/kernel.ts';
 import { jobsFor } from '../support/jobs.ts';
 
 let dir: string;
 let db: Db;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let endpoints: EndpointStore;
 let registry: Registry;
 let system: ActorSystem;
@@ -44,7 +44,7 @@ const record = (jobId: string, endpointId: string, status?: number): AttemptReco
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-store-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   registry = new Registry();
   sent = [];

@@ -15,7 +15,8 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { type NewJob } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { failRatio, ok, sequence, startReceiver, status, type Receiver, type Reply } from '../support/receiver.ts';
 
 const FAST_RETRY = { scheduleMs: [0, 20, 40, 80, 160, 320, 640, 1_280], jitter: 0.2, maxRetryAfterMs: 1_000 };
@@ -23,7 +24,7 @@ const logger = createLogger({ level: 'silent' });
 
 let dir: string;
 let db: Db;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let endpoints: EndpointStore;
 let registry: Registry;
 const cleanups: Array<() => Promise<void>> = [];
@@ -31,7 +32,7 @@ const cleanups: Array<() => Promise<void>> = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliverer-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   registry = new Registry();
 });

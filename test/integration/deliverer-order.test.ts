@@ -22,7 +22,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import { ACTOR_PATHS } from '../../src/tree.ts';
 import type { ChildSpec } from '../../src/runtime/types.ts';
@@ -37,7 +37,7 @@ const H = (n: number) => '0x' + n.toString(16).padStart(64, 'e');
 
 let dir: string;
 let db: Db;
-let outbox: Outbox;
+let outbox: LevelOutbox;
 let endpoints: EndpointStore;
 let subscriptions: SubscriptionStore;
 const cleanups: Array<() => Promise<void>> = [];
@@ -45,7 +45,7 @@ const cleanups: Array<() => Promise<void>> = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ethhook-deliver-order-'));
   db = await openDb(dir);
-  outbox = await Outbox.open(new LevelKv(db));
+  outbox = await LevelOutbox.open(new LevelKv(db));
   endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
 });

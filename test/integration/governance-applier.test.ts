@@ -20,7 +20,7 @@ import { startGovernanceServer } from '../../src/governance-server/index.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import { governanceWorker, makeKey, metric, tempDir } from '../support/governance.ts';
@@ -280,7 +280,7 @@ describe('under the real stream and Matcher', () => {
     const registry = new Registry();
     const endpoints = new EndpointStore(new LevelKv(db), masterKey);
     const subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
-    const outbox = await Outbox.open(new LevelKv(db));
+    const outbox = await LevelOutbox.open(new LevelKv(db));
     const { logger } = memoryLogger();
     let system: Awaited<ReturnType<typeof start>>['system'] | undefined;
     try {
@@ -289,7 +289,9 @@ describe('under the real stream and Matcher', () => {
           kind: 'supervisor',
           name: 'pipeline',
           strategy: 'rest-for-one',
-          children: [{ kind: 'worker', name: 'matcher', behaviour: () => createMatcher({ kv: new LevelKv(db), subscriptions, outbox, logger }) }],
+          children: [
+            { kind: 'worker', name: 'matcher', behaviour: () => createMatcher({ kv: new LevelKv(db), subscriptions, outbox, logger }) },
+          ],
         },
         governanceWorker({
           url: server.url,

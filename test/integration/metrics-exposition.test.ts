@@ -14,7 +14,7 @@ import { FRAME_OUTCOMES } from '../../src/actors/governance/metrics.ts';
 import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
 import { PIPELINE_STAGES } from '../../src/pipeline-stages.ts';
 import { DEAD_LETTER_REASONS, RESTART_REASONS } from '../../src/runtime/types.ts';
-import { JOB_TYPES } from '../../src/store/outbox.ts';
+import { JOB_TYPES } from '../../src/store/outbox/job.ts';
 import { TRANSPORTS } from '../../src/streams/metrics.ts';
 import { makeKey, tempDir } from '../support/governance.ts';
 import { createNodeDir, killAllNodes, readMetric, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';

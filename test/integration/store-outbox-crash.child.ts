@@ -2,11 +2,11 @@
 // (the caller's extra op) as fast as it can, printing each committed batch number, until killed.
 import { openDb } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 
 const dir = process.argv[2]!;
 const db = await openDb(dir);
-const outbox = await Outbox.open(new LevelKv(db));
+const outbox = await LevelOutbox.open(new LevelKv(db));
 
 for (let b = 0; ; b++) {
   const jobs = Array.from({ length: 200 }, (_, i) => ({

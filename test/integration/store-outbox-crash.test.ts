@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb, sublevel } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox } from '../../src/store/outbox.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 
 const CHILD = new URL('./store-outbox-crash.child.ts', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -48,7 +48,7 @@ describe('outbox batch atomicity across kill -9', () => {
 
       const db = await openDb(dir);
       try {
-        const outbox = await Outbox.open(new LevelKv(db));
+        const outbox = await LevelOutbox.open(new LevelKv(db));
         const markers = new Set<number>();
         for await (const v of sublevel<number>(db, 'test-markers').values()) markers.add(v);
         const jobsPerBatch = new Map<number, number>();

@@ -4,11 +4,12 @@
 // until killed.
 import { openDb } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { type NewJob } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 
 const dir = process.argv[2]!;
 const db = await openDb(dir);
-const outbox = await Outbox.open(new LevelKv(db));
+const outbox = await LevelOutbox.open(new LevelKv(db));
 
 function job(id: string, follows?: string): NewJob {
   const type = follows === undefined ? ('log.created' as const) : ('log.removed' as const);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb, sublevel } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox, type Job } from '../../src/store/outbox.ts';
+import { type Job } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 
 const CHILD = new URL('./store-outbox-order-crash.child.ts', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -48,7 +49,7 @@ describe('delivery order across kill -9', () => {
 
       const db = await openDb(dir);
       try {
-        const outbox = await Outbox.open(new LevelKv(db));
+        const outbox = await LevelOutbox.open(new LevelKv(db));
         const jobs = new Map<string, Job>();
         for await (const job of sublevel<Job>(db, 'outbox-jobs').values()) jobs.set(job.id, job);
         const due = new Set<string>();

@@ -1,11 +1,11 @@
-// The outbox's in-memory due window (src/store/due-window.ts) against a model of the LevelDB due index:
+// The outbox's in-memory due window (src/store/level/outbox/due-window.ts) against a model of the LevelDB due index:
 // over any sequence of key writes, deletes and refills (with writes landing while a refill reads, its
 // snapshot taken before, between or after them), the window holds exactly the index's keys up to its
 // `max` (all of them when complete), and `take` returns what a scan of the index would (skipping the
 // excluded ids and the jobs of skipped endpoints), once refilled as the outbox does.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DueWindow } from '../../src/store/due-window.ts';
+import { DueWindow } from '../../src/store/level/outbox/due-window.ts';
 
 const key = fc.integer({ min: 0, max: 60 }).map((n) => `${String(n).padStart(3, '0')}!j${n % 7}`);
 const write = fc.oneof(fc.record({ op: fc.constant('add' as const), key }), fc.record({ op: fc.constant('delete' as const), key }));

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox, type Job } from '../../src/store/outbox.ts';
+import { type Job } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 
 const T0 = 1_700_000_000_000;
@@ -60,12 +61,12 @@ describe('Outbox against a model', () => {
           const dir = await mkdtemp(join(tmpdir(), 'ethhook-outbox-prop-'));
           const db = await openDb(dir);
           try {
-            let outbox = await Outbox.open(new LevelKv(db), { now: () => T0, rememberAtMost });
+            let outbox = await LevelOutbox.open(new LevelKv(db), { now: () => T0, rememberAtMost });
             const pending = new Map<string, number>(); // id -> nextAttemptAt
             const parked = new Set<string>();
             for (const { ops: round, reopen } of rounds) {
               // A new instance over the same LevelDB, as after a restart.
-              if (reopen) outbox = await Outbox.open(new LevelKv(db), { now: () => T0, rememberAtMost });
+              if (reopen) outbox = await LevelOutbox.open(new LevelKv(db), { now: () => T0, rememberAtMost });
               // Within a round: enqueue only new ids, change only ids pending before it, one op per id.
               const before = new Map(pending);
               const copies = new Map<string, Job>((await outbox.due(T0 + 10_000, IDS.length)).map((j) => [j.id, j]));

@@ -1,5 +1,5 @@
 /** Outbox jobs for tests: one log.created job (`newJob`), or `n` to one endpoint with ids `msg_<tag>_<i>` (`jobsFor`). */
-import type { NewJob } from '../../src/store/outbox.ts';
+import type { NewJob } from '../../src/store/outbox/job.ts';
 
 /** One log.created job to `endpointId`, seen at `seenAt` (ms); `extra` overrides any field (nextAttemptAt, ...). */
 export function newJob(id: string, endpointId = 'ep_a', extra: Partial<NewJob> = {}, seenAt = Date.now()): NewJob {

@@ -2,7 +2,7 @@
 // the outbox. Jobs are bare objects; aging uses real timers with a short slowAfterMs, waited for.
 import { describe, expect, it, vi } from 'vitest';
 import { requestSlots, Scheduler, type Flight, type SchedulerOptions } from '../../src/actors/deliverer/scheduler.ts';
-import type { Job } from '../../src/store/outbox.ts';
+import type { Job } from '../../src/store/outbox/job.ts';
 
 let seq = 0;
 const job = (endpointId: string): Job => ({ id: `msg_${seq++}`, endpointId }) as Job;

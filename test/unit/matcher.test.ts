@@ -16,7 +16,8 @@ import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
-import { Outbox, type Job } from '../../src/store/outbox.ts';
+import { type Job } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import { memoryLogger } from '../support/kernel.ts';
 
@@ -39,7 +40,7 @@ interface World {
   db: Db;
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
-  outbox: Outbox;
+  outbox: LevelOutbox;
   registry: Registry;
   deps: MatcherDeps;
 }
@@ -52,7 +53,7 @@ beforeEach(async () => {
   dbs.push(db);
   const endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
   const subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
-  const outbox = await Outbox.open(new LevelKv(db));
+  const outbox = await LevelOutbox.open(new LevelKv(db));
   const registry = new Registry();
   w = { db, endpoints, subscriptions, outbox, registry, deps: { kv: new LevelKv(db), subscriptions, outbox, logger, registry } };
 });
@@ -158,7 +159,7 @@ describe('matching a block', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let failNext = false;
-    const gated = Object.create(w.outbox) as Outbox;
+    const gated = Object.create(w.outbox) as LevelOutbox;
     gated.enqueueBatch = async (jobs, extra) => {
       await gate;
       if (failNext) throw new Error('disk full');
@@ -466,7 +467,7 @@ describe('publishing to the live streams', () => {
   it('publishes nothing for a block whose write failed; it is published when the block lands', async () => {
     const ep = await endpoint();
     await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
-    const failing = Object.create(w.outbox) as Outbox;
+    const failing = Object.create(w.outbox) as LevelOutbox;
     let fail = true;
     failing.enqueueBatch = async (jobs, extra) => {
       if (fail) throw new Error('disk full');

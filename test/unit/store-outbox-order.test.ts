@@ -10,7 +10,8 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../../src/errors.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { type NewJob } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 
 const T0 = 1_700_000_000_000;
@@ -39,14 +40,14 @@ function job(id: string, follows?: string, endpointId = 'ep_a'): NewJob {
   return newJob(id, endpointId, follows === undefined ? {} : { follows }, T0);
 }
 
-async function dueIds(outbox: Outbox): Promise<string[]> {
+async function dueIds(outbox: LevelOutbox): Promise<string[]> {
   return (await outbox.due(clock + 1e9, 1_000)).map((j) => j.id).sort();
 }
 
 describe('a job that follows one in the outbox', () => {
   it('is held, not due, until that one completes; then due at once, in the same write', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     let woken = 0;
     outbox.onEnqueue((n) => (woken += n));
     await outbox.enqueueBatch([job('msg_created'), job('msg_other')]);
@@ -73,7 +74,7 @@ describe('a job that follows one in the outbox', () => {
 
   it('is due at once when what it follows already left, or never was in the outbox', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_created')]);
     await outbox.complete({ id: 'msg_created' });
     await outbox.enqueueBatch([job('msg_removed', 'msg_created'), job('msg_orphan', 'msg_never')]);
@@ -82,7 +83,7 @@ describe('a job that follows one in the outbox', () => {
 
   it('waits for a job enqueued before it in the same batch, and a chain waits link by link', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     // created (generation 0), its removal, the creation of generation 1, its removal.
     await outbox.enqueueBatch([job('msg_c0'), job('msg_r0', 'msg_c0')]);
     await outbox.enqueueBatch([job('msg_c1', 'msg_r0')]);
@@ -100,13 +101,13 @@ describe('a job that follows one in the outbox', () => {
 
   it('stays held across a reopen, counted in the depth, and is released after it', async () => {
     const { db, dir } = await freshDb();
-    let outbox = await Outbox.open(new LevelKv(db), { now });
+    let outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_created'), job('msg_removed', 'msg_created'), job('msg_other', undefined, 'ep_b')]);
     await outbox.idle();
     await db.close();
     const reopened = await openDb(dir);
     dbs.push(reopened);
-    outbox = await Outbox.open(new LevelKv(reopened), { now });
+    outbox = await LevelOutbox.open(new LevelKv(reopened), { now });
     expect(outbox.depth()).toBe(3);
     expect(await dueIds(outbox)).toEqual(['msg_created', 'msg_other']);
     await outbox.complete({ id: 'msg_created' });
@@ -118,7 +119,7 @@ describe('a job that follows one in the outbox', () => {
 describe('dead letters and their followers', () => {
   it('a follower held behind a job that dies is released, and the dead letter superseded: its replay is refused', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_created'), job('msg_removed', 'msg_created')]);
     expect(await outbox.deadLetter({ id: 'msg_created' }, 'retries exhausted')).toBe(true);
     expect(await dueIds(outbox)).toEqual(['msg_removed']);
@@ -132,7 +133,7 @@ describe('dead letters and their followers', () => {
 
   it('a follower enqueued after its job died is due at once and supersedes the dead letter; a dead letter not followed replays', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_c1'), job('msg_c2')]);
     await outbox.deadLetter({ id: 'msg_c1' }, 'HTTP 400');
     await outbox.deadLetter({ id: 'msg_c2' }, 'HTTP 400');
@@ -149,7 +150,7 @@ describe('dead letters and their followers', () => {
 describe('enqueues of followers racing with the writes of what they follow', () => {
   it('a follower is never held behind a job already deleted, and never due before it is', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const n = 200;
     const ids = Array.from({ length: n }, (_, i) => `msg_c${String(i).padStart(3, '0')}`);
     await outbox.enqueueBatch(ids.map((id) => job(id)));
@@ -188,7 +189,7 @@ describe('property: any interleaving of enqueues and outcomes keeps each chain i
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
         const { db } = await freshDb();
-        const outbox = await Outbox.open(new LevelKv(db), { now });
+        const outbox = await LevelOutbox.open(new LevelKv(db), { now });
         const links = ['c0', 'r0', 'c1', 'r1'];
         const next = [0, 0, 0];
         const idOf = (chain: number, link: number) => `msg_${chain}_${links[link]}`;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
-import { Outbox, type NewJob } from '../../src/store/outbox.ts';
+import { type NewJob } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { newJob } from '../support/jobs.ts';
 
 const T0 = 1_700_000_000_000;
@@ -38,7 +39,7 @@ function job(id: string, endpointId = 'ep_a', extra: Partial<NewJob> = {}): NewJ
 describe('enqueue', () => {
   it("writes jobs and the caller's extra ops in one batch, due now, attempt 0", async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const markers = sublevel<number>(db, 'test-markers');
     let woken = 0;
     outbox.onEnqueue((n) => (woken += n));
@@ -56,7 +57,7 @@ describe('enqueue', () => {
 
   it('writes nothing at all when one operation of the batch is invalid', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const markers = sublevel<number>(db, 'test-markers');
     await expect(
       outbox.enqueueBatch(
@@ -75,7 +76,7 @@ describe('enqueue', () => {
 
   it('rejects a malformed job before writing anything', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const bad: Array<[Partial<NewJob>, string]> = [
       [{ type: 'log.other' as never }, 'type'],
       [{ endpointId: '' }, 'endpointId'],
@@ -93,7 +94,7 @@ describe('enqueue', () => {
 
   it('is idempotent: ids already pending, dead, or repeated in the batch are skipped; extra ops still land', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const markers = sublevel<number>(db, 'test-markers');
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     await outbox.deadLetter({ id: 'msg_2' }, 'test');
@@ -111,7 +112,7 @@ describe('enqueue', () => {
 describe('due, reschedule, complete', () => {
   it('returns due jobs earliest first, honours limit and exclude, and tells when the next is due', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     expect(await outbox.nextDueAt()).toBeUndefined();
     await outbox.enqueueBatch([
       job('msg_c', 'ep_a', { nextAttemptAt: T0 + 30 }),
@@ -127,7 +128,7 @@ describe('due, reschedule, complete', () => {
 
   it('reschedule bumps the attempt, moves the job in due order and records the attempt', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     const updated = await outbox.reschedule({ id: 'msg_1' }, T0 + 5000, {
       jobId: 'msg_1',
@@ -149,7 +150,7 @@ describe('due, reschedule, complete', () => {
 
   it('complete deletes the job for good; completing twice is a no-op', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1')]);
     expect(await outbox.complete('msg_1', { jobId: 'msg_1', endpointId: 'ep_a', at: T0, status: 200, durationMs: 3 })).toBe(true);
     expect(await outbox.complete('msg_1')).toBe(false);
@@ -161,7 +162,7 @@ describe('due, reschedule, complete', () => {
 
   it('concurrent completes of many jobs keep the depth exact', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const ids = Array.from({ length: 200 }, (_, i) => `msg_${i}`);
     await outbox.enqueueBatch(ids.map((id) => job(id)));
     const results = await Promise.all([...ids, ...ids.slice(0, 50)].map((id) => outbox.complete(id)));
@@ -173,7 +174,7 @@ describe('due, reschedule, complete', () => {
 describe('dead letters and replay', () => {
   it('dead-letters atomically, lists by endpoint and time, replays one and all since a time', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_a1', 'ep_a'), job('msg_a2', 'ep_a'), job('msg_a3', 'ep_a'), job('msg_b1', 'ep_b')]);
     await outbox.reschedule({ id: 'msg_a1' }, T0);
     clock = T0 + 100;
@@ -219,7 +220,7 @@ describe('dead letters and replay', () => {
 
   it('replays more dead letters than one chunk', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const ids = Array.from({ length: 1203 }, (_, i) => `msg_${String(i).padStart(5, '0')}`);
     await outbox.enqueueBatch(ids.map((id) => job(id, 'ep_bulk')));
     for (const id of ids) await outbox.deadLetter({ id }, 'bulk');
@@ -232,18 +233,18 @@ describe('dead letters and replay', () => {
 describe('counters and attempt records', () => {
   it('depth and dead-letter count survive a reopen', async () => {
     const { db, dir } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2'), job('msg_3')]);
     await outbox.deadLetter({ id: 'msg_3' }, 'x');
     await db.close();
-    const reopened = await Outbox.open(new LevelKv(await openDb(dir).then((d) => (dbs.push(d), d))), { now });
+    const reopened = await LevelOutbox.open(new LevelKv(await openDb(dir).then((d) => (dbs.push(d), d))), { now });
     expect(reopened.depth()).toBe(2);
     expect(reopened.deadLetterCount()).toBe(1);
   });
 
   it('keeps exactly the configured number of attempts per endpoint, newest first', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now, attemptsPerEndpoint: 8 });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now, attemptsPerEndpoint: 8 });
     for (let i = 0; i < 50; i++) {
       await outbox.attempts.record({ jobId: `msg_${i}`, endpointId: 'ep_a', at: T0 + i, durationMs: 1, error: 'ECONNREFUSED' });
       await outbox.attempts.record({ jobId: `msg_${i}`, endpointId: 'ep_b', at: T0 + i, durationMs: 1 });
@@ -261,7 +262,7 @@ describe('remembered jobs', () => {
   // that is swept out when the bound is reached. Whatever is remembered or not, answers are the same.
   it('stay right past the bound: stale entries never answer, a full map is swept, jobs beyond it are read', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now, rememberAtMost: 4 });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now, rememberAtMost: 4 });
     await outbox.enqueueBatch(['msg_a', 'msg_b', 'msg_c', 'msg_d'].map((id) => job(id)));
     const first = await outbox.due(T0, 10);
     expect(first.map((j) => j.id)).toEqual(['msg_a', 'msg_b', 'msg_c', 'msg_d']);
@@ -307,7 +308,7 @@ describe('group commit', () => {
 
   it('changes queued while a write is in flight share the next batch; each resolves only once written', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const ids = Array.from({ length: 100 }, (_, i) => `msg_${String(i).padStart(3, '0')}`);
     await outbox.enqueueBatch(ids.map((id) => job(id)));
     const held = await outbox.due(T0, 100);
@@ -335,7 +336,7 @@ describe('group commit', () => {
 
   it('a failed batch rejects every change in it and changes nothing', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2'), job('msg_3')]);
     const held = await outbox.due(T0, 10);
     const seen = watchBatches(db);
@@ -356,7 +357,7 @@ describe('group commit', () => {
 
   it('completeWithGroup: one shared promise per group, settled only once its batch is written, or rejected with it', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const ids = Array.from({ length: 6 }, (_, i) => `msg_g${i}`);
     await outbox.enqueueBatch(ids.map((id) => job(id)));
     const held = await outbox.due(T0, 10);
@@ -393,7 +394,7 @@ describe('group commit', () => {
 
   it('a bad argument rejects its own call only', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     const [bad, good] = await Promise.allSettled([
       outbox.complete('msg_1', { jobId: 'msg_1', endpointId: '', at: T0, durationMs: 1 }),
@@ -406,7 +407,7 @@ describe('group commit', () => {
 
   it('changes to one job in one group apply in call order', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     const [j1, j2] = await outbox.due(T0, 10);
     const [rescheduled, completed, postponed, parked] = await Promise.all([
@@ -427,7 +428,7 @@ describe('group commit', () => {
 
   it('a known job is changed without reading it, any other is read; both answer "already gone" exactly', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     const [j1] = await outbox.due(T0, 1);
     expect(await Promise.all([outbox.complete(j1!), outbox.complete(j1!), outbox.complete('msg_1')])).toEqual([true, false, false]);
@@ -439,7 +440,7 @@ describe('group commit', () => {
 
   it('a due read that overlaps a write of its job does not lease the copy it read', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1')]);
     // The scan and the reschedule race; whichever copy the scan returns, completing it must delete
     // the stored job with its current due key.
@@ -452,7 +453,7 @@ describe('group commit', () => {
 
   it('a stale copy of a job cannot undo a later change of it', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1')]);
     const [stale] = await outbox.due(T0, 1);
     await outbox.reschedule(stale!, T0 + 50);
@@ -465,7 +466,7 @@ describe('group commit', () => {
 describe('postpone', () => {
   it('moves the job later without counting an attempt or recording one', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_1'), job('msg_2')]);
     const [j1] = await outbox.due(T0, 1);
     expect(await outbox.postpone(j1!, T0 + 500)).toMatchObject({ id: 'msg_1', attempt: 0, nextAttemptAt: T0 + 500 });
@@ -482,7 +483,7 @@ describe('postpone', () => {
 describe('due scans over delivered jobs', () => {
   it('start past the delivered front of the index, yet see every job written before it since', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const ids = Array.from({ length: 50 }, (_, i) => `msg_${String(i).padStart(3, '0')}`);
     await outbox.enqueueBatch(ids.map((id, i) => job(id, 'ep_a', { nextAttemptAt: T0 + i })));
     const front = await outbox.due(T0 + 1000, 40);
@@ -503,7 +504,7 @@ describe('due scans over delivered jobs', () => {
 
   it('a scan that read before a write landed does not move the start past the written key', async () => {
     const { db } = await freshDb();
-    const outbox = await Outbox.open(new LevelKv(db), { now });
+    const outbox = await LevelOutbox.open(new LevelKv(db), { now });
     await outbox.enqueueBatch([job('msg_b', 'ep_a', { nextAttemptAt: T0 + 10 }), job('msg_c', 'ep_a', { nextAttemptAt: T0 + 20 })]);
     // Hold every read of the due index after it has read, until `release`: the write lands in between.
     type Keys = { nextv: (n: number) => Promise<string[]>; all: () => Promise<string[]> };
@@ -535,7 +536,7 @@ describe('a backlog larger than the in-memory due window', () => {
   // while jobs are completed and rescheduled around it, and after a reopen.
   it('hands out every due job in order across refills, reschedules and a reopen', async () => {
     const { db } = await freshDb();
-    let outbox = await Outbox.open(new LevelKv(db), { now, dueWindow: 4 });
+    let outbox = await LevelOutbox.open(new LevelKv(db), { now, dueWindow: 4 });
     const ids = Array.from({ length: 30 }, (_, i) => `msg_${String(i).padStart(2, '0')}`);
     await outbox.enqueueBatch(ids.map((id, i) => job(id, 'ep_a', { nextAttemptAt: T0 + i })));
     expect(await outbox.nextDueAt()).toBe(T0);
@@ -562,7 +563,7 @@ describe('a backlog larger than the in-memory due window', () => {
     expect(await outbox.due(T0 + 999, 10)).toEqual([]);
     expect(await outbox.nextDueAt()).toBe(T0 + 1_000);
 
-    outbox = await Outbox.open(new LevelKv(db), { now, dueWindow: 4 });
+    outbox = await LevelOutbox.open(new LevelKv(db), { now, dueWindow: 4 });
     expect(outbox.depth()).toBe(pending.length);
     const after: string[] = [];
     for (let i = 0; i < 10; i++) {
@@ -585,14 +586,14 @@ describe('skipping endpoints that cannot take more', () => {
   // whose window is read back from LevelDB with each job's endpoint.
   it("finds the jobs of other endpoints behind a blocked endpoint's backlog, before and after a reopen", async () => {
     const { db } = await freshDb();
-    let outbox = await Outbox.open(new LevelKv(db), { now, dueWindow: 4 });
+    let outbox = await LevelOutbox.open(new LevelKv(db), { now, dueWindow: 4 });
     const slow = Array.from({ length: 20 }, (_, i) => job(`msg_s${String(i).padStart(2, '0')}`, 'ep_slow', { nextAttemptAt: T0 + i }));
     const fast = Array.from({ length: 3 }, (_, i) => job(`msg_f${i}`, 'ep_fast', { nextAttemptAt: T0 + 100 + i }));
     await outbox.enqueueBatch([...slow, ...fast]);
     const skip = new Set(['ep_slow']);
     expect((await outbox.due(T0 + 200, 10, { skipEndpoints: skip })).map((j) => j.id)).toEqual(['msg_f0', 'msg_f1', 'msg_f2']);
     expect((await outbox.due(T0 + 200, 2)).map((j) => j.id)).toEqual(['msg_s00', 'msg_s01']);
-    outbox = await Outbox.open(new LevelKv(db), { now, dueWindow: 4 });
+    outbox = await LevelOutbox.open(new LevelKv(db), { now, dueWindow: 4 });
     expect((await outbox.due(T0 + 200, 2, { skipEndpoints: skip })).map((j) => j.id)).toEqual(['msg_f0', 'msg_f1']);
     expect((await outbox.due(T0 + 200, 5, { skipEndpoints: new Set(['ep_fast']) })).map((j) => j.endpointId)).toEqual(
       Array(5).fill('ep_slow'),
@@ -608,13 +609,13 @@ describe('the webhook body', () => {
   // the body served is still exactly the payload's JSON.
   it('serves the payload as the body of a record whose payload is not its last field', async () => {
     const { db } = await freshDb();
-    let outbox = await Outbox.open(new LevelKv(db), { now });
+    let outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const j = job('msg_mid');
     await outbox.enqueueBatch([j]);
     const stored = await outbox.get('msg_mid');
     const { id, payload, ...rest } = stored!;
     await sublevel<string>(db, 'outbox-jobs').put('msg_mid', JSON.stringify({ id, payload, ...rest }), { valueEncoding: 'utf8' });
-    outbox = await Outbox.open(new LevelKv(db), { now, rememberAtMost: 1 });
+    outbox = await LevelOutbox.open(new LevelKv(db), { now, rememberAtMost: 1 });
     const [read] = await outbox.due(T0 + 10, 1);
     expect(read).toMatchObject({ id: 'msg_mid', payload: j.payload });
     expect(outbox.bodyOf(read!).toString('utf8')).toBe(JSON.stringify(j.payload));
@@ -622,7 +623,7 @@ describe('the webhook body', () => {
 
   it('is stored within the job record and served by bodyOf, before and after a reopen', async () => {
     const { db } = await freshDb();
-    let outbox = await Outbox.open(new LevelKv(db), { now });
+    let outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const j = job('msg_body');
     j.payload.data.subscriptionId = 'sub_é€😀';
     await outbox.enqueueBatch([j]);
@@ -638,7 +639,7 @@ describe('the webhook body', () => {
 
     const moved = await outbox.reschedule(due!, T0 + 10);
     expect(outbox.bodyOf(moved!)).toBe(body);
-    outbox = await Outbox.open(new LevelKv(db), { now });
+    outbox = await LevelOutbox.open(new LevelKv(db), { now });
     const [again] = await outbox.due(T0 + 10, 1);
     expect(again).toMatchObject({ id: 'msg_body', attempt: 1, payload: j.payload });
     const read = outbox.bodyOf(again!);

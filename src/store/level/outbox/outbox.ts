@@ -1,59 +1,36 @@
 /**
- * The outbox: the durable job queue between the Matcher and the Deliverer.
+ * The outbox on LevelDB (`LevelOutbox implements OutboxStore`): what every outbox guarantees, and the
+ * lifecycle of a job, are src/store/outbox/contract.ts; how a job is stored, record.ts; the dead
+ * letters, dead-letters.ts; the jobs remembered as stored, known.ts; the due index in memory,
+ * due-window.ts. Every state change is one atomic `db.batch`.
  *
- * A job is one webhook to one endpoint: `{ id (= webhook-id), endpointId, subscriptionId, type,
- * payload (the webhook body object), eventSeenAt, attempt (failed attempts so far), nextAttemptAt,
- * createdAt }` and, for a job that must wait for another, `follows` (below); times in ms since the epoch.
- *
- * Sublevels, every state change one atomic `db.batch`:
- *   outbox-jobs             <jobId>                         -> Job
- *   outbox-due              <nextAttemptAt 15d>!<jobId>     -> endpointId (the Deliverer's scan order)
- *   outbox-dead             <jobId>                         -> DeadLetter
- *   outbox-dead-by-time     <deadAt 15d>!<jobId>            -> jobId
- *   outbox-dead-by-endpoint <endpointId>!<deadAt 15d>!<jobId> -> jobId
- *   outbox-held             <jobId>                         -> Held[] (the jobs waiting for that job to leave)
- *   attempts                (see attempts.ts)
- *
- * Lifecycle: `enqueueBatch` (due now) -> `due` -> `complete` after a 2xx (the job is deleted), or
- * `reschedule` after a retryable failure, or `deadLetter` when retries are exhausted or the endpoint
- * refuses; `postpone` moves a job later without counting an attempt (it was never sent);
- * `replayDeadLetter` / `replayAll` put dead letters back as fresh jobs (attempt 0, due now).
- *
- * Order of one (subscription, log): a job may name the job it `follows` (the Matcher sets it: a
- * `log.removed` follows the `log.created` of its generation, the `log.created` of a block that came
- * back follows the previous generation's `log.removed`; ids are per generation, so a job has at most
- * one such follower). Enqueued while the job it follows is in the outbox (pending or retrying), it is
- * written held: its record, no due key, and its id, due time and endpoint under the followed id in
+ * Order of one (subscription, log): a job that `follows` one still in the outbox (pending or retrying)
+ * is written held: its record, no due key, and its id, due time and endpoint under the followed id in
  * `outbox-held`. The group commit that deletes the followed job (`complete` or `deadLetter`) writes the
  * held jobs' due keys in the same batch (due at their own, earlier time: at once). So a follower is
  * never due while what it follows is still in the outbox, across crashes too: the state is the store's.
  * A dead letter does not hold its followers (a receiver that kept failing must still hear the
  * retraction: the creation may have reached it unanswered); it is marked `supersededBy` the follower
- * (dead-lettered with followers held, or followed by a job enqueued later), and replaying it is
- * refused with ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED: it would reach the receiver after the webhook that
- * retracts or replaces it. What it costs: jobs without `follows` read nothing more at enqueue, and a
- * commit reads `outbox-held` (for the jobs it deletes) only while some job is held. An enqueue of
- * followers and a group commit exclude each other, so a followed job cannot leave between the read
- * that finds it pending and the write that holds its follower. A replayed dead letter is due at once:
- * what it follows cannot be back in the outbox (it left before the letter was tried, and comes back
- * only by a replay, refused once superseded).
+ * (dead-lettered with followers held, or followed by a job enqueued later). What it costs: jobs without
+ * `follows` read nothing more at enqueue, and a commit reads `outbox-held` (for the jobs it deletes)
+ * only while some job is held. An enqueue of followers and a group commit exclude each other, so a
+ * followed job cannot leave between the read that finds it pending and the write that holds its
+ * follower. A replayed dead letter is due at once: what it follows cannot be back in the outbox (it
+ * left before the letter was tried, and comes back only by a replay, refused once superseded).
  *
  * Group commit: `complete`, `reschedule`, `postpone` and `deadLetter` queue their change; one writer
  * applies every change queued while the previous write was in flight with ONE read of their jobs
- * (beside it, while any job is held, one of what is held behind them) and ONE `db.batch` (changes to the same job apply in call order within it). Each call resolves only after
- * the batch holding its change is written, so a job is never reported gone before it is; a failed
- * batch rejects every call in it and changes nothing.
+ * (beside it, while any job is held, one of what is held behind them) and ONE `db.batch` (changes to
+ * the same job apply in call order within it). Each call resolves only after the batch holding its
+ * change is written, so a job is never reported gone before it is; a failed batch rejects every call
+ * in it and changes nothing. These calls take the job or just its id: a job remembered as stored
+ * (known.ts) is changed without reading it.
  *
- * These calls take the job or just its id. The outbox remembers jobs as it stored them (`known`): the
- * jobs it enqueued, rescheduled or postponed itself and the jobs `due` read. This instance is the only
- * writer, so a remembered job IS the stored one until its next write (which replaces or forgets it),
- * and neither `due` nor the commit reads it again: a job enqueued and delivered soon after is read
- * from LevelDB by nobody. Other jobs are read (`getMany`). A `due` whose read overlapped a write of a
- * job does not remember it (its copy may predate the write). At most `MAX_KNOWN` jobs are remembered
- * (about 1 kB each); past that, new ones are not, until delivered jobs make room. The hot path looks
- * nothing up: a remembered job object knows it is the one (its form's `known` flag, under a private
- * symbol) and callers hand jobs back; a write clears the flag and leaves the map entry stale, swept out
- * when the map fills.
+ * Batches are written at the root with full keys and values already JSON text (job records as bytes:
+ * record.ts), and the KvOps a caller adds to an enqueue (match records, deferred jobs) and the attempt
+ * pages go in the same way (levelBatchOps, src/store/level/kv.ts): abstract-level's per-operation
+ * sublevel work (copying each operation, looking its encodings up, prefixing) was a tenth of what
+ * persisting a delivery cost.
  *
  * `due` does not scan LevelDB: the earliest keys of the due index are kept in memory (due-window.ts,
  * up to `dueWindow` keys), told of every write once it lands, and refilled from LevelDB when a backlog
@@ -76,71 +53,57 @@
  *
  * `depth()` (due and held jobs) and `deadLetterCount()` are kept in memory (counted once at open, then
  * maintained by every write), so gauges cost nothing; this instance must be the only writer of the
- * database, which LevelDB's lock already guarantees across processes. Writes use LevelDB's default (no fsync): a `kill -9` of the
- * process loses nothing the OS has accepted; a power loss may lose the last writes.
+ * database, which LevelDB's lock already guarantees across processes. Writes use LevelDB's default (no
+ * fsync): a `kill -9` of the process loses nothing the OS has accepted; a power loss may lose the last
+ * writes.
  */
+import { deferred, type Deferred } from '../../../runtime/deferred.ts';
+import { EthhookError } from '../../../runtime/errors.ts';
+import { Serial } from '../../../runtime/serial.ts';
+import { AttemptLog, type AttemptRecord } from '../../attempts.ts';
+import { padNumber } from '../../keys.ts';
+import type { KvOp } from '../../kv.ts';
+import type { DeadLetterQuery, OutboxStore } from '../../outbox/contract.ts';
 import {
   byDue,
   finiteTime,
   newJobRecord,
   payloadBytes,
-  replayable,
   type DeadLetter,
   type DueOptions,
   type EnqueueResult,
   type Job,
   type NewJob,
-} from './outbox/job.ts';
-import { deferred, type Deferred } from '../runtime/deferred.ts';
-import { EthhookError } from '../runtime/errors.ts';
-import { AttemptLog, type AttemptRecord } from './attempts.ts';
-import { sublevel, type BatchOp, type Db } from './level/db.ts';
-import { levelBatchOps, type LevelKv } from './level/kv.ts';
-import type { KvOp } from './kv.ts';
+} from '../../outbox/job.ts';
+import { Tally } from '../../tally.ts';
+import { sublevel, type BatchOp, type Db } from '../db.ts';
+import { levelBatchOps, type LevelKv } from '../kv.ts';
+import { DeadLetters } from './dead-letters.ts';
 import { DueWindow } from './due-window.ts';
-import { padNumber, PREFIX_END } from './keys.ts';
-import { Serial } from '../runtime/serial.ts';
-import { Tally } from './tally.ts';
+import { isKnown, KnownJobs } from './known.ts';
+import {
+  bodyIn,
+  decoded,
+  DUE_ID_AT,
+  DUE_SUBLEVEL,
+  dueKey,
+  encodeWithBody,
+  HELD_SUBLEVEL,
+  JOBS_SUBLEVEL,
+  payloadIsLast,
+  type Held,
+} from './record.ts';
 
-export {
-  JOB_TYPES,
-  jobSchema,
-  webhookPayloadSchema,
-  type DeadLetter,
-  type DueOptions,
-  type EnqueueResult,
-  type Job,
-  type JobType,
-  type NewJob,
-  type WebhookPayload,
-} from './outbox/job.ts';
-
-/** A job held until the job it follows leaves the outbox: what making it due writes and counts. */
-interface Held {
-  id: string;
-  /** Its nextAttemptAt, the time in its due key. */
-  at: number;
-  endpointId: string;
-}
-
-export interface OutboxOptions {
+export interface LevelOutboxOptions {
   /** Attempt records kept per endpoint (default 1000). */
   attemptsPerEndpoint?: number;
   /** Due-index keys kept in memory at most (default 20,000, about 3 MB); see due-window.ts. */
   dueWindow?: number;
-  /** Jobs remembered as stored at most (default MAX_KNOWN, 4,096; see the module header). */
+  /** Jobs remembered as stored at most (default MAX_KNOWN, 4,096; see known.ts). */
   rememberAtMost?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
-
-const REPLAY_CHUNK = 500;
-/**
- * Jobs remembered as stored at most (about 1.5 kB each with their body: ~6 MB). Enough for the jobs in
- * flight and a few scans ahead, which is what makes a job enqueued and delivered soon after cost no
- * read; a larger backlog is read back from LevelDB as it comes due.
- */
-export const MAX_KNOWN = 4_096;
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
 type JobChange =
@@ -148,23 +111,6 @@ type JobChange =
   | { kind: 'reschedule'; nextAttemptAt: number; attempt?: AttemptRecord }
   | { kind: 'postpone'; nextAttemptAt: number }
   | { kind: 'dead-letter'; reason: string; attempt?: AttemptRecord };
-
-/** Where a job object keeps its JobForm (see `formOf`). */
-const FORM = Symbol('ethhook.outbox.form');
-
-/** What the outbox makes once per job object (see `formOf`). */
-interface JobForm {
-  body: Buffer | undefined;
-  /**
-   * True while this object is the one `known` holds for its id (the job as stored): a caller handing
-   * it back, or the window entry it rides on, then needs no lookup.
-   */
-  known: boolean;
-  /** The job record's key, and its due key in the index (and in the window) without and with the index's prefix. */
-  jobKey: string;
-  dueKey: string;
-  dueIndexKey: string;
-}
 
 interface QueuedChange {
   id: string;
@@ -179,22 +125,16 @@ interface QueuedChange {
   reject: (err: unknown) => void;
 }
 
-export class Outbox {
+export class LevelOutbox implements OutboxStore {
   readonly attempts: AttemptLog;
+  private readonly db: Db;
   private readonly jobs;
   private readonly dueIndex;
-  private readonly dead;
-  private readonly deadByTime;
-  private readonly deadByEndpoint;
   private readonly held;
-  /**
-   * The key prefixes of the jobs and the due index. Job writes go into batches at the root, with full
-   * keys and their values already JSON text: abstract-level's per-operation sublevel work (copying each
-   * operation, looking its encodings up, prefixing) was a tenth of what persisting a delivery cost.
-   */
+  private readonly dead: DeadLetters;
+  /** The key prefixes of the jobs, the due index and the held jobs: their writes go into batches at the root (see the header). */
   private readonly jobsPrefix: string;
   private readonly duePrefix: string;
-  private readonly deadPrefix: string;
   private readonly heldPrefix: string;
   private readonly now: () => number;
   private readonly bulk = new Serial();
@@ -205,7 +145,6 @@ export class Outbox {
   private heldCount = 0;
   /** Pending jobs per endpoint id, kept like `pending`. */
   private readonly pendingByEndpoint = new Tally();
-  private parked = 0;
   private queued: QueuedChange[] = [];
   /** The promise of the group being queued, for `completeWithGroup` callers (made at the first). */
   private queuedGroup: Deferred<void> | null = null;
@@ -216,40 +155,30 @@ export class Outbox {
   private holding: Promise<void> | null = null;
   private readonly window: DueWindow;
   private refilling: Promise<void> | null = null;
-  /** Jobs as stored, until their next write (see the module header). */
-  private readonly known = new Map<string, Job>();
-  /** Entries of `known` left stale by writes since the last sweep (an upper bound: see noteJobWrite). */
-  private staleKnown = 0;
-  private readonly rememberAtMost: number;
-  /** `due` reads of jobs in flight, and the jobs written meanwhile (not to be remembered). */
-  private jobReads = 0;
-  private readonly writtenDuringReads = new Set<string>();
-
-  private readonly db: Db;
+  /** Jobs as stored, until their next write (known.ts). */
+  private readonly known: KnownJobs;
 
   private constructor(
     private readonly kv: LevelKv,
-    options: OutboxOptions,
+    options: LevelOutboxOptions,
   ) {
     const db = (this.db = kv.db);
-    this.jobs = sublevel<Job>(db, 'outbox-jobs');
-    this.dueIndex = sublevel<string>(db, 'outbox-due');
+    this.jobs = sublevel<Job>(db, JOBS_SUBLEVEL);
+    this.dueIndex = sublevel<string>(db, DUE_SUBLEVEL);
+    this.held = sublevel<Held[]>(db, HELD_SUBLEVEL);
+    this.dead = new DeadLetters(db);
     this.jobsPrefix = this.jobs.prefix;
     this.duePrefix = this.dueIndex.prefix;
-    this.dead = sublevel<DeadLetter>(db, 'outbox-dead');
-    this.deadPrefix = this.dead.prefix;
-    this.deadByTime = sublevel<string>(db, 'outbox-dead-by-time');
-    this.deadByEndpoint = sublevel<string>(db, 'outbox-dead-by-endpoint');
-    this.held = sublevel<Held[]>(db, 'outbox-held');
     this.heldPrefix = this.held.prefix;
     this.attempts = new AttemptLog(kv, options.attemptsPerEndpoint);
     this.now = options.now ?? Date.now;
-    this.rememberAtMost = options.rememberAtMost ?? MAX_KNOWN;
+    this.known = new KnownJobs(this.jobsPrefix, this.duePrefix, options.rememberAtMost);
     this.window = new DueWindow(options.dueWindow, DUE_ID_AT);
   }
 
-  static async open(kv: LevelKv, options: OutboxOptions = {}): Promise<Outbox> {
-    const outbox = new Outbox(kv, options);
+  /** Opens the outbox of the database under `kv`, counting what it holds. */
+  static async open(kv: LevelKv, options: LevelOutboxOptions = {}): Promise<LevelOutbox> {
+    const outbox = new LevelOutbox(kv, options);
     // Every pending job has one key in the due index, its value the job's endpoint.
     let read = 0;
     for await (const [key, endpoint] of outbox.dueIndex.iterator()) {
@@ -258,7 +187,7 @@ export class Outbox {
       // One key past the capacity makes the window incomplete; the rest is read by refills.
       if (read++ <= outbox.window.capacity) outbox.window.add(key, undefined, endpoint);
     }
-    for await (const _ of outbox.dead.keys()) outbox.parked++;
+    await outbox.dead.countStored();
     for await (const held of outbox.held.values()) outbox.heldCount += held.length;
     return outbox;
   }
@@ -270,7 +199,7 @@ export class Outbox {
 
   /** Jobs parked as dead letters, for `webhook_dead_letters`. */
   deadLetterCount(): number {
-    return this.parked;
+    return this.dead.count;
   }
 
   /** Called after each write that made jobs due (enqueue, replay), with how many; returns the unsubscribe function. */
@@ -323,14 +252,14 @@ export class Outbox {
     for (let i = 0; i < n; i++) {
       const id = fresh[i]!.id;
       keys[i] = this.jobsPrefix + id;
-      keys[n + i] = this.deadPrefix + id;
+      keys[n + i] = this.dead.prefix + id;
     }
     const followedAt = new Map<string, number>();
     for (const job of fresh) {
       const followed = job.follows;
       if (followed === undefined || followedAt.has(followed)) continue;
       followedAt.set(followed, keys.length);
-      keys.push(this.jobsPrefix + followed, this.deadPrefix + followed, this.heldPrefix + followed);
+      keys.push(this.jobsPrefix + followed, this.dead.prefix + followed, this.heldPrefix + followed);
     }
     const present: Array<Buffer | undefined> = n > 0 ? await this.db.getMany<string, Buffer>(keys, { valueEncoding: 'buffer' }) : [];
     const ops = levelBatchOps(this.kv, extraOps);
@@ -360,17 +289,17 @@ export class Outbox {
     for (const [followed, waiting] of holds) {
       ops.push({ type: 'put', key: this.heldPrefix + followed, value: JSON.stringify(waiting), valueEncoding: 'utf8' });
     }
-    for (const letter of superseded.values()) ops.push({ type: 'put', sublevel: this.dead, key: letter.id, value: letter });
+    for (const letter of superseded.values()) ops.push(this.dead.updateOp(letter));
     if (ops.length > 0) await this.db.batch(ops);
     for (const job of due) {
       this.noteDueKey(job);
-      this.noteJobWrite(job.id);
-      this.remember(job);
+      this.known.noteJobWrite(job.id);
+      this.known.remember(job);
       this.pendingByEndpoint.add(job.endpointId, 1);
     }
     for (const job of held) {
-      this.noteJobWrite(job.id);
-      this.remember(job);
+      this.known.noteJobWrite(job.id);
+      this.known.remember(job);
     }
     this.pending += due.length;
     this.heldCount += held.length;
@@ -407,28 +336,27 @@ export class Outbox {
     const jobs: Job[] = [];
     const toRead: string[] = [];
     for (const entry of entries) {
-      const job = this.lookup(entry.id);
+      const job = this.known.lookup(entry.id);
       if (job === undefined) toRead.push(entry.id);
       else jobs.push(job);
     }
     for (const id of scanned) {
-      const job = this.lookup(id);
+      const job = this.known.lookup(id);
       if (job === undefined) toRead.push(id);
       else jobs.push(job);
     }
     if (toRead.length === 0) return jobs;
-    if (this.jobReads === 0) this.writtenDuringReads.clear();
-    this.jobReads++;
+    this.known.readStarted();
     let read: Array<Job | undefined>;
     try {
       read = await this.readJobs(toRead);
     } finally {
-      this.jobReads--;
+      this.known.readEnded();
     }
     for (const job of read) {
       if (job === undefined) continue;
       jobs.push(job);
-      if (!this.writtenDuringReads.has(job.id)) this.remember(job);
+      this.known.rememberRead(job);
     }
     // Remembered and read jobs came in two runs: back to due order.
     if (jobs.length !== toRead.length) jobs.sort(byDue);
@@ -495,32 +423,8 @@ export class Outbox {
    * instance wrote it, or at the first call), so retries and the signature reuse them. Not to be changed.
    */
   bodyOf(job: Job): Buffer {
-    const form = this.formOf(job);
+    const form = this.known.formOf(job);
     return (form.body ??= payloadBytes(job));
-  }
-
-  /**
-   * What is made once of a job object (a stored version of a job: a change makes a new object): its
-   * webhook body (the payload's JSON, UTF-8, serialized and encoded with the job when this instance
-   * wrote it, or at the first `bodyOf`) and its LevelDB keys, so that delivering it builds none. Kept
-   * on the object itself under a private symbol, not enumerable (JSON, spreads and equality ignore it):
-   * a map from ~20,000 job objects cost a cache miss per lookup.
-   */
-  private formOf(job: Job): JobForm {
-    const held = (job as Job & { [FORM]?: JobForm })[FORM];
-    if (held !== undefined) return held;
-    const due = dueKey(job);
-    const form: JobForm = {
-      body: undefined,
-      known: false,
-      jobKey: this.jobsPrefix + job.id,
-      dueKey: due,
-      dueIndexKey: this.duePrefix + due,
-    };
-    // A caller's frozen copy is served as well, only not remembered.
-    if (Object.isExtensible(job))
-      Object.defineProperty(job, FORM, { value: form, enumerable: false, writable: false, configurable: false });
-    return form;
   }
 
   /** Resolves once every queued change is written: call it before closing the database. */
@@ -599,17 +503,8 @@ export class Outbox {
   }
 
   /** Dead letters parked at or after `since` (ms, default 0), oldest first, optionally of one endpoint. */
-  async listDeadLetters(options: { endpointId?: string; since?: number; limit?: number } = {}): Promise<DeadLetter[]> {
-    const since = padNumber(options.since ?? 0);
-    const limit = options.limit ?? 100;
-    const ids =
-      options.endpointId === undefined
-        ? await this.deadByTime.values({ gte: since, limit }).all()
-        : await this.deadByEndpoint
-            .values({ gte: `${options.endpointId}!${since}`, lt: `${options.endpointId}!${PREFIX_END}`, limit })
-            .all();
-    if (ids.length === 0) return [];
-    return (await this.dead.getMany(ids)).filter((d): d is DeadLetter => d !== undefined);
+  listDeadLetters(options: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+    return this.dead.list(options);
   }
 
   /**
@@ -636,32 +531,25 @@ export class Outbox {
    */
   replayAll(options: { endpointId: string; since?: number }): Promise<number> {
     return this.bulk.run(async () => {
-      const prefix = `${options.endpointId}!`;
-      let from = `${prefix}${padNumber(options.since ?? 0)}`;
       let total = 0;
-      for (;;) {
-        const entries = await this.deadByEndpoint.iterator({ gte: from, lt: `${prefix}${PREFIX_END}`, limit: REPLAY_CHUNK }).all();
-        if (entries.length === 0) return total;
-        const letters = (await this.dead.getMany(entries.map(([, id]) => id))).filter(replayable);
-        if (letters.length > 0) total += (await this.revive(letters)).length;
-        from = `${entries[entries.length - 1]![0]}\x00`;
-      }
+      for await (const letters of this.dead.replayable(options.endpointId, options.since)) total += (await this.revive(letters)).length;
+      return total;
     });
   }
 
   private async revive(letters: DeadLetter[]): Promise<Job[]> {
     const now = this.now();
     const jobs = letters.map((l) => ({ ...l.job, attempt: 0, nextAttemptAt: now }));
-    const ops: BatchOp[] = letters.flatMap((l) => this.delDeadOps(l));
+    const ops: BatchOp[] = letters.flatMap((l) => this.dead.delOps(l));
     for (const job of jobs) ops.push(...this.putJobOps(job));
     await this.db.batch(ops);
     for (const job of jobs) {
       this.noteDueKey(job);
-      this.noteJobWrite(job.id);
-      this.remember(job);
+      this.known.noteJobWrite(job.id);
+      this.known.remember(job);
       this.pendingByEndpoint.add(job.endpointId, 1);
     }
-    this.parked -= letters.length;
+    this.dead.count -= letters.length;
     this.pending += jobs.length;
     this.notify(jobs.length);
     return jobs;
@@ -730,7 +618,7 @@ export class Outbox {
         const before = current.get(id);
         let after: Job | undefined;
         if (before !== undefined) {
-          const form = this.formOf(before);
+          const form = this.known.formOf(before);
           dueWrites.push(form.dueKey);
           const waiting = change.kind === 'complete' || change.kind === 'dead-letter' ? followers?.get(id) : undefined;
           if (waiting !== undefined) {
@@ -754,7 +642,7 @@ export class Outbox {
                 deadAt: now,
               };
               if (waiting !== undefined) letter.supersededBy = waiting[0]!.id;
-              ops.push(...this.delJobOps(before), ...this.putDeadOps(letter));
+              ops.push(...this.delJobOps(before), ...this.dead.putOps(letter));
               gone.push(before.endpointId);
               parked++;
               break;
@@ -783,8 +671,8 @@ export class Outbox {
         if (typeof write === 'string') this.window.delete(write);
         else this.noteDueKey(write);
       }
-      for (const { id } of group) this.noteJobWrite(id, stored.get(id));
-      for (const job of current.values()) if (job !== undefined) this.remember(job);
+      for (const { id } of group) this.known.noteJobWrite(id, stored.get(id));
+      for (const job of current.values()) if (job !== undefined) this.known.remember(job);
       this.pending -= gone.length;
       for (const endpoint of gone) this.pendingByEndpoint.add(endpoint, -1);
       for (const h of released) {
@@ -794,7 +682,7 @@ export class Outbox {
       this.pending += released.length;
       this.heldCount -= released.length;
       if (released.length > 0) this.notify(released.length);
-      this.parked += parked;
+      this.dead.count += parked;
       for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]);
       return undefined;
     } catch (err) {
@@ -825,7 +713,7 @@ export class Outbox {
     const toRead: string[] = [];
     for (const { id, job } of group) {
       if (current.has(id)) continue;
-      const known = job !== undefined && isKnown(job) ? job : this.lookup(id);
+      const known = job !== undefined && isKnown(job) ? job : this.known.lookup(id);
       current.set(id, known);
       if (known === undefined) toRead.push(id);
     }
@@ -838,38 +726,7 @@ export class Outbox {
 
   /** The job's due key was written (and has landed): the window gets it with the job's own id string. */
   private noteDueKey(job: Job): void {
-    this.window.add(this.formOf(job).dueKey, job.id, job.endpointId);
-  }
-
-  /**
-   * A job was written (created, changed or deleted): what was remembered of it is stale (`was`: the
-   * object stored before, when there was one), and so is a `due` read in flight.
-   */
-  private noteJobWrite(id: string, was?: Job): void {
-    if (was !== undefined && isKnown(was)) {
-      // Its map entry is left behind, marked stale (no map deletion per delivered webhook): the
-      // lookups skip it, and `remember` sweeps such entries out when the map is full.
-      this.formOf(was).known = false;
-      this.staleKnown++;
-    } else this.known.delete(id);
-    if (this.jobReads > 0) this.writtenDuringReads.add(id);
-  }
-
-  /** The job remembered as stored under `id`, if any. */
-  private lookup(id: string): Job | undefined {
-    const job = this.known.get(id);
-    return job !== undefined && isKnown(job) ? job : undefined;
-  }
-
-  /** Remembers a job as stored (see the module header), while there is room. */
-  private remember(job: Job): void {
-    if (this.known.size >= this.rememberAtMost && this.staleKnown > 0) {
-      for (const [id, held] of this.known) if (!isKnown(held)) this.known.delete(id);
-      this.staleKnown = 0;
-    }
-    if (this.known.size >= this.rememberAtMost) return;
-    this.known.set(job.id, job);
-    this.formOf(job).known = true;
+    this.window.add(this.known.formOf(job).dueKey, job.id, job.endpointId);
   }
 
   /** Listeners run on a later microtask: a throwing listener is loud but cannot fail a committed write. */
@@ -879,7 +736,7 @@ export class Outbox {
 
   /**
    * Jobs by id as stored, undefined where gone, read as bytes: each record's body is the tail of its
-   * bytes (see `putJobOps`), so `bodyOf` serves a job read back without serializing its payload again.
+   * bytes (record.ts), so `bodyOf` serves a job read back without serializing its payload again.
    */
   private async readJobs(ids: readonly string[]): Promise<Array<Job | undefined>> {
     const keys = ids.map((id) => this.jobsPrefix + id);
@@ -887,109 +744,40 @@ export class Outbox {
     return values.map((value) => {
       if (value === undefined) return undefined;
       const job = JSON.parse(value.toString('utf8')) as Job;
-      // A record whose payload is not its last field (not written by putJobOps) has no body at its end:
-      // its payload is encoded again, so a webhook never carries the fields after it.
-      const fields = Object.keys(job);
-      this.formOf(job).body = fields[fields.length - 1] === 'payload' ? bodyIn(value) : payloadBytes(job);
+      this.known.formOf(job).body = payloadIsLast(job) ? bodyIn(value) : payloadBytes(job);
       return job;
     });
   }
 
-  /**
-   * The job's record is its body (the payload's JSON, UTF-8) spliced as the last field into the rest of
-   * the job's JSON: the same value the JSON encoding would write, with the body's bytes at its end, so
-   * that `bodyOf(job)` serves them whether this instance wrote the job or read it back. The payload is
-   * serialized and encoded once per job, not for the store and again for every attempt.
-   */
+  /** The job's record (its body spliced in: record.ts) and its due key. */
   private putJobOps(job: Job, body = this.bodyOf(job)): BatchOp[] {
     return [
       this.putRecordOp(job, body),
-      { type: 'put', key: this.formOf(job).dueIndexKey, value: JSON.stringify(job.endpointId), valueEncoding: 'utf8' },
+      { type: 'put', key: this.known.formOf(job).dueIndexKey, value: JSON.stringify(job.endpointId), valueEncoding: 'utf8' },
     ];
   }
 
   /** The job's record alone (see `putJobOps`): a held job has no due key. */
   private putRecordOp(job: Job, body = this.bodyOf(job)): BatchOp {
-    const form = this.formOf(job);
+    const form = this.known.formOf(job);
     form.body = body;
     return { type: 'put', key: form.jobKey, value: encodeWithBody(job, body), valueEncoding: 'buffer' };
   }
 
   private delJobOps(job: Job): BatchOp[] {
-    const form = this.formOf(job);
+    const form = this.known.formOf(job);
     return [
       { type: 'del', key: form.jobKey },
       { type: 'del', key: form.dueIndexKey },
     ];
   }
-
-  private putDeadOps(letter: DeadLetter): BatchOp[] {
-    const at = padNumber(letter.deadAt);
-    return [
-      { type: 'put', sublevel: this.dead, key: letter.id, value: letter },
-      { type: 'put', sublevel: this.deadByTime, key: `${at}!${letter.id}`, value: letter.id },
-      { type: 'put', sublevel: this.deadByEndpoint, key: `${letter.job.endpointId}!${at}!${letter.id}`, value: letter.id },
-    ];
-  }
-
-  private delDeadOps(letter: DeadLetter): BatchOp[] {
-    const at = padNumber(letter.deadAt);
-    return [
-      { type: 'del', sublevel: this.dead, key: letter.id },
-      { type: 'del', sublevel: this.deadByTime, key: `${at}!${letter.id}` },
-      { type: 'del', sublevel: this.deadByEndpoint, key: `${letter.job.endpointId}!${at}!${letter.id}` },
-    ];
-  }
-}
-
-/** Whether a job object is the one the outbox remembers as stored (see JobForm). */
-function isKnown(job: Job): boolean {
-  return (job as Job & { [FORM]?: JobForm })[FORM]?.known === true;
 }
 
 /** What a shared-group call is told of its own change: nothing. */
 function ignore(): void {}
 
-/** Where the job id starts in a due-index key (after the 15-digit time and `!`). */
-const DUE_ID_AT = 16;
-
-/** A JSON value read as bytes, or undefined when absent. */
-function decoded<T>(value: Buffer | undefined): T | undefined {
-  return value === undefined ? undefined : (JSON.parse(value.toString('utf8')) as T);
-}
-
-const PAYLOAD_FIELD = Buffer.from('"payload":');
-
-/**
- * The body in a stored record (`encodeWithBody`): the bytes after the first `"payload":` and before the
- * closing brace. The first occurrence is the field itself: the other fields come before it, and a JSON
- * string cannot hold that text (its quotes would be escaped).
- */
-function bodyIn(record: Buffer): Buffer {
-  const at = record.indexOf(PAYLOAD_FIELD);
-  if (at < 0 || record[record.length - 1] !== 0x7d)
-    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'stored job record without its payload', {});
-  return record.subarray(at + PAYLOAD_FIELD.length, record.length - 1);
-}
-
-/** The job's JSON with `body` as its payload: `{...the other fields,"payload":<body>}`, UTF-8. */
-function encodeWithBody(job: Job, body: Buffer): Buffer {
-  const rest = JSON.stringify({ ...job, payload: undefined });
-  const head = `${rest.slice(0, -1)},"payload":`;
-  const headLength = Buffer.byteLength(head);
-  const value = Buffer.allocUnsafe(headLength + body.length + 1);
-  value.write(head, 0);
-  body.copy(value, headLength);
-  value[value.length - 1] = 0x7d; // }
-  return value;
-}
-
 function attemptEndpointsOf(group: readonly QueuedChange[]): Set<string> {
   const ids = new Set<string>();
   for (const { change } of group) if (change.kind !== 'postpone' && change.attempt) ids.add(change.attempt.endpointId);
   return ids;
-}
-
-function dueKey(job: Pick<Job, 'id' | 'nextAttemptAt'>): string {
-  return `${padNumber(job.nextAttemptAt)}!${job.id}`;
 }

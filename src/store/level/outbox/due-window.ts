@@ -36,7 +36,7 @@
  * refill reads half of that at a time, so a backlog drained at 10,000 webhooks/s costs one LevelDB read of
  * 10,000 keys a second.
  */
-import { Tally } from './tally.ts';
+import { Tally } from '../../tally.ts';
 
 const CHUNK = 512;
 export const DEFAULT_DUE_WINDOW = 20_000;
