@@ -69,7 +69,8 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
     blocks.reverse();
     const oldest = blocks[0];
     if (oldest) {
-      for (const kind of ['b', 'l']) await this.records.clear({ gte: `${chainId}!${kind}!`, lt: `${chainId}!${kind}!${pad(oldest.number)}` });
+      for (const kind of ['b', 'l'])
+        await this.records.clear({ gte: `${chainId}!${kind}!`, lt: `${chainId}!${kind}!${pad(oldest.number)}` });
     }
     return { next: position.next, floor: position.floor, blocks };
   }

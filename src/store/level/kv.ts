@@ -47,7 +47,8 @@ export function levelBatchOps(kv: LevelKv, ops: readonly KvOp[], into: BatchOp[]
   for (const op of ops) {
     // The checks a sublevel operation would make: a bad operation fails the whole batch, not one key.
     if (typeof op.key !== 'string') throw new TypeError(`key-value batch: the key of a ${op.type} in ${op.space} must be a string`);
-    if (op.type === 'put' && op.value === undefined) throw new TypeError(`key-value batch: the put of ${op.key} in ${op.space} has no value`);
+    if (op.type === 'put' && op.value === undefined)
+      throw new TypeError(`key-value batch: the put of ${op.key} in ${op.space} has no value`);
     const key = kv.prefix(op.space) + op.key;
     if (op.type === 'put') into.push({ type: 'put', key, value: JSON.stringify(op.value), valueEncoding: 'utf8' });
     else into.push({ type: 'del', key });
