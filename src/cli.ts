@@ -7,6 +7,8 @@
  *   config print [FILE]     the effective configuration as JSON, secrets masked
  *   chain reset-cursor --chain ID --from N|latest [--config FILE]
  *                           on a stopped node: forget a chain's cursor and start it at N or the head
+ *   store migrate [--dry-run] [--config FILE]
+ *                           apply the PostgreSQL store's pending migrations, or (--dry-run) list them
  *   governance-serve ...    the reference governance server (src/governance-server/main.ts owns its flags)
  *   errors                  the error catalog: code, HTTP status, layer, summary
  *   help [COMMAND], --help, --version   (`help config`: every config subcommand)
@@ -50,6 +52,7 @@ interface Flags {
   'ignore-env'?: boolean;
   chain?: string;
   from?: string;
+  'dry-run'?: boolean;
 }
 
 const OPTIONS = {
@@ -57,6 +60,7 @@ const OPTIONS = {
   'ignore-env': { type: 'boolean' },
   chain: { type: 'string' },
   from: { type: 'string' },
+  'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -66,6 +70,7 @@ const FLAG_HELP: Record<string, string> = {
   'ignore-env': '--ignore-env        do not apply ETHHOOK_* environment overrides',
   chain: "--chain ID          the chain id (one of the configuration's chains)",
   from: '--from N|latest     the block to start at, or "latest": the confirmed head at the next start',
+  'dry-run': '--dry-run           list the migrations that would be applied, and write nothing',
 };
 
 const COMMANDS: Record<string, Command> = {
@@ -141,6 +146,25 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+  'store migrate': {
+    usage: 'ethhook store migrate [--dry-run] [--config FILE]',
+    summary:
+      "Apply the PostgreSQL store's pending schema migrations (store.kind: postgres), as a node does at start; with --dry-run, list them (version and name) and write nothing. A schema migrated by a newer ethhook is refused (ETHHOOK_ERR_STORE_SCHEMA_NEWER).",
+    flags: ['config', 'dry-run'],
+    run: async (positionals, flags) => {
+      if (positionals.length > 0) return usageError(`store migrate takes no arguments (got "${positionals[0]}")`);
+      const file = flags.config ?? process.env[CONFIG_FILE_VARIABLE];
+      const config = loadOrReport(file, process.env);
+      if (config === undefined) return EXIT_FAILURE;
+      if (config.store.kind !== 'postgres') {
+        process.stderr.write(
+          `ethhook: store migrate is for a PostgreSQL store, and this configuration's store is LevelDB (store.kind: level), which has no migrations; set store.kind: postgres and store.url (or ETHHOOK_STORE__URL)\n`,
+        );
+        return EXIT_FAILURE;
+      }
+      return migrateStore(config.store, flags['dry-run'] === true);
+    },
+  },
   'governance-serve': {
     usage: 'ethhook governance-serve --key FILE [--port N] [--log FILE] [--publish-token-file FILE] | --generate-key FILE',
     summary: 'Run the reference governance server (signed, sequenced control messages over WebSocket; docs/governance.md).',
@@ -208,6 +232,7 @@ Environment:
                                        ETHHOOK_CHAINS__0__WS_URL=wss://... (JSON values are parsed)
   ETHHOOK_ADMIN_TOKENS=read:T1,operate:T2   admin bearer tokens and their roles
   ETHHOOK_MASTER_KEY                   32 bytes (hex or base64) sealing webhook secrets at rest
+  ETHHOOK_STORE__URL                   the PostgreSQL store's URL (store.kind: postgres), kept out of files
 
 Exit codes: 0 success, 1 invalid configuration or node failure, 2 usage error.
 `;
@@ -263,6 +288,51 @@ function startableOrReport(config: NodeConfig, file: string | undefined, env: No
   const lines = problems.map((p) => `  ${where(p)}: ${p.message} [${p.code}]`);
   process.stderr.write(`ethhook: a node cannot start with this configuration${file ? ` (${file})` : ''}\n${lines.join('\n')}\n`);
   return false;
+}
+
+/** How long `store migrate` waits for an unreachable server before it gives up. */
+const MIGRATE_RETRY_FOR_MS = 10_000;
+
+async function migrateStore(store: Extract<NodeConfig['store'], { kind: 'postgres' }>, dryRun: boolean): Promise<number> {
+  const [{ openPgPool }, { migrate, planMigrations }, { createLogger }, { Registry }] = await Promise.all([
+    import('./store/postgres/pool.ts'),
+    import('./store/postgres/migrate.ts'),
+    import('./runtime/log.ts'),
+    import('prom-client'),
+  ]);
+  const { url, poolSize, schema, statementTimeoutMs } = store;
+  const pool = await openPgPool({
+    url,
+    poolSize,
+    schema,
+    statementTimeoutMs,
+    retryForMs: MIGRATE_RETRY_FOR_MS,
+    logger: createLogger({ level: 'silent' }),
+    registry: new Registry(),
+  });
+  const line = (m: { version: number; name: string }) => `  ${String(m.version).padStart(3, '0')} ${m.name}\n`;
+  try {
+    const plan = await planMigrations(pool);
+    const at = `schema ${schema} on ${pool.target} is at version ${plan.applied.at(-1) ?? 0}`;
+    if (plan.pending.length === 0) {
+      process.stdout.write(`${at}: up to date, nothing to apply\n`);
+    } else if (dryRun) {
+      process.stdout.write(`${at}; would apply:\n${plan.pending.map(line).join('')}`);
+    } else {
+      const applied = await migrate(pool);
+      const by = applied.length === 0 ? ': another instance applied them meanwhile' : `; applied:\n${applied.map(line).join('')}`;
+      process.stdout.write(
+        `schema ${schema} on ${pool.target} was at version ${plan.applied.at(-1) ?? 0}${by}${applied.length === 0 ? '\n' : ''}`,
+      );
+    }
+    return EXIT_OK;
+  } catch (err) {
+    const code = err instanceof EthhookError ? ` [${err.code}]` : '';
+    process.stderr.write(`ethhook: store migrate: ${err instanceof Error ? err.message : String(err)}${code}\n`);
+    return EXIT_FAILURE;
+  } finally {
+    await pool.close();
+  }
 }
 
 function usageError(message: string): number {

@@ -1,6 +1,9 @@
 // The PostgreSQL migrations on a real server: a fresh schema is created and migrated, instances starting
 // together apply each migration once, a dry run writes nothing, a schema newer than the code is refused,
-// and a failing migration is rolled back whole.
+// a failing migration is rolled back whole, and `ethhook store migrate` plans and applies from the
+// command line.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +12,7 @@ import { migrate, planMigrations, readMigrations, type Migration } from '../../s
 import { openPgPool, type PgPool } from '../../src/store/postgres/pool.ts';
 import { pgAdminUrl, pgTestSchema } from '../support/postgres.ts';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const pools: PgPool[] = [];
 
 async function open(schema: string): Promise<PgPool> {
@@ -108,5 +112,68 @@ describe('migrate', () => {
       expect((err as Error).message).toContain(`version 999`);
       expect((err as Error).message).toContain(`newest migration is ${newest}`);
     }
+  });
+});
+
+describe('ethhook store migrate', () => {
+  interface Run {
+    code: number;
+    stdout: string;
+    stderr: string;
+  }
+
+  /** The CLI as operators run it, the store's URL (and its password) in ETHHOOK_STORE__URL. */
+  function ethhook(args: string[], schema: string): Promise<Run> {
+    const env = {
+      PATH: process.env.PATH ?? '',
+      ETHHOOK_STORE__KIND: 'postgres',
+      ETHHOOK_STORE__URL: pgAdminUrl(),
+      ETHHOOK_STORE__SCHEMA: schema,
+    };
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        ['bin/ethhook.mjs', 'store', 'migrate', ...args],
+        { cwd: ROOT, env, timeout: 60_000 },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  it('--dry-run prints the plan and writes nothing; without it, applies it; then there is nothing to do', async () => {
+    const { schema } = pgTestSchema('cli');
+    const password = new URL(pgAdminUrl()).password;
+    const known = await readMigrations();
+    const listed = known.map((m) => `  ${String(m.version).padStart(3, '0')} ${m.name}`);
+
+    const dry = await ethhook(['--dry-run'], schema);
+    expect(dry).toMatchObject({ code: 0, stderr: '' });
+    expect(dry.stdout).toContain(`schema ${schema}`);
+    expect(dry.stdout).toContain('at version 0; would apply:');
+    for (const line of listed) expect(dry.stdout).toContain(line);
+    expect(dry.stdout).not.toContain(password);
+    expect(await query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [schema])).toEqual([]);
+
+    const applied = await ethhook([], schema);
+    expect(applied).toMatchObject({ code: 0, stderr: '' });
+    expect(applied.stdout).toContain('was at version 0; applied:');
+    for (const line of listed) expect(applied.stdout).toContain(line);
+    expect(await tables(schema)).toContain('kv');
+
+    const again = await ethhook(['--dry-run'], schema);
+    expect(again).toMatchObject({ code: 0 });
+    expect(again.stdout).toContain(`at version ${known.at(-1)!.version}: up to date, nothing to apply`);
+  });
+
+  it('exits 1 with the error code on a schema newer than it knows', async () => {
+    const { schema } = pgTestSchema('cli_newer');
+    await migrate(await open(schema));
+    await query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES (999, 'from_the_future')`);
+    const run = await ethhook(['--dry-run'], schema);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('ETHHOOK_ERR_STORE_SCHEMA_NEWER');
+    expect(run.stderr).toContain('version 999');
   });
 });

@@ -119,6 +119,25 @@ describe('config print', () => {
   });
 });
 
+describe('store migrate', () => {
+  it('refuses a LevelDB store, which has no migrations, and exits 1', async () => {
+    for (const args of [
+      ['store', 'migrate'],
+      ['store', 'migrate', '--dry-run', '--config', GOOD],
+    ]) {
+      const run = await ethhook(args);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('store.kind: level');
+      expect(run.stdout).toBe('');
+    }
+  });
+
+  it('needs its subcommand, and takes no arguments', async () => {
+    expect(await ethhook(['store'])).toMatchObject({ code: 2, stderr: expect.stringContaining('"store" needs a subcommand: migrate') });
+    expect(await ethhook(['store', 'migrate', 'now'])).toMatchObject({ code: 2 });
+  });
+});
+
 describe('help and usage', () => {
   it('--help and help list every command and its flags', async () => {
     for (const args of [['--help'], ['help']]) {
@@ -140,6 +159,9 @@ describe('help and usage', () => {
         '--port N',
         'errors',
         'ETHHOOK_MASTER_KEY',
+        'store migrate',
+        '--dry-run',
+        'ETHHOOK_STORE__URL',
       ]) {
         expect(run.stdout).toContain(text);
       }
@@ -155,6 +177,7 @@ describe('help and usage', () => {
       'config check',
       'config print',
       'chain reset-cursor',
+      'store migrate',
       'governance-serve',
       'errors',
       'help',
