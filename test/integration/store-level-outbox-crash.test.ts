@@ -10,7 +10,7 @@ import { openDb, sublevel } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 
-const CHILD = new URL('./store-outbox-crash.child.ts', import.meta.url).pathname;
+const CHILD = new URL('./store-level-outbox-crash.child.ts', import.meta.url).pathname;
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });

@@ -2,7 +2,9 @@
 // dead letters, due scans and idle() waits all running at once (group commits, the due-scan lower
 // bound and its guard against scans that overlap writes), with the outbox reopened between some
 // rounds. After every round a due scan returns exactly the model's due jobs in due order, and the
-// counters match; once idle, the due index in LevelDB holds exactly the pending jobs' keys.
+// counters match; once idle, the due index in LevelDB holds exactly the pending jobs' keys. Beyond the
+// contract's model (test/contract/outbox.contract.ts): the jobs remembered as stored are bounded to a
+// few, so stale entries are swept and jobs read back all the time, and LevelDB's due index is checked.
 import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -46,7 +48,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 const dueKey = (at: number, id: string) => `${String(at).padStart(15, '0')}!${id}`;
 
-describe('Outbox against a model', () => {
+describe('LevelOutbox against a model', () => {
   it('concurrent rounds of changes and scans: every later scan is exact, counters too', async () => {
     await fc.assert(
       fc.asyncProperty(

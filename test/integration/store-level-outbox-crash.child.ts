@@ -1,4 +1,4 @@
-// Child process of store-outbox-crash.test.ts: enqueues numbered batches of 200 jobs plus a marker
+// Child process of store-level-outbox-crash.test.ts: enqueues numbered batches of 200 jobs plus a marker
 // (the caller's extra op) as fast as it can, printing each committed batch number, until killed.
 import { openDb } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';

@@ -13,7 +13,7 @@ import { LevelKv } from '../../src/store/level/kv.ts';
 import { type Job } from '../../src/store/outbox/job.ts';
 import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 
-const CHILD = new URL('./store-outbox-order-crash.child.ts', import.meta.url).pathname;
+const CHILD = new URL('./store-level-outbox-order-crash.child.ts', import.meta.url).pathname;
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-// Child process of store-outbox-order-crash.test.ts: round after round, enqueues 100 creations, then
+// Child process of store-level-outbox-order-crash.test.ts: round after round, enqueues 100 creations, then
 // their 100 retractions (each follows its creation) while the first due jobs are completed or
 // dead-lettered, then the other due jobs one by one; prints each round number once its writes are in,
 // until killed.
