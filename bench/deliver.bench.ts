@@ -46,6 +46,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 import { Agent } from 'undici';
 import { DeliveryLoop } from '../src/actors/deliverer/delivery-loop.ts';
 import { WebhookHttpClient } from '../src/actors/deliverer/http-client.ts';
@@ -58,7 +59,14 @@ import { DEFAULT_DUE_WINDOW } from '../src/store/level/outbox/due-window.ts';
 import { type NewJob } from '../src/store/outbox/job.ts';
 import { LevelOutbox } from '../src/store/level/outbox/outbox.ts';
 import { MAX_KNOWN } from '../src/store/level/outbox/known.ts';
+import type { OutboxStore } from '../src/store/outbox/contract.ts';
+import { PgKv } from '../src/store/postgres/kv.ts';
+import { migrate } from '../src/store/postgres/migrate.ts';
+import { PgOutbox } from '../src/store/postgres/outbox.ts';
+import { openPgPool } from '../src/store/postgres/pool.ts';
 import { asShipped, execArgvFor } from './bundled.ts';
+import { pgBossDeliveries } from './peers/pg-boss.ts';
+import { dropSchema, resetStatements, startBenchPostgres, statements } from './postgres.ts';
 
 /** The most jobs the outbox holds in memory by default (due-index keys or remembered jobs); past it, it reads LevelDB. */
 const IN_MEMORY_LIMIT = Math.max(DEFAULT_DUE_WINDOW, MAX_KNOWN);
@@ -66,7 +74,9 @@ const JOBS = Number(process.env.BENCH_JOBS ?? IN_MEMORY_LIMIT);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 5 * IN_MEMORY_LIMIT);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const STORE = process.argv.includes('--store') ? process.argv[process.argv.indexOf('--store') + 1] : 'level';
+if (STORE !== 'level' && STORE !== 'postgres') throw new Error(`--store must be level or postgres, not ${STORE}`);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (STORE === 'postgres' ? 3 : 4));
 
 if (process.argv.includes('--receiver')) {
   const server = createServer((req, res) => {
@@ -77,7 +87,7 @@ if (process.argv.includes('--receiver')) {
   server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
   process.on('disconnect', () => process.exit(0));
 } else if (!(await asShipped(import.meta.url))) {
-  await main();
+  await (STORE === 'postgres' ? mainPostgres() : main());
 }
 
 async function startReceiver(): Promise<{ child: ChildProcess; port: number }> {
@@ -175,12 +185,54 @@ interface Deliveries {
   mainUs: number;
 }
 
-async function deliveries(origin: string, count: number): Promise<Deliveries> {
+/** The outbox and endpoint store of one run of the deliveries phase, fresh, on one engine. */
+interface PhaseStore {
+  outbox: OutboxStore;
+  endpoints: EndpointStore;
+  close: () => Promise<void>;
+}
+
+/** A LevelDB directory of its own under os.tmpdir(), removed by `close`. */
+async function levelStore(): Promise<PhaseStore> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-deliver-'));
   const db = await openDb(dir);
+  const close = async () => {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  };
   try {
     const outbox = await LevelOutbox.open(new LevelKv(db));
-    const endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
+    return { outbox, endpoints: new EndpointStore(new LevelKv(db), randomBytes(32)), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** A migrated schema of its own on the bench's PostgreSQL (the pool's defaults), dropped by `close`. */
+async function postgresStore(url: string): Promise<PhaseStore> {
+  const schema = `bench_${randomBytes(4).toString('hex')}`;
+  const pool = await openPgPool({ url, schema, logger: createLogger({ level: 'warn' }), registry: new Registry() });
+  let outbox: PgOutbox | undefined;
+  const close = async () => {
+    await outbox?.close();
+    await pool.close();
+    await dropSchema(url, schema);
+  };
+  try {
+    await migrate(pool);
+    const kv = new PgKv(pool);
+    outbox = await PgOutbox.open(pool, kv, { owner: 'bench' });
+    return { outbox, endpoints: new EndpointStore(kv, randomBytes(32)), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function deliveries(origin: string, count: number, openStore: () => Promise<PhaseStore> = levelStore): Promise<Deliveries> {
+  const { outbox, endpoints, close } = await openStore();
+  try {
     const ids: string[] = [];
     for (let e = 0; e < ENDPOINTS; e++) ids.push((await endpoints.create({ url: `${origin}/ep${e}` })).endpoint.id);
     const jobs = makeJobs(ids, count);
@@ -218,8 +270,7 @@ async function deliveries(origin: string, count: number): Promise<Deliveries> {
       mainUs: (elu.active * 1000) / count,
     };
   } finally {
-    await db.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 
@@ -332,5 +383,101 @@ async function main(): Promise<void> {
     );
   } finally {
     child.kill();
+  }
+}
+
+/** `--store postgres`: raw, the LevelDB outbox, the PostgreSQL outbox and pg-boss, on `JOBS` jobs each (see the header). */
+async function mainPostgres(): Promise<void> {
+  const { child, port } = await startReceiver();
+  const origin = `http://127.0.0.1:${port}`;
+  const server = await startBenchPostgres();
+  try {
+    const bodies = makeJobs(['ep'], JOBS).map((j) => JSON.stringify(j.payload));
+    const pgStore = () => postgresStore(server.url);
+    const boss = (count: number) =>
+      pgBossDeliveries({ url: server.url, origin, count, concurrency: CONCURRENCY, endpoints: ENDPOINTS, makeJobs });
+    console.log(
+      `bench:deliver --store postgres  jobs=${JOBS} concurrency=${CONCURRENCY} endpoints=${ENDPOINTS} rounds=${ROUNDS} body≈${bodies[0]?.length} B; PostgreSQL (embedded, fsync and synchronous_commit on) at ${server.url.replace(/:[^:@/]*@/, ':***@')}`,
+    );
+    await rawLoop(origin, bodies.slice(0, 2_000));
+    await deliveries(origin, 2_000);
+    await deliveries(origin, 2_000, pgStore);
+    await boss(2_000);
+
+    const raw: Array<[number, number]> = [];
+    const level: Deliveries[] = [];
+    const postgres: Deliveries[] = [];
+    const pgboss: Deliveries[] = [];
+    const report = (round: number, label: string, d: Deliveries) =>
+      console.log(
+        `round ${round}  ${label.padEnd(22)} ${d.perSecond.toFixed(0).padStart(6)} webhooks/s persisted, ${d.cpuUs.toFixed(0)} µs CPU each (${d.mainUs.toFixed(0)} main thread); write+deliver ${d.writeDeliverPerSecond.toFixed(0)}/s, enqueue ${d.enqueuePerSecond.toFixed(0)} jobs/s`,
+      );
+    const serverTime: Record<string, string[]> = {};
+    for (let round = 1; round <= ROUNDS; round++) {
+      const last = round === ROUNDS;
+      const [rawRate, rawCpu, rawMain] = await withCpu(() => rawLoop(origin, bodies));
+      raw.push([rawRate, rawCpu]);
+      console.log(
+        `round ${round}  ${'raw undici POST loop'.padEnd(22)} ${rawRate.toFixed(0).padStart(6)} req/s, ${rawCpu.toFixed(0)} µs CPU each (${rawMain.toFixed(0)} main thread)`,
+      );
+      level.push(await deliveries(origin, JOBS));
+      report(round, 'LevelDB outbox', level.at(-1)!);
+      if (last) await resetStatements(server.url);
+      postgres.push(await deliveries(origin, JOBS, pgStore));
+      report(round, 'PostgreSQL outbox', postgres.at(-1)!);
+      if (last) {
+        serverTime.postgres = await statements(server.url);
+        await resetStatements(server.url);
+      }
+      pgboss.push(await boss(JOBS));
+      report(round, 'pg-boss', pgboss.at(-1)!);
+      if (last) serverTime.pgboss = await statements(server.url);
+    }
+    for (const [who, lines] of Object.entries(serverTime)) {
+      console.log(`server time by statement, last round, ${who} (pg_stat_statements; set-up included):`);
+      for (const line of lines) console.log(`  ${line}`);
+    }
+
+    const best = (xs: number[]) => Math.max(...xs);
+    const least = (xs: number[]) => Math.min(...xs);
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const mid = Math.floor(s.length / 2);
+      return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+    };
+    const rate = (ds: Deliveries[]) => best(ds.map((d) => d.perSecond));
+    const cpu = (ds: Deliveries[]) => Math.round(least(ds.map((d) => d.cpuUs)));
+    const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+    const sameRound = (as: Deliveries[], bs: Deliveries[]) => Number(median(as.map((a, i) => a.perSecond / bs[i]!.perSecond)).toFixed(3));
+    const rawBest = best(raw.map(([r]) => r));
+    const figures = {
+      postgres_deliveries_per_s: Math.round(rate(postgres)),
+      pgboss_deliveries_per_s: Math.round(rate(pgboss)),
+      level_deliveries_per_s: Math.round(rate(level)),
+      raw_undici_per_s: Math.round(rawBest),
+      postgres_vs_pgboss: ratio(rate(postgres), rate(pgboss)),
+      postgres_vs_level: ratio(rate(postgres), rate(level)),
+      level_vs_raw: ratio(rate(level), rawBest),
+      postgres_vs_pgboss_median: sameRound(postgres, pgboss),
+      postgres_vs_level_median: sameRound(postgres, level),
+      cpu_us_postgres: cpu(postgres),
+      cpu_us_pgboss: cpu(pgboss),
+      cpu_us_level: cpu(level),
+      cpu_us_raw: Math.round(least(raw.map(([, c]) => c))),
+      postgres_write_deliver_per_s: Math.round(best(postgres.map((d) => d.writeDeliverPerSecond))),
+      pgboss_write_deliver_per_s: Math.round(best(pgboss.map((d) => d.writeDeliverPerSecond))),
+      postgres_enqueue_per_s: Math.round(best(postgres.map((d) => d.enqueuePerSecond))),
+      pgboss_enqueue_per_s: Math.round(best(pgboss.map((d) => d.enqueuePerSecond))),
+      jobs: JOBS,
+      concurrency: CONCURRENCY,
+      rounds: ROUNDS,
+    };
+    console.log(
+      `best of ${ROUNDS}: PostgreSQL outbox ${figures.postgres_deliveries_per_s}/s = x${figures.postgres_vs_pgboss} pg-boss (target >= 3), x${figures.postgres_vs_level} LevelDB (target >= 0.4); LevelDB x${figures.level_vs_raw} raw (target >= 0.6)`,
+    );
+    console.log(JSON.stringify(figures));
+  } finally {
+    child.kill();
+    await server.stop();
   }
 }
