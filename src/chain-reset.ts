@@ -1,17 +1,20 @@
 /**
- * `ethhook chain reset-cursor` for a stopped node: opens the node's store (`<dataDir>/db`) itself and
+ * `ethhook chain reset-cursor` for a stopped node: opens the node's store (`store.kind`: LevelDB's
+ * `<dataDir>/db`, or the PostgreSQL store) itself and
  * does what `POST /admin/chains/:chainId/reset-cursor` does to a running one (CursorStore.reset):
  * forgets the chain's cursor, reorg window and block 0, and sets where its listener starts at the next
  * start of the node (block `from`, or the confirmed head for `latest`). A running node holds the
- * LevelDB lock: that is refused (ETHHOOK_ERR_STORE_LOCKED), never waited for; use the admin route.
+ * LevelDB lock: that is refused (ETHHOOK_ERR_STORE_LOCKED), never waited for; use the admin route. A
+ * PostgreSQL store has no such lock: the operator stops the node first, as the command's help says.
  * The chain must be one the configuration follows (its `chains`, or the dev chain when it runs).
  */
 import { join, resolve } from 'node:path';
 import type { NodeConfig } from './config/schema.ts';
+import { Registry } from 'prom-client';
 import { EthhookError, isEthhookError } from './runtime/errors.ts';
+import { createLogger } from './runtime/log.ts';
 import { CursorStore } from './store/cursors.ts';
-import { openDb, type Db } from './store/level/db.ts';
-import { LevelKv } from './store/level/kv.ts';
+import { openStore, type OpenedStore } from './store/open.ts';
 
 export interface ChainResetRequest {
   chainId: number;
@@ -37,10 +40,16 @@ export async function resetChainCursorOffline(config: NodeConfig, request: Chain
       { chainId: request.chainId },
     );
   }
-  const dbDir = join(resolve(config.node.dataDir), 'db');
-  let db: Db;
+  const dataDir = resolve(config.node.dataDir);
+  const dbDir = config.store.kind === 'postgres' ? `postgres schema ${config.store.schema}` : join(dataDir, 'db');
+  let store: OpenedStore;
   try {
-    db = await openDb(dbDir);
+    store = await openStore(config.store, {
+      dataDir,
+      owner: config.node.id,
+      logger: createLogger({ level: 'silent' }),
+      registry: new Registry(),
+    });
   } catch (err) {
     if (isEthhookError(err, 'ETHHOOK_ERR_STORE_LOCKED')) {
       throw new EthhookError(
@@ -53,9 +62,9 @@ export async function resetChainCursorOffline(config: NodeConfig, request: Chain
     throw err;
   }
   try {
-    await new CursorStore(new LevelKv(db)).reset(request.chainId, request.from);
+    await new CursorStore(store.kv).reset(request.chainId, request.from);
   } finally {
-    await db.close();
+    await store.close();
   }
   return { dbDir, chain: chain.name };
 }

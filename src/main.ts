@@ -1,7 +1,8 @@
 /**
  * runNode: builds a node from its configuration and runs it until SIGTERM/SIGINT or a fatal escalation.
  *
- * Order: logger and metrics registry → LevelDB store and master key (checked against the stored
+ * Order: logger and metrics registry → the store (src/store/open.ts: LevelDB, or PostgreSQL with its
+ * migrations applied; `/ready` names it while it does not answer) and master key (checked against the stored
  * secrets: a key that opens none of them stops the start, ETHHOOK_ERR_MASTER_KEY_MISMATCH) → embedded
  * dev chain (when enabled and no chain is configured; its cursor is cleared, as anvil starts a new chain
  * every time) → the demo
@@ -55,11 +56,9 @@ import { registerProcessMetrics } from './runtime/metrics.ts';
 import { ActorSystem } from './runtime/system.ts';
 import { CursorStore } from './store/cursors.ts';
 import type { Kv } from './store/kv.ts';
-import { openDb } from './store/level/db.ts';
-import { LevelKv } from './store/level/kv.ts';
 import { EndpointStore } from './store/endpoints.ts';
 import type { OutboxStore } from './store/outbox/contract.ts';
-import { LevelOutbox } from './store/level/outbox/outbox.ts';
+import { openStore } from './store/open.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
@@ -112,7 +111,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   registry.setDefaultLabels({ node: config.node.id });
   registerProcessMetrics(registry);
 
-  const stores = await openStores(config, dataDir, logger, cleanups);
+  const stores = await openStores(config, dataDir, logger, registry, cleanups);
   const devChain =
     config.devChain.enabled && config.chains.length === 0 ? await startNodeDevChain(config, stores.kv, logger, cleanups) : undefined;
   const chains: ChainConfig[] = devChain ? [devChainConfig(devChain)] : [...config.chains];
@@ -162,13 +161,15 @@ interface Stores {
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
   outbox: OutboxStore;
+  /** Why the store does not answer now, for `/ready`. */
+  unreachable(): string | undefined;
 }
 
-/** The LevelDB store under `<dataDir>/db` and the master key that seals its secrets. */
-async function openStores(config: NodeConfig, dataDir: string, logger: Logger, cleanups: Cleanup[]): Promise<Stores> {
-  const db = await openDb(join(dataDir, 'db'));
-  cleanups.push(() => db.close());
-  const kv = new LevelKv(db);
+/** The store (`store.kind`: LevelDB under `<dataDir>/db`, or PostgreSQL) and the master key that seals its secrets. */
+async function openStores(config: NodeConfig, dataDir: string, logger: Logger, registry: Registry, cleanups: Cleanup[]): Promise<Stores> {
+  const store = await openStore(config.store, { dataDir, owner: config.node.id, logger, registry });
+  cleanups.push(() => store.close());
+  const { kv, outbox } = store;
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });
   const endpoints = new EndpointStore(kv, masterKey);
   // A wrong key would start a node that answers /ready and fails every delivery: refuse it here.
@@ -180,9 +181,7 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, c
     );
   }
   const subscriptions = new SubscriptionStore(kv, endpoints);
-  const outbox = await LevelOutbox.open(kv);
-  cleanups.push(() => outbox.idle());
-  return { kv, endpoints, subscriptions, outbox };
+  return { kv, endpoints, subscriptions, outbox, unreachable: () => store.unreachable() };
 }
 
 /** The embedded anvil of `devChain`, its previous run's cursor cleared. */
@@ -256,7 +255,10 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
           ...governanceRoutes(() => system),
           ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(kv) }),
         ],
-        readiness: () => p.readiness.reasons(),
+        readiness: () => {
+          const store = p.stores.unreachable();
+          return store === undefined ? p.readiness.reasons() : [store, ...p.readiness.reasons()];
+        },
         streams: streamTransports(hub, config.streams),
       }),
     deliverer: () => createDeliverer({ outbox, endpoints, registry, ...deliverer }),
