@@ -71,6 +71,18 @@ describe('connections', () => {
     expect(await pool.run('test', async (c) => (await c.query(`SELECT 1 FROM ${schema}.kv WHERE key = 'k'`)).rowCount)).toBe(1);
   });
 
+  it("an op's error series exist from its first run, at 0 per kind (an alert's increase() then sees its first error)", async () => {
+    const { pool, registry } = await open();
+    await pool.run('test.fresh', (c) => c.query('SELECT 1'));
+    const { values } = await registry.getSingleMetric('store_errors_total')!.get();
+    const series = values.filter((v) => v.labels.op === 'test.fresh').map((v) => [v.labels.kind, v.value]);
+    expect(series.sort()).toEqual([
+      ['query', 0],
+      ['timeout', 0],
+      ['unavailable', 0],
+    ]);
+  });
+
   it('refuses a schema name that is not a lower-case identifier', async () => {
     await expect(open({ schema: 'x; DROP TABLE kv' })).rejects.toThrow(/lower-case SQL identifier/);
   });

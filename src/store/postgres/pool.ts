@@ -31,7 +31,7 @@ import type { Registry } from 'prom-client';
 import { redactUrl } from '../../config/redact.ts';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { storeMetrics, type StoreErrorKind } from '../metrics.ts';
+import { STORE_ERROR_KINDS, storeMetrics, type StoreErrorKind } from '../metrics.ts';
 
 export const DEFAULT_PG_POOL_OPTIONS = {
   poolSize: 10,
@@ -164,7 +164,14 @@ export async function openPgPool(options: PgPoolOptions): Promise<PgPool> {
     }
   }
 
+  /** Ops seen so far: each op's error series start at 0, so an alert's increase() sees its first error. */
+  const seenOps = new Set<string>();
+
   async function attempt<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>, inTx: boolean): Promise<T> {
+    if (!seenOps.has(op)) {
+      seenOps.add(op);
+      for (const kind of STORE_ERROR_KINDS) metrics.errors.inc({ op, kind }, 0);
+    }
     const endTimer = metrics.duration.startTimer({ op });
     const started = Date.now();
     let delay = RETRY_MIN_MS;
