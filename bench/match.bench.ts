@@ -13,8 +13,11 @@
  * As a reference in the same run, each chunk is then matched a second time, timed apart
  * (`replayed_logs_per_s`): what a bench looping over a fixed set of logs would report instead;
  * `distinct_vs_replayed` is the ratio.
- * NOT measured: the LevelDB batch (one per block with matches; bench:deliver and the outbox tests cover
- * the store) and the zod parse of the incoming message.
+ * NOT measured in the matching loop: the store's write (one batch per block with matches) and the zod
+ * parse of the incoming message. With `--store postgres`, a commit phase after it (bench/match-commit.ts)
+ * measures that write, as the Matcher does it, on LevelDB and on PostgreSQL in the same run:
+ * `level_commit_logs_per_s`, `postgres_commit_logs_per_s`, `postgres_vs_level_commit` (bundle run only;
+ * BENCH_COMMIT_CHUNKS chunks, default 3). Without it the JSON is the same as ever.
  * Subscriptions reach the index the way the Matcher loads them: a JSON record parsed with the store's
  * zod schema, one at a time (each record carries its own copies of addresses, topics and ids).
  * RSS is the whole measuring process, under V8's default heap sizing, peak over the timed loop (sampled
@@ -57,6 +60,7 @@ import { newId } from '../src/store/ids.ts';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { bundleBench } from './bundled.ts';
+import { commitPhase, type BlockMatches } from './match-commit.ts';
 
 const SUBSCRIPTIONS = 100_000;
 const ENDPOINTS = 10_000;
@@ -68,6 +72,9 @@ const LOGS = 10_000;
 const LOGS_PER_BLOCK = 200;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CHAIN = 1;
+const STORE = process.argv.includes('--store') ? process.argv[process.argv.indexOf('--store') + 1] : 'level';
+if (STORE !== 'level' && STORE !== 'postgres') throw new Error(`--store must be level or postgres, not ${STORE}`);
+const COMMIT_CHUNKS = Number(process.env.BENCH_COMMIT_CHUNKS ?? 3);
 
 let seed = 0x2545f491;
 function rand(): number {
@@ -173,7 +180,7 @@ const out = (s: string) => process.stdout.write(`${s}\n`);
 const UNDER_TSX = import.meta.url.endsWith('.ts');
 
 if (UNDER_TSX && process.env.BENCH_MATCH_IN_PROCESS !== '1') await launch();
-else measure();
+else await measure();
 
 /** Builds the bundle, measures in a plain-node child running it, then in a tsx child; one JSON line of both. */
 async function launch(): Promise<void> {
@@ -181,7 +188,7 @@ async function launch(): Promise<void> {
   // Bundled exactly as bin/ethhook.mjs bundles the node, and run as it runs it (source maps on).
   const file = await bundleBench(import.meta.url);
   out('bench:match, measured in two child processes: bundled as bin/ethhook.mjs runs the node, then the sources under tsx');
-  const bundled = await child('bundle', ['--enable-source-maps', file]);
+  const bundled = await child('bundle', ['--enable-source-maps', file, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])]);
   const tsx = await child('tsx', ['--import', 'tsx', source]);
   const ok = (rss: number) => (rss <= 150 ? 'OK' : 'MISSED');
   out(
@@ -201,6 +208,16 @@ async function launch(): Promise<void> {
       replayed_logs_per_s: bundled.replayed_logs_per_s,
       distinct_vs_replayed: bundled.distinct_vs_replayed,
       vs_target: bundled.vs_target,
+      ...(bundled.postgres_commit_logs_per_s === undefined
+        ? {}
+        : {
+            postgres_commit_logs_per_s: bundled.postgres_commit_logs_per_s,
+            level_commit_logs_per_s: bundled.level_commit_logs_per_s,
+            postgres_vs_level_commit: bundled.postgres_vs_level_commit,
+            postgres_commit_jobs_per_s: bundled.postgres_commit_jobs_per_s,
+            level_commit_jobs_per_s: bundled.level_commit_jobs_per_s,
+            commit_logs: bundled.commit_logs,
+          }),
     }),
   );
 }
@@ -215,6 +232,12 @@ interface Figures {
   replayed_logs_per_s: number;
   distinct_vs_replayed: number;
   vs_target: number;
+  postgres_commit_logs_per_s?: number;
+  level_commit_logs_per_s?: number;
+  postgres_vs_level_commit?: number;
+  postgres_commit_jobs_per_s?: number;
+  level_commit_jobs_per_s?: number;
+  commit_logs?: number;
 }
 
 /** Runs one measuring process, echoing its lines under a label; resolves with its JSON line. */
@@ -232,7 +255,7 @@ async function child(label: string, args: string[]): Promise<Figures> {
   return JSON.parse(lines.at(-1) ?? '') as Figures;
 }
 
-function measure(): void {
+async function measure(): Promise<void> {
   // A full GC on demand, outside the timed loop, so the index's live size can be told apart from garbage.
   v8.setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
@@ -313,6 +336,7 @@ function measure(): void {
   );
   out(`V8 new space committed ${newSpace.toFixed(0)} MB (the default young generation grows to its maximum while the index is built)`);
   out(`targets: >= 200000 logs/s ${logsPerS >= 200_000 ? 'OK' : 'MISSED'}, RSS <= 150 MB ${peakRss <= 150 ? 'OK' : 'MISSED'} (${runtime})`);
+  const commit = STORE === 'postgres' ? await measureCommit(generate.makeBlocks) : undefined;
   out(
     JSON.stringify({
       match_logs_per_s: Math.round(logsPerS),
@@ -324,8 +348,37 @@ function measure(): void {
       replayed_logs_per_s: Math.round(replayedPerS),
       distinct_vs_replayed: Number((logsPerS / replayedPerS).toFixed(3)),
       vs_target: Number((logsPerS / 200_000).toFixed(2)),
+      ...commit,
     }),
   );
+
+  /** The commit phase (bench/match-commit.ts) on this index; its figures as the JSON's fields. */
+  async function measureCommit(makeBlocks: () => ChainBlockMessage[]) {
+    const matchPairs = (block: ChainBlockMessage): BlockMatches => {
+      const timestamp = eventTimestamp(block);
+      const m: BlockMatches = { jobs: [], records: [] };
+      for (const log of block.logs) {
+        for (const sub of index.match(block.chainId, log)) {
+          const record = { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId };
+          m.records.push(record);
+          m.jobs.push(buildJob(block, log, record, 'log.created', timestamp));
+        }
+      }
+      return m;
+    };
+    const f = await commitPhase({ chunks: COMMIT_CHUNKS, makeBlocks, matchBlock: matchPairs });
+    out(
+      `commit (the Matcher's reads + enqueueBatch per block, ${f.logs} logs, ${f.jobs} jobs): LevelDB ${Math.round(f.levelLogsPerS)} logs/s (${Math.round(f.levelJobsPerS)} jobs/s), PostgreSQL ${Math.round(f.postgresLogsPerS)} logs/s (${Math.round(f.postgresJobsPerS)} jobs/s), x${(f.postgresLogsPerS / f.levelLogsPerS).toFixed(2)}`,
+    );
+    return {
+      postgres_commit_logs_per_s: Math.round(f.postgresLogsPerS),
+      level_commit_logs_per_s: Math.round(f.levelLogsPerS),
+      postgres_vs_level_commit: Number((f.postgresLogsPerS / f.levelLogsPerS).toFixed(3)),
+      postgres_commit_jobs_per_s: Math.round(f.postgresJobsPerS),
+      level_commit_jobs_per_s: Math.round(f.levelJobsPerS),
+      commit_logs: f.logs,
+    };
+  }
 }
 
 /** Builds the generator's pools, then the index the way the Matcher loads it; each one's live size apart. */
