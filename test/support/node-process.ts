@@ -11,6 +11,11 @@
  *   `startTimeoutMs` (default 60 s). `startNodeProcess` spawns and waits for `running`.
  * - Test defaults: admin on 127.0.0.1:0 with one `operate` token (`NODE_TOKEN`), log level info (the
  *   address is read from an info line), dev chain off, short shutdown deadline.
+ * - `testStore(kind)` is a config's `store` section: LevelDB (in the node's dataDir), or PostgreSQL on
+ *   the run's test server (test/support/postgres.ts) in a new schema, dropped after the file. Call it
+ *   while the file is collected (it registers that afterAll), once per store: a node restarted with
+ *   the same section finds its store again, as one restarted on the same dir does. `openedStore(node)`
+ *   says which one a running node opened (its start-up log).
  * - `api(method, path, body?)` calls the admin API with the token; `metric(name, labels)` reads one
  *   sample from /metrics. `kill(signal)` signals it; `waitForExit()` resolves with code and signal once
  *   its output is read to the end (`logs` and `stderr` are then complete). A log line is read here a
@@ -27,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { pgTestSchema } from './postgres.ts';
 
 export const NODE_TOKEN = 'e2e-operate-token-0123456789abcdef';
 const BIN = fileURLToPath(new URL('../../bin/ethhook.mjs', import.meta.url));
@@ -106,6 +112,18 @@ export async function killAllNodes(): Promise<void> {
       }),
   );
   await Promise.all(waiting);
+}
+
+export type StoreKind = 'level' | 'postgres';
+
+export function testStore(kind: StoreKind): Record<string, unknown> {
+  if (kind === 'level') return { kind: 'level' };
+  const { url, schema } = pgTestSchema('e2e');
+  return { kind: 'postgres', url, schema };
+}
+
+export function openedStore(node: NodeProcess): StoreKind {
+  return node.logs.some((l) => l.msg === 'PostgreSQL store open') ? 'postgres' : 'level';
 }
 
 export function nodeConfig(dir: NodeDir, config: Record<string, unknown>): Record<string, unknown> {

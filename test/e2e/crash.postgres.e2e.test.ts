@@ -1,0 +1,5 @@
+// The crash e2e scenarios (test/e2e/suites/crash.ts) on a PostgreSQL store: the run's test server, a schema
+// of this file's own. A file beside the LevelDB one, so vitest runs the two side by side.
+import { crashSuite } from './suites/crash.ts';
+
+crashSuite('postgres');

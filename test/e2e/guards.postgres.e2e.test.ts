@@ -1,0 +1,5 @@
+// The guards e2e scenarios (test/e2e/suites/guards.ts) on a PostgreSQL store: the run's test server, a schema
+// of this file's own. A file beside the LevelDB one, so vitest runs the two side by side.
+import { guardsSuite } from './suites/guards.ts';
+
+guardsSuite('postgres');
