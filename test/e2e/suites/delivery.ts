@@ -138,6 +138,8 @@ export function deliverySuite(store: StoreKind): void {
       // answer slower than the request timeout on a loaded machine, and would be the same webhook.
       for (const [id, copies] of byWebhookId(r.requests)) expect(new Set(copies.map((c) => c.body)).size, id).toBe(1);
       expect(r.requests.length).toBeLessThan(400 * 1.05);
+      // The node that delivered all of it says it is ready: its store answers.
+      expect(await node.api('GET', '/ready')).toMatchObject({ status: 200, body: { ready: true, reasons: [] } });
     });
 
     // pipeline_stage_seconds: every stage was reached by the events above, and the stages are cumulative
