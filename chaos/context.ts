@@ -20,15 +20,21 @@
  *   retries on connection errors (a node killed mid-request) until `deadlineMs`.
  * - `record(...)`: the timeline of what happened, in seconds since `startedAt`; `injected(...)` also
  *   counts a fault that really happened.
+ * - `pg` (`store: 'postgres'`): the node's store is PostgreSQL, on a server of the run's own
+ *   (test/support/pg-server.ts: its own data directory and port, under os.tmpdir() as
+ *   `ethhook-chaos-pg-*`), which the store-outage fault stops and starts; without it, LevelDB in the
+ *   node's data dir. Either way the node keeps its data dir (its master key) across restarts.
  */
 import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
 import { Serial } from '../src/runtime/serial.ts';
 import type { EndpointCreated, SubscriptionAnswer } from '../test/support/admin-answers.ts';
 import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
+import { startPgServer, type PgServer } from '../test/support/pg-server.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';
 import { CHAIN_ID, nodeChain, sleep, startTickChain, type TickChain } from '../test/e2e/e2e-chain.ts';
 import type { ChainLog } from './invariant.ts';
+import type { ChaosStore } from './scenarios.ts';
 
 /** Actors the actor faults pick from (names, as the admin API accepts them). */
 export const CHAOS_ACTORS = ['deliverer', 'matcher', `chain-listener:${CHAIN_ID}`] as const;
@@ -64,6 +70,8 @@ export interface ChaosContextOptions {
   /** Seed of the receiver's answer delays. */
   seed: number;
   signal?: AbortSignal;
+  /** The node's store; default `level`. */
+  store?: ChaosStore;
 }
 
 /** A healthy receiver: 200 after 5..80 ms (seeded). */
@@ -107,9 +115,11 @@ export class ChaosContext {
     readonly options: ChaosContextOptions,
     /** Receiver path → the endpoint's secret, read by the receiver to verify signatures. */
     private readonly secrets: Map<string, string>,
+    /** The node's PostgreSQL, on a run with `store: 'postgres'`. */
+    readonly pg: PgServer | undefined,
   ) {}
 
-  /** Starts anvil, the proxy, the receiver; the node is started by `setup()`. */
+  /** Starts anvil, the proxy, the receiver (and PostgreSQL); the node is started by `setup()`. */
   static async create(options: ChaosContextOptions): Promise<ChaosContext> {
     const parts: Array<{ stop(): Promise<void> } | { close(): Promise<void> } | NodeDir> = [];
     try {
@@ -121,8 +131,10 @@ export class ChaosContext {
       const healthy = healthyReceiver(options.seed);
       const receiver = await startReceiver({ behaviour: healthy, secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) });
       parts.push(receiver);
+      const pg = options.store === 'postgres' ? await startPgServer({ prefix: 'ethhook-chaos-pg-' }) : undefined;
+      if (pg) parts.push(pg);
       const dir = await createNodeDir();
-      return new ChaosContext(chain, proxy, receiver, healthy, dir, options, secrets);
+      return new ChaosContext(chain, proxy, receiver, healthy, dir, options, secrets, pg);
     } catch (err) {
       for (const p of parts.reverse()) await ('remove' in p ? p.remove() : 'close' in p ? p.close() : p.stop()).catch(() => undefined);
       throw err;
@@ -178,6 +190,7 @@ export class ChaosContext {
       },
       // A small Matcher mailbox, so a burst of changes meets backpressure (the flood fault).
       runtime: { actors: { matcher: { mailbox: { capacity: 64 } } } },
+      ...(this.pg ? { store: { kind: 'postgres', url: this.pg.url } } : {}),
     };
   }
 
@@ -274,8 +287,9 @@ export class ChaosContext {
     }
   }
 
-  /** Undoes every fault, whatever state the faults left: chain reachable, receiver answering, node up, every actor started, flood subscriptions deleted. */
+  /** Undoes every fault, whatever state the faults left: PostgreSQL up, chain reachable, receiver answering, node up, every actor started, flood subscriptions deleted. */
   async healAll(): Promise<void> {
+    if (this.pg && !this.pg.running) await this.pg.start();
     this.proxy.refuse(false);
     this.receiver.setBehaviour(this.healthy);
     await this.spawnNode();
@@ -287,8 +301,8 @@ export class ChaosContext {
   }
 
   /**
-   * Stops the node (SIGTERM, then SIGKILL after 15 s), the receiver, the proxy and anvil, and removes
-   * the data dir; resolves with how the node exited. Safe to call twice.
+   * Stops the node (SIGTERM, then SIGKILL after 15 s), the receiver, the proxy, anvil and PostgreSQL,
+   * and removes the data dirs; resolves with how the node exited. Safe to call twice.
    */
   close(): Promise<FinalExit> {
     this.closing ??= this.stopEverything();
@@ -312,6 +326,7 @@ export class ChaosContext {
     await this.receiver.close().catch(() => undefined);
     await this.proxy.stop().catch(() => undefined);
     await this.chain.stop().catch(() => undefined);
+    await this.pg?.close().catch(() => undefined);
     await this.dir.remove().catch(() => undefined);
     return exit;
   }

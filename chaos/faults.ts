@@ -13,6 +13,7 @@
  * | actor-restart   | POST /admin/actors/restart of a random pipeline actor    | —                        |
  * | actor-stop      | POST /admin/actors/stop of a random pipeline actor       | POST /admin/actors/start |
  * | flood           | stop the Matcher, then a burst of blocks full of logs, empty blocks and subscription changes into its mailbox (64) | start it, delete the flood's subscriptions |
+ * | store-outage    | PostgreSQL stopped (fast shutdown: the node's connections cut) for 1..4 s; `--store postgres` only | start it on the same data |
  *
  * A fault that cannot apply now (a reorg too close to the contract's deployment) throws `FaultSkipped`:
  * the runner records it as skipped, not as injected.
@@ -24,7 +25,7 @@ import { failRatio } from '../test/support/receiver.ts';
 import { CHAIN_ID, sleep } from '../test/e2e/e2e-chain.ts';
 import { CHAOS_ACTORS, type ChaosContext } from './context.ts';
 
-export const FAULT_KINDS = ['kill', 'net-cut', 'reorg', 'receiver-fail', 'actor-restart', 'actor-stop', 'flood'] as const;
+export const FAULT_KINDS = ['kill', 'net-cut', 'reorg', 'receiver-fail', 'actor-restart', 'actor-stop', 'flood', 'store-outage'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface Fault {
@@ -295,6 +296,29 @@ export function sampleMailboxes(ctx: ChaosContext): MailboxSampler {
   };
 }
 
+/**
+ * The node's PostgreSQL (a run with `--store postgres`) stopped for 1..4 s: a fast shutdown, so every
+ * connection of the node is cut, statements in flight fail and open transactions roll back; then
+ * started again on the same data directory. The node must wait for it (its pool retries), not fail a
+ * delivery, lose a block or exit.
+ */
+export const storeOutage: FaultFactory = (random) => {
+  const holdMs = between(random, 1_000, 4_000);
+  return {
+    kind: 'store-outage',
+    plan: `PostgreSQL stopped for ${holdMs} ms`,
+    holdMs,
+    async inject(ctx) {
+      if (ctx.pg === undefined) throw new Error('store-outage needs a run on PostgreSQL (--store postgres)');
+      await ctx.pg.stop();
+      return `PostgreSQL stopped (fast shutdown), start after ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      await ctx.pg?.start();
+    },
+  };
+};
+
 export const FAULTS: Readonly<Record<FaultKind, FaultFactory>> = {
   kill,
   'net-cut': netCut,
@@ -303,4 +327,5 @@ export const FAULTS: Readonly<Record<FaultKind, FaultFactory>> = {
   'actor-restart': actorRestart,
   'actor-stop': actorStop,
   flood,
+  'store-outage': storeOutage,
 };

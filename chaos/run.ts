@@ -1,6 +1,11 @@
 /**
- * The chaos runner: `npm run chaos -- <scenario> [--seed N] [--seconds N] [--converge-seconds N]`
- * (or `runChaos(options)` in process, as test/e2e/chaos.e2e.test.ts does).
+ * The chaos runner: `npm run chaos -- <scenario> [--seed N] [--seconds N] [--converge-seconds N]
+ * [--store level|postgres]` (or `runChaos(options)` in process, as test/e2e/chaos.e2e.test.ts does).
+ *
+ * `--store postgres` runs the node on PostgreSQL, a server the run starts for itself (its own data
+ * directory and port) and stops at the end, and adds the scenario's PostgreSQL lanes (the database
+ * stopped and started: store-outage). The invariant reads only the chain and the receiver, and the
+ * runner reads the node through its admin API, so the check is the same on either store.
  *
  * One run: start anvil, a TCP proxy in front of it, a receiver and one node process following the
  * chain through the proxy (context.ts); create two endpoints and three subscriptions through `/v1`;
@@ -23,7 +28,7 @@ import { sleep } from '../test/e2e/e2e-chain.ts';
 import { ChaosContext, MAX_CONFIRMATIONS, type FinalExit, type TimelineEntry, type UnexpectedExit } from './context.ts';
 import { FAULT_KINDS, FaultSkipped, type FaultKind } from './faults.ts';
 import { checkInvariant, FAILURES, type Observation, type Verdict } from './invariant.ts';
-import { SCENARIOS, schedule, type ScheduledFault } from './scenarios.ts';
+import { lanesOf, SCENARIOS, schedule, type ChaosStore, type ScheduledFault } from './scenarios.ts';
 import { startTraffic } from './traffic.ts';
 
 export interface ChaosOptions {
@@ -36,12 +41,17 @@ export interface ChaosOptions {
   /** Where the human summary goes, line by line. Default: stdout. */
   print?: (line: string) => void;
   signal?: AbortSignal;
+  /** The node's store. Default `level`. */
+  store?: ChaosStore;
 }
 
 export interface ChaosResult {
   scenario: string;
   seed: number;
   seconds: number;
+  store: ChaosStore;
+  /** The fault kinds the run's lanes inject. */
+  kinds: FaultKind[];
   /** Faults injected, by kind (skipped and failed ones not counted; a doubled kill counts two). */
   faults: Record<FaultKind, number>;
   expected: number;
@@ -78,17 +88,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const seconds = options.seconds ?? scenario.seconds;
   const convergeMs = (options.convergeSeconds ?? DEFAULT_CONVERGE_SECONDS) * 1_000;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const plan = schedule(scenario, seed, seconds);
+  const store = options.store ?? 'level';
+  const plan = schedule(scenario, seed, seconds, store);
   const outcome = { skipped: 0, failed: [] as string[] };
 
-  const ctx = await ChaosContext.create({ seed: seed + 2, ...(options.signal ? { signal: options.signal } : {}) });
+  const ctx = await ChaosContext.create({ seed: seed + 2, store, ...(options.signal ? { signal: options.signal } : {}) });
   try {
     await ctx.setup();
     ctx.record(
       'setup',
       `node pid ${ctx.node.pid} at ${ctx.node.adminUrl}, chain through proxy :${ctx.proxy.port}, receiver ${ctx.receiver.url}, ${ctx.subscriptions.length} subscriptions on ${ctx.contract}`,
     );
-    print(`chaos ${scenario.name}, seed ${seed}, ${seconds} s: ${scenario.summary}`);
+    print(`chaos ${scenario.name} on ${store === 'postgres' ? 'PostgreSQL' : 'LevelDB'}, seed ${seed}, ${seconds} s: ${scenario.summary}`);
     print(
       `  traffic ${scenario.traffic.ticksPerSecond} tx/s of ${scenario.traffic.logsPerTick.join('-')} logs; ${plan.flat().filter((p) => p.atMs < seconds * 1_000).length} faults planned`,
     );
@@ -145,6 +156,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       scenario: scenario.name,
       seed,
       seconds,
+      store,
+      kinds: [...new Set(lanesOf(scenario, store).map((l) => l.kind))],
       faults,
       expected: verdict.expected,
       delivered: verdict.delivered,
@@ -231,6 +244,7 @@ export function jsonLine(r: ChaosResult): string {
     scenario: r.scenario,
     seed: r.seed,
     seconds: r.seconds,
+    store: r.store,
     faults: r.faults,
     expected: r.expected,
     delivered: r.delivered,
@@ -319,10 +333,11 @@ interface CliArgs {
   seed?: number;
   seconds?: number;
   convergeSeconds?: number;
+  store?: ChaosStore;
 }
 
 function parseArgs(argv: readonly string[]): CliArgs {
-  const usage = `usage: npm run chaos -- <${Object.keys(SCENARIOS).join('|')}> [--seed N] [--seconds N] [--converge-seconds N]`;
+  const usage = `usage: npm run chaos -- <${Object.keys(SCENARIOS).join('|')}> [--seed N] [--seconds N] [--converge-seconds N] [--store level|postgres]`;
   const args: Partial<CliArgs> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -334,7 +349,11 @@ function parseArgs(argv: readonly string[]): CliArgs {
     if (a === '--seed') args.seed = Math.floor(number(a));
     else if (a === '--seconds') args.seconds = number(a);
     else if (a === '--converge-seconds') args.convergeSeconds = number(a);
-    else if (a === '--help' || a === '-h') throw new Error(usage);
+    else if (a === '--store') {
+      const store = argv[++i];
+      if (store !== 'level' && store !== 'postgres') throw new Error(`--store is level or postgres\n${usage}`);
+      args.store = store;
+    } else if (a === '--help' || a === '-h') throw new Error(usage);
     else if (!a.startsWith('-') && args.scenario === undefined) args.scenario = a;
     else throw new Error(`unexpected argument "${a}"\n${usage}`);
   }
@@ -367,7 +386,7 @@ async function main(): Promise<void> {
     const aborted = abort.signal.aborted;
     process.stderr.write(`chaos: ${aborted ? 'aborted' : ((err as Error).stack ?? String(err))}\n`);
     process.stdout.write(
-      `${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`,
+      `${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, store: args.store ?? 'level', ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`,
     );
     process.exitCode = aborted ? 130 : 1;
   }

@@ -8,6 +8,10 @@
  * (ms from the start), with which parameters. Each lane has its own RNG (seed and lane index), and
  * the first occurrence of every lane falls within the first 40% of the run, so even a short run sees
  * every kind of fault of its scenario. Only occurrences that start before `seconds` run.
+ *
+ * A run on PostgreSQL (`store: 'postgres'`) adds the scenario's `postgresLanes` after its lanes (the
+ * database's own faults: `store-outage`); the plan of the other lanes is the same on either store.
+ * `lanesOf(scenario, store)` is the lanes a run has.
  */
 import { mulberry32 } from '../test/support/receiver.ts';
 import { FAULTS, type Fault, type FaultKind } from './faults.ts';
@@ -24,7 +28,11 @@ export interface Scenario {
   seconds: number;
   traffic: TrafficPattern;
   lanes: readonly Lane[];
+  /** Lanes added when the node runs on PostgreSQL. */
+  postgresLanes?: readonly Lane[];
 }
+
+export type ChaosStore = 'level' | 'postgres';
 
 export interface ScheduledFault {
   atMs: number;
@@ -93,13 +101,18 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
       { kind: 'actor-stop', everyMs: [3_000, 6_000] },
       { kind: 'flood', everyMs: [8_000, 12_000] },
     ],
+    postgresLanes: [{ kind: 'store-outage', everyMs: [6_000, 10_000] }],
   },
 };
 
+export function lanesOf(scenario: Scenario, store: ChaosStore): readonly Lane[] {
+  return store === 'postgres' ? [...scenario.lanes, ...(scenario.postgresLanes ?? [])] : scenario.lanes;
+}
+
 /** The plan of a run: for each lane, its occurrences in time order. */
-export function schedule(scenario: Scenario, seed: number, seconds: number): ScheduledFault[][] {
+export function schedule(scenario: Scenario, seed: number, seconds: number, store: ChaosStore = 'level'): ScheduledFault[][] {
   const durationMs = seconds * 1_000;
-  return scenario.lanes.map((lane, i) => {
+  return lanesOf(scenario, store).map((lane, i) => {
     const random = mulberry32((seed * 0x9e3779b1 + i * 0x85ebca6b) >>> 0);
     const drawGap = () => lane.everyMs[0] + random() * (lane.everyMs[1] - lane.everyMs[0]);
     const plan: ScheduledFault[] = [];

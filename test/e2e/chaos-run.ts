@@ -1,0 +1,30 @@
+/**
+ * The short chaos run the chaos e2e tests share (chaos/run.ts): `everything` for 12 s, seed 7, on the
+ * store given, and what such a run must show: every check of chaos/invariant.ts at zero, every kind of
+ * fault of its lanes really injected, nothing lost, the node never exited unless a fault killed it and
+ * exited 0 on the final SIGTERM.
+ */
+import { expect } from 'vitest';
+import { FAILURES } from '../../chaos/invariant.ts';
+import { jsonLine, runChaos, type ChaosResult } from '../../chaos/run.ts';
+import type { ChaosStore } from '../../chaos/scenarios.ts';
+
+export async function shortChaosRun(store: ChaosStore): Promise<ChaosResult> {
+  const lines: string[] = [];
+  const result = await runChaos({ scenario: 'everything', seed: 7, seconds: 12, convergeSeconds: 30, store, print: (l) => lines.push(l) });
+  console.info(`chaos e2e (${store}): ${jsonLine(result)}`);
+  const summary = lines.join('\n');
+  expect(result.failed, summary).toEqual([]);
+  for (const kind of result.kinds) expect(result.faults[kind], `${kind} injections\n${summary}`).toBeGreaterThan(0);
+  expect(result.ok, summary).toBe(true);
+  expect(result.lost).toBe(0);
+  expect(result.expected).toBeGreaterThan(100);
+  expect(result.delivered).toBe(result.expected);
+  expect(result.convergeMs, summary).not.toBeNull();
+  for (const check of FAILURES) expect(result.verdict[check], `${check}\n${summary}`).toBe(0);
+  expect(result.deadLetters, summary).toBe(0);
+  expect(result.unexpectedExits, summary).toEqual([]);
+  expect(result.finalExit, summary).toEqual({ code: 0, signal: null });
+  expect(lines.at(-1)).toBe(jsonLine(result));
+  return result;
+}
