@@ -11,6 +11,7 @@ import { DeliveryLoop, type DeliveryLoopOptions } from '../../src/actors/deliver
 import { WebhookHttpClient } from '../../src/actors/deliverer/http-client.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import type { TargetPolicy } from '../../src/target-policy/ssrf.ts';
+import { EthhookError } from '../../src/runtime/errors.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
@@ -103,6 +104,58 @@ const until = async (cond: () => boolean | Promise<boolean>, timeoutMs = 20_000)
     await new Promise((r) => setTimeout(r, 20));
   }
 };
+
+describe('an unreachable store', () => {
+  it('an outbox read failing with ETHHOOK_ERR_STORE_UNAVAILABLE is scanned again later: the loop lives on and delivers once the store answers', async () => {
+    const r = await receiver();
+    const { endpoint: ep } = await endpointFor(r, '/store-down');
+    await outbox.enqueueBatch(jobs(ep.id, 5, 'down'));
+    let failing = 3;
+    let failed = 0;
+    const realDue = outbox.due.bind(outbox);
+    outbox.due = (...args) => {
+      if (failing > 0) {
+        failing--;
+        failed++;
+        return Promise.reject(new EthhookError('ETHHOOK_ERR_STORE_UNAVAILABLE', 'the store operation outbox.due kept failing', {}));
+      }
+      return realDue(...args);
+    };
+    const fatal: unknown[] = [];
+    const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: 4, headersTimeoutMs: 2_000 });
+    const loop = new DeliveryLoop(
+      { outbox, endpoints, client, logger, metrics: delivererMetrics(registry), onFatal: (err) => fatal.push(err) },
+      { concurrency: 4, retry: FAST_RETRY, idlePollMs: 20, errorHoldMs: 30 },
+    );
+    loop.start();
+    cleanups.push(async () => {
+      await loop.stop();
+      await client.close();
+    });
+    await until(() => r.requests.length >= 5);
+    expect(failed).toBe(3);
+    expect(fatal).toEqual([]);
+    expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set(jobs(ep.id, 5, 'down').map((j) => j.id)));
+    await until(() => outbox.depth() === 0);
+  });
+
+  it('any other failing outbox read still stops the loop and reports it (the supervisor restarts the actor)', async () => {
+    outbox.due = () => Promise.reject(new Error('corrupt record'));
+    const fatal: unknown[] = [];
+    const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: 4, headersTimeoutMs: 2_000 });
+    const loop = new DeliveryLoop(
+      { outbox, endpoints, client, logger, metrics: delivererMetrics(registry), onFatal: (err) => fatal.push(err) },
+      { concurrency: 4, retry: FAST_RETRY, idlePollMs: 20, errorHoldMs: 30 },
+    );
+    loop.start();
+    cleanups.push(async () => {
+      await loop.stop();
+      await client.close();
+    });
+    await until(() => fatal.length === 1);
+    expect((fatal[0] as Error).message).toBe('corrupt record');
+  });
+});
 
 describe('at least once, through failures', () => {
   it('a receiver failing 30% of requests (500s and timeouts) still gets every job, retries keep the webhook-id', async () => {

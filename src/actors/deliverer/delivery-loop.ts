@@ -31,11 +31,14 @@
  * between the HTTP answer and that write redelivers the job later with the same `webhook-id`.
  * Order: webhooks are not kept in order, but for one (subscription, log), whose later webhooks (a
  * `log.removed`, the next generation's `log.created`) the outbox makes due only once the one before has
- * left it (src/store/outbox/contract.ts): the loop sends what is due. A failing outbox read stops the loop and reports
+ * left it (src/store/outbox/contract.ts): the loop sends what is due. An outbox read failing because
+ * the store is unreachable (ETHHOOK_ERR_STORE_UNAVAILABLE, once the store's own retries are spent) is
+ * logged and the scan tried again after `errorHoldMs`; any other failing read stops the loop and reports
  * through `onFatal` (the actor then fails and its supervisor restarts it); a failure while processing
  * one job is logged and the job held for `errorHoldMs`.
  */
 import { deferred, type Deferred } from '../../runtime/deferred.ts';
+import { isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Job } from '../../store/outbox/job.ts';
 import { Admission } from './admission.ts';
@@ -295,7 +298,12 @@ export class DeliveryLoop {
         if (epoch === this.rescanEpoch) this.rescanAt = nextDue !== undefined && nextDue > now ? Math.min(nextDue, idleUntil) : idleUntil;
       }
     } catch (err) {
-      this.fetchFailure = { error: err };
+      if (isEthhookError(err, 'ETHHOOK_ERR_STORE_UNAVAILABLE')) {
+        // The store retried for its whole retry window and still does not answer: the jobs are in it,
+        // so the loop waits (errorHoldMs) and scans again, however long the outage lasts.
+        this.deps.logger.warn({ err: (err as Error).message, retryInMs: this.cfg.errorHoldMs }, 'outbox unreachable; scanning again later');
+        this.rescanAt = this.now() + this.cfg.errorHoldMs;
+      } else this.fetchFailure = { error: err };
     } finally {
       this.fetching = null;
       this.wake();
