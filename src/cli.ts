@@ -9,6 +9,8 @@
  *                           on a stopped node: forget a chain's cursor and start it at N or the head
  *   store migrate [--dry-run] [--config FILE]
  *                           apply the PostgreSQL store's pending migrations, or (--dry-run) list them
+ *   store copy --from level:DIR --to postgres:URL [--schema NAME]
+ *                           copy a stopped node's LevelDB store into PostgreSQL (src/store/copy.ts)
  *   governance-serve ...    the reference governance server (src/governance-server/main.ts owns its flags)
  *   errors                  the error catalog: code, HTTP status, layer, summary
  *   help [COMMAND], --help, --version   (`help config`: every config subcommand)
@@ -22,6 +24,7 @@
  * this is the operator's terminal, not the node's log.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sourcePath } from './runtime/source-dir.ts';
 import { ConfigError, formatConfigIssues } from './config/errors.ts';
@@ -30,9 +33,10 @@ import { EthhookError } from './runtime/errors.ts';
 import { GOVERNANCE_SERVE_USAGE, runGovernanceServe } from './governance-server/main.ts';
 import { CONFIG_FILE_VARIABLE } from './config/env.ts';
 import { loadConfig } from './config/load.ts';
-import { redactConfig } from './config/redact.ts';
+import { redactConfig, redactUrl } from './config/redact.ts';
 import type { NodeConfig } from './config/schema.ts';
 import { START_CHECK_LIMITS, startProblems } from './start-checks.ts';
+import { DEFAULT_PG_POOL_OPTIONS, PG_SCHEMA_NAME } from './store/postgres/pool.ts';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -42,6 +46,8 @@ interface Command {
   usage: string;
   summary: string;
   flags: string[];
+  /** Help lines of the flags whose meaning is this command's own (store copy's --from). */
+  flagHelp?: Record<string, string>;
   /** Flag lines of a command that parses its own flags (shown by --help), and its full help text. */
   ownFlags?: { lines: string[]; help: string };
   run(positionals: string[], flags: Flags): Promise<number>;
@@ -53,6 +59,8 @@ interface Flags {
   chain?: string;
   from?: string;
   'dry-run'?: boolean;
+  to?: string;
+  schema?: string;
 }
 
 const OPTIONS = {
@@ -61,6 +69,8 @@ const OPTIONS = {
   chain: { type: 'string' },
   from: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  to: { type: 'string' },
+  schema: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -71,6 +81,8 @@ const FLAG_HELP: Record<string, string> = {
   chain: "--chain ID          the chain id (one of the configuration's chains)",
   from: '--from N|latest     the block to start at, or "latest": the confirmed head at the next start',
   'dry-run': '--dry-run           list the migrations that would be applied, and write nothing',
+  to: '--to postgres:URL   the PostgreSQL server (postgres://user:password@host/db); "postgres:" alone: $ETHHOOK_STORE__URL',
+  schema: '--schema NAME       the schema to copy into, migrated first (default ethhook, as store.schema)',
 };
 
 const COMMANDS: Record<string, Command> = {
@@ -165,6 +177,28 @@ const COMMANDS: Record<string, Command> = {
       return migrateStore(config.store, flags['dry-run'] === true);
     },
   },
+  'store copy': {
+    usage: 'ethhook store copy --from level:DIR --to postgres:URL [--schema NAME]',
+    summary:
+      "Copy a STOPPED node's LevelDB store into a PostgreSQL schema (migrated first): endpoints (their secrets stay sealed: " +
+      'run the new node with the same master key), subscriptions, pending jobs (held ones too), dead letters, chain cursors, ' +
+      'match records, deferred jobs, the attempt log and governance state. A store a running node holds is refused ' +
+      '(ETHHOOK_ERR_STORE_LOCKED). Run again, it writes the same rows: copy into an empty schema or one it wrote, never one ' +
+      'a node has run on (jobs it delivered would come back). Prints a count per kind, then one JSON summary line.',
+    flags: ['from', 'to', 'schema'],
+    flagHelp: { from: "--from level:DIR    the stopped node's data directory (node.dataDir), or its store in it (<dataDir>/db)" },
+    run: async (positionals, flags) => {
+      if (positionals.length > 0) return usageError(`store copy takes no arguments (got "${positionals[0]}")`);
+      if (flags.from === undefined || !flags.from.startsWith('level:') || flags.from === 'level:')
+        return usageError("store copy needs --from level:DIR (the stopped node's data directory or its db directory)");
+      if (flags.to === undefined || !flags.to.startsWith('postgres:')) return usageError('store copy needs --to postgres:URL');
+      const url = postgresUrl(flags.to);
+      if (url === undefined) return usageError('store copy --to postgres: (without a URL) takes ETHHOOK_STORE__URL, which is not set');
+      if (flags.schema !== undefined && !PG_SCHEMA_NAME.test(flags.schema))
+        return usageError(`store copy --schema must be a lower-case SQL identifier (a-z, 0-9, _), got "${flags.schema}"`);
+      return copyStore(flags.from.slice('level:'.length), url, flags.schema);
+    },
+  },
   'governance-serve': {
     usage: 'ethhook governance-serve --key FILE [--port N] [--log FILE] [--publish-token-file FILE] | --generate-key FILE',
     summary: 'Run the reference governance server (signed, sequenced control messages over WebSocket; docs/governance.md).',
@@ -239,12 +273,14 @@ Exit codes: 0 success, 1 invalid configuration or node failure, 2 usage error.
 }
 
 function flagLines(command: Command): string[] {
-  return command.ownFlags?.lines.map((line) => line.trim()) ?? command.flags.map((f) => FLAG_HELP[f]!);
+  return command.ownFlags?.lines.map((line) => line.trim()) ?? command.flags.map((f) => command.flagHelp?.[f] ?? FLAG_HELP[f]!);
 }
 
 function commandHelp(command: Command): string {
   if (command.ownFlags) return command.ownFlags.help;
-  return `Usage: ${command.usage}\n\n${command.summary}\n${command.flags.map((f) => `  ${FLAG_HELP[f]}\n`).join('')}`;
+  return `Usage: ${command.usage}\n\n${command.summary}\n${flagLines(command)
+    .map((line) => `  ${line}\n`)
+    .join('')}`;
 }
 
 /** `['config', 'check', 'x.yaml']` → the `config check` command and its arguments (`['x.yaml']`). */
@@ -332,6 +368,60 @@ async function migrateStore(store: Extract<NodeConfig['store'], { kind: 'postgre
     return EXIT_FAILURE;
   } finally {
     await pool.close();
+  }
+}
+
+/** The URL of `--to postgres:URL`: the URL after the prefix, the value itself when it is one (`postgres://…`), $ETHHOOK_STORE__URL when empty. */
+function postgresUrl(to: string): string | undefined {
+  const rest = to.slice('postgres:'.length);
+  if (rest.startsWith('//')) return to;
+  if (rest !== '') return rest;
+  const env = process.env.ETHHOOK_STORE__URL;
+  return env === undefined || env === '' ? undefined : env;
+}
+
+/** How long `store copy` waits for an unreachable server before it gives up. */
+const COPY_RETRY_FOR_MS = 10_000;
+
+async function copyStore(dir: string, url: string, schema: string | undefined): Promise<number> {
+  const [{ copyLevelToPostgres, levelStoreDir }, { createLogger }, { Registry }] = await Promise.all([
+    import('./store/copy.ts'),
+    import('./runtime/log.ts'),
+    import('prom-client'),
+  ]);
+  const levelDir = await levelStoreDir(resolve(dir));
+  if (levelDir === undefined) {
+    process.stderr.write(
+      `ethhook: store copy: no LevelDB store in ${resolve(dir)} (neither it nor its db/ holds one): give the node's data directory or its db directory\n`,
+    );
+    return EXIT_FAILURE;
+  }
+  process.stdout.write(`copying level:${levelDir} into schema ${schema ?? DEFAULT_PG_POOL_OPTIONS.schema} on postgres:${redactUrl(url)}\n`);
+  try {
+    const summary = await copyLevelToPostgres({
+      levelDir,
+      url,
+      ...(schema === undefined ? {} : { schema }),
+      retryForMs: COPY_RETRY_FOR_MS,
+      logger: createLogger({ level: 'silent' }),
+      registry: new Registry(),
+      onCopied: (kind, copied) => {
+        const detail =
+          typeof copied === 'number'
+            ? ''
+            : ` (${copied.held === undefined ? '' : `${copied.held} held, `}${copied.superseded === undefined ? '' : `${copied.superseded} superseded, `}${copied.new} new)`;
+        process.stdout.write(`  ${kind.padEnd(26)} ${String(typeof copied === 'number' ? copied : copied.copied).padStart(9)}${detail}\n`);
+      },
+    });
+    process.stdout.write(
+      "webhook secrets were copied sealed: run the PostgreSQL node with this node's master key (ETHHOOK_MASTER_KEY, or its <dataDir>/master.key)\n",
+    );
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return EXIT_OK;
+  } catch (err) {
+    const code = err instanceof EthhookError ? ` [${err.code}]` : '';
+    process.stderr.write(`ethhook: store copy: ${err instanceof Error ? err.message : String(err)}${code}\n`);
+    return EXIT_FAILURE;
   }
 }
 

@@ -133,7 +133,10 @@ describe('store migrate', () => {
   });
 
   it('needs its subcommand, and takes no arguments', async () => {
-    expect(await ethhook(['store'])).toMatchObject({ code: 2, stderr: expect.stringContaining('"store" needs a subcommand: migrate') });
+    expect(await ethhook(['store'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('"store" needs a subcommand: migrate, copy'),
+    });
     expect(await ethhook(['store', 'migrate', 'now'])).toMatchObject({ code: 2 });
   });
 });
@@ -162,6 +165,10 @@ describe('help and usage', () => {
         'store migrate',
         '--dry-run',
         'ETHHOOK_STORE__URL',
+        'store copy',
+        '--from level:DIR',
+        '--to postgres:URL',
+        '--schema NAME',
       ]) {
         expect(run.stdout).toContain(text);
       }
@@ -178,6 +185,7 @@ describe('help and usage', () => {
       'config print',
       'chain reset-cursor',
       'store migrate',
+      'store copy',
       'governance-serve',
       'errors',
       'help',

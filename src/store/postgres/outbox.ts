@@ -63,6 +63,10 @@
  * that write), but every fourth one is, so a busy instance still sees the others' writes.
  *
  * `onEnqueue` listeners hear of the jobs this instance made due (enqueued, replayed, released).
+ *
+ * Import (`ethhook store copy`, src/store/copy.ts): `importJobs` and `importDeadLetters` insert what
+ * another store exported as it was (attempt, due time, held_by, supersededBy, the JSON text as stored),
+ * unclaimed, in one transaction per call; a row whose id is already here is left as it is.
  */
 import type pg from 'pg';
 import { deferred, type Deferred } from '../../runtime/deferred.ts';
@@ -155,6 +159,19 @@ UPDATE outbox_jobs AS o SET due_at = u.due_at, job = u.job, claimed_by = NULL, c
   FROM unnest($1::text[], $2::bigint[], $3::json[]) AS u(id, due_at, job)
  WHERE o.id = u.id`;
 
+/** $1 ids, $2 endpoint ids, $3 due times, $4 held_by, $5 the jobs' JSON text as exported. */
+const IMPORT_JOBS = `
+INSERT INTO outbox_jobs (id, endpoint_id, due_at, held_by, job)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::json[])
+ON CONFLICT (id) DO NOTHING
+RETURNING id`;
+/** $1 ids, $2 endpoint ids, $3 dead times, $4 superseded_by, $5 the letters' JSON text as exported. */
+const IMPORT_DEAD = `
+INSERT INTO outbox_dead (id, endpoint_id, dead_at, superseded_by, letter)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::json[])
+ON CONFLICT (id) DO NOTHING
+RETURNING id`;
+
 const GET_JOB = 'SELECT job FROM outbox_jobs WHERE id = $1';
 const GET_DEAD = 'SELECT letter FROM outbox_dead WHERE id = $1';
 const LIST_DEAD = `
@@ -182,6 +199,19 @@ interface QueuedChange {
   /** Called after the commit with what the caller is told: complete/dead-letter whether the job was there, reschedule/postpone the job after it. */
   resolve: (value: boolean | Job | undefined) => void;
   reject: (err: unknown) => void;
+}
+
+/** A job exported by another store (see the module header): the job, its JSON text, what it is held behind. */
+export interface ImportedJob {
+  job: Job;
+  text: string;
+  heldBy: string | undefined;
+}
+
+/** A dead letter exported by another store, with its JSON text. */
+export interface ImportedDeadLetter {
+  letter: DeadLetter;
+  text: string;
 }
 
 /** What a committed group changed, for the counts and the listeners. */
@@ -466,6 +496,42 @@ export class PgOutbox implements OutboxStore {
         total += revived;
         if (letters < REPLAY_CHUNK) return total;
       }
+    });
+  }
+
+  /** Inserts exported jobs as they were, unclaimed (see the module header); how many were new. */
+  importJobs(jobs: readonly ImportedJob[]): Promise<number> {
+    return this.bulk.run(async () => {
+      if (jobs.length === 0) return 0;
+      const { rows } = await this.pool.tx('outbox.import', (client) =>
+        client.query<{ id: string }>(IMPORT_JOBS, [
+          jobs.map((j) => j.job.id),
+          jobs.map((j) => j.job.endpointId),
+          jobs.map((j) => j.job.nextAttemptAt),
+          jobs.map((j) => j.heldBy ?? null),
+          jobs.map((j) => j.text),
+        ]),
+      );
+      this.noteWrite(rows.length, 0);
+      return rows.length;
+    });
+  }
+
+  /** Inserts exported dead letters as they were (see the module header); how many were new. */
+  importDeadLetters(letters: readonly ImportedDeadLetter[]): Promise<number> {
+    return this.bulk.run(async () => {
+      if (letters.length === 0) return 0;
+      const { rows } = await this.pool.tx('outbox.import', (client) =>
+        client.query<{ id: string }>(IMPORT_DEAD, [
+          letters.map((l) => l.letter.id),
+          letters.map((l) => l.letter.job.endpointId),
+          letters.map((l) => l.letter.deadAt),
+          letters.map((l) => l.letter.supersededBy ?? null),
+          letters.map((l) => l.text),
+        ]),
+      );
+      this.noteWrite(0, rows.length);
+      return rows.length;
     });
   }
 

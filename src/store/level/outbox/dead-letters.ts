@@ -69,6 +69,11 @@ export class DeadLetters {
     }
   }
 
+  /** Every stored letter's JSON text, in id order (an export). */
+  stored(): AsyncIterable<Buffer> {
+    return this.letters.values<string, Buffer>({ valueEncoding: 'buffer' });
+  }
+
   /** The operations that park `letter`. */
   putOps(letter: DeadLetter): BatchOp[] {
     const at = padNumber(letter.deadAt);

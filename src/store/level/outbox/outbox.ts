@@ -51,6 +51,10 @@
  * a block re-sent by a listener that crashed before advancing its cursor. Outside that window a
  * redelivery carries the same `webhook-id`, which receivers deduplicate on.
  *
+ * Export (`ethhook store copy`, src/store/copy.ts): `exportJobs` and `exportDeadLetters` read every
+ * stored job and dead letter, a page at a time, as their JSON text as stored (a job's body bytes
+ * unchanged), a held job with the id it waits for; for a stopped node's store.
+ *
  * `depth()` (due and held jobs) and `deadLetterCount()` are kept in memory (counted once at open, then
  * maintained by every write), so gauges cost nothing; this instance must be the only writer of the
  * database, which LevelDB's lock already guarantees across processes. Writes use LevelDB's default (no
@@ -103,6 +107,22 @@ export interface LevelOutboxOptions {
   rememberAtMost?: number;
   /** Clock, for tests. */
   now?: () => number;
+}
+
+/** Records per page of an export. */
+export const EXPORT_PAGE = 1_000;
+
+/** A stored job as exported: the job, its record's JSON text, and the job it is held behind (when held). */
+export interface ExportedJob {
+  job: Job;
+  text: string;
+  heldBy: string | undefined;
+}
+
+/** A stored dead letter as exported, with its JSON text. */
+export interface ExportedDeadLetter {
+  letter: DeadLetter;
+  text: string;
 }
 
 /** A change to one pending job, waiting for the next group commit; attempt records are validated at the call. */
@@ -505,6 +525,44 @@ export class LevelOutbox implements OutboxStore {
   /** Dead letters parked at or after `since` (ms, default 0), oldest first, optionally of one endpoint. */
   listDeadLetters(options: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     return this.dead.list(options);
+  }
+
+  /** Every stored job in id order, `pageSize` at a time (see the module header): one iterator, a snapshot. */
+  async *exportJobs(pageSize = EXPORT_PAGE): AsyncGenerator<ExportedJob[]> {
+    let page: Buffer[] = [];
+    for await (const record of this.jobs.values<string, Buffer>({ valueEncoding: 'buffer' })) {
+      page.push(record);
+      if (page.length < pageSize) continue;
+      yield await this.exported(page);
+      page = [];
+    }
+    if (page.length > 0) yield await this.exported(page);
+  }
+
+  /** A page of job records as exported: a job is held when the held list of the job it follows names it. */
+  private async exported(records: readonly Buffer[]): Promise<ExportedJob[]> {
+    const jobs = records.map((record) => ({ job: JSON.parse(record.toString('utf8')) as Job, text: record.toString('utf8') }));
+    const followed = [...new Set(jobs.flatMap(({ job }) => (job.follows === undefined ? [] : [job.follows])))];
+    const lists = followed.length === 0 ? [] : await this.held.getMany(followed);
+    const holding = new Map(followed.map((id, i) => [id, new Set((lists[i] ?? []).map((h) => h.id))]));
+    return jobs.map(({ job, text }) => ({
+      job,
+      text,
+      heldBy: job.follows !== undefined && holding.get(job.follows)!.has(job.id) ? job.follows : undefined,
+    }));
+  }
+
+  /** Every dead letter in id order, `pageSize` at a time, with its JSON text as stored. */
+  async *exportDeadLetters(pageSize = EXPORT_PAGE): AsyncGenerator<ExportedDeadLetter[]> {
+    let page: ExportedDeadLetter[] = [];
+    for await (const record of this.dead.stored()) {
+      const text = record.toString('utf8');
+      page.push({ letter: JSON.parse(text) as DeadLetter, text });
+      if (page.length < pageSize) continue;
+      yield page;
+      page = [];
+    }
+    if (page.length > 0) yield page;
   }
 
   /**
