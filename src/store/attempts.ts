@@ -21,7 +21,9 @@
  * endpoint stores fewer than 1.5 x keep + PAGE_MAX records. `idle()` waits for those removals.
  *
  * The next number of an endpoint is kept in memory, read once per process from its newest page (one
- * key, read backwards) by `ready(endpointIds)` before the first write.
+ * key, read backwards) by `ready(endpointIds)` before the first write. A writer whose batch was
+ * certainly not written (a conditional write that found its condition false) takes them back with
+ * `mark` before `pageOps` and `rewind` after.
  */
 import { z } from 'zod';
 import { EthhookError } from '../runtime/errors.ts';
@@ -129,6 +131,25 @@ export class AttemptLog {
     this.next.set(endpointId, next);
     if (next - (this.trimmedAt.get(endpointId) ?? 0) >= this.keepPerEndpoint / 2) this.trimDue.add(endpointId);
     return ops;
+  }
+
+  /** The next numbers of `endpointIds` (each `ready`) as they are now, for `rewind`. */
+  mark(endpointIds: Iterable<string>): Map<string, number> {
+    const mark = new Map<string, number>();
+    for (const id of endpointIds) {
+      const n = this.next.get(id);
+      if (n === undefined) throw new Error(`attempt log: endpoint ${id} is not ready`);
+      mark.set(id, n);
+    }
+    return mark;
+  }
+
+  /**
+   * Takes the numbers back to a `mark`: the batch holding the `pageOps` made since was certainly not
+   * written (its records are numbered again by the next calls, no number is left unused).
+   */
+  rewind(mark: ReadonlyMap<string, number>): void {
+    for (const [id, n] of mark) this.next.set(id, n);
   }
 
   /**

@@ -130,6 +130,25 @@ describe('claims shared by instances on one schema', () => {
     expect(await b.get('msg_3')).toBeUndefined();
   });
 
+  it("completions grouped with one under another instance's claim: that one false, the rest done, every attempt of theirs listed", async () => {
+    const { pool } = await freshSchema('mixed');
+    const a = await open(pool, 'node-a', { now: () => T0, attemptsPerEndpoint: 3 });
+    const b = await open(await secondPool(pool.schema), 'node-b', { now: () => T0 });
+    await a.enqueueBatch(['msg_1', 'msg_2', 'msg_3', 'msg_4'].map((id) => newJob(id, 'ep_a', { nextAttemptAt: T0 })));
+    expect(ids(await b.due(T0, 1))).toEqual(['msg_1']);
+    expect(await a.complete('msg_2', attempt('msg_2'))).toBe(true);
+    const results = await Promise.all([
+      a.complete('msg_1', attempt('msg_1')),
+      a.complete('msg_3', attempt('msg_3')),
+      a.complete('msg_4', attempt('msg_4')),
+    ]);
+    expect(results).toEqual([false, true, true]);
+    expect(ids(await b.due(T0, 10))).toEqual(['msg_1']);
+    // Kept: the newest 3 records; numbers taken by msg_1's record that was not written would hide msg_2's.
+    expect((await a.attempts.list('ep_a')).map((r) => r.jobId).sort()).toEqual(['msg_2', 'msg_3', 'msg_4']);
+    expect(a.depth()).toBe(1);
+  });
+
   it('reschedule and postpone let the job go: due at its new time for any instance', async () => {
     const { pool } = await freshSchema('release');
     const a = await open(pool, 'node-a', { now: () => T0 });

@@ -34,7 +34,12 @@
  * instances' clocks (`now`): their skew must stay well below `claimMs`.
  *
  * Group commit: the changes queued while the previous group was being written form the next group,
- * ONE transaction: the group's rows locked (`FOR UPDATE`, in id order; the job records read only for
+ * ONE transaction. A group of completions of distinct jobs (the common case) is one round trip: a
+ * query of two statements in one implicit transaction (`completeAllSql`) locks the group's jobs this
+ * instance may change and, only when that is all of them, deletes them and writes their attempt pages;
+ * its second statement, with a snapshot of its own, releases the followers of the group's jobs that are
+ * gone. When some job was gone or another's, nothing was written (the attempt numbers are taken back,
+ * AttemptLog.rewind) and the group takes the general path. The general path: the group's rows locked (`FOR UPDATE`, in id order; the job records read only for
  * changes other than completions, which need the claim alone), the changes applied in
  * memory in call order (several changes to one job: each sees the previous), then the writes — the
  * followers of the jobs that left released, the jobs that left deleted, their dead letters inserted,
@@ -162,6 +167,45 @@ WITH f AS (SELECT id, held_by FROM outbox_jobs WHERE held_by = ANY($1::text[]) O
 UPDATE outbox_jobs AS o SET held_by = NULL FROM f WHERE o.id = f.id
 RETURNING o.id, f.held_by AS followed`;
 const DELETE_JOBS = 'DELETE FROM outbox_jobs WHERE id = ANY($1::text[])';
+
+/**
+ * A group of completions only, as ONE simple-protocol query of two statements (one round trip, one
+ * implicit transaction, one commit): the first locks the group's jobs this instance may change and, only
+ * when that is every one of them, deletes them and writes the attempt pages; the second, with a
+ * snapshot of its own (so it sees a follower an enqueue committed while the first waited for its
+ * lock), releases the followers of group jobs that are gone. Values are inlined as escaped literals
+ * (the simple protocol takes no parameters). Returns `done` (bool) of the first.
+ */
+function completeAllSql(
+  client: pg.PoolClient,
+  owner: string,
+  now: number,
+  ids: readonly string[],
+  pages: ReadonlyArray<{ space: string; key: string; value: unknown }>,
+): string {
+  const lit = (s: string): string => client.escapeLiteral(s);
+  const idArray = `ARRAY[${ids.map(lit).join(',')}]::text[]`;
+  const writePages =
+    pages.length === 0
+      ? ''
+      : `,
+pages AS (
+  INSERT INTO kv (space, key, value)
+  SELECT s, k, v::json FROM (VALUES ${pages.map((p) => `(${lit(p.space)},${lit(p.key)},${lit(JSON.stringify(p.value))})`).join(',')}) AS t(s, k, v)
+   WHERE (SELECT all_mine FROM ok)
+  ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value)`;
+  return `
+WITH mine AS (
+  SELECT id FROM outbox_jobs
+   WHERE id = ANY(${idArray}) AND (claimed_by IS NULL OR claimed_by = ${lit(owner)} OR claim_until <= ${now})
+   ORDER BY id FOR UPDATE),
+ok AS (SELECT count(*) = ${ids.length} AS all_mine FROM mine),
+del AS (DELETE FROM outbox_jobs WHERE id IN (SELECT id FROM mine) AND (SELECT all_mine FROM ok))${writePages}
+SELECT (SELECT all_mine FROM ok) AS done;
+UPDATE outbox_jobs AS f SET held_by = NULL
+ WHERE f.held_by = ANY(${idArray}) AND NOT EXISTS (SELECT 1 FROM outbox_jobs AS j WHERE j.id = f.held_by)
+RETURNING f.id`;
+}
 /** $1 ids, $2 endpoint ids, $3 dead times, $4 superseded_by, $5 the letters' JSON. */
 const INSERT_DEAD = `
 INSERT INTO outbox_dead (id, endpoint_id, dead_at, superseded_by, letter)
@@ -620,6 +664,10 @@ export class PgOutbox implements OutboxStore {
     const loading = this.attempts.ready(endpoints);
     if (loading) await loading;
     const ids = [...new Set(group.map((q) => q.id))];
+    if (ids.length === group.length && group.every((q) => q.change.kind === 'complete')) {
+      const outcome = await this.completeAll(group);
+      if (outcome !== undefined) return outcome;
+    }
     const read = [...new Set(group.flatMap((q) => (q.change.kind === 'complete' ? [] : [q.id])))];
     return this.pool
       .tx('outbox.commit', async (client) => {
@@ -700,6 +748,42 @@ export class PgOutbox implements OutboxStore {
         this.attempts.written();
         return outcome;
       });
+  }
+
+  /**
+   * A group of completions of distinct jobs in one round trip (`completeAllSql`): its outcome, or
+   * undefined when some job was gone or under another instance's live claim, and nothing was written
+   * (the transaction path then decides job by job).
+   */
+  private async completeAll(group: readonly QueuedChange[]): Promise<GroupOutcome | undefined> {
+    const attempts = new Map<string, AttemptRecord[]>();
+    for (const { change } of group) {
+      if (change.kind !== 'complete' || !change.attempt) continue;
+      const records = attempts.get(change.attempt.endpointId);
+      if (records === undefined) attempts.set(change.attempt.endpointId, [change.attempt]);
+      else records.push(change.attempt);
+    }
+    const mark = this.attempts.mark(attempts.keys());
+    const pages: Array<{ space: string; key: string; value: unknown }> = [];
+    for (const [endpointId, records] of attempts) {
+      for (const op of this.attempts.pageOps(endpointId, records)) {
+        if (op.type !== 'put') throw new Error(`attempt log: a page op is a ${op.type}, not a put`);
+        pages.push(op);
+      }
+    }
+    const ids = group.map((q) => q.id);
+    const [first, second] = await this.pool.run('outbox.commit', async (client) => {
+      const results = (await client.query(completeAllSql(client, this.owner, this.now(), ids, pages))) as unknown as pg.QueryResult[];
+      return results as [pg.QueryResult<{ done: boolean }>, pg.QueryResult<{ id: string }>];
+    });
+    const released = second.rows.length;
+    if (first.rows[0]?.done !== true) {
+      this.attempts.rewind(mark);
+      if (released > 0) this.notify(released);
+      return undefined;
+    }
+    this.attempts.written();
+    return { results: group.map(() => true), left: group.length, parked: 0, released };
   }
 
   /** A write of this instance committed: the counts move by its deltas. */
