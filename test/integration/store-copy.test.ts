@@ -24,7 +24,6 @@ import { MatchStore } from '../../src/store/matches.ts';
 import type { OutboxStore } from '../../src/store/outbox/contract.ts';
 import { PgKv } from '../../src/store/postgres/kv.ts';
 import { PgOutbox } from '../../src/store/postgres/outbox.ts';
-import { readMigrations } from '../../src/store/postgres/migrate.ts';
 import { openPgPool, type PgPool } from '../../src/store/postgres/pool.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import { newJob } from '../support/jobs.ts';
@@ -179,8 +178,8 @@ describe('the source', () => {
 });
 
 describe('copy', () => {
-  it('migrates the target and counts what it copied, kind by kind', async () => {
-    expect(first.migrated).toEqual((await readMigrations()).map((m) => m.version));
+  it('migrates the target and counts what it copied, kind by kind', () => {
+    expect(first.migrated).toEqual([1]);
     expect(first.schema).toBe(target.schema);
     expect(first.kv).toMatchObject({
       endpoints: 1,
@@ -365,13 +364,7 @@ describe('ethhook store copy', () => {
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}dead letters +2 \(1 superseded, 2 new\)$/));
     expect(run.stdout).toContain('master key');
     const summary = JSON.parse(lines.at(-1)!) as StoreCopySummary;
-    expect(summary).toMatchObject({
-      from: `level:${dbDir}`,
-      schema: cliTarget.schema,
-      migrated: first.migrated,
-      kv: first.kv,
-      jobs: first.jobs,
-    });
+    expect(summary).toMatchObject({ from: `level:${dbDir}`, schema: cliTarget.schema, migrated: [1], kv: first.kv, jobs: first.jobs });
     const password = new URL(cliTarget.url).password;
     if (password !== '') expect(run.stdout + run.stderr).not.toContain(password);
     const [kv, jobs, dead] = (await tables(cliTarget.schema)) as unknown[][];
