@@ -33,7 +33,8 @@ export const storeErrorCodes = defineErrorCodes({
     httpStatus: 500,
   },
   ETHHOOK_ERR_STORE_LOCKED: {
-    summary: 'the store is held by a running node (the LevelDB lock); stop the node or use the admin API',
+    summary:
+      "the store is held by a running node (LevelDB's lock on its directory, or the node lock on a PostgreSQL schema); stop the node, use the admin API, or give this node another store",
     httpStatus: 409,
   },
   ETHHOOK_ERR_STORE_UNAVAILABLE: {

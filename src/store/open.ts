@@ -5,7 +5,8 @@
  *
  * - `level` (the default): the LevelDB directory `<dataDir>/db`, held by this process alone (LevelDB's
  *   lock refuses a second one: ETHHOOK_ERR_STORE_LOCKED). It always answers while open: `store_up` 1.
- * - `postgres`: a pool on `store.url` (src/store/postgres/pool.ts), the pending migrations applied
+ * - `postgres`: the schema's node lock taken (postgres/node-lock.ts: one running node per schema, a
+ *   second refused with ETHHOOK_ERR_STORE_LOCKED), a pool on `store.url` (src/store/postgres/pool.ts), the pending migrations applied
  *   first under an advisory lock (a schema newer than this code is refused:
  *   ETHHOOK_ERR_STORE_SCHEMA_NEWER), then the PostgreSQL outbox, whose claims carry `owner` (the node's
  *   id, so a restarted node takes its own claims back at once). `store_up` follows the pool: 0 while
@@ -74,15 +75,23 @@ async function openLevel({ dataDir, registry }: OpenStoreOptions): Promise<Opene
 
 async function openPostgres(config: Extract<StoreConfig, { kind: 'postgres' }>, options: OpenStoreOptions): Promise<OpenedStore> {
   // Loaded only for a PostgreSQL store: a LevelDB node never loads the driver.
-  const [{ openPgPool }, { migrate }, { PgKv }, { PgOutbox }] = await Promise.all([
+  const [{ openPgPool }, { migrate }, { PgKv }, { PgOutbox }, { lockSchema }] = await Promise.all([
     import('./postgres/pool.ts'),
     import('./postgres/migrate.ts'),
     import('./postgres/kv.ts'),
     import('./postgres/outbox.ts'),
+    import('./postgres/node-lock.ts'),
   ]);
   const { url, poolSize, schema, statementTimeoutMs } = config;
   const logger = options.logger.child({ component: 'store' });
-  const pool = await openPgPool({ url, poolSize, schema, statementTimeoutMs, logger, registry: options.registry });
+  const lock = await lockSchema(url, schema, logger);
+  let pool: Awaited<ReturnType<typeof openPgPool>>;
+  try {
+    pool = await openPgPool({ url, poolSize, schema, statementTimeoutMs, logger, registry: options.registry });
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
   try {
     const applied = await migrate(pool);
     if (applied.length > 0) logger.info({ applied: applied.map((m) => `${m.version} ${m.name}`), schema }, 'store migrations applied');
@@ -98,10 +107,12 @@ async function openPostgres(config: Extract<StoreConfig, { kind: 'postgres' }>, 
         await outbox.idle();
         await outbox.close();
         await pool.close();
+        await lock.release();
       },
     };
   } catch (err) {
     await pool.close();
+    await lock.release();
     throw err;
   }
 }
