@@ -138,6 +138,30 @@ describe('memory: the backlog stays in the outbox', () => {
     s.answered(f!, 5, true);
   });
 
+  it('a scan that passed over an endpoint and came back short asks for another at once when the endpoint took its jobs meanwhile', () => {
+    const { s, hooks } = scheduler();
+    settle(s, ['f'], 5);
+    for (let i = 0; i < 2; i++) expect(s.offer(job('f'))).toBe(true);
+    const skipped = s.skipping();
+    expect(skipped.has('f')).toBe(true);
+    // While the scan runs, f's ready jobs go out: f could take more, but nothing marked it left behind yet.
+    expect(drain(s)).toHaveLength(2);
+    hooks.rescan.mockClear();
+    s.shortScan(skipped);
+    expect(hooks.rescan).toHaveBeenCalledTimes(1);
+  });
+
+  it('a scan that came back short while a skipped endpoint still holds its ready jobs waits for it to take them', () => {
+    const { s, hooks } = scheduler();
+    settle(s, ['f'], 5);
+    for (let i = 0; i < 2; i++) expect(s.offer(job('f'))).toBe(true);
+    hooks.rescan.mockClear();
+    s.shortScan(s.skipping());
+    expect(hooks.rescan).not.toHaveBeenCalled();
+    drain(s);
+    expect(hooks.rescan).toHaveBeenCalledTimes(1);
+  });
+
   it('a fast endpoint keeps what a scan brings, and is passed over once it holds perEndpointConcurrency', () => {
     const { s } = scheduler({ concurrency: 1 });
     settle(s, ['f'], 5);

@@ -250,13 +250,18 @@ export class Scheduler {
     return skip;
   }
 
-  /** The last scan passed over `skipped` and found fewer jobs than it asked for: their jobs may be waiting. */
+  /**
+   * The last scan passed over `skipped` and found fewer jobs than it asked for: their jobs may be
+   * waiting. A line that can already take jobs (its ready ones went while the scan ran) asks for a scan
+   * at once: nothing else would (its next request ending, if it has one in flight at all).
+   */
   shortScan(skipped: ReadonlySet<string>): void {
     for (const id of skipped) {
       const line = this.lines.get(id);
       if (line === undefined) continue;
       line.leftBehind = true;
       if (this.laneFull(line)) this.slowLeftBehind = true;
+      this.roomFor(line);
     }
   }
 
