@@ -305,6 +305,17 @@ describe('counts and bodies', () => {
     expect(b.bodyOf((await a.get('msg_1'))!).equals(expected)).toBe(true);
     expect(a.bodyOf(rescheduled!).equals(expected)).toBe(true);
   });
+
+  it('a claimed job whose stored text does not end with its payload (imported as another store wrote it) still has its payload as body', async () => {
+    const { pool } = await freshSchema('body_import');
+    const a = await open(pool, 'node-a');
+    const job = { ...newJob('msg_1', 'ep_a', { nextAttemptAt: T0 }), attempt: 0, createdAt: T0 } as Job;
+    const { payload, ...rest } = job;
+    const text = JSON.stringify({ payload, ...rest, nested: { payload: 'x' } });
+    expect(await a.importJobs([{ job, text, heldBy: undefined }])).toBe(1);
+    const [read] = await a.due(T0, 1);
+    expect(a.bodyOf(read!).equals(Buffer.from(JSON.stringify(payload)))).toBe(true);
+  });
 });
 
 /** Runs the child until it has enqueued `minBatches`, then a random few ms more, then SIGKILLs it. */

@@ -6,7 +6,9 @@
  * and the attempt pages in `kv` (AttemptLog over the Kv, its ops written in the outbox's transactions).
  * `job` and `letter` are `json`, not `jsonb`: PostgreSQL keeps their text, so a job read back has its
  * payload's fields in the order they were written and `bodyOf` (the payload's JSON) gives the same bytes
- * on every attempt, whichever instance sends it.
+ * on every attempt, whichever instance sends it. A job's text is written with its payload as the last
+ * field (`jobText`, as the LevelDB record is), and a claim reads it as text: the body is then that
+ * text's tail, encoded once, instead of the payload serialized again from the parsed job.
  *
  * Options of `PgOutbox.open(pool, kv, options)`:
  * - `owner` (required): this instance's id, written in the claims it takes. At open, the claims
@@ -153,7 +155,7 @@ UPDATE outbox_jobs SET claimed_by = $1, claim_until = $3
     ORDER BY due_at, id
     LIMIT $6
     FOR UPDATE SKIP LOCKED)
-RETURNING job`;
+RETURNING job::text AS job`;
 const NEXT_DUE = `
 SELECT min(CASE WHEN claimed_by = $1 THEN due_at ELSE greatest(due_at, claim_until) END) AS at
   FROM outbox_jobs WHERE held_by IS NULL`;
@@ -410,7 +412,7 @@ export class PgOutbox implements OutboxStore {
         fresh.map((j) => j.endpointId),
         fresh.map((j) => j.nextAttemptAt),
         fresh.map((j) => heldBy.get(j.id) ?? null),
-        fresh.map((j) => JSON.stringify(j)),
+        fresh.map(jobText),
       ]);
       inserted = result.rows.map((r) => r.id);
     }
@@ -431,9 +433,9 @@ export class PgOutbox implements OutboxStore {
     const skip = options.skipEndpoints === undefined ? [] : [...options.skipEndpoints];
     const exclude = options.exclude === undefined ? [] : [...options.exclude];
     const { rows } = await this.pool.run('outbox.due', (client) =>
-      client.query<{ job: Job }>(CLAIM_DUE, [this.owner, now, now + this.claimMs, skip, exclude, limit]),
+      client.query<{ job: string }>(CLAIM_DUE, [this.owner, now, now + this.claimMs, skip, exclude, limit]),
     );
-    return rows.map((r) => r.job).sort(byDue);
+    return rows.map((r) => withBody(r.job)).sort(byDue);
   }
 
   /** When the earliest job not held is due, or another instance's claim on it ends (ms); undefined when none is waiting. */
@@ -609,7 +611,7 @@ export class PgOutbox implements OutboxStore {
       jobs.map((j) => j.endpointId),
       jobs.map((j) => j.nextAttemptAt),
       jobs.map(() => null),
-      jobs.map((j) => JSON.stringify(j)),
+      jobs.map(jobText),
     ]);
     const inserted = new Set(rows.map((r) => r.id));
     return jobs.filter((j) => inserted.has(j.id));
@@ -736,7 +738,7 @@ export class PgOutbox implements OutboxStore {
           await client.query(UPDATE_JOBS, [
             changed.map((j) => j.id),
             changed.map((j) => j.nextAttemptAt),
-            changed.map((j) => JSON.stringify(j)),
+            changed.map(jobText),
           ]);
         }
         const pageOps: KvOp[] = [];
@@ -843,6 +845,29 @@ export class PgOutbox implements OutboxStore {
     }, this.recountEveryMs);
     this.recountTimer.unref();
   }
+}
+
+const PAYLOAD_FIELD = '"payload":';
+
+/** A job's JSON with its payload as the last field (see the module header). */
+function jobText(job: Job): string {
+  const rest = JSON.stringify({ ...job, payload: undefined });
+  return `${rest.slice(0, -1)},${PAYLOAD_FIELD}${JSON.stringify(job.payload)}}`;
+}
+
+/**
+ * A job parsed from its stored text, carrying its body: the text after the first `"payload":` (the
+ * field itself: the fields before it are scalars, and a JSON string cannot hold that text unescaped)
+ * up to the closing brace, when the payload is the last field; otherwise `bodyOf` serializes it.
+ */
+function withBody(text: string): Job {
+  const job = JSON.parse(text) as Job;
+  const fields = Object.keys(job);
+  if (fields[fields.length - 1] === 'payload') {
+    const body = Buffer.from(text.slice(text.indexOf(PAYLOAD_FIELD) + PAYLOAD_FIELD.length, -1));
+    Object.defineProperty(job, BODY, { value: body, enumerable: false });
+  }
+  return job;
 }
 
 /** A job present in a group's rows whose record was not read (its changes are completions only). */
