@@ -42,8 +42,8 @@
  * own capacity). `skipping()` names the endpoints a scan should pass over (their ready jobs are enough,
  * or their part of the slow lane is full), so the jobs of
  * other endpoints behind theirs are found. An endpoint passed over while a scan came back short, or whose
- * job `offer` refused, is `leftBehind`: when it can take jobs again the Scheduler asks for a scan
- * (`hooks.rescan`). When the ready jobs reach `maxReady`, `evictBlocked` hands back those of endpoints
+ * job `offer` refused, is `leftBehind`: when it can take jobs again (at once, if its ready jobs went
+ * while the scan ran) the Scheduler asks for a scan (`hooks.rescan`). When the ready jobs reach `maxReady`, `evictBlocked` hands back those of endpoints
  * whose part of the slow lane is full (they stay in the outbox).
  *
  * The standing of every endpoint met is kept (one small record each, like the guards'), so a hanging
