@@ -14,8 +14,9 @@
  *   non-ASCII character in a kept comment made V8 hold the whole module source as a two-byte string.
  * - esbuild's service process is stopped once the bundle is built (`stop()`): it would otherwise live
  *   beside the node for its whole life (~40 MB of RSS).
- * - The file is named by a hash of what it is built from: every file under src/, tsconfig.json, this
- *   file (the options) and esbuild's version. A start whose sources have not changed since the last one
+ * - The file is named by a hash of what it is built from: every file under src/ (and, for an entry
+ *   outside it, under the entry's top folder: a benchmark's bench/), tsconfig.json, this file (the
+ *   options) and esbuild's version. A start whose sources have not changed since the last one
  *   finds its bundle and runs no esbuild at all (hashing the sources takes a few ms; a build ~0.8 s of
  *   CPU); any change to a source makes a new name, so a bundle is never stale.
  * - A new bundle is written to a temp file then renamed: nodes started at once from one checkout share it
@@ -71,14 +72,19 @@ async function sourceKey(entry, esbuildVersion) {
   for (const part of [ROOT, entry, esbuildVersion]) hash.update(`${part}\0`);
   hash.update(await readFile(fileURLToPath(import.meta.url)));
   hash.update(await readFile(join(ROOT, 'tsconfig.json')));
-  const src = join(ROOT, 'src');
-  const files = (await readdir(src, { recursive: true, withFileTypes: true }))
-    .filter((d) => d.isFile())
-    .map((d) => join(d.parentPath ?? d.path, d.name))
-    .sort();
-  for (const path of files) {
-    hash.update(`\0${relative(src, path)}\0`);
-    hash.update(await readFile(path));
+  // src/, and the folder of an entry outside it (a benchmark's bench/: its own modules).
+  const top = entry.split(/[\\/]/)[0];
+  const folders = top === 'src' || top === entry ? ['src'] : ['src', top];
+  for (const folder of folders) {
+    const dir = join(ROOT, folder);
+    const files = (await readdir(dir, { recursive: true, withFileTypes: true }))
+      .filter((d) => d.isFile())
+      .map((d) => join(d.parentPath ?? d.path, d.name))
+      .sort();
+    for (const path of files) {
+      hash.update(`\0${relative(ROOT, path)}\0`);
+      hash.update(await readFile(path));
+    }
   }
   return hash.digest('hex').slice(0, 16);
 }
