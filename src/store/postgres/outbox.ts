@@ -735,11 +735,7 @@ export class PgOutbox implements OutboxStore {
           ]);
         }
         if (changed.length > 0) {
-          await client.query(UPDATE_JOBS, [
-            changed.map((j) => j.id),
-            changed.map((j) => j.nextAttemptAt),
-            changed.map(jobText),
-          ]);
+          await client.query(UPDATE_JOBS, [changed.map((j) => j.id), changed.map((j) => j.nextAttemptAt), changed.map(jobText)]);
         }
         const pageOps: KvOp[] = [];
         for (const [endpointId, records] of attempts) pageOps.push(...this.attempts.pageOps(endpointId, records));
