@@ -47,6 +47,10 @@ export const storeErrorCodes = defineErrorCodes({
       'the PostgreSQL schema was migrated by a newer ethhook (its schema_migrations holds a version this one has no migration for): run that version, or restore the database',
     httpStatus: 500,
   },
+  ETHHOOK_ERR_STORE_SERVER_TOO_OLD: {
+    summary: 'the PostgreSQL server is older than the oldest the store supports (15): the context names its version',
+    httpStatus: 500,
+  },
   ETHHOOK_ERR_SECRET_DECRYPT: {
     summary: 'an endpoint secret could not be decrypted: wrong master key or tampered record',
     httpStatus: 500,

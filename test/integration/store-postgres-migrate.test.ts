@@ -8,7 +8,7 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.ts';
-import { migrate, planMigrations, readMigrations, type Migration } from '../../src/store/postgres/migrate.ts';
+import { checkServerVersion, migrate, planMigrations, readMigrations, type Migration } from '../../src/store/postgres/migrate.ts';
 import { openPgPool, type PgPool } from '../../src/store/postgres/pool.ts';
 import { pgAdminUrl, pgTestSchema } from '../support/postgres.ts';
 
@@ -175,5 +175,15 @@ describe('ethhook store migrate', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('ETHHOOK_ERR_STORE_SCHEMA_NEWER');
     expect(run.stderr).toContain('version 999');
+  });
+});
+
+describe('the server version', () => {
+  it('PostgreSQL 15 and newer pass; an older server is refused naming its version', () => {
+    expect(() => checkServerVersion(150000, '15.0')).not.toThrow();
+    expect(() => checkServerVersion(180004, '18.4')).not.toThrow();
+    expect(() => checkServerVersion(140011, '14.11')).toThrow(
+      expect.objectContaining({ code: 'ETHHOOK_ERR_STORE_SERVER_TOO_OLD', message: expect.stringContaining('14.11') as string }),
+    );
   });
 });

@@ -4,6 +4,7 @@
  * node runs them through tsx or from its bundle.
  *
  * `migrate(pg)` brings the pool's schema up to the newest file:
+ * - refuses a server older than PostgreSQL 15 (ETHHOOK_ERR_STORE_SERVER_TOO_OLD naming its version);
  * - under a session advisory lock whose key is derived from the schema name, so that instances starting
  *   together take turns and each migration is applied once (the later ones find it recorded);
  * - creates the schema if missing, and `schema_migrations (version, name, applied_at)` in it;
@@ -92,11 +93,28 @@ export async function planMigrations(pg: PgPool, migrations?: readonly Migration
   return pg.run('migrate.plan', async (client) => plan(pg.schema, await appliedVersions(client, pg.schema), known));
 }
 
+/** The oldest PostgreSQL the store runs on, as `server_version_num`. */
+export const MIN_SERVER_VERSION_NUM = 150000;
+
+/** Throws ETHHOOK_ERR_STORE_SERVER_TOO_OLD for a server older than MIN_SERVER_VERSION_NUM. */
+export function checkServerVersion(versionNum: number, version: string): void {
+  if (versionNum >= MIN_SERVER_VERSION_NUM) return;
+  throw new EthhookError(
+    'ETHHOOK_ERR_STORE_SERVER_TOO_OLD',
+    `the PostgreSQL server is version ${version}; the store needs PostgreSQL 15 or newer`,
+    { version, versionNum },
+  );
+}
+
 export async function migrate(pg: PgPool, migrations?: readonly Migration[]): Promise<Migration[]> {
   const known = migrations ?? (await readMigrations());
   const schema = quoted(pg.schema);
   const key = lockKey(pg.schema);
   return pg.run('migrate', async (client) => {
+    const { rows } = await client.query<{ num: string; version: string }>(
+      "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version",
+    );
+    checkServerVersion(Number(rows[0]!.num), rows[0]!.version);
     await client.query('SELECT pg_advisory_lock($1)', [key]);
     try {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
