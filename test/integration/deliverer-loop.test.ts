@@ -54,10 +54,11 @@ function startLoop(
   options: DeliveryLoopOptions = {},
   policy: TargetPolicy = { allowPrivate: true },
   http: { headersTimeoutMs?: number } = {},
+  onFatal?: (err: unknown) => void,
 ) {
   const client = new WebhookHttpClient({ policy, concurrency: 16, headersTimeoutMs: http.headersTimeoutMs ?? 2_000 });
   const loop = new DeliveryLoop(
-    { outbox, endpoints, client, logger, metrics: delivererMetrics(registry) },
+    { outbox, endpoints, client, logger, metrics: delivererMetrics(registry), onFatal },
     { concurrency: 16, retry: FAST_RETRY, idlePollMs: 20, ...options },
   );
   loop.start();
@@ -106,6 +107,13 @@ const until = async (cond: () => boolean | Promise<boolean>, timeoutMs = 20_000)
 };
 
 describe('an unreachable store', () => {
+  /** A loop whose `onFatal` reports are kept in the array returned. */
+  function startLoopReportingFatal(): unknown[] {
+    const fatal: unknown[] = [];
+    startLoop({ concurrency: 4, errorHoldMs: 30 }, undefined, undefined, (err) => fatal.push(err));
+    return fatal;
+  }
+
   it('an outbox read failing with ETHHOOK_ERR_STORE_UNAVAILABLE is scanned again later: the loop lives on and delivers once the store answers', async () => {
     const r = await receiver();
     const { endpoint: ep } = await endpointFor(r, '/store-down');
@@ -121,17 +129,7 @@ describe('an unreachable store', () => {
       }
       return realDue(...args);
     };
-    const fatal: unknown[] = [];
-    const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: 4, headersTimeoutMs: 2_000 });
-    const loop = new DeliveryLoop(
-      { outbox, endpoints, client, logger, metrics: delivererMetrics(registry), onFatal: (err) => fatal.push(err) },
-      { concurrency: 4, retry: FAST_RETRY, idlePollMs: 20, errorHoldMs: 30 },
-    );
-    loop.start();
-    cleanups.push(async () => {
-      await loop.stop();
-      await client.close();
-    });
+    const fatal = startLoopReportingFatal();
     await until(() => r.requests.length >= 5);
     expect(failed).toBe(3);
     expect(fatal).toEqual([]);
@@ -141,17 +139,7 @@ describe('an unreachable store', () => {
 
   it('any other failing outbox read still stops the loop and reports it (the supervisor restarts the actor)', async () => {
     outbox.due = () => Promise.reject(new Error('corrupt record'));
-    const fatal: unknown[] = [];
-    const client = new WebhookHttpClient({ policy: { allowPrivate: true }, concurrency: 4, headersTimeoutMs: 2_000 });
-    const loop = new DeliveryLoop(
-      { outbox, endpoints, client, logger, metrics: delivererMetrics(registry), onFatal: (err) => fatal.push(err) },
-      { concurrency: 4, retry: FAST_RETRY, idlePollMs: 20, errorHoldMs: 30 },
-    );
-    loop.start();
-    cleanups.push(async () => {
-      await loop.stop();
-      await client.close();
-    });
+    const fatal = startLoopReportingFatal();
     await until(() => fatal.length === 1);
     expect((fatal[0] as Error).message).toBe('corrupt record');
   });
