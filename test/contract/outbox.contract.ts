@@ -21,8 +21,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../../src/errors.ts';
 import type { Kv } from '../../src/store/kv.ts';
 import type { OutboxStore } from '../../src/store/outbox/contract.ts';
-import type { Job, NewJob } from '../../src/store/outbox/job.ts';
+import type { NewJob } from '../../src/store/outbox/job.ts';
 import { newJob } from '../support/jobs.ts';
+import { MODEL_T0, modelRounds, OutboxModel } from './outbox-model.ts';
 
 export interface OutboxContractOptions {
   /** The outbox's clock (ms). */
@@ -581,108 +582,25 @@ export function describeOutboxContract(name: string, open: OpenOutboxStore): voi
       // returns exactly the model's due jobs in due order, and the counters match, after a last reopen too.
       it('concurrent rounds of changes and scans: every later scan is exact, counters too', async () => {
         await fc.assert(
-          fc.asyncProperty(
-            fc.array(fc.record({ ops: fc.array(opArb, { minLength: 1, maxLength: 12 }), reopen: fc.boolean() }), {
-              minLength: 1,
-              maxLength: 8,
-            }),
-            async (rounds) => {
-              let store = await open({ now: () => T0 });
-              try {
-                let outbox = store.outbox;
-                const pending = new Map<string, number>(); // id -> nextAttemptAt
-                const parked = new Set<string>();
-                const expectExact = async () => {
-                  const expected = [...pending].sort((a, b) => (dueKey(a[1], a[0]) < dueKey(b[1], b[0]) ? -1 : 1)).map(([id]) => id);
-                  expect((await outbox.due(T0 + 10_000, IDS.length)).map((j) => j.id)).toEqual(expected);
-                  const dueNow = expected.filter((id) => pending.get(id)! <= T0).slice(0, 5);
-                  expect((await outbox.due(T0, 5)).map((j) => j.id)).toEqual(dueNow);
-                  expect(outbox.depth()).toBe(pending.size);
-                  expect(outbox.deadLetterCount()).toBe(parked.size);
-                };
-                for (const { ops: round, reopen } of rounds) {
-                  // A new instance over the same store, as after a restart.
-                  if (reopen) {
-                    store = await store.reopen();
-                    outbox = store.outbox;
-                  }
-                  // Within a round: enqueue only new ids, change only ids pending before it, one op per id.
-                  const before = new Map(pending);
-                  const copies = new Map<string, Job>((await outbox.due(T0 + 10_000, IDS.length)).map((j) => [j.id, j]));
-                  const used = new Set<string>();
-                  const running: Promise<unknown>[] = [];
-                  for (const op of round) {
-                    if (op.kind === 'scan') {
-                      running.push(outbox.due(op.now, op.limit));
-                      continue;
-                    }
-                    if (op.kind === 'idle') {
-                      running.push(outbox.idle());
-                      continue;
-                    }
-                    if (used.has(op.id)) continue;
-                    used.add(op.id);
-                    const ref = (whole: boolean) => (whole ? copies.get(op.id)! : op.id);
-                    if (op.kind === 'enqueue') {
-                      if (before.has(op.id) || parked.has(op.id)) continue;
-                      running.push(outbox.enqueueBatch([newJob(op.id, 'ep_a', { nextAttemptAt: op.at }, T0)]));
-                      pending.set(op.id, op.at);
-                    } else if (before.has(op.id)) {
-                      if (op.kind === 'complete')
-                        running.push(op.grouped ? outbox.completeWithGroup(ref(op.whole)) : outbox.complete(ref(op.whole)));
-                      if (op.kind === 'dead') running.push(outbox.deadLetter(ref(op.whole), 'model'));
-                      if (op.kind === 'reschedule') running.push(outbox.reschedule(ref(op.whole), op.at));
-                      if (op.kind === 'postpone') running.push(outbox.postpone(ref(op.whole), op.at));
-                      if (op.kind === 'reschedule' || op.kind === 'postpone') pending.set(op.id, op.at);
-                      else pending.delete(op.id);
-                      if (op.kind === 'dead') parked.add(op.id);
-                    }
-                  }
-                  await Promise.all(running);
-                  await expectExact();
-                }
-                store = await store.reopen();
-                outbox = store.outbox;
-                await expectExact();
-              } finally {
-                await store.close();
+          fc.asyncProperty(modelRounds, async (rounds) => {
+            let store = await open({ now: () => MODEL_T0 });
+            try {
+              const model = new OutboxModel();
+              for (const { ops, reopen } of rounds) {
+                // A new instance over the same store, as after a restart.
+                if (reopen) store = await store.reopen();
+                await model.round(store.outbox, ops);
+                await model.expectExact(store.outbox);
               }
-            },
-          ),
+              store = await store.reopen();
+              await model.expectExact(store.outbox);
+            } finally {
+              await store.close();
+            }
+          }),
           { numRuns: 30 },
         );
       });
     });
   });
 }
-
-const IDS = Array.from({ length: 24 }, (_, i) => `msg_${String(i).padStart(2, '0')}`);
-
-type Op =
-  | { kind: 'enqueue'; id: string; at: number }
-  | { kind: 'complete' | 'dead'; id: string; whole: boolean; grouped: boolean }
-  | { kind: 'reschedule' | 'postpone'; id: string; at: number; whole: boolean }
-  | { kind: 'scan'; now: number; limit: number }
-  | { kind: 'idle' };
-
-const time = fc.integer({ min: -50, max: 50 }).map((d) => T0 + d * 10);
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant('enqueue' as const), id: fc.constantFrom(...IDS), at: time }),
-  // grouped: a complete through completeWithGroup (the group's shared promise), as the delivery loop does.
-  fc.record({
-    kind: fc.constantFrom('complete' as const, 'dead' as const),
-    id: fc.constantFrom(...IDS),
-    whole: fc.boolean(),
-    grouped: fc.boolean(),
-  }),
-  fc.record({
-    kind: fc.constantFrom('reschedule' as const, 'postpone' as const),
-    id: fc.constantFrom(...IDS),
-    at: time,
-    whole: fc.boolean(),
-  }),
-  fc.record({ kind: fc.constant('scan' as const), now: time, limit: fc.integer({ min: 1, max: 8 }) }),
-  fc.record({ kind: fc.constant('idle' as const) }),
-);
-
-const dueKey = (at: number, id: string) => `${String(at).padStart(15, '0')}!${id}`;
