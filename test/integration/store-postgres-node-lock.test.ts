@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.ts';
 import { openStore, type OpenedStore } from '../../src/store/open.ts';
+import { waitFor } from '../support/kernel.ts';
 import { pgAdminUrl, pgTestSchema } from '../support/postgres.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -21,14 +22,6 @@ async function open(schema: string, url: string): Promise<OpenedStore> {
   );
   opened.push(store);
   return store;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('the node lock of a PostgreSQL schema', () => {
@@ -57,14 +50,18 @@ describe('the node lock of a PostgreSQL schema', () => {
             "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.application_name = 'ethhook-node-lock' AND l.granted",
           )
         ).rows.map((r) => r.pid);
-      await until(async () => (await lockHolders()).length >= 1);
+      await waitFor(async () => (await lockHolders()).length >= 1, 20_000, 'the lock held');
       const before = await lockHolders();
       for (const pid of before) await admin.query('SELECT pg_terminate_backend($1)', [pid]);
       // A new session holds it again.
-      await until(async () => {
-        const now = await lockHolders();
-        return now.length > 0 && now.every((pid) => !before.includes(pid));
-      });
+      await waitFor(
+        async () => {
+          const now = await lockHolders();
+          return now.length > 0 && now.every((pid) => !before.includes(pid));
+        },
+        20_000,
+        'the lock taken again',
+      );
       await expect(open(schema, url)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_STORE_LOCKED' });
     } finally {
       await admin.end();
