@@ -1,9 +1,10 @@
 // deploy/ and config/cluster.example.yaml held to the code, on the real files. Every YAML parses; every
 // file they build from or mount exists; each instance's effective configuration — the file it mounts,
 // the image's ENV, then its own ETHHOOK_* variables (secrets replaced by placeholders) — passes
-// loadConfig with ordinals 0..size-1; and what the orchestrators assume of that configuration (admin
-// port and host, probe paths, grace periods, data dir, chain and governance addresses, replicas) is
-// what it says.
+// loadConfig; the instances are interchangeable (one PostgreSQL store, distinct ids, no data volume of
+// their own: a Deployment, not a StatefulSet); and what the orchestrators assume of that configuration
+// (admin port and host, probe paths, grace periods, disruption budget, store, chain and governance
+// addresses) is what it says.
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,6 +97,8 @@ function placeholderFor(variable: string): string {
   if (variable === 'ETHHOOK_ADMIN_TOKENS') return 'read:placeholder-read-token-000,operate:placeholder-operate-token-000';
   if (variable === 'ETHHOOK_MASTER_KEY') return '00'.repeat(32);
   if (variable === 'GOVERNANCE_PUBLIC_KEY') return governanceKey;
+  if (variable === 'POSTGRES_PASSWORD') return 'placeholder-postgres-password';
+  if (variable === 'ETHHOOK_STORE__URL') return 'postgres://ethhook:placeholder@postgres.placeholder.invalid:5432/ethhook';
   if (/^ETHHOOK_CHAINS__\d+__WS_URL$/.test(variable)) return 'wss://rpc.placeholder.invalid/ws';
   if (/^ETHHOOK_CHAINS__\d+__HTTP_URL$/.test(variable)) return 'https://rpc.placeholder.invalid/rpc';
   throw new Error(`no placeholder for ${variable}: add one here and document the variable in deploy/README.md`);
@@ -216,18 +219,22 @@ const instances = once(() =>
 
 const anvilService = services.find(([, s]) => s.entrypoint?.[0]?.endsWith('/node_modules/.bin/anvil'));
 const governanceService = services.find(([, s]) => s.command?.[0] === 'governance-serve');
+const postgresService = services.find(([, s]) => s.image?.startsWith('postgres:'));
+
+/** The major version of a `postgres:<tag>` image (`postgres:16`, `postgres:16.4-bookworm`). */
+const postgresMajor = (image: string | undefined) => Number(/^postgres:(\d+)/.exec(image ?? '')?.[1] ?? Number.NaN);
 
 describe('deploy/compose.yaml: a local 3-instance cluster', () => {
-  it('runs three instances, ordinals 0..2 of a cluster of 3, whose effective configs validate', () => {
+  it('runs three interchangeable instances, distinct ids on one store, whose effective configs validate', () => {
     expect(instances().map((i) => i.name)).toEqual(['ethhook-0', 'ethhook-1', 'ethhook-2']);
-    expect(instances().map((i) => i.config.node.cluster.ordinal)).toEqual([0, 1, 2]);
-    for (const i of instances()) expect(i.config.node.cluster.size).toBe(instances().length);
     expect(new Set(instances().map((i) => i.config.node.id)).size).toBe(instances().length);
     for (const i of instances()) expect(existsSync(i.file)).toBe(true);
+    for (const i of instances()) expect(i.config.store).toEqual(instances()[0]!.config.store);
+    expect(instances()[0]!.config.store.kind).toBe('postgres');
   });
 
-  it('builds every service from deploy/Dockerfile in the repository, and mounts only files that exist', () => {
-    for (const [name, s] of services) {
+  it('builds every ethhook service from deploy/Dockerfile in the repository, and mounts only files that exist', () => {
+    for (const [name, s] of services.filter(([, service]) => service !== postgresService?.[1])) {
       expect(s.build, name).toBeDefined();
       expect(existsSync(join(DEPLOY, s.build!.context, s.build!.dockerfile)), name).toBe(true);
       expect(join(DEPLOY, s.build!.context, s.build!.dockerfile)).toBe(join(DEPLOY, 'Dockerfile'));
@@ -237,11 +244,27 @@ describe('deploy/compose.yaml: a local 3-instance cluster', () => {
     }
   });
 
-  it('gives each instance its own data volume at its node.dataDir, and a host port of its own for its admin API', () => {
-    const declared = Object.keys(compose.volumes ?? {});
-    const dataVolumes = instances().map((i) => mountedAt(i.service, i.config.node.dataDir)?.source);
-    for (const v of dataVolumes) expect(declared).toContain(v);
-    expect(new Set(dataVolumes).size).toBe(instances().length);
+  it('gives the instances no data volume: their store is the postgres service, PostgreSQL 15 or newer', () => {
+    expect(postgresService).toBeDefined();
+    const [name, postgres] = postgresService!;
+    expect(postgresMajor(postgres.image)).toBeGreaterThanOrEqual(15);
+    const pgEnv = serviceEnv(postgres);
+    expect(Object.keys(compose.volumes ?? {})).toContain(mountedAt(postgres, '/var/lib/postgresql/data')?.source);
+    expect(postgres.healthcheck?.test).toContain('pg_isready');
+    for (const i of instances()) {
+      expect(mountedAt(i.service, i.config.node.dataDir), i.name).toBeUndefined();
+      if (i.config.store.kind !== 'postgres') throw new Error(`${i.name}: store.kind ${i.config.store.kind}`);
+      const url = new URL(i.config.store.url);
+      expect(url.hostname).toBe(name);
+      expect(url.port).toBe('5432');
+      expect(decodeURIComponent(url.username)).toBe(pgEnv.POSTGRES_USER);
+      expect(decodeURIComponent(url.password)).toBe(pgEnv.POSTGRES_PASSWORD);
+      expect(url.pathname).toBe(`/${pgEnv.POSTGRES_DB}`);
+      expect(i.service.depends_on?.[name]?.condition).toBe('service_healthy');
+    }
+  });
+
+  it('gives each instance a host port of its own for its admin API', () => {
     const hostPorts = instances().map((i) => {
       expect(i.config.admin.host).toBe('0.0.0.0');
       const published = (i.service.ports ?? []).map((p) => p.split(':')).find((parts) => Number(parts.at(-1)) === i.config.admin.port);
@@ -297,7 +320,12 @@ describe('deploy/compose.yaml: a local 3-instance cluster', () => {
   });
 
   it('takes secrets from the host environment, never from a file: without them the nodes refuse to start', () => {
-    expect(composeHostVariables.sort()).toEqual(['ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY', 'GOVERNANCE_PUBLIC_KEY']);
+    expect(composeHostVariables.sort()).toEqual([
+      'ETHHOOK_ADMIN_TOKENS',
+      'ETHHOOK_MASTER_KEY',
+      'GOVERNANCE_PUBLIC_KEY',
+      'POSTGRES_PASSWORD',
+    ]);
     for (const i of instances()) {
       expect(i.config.admin.tokens.map((t) => t.role)).toEqual(['read', 'operate']);
       expect(i.env.ETHHOOK_MASTER_KEY).toBe(placeholderFor('ETHHOOK_MASTER_KEY'));
@@ -341,21 +369,28 @@ const Container = z.looseObject({
   }),
   volumeMounts: z.array(z.looseObject({ name: z.string(), mountPath: z.string() })),
 });
-const StatefulSet = z.looseObject({
-  kind: z.literal('StatefulSet'),
+const Volume = z.looseObject({
+  name: z.string(),
+  configMap: z.looseObject({ name: z.string() }).optional(),
+  emptyDir: z.looseObject({}).optional(),
+});
+const Deployment = z.looseObject({
+  kind: z.literal('Deployment'),
   spec: z.looseObject({
-    serviceName: z.string(),
     replicas: z.number(),
     selector: z.looseObject({ matchLabels: z.record(z.string(), z.string()) }),
+    strategy: z.looseObject({
+      type: z.literal('RollingUpdate'),
+      rollingUpdate: z.looseObject({ maxSurge: z.union([z.number(), z.string()]), maxUnavailable: z.union([z.number(), z.string()]) }),
+    }),
     template: z.looseObject({
       metadata: z.looseObject({ labels: z.record(z.string(), z.string()), annotations: z.record(z.string(), z.string()) }),
       spec: z.looseObject({
         terminationGracePeriodSeconds: z.number(),
         containers: z.array(Container).length(1),
-        volumes: z.array(z.looseObject({ name: z.string(), configMap: z.looseObject({ name: z.string() }).optional() })),
+        volumes: z.array(Volume),
       }),
     }),
-    volumeClaimTemplates: z.array(z.looseObject({ metadata: z.looseObject({ name: z.string() }) })),
   }),
 });
 const Manifest = z.looseObject({ apiVersion: z.string(), kind: z.string(), metadata: z.looseObject({ name: z.string() }) });
@@ -365,10 +400,12 @@ const manifests = readdirSync(join(DEPLOY, 'k8s'))
   .flatMap((name) => yamlDocuments(join(DEPLOY, 'k8s', name)))
   .map((doc) => ({ doc, meta: Manifest.parse(doc) }));
 const ofKind = (kind: string) => manifests.filter((m) => m.meta.kind === kind);
-const statefulSet = StatefulSet.parse(ofKind('StatefulSet')[0]?.doc);
-const pod = statefulSet.spec.template;
+const deployment = Deployment.parse(ofKind('Deployment')[0]?.doc);
+const pod = deployment.spec.template;
 const container = pod.spec.containers[0]!;
-const POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']";
+const POD_NAME = 'metadata.name';
+/** Names of the Deployment's pods as Kubernetes makes them: <deployment>-<replicaset hash>-<suffix>. */
+const podNames = Array.from({ length: deployment.spec.replicas }, (_, i) => `ethhook-7c9d5b8f6-${'bcdfg'[i % 5]}x2k${i}`);
 
 /** The ConfigMap file the container's `--config` names, written out for loadConfig. */
 const k8sConfig = once(() => {
@@ -377,56 +414,86 @@ const k8sConfig = once(() => {
   const volume = pod.spec.volumes.find((v) => v.name === mount?.name);
   const configMap = ofKind('ConfigMap').find((m) => m.meta.metadata.name === volume?.configMap?.name);
   const data = z.looseObject({ data: z.record(z.string(), z.string()) }).parse(configMap?.doc).data[basename(path ?? '')];
-  if (data === undefined) throw new Error(`the StatefulSet's --config ${path} is not a key of a ConfigMap it mounts`);
+  if (data === undefined) throw new Error(`the Deployment's --config ${path} is not a key of a ConfigMap it mounts`);
   const file = join(tmp, 'k8s-config.yaml');
   writeFileSync(file, data);
   return { file, data };
 });
 
-function podEnv(ordinal: number): Record<string, string> {
+function podEnv(podName: string): Record<string, string> {
   const env: Record<string, string> = { ...image.env };
   for (const e of container.env) {
     if (e.value !== undefined) env[e.name] = e.value;
-    else if (e.valueFrom?.fieldRef?.fieldPath === POD_INDEX) env[e.name] = String(ordinal);
+    else if (e.valueFrom?.fieldRef?.fieldPath === POD_NAME) env[e.name] = podName;
     else if (e.valueFrom?.secretKeyRef !== undefined) env[e.name] = placeholderFor(e.name);
     else throw new Error(`${e.name}: unsupported env source ${JSON.stringify(e.valueFrom)}`);
   }
   return env;
 }
 
-const pods = once(() =>
-  Array.from({ length: statefulSet.spec.replicas }, (_, ordinal) => effectiveConfig(k8sConfig().file, podEnv(ordinal))),
-);
+const pods = once(() => podNames.map((name) => effectiveConfig(k8sConfig().file, podEnv(name))));
 const resolvePort = (port: string | number) =>
   typeof port === 'number' ? port : container.ports.find((p) => p.name === port)?.containerPort;
 
-describe('deploy/k8s: a StatefulSet of cluster instances', () => {
+describe('deploy/k8s: a Deployment of interchangeable cluster instances', () => {
+  it('is a Deployment, not a StatefulSet: no per-pod identity, no volume claim', () => {
+    expect(ofKind('Deployment')).toHaveLength(1);
+    expect(ofKind('StatefulSet')).toEqual([]);
+    expect(ofKind('PersistentVolumeClaim')).toEqual([]);
+    expect(deployment.spec).not.toHaveProperty('volumeClaimTemplates');
+    expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+  });
+
   it('mounts config/cluster.example.yaml as its ConfigMap', () => {
     expect(parseDocument(k8sConfig().data).toJS()).toEqual(yamlFile(CLUSTER_EXAMPLE));
   });
 
-  it('takes each pod ordinal from the pod index label; every pod config validates, and replicas equal the cluster size', () => {
-    expect(container.env.find((e) => e.name === 'ETHHOOK_NODE__CLUSTER__ORDINAL')?.valueFrom?.fieldRef?.fieldPath).toBe(POD_INDEX);
-    expect(statefulSet.spec.replicas).toBe(effectiveConfig(k8sConfig().file, podEnv(0)).node.cluster.size);
-    expect(pods().map((c) => c.node.cluster.ordinal)).toEqual([0, 1, 2]);
-    for (const c of pods()) expect(c.node.cluster.size).toBe(statefulSet.spec.replicas);
+  it('names each instance after its pod, and every pod config validates on the one PostgreSQL store', () => {
+    expect(container.env.find((e) => e.name === 'ETHHOOK_NODE__ID')?.valueFrom?.fieldRef?.fieldPath).toBe(POD_NAME);
+    expect(pods().map((c) => c.node.id)).toEqual(podNames);
+    for (const c of pods()) {
+      expect(c.store.kind).toBe('postgres');
+      expect(c.store).toEqual(pods()[0]!.store);
+    }
   });
 
-  it('takes the admin tokens and the master key from one Secret', () => {
-    const refs = container.env.filter((e) => e.valueFrom?.secretKeyRef !== undefined);
-    expect(refs.map((e) => e.name)).toEqual(expect.arrayContaining(['ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY']));
-    expect(new Set(refs.map((e) => e.valueFrom!.secretKeyRef!.name)).size).toBe(1);
-    for (const required of refs.filter((e) => ['ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY'].includes(e.name))) {
-      expect(required.valueFrom!.secretKeyRef!.optional, required.name).not.toBe(true);
+  it('keeps no state in the pod: no volume at node.dataDir, only the ConfigMap and an emptyDir /tmp', () => {
+    for (const c of pods()) {
+      const atDataDir = container.volumeMounts.filter(
+        (m) => c.node.dataDir === m.mountPath || c.node.dataDir.startsWith(`${m.mountPath}/`),
+      );
+      expect(atDataDir).toEqual([]);
     }
+    for (const v of pod.spec.volumes)
+      expect(
+        Object.keys(v).filter((k) => k !== 'name'),
+        v.name,
+      ).toEqual([v.configMap ? 'configMap' : 'emptyDir']);
+    expect(container.volumeMounts.find((m) => m.mountPath === '/tmp')).toBeDefined();
+  });
+
+  it('takes the store url, the admin tokens and the master key from one Secret', () => {
+    const refs = container.env.filter((e) => e.valueFrom?.secretKeyRef !== undefined);
+    const required = ['ETHHOOK_STORE__URL', 'ETHHOOK_ADMIN_TOKENS', 'ETHHOOK_MASTER_KEY'];
+    expect(refs.map((e) => e.name)).toEqual(expect.arrayContaining(required));
+    expect(new Set(refs.map((e) => e.valueFrom!.secretKeyRef!.name)).size).toBe(1);
+    for (const e of refs.filter((ref) => required.includes(ref.name))) expect(e.valueFrom!.secretKeyRef!.optional, e.name).not.toBe(true);
     for (const c of pods()) {
       expect(c.admin.tokens.map((t) => t.role)).toEqual(['read', 'operate']);
       expect(c.security.generateMasterKey).toBe(false);
     }
+    // Without the Secret's url the configuration names what is missing.
+    const { ETHHOOK_STORE__URL: _url, ...withoutUrl } = podEnv(podNames[0]!);
+    expect(() => loadConfig({ file: k8sConfig().file, env: withoutUrl })).toThrow(/store\.url/);
   });
 
-  it('gives a pod longer to stop than node.shutdownDeadlineMs', () => {
+  it('gives a pod longer to stop (release its leases and claims, stop its tree) than node.shutdownDeadlineMs', () => {
     for (const c of pods()) expect(pod.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(c.node.shutdownDeadlineMs);
+  });
+
+  it('rolls out without going below its replicas: a new pod is ready before an old one drains', () => {
+    expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+    expect(Number(deployment.spec.strategy.rollingUpdate.maxSurge)).toBeGreaterThan(0);
   });
 
   it('probes /health and /ready, and scrapes /metrics, on the admin API address', () => {
@@ -444,32 +511,36 @@ describe('deploy/k8s: a StatefulSet of cluster instances', () => {
     }
   });
 
-  it('is governed by a headless Service selecting its pods, on the admin port', () => {
-    const service = z
-      .looseObject({
-        spec: z.looseObject({
-          clusterIP: z.string(),
-          publishNotReadyAddresses: z.boolean().optional(),
-          selector: z.record(z.string(), z.string()),
-          ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })),
-        }),
-      })
-      .parse(ofKind('Service').find((m) => m.meta.metadata.name === statefulSet.spec.serviceName)?.doc);
-    expect(service.spec.clusterIP).toBe('None');
-    // The per-pod names the runbooks use resolve for a pod that is not ready too: the one to fix.
-    expect(service.spec.publishNotReadyAddresses).toBe(true);
-    expect(pod.metadata.labels).toMatchObject(service.spec.selector);
-    expect(pod.metadata.labels).toMatchObject(statefulSet.spec.selector.matchLabels);
-    expect(service.spec.ports.map((p) => resolvePort(p.targetPort))).toEqual([pods()[0]!.admin.port]);
+  it('is served by a Service balancing over its ready pods, on the admin port', () => {
+    const services = ofKind('Service').map((m) =>
+      z
+        .looseObject({
+          spec: z.looseObject({
+            clusterIP: z.string().optional(),
+            publishNotReadyAddresses: z.boolean().optional(),
+            selector: z.record(z.string(), z.string()),
+            ports: z.array(z.looseObject({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })),
+          }),
+        })
+        .parse(m.doc),
+    );
+    expect(services).toHaveLength(1);
+    const service = services[0]!.spec;
+    expect(service.clusterIP).not.toBe('None');
+    expect(service.publishNotReadyAddresses ?? false).toBe(false);
+    expect(pod.metadata.labels).toMatchObject(service.selector);
+    expect(pod.metadata.labels).toMatchObject(deployment.spec.selector.matchLabels);
+    expect(service.ports.map((p) => resolvePort(p.targetPort))).toEqual([pods()[0]!.admin.port]);
   });
 
-  it('lets voluntary disruptions take down one of its pods at a time, a not-ready one whatever the budget', () => {
+  it('lets voluntary disruptions take down fewer pods than it runs, so some instance always ingests; a not-ready one whatever the budget', () => {
     const budgets = ofKind('PodDisruptionBudget').map((m) =>
       z
         .looseObject({
           apiVersion: z.literal('policy/v1'),
           spec: z.strictObject({
-            maxUnavailable: z.number(),
+            maxUnavailable: z.number().optional(),
+            minAvailable: z.number().optional(),
             unhealthyPodEvictionPolicy: z.string(),
             selector: z.strictObject({ matchLabels: z.record(z.string(), z.string()) }),
           }),
@@ -478,17 +549,52 @@ describe('deploy/k8s: a StatefulSet of cluster instances', () => {
     );
     expect(budgets).toHaveLength(1);
     const budget = budgets[0]!.spec;
-    expect(budget.maxUnavailable).toBe(1);
+    const mayEvict = budget.maxUnavailable ?? deployment.spec.replicas - budget.minAvailable!;
+    expect(mayEvict).toBeGreaterThan(0);
+    expect(mayEvict).toBeLessThan(deployment.spec.replicas);
     expect(budget.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
     expect(pod.metadata.labels).toMatchObject(budget.selector.matchLabels);
-    expect(Object.keys(budget.selector.matchLabels).length).toBeGreaterThan(0);
+    expect(budget.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
   });
 
-  it('keeps node.dataDir on the claim template and has resource requests and limits', () => {
-    const claim = statefulSet.spec.volumeClaimTemplates[0]!.metadata.name;
-    for (const c of pods()) expect(container.volumeMounts.find((m) => m.name === claim)?.mountPath).toBe(c.node.dataDir);
+  it('has resource requests and limits', () => {
     expect(Object.keys(container.resources.requests)).toEqual(expect.arrayContaining(['cpu', 'memory']));
     expect(Object.keys(container.resources.limits)).toEqual(expect.arrayContaining(['cpu', 'memory']));
+  });
+});
+
+// ---- the PostgreSQL example ------------------------------------------------------------------------
+
+describe('deploy/postgres-example.yaml', () => {
+  const file = join(DEPLOY, 'postgres-example.yaml');
+  const docs = once(() => yamlDocuments(file).map((doc) => ({ doc, meta: Manifest.parse(doc) })));
+
+  it('says it is an example, and stays out of `kubectl apply -f deploy/k8s/`', () => {
+    expect(readFileSync(file, 'utf8')).toMatch(/^# AN EXAMPLE FOR TRYING ethhook ON KUBERNETES, NOT A PRODUCTION DATABASE/);
+    expect(dirname(file)).not.toBe(join(DEPLOY, 'k8s'));
+  });
+
+  it("serves the database its header's store-url names, on PostgreSQL 15 or newer", () => {
+    const set = z
+      .looseObject({
+        spec: z.looseObject({
+          template: z.looseObject({
+            spec: z.looseObject({
+              containers: z.array(z.looseObject({ image: z.string(), env: Container.shape.env, ports: Container.shape.ports })).length(1),
+            }),
+          }),
+        }),
+      })
+      .parse(docs().find((d) => d.meta.kind === 'StatefulSet')?.doc);
+    const pg = set.spec.template.spec.containers[0]!;
+    expect(postgresMajor(pg.image)).toBeGreaterThanOrEqual(15);
+    const env = Object.fromEntries(pg.env.map((e) => [e.name, e.value]));
+    const service = docs().find((d) => d.meta.kind === 'Service')!;
+    const servicePort = z.looseObject({ spec: z.looseObject({ ports: z.array(z.looseObject({ port: z.number() })) }) }).parse(service.doc)
+      .spec.ports[0]!;
+    const url = /postgres:\/\/(\w+):<that password>@([\w-]+):(\d+)\/(\w+)/.exec(readFileSync(file, 'utf8'));
+    expect(url?.slice(1)).toEqual([env.POSTGRES_USER, service.meta.metadata.name, String(servicePort.port), env.POSTGRES_DB]);
+    expect(pg.ports[0]!.containerPort).toBe(5432);
   });
 });
 
@@ -531,8 +637,13 @@ function relabel(rules: z.infer<typeof RelabelRule>[], target: Record<string, st
   return labels;
 }
 
-/** What kubernetes_sd (role pod) discovers for the StatefulSet's pod `name` at `ip`, before relabelling. */
-function discoveredPod(name: string, ip: string, podLabels: Record<string, string>): Record<string, string> {
+/** What kubernetes_sd (role pod) discovers for the Deployment's pod `name` at `ip`, before relabelling. */
+function discoveredPod(
+  name: string,
+  ip: string,
+  podLabels: Record<string, string>,
+  replicaSet = 'ethhook-7c9d5b8f6',
+): Record<string, string> {
   const meta = (prefix: string, values: Record<string, string>) =>
     Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v]));
   return {
@@ -540,7 +651,8 @@ function discoveredPod(name: string, ip: string, podLabels: Record<string, strin
     __metrics_path__: '/metrics',
     __meta_kubernetes_namespace: 'ethhook',
     __meta_kubernetes_pod_name: name,
-    __meta_kubernetes_pod_controller_name: 'ethhook',
+    __meta_kubernetes_pod_controller_kind: 'ReplicaSet',
+    __meta_kubernetes_pod_controller_name: replicaSet,
     ...meta('__meta_kubernetes_pod_label_', podLabels),
     ...meta('__meta_kubernetes_pod_annotation_', pod.metadata.annotations),
   };
@@ -553,16 +665,25 @@ describe('deploy/prometheus-scrape.yaml', () => {
     expect(job().authorization.credentials_file).toMatch(/^\//);
   });
 
-  it('scrapes each StatefulSet pod on its admin port and /metrics, labelled cluster namespace/StatefulSet and instance the pod name', () => {
-    const target = relabel(job().relabel_configs, discoveredPod('ethhook-1', '10.1.2.3', pod.metadata.labels));
+  it('scrapes each pod on its admin port and /metrics, labelled cluster namespace/app and instance the pod name (its node.id)', () => {
+    const target = relabel(job().relabel_configs, discoveredPod(podNames[1]!, '10.1.2.3', pod.metadata.labels));
     expect(target).toMatchObject({
       __address__: `10.1.2.3:${pods()[1]!.admin.port}`,
       __metrics_path__: '/metrics',
       cluster: 'ethhook/ethhook',
-      instance: 'ethhook-1',
+      instance: podNames[1],
     });
-    // instance is the pod's name in the headless Service's per-pod DNS name the runbooks use.
-    expect(`${target!.instance}.${statefulSet.spec.serviceName}`).toBe('ethhook-1.ethhook');
+    // instance_up{peer} names instances by node.id: the same name as the target's instance label.
+    expect(target!.instance).toBe(pods()[1]!.node.id);
+  });
+
+  it('keeps the pods of two ReplicaSets (a rollout in progress) in one cluster', () => {
+    const before = relabel(job().relabel_configs, discoveredPod(podNames[0]!, '10.1.2.3', pod.metadata.labels, 'ethhook-7c9d5b8f6'));
+    const after = relabel(
+      job().relabel_configs,
+      discoveredPod('ethhook-5f4b7d9c8-q7wzt', '10.1.2.4', pod.metadata.labels, 'ethhook-5f4b7d9c8'),
+    );
+    expect(before!.cluster).toBe(after!.cluster);
   });
 
   it('leaves out other pods of the namespace', () => {
@@ -581,7 +702,7 @@ describe('deploy/Dockerfile', () => {
     expect(image.volume).toBe(image.env.ETHHOOK_NODE__DATA_DIR);
     expect(image.healthcheck).toMatch(/'\/health'/);
     expect(image.steps.some((s) => s.op === 'RUN' && s.args.includes('npm ci --omit=dev'))).toBe(true);
-    // The default command is what compose and the StatefulSet run, and validates with their configs.
+    // The default command is what compose and the Deployment run, and validates with their configs.
     expect(image.cmd).toEqual(instances()[0]!.service.command);
     expect(image.cmd).toEqual(container.args);
     for (const c of [...instances().map((i) => i.config), ...pods()]) {
@@ -604,15 +725,11 @@ describe('deploy/Dockerfile', () => {
 });
 
 describe('config/cluster.example.yaml', () => {
-  it('validates alone and as each ordinal of its cluster size, with real chains and governance', () => {
-    const alone = effectiveConfig(CLUSTER_EXAMPLE, {});
-    expect(alone.node.cluster).toEqual({ ordinal: 0, size: 3 });
-    for (let ordinal = 0; ordinal < alone.node.cluster.size; ordinal++) {
-      expect(effectiveConfig(CLUSTER_EXAMPLE, { ETHHOOK_NODE__CLUSTER__ORDINAL: String(ordinal) }).node.cluster.ordinal).toBe(ordinal);
-    }
-    expect(() => loadConfig({ file: CLUSTER_EXAMPLE, env: { ETHHOOK_NODE__CLUSTER__ORDINAL: String(alone.node.cluster.size) } })).toThrow(
-      ConfigError,
-    );
+  it('validates with the store url from the environment, and names it when missing, with real chains and governance', () => {
+    const alone = effectiveConfig(CLUSTER_EXAMPLE, { ETHHOOK_STORE__URL: placeholderFor('ETHHOOK_STORE__URL') });
+    expect(alone.store).toMatchObject({ kind: 'postgres', url: placeholderFor('ETHHOOK_STORE__URL') });
+    expect(() => loadConfig({ file: CLUSTER_EXAMPLE, env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ file: CLUSTER_EXAMPLE, env: {} })).toThrow(/store\.url/);
     expect(alone.devChain.enabled).toBe(false);
     expect(alone.chains.length).toBeGreaterThan(0);
     expect(alone.governance.url).toBeDefined();
@@ -629,15 +746,16 @@ describe('the YAML and the docs', () => {
       'cluster.yaml',
       'compose.yaml',
       'k8s/configmap.yaml',
+      'k8s/deployment.yaml',
       'k8s/poddisruptionbudget.yaml',
       'k8s/service.yaml',
-      'k8s/statefulset.yaml',
+      'postgres-example.yaml',
       'prometheus-scrape.yaml',
     ]);
     for (const f of files) expect(yamlDocuments(join(DEPLOY, f)).length).toBeGreaterThan(0);
   });
 
-  it('documents in deploy/README.md every variable the image, compose and the StatefulSet set or read', () => {
+  it('documents in deploy/README.md every variable the image, compose and the Deployment set or read', () => {
     const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
     const variables = new Set([
       ...Object.keys(image.env),
