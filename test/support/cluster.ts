@@ -1,0 +1,521 @@
+/**
+ * A cluster of real ethhook node processes on ONE PostgreSQL schema, for the cluster end-to-end
+ * scenarios (test/e2e/cluster-*.e2e.test.ts): real anvils, a real governance server, real receivers.
+ *
+ * `useCluster(options)`, called while a test file is collected, registers the file's beforeAll (start
+ * everything) and afterAll (stop everything it started: every node SIGKILLed, receivers, governance
+ * server, anvils, PostgreSQL, temp dirs) and returns the handle, usable once beforeAll ran.
+ * - PostgreSQL: a new schema on the run's server (testStore), or, with `ownPostgres`, a server of the
+ *   file's own that `pg.stop()` / `pg.start()` can take away and bring back.
+ * - Chains: `chains` anvils (automine: a block per transaction), chain ids 31337, 31338, ..., named
+ *   `chain-<id>` in the nodes' config, each with a Tick contract, followed with 0 confirmations (so a
+ *   delivered log can be orphaned and must be retracted).
+ * - Endpoints: `endpoints` of them (ids `ep_<n>`, path `/ep_<n>`, secrets of their own), alternating
+ *   over two loopback receivers that verify every signature; each endpoint has one subscription per
+ *   chain (`sub_<n>_<chainId>`) to that chain's contract. They reach the cluster as signed governance
+ *   messages, as an operator's would; `start` waits until every instance reports the log's height.
+ * - Instances: `instances` nodes at start, ids `i1`, `i2`, ... (each with a dir of its own for its config),
+ *   the same store section, `cluster: { leaseMs, heartbeatMs }` (defaults 3,000 / 1,000), a short
+ *   request timeout and retry schedule. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
+ *   `terminate(id)` is SIGTERM (resolves with the exit); `pause(id)` / `resume(id)` are SIGSTOP /
+ *   SIGCONT; `restart(id)` starts a dead instance again on its dir and id. Each waits for the instance
+ *   to run and to report the governance height. An instance that exits without the harness stopping it
+ *   is recorded in `unexpectedExits`.
+ * - Reading the cluster: `view()` is GET /v1/cluster from a running instance; `lease(chainId)` is the
+ *   chain's lease row (holder, epoch) while it is unexpired; `waitForHolder(chainId, accept, ms)` polls
+ *   it. Requests to an instance give up after 5 s (a paused instance never answers).
+ * - Traffic: `startTraffic({ blocksPerSecond, logsPerBlock })` mines, on every chain, blocks of
+ *   `logsPerBlock` (inclusive range, at most 20) Tick logs at that pace until `stop()`; `reorg(depth,
+ *   chainId?)` replaces the chain's top `depth` blocks by blocks of 21..23 logs (never a traffic size,
+ *   so no new block can equal an orphaned one), keeping the orphaned logs for the check. A chain's
+ *   ticks and reorgs are serialized.
+ * - `expectNothingLost(ms)` mines one more block on every chain (so each reorg is seen), then waits until
+ *   the invariant of chaos/invariant.ts, checked per (endpoint, chain), owes nothing: every canonical
+ *   log delivered as `log.created` to its endpoint, every delivered orphaned log retracted by a
+ *   `log.removed`, duplicates only under one webhook-id with one body, every signature valid, every
+ *   payload as the chain says, nothing else received; no dead letter. It asserts each check and resolves
+ *   with the figures.
+ */
+import { afterAll, beforeAll, expect } from 'vitest';
+import { checkInvariant, FAILURES, type ChainLog, type Verdict } from '../../chaos/invariant.ts';
+import { tickCalldata } from '../../src/dev-chain/contract.ts';
+import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
+import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
+import { Serial } from '../../src/runtime/serial.ts';
+import { generateWebhookSecret } from '../../src/store/secrets.ts';
+import { sleep, waitUntil } from '../e2e/e2e-chain.ts';
+import type { GovernanceStatusAnswer } from './admin-answers.ts';
+import { startAnvil, type TestAnvil } from './anvil.ts';
+import { makeKey, tempDir } from './governance.ts';
+import { createNodeDir, killAllNodes, spawnNodeProcess, testStore, type NodeDir, type NodeProcess } from './node-process.ts';
+import { startPgServer, type PgServer } from './pg-server.ts';
+import { mulberry32, startReceiver, type ReceivedRequest, type Receiver } from './receiver.ts';
+
+export interface ClusterOptions {
+  instances: number;
+  chains?: number;
+  endpoints?: number;
+  ownPostgres?: boolean;
+  leaseMs?: number;
+  heartbeatMs?: number;
+}
+
+/** GET /v1/cluster, as the cluster design defines it. */
+export interface ClusterView {
+  self: string;
+  leaseMs: number;
+  instances: Array<{
+    id: string;
+    version: string;
+    startedAt: string;
+    heartbeatAt: string;
+    live: boolean;
+    leases: string[];
+    heights: Record<string, number>;
+    claims: number;
+  }>;
+  leases: Array<{ name: string; holder: string | null; epoch: number; expiresAt: string }>;
+}
+
+export interface Lease {
+  holder: string;
+  epoch: number;
+}
+
+export type InstanceState = 'running' | 'paused' | 'dead';
+
+export interface Instance {
+  readonly id: string;
+  readonly dir: NodeDir;
+  /** The current process (the last one started). */
+  node: NodeProcess;
+  state: InstanceState;
+}
+
+export interface ClusterChain {
+  readonly chainId: number;
+  readonly name: string;
+  readonly anvil: TestAnvil;
+  readonly contract: string;
+  /** Logs reorgs took off this chain, as the chain gave them just before. */
+  readonly orphaned: ChainLog[];
+  /** The contract's logs from `fromBlock`, with their block timestamps. */
+  logs(fromBlock?: number): Promise<ChainLog[]>;
+  head(): Promise<number>;
+}
+
+export interface Traffic {
+  /** Logs mined so far, every chain together. */
+  readonly logs: number;
+  /** Stops after the ticks in progress; resolves with what was mined. */
+  stop(): Promise<{ blocks: number; logs: number; errors: number }>;
+}
+
+export interface Delivered {
+  expected: number;
+  requests: number;
+  duplicates: number;
+  retries: number;
+  orphanedDelivered: number;
+  removed: number;
+}
+
+export interface Cluster {
+  readonly options: Required<ClusterOptions>;
+  readonly chains: readonly ClusterChain[];
+  readonly receivers: readonly Receiver[];
+  /** The file's own PostgreSQL (`ownPostgres`), else undefined. */
+  readonly pg: PgServer | undefined;
+  readonly instances: ReadonlyMap<string, Instance>;
+  readonly unexpectedExits: string[];
+  running(): Instance[];
+  /** Distinct webhook-ids answered 2xx, every receiver together. */
+  delivered(): number;
+  add(): Promise<Instance>;
+  kill(id: string): Promise<void>;
+  terminate(id: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  pause(id: string): void;
+  resume(id: string): void;
+  restart(id: string): Promise<Instance>;
+  view(): Promise<ClusterView>;
+  lease(chainId: number): Promise<Lease | undefined>;
+  waitForHolder(chainId: number, accept: (lease: Lease) => boolean, timeoutMs: number): Promise<Lease>;
+  /** A metric of one instance (undefined when absent or unanswered). */
+  metric(id: string, name: string, labels?: Record<string, string>): Promise<number | undefined>;
+  startTraffic(pattern: { blocksPerSecond: number; logsPerBlock: readonly [number, number]; seed?: number }): Traffic;
+  reorg(depth: number, chainId?: number): Promise<number>;
+  expectNothingLost(timeoutMs: number): Promise<Delivered>;
+}
+
+const FIRST_CHAIN_ID = 31337;
+const MAX_TRAFFIC_LOGS = 20;
+const REORG_LOGS = [21, 23] as const;
+const API_TIMEOUT_MS = 5_000;
+const START_TIMEOUT_MS = 60_000;
+
+/** `p`, or a rejection after `ms`; `p`'s own later rejection is swallowed. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  p.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface ChainState extends ClusterChain {
+  from: string;
+  deployBlock: number;
+  lock: Serial;
+  tick(n: number): Promise<void>;
+}
+
+async function startChain(chainId: number): Promise<ChainState> {
+  const anvil = await startAnvil({ chainId });
+  const rpc = (method: string, params: unknown[]) => anvil.rpc(method, params);
+  const from = await devAccount(rpc);
+  const contract = await deployTickContract(rpc, from);
+  const head = async () => Number.parseInt(await anvil.rpc<string>('eth_blockNumber'), 16);
+  return {
+    chainId,
+    name: `chain-${chainId}`,
+    anvil,
+    contract,
+    from,
+    deployBlock: await head(),
+    orphaned: [],
+    lock: new Serial(),
+    head,
+    async tick(n: number) {
+      await waitForReceipt(rpc, await sendTicks(rpc, from, contract, n));
+    },
+    async logs(fromBlock = 0): Promise<ChainLog[]> {
+      const logs = await anvil.rpc<ChainLog[]>('eth_getLogs', [
+        { fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest', address: contract },
+      ]);
+      for (const log of logs) if (typeof log.blockTimestamp !== 'string') throw new Error(`anvil gave a log without blockTimestamp`);
+      return logs;
+    },
+  };
+}
+
+export function useCluster(opts: ClusterOptions): Cluster {
+  const options: Required<ClusterOptions> = {
+    chains: 1,
+    endpoints: 4,
+    ownPostgres: false,
+    leaseMs: 3_000,
+    heartbeatMs: 1_000,
+    ...opts,
+  };
+  const sharedStore = options.ownPostgres ? undefined : testStore('postgres');
+  let pg: PgServer | undefined;
+  let store: Record<string, unknown> = {};
+  const chains: ChainState[] = [];
+  const receivers: Receiver[] = [];
+  const instances = new Map<string, Instance>();
+  const unexpectedExits: string[] = [];
+  const secrets = new Map<string, string>();
+  const endpointIds = Array.from({ length: options.endpoints }, (_, n) => `ep_${n}`);
+  const subscriptionId = (endpoint: string, chainId: number) => `sub_${endpoint.slice(3)}_${chainId}`;
+  let governance: GovernanceServer;
+  let keys: Awaited<ReturnType<typeof tempDir>>;
+  let publicPem = '';
+  let nextId = 1;
+
+  const chainOf = (chainId: number): ChainState => {
+    const c = chains.find((x) => x.chainId === chainId);
+    if (!c) throw new Error(`no chain ${chainId} in this cluster`);
+    return c;
+  };
+
+  const configOf = (id: string): Record<string, unknown> => ({
+    node: { id },
+    store,
+    cluster: { leaseMs: options.leaseMs, heartbeatMs: options.heartbeatMs },
+    chains: chains.map((c) => ({
+      chainId: c.chainId,
+      name: c.name,
+      wsUrl: c.anvil.wsUrl,
+      httpUrl: c.anvil.httpUrl,
+      startBlock: 0,
+      confirmations: 0,
+    })),
+    governance: { url: governance.url, publicKeys: [publicPem], reconnect: { minMs: 50, maxMs: 500 } },
+    security: { allowPrivateTargets: true },
+    deliverer: { requestTimeoutMs: 2_000, retry: { scheduleMs: [0, 200, 500, 1_000, 2_000, 4_000], jitter: 0.2 } },
+  });
+
+  const governanceHeight = async (node: NodeProcess): Promise<number | undefined> => {
+    const status = await within(node.api<GovernanceStatusAnswer>('GET', '/admin/governance/status'), API_TIMEOUT_MS, 'governance status');
+    return status.body.governance?.height;
+  };
+
+  /** Starts (or starts again) instance `id` and waits until it runs and has every governance message. */
+  const launch = async (id: string, dir: NodeDir): Promise<Instance> => {
+    const node = await spawnNodeProcess({ dir, config: configOf(id), startTimeoutMs: START_TIMEOUT_MS });
+    const instance: Instance = instances.get(id) ?? { id, dir, node, state: 'running' };
+    instance.node = node;
+    instance.state = 'running';
+    instances.set(id, instance);
+    node.child.once('exit', (code, signal) => {
+      if (instance.node !== node) return;
+      if (instance.state !== 'dead')
+        unexpectedExits.push(`${id} (pid ${node.pid}): ${code ?? signal}; stderr: ${node.stderr.slice(-1_000)}`);
+      instance.state = 'dead';
+    });
+    await node.running;
+    const height = governance.head;
+    await waitUntil(
+      async () => (await governanceHeight(node).catch(() => undefined)) === height,
+      30_000,
+      `${id} at governance height ${height}`,
+    );
+    return instance;
+  };
+
+  const add = async (): Promise<Instance> => launch(`i${nextId++}`, await createNodeDir());
+
+  const get = (id: string): Instance => {
+    const instance = instances.get(id);
+    if (!instance) throw new Error(`no instance ${id}`);
+    return instance;
+  };
+
+  const running = () => [...instances.values()].filter((i) => i.state === 'running');
+
+  const view = async (): Promise<ClusterView> => {
+    let last: unknown;
+    for (const instance of running()) {
+      try {
+        const answer = await within(instance.node.api<ClusterView>('GET', '/v1/cluster'), API_TIMEOUT_MS, `${instance.id} GET /v1/cluster`);
+        if (answer.status === 200) return answer.body;
+        last = `${instance.id}: ${answer.status} ${JSON.stringify(answer.body)}`;
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw new Error(`no running instance answered GET /v1/cluster (last: ${String(last)})`);
+  };
+
+  const lease = async (chainId: number): Promise<Lease | undefined> => {
+    const row = (await view()).leases.find((l) => l.name === `chain:${chainId}`);
+    if (!row || row.holder === null || Date.parse(row.expiresAt) <= Date.now()) return undefined;
+    return { holder: row.holder, epoch: row.epoch };
+  };
+
+  const cluster: Cluster = {
+    options,
+    chains,
+    receivers,
+    get pg() {
+      return pg;
+    },
+    instances,
+    unexpectedExits,
+    running,
+    delivered: () => receivers.reduce((n, r) => n + r.deliveredIds().size, 0),
+    add,
+    async kill(id) {
+      const instance = get(id);
+      instance.state = 'dead';
+      instance.node.kill('SIGKILL');
+      await instance.node.waitForExit(10_000);
+    },
+    async terminate(id) {
+      const instance = get(id);
+      instance.state = 'dead';
+      instance.node.kill('SIGTERM');
+      return instance.node.waitForExit(30_000);
+    },
+    pause(id) {
+      const instance = get(id);
+      instance.state = 'paused';
+      instance.node.kill('SIGSTOP');
+    },
+    resume(id) {
+      const instance = get(id);
+      instance.node.kill('SIGCONT');
+      instance.state = 'running';
+    },
+    async restart(id) {
+      const instance = get(id);
+      if (instance.state !== 'dead') throw new Error(`${id} is ${instance.state}: kill or terminate it first`);
+      return launch(id, instance.dir);
+    },
+    view,
+    lease,
+    async waitForHolder(chainId, accept, timeoutMs) {
+      let found: Lease | undefined;
+      await waitUntil(
+        async () => {
+          found = await lease(chainId).catch(() => undefined);
+          return found !== undefined && accept(found);
+        },
+        timeoutMs,
+        () => `a holder of chain ${chainId}'s lease as wanted (last: ${JSON.stringify(found)})`,
+      );
+      return found!;
+    },
+    async metric(id, name, labels) {
+      return within(get(id).node.metric(name, labels), API_TIMEOUT_MS, `${id} /metrics`).catch(() => undefined);
+    },
+    startTraffic({ blocksPerSecond, logsPerBlock, seed = 1 }) {
+      const [min, max] = logsPerBlock;
+      if (min < 1 || max > MAX_TRAFFIC_LOGS || min > max) throw new Error(`logsPerBlock must lie within 1..${MAX_TRAFFIC_LOGS}`);
+      const random = mulberry32(seed);
+      const pauseMs = 1_000 / blocksPerSecond;
+      let on = true;
+      const sent = { blocks: 0, logs: 0, errors: 0 };
+      const loops = chains.map(async (chain) => {
+        while (on) {
+          const n = min + Math.floor(random() * (max - min + 1));
+          try {
+            await chain.lock.run(() => chain.tick(n));
+            sent.blocks++;
+            sent.logs += n;
+          } catch {
+            // A transaction a reorg raced: the check reads what the chain holds, whatever was sent.
+            sent.errors++;
+          }
+          await sleep(pauseMs * (0.5 + random()));
+        }
+      });
+      return {
+        get logs() {
+          return sent.logs;
+        },
+        async stop() {
+          on = false;
+          await Promise.all(loops);
+          return { ...sent };
+        },
+      };
+    },
+    async reorg(depth, chainId = FIRST_CHAIN_ID) {
+      const chain = chainOf(chainId);
+      return chain.lock.run(async () => {
+        const head = await chain.head();
+        if (head - depth <= chain.deployBlock)
+          throw new Error(`chain ${chainId}: head ${head} too close to the contract for a reorg of ${depth}`);
+        const orphaned = await chain.logs(head - depth + 1);
+        const tx = (n: number) => ({ from: chain.from, to: chain.contract, data: tickCalldata(n) });
+        const branch = Array.from({ length: depth }, (_, i) => [tx(REORG_LOGS[0] + (i % (REORG_LOGS[1] - REORG_LOGS[0] + 1))), i] as const);
+        await chain.anvil.rpc('anvil_reorg', [depth, branch]);
+        chain.orphaned.push(...orphaned);
+        return orphaned.length;
+      });
+    },
+    async expectNothingLost(timeoutMs) {
+      for (const chain of chains) await chain.lock.run(() => chain.anvil.mine(1));
+      const canonical = new Map<number, ChainLog[]>();
+      for (const chain of chains) canonical.set(chain.chainId, await chain.logs());
+      // A request whose body names no chain of the cluster is checked with the first chain: unexpected there.
+      const homeChain = (r: ReceivedRequest): number => {
+        const chainId = (r.json as { data?: { chainId?: unknown } } | undefined)?.data?.chainId;
+        return chains.some((c) => c.chainId === chainId) ? (chainId as number) : FIRST_CHAIN_ID;
+      };
+      const verdict = (): Verdict[] => {
+        const all = receivers.flatMap((r) => r.requests);
+        const verdicts: Verdict[] = [];
+        for (const endpoint of endpointIds) {
+          const mine = all.filter((r) => r.path === `/${endpoint}`);
+          for (const chain of chains) {
+            verdicts.push(
+              checkInvariant({
+                chainId: chain.chainId,
+                canonical: canonical.get(chain.chainId)!,
+                orphaned: [...chain.orphaned],
+                subscriptions: [subscriptionId(endpoint, chain.chainId)],
+                requests: mine.filter((r) => homeChain(r) === chain.chainId),
+              }),
+            );
+          }
+        }
+        return verdicts;
+      };
+      const sum = (vs: Verdict[], key: keyof Verdict) => vs.reduce((s, v) => s + (v[key] as number), 0);
+      let verdicts = verdict();
+      await waitUntil(
+        () => (verdicts = verdict()).every((v) => v.owed === 0),
+        timeoutMs,
+        () =>
+          `nothing owed (lost ${sum(verdicts, 'lost')} of ${sum(verdicts, 'expected')}, e.g. ${verdicts
+            .flatMap((v) => v.lostSample)
+            .slice(0, 3)
+            .join(', ')}; missing removals ${sum(verdicts, 'missingRemovals')})`,
+      );
+      const strays = receivers.flatMap((r) => r.requests).filter((r) => !endpointIds.some((e) => r.path === `/${e}`));
+      expect(
+        strays.map((r) => r.path),
+        'requests to no endpoint',
+      ).toEqual([]);
+      const summary = FAILURES.map((k) => `${k} ${sum(verdicts, k)}`).join(', ');
+      for (const check of FAILURES) expect(sum(verdicts, check), `${check}: ${summary}`).toBe(0);
+      const expected = sum(verdicts, 'expected');
+      expect(expected).toBeGreaterThan(0);
+      expect(sum(verdicts, 'delivered')).toBe(expected);
+      const dead = await within(
+        running()[0]!.node.api<{ data: unknown[] }>('GET', '/v1/dead-letters?limit=1000'),
+        API_TIMEOUT_MS,
+        'GET /v1/dead-letters',
+      );
+      expect(dead.status).toBe(200);
+      expect(dead.body.data).toEqual([]);
+      return {
+        expected,
+        requests: sum(verdicts, 'requests'),
+        duplicates: sum(verdicts, 'duplicates'),
+        retries: sum(verdicts, 'retries'),
+        orphanedDelivered: sum(verdicts, 'orphanedDelivered'),
+        removed: sum(verdicts, 'removed'),
+      };
+    },
+  };
+
+  beforeAll(async () => {
+    keys = await tempDir('ethhook-cluster-');
+    const key = await makeKey(keys.dir, 'gov');
+    publicPem = key.publicPem;
+    const [server] = await Promise.all([
+      startGovernanceServer({ keyFile: key.file }),
+      (async () => {
+        if (!options.ownPostgres) return;
+        pg = await startPgServer();
+      })(),
+      ...Array.from({ length: options.chains }, async (_, n) => {
+        chains[n] = await startChain(FIRST_CHAIN_ID + n);
+      }),
+    ]);
+    governance = server;
+    store = pg ? { kind: 'postgres', url: pg.url, schema: 'cluster' } : sharedStore!;
+    for (let n = 0; n < 2; n++)
+      receivers.push(await startReceiver({ secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) }));
+    for (const [n, id] of endpointIds.entries()) {
+      const secret = generateWebhookSecret();
+      secrets.set(`/${id}`, secret);
+      await governance.append('endpoint.upsert', { id, url: `${receivers[n % receivers.length]!.url}/${id}`, secret });
+      for (const chain of chains) {
+        await governance.append('subscription.upsert', {
+          id: subscriptionId(id, chain.chainId),
+          endpointId: id,
+          chainId: chain.chainId,
+          addresses: [chain.contract],
+        });
+      }
+    }
+    await Promise.all(Array.from({ length: options.instances }, () => add()));
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAllNodes();
+    await Promise.all(receivers.map((r) => r.close()));
+    await governance?.close();
+    await Promise.all(chains.map((c) => c.anvil.stop()));
+    await pg?.close();
+    await Promise.all([...instances.values()].map((i) => i.dir.remove()));
+    await keys?.remove();
+  });
+
+  return cluster;
+}
