@@ -105,6 +105,10 @@ describe('runbooks/ command blocks', () => {
       'README.md: it stops the node',
       'chains.md: it needs a chain with a second provider (the dev chain has one)',
       'chains.md: it needs the node stopped (the running node holds the store)',
+      "cluster.md: it moves the chain's lease to another instance (the test node is alone)",
+      "cluster.md: it reads a pod's state and logs with kubectl",
+      'cluster.md: it scales the Deployment with kubectl',
+      'cluster.md: it stops an instance',
       'store.md: it needs PostgreSQL (the test node runs on LevelDB)',
     ]);
   });

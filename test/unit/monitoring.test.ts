@@ -223,7 +223,16 @@ describe('runbooks/', () => {
   const files = readdirSync(new URL('runbooks/', root)).filter((f) => f.endsWith('.md'));
 
   it('has one file per area and an index', () => {
-    expect(files.sort()).toEqual(['README.md', 'actors.md', 'chains.md', 'governance.md', 'store.md', 'streams.md', 'webhooks.md']);
+    expect(files.sort()).toEqual([
+      'README.md',
+      'actors.md',
+      'chains.md',
+      'cluster.md',
+      'governance.md',
+      'store.md',
+      'streams.md',
+      'webhooks.md',
+    ]);
   });
 
   it('names only error codes of the catalog', () => {
