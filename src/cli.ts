@@ -23,10 +23,9 @@
  * 2 usage errors (unknown command or flag, missing argument). Output goes straight to stdout/stderr:
  * this is the operator's terminal, not the node's log.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { sourcePath } from './runtime/source-dir.ts';
+import { ethhookVersion } from './version.ts';
 import { ConfigError, formatConfigIssues } from './config/errors.ts';
 import { ERROR_CATALOG } from './errors.ts';
 import { EthhookError } from './runtime/errors.ts';
@@ -430,10 +429,7 @@ function usageError(message: string): number {
   return EXIT_USAGE;
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(sourcePath('../package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
+const version = ethhookVersion;
 
 async function main(argv: string[]): Promise<number> {
   const own = argv[0] === undefined ? undefined : COMMANDS[argv[0]];

@@ -5,6 +5,7 @@
  */
 import { adminErrorCodes } from './actors/admin/errors.ts';
 import { chainErrorCodes } from './actors/chain-listener/errors.ts';
+import { clusterErrorCodes } from './cluster/errors.ts';
 import { delivererErrorCodes } from './actors/deliverer/errors.ts';
 import { governanceErrorCodes } from './actors/governance/errors.ts';
 import { matcherErrorCodes } from './actors/matcher/errors.ts';
@@ -19,6 +20,7 @@ const groups = {
   kernel: kernelErrorCodes,
   config: configErrorCodes,
   store: storeErrorCodes,
+  cluster: clusterErrorCodes,
   admin: adminErrorCodes,
   'chain-listener': chainErrorCodes,
   matcher: matcherErrorCodes,

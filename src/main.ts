@@ -45,7 +45,11 @@ import {
 import { createGovernanceStream } from './actors/governance/index.ts';
 import { createStoreApplier } from './actors/governance/store-applier.ts';
 import { createMatcher } from './actors/matcher/matcher.ts';
-import { ownsEndpoint } from './cluster.ts';
+import { chainLease, ClusterCoordinator } from './cluster/coordinator.ts';
+import { LocalClusterStore } from './cluster/local-store.ts';
+import { clusterRoutes } from './actors/admin/cluster-routes.ts';
+import { PgClusterStore } from './store/postgres/cluster.ts';
+import { ethhookVersion } from './version.ts';
 import type { NodeConfig } from './config/schema.ts';
 import { demoBanner, type NodeWhereabouts } from './demo/banner.ts';
 import { startDemo, startStatusLine, type Demo } from './demo/index.ts';
@@ -58,6 +62,8 @@ import { CursorStore } from './store/cursors.ts';
 import type { Kv } from './store/kv.ts';
 import { EndpointStore } from './store/endpoints.ts';
 import type { OutboxStore } from './store/outbox/contract.ts';
+import type { PgPool } from './store/postgres/pool.ts';
+import { deliveryLimitsFor } from './store/delivery-limits.ts';
 import { openStore } from './store/open.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
@@ -129,9 +135,13 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   // Every chain is visible in /metrics and holds /ready back from the start, reached or not.
   exportChainSeries(registry, chains);
   const readiness = new ChainReadiness(chains);
+  const coordinator = await startCoordinator(config, stores, chains, governance !== undefined, registry, logger, cleanups);
   await startTree(
     system,
-    buildTree(config, nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, chains, readiness, governance })),
+    buildTree(
+      config,
+      nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, chains, readiness, governance, coordinator }),
+    ),
   );
 
   const where = await whereabouts(config, dataDir, system, { devChain, demo, governance });
@@ -156,8 +166,52 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   return system;
 }
 
+/**
+ * Joins the cluster of the store (src/cluster/coordinator.ts: PostgreSQL, or LevelDB as a cluster of
+ * one) and takes this instance's share of the leases before the tree starts, so each chain listener
+ * starts in its mode. Left on the way out, after the tree stopped: leases released, instance removed.
+ */
+async function startCoordinator(
+  config: NodeConfig,
+  stores: Stores,
+  chains: readonly ChainConfig[],
+  governance: boolean,
+  registry: Registry,
+  logger: Logger,
+  cleanups: Cleanup[],
+): Promise<ClusterCoordinator> {
+  const self = { id: config.node.id, version: ethhookVersion() };
+  const { leaseMs, heartbeatMs } = config.cluster;
+  const store = stores.pg ? new PgClusterStore(stores.pg, self, heartbeatMs) : new LocalClusterStore(self);
+  const byName = new Map(chains.map((c) => [c.name, c.chainId]));
+  const coordinator = new ClusterCoordinator({
+    store,
+    self: self.id,
+    chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })),
+    governance,
+    leaseMs,
+    heartbeatMs,
+    registry,
+    logger: logger.child({ component: 'cluster' }),
+    heights: async () => {
+      const heights: Record<string, number> = {};
+      const gauge = registry.getSingleMetric('chain_height');
+      for (const v of (await gauge?.get())?.values ?? []) {
+        const chainId = byName.get(String(v.labels.chain));
+        if (chainId !== undefined && v.value > 0) heights[chainId] = v.value;
+      }
+      return heights;
+    },
+  });
+  await coordinator.start();
+  cleanups.push(() => coordinator.stop());
+  return coordinator;
+}
+
 interface Stores {
   kv: Kv;
+  /** The PostgreSQL pool, on that store. */
+  pg?: PgPool;
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
   outbox: OutboxStore;
@@ -181,7 +235,7 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, r
     );
   }
   const subscriptions = new SubscriptionStore(kv, endpoints);
-  return { kv, endpoints, subscriptions, outbox, unreachable: () => store.unreachable() };
+  return { kv, pg: store.pg, endpoints, subscriptions, outbox, unreachable: () => store.unreachable() };
 }
 
 /** The embedded anvil of `devChain`, its previous run's cursor cleared. */
@@ -233,6 +287,7 @@ interface NodeParts {
   chains: readonly ChainConfig[];
   readiness: ChainReadiness;
   governance: { url: string; publicKeys: string[] } | undefined;
+  coordinator: ClusterCoordinator;
 }
 
 /** The actors of the tree (src/tree.ts), each built from its part of the configuration. */
@@ -241,6 +296,8 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
   const { kv, endpoints, subscriptions, outbox } = stores;
   const lookup = (path: string) => system.lookup(path);
   const deliverer = delivererSettings(config);
+  // Rate limits and breakers shared by the instances on a PostgreSQL store; none on LevelDB (one process).
+  const limits = deliveryLimitsFor(kv, config.node.id);
   const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';
   const governance = p.governance;
   return {
@@ -254,6 +311,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
           ...v1Routes({ endpoints, subscriptions, outbox, lookup, chains: chains.map((c) => c.chainId), config: config.security }),
           ...governanceRoutes(() => system),
           ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(kv) }),
+          ...clusterRoutes(p.coordinator),
         ],
         readiness: () => {
           const store = p.stores.unreachable();
@@ -261,7 +319,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
         },
         streams: streamTransports(hub, config.streams),
       }),
-    deliverer: () => createDeliverer({ outbox, endpoints, registry, ...deliverer }),
+    deliverer: () => createDeliverer({ outbox, endpoints, ...(limits ? { limits } : {}), registry, ...deliverer }),
     ...(delivererPlaced ? { delivererStore: () => createDelivererStore({ outbox, endpoints, registry }) } : {}),
     placeable: { deliverer: placedDelivererSpec(deliverer) },
     matcher: () =>
@@ -271,7 +329,6 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
         outbox,
         logger: p.logger.child({ actor: ACTOR_PATHS.matcher }),
         registry,
-        ownsEndpoint: ownsEndpoint(config.node.cluster),
         chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
         publish: (event) => hub.publish(event),
       }),
@@ -296,7 +353,15 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
     chainListeners: new Map<string, AnyBehaviourFactory>(
       chains.map((chain) => [
         chainListenerName(chain.chainId),
-        () => createChainListener({ chain, store: kv, target: ACTOR_PATHS.matcher, registry, readiness: p.readiness }),
+        () =>
+          createChainListener({
+            chain,
+            store: kv,
+            target: ACTOR_PATHS.matcher,
+            registry,
+            readiness: p.readiness,
+            lease: p.coordinator.gate(chainLease(chain.chainId)),
+          }),
       ]),
     ),
   };

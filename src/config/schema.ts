@@ -34,6 +34,7 @@ import { DEFAULT_BACKOFF } from '../supervision/backoff.ts';
 import { DEFAULT_INTENSITY } from '../supervision/supervisor.ts';
 import { chainConfigSchema } from './chain.ts';
 import { duration } from './duration.ts';
+import { DEFAULT_CLUSTER_TIMING } from '../cluster/coordinator.ts';
 
 const positiveInt = () => z.number().int().positive();
 const nonNegativeInt = () => z.number().int().nonnegative();
@@ -41,7 +42,7 @@ const fraction = () => z.number().min(0).max(1);
 const urlWithScheme = (schemes: RegExp, hint: string) =>
   z.url({ protocol: schemes, error: (issue) => (issue.input === undefined ? 'required' : `must be a ${hint} URL`) });
 
-/** Hostname-derived id: in a Kubernetes StatefulSet this is `ethhook-0`, `ethhook-1`, ... */
+/** Hostname-derived id: in Kubernetes, the pod's name. It names the instance in its cluster and owns its outbox claims. */
 function defaultNodeId(): string {
   return (
     hostname()
@@ -52,12 +53,19 @@ function defaultNodeId(): string {
 
 const ClusterSchema = z
   .strictObject({
-    /** This instance's position in the cluster, 0-based (a StatefulSet's pod ordinal). */
-    ordinal: nonNegativeInt().default(0),
-    /** Number of instances; each delivers the endpoints whose hash modulo `size` is its ordinal. */
-    size: positiveInt().default(1),
+    /**
+     * A lease (a chain's ingestion, governance) not renewed for this long is free for another instance;
+     * an instance whose heartbeat is older is not counted live. Also how long a dead instance's chains
+     * wait for a new ingesting instance.
+     */
+    leaseMs: duration().default(DEFAULT_CLUSTER_TIMING.leaseMs),
+    /** Heartbeat, lease renewal and lease taking period. */
+    heartbeatMs: duration().default(DEFAULT_CLUSTER_TIMING.heartbeatMs),
   })
-  .refine((c) => c.ordinal < c.size, { message: 'ordinal must be less than size', path: ['ordinal'] });
+  .refine((c) => c.heartbeatMs > 0 && c.heartbeatMs * 2 <= c.leaseMs, {
+    message: 'must be above 0 and at most half of leaseMs (a lease is renewed at least twice before it expires)',
+    path: ['heartbeatMs'],
+  });
 
 const NodeSchema = z.strictObject({
   /** Names this instance in logs and metrics. Default: the hostname. */
@@ -69,7 +77,6 @@ const NodeSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   /** SIGTERM/SIGINT: the whole tree must be stopped within this, else the process exits non-zero anyway. */
   shutdownDeadlineMs: duration().default(DEFAULT_SHUTDOWN_DEADLINE_MS),
-  cluster: ClusterSchema.prefault({}),
 });
 
 const LogSchema = z.strictObject({
@@ -319,6 +326,8 @@ export const NodeConfigSchema = z
   .strictObject({
     node: NodeSchema.prefault({}),
     store: StoreSchema.default({ kind: 'level' }),
+    /** Instances sharing a PostgreSQL store form a cluster (src/cluster/coordinator.ts). */
+    cluster: ClusterSchema.prefault({}),
     log: LogSchema.prefault({}),
     admin: AdminSchema.prefault({}),
     runtime: RuntimeSchema.prefault({}),

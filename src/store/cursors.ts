@@ -18,6 +18,7 @@
  *   deleted on the way. Memory: `keep` block records, never a log.
  * - `append(chainId, block, logs, floor, keep)` records an emitted block and its logs, moves `next` past
  *   it and drops the block (and logs) that fell out of the window, in one batch.
+ * - `position(chainId)`: the position alone, read without writing anything.
  * - `logs(chainId, number)`: the logs emitted for a block still in the window (undefined otherwise); read
  *   when the block is retracted.
  * - `retract(chainId, number, floor)` forgets an orphaned block and its logs and moves `next` back to it,
@@ -73,6 +74,12 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
         await this.records.clear({ gte: `${chainId}!${kind}!`, lt: `${chainId}!${kind}!${pad(oldest.number)}` });
     }
     return { next: position.next, floor: position.floor, blocks };
+  }
+
+  /** The chain's position as stored, or undefined: a read only (a follower's view of the ingesting instance's progress). */
+  async position(chainId: number): Promise<CursorPosition | undefined> {
+    const position = await this.records.get(`${chainId}!n`);
+    return isPosition(position) ? position : undefined;
   }
 
   async append(chainId: number, block: B, logs: readonly L[], floor: number, keep: number): Promise<void> {

@@ -11,7 +11,8 @@
  * JSON of what was written (a JSON object's own fields, in order).
  *
  * A batch lands whole or not at all (one LevelDB `batch`, one PostgreSQL transaction); ops apply in
- * array order, so a later op on the same key wins.
+ * array order, so a later op on the same key wins. A `fence` op (KvFence) makes the batch conditional on
+ * a lease.
  */
 
 /** A key range: lower and upper bounds (each optional), at most `limit` keys, in `reverse` order. */
@@ -25,8 +26,22 @@ export interface KvRange {
   reverse?: boolean;
 }
 
+/**
+ * A batch's condition: the batch lands only while `holder` holds lease `lease` at `epoch` (src/cluster/
+ * leases.ts). On PostgreSQL it is checked in the batch's transaction, the lease row locked (`FOR SHARE`)
+ * until the commit, so a lease taken over meanwhile waits for the commit or fails the batch whole with
+ * ETHHOOK_ERR_LEASE_LOST; an instance paused past its lease writes nothing. LevelDB skips it: a LevelDB
+ * directory has one process, which holds every lease.
+ */
+export interface KvFence {
+  type: 'fence';
+  lease: string;
+  holder: string;
+  epoch: number;
+}
+
 /** One operation of an atomic batch across spaces. */
-export type KvOp = { type: 'put'; space: string; key: string; value: unknown } | { type: 'del'; space: string; key: string };
+export type KvOp = { type: 'put'; space: string; key: string; value: unknown } | { type: 'del'; space: string; key: string } | KvFence;
 
 /** One named space of the engine; `V` is what its values are read as. */
 export interface KvSpace<V> {

@@ -5,15 +5,16 @@
  *
  * - `level` (the default): the LevelDB directory `<dataDir>/db`, held by this process alone (LevelDB's
  *   lock refuses a second one: ETHHOOK_ERR_STORE_LOCKED). It always answers while open: `store_up` 1.
- * - `postgres`: the schema's node lock taken (postgres/node-lock.ts: one running node per schema, a
- *   second refused with ETHHOOK_ERR_STORE_LOCKED), a pool on `store.url` (src/store/postgres/pool.ts), the pending migrations applied
+ * - `postgres`: a pool on `store.url` (src/store/postgres/pool.ts), shared by the instances of a
+ *   cluster (src/cluster/coordinator.ts decides which of them writes what), the pending migrations applied
  *   first under an advisory lock (a schema newer than this code is refused:
  *   ETHHOOK_ERR_STORE_SCHEMA_NEWER), then the PostgreSQL outbox, whose claims carry `owner` (the node's
  *   id, so a restarted node takes its own claims back at once). `store_up` follows the pool: 0 while
  *   operations fail with transient errors (they are retried meanwhile), 1 after the next success;
  *   `unreachable()` says why, for `/ready`.
  *
- * `close()` waits for the outbox's queued writes, then closes the engine.
+ * `pg` is the PostgreSQL pool (undefined on LevelDB), for the cluster's own tables. `close()` waits for the
+ * outbox's queued writes, then closes the engine.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -25,11 +26,13 @@ import { LevelKv } from './level/kv.ts';
 import { LevelOutbox } from './level/outbox/outbox.ts';
 import { storeMetrics } from './metrics.ts';
 import type { OutboxStore } from './outbox/contract.ts';
+import type { PgPool } from './postgres/pool.ts';
 
 export interface OpenedStore {
   readonly kind: KvKind;
   readonly kv: Kv;
   readonly outbox: OutboxStore;
+  readonly pg?: PgPool;
   /** Why the store does not answer now (one line, for `/ready`), or undefined while it does. */
   unreachable(): string | undefined;
   close(): Promise<void>;
@@ -75,23 +78,15 @@ async function openLevel({ dataDir, registry }: OpenStoreOptions): Promise<Opene
 
 async function openPostgres(config: Extract<StoreConfig, { kind: 'postgres' }>, options: OpenStoreOptions): Promise<OpenedStore> {
   // Loaded only for a PostgreSQL store: a LevelDB node never loads the driver.
-  const [{ openPgPool }, { migrate }, { PgKv }, { PgOutbox }, { lockSchema }] = await Promise.all([
+  const [{ openPgPool }, { migrate }, { PgKv }, { PgOutbox }] = await Promise.all([
     import('./postgres/pool.ts'),
     import('./postgres/migrate.ts'),
     import('./postgres/kv.ts'),
     import('./postgres/outbox.ts'),
-    import('./postgres/node-lock.ts'),
   ]);
   const { url, poolSize, schema, statementTimeoutMs } = config;
   const logger = options.logger.child({ component: 'store' });
-  const lock = await lockSchema(url, schema, logger);
-  let pool: Awaited<ReturnType<typeof openPgPool>>;
-  try {
-    pool = await openPgPool({ url, poolSize, schema, statementTimeoutMs, logger, registry: options.registry });
-  } catch (err) {
-    await lock.release();
-    throw err;
-  }
+  const pool = await openPgPool({ url, poolSize, schema, statementTimeoutMs, logger, registry: options.registry });
   try {
     const applied = await migrate(pool);
     if (applied.length > 0) logger.info({ applied: applied.map((m) => `${m.version} ${m.name}`), schema }, 'store migrations applied');
@@ -102,17 +97,16 @@ async function openPostgres(config: Extract<StoreConfig, { kind: 'postgres' }>, 
       kind: 'postgres',
       kv,
       outbox,
+      pg: pool,
       unreachable: () => (pool.up() ? undefined : `store unreachable: ${pool.lastError?.message ?? 'PostgreSQL does not answer'}`),
       close: async () => {
         await outbox.idle();
         await outbox.close();
         await pool.close();
-        await lock.release();
       },
     };
   } catch (err) {
     await pool.close();
-    await lock.release();
     throw err;
   }
 }

@@ -39,7 +39,8 @@ describe('defaults', () => {
   // No file, no environment: a dev node.
   it('runs a dev node with the documented defaults', () => {
     const c = loadConfig({ env: {} });
-    expect(c.node).toMatchObject({ dataDir: './data', shutdownDeadlineMs: 10_000, cluster: { ordinal: 0, size: 1 } });
+    expect(c.node).toMatchObject({ dataDir: './data', shutdownDeadlineMs: 10_000 });
+    expect(c.cluster).toEqual({ leaseMs: 15_000, heartbeatMs: 5_000 });
     expect(c.node.id).toMatch(/^[A-Za-z0-9._-]{1,64}$/);
     expect(c.log.level).toBe('info');
     expect(c.admin).toMatchObject({ host: '127.0.0.1', port: 8080, tokens: [], corsOrigins: [] });
@@ -167,11 +168,15 @@ describe('file and environment', () => {
   });
 
   // Only a type mismatch against a string field is retried as text: a number out of range keeps its
-  // own message (a StatefulSet scaled past the cluster size must say so, not "expected number").
+  // own message (a heartbeat too slow for its lease must say so, not "expected string").
   it('a number that breaks a rule is reported by the rule, not retried as text', () => {
-    const err = configError(() => loadConfig({ env: { ETHHOOK_NODE__CLUSTER__ORDINAL: '3', ETHHOOK_NODE__CLUSTER__SIZE: '3' } }));
+    const err = configError(() => loadConfig({ env: { ETHHOOK_CLUSTER__LEASE_MS: '3000', ETHHOOK_CLUSTER__HEARTBEAT_MS: '2000' } }));
     expect(err.issues).toEqual([
-      { path: 'node.cluster.ordinal', message: 'ordinal must be less than size', source: 'ETHHOOK_NODE__CLUSTER__ORDINAL' },
+      {
+        path: 'cluster.heartbeatMs',
+        message: 'must be above 0 and at most half of leaseMs (a lease is renewed at least twice before it expires)',
+        source: 'ETHHOOK_CLUSTER__HEARTBEAT_MS',
+      },
     ]);
     expect(configError(() => loadConfig({ env: { ETHHOOK_ADMIN__PORT: '70000' } })).issues[0]).toMatchObject({
       path: 'admin.port',
@@ -202,8 +207,7 @@ describe('errors', () => {
         '  port: 70000',
         '  prot: 1',
         '  tokens: [{ token: short, role: admin }]',
-        'node:',
-        '  cluster: { ordinal: 3, size: 2 }',
+        'cluster: { leaseMs: 1s, heartbeatMs: 1s }',
         'runtime:',
         '  mailbox: { overflow: drop-everything }',
         '  supervision: { backoff: { minMs: 10s, maxMs: 1s } }',
@@ -224,7 +228,7 @@ describe('errors', () => {
         'admin.prot',
         'admin.tokens[0].token',
         'admin.tokens[0].role',
-        'node.cluster.ordinal',
+        'cluster.heartbeatMs',
         'runtime.mailbox.overflow',
         'runtime.supervision.backoff.minMs',
         'runtime.actors.deliverer.placement',

@@ -224,16 +224,6 @@ describe('matching a block', () => {
     }
     expect(w.outbox.depth()).toBe(0);
   });
-
-  it('indexes only the endpoints this instance owns', async () => {
-    const mine = await endpoint();
-    const theirs = await endpoint();
-    const s = await w.subscriptions.create({ endpointId: mine, chainId: 1 });
-    await w.subscriptions.create({ endpointId: theirs, chainId: 1 });
-    const m = await started({ ownsEndpoint: (id) => id === mine });
-    await m.receive(block(3, [log(0, A, [])]), ctx);
-    expect((await allJobs()).map((j) => j.subscriptionId)).toEqual([s.id]);
-  });
 });
 
 describe('retractions', () => {

@@ -7,6 +7,14 @@
  * reply. Any other reply, a timeout or a missing target is logged and the same message is asked again
  * after a backoff, forever: the listener never skips a block to get unstuck.
  *
+ * In a cluster (src/cluster/coordinator.ts) the chain's `lease` gate decides the mode: while this
+ * instance holds the lease the listener ingests, its cursor writes fenced by the lease (src/store/
+ * fenced-kv.ts) and every block sent with the fence, which the matcher's writes carry; otherwise it
+ * only follows the heads (listener.ts, `follow`). Each change of the gate stops the listener and starts
+ * it again in the other mode, reading the cursor afresh from the store (another instance may have
+ * moved it). A write refused with ETHHOOK_ERR_LEASE_LOST makes the coordinator check the lease at once.
+ * Without a gate the listener ingests.
+ *
  * It answers `{ type: 'chain.status' }` with a ChainStatus, and `{ type: 'chain.failover', provider,
  * holdMs }` (an operator moving the chain off a provider) with a ChainFailoverReply. `health()` fails only after a fatal error
  * (reorg deeper than the window, another chain, a cursor store without an orphaned block's logs), which
@@ -16,8 +24,10 @@ import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
-import type { Kv } from '../../store/kv.ts';
+import { isLeaseLost, type LeaseGate } from '../../cluster/coordinator.ts';
+import type { Kv, KvFence } from '../../store/kv.ts';
 import { CursorStore } from '../../store/cursors.ts';
+import { fencedKv } from '../../store/fenced-kv.ts';
 import { backoffDelay, orStop, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
 import { throwIfStopped, type EmittedBlock } from './follower.ts';
@@ -57,12 +67,19 @@ export interface ChainListenerOptions {
   registry: Registry;
   /** Told when the chain's node was reached and the start block pinned (the node's /ready). */
   readiness?: ChainReadiness;
+  /** The chain's lease in the cluster; absent: this instance always ingests. */
+  lease?: LeaseGate;
 }
 
 export function createChainListener(options: ChainListenerOptions): Behaviour<ChainListenerRequest> {
   const { chain, target } = options;
   const stages = pipelineStages(options.registry);
+  const gate = options.lease;
   let listener: ChainListener | null = null;
+  let unsubscribe: (() => void) | undefined;
+  /** Mode changes, one after another. */
+  let switching: Promise<void> = Promise.resolve();
+  let stopped = false;
 
   const emit = async (ctx: ActorContext<ChainListenerRequest>, log: Logger, msg: ChainBlockMessage, signal: AbortSignal) => {
     if (!msg.removed) stages.reached('fetched', msg.seenAt, Date.now());
@@ -76,9 +93,11 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
         try {
           const reply = chainBlockAckSchema.safeParse(await orStop(ref.ask(msg, { timeoutMs: chain.ackTimeoutMs }), signal));
           if (reply.success && reply.data.ok) return;
-          why = 'target did not acknowledge';
+          if (reply.success && reply.data.code === 'ETHHOOK_ERR_LEASE_LOST') gate?.suspect();
+          why = reply.success && typeof reply.data.code === 'string' ? `target refused: ${reply.data.code}` : 'target did not acknowledge';
         } catch (err) {
           throwIfStopped(signal);
+          if (isLeaseLost(err)) gate?.suspect();
           why = err instanceof Error ? err.message : String(err);
         }
       }
@@ -89,25 +108,47 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
     }
   };
 
-  const stop = async () => {
+  const stopListener = async () => {
     const current = listener;
     listener = null;
     await current?.stop();
   };
 
-  return {
-    async preStart(ctx) {
+  /** A listener in the mode `fence` says (ingest while it is defined), in place of the current one. */
+  const restart = (ctx: ActorContext<ChainListenerRequest>, fence: KvFence | undefined): Promise<void> => {
+    switching = switching.then(async () => {
+      await stopListener();
+      if (stopped) return;
       const log = (options.logger ?? ctx.log).child({ chain: chain.name, chainId: chain.chainId });
-      listener = new ChainListener({
+      const store = gate && fence ? fencedKv(options.store, gate) : options.store;
+      const next = new ChainListener({
         config: chain,
-        cursors: new CursorStore<EmittedBlock, ChainLog>(options.store),
+        cursors: new CursorStore<EmittedBlock, ChainLog>(store),
         metrics: getChainMetrics(options.registry),
         log,
-        emit: (msg, signal) => emit(ctx, log, msg, signal),
+        emit: (msg, signal) => emit(ctx, log, fence ? { ...msg, fence } : msg, signal),
         onFatal: (err) => ctx.fail(err),
         onReady: () => options.readiness?.ready(chain.chainId),
+        mode: gate && !fence ? 'follow' : 'ingest',
       });
-      await listener.start();
+      listener = next;
+      await next.start();
+    });
+    return switching;
+  };
+
+  const stop = async () => {
+    stopped = true;
+    unsubscribe?.();
+    await switching.catch(() => undefined);
+    await stopListener();
+  };
+
+  return {
+    async preStart(ctx) {
+      stopped = false;
+      unsubscribe = gate?.subscribe((fence) => restart(ctx, fence));
+      await restart(ctx, gate?.current());
     },
     receive(msg): ChainStatus | ChainFailoverReply {
       if (msg?.type === 'chain.status' && listener) return listener.status();

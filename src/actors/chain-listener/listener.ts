@@ -38,6 +38,13 @@
  *   node cannot flood the logs). A callback that throws (a bug) stops the listener as a fatal error
  *   (`onFatal`: the supervisor restarts it).
  *
+ * - In `follow` mode (another instance holds the chain's lease, src/cluster/coordinator.ts) the same
+ *   sessions follow the heads and choose the active provider, whose head sets `chain_height`, so every
+ *   instance's height compares with the others'; nothing is read beyond heads, nothing emitted and
+ *   nothing written (block 0's hash is checked against the stored one, not stored). Every
+ *   `heartbeatMs` the stored position is read for `chain_processed_height` and `chain_lag_blocks`: the
+ *   ingesting instance's progress. `onReady` once a provider serves the chain.
+ *
  * Memory: per provider a session (one connection, its last head, a throttle), a few numbers per
  * provider and kind for the log limit and the last height a disagreement was counted at; providers are
  * at most MAX_PROVIDERS (config/chain.ts).
@@ -67,6 +74,11 @@ export interface ChainListenerDeps {
   onFatal(error: EthhookError): void;
   /** A provider was reached, the chain verified and the start block pinned (at every session). */
   onReady?(): void;
+  /**
+   * `ingest` (default): follow the chain from the cursor and emit its blocks. `follow`: another instance
+   * of the cluster ingests the chain; only the heads are followed (see the header).
+   */
+  mode?: 'ingest' | 'follow';
 }
 
 const LOG_BURST = 20;
@@ -110,7 +122,10 @@ export class ChainListener {
           signal: this.abort.signal,
           verify: (source) => this.verifyChain(source),
           onHead: (session, head) => {
-            if (session === this.active) this.follower?.noteHead(head.header, head.seenAt);
+            if (session === this.active) {
+              this.follower?.noteHead(head.header, head.seenAt);
+              if (this.following) this.noteHead(head.header.number);
+            }
             this.reconsider();
           },
           onChange: () => this.reconsider(),
@@ -120,8 +135,13 @@ export class ChainListener {
     );
   }
 
+  private get following(): boolean {
+    return this.deps.mode === 'follow';
+  }
+
   /** Loads the cursor and starts following the chain in the background. */
   async start(): Promise<void> {
+    if (this.following) return this.startFollowing();
     const { config, cursors, metrics } = this.deps;
     const persisted = await cursors.load(config.chainId, config.maxReorgDepth + 1);
     this.pinned = persisted !== null;
@@ -143,17 +163,8 @@ export class ChainListener {
           retract: (n, floor) => cursors.retract(config.chainId, n, floor),
           logs: (n) => cursors.logs(config.chainId, n),
         },
-        onHead: (head) => {
-          metrics.height.set(this.label, head);
-          metrics.finalizedHeight.set(this.label, Math.max(0, head - config.maxReorgDepth));
-          this.heights.head = head;
-          metrics.lag.set(this.label, lagOf(this.heights));
-        },
-        onProcessed: (n) => {
-          metrics.processedHeight.set(this.label, n);
-          this.heights.processed = n;
-          metrics.lag.set(this.label, lagOf(this.heights));
-        },
+        onHead: (head) => this.noteHead(head),
+        onProcessed: (n) => this.noteProcessed(n),
         onReorg: (depth) => {
           metrics.reorgs.inc(this.label);
           metrics.reorgDepth.observe(this.label, depth);
@@ -186,6 +197,56 @@ export class ChainListener {
     this.running = this.run();
   }
 
+  /** Follow mode's start: the sessions only, and the loop of `watch`. */
+  private async startFollowing(): Promise<void> {
+    const { metrics, config } = this.deps;
+    metrics.wsConnected.set(this.label, 0);
+    metrics.up.set(this.label, 0);
+    this.deps.log.info({ providers: config.providers.map((p) => p.name) }, 'chain listener following heads (another instance ingests)');
+    for (const session of this.sessions) session.start();
+    this.running = this.watch();
+  }
+
+  private noteHead(head: number): void {
+    const { metrics, config } = this.deps;
+    metrics.height.set(this.label, head);
+    metrics.finalizedHeight.set(this.label, Math.max(0, head - config.maxReorgDepth));
+    this.heights.head = head;
+    metrics.lag.set(this.label, lagOf(this.heights));
+  }
+
+  private noteProcessed(n: number): void {
+    this.deps.metrics.processedHeight.set(this.label, n);
+    this.heights.processed = n;
+    this.deps.metrics.lag.set(this.label, lagOf(this.heights));
+  }
+
+  /** Follow mode's loop: choose the active provider, report ready, read the stored position. */
+  private async watch(): Promise<void> {
+    const { config, cursors } = this.deps;
+    try {
+      while (!this.signal.aborted) {
+        if (this.sessions.every((s) => s.mismatch)) return this.die(this.sessions[0]!.mismatch!);
+        const active = this.pick(Date.now());
+        if (active !== this.active) this.setActive(active, this.active ? this.reasonToLeave(this.active) : 'down');
+        this.setConnected(active !== null);
+        if (active) {
+          if (active.head) this.noteHead(active.head.header.number);
+          this.deps.onReady?.();
+        }
+        try {
+          const position = await cursors.position(config.chainId);
+          if (position && position.next > 0) this.noteProcessed(position.next - 1);
+        } catch (err) {
+          this.deps.log.warn({ err: describeError(err) }, 'reading the chain position failed');
+        }
+        await this.wakeup.wait(config.heartbeatMs);
+      }
+    } catch (err) {
+      if (!this.signal.aborted) this.crash(err);
+    }
+  }
+
   async stop(): Promise<void> {
     this.abort.abort();
     this.wakeup.wake();
@@ -204,8 +265,9 @@ export class ChainListener {
       transport: this.connected && this.active ? this.active.kind : 'none',
       connected: this.connected,
       provider: this.active?.name ?? null,
-      head: this.follower?.head ?? null,
-      processed: this.follower?.processed ?? null,
+      head: this.follower?.head ?? this.heights.head ?? null,
+      processed: this.follower?.processed ?? this.heights.processed ?? null,
+      ingesting: !this.following,
       failed: this.fatal?.message ?? null,
       providers: assessed.map((a): ProviderStatus => ({
         name: a.view.name,
@@ -456,8 +518,8 @@ export class ChainListener {
       const genesis = (await source.headerByNumber(0))?.hash;
       if (!genesis) throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'the node has no block 0', { method: 'eth_getBlockByNumber' });
       const known = await cursors.genesis(config.chainId);
-      if (known === undefined) await cursors.setGenesis(config.chainId, genesis);
-      else if (known !== genesis) {
+      if (known === undefined && !this.following) await cursors.setGenesis(config.chainId, genesis);
+      else if (known !== undefined && known !== genesis) {
         throw new EthhookError(
           'ETHHOOK_ERR_CHAIN_MISMATCH',
           'the node serves another chain than the one the cursor was built on (block 0 differs); if that is intended, reset the cursor (POST /admin/chains/:chainId/reset-cursor, runbooks/chains.md)',

@@ -39,6 +39,13 @@ export const chainBlockMessageSchema = z.object({
   /** true: retraction of a block emitted before, orphaned by a reorg. */
   removed: z.boolean(),
   logs: z.array(chainLogSchema),
+  /**
+   * The chain's lease as the listener held it when it read the block (src/cluster/coordinator.ts): the
+   * matcher writes the block's jobs fenced by it, so an instance that lost the lease writes nothing.
+   */
+  fence: z
+    .strictObject({ type: z.literal('fence'), lease: z.string().min(1), holder: z.string().min(1), epoch: z.number().int().positive() })
+    .optional(),
 });
 export type ChainBlockMessage = z.infer<typeof chainBlockMessageSchema>;
 
@@ -79,6 +86,8 @@ export interface ChainStatus {
   provider: string | null;
   head: number | null;
   processed: number | null;
+  /** Whether this instance ingests the chain (holds its lease), or only follows its heads. */
+  ingesting: boolean;
   failed: string | null;
   providers: ProviderStatus[];
 }

@@ -1,7 +1,7 @@
 /**
  * The Matcher actor: turns `chain.block` messages into delivery jobs in the outbox, then acknowledges.
  *
- * - preStart loads every subscription (of the endpoints this instance owns) into the index;
+ * - preStart loads every subscription into the index;
  *   `subscriptions.changed` patches it, so changes apply without a restart. A restart rebuilds it.
  * - A block (`removed: false`): each log is matched through the index; every (log, subscription) pair
  *   not already recorded becomes a `log.created` job plus a match record, all in ONE outbox batch;
@@ -23,6 +23,12 @@
  *   64 blocks: a retraction can only concern blocks inside the listener's reorg window.
  * - Any failure (invalid message, LevelDB error) rejects the ask: the listener keeps its cursor and
  *   sends the block again; the supervisor sees a panic.
+ * - Fencing (a cluster, src/cluster/coordinator.ts): a block that carries its chain's `fence` has every
+ *   write of it (jobs, match records, deferred jobs, their release) fenced by it (src/store/kv.ts,
+ *   KvFence), so an instance that lost the chain's lease while the block was on its way writes
+ *   nothing. Such a refusal is answered `{ ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' }`, not thrown: it
+ *   is no fault of the matcher. A fence of a new epoch drops what the matcher remembers of the chain
+ *   (the next deferred release, the pruning heights): another instance wrote to it meanwhile.
  * - `publish` (optional) gets every log of a block, matched or not, once its jobs are in the outbox:
  *   `log.created`, or `log.removed` for a retraction (the live event streams, src/streams/). It must
  *   not block. A publish that throws is logged (once per block) and does not fail the block: its jobs
@@ -31,7 +37,7 @@
  *   deduplicated by the match records.
  */
 import type { Registry } from 'prom-client';
-import { describeError, EthhookError } from '../../runtime/errors.ts';
+import { describeError, EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
 import { DeferredJobs } from '../../store/deferred.ts';
@@ -46,6 +52,7 @@ import {
   matcherSchemaFor,
   type BlockAck,
   type ChainBlockMessage,
+  type LeaseLostAck,
   type ChainLog,
   type SubscriptionsAck,
   type SubscriptionsChanged,
@@ -65,8 +72,6 @@ export interface MatcherDeps {
   outbox: OutboxStore;
   logger: Logger;
   registry?: Registry;
-  /** Cluster sharding: only subscriptions of endpoints this instance delivers are indexed. Default: all. */
-  ownsEndpoint?: (endpointId: string) => boolean;
   /** How many blocks back a retraction can reach (>= the listeners' maxReorgDepth). Default 1024. */
   reorgWindowBlocks?: number;
   /** Each chain's listener confirmations (config `chains[].confirmations`); absent: 0. */
@@ -82,7 +87,6 @@ export interface Matcher extends Behaviour<unknown> {
 
 export function createMatcher(deps: MatcherDeps): Matcher {
   const { subscriptions, outbox, logger } = deps;
-  const owns = deps.ownsEndpoint ?? (() => true);
   const window = deps.reorgWindowBlocks ?? DEFAULT_REORG_WINDOW_BLOCKS;
   const matches = new MatchStore(deps.kv);
   const deferred = new DeferredJobs(deps.kv);
@@ -97,9 +101,9 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const lastPrune = new Map<number, number>();
 
   const put = (sub: Subscription | undefined, id: string) => {
-    if (sub && owns(sub.endpointId)) index.add(sub);
+    if (sub) index.add(sub);
     else index.remove(id);
-    if (sub && owns(sub.endpointId) && sub.confirmations) wanted.set(id, sub.confirmations);
+    if (sub?.confirmations) wanted.set(id, sub.confirmations);
     else wanted.delete(id);
   };
   /** Blocks a subscription's jobs wait beyond the chain's listener. */
@@ -128,9 +132,25 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     return { ok: true, size: index.size };
   }
 
-  async function onBlock(block: ChainBlockMessage): Promise<BlockAck> {
+  /** The epoch each chain's blocks were last fenced with. */
+  const epochs = new Map<number, number>();
+
+  async function onBlock(block: ChainBlockMessage): Promise<BlockAck | LeaseLostAck> {
     const started = performance.now();
-    const written = block.removed ? await retract(block) : (await emit(block)) + (await release(block));
+    if (block.fence && epochs.get(block.chainId) !== block.fence.epoch) {
+      epochs.set(block.chainId, block.fence.epoch);
+      nextRelease.delete(block.chainId);
+      newest.delete(block.chainId);
+      lastPrune.delete(block.chainId);
+    }
+    let written: number;
+    try {
+      written = block.removed ? await retract(block) : (await emit(block)) + (await release(block));
+    } catch (err) {
+      if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
+      logger.warn({ chainId: block.chainId, blockNumber: block.blockNumber, lease: block.fence?.lease }, 'block not written: the chain lease was lost');
+      return { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' };
+    }
     if (deps.publish) publish(deps.publish, block);
     await maybePrune(block);
     metrics?.blockDuration.observe((performance.now() - started) / 1000);
@@ -197,6 +217,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       }
       ops.push(matches.putOp(block, p.record));
     }
+    if (block.fence) ops.push(block.fence);
     const { enqueued } = await outbox.enqueueBatch(jobs, ops);
     stages?.reached('committed', block.seenAt, Date.now());
     const known = nextRelease.get(block.chainId);
@@ -219,10 +240,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       if (due.length === 0) break;
       const jobs = due.map(([, job]) => ({ ...job, eventSeenAt: block.seenAt }));
       released += (
-        await outbox.enqueueBatch(
-          jobs,
-          due.map(([key]) => deferred.delOp(key)),
-        )
+        await outbox.enqueueBatch(jobs, [...due.map(([key]) => deferred.delOp(key)), ...(block.fence ? [block.fence] : [])])
       ).enqueued;
       if (due.length < RELEASE_CHUNK) break;
     }
@@ -260,6 +278,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       );
     }
     ops.push(...records.map((r) => matches.delOp(block, r)), matches.retractionsOp(block, generation + 1));
+    if (block.fence) ops.push(block.fence);
     const { enqueued } = await outbox.enqueueBatch(jobs, ops);
     metrics?.jobs.inc({ type: 'log.removed' }, enqueued);
     return enqueued;

@@ -68,6 +68,12 @@ export interface BlockAck {
   jobs: number;
 }
 
+/** A block whose fenced writes were refused: this instance no longer holds the chain's lease. */
+export interface LeaseLostAck {
+  ok: false;
+  code: 'ETHHOOK_ERR_LEASE_LOST';
+}
+
 export interface SubscriptionsAck {
   ok: true;
   size: number;

@@ -6,7 +6,8 @@
  * key) and their value already JSON text (`levelBatchOps`): abstract-level's per-operation sublevel
  * work (copying each operation, looking its encodings up, prefixing) cost about as much as the write
  * itself on the hot paths (a block's match records, a group commit's attempt pages). The LevelDB
- * outbox puts the KvOps it is handed into its own batches the same way.
+ * outbox puts the KvOps it is handed into its own batches the same way. A `fence` op is skipped: the
+ * directory's one process holds every lease (src/store/kv.ts, KvFence).
  *
  * `has` reads with point reads, values left raw, not `hasMany`: classic-level answers that with an
  * iterator seek per key, which walks over the tombstones deleted records leave behind.
@@ -45,6 +46,7 @@ export class LevelKv implements Kv {
 /** `ops` as LevelDB batch operations at the root (see the header), appended to `into`. */
 export function levelBatchOps(kv: LevelKv, ops: readonly KvOp[], into: BatchOp[] = []): BatchOp[] {
   for (const op of ops) {
+    if (op.type === 'fence') continue;
     // The checks a sublevel operation would make: a bad operation fails the whole batch, not one key.
     if (typeof op.key !== 'string') throw new TypeError(`key-value batch: the key of a ${op.type} in ${op.space} must be a string`);
     if (op.type === 'put' && op.value === undefined)

@@ -16,7 +16,8 @@
  *   a snapshot as a LevelDB iterator is, but every row there throughout the scan is read exactly once.
  */
 import type pg from 'pg';
-import type { Kv, KvOp, KvRange, KvSpace } from '../kv.ts';
+import { EthhookError } from '../../runtime/errors.ts';
+import type { Kv, KvFence, KvOp, KvRange, KvSpace } from '../kv.ts';
 import type { PgPool } from './pool.ts';
 
 /** Rows read per statement of a `scan`. */
@@ -36,10 +37,35 @@ export class PgKv implements Kv {
   }
 }
 
-/** Writes `ops` on `client` (in the caller's transaction): the last op of each key, puts in one statement. */
+/**
+ * Checks `fence` in the caller's transaction: the lease row is locked (`FOR SHARE`) until the commit, so
+ * a takeover waits for it; a lease no longer held (another holder, another epoch, expired by the
+ * database clock) throws ETHHOOK_ERR_LEASE_LOST, which rolls the transaction back and is not retried.
+ */
+export async function checkFence(client: pg.PoolClient, fence: KvFence): Promise<void> {
+  const { rowCount } = await client.query(FENCE_SQL, [fence.lease, fence.holder, fence.epoch]);
+  if (rowCount === 0) {
+    throw new EthhookError('ETHHOOK_ERR_LEASE_LOST', `lease ${fence.lease} is no longer held by ${fence.holder} at epoch ${fence.epoch}`, {
+      lease: fence.lease,
+      holder: fence.holder,
+      epoch: fence.epoch,
+    });
+  }
+}
+
+const FENCE_SQL = `SELECT 1 FROM cluster_leases WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp() FOR SHARE`;
+
+/**
+ * Writes `ops` on `client` (in the caller's transaction): fences checked first, then the last op of
+ * each key, puts in one statement.
+ */
 export async function applyKvOps(client: pg.PoolClient, ops: readonly KvOp[]): Promise<void> {
-  const last = new Map<string, KvOp>();
+  const last = new Map<string, Exclude<KvOp, KvFence>>();
   for (const op of ops) {
+    if (op.type === 'fence') {
+      await checkFence(client, op);
+      continue;
+    }
     if (typeof op.key !== 'string') throw new TypeError(`key-value batch: the key of a ${op.type} in ${op.space} must be a string`);
     if (op.type === 'put' && op.value === undefined)
       throw new TypeError(`key-value batch: the put of ${op.key} in ${op.space} has no value`);

@@ -55,11 +55,16 @@ export interface PgPool {
   readonly schema: string;
   /** The server's URL with its password masked: for logs and errors. */
   readonly target: string;
-  run<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
-  tx<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /** `retryForMs` (default: the pool's) bounds how long transient errors of this call are retried. */
+  run<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>, options?: CallOptions): Promise<T>;
+  tx<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>, options?: CallOptions): Promise<T>;
   up(): boolean;
   readonly lastError: Error | undefined;
   close(): Promise<void>;
+}
+
+export interface CallOptions {
+  retryForMs?: number;
 }
 
 const RETRY_MIN_MS = 50;
@@ -167,7 +172,8 @@ export async function openPgPool(options: PgPoolOptions): Promise<PgPool> {
   /** Ops seen so far: each op's error series start at 0, so an alert's increase() sees its first error. */
   const seenOps = new Set<string>();
 
-  async function attempt<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>, inTx: boolean): Promise<T> {
+  async function attempt<T>(op: string, fn: (client: pg.PoolClient) => Promise<T>, inTx: boolean, options?: CallOptions): Promise<T> {
+    const retryFor = options?.retryForMs ?? retryForMs;
     if (!seenOps.has(op)) {
       seenOps.add(op);
       for (const kind of STORE_ERROR_KINDS) metrics.errors.inc({ op, kind }, 0);
@@ -190,7 +196,7 @@ export async function openPgPool(options: PgPoolOptions): Promise<PgPool> {
             throw err;
           }
           markDown(op, error);
-          if (closed || Date.now() - started + delay > retryForMs) {
+          if (closed || Date.now() - started + delay > retryFor) {
             throw new EthhookError(
               'ETHHOOK_ERR_STORE_UNAVAILABLE',
               `the store operation ${op} kept failing on ${target} for ${Date.now() - started} ms (${attempts} attempts): ${error.message}`,
@@ -212,8 +218,8 @@ export async function openPgPool(options: PgPoolOptions): Promise<PgPool> {
     pool,
     schema,
     target,
-    run: (op, fn) => attempt(op, fn, false),
-    tx: (op, fn) => attempt(op, fn, true),
+    run: (op, fn, callOptions) => attempt(op, fn, false, callOptions),
+    tx: (op, fn, callOptions) => attempt(op, fn, true, callOptions),
     up: () => isUp,
     get lastError() {
       return lastError;

@@ -1,0 +1,14 @@
+/**
+ * Error codes of the cluster (src/cluster/): leases and their fencing. Gathered into the one catalog
+ * (`src/errors.ts`).
+ */
+import { defineErrorCodes } from '../runtime/errors.ts';
+
+export const clusterErrorCodes = defineErrorCodes({
+  ETHHOOK_ERR_LEASE_LOST: {
+    summary:
+      'a write fenced by a lease (a chain cursor, a block’s jobs, a governance apply) found the lease held by another instance or expired: the write changed nothing, and this instance stops ingesting for it',
+    httpStatus: 409,
+  },
+  ETHHOOK_ERR_CLUSTER_CHAIN_UNKNOWN: { summary: 'the cluster follows no chain with this id', httpStatus: 404 },
+});
