@@ -42,7 +42,7 @@ export const DEFAULT_STREAM_RELAY_OPTIONS = {
 } as const;
 
 export interface StreamRelayOptions {
-  hub: StreamHub;
+  hub: Pick<StreamHub, 'publish'>;
   /** Hands a batch to the other instances; rejects when it could not (the engine retried already). */
   write: (events: readonly LogStreamEvent[]) => Promise<void>;
   registry?: Registry;
@@ -54,7 +54,7 @@ export interface StreamRelayOptions {
 
 export class StreamRelay {
   readonly counters: StreamRelayCounters;
-  private readonly hub: StreamHub;
+  private readonly hub: Pick<StreamHub, 'publish'>;
   private readonly write: StreamRelayOptions['write'];
   private readonly log: Logger | undefined;
   private readonly maxBufferedEvents: number;
