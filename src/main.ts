@@ -8,16 +8,17 @@
  * every time) → the demo
  * (src/demo/: when the dev chain runs, `demo.enabled` and no `governance.url` of the operator's: its
  * receiver and governance server, which then is the
- * governance stream the node follows) → the live event streams' hub → the supervision tree
- * (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
+ * governance stream the node follows) → the live event streams' hub (on PostgreSQL behind the stream
+ * relay, which shares the logs an instance ingests with every instance's stream clients) → the
+ * supervision tree (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
  * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
  * a deliverer placed `forked`/`threaded` by `runtime.actors.deliverer.placement` runs in a child with
  * the same settings and reaches the store through a `deliverer-store` actor, see
  * src/actors/deliverer/placed.ts; in-process it uses the store directly)
  * → signal handlers → the `node running` line saying where everything is (and, with the demo, the
  * same as a short block on stderr and a `status` line every `demo.statusIntervalMs`).
- * On the way out: the tree stops in reverse order within `node.shutdownDeadlineMs`, then the demo's
- * services, the dev chain and the store close. Returns the process exit code (0 after a clean
+ * On the way out: the tree stops in reverse order within `node.shutdownDeadlineMs`, then the stream
+ * relay, the demo's services, the dev chain and the store close. Returns the process exit code (0 after a clean
  * shutdown, 1 after a failure).
  */
 import type { AddressInfo } from 'node:net';
@@ -67,7 +68,8 @@ import { deliveryLimitsFor } from './store/delivery-limits.ts';
 import { openStore } from './store/open.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
-import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports } from './streams/index.ts';
+import { startStreamRelay } from './store/postgres/stream-relay.ts';
+import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports, type StreamEvent } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
 import { ACTOR_PATHS, buildTree, chainListenerName, cellDefaults, type AnyBehaviourFactory, type NodeBehaviours } from './tree.ts';
 
@@ -126,6 +128,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     demo?.governance ??
     (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
   const hub = new StreamHub({ registry, log: logger.child({ component: 'streams' }) });
+  const publish = await startStreamPublish(config, stores, hub, logger, registry, cleanups);
   const system = new ActorSystem({
     logger,
     registry,
@@ -140,7 +143,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     system,
     buildTree(
       config,
-      nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, chains, readiness, governance, coordinator }),
+      nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, publish, chains, readiness, governance, coordinator }),
     ),
   );
 
@@ -284,10 +287,31 @@ interface NodeParts {
   system: ActorSystem;
   stores: Stores;
   hub: StreamHub;
+  /** The Matcher's publish (startStreamPublish). */
+  publish: (event: StreamEvent) => void;
   chains: readonly ChainConfig[];
   readiness: ChainReadiness;
   governance: { url: string; publicKeys: string[] } | undefined;
   coordinator: ClusterCoordinator;
+}
+
+/**
+ * Where the Matcher publishes the logs it saw: the hub alone on LevelDB (one instance); on PostgreSQL
+ * through the stream relay (src/store/postgres/stream-relay.ts), so that the stream clients of every
+ * instance get the logs of the chains this one ingests. The relay is closed before the store.
+ */
+async function startStreamPublish(
+  config: NodeConfig,
+  stores: Stores,
+  hub: StreamHub,
+  logger: Logger,
+  registry: Registry,
+  cleanups: Cleanup[],
+): Promise<(event: StreamEvent) => void> {
+  if (stores.pg === undefined) return (event) => void hub.publish(event);
+  const relay = await startStreamRelay({ pool: stores.pg, hub, origin: config.node.id, logger, registry });
+  cleanups.push(() => relay.close());
+  return (event) => relay.publish(event);
 }
 
 /** The actors of the tree (src/tree.ts), each built from its part of the configuration. */
@@ -330,7 +354,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
         logger: p.logger.child({ actor: ACTOR_PATHS.matcher }),
         registry,
         chainConfirmations: new Map(chains.map((c) => [c.chainId, c.confirmations])),
-        publish: (event) => hub.publish(event),
+        publish: p.publish,
       }),
     ...(governance
       ? {
