@@ -12,10 +12,13 @@
  *    that believes too long fail anyway; giving up early only keeps it from trying.
  * 2. heartbeat (what it holds, the chain heights it sees) and read the instances: live ones are those
  *    whose heartbeat is younger than `leaseMs`; one silent for FORGET_MS is deleted.
- * 3. spread the chains: hold at most ceil(chains / live instances). Above that, one chain is released
- *    per round (after its ingestion stopped), with a hold of two rounds so that another instance takes
- *    it; below, free or expired chain leases are taken up to that number. The `governance` lease is
- *    taken by whichever instance finds it free first.
+ * 3. spread the chains: hold at most ceil(chains / live instances). Above that, the chain held longest
+ *    is released, one per round (after its ingestion stopped), with a hold of two rounds so that
+ *    another instance takes it; below, free or expired chain leases are taken up to that number. A
+ *    chain lease free for longer than a round (every instance at its share, or the one below it held
+ *    off by its own hold, as after an operator's handover) is taken by any instance that may, above
+ *    its share: no chain stays without an ingesting instance. The `governance` lease is taken by
+ *    whichever instance finds it free first.
  *
  * Each lease name has a LeaseGate: the fence (lease, holder, epoch) while held, undefined otherwise.
  * Its subscribers (the chain listeners, the governance stream) are told every change and are awaited
@@ -190,7 +193,8 @@ export class ClusterCoordinator {
     }
     this.gates.set(GOVERNANCE_LEASE, new LeaseGate(GOVERNANCE_LEASE, () => this.soon()));
     this.metrics.governanceLeaseHeld.set(0);
-    for (const name of this.gates.keys()) for (const change of ['acquired', 'released', 'lost']) this.metrics.changes.inc({ lease: name, change }, 0);
+    for (const name of this.gates.keys())
+      for (const change of ['acquired', 'released', 'lost']) this.metrics.changes.inc({ lease: name, change }, 0);
   }
 
   gate(name: string): LeaseGate {
@@ -300,7 +304,10 @@ export class ClusterCoordinator {
       this.lastRenewal = began;
       for (const name of [...this.held.keys()]) {
         if (!renewed.has(name)) {
-          this.log.error({ lease: name, epoch: this.held.get(name) }, 'lease lost: another instance holds it now; this one stops writing for it');
+          this.log.error(
+            { lease: name, epoch: this.held.get(name) },
+            'lease lost: another instance holds it now; this one stops writing for it',
+          );
           await this.drop(name, 'lost');
         }
       }
@@ -324,9 +331,10 @@ export class ClusterCoordinator {
     const live = Math.max(1, instances.filter((i) => i.live).length);
     const chains = [...this.chainNames.keys()];
     const target = Math.ceil(chains.length / live);
-    const mine = chains.filter((name) => this.held.has(name));
+    const mine = [...this.held.keys()].filter((name) => name !== GOVERNANCE_LEASE);
     if (mine.length > target) {
-      const name = mine[mine.length - 1]!;
+      // The lease held longest goes: one just taken (an orphaned chain, below) stays where it went.
+      const name = mine[0]!;
       const epoch = this.held.get(name)!;
       await this.drop(name, 'released');
       await store.release(name, epoch, 2 * heartbeatMs);
@@ -334,14 +342,17 @@ export class ClusterCoordinator {
       return heartbeatMs;
     }
     const leases = new Map((await store.leases()).map((l) => [l.name, l]));
-    const wanted = mine.length < target ? shuffle(chains.filter((name) => !this.held.has(name))) : [];
+    const wanted = shuffle(chains.filter((name) => !this.held.has(name)));
     if (this.options.governance && !this.held.has(GOVERNANCE_LEASE)) wanted.push(GOVERNANCE_LEASE);
     let room = target - mine.length;
     let next = heartbeatMs;
     for (const name of wanted) {
-      const isChain = name !== GOVERNANCE_LEASE;
-      if (isChain && room <= 0) continue;
       const lease = leases.get(name);
+      // A chain free for longer than a round has found no instance below its share: taken anyway, so
+      // that no chain goes without an ingesting instance (the spread sends one back next round).
+      const orphaned = lease !== undefined && lease.takeable && lease.expiresInMs < -heartbeatMs;
+      const isChain = name !== GOVERNANCE_LEASE;
+      if (isChain && room <= 0 && !orphaned) continue;
       if (lease && !lease.takeable) {
         if (lease.holder !== self && lease.expiresInMs > 0) next = Math.min(next, lease.expiresInMs + EXPIRY_MARGIN_MS);
         continue;

@@ -81,6 +81,7 @@ export class LocalClusterStore implements ClusterStore {
   }
 
   async leave(): Promise<void> {
-    for (const lease of this.held.values()) if (lease.holder === this.self.id) Object.assign(lease, { holder: null, expiresAt: Date.now() });
+    for (const lease of this.held.values())
+      if (lease.holder === this.self.id) Object.assign(lease, { holder: null, expiresAt: Date.now() });
   }
 }

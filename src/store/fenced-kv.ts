@@ -22,7 +22,8 @@ export interface FenceSource {
 export function fencedKv(kv: Kv, lease: FenceSource): Kv {
   const withFence = (ops: readonly KvOp[]): KvOp[] => {
     const current = lease.current();
-    if (current === undefined) throw new EthhookError('ETHHOOK_ERR_LEASE_LOST', `lease ${lease.name} is not held here`, { lease: lease.name });
+    if (current === undefined)
+      throw new EthhookError('ETHHOOK_ERR_LEASE_LOST', `lease ${lease.name} is not held here`, { lease: lease.name });
     return [current, ...ops];
   };
   const fenced: Kv = {

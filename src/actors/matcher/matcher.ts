@@ -148,7 +148,10 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       written = block.removed ? await retract(block) : (await emit(block)) + (await release(block));
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
-      logger.warn({ chainId: block.chainId, blockNumber: block.blockNumber, lease: block.fence?.lease }, 'block not written: the chain lease was lost');
+      logger.warn(
+        { chainId: block.chainId, blockNumber: block.blockNumber, lease: block.fence?.lease },
+        'block not written: the chain lease was lost',
+      );
       return { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' };
     }
     if (deps.publish) publish(deps.publish, block);
@@ -239,9 +242,8 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       const due = await deferred.due(block.chainId, block.blockNumber, RELEASE_CHUNK);
       if (due.length === 0) break;
       const jobs = due.map(([, job]) => ({ ...job, eventSeenAt: block.seenAt }));
-      released += (
-        await outbox.enqueueBatch(jobs, [...due.map(([key]) => deferred.delOp(key)), ...(block.fence ? [block.fence] : [])])
-      ).enqueued;
+      released += (await outbox.enqueueBatch(jobs, [...due.map(([key]) => deferred.delOp(key)), ...(block.fence ? [block.fence] : [])]))
+        .enqueued;
       if (due.length < RELEASE_CHUNK) break;
     }
     nextRelease.set(block.chainId, (await deferred.nextRelease(block.chainId)) ?? Infinity);

@@ -105,11 +105,14 @@ export class PgClusterStore implements ClusterStore {
     return this.pg.run(
       'cluster.instances',
       async (c) => {
-        await c.query(`DELETE FROM cluster_instances WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1::double precision / 1000)`, [
-          forgetMs,
-        ]);
+        await c.query(
+          `DELETE FROM cluster_instances WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1::double precision / 1000)`,
+          [forgetMs],
+        );
         const rows = (await c.query<InstanceRow>(INSTANCES, [liveMs])).rows;
-        const claims = new Map((await c.query<{ claimed_by: string; n: number }>(CLAIMS, [Date.now()])).rows.map((r) => [r.claimed_by, r.n]));
+        const claims = new Map(
+          (await c.query<{ claimed_by: string; n: number }>(CLAIMS, [Date.now()])).rows.map((r) => [r.claimed_by, r.n]),
+        );
         return rows.map((r) => ({
           id: r.id,
           version: r.version,
@@ -137,7 +140,11 @@ export class PgClusterStore implements ClusterStore {
   }
 
   async acquire(name: string, leaseMs: number): Promise<number | undefined> {
-    const { rows } = await this.pg.run('cluster.acquire', (c) => c.query<{ epoch: string }>(ACQUIRE, [name, this.self.id, leaseMs]), this.call);
+    const { rows } = await this.pg.run(
+      'cluster.acquire',
+      (c) => c.query<{ epoch: string }>(ACQUIRE, [name, this.self.id, leaseMs]),
+      this.call,
+    );
     return rows[0] === undefined ? undefined : Number(rows[0].epoch);
   }
 
