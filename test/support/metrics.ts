@@ -10,7 +10,7 @@ import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
 import { pipelineStages } from '../../src/pipeline-stages.ts';
 import { registerKernelMetrics } from '../../src/runtime/metrics.ts';
 import { storeMetrics } from '../../src/store/metrics.ts';
-import { streamCounters } from '../../src/streams/metrics.ts';
+import { streamCounters, streamRelayCounters } from '../../src/streams/metrics.ts';
 
 export function registryWithAllMetrics(): Registry {
   const registry = new Registry();
@@ -20,6 +20,7 @@ export function registryWithAllMetrics(): Registry {
   delivererMetrics(registry);
   getGovernanceMetrics(registry);
   streamCounters(registry);
+  streamRelayCounters(registry);
   pipelineStages(registry);
   storeMetrics(registry);
   // The coordinator registers the cluster metrics when it is built; it runs nothing until start().
