@@ -11,7 +11,8 @@
  * rather than back in the outbox. When `maxHeld` jobs are held already, a job that should be held is
  * postponed in the outbox instead, by its endpoint's wait and at least `postponeMs`, without counting an
  * attempt (it was not sent): a huge backlog behind a blocked endpoint can neither exhaust memory nor its
- * own retries.
+ * own retries. A job claimed from a shared outbox is held no later than `sendBy` (its claim no longer
+ * leaves time to send it then, delivery-loop.ts): released then, it goes back to be scanned again.
  */
 import type { Job } from '../../store/outbox/job.ts';
 import type { EndpointGuards } from './endpoint-guard.ts';
@@ -49,12 +50,12 @@ export class Admission {
     return { kind: 'hold', why: admitted.why, waitMs: admitted.waitMs, intervalMs };
   }
 
-  async refuse(job: Job, refusal: Refusal, now: number): Promise<boolean> {
+  async refuse(job: Job, refusal: Refusal, now: number, sendBy = Infinity): Promise<boolean> {
     if (refusal.kind === 'dead-letter') {
       await this.outbox.deadLetter(job, refusal.reason);
       return false;
     }
-    if (this.holds.add(job.endpointId, job, refusal.why, now + refusal.waitMs, refusal.intervalMs)) return true;
+    if (this.holds.add(job.endpointId, job, refusal.why, Math.min(now + refusal.waitMs, sendBy), refusal.intervalMs)) return true;
     const at = now + Math.max(refusal.waitMs, this.cfg.postponeMs);
     await this.outbox.postpone(job, at);
     this.rescanBy(at);

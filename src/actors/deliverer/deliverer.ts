@@ -10,15 +10,19 @@
  * - Messages: see messages.ts. A malformed one is answered `{ ok: false, error }` and logged, not thrown:
  *   it must not restart the loop. Metrics: see metrics.ts (the queue gauges read this outbox).
  * - health() fails when the loop is not running.
+ * - In a cluster (`limits`, the store's shared delivery limits): rate limits and breakers hold across
+ *   the instances (delivery-loop.ts), and a job claimed from a shared outbox is sent only while its
+ *   claim outlasts the request's timeout by 5 s (`loop.sendMarginMs` unless set).
  */
 import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import { countDecryptFailures } from './decrypt-failures.ts';
 import { DeliveryLoop, type DeliveryLoopOptions } from './delivery-loop.ts';
-import { WebhookHttpClient, type HttpClientOptions } from './http-client.ts';
 import { delivererMessageSchema } from './messages.ts';
 import { delivererMetrics, type QueueSource } from './metrics.ts';
+import type { DeliveryLimits } from '../../store/delivery-limits.ts';
+import { DEFAULT_HTTP_CLIENT_OPTIONS, WebhookHttpClient, type HttpClientOptions } from './http-client.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
 import { requestSlots } from './scheduler.ts';
 
@@ -29,6 +33,8 @@ export interface DelivererDeps {
    */
   outbox: OutboxPort & Partial<QueueSource>;
   endpoints: EndpointPort;
+  /** Delivery limits shared with the other instances (a PostgreSQL store); none on LevelDB. */
+  limits?: DeliveryLimits;
   registry?: Registry;
   /** HTTP client settings; `policy.allowPrivate` comes from the config (dev true, production false). */
   http: Omit<HttpClientOptions, 'concurrency'>;
@@ -40,6 +46,8 @@ export interface DelivererDeps {
 }
 
 const DEFAULT_STOP_GRACE_MS = 5_000;
+/** A claimed job is sent only while its claim outlasts the request's timeout by this much. */
+const CLAIM_SAFETY_MS = 5_000;
 
 export interface Deliverer extends Behaviour<unknown> {
   /** The running loop (tests and admin diagnostics); null before preStart and after postStop. */
@@ -60,13 +68,15 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     preStart(ctx: ActorContext<unknown>) {
       // The client must take every request the scheduler may have out at once (both lanes), or a fast
       // request would queue behind slow ones inside it.
-      const loopOptions = deps.loop ?? {};
+      const requestTimeoutMs = deps.http.requestTimeoutMs ?? DEFAULT_HTTP_CLIENT_OPTIONS.requestTimeoutMs;
+      const loopOptions = { sendMarginMs: requestTimeoutMs + CLAIM_SAFETY_MS, ...deps.loop };
       client = new WebhookHttpClient({ ...deps.http, concurrency: requestSlots(loopOptions) });
       metrics?.observeQueue(countsJobs(deps.outbox) ? deps.outbox : null);
       loop = new DeliveryLoop(
         {
           outbox: deps.outbox,
           endpoints: metrics ? countDecryptFailures(deps.endpoints, metrics) : deps.endpoints,
+          ...(deps.limits ? { limits: deps.limits } : {}),
           client,
           logger: ctx.log,
           ...(metrics ? { metrics } : {}),

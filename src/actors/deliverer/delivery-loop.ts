@@ -27,6 +27,18 @@
  *    probe's timeout). The job's slot is freed once the answer is decided, while its outbox write waits
  *    for the next group commit; at most 3 × `concurrency` writes wait at once.
  *
+ * Across a cluster (`deps.limits`: the store shares delivery limits between instances): an endpoint's
+ * rate limit is one bucket in the store, spent by every instance a slice at a time (rate-slices.ts), and
+ * a breaker opened by any instance is open on all within `breakerPollMs` (shared-breakers.ts). Without
+ * it (LevelDB: one process) the guards are this loop's own, in memory.
+ *
+ * Claims: an outbox shared by several instances (`outbox.claimMs` set) gives each job `due` returned to
+ * this instance until `claimMs` after the scan; past that any instance may claim it. So a job is sent
+ * only while its claim has `sendMarginMs` left (default the request's timeout plus 5 s: the answer
+ * comes while the job is still ours); one kept in memory longer (a backlog behind a rate limit, a
+ * concurrency slot, a hold: a hold ends by then, admission.ts) is let go instead, to be scanned again
+ * (the scan renews this instance's own claims) or taken by another instance once its claim has ended.
+ *
  * Durability: a job leaves the outbox only through `complete` (after a 2xx) or `deadLetter`; a crash
  * between the HTTP answer and that write redelivers the job later with the same `webhook-id`.
  * Order: webhooks are not kept in order, but for one (subscription, log), whose later webhooks (a
@@ -51,12 +63,17 @@ import type { DelivererMetrics } from './metrics.ts';
 import { Outcome } from './outcome.ts';
 import type { EndpointPort, OutboxPort, WebhookPoster } from './ports.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import { RateSlices } from './rate-slices.ts';
 import { Scheduler, type Flight, type SchedulerOptions } from './scheduler.ts';
+import { DEFAULT_BREAKER_POLL_MS, SharedBreakers } from './shared-breakers.ts';
+import type { DeliveryLimits } from '../../store/delivery-limits.ts';
 import { signWithKeys } from '../../webhook-signing.ts';
 
 export interface DeliveryLoopDeps {
   outbox: OutboxPort;
   endpoints: EndpointPort;
+  /** Limits shared with the other instances of a cluster (see the module header); none: this loop's own. */
+  limits?: DeliveryLimits;
   client: WebhookPoster;
   logger: Logger;
   metrics?: DelivererMetrics;
@@ -78,7 +95,13 @@ export interface DeliveryLoopOptions extends SchedulerOptions {
   pausedRecheckMs?: number;
   errorHoldMs?: number;
   idlePollMs?: number;
+  /** A claimed job is sent only while its claim has this long left. Default 20 s (the default request timeout and 5 s). */
+  sendMarginMs?: number;
+  /** How often the cluster's open breakers are read (with `deps.limits`). Default 1 s. */
+  breakerPollMs?: number;
 }
+
+export const DEFAULT_SEND_MARGIN_MS = 20_000;
 
 export interface DeliveryLoopStatus {
   running: boolean;
@@ -91,7 +114,10 @@ export interface DeliveryLoopStatus {
 }
 
 export class DeliveryLoop {
-  private readonly cfg: { batchSize: number; maxWriting: number; errorHoldMs: number; idlePollMs: number };
+  private readonly cfg: { batchSize: number; maxWriting: number; errorHoldMs: number; idlePollMs: number; sendMarginMs: number };
+  /** Per job in hand from a claiming outbox: when its claim ends (ms). Weak: it goes with the job. */
+  private readonly claimEnds = new WeakMap<Job, number>();
+  private readonly sharedBreakers: SharedBreakers | null = null;
   private readonly guards: EndpointGuards;
   private readonly holds: Holds<Job>;
   private readonly scheduler: Scheduler;
@@ -133,9 +159,31 @@ export class DeliveryLoop {
       maxWriting: concurrency * 3,
       errorHoldMs: options.errorHoldMs ?? 5_000,
       idlePollMs: options.idlePollMs ?? 1_000,
+      sendMarginMs: options.sendMarginMs ?? DEFAULT_SEND_MARGIN_MS,
     };
     this.now = deps.now ?? Date.now;
-    this.guards = new EndpointGuards(options.guards, deps.metrics);
+    if (deps.limits === undefined) this.guards = new EndpointGuards(options.guards, deps.metrics);
+    else {
+      const limits = deps.limits;
+      const rate = new RateSlices(
+        limits,
+        { tokens: (id) => this.release(this.holds.releaseEndpoint(id)) },
+        deps.logger,
+        this.now,
+        this.cfg.errorHoldMs,
+      );
+      const breakers = new SharedBreakers(
+        limits,
+        { open: (id, remainingMs, cooldownMs) => this.adoptOpen(id, remainingMs, cooldownMs), cleared: (id) => this.clearedElsewhere(id) },
+        deps.logger,
+        options.breakerPollMs ?? DEFAULT_BREAKER_POLL_MS,
+      );
+      this.sharedBreakers = breakers;
+      this.guards = new EndpointGuards(options.guards, deps.metrics, {
+        rate,
+        transition: (id, transition, state) => breakers.transitioned(id, transition, state),
+      });
+    }
     this.holds = new Holds(options.maxHeld ?? 10_000);
     this.cache = new EndpointCache(deps.endpoints, options.endpointCacheMs ?? 1_000, (endpoint) => {
       if (!endpoint.failing) return;
@@ -183,6 +231,7 @@ export class DeliveryLoop {
     this.fetchFailure = null;
     this.rescanAt = 0;
     this.unsubscribe = this.deps.outbox.onEnqueue(() => this.rescanBy(0));
+    this.sharedBreakers?.start();
     this.loop = this.run().catch((err: unknown) => {
       this.running = false;
       this.deps.logger.error({ err }, 'delivery loop stopped: outbox read failed');
@@ -201,6 +250,7 @@ export class DeliveryLoop {
     this.wake();
     await this.loop;
     if (this.inFlight > 0) await (this.drained ??= deferred<void>()).promise;
+    await this.sharedBreakers?.stop();
     this.scheduler.clear();
     this.holds.clear();
     this.taken.clear();
@@ -216,6 +266,7 @@ export class DeliveryLoop {
     this.cache.delete(endpointId);
     if (deleted) {
       this.guards.forget(endpointId);
+      this.sharedBreakers?.forget(endpointId);
       this.breakerOpen.delete(endpointId);
       this.scheduler.forget(endpointId);
     }
@@ -234,6 +285,11 @@ export class DeliveryLoop {
     return this.guards.view(endpointId);
   }
 
+  /** Reads the cluster's open breakers now (tests; otherwise every `breakerPollMs`). */
+  pollSharedBreakers(): Promise<void> {
+    return this.sharedBreakers?.poll() ?? Promise.resolve();
+  }
+
   status(): DeliveryLoopStatus {
     return {
       running: this.running,
@@ -243,6 +299,23 @@ export class DeliveryLoop {
       slowLane: this.scheduler.slowLane,
       openBreakers: [...this.breakerOpen].sort(),
     };
+  }
+
+  /** Another instance holds the endpoint's breaker open: ours is open too, its held jobs looked at again. */
+  private adoptOpen(endpointId: string, remainingMs: number, cooldownMs: number): void {
+    if (this.guards.adopt(endpointId, remainingMs, cooldownMs, this.now())) {
+      this.deps.logger.warn({ endpointId, remainingMs }, 'circuit breaker opened by another instance');
+    }
+    if (this.guards.state(endpointId) !== 'closed') this.breakerOpen.add(endpointId);
+    this.release(this.holds.releaseEndpoint(endpointId));
+  }
+
+  /** Another instance closed the endpoint's breaker: ours closes, its held jobs go. */
+  private clearedElsewhere(endpointId: string): void {
+    if (!this.guards.clearedElsewhere(endpointId)) return;
+    this.deps.logger.info({ endpointId }, 'circuit breaker closed by another instance');
+    this.breakerOpen.delete(endpointId);
+    this.release(this.holds.releaseEndpoint(endpointId));
   }
 
   private wake(): void {
@@ -280,12 +353,14 @@ export class DeliveryLoop {
       const skipEndpoints = this.scheduler.skipping();
       const limit = Math.min(this.cfg.batchSize, this.scheduler.room);
       const jobs = await this.deps.outbox.due(now, limit, { exclude: this.taken, skipEndpoints });
+      const claimMs = this.deps.outbox.claimMs;
       let kept = 0;
       for (const job of jobs) {
         // A scan's snapshot can predate a reschedule that just finished: skip jobs not due by now. A job
         // the Scheduler has no room for stays in the outbox.
         if (job.nextAttemptAt > now || !this.scheduler.offer(job)) continue;
         this.taken.add(job.id);
+        if (claimMs !== undefined) this.claimEnds.set(job, now + claimMs);
         kept++;
       }
       if (jobs.length < limit && skipEndpoints.size > 0) this.scheduler.shortScan(skipEndpoints);
@@ -379,10 +454,19 @@ export class DeliveryLoop {
     try {
       const now = this.now();
       const entry = this.cache.fresh(job.endpointId, now) ?? (await this.cache.load(job.endpointId, now));
-      const refusal = this.admission.check(job, entry, now);
+      // A claimed job may be sent until then (see the module header).
+      const sendBy = (this.claimEnds.get(job) ?? Infinity) - this.cfg.sendMarginMs;
+      const refusal = now < sendBy ? this.admission.check(job, entry, now) : null;
       // True: held (the loop's sleep must end by its release time); false: back in the outbox.
       let kept = false;
-      if (refusal !== null) kept = await this.admission.refuse(job, refusal, now);
+      if (now >= sendBy) {
+        // Kept in memory too long to be sent on this claim: scanned again (the scan renews our claim).
+        this.deps.logger.debug(
+          { jobId: job.id, endpointId: job.endpointId },
+          'claim too close to its end to send; the job is scanned again',
+        );
+        this.rescanBy(0);
+      } else if (refusal !== null) kept = await this.admission.refuse(job, refusal, now, sendBy);
       else {
         const target = entry as SendableEntry;
         // Bytes, encoded once per job by the outbox: the signature hashes them and the client sends

@@ -11,6 +11,13 @@
  * - `operate(endpointId, action, now)`: an operator's `close` or `probe` of the breaker (circuit-breaker.ts
  *   `closeNow`, `probeNow`); `view(endpointId)` is the breaker as the admin API shows it.
  * - A bucket is rebuilt when the endpoint's rate limit changes; `forget` drops an endpoint's state.
+ *
+ * Shared across a cluster (`shared` given: the store holds limits for several instances): the rate's
+ * tokens come from the endpoint's one bucket in the store (`shared.rate`, rate-slices.ts) instead of a
+ * bucket here; this instance's breaker transitions are reported (`shared.transition`, to
+ * shared-breakers.ts), and `adopt` / `clearedElsewhere` apply another instance's open and close: adopted,
+ * the breaker is open until the cluster's cool-down ends (a later end of ours is kept), without counting
+ * an open here (the instance that opened it counted it) and without being reported back.
  */
 import {
   admit as breakerAdmit,
@@ -30,6 +37,7 @@ import {
 import { DEFAULT_DISABLE_CONFIG, recordForDisable, type DisableConfig, type FailureStreak } from './disable.ts';
 import type { DelivererMetrics } from './metrics.ts';
 import { fullBucket, take, type Bucket, type BucketConfig } from './rate-limit.ts';
+import type { RateSlices } from './rate-slices.ts';
 import type { OutcomeClass } from './retry.ts';
 
 export type Admission = { go: true } | { go: false; why: 'breaker' | 'rate'; waitMs: number };
@@ -52,6 +60,12 @@ export interface GuardRecord {
   persist?: FailureStreak | null;
 }
 
+/** The cluster's side of the guards (see the module header). */
+export interface SharedGuards {
+  rate: Pick<RateSlices, 'take' | 'forget'>;
+  transition(endpointId: string, transition: Transition, state: BreakerState): void;
+}
+
 /** What `record` returns when nothing changed (read, never changed). */
 const NOTHING_TO_REPORT: GuardRecord = Object.freeze({});
 
@@ -63,6 +77,7 @@ export class EndpointGuards {
   constructor(
     cfg: GuardConfig = {},
     private readonly metrics?: DelivererMetrics,
+    private readonly shared?: SharedGuards,
   ) {
     this.breakerCfg = { ...DEFAULT_BREAKER_CONFIG, ...cfg.circuitBreaker };
     this.disableCfg = { ...DEFAULT_DISABLE_CONFIG, ...cfg.disable };
@@ -72,7 +87,10 @@ export class EndpointGuards {
     const g = this.guard(endpointId);
     const breaker = breakerAdmit(g.breaker, now, this.breakerCfg);
     if (!breaker.allowed) return { go: false, why: 'breaker', waitMs: breaker.waitMs };
-    if (ratePerSec !== undefined) {
+    if (ratePerSec !== undefined && this.shared !== undefined) {
+      const waitMs = this.shared.rate.take(endpointId, ratePerSec, now);
+      if (waitMs > 0) return { go: false, why: 'rate', waitMs };
+    } else if (ratePerSec !== undefined) {
       if (g.bucket?.cfg.ratePerSec !== ratePerSec) {
         const cfg = { ratePerSec, burst: Math.max(1, Math.floor(ratePerSec)) };
         g.bucket = { cfg, state: fullBucket(cfg, now) };
@@ -129,7 +147,33 @@ export class EndpointGuards {
     return r.transition;
   }
 
+  /**
+   * Another instance holds the endpoint's breaker open, `remainingMs` of its `cooldownMs` to run: ours
+   * is open until then too (see the module header). True when it was closed here.
+   */
+  adopt(endpointId: string, remainingMs: number, cooldownMs: number, now: number): boolean {
+    const g = this.guard(endpointId);
+    const b = g.breaker;
+    const until = now + remainingMs;
+    // Probing here while the cluster's cool-down is over: our probe decides.
+    if (b.state === 'half-open' && remainingMs === 0) return false;
+    if (b.state === 'open' && b.until >= until) return false;
+    g.breaker = { state: 'open', until, cooldownMs: Math.max(cooldownMs, b.state === 'closed' ? 0 : b.cooldownMs) };
+    this.metrics?.breakerState.set({ endpoint: endpointId }, BREAKER_GAUGE.open);
+    return b.state === 'closed';
+  }
+
+  /** Another instance closed the endpoint's breaker: ours closes, with nothing counted. True when it was not closed. */
+  clearedElsewhere(endpointId: string): boolean {
+    const g = this.guards.get(endpointId);
+    if (g === undefined || g.breaker.state === 'closed') return false;
+    g.breaker = CLOSED;
+    this.metrics?.breakerState.set({ endpoint: endpointId }, BREAKER_GAUGE.closed);
+    return true;
+  }
+
   forget(endpointId: string): void {
+    this.shared?.rate.forget(endpointId);
     this.guards.delete(endpointId);
     this.metrics?.breakerState.remove({ endpoint: endpointId });
   }
@@ -149,5 +193,6 @@ export class EndpointGuards {
     if (!transition) return;
     this.metrics?.breakerState.set({ endpoint: endpointId }, BREAKER_GAUGE[next.state]);
     if (transition === 'opened') this.metrics?.breakerOpens.inc();
+    this.shared?.transition(endpointId, transition, next);
   }
 }

@@ -11,7 +11,7 @@ import type { HttpAttempt } from './http-client.ts';
 
 export type OutboxPort = Pick<
   OutboxStore,
-  'due' | 'nextDueAt' | 'complete' | 'completeWithGroup' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf'
+  'due' | 'nextDueAt' | 'complete' | 'completeWithGroup' | 'reschedule' | 'postpone' | 'deadLetter' | 'onEnqueue' | 'bodyOf' | 'claimMs'
 >;
 
 export interface EndpointPort {

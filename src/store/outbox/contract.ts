@@ -35,6 +35,11 @@ export interface DeadLetterQuery {
 }
 
 export interface OutboxStore {
+  /**
+   * How long a job `due` returned stays the caller's, ms, when the engine is shared by several
+   * deliverers (after it, any of them may claim the job); undefined: it is the caller's until it changes.
+   */
+  readonly claimMs?: number;
   /** The attempt log, written in the same batches as the job changes that record attempts. */
   readonly attempts: AttemptLog;
   /** Jobs waiting for delivery (pending, retrying and held), for `webhook_queue_depth`. */

@@ -295,7 +295,7 @@ const BODY = Symbol('ethhook.pg-outbox.body');
 export class PgOutbox implements OutboxStore {
   readonly attempts: AttemptLog;
   private readonly owner: string;
-  private readonly claimMs: number;
+  readonly claimMs: number;
   private readonly now: () => number;
   private readonly recountEveryMs: number;
   private readonly bulk = new Serial();
