@@ -34,7 +34,8 @@
  * `retainMs + pruneEveryMs` (plus a failed prune's retries). A relay that comes back after more than
  * `retainMs` without reading may have missed rows: it says so (warn).
  *
- * Memory: the outbound buffer is StreamRelay's (10,000 events); a read holds one page of rows.
+ * Memory: the outbound buffer is StreamRelay's (10,000 events); a read holds one page of rows
+ * (`READ_PAGE_ROWS`, 32 batches of at most 1,000 events).
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
@@ -52,7 +53,8 @@ export const DEFAULT_PG_STREAM_RELAY_OPTIONS = {
   pollMs: 5_000,
 } as const;
 
-const READ_PAGE_ROWS = 256;
+/** Rows per read: a page holds at most this many batches of at most `maxBatchEvents` (1,000) events. */
+const READ_PAGE_ROWS = 32;
 const READ_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const RECONNECT_MIN_MS = 100;
