@@ -46,7 +46,8 @@ import {
 import { createGovernanceStream } from './actors/governance/index.ts';
 import { createStoreApplier } from './actors/governance/store-applier.ts';
 import { createMatcher } from './actors/matcher/matcher.ts';
-import { chainLease, ClusterCoordinator } from './cluster/coordinator.ts';
+import { chainLease, ClusterCoordinator, GOVERNANCE_LEASE } from './cluster/coordinator.ts';
+import { fencedKv } from './store/fenced-kv.ts';
 import { LocalClusterStore } from './cluster/local-store.ts';
 import { clusterRoutes } from './actors/admin/cluster-routes.ts';
 import { PgClusterStore } from './store/postgres/cluster.ts';
@@ -215,6 +216,7 @@ interface Stores {
   kv: Kv;
   /** The PostgreSQL pool, on that store. */
   pg?: PgPool;
+  masterKey: Buffer;
   endpoints: EndpointStore;
   subscriptions: SubscriptionStore;
   outbox: OutboxStore;
@@ -238,7 +240,7 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, r
     );
   }
   const subscriptions = new SubscriptionStore(kv, endpoints);
-  return { kv, pg: store.pg, endpoints, subscriptions, outbox, unreachable: () => store.unreachable() };
+  return { kv, pg: store.pg, masterKey, endpoints, subscriptions, outbox, unreachable: () => store.unreachable() };
 }
 
 /** The embedded anvil of `devChain`, its previous run's cursor cleared. */
@@ -324,6 +326,11 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
   const limits = deliveryLimitsFor(kv, config.node.id);
   const delivererPlaced = (config.runtime.actors.deliverer?.placement ?? 'local') !== 'local';
   const governance = p.governance;
+  // Governance writes only while this instance holds the cluster's governance lease (fenced by it).
+  const governanceLease = p.coordinator.gate(GOVERNANCE_LEASE);
+  const fenced = fencedKv(kv, governanceLease);
+  const fencedEndpoints = new EndpointStore(fenced, stores.masterKey);
+  const governanceStores = { endpoints: fencedEndpoints, subscriptions: new SubscriptionStore(fenced, fencedEndpoints) };
   return {
     admin: () =>
       createAdminBehaviour({
@@ -363,10 +370,10 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
               config: { ...governance, reconnect: config.governance.reconnect },
               kv,
               registry,
+              lease: governanceLease,
               onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
               apply: createStoreApplier({
-                endpoints,
-                subscriptions,
+                ...governanceStores,
                 notices: pipelineNotices(lookup),
                 logger: p.logger.child({ actor: ACTOR_PATHS.governanceStream }),
                 secretOverlapMs: config.security.secretOverlapMs,

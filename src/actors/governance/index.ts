@@ -19,6 +19,7 @@ import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
 import type { Kv } from '../../store/kv.ts';
+import { fencedKv, type FenceSource } from '../../store/fenced-kv.ts';
 import type { GovernanceApplier } from './applier.ts';
 import { trustedKey, type TrustedKey } from '../../governance-protocol/keys.ts';
 import { governanceRequestSchema, type GovernanceReply, type GovernanceRequest } from './messages.ts';
@@ -51,6 +52,11 @@ export interface GovernanceStreamOptions {
   logger?: Logger;
   /** Every applied message, key rotations included; must not block. */
   onApplied?: (applied: AppliedMessage) => void;
+  /**
+   * The `governance` lease of a cluster (src/cluster/coordinator.ts): the recorded height is written
+   * fenced by it, and only its holder applies (sequencer.ts). Absent: this instance applies everything.
+   */
+  lease?: FenceSource;
 }
 
 /** Parses the configured keys; throws ETHHOOK_ERR_GOVERNANCE_KEY_INVALID naming the bad one. */
@@ -88,13 +94,15 @@ export function createGovernanceStream(options: GovernanceStreamOptions): Behavi
       const log = (options.logger ?? ctx.log).child({ governance: redactUrl(config.url) });
       const store = new GovernanceStateStore(options.kv);
       const { state, reseeded } = await store.load(configured);
+      const recorder = options.lease ? new GovernanceStateStore(fencedKv(options.kv, options.lease)) : store;
       if (reseeded)
         log.warn(
           { trustedKeys: state.keys.map((k) => k.keyId), height: state.height },
           'governance keys changed in the configuration: trusted set reset to them',
         );
       const sequencer = new GovernanceSequencer({
-        store,
+        store: { commit: (next) => recorder.commit(next), height: () => store.height() },
+        ...(options.lease ? { lease: options.lease } : {}),
         state,
         apply: options.apply,
         metrics,

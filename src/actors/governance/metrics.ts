@@ -20,6 +20,7 @@ export const FRAME_OUTCOMES = [
   'unknown-key', // keyId not in the trusted set
   'bad-signature', // the signature does not verify under the named key
   'apply-failed', // the applier rejected it; asked again after a backoff
+  'pending', // in a cluster: not applied yet by the instance holding the governance lease; asked again after a backoff
 ] as const;
 export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
 

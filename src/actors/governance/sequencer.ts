@@ -11,6 +11,14 @@
  * 6. seq = height + 1: applied (key rotations here, the rest through the applier), then the new
  *    height (and key set) recorded in one write       -> `applied`, or `apply-failed` if the applier
  *                                                        or the write rejected
+ * In a cluster (`lease` given: the `governance` lease, src/cluster/coordinator.ts) the store is shared
+ * and each message is applied into it once, by the instance holding the lease: step 6 first reads the
+ * recorded height. Recorded at or past seq, another instance applied it: this one takes the new height
+ * (and, for a key rotation, computes the same key set) without applying or recording anything ->
+ * `applied`; its pipeline hears of the change from the instance that applied it (src/cluster/
+ * notices.ts). Below seq, the lease holder applies it, the recorded height written fenced by the lease
+ * (an instance that lost it records nothing); any other instance leaves it -> `pending`, and the
+ * stream asks for it again after a backoff, by which time the holder has applied it.
  * After each applied message (height recorded), `onApplied({ seq, type, keyId })` is called: key
  * rotations included, which the applier never sees. A callback that throws is logged, not a failure:
  * the message is applied and recorded by then.
@@ -53,7 +61,10 @@ export interface AppliedMessage {
 }
 
 export interface SequencerDeps {
-  store: Pick<GovernanceStateStore, 'commit'>;
+  /** `height` (the recorded height) is read in a cluster only. */
+  store: Pick<GovernanceStateStore, 'commit'> & Partial<Pick<GovernanceStateStore, 'height'>>;
+  /** The governance lease of a cluster; absent: this instance applies everything. */
+  lease?: { current(): unknown };
   state: GovernanceState;
   apply: GovernanceApplier;
   metrics: GovernanceMetrics;
@@ -107,9 +118,20 @@ export class GovernanceSequencer {
     if (m.seq > this.height + 1) {
       return this.reject('gap', m.seq, m.keyId, `expected seq ${this.height + 1}`);
     }
+    let appliedHere = true;
     try {
-      const next = await this.applyOne(m);
-      await this.deps.store.commit(next);
+      const lease = this.deps.lease;
+      const recorded = lease && this.deps.store.height ? await this.deps.store.height() : this.height;
+      let next: GovernanceState;
+      if (recorded >= m.seq) {
+        appliedHere = false;
+        next = { ...this.state, height: m.seq, ...(m.type === 'key.rotate' ? { keys: rotate(this.state.keys, m.parsed) } : {}) };
+      } else if (lease && lease.current() === undefined) {
+        return this.reject('pending', m.seq, m.keyId, 'another instance of the cluster applies governance: waiting for it');
+      } else {
+        next = await this.applyOne(m);
+        await this.deps.store.commit(next);
+      }
       this.state = next;
       if (m.type === 'key.rotate') this.trust(next.keys);
     } catch (err) {
@@ -117,7 +139,10 @@ export class GovernanceSequencer {
     }
     metrics.frames.inc({ outcome: 'applied' });
     metrics.height.set(m.seq);
-    this.deps.log.info({ seq: m.seq, type: m.type, keyId: m.keyId }, 'governance message applied');
+    this.deps.log.info(
+      { seq: m.seq, type: m.type, keyId: m.keyId, ...(appliedHere ? {} : { by: 'another instance' }) },
+      'governance message applied',
+    );
     try {
       this.deps.onApplied?.({ seq: m.seq, type: m.type, keyId: m.keyId });
     } catch (err) {
@@ -179,6 +204,7 @@ export class GovernanceSequencer {
         ...(err ? { err: describeError(err) } : {}),
       };
       if (outcome === 'gap') this.deps.log.info(context, 'governance message out of order: asking again');
+      else if (outcome === 'pending') this.deps.log.info(context, 'governance message not applied yet by the lease holder: asking again');
       else this.deps.log.warn(context, 'governance message rejected');
     }
     if (seq === null || seq > this.height) this.deps.onNeed(this.height + 1);

@@ -47,6 +47,12 @@ export class GovernanceStateStore {
     return { state: reseeded, reseeded: true };
   }
 
+  /** The recorded height (0: nothing recorded). */
+  async height(): Promise<number> {
+    const stored = await this.records.get(STATE_KEY);
+    return stored === undefined ? 0 : stateSchema.parse(stored).height;
+  }
+
   commit(state: GovernanceState): Promise<void> {
     return this.records.put(STATE_KEY, state);
   }
