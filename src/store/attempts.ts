@@ -21,7 +21,16 @@
  * endpoint stores fewer than 1.5 x keep + PAGE_MAX records. `idle()` waits for those removals.
  *
  * The next number of an endpoint is kept in memory, read once per process from its newest page (one
- * key, read backwards) by `ready(endpointIds)` before the first write. A writer whose batch was
+ * key, read backwards) by `ready(endpointIds)` before the first write.
+ *
+ * Several writers (instances sharing a PostgreSQL store, each with its `writer` id): numbers kept in
+ * memory would collide, so a writer's page keys end in its id (`<endpointId>!<n>!<writer>`; without a
+ * writer, the key is as above) and no writer ever overwrites another's page. Each writer numbers from
+ * the newest page of any writer: read when it starts, again by `ready` once RESYNC_MS (1 s) have passed
+ * since (one key and one page read per endpoint written, at most once a second), and before each
+ * removal of old pages; so the writers' numbers stay within a second of each other's writes. A removal
+ * takes every writer's pages below its bound: an endpoint keeps its newest keepPerEndpoint records (by
+ * number) however many write it, and fewer than 1.5 x keep + PAGE_MAX per writer. A writer whose batch was
  * certainly not written (a conditional write that found its condition false) takes them back with
  * `mark` before `pageOps` and `rewind` after.
  */
@@ -34,6 +43,8 @@ export const DEFAULT_ATTEMPTS_PER_ENDPOINT = 1000;
 const MAX_ERROR_LENGTH = 2000;
 /** Digits of the sequence number in a page key. */
 const SEQ_DIGITS = 15;
+/** A writer among several reads the newest page again after this long (see the module header). */
+const RESYNC_MS = 1_000;
 /** Records per page at most. */
 export const PAGE_MAX = 256;
 
@@ -71,12 +82,22 @@ export class AttemptLog {
   /** Endpoints whose old pages are to be removed once the batch being built is written. */
   private readonly trimDue = new Set<string>();
   private readonly loading = new Map<string, Promise<void>>();
+  /** A writer among several: when each endpoint's newest page was last read (bounded as `next`). */
+  private readonly syncedAt = new Map<string, number>();
   private readonly clearing = new Set<Promise<unknown>>();
+
+  /** What ends this writer's page keys ('' without a writer id). */
+  private readonly suffix: string;
 
   constructor(
     private readonly kv: Kv,
     readonly keepPerEndpoint = DEFAULT_ATTEMPTS_PER_ENDPOINT,
+    writer?: string,
+    private readonly now: () => number = Date.now,
   ) {
+    if (writer !== undefined && (writer === '' || writer.includes('!')))
+      throw new RangeError(`attempt log writer id must be non-empty, without '!', got ${writer}`);
+    this.suffix = writer === undefined ? '' : `!${writer}`;
     if (!Number.isInteger(keepPerEndpoint) || keepPerEndpoint < 1 || keepPerEndpoint >= 10 ** 6) {
       throw new RangeError(`attempts per endpoint must be an integer 1..${10 ** 6 - 1}, got ${keepPerEndpoint}`);
     }
@@ -98,7 +119,7 @@ export class AttemptLog {
   ready(endpointIds: Iterable<string>): Promise<void> | undefined {
     let pending: Array<Promise<void>> | undefined;
     for (const id of endpointIds) {
-      if (this.next.has(id)) continue;
+      if (this.next.has(id) && (this.suffix === '' || this.now() - (this.syncedAt.get(id) ?? 0) < RESYNC_MS)) continue;
       let load = this.loading.get(id);
       if (load === undefined) {
         load = this.load(id).finally(() => this.loading.delete(id));
@@ -125,7 +146,7 @@ export class AttemptLog {
         r.push([jobId, at, attempt ?? null, status ?? null, durationMs, error ?? null]);
       }
       const page: Page = { n: n + i, r };
-      ops.push({ type: 'put', space: ATTEMPTS_SPACE, key: `${endpointId}!${padNumber(n + i, SEQ_DIGITS)}`, value: page });
+      ops.push({ type: 'put', space: ATTEMPTS_SPACE, key: `${endpointId}!${padNumber(n + i, SEQ_DIGITS)}${this.suffix}`, value: page });
     }
     const next = n + records.length;
     this.next.set(endpointId, next);
@@ -209,32 +230,53 @@ export class AttemptLog {
    */
   private trim(endpointId: string, next: number): void {
     this.trimmedAt.set(endpointId, next);
-    const below = next - this.keepPerEndpoint - PAGE_MAX + 1;
-    if (below <= 0) return;
     const prefix = `${endpointId}!`;
-    const clearing: Promise<unknown> = this.records
-      .clear({ gt: prefix, lt: `${prefix}${padNumber(below, SEQ_DIGITS)}` })
+    const clearing: Promise<unknown> = (this.suffix === '' ? Promise.resolve(next) : this.catchUp(endpointId, next))
+      .then((upTo) => {
+        const below = upTo - this.keepPerEndpoint - PAGE_MAX + 1;
+        if (below > 0) return this.records.clear({ gt: prefix, lt: `${prefix}${padNumber(below, SEQ_DIGITS)}` });
+      })
       .catch(() => this.trimmedAt.delete(endpointId))
       .finally(() => this.clearing.delete(clearing));
     this.clearing.add(clearing);
   }
 
-  /** Reads the endpoint's newest page once for its next number. */
-  private async load(endpointId: string): Promise<void> {
+  /** The number after the endpoint's newest page, any writer's (0 when none). */
+  private async newest(endpointId: string): Promise<number> {
     const prefix = `${endpointId}!`;
     const [newest] = await this.records.keys({ gt: prefix, lt: `${prefix}${PREFIX_END}`, reverse: true, limit: 1 });
     const page = newest === undefined || !isPageKey(newest, prefix) ? undefined : await this.records.get(newest);
-    if (!this.next.has(endpointId)) {
-      this.next.set(endpointId, isPage(page) ? page.n + page.r.length : 0);
+    return isPage(page) ? page.n + page.r.length : 0;
+  }
+
+  /** Another writer's numbers ran ahead of ours (`next`): ours continue from theirs. Resolves with the higher. */
+  private async catchUp(endpointId: string, next: number): Promise<number> {
+    const theirs = await this.newest(endpointId);
+    const ours = this.next.get(endpointId);
+    if (ours !== undefined && theirs > ours) this.next.set(endpointId, theirs);
+    return Math.max(next, theirs);
+  }
+
+  /** Reads the endpoint's newest page for its next number (once; a writer among several, again when stale). */
+  private async load(endpointId: string): Promise<void> {
+    const next = await this.newest(endpointId);
+    if (this.suffix !== '') this.syncedAt.set(endpointId, this.now());
+    const ours = this.next.get(endpointId);
+    if (ours !== undefined && next > ours) this.next.set(endpointId, next);
+    if (ours === undefined) {
+      this.next.set(endpointId, next);
       // The first write removes what older processes left beyond the retention.
       this.trimmedAt.set(endpointId, 0);
     }
   }
 }
 
+/** `<prefix><n>` or `<prefix><n>!<writer>` (see the module header). */
 function isPageKey(key: string, prefix: string): boolean {
-  return key.length === prefix.length + SEQ_DIGITS && /^\d+$/.test(key.slice(prefix.length));
+  return PAGE_KEY_TAIL.test(key.slice(prefix.length));
 }
+
+const PAGE_KEY_TAIL = new RegExp(`^\\d{${SEQ_DIGITS}}(?:![^!]+)?$`);
 
 function isPage(v: unknown): v is Page {
   const page = v as Page | undefined;

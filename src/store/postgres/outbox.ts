@@ -3,7 +3,8 @@
  * schema: each enqueues, claims due jobs and writes their outcomes. Tables (migrations/001_init.sql):
  *   outbox_jobs  (id, endpoint_id, due_at = nextAttemptAt, held_by, claimed_by, claim_until, job json)
  *   outbox_dead  (id, endpoint_id, dead_at, superseded_by, letter json)
- * and the attempt pages in `kv` (AttemptLog over the Kv, its ops written in the outbox's transactions).
+ * and the attempt pages in `kv` (AttemptLog over the Kv, its ops written in the outbox's transactions;
+ * its writer id is `owner`, so instances recording attempts of one endpoint never overwrite each other's pages).
  * `job` and `letter` are `json`, not `jsonb`: PostgreSQL keeps their text, so a job read back has its
  * payload's fields in the order they were written and `bodyOf` (the payload's JSON) gives the same bytes
  * on every attempt, whichever instance sends it. A job's text is written with its payload as the last
@@ -327,7 +328,8 @@ export class PgOutbox implements OutboxStore {
     this.claimMs = positive(options.claimMs ?? DEFAULT_CLAIM_MS, 'claimMs');
     this.recountEveryMs = positive(options.recountEveryMs ?? DEFAULT_RECOUNT_EVERY_MS, 'recountEveryMs');
     this.now = options.now ?? Date.now;
-    this.attempts = new AttemptLog(kv, options.attemptsPerEndpoint);
+    // Attempt pages keyed by this instance too: the others number theirs from their own memory.
+    this.attempts = new AttemptLog(kv, options.attemptsPerEndpoint, options.owner);
   }
 
   static async open(pool: PgPool, kv: Kv, options: PgOutboxOptions): Promise<PgOutbox> {
