@@ -31,7 +31,9 @@ import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
 import { chainRoutes } from './actors/admin/chain-routes.ts';
 import { governanceRoutes } from './actors/admin/governance-routes.ts';
 import { v1Routes } from './actors/admin/v1/index.ts';
-import { pipelineNotices } from './pipeline-notices.ts';
+import { pipelineNotices, type PipelineNotices } from './pipeline-notices.ts';
+import { applyClusterNotice, clusterNotices, reloadAll } from './cluster/notices.ts';
+import { startPgNoticeBus } from './store/postgres/notice-bus.ts';
 import { createDeliverer } from './actors/deliverer/deliverer.ts';
 import { placedDelivererSpec } from './actors/deliverer/placed.ts';
 import { delivererSettings } from './actors/deliverer/settings.ts';
@@ -140,11 +142,26 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   exportChainSeries(registry, chains);
   const readiness = new ChainReadiness(chains);
   const coordinator = await startCoordinator(config, stores, chains, governance !== undefined, registry, logger, cleanups);
+  const notices = await startNotices(config, stores, system, logger, cleanups);
   await startTree(
     system,
     buildTree(
       config,
-      nodeBehaviours({ config, dataDir, logger, registry, system, stores, hub, publish, chains, readiness, governance, coordinator }),
+      nodeBehaviours({
+        config,
+        dataDir,
+        logger,
+        registry,
+        system,
+        stores,
+        hub,
+        publish,
+        chains,
+        readiness,
+        governance,
+        coordinator,
+        notices,
+      }),
     ),
   );
 
@@ -295,6 +312,34 @@ interface NodeParts {
   readiness: ChainReadiness;
   governance: { url: string; publicKeys: string[] } | undefined;
   coordinator: ClusterCoordinator;
+  /** What writers of endpoints and subscriptions tell the pipeline: of this instance and, in a cluster, of every instance. */
+  notices: PipelineNotices;
+}
+
+/**
+ * The pipeline notices of every writer (src/cluster/notices.ts): this instance's actors, and on
+ * PostgreSQL the other instances' too, through the notice bus (src/store/postgres/notice-bus.ts), whose
+ * notices from the other instances reach this one's actors. The bus is closed before the store.
+ */
+async function startNotices(
+  config: NodeConfig,
+  stores: Stores,
+  system: ActorSystem,
+  logger: Logger,
+  cleanups: Cleanup[],
+): Promise<PipelineNotices> {
+  const local = pipelineNotices((path) => system.lookup(path));
+  if (stores.pg === undefined) return local;
+  const log = logger.child({ component: 'notice-bus' });
+  const bus = await startPgNoticeBus({
+    pool: stores.pg,
+    origin: config.node.id,
+    logger,
+    onNotice: (notice) => applyClusterNotice(local, notice, log),
+    onResync: () => reloadAll(local, log),
+  });
+  cleanups.push(() => bus.close());
+  return clusterNotices(local, bus);
 }
 
 /**
@@ -339,7 +384,15 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
         registry,
         dataDir: p.dataDir,
         routes: [
-          ...v1Routes({ endpoints, subscriptions, outbox, lookup, chains: chains.map((c) => c.chainId), config: config.security }),
+          ...v1Routes({
+            endpoints,
+            subscriptions,
+            outbox,
+            lookup,
+            notices: p.notices,
+            chains: chains.map((c) => c.chainId),
+            config: config.security,
+          }),
           ...governanceRoutes(() => system),
           ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(kv) }),
           ...clusterRoutes(p.coordinator),
@@ -374,7 +427,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
               onApplied: ({ seq, type }) => hub.publish({ kind: 'governance', seq, type, at: Date.now() }),
               apply: createStoreApplier({
                 ...governanceStores,
-                notices: pipelineNotices(lookup),
+                notices: p.notices,
                 logger: p.logger.child({ actor: ACTOR_PATHS.governanceStream }),
                 secretOverlapMs: config.security.secretOverlapMs,
               }),

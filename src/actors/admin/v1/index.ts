@@ -37,7 +37,8 @@
  * (ETHHOOK_ERR_ENDPOINT_NOT_FOUND, _SUBSCRIPTION_NOT_FOUND, _DEAD_LETTER_NOT_FOUND); a refused target
  * URL answers 400 ETHHOOK_ERR_TARGET_REFUSED with `field: "url"` and the reason (target.ts).
  * Secrets appear in the create and rotate-secret answers only, never in a log line or a later read.
- * Every change is told to the Matcher or the Deliverer, and acknowledged, before the answer (src/pipeline-notices.ts).
+ * Every change is told to the Matcher or the Deliverer, and acknowledged, before the answer (src/pipeline-notices.ts);
+ * in a cluster it is also sent to the other instances (src/cluster/notices.ts), without waiting for them.
  */
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/endpoints.ts';
 import type { OutboxStore } from '../../../store/outbox/contract.ts';
@@ -51,7 +52,7 @@ import { breakerRoutes } from './breakers.ts';
 import type { V1Context } from './context.ts';
 import { deadLetterRoutes } from './dead-letters.ts';
 import { endpointRoutes } from './endpoints.ts';
-import { DEFAULT_NOTICE_TIMEOUT_MS, pipelineNotices, type Lookup } from '../../../pipeline-notices.ts';
+import { DEFAULT_NOTICE_TIMEOUT_MS, pipelineNotices, type Lookup, type PipelineNotices } from '../../../pipeline-notices.ts';
 import { subscriptionRoutes } from './subscriptions.ts';
 import { targetGuard, type CheckTarget } from './target.ts';
 
@@ -75,6 +76,8 @@ export interface V1RoutesOptions {
   checkTarget?: CheckTarget;
   /** How long a request waits for the Matcher or Deliverer to acknowledge a change. Default 2 s. */
   noticeTimeoutMs?: number;
+  /** The notices to send instead of this node's own (a cluster's: src/cluster/notices.ts). */
+  notices?: PipelineNotices;
 }
 
 export function v1Routes(options: V1RoutesOptions): Route[] {
@@ -83,7 +86,7 @@ export function v1Routes(options: V1RoutesOptions): Route[] {
     subscriptions: options.subscriptions,
     outbox: options.outbox,
     chains: [...options.chains].sort((a, b) => a - b),
-    notices: pipelineNotices(options.lookup, options.noticeTimeoutMs),
+    notices: options.notices ?? pipelineNotices(options.lookup, options.noticeTimeoutMs),
     breaker: delivererBreaker(options.lookup, options.noticeTimeoutMs ?? DEFAULT_NOTICE_TIMEOUT_MS),
     guardTarget: targetGuard(options.config, options.checkTarget),
     secretOverlapMs: options.config.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS,
