@@ -50,7 +50,17 @@ describe('migrate', () => {
     expect(known.map((m) => [m.version, m.name])).toContainEqual([1, 'init']);
     const applied = await migrate(await open(schema));
     expect(applied.map((m) => m.version)).toEqual(known.map((m) => m.version));
-    expect(await tables(schema)).toEqual(['kv', 'outbox_dead', 'outbox_jobs', 'schema_migrations']);
+    expect(await tables(schema)).toEqual([
+      'cluster_instances',
+      'cluster_leases',
+      'delivery_breakers',
+      'delivery_rate_buckets',
+      'kv',
+      'outbox_dead',
+      'outbox_jobs',
+      'schema_migrations',
+      'stream_events',
+    ]);
     const recorded = await query<{ version: number; name: string }>(
       `SELECT version, name FROM ${schema}.schema_migrations ORDER BY version`,
     );
