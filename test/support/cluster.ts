@@ -15,7 +15,7 @@
  *   chain (`sub_<n>_<chainId>`) to that chain's contract. They reach the cluster as signed governance
  *   messages, as an operator's would; `start` waits until every instance reports the log's height.
  * - Instances: `instances` nodes at start, ids `i1`, `i2`, ... (each with a dir of its own for its config),
- *   the same store section, `cluster: { leaseMs, heartbeatMs }` (defaults 3,000 / 1,000), a short
+ *   the same store section and master key, `cluster: { leaseMs, heartbeatMs }` (defaults 3,000 / 1,000), a short
  *   request timeout and retry schedule. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
  *   `terminate(id)` is SIGTERM (resolves with the exit); `pause(id)` / `resume(id)` are SIGSTOP /
  *   SIGCONT; `restart(id)` starts a dead instance again on its dir and id. Each waits for the instance
@@ -36,8 +36,10 @@
  *   payload as the chain says, nothing else received; no dead letter. It asserts each check and resolves
  *   with the figures.
  */
-import { afterAll, beforeAll, expect } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { checkInvariant, FAILURES, type ChainLog, type Verdict } from '../../chaos/invariant.ts';
+import type { ClusterStatus } from '../../src/cluster/coordinator.ts';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
 import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
@@ -60,22 +62,8 @@ export interface ClusterOptions {
   heartbeatMs?: number;
 }
 
-/** GET /v1/cluster, as the cluster design defines it. */
-export interface ClusterView {
-  self: string;
-  leaseMs: number;
-  instances: Array<{
-    id: string;
-    version: string;
-    startedAt: string;
-    heartbeatAt: string;
-    live: boolean;
-    leases: string[];
-    heights: Record<string, number>;
-    claims: number;
-  }>;
-  leases: Array<{ name: string; holder: string | null; epoch: number; expiresAt: string }>;
-}
+/** GET /v1/cluster's `cluster`. */
+export type ClusterView = ClusterStatus;
 
 export interface Lease {
   holder: string;
@@ -152,6 +140,15 @@ const MAX_TRAFFIC_LOGS = 20;
 const REORG_LOGS = [21, 23] as const;
 const API_TIMEOUT_MS = 5_000;
 const START_TIMEOUT_MS = 60_000;
+/** The metrics `report` shows of each instance. */
+const REPORTED = [
+  'chain_height',
+  'chain_lease_held',
+  'matcher_jobs_enqueued_total',
+  'webhook_deliveries_total',
+  'webhook_queue_depth',
+  'store_up',
+];
 
 /** `p`, or a rejection after `ms`; `p`'s own later rejection is swallowed. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -202,7 +199,7 @@ async function startChain(chainId: number): Promise<ChainState> {
 export function useCluster(opts: ClusterOptions): Cluster {
   const options: Required<ClusterOptions> = {
     chains: 1,
-    endpoints: 4,
+    endpoints: 3,
     ownPostgres: false,
     leaseMs: 3_000,
     heartbeatMs: 1_000,
@@ -222,6 +219,8 @@ export function useCluster(opts: ClusterOptions): Cluster {
   let keys: Awaited<ReturnType<typeof tempDir>>;
   let publicPem = '';
   let nextId = 1;
+  // One key for the whole cluster, as an operator's Secret gives it: a secret one instance sealed, any opens.
+  const masterKey = randomBytes(32).toString('hex');
 
   const chainOf = (chainId: number): ChainState => {
     const c = chains.find((x) => x.chainId === chainId);
@@ -253,7 +252,12 @@ export function useCluster(opts: ClusterOptions): Cluster {
 
   /** Starts (or starts again) instance `id` and waits until it runs and has every governance message. */
   const launch = async (id: string, dir: NodeDir): Promise<Instance> => {
-    const node = await spawnNodeProcess({ dir, config: configOf(id), startTimeoutMs: START_TIMEOUT_MS });
+    const node = await spawnNodeProcess({
+      dir,
+      config: configOf(id),
+      env: { ETHHOOK_MASTER_KEY: masterKey },
+      startTimeoutMs: START_TIMEOUT_MS,
+    });
     const instance: Instance = instances.get(id) ?? { id, dir, node, state: 'running' };
     instance.node = node;
     instance.state = 'running';
@@ -288,8 +292,12 @@ export function useCluster(opts: ClusterOptions): Cluster {
     let last: unknown;
     for (const instance of running()) {
       try {
-        const answer = await within(instance.node.api<ClusterView>('GET', '/v1/cluster'), API_TIMEOUT_MS, `${instance.id} GET /v1/cluster`);
-        if (answer.status === 200) return answer.body;
+        const answer = await within(
+          instance.node.api<{ cluster: ClusterView }>('GET', '/v1/cluster'),
+          API_TIMEOUT_MS,
+          `${instance.id} GET /v1/cluster`,
+        );
+        if (answer.status === 200) return answer.body.cluster;
         last = `${instance.id}: ${answer.status} ${JSON.stringify(answer.body)}`;
       } catch (err) {
         last = err;
@@ -302,6 +310,30 @@ export function useCluster(opts: ClusterOptions): Cluster {
     const row = (await view()).leases.find((l) => l.name === `chain:${chainId}`);
     if (!row || row.holder === null || Date.parse(row.expiresAt) <= Date.now()) return undefined;
     return { holder: row.holder, epoch: row.epoch };
+  };
+
+  /** Each instance's state, leases, a few figures and its last warnings and errors: printed when a test fails. */
+  const report = async (): Promise<string> => {
+    const lines = [`cluster view: ${JSON.stringify(await view().catch((err: unknown) => String(err)))}`];
+    for (const i of instances.values()) {
+      const figures =
+        i.state === 'running'
+          ? await within(i.node.api<string>('GET', '/metrics'), API_TIMEOUT_MS, 'metrics')
+              .then((m) =>
+                String(m.body)
+                  .split('\n')
+                  .filter((l) => REPORTED.some((name) => l.startsWith(name)))
+                  .join('; '),
+              )
+              .catch((err: unknown) => String(err))
+          : '';
+      const problems = i.node.logs
+        .filter((l) => (l.level ?? 0) >= 40)
+        .slice(-8)
+        .map((l) => JSON.stringify(l).slice(0, 600));
+      lines.push(`${i.id} (pid ${i.node.pid}, ${i.state}): ${figures}`, ...problems.map((p) => `  ${p}`));
+    }
+    return lines.join('\n');
   };
 
   const cluster: Cluster = {
@@ -506,6 +538,10 @@ export function useCluster(opts: ClusterOptions): Cluster {
     }
     await Promise.all(Array.from({ length: options.instances }, () => add()));
   }, 120_000);
+
+  afterEach(async ({ task }) => {
+    if (task.result?.state === 'fail') console.error(await report());
+  });
 
   afterAll(async () => {
     await killAllNodes();
