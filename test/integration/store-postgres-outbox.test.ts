@@ -173,6 +173,17 @@ describe('claims shared by instances on one schema', () => {
     await open(pool, 'node-a');
     expect(ids(await b.due(T0, 10))).toEqual(['msg_1']);
   });
+
+  it('a drained instance (its outbox closed) lets its claims go: another takes them at once', async () => {
+    const { pool } = await freshSchema('drain');
+    const a = await open(pool, 'node-a');
+    await a.enqueueBatch([newJob('msg_1', 'ep_a', { nextAttemptAt: T0 }), newJob('msg_2', 'ep_a', { nextAttemptAt: T0 })]);
+    expect(ids(await a.due(T0, 10))).toEqual(['msg_1', 'msg_2']);
+    const b = await open(await secondPool(pool.schema), 'node-b');
+    expect(await b.due(T0, 10)).toEqual([]);
+    await a.close();
+    expect(ids(await b.due(T0, 10))).toEqual(['msg_1', 'msg_2']);
+  });
 });
 
 describe('group commit', () => {

@@ -13,7 +13,8 @@
  *
  * Options of `PgOutbox.open(pool, kv, options)`:
  * - `owner` (required): this instance's id, written in the claims it takes. At open, the claims
- *   recorded under it are released: a restarted instance takes its jobs back at once.
+ *   recorded under it are released: a restarted instance takes its jobs back at once; at `close` (a
+ *   drained instance, after its deliverer stopped) too, so the other instances take them at once.
  * - `claimMs` (default 45,000): how long a job `due` returned stays this instance's; longer than a
  *   request's timeout plus a margin, so a job is not sent twice while its first send is in flight.
  * - `attemptsPerEndpoint` (AttemptLog's default), `now` (clock, for tests), `recountEveryMs` (default
@@ -462,13 +463,20 @@ export class PgOutbox implements OutboxStore {
     await this.attempts.idle();
   }
 
-  /** Stops the background recount and waits for what is queued; the pool stays open (its owner closes it). */
+  /**
+   * Stops the background recount, waits for what is queued, then releases this instance's claims (a
+   * drained instance's jobs are due for the others at once, not after their claims); the pool stays
+   * open (its owner closes it). A release that fails leaves the claims to expire.
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.recountTimer);
     await this.recounting;
     await this.analyzing;
     await this.idle();
+    await this.pool
+      .run('outbox.release-claims', (client) => client.query(RELEASE_OWN_CLAIMS, [this.owner]), { retryForMs: 2_000 })
+      .catch(() => undefined);
   }
 
   async get(jobId: string): Promise<Job | undefined> {
