@@ -4,8 +4,9 @@
  * does what `POST /admin/chains/:chainId/reset-cursor` does to a running one (CursorStore.reset):
  * forgets the chain's cursor, reorg window and block 0, and sets where its listener starts at the next
  * start of the node (block `from`, or the confirmed head for `latest`). A running node holds the
- * LevelDB lock: that is refused (ETHHOOK_ERR_STORE_LOCKED), never waited for; use the admin route. A
- * PostgreSQL store has no such lock: the operator stops the node first, as the command's help says.
+ * LevelDB lock: that is refused (ETHHOOK_ERR_STORE_LOCKED), never waited for; use the admin route. On
+ * a PostgreSQL store the same is refused while any instance of the cluster is live (its heartbeat in
+ * `cluster_instances` younger than `cluster.leaseMs`, src/cluster/store.ts).
  * The chain must be one the configuration follows (its `chains`, or the dev chain when it runs).
  */
 import { join, resolve } from 'node:path';
@@ -15,6 +16,8 @@ import { EthhookError, isEthhookError } from './runtime/errors.ts';
 import { createLogger } from './runtime/log.ts';
 import { CursorStore } from './store/cursors.ts';
 import { openStore, type OpenedStore } from './store/open.ts';
+import { FORGET_MS } from './cluster/coordinator.ts';
+import { PgClusterStore } from './store/postgres/cluster.ts';
 
 export interface ChainResetRequest {
   chainId: number;
@@ -62,6 +65,20 @@ export async function resetChainCursorOffline(config: NodeConfig, request: Chain
     throw err;
   }
   try {
+    if (store.pg) {
+      const live = (
+        await new PgClusterStore(store.pg, { id: config.node.id, version: '' }, 5_000).instances(config.cluster.leaseMs, FORGET_MS)
+      )
+        .filter((i) => i.live)
+        .map((i) => i.id);
+      if (live.length > 0) {
+        throw new EthhookError(
+          'ETHHOOK_ERR_STORE_LOCKED',
+          `the store ${dbDir} is used by running instances (${live.join(', ')}): stop them first, or reset the cursor through the instance that ingests the chain with POST /admin/chains/${request.chainId}/reset-cursor`,
+          { dbDir, instances: live },
+        );
+      }
+    }
     await new CursorStore(store.kv).reset(request.chainId, request.from);
   } finally {
     await store.close();

@@ -394,7 +394,12 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
             config: config.security,
           }),
           ...governanceRoutes(() => system),
-          ...chainRoutes({ system: () => system, chains: [...chains], cursors: new CursorStore(kv) }),
+          ...chainRoutes({
+            system: () => system,
+            chains: [...chains],
+            cursors: (chainId) => new CursorStore(fencedKv(kv, p.coordinator.gate(chainLease(chainId)))),
+            leases: p.coordinator,
+          }),
           ...clusterRoutes(p.coordinator),
         ],
         readiness: () => {

@@ -209,6 +209,17 @@ export class ClusterCoordinator {
     this.schedule(next);
   }
 
+  /** Whether this instance holds the chain's lease now. */
+  holds(chainId: number): boolean {
+    return this.held.has(chainLease(chainId));
+  }
+
+  /** The instance holding the chain's lease, by the store (null: none). */
+  async holder(chainId: number): Promise<string | null> {
+    const lease = (await this.options.store.leases()).find((l) => l.name === chainLease(chainId));
+    return lease && lease.holder !== null && lease.expiresInMs > 0 ? lease.holder : null;
+  }
+
   /** An operator's handover of a chain (see the header). */
   async release(chainId: number): Promise<{ chain: number; holder: string | null; holdMs: number }> {
     const name = chainLease(chainId);

@@ -11,4 +11,8 @@ export const clusterErrorCodes = defineErrorCodes({
     httpStatus: 409,
   },
   ETHHOOK_ERR_CLUSTER_CHAIN_UNKNOWN: { summary: 'the cluster follows no chain with this id', httpStatus: 404 },
+  ETHHOOK_ERR_CLUSTER_NOT_HOLDER: {
+    summary: 'another instance of the cluster ingests this chain (holds its lease): ask that instance (GET /v1/cluster names it)',
+    httpStatus: 409,
+  },
 });

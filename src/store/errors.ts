@@ -34,7 +34,7 @@ export const storeErrorCodes = defineErrorCodes({
   },
   ETHHOOK_ERR_STORE_LOCKED: {
     summary:
-      "the store is held by a running node (LevelDB's lock on its directory, or the node lock on a PostgreSQL schema); stop the node, use the admin API, or give this node another store",
+      "the store is held by a running node (LevelDB's lock on its directory, or live instances of a cluster on a PostgreSQL schema, for an offline command); stop it, use the admin API, or give this node another store",
     httpStatus: 409,
   },
   ETHHOOK_ERR_STORE_UNAVAILABLE: {

@@ -10,7 +10,9 @@
  * next session for `latest`. The recovery from ETHHOOK_ERR_CHAIN_MISMATCH (a chain reset) and from
  * ETHHOOK_ERR_REORG_TOO_DEEP (runbooks/chains.md). Nothing is retracted: what was emitted from the
  * forgotten cursor stays delivered. A chain id this node does not follow is a 404
- * ETHHOOK_ERR_CHAIN_NOT_CONFIGURED naming the `chainId` field; a bad body a 400 naming `fromBlock`.
+ * ETHHOOK_ERR_CHAIN_NOT_CONFIGURED naming the `chainId` field; a bad body a 400 naming `fromBlock`. In a
+ * cluster only the instance holding the chain's lease resets its cursor (its writes fenced by the
+ * lease); another answers 409 ETHHOOK_ERR_CLUSTER_NOT_HOLDER naming the holder.
  */
 import { z } from 'zod';
 import { EthhookError } from '../../runtime/errors.ts';
@@ -51,10 +53,16 @@ export interface ChainRoutesDeps {
       }
     | undefined;
   chains: ReadonlyArray<{ chainId: number; name: string }>;
-  cursors: { reset(chainId: number, from: number | 'latest'): Promise<void> };
+  /** The chain's cursor store: in a cluster, its writes fenced by the chain's lease. */
+  cursors: (chainId: number) => { reset(chainId: number, from: number | 'latest'): Promise<void> };
+  /**
+   * A cluster's view of the chain leases (src/cluster/coordinator.ts): a cursor is reset by the instance
+   * that ingests the chain. Absent: this node ingests every chain.
+   */
+  leases?: { holds(chainId: number): boolean; holder(chainId: number): Promise<string | null> };
 }
 
-export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route[] {
+export function chainRoutes({ system, chains, cursors, leases }: ChainRoutesDeps): Route[] {
   const configured = (param: string) => {
     const chain = /^[1-9][0-9]{0,15}$/.test(param) ? chains.find((c) => c.chainId === Number(param)) : undefined;
     if (!chain) {
@@ -126,13 +134,23 @@ export function chainRoutes({ system, chains, cursors }: ChainRoutesDeps): Route
         const chain = configured(params.chainId!);
         const sys = system();
         if (sys === undefined) throw new EthhookError('ETHHOOK_ERR_ADMIN_NOT_READY', 'the node is still starting');
+        if (leases && !leases.holds(chain.chainId)) {
+          const holder = await leases.holder(chain.chainId);
+          throw new EthhookError(
+            'ETHHOOK_ERR_CLUSTER_NOT_HOLDER',
+            `chain ${chain.chainId} is ingested by ${holder === null ? 'no instance right now' : `instance ${holder}`}, not this one: reset its cursor there (GET /v1/cluster lists the holders)`,
+            { field: 'chainId', holder },
+          );
+        }
         const path = chainListenerPath(chain.chainId);
         await sys.stopActor(path);
         // The listener is started again whatever the store said, so a failed reset leaves it as it was.
-        const failed = await cursors.reset(chain.chainId, body.fromBlock).then(
-          () => null,
-          (err: unknown) => ({ err }),
-        );
+        const failed = await cursors(chain.chainId)
+          .reset(chain.chainId, body.fromBlock)
+          .then(
+            () => null,
+            (err: unknown) => ({ err }),
+          );
         const actor = await sys.startActor(path);
         if (failed) throw failed.err;
         log.warn(
