@@ -9,7 +9,7 @@
  * `load(id, now)` reads the store — one read per endpoint at a time, shared by every job that waits for
  * it. `onLoad` sees every endpoint read (the loop resumes a stored failure streak from it).
  *
- * Bounds: one entry per endpoint of this node's shard that has had a job; loads in progress at most
+ * Bounds: one entry per endpoint that has had a job; loads in progress at most
  * one per endpoint.
  */
 import type { Endpoint } from '../../store/endpoints.ts';

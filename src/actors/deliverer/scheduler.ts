@@ -167,7 +167,7 @@ export class Scheduler {
   private readonly trialShare: number;
   /** Slow-lane starts silent and new endpoints may hold together. */
   private readonly quietShare: number;
-  /** Every endpoint met: bounded by the endpoints of this node's shard. */
+  /** Every endpoint met: bounded by the endpoints that have had jobs. */
   private readonly lines = new Map<string, Line>();
   /** Lines with ready jobs that can start one, by standing: the turns. */
   private readonly rings: Record<Standing, Ring> = { new: new Ring(), fast: new Ring(), slow: new Ring(), silent: new Ring() };
