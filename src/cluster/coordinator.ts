@@ -124,7 +124,7 @@ export interface ClusterStatus {
   leases: Array<Omit<LeaseRecord, 'takeable' | 'expiresInMs'>>;
 }
 
-interface Metrics {
+export interface ClusterMetrics {
   instanceUp: Gauge<'peer'>;
   live: Gauge;
   chainLeaseHeld: Gauge<'chain'>;
@@ -132,13 +132,14 @@ interface Metrics {
   changes: Counter<'lease' | 'change'>;
 }
 
-const byRegistry = new WeakMap<Registry, Metrics>();
+const byRegistry = new WeakMap<Registry, ClusterMetrics>();
 
-function clusterMetrics(registry: Registry): Metrics {
+/** The cluster's metrics, created once per registry. */
+export function clusterMetrics(registry: Registry): ClusterMetrics {
   const known = byRegistry.get(registry);
   if (known) return known;
   const registers = [registry];
-  const metrics: Metrics = {
+  const metrics: ClusterMetrics = {
     instanceUp: new Gauge({
       name: 'instance_up',
       help: "1 while a cluster instance's heartbeat is younger than the lease time, 0 once older (as this instance sees the store)",
@@ -173,7 +174,7 @@ export class ClusterCoordinator {
   private readonly chainNames = new Map<string, string>();
   /** Held here: lease name -> epoch, in the order taken. */
   private readonly held = new Map<string, number>();
-  private readonly metrics: Metrics;
+  private readonly metrics: ClusterMetrics;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private serial: Promise<unknown> = Promise.resolve();

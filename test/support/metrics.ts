@@ -1,9 +1,7 @@
 /** A registry holding every metric the node registers (as main.ts builds it), for catalog tests. */
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
-import { ClusterCoordinator } from '../../src/cluster/coordinator.ts';
-import { LocalClusterStore } from '../../src/cluster/local-store.ts';
+import { clusterMetrics } from '../../src/cluster/coordinator.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
 import { getGovernanceMetrics } from '../../src/actors/governance/metrics.ts';
 import { getMatcherMetrics } from '../../src/actors/matcher/metrics.ts';
@@ -23,17 +21,6 @@ export function registryWithAllMetrics(): Registry {
   streamRelayCounters(registry);
   pipelineStages(registry);
   storeMetrics(registry);
-  // The coordinator registers the cluster metrics when it is built; it runs nothing until start().
-  new ClusterCoordinator({
-    store: new LocalClusterStore({ id: 'catalog', version: '0.0.0' }),
-    self: 'catalog',
-    chains: [],
-    governance: false,
-    leaseMs: 15_000,
-    heartbeatMs: 5_000,
-    registry,
-    logger: pino({ level: 'silent' }),
-    heights: () => Promise.resolve({}),
-  });
+  clusterMetrics(registry);
   return registry;
 }
