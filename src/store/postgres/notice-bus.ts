@@ -6,22 +6,19 @@
  * fire and forget: a failure is logged (warn) and the notice is lost, which the receivers' reload on
  * reconnection and the Deliverer's cache TTL make good.
  *
- * Receiving: a connection of its own, outside the pool (`application_name` ethhook-notices), LISTENs;
- * each notification of another origin is checked (JSON, `clusterNoticeSchema`; a bad one is logged and
- * dropped) and handed to `onNotice`, one at a time in the order received. A connection that ends is made
- * again after 100 ms, doubling to 5 s; each connection after the first calls `onResync` (notices may have
- * been missed meanwhile). Memory: notices received wait in a queue of at most QUEUE_LIMIT; past that
+ * Receiving: a connection of its own that LISTENs (listener.ts, `application_name` ethhook-notices,
+ * made again when it ends); each notification of another origin is checked (JSON, `clusterNoticeSchema`;
+ * a bad one is logged and dropped) and handed to `onNotice`, one at a time in the order received. Each
+ * connection after the first calls `onResync` (notices may have been missed meanwhile). Memory: notices received wait in a queue of at most QUEUE_LIMIT; past that
  * the queue is replaced by one resync.
  */
 import type pg from 'pg';
 import { clusterNoticeSchema, type ClusterNotice, type NoticeBus } from '../../cluster/notices.ts';
 import { describeError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
+import { startPgListener } from './listener.ts';
 import type { PgPool } from './pool.ts';
 
-const CONNECT_TIMEOUT_MS = 10_000;
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
 const QUEUE_LIMIT = 1_000;
 /** Sending a notice is retried for at most this long: a notice later than that helps nobody. */
 const SEND_RETRY_MS = 5_000;
@@ -47,12 +44,7 @@ export async function startPgNoticeBus(options: PgNoticeBusOptions): Promise<PgN
   const { pool, origin } = options;
   const log = options.logger.child({ component: 'notice-bus' });
   const channel = noticeChannel(pool.schema);
-  const { default: driver } = await import('pg');
-  let client: pg.Client | undefined;
   let closed = false;
-  let connections = 0;
-  let delay = RECONNECT_MIN_MS;
-  let timer: NodeJS.Timeout | undefined;
   const queue: Array<ClusterNotice | 'resync'> = [];
   let draining = false;
 
@@ -98,59 +90,17 @@ export async function startPgNoticeBus(options: PgNoticeBusOptions): Promise<PgN
     enqueue(notice.data);
   }
 
-  async function connect(): Promise<void> {
-    const next = new driver.Client({
-      connectionString: pool.pool.options.connectionString,
-      application_name: 'ethhook-notices',
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      keepAlive: true,
-    });
-    next.on('error', () => undefined);
-    try {
-      await next.connect();
-      await next.query(`LISTEN ${next.escapeIdentifier(channel)}`);
-    } catch (err) {
-      await next.end().catch(() => undefined);
-      throw err;
-    }
-    if (closed) {
-      await next.end().catch(() => undefined);
-      return;
-    }
-    client = next;
-    next.on('notification', received);
-    next.on('end', () => lost(next));
-    delay = RECONNECT_MIN_MS;
-    if (connections++ > 0) enqueue('resync');
-    log.info({ channel }, 'cluster notices: listening');
-  }
-
-  function lost(which: pg.Client): void {
-    if (which !== client) return;
-    client = undefined;
-    if (closed) return;
-    log.warn({ channel }, 'cluster notices: the connection was lost; connecting again');
-    reconnect();
-  }
-
-  function reconnect(): void {
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (closed) return;
-      connect().catch((err: unknown) => {
-        log.debug({ err: describeError(err), retryInMs: delay }, 'cluster notices: connecting failed');
-        delay = Math.min(delay * 2, RECONNECT_MAX_MS);
-        reconnect();
-      });
-    }, delay);
-  }
-
-  try {
-    await connect();
-  } catch (err) {
-    log.warn({ err: describeError(err) }, 'cluster notices: connecting failed; retrying');
-    reconnect();
-  }
+  const listener = await startPgListener({
+    pool,
+    channel,
+    applicationName: 'ethhook-notices',
+    what: 'cluster notices',
+    log,
+    onNotification: received,
+    onListening(up, first) {
+      if (up && !first) enqueue('resync');
+    },
+  });
 
   /** Sends one after another, so that the instances hear one writer's notices in the order told. */
   let sending: Promise<unknown> = Promise.resolve();
@@ -165,10 +115,7 @@ export async function startPgNoticeBus(options: PgNoticeBusOptions): Promise<PgN
     },
     async close() {
       closed = true;
-      clearTimeout(timer);
-      const current = client;
-      client = undefined;
-      await current?.end().catch(() => undefined);
+      await listener.close();
     },
   };
 }

@@ -45,6 +45,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { StreamEvent } from '../../streams/events.ts';
 import type { StreamHub } from '../../streams/hub.ts';
 import { StreamRelay, type StreamRelayOptions } from '../../streams/relay.ts';
+import { startPgListener, type PgListener } from './listener.ts';
 import type { PgPool } from './pool.ts';
 
 export const DEFAULT_PG_STREAM_RELAY_OPTIONS = {
@@ -56,9 +57,6 @@ export const DEFAULT_PG_STREAM_RELAY_OPTIONS = {
 /** Rows per read: a page holds at most this many batches of at most `maxBatchEvents` (1,000) events. */
 const READ_PAGE_ROWS = 32;
 const READ_TIMEOUT_MS = 10_000;
-const CONNECT_TIMEOUT_MS = 10_000;
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
 
 const INSERT_SQL = 'INSERT INTO stream_events (origin, events) VALUES ($1, $2::json) RETURNING id::text AS id';
 const NEWEST_SQL = 'SELECT coalesce(max(id), 0)::text AS id FROM stream_events';
@@ -114,7 +112,6 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
   const log = options.logger.child({ component: 'stream-relay' });
   const channel = streamEventsChannel(pool.schema);
   const lockKey = writeLockKey(pool.schema);
-  const { default: driver } = await import('pg');
 
   const relay = new StreamRelay({
     hub,
@@ -130,73 +127,39 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
       }),
   });
 
-  let client: pg.Client | undefined;
   /** The last id read; undefined until the first connection says where the stream stands. */
   let last: string | undefined;
   let lastReadAt = Date.now();
   let reading = false;
   let again = false;
   let closed = false;
-  let delay = RECONNECT_MIN_MS;
-  let reconnectTimer: NodeJS.Timeout | undefined;
 
-  async function connect(): Promise<void> {
-    const next = new driver.Client({
-      connectionString: pool.pool.options.connectionString,
-      options: pool.pool.options.options,
-      application_name: 'ethhook-stream-relay',
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      query_timeout: READ_TIMEOUT_MS,
-      keepAlive: true,
-    });
-    next.on('error', () => undefined);
-    try {
-      await next.connect();
-      await next.query(`LISTEN ${next.escapeIdentifier(channel)}`);
-      if (last === undefined) last = (await next.query<{ id: string }>(NEWEST_SQL)).rows[0]!.id;
-    } catch (err) {
-      await next.end().catch(() => undefined);
-      throw err;
-    }
-    if (closed) {
-      await next.end().catch(() => undefined);
-      return;
-    }
-    client = next;
-    next.on('notification', read);
-    next.on('end', () => lost(next));
-    relay.counters.listening = true;
-    delay = RECONNECT_MIN_MS;
-    if (Date.now() - lastReadAt > retainMs) {
-      log.warn(
-        { awayMs: Date.now() - lastReadAt, retainMs },
-        'stream relay: away longer than the retention; events of other instances may have been missed',
-      );
-    }
-    log.info({ channel, after: last }, 'stream relay listening');
-    read();
-  }
-
-  function lost(which: pg.Client): void {
-    if (which !== client) return;
-    client = undefined;
-    relay.counters.listening = false;
-    if (closed) return;
-    log.warn({ channel }, 'stream relay: its connection was lost; connecting again');
-    reconnect();
-  }
-
-  function reconnect(): void {
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined;
-      if (closed) return;
-      connect().catch((err: unknown) => {
-        log.debug({ err: describeError(err), retryInMs: delay }, 'stream relay: connecting failed');
-        delay = Math.min(delay * 2, RECONNECT_MAX_MS);
-        reconnect();
-      });
-    }, delay);
-  }
+  // Assigned once the first connection was tried: a read before that finds no connection and waits.
+  let listener: PgListener | undefined = undefined;
+  listener = await startPgListener({
+    pool,
+    channel,
+    applicationName: 'ethhook-stream-relay',
+    what: 'stream relay',
+    log,
+    queryTimeoutMs: READ_TIMEOUT_MS,
+    onNotification: read,
+    async onConnect(client) {
+      if (last === undefined) last = (await client.query<{ id: string }>(NEWEST_SQL)).rows[0]!.id;
+    },
+    onListening(up) {
+      relay.counters.listening = up && !closed;
+      if (!up) return;
+      if (Date.now() - lastReadAt > retainMs) {
+        log.warn(
+          { awayMs: Date.now() - lastReadAt, retainMs },
+          'stream relay: away longer than the retention; events of other instances may have been missed',
+        );
+      }
+      log.info({ after: last }, 'stream relay reads after');
+      read();
+    },
+  });
 
   /** Reads every row after `last`; calls made meanwhile make it read once more when done. */
   function read(): void {
@@ -213,7 +176,7 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
   }
 
   async function readRows(): Promise<void> {
-    const on = client;
+    const on = listener?.client();
     if (on === undefined || last === undefined) return;
     try {
       for (;;) {
@@ -226,9 +189,9 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
       }
       lastReadAt = Date.now();
     } catch (err) {
-      if (on !== client || closed) return;
+      if (on !== listener?.client() || closed) return;
       log.warn({ err: describeError(err) }, 'stream relay: reading failed; connecting again');
-      await on.end().catch(() => undefined);
+      await listener.drop(on);
     }
   }
 
@@ -241,12 +204,7 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
     }
   }
 
-  try {
-    await connect();
-  } catch (err) {
-    log.warn({ err: describeError(err) }, 'stream relay: connecting failed; retrying');
-    reconnect();
-  }
+  read();
   const poll = setInterval(read, pollMs);
   const pruner = setInterval(() => void prune(), pruneEveryMs);
   poll.unref();
@@ -259,11 +217,8 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
       closed = true;
       clearInterval(poll);
       clearInterval(pruner);
-      if (reconnectTimer !== undefined) clearTimeout(reconnectTimer);
-      const on = client;
-      client = undefined;
       relay.counters.listening = false;
-      await on?.end().catch(() => undefined);
+      await listener?.close();
     },
   };
 }
