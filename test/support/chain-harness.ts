@@ -4,6 +4,7 @@
  * the pipeline tree with that collector in the matcher's place for the real ActorSystem.
  * Also: `netLogs` (a receiver's view: emits minus retractions) and `waitFor` (poll with a deadline).
  */
+import type { LeaseGate } from '../../src/cluster/coordinator.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,7 +141,14 @@ export async function startHarness(opts: {
  * The pipeline part of the node's tree with a collector in the matcher's place:
  * root → pipeline (rest-for-one) → [matcher (collector), chains (one-for-one) → [chain-listener:<id> ...]].
  */
-export function chainTree(opts: { chains: ChainConfigInput[]; db: Db; registry: Registry; collector: Collector }): SupervisorSpec {
+export function chainTree(opts: {
+  chains: ChainConfigInput[];
+  db: Db;
+  registry: Registry;
+  collector: Collector;
+  /** Each chain's lease gate (createChainListener's `lease`): absent, every listener ingests. */
+  lease?: (chainId: number) => LeaseGate;
+}): SupervisorSpec {
   const backoff = { minMs: 10, maxMs: 200, jitter: 0 };
   return {
     kind: 'supervisor',
@@ -165,7 +173,14 @@ export function chainTree(opts: { chains: ChainConfigInput[]; db: Db; registry: 
               return {
                 kind: 'worker' as const,
                 name: chainListenerName(chain.chainId),
-                behaviour: () => createChainListener({ chain, store: new LevelKv(opts.db), target: TARGET, registry: opts.registry }),
+                behaviour: () =>
+                  createChainListener({
+                    chain,
+                    store: new LevelKv(opts.db),
+                    target: TARGET,
+                    registry: opts.registry,
+                    ...(opts.lease ? { lease: opts.lease(chain.chainId) } : {}),
+                  }),
               };
             }),
           },
