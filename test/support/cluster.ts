@@ -25,7 +25,8 @@
  *   chain's lease row (holder, epoch) while it is unexpired; `waitForHolder(chainId, accept, ms)` polls
  *   it. Requests to an instance give up after 5 s (a paused instance never answers).
  * - Traffic: `startTraffic({ blocksPerSecond, logsPerBlock })` mines, on every chain, blocks of
- *   `logsPerBlock` (inclusive range, at most 20) Tick logs at that pace until `stop()`; `reorg(depth,
+ *   `logsPerBlock` (inclusive range, at most 20) Tick logs at that pace until `stop()`; `mine(logs)`
+ *   mines one such block in between (resolving once it is mined); `reorg(depth,
  *   chainId?)` replaces the chain's top `depth` blocks by blocks of 21..23 logs (never a traffic size,
  *   so no new block can equal an orphaned one), keeping the orphaned logs for the check. A chain's
  *   ticks and reorgs are serialized.
@@ -37,6 +38,7 @@
  *   with the figures.
  */
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { checkInvariant, FAILURES, type ChainLog, type Verdict } from '../../chaos/invariant.ts';
 import type { ClusterStatus } from '../../src/cluster/coordinator.ts';
@@ -131,6 +133,8 @@ export interface Cluster {
   /** A metric of one instance (undefined when absent or unanswered). */
   metric(id: string, name: string, labels?: Record<string, string>): Promise<number | undefined>;
   startTraffic(pattern: { blocksPerSecond: number; logsPerBlock: readonly [number, number]; seed?: number }): Traffic;
+  /** Mines one block of `logs` Tick logs (1..20) on the chain, between the traffic's blocks. */
+  mine(logs: number, chainId?: number): Promise<void>;
   reorg(depth: number, chainId?: number): Promise<number>;
   expectNothingLost(timeoutMs: number): Promise<Delivered>;
 }
@@ -206,7 +210,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
     ...opts,
   };
   const sharedStore = options.ownPostgres ? undefined : testStore('postgres');
-  let pg: PgServer | undefined;
+  let pgServer: PgServer | undefined;
   let store: Record<string, unknown> = {};
   const chains: ChainState[] = [];
   const receivers: Receiver[] = [];
@@ -312,6 +316,22 @@ export function useCluster(opts: ClusterOptions): Cluster {
     return { holder: row.holder, epoch: row.epoch };
   };
 
+  /** The store's sessions in a transaction or waiting (a lock held by a paused instance shows here). */
+  const busySessions = async (): Promise<string[]> => {
+    const client = new pg.Client({ connectionString: store.url as string });
+    await client.connect();
+    try {
+      const { rows } = await client.query<Record<string, unknown>>(
+        `SELECT pid, state, wait_event_type, wait_event, round(extract(epoch FROM clock_timestamp() - xact_start)::numeric, 1) AS xact_s,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+           FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'`,
+      );
+      return rows.map((r) => `  pg ${JSON.stringify(r)}`);
+    } finally {
+      await client.end();
+    }
+  };
+
   /** Each instance's state, leases, a few figures and its last warnings and errors: printed when a test fails. */
   const report = async (): Promise<string> => {
     const lines = [`cluster view: ${JSON.stringify(await view().catch((err: unknown) => String(err)))}`];
@@ -333,6 +353,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
         .map((l) => JSON.stringify(l).slice(0, 600));
       lines.push(`${i.id} (pid ${i.node.pid}, ${i.state}): ${figures}`, ...problems.map((p) => `  ${p}`));
     }
+    lines.push(...(await busySessions().catch((err: unknown) => [`pg_stat_activity: ${String(err)}`])));
     return lines.join('\n');
   };
 
@@ -341,7 +362,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
     chains,
     receivers,
     get pg() {
-      return pg;
+      return pgServer;
     },
     instances,
     unexpectedExits,
@@ -423,6 +444,11 @@ export function useCluster(opts: ClusterOptions): Cluster {
           return { ...sent };
         },
       };
+    },
+    async mine(logs, chainId = FIRST_CHAIN_ID) {
+      if (logs < 1 || logs > MAX_TRAFFIC_LOGS) throw new Error(`a block of 1..${MAX_TRAFFIC_LOGS} logs, not ${logs}`);
+      const chain = chainOf(chainId);
+      await chain.lock.run(() => chain.tick(logs));
     },
     async reorg(depth, chainId = FIRST_CHAIN_ID) {
       const chain = chainOf(chainId);
@@ -513,14 +539,14 @@ export function useCluster(opts: ClusterOptions): Cluster {
       startGovernanceServer({ keyFile: key.file }),
       (async () => {
         if (!options.ownPostgres) return;
-        pg = await startPgServer();
+        pgServer = await startPgServer();
       })(),
       ...Array.from({ length: options.chains }, async (_, n) => {
         chains[n] = await startChain(FIRST_CHAIN_ID + n);
       }),
     ]);
     governance = server;
-    store = pg ? { kind: 'postgres', url: pg.url, schema: 'cluster' } : sharedStore!;
+    store = pgServer ? { kind: 'postgres', url: pgServer.url, schema: 'cluster' } : sharedStore!;
     for (let n = 0; n < 2; n++)
       receivers.push(await startReceiver({ secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) }));
     for (const [n, id] of endpointIds.entries()) {
@@ -548,7 +574,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
     await Promise.all(receivers.map((r) => r.close()));
     await governance?.close();
     await Promise.all(chains.map((c) => c.anvil.stop()));
-    await pg?.close();
+    await pgServer?.close();
     await Promise.all([...instances.values()].map((i) => i.dir.remove()));
     await keys?.remove();
   });
