@@ -8,31 +8,32 @@
  *   HTTP alike) only through it, so cutting it cuts the node's chain connections and nothing else.
  * - `receiver`: the customer's HTTP server; one path per endpoint, signatures checked per path. Healthy,
  *   it answers 200 after 5..80 ms (`healthy`), so a kill often lands while requests are in flight.
- * - the node: one real process (`bin/ethhook.mjs start`) on one data dir, replaced by `spawnNode()`.
- *   `node` is always the newest one. The context acts as the process manager the architecture
- *   assumes: a node that exits when no fault killed it (`killNode()`) and the run is not stopping is
- *   recorded (`unexpectedExits`: a crash, or a start that timed out) and started again. `close()`
- *   stops the node with SIGTERM and resolves with how it exited (`FinalExit`; SIGKILL after 15 s).
- *   `killNode()` / `spawnNode()` hold `nodeLock`, so two nodes never share the data dir.
+ * - `cluster` (cluster.ts): the node processes, and the runner as their process manager: one node on
+ *   one data dir, or with `cluster: N` a cluster of N instances on one PostgreSQL schema (leases of
+ *   CHAOS_CLUSTER_TIMING). It records exits nobody asked for and starts those processes again.
+ *   `close()` stops every instance with SIGTERM and resolves with how they exited (`FinalExit`).
  * - `contractLogs(fromBlock)`: the contract's logs as the chain gives them now, each with its block's
  *   timestamp; `orphaned`: the logs the reorg fault took off the chain (read just before each reorg).
- * - `admin(...)`: an admin API call that survives node churn: it waits for the current node to run and
- *   retries on connection errors (a node killed mid-request) until `deadlineMs`.
+ * - `admin(...)`: an admin API call that survives node churn (`ChaosCluster.admin`).
+ * - `random`: the run's seeded draws made at injection time (which instance a fault hits: who is up
+ *   then is not in the plan).
  * - `record(...)`: the timeline of what happened, in seconds since `startedAt`; `injected(...)` also
  *   counts a fault that really happened.
  * - `pg` (`store: 'postgres'`): the node's store is PostgreSQL, on a server of the run's own
  *   (test/support/pg-server.ts: its own data directory and port, under os.tmpdir() as
  *   `ethhook-chaos-pg-*`), which the store-outage fault stops and starts; without it, LevelDB in the
- *   node's data dir. Either way the node keeps its data dir (its master key) across restarts.
+ *   node's data dir. Either way a node keeps its data dir (its master key) across restarts. A cluster
+ *   needs PostgreSQL: its instances share the schema `ethhook` and one master key.
  */
 import { TICK_TOPIC } from '../src/dev-chain/contract.ts';
 import { Serial } from '../src/runtime/serial.ts';
 import type { EndpointCreated, SubscriptionAnswer } from '../test/support/admin-answers.ts';
-import { createNodeDir, spawnNodeProcess, type ApiAnswer, type NodeDir, type NodeProcess } from '../test/support/node-process.ts';
+import type { ApiAnswer } from '../test/support/node-process.ts';
 import { startPgServer, type PgServer } from '../test/support/pg-server.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { mulberry32, startReceiver, type Behaviour, type Receiver } from '../test/support/receiver.ts';
-import { CHAIN_ID, nodeChain, sleep, startTickChain, type TickChain } from '../test/e2e/e2e-chain.ts';
+import { CHAIN_ID, nodeChain, startTickChain, type TickChain } from '../test/e2e/e2e-chain.ts';
+import { CHAOS_CLUSTER_TIMING, ChaosCluster, type ChaosInstance, type FinalExit } from './cluster.ts';
 import type { ChainLog } from './invariant.ts';
 import type { ChaosStore } from './scenarios.ts';
 
@@ -55,23 +56,14 @@ export interface TimelineEntry {
   detail: string;
 }
 
-export interface UnexpectedExit {
-  t: number;
-  pid: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lastErrors: string[];
-}
-
-/** How the node stopped at the end of the run: `null` when no node was running to stop. */
-export type FinalExit = { code: number | null; signal: NodeJS.Signals | null } | null;
-
 export interface ChaosContextOptions {
   /** Seed of the receiver's answer delays. */
   seed: number;
   signal?: AbortSignal;
   /** The node's store; default `level`. */
   store?: ChaosStore;
+  /** Instances of a cluster on PostgreSQL; undefined for one node. */
+  cluster?: number;
 }
 
 /** A healthy receiver: 200 after 5..80 ms (seeded). */
@@ -83,14 +75,14 @@ function healthyReceiver(seed: number): Behaviour {
 export class ChaosContext {
   readonly startedAt = Date.now();
   readonly timeline: TimelineEntry[] = [];
-  readonly unexpectedExits: UnexpectedExit[] = [];
   /** Faults injected, by kind. */
   readonly injections = new Map<string, number>();
-  /** Every node process of the run, oldest first. */
-  readonly nodes: NodeProcess[] = [];
-  /** Mutexes over async sections (the store's Serial: each `run` starts when the previous one ended). */
+  /** After each kill of the chain's holder: ms until another instance held the chain, null when none did in time. */
+  readonly takeovers: Array<number | null> = [];
+  /** The chain's changes, one at a time (the store's Serial: each `run` starts when the previous one ended). */
   readonly chainLock = new Serial();
-  readonly nodeLock = new Serial();
+  readonly cluster: ChaosCluster;
+  readonly random: () => number;
   /** Subscription ids the invariant is checked on. */
   readonly subscriptions: string[] = [];
   /** Subscriptions a flood created and has not deleted yet. */
@@ -100,10 +92,7 @@ export class ChaosContext {
   /** Block of the contract's deployment: no reorg may reach it. */
   deployBlock = 0;
   contract = '';
-  private readonly killed = new WeakSet<NodeProcess>();
-  private stopping = false;
   private closing: Promise<FinalExit> | undefined;
-  private current: NodeProcess | undefined;
 
   private constructor(
     readonly chain: TickChain,
@@ -111,17 +100,26 @@ export class ChaosContext {
     readonly receiver: Receiver,
     /** What the receiver does when no fault breaks it. */
     readonly healthy: Behaviour,
-    readonly dir: NodeDir,
     readonly options: ChaosContextOptions,
     /** Receiver path → the endpoint's secret, read by the receiver to verify signatures. */
     private readonly secrets: Map<string, string>,
     /** The node's PostgreSQL, on a run with `store: 'postgres'`. */
     readonly pg: PgServer | undefined,
-  ) {}
+  ) {
+    this.cluster = new ChaosCluster({
+      size: options.cluster,
+      config: (id) => this.nodeConfig(id),
+      record: (kind, detail) => this.record(kind, detail),
+      now: () => this.now(),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    this.random = mulberry32(options.seed + 1);
+  }
 
   /** Starts anvil, the proxy, the receiver (and PostgreSQL); the node is started by `setup()`. */
   static async create(options: ChaosContextOptions): Promise<ChaosContext> {
-    const parts: Array<{ stop(): Promise<void> } | { close(): Promise<void> } | NodeDir> = [];
+    if (options.cluster !== undefined && options.store !== 'postgres') throw new Error('chaos: a cluster needs the PostgreSQL store');
+    const parts: Array<{ stop(): Promise<void> } | { close(): Promise<void> }> = [];
     try {
       const chain = await startTickChain();
       parts.push(chain);
@@ -133,17 +131,11 @@ export class ChaosContext {
       parts.push(receiver);
       const pg = options.store === 'postgres' ? await startPgServer({ prefix: 'ethhook-chaos-pg-' }) : undefined;
       if (pg) parts.push(pg);
-      const dir = await createNodeDir();
-      return new ChaosContext(chain, proxy, receiver, healthy, dir, options, secrets, pg);
+      return new ChaosContext(chain, proxy, receiver, healthy, options, secrets, pg);
     } catch (err) {
-      for (const p of parts.reverse()) await ('remove' in p ? p.remove() : 'close' in p ? p.close() : p.stop()).catch(() => undefined);
+      for (const p of parts.reverse()) await ('close' in p ? p.close() : p.stop()).catch(() => undefined);
       throw err;
     }
-  }
-
-  get node(): NodeProcess {
-    if (!this.current) throw new Error('chaos: no node was started');
-    return this.current;
   }
 
   get aborted(): boolean {
@@ -165,8 +157,11 @@ export class ChaosContext {
     this.injections.set(kind, (this.injections.get(kind) ?? 0) + 1);
   }
 
-  /** The node's configuration: it follows the chain through the proxy, with short timeouts and retries so a run converges. */
-  nodeConfig(): Record<string, unknown> {
+  /**
+   * A node's configuration: it follows the chain through the proxy, with short timeouts and retries so
+   * a run converges; in a cluster, instance `id` with the chaos lease timing.
+   */
+  nodeConfig(id?: string): Record<string, unknown> {
     const through = `127.0.0.1:${this.proxy.port}`;
     return {
       chains: [
@@ -191,6 +186,7 @@ export class ChaosContext {
       // A small Matcher mailbox, so a burst of changes meets backpressure (the flood fault).
       runtime: { actors: { matcher: { mailbox: { capacity: 64 } } } },
       ...(this.pg ? { store: { kind: 'postgres', url: this.pg.url } } : {}),
+      ...(id === undefined ? {} : { node: { id }, cluster: CHAOS_CLUSTER_TIMING }),
     };
   }
 
@@ -206,63 +202,14 @@ export class ChaosContext {
     return logs as ChainLog[];
   }
 
-  /** Starts a node on the data dir unless one is alive; does not wait for it to run. */
-  spawnNode(): Promise<NodeProcess> {
-    return this.nodeLock.run(async () => {
-      if (this.current && (alive(this.current) || this.stopping || this.aborted)) return this.current;
-      const node = await spawnNodeProcess({ dir: this.dir, config: this.nodeConfig(), startTimeoutMs: 60_000 });
-      this.current = node;
-      this.nodes.push(node);
-      node.child.once('exit', (code, signal) => this.onExit(node, code, signal));
-      return node;
-    });
+  /** An admin API call on `target`, or on any ready instance, retried across node churn until `deadlineMs`. */
+  admin<T = unknown>(method: string, path: string, body?: unknown, deadlineMs = 30_000, target?: ChaosInstance): Promise<ApiAnswer<T>> {
+    return this.cluster.admin<T>(method, path, body, deadlineMs, target);
   }
 
-  /** `kill -9` of the current node; resolves once it is gone. */
-  killNode(): Promise<NodeProcess> {
-    return this.nodeLock.run(async () => {
-      const node = this.node;
-      this.killed.add(node);
-      node.kill('SIGKILL');
-      await node.waitForExit(10_000);
-      return node;
-    });
-  }
-
-  private onExit(node: NodeProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.killed.has(node) || this.stopping || this.aborted) return;
-    const lastErrors = node.logs
-      .filter((l) => (l.level ?? 0) >= 50)
-      .slice(-3)
-      .map((l) => `${String(l.code ?? '')} ${String(l.msg ?? '')}`.trim());
-    this.unexpectedExits.push({ t: this.now(), pid: node.pid, code, signal, lastErrors });
-    this.record('node-exit', `node ${node.pid} exited by itself (${code ?? signal}); restarted as a process manager would`);
-    if (this.current === node) setTimeout(() => void this.spawnNode().catch(() => undefined), 200);
-  }
-
-  /** An admin API call on whichever node runs, retried across node churn until `deadlineMs`. */
-  async admin<T = unknown>(method: string, path: string, body?: unknown, deadlineMs = 30_000): Promise<ApiAnswer<T>> {
-    const until = Date.now() + deadlineMs;
-    let last: unknown;
-    while (Date.now() < until && !this.aborted) {
-      const node = this.node;
-      try {
-        await withTimeout(node.running, Math.max(1, until - Date.now()));
-        return await node.api<T>(method, path, body);
-      } catch (err) {
-        last = err;
-        await sleep(100);
-      }
-    }
-    throw new Error(
-      `chaos: ${method} ${path} did not get through within ${deadlineMs} ms: ${(last as Error | undefined)?.message ?? 'aborted'}`,
-    );
-  }
-
-  /** Starts the node, then creates the endpoints and the subscriptions through `/v1`, on a new contract. */
+  /** Starts the node(s), then creates the endpoints and the subscriptions through `/v1` (on the instances in turn), on a new contract. */
   async setup(): Promise<void> {
-    await this.spawnNode();
-    await this.node.running;
+    await this.cluster.create();
     this.contract = await this.chain.deploy();
     this.deployBlock = await this.chain.head();
     const endpoints = new Map<string, string>();
@@ -287,13 +234,26 @@ export class ChaosContext {
     }
   }
 
-  /** Undoes every fault, whatever state the faults left: PostgreSQL up, chain reachable, receiver answering, node up, every actor started, flood subscriptions deleted. */
+  /**
+   * Undoes every fault, whatever state the faults left: PostgreSQL up, chain reachable, receiver
+   * answering, every instance running (a paused one continued, a killed one started), every actor of
+   * every instance started, flood subscriptions deleted.
+   */
   async healAll(): Promise<void> {
     if (this.pg && !this.pg.running) await this.pg.start();
     this.proxy.refuse(false);
     this.receiver.setBehaviour(this.healthy);
-    await this.spawnNode();
-    for (const actor of CHAOS_ACTORS) await this.admin('POST', '/admin/actors/start', { actor });
+    await Promise.all(
+      this.cluster.members().map(async (instance) => {
+        if (instance.state === 'paused' && instance.node) await this.cluster.resume(instance, instance.node);
+        await (
+          await this.cluster.start(instance)
+        ).running;
+      }),
+    );
+    for (const instance of this.cluster.members()) {
+      for (const actor of CHAOS_ACTORS) await this.admin('POST', '/admin/actors/start', { actor }, 30_000, instance);
+    }
     for (const id of [...this.floodSubscriptions]) {
       const res = await this.admin('DELETE', `/v1/subscriptions/${id}`);
       if (res.status === 200 || res.status === 404) this.floodSubscriptions.delete(id);
@@ -301,8 +261,8 @@ export class ChaosContext {
   }
 
   /**
-   * Stops the node (SIGTERM, then SIGKILL after 15 s), the receiver, the proxy, anvil and PostgreSQL,
-   * and removes the data dirs; resolves with how the node exited. Safe to call twice.
+   * Stops every instance (SIGTERM, then SIGKILL after 15 s), the receiver, the proxy, anvil and
+   * PostgreSQL, and removes the data dirs; resolves with how the nodes exited. Safe to call twice.
    */
   close(): Promise<FinalExit> {
     this.closing ??= this.stopEverything();
@@ -310,36 +270,11 @@ export class ChaosContext {
   }
 
   private async stopEverything(): Promise<FinalExit> {
-    this.stopping = true;
-    let exit: FinalExit = null;
-    const node = this.current;
-    if (node && alive(node)) {
-      node.kill('SIGTERM');
-      try {
-        exit = await node.waitForExit(15_000);
-      } catch {
-        node.kill('SIGKILL');
-        exit = await node.waitForExit(5_000).catch(() => ({ code: null, signal: 'SIGKILL' as const }));
-      }
-    }
-    for (const n of this.nodes) if (alive(n)) n.kill('SIGKILL');
+    const exit = await this.cluster.stop();
     await this.receiver.close().catch(() => undefined);
     await this.proxy.stop().catch(() => undefined);
     await this.chain.stop().catch(() => undefined);
     await this.pg?.close().catch(() => undefined);
-    await this.dir.remove().catch(() => undefined);
     return exit;
   }
-}
-
-export const alive = (node: NodeProcess): boolean => node.child.exitCode === null && node.child.signalCode === null;
-
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -6,7 +6,7 @@
  * the node, as an operator, a network or a chain would: no hook in src/.
  *
  * | kind            | inject                                                  | heal                     |
- * | kill            | `kill -9` of the node process                           | start it on the same data dir |
+ * | kill            | `kill -9` of the node process (in a cluster, of a random instance) | start it on the same data dir |
  * | net-cut         | the chain proxy drops every connection, refuses new ones | accept connections again |
  * | reorg           | `anvil_reorg` of depth 1..3, new branch with other logs (the orphaned logs kept) | — |
  * | receiver-fail   | the receiver fails a ratio of requests: 500 or a hang    | answer 200 again         |
@@ -14,6 +14,13 @@
  * | actor-stop      | POST /admin/actors/stop of a random pipeline actor       | POST /admin/actors/start |
  * | flood           | stop the Matcher, then a burst of blocks full of logs, empty blocks and subscription changes into its mailbox (64) | start it, delete the flood's subscriptions |
  * | store-outage    | PostgreSQL stopped (fast shutdown: the node's connections cut) for 1..4 s; `--store postgres` only | start it on the same data |
+ * | kill-holder     | `kill -9` of the instance ingesting the chain; cluster only | once another took the chain, start it on its id |
+ * | pause           | SIGSTOP of the instance ingesting the chain, past its lease; cluster only | SIGCONT |
+ * | resize          | one instance more; cluster only                          | SIGTERM of a random one (a drain), exit 0 |
+ *
+ * In a cluster the actor faults and the flood act on the instance ingesting the chain (the holder of
+ * its lease), or any ready instance while none does; the heal of an actor stop or a flood goes to the
+ * same process, and is moot once that process is gone (a new one starts every actor).
  *
  * A fault that cannot apply now (a reorg too close to the contract's deployment) throws `FaultSkipped`:
  * the runner records it as skipped, not as injected.
@@ -21,11 +28,25 @@
 import { tickCalldata } from '../src/dev-chain/contract.ts';
 import { sendTicks, waitForReceipt } from '../src/dev-chain/tick-contract.ts';
 import type { EndpointView, Page, SubscriptionAnswer } from '../test/support/admin-answers.ts';
+import type { NodeProcess } from '../test/support/node-process.ts';
 import { failRatio } from '../test/support/receiver.ts';
 import { CHAIN_ID, sleep } from '../test/e2e/e2e-chain.ts';
+import { alive, CHAOS_CLUSTER_TIMING, type ChaosInstance } from './cluster.ts';
 import { CHAOS_ACTORS, type ChaosContext } from './context.ts';
 
-export const FAULT_KINDS = ['kill', 'net-cut', 'reorg', 'receiver-fail', 'actor-restart', 'actor-stop', 'flood', 'store-outage'] as const;
+export const FAULT_KINDS = [
+  'kill',
+  'net-cut',
+  'reorg',
+  'receiver-fail',
+  'actor-restart',
+  'actor-stop',
+  'flood',
+  'store-outage',
+  'kill-holder',
+  'pause',
+  'resize',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface Fault {
@@ -47,31 +68,152 @@ export class FaultSkipped extends Error {}
 const between = (random: () => number, min: number, max: number): number => Math.round(min + random() * (max - min));
 const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 
+/** How long a cluster fault waits for a ready instance holding the chain before it is skipped. */
+const HOLDER_WAIT_MS = 15_000;
+/** How long the heal of a holder's kill waits for another instance to take the chain: the lease, a few rounds, a margin. */
+const TAKEOVER_WAIT_MS = CHAOS_CLUSTER_TIMING.leaseMs + 5 * CHAOS_CLUSTER_TIMING.heartbeatMs + 5_000;
+
 /**
- * `kill -9` of the node, down for 0..1.5 s, then started again on the same data dir. One kill in three
- * is doubled: the restarted node is killed again 100..600 ms after its spawn, while it opens its store
- * or backfills, and started once more.
+ * `kill -9` of the node (in a cluster, of an instance drawn among those up, running or starting), down
+ * for 0..1.5 s, then started again on the same data dir and id. One kill in three is doubled: the
+ * restarted node is killed again 100..600 ms after its spawn, while it opens its store or backfills,
+ * and started once more.
  */
 export const kill: FaultFactory = (random) => {
   const downMs = between(random, 0, 1_500);
   const againMs = random() < 1 / 3 ? between(random, 100, 600) : undefined;
+  let victim: ChaosInstance | undefined;
   return {
     kind: 'kill',
     plan: `kill -9, down ${downMs} ms${againMs === undefined ? '' : `, again ${againMs} ms after the restart`}`,
     holdMs: downMs,
     async inject(ctx) {
-      const starting = ctx.node.adminUrl === '';
-      const node = await ctx.killNode();
-      return `kill -9 pid ${node.pid} (${starting ? 'while starting' : 'running'}), down ${downMs} ms`;
+      victim = await ctx.cluster.pick(ctx.random, { starting: true });
+      if (!victim) throw new FaultSkipped('no instance up to kill');
+      const starting = victim.node?.adminUrl === '';
+      const node = await ctx.cluster.kill(victim);
+      return `kill -9 ${ctx.cluster.label(victim)}pid ${node.pid} (${starting ? 'while starting' : 'running'}), down ${downMs} ms`;
     },
     async heal(ctx) {
-      await ctx.spawnNode();
+      const instance = victim!;
+      await ctx.cluster.start(instance);
       if (againMs === undefined) return;
       await sleep(againMs);
-      const starting = ctx.node.adminUrl === '';
-      const node = await ctx.killNode();
-      ctx.injected('kill', `kill -9 pid ${node.pid} again, ${againMs} ms after its spawn (${starting ? 'while starting' : 'running'})`);
-      await ctx.spawnNode();
+      // Another fault may have taken it down or away meanwhile: then there is nothing to kill again.
+      if (instance.state !== 'up' || !alive(instance.node)) return;
+      const starting = instance.node.adminUrl === '';
+      const node = await ctx.cluster.kill(instance);
+      ctx.injected(
+        'kill',
+        `kill -9 ${ctx.cluster.label(instance)}pid ${node.pid} again, ${againMs} ms after its spawn (${starting ? 'while starting' : 'running'})`,
+      );
+      await ctx.cluster.start(instance);
+    },
+  };
+};
+
+/**
+ * `kill -9` of the instance ingesting the chain (its lease's holder, read from GET /v1/cluster). The
+ * heal waits at least 0..2 s and until another instance holds the chain (at most TAKEOVER_WAIT_MS),
+ * records that takeover and how long after the kill it came (`ctx.takeovers`), then starts the killed
+ * instance again on its id.
+ */
+export const killHolder: FaultFactory = (random) => {
+  const downMs = between(random, 0, 2_000);
+  let victim: ChaosInstance | undefined;
+  let killedAt = 0;
+  return {
+    kind: 'kill-holder',
+    plan: `kill -9 of the instance ingesting the chain, down ${downMs} ms or until another took it`,
+    holdMs: downMs,
+    async inject(ctx) {
+      const holder = await ctx.cluster.readyHolder(CHAIN_ID, HOLDER_WAIT_MS);
+      if (!holder) throw new FaultSkipped(`no ready instance held chain ${CHAIN_ID} within ${HOLDER_WAIT_MS} ms`);
+      victim = holder.instance;
+      const node = await ctx.cluster.kill(victim);
+      killedAt = Date.now();
+      return `kill -9 ${victim.id} pid ${node.pid}, ingesting chain ${CHAIN_ID} at epoch ${holder.epoch}`;
+    },
+    async heal(ctx) {
+      const instance = victim!;
+      const until = killedAt + TAKEOVER_WAIT_MS;
+      let next: Awaited<ReturnType<typeof ctx.cluster.holder>>;
+      while (Date.now() < until && !ctx.aborted) {
+        next = await ctx.cluster.holder(CHAIN_ID).catch(() => undefined);
+        if (next && next.instance !== instance) break;
+        await sleep(100);
+      }
+      const ms = next && next.instance !== instance ? Date.now() - killedAt : null;
+      ctx.takeovers.push(ms);
+      ctx.record(
+        'takeover',
+        ms === null
+          ? `no other instance took chain ${CHAIN_ID} within ${TAKEOVER_WAIT_MS} ms of ${instance.id}'s kill`
+          : `${next!.instance.id} took chain ${CHAIN_ID} at epoch ${next!.epoch}, within ${ms} ms of ${instance.id}'s kill`,
+      );
+      await ctx.cluster.start(instance);
+    },
+  };
+};
+
+/**
+ * SIGSTOP of the instance ingesting the chain for its lease, a heartbeat and 0.5..2 s more: frozen, it
+ * still believes it holds the chain while another takes it. Then SIGCONT: fencing must keep it from
+ * writing the chain, and it goes on as a follower. (Killed meanwhile by another fault, it is not
+ * continued: its kill's heal starts it.)
+ */
+export const pause: FaultFactory = (random) => {
+  const holdMs = CHAOS_CLUSTER_TIMING.leaseMs + CHAOS_CLUSTER_TIMING.heartbeatMs + between(random, 500, 2_000);
+  let paused: { instance: ChaosInstance; node: NodeProcess } | undefined;
+  return {
+    kind: 'pause',
+    plan: `SIGSTOP of the instance ingesting the chain for ${holdMs} ms, past its lease`,
+    holdMs,
+    async inject(ctx) {
+      const holder = await ctx.cluster.readyHolder(CHAIN_ID, HOLDER_WAIT_MS);
+      if (!holder) throw new FaultSkipped(`no ready instance held chain ${CHAIN_ID} within ${HOLDER_WAIT_MS} ms`);
+      paused = { instance: holder.instance, node: await ctx.cluster.pause(holder.instance) };
+      return `SIGSTOP ${holder.instance.id} pid ${paused.node.pid}, ingesting chain ${CHAIN_ID} at epoch ${holder.epoch}; SIGCONT after ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      const { instance, node } = paused!;
+      const now = await ctx.cluster.holder(CHAIN_ID).catch(() => undefined);
+      const held = now ? `${now.instance.id} at epoch ${now.epoch}` : 'nobody';
+      if (!(await ctx.cluster.resume(instance, node))) {
+        ctx.record('pause', `${instance.id} was killed while stopped: nothing to continue; chain ${CHAIN_ID} held by ${held}`);
+        return;
+      }
+      ctx.record('pause', `SIGCONT ${instance.id}; chain ${CHAIN_ID} held by ${held}`);
+    },
+  };
+};
+
+/**
+ * The cluster grows by one instance (a new id; the fault waits until it runs), and 2..6 s later shrinks
+ * by one: SIGTERM of an instance drawn among the ready ones (the holder of the chain, maybe), which
+ * drains (its leases and claims released) and must exit 0. It is not started again.
+ */
+export const resize: FaultFactory = (random) => {
+  const holdMs = between(random, 2_000, 6_000);
+  return {
+    kind: 'resize',
+    plan: `one instance more, one less after ${holdMs} ms`,
+    holdMs,
+    async inject(ctx) {
+      const added = await ctx.cluster.grow();
+      return `grew to ${ctx.cluster.members().length} instances: ${added.id} (pid ${added.node!.pid}) runs; shrink in ${holdMs} ms`;
+    },
+    async heal(ctx) {
+      const victim = await ctx.cluster.pick(ctx.random);
+      if (!victim) throw new Error('no ready instance to shrink the cluster by');
+      const holding = (await ctx.cluster.holder(CHAIN_ID).catch(() => undefined))?.instance === victim;
+      const began = Date.now();
+      const exit = await ctx.cluster.remove(victim);
+      if (exit?.code !== 0) throw new Error(`${victim.id} exited ${exit === null ? 'before' : (exit.code ?? exit.signal)} on its SIGTERM`);
+      ctx.record(
+        'resize',
+        `shrank to ${ctx.cluster.members().length} instances: SIGTERM of ${victim.id}${holding ? ' (ingesting the chain)' : ''}, exit 0 after ${Date.now() - began} ms`,
+      );
     },
   };
 };
@@ -144,15 +286,30 @@ export const receiverFail: FaultFactory = (random) => {
 };
 
 /** An actor operation through the admin API; a 503 (the node still starting its tree) is asked again, any other non-200 is a failure to report. */
-async function actorAction(ctx: ChaosContext, action: 'restart' | 'stop' | 'start', actor: string): Promise<void> {
+async function actorAction(ctx: ChaosContext, action: 'restart' | 'stop' | 'start', actor: string, target: ChaosInstance): Promise<void> {
   const until = Date.now() + 30_000;
   for (;;) {
-    const res = await ctx.admin('POST', `/admin/actors/${action}`, { actor });
+    const res = await ctx.admin('POST', `/admin/actors/${action}`, { actor }, 30_000, target);
     if (res.status === 200) return;
     if (res.status !== 503 || Date.now() > until) throw new Error(`${action} ${actor} answered ${res.status}: ${JSON.stringify(res.body)}`);
     await sleep(100);
   }
 }
+
+/**
+ * The instance an actor fault acts on, with its process then: the node; in a cluster, the instance
+ * ingesting the chain, or any ready one while none does.
+ */
+async function actorTarget(ctx: ChaosContext): Promise<{ instance: ChaosInstance; node: NodeProcess | undefined }> {
+  const holder = ctx.cluster.isCluster ? (await ctx.cluster.readyHolder(CHAIN_ID, 0))?.instance : undefined;
+  const instance = holder ?? (await ctx.cluster.pick(ctx.random, { starting: true })) ?? ctx.cluster.members()[0];
+  if (!instance) throw new Error('no instance to act on');
+  return { instance, node: instance.node };
+}
+
+/** Whether the heal of an actor fault still has its process to act on (a new process starts every actor). */
+const sameProcess = (target: { instance: ChaosInstance; node: NodeProcess | undefined }): boolean =>
+  target.instance.state !== 'removed' && target.instance.node === target.node && alive(target.node);
 
 /** The admin API restarts a random pipeline actor (Deliverer, Matcher, the chain's listener). */
 export const actorRestart: FaultFactory = (random) => {
@@ -162,8 +319,9 @@ export const actorRestart: FaultFactory = (random) => {
     plan: `restart ${actor}`,
     holdMs: 0,
     async inject(ctx) {
-      await actorAction(ctx, 'restart', actor);
-      return `POST /admin/actors/restart ${actor}`;
+      const { instance } = await actorTarget(ctx);
+      await actorAction(ctx, 'restart', actor, instance);
+      return `${ctx.cluster.label(instance)}POST /admin/actors/restart ${actor}`;
     },
   };
 };
@@ -172,16 +330,18 @@ export const actorRestart: FaultFactory = (random) => {
 export const actorStop: FaultFactory = (random) => {
   const actor = pick(random, CHAOS_ACTORS);
   const holdMs = between(random, 500, 3_000);
+  let target: Awaited<ReturnType<typeof actorTarget>> | undefined;
   return {
     kind: 'actor-stop',
     plan: `stop ${actor} for ${holdMs} ms`,
     holdMs,
     async inject(ctx) {
-      await actorAction(ctx, 'stop', actor);
-      return `POST /admin/actors/stop ${actor}, start after ${holdMs} ms`;
+      target = await actorTarget(ctx);
+      await actorAction(ctx, 'stop', actor, target.instance);
+      return `${ctx.cluster.label(target.instance)}POST /admin/actors/stop ${actor}, start after ${holdMs} ms`;
     },
     async heal(ctx) {
-      await actorAction(ctx, 'start', actor);
+      if (sameProcess(target!)) await actorAction(ctx, 'start', actor, target!.instance);
     },
   };
 };
@@ -208,13 +368,16 @@ export const flood: FaultFactory = (random) => {
   const holdMs = between(random, 1_000, 3_000);
   let peaks: MailboxSampler | undefined;
   let creations: Promise<number> = Promise.resolve(0);
+  let target: Awaited<ReturnType<typeof actorTarget>> | undefined;
   return {
     kind: 'flood',
     plan: `matcher stopped ${holdMs} ms under ${txs} tx × ${logsPerTx} logs, ${emptyBlocks} empty blocks, ${changes} subscription changes`,
     holdMs,
     async inject(ctx) {
-      peaks = sampleMailboxes(ctx);
-      await actorAction(ctx, 'stop', 'matcher');
+      target = await actorTarget(ctx);
+      const { instance } = target;
+      peaks = sampleMailboxes(ctx, instance);
+      await actorAction(ctx, 'stop', 'matcher', instance);
       const rpc = (method: string, params: unknown[]) => ctx.chain.anvil.rpc(method, params);
       const endpointId = await floodEndpoint(ctx);
       // The creations wait on the stopped Matcher (each ask up to its timeout): they finish during the hold.
@@ -225,6 +388,7 @@ export const flood: FaultFactory = (random) => {
             '/v1/subscriptions',
             { endpointId, chainId: CHAIN_ID, addresses: [FLOOD_ADDRESS] },
             15_000,
+            instance,
           );
           if (res.status === 201) ctx.floodSubscriptions.add(res.body.subscription.id);
           return res.status;
@@ -236,10 +400,10 @@ export const flood: FaultFactory = (random) => {
         await ctx.chain.anvil.mine(emptyBlocks);
         for (const h of hashes) await waitForReceipt(rpc, h);
       });
-      return `matcher stopped; ${txs} tx × ${logsPerTx} logs + ${emptyBlocks} empty blocks mined, ${changes} subscription creations sent; start in ${holdMs} ms`;
+      return `${ctx.cluster.label(instance)}matcher stopped; ${txs} tx × ${logsPerTx} logs + ${emptyBlocks} empty blocks mined, ${changes} subscription creations sent; start in ${holdMs} ms`;
     },
     async heal(ctx) {
-      await actorAction(ctx, 'start', 'matcher');
+      if (sameProcess(target!)) await actorAction(ctx, 'start', 'matcher', target!.instance);
       const made = await creations;
       await Promise.allSettled(
         [...ctx.floodSubscriptions].map(async (id) => {
@@ -270,14 +434,15 @@ export interface MailboxSampler {
   stop(): Promise<Map<string, number>>;
 }
 
-/** Reads every actor's `actor_mailbox_size` from /metrics every 100 ms (a scrape failing while the node is down is skipped). */
-export function sampleMailboxes(ctx: ChaosContext): MailboxSampler {
+/** Reads every actor's `actor_mailbox_size` from the instance's /metrics every 50 ms (a scrape failing while it is down is skipped). */
+export function sampleMailboxes(ctx: ChaosContext, instance: ChaosInstance): MailboxSampler {
   const peaks = new Map<string, number>();
   let on = true;
   const loop = (async () => {
     while (on && !ctx.aborted) {
       try {
-        const res = await ctx.node.api<string>('GET', '/metrics');
+        const node = instance.state === 'up' ? instance.node : undefined;
+        const res = node ? await node.api<string>('GET', '/metrics') : { body: '' };
         for (const m of String(res.body).matchAll(/^actor_mailbox_size\{[^}]*\bactor="([^"]+)"[^}]*\} (\S+)/gm)) {
           peaks.set(m[1]!, Math.max(peaks.get(m[1]!) ?? 0, Number(m[2])));
         }
@@ -328,4 +493,7 @@ export const FAULTS: Readonly<Record<FaultKind, FaultFactory>> = {
   'actor-stop': actorStop,
   flood,
   'store-outage': storeOutage,
+  'kill-holder': killHolder,
+  pause,
+  resize,
 };

@@ -73,6 +73,8 @@ export interface Verdict {
   orphanedDelivered: number;
   removed: number;
   missingRemovals: number;
+  /** A few `subscription|blockHash:logIndex#generation` created and never retracted, to start looking from. */
+  missingRemovalSample: string[];
   wrongRemovals: number;
   unexpected: number;
   idMismatches: number;
@@ -261,6 +263,7 @@ export function checkInvariant(obs: Observation): Verdict {
   let orphanedDelivered = 0;
   let removed = 0;
   let missingRemovals = 0;
+  const missingRemovalSample: string[] = [];
   let wrongRemovals = 0;
   let removalsWithoutCreation = 0;
   let removalsBeforeCreation = 0;
@@ -273,7 +276,9 @@ export function checkInvariant(obs: Observation): Verdict {
     }
     if (!isCanonical) {
       orphanedDelivered += h.created.size;
-      missingRemovals += [...h.created].filter((g) => !h.removed.has(g)).length;
+      const missing = [...h.created].filter((g) => !h.removed.has(g));
+      missingRemovals += missing.length;
+      for (const g of missing) if (missingRemovalSample.length < SAMPLE) missingRemovalSample.push(`${pair}#${g}`);
     } else {
       wrongRemovals += [...h.removed].filter((g) => ![...h.created].some((later) => later > g)).length;
     }
@@ -291,6 +296,7 @@ export function checkInvariant(obs: Observation): Verdict {
     orphanedDelivered,
     removed,
     missingRemovals,
+    missingRemovalSample,
     wrongRemovals,
     unexpected,
     idMismatches,

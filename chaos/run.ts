@@ -1,11 +1,18 @@
 /**
  * The chaos runner: `npm run chaos -- <scenario> [--seed N] [--seconds N] [--converge-seconds N]
- * [--store level|postgres]` (or `runChaos(options)` in process, as test/e2e/chaos.e2e.test.ts does).
+ * [--store level|postgres] [--cluster N]` (or `runChaos(options)` in process, as
+ * test/e2e/chaos.e2e.test.ts does).
  *
  * `--store postgres` runs the node on PostgreSQL, a server the run starts for itself (its own data
  * directory and port) and stops at the end, and adds the scenario's PostgreSQL lanes (the database
  * stopped and started: store-outage). The invariant reads only the chain and the receiver, and the
  * runner reads the node through its admin API, so the check is the same on either store.
+ *
+ * `--cluster N` (PostgreSQL; `--store postgres` is implied, `--store level` refused) runs N instances
+ * on one schema (cluster.ts) instead of one node, and adds the scenario's cluster lanes (the chain's
+ * ingesting instance killed or paused past its lease, the cluster grown and shrunk by one). The
+ * invariant is the same: the receiver cannot tell which instance sent a webhook. The run is ok only
+ * if every instance exits 0 on the final SIGTERM.
  *
  * One run: start anvil, a TCP proxy in front of it, a receiver and one node process following the
  * chain through the proxy (context.ts); create two endpoints and three subscriptions through `/v1`;
@@ -21,11 +28,13 @@
  * The CLI exits 0 when ok, 1 when not (or on an error), 130 on Ctrl-C. Every process and server the
  * run started is stopped at the end, whatever happened; everything listens on 127.0.0.1 only.
  */
+import { setMaxListeners } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { readMetric } from '../test/support/node-process.ts';
 import { mulberry32 } from '../test/support/receiver.ts';
 import { sleep } from '../test/e2e/e2e-chain.ts';
-import { ChaosContext, MAX_CONFIRMATIONS, type FinalExit, type TimelineEntry, type UnexpectedExit } from './context.ts';
+import type { FinalExit, UnexpectedExit } from './cluster.ts';
+import { ChaosContext, MAX_CONFIRMATIONS, type TimelineEntry } from './context.ts';
 import { FAULT_KINDS, FaultSkipped, type FaultKind } from './faults.ts';
 import { checkInvariant, FAILURES, type Observation, type Verdict } from './invariant.ts';
 import { lanesOf, SCENARIOS, schedule, type ChaosStore, type ScheduledFault } from './scenarios.ts';
@@ -41,8 +50,10 @@ export interface ChaosOptions {
   /** Where the human summary goes, line by line. Default: stdout. */
   print?: (line: string) => void;
   signal?: AbortSignal;
-  /** The node's store. Default `level`. */
+  /** The node's store. Default `level` (`postgres` with `cluster`). */
   store?: ChaosStore;
+  /** Instances of a cluster on PostgreSQL; default one node. */
+  cluster?: number;
 }
 
 export interface ChaosResult {
@@ -50,6 +61,8 @@ export interface ChaosResult {
   seed: number;
   seconds: number;
   store: ChaosStore;
+  /** Instances the run started with; null for one node. */
+  cluster: number | null;
   /** The fault kinds the run's lanes inject. */
   kinds: FaultKind[];
   /** Faults injected, by kind (skipped and failed ones not counted; a doubled kill counts two). */
@@ -71,8 +84,12 @@ export interface ChaosResult {
   convergeMs: number | null;
   /** Node exits no fault ordered (crashes, starts that timed out); each fails the run. */
   unexpectedExits: UnexpectedExit[];
-  /** How the node exited on the run's SIGTERM; anything but code 0 fails the run. */
+  /** How the node exited on the run's SIGTERM (in a cluster the first instance that did not exit 0, else code 0); anything but code 0 fails the run. */
   finalExit: FinalExit;
+  /** Each instance's exit on the run's SIGTERM, by name. */
+  finalExits: Record<string, FinalExit>;
+  /** After each kill of the chain's holder, ms until another instance held the chain (null: none within the wait). */
+  takeovers: Array<number | null>;
   traffic: { ticks: number; logs: number; errors: number };
   deadLetters: number | undefined;
 }
@@ -88,18 +105,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const seconds = options.seconds ?? scenario.seconds;
   const convergeMs = (options.convergeSeconds ?? DEFAULT_CONVERGE_SECONDS) * 1_000;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const store = options.store ?? 'level';
-  const plan = schedule(scenario, seed, seconds, store);
+  const cluster = options.cluster;
+  if (cluster !== undefined && (!Number.isInteger(cluster) || cluster < 1))
+    throw new Error(`cluster must be a whole number ≥ 1, not ${cluster}`);
+  if (cluster !== undefined && options.store === 'level') throw new Error('a cluster runs on PostgreSQL: not with store level');
+  const store = options.store ?? (cluster === undefined ? 'level' : 'postgres');
+  const plan = schedule(scenario, seed, seconds, store, cluster !== undefined);
   const outcome = { skipped: 0, failed: [] as string[] };
 
-  const ctx = await ChaosContext.create({ seed: seed + 2, store, ...(options.signal ? { signal: options.signal } : {}) });
+  const ctx = await ChaosContext.create({
+    seed: seed + 2,
+    store,
+    ...(cluster === undefined ? {} : { cluster }),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   try {
     await ctx.setup();
+    const nodes = ctx.cluster.instances.map((i) => `${ctx.cluster.label(i)}pid ${i.node!.pid} at ${i.node!.adminUrl}`).join(', ');
     ctx.record(
       'setup',
-      `node pid ${ctx.node.pid} at ${ctx.node.adminUrl}, chain through proxy :${ctx.proxy.port}, receiver ${ctx.receiver.url}, ${ctx.subscriptions.length} subscriptions on ${ctx.contract}`,
+      `${cluster === undefined ? 'node' : `${cluster} instances:`} ${nodes}, chain through proxy :${ctx.proxy.port}, receiver ${ctx.receiver.url}, ${ctx.subscriptions.length} subscriptions on ${ctx.contract}`,
     );
-    print(`chaos ${scenario.name} on ${store === 'postgres' ? 'PostgreSQL' : 'LevelDB'}, seed ${seed}, ${seconds} s: ${scenario.summary}`);
+    const where = cluster === undefined ? (store === 'postgres' ? 'PostgreSQL' : 'LevelDB') : `a cluster of ${cluster} on PostgreSQL`;
+    print(`chaos ${scenario.name} on ${where}, seed ${seed}, ${seconds} s: ${scenario.summary}`);
     print(
       `  traffic ${scenario.traffic.ticksPerSecond} tx/s of ${scenario.traffic.logsPerTick.join('-')} logs; ${plan.flat().filter((p) => p.atMs < seconds * 1_000).length} faults planned`,
     );
@@ -150,28 +178,43 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       converged === null ? `still owed after ${convergeMs / 1_000} s` : `nothing owed ${converged} ms after the heal`,
     );
     const finalExit = await ctx.close();
-    ctx.record('stop', `SIGTERM: ${finalExit === null ? 'no node running' : `exit ${finalExit.code ?? finalExit.signal}`}`);
+    const finalExits = Object.fromEntries(ctx.cluster.finalExits);
+    ctx.record(
+      'stop',
+      `SIGTERM: ${
+        finalExit === null
+          ? 'no node running'
+          : cluster === undefined
+            ? `exit ${finalExit.code ?? finalExit.signal}`
+            : Object.entries(finalExits)
+                .map(([id, e]) => `${id} exit ${e === null ? 'none' : (e.code ?? e.signal)}`)
+                .join(', ')
+      }`,
+    );
 
     const result: ChaosResult = {
       scenario: scenario.name,
       seed,
       seconds,
       store,
-      kinds: [...new Set(lanesOf(scenario, store).map((l) => l.kind))],
+      cluster: cluster ?? null,
+      kinds: [...new Set(lanesOf(scenario, store, cluster !== undefined).map((l) => l.kind))],
       faults,
       expected: verdict.expected,
       delivered: verdict.delivered,
       duplicates: verdict.duplicates,
       lost: verdict.lost,
-      ok: runOk({ verdict, unexpectedExits: ctx.unexpectedExits, finalExit, failed: outcome.failed }),
+      ok: runOk({ verdict, unexpectedExits: ctx.cluster.unexpectedExits, finalExit, failed: outcome.failed }),
       verdict,
       observation,
       timeline: ctx.timeline,
       skipped: outcome.skipped,
       failed: outcome.failed,
       convergeMs: converged,
-      unexpectedExits: ctx.unexpectedExits,
+      unexpectedExits: ctx.cluster.unexpectedExits,
       finalExit,
+      finalExits,
+      takeovers: [...ctx.takeovers],
       traffic: sent,
       deadLetters,
     };
@@ -245,6 +288,7 @@ export function jsonLine(r: ChaosResult): string {
     seed: r.seed,
     seconds: r.seconds,
     store: r.store,
+    ...(r.cluster === null ? {} : { cluster: r.cluster }),
     faults: r.faults,
     expected: r.expected,
     delivered: r.delivered,
@@ -261,6 +305,13 @@ export function jsonLine(r: ChaosResult): string {
     convergeMs: r.convergeMs,
     unexpectedExits: r.unexpectedExits.length,
     finalExitCode: r.finalExit?.code ?? null,
+    ...(r.cluster === null
+      ? {}
+      : {
+          takeovers: r.takeovers.filter((ms) => ms !== null).length,
+          takeoverMaxMs: Math.max(0, ...r.takeovers.filter((ms) => ms !== null)),
+          noTakeover: r.takeovers.filter((ms) => ms === null).length,
+        }),
   });
 }
 
@@ -283,7 +334,7 @@ function summarize(r: ChaosResult, ctx: ChaosContext, print: (line: string) => v
       `${v.requests} requests, ${v.retries} retries, ${v.duplicates} duplicate 2xx`,
   );
   print(
-    `reorgs: ${v.orphanedDelivered} delivered log.created orphaned, ${v.removed} log.removed delivered, ${v.missingRemovals} missing, ${v.wrongRemovals} of canonical logs`,
+    `reorgs: ${v.orphanedDelivered} delivered log.created orphaned, ${v.removed} log.removed delivered, ${v.missingRemovals} missing${v.missingRemovals ? ` (e.g. ${v.missingRemovalSample.join(', ')})` : ''}, ${v.wrongRemovals} of canonical logs`,
   );
   print(
     `order: ${v.removalsWithoutCreation} log.removed without their log.created, ${v.removalsBeforeCreation} before it, ` +
@@ -297,15 +348,33 @@ function summarize(r: ChaosResult, ctx: ChaosContext, print: (line: string) => v
     `convergence: ${r.convergeMs === null ? 'NOT reached' : `nothing owed ${r.convergeMs} ms after the heal`}; dead letters ${r.deadLetters ?? 'unknown'}`,
   );
   const finalExit = r.finalExit === null ? 'no node running' : String(r.finalExit.code ?? r.finalExit.signal);
-  print(`node: ${ctx.nodes.length} process(es), ${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exit ${finalExit}`);
+  const processes = ctx.cluster.processes;
+  if (r.cluster === null) {
+    print(`node: ${processes.length} process(es), ${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exit ${finalExit}`);
+  } else {
+    const members = ctx.cluster.members().map((i) => i.id);
+    const took = r.takeovers.filter((ms) => ms !== null);
+    print(
+      `cluster: ${r.cluster} instances at the start, ${members.length} at the end (${members.join(', ')}); ${ctx.cluster.instances.length} instances and ${processes.length} processes in all, ` +
+        `${r.unexpectedExits.length} exit(s) nobody asked for, final SIGTERM exits ${Object.values(r.finalExits)
+          .map((e) => (e === null ? 'none' : String(e.code ?? e.signal)))
+          .join(' ')}`,
+    );
+    print(
+      `takeovers: ${took.length} of ${r.takeovers.length} kills of the chain's holder taken over by another instance` +
+        `${took.length ? `, within ${Math.min(...took)}-${Math.max(...took)} ms of the kill` : ''}`,
+    );
+  }
   for (const e of r.unexpectedExits)
-    print(`  t=${e.t}s pid ${e.pid} exited ${e.code ?? e.signal}: ${e.lastErrors.join(' | ') || 'no error line'}`);
+    print(
+      `  t=${e.t}s ${r.cluster === null ? '' : `${e.id} `}pid ${e.pid} exited ${e.code ?? e.signal}: ${e.lastErrors.join(' | ') || 'no error line'}`,
+    );
   for (const [title, min, max] of [
     ['error lines (level ≥ error)', 50, Infinity],
     ['warnings', 40, 50],
   ] as const) {
     const counts = new Map<string, number>();
-    for (const n of ctx.nodes) {
+    for (const n of processes) {
       for (const l of n.logs) {
         const level = l.level ?? 0;
         if (level < min || level >= max) continue;
@@ -334,10 +403,11 @@ interface CliArgs {
   seconds?: number;
   convergeSeconds?: number;
   store?: ChaosStore;
+  cluster?: number;
 }
 
 function parseArgs(argv: readonly string[]): CliArgs {
-  const usage = `usage: npm run chaos -- <${Object.keys(SCENARIOS).join('|')}> [--seed N] [--seconds N] [--converge-seconds N] [--store level|postgres]`;
+  const usage = `usage: npm run chaos -- <${Object.keys(SCENARIOS).join('|')}> [--seed N] [--seconds N] [--converge-seconds N] [--store level|postgres] [--cluster N]`;
   const args: Partial<CliArgs> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -353,12 +423,17 @@ function parseArgs(argv: readonly string[]): CliArgs {
       const store = argv[++i];
       if (store !== 'level' && store !== 'postgres') throw new Error(`--store is level or postgres\n${usage}`);
       args.store = store;
+    } else if (a === '--cluster') {
+      const size = number(a);
+      if (!Number.isInteger(size) || size < 1) throw new Error(`--cluster needs a whole number ≥ 1\n${usage}`);
+      args.cluster = size;
     } else if (a === '--help' || a === '-h') throw new Error(usage);
     else if (!a.startsWith('-') && args.scenario === undefined) args.scenario = a;
     else throw new Error(`unexpected argument "${a}"\n${usage}`);
   }
   if (args.scenario === undefined || !SCENARIOS[args.scenario])
     throw new Error(`${args.scenario ? `unknown scenario "${args.scenario}"\n` : ''}${usage}`);
+  if (args.cluster !== undefined && args.store === 'level') throw new Error(`--cluster runs on PostgreSQL: drop --store level\n${usage}`);
   return args as CliArgs;
 }
 
@@ -371,6 +446,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const abort = new AbortController();
+  // Every lane and the traffic wait on it at once: more than Node's default of 10 listeners.
+  setMaxListeners(64, abort.signal);
   const onSignal = (signal: NodeJS.Signals) => {
     if (abort.signal.aborted) return;
     process.stderr.write(`\n${signal}: healing nothing, stopping every process of the run...\n`);
@@ -386,7 +463,7 @@ async function main(): Promise<void> {
     const aborted = abort.signal.aborted;
     process.stderr.write(`chaos: ${aborted ? 'aborted' : ((err as Error).stack ?? String(err))}\n`);
     process.stdout.write(
-      `${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, store: args.store ?? 'level', ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`,
+      `${JSON.stringify({ scenario: args.scenario, seed, seconds: args.seconds ?? SCENARIOS[args.scenario]!.seconds, store: args.store ?? (args.cluster === undefined ? 'level' : 'postgres'), ...(args.cluster === undefined ? {} : { cluster: args.cluster }), ok: false, error: aborted ? 'aborted' : (err as Error).message })}\n`,
     );
     process.exitCode = aborted ? 130 : 1;
   }

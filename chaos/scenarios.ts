@@ -10,8 +10,9 @@
  * every kind of fault of its scenario. Only occurrences that start before `seconds` run.
  *
  * A run on PostgreSQL (`store: 'postgres'`) adds the scenario's `postgresLanes` after its lanes (the
- * database's own faults: `store-outage`); the plan of the other lanes is the same on either store.
- * `lanesOf(scenario, store)` is the lanes a run has.
+ * database's own faults: `store-outage`), and a cluster run (`--cluster N`, on PostgreSQL) its
+ * `clusterLanes` after those (kill-holder, pause, resize); the plan of the other lanes is the same
+ * either way. `lanesOf(scenario, store, cluster)` is the lanes a run has.
  */
 import { mulberry32 } from '../test/support/receiver.ts';
 import { FAULTS, type Fault, type FaultKind } from './faults.ts';
@@ -30,6 +31,8 @@ export interface Scenario {
   lanes: readonly Lane[];
   /** Lanes added when the node runs on PostgreSQL. */
   postgresLanes?: readonly Lane[];
+  /** Lanes added when a cluster runs (after the PostgreSQL lanes). */
+  clusterLanes?: readonly Lane[];
 }
 
 export type ChaosStore = 'level' | 'postgres';
@@ -102,17 +105,29 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
       { kind: 'flood', everyMs: [8_000, 12_000] },
     ],
     postgresLanes: [{ kind: 'store-outage', everyMs: [6_000, 10_000] }],
+    clusterLanes: [
+      { kind: 'kill-holder', everyMs: [5_000, 9_000] },
+      { kind: 'pause', everyMs: [6_000, 10_000] },
+      { kind: 'resize', everyMs: [5_000, 9_000] },
+    ],
   },
 };
 
-export function lanesOf(scenario: Scenario, store: ChaosStore): readonly Lane[] {
-  return store === 'postgres' ? [...scenario.lanes, ...(scenario.postgresLanes ?? [])] : scenario.lanes;
+export function lanesOf(scenario: Scenario, store: ChaosStore, cluster = false): readonly Lane[] {
+  if (store !== 'postgres') return scenario.lanes;
+  return [...scenario.lanes, ...(scenario.postgresLanes ?? []), ...(cluster ? (scenario.clusterLanes ?? []) : [])];
 }
 
 /** The plan of a run: for each lane, its occurrences in time order. */
-export function schedule(scenario: Scenario, seed: number, seconds: number, store: ChaosStore = 'level'): ScheduledFault[][] {
+export function schedule(
+  scenario: Scenario,
+  seed: number,
+  seconds: number,
+  store: ChaosStore = 'level',
+  cluster = false,
+): ScheduledFault[][] {
   const durationMs = seconds * 1_000;
-  return lanesOf(scenario, store).map((lane, i) => {
+  return lanesOf(scenario, store, cluster).map((lane, i) => {
     const random = mulberry32((seed * 0x9e3779b1 + i * 0x85ebca6b) >>> 0);
     const drawGap = () => lane.everyMs[0] + random() * (lane.everyMs[1] - lane.everyMs[0]);
     const plan: ScheduledFault[] = [];

@@ -1,18 +1,26 @@
 /**
  * The short chaos run the chaos e2e tests share (chaos/run.ts): `everything` for 12 s, seed 7, on the
- * store given, and what such a run must show: every check of chaos/invariant.ts at zero, every kind of
- * fault of its lanes really injected, nothing lost, the node never exited unless a fault killed it and
- * exited 0 on the final SIGTERM.
+ * store given (with `cluster`, that many instances on PostgreSQL), and what such a run must show: every
+ * check of chaos/invariant.ts at zero, every kind of fault of its lanes really injected, nothing lost,
+ * no node exited unless a fault killed it, and every one exited 0 on the final SIGTERM.
  */
 import { expect } from 'vitest';
 import { FAILURES } from '../../chaos/invariant.ts';
 import { jsonLine, runChaos, type ChaosResult } from '../../chaos/run.ts';
 import type { ChaosStore } from '../../chaos/scenarios.ts';
 
-export async function shortChaosRun(store: ChaosStore): Promise<ChaosResult> {
+export async function shortChaosRun(store: ChaosStore, cluster?: number): Promise<ChaosResult> {
   const lines: string[] = [];
-  const result = await runChaos({ scenario: 'everything', seed: 7, seconds: 12, convergeSeconds: 30, store, print: (l) => lines.push(l) });
-  console.info(`chaos e2e (${store}): ${jsonLine(result)}`);
+  const result = await runChaos({
+    scenario: 'everything',
+    seed: 7,
+    seconds: 12,
+    convergeSeconds: 30,
+    store,
+    ...(cluster === undefined ? {} : { cluster }),
+    print: (l) => lines.push(l),
+  });
+  console.info(`chaos e2e (${store}${cluster === undefined ? '' : `, cluster of ${cluster}`}): ${jsonLine(result)}`);
   const summary = lines.join('\n');
   expect(result.failed, summary).toEqual([]);
   for (const kind of result.kinds) expect(result.faults[kind], `${kind} injections\n${summary}`).toBeGreaterThan(0);

@@ -330,7 +330,7 @@ describe('a chaos run', () => {
     const good = { verdict, unexpectedExits: [], finalExit: { code: 0, signal: null }, failed: [] };
     expect(runOk(good)).toBe(true);
     expect(runOk({ ...good, failed: ['kill-node: did not get through within 30000 ms'] })).toBe(false);
-    expect(runOk({ ...good, unexpectedExits: [{ t: 3, pid: 42, code: 1, signal: null, lastErrors: [] }] })).toBe(false);
+    expect(runOk({ ...good, unexpectedExits: [{ t: 3, id: 'node', pid: 42, code: 1, signal: null, lastErrors: [] }] })).toBe(false);
     expect(runOk({ ...good, finalExit: { code: 1, signal: null } })).toBe(false);
     expect(runOk({ ...good, finalExit: null })).toBe(false);
   });
