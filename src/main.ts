@@ -409,8 +409,16 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
         streams: streamTransports(hub, config.streams),
       }),
     deliverer: () => createDeliverer({ outbox, endpoints, ...(limits ? { limits } : {}), registry, ...deliverer }),
-    ...(delivererPlaced ? { delivererStore: () => createDelivererStore({ outbox, endpoints, registry }) } : {}),
-    placeable: { deliverer: placedDelivererSpec(deliverer) },
+    ...(delivererPlaced
+      ? { delivererStore: () => createDelivererStore({ outbox, endpoints, ...(limits ? { limits } : {}), registry }) }
+      : {}),
+    placeable: {
+      deliverer: placedDelivererSpec({
+        ...deliverer,
+        ...(limits ? { sharedLimits: true } : {}),
+        ...(outbox.claimMs !== undefined ? { claimMs: outbox.claimMs } : {}),
+      }),
+    },
     matcher: () =>
       createMatcher({
         kv,

@@ -6,7 +6,11 @@
  * it builds `createDeliverer` over remote ports (remote-ports.ts) to the parent's `deliverer-store`
  * actor (store-port.ts), which holds the outbox and the endpoints (LevelDB is locked to the node's
  * process). `args` is JSON, checked by `placedDelivererArgsSchema`: the HTTP client and loop settings
- * (the same the in-process Deliverer gets), the store actor's path and ask timeout, the report interval.
+ * (the same the in-process Deliverer gets), the store actor's path and ask timeout, the report interval,
+ * and for a store shared by a cluster: `claimMs` (the outbox's claim length: a claimed job is sent only
+ * while its claim outlasts the request timeout + 5 s) and `sharedLimits` (rate limits and breakers
+ * reached through the store actor's limits messages, so they hold across the instances). Given both,
+ * the child behaves as the in-process Deliverer on that store.
  * main.ts registers it with `placedDelivererSpec(args)`. It is for placement only: in-process, main.ts
  * runs `createDeliverer` on the store directly. (Its first outbox scan, started from preStart, reaches
  * the parent once the placement has confirmed the start: see runtime/placement/child-runtime.ts.)
@@ -24,7 +28,7 @@ import { sourcePath } from '../../runtime/source-dir.ts';
 import type { ActorContext, ActorRef, Behaviour } from '../../runtime/types.ts';
 import { createDeliverer, type Deliverer } from './deliverer.ts';
 import { DELIVERY_STATUSES, delivererMetrics, type DelivererMetrics, type DeliveryStatus } from './metrics.ts';
-import { RemoteEndpoints, RemoteOutbox, StoreClient, DEFAULT_STORE_TIMEOUT_MS } from './remote-ports.ts';
+import { RemoteDeliveryLimits, RemoteEndpoints, RemoteOutbox, StoreClient, DEFAULT_STORE_TIMEOUT_MS } from './remote-ports.ts';
 import { retryPolicySchema } from './retry.ts';
 import type { StoreMessage } from './store-port.ts';
 import { ACTOR_PATHS } from '../../tree.ts';
@@ -76,12 +80,16 @@ export const placedDelivererArgsSchema = z.strictObject({
       pausedRecheckMs: positive.optional(),
       errorHoldMs: positive.optional(),
       idlePollMs: positive.optional(),
+      sendMarginMs: ms.optional(),
+      breakerPollMs: positive.optional(),
     })
     .default({}),
   stopGraceMs: ms.optional(),
   storePath: z.string().min(1).default(ACTOR_PATHS.delivererStore),
   storeTimeoutMs: positive.default(DEFAULT_STORE_TIMEOUT_MS),
   metricsIntervalMs: positive.default(1_000),
+  claimMs: positive.optional(),
+  sharedLimits: z.boolean().default(false),
 });
 export type PlacedDelivererArgs = z.input<typeof placedDelivererArgsSchema>;
 
@@ -114,8 +122,9 @@ export function placedDeliverer(input: unknown): Behaviour<unknown> {
         });
       const client = new StoreClient(store, args.storeTimeoutMs);
       deliverer = createDeliverer({
-        outbox: new RemoteOutbox(client),
+        outbox: new RemoteOutbox(client, args.claimMs),
         endpoints: new RemoteEndpoints(client),
+        ...(args.sharedLimits ? { limits: new RemoteDeliveryLimits(client) } : {}),
         registry,
         http: args.http,
         loop: args.loop,

@@ -19,11 +19,18 @@
  *   `activeSecrets` gave them when it answered); `activeSecrets(endpoint)` returns those kept with that
  *   endpoint object. The loop calls it right after `get`, so its `now` is within a round trip of the
  *   parent's. The secrets live in this process's memory only, and are never logged.
+ * - `claimMs`: the parent's outbox's claim length when it is shared by a cluster (placed.ts's args), so
+ *   the loop sends a claimed job only while its claim has the margin left, as in-process.
+ * - `RemoteDeliveryLimits`: the store's shared delivery limits (src/store/delivery-limits.ts) as
+ *   `store.limits-take`, `store.breaker-open`, `store.breaker-close`, `store.breakers` and
+ *   `store.limits-forget` asks; a failing one rejects, and the Deliverer treats it as it treats the
+ *   store's own failure (rate-slices.ts, shared-breakers.ts).
  */
 import { EthhookError } from '../../runtime/errors.ts';
 import { deserializeError, isReply, type Reply } from '../../runtime/placement/protocol.ts';
 import type { ActorRef } from '../../runtime/types.ts';
 import type { AttemptRecord } from '../../store/attempts.ts';
+import type { BucketSettings, DeliveryLimits, SharedBreaker, TokenGrant } from '../../store/delivery-limits.ts';
 import type { Endpoint } from '../../store/endpoints.ts';
 import type { DueOptions, Job } from '../../store/outbox/job.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
@@ -66,7 +73,11 @@ export class RemoteOutbox implements OutboxPort {
   private queued: QueuedWrite[] = [];
   private writing = false;
 
-  constructor(private readonly store: StoreClient) {}
+  constructor(
+    private readonly store: StoreClient,
+    /** The parent's outbox's `claimMs` (see the module header); undefined: jobs are ours until they change. */
+    readonly claimMs?: number,
+  ) {}
 
   due(now: number, limit: number, options: DueOptions = {}): Promise<Job[]> {
     return this.store.call<Job[]>({
@@ -177,5 +188,29 @@ export class RemoteEndpoints implements EndpointPort {
 
   setFailing(id: string, failing: FailureStreak): Promise<Endpoint> {
     return this.store.call<Endpoint>({ type: 'store.failing', id, failing });
+  }
+}
+
+export class RemoteDeliveryLimits implements DeliveryLimits {
+  constructor(private readonly store: StoreClient) {}
+
+  take(endpointId: string, bucket: BucketSettings, want: number): Promise<TokenGrant> {
+    return this.store.call<TokenGrant>({ type: 'store.limits-take', endpointId, ratePerSec: bucket.ratePerSec, burst: bucket.burst, want });
+  }
+
+  async openBreaker(endpointId: string, cooldownMs: number): Promise<void> {
+    await this.store.call<null>({ type: 'store.breaker-open', endpointId, cooldownMs: Math.max(0, Math.round(cooldownMs)) });
+  }
+
+  async closeBreaker(endpointId: string): Promise<void> {
+    await this.store.call<null>({ type: 'store.breaker-close', endpointId });
+  }
+
+  openBreakers(): Promise<SharedBreaker[]> {
+    return this.store.call<SharedBreaker[]>({ type: 'store.breakers' });
+  }
+
+  async forget(endpointId: string): Promise<void> {
+    await this.store.call<null>({ type: 'store.limits-forget', endpointId });
   }
 }

@@ -21,6 +21,13 @@
  * - `store.disable { id, reason, now }` → the endpoint record (EndpointStore.disable).
  * - `store.failing { id, failing: { since, failures } | null }` → the endpoint record (EndpointStore.setFailing).
  * - `store.metrics { deliveries, breakerOpens, breakers }` (a tell; see Metrics).
+ * - The store's shared delivery limits (src/store/delivery-limits.ts), when the store is shared by a
+ *   cluster (`limits` given; placed.ts's `sharedLimits`), so a placed Deliverer's rate limits and
+ *   breakers hold across the instances as an in-process one's do:
+ *   `store.limits-take { endpointId, ratePerSec, burst, want }` → `{ granted, waitMs }`,
+ *   `store.breaker-open { endpointId, cooldownMs }` → null, `store.breaker-close { endpointId }` → null,
+ *   `store.breakers {}` → the open breakers, `store.limits-forget { endpointId }` → null. Without
+ *   `limits` (LevelDB: one process) they are answered `{ ok: false }` (ETHHOOK_ERR_INVALID_INPUT).
  * A malformed message is answered `{ ok: false, error }` (ETHHOOK_ERR_INVALID_INPUT) and logged, not thrown.
  *
  * Wake-ups: every enqueue into the outbox (`outbox.onEnqueue`) asks `delivererPath` for a
@@ -47,6 +54,7 @@ import { serializeError, toReply, type Reply } from '../../runtime/placement/pro
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import { attemptRecordSchema, type AttemptRecord } from '../../store/attempts.ts';
 import { endpointIdSchema, type Endpoint } from '../../store/endpoints.ts';
+import type { DeliveryLimits } from '../../store/delivery-limits.ts';
 import { jobSchema, type Job } from '../../store/outbox/job.ts';
 import { countDecryptFailures } from './decrypt-failures.ts';
 import type { EndpointPort, OutboxPort } from './ports.ts';
@@ -57,6 +65,10 @@ import { ACTOR_PATHS } from '../../tree.ts';
 export const MAX_WRITE_OPS = 1_000;
 const MAX_DUE_LIMIT = 10_000;
 const MAX_REASON = 2_000;
+/** Tokens one `store.limits-take` may ask for (a slice is what a rate allows in 100 ms). */
+const MAX_TOKENS_WANTED = 100_000;
+/** A breaker's cool-down at most (a day: far above any configured `maxCooldownMs`). */
+const MAX_COOLDOWN_MS = 86_400_000;
 
 const time = z.number().finite();
 const jobRef = z.union([z.string().min(1), jobSchema]);
@@ -93,6 +105,21 @@ export const storeMessageSchema = z.discriminatedUnion('type', [
     breakerOpens: z.number().int().nonnegative(),
     breakers: z.array(z.strictObject({ endpoint: endpointIdSchema, state: z.union([z.literal(0), z.literal(1), z.literal(2)]) })),
   }),
+  z.strictObject({
+    type: z.literal('store.limits-take'),
+    endpointId: endpointIdSchema,
+    ratePerSec: z.number().finite().positive(),
+    burst: z.number().finite().min(1),
+    want: z.number().int().min(1).max(MAX_TOKENS_WANTED),
+  }),
+  z.strictObject({
+    type: z.literal('store.breaker-open'),
+    endpointId: endpointIdSchema,
+    cooldownMs: z.number().int().nonnegative().max(MAX_COOLDOWN_MS),
+  }),
+  z.strictObject({ type: z.literal('store.breaker-close'), endpointId: endpointIdSchema }),
+  z.strictObject({ type: z.literal('store.breakers') }),
+  z.strictObject({ type: z.literal('store.limits-forget'), endpointId: endpointIdSchema }),
 ]);
 export type StoreMessage = z.input<typeof storeMessageSchema>;
 
@@ -106,6 +133,8 @@ export interface DelivererStoreDeps {
   /** The store's outbox (`OutboxStore`): the Deliverer's port, plus the counts the queue gauges read. */
   outbox: OutboxPort & QueueSource;
   endpoints: EndpointPort;
+  /** Delivery limits shared with the other instances (a PostgreSQL store); none on LevelDB. */
+  limits?: DeliveryLimits;
   registry?: Registry;
   /** Where `deliverer.wake` goes. Default `/pipeline/deliverer`. */
   delivererPath?: string;
@@ -183,12 +212,43 @@ export function createDelivererStore(deps: DelivererStoreDeps): Behaviour<unknow
         case 'store.metrics':
           if (metrics) applyReport(metrics, m);
           return { ok: true, value: null } satisfies Reply;
+        case 'store.limits-take':
+          return toReply(() => sharedLimits(deps.limits, m.type).take(m.endpointId, { ratePerSec: m.ratePerSec, burst: m.burst }, m.want));
+        case 'store.breaker-open':
+          return toReply(() =>
+            sharedLimits(deps.limits, m.type)
+              .openBreaker(m.endpointId, m.cooldownMs)
+              .then(() => null),
+          );
+        case 'store.breaker-close':
+          return toReply(() =>
+            sharedLimits(deps.limits, m.type)
+              .closeBreaker(m.endpointId)
+              .then(() => null),
+          );
+        case 'store.breakers':
+          return toReply(() => sharedLimits(deps.limits, m.type).openBreakers());
+        case 'store.limits-forget':
+          return toReply(() =>
+            sharedLimits(deps.limits, m.type)
+              .forget(m.endpointId)
+              .then(() => null),
+          );
       }
     },
   };
 }
 
 type ParsedOp = z.output<typeof writeOpSchema>;
+
+/** The shared limits, or the refusal of a limits message to a store that has none (see the header). */
+function sharedLimits(limits: DeliveryLimits | undefined, messageType: string): DeliveryLimits {
+  if (limits !== undefined) return limits;
+  throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', 'this store shares no delivery limits (it serves one process)', {
+    what: 'deliverer-store message',
+    messageType,
+  });
+}
 
 /** One op, issued at once (not awaited before the next): the ops of a message share a group commit. */
 function write(outbox: OutboxPort, op: ParsedOp, metrics: DelivererMetrics | undefined): Promise<boolean | Job | null> {
