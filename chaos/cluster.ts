@@ -114,13 +114,21 @@ export class ChaosCluster {
     await Promise.all(this.instances.map((i) => i.node!.running));
   }
 
-  /** A new instance, started; resolves with it once it runs (or rejects when its start fails). */
+  /**
+   * A new instance, started; with `wait`, resolves once it runs (a kill while it starts is another
+   * fault's, whose heal starts it again: it is waited for too, up to the start timeout).
+   */
   async grow(wait = true): Promise<ChaosInstance> {
     const id = this.isCluster ? `n${this.instances.length + 1}` : 'node';
     const instance = new ChaosInstance(id, await createNodeDir());
     this.instances.push(instance);
-    const node = await this.start(instance);
-    if (wait) await node.running;
+    await this.start(instance);
+    const until = Date.now() + START_TIMEOUT_MS;
+    while (wait && !this.ready().includes(instance)) {
+      if (Date.now() > until || this.aborted || instance.state === 'removed')
+        throw new Error(`${id} did not run within ${START_TIMEOUT_MS} ms (${instance.state})`);
+      await sleep(100);
+    }
     return instance;
   }
 
@@ -198,21 +206,31 @@ export class ChaosCluster {
   }
 
   /** The chain's lease as GET /v1/cluster gives it now: its holder (an instance of the run) and epoch, unless free or expired. */
-  async holder(chainId: number): Promise<{ instance: ChaosInstance; epoch: number } | undefined> {
-    const res = await this.admin<{ cluster?: ClusterStatus }>('GET', '/v1/cluster');
+  async holder(chainId: number, deadlineMs = 30_000): Promise<{ instance: ChaosInstance; epoch: number } | undefined> {
+    const res = await this.admin<{ cluster?: ClusterStatus }>('GET', '/v1/cluster', undefined, deadlineMs);
+    if (res.status !== 200) throw new Error(`GET /v1/cluster answered ${res.status}: ${JSON.stringify(res.body).slice(0, 200)}`);
     const lease = res.body.cluster?.leases.find((l) => l.name === `chain:${chainId}`);
     if (!lease || lease.holder === null || Date.parse(lease.expiresAt) <= Date.now()) return undefined;
     const instance = this.instances.find((i) => i.id === lease.holder);
     return instance ? { instance, epoch: lease.epoch } : undefined;
   }
 
-  /** The chain's holder once it is a ready instance (waiting up to `waitMs`); undefined when none came. */
-  async readyHolder(chainId: number, waitMs: number): Promise<{ instance: ChaosInstance; epoch: number } | undefined> {
+  /**
+   * The chain's holder once it is a ready instance (waiting up to `waitMs`); otherwise what was seen
+   * last (`why`), for the timeline.
+   */
+  async readyHolder(chainId: number, waitMs: number): Promise<{ instance: ChaosInstance; epoch: number } | { why: string }> {
     const until = Date.now() + waitMs;
     for (;;) {
-      const found = await this.holder(chainId).catch(() => undefined);
-      if (found && this.ready().includes(found.instance)) return found;
-      if (Date.now() >= until || this.aborted) return undefined;
+      let why: string;
+      try {
+        const found = await this.holder(chainId, Math.max(1_000, until - Date.now()));
+        if (found && this.ready().includes(found.instance)) return found;
+        why = found ? `held by ${found.instance.id}, ${found.instance.state}` : 'free or expired';
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      if (Date.now() >= until || this.aborted) return { why };
       await sleep(200);
     }
   }

@@ -128,7 +128,8 @@ export const killHolder: FaultFactory = (random) => {
     holdMs: downMs,
     async inject(ctx) {
       const holder = await ctx.cluster.readyHolder(CHAIN_ID, HOLDER_WAIT_MS);
-      if (!holder) throw new FaultSkipped(`no ready instance held chain ${CHAIN_ID} within ${HOLDER_WAIT_MS} ms`);
+      if ('why' in holder)
+        throw new FaultSkipped(`no ready instance held chain ${CHAIN_ID} within ${HOLDER_WAIT_MS} ms (last: ${holder.why})`);
       victim = holder.instance;
       const node = await ctx.cluster.kill(victim);
       killedAt = Date.now();
@@ -171,7 +172,8 @@ export const pause: FaultFactory = (random) => {
     holdMs,
     async inject(ctx) {
       const holder = await ctx.cluster.readyHolder(CHAIN_ID, HOLDER_WAIT_MS);
-      if (!holder) throw new FaultSkipped(`no ready instance held chain ${CHAIN_ID} within ${HOLDER_WAIT_MS} ms`);
+      if ('why' in holder)
+        throw new FaultSkipped(`no ready instance held chain ${CHAIN_ID} within ${HOLDER_WAIT_MS} ms (last: ${holder.why})`);
       paused = { instance: holder.instance, node: await ctx.cluster.pause(holder.instance) };
       return `SIGSTOP ${holder.instance.id} pid ${paused.node.pid}, ingesting chain ${CHAIN_ID} at epoch ${holder.epoch}; SIGCONT after ${holdMs} ms`;
     },
@@ -301,8 +303,11 @@ async function actorAction(ctx: ChaosContext, action: 'restart' | 'stop' | 'star
  * ingesting the chain, or any ready one while none does.
  */
 async function actorTarget(ctx: ChaosContext): Promise<{ instance: ChaosInstance; node: NodeProcess | undefined }> {
-  const holder = ctx.cluster.isCluster ? (await ctx.cluster.readyHolder(CHAIN_ID, 0))?.instance : undefined;
-  const instance = holder ?? (await ctx.cluster.pick(ctx.random, { starting: true })) ?? ctx.cluster.members()[0];
+  const found = ctx.cluster.isCluster ? await ctx.cluster.readyHolder(CHAIN_ID, 0) : undefined;
+  const instance =
+    (found && 'instance' in found ? found.instance : undefined) ??
+    (await ctx.cluster.pick(ctx.random, { starting: true })) ??
+    ctx.cluster.members()[0];
   if (!instance) throw new Error('no instance to act on');
   return { instance, node: instance.node };
 }
