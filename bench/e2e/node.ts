@@ -5,7 +5,9 @@
  *
  * - Config: the given chains, admin on 127.0.0.1 port 0 with one `operate` token, log level info (the
  *   admin address is read from the `node running` line, as test/support/node-process.ts does), dev
- *   chain and demo off, loopback targets allowed; every other setting is the shipped default.
+ *   chain and demo off, loopback targets allowed; every other setting is the shipped default, unless
+ *   `options.config` gives sections (merged one level deep over these: bench:cluster's store, node id
+ *   and cluster timing). `options.env` adds variables (the cluster's ETHHOOK_MASTER_KEY).
  * - `api(method, path, body?)` calls the admin API (10 s timeout, throws on a non-2xx answer);
  *   `metrics()` is the /metrics text.
  * - `rss()` reads VmRSS of the node's process and, apart, the sum over its descendants (a forked
@@ -44,10 +46,17 @@ export interface BenchNode {
   kill(): void;
 }
 
-export async function startNode(chains: unknown[]): Promise<BenchNode> {
+export interface StartNodeOptions {
+  /** Config sections over the bench's (one level deep). */
+  config?: Record<string, Record<string, unknown>>;
+  /** Variables on top of the bench's environment without its ETHHOOK_* ones. */
+  env?: Record<string, string>;
+}
+
+export async function startNode(chains: unknown[], options: StartNodeOptions = {}): Promise<BenchNode> {
   const dir = await mkdtemp(join(tmpdir(), 'ethhook-bench-e2e-'));
   const configFile = join(dir, 'node.json');
-  const config = {
+  const config: Record<string, unknown> = {
     node: { id: 'bench-e2e', dataDir: join(dir, 'data'), shutdownDeadlineMs: SHUTDOWN_DEADLINE_MS },
     log: { level: 'info' },
     admin: { host: '127.0.0.1', port: 0, tokens: [{ token: TOKEN, role: 'operate' }] },
@@ -56,9 +65,13 @@ export async function startNode(chains: unknown[]): Promise<BenchNode> {
     security: { allowPrivateTargets: true },
     chains,
   };
+  for (const [section, values] of Object.entries(options.config ?? {})) {
+    config[section] = { ...(config[section] as Record<string, unknown> | undefined), ...values };
+  }
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
+  Object.assign(env, options.env);
   // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
   env.MALLOC_ARENA_MAX ??= '2';
   // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
