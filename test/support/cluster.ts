@@ -16,7 +16,7 @@
  *   messages, as an operator's would; `start` waits until every instance reports the log's height.
  * - Instances: `instances` nodes at start, ids `i1`, `i2`, ... (each with a dir of its own for its config),
  *   the same store section and master key, `cluster: { leaseMs, heartbeatMs }` (defaults 3,000 / 1,000), a short
- *   request timeout and retry schedule. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
+ *   retry schedule and breaker cool-down. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
  *   `terminate(id)` is SIGTERM (resolves with the exit); `pause(id)` / `resume(id)` are SIGSTOP /
  *   SIGCONT; `restart(id)` starts a dead instance again on its dir and id. Each waits for the instance
  *   to run and to report the governance height. An instance that exits without the harness stopping it
@@ -26,10 +26,12 @@
  *   it. Requests to an instance give up after 5 s (a paused instance never answers).
  * - Traffic: `startTraffic({ blocksPerSecond, logsPerBlock })` mines, on every chain, blocks of
  *   `logsPerBlock` (inclusive range, at most 20) Tick logs at that pace until `stop()`; `mine(logs)`
- *   mines one such block in between (resolving once it is mined); `reorg(depth,
- *   chainId?)` replaces the chain's top `depth` blocks by blocks of 21..23 logs (never a traffic size,
- *   so no new block can equal an orphaned one), keeping the orphaned logs for the check. A chain's
- *   ticks and reorgs are serialized.
+ *   mines one such block in between (resolving once it is mined); `reorg(depth, { chainId,
+ *   deliveredWithinMs, before })` replaces the chain's top `depth` blocks by blocks of 21..23 logs
+ *   (never a traffic size, so no new block can equal an orphaned one), keeping the orphaned logs for
+ *   the check; with `deliveredWithinMs` it first waits until the logs it orphans were delivered (so
+ *   they must be retracted), then runs `before` (a fault), traffic held meanwhile. A chain's ticks and
+ *   reorgs are serialized.
  * - `expectNothingLost(ms)` mines one more block on every chain (so each reorg is seen), then waits until
  *   the invariant of chaos/invariant.ts, checked per (endpoint, chain), owes nothing: every canonical
  *   log delivered as `log.created` to its endpoint, every delivered orphaned log retracted by a
@@ -42,12 +44,13 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { checkInvariant, FAILURES, type ChainLog, type Verdict } from '../../chaos/invariant.ts';
 import type { ClusterStatus } from '../../src/cluster/coordinator.ts';
+import { webhookId } from '../../src/actors/matcher/jobs.ts';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
 import { startGovernanceServer, type GovernanceServer } from '../../src/governance-server/index.ts';
 import { Serial } from '../../src/runtime/serial.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';
-import { sleep, waitUntil } from '../e2e/e2e-chain.ts';
+import { sleep, succeeded, waitUntil } from '../e2e/e2e-chain.ts';
 import type { GovernanceStatusAnswer } from './admin-answers.ts';
 import { startAnvil, type TestAnvil } from './anvil.ts';
 import { makeKey, tempDir } from './governance.ts';
@@ -101,7 +104,18 @@ export interface Traffic {
   stop(): Promise<{ blocks: number; logs: number; errors: number }>;
 }
 
+export interface ReorgOptions {
+  /** Default: the first chain. */
+  chainId?: number;
+  /** Wait (traffic held) until every log of the blocks to orphan is delivered to every endpoint, at most this long. */
+  deliveredWithinMs?: number;
+  /** Runs after that wait, traffic still held, right before the reorg (a fault to make meanwhile). */
+  before?: () => Promise<void>;
+}
+
 export interface Delivered {
+  /** From the call until nothing was owed, ms. */
+  settledMs: number;
   expected: number;
   requests: number;
   duplicates: number;
@@ -135,7 +149,7 @@ export interface Cluster {
   startTraffic(pattern: { blocksPerSecond: number; logsPerBlock: readonly [number, number]; seed?: number }): Traffic;
   /** Mines one block of `logs` Tick logs (1..20) on the chain, between the traffic's blocks. */
   mine(logs: number, chainId?: number): Promise<void>;
-  reorg(depth: number, chainId?: number): Promise<number>;
+  reorg(depth: number, options?: ReorgOptions): Promise<number>;
   expectNothingLost(timeoutMs: number): Promise<Delivered>;
 }
 
@@ -223,6 +237,9 @@ export function useCluster(opts: ClusterOptions): Cluster {
   let keys: Awaited<ReturnType<typeof tempDir>>;
   let publicPem = '';
   let nextId = 1;
+  /** `delivered()`'s count, kept up as requests arrive: how many requests of each receiver it has read. */
+  const deliveredIds = new Set<string>();
+  const seen = [0, 0];
   // One key for the whole cluster, as an operator's Secret gives it: a secret one instance sealed, any opens.
   const masterKey = randomBytes(32).toString('hex');
 
@@ -246,7 +263,12 @@ export function useCluster(opts: ClusterOptions): Cluster {
     })),
     governance: { url: governance.url, publicKeys: [publicPem], reconnect: { minMs: 50, maxMs: 500 } },
     security: { allowPrivateTargets: true },
-    deliverer: { requestTimeoutMs: 2_000, retry: { scheduleMs: [0, 200, 500, 1_000, 2_000, 4_000], jitter: 0.2 } },
+    // A breaker opened by a slow moment of this 2-core machine closes after a second, not the default minute.
+    deliverer: {
+      requestTimeoutMs: 10_000,
+      retry: { scheduleMs: [0, 200, 500, 1_000, 2_000, 4_000], jitter: 0.2 },
+      circuitBreaker: { cooldownMs: 1_000 },
+    },
   });
 
   const governanceHeight = async (node: NodeProcess): Promise<number | undefined> => {
@@ -288,6 +310,16 @@ export function useCluster(opts: ClusterOptions): Cluster {
     const instance = instances.get(id);
     if (!instance) throw new Error(`no instance ${id}`);
     return instance;
+  };
+
+  const delivered = (): number => {
+    for (const [n, r] of receivers.entries()) {
+      for (; seen[n]! < r.requests.length; seen[n]!++) {
+        const req = r.requests[seen[n]!]!;
+        if (succeeded(req) && req.webhookId !== undefined) deliveredIds.add(req.webhookId);
+      }
+    }
+    return deliveredIds.size;
   };
 
   const running = () => [...instances.values()].filter((i) => i.state === 'running');
@@ -367,7 +399,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
     instances,
     unexpectedExits,
     running,
-    delivered: () => receivers.reduce((n, r) => n + r.deliveredIds().size, 0),
+    delivered,
     add,
     async kill(id) {
       const instance = get(id);
@@ -450,13 +482,30 @@ export function useCluster(opts: ClusterOptions): Cluster {
       const chain = chainOf(chainId);
       await chain.lock.run(() => chain.tick(logs));
     },
-    async reorg(depth, chainId = FIRST_CHAIN_ID) {
+    async reorg(depth, { chainId = FIRST_CHAIN_ID, deliveredWithinMs, before } = {}) {
       const chain = chainOf(chainId);
       return chain.lock.run(async () => {
         const head = await chain.head();
         if (head - depth <= chain.deployBlock)
           throw new Error(`chain ${chainId}: head ${head} too close to the contract for a reorg of ${depth}`);
         const orphaned = await chain.logs(head - depth + 1);
+        if (deliveredWithinMs !== undefined) {
+          // Blocks mined since the contract was deployed were never retracted: their webhook-ids are generation 0.
+          const ids = orphaned.flatMap((log) =>
+            endpointIds.map((e) =>
+              webhookId(chainId, log.blockHash, Number.parseInt(log.logIndex, 16), subscriptionId(e, chainId), 'log.created'),
+            ),
+          );
+          await waitUntil(
+            () => {
+              delivered();
+              return ids.every((id) => deliveredIds.has(id));
+            },
+            deliveredWithinMs,
+            `the ${orphaned.length} logs of chain ${chainId}'s top ${depth} blocks delivered before the reorg`,
+          );
+        }
+        await before?.();
         const tx = (n: number) => ({ from: chain.from, to: chain.contract, data: tickCalldata(n) });
         const branch = Array.from({ length: depth }, (_, i) => [tx(REORG_LOGS[0] + (i % (REORG_LOGS[1] - REORG_LOGS[0] + 1))), i] as const);
         await chain.anvil.rpc('anvil_reorg', [depth, branch]);
@@ -465,6 +514,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
       });
     },
     async expectNothingLost(timeoutMs) {
+      const started = Date.now();
       for (const chain of chains) await chain.lock.run(() => chain.anvil.mine(1));
       const canonical = new Map<number, ChainLog[]>();
       for (const chain of chains) canonical.set(chain.chainId, await chain.logs());
@@ -494,8 +544,14 @@ export function useCluster(opts: ClusterOptions): Cluster {
       };
       const sum = (vs: Verdict[], key: keyof Verdict) => vs.reduce((s, v) => s + (v[key] as number), 0);
       let verdicts = verdict();
+      // Checked twice a second: each check reads every request, in the process that answers them.
       await waitUntil(
-        () => (verdicts = verdict()).every((v) => v.owed === 0),
+        async () => {
+          verdicts = verdict();
+          if (verdicts.every((v) => v.owed === 0)) return true;
+          await sleep(500);
+          return false;
+        },
         timeoutMs,
         () =>
           `nothing owed (lost ${sum(verdicts, 'lost')} of ${sum(verdicts, 'expected')}, e.g. ${verdicts
@@ -521,6 +577,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
       expect(dead.status).toBe(200);
       expect(dead.body.data).toEqual([]);
       return {
+        settledMs: Date.now() - started,
         expected,
         requests: sum(verdicts, 'requests'),
         duplicates: sum(verdicts, 'duplicates'),
