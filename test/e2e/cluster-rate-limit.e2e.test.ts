@@ -1,6 +1,7 @@
 // An endpoint's rate limit and circuit breaker hold across a cluster: three real node processes on ONE
 // PostgreSQL schema, three anvils (one chain ingested by each instance, so each enqueues and delivers
-// its own chain's webhooks), one loopback receiver verifying signatures.
+// its own chain's webhooks), one loopback receiver verifying signatures. i3's Deliverer runs forked
+// (`runtime.actors.deliverer.placement`), reaching the shared limits through its deliverer-store actor.
 // - Breaker: only i1 may open a breaker on its own (i2 and i3 are configured never to); the endpoint
 //   that answers 503 is seen open by all three (GET /v1/endpoints/:id/breaker), i2 and i3 counting no
 //   open of their own, and no instance sends it anything more while its 10-minute cool-down runs.
@@ -11,8 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BreakerView } from '../../src/actors/deliverer/circuit-breaker.ts';
 import type { ClusterStatus } from '../../src/cluster/coordinator.ts';
 import { deployTickContract, devAccount, sendTicks, waitForReceipt } from '../../src/dev-chain/tick-contract.ts';
+import type { ActorSnapshot } from '../../src/runtime/types.ts';
 import type { EndpointView } from '../../src/store/endpoints.ts';
+import { ACTOR_PATHS } from '../../src/tree.ts';
 import { startAnvil, type TestAnvil } from '../support/anvil.ts';
+import { findActor } from '../support/kernel.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, testStore, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 import { succeeded, waitUntil } from './e2e-chain.ts';
@@ -73,6 +77,7 @@ async function startInstance(id: string): Promise<NodeProcess> {
         confirmations: 0,
       })),
       security: { allowPrivateTargets: true },
+      ...(id === 'i3' ? { runtime: { actors: { deliverer: { placement: 'forked' } } } } : {}),
       deliverer: {
         retry: { scheduleMs: Array.from({ length: 20 }, () => 200), jitter: 0.2 },
         circuitBreaker: breakerOf(id),
@@ -134,6 +139,8 @@ describe('three instances on one PostgreSQL schema', () => {
       60_000,
       () => `one chain lease per instance (${JSON.stringify([...leases])})`,
     );
+    const { body: tree } = await node('i3').api<{ tree: ActorSnapshot }>('GET', '/actors/health');
+    expect(findActor(tree.tree, ACTOR_PATHS.deliverer)).toMatchObject({ placement: 'forked', state: 'running' });
     const limited = await createEndpoint('/limited', { rateLimitPerSec: RATE });
     const down = await createEndpoint('/down');
     for (const c of chains)
@@ -184,13 +191,22 @@ describe('three instances on one PostgreSQL schema', () => {
       .filter((r) => r.at >= rateStart)
       .map((r) => r.at);
     const seconds = (arrivals[arrivals.length - 1]! - arrivals[0]!) / 1000;
-    const shares = await Promise.all(all().map((n) => n.metric('webhook_deliveries_total', { status: 'success' })));
+    let shares: Array<number | undefined> = [];
+    await waitUntil(
+      async () => {
+        shares = await Promise.all(all().map((n) => n.metric('webhook_deliveries_total', { status: 'success' })));
+        return shares.reduce<number>((sum, n) => sum + (n ?? 0), 0) >= total;
+      },
+      10_000,
+      () => `every delivery counted by the instances (${shares.join('/')})`,
+    );
     console.log(
       `3-instance rate: ${arrivals.length} requests in ${seconds.toFixed(2)} s at ${RATE}/s (burst ${BURST}): ` +
         `${((arrivals.length - BURST) / (RATE * seconds)).toFixed(3)} × the rate; delivered by i1/i2/i3: ${shares.join('/')}`,
     );
     expect(arrivals.length).toBeLessThanOrEqual(1.1 * RATE * seconds + BURST);
-    // Every instance took part: per-instance buckets would have let three times the rate through.
+    // Every instance took part (i3's child reports its count to i3 every second): per-instance buckets
+    // would have let up to three times the rate through.
     for (const share of shares) expect(share).toBeGreaterThan(0);
     expect(requestsTo('/limited').every((r) => r.verified === true)).toBe(true);
 
