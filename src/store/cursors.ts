@@ -17,7 +17,8 @@
  *   their logs), or null for a chain never seen; blocks older than the newest `keep` and their logs are
  *   deleted on the way. Memory: `keep` block records, never a log.
  * - `append(chainId, block, logs, floor, keep)` records an emitted block and its logs, moves `next` past
- *   it and drops the block (and logs) that fell out of the window, in one batch.
+ *   it and drops the block (and logs) that fell out of the window, in one batch; `appendOps` are those
+ *   ops, for a batch of the caller's (and `retractOps` `retract`'s).
  * - `position(chainId)`: the position alone, read without writing anything.
  * - `logs(chainId, number)`: the logs emitted for a block still in the window (undefined otherwise); read
  *   when the block is retracted.
@@ -83,6 +84,11 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
   }
 
   async append(chainId: number, block: B, logs: readonly L[], floor: number, keep: number): Promise<void> {
+    await this.kv.batch(this.appendOps(chainId, block, logs, floor, keep));
+  }
+
+  /** `append`'s ops, for a batch of the caller's (the Matcher writes them with the block's jobs). */
+  appendOps(chainId: number, block: B, logs: readonly L[], floor: number, keep: number): KvOp[] {
     const ops: KvOp[] = [
       this.records.putOp(`${chainId}!b!${pad(block.number)}`, block),
       this.records.putOp(`${chainId}!l!${pad(block.number)}`, logs),
@@ -90,7 +96,7 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
     ];
     const dropped = block.number - keep;
     if (dropped >= 0) ops.push(this.records.delOp(`${chainId}!b!${pad(dropped)}`), this.records.delOp(`${chainId}!l!${pad(dropped)}`));
-    await this.kv.batch(ops);
+    return ops;
   }
 
   async logs(chainId: number, number: number): Promise<L[] | undefined> {
@@ -99,11 +105,16 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
   }
 
   async retract(chainId: number, number: number, floor: number): Promise<void> {
-    await this.kv.batch([
+    await this.kv.batch(this.retractOps(chainId, number, floor));
+  }
+
+  /** `retract`'s ops, for a batch of the caller's. */
+  retractOps(chainId: number, number: number, floor: number): KvOp[] {
+    return [
       this.records.delOp(`${chainId}!b!${pad(number)}`),
       this.records.delOp(`${chainId}!l!${pad(number)}`),
       this.records.putOp(`${chainId}!n`, { next: number, floor }),
-    ]);
+    ];
   }
 
   async genesis(chainId: number): Promise<string | undefined> {

@@ -1,8 +1,8 @@
 // The Matcher's writes fenced by its chain's lease, on a real PostgreSQL: a block carrying the fence of
 // the lease as held writes its jobs and match records; after another instance took the lease, a block
 // carrying the old fence writes nothing (no job, no match record, no deferred job) and is answered
-// { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' } instead of failing the actor; the new holder's block
-// writes normally.
+// { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' } instead of failing the actor, and the cursor ops it
+// carries are not written either; the new holder's block writes normally, its cursor ops with its jobs.
 import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { createMatcher } from '../../src/actors/matcher/matcher.ts';
 import type { ChainBlockMessage } from '../../src/actors/matcher/messages.ts';
 import { chainLease } from '../../src/cluster/coordinator.ts';
 import { createLogger } from '../../src/runtime/log.ts';
+import { CursorStore } from '../../src/store/cursors.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import type { KvFence } from '../../src/store/kv.ts';
 import { PgClusterStore } from '../../src/store/postgres/cluster.ts';
@@ -55,11 +56,15 @@ function block(blockNumber: number, fence: KvFence): ChainBlockMessage {
       removed: false,
     })),
     fence,
+    cursor: cursors.appendOps(1, { number: blockNumber, hash: blockHash }, [], blockNumber, 64),
   };
 }
 
+let cursors: CursorStore<{ number: number; hash: string }>;
+
 it('writes a block fenced by the lease as held, and nothing of one fenced by a lease taken over since', async () => {
   const kv = new PgKv(pool);
+  cursors = new CursorStore(kv);
   outbox = await PgOutbox.open(pool, kv, { owner: 'a' });
   const endpoints = new EndpointStore(kv, randomBytes(32));
   const subscriptions = new SubscriptionStore(kv, endpoints);
@@ -74,7 +79,8 @@ it('writes a block fenced by the lease as held, and nothing of one fenced by a l
   const b = new PgClusterStore(pool, { id: 'b', version: 'test' }, 1_000);
   const epochA = (await a.acquire(name, 60_000))!;
   const fenceA: KvFence = { type: 'fence', lease: name, holder: 'a', epoch: epochA };
-  expect(await matcher.receive(block(10, fenceA), {} as never)).toEqual({ ok: true, jobs: 2 });
+  expect(await matcher.receive(block(10, fenceA), {} as never)).toEqual({ ok: true, jobs: 2, persisted: true });
+  expect((await cursors.position(1))?.next).toBe(11);
 
   const rows = async () => {
     const { rows: r } = await pool.run('t', (c) =>
@@ -93,8 +99,10 @@ it('writes a block fenced by the lease as held, and nothing of one fenced by a l
   expect(epochB).toBe(epochA + 1);
   expect(await matcher.receive(block(11, fenceA), {} as never)).toEqual({ ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' });
   expect(await rows()).toEqual(before);
+  expect((await cursors.position(1))?.next).toBe(11);
 
   const fenceB: KvFence = { type: 'fence', lease: name, holder: 'b', epoch: epochB };
-  expect(await matcher.receive(block(11, fenceB), {} as never)).toEqual({ ok: true, jobs: 2 });
+  expect(await matcher.receive(block(11, fenceB), {} as never)).toEqual({ ok: true, jobs: 2, persisted: true });
   expect((await rows()).jobs).toBe(4);
+  expect((await cursors.position(1))?.next).toBe(12);
 });

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts';
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
+import { CursorStore } from '../../src/store/cursors.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { type Job } from '../../src/store/outbox/job.ts';
 import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
@@ -223,6 +224,42 @@ describe('matching a block', () => {
       await expect(Promise.resolve().then(() => m.receive(msg, ctx))).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
     }
     expect(w.outbox.depth()).toBe(0);
+  });
+});
+
+describe("the block's cursor ops", () => {
+  // The listener's cursor ops for a block ride with it and land in the batch of its jobs, so a block
+  // whose jobs committed is always in the cursor's reorg window (a later reorg retracts them).
+  it('are written with the jobs, and the answer says so; a block that writes nothing leaves them to the listener', async () => {
+    const ep = await endpoint();
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started();
+    const cursors = new CursorStore<{ number: number; hash: string }>(new LevelKv(w.db));
+    const withCursor = (b: ChainBlockMessage): ChainBlockMessage => ({
+      ...b,
+      cursor: cursors.appendOps(1, { number: b.blockNumber, hash: b.blockHash }, b.logs, 100, 64),
+    });
+    expect(await m.receive(withCursor(block(100, [log(0, A, [])])), ctx)).toEqual({ ok: true, jobs: 1, persisted: true });
+    expect(await cursors.position(1)).toEqual({ next: 101, floor: 100 });
+    expect(await cursors.logs(1, 100)).toHaveLength(1);
+    // Nothing matched: nothing written, the cursor ops included.
+    expect(await m.receive(withCursor(block(101, [log(0, B, [])])), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await cursors.position(1)).toEqual({ next: 101, floor: 100 });
+    // A retraction's ops too.
+    const retraction = block(100, [log(0, A, [])], { removed: true });
+    expect(await m.receive({ ...retraction, cursor: cursors.retractOps(1, 100, 100) }, ctx)).toEqual({
+      ok: true,
+      jobs: 1,
+      persisted: true,
+    });
+    expect(await cursors.position(1)).toEqual({ next: 100, floor: 100 });
+    expect(await cursors.logs(1, 100)).toBeUndefined();
+  });
+
+  it('must be writes to the cursors space', async () => {
+    const m = await started();
+    const bad = { ...block(100, []), cursor: [{ type: 'put', space: 'endpoints', key: 'x', value: 1 }] };
+    await expect(Promise.resolve().then(() => m.receive(bad, ctx))).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
   });
 });
 

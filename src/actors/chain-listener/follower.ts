@@ -9,7 +9,11 @@
  * - `sync(source, signal)` emits every block up to `head - confirmations` that was not emitted yet, in
  *   order, one `emit` per block (which resolves only once the next actor acknowledged it), then persists
  *   the block. It never skips a number: the next block is always `next`, which only moves after a
- *   persisted emit (or back, after a persisted retraction).
+ *   persisted emit (or back, after a persisted retraction). With `persist.appendOps` (and `retractOps`)
+ *   the message carries the cursor's ops for the block (`cursor`), and a receiver that writes them in
+ *   the same transaction as its own writes for the block says so (emit resolves true): then they are
+ *   not written again. So the block's jobs and the cursor move together: a block whose jobs committed
+ *   is in the cursor's reorg window, and its reorg retracts them, whatever stopped the listener.
  * - Blocks are read in ranges (`eth_getLogs` over the range + the headers in a batch + the range's last
  *   header again to be sure the chain did not move meanwhile) sized by RangeSize (range-size.ts): about
  *   `targetLogsPerRead` logs per read, 1 to `backfillRange` blocks, halved when the node (or
@@ -47,6 +51,7 @@
  *   about `targetLogsPerRead` logs, and its `eth_getLogs` answer is at most maxFrameBytes (a larger one is
  *   refused and the range halved); a single block with more logs than the target is still one read.
  */
+import type { KvOp } from '../../store/kv.ts';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import type { CursorState } from '../../store/cursors.ts';
 import type { BlockHeader } from './eth-schemas.ts';
@@ -97,11 +102,18 @@ export interface FollowerOptions {
   /** The logs one range read is sized to return (RangeSize). */
   targetLogsPerRead: number;
   startBlock: number | 'latest';
-  /** Resolves once the next actor acknowledged the message (retrying is the caller's business). */
-  emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
+  /**
+   * Resolves once the next actor acknowledged the message (retrying is the caller's business): true
+   * when it wrote the message's `cursor` ops with its own writes for the block, so they are not written
+   * again here.
+   */
+  emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<boolean | void>;
   persist: {
     append(block: EmittedBlock, logs: readonly ChainLog[], floor: number, keep: number): Promise<void>;
     retract(number: number, floor: number): Promise<void>;
+    /** The ops of `append` and `retract`, sent with the block (its `cursor`) when given. */
+    appendOps?(block: EmittedBlock, logs: readonly ChainLog[], floor: number, keep: number): KvOp[];
+    retractOps?(number: number, floor: number): KvOp[];
     /** The logs emitted for a block of the window; undefined when the store has none for it. */
     logs(number: number): Promise<ChainLog[] | undefined>;
   };
@@ -248,11 +260,15 @@ export class ChainFollower {
 
   private async emitBlock(block: ReadBlock, signal: AbortSignal): Promise<void> {
     const { number, hash, parentHash, timestamp, seenAt, logs } = block;
-    await this.options.emit(toMessage(this.options.chainId, block, logs, false), signal);
-    this.floor ??= number;
+    const floor = this.floor ?? number;
     const remembered: EmittedBlock = { number, hash, parentHash, timestamp, seenAt };
+    const { persist } = this.options;
+    const cursor = persist.appendOps?.(remembered, logs, floor, this.window.capacity);
+    const msg = toMessage(this.options.chainId, block, logs, false);
+    const persisted = await this.options.emit(cursor ? { ...msg, cursor } : msg, signal);
+    this.floor = floor;
     this.window.push(remembered);
-    await this.options.persist.append(remembered, logs, this.floor, this.window.capacity);
+    if (persisted !== true) await persist.append(remembered, logs, floor, this.window.capacity);
     this.next = number + 1;
     this.options.onProcessed?.(number);
   }
@@ -293,9 +309,12 @@ export class ChainFollower {
     this.heads.clear();
     for (const block of orphans) {
       const logs = await this.emittedLogs(block);
-      await this.options.emit(toMessage(this.options.chainId, block, logs, true), signal);
+      const { persist } = this.options;
+      const cursor = persist.retractOps?.(block.number, this.floor!);
+      const msg = toMessage(this.options.chainId, block, logs, true);
+      const persisted = await this.options.emit(cursor ? { ...msg, cursor } : msg, signal);
       this.window.pop();
-      await this.options.persist.retract(block.number, this.floor!);
+      if (persisted !== true) await persist.retract(block.number, this.floor!);
       this.next = block.number;
       this.options.onProcessed?.(block.number - 1);
     }

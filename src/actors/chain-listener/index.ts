@@ -92,7 +92,7 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
       } else {
         try {
           const reply = chainBlockAckSchema.safeParse(await orStop(ref.ask(msg, { timeoutMs: chain.ackTimeoutMs }), signal));
-          if (reply.success && reply.data.ok) return;
+          if (reply.success && reply.data.ok) return reply.data.persisted === true;
           if (reply.success && reply.data.code === 'ETHHOOK_ERR_LEASE_LOST') gate?.suspect();
           why = reply.success && typeof reply.data.code === 'string' ? `target refused: ${reply.data.code}` : 'target did not acknowledge';
         } catch (err) {

@@ -69,8 +69,8 @@ export interface ChainListenerDeps {
   cursors: CursorStore<EmittedBlock, ChainLog>;
   metrics: ChainMetrics;
   log: Logger;
-  /** Delivers one message downstream; resolves once acknowledged (retrying meanwhile). */
-  emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<void>;
+  /** Delivers one message downstream; resolves once acknowledged (retrying meanwhile): true when the receiver wrote its `cursor` ops. */
+  emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<boolean>;
   onFatal(error: EthhookError): void;
   /** A provider was reached, the chain verified and the start block pinned (at every session). */
   onReady?(): void;
@@ -155,12 +155,15 @@ export class ChainListener {
         targetLogsPerRead: config.targetLogsPerRead,
         startBlock,
         emit: async (msg, signal) => {
-          await this.deps.emit(msg, signal);
+          const persisted = await this.deps.emit(msg, signal);
           if (!msg.removed && msg.logs.length > 0) metrics.eventsReceived.inc(this.label, msg.logs.length);
+          return persisted;
         },
         persist: {
           append: (block, logs, floor, keep) => cursors.append(config.chainId, block, logs, floor, keep),
           retract: (n, floor) => cursors.retract(config.chainId, n, floor),
+          appendOps: (block, logs, floor, keep) => cursors.appendOps(config.chainId, block, logs, floor, keep),
+          retractOps: (n, floor) => cursors.retractOps(config.chainId, n, floor),
           logs: (n) => cursors.logs(config.chainId, n),
         },
         onHead: (head) => this.noteHead(head),

@@ -7,6 +7,7 @@
  * branch's blocks in order. Numbers are JS numbers; hex strings are lowercase.
  */
 import { z } from 'zod';
+import type { KvOp } from '../../store/kv.ts';
 
 export const hash32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'a lowercase 32-byte hex hash');
 export const address20 = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lowercase 20-byte hex address');
@@ -25,6 +26,19 @@ export const chainLogSchema = z.object({
   removed: z.boolean(),
 });
 export type ChainLog = z.infer<typeof chainLogSchema>;
+
+/** A write to the `cursors` space of the key-value store (src/store/kv.ts KvOp): a put with a value, or a delete. */
+const cursorOpSchema = z.custom<KvOp>((v) => {
+  const op = v as { type?: unknown; space?: unknown; key?: unknown; value?: unknown } | null;
+  return (
+    typeof op === 'object' &&
+    op !== null &&
+    op.space === 'cursors' &&
+    typeof op.key === 'string' &&
+    op.key.length > 0 &&
+    ((op.type === 'put' && op.value !== undefined) || op.type === 'del')
+  );
+}, 'a write to the cursors space');
 
 export const chainBlockMessageSchema = z.object({
   type: z.literal('chain.block'),
@@ -46,11 +60,17 @@ export const chainBlockMessageSchema = z.object({
   fence: z
     .strictObject({ type: z.literal('fence'), lease: z.string().min(1), holder: z.string().min(1), epoch: z.number().int().positive() })
     .optional(),
+  /**
+   * The chain cursor's ops for this block (src/store/cursors.ts `appendOps`/`retractOps`): written by the
+   * receiver in the transaction of its own writes for the block, which it then acknowledges with
+   * `persisted: true`; otherwise the listener writes them after the acknowledgement.
+   */
+  cursor: z.array(cursorOpSchema).optional(),
 });
 export type ChainBlockMessage = z.infer<typeof chainBlockMessageSchema>;
 
-/** The reply the listener waits for before it advances its cursor. */
-export const chainBlockAckSchema = z.object({ ok: z.boolean() }).passthrough();
+/** The reply the listener waits for before it advances its cursor (`persisted`: the receiver wrote the block's `cursor` ops). */
+export const chainBlockAckSchema = z.object({ ok: z.boolean(), persisted: z.boolean().optional() }).passthrough();
 export type ChainBlockAck = z.infer<typeof chainBlockAckSchema>;
 
 /** Asked of the listener itself (admin API): where it stands. */

@@ -23,6 +23,10 @@
  *   64 blocks: a retraction can only concern blocks inside the listener's reorg window.
  * - Any failure (invalid message, LevelDB error) rejects the ask: the listener keeps its cursor and
  *   sends the block again; the supervisor sees a panic.
+ * - The block's cursor ops (`cursor`, the listener's reorg window and position for the block) are
+ *   written in the same batch as its jobs and match records, and the answer says so (`persisted:
+ *   true`); a block that writes nothing leaves them to the listener. So jobs never commit without the
+ *   cursor knowing their block, which a later reorg must retract.
  * - Fencing (a cluster, src/cluster/coordinator.ts): a block that carries its chain's `fence` has every
  *   write of it (jobs, match records, deferred jobs, their release) fenced by it (src/store/kv.ts,
  *   KvFence), so an instance that lost the chain's lease while the block was on its way writes
@@ -62,6 +66,14 @@ import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import { SubscriptionIndex } from './subscription-index.ts';
 
 export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
+const NOTHING_WRITTEN = { jobs: 0, persisted: false } as const;
+
+/** `ops` with the block's fence and its cursor ops (see the header): all of the block's writes in one batch. */
+function withBlockOps(block: ChainBlockMessage, ops: KvOp[]): KvOp[] {
+  if (block.cursor) ops.push(...block.cursor);
+  if (block.fence) ops.push(block.fence);
+  return ops;
+}
 /** Deferred jobs moved into the outbox per batch. */
 const RELEASE_CHUNK = 1_000;
 const PRUNE_EVERY_BLOCKS = 64;
@@ -144,8 +156,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       lastPrune.delete(block.chainId);
     }
     let written: number;
+    let persisted: boolean;
     try {
-      written = block.removed ? await retract(block) : (await emit(block)) + (await release(block));
+      const first = block.removed ? await retract(block) : await emit(block);
+      persisted = first.persisted;
+      written = first.jobs + (block.removed ? 0 : await release(block));
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
       logger.warn(
@@ -157,7 +172,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (deps.publish) publish(deps.publish, block);
     await maybePrune(block);
     metrics?.blockDuration.observe((performance.now() - started) / 1000);
-    return { ok: true, jobs: written };
+    return persisted ? { ok: true, jobs: written, persisted } : { ok: true, jobs: written };
   }
 
   function publish(to: (event: StreamEvent) => void, block: ChainBlockMessage): void {
@@ -181,7 +196,8 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     }
   }
 
-  async function emit(block: ChainBlockMessage): Promise<number> {
+  /** The block's jobs; `persisted`: its cursor ops were written with them. */
+  async function emit(block: ChainBlockMessage): Promise<{ jobs: number; persisted: boolean }> {
     metrics?.logs.inc(block.logs.length);
     const pairs: Array<{ log: ChainLog; record: MatchRecord }> = [];
     for (const log of block.logs) {
@@ -189,7 +205,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         pairs.push({ log, record: { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId } });
       }
     }
-    if (pairs.length === 0) return 0;
+    if (pairs.length === 0) return NOTHING_WRITTEN;
     stages?.reached('matched', block.seenAt, Date.now());
     // Both reads at once: a live block waits for one LevelDB round trip instead of two.
     const [seen, generation] = await Promise.all([
@@ -203,7 +219,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         'block seen before: its recorded matches are not enqueued again',
       );
     }
-    if (fresh.length === 0) return 0;
+    if (fresh.length === 0) return NOTHING_WRITTEN;
     const timestamp = eventTimestamp(block);
     const jobs: NewJob[] = [];
     const ops: KvOp[] = [];
@@ -220,13 +236,12 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       }
       ops.push(matches.putOp(block, p.record));
     }
-    if (block.fence) ops.push(block.fence);
-    const { enqueued } = await outbox.enqueueBatch(jobs, ops);
+    const { enqueued } = await outbox.enqueueBatch(jobs, withBlockOps(block, ops));
     stages?.reached('committed', block.seenAt, Date.now());
     const known = nextRelease.get(block.chainId);
     if (known !== undefined) nextRelease.set(block.chainId, Math.min(known, earliest));
     metrics?.jobs.inc({ type: 'log.created' }, enqueued);
-    return enqueued;
+    return { jobs: enqueued, persisted: block.cursor !== undefined };
   }
 
   /** Moves the chain's deferred jobs that this block makes deep enough into the outbox. */
@@ -251,9 +266,9 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     return released;
   }
 
-  async function retract(block: ChainBlockMessage): Promise<number> {
+  async function retract(block: ChainBlockMessage): Promise<{ jobs: number; persisted: boolean }> {
     const records = await matches.forBlock(block);
-    if (records.length === 0) return 0;
+    if (records.length === 0) return NOTHING_WRITTEN;
     const generation = await matches.retractions(block);
     const logs = new Map<number, ChainLog>(block.logs.map((l) => [l.logIndex, l]));
     const timestamp = eventTimestamp(block);
@@ -280,10 +295,9 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       );
     }
     ops.push(...records.map((r) => matches.delOp(block, r)), matches.retractionsOp(block, generation + 1));
-    if (block.fence) ops.push(block.fence);
-    const { enqueued } = await outbox.enqueueBatch(jobs, ops);
+    const { enqueued } = await outbox.enqueueBatch(jobs, withBlockOps(block, ops));
     metrics?.jobs.inc({ type: 'log.removed' }, enqueued);
-    return enqueued;
+    return { jobs: enqueued, persisted: block.cursor !== undefined };
   }
 
   async function maybePrune(block: ChainBlockMessage): Promise<void> {

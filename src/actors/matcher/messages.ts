@@ -66,6 +66,8 @@ export interface BlockAck {
   ok: true;
   /** Jobs written to the outbox for this block (duplicates of an earlier delivery of the block excluded). */
   jobs: number;
+  /** The block's `cursor` ops were written with its jobs (absent: the listener writes them). */
+  persisted?: true;
 }
 
 /** A block whose fenced writes were refused: this instance no longer holds the chain's lease. */
