@@ -11,12 +11,12 @@
  *   `chain-<id>` in the nodes' config, each with a Tick contract, followed with 0 confirmations (so a
  *   delivered log can be orphaned and must be retracted).
  * - Endpoints: `endpoints` of them (ids `ep_<n>`, path `/ep_<n>`, secrets of their own), alternating
- *   over two loopback receivers that verify every signature; each endpoint has one subscription per
+ *   over two loopback receivers that verify every signature (and answer 200, after `replyDelayMs`); each endpoint has one subscription per
  *   chain (`sub_<n>_<chainId>`) to that chain's contract. They reach the cluster as signed governance
  *   messages, as an operator's would; `start` waits until every instance reports the log's height.
  * - Instances: `instances` nodes at start, ids `i1`, `i2`, ... (each with a dir of its own for its config),
  *   the same store section and master key, `cluster: { leaseMs, heartbeatMs }` (defaults 3,000 / 1,000), a short
- *   retry schedule and breaker cool-down. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
+ *   retry schedule and breaker cool-down, and `deliverer` over that section. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
  *   `terminate(id)` is SIGTERM (resolves with the exit); `pause(id)` / `resume(id)` are SIGSTOP /
  *   SIGCONT; `restart(id)` starts a dead instance again on its dir and id. Each waits for the instance
  *   to run and to report the governance height. An instance that exits without the harness stopping it
@@ -56,7 +56,7 @@ import { startAnvil, type TestAnvil } from './anvil.ts';
 import { makeKey, tempDir } from './governance.ts';
 import { createNodeDir, killAllNodes, spawnNodeProcess, testStore, type NodeDir, type NodeProcess } from './node-process.ts';
 import { startPgServer, type PgServer } from './pg-server.ts';
-import { mulberry32, startReceiver, type ReceivedRequest, type Receiver } from './receiver.ts';
+import { mulberry32, startReceiver, type ReceivedRequest, type Receiver, type Reply } from './receiver.ts';
 
 export interface ClusterOptions {
   instances: number;
@@ -65,6 +65,10 @@ export interface ClusterOptions {
   ownPostgres?: boolean;
   leaseMs?: number;
   heartbeatMs?: number;
+  /** Over the harness's `deliverer` section (e.g. `perEndpointConcurrency`). */
+  deliverer?: Record<string, unknown>;
+  /** The receivers answer each request after this long (a backlog builds, so every instance claims jobs). */
+  replyDelayMs?: number;
 }
 
 /** GET /v1/cluster's `cluster`. */
@@ -217,10 +221,12 @@ async function startChain(chainId: number): Promise<ChainState> {
 export function useCluster(opts: ClusterOptions): Cluster {
   const options: Required<ClusterOptions> = {
     chains: 1,
-    endpoints: 3,
+    endpoints: 2,
     ownPostgres: false,
     leaseMs: 3_000,
     heartbeatMs: 1_000,
+    deliverer: {},
+    replyDelayMs: 0,
     ...opts,
   };
   const sharedStore = options.ownPostgres ? undefined : testStore('postgres');
@@ -268,6 +274,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
       requestTimeoutMs: 10_000,
       retry: { scheduleMs: [0, 200, 500, 1_000, 2_000, 4_000], jitter: 0.2 },
       circuitBreaker: { cooldownMs: 1_000 },
+      ...options.deliverer,
     },
   });
 
