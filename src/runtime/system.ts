@@ -275,6 +275,11 @@ export class ActorSystem implements ParentLink {
 
   // ---- shutdown --------------------------------------------------------------------------------
 
+  /** Whether a shutdown began (SIGTERM, SIGINT, a fatal escalation): the node is draining. */
+  get stopping(): boolean {
+    return this.shutdownPromise !== null;
+  }
+
   /**
    * Stops the tree in reverse start order, each actor within its shutdown timeout and the whole within
    * `deadlineMs`. Messages still queued afterwards are counted as dead letters (`shutdown`).

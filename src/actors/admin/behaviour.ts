@@ -102,6 +102,7 @@ export function createAdminBehaviour(options: AdminBehaviourOptions): AdminBehav
         log,
         catalog: CATALOG,
         upgrade: attached ? (req, socket, head) => attached.upgrade(req, socket, head) : undefined,
+        stopping: () => system()?.stopping === true,
       });
       const address = await server.listen();
       log.info({ host: address.address, port: address.port, roles: tokens.map((t) => t.role) }, 'admin API listening');

@@ -19,6 +19,10 @@ export const adminErrorCodes = defineErrorCodes({
     httpStatus: 409,
   },
   ETHHOOK_ERR_ADMIN_NOT_READY: { summary: 'the node is still starting; retry shortly', httpStatus: 503 },
+  ETHHOOK_ERR_ADMIN_STOPPING: {
+    summary: 'the node is stopping (SIGTERM): it takes no more changes; send them to another instance of the cluster',
+    httpStatus: 503,
+  },
   ETHHOOK_ERR_ADMIN_INTERNAL: { summary: 'the admin API failed unexpectedly; see the node log', httpStatus: 500 },
   ETHHOOK_ERR_ADMIN_LISTEN: { summary: 'the admin API cannot listen on its host and port', httpStatus: 500 },
   ETHHOOK_ERR_ADMIN_TOKEN_FILE: { summary: 'the generated admin token file cannot be read or written', httpStatus: 500 },

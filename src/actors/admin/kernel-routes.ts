@@ -29,6 +29,8 @@ import { defineRoute, type Route } from './router.ts';
 
 /** The part of the ActorSystem the admin API drives. */
 export interface AdminSystem {
+  /** A shutdown began: writes are refused (server.ts). */
+  readonly stopping?: boolean;
   snapshot(): ActorSnapshot;
   readiness(): Readiness;
   restartActor(pathOrName: string): Promise<ActorSnapshot>;

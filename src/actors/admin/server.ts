@@ -40,6 +40,12 @@ export interface AdminServerOptions {
   closeGraceMs?: number;
   /** Handles HTTP upgrade requests (the WebSocket streams); without it they are refused by node. */
   upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /**
+   * True once the node is draining (a shutdown began): requests other than GET and HEAD answer 503
+   * ETHHOOK_ERR_ADMIN_STOPPING, so a client sends them to another instance instead of to a node whose
+   * pipeline may already have stopped.
+   */
+  stopping?: () => boolean;
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -120,6 +126,12 @@ export class AdminServer {
         throw new EthhookError('ETHHOOK_ERR_ADMIN_FORBIDDEN', `this action needs the ${route.auth} role; the token has ${principal.role}`, {
           role: principal.role,
         });
+      }
+      if (method !== 'GET' && method !== 'HEAD' && this.options.stopping?.() === true) {
+        throw new EthhookError(
+          'ETHHOOK_ERR_ADMIN_STOPPING',
+          'the node is stopping: send this request to another instance, or again once it is back',
+        );
       }
       const query = route.query ? parseInput(route.query, Object.fromEntries(new URLSearchParams(search)), 'query') : undefined;
       const body = route.body ? parseInput(route.body, await this.readJson(req, res), 'body') : undefined;

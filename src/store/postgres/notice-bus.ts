@@ -113,8 +113,10 @@ export async function startPgNoticeBus(options: PgNoticeBusOptions): Promise<PgN
           .catch((err: unknown) => log.warn({ err: describeError(err), kind: notice.kind }, 'a cluster notice was not sent')),
       );
     },
+    /** Stops listening once the notices told so far were sent (each retried for at most 5 s). */
     async close() {
       closed = true;
+      await sending;
       await listener.close();
     },
   };
