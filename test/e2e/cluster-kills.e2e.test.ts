@@ -47,7 +47,7 @@ describe('cluster: instances killed and restarted', () => {
     expect(cluster.unexpectedExits).toEqual([]);
     console.info(
       `cluster kills e2e: killed ${killed.join(' ')} (${holdersKilled} holding the chain); ${sent.blocks} blocks, ${sent.logs} logs, ` +
-        `${delivered.expected} webhooks, ${delivered.duplicates} duplicates, ${delivered.retries} retries, settled ${delivered.settledMs} ms after the traffic`,
+        `${delivered.expected} webhooks, ${delivered.duplicates} duplicates, ${delivered.retries} retries, settled ${delivered.settledMs} ms after the traffic (${delivered.owedAtStart} owed then)`,
     );
   }, 240_000);
 });

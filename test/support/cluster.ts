@@ -118,8 +118,9 @@ export interface ReorgOptions {
 }
 
 export interface Delivered {
-  /** From the call until nothing was owed, ms. */
+  /** From the call until nothing was owed, ms; and what was owed at the call (chaos/invariant.ts `owed`). */
   settledMs: number;
+  owedAtStart: number;
   expected: number;
   requests: number;
   duplicates: number;
@@ -551,6 +552,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
       };
       const sum = (vs: Verdict[], key: keyof Verdict) => vs.reduce((s, v) => s + (v[key] as number), 0);
       let verdicts = verdict();
+      const owedAtStart = sum(verdicts, 'owed');
       // Checked twice a second: each check reads every request, in the process that answers them.
       await waitUntil(
         async () => {
@@ -585,6 +587,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
       expect(dead.body.data).toEqual([]);
       return {
         settledMs: Date.now() - started,
+        owedAtStart,
         expected,
         requests: sum(verdicts, 'requests'),
         duplicates: sum(verdicts, 'duplicates'),
