@@ -1,6 +1,6 @@
 // Fencing, on a cluster of three instances on one PostgreSQL schema (test/support/cluster.ts), traffic
-// flowing: the instance ingesting the chain is frozen (SIGSTOP) right after a block is mined, so most
-// often with that block on its way to the store; it stays frozen past its lease, another instance
+// flowing: the instance ingesting the chain is frozen (SIGSTOP) in the middle of a block's fenced
+// transaction (its lease checked, its writes not committed); it stays frozen past its lease, another instance
 // takes the chain at a higher epoch, and the frozen one is let go on (SIGCONT) while it still believes
 // it holds the chain. It writes nothing for the chain afterwards: it logs that it lost the lease, its
 // Matcher enqueues no job after it wakes, and the jobs of the whole cluster are those of ONE ingestion
@@ -27,8 +27,17 @@ describe('cluster: the ingesting instance paused past its lease', () => {
     await waitUntil(() => traffic.logs >= 600 && cluster.delivered() >= 1_000, 60_000, '600 logs mined, 1,000 delivered before the pause');
     const frozen = cluster.instances.get(first.holder)!;
 
-    await cluster.mine(20);
-    cluster.pause(frozen.id);
+    // Frozen inside a fenced transaction: the test holds the kv table, so the holder's next block waits
+    // on it after its fence check (the lease row share-locked); frozen there, then the table let go,
+    // its transaction stays open, as one of a process stopped by a long GC pause or SIGSTOP would.
+    const release = await cluster.lockTable('kv');
+    try {
+      await cluster.mine(20);
+      await waitUntil(() => cluster.fencedWriteWaiting(), 10_000, `${frozen.id}'s fenced write waiting on the kv table`);
+      cluster.pause(frozen.id);
+    } finally {
+      await release();
+    }
     const next = await cluster.waitForHolder(CHAIN, (l) => l.holder !== frozen.id, leaseMs + heartbeatMs + 5_000);
     expect(next.epoch).toBeGreaterThan(first.epoch);
     // The successor ingests blocks the frozen instance never saw before it wakes.

@@ -32,6 +32,8 @@
  *   the check; with `deliveredWithinMs` it first waits until the logs it orphans were delivered (so
  *   they must be retracted), then runs `before` (a fault), traffic held meanwhile. A chain's ticks and
  *   reorgs are serialized.
+ * - The store itself: `lockTable(table)` holds a table against writes from a session of the test's;
+ *   `fencedWriteWaiting()` says whether a fenced transaction (one that checked a lease) waits on a lock.
  * - `expectNothingLost(ms)` mines one more block on every chain (so each reorg is seen), then waits until
  *   the invariant of chaos/invariant.ts, checked per (endpoint, chain), owes nothing: every canonical
  *   log delivered as `log.created` to its endpoint, every delivered orphaned log retracted by a
@@ -152,6 +154,13 @@ export interface Cluster {
   /** A metric of one instance (undefined when absent or unanswered). */
   metric(id: string, name: string, labels?: Record<string, string>): Promise<number | undefined>;
   startTraffic(pattern: { blocksPerSecond: number; logsPerBlock: readonly [number, number]; seed?: number }): Traffic;
+  /**
+   * Locks `table` of the store (EXCLUSIVE: reads pass, writes wait) from a session of the test's own;
+   * resolves with the release. `fencedWriteWaiting()` says whether a transaction that checked a lease
+   * fence (it holds its share lock on `cluster_leases`) now waits on a lock.
+   */
+  lockTable(table: string): Promise<() => Promise<void>>;
+  fencedWriteWaiting(): Promise<boolean>;
   /** Mines one block of `logs` Tick logs (1..20) on the chain, between the traffic's blocks. */
   mine(logs: number, chainId?: number): Promise<void>;
   reorg(depth: number, options?: ReorgOptions): Promise<number>;
@@ -484,6 +493,33 @@ export function useCluster(opts: ClusterOptions): Cluster {
           return { ...sent };
         },
       };
+    },
+    async lockTable(table) {
+      const client = new pg.Client({ connectionString: store.url as string });
+      await client.connect();
+      await client.query('BEGIN');
+      await client.query(
+        `LOCK TABLE ${client.escapeIdentifier(store.schema as string)}.${client.escapeIdentifier(table)} IN EXCLUSIVE MODE`,
+      );
+      return async () => {
+        await client.query('COMMIT');
+        await client.end();
+      };
+    },
+    async fencedWriteWaiting() {
+      const client = new pg.Client({ connectionString: store.url as string });
+      await client.connect();
+      try {
+        const { rows } = await client.query(
+          `SELECT 1 FROM pg_stat_activity a WHERE a.wait_event_type = 'Lock' AND EXISTS (
+             SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE l.pid = a.pid AND l.granted AND l.mode = 'RowShareLock' AND c.relname = 'cluster_leases' AND n.nspname = $1)`,
+          [store.schema],
+        );
+        return rows.length > 0;
+      } finally {
+        await client.end();
+      }
     },
     async mine(logs, chainId = FIRST_CHAIN_ID) {
       if (logs < 1 || logs > MAX_TRAFFIC_LOGS) throw new Error(`a block of 1..${MAX_TRAFFIC_LOGS} logs, not ${logs}`);
