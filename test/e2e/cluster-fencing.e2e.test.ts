@@ -16,8 +16,8 @@ const CHAIN = 31337;
 const CHAIN_LABEL = { chain: 'chain-31337' };
 const CREATED = { type: 'log.created' };
 
-const leaseLost = (line: { code?: string; msg?: string }) =>
-  line.code === 'ETHHOOK_ERR_LEASE_LOST' || /lease.*lost|lost.*lease/i.test(line.msg ?? '');
+/** The coordinator's line when it finds that another instance took a lease it held (src/cluster/coordinator.ts). */
+const leaseLost = (line: LogLine) => line.msg?.startsWith('lease lost') === true && line.lease === `chain:${CHAIN}`;
 
 describe('cluster: the ingesting instance paused past its lease', () => {
   it('writes nothing for the chain once it wakes, and follows the chain again', async () => {

@@ -650,8 +650,9 @@ export function useCluster(opts: ClusterOptions): Cluster {
     ]);
     governance = server;
     store = pgServer ? { kind: 'postgres', url: pgServer.url, schema: 'cluster' } : sharedStore!;
+    const behaviour = (): Reply => ({ status: 200, body: 'ok', ...(options.replyDelayMs > 0 ? { delayMs: options.replyDelayMs } : {}) });
     for (let n = 0; n < 2; n++)
-      receivers.push(await startReceiver({ secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) }));
+      receivers.push(await startReceiver({ behaviour, secrets: (path) => [secrets.get(path)].filter((s) => s !== undefined) }));
     for (const [n, id] of endpointIds.entries()) {
       const secret = generateWebhookSecret();
       secrets.set(`/${id}`, secret);
