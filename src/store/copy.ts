@@ -53,6 +53,7 @@ export const LEVEL_SUBLEVELS: Readonly<Record<string, 'kv' | 'outbox'>> = {
   'deferred-jobs': 'kv',
   attempts: 'kv',
   governance: 'kv',
+  'master-key': 'kv',
   'outbox-jobs': 'outbox',
   'outbox-due': 'outbox',
   'outbox-held': 'outbox',

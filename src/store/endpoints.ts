@@ -96,13 +96,19 @@ export function endpointView(endpoint: Endpoint): EndpointView {
   return { ...endpoint, secrets: endpoint.secrets.map(({ encrypted: _sealed, ...rest }) => rest) };
 }
 
+/** The key of the store's master-key check, and the constant it seals. */
+const KEY_CHECK = 'check';
+
 export class EndpointStore {
   private readonly records: KvSpace<Endpoint>;
   private readonly cipher: SecretCipher;
   private readonly writes = new Serial();
 
+  private readonly keyCheck: KvSpace<string>;
+
   constructor(kv: Kv, masterKey: Buffer) {
     this.records = kv.space('endpoints');
+    this.keyCheck = kv.space('master-key');
     this.cipher = new SecretCipher(masterKey);
   }
 
@@ -204,12 +210,17 @@ export class EndpointStore {
   }
 
   /**
-   * Checks the master key against the store, at start: the newest secret of each of the first
-   * `sample` endpoints must open. None opening is a wrong key (ETHHOOK_ERR_MASTER_KEY_MISMATCH, naming
-   * the endpoints tried); some opening means single records were tampered with, returned for the log.
-   * An empty store has nothing sealed to check.
+   * Checks the master key against the store, at start: the store's key check (a constant sealed under
+   * the key the store was first started with, space `master-key`) must open, and the newest secret of
+   * each of the first `sample` endpoints too. A check that does not open, or none of the secrets
+   * opening, is a wrong key (ETHHOOK_ERR_MASTER_KEY_MISMATCH, naming the endpoints tried); some opening
+   * means single records were tampered with, returned for the log. A store without a key check gets
+   * one once its secrets passed, read back after the write: of instances of a cluster started at once
+   * on an empty store with different keys, all but the last writer refuse.
    */
   async verifyMasterKey(sample = 8): Promise<{ checked: number; unreadable: string[] }> {
+    const recorded = await this.keyCheck.get(KEY_CHECK);
+    if (recorded !== undefined) this.openKeyCheck(recorded);
     const unreadable: string[] = [];
     const endpoints = await this.list({ limit: sample });
     for (const e of endpoints) {
@@ -227,7 +238,24 @@ export class EndpointStore {
         { endpointIds: unreadable },
       );
     }
+    if (recorded === undefined) {
+      await this.keyCheck.put(KEY_CHECK, this.cipher.seal(KEY_CHECK, KEY_CHECK));
+      this.openKeyCheck((await this.keyCheck.get(KEY_CHECK)) ?? '');
+    }
     return { checked: endpoints.length, unreadable };
+  }
+
+  /** Throws ETHHOOK_ERR_MASTER_KEY_MISMATCH unless `sealed` (the store's key check) opens under this key. */
+  private openKeyCheck(sealed: string): void {
+    try {
+      this.cipher.open(sealed, KEY_CHECK);
+    } catch {
+      throw new EthhookError(
+        'ETHHOOK_ERR_MASTER_KEY_MISMATCH',
+        'the master key is not the one this store was first written with (its key check does not open); start with the ETHHOOK_MASTER_KEY (or master.key) of the store, the same on every instance of a cluster',
+        { endpointIds: [] },
+      );
+    }
   }
 
   /** Plaintext secrets that sign at `now`, newest first. Throws ETHHOOK_ERR_SECRET_DECRYPT under a wrong key. */

@@ -87,20 +87,27 @@ describe('the production master-key setting', () => {
 });
 
 describe('the key check and the decrypt-failure count', () => {
-  it('verifyMasterKey: an empty store passes; no secret opening is a mismatch naming the endpoints; a single tampered record is reported, not refused', async () => {
+  it('verifyMasterKey: an empty store passes and records its key check, which refuses another key; no secret opening is a mismatch naming the endpoints; a single tampered record is reported, not refused', async () => {
     const dir = await createNodeDir();
     dirs.push(dir);
     const db = await openDb(join(dir.dataDir, 'db'));
     try {
       const right = new EndpointStore(new LevelKv(db), Buffer.from(KEY, 'hex'));
       const wrong = new EndpointStore(new LevelKv(db), Buffer.alloc(32, 7));
-      expect(await wrong.verifyMasterKey()).toEqual({ checked: 0, unreadable: [] });
+      expect(await right.verifyMasterKey()).toEqual({ checked: 0, unreadable: [] });
+      await expect(wrong.verifyMasterKey()).rejects.toMatchObject({
+        code: 'ETHHOOK_ERR_MASTER_KEY_MISMATCH',
+        context: { endpointIds: [] },
+      });
       const a = (await right.create({ url: 'https://a.example/hook' })).endpoint;
       const b = (await right.create({ url: 'https://b.example/hook' })).endpoint;
+      // A store written before it had a key check: the secrets decide, and a wrong key records nothing.
+      await new LevelKv(db).space('master-key').del('check');
       await expect(wrong.verifyMasterKey()).rejects.toMatchObject({
         code: 'ETHHOOK_ERR_MASTER_KEY_MISMATCH',
         context: { endpointIds: [a.id, b.id] },
       });
+      expect(await new LevelKv(db).space('master-key').get('check')).toBeUndefined();
       expect(await right.verifyMasterKey()).toEqual({ checked: 2, unreadable: [] });
       // b's secret sealed under another key (a record copied from another store).
       const foreign = (await wrong.create({ url: 'https://c.example/hook' })).endpoint;

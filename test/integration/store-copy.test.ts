@@ -56,6 +56,7 @@ async function buildStore(dir: string): Promise<void> {
   const db = await openDb(dir);
   const kv = new LevelKv(db);
   const endpoints = new EndpointStore(kv, MASTER_KEY);
+  await endpoints.verifyMasterKey();
   const created = await endpoints.create({ url: 'https://receiver.example/hook', description: 'moving' }, T0);
   endpointId = created.endpoint.id;
   const rotated = await endpoints.rotateSecret(endpointId, 3_600_000, { now: T0 + 1 });
