@@ -243,7 +243,12 @@ interface Stores {
 
 /** The store (`store.kind`: LevelDB under `<dataDir>/db`, or PostgreSQL) and the master key that seals its secrets. */
 async function openStores(config: NodeConfig, dataDir: string, logger: Logger, registry: Registry, cleanups: Cleanup[]): Promise<Stores> {
-  const store = await openStore(config.store, { dataDir, owner: config.node.id, logger, registry });
+  // A paused instance's transaction must not hold the lease rows past the lease (src/cluster/coordinator.ts).
+  const idleInTransactionMs = Math.min(
+    config.cluster.leaseMs - config.cluster.heartbeatMs,
+    config.store.kind === 'postgres' ? config.store.statementTimeoutMs : Infinity,
+  );
+  const store = await openStore(config.store, { dataDir, owner: config.node.id, logger, registry, idleInTransactionMs });
   cleanups.push(() => store.close());
   const { kv, outbox } = store;
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });

@@ -47,6 +47,8 @@ import type { ClusterStore, InstanceRecord, LeaseRecord } from './store.ts';
 /** An instance whose heartbeat is older than this is deleted from the store (and its metric series). */
 export const FORGET_MS = 10 * 60_000;
 export const DEFAULT_CLUSTER_TIMING = { leaseMs: 15_000, heartbeatMs: 5_000 } as const;
+/** A forced release finding the lease row in a fenced write tries again after this. */
+const FORCE_RELEASE_RETRY_MS = 20;
 /** A round never comes sooner than this after the previous one. */
 const MIN_ROUND_MS = 50;
 /** After a lease's expiry, the round that takes it waits this much more (the database clock decides). */
@@ -236,10 +238,26 @@ export class ClusterCoordinator {
         this.log.warn({ lease: name, epoch, holdMs }, 'lease released on request');
         return { chain: chainId, holder: this.options.self, holdMs };
       }
-      const holder = await this.options.store.forceRelease(name, holdMs);
+      const holder = await this.forceRelease(name, holdMs);
       this.log.warn({ lease: name, holder, holdMs }, 'lease of another instance released on request');
       return { chain: chainId, holder, holdMs };
     });
+  }
+
+  /**
+   * Frees another instance's lease, trying again while a write fenced by it is in flight
+   * (ETHHOOK_ERR_CLUSTER_LEASE_BUSY) for up to two heartbeats: a busy holder's transactions are short.
+   */
+  private async forceRelease(name: string, holdMs: number): Promise<string | null> {
+    const until = performance.now() + 2 * this.options.heartbeatMs;
+    for (;;) {
+      try {
+        return await this.options.store.forceRelease(name, holdMs);
+      } catch (err) {
+        if (!isEthhookError(err, 'ETHHOOK_ERR_CLUSTER_LEASE_BUSY') || performance.now() > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, FORCE_RELEASE_RETRY_MS));
+      }
+    }
   }
 
   async status(): Promise<ClusterStatus> {

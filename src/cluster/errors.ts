@@ -11,6 +11,11 @@ export const clusterErrorCodes = defineErrorCodes({
     httpStatus: 409,
   },
   ETHHOOK_ERR_CLUSTER_CHAIN_UNKNOWN: { summary: 'the cluster follows no chain with this id', httpStatus: 404 },
+  ETHHOOK_ERR_CLUSTER_LEASE_BUSY: {
+    summary:
+      'a write fenced by the lease is in flight (or its instance is paused inside one, until the server ends that session): the lease cannot be released now; try again in a few seconds',
+    httpStatus: 503,
+  },
   ETHHOOK_ERR_CLUSTER_NOT_HOLDER: {
     summary: 'another instance of the cluster ingests this chain (holds its lease): ask that instance (GET /v1/cluster names it)',
     httpStatus: 409,

@@ -43,6 +43,8 @@ export interface OpenStoreOptions {
   dataDir: string;
   /** The node's id: the owner of its claims on a shared outbox. */
   owner: string;
+  /** PostgreSQL: how long a session may sit idle inside a transaction (pool.ts `idleInTransactionMs`). */
+  idleInTransactionMs?: number;
   logger: Logger;
   registry: Registry;
 }
@@ -86,7 +88,15 @@ async function openPostgres(config: Extract<StoreConfig, { kind: 'postgres' }>, 
   ]);
   const { url, poolSize, schema, statementTimeoutMs } = config;
   const logger = options.logger.child({ component: 'store' });
-  const pool = await openPgPool({ url, poolSize, schema, statementTimeoutMs, logger, registry: options.registry });
+  const pool = await openPgPool({
+    url,
+    poolSize,
+    schema,
+    statementTimeoutMs,
+    logger,
+    registry: options.registry,
+    ...(options.idleInTransactionMs !== undefined ? { idleInTransactionMs: options.idleInTransactionMs } : {}),
+  });
   try {
     const applied = await migrate(pool);
     if (applied.length > 0) logger.info({ applied: applied.map((m) => `${m.version} ${m.name}`), schema }, 'store migrations applied');

@@ -8,7 +8,7 @@ import { ClusterCoordinator, GOVERNANCE_LEASE, chainLease } from '../../src/clus
 import { createLogger } from '../../src/runtime/log.ts';
 import type { KvFence } from '../../src/store/kv.ts';
 import { PgClusterStore } from '../../src/store/postgres/cluster.ts';
-import { PgKv } from '../../src/store/postgres/kv.ts';
+import { PgKv, checkFence } from '../../src/store/postgres/kv.ts';
 import { fencedKv } from '../../src/store/fenced-kv.ts';
 import { freshPgPool, type TestPgPool } from '../support/postgres.ts';
 import { waitFor as waitUntil } from '../support/kernel.ts';
@@ -155,6 +155,38 @@ describe('fencing', () => {
     expect(await space.get('k')).toBe(4);
     const unheld = fencedKv(kv, { name, current: () => undefined, suspect: () => undefined });
     await expect(unheld.space<number>('fence-test').del('k')).rejects.toMatchObject({ code: 'ETHHOOK_ERR_LEASE_LOST' });
+  });
+
+  it('a holder paused inside a fenced transaction stops nobody: the others keep their rounds, and take over once the server ends its session', async () => {
+    const paused = await freshPgPool('paused_holder', { idleInTransactionMs: 4 * LEASE_MS });
+    try {
+      const a = await instance('a');
+      await waitFor(() => a.held().length === 4, 'a holds all');
+      const fence = a.coordinator.gate(chainLease(3)).current()!;
+      // a's write, on the lease row: fence checked (FOR SHARE), then a is paused before its commit.
+      const client = await paused.pool.connect();
+      client.on('error', () => undefined);
+      await client.query('BEGIN');
+      await client.query(`SET search_path = ${pool.schema}`);
+      await checkFence(client, fence);
+      freeze(a);
+      const b = await instance('b');
+      // While the paused session holds chain 3's row, b takes the three others and keeps heartbeating.
+      await waitFor(() => b.held().length === 3, 'b takes the chains not locked');
+      expect(b.coordinator.gate(chainLease(3)).current()).toBeUndefined();
+      const heartbeat = async () => Date.parse((await b.coordinator.status()).instances.find((i) => i.id === 'b')!.heartbeatAt);
+      const first = await heartbeat();
+      await waitFor(async () => (await heartbeat()) > first, 'b heartbeats on');
+      // Once the server ends the paused session, b takes chain 3 too.
+      await waitFor(() => b.held().length === 4, 'b takes over');
+      expect((await b.coordinator.status()).instances.find((i) => i.id === 'b')?.live).toBe(true);
+      expect(b.coordinator.gate(chainLease(3)).current()!.epoch).toBe(fence.epoch + 1);
+      // The paused transaction was ended by the server: it commits nothing.
+      await expect(client.query('COMMIT')).rejects.toThrow();
+      client.release(true);
+    } finally {
+      await paused.drop();
+    }
   });
 
   it('an expired lease fences its holder out even before another instance takes it', async () => {

@@ -3,9 +3,13 @@
  * `cluster_leases` (migrations/002_cluster.sql). Every time is the database's clock
  * (`clock_timestamp()`), so the instances' clocks never decide who holds a lease.
  *
- * - A lease is taken with one upsert whose update applies only to a free or expired row that this
- *   instance did not release with a hold still running; the new holder gets the next epoch. Renewals,
- *   releases and forced releases are one UPDATE each, conditioned on the holder (and epoch).
+ * - A lease is taken in one transaction: its row locked `FOR UPDATE SKIP LOCKED` (a row another
+ *   transaction holds is passed over, never waited for: a paused holder's fenced write must not stop
+ *   the others' rounds; the server ends such a session after `idleInTransactionMs`, pool.ts), then
+ *   taken when free or expired and not released by this instance with a hold still running, at the
+ *   next epoch, or created at epoch 1. Renewals and releases are one UPDATE each, conditioned on the
+ *   holder (and epoch); a forced release locks the row the same way and answers
+ *   ETHHOOK_ERR_CLUSTER_LEASE_BUSY while another transaction holds it.
  * - Fenced writes (src/store/postgres/kv.ts `checkFence`) read the lease row `FOR SHARE`, so a takeover
  *   (an UPDATE of the row) waits for a fenced transaction in flight, and one that commits first makes
  *   the fenced transaction fail.
@@ -14,17 +18,24 @@
  * - Claims in flight are counted from the outbox (`outbox_jobs.claimed_by` with a running claim).
  */
 import type { ClusterStore, InstanceInfo, InstanceRecord, LeaseRecord } from '../../cluster/store.ts';
+import { EthhookError } from '../../runtime/errors.ts';
 import type { CallOptions, PgPool } from './pool.ts';
 
-const ACQUIRE = `
+/** The lease row, locked for this transaction unless another one holds it (then no row). */
+const LOCK_LEASE = `
+SELECT holder, (holder IS NULL OR expires_at <= clock_timestamp())
+    AND NOT (released_by IS NOT DISTINCT FROM $2 AND released_until > clock_timestamp()) AS takeable
+FROM cluster_leases WHERE name = $1 FOR UPDATE SKIP LOCKED`;
+
+const CREATE_LEASE = `
 INSERT INTO cluster_leases (name, holder, epoch, expires_at)
 VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3::double precision / 1000))
-ON CONFLICT (name) DO UPDATE
-  SET holder = EXCLUDED.holder, epoch = cluster_leases.epoch + 1, expires_at = EXCLUDED.expires_at,
-      released_by = NULL, released_until = NULL
-  WHERE (cluster_leases.holder IS NULL OR cluster_leases.expires_at <= clock_timestamp())
-    AND NOT (cluster_leases.released_by IS NOT DISTINCT FROM $2 AND cluster_leases.released_until > clock_timestamp())
-RETURNING epoch`;
+ON CONFLICT (name) DO NOTHING RETURNING epoch`;
+
+const TAKE_LEASE = `
+UPDATE cluster_leases SET holder = $2, epoch = epoch + 1,
+  expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000), released_by = NULL, released_until = NULL
+WHERE name = $1 RETURNING epoch`;
 
 const RENEW = `
 UPDATE cluster_leases SET expires_at = clock_timestamp() + make_interval(secs => $4::double precision / 1000)
@@ -41,9 +52,7 @@ WHERE name = $1 AND holder = $2 AND epoch = $3`;
 const FORCE_RELEASE = `
 UPDATE cluster_leases SET holder = NULL, expires_at = clock_timestamp(), released_by = holder,
   released_until = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
-FROM (SELECT name, holder AS previous FROM cluster_leases WHERE name = $1 FOR UPDATE) AS old
-WHERE cluster_leases.name = old.name AND cluster_leases.holder IS NOT NULL AND cluster_leases.expires_at > clock_timestamp()
-RETURNING old.previous`;
+WHERE name = $1 AND holder IS NOT NULL AND expires_at > clock_timestamp()`;
 
 const HEARTBEAT = `
 INSERT INTO cluster_instances (id, version, started_at, heartbeat_at, info)
@@ -140,12 +149,20 @@ export class PgClusterStore implements ClusterStore {
   }
 
   async acquire(name: string, leaseMs: number): Promise<number | undefined> {
-    const { rows } = await this.pg.run(
+    const args = [name, this.self.id, leaseMs];
+    return this.pg.tx(
       'cluster.acquire',
-      (c) => c.query<{ epoch: string }>(ACQUIRE, [name, this.self.id, leaseMs]),
+      async (c) => {
+        const row = (await c.query<{ holder: string | null; takeable: boolean }>(LOCK_LEASE, [name, this.self.id])).rows[0];
+        if (row === undefined) {
+          const created = (await c.query<{ epoch: string }>(CREATE_LEASE, args)).rows[0];
+          return created === undefined ? undefined : Number(created.epoch);
+        }
+        if (!row.takeable) return undefined;
+        return Number((await c.query<{ epoch: string }>(TAKE_LEASE, args)).rows[0]!.epoch);
+      },
       this.call,
     );
-    return rows[0] === undefined ? undefined : Number(rows[0].epoch);
   }
 
   async renew(held: ReadonlyMap<string, number>, leaseMs: number): Promise<Set<string>> {
@@ -163,8 +180,25 @@ export class PgClusterStore implements ClusterStore {
   }
 
   async forceRelease(name: string, holdMs: number): Promise<string | null> {
-    const { rows } = await this.pg.run('cluster.release', (c) => c.query<{ previous: string }>(FORCE_RELEASE, [name, holdMs]), this.call);
-    return rows[0]?.previous ?? null;
+    return this.pg.tx(
+      'cluster.release',
+      async (c) => {
+        const row = (await c.query<{ holder: string | null }>(LOCK_LEASE, [name, this.self.id])).rows[0];
+        if (row === undefined) {
+          if (((await c.query('SELECT 1 FROM cluster_leases WHERE name = $1', [name])).rowCount ?? 0) === 0) return null;
+          throw new EthhookError(
+            'ETHHOOK_ERR_CLUSTER_LEASE_BUSY',
+            `a write fenced by lease ${name} is in flight: try again in a few seconds`,
+            {
+              lease: name,
+            },
+          );
+        }
+        const { rowCount } = await c.query(FORCE_RELEASE, [name, holdMs]);
+        return rowCount === 0 ? null : row.holder;
+      },
+      this.call,
+    );
   }
 
   async leave(): Promise<void> {

@@ -45,6 +45,13 @@ export interface PgPoolOptions {
   poolSize?: number;
   schema?: string;
   statementTimeoutMs?: number;
+  /**
+   * A session idle inside a transaction for longer is ended by the server (default: the statement
+   * timeout). A process paused in a transaction (GC, SIGSTOP, a network split) then holds no lock
+   * longer than this: a cluster sets it below its lease time, so a frozen instance's locks cannot keep
+   * the others from taking over its leases.
+   */
+  idleInTransactionMs?: number;
   retryForMs?: number;
   logger: Logger;
   registry: Registry;
@@ -114,7 +121,7 @@ export async function openPgPool(options: PgPoolOptions): Promise<PgPool> {
   const pool = new driver.Pool({
     connectionString: options.url,
     max: poolSize,
-    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
+    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs} -c idle_in_transaction_session_timeout=${options.idleInTransactionMs ?? statementTimeoutMs}`,
     application_name: 'ethhook',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: IDLE_TIMEOUT_MS,
