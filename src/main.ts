@@ -67,6 +67,7 @@ import type { Kv } from './store/kv.ts';
 import { EndpointStore } from './store/endpoints.ts';
 import type { OutboxStore } from './store/outbox/contract.ts';
 import type { PgPool } from './store/postgres/pool.ts';
+import { DEFAULT_CLAIM_MS } from './store/postgres/outbox.ts';
 import { deliveryLimitsFor } from './store/delivery-limits.ts';
 import { openStore } from './store/open.ts';
 import { loadMasterKey } from './store/secrets.ts';
@@ -81,6 +82,8 @@ import { ACTOR_PATHS, buildTree, chainListenerName, cellDefaults, type AnyBehavi
  * starts (an idle node would keep the young generation its start grew); the running node grows it again.
  */
 const V8_SEMI_SPACE_GROWTH_FACTOR = 2;
+/** A PostgreSQL outbox claim lasts at least the webhook request's timeout plus this. */
+const CLAIM_MARGIN_MS = 15_000;
 
 /** Things to release after the tree has stopped, last acquired first. */
 type Cleanup = () => Promise<void>;
@@ -248,7 +251,9 @@ async function openStores(config: NodeConfig, dataDir: string, logger: Logger, r
     config.cluster.leaseMs - config.cluster.heartbeatMs,
     config.store.kind === 'postgres' ? config.store.statementTimeoutMs : Infinity,
   );
-  const store = await openStore(config.store, { dataDir, owner: config.node.id, logger, registry, idleInTransactionMs });
+  // A claim outlasts a request by its timeout plus a margin (the Deliverer sends a job only while 5 s more are left).
+  const claimMs = Math.max(DEFAULT_CLAIM_MS, config.deliverer.requestTimeoutMs + CLAIM_MARGIN_MS);
+  const store = await openStore(config.store, { dataDir, owner: config.node.id, logger, registry, idleInTransactionMs, claimMs });
   cleanups.push(() => store.close());
   const { kv, outbox } = store;
   const masterKey = await loadMasterKey({ env: process.env, dataDir, logger, allowGenerate: config.security.generateMasterKey });

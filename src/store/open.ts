@@ -43,6 +43,8 @@ export interface OpenStoreOptions {
   dataDir: string;
   /** The node's id: the owner of its claims on a shared outbox. */
   owner: string;
+  /** PostgreSQL: how long a job `due` returned stays this instance's (postgres/outbox.ts; default 45 s). */
+  claimMs?: number;
   /** PostgreSQL: how long a session may sit idle inside a transaction (pool.ts `idleInTransactionMs`). */
   idleInTransactionMs?: number;
   logger: Logger;
@@ -101,7 +103,10 @@ async function openPostgres(config: Extract<StoreConfig, { kind: 'postgres' }>, 
     const applied = await migrate(pool);
     if (applied.length > 0) logger.info({ applied: applied.map((m) => `${m.version} ${m.name}`), schema }, 'store migrations applied');
     const kv = new PgKv(pool);
-    const outbox = await PgOutbox.open(pool, kv, { owner: options.owner });
+    const outbox = await PgOutbox.open(pool, kv, {
+      owner: options.owner,
+      ...(options.claimMs !== undefined ? { claimMs: options.claimMs } : {}),
+    });
     logger.info({ target: pool.target, schema, poolSize }, 'PostgreSQL store open');
     return {
       kind: 'postgres',
