@@ -63,6 +63,11 @@ function worstExcess(sends: number[], ratePerSec: number, burst: number, slackMs
   return worst;
 }
 
+/** `n` instances' rate slices on one bucket in `store`, each answer arriving `latency()` ms after the ask. */
+function slicesOn(net: Network, store: DeliveryLimits, n: number, latency: () => number): RateSlices[] {
+  return Array.from({ length: n }, () => new RateSlices(net.delayed(store, latency), { tokens: () => {} }, logger, () => net.now, 1_000));
+}
+
 const rates = fc.oneof(fc.integer({ min: 1, max: 60 }), fc.constantFrom(0.5, 1.5, 2.5, 7.25));
 
 describe('rate slices of several instances on one bucket', () => {
@@ -83,17 +88,7 @@ describe('rate slices of several instances on one bucket', () => {
           const store = new MemoryDeliveryLimits('store', () => net.now);
           // The latency of the answer to what is asked now: somewhere in [0, maxLatencyMs].
           let latency = 0;
-          const slices = Array.from(
-            { length: instances },
-            () =>
-              new RateSlices(
-                net.delayed(store, () => latency),
-                { tokens: () => {} },
-                logger,
-                () => net.now,
-                1_000,
-              ),
-          );
+          const slices = slicesOn(net, store, instances, () => latency);
           const sends: number[] = [];
           // Each step: time passes, then one instance tries to send a few times.
           for (const [dt, who, pick, tries] of schedule) {
@@ -119,17 +114,7 @@ describe('rate slices of several instances on one bucket', () => {
         async (rate, instances, schedule) => {
           const net = new Network();
           const store = new MemoryDeliveryLimits('store', () => net.now);
-          const slices = Array.from(
-            { length: instances },
-            () =>
-              new RateSlices(
-                net.delayed(store, () => 0),
-                { tokens: () => {} },
-                logger,
-                () => net.now,
-                1_000,
-              ),
-          );
+          const slices = slicesOn(net, store, instances, () => 0);
           const sends: number[] = [];
           for (const [dt, who, tries] of schedule) {
             await net.advance(net.now + dt);
@@ -154,17 +139,7 @@ describe('rate slices of several instances on one bucket', () => {
         async (rate, n, latency) => {
           const net = new Network();
           const store = new MemoryDeliveryLimits('store', () => net.now);
-          const slices = Array.from(
-            { length: n },
-            () =>
-              new RateSlices(
-                net.delayed(store, () => latency),
-                { tokens: () => {} },
-                logger,
-                () => net.now,
-                1_000,
-              ),
-          );
+          const slices = slicesOn(net, store, n, () => latency);
           let sent = 0;
           const seconds = 10;
           // Every instance tries every 2 ms, each as long as it may.
