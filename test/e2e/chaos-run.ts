@@ -15,8 +15,8 @@ export async function shortChaosRun(store: ChaosStore, cluster?: number): Promis
     scenario: 'everything',
     seed: 7,
     seconds: 12,
-    // The runner's default: nothing owed is usually seen within 10 s, but on a loaded machine retries
-    // scheduled during the store outage may come later than 30 s.
+    // The runner's default: nothing is owed within about 10 s on a quiet machine; with two suites side by
+    // side on two cores the last deliveries came more than 30 s after the heal.
     convergeSeconds: 60,
     store,
     ...(cluster === undefined ? {} : { cluster }),
