@@ -184,30 +184,50 @@ async function copySpace(from: Kv, to: Kv, space: string, pageSize: number): Pro
   return copied;
 }
 
-/** Every pending job, a page per transaction. */
-async function copyJobs(from: LevelOutbox, to: PgOutbox, pageSize: number): Promise<CopiedRecords> {
-  let copied = 0;
-  let held = 0;
-  let fresh = 0;
-  for await (const page of from.exportJobs(pageSize)) {
-    fresh += await to.importJobs(page);
-    copied += page.length;
-    for (const j of page) if (j.heldBy !== undefined) held++;
+/**
+ * Every record `pages` yields, a page per transaction through `load` (which answers how many were new
+ * to the target); `marked` counts the held jobs or the superseded dead letters.
+ */
+async function copyPages<T>(
+  pages: AsyncIterable<T[]>,
+  load: (page: T[]) => Promise<number>,
+  marked: (record: T) => boolean,
+): Promise<{ copied: number; marked: number; new: number }> {
+  const counts = { copied: 0, marked: 0, new: 0 };
+  for await (const page of pages) {
+    counts.new += await load(page);
+    counts.copied += page.length;
+    for (const r of page) if (marked(r)) counts.marked++;
   }
-  return { copied, held, new: fresh };
+  return counts;
 }
 
-/** Every dead letter, a page per transaction. */
+/** Every pending job. */
+async function copyJobs(from: LevelOutbox, to: PgOutbox, pageSize: number): Promise<CopiedRecords> {
+  const {
+    copied,
+    marked,
+    new: fresh,
+  } = await copyPages(
+    from.exportJobs(pageSize),
+    (page) => to.importJobs(page),
+    (j) => j.heldBy !== undefined,
+  );
+  return { copied, held: marked, new: fresh };
+}
+
+/** Every dead letter. */
 async function copyDeadLetters(from: LevelOutbox, to: PgOutbox, pageSize: number): Promise<CopiedRecords> {
-  let copied = 0;
-  let superseded = 0;
-  let fresh = 0;
-  for await (const page of from.exportDeadLetters(pageSize)) {
-    fresh += await to.importDeadLetters(page);
-    copied += page.length;
-    for (const l of page) if (l.letter.supersededBy !== undefined) superseded++;
-  }
-  return { copied, superseded, new: fresh };
+  const {
+    copied,
+    marked,
+    new: fresh,
+  } = await copyPages(
+    from.exportDeadLetters(pageSize),
+    (page) => to.importDeadLetters(page),
+    (l) => l.letter.supersededBy !== undefined,
+  );
+  return { copied, superseded: marked, new: fresh };
 }
 
 /** The source database; a store held by a running node is refused with what to do. */
