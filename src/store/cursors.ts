@@ -18,7 +18,7 @@
  *   deleted on the way. Memory: `keep` block records, never a log.
  * - `append(chainId, block, logs, floor, keep)` records an emitted block and its logs, moves `next` past
  *   it and drops the block (and logs) that fell out of the window, in one batch; `appendOps` are those
- *   ops, for a batch of the caller's (and `retractOps` `retract`'s).
+ *   ops, for a batch of the caller's (and `retractOps` `retract`'s); `write(ops)` writes such ops.
  * - `position(chainId)`: the position alone, read without writing anything.
  * - `logs(chainId, number)`: the logs emitted for a block still in the window (undefined otherwise); read
  *   when the block is retracted.
@@ -106,6 +106,11 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
 
   async retract(chainId: number, number: number, floor: number): Promise<void> {
     await this.kv.batch(this.retractOps(chainId, number, floor));
+  }
+
+  /** Writes ops `appendOps` or `retractOps` built, in one batch. */
+  async write(ops: readonly KvOp[]): Promise<void> {
+    await this.kv.batch(ops);
   }
 
   /** `retract`'s ops, for a batch of the caller's. */

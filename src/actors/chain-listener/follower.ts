@@ -111,9 +111,10 @@ export interface FollowerOptions {
   persist: {
     append(block: EmittedBlock, logs: readonly ChainLog[], floor: number, keep: number): Promise<void>;
     retract(number: number, floor: number): Promise<void>;
-    /** The ops of `append` and `retract`, sent with the block (its `cursor`) when given. */
+    /** The ops of `append` and `retract`, sent with the block (its `cursor`) when given; `write` writes them when the receiver did not. */
     appendOps?(block: EmittedBlock, logs: readonly ChainLog[], floor: number, keep: number): KvOp[];
     retractOps?(number: number, floor: number): KvOp[];
+    write?(ops: KvOp[]): Promise<void>;
     /** The logs emitted for a block of the window; undefined when the store has none for it. */
     logs(number: number): Promise<ChainLog[] | undefined>;
   };
@@ -268,7 +269,8 @@ export class ChainFollower {
     const persisted = await this.options.emit(cursor ? { ...msg, cursor } : msg, signal);
     this.floor = floor;
     this.window.push(remembered);
-    if (persisted !== true) await persist.append(remembered, logs, floor, this.window.capacity);
+    if (persisted !== true)
+      await (cursor && persist.write ? persist.write(cursor) : persist.append(remembered, logs, floor, this.window.capacity));
     this.next = number + 1;
     this.options.onProcessed?.(number);
   }
@@ -314,7 +316,7 @@ export class ChainFollower {
       const msg = toMessage(this.options.chainId, block, logs, true);
       const persisted = await this.options.emit(cursor ? { ...msg, cursor } : msg, signal);
       this.window.pop();
-      if (persisted !== true) await persist.retract(block.number, this.floor!);
+      if (persisted !== true) await (cursor && persist.write ? persist.write(cursor) : persist.retract(block.number, this.floor!));
       this.next = block.number;
       this.options.onProcessed?.(block.number - 1);
     }

@@ -164,6 +164,7 @@ export class ChainListener {
           retract: (n, floor) => cursors.retract(config.chainId, n, floor),
           appendOps: (block, logs, floor, keep) => cursors.appendOps(config.chainId, block, logs, floor, keep),
           retractOps: (n, floor) => cursors.retractOps(config.chainId, n, floor),
+          write: (ops) => cursors.write(ops),
           logs: (n) => cursors.logs(config.chainId, n),
         },
         onHead: (head) => this.noteHead(head),
