@@ -18,7 +18,7 @@ import type { Registry } from 'prom-client';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ActorContext, Behaviour } from '../../runtime/types.ts';
 import { countDecryptFailures } from './decrypt-failures.ts';
-import { DeliveryLoop, type DeliveryLoopOptions } from './delivery-loop.ts';
+import { CLAIM_SAFETY_MS, DeliveryLoop, type DeliveryLoopOptions } from './delivery-loop.ts';
 import { delivererMessageSchema } from './messages.ts';
 import { delivererMetrics, type QueueSource } from './metrics.ts';
 import type { DeliveryLimits } from '../../store/delivery-limits.ts';
@@ -46,8 +46,6 @@ export interface DelivererDeps {
 }
 
 const DEFAULT_STOP_GRACE_MS = 5_000;
-/** A claimed job is sent only while its claim outlasts the request's timeout by this much. */
-const CLAIM_SAFETY_MS = 5_000;
 
 export interface Deliverer extends Behaviour<unknown> {
   /** The running loop (tests and admin diagnostics); null before preStart and after postStop. */

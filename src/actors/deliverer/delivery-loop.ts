@@ -49,6 +49,7 @@
  * through `onFatal` (the actor then fails and its supervisor restarts it); a failure while processing
  * one job is logged and the job held for `errorHoldMs`.
  */
+import { DEFAULT_HTTP_CLIENT_OPTIONS } from './http-client.ts';
 import { deferred, type Deferred } from '../../runtime/deferred.ts';
 import { isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -101,7 +102,9 @@ export interface DeliveryLoopOptions extends SchedulerOptions {
   breakerPollMs?: number;
 }
 
-export const DEFAULT_SEND_MARGIN_MS = 20_000;
+/** How long a claim must still run when its job is sent, beyond the request's timeout. */
+export const CLAIM_SAFETY_MS = 5_000;
+export const DEFAULT_SEND_MARGIN_MS = DEFAULT_HTTP_CLIENT_OPTIONS.requestTimeoutMs + CLAIM_SAFETY_MS;
 
 export interface DeliveryLoopStatus {
   running: boolean;
@@ -285,11 +288,6 @@ export class DeliveryLoop {
     return this.guards.view(endpointId);
   }
 
-  /** Reads the cluster's open breakers now (tests; otherwise every `breakerPollMs`). */
-  pollSharedBreakers(): Promise<void> {
-    return this.sharedBreakers?.poll() ?? Promise.resolve();
-  }
-
   status(): DeliveryLoopStatus {
     return {
       running: this.running,
@@ -456,10 +454,11 @@ export class DeliveryLoop {
       const entry = this.cache.fresh(job.endpointId, now) ?? (await this.cache.load(job.endpointId, now));
       // A claimed job may be sent until then (see the module header).
       const sendBy = (this.claimEnds.get(job) ?? Infinity) - this.cfg.sendMarginMs;
-      const refusal = now < sendBy ? this.admission.check(job, entry, now) : null;
       // True: held (the loop's sleep must end by its release time); false: back in the outbox.
       let kept = false;
-      if (now >= sendBy) {
+      const tooLate = now >= sendBy;
+      const refusal = tooLate ? null : this.admission.check(job, entry, now);
+      if (tooLate) {
         // Kept in memory too long to be sent on this claim: scanned again (the scan renews our claim).
         this.deps.logger.debug(
           { jobId: job.id, endpointId: job.endpointId },
