@@ -1,7 +1,8 @@
 /**
  * The cluster store (store.ts) of a LevelDB node: a cluster of one. Its leases live in memory and are
  * always this instance's to take (a LevelDB directory has one process); an epoch grows with every
- * take, as on PostgreSQL. Memory: one entry per lease name (the node's chains and `governance`).
+ * take, as on PostgreSQL. It reports no claims (a LevelDB outbox is one process's: nothing to share).
+ * Memory: one entry per lease name (the node's chains and `governance`).
  */
 import type { ClusterStore, InstanceInfo, InstanceRecord, LeaseRecord } from './store.ts';
 
@@ -13,16 +14,12 @@ interface LocalLease {
 }
 
 export class LocalClusterStore implements ClusterStore {
-  readonly kind = 'local' as const;
   private readonly startedAt = new Date().toISOString();
   private heartbeatAt = this.startedAt;
   private info: InstanceInfo = { leases: [], heights: {} };
   private readonly held = new Map<string, LocalLease>();
 
-  constructor(
-    private readonly self: { id: string; version: string },
-    private readonly claims: () => number = () => 0,
-  ) {}
+  constructor(private readonly self: { id: string; version: string }) {}
 
   async heartbeat(info: InstanceInfo): Promise<void> {
     this.info = info;
@@ -31,7 +28,7 @@ export class LocalClusterStore implements ClusterStore {
 
   async instances(): Promise<InstanceRecord[]> {
     const { id, version } = this.self;
-    return [{ id, version, startedAt: this.startedAt, heartbeatAt: this.heartbeatAt, live: true, claims: this.claims(), info: this.info }];
+    return [{ id, version, startedAt: this.startedAt, heartbeatAt: this.heartbeatAt, live: true, claims: 0, info: this.info }];
   }
 
   async leases(): Promise<LeaseRecord[]> {

@@ -46,7 +46,6 @@ export interface LeaseRecord {
 }
 
 export interface ClusterStore {
-  readonly kind: 'local' | 'postgres';
   heartbeat(info: InstanceInfo): Promise<void>;
   instances(liveMs: number, forgetMs: number): Promise<InstanceRecord[]>;
   leases(): Promise<LeaseRecord[]>;

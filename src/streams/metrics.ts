@@ -29,13 +29,6 @@ export const STREAM_METRIC_NAMES = [
   'stream_messages_sent_total',
 ] as const;
 
-export const STREAM_RELAY_METRIC_NAMES = [
-  'stream_relay_events_total',
-  'stream_relay_dropped_total',
-  'stream_relay_lag_seconds',
-  'stream_relay_listening',
-] as const;
-
 export const TRANSPORTS = ['websocket', 'sse'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 

@@ -216,7 +216,7 @@ describe('GovernanceSequencer', () => {
         const needs: number[] = [];
         const state = { height: 0, keys: [{ keyId: trustedId, publicKey: spkiBase64(trusted.publicKey) }], genesis: [trustedId] };
         const seq = new GovernanceSequencer({
-          store: { commit: async (s) => void commits.push(s) },
+          store: { commit: async (s) => void commits.push(s), height: async () => 0 },
           state,
           apply,
           metrics,

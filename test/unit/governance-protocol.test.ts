@@ -171,6 +171,7 @@ describe('sequencer', () => {
     const needs: number[] = [];
     const sequencer = new GovernanceSequencer({
       store: {
+        height: async () => 0,
         commit: async (state) => {
           if (state.height === 2 && failWrites-- > 0) throw new Error('disk full');
           heights.push(state.height);

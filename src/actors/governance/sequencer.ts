@@ -61,8 +61,8 @@ export interface AppliedMessage {
 }
 
 export interface SequencerDeps {
-  /** `height` (the recorded height) is read in a cluster only. */
-  store: Pick<GovernanceStateStore, 'commit'> & Partial<Pick<GovernanceStateStore, 'height'>>;
+  /** `height` (the recorded height) is read with a `lease` only. */
+  store: Pick<GovernanceStateStore, 'commit' | 'height'>;
   /** The governance lease of a cluster; absent: this instance applies everything. */
   lease?: { current(): unknown };
   state: GovernanceState;
@@ -121,7 +121,7 @@ export class GovernanceSequencer {
     let appliedHere = true;
     try {
       const lease = this.deps.lease;
-      const recorded = lease && this.deps.store.height ? await this.deps.store.height() : this.height;
+      const recorded = lease ? await this.deps.store.height() : this.height;
       let next: GovernanceState;
       if (recorded >= m.seq) {
         appliedHere = false;

@@ -68,12 +68,18 @@ import { SubscriptionIndex } from './subscription-index.ts';
 export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
 const NOTHING_WRITTEN = { jobs: 0, persisted: false } as const;
 
-/** `ops` with the block's fence and its cursor ops (see the header): all of the block's writes in one batch. */
-function withBlockOps(block: ChainBlockMessage, ops: KvOp[]): KvOp[] {
-  if (block.cursor) ops.push(...block.cursor);
+/** `ops` with the block's fence, when it carries one. */
+function fenced(block: ChainBlockMessage, ops: KvOp[]): KvOp[] {
   if (block.fence) ops.push(block.fence);
   return ops;
 }
+
+/** `ops` with the block's cursor ops and its fence (see the header): all of the block's writes in one batch. */
+function withBlockOps(block: ChainBlockMessage, ops: KvOp[]): KvOp[] {
+  if (block.cursor) ops.push(...block.cursor);
+  return fenced(block, ops);
+}
+
 /** Deferred jobs moved into the outbox per batch. */
 const RELEASE_CHUNK = 1_000;
 const PRUNE_EVERY_BLOCKS = 64;
@@ -257,8 +263,15 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       const due = await deferred.due(block.chainId, block.blockNumber, RELEASE_CHUNK);
       if (due.length === 0) break;
       const jobs = due.map(([, job]) => ({ ...job, eventSeenAt: block.seenAt }));
-      released += (await outbox.enqueueBatch(jobs, [...due.map(([key]) => deferred.delOp(key)), ...(block.fence ? [block.fence] : [])]))
-        .enqueued;
+      released += (
+        await outbox.enqueueBatch(
+          jobs,
+          fenced(
+            block,
+            due.map(([key]) => deferred.delOp(key)),
+          ),
+        )
+      ).enqueued;
       if (due.length < RELEASE_CHUNK) break;
     }
     nextRelease.set(block.chainId, (await deferred.nextRelease(block.chainId)) ?? Infinity);

@@ -93,7 +93,6 @@ interface LeaseRow {
 }
 
 export class PgClusterStore implements ClusterStore {
-  readonly kind = 'postgres' as const;
   private readonly startedAt = new Date();
   private readonly call: CallOptions;
 
