@@ -16,7 +16,6 @@ import { EthhookError, isEthhookError } from './runtime/errors.ts';
 import { createLogger } from './runtime/log.ts';
 import { CursorStore } from './store/cursors.ts';
 import { openStore, type OpenedStore } from './store/open.ts';
-import { FORGET_MS } from './cluster/coordinator.ts';
 import { PgClusterStore } from './store/postgres/cluster.ts';
 
 export interface ChainResetRequest {
@@ -66,11 +65,7 @@ export async function resetChainCursorOffline(config: NodeConfig, request: Chain
   }
   try {
     if (store.pg) {
-      const live = (
-        await new PgClusterStore(store.pg, { id: config.node.id, version: '' }, 5_000).instances(config.cluster.leaseMs, FORGET_MS)
-      )
-        .filter((i) => i.live)
-        .map((i) => i.id);
+      const live = await new PgClusterStore(store.pg, { id: config.node.id, version: '' }, 5_000).liveIds(config.cluster.leaseMs);
       if (live.length > 0) {
         throw new EthhookError(
           'ETHHOOK_ERR_STORE_LOCKED',

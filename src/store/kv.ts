@@ -28,7 +28,7 @@ export interface KvRange {
 
 /**
  * A batch's condition: the batch lands only while `holder` holds lease `lease` at `epoch` (src/cluster/
- * leases.ts). On PostgreSQL it is checked in the batch's transaction, the lease row locked (`FOR SHARE`)
+ * coordinator.ts). On PostgreSQL it is checked in the batch's transaction, the lease row locked (`FOR SHARE`)
  * until the commit, so a lease taken over meanwhile waits for the commit or fails the batch whole with
  * ETHHOOK_ERR_LEASE_LOST; an instance paused past its lease writes nothing. LevelDB skips it: a LevelDB
  * directory has one process, which holds every lease.

@@ -81,6 +81,8 @@ describe('spreading the chains', () => {
       ['b', true],
     ]);
     expect(status.leases.filter((l) => l.holder !== null)).toHaveLength(4);
+    // What an offline command reads (chain reset-cursor refuses while any is live): a read only.
+    expect(await new PgClusterStore(pool, { id: 'cli', version: '' }, 1_000).liveIds(LEASE_MS)).toEqual(['a', 'b']);
 
     await b.coordinator.stop();
     running.splice(running.indexOf(b.coordinator), 1);

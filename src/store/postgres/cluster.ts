@@ -135,6 +135,12 @@ export class PgClusterStore implements ClusterStore {
     );
   }
 
+  /** The ids of the instances whose heartbeat is younger than `liveMs`: a read only (an offline command's check). */
+  async liveIds(liveMs: number): Promise<string[]> {
+    const { rows } = await this.pg.run('cluster.live', (c) => c.query<InstanceRow>(INSTANCES, [liveMs]), this.call);
+    return rows.filter((r) => r.live).map((r) => r.id);
+  }
+
   async leases(): Promise<LeaseRecord[]> {
     const { rows } = await this.pg.run('cluster.leases', (c) => c.query<LeaseRow>(LEASES, [this.self.id]), this.call);
     return rows.map((r) => ({
