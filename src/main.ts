@@ -2,23 +2,26 @@
  * runNode: builds a node from its configuration and runs it until SIGTERM/SIGINT or a fatal escalation.
  *
  * Order: logger and metrics registry → the store (src/store/open.ts: LevelDB, or PostgreSQL with its
- * migrations applied; `/ready` names it while it does not answer) and master key (checked against the stored
- * secrets: a key that opens none of them stops the start, ETHHOOK_ERR_MASTER_KEY_MISMATCH) → embedded
+ * migrations applied; `/ready` names it while it does not answer) and master key (checked against the store's
+ * key check and its secrets: a key not the store's stops the start, ETHHOOK_ERR_MASTER_KEY_MISMATCH) → embedded
  * dev chain (when enabled and no chain is configured; its cursor is cleared, as anvil starts a new chain
  * every time) → the demo
  * (src/demo/: when the dev chain runs, `demo.enabled` and no `governance.url` of the operator's: its
  * receiver and governance server, which then is the
  * governance stream the node follows) → the live event streams' hub (on PostgreSQL behind the stream
- * relay, which shares the logs an instance ingests with every instance's stream clients) → the
- * supervision tree (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
+ * relay, which shares the logs an instance ingests with every instance's stream clients) → the cluster
+ * coordinator (src/cluster/coordinator.ts: this instance's heartbeat and its share of the leases, taken
+ * before the tree so each chain listener starts in its mode) → the pipeline notices (on PostgreSQL also
+ * through the notice bus to every instance) → the supervision tree (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
  * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
  * a deliverer placed `forked`/`threaded` by `runtime.actors.deliverer.placement` runs in a child with
  * the same settings and reaches the store through a `deliverer-store` actor, see
  * src/actors/deliverer/placed.ts; in-process it uses the store directly)
  * → signal handlers → the `node running` line saying where everything is (and, with the demo, the
  * same as a short block on stderr and a `status` line every `demo.statusIntervalMs`).
- * On the way out: the tree stops in reverse order within `node.shutdownDeadlineMs`, then the stream
- * relay, the demo's services, the dev chain and the store close. Returns the process exit code (0 after a clean
+ * On the way out: the tree stops in reverse order within `node.shutdownDeadlineMs` (from the signal the
+ * admin API refuses changes), then the notice bus, the coordinator (leases released, this instance gone
+ * from the cluster), the stream relay, the demo's services, the dev chain and the store close. Returns the process exit code (0 after a clean
  * shutdown, 1 after a failure).
  */
 import type { AddressInfo } from 'node:net';
