@@ -143,10 +143,15 @@ describe('npm start with no configuration', () => {
     const overWs: unknown[] = [];
     ws.on('message', (data) => overWs.push(JSON.parse(wsText(data))));
 
-    // The status line reports webhooks the receiver verified.
+    // The status line reports webhooks the receiver verified. The receiver counts a webhook when it
+    // arrives, the node once its answer is back: a line may catch one in between, so the line looked
+    // at is one where the node's count has caught up.
     const status = await until(
-      'the receiver to verify a few webhooks',
-      () => lines.filter((l) => l.msg === 'status').find((l) => (l.verified as number) >= 3),
+      'the receiver to verify a few webhooks, and the node to count them delivered',
+      () =>
+        lines
+          .filter((l) => l.msg === 'status')
+          .find((l) => (l.verified as number) >= 3 && (l.delivered as number) >= (l.verified as number)),
       40_000,
     );
     expect(status).toMatchObject({ verifyFailures: 0, head: { dev: expect.any(Number) }, governanceHeight: 4 });
