@@ -329,7 +329,10 @@ describe('counts and bodies', () => {
   });
 });
 
-/** Runs the child until it has enqueued `minBatches`, then a random few ms more, then SIGKILLs it. */
+/**
+ * Runs the child until it has enqueued `minBatches` and completed a job (on a loaded machine its
+ * completions may trail its enqueues), then a random few ms more, then SIGKILLs it.
+ */
 function runAndKill(url: string, schema: string, minBatches: number): Promise<{ enqueued: number; completed: string[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, url, schema], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -347,7 +350,7 @@ function runAndKill(url: string, schema: string, minBatches: number): Promise<{ 
         if (kind === 'e') enqueued = Number(value);
         else if (kind === 'c') completed.push(value!);
       }
-      if (!killing && enqueued >= minBatches) {
+      if (!killing && enqueued >= minBatches && completed.length > 0) {
         killing = true;
         setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 30));
       }
