@@ -90,12 +90,21 @@ async function instance(
   schema: string,
   relayOptions: Partial<PgStreamRelayOptions> = {},
   retryForMs = 60_000,
+  relayPool: (pool: PgPool) => PgPool = (pool) => pool,
 ): Promise<Instance> {
   const registry = new Registry();
   const pool = await openPgPool({ url, schema, logger: quiet, registry, retryForMs });
   await migrate(pool);
   // Polls far apart: what arrives in time came through NOTIFY or a reconnection's read.
-  const relay = await startStreamRelay({ pool, hub: hubs[name], origin: name, logger, registry, pollMs: 600_000, ...relayOptions });
+  const relay = await startStreamRelay({
+    pool: relayPool(pool),
+    hub: hubs[name],
+    origin: name,
+    logger,
+    registry,
+    pollMs: 600_000,
+    ...relayOptions,
+  });
   return {
     relay,
     pool,
@@ -298,6 +307,40 @@ describe('lost connections', () => {
       await b?.close();
       await proxy.stop();
       await server.close();
+    }
+  });
+});
+
+describe('transactions run again', () => {
+  // The pool runs a transaction again when its COMMIT was cut off or answered with an error after it
+  // had landed. Here every write transaction of A runs twice, both times committed: B's clients still
+  // get each log once.
+  it('a batch whose transaction ran twice reaches the other instances once', async () => {
+    const { url, schema } = pgTestSchema('relay_twice');
+    const twice = (pool: PgPool): PgPool => ({
+      ...pool,
+      tx: async (op, fn, options) => {
+        await pool.tx(op, fn, options);
+        return pool.tx(op, fn, options);
+      },
+    });
+    const a = await instance('a', url, schema, {}, 60_000, twice);
+    const b = await instance('b', url, schema);
+    try {
+      const bWs = await connect('b', 'websocket');
+      await publishRange(a.relay, 1, 200, 7);
+      await waitFor(() => a.counters.events.out === 200, 20_000, 'A wrote');
+      // Ids commit in order: once B has A's last log, it has read every row before it.
+      a.relay.publish(log(1_001));
+      await waitFor(() => bWs.logs().includes(1_001), 20_000, "B's client gets A's last log");
+      expect(bWs.logs()).toEqual([...range(1, 200), 1_001]);
+      const { rows } = await a.pool.run('test.rows', (c) =>
+        c.query('SELECT events::text FROM stream_events GROUP BY events::text HAVING count(*) > 1'),
+      );
+      expect(rows).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });

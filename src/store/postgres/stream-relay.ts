@@ -15,8 +15,10 @@
  * instance's id, the events as JSON), and `pg_notify(channel, id)`. The lock makes ids commit in
  * increasing order: two instances ingesting two chains would otherwise commit id 8 before id 7, and a
  * reader that had seen 8 would never read 7. A NOTIFY payload is limited to 8,000 bytes, so it carries
- * only the id; the events are in the row. A COMMIT cut off and retried may land twice: remote clients
- * may then see a batch twice, as they may after the Matcher replays a block.
+ * only the id; the events are in the row. Each batch carries a UUID drawn once per batch (migration 005,
+ * unique): when the pool runs the transaction again after a COMMIT that had landed (cut off, or answered
+ * with an error), the insert finds its batch there and writes and notifies nothing, so a batch is read
+ * once. Remote clients may still see a block's events twice after the Matcher replays the block.
  *
  * Reading: a connection of its own, outside the pool (`application_name` ethhook-stream-relay), that
  * LISTENs on `ethhook_streams_<schema>` (notifications are per database; the schema keeps two clusters
@@ -37,7 +39,7 @@
  * Memory: the outbound buffer is StreamRelay's (10,000 events); a read holds one page of rows
  * (`READ_PAGE_ROWS`, 32 batches of at most 1,000 events).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { describeError } from '../../runtime/errors.ts';
@@ -58,7 +60,9 @@ export const DEFAULT_PG_STREAM_RELAY_OPTIONS = {
 const READ_PAGE_ROWS = 32;
 const READ_TIMEOUT_MS = 10_000;
 
-const INSERT_SQL = 'INSERT INTO stream_events (origin, events) VALUES ($1, $2::json) RETURNING id::text AS id';
+const INSERT_SQL = `
+  INSERT INTO stream_events (origin, batch, events) VALUES ($1, $2, $3::json)
+  ON CONFLICT (batch) DO NOTHING RETURNING id::text AS id`;
 const NEWEST_SQL = 'SELECT coalesce(max(id), 0)::text AS id FROM stream_events';
 const READ_SQL = `
   SELECT id::text AS id, origin = $2 AS own, CASE WHEN origin = $2 THEN NULL ELSE events END AS events,
@@ -119,12 +123,16 @@ export async function startStreamRelay(options: PgStreamRelayOptions): Promise<P
     log,
     ...(options.maxBufferedEvents !== undefined ? { maxBufferedEvents: options.maxBufferedEvents } : {}),
     ...(options.maxBatchEvents !== undefined ? { maxBatchEvents: options.maxBatchEvents } : {}),
-    write: (events) =>
-      pool.tx('streams.relay.write', async (client) => {
+    write: (events) => {
+      const batch = randomUUID();
+      const json = JSON.stringify(events);
+      return pool.tx('streams.relay.write', async (client) => {
         await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey]);
-        const { rows } = await client.query<{ id: string }>(INSERT_SQL, [origin, JSON.stringify(events)]);
-        await client.query('SELECT pg_notify($1, $2)', [channel, rows[0]!.id]);
-      }),
+        const { rows } = await client.query<{ id: string }>(INSERT_SQL, [origin, batch, json]);
+        // No row: an earlier run of this transaction committed the batch (and its NOTIFY).
+        if (rows[0] !== undefined) await client.query('SELECT pg_notify($1, $2)', [channel, rows[0].id]);
+      });
+    },
   });
 
   /** The last id read; undefined until the first connection says where the stream stands. */
