@@ -3,7 +3,7 @@
  * (src/store/kv.ts) keyed by id (`sub_...`), with an index `subscriptions-by-endpoint` (`<endpointId>!<subId>`) for
  * per-endpoint listing and cascading deletes.
  *
- * Record: `{ id, endpointId, chainId, addresses?, topics?, confirmations?, createdAt }`.
+ * Record: `{ id, endpointId, chainId, addresses?, topics?, confirmations?, finality?, createdAt }`.
  * The filter has exactly `eth_getLogs` semantics (go-ethereum's `filterLogs`):
  * - `addresses`: the log's address is one of them; absent (or given empty) means any address.
  * - `topics`: positional; position i is `null` (any), a topic, or a list of topics (any of them; an
@@ -12,6 +12,9 @@
  * Addresses and topics are stored lowercase and deduplicated, so matching is a string comparison.
  * `confirmations`: the listener emits at its chain's confirmation depth; the Matcher defers the jobs of
  * a subscription that wants more (see src/actors/matcher/README.md).
+ * `finality` (`latest` when absent): `safe` or `finalized` holds the jobs until the chain's `safe` or
+ * `finalized` block has reached the log's block (the listener polls those tags; src/actors/matcher/README.md),
+ * on top of `confirmations`.
  * Creating a subscription for an unknown endpoint is an error (ETHHOOK_ERR_ENDPOINT_NOT_FOUND).
  * After any change the caller notifies the Matcher (`subscriptions.changed`), which patches its index.
  */
@@ -46,6 +49,9 @@ export type TopicPosition = null | string | string[];
 export const subscriptionIdSchema = z.string().regex(/^sub_[A-Za-z0-9_-]{1,64}$/, 'must be "sub_" followed by 1 to 64 of [A-Za-z0-9_-]');
 const chainIdSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const confirmationsSchema = z.number().int().min(0).max(10_000);
+export const FINALITIES = ['latest', 'safe', 'finalized'] as const;
+export type Finality = (typeof FINALITIES)[number];
+const finalitySchema = z.enum(FINALITIES);
 
 /** The stored shape (already normalized). */
 export const subscriptionSchema = z.object({
@@ -61,6 +67,7 @@ export const subscriptionSchema = z.object({
     .max(4)
     .optional(),
   confirmations: confirmationsSchema.optional(),
+  finality: finalitySchema.optional(),
   createdAt: z.number().int(),
 });
 export type Subscription = z.infer<typeof subscriptionSchema>;
@@ -71,6 +78,7 @@ export const subscriptionCreateSchema = z.strictObject({
   addresses: z.array(addressSchema).max(MAX_ADDRESSES).transform(dedupe).optional(),
   topics: z.array(topicPositionSchema).max(4).optional(),
   confirmations: confirmationsSchema.optional(),
+  finality: finalitySchema.optional(),
   id: subscriptionIdSchema.optional(),
 });
 export type SubscriptionCreateInput = z.input<typeof subscriptionCreateSchema>;
@@ -111,6 +119,7 @@ export class SubscriptionStore {
         ...(parsed.addresses && parsed.addresses.length > 0 ? { addresses: parsed.addresses } : {}),
         ...(parsed.topics ? { topics: parsed.topics } : {}),
         ...(parsed.confirmations !== undefined ? { confirmations: parsed.confirmations } : {}),
+        ...(parsed.finality !== undefined ? { finality: parsed.finality } : {}),
         createdAt: now,
       });
       await this.kv.batch([this.records.putOp(id, sub), this.byEndpoint.putOp(`${sub.endpointId}!${id}`, id)]);

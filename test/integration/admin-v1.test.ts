@@ -528,6 +528,7 @@ describe('subscriptions', () => {
         addresses: [ADDRESS, ADDRESS.toLowerCase()],
         topics: [T0, null, [T2A, T2B, T2A]],
         confirmations: 3,
+        finality: 'finalized',
       },
     });
     expect(r.status).toBe(201);
@@ -539,6 +540,7 @@ describe('subscriptions', () => {
       addresses: [ADDRESS.toLowerCase()],
       topics: [T0, null, [T2A.toLowerCase(), T2B]],
       confirmations: 3,
+      finality: 'finalized',
       createdAt: expect.any(Number),
     });
     expect(noticesTo('matcher').slice(mark)).toEqual([{ type: 'subscriptions.changed', upserted: [sub.id] }]);
@@ -562,6 +564,7 @@ describe('subscriptions', () => {
     badField(await post({ chainId: 0 }), 'chainId');
     badField(await post({ chainId: '1' }), 'chainId');
     badField(await post({ confirmations: -1 }), 'confirmations');
+    badField(await post({ finality: 'final' }), 'finality');
     badField(await post({ endpointId: 'nope' }), 'endpointId');
     badField(await post({ colour: 'red' }), 'colour');
     const missing = await call('POST', '/v1/subscriptions', { body: { endpointId: endpoint.id } });

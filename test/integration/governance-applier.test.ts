@@ -173,7 +173,18 @@ describe('each message type', () => {
       createdAt: first.createdAt,
     });
     expect(await n.subscriptions.list({ endpointId: 'ep_s' })).toEqual([]);
+    // A change of finality alone is a change.
+    await n.apply('subscription.upsert', {
+      id: 'sub_s',
+      endpointId: 'ep_t',
+      chainId: 5,
+      topics: [TOPIC, null],
+      confirmations: 3,
+      finality: 'safe',
+    });
+    expect((await n.subscriptions.require('sub_s')).finality).toBe('safe');
     expect(n.notices.filter((x) => x.to === 'matcher')).toEqual([
+      { to: 'matcher', change: { upserted: ['sub_s'] } },
       { to: 'matcher', change: { upserted: ['sub_s'] } },
       { to: 'matcher', change: { upserted: ['sub_s'] } },
     ]);

@@ -152,6 +152,7 @@ function sameSubscription(stored: Subscription, p: GovernancePayload<'subscripti
     addresses: p.addresses && p.addresses.length > 0 ? p.addresses : undefined,
     topics: p.topics,
     confirmations: p.confirmations,
+    finality: p.finality,
   };
   const have = {
     endpointId: stored.endpointId,
@@ -159,6 +160,7 @@ function sameSubscription(stored: Subscription, p: GovernancePayload<'subscripti
     addresses: stored.addresses,
     topics: stored.topics,
     confirmations: stored.confirmations,
+    finality: stored.finality,
   };
   return JSON.stringify(wanted) === JSON.stringify(have);
 }

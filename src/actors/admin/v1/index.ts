@@ -16,7 +16,7 @@
  *   GET    /v1/endpoints/:id/breaker          read                                                { breaker }
  *   POST   /v1/endpoints/:id/breaker/close    operate  (closes the circuit breaker now)           { breaker }
  *   POST   /v1/endpoints/:id/breaker/probe    operate  (the next request is the probe)            { breaker }
- *   POST   /v1/subscriptions                  operate  { endpointId, chainId, addresses?, topics?, confirmations? }  201 { subscription }
+ *   POST   /v1/subscriptions                  operate  { endpointId, chainId, addresses?, topics?, confirmations?, finality? }  201 { subscription }
  *                                                     (a chainId this node does not follow: 400 naming `chainId`, listing those it does)
  *   GET    /v1/subscriptions                  read*    ?limit=&after=<sub id>&endpointId=&chainId=  { data: [subscription], next }
  *   GET    /v1/subscriptions/:id              read*                                               { subscription }
