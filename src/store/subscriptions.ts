@@ -3,7 +3,7 @@
  * (src/store/kv.ts) keyed by id (`sub_...`), with an index `subscriptions-by-endpoint` (`<endpointId>!<subId>`) for
  * per-endpoint listing and cascading deletes.
  *
- * Record: `{ id, endpointId, chainId, addresses?, topics?, confirmations?, finality?, createdAt }`.
+ * Record: `{ id, endpointId, chainId, addresses?, topics?, confirmations?, finality?, abi?, filter?, createdAt }`.
  * The filter has exactly `eth_getLogs` semantics (go-ethereum's `filterLogs`):
  * - `addresses`: the log's address is one of them; absent (or given empty) means any address.
  * - `topics`: positional; position i is `null` (any), a topic, or a list of topics (any of them; an
@@ -15,6 +15,14 @@
  * `finality` (`latest` when absent): `safe` or `finalized` holds the jobs until the chain's `safe` or
  * `finalized` block has reached the log's block (the listener polls those tags; src/actors/matcher/README.md),
  * on top of `confirmations`.
+ * `abi` / `events` / `filter` (src/abi/): the events whose logs the webhooks carry decoded (`data.event`),
+ * and a filter on their arguments, address and block number, run on the logs `topics` let through.
+ * Given: `abi` (human-readable declarations and/or JSON ABI fragments), `events` (names to pick; all by
+ * default), `filter` (the grammar of src/abi/filter.ts). Stored: `abi` as the chosen events' canonical
+ * declarations (`events` is not kept: the abi is the choice), their topic0 folded into `topics[0]`
+ * (src/abi/subscription-fields.ts says how a given `topics[0]` and the events combine), `filter` as given.
+ * Checked at creation, from the admin API and the governance stream alike (resolveAbiFields):
+ * ETHHOOK_ERR_INVALID_INPUT naming the field (`abi[2]`, `filter.and[0]["args.value"].gte`).
  * Creating a subscription for an unknown endpoint is an error (ETHHOOK_ERR_ENDPOINT_NOT_FOUND).
  * After any change the caller notifies the Matcher (`subscriptions.changed`), which patches its index.
  */
@@ -26,9 +34,14 @@ import { newId } from './ids.ts';
 import { PREFIX_END } from './keys.ts';
 import { Serial } from '../runtime/serial.ts';
 import { parseInput } from './validate.ts';
+import { AbiInputError, MAX_EVENTS } from '../abi/events.ts';
+import { resolveAbiFields, type AbiFields, type AbiFieldsInput } from '../abi/subscription-fields.ts';
+import { formatPath } from '../config/path.ts';
 
 export const MAX_ADDRESSES = 1000;
 export const MAX_TOPIC_ALTERNATIVES = 100;
+export const MAX_ABI_ENTRIES = 1000;
+export const MAX_ABI_ENTRY_CHARS = 4096;
 
 export const addressSchema = z
   .string()
@@ -68,6 +81,8 @@ export const subscriptionSchema = z.object({
     .optional(),
   confirmations: confirmationsSchema.optional(),
   finality: finalitySchema.optional(),
+  abi: z.array(z.string()).min(1).optional(),
+  filter: z.unknown().optional(),
   createdAt: z.number().int(),
 });
 export type Subscription = z.infer<typeof subscriptionSchema>;
@@ -79,6 +94,13 @@ export const subscriptionCreateSchema = z.strictObject({
   topics: z.array(topicPositionSchema).max(4).optional(),
   confirmations: confirmationsSchema.optional(),
   finality: finalitySchema.optional(),
+  abi: z
+    .array(z.union([z.string().max(MAX_ABI_ENTRY_CHARS), z.record(z.string(), z.unknown())]))
+    .min(1)
+    .max(MAX_ABI_ENTRIES)
+    .optional(),
+  events: z.array(z.string().min(1).max(1024)).min(1).max(MAX_EVENTS).optional(),
+  filter: z.unknown().optional(),
   id: subscriptionIdSchema.optional(),
 });
 export type SubscriptionCreateInput = z.input<typeof subscriptionCreateSchema>;
@@ -106,6 +128,7 @@ export class SubscriptionStore {
 
   async create(input: SubscriptionCreateInput, now = Date.now()): Promise<Subscription> {
     const parsed = parseInput(subscriptionCreateSchema, input, 'subscription');
+    const decoding = abiFields(parsed);
     return this.writes.run(async () => {
       await this.endpoints.require(parsed.endpointId);
       const id = parsed.id ?? newId('sub_', now);
@@ -117,9 +140,11 @@ export class SubscriptionStore {
         endpointId: parsed.endpointId,
         chainId: parsed.chainId,
         ...(parsed.addresses && parsed.addresses.length > 0 ? { addresses: parsed.addresses } : {}),
-        ...(parsed.topics ? { topics: parsed.topics } : {}),
+        ...(decoding.topics ? { topics: decoding.topics } : {}),
         ...(parsed.confirmations !== undefined ? { confirmations: parsed.confirmations } : {}),
         ...(parsed.finality !== undefined ? { finality: parsed.finality } : {}),
+        ...(decoding.abi ? { abi: decoding.abi } : {}),
+        ...(decoding.filter !== undefined ? { filter: decoding.filter } : {}),
         createdAt: now,
       });
       await this.kv.batch([this.records.putOp(id, sub), this.byEndpoint.putOp(`${sub.endpointId}!${id}`, id)]);
@@ -192,6 +217,31 @@ export class SubscriptionStore {
       await this.kv.batch(ids.flatMap((id) => [this.records.delOp(id), this.byEndpoint.delOp(`${prefix}${id}`)]));
       return ids;
     });
+  }
+}
+
+/** The stored abi, topics and filter of a create input (see the header); ETHHOOK_ERR_INVALID_INPUT naming the field. */
+export function abiFields(input: AbiFieldsInput): AbiFields {
+  try {
+    return resolveAbiFields(input);
+  } catch (err) {
+    if (!(err instanceof AbiInputError)) throw err;
+    const field = formatPath(err.path);
+    throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid subscription: ${field}: ${err.problem}`, {
+      what: 'subscription',
+      field,
+      issues: [{ path: field, message: err.problem }],
+    });
+  }
+}
+
+/** For a zod `superRefine` of a create body: the first problem of its abi, events or filter as an issue at its path. */
+export function checkAbiFields(input: AbiFieldsInput, ctx: z.RefinementCtx): void {
+  try {
+    resolveAbiFields(input);
+  } catch (err) {
+    if (!(err instanceof AbiInputError)) throw err;
+    ctx.addIssue({ code: 'custom', path: [...err.path], message: err.problem });
   }
 }
 

@@ -210,6 +210,51 @@ describe('what the stream cannot fix is skipped, not thrown', () => {
     expect(n.applied.map((a) => a.seq)).toEqual([1, 2, 3]);
   });
 
+  it('a subscription whose abi or filter the store refuses is skipped naming the field; the same abi given again replaces nothing', async () => {
+    const n = await node();
+    await n.apply('endpoint.upsert', { id: 'ep_a', url: 'https://a.example/' });
+    await n.apply('subscription.upsert', { id: 'sub_bad', endpointId: 'ep_a', chainId: 1, abi: ['event X(uint257 a)'] });
+    await n.apply('subscription.upsert', {
+      id: 'sub_bad2',
+      endpointId: 'ep_a',
+      chainId: 1,
+      abi: ['event X(uint256 a)'],
+      filter: { 'args.b': { eq: 1 } },
+    });
+    expect(await n.subscriptions.list()).toEqual([]);
+    const skipped = n.lines.filter((l) => l.msg === 'governance message skipped: nothing to apply it to');
+    expect(skipped.map((l) => [l.type, l.field])).toEqual([
+      ['subscription.upsert', 'abi[0]'],
+      ['subscription.upsert', 'filter["args.b"]'],
+    ]);
+    // A JSON fragment is stored as its canonical declaration, with its topic0 as topics[0].
+    const transfer = {
+      id: 'sub_ok',
+      endpointId: 'ep_a',
+      chainId: 1,
+      abi: [
+        {
+          type: 'event',
+          name: 'Transfer',
+          inputs: [
+            { name: 'from', type: 'address', indexed: true },
+            { name: 'to', type: 'address', indexed: true },
+            { name: 'value', type: 'uint256' },
+          ],
+        },
+      ],
+      filter: { 'args.value': { gte: '10' } },
+    };
+    await n.apply('subscription.upsert', transfer);
+    const stored = await n.subscriptions.require('sub_ok');
+    expect(stored.abi).toEqual(['event Transfer(address indexed from, address indexed to, uint256 value)']);
+    expect(stored.topics).toEqual(['0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef']);
+    expect(stored.filter).toEqual({ 'args.value': { gte: '10' } });
+    await n.apply('subscription.upsert', transfer);
+    expect(n.lines.filter((l) => l.msg === 'governance: subscription replaced')).toEqual([]);
+    expect((await n.subscriptions.require('sub_ok')).createdAt).toBe(stored.createdAt);
+  });
+
   it('a store failure still rejects (a retry can fix it)', async () => {
     const n = await node();
     await n.close();

@@ -15,7 +15,9 @@
  * - `endpoint.delete` deletes the endpoint and its subscriptions (removeEndpointCascade).
  * - `endpoint.pause` / `endpoint.resume` set `paused`.
  * - `subscription.upsert` creates the subscription or, when its filter or endpoint differ, replaces it
- *   (same id, same createdAt).
+ *   (same id, same createdAt). Its abi, events and filter are checked as the admin API checks them
+ *   (src/store/subscriptions.ts); a payload they refuse is skipped (ETHHOOK_ERR_GOVERNANCE_SKIPPED, the
+ *   reason naming the field): no later message could make it valid.
  * - `subscription.delete` deletes it.
  *
  * What the stream cannot fix never throws: a rejection makes the stream ask for the same message again
@@ -31,7 +33,8 @@
 import { isEthhookError } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../store/endpoints.ts';
-import { removeEndpointCascade, type Subscription, type SubscriptionStore } from '../../store/subscriptions.ts';
+import { abiFields, removeEndpointCascade, type Subscription, type SubscriptionStore } from '../../store/subscriptions.ts';
+import type { AbiFields } from '../../abi/subscription-fields.ts';
 import type { PipelineNotices } from '../../pipeline-notices.ts';
 import type { ApplyMeta, GovernanceApplier } from './applier.ts';
 import type { GovernanceErrorCode } from './errors.ts';
@@ -119,8 +122,15 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
       if ((await endpoints.get(p.endpointId)) === undefined) {
         return skip(type, meta, 'its endpoint does not exist', { subscriptionId: p.id, endpointId: p.endpointId });
       }
+      let fields: AbiFields;
+      try {
+        fields = abiFields(p);
+      } catch (err) {
+        if (!isEthhookError(err, 'ETHHOOK_ERR_INVALID_INPUT')) throw err;
+        return skip(type, meta, err.message, { subscriptionId: p.id, field: err.context.field });
+      }
       const existing = await subscriptions.get(p.id);
-      if (existing === undefined || !sameSubscription(existing, p)) {
+      if (existing === undefined || !sameSubscription(existing, p, fields)) {
         if (existing !== undefined) await subscriptions.remove(p.id);
         // createdAt is kept: a replaced subscription keeps its place in listings.
         if (!(await unlessMissing('ETHHOOK_ERR_ENDPOINT_NOT_FOUND', () => subscriptions.create(p, existing?.createdAt)))) {
@@ -145,14 +155,16 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
 }
 
 /** The stored subscription already says what the payload says (both normalized by the store's schemas). */
-function sameSubscription(stored: Subscription, p: GovernancePayload<'subscription.upsert'>): boolean {
+function sameSubscription(stored: Subscription, p: GovernancePayload<'subscription.upsert'>, fields: AbiFields): boolean {
   const wanted = {
     endpointId: p.endpointId,
     chainId: p.chainId,
     addresses: p.addresses && p.addresses.length > 0 ? p.addresses : undefined,
-    topics: p.topics,
+    topics: fields.topics,
     confirmations: p.confirmations,
     finality: p.finality,
+    abi: fields.abi,
+    filter: fields.filter,
   };
   const have = {
     endpointId: stored.endpointId,
@@ -161,6 +173,8 @@ function sameSubscription(stored: Subscription, p: GovernancePayload<'subscripti
     topics: stored.topics,
     confirmations: stored.confirmations,
     finality: stored.finality,
+    abi: stored.abi,
+    filter: stored.filter,
   };
   return JSON.stringify(wanted) === JSON.stringify(have);
 }
