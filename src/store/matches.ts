@@ -11,8 +11,11 @@
  * webhook-id, so the re-emitted `log.created` is not discarded as a duplicate of the first one.
  *
  * Keys in the `matches` space (src/store/kv.ts): `<chainId>!<blockNumber 15d>!<blockHash>!<logIndex 6d>!<subscriptionId>`
- * -> `{ endpointId, deferred? }`, `deferred` being the key of the job in deferred.ts when the
- * subscription's confirmations held it back (a retraction deletes it there if it is still waiting). Ordered by block number per chain so `prune` drops everything below the reorg
+ * -> `{ endpointId, deferred?, event? }`, `deferred` being the key of the job in deferred.ts when the
+ * subscription's confirmations held it back (a retraction deletes it there if it is still waiting), and
+ * `event` the declaration of the event the log was decoded as (src/abi/events.ts) when the subscription
+ * has an abi, so its `log.removed` carries the same decoded event even if the subscription changed or
+ * went since. Ordered by block number per chain so `prune` drops everything below the reorg
  * window with one range delete.
  */
 import { padNumber, PREFIX_END } from './keys.ts';
@@ -24,6 +27,8 @@ export interface MatchRecord {
   endpointId: string;
   /** The deferred job's key (deferred.ts), when the log.created job was deferred. */
   deferred?: string;
+  /** The declaration of the event the log was decoded as, when the subscription has an abi. */
+  event?: string;
 }
 
 export interface BlockRef {
@@ -33,7 +38,7 @@ export interface BlockRef {
 }
 
 export class MatchStore {
-  private readonly records: KvSpace<{ endpointId: string; deferred?: string }>;
+  private readonly records: KvSpace<{ endpointId: string; deferred?: string; event?: string }>;
   private readonly retracted: KvSpace<number>;
 
   constructor(kv: Kv) {
@@ -47,8 +52,9 @@ export class MatchStore {
 
   /** One put per matched (log, subscription), in the block's batch. */
   putOp(block: BlockRef, record: MatchRecord): KvOp {
-    const value =
-      record.deferred === undefined ? { endpointId: record.endpointId } : { endpointId: record.endpointId, deferred: record.deferred };
+    const value: { endpointId: string; deferred?: string; event?: string } = { endpointId: record.endpointId };
+    if (record.deferred !== undefined) value.deferred = record.deferred;
+    if (record.event !== undefined) value.event = record.event;
     return this.records.putOp(this.key(block, record.logIndex, record.subscriptionId), value);
   }
 
@@ -74,6 +80,7 @@ export class MatchStore {
         endpointId: value.endpointId,
       };
       if (typeof value.deferred === 'string') record.deferred = value.deferred;
+      if (typeof value.event === 'string') record.event = value.event;
       out.push(record);
     }
     return out;

@@ -12,14 +12,17 @@
  * generation, and the `log.created` of generation n > 0 (its block came back) the `log.removed` of
  * generation n - 1. A first `log.created` follows nothing.
  *
- * Payload (the webhook body): `{ type, timestamp, data: { chainId, blockNumber, blockHash,
- * transactionHash, logIndex, address, topics, data, subscriptionId } }`. `timestamp` (ISO 8601) is
- * when the event happened: the block's timestamp for `log.created`, the moment the listener saw the
- * retraction for `log.removed`.
+ * Payload (the webhook body, docs/webhook-body.schema.json): `{ type, timestamp, data: { chainId,
+ * blockNumber, blockHash, transactionHash, logIndex, address, topics, data, subscriptionId, event? } }`.
+ * `timestamp` (ISO 8601) is when the event happened: the block's timestamp for `log.created`, the moment
+ * the listener saw the retraction for `log.removed`. `event` is there only for a subscription with an
+ * abi: the decoded log `{ name, signature, args }` (src/abi/decode.ts), or null when the log does not
+ * decode under it; a `log.removed` carries the event of the `log.created` it retracts.
  */
 import { hash } from 'node:crypto';
 import type { JobType, NewJob, WebhookPayload } from '../../store/outbox/job.ts';
 import type { ChainBlockMessage, ChainLog } from './messages.ts';
+import type { WebhookEvent } from '../../abi/decode.ts';
 
 export interface JobTarget {
   readonly subscriptionId: string;
@@ -47,6 +50,7 @@ export function buildJob(
   type: JobType,
   timestamp: string,
   generation = 0,
+  event?: WebhookEvent | null,
 ): NewJob {
   // A literal, not a spread of a shared helper: this runs per (log, subscription) match, and the
   // spread measured a third slower with twice the RSS in bench:match.
@@ -65,6 +69,7 @@ export function buildJob(
       subscriptionId: target.subscriptionId,
     },
   };
+  if (event !== undefined) payload.data.event = event;
   const job: NewJob = {
     id: webhookId(block.chainId, log.blockHash, log.logIndex, target.subscriptionId, type, generation),
     endpointId: target.endpointId,

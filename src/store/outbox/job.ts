@@ -23,6 +23,11 @@ export const webhookPayloadSchema = z.object({
     topics: z.array(z.string()),
     data: z.string(),
     subscriptionId: z.string(),
+    /** The decoded log, for a subscription with an abi (src/actors/matcher/jobs.ts); null: it did not decode. */
+    event: z
+      .object({ name: z.string(), signature: z.string(), args: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]) })
+      .nullable()
+      .optional(),
   }),
 });
 export type WebhookPayload = z.infer<typeof webhookPayloadSchema>;
