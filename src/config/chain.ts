@@ -32,9 +32,12 @@
  *   blocks can carry more.
  * - `startBlock`: where a chain with no persisted cursor starts (`latest` = the confirmed head at the
  *   listener's first session); pinned in the store at that session, before the node reports ready.
+ * - `finalityPollMs` (6 s): how often the chain's `safe` and `finalized` blocks are asked of the provider
+ *   read from (src/actors/chain-listener/finality.ts), for subscriptions with `finality`.
  * - Durations take milliseconds or strings with a unit (`"10s"`); unknown keys are refused.
  */
 import { z } from 'zod';
+import { DEFAULT_FINALITY_POLL_MS } from '../actors/chain-listener/finality.ts';
 import { duration } from './duration.ts';
 
 const wsUrl = z.url({ protocol: /^wss?$/, error: 'must be a ws:// or wss:// URL' });
@@ -100,6 +103,8 @@ export const chainConfigSchema = z
     pollIntervalMs: period().default(1_000),
     /** A WebSocket session without a head for this long asks for the latest block (a liveness check). */
     heartbeatMs: period().default(10_000),
+    /** How often the `safe` and `finalized` blocks are polled (finality.ts). */
+    finalityPollMs: period().default(DEFAULT_FINALITY_POLL_MS),
     wsFailuresBeforeFallback: z.number().int().min(1).default(3),
     /**
      * Inbound frames larger than this are refused (the connection is dropped and re-established; a log

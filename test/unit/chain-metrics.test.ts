@@ -13,7 +13,10 @@ describe('getChainMetrics', () => {
     const names = (await registry.getMetricsAsJSON()).map((x) => x.name).sort();
     expect(names).toEqual(
       [
+        'chain_finality_known',
+        'chain_finality_rejected_total',
         'chain_finalized_height',
+        'chain_safe_height',
         'chain_height',
         'chain_lag_blocks',
         'chain_processed_height',

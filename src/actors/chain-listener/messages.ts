@@ -66,6 +66,11 @@ export const chainBlockMessageSchema = z.object({
    * `persisted: true`; otherwise the listener writes them after the acknowledgement.
    */
   cursor: z.array(cursorOpSchema).optional(),
+  /**
+   * The chain's `safe` and `finalized` heights as the listener trusted them when it emitted the block
+   * (finality.ts); a tag absent is unknown. The Matcher releases the jobs waiting for them.
+   */
+  finality: z.strictObject({ safe: uint.optional(), finalized: uint.optional() }).optional(),
 });
 export type ChainBlockMessage = z.infer<typeof chainBlockMessageSchema>;
 
@@ -83,7 +88,35 @@ export interface ChainFailoverRequest {
   provider: string;
   holdMs: number;
 }
-export type ChainListenerRequest = ChainStatusRequest | ChainFailoverRequest;
+/**
+ * Asked of the listener by a Backfill (src/actors/backfill/): the logs `filter` selects in blocks
+ * `from..to` and their blocks' headers, read from the chain's active provider. Answered with a
+ * HistoryReadReply.
+ */
+export interface ChainHistoryRequest {
+  type: 'chain.history';
+  from: number;
+  to: number;
+  filter: { address?: string[]; topics?: Array<null | string | string[]> };
+}
+export type ChainListenerRequest = ChainStatusRequest | ChainFailoverRequest | ChainHistoryRequest;
+
+/** A block that holds logs of a history read: what a webhook payload takes from its header. */
+export interface HistoryHeader {
+  number: number;
+  hash: string;
+  parentHash: string;
+  /** Seconds. */
+  timestamp: number;
+}
+export interface HistoryRead {
+  logs: ChainLog[];
+  /** One per block the logs are in, ascending. */
+  headers: HistoryHeader[];
+}
+/** The answer to `chain.history`: a failed read is answered as `{ ok: false, error }`. */
+export type HistoryReadReply =
+  ({ ok: true } & HistoryRead) | { ok: false; error: { code: string; message: string; context: Record<string, unknown> } };
 
 export interface ProviderStatus {
   name: string;

@@ -5,7 +5,11 @@
  *
  * - `chain_height{chain}`: the head the listener last saw.
  * - `chain_processed_height{chain}`: the last block acknowledged by the next actor (the cursor).
- * - `chain_finalized_height{chain}`: head - maxReorgDepth, the height below which a reorg is fatal.
+ * - `chain_safe_height{chain}`, `chain_finalized_height{chain}`: the chain's `safe` and `finalized` blocks as
+ *   the listener trusts them (finality.ts; 0 until known), which subscriptions with `finality` wait for.
+ * - `chain_finality_known{chain,tag}`: 1 while the tag's height is known (0: its provider does not report
+ *   it, and jobs waiting for it wait); `chain_finality_rejected_total{chain,tag,reason}`: answers to the
+ *   tag's poll that were not trusted, by reason (FINALITY_REJECTIONS).
  * - `chain_lag_blocks{chain}`: head seen - processed height (never below 0), so confirmations count:
  *   with `confirmations: 12` a listener that keeps up reads 12.
  * - `chain_ws_connected{chain}`: 1 while the WebSocket session is up.
@@ -38,6 +42,7 @@
  * - `chain_providers_healthy{chain}`: providers fit to be read from (up, in step, not held).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { FINALITY_REJECTIONS, FINALITY_TAGS } from './finality.ts';
 
 export const RPC_ERROR_KINDS = [
   'timeout', // a request got no answer in requestTimeoutMs
@@ -69,7 +74,10 @@ export type FailoverReason = (typeof FAILOVER_REASONS)[number];
 export interface ChainMetrics {
   height: Gauge<'chain'>;
   processedHeight: Gauge<'chain'>;
+  safeHeight: Gauge<'chain'>;
   finalizedHeight: Gauge<'chain'>;
+  finalityKnown: Gauge<'chain' | 'tag'>;
+  finalityRejected: Counter<'chain' | 'tag' | 'reason'>;
   lag: Gauge<'chain'>;
   wsConnected: Gauge<'chain'>;
   up: Gauge<'chain'>;
@@ -106,7 +114,30 @@ export function getChainMetrics(registry: Registry): ChainMetrics {
   const metrics: ChainMetrics = {
     height: gauge('chain_height', 'Head block number seen'),
     processedHeight: gauge('chain_processed_height', 'Last block acknowledged downstream (the persisted cursor)'),
-    finalizedHeight: gauge('chain_finalized_height', 'Head minus maxReorgDepth: below it a reorg stops the listener'),
+    safeHeight: gauge('chain_safe_height', "The chain's safe block as the listener trusts it (0 until known)"),
+    finalizedHeight: gauge('chain_finalized_height', "The chain's finalized block as the listener trusts it (0 until known)"),
+    finalityKnown: metric(
+      registry,
+      'chain_finality_known',
+      () =>
+        new Gauge({
+          name: 'chain_finality_known',
+          help: "1 while the chain's safe or finalized block is known (0: jobs waiting for it wait)",
+          labelNames: ['chain', 'tag'],
+          registers,
+        }),
+    ),
+    finalityRejected: metric(
+      registry,
+      'chain_finality_rejected_total',
+      () =>
+        new Counter({
+          name: 'chain_finality_rejected_total',
+          help: 'Answers to the safe or finalized poll that were not trusted, by reason',
+          labelNames: ['chain', 'tag', 'reason'],
+          registers,
+        }),
+    ),
     lag: gauge('chain_lag_blocks', 'Head seen minus processed height: blocks not yet acknowledged downstream (confirmations included)'),
     wsConnected: gauge('chain_ws_connected', '1 while the WebSocket session to the node is up'),
     up: gauge('chain_up', '1 while a session with the chain node works (WebSocket or HTTP polling)'),
@@ -219,8 +250,12 @@ export function exportChainSeries(
 ): void {
   const m = getChainMetrics(registry);
   for (const { name: chain, providers } of chains) {
-    for (const gauge of [m.height, m.processedHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up, m.providersHealthy])
+    for (const gauge of [m.height, m.processedHeight, m.safeHeight, m.finalizedHeight, m.lag, m.wsConnected, m.up, m.providersHealthy])
       gauge.set({ chain }, 0);
+    for (const tag of FINALITY_TAGS) {
+      m.finalityKnown.set({ chain, tag }, 0);
+      for (const reason of FINALITY_REJECTIONS) m.finalityRejected.inc({ chain, tag, reason }, 0);
+    }
     m.reorgs.inc({ chain }, 0);
     m.reorgDepth.zero({ chain });
     m.eventsReceived.inc({ chain }, 0);
