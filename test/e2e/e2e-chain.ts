@@ -3,7 +3,7 @@
  * contract (src/dev-chain), the canonical logs read back from anvil, and the checks on what a receiver
  * got (Standard Webhooks payloads, grouped by `webhook-id`).
  *
- * - `startTickChain()` starts anvil; `deploy()` deploys one more Tick contract (each scenario uses its
+ * - `startTickChain(args?)` starts anvil (with `args` for its command line); `deploy()` deploys one more Tick contract (each scenario uses its
  *   own, so subscriptions on one address never see another scenario's logs); `tick(contract, n)` mines
  *   one block whose transaction emits `n` logs; `logs(address)` is anvil's `eth_getLogs` from block 0.
  * - `nodeChain(chain)` is the `chains[0]` entry of a node config following that anvil.
@@ -41,8 +41,8 @@ export interface TickChain {
   stop(): Promise<void>;
 }
 
-export async function startTickChain(): Promise<TickChain> {
-  const anvil = await startAnvil({ chainId: CHAIN_ID });
+export async function startTickChain(args: string[] = []): Promise<TickChain> {
+  const anvil = await startAnvil({ chainId: CHAIN_ID, args });
   const rpc = (method: string, params: unknown[]) => anvil.rpc(method, params);
   const from = await devAccount(rpc);
   return {

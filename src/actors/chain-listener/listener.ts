@@ -45,6 +45,10 @@
  *   `heartbeatMs` the stored position is read for `chain_processed_height` and `chain_lag_blocks`: the
  *   ingesting instance's progress. `onReady` once a provider serves the chain.
  *
+ * - The chain's `safe` and `finalized` blocks are polled from the active provider every `finalityPollMs`,
+ *   in both modes (finality.ts: each answer is checked before it is trusted); every block emitted carries
+ *   the heights trusted at that moment (`finality`), for the Matcher's jobs waiting for them.
+ *
  * Memory: per provider a session (one connection, its last head, a throttle), a few numbers per
  * provider and kind for the log limit and the last height a disagreement was counted at; providers are
  * at most MAX_PROVIDERS (config/chain.ts).
@@ -55,13 +59,14 @@ import type { CursorStore } from '../../store/cursors.ts';
 import { Wakeup } from '../../runtime/timers.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
+import { FinalityPoller } from './finality.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
-import type { ChainBlockMessage, ChainLog, ChainStatus, ProviderStatus } from './messages.ts';
+import type { ChainBlockMessage, ChainLog, ChainStatus, HistoryRead, ProviderStatus } from './messages.ts';
 import type { ChainMetrics, FailoverReason, RpcErrorKind } from './metrics.ts';
 import { PoolSource } from './pool-source.ts';
 import { assess, choose, failoverReason, quorumHeight, referenceHead, type Assessment, type ProviderView } from './provider-pool.ts';
 import { ProviderSession, classify } from './provider.ts';
-import type { RpcChainSource } from './rpc-source.ts';
+import type { LogFilter, RpcChainSource } from './rpc-source.ts';
 import { nowMs } from './ws-rpc.ts';
 
 export interface ChainListenerDeps {
@@ -94,6 +99,8 @@ export class ChainListener {
   private readonly label: { chain: string };
   /** Head seen and processed height, for `chain_lag_blocks` (undefined until known). */
   private readonly heights: { head?: number; processed?: number } = {};
+  /** The chain's `safe` and `finalized` blocks, polled from the active provider; they ride on every block emitted. */
+  private readonly finality: FinalityPoller;
   private readonly sessions: ProviderSession[];
   private follower: ChainFollower | null = null;
   private running: Promise<void> | null = null;
@@ -133,6 +140,15 @@ export class ChainListener {
           onCallbackError: (err) => this.crash(err),
         }),
     );
+    this.finality = new FinalityPoller({
+      chain: deps.config.name,
+      intervalMs: deps.config.finalityPollMs,
+      active: () => this.active,
+      head: () => this.active?.head?.header.number ?? this.heights.head,
+      metrics: deps.metrics,
+      log: deps.log,
+      signal: this.abort.signal,
+    });
   }
 
   private get following(): boolean {
@@ -155,7 +171,7 @@ export class ChainListener {
         targetLogsPerRead: config.targetLogsPerRead,
         startBlock,
         emit: async (msg, signal) => {
-          const persisted = await this.deps.emit(msg, signal);
+          const persisted = await this.deps.emit({ ...msg, finality: this.finality.heights() }, signal);
           if (!msg.removed && msg.logs.length > 0) metrics.eventsReceived.inc(this.label, msg.logs.length);
           return persisted;
         },
@@ -198,6 +214,7 @@ export class ChainListener {
       'chain listener starting',
     );
     for (const session of this.sessions) session.start();
+    this.finality.start();
     this.running = this.run();
   }
 
@@ -208,13 +225,13 @@ export class ChainListener {
     metrics.up.set(this.label, 0);
     this.deps.log.info({ providers: config.providers.map((p) => p.name) }, 'chain listener following heads (another instance ingests)');
     for (const session of this.sessions) session.start();
+    this.finality.start();
     this.running = this.watch();
   }
 
   private noteHead(head: number): void {
-    const { metrics, config } = this.deps;
+    const { metrics } = this.deps;
     metrics.height.set(this.label, head);
-    metrics.finalizedHeight.set(this.label, Math.max(0, head - config.maxReorgDepth));
     this.heights.head = head;
     metrics.lag.set(this.label, lagOf(this.heights));
   }
@@ -255,6 +272,7 @@ export class ChainListener {
     this.abort.abort();
     this.wakeup.wake();
     await this.running;
+    await this.finality.stopped();
     await Promise.all(this.sessions.map((s) => s.stopped()));
     if (this.active) this.deps.metrics.providerActive.set({ chain: this.deps.config.name, provider: this.active.name }, 0);
     this.active = null;
@@ -327,6 +345,41 @@ export class ChainListener {
       from: provider,
       to: this.active?.name ?? null,
       heldUntil: session.heldUntil > Date.now() ? new Date(session.heldUntil).toISOString() : null,
+    };
+  }
+
+  /**
+   * A Backfill's read (src/actors/backfill/): the logs `filter` selects in blocks `from..to`, with the
+   * header of each block they are in, from the active provider (through its throttle). A header whose
+   * hash is not its logs' (the chain moved between the two reads) throws ETHHOOK_ERR_CHAIN_INCONSISTENT;
+   * a range the node refuses throws ETHHOOK_ERR_RPC_RANGE_TOO_LARGE, as for the live reads. Counts
+   * nothing against the provider: the backfill retries on its own.
+   */
+  async readHistory(from: number, to: number, filter: LogFilter): Promise<HistoryRead> {
+    const active = this.active;
+    if (!active) {
+      throw new EthhookError('ETHHOOK_ERR_RPC_CLOSED', `chain ${this.deps.config.name} has no usable provider now`, {
+        chainId: this.deps.config.chainId,
+      });
+    }
+    const logs = await active.source.logsByRange(from, to, filter);
+    const inconsistent = (block: number) =>
+      new EthhookError('ETHHOOK_ERR_CHAIN_INCONSISTENT', `block ${block} changed while blocks ${from}..${to} were read`, {
+        chainId: this.deps.config.chainId,
+        block,
+      });
+    const hashes = new Map<number, string>();
+    for (const l of logs) {
+      const hash = hashes.get(l.blockNumber);
+      if (hash === undefined) hashes.set(l.blockNumber, l.blockHash);
+      else if (hash !== l.blockHash) throw inconsistent(l.blockNumber);
+    }
+    const numbers = [...hashes.keys()];
+    const headers = numbers.length === 0 ? [] : await active.source.headersByNumbers(numbers);
+    for (const [i, header] of headers.entries()) if (!header || header.hash !== hashes.get(numbers[i]!)) throw inconsistent(numbers[i]!);
+    return {
+      logs,
+      headers: headers.map((h) => ({ number: h!.number, hash: h!.hash, parentHash: h!.parentHash, timestamp: h!.timestamp })),
     };
   }
 

@@ -20,6 +20,12 @@ const TOO_LARGE = /range|too many|too large|limit|exceed|more than|max(imum)? (r
 
 const nullableHeader = headerSchema.nullable();
 
+/** `eth_getLogs`'s filter fields besides the range. */
+export interface LogFilter {
+  address?: string[];
+  topics?: Array<null | string | string[]>;
+}
+
 export class RpcChainSource implements ChainSource {
   constructor(private readonly transport: RpcTransport) {}
 
@@ -60,13 +66,25 @@ export class RpcChainSource implements ChainSource {
     return headers.map((h, i) => checkNumber(h, from + i));
   }
 
-  async logsByRange(from: number, to: number): Promise<ChainLog[]> {
+  /** The logs of blocks `from..to`, all of them or those `filter` selects (`eth_getLogs`'s `address` and `topics`). */
+  async logsByRange(from: number, to: number, filter?: LogFilter): Promise<ChainLog[]> {
     try {
-      const result = await this.transport.request('eth_getLogs', [{ fromBlock: toQuantity(from), toBlock: toQuantity(to) }]);
+      const result = await this.transport.request('eth_getLogs', [{ fromBlock: toQuantity(from), toBlock: toQuantity(to), ...filter }]);
       return validateResult(logsSchema, result, 'eth_getLogs');
     } catch (err) {
       throw isRangeRefusal(err) ? rangeTooLarge('eth_getLogs', from, to, err) : err;
     }
+  }
+
+  /** The headers of the blocks numbered `numbers` (any order, each at most once), in HEADER_BATCH batches. */
+  async headersByNumbers(numbers: readonly number[]): Promise<Array<BlockHeader | null>> {
+    const chunks: Array<Promise<unknown[]>> = [];
+    for (let i = 0; i < numbers.length; i += HEADER_BATCH) {
+      const calls = numbers.slice(i, i + HEADER_BATCH).map((n) => ({ method: 'eth_getBlockByNumber', params: [toQuantity(n), false] }));
+      chunks.push(this.transport.batch(calls));
+    }
+    const headers = validateResult(z.array(nullableHeader), (await Promise.all(chunks)).flat(), 'eth_getBlockByNumber');
+    return headers.map((h, i) => checkNumber(h, numbers[i]!));
   }
 
   async logsByBlockHash(hash: string): Promise<ChainLog[]> {
