@@ -4,6 +4,7 @@
  * keeps its meaning. `ethhook errors` prints the table.
  */
 import { adminErrorCodes } from './actors/admin/errors.ts';
+import { backfillErrorCodes } from './actors/backfill/errors.ts';
 import { chainErrorCodes } from './actors/chain-listener/errors.ts';
 import { clusterErrorCodes } from './cluster/errors.ts';
 import { delivererErrorCodes } from './actors/deliverer/errors.ts';
@@ -24,6 +25,7 @@ const groups = {
   admin: adminErrorCodes,
   'chain-listener': chainErrorCodes,
   matcher: matcherErrorCodes,
+  backfill: backfillErrorCodes,
   deliverer: delivererErrorCodes,
   governance: governanceErrorCodes,
   streams: streamErrorCodes,

@@ -25,6 +25,7 @@ import { DEFAULT_BREAKER_CONFIG } from '../actors/deliverer/circuit-breaker.ts';
 import { DEFAULT_DISABLE_CONFIG } from '../actors/deliverer/disable.ts';
 import { DEFAULT_HTTP_CLIENT_OPTIONS } from '../actors/deliverer/http-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../actors/deliverer/retry.ts';
+import { DEFAULT_BACKFILL_OPTIONS } from '../actors/backfill/options.ts';
 import { DEFAULT_SCHEDULER_OPTIONS } from '../actors/deliverer/scheduler.ts';
 import { DEFAULT_DEV_CHAIN_OPTIONS } from '../dev-chain/index.ts';
 import { DEFAULT_CELL, DEFAULT_SHUTDOWN_DEADLINE_MS } from '../runtime/system.ts';
@@ -304,6 +305,15 @@ const StreamsSchema = z.strictObject({
   heartbeatMs: duration().default(15_000),
 });
 
+/** History backfills and replays (src/actors/backfill/options.ts has each option's meaning). */
+const BackfillSchema = z.strictObject({
+  blocksPerSec: z.number().positive().max(1e9).default(DEFAULT_BACKFILL_OPTIONS.blocksPerSec),
+  requestsPerSec: z.number().positive().max(1e6).default(DEFAULT_BACKFILL_OPTIONS.requestsPerSec),
+  maxRunning: z.number().int().min(1).max(1_000).default(DEFAULT_BACKFILL_OPTIONS.maxRunning),
+  pollMs: duration().default(DEFAULT_BACKFILL_OPTIONS.pollMs),
+  maxOutboxDepth: z.number().int().min(1).default(DEFAULT_BACKFILL_OPTIONS.maxOutboxDepth),
+});
+
 const SecuritySchema = z.strictObject({
   /**
    * Allow webhook targets that resolve to private, loopback or link-local addresses. On in the dev
@@ -338,6 +348,7 @@ export const NodeConfigSchema = z
     deliverer: DelivererSchema.prefault({}),
     governance: GovernanceSchema.prefault({}),
     streams: StreamsSchema.prefault({}),
+    backfill: BackfillSchema.prefault({}),
     security: SecuritySchema.prefault({}),
   })
   .superRefine((config, ctx) => {

@@ -21,7 +21,8 @@
  *   ops, for a batch of the caller's (and `retractOps` `retract`'s); `write(ops)` writes such ops.
  * - `position(chainId)`: the position alone, read without writing anything.
  * - `logs(chainId, number)`: the logs emitted for a block still in the window (undefined otherwise); read
- *   when the block is retracted.
+ *   when the block is retracted. `hashes(chainId, numbers)`: those blocks' hashes (a backfilled page is
+ *   checked against them).
  * - `retract(chainId, number, floor)` forgets an orphaned block and its logs and moves `next` back to it,
  *   in one batch.
  * - `genesis(chainId)` / `setGenesis(chainId, hash)`: block 0's hash, so a listener can tell that its
@@ -97,6 +98,12 @@ export class CursorStore<B extends CursorBlock, L = unknown> {
     const dropped = block.number - keep;
     if (dropped >= 0) ops.push(this.records.delOp(`${chainId}!b!${pad(dropped)}`), this.records.delOp(`${chainId}!l!${pad(dropped)}`));
     return ops;
+  }
+
+  /** The hashes of the emitted blocks numbered `numbers` still in the window (undefined for the others). */
+  async hashes(chainId: number, numbers: readonly number[]): Promise<Array<string | undefined>> {
+    const blocks = await this.records.getMany(numbers.map((n) => `${chainId}!b!${pad(n)}`));
+    return blocks.map((b) => (b as CursorBlock | undefined)?.hash);
   }
 
   async logs(chainId: number, number: number): Promise<L[] | undefined> {

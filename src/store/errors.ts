@@ -13,6 +13,12 @@ export const storeErrorCodes = defineErrorCodes({
   ETHHOOK_ERR_ENDPOINT_EXISTS: { summary: 'an endpoint with this id already exists', httpStatus: 409 },
   ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND: { summary: 'no subscription has this id', httpStatus: 404 },
   ETHHOOK_ERR_SUBSCRIPTION_EXISTS: { summary: 'a subscription with this id already exists', httpStatus: 409 },
+  ETHHOOK_ERR_BACKFILL_RUNNING: {
+    summary:
+      'the subscription has a backfill running already (one at a time): cancel it (DELETE /v1/subscriptions/{id}/replay) or wait for it',
+    httpStatus: 409,
+  },
+  ETHHOOK_ERR_BACKFILL_NOT_RUNNING: { summary: 'the subscription has no backfill running to cancel', httpStatus: 404 },
   ETHHOOK_ERR_DEAD_LETTER_NOT_FOUND: { summary: 'no dead letter has this id', httpStatus: 404 },
   ETHHOOK_ERR_DEAD_LETTER_SUPERSEDED: {
     summary:

@@ -7,6 +7,8 @@
  *     "at": 1718000000000.25 }
  *   { "id": 43, "kind": "log.removed", …same fields: the log was orphaned by a reorg… }
  *   { "id": 44, "kind": "governance", "seq": 17, "type": "endpoint.pause", "at": 1718000000001 }
+ *   { "id": 45, "kind": "backfill", "chainId": 1, "subscriptionId": "sub_…", "backfillId": "bf_…",
+ *     "state": "running", "from": 18000000, "to": 19000000, "height": 18250000, "at": 1718000000002 }
  *
  * `at` is when the node saw the event (ms since the epoch, fractional allowed): clients measure their
  * lag against it. Hex strings are lowercase, as the ChainListener emits them.
@@ -17,7 +19,7 @@
 import { z } from 'zod';
 import type { ChainLog } from '../actors/chain-listener/messages.ts';
 
-export const STREAM_EVENT_KINDS = ['log.created', 'log.removed', 'governance'] as const;
+export const STREAM_EVENT_KINDS = ['log.created', 'log.removed', 'governance', 'backfill'] as const;
 export type StreamEventKind = (typeof STREAM_EVENT_KINDS)[number];
 
 const hash32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'a lowercase 32-byte hex hash');
@@ -48,14 +50,37 @@ export const governanceStreamEventSchema = z.strictObject({
 });
 export type GovernanceStreamEvent = z.infer<typeof governanceStreamEventSchema>;
 
-export const streamEventSchema = z.discriminatedUnion('kind', [logStreamEventSchema, governanceStreamEventSchema]);
-export type StreamEvent = LogStreamEvent | GovernanceStreamEvent;
+/**
+ * A backfill's progress (src/actors/backfill/): when it starts, every few seconds while it runs, and
+ * when it ends (`done` or `cancelled`). `height` is the highest block it enqueued so far; `to` is null
+ * until its end is known.
+ */
+export const backfillStreamEventSchema = z.strictObject({
+  kind: z.literal('backfill'),
+  chainId: z.number().int().positive(),
+  subscriptionId: z.string().min(1),
+  backfillId: z.string().min(1),
+  state: z.enum(['running', 'done', 'cancelled']),
+  from: uint,
+  to: uint.nullable(),
+  height: z.number().int().min(-1),
+  at,
+});
+export type BackfillStreamEvent = z.infer<typeof backfillStreamEventSchema>;
+
+export const streamEventSchema = z.discriminatedUnion('kind', [
+  logStreamEventSchema,
+  governanceStreamEventSchema,
+  backfillStreamEventSchema,
+]);
+export type StreamEvent = LogStreamEvent | GovernanceStreamEvent | BackfillStreamEvent;
 
 /** What a client receives: the event and the hub's id for it. */
 const id = z.number().int().positive();
 export const streamMessageSchema = z.discriminatedUnion('kind', [
   logStreamEventSchema.extend({ id }),
   governanceStreamEventSchema.extend({ id }),
+  backfillStreamEventSchema.extend({ id }),
 ]);
 export type StreamMessage = z.infer<typeof streamMessageSchema>;
 

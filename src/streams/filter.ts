@@ -2,15 +2,15 @@
  * Stream filters, from the query string of `/v1/ws/events` and `/v1/sse/events`:
  *
  *   events=all                      default: every kind
- *   events=log.created,log.removed  only these kinds (`log.created`, `log.removed`, `governance`)
- *   chain=1,10                      only logs of these chain ids
+ *   events=log.created,log.removed  only these kinds (`log.created`, `log.removed`, `governance`, `backfill`)
+ *   chain=1,10                      only logs and backfill notices of these chain ids
  *   address=0xAbC…,0x123…           only logs emitted by these contracts (case-insensitive)
  *   type=endpoint.pause,key.rotate  only governance notices of these governance message types
  *   access_token=…                  the bearer token, for browsers (not a filter; see admission.ts)
  *
  * A filter constrains only the events that carry its field: `chain` and `address` narrow logs and let
- * governance notices through (they concern the whole node), `type` narrows governance notices and lets
- * logs through. To drop a kind altogether, leave it out of `events`. Filters combine with AND; the
+ * governance notices through (they concern the whole node), `chain` narrows backfill notices and
+ * `address` lets them through, `type` narrows governance notices and lets the others through. To drop a kind altogether, leave it out of `events`. Filters combine with AND; the
  * values of one filter with OR. A key may be repeated (`address=a&address=b` is `address=a,b`).
  *
  * Why `type` means the governance message type: `events` already selects the kinds, and governance
@@ -112,6 +112,7 @@ export function parseStreamQuery(search: string): StreamQuery {
 export function filterMatches(filter: StreamFilter, event: StreamEvent, address: string | undefined): boolean {
   if (!filter.kinds.has(event.kind)) return false;
   if (event.kind === 'governance') return filter.types === null || filter.types.has(event.type);
+  if (event.kind === 'backfill') return filter.chains === null || filter.chains.has(event.chainId);
   return (filter.chains === null || filter.chains.has(event.chainId)) && (filter.addresses === null || filter.addresses.has(address!));
 }
 

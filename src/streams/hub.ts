@@ -99,7 +99,7 @@ export class StreamHub {
     this.counters.emitted++;
     if (this.clients.size === 0) return id;
     const frame = new EventFrame(id, event);
-    const address = event.kind === 'governance' ? undefined : event.address.toLowerCase();
+    const address = 'address' in event ? event.address.toLowerCase() : undefined;
     for (const client of this.clients) {
       if (!filterMatches(client.filter, event, address)) continue;
       if (client.offer(frame)) this.schedule(client);

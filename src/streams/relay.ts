@@ -12,7 +12,8 @@
  *
  * - `publish` gives the event to the local hub first, exactly as without a relay. A log event
  *   (`log.created` / `log.removed`) is then appended to the outbound buffer; governance notices are not
- *   relayed, since every instance follows the governance stream and publishes its own.
+ *   relayed, since every instance follows the governance stream and publishes its own, nor are backfill
+ *   notices (the instance that ingests the chain runs its backfills: its clients see them).
  * - The buffer is written on the next turn (`setImmediate`), so the logs of a block (the Matcher
  *   publishes them in one loop) go out as one batch. One write at a time, of at most `maxBatchEvents`
  *   (default 1,000); events published during a write form the next batch.
@@ -86,7 +87,7 @@ export class StreamRelay {
   /** Publishes to the local hub and, for a log event, to the other instances. Never waits. */
   publish(event: StreamEvent): void {
     this.hub.publish(event);
-    if (event.kind === 'governance' || this.closed) return;
+    if (event.kind === 'governance' || event.kind === 'backfill' || this.closed) return;
     if (this.buffered >= this.maxBufferedEvents) {
       this.advance(1);
       this.counters.dropped.buffer_full++;

@@ -65,6 +65,7 @@ function randomSpec(): Spec {
 function selects(spec: Spec, e: StreamEvent): boolean {
   if (!spec.kinds.includes(e.kind)) return false;
   if (e.kind === 'governance') return spec.types === undefined || spec.types.includes(e.type);
+  if (e.kind === 'backfill') return spec.chains === undefined || spec.chains.includes(e.chainId);
   return (
     (spec.chains === undefined || spec.chains.includes(e.chainId)) &&
     (spec.addresses === undefined || spec.addresses.includes(e.address.toLowerCase()))

@@ -66,6 +66,7 @@ function expected(spec: Spec, e: StreamEvent): boolean {
   const kinds = spec.kinds === undefined || spec.kinds === 'all' ? STREAM_EVENT_KINDS : spec.kinds;
   if (!kinds.includes(e.kind)) return false;
   if (e.kind === 'governance') return spec.types === undefined || spec.types.includes(e.type);
+  if (e.kind === 'backfill') return spec.chains === undefined || spec.chains.includes(e.chainId);
   return (
     (spec.chains === undefined || spec.chains.includes(e.chainId)) &&
     (spec.addresses === undefined || spec.addresses.includes(e.address.toLowerCase()))
@@ -99,7 +100,7 @@ describe('stream filters', () => {
         ([spec, query], events) => {
           const { filter } = parseStreamQuery(query);
           for (const e of events) {
-            const address = e.kind === 'governance' ? undefined : e.address.toLowerCase();
+            const address = 'address' in e ? e.address.toLowerCase() : undefined;
             expect(filterMatches(filter, e, address)).toBe(expected(spec, e));
           }
         },

@@ -10,6 +10,7 @@ import { placedDelivererArgsSchema } from '../../src/actors/deliverer/placed.ts'
 import { DEFAULT_RETRY_POLICY } from '../../src/actors/deliverer/retry.ts';
 import { schedulerConfig } from '../../src/actors/deliverer/scheduler.ts';
 import { delivererSettings } from '../../src/actors/deliverer/settings.ts';
+import { DEFAULT_BACKFILL_OPTIONS } from '../../src/actors/backfill/options.ts';
 import { NodeConfigSchema, defaultConfig } from '../../src/config/schema.ts';
 import { DEFAULT_DEV_CHAIN_OPTIONS } from '../../src/dev-chain/index.ts';
 import { DEFAULT_CELL, DEFAULT_SHUTDOWN_DEADLINE_MS } from '../../src/runtime/system.ts';
@@ -60,6 +61,10 @@ describe('the default configuration builds each module with its own defaults', (
 
   it('secret rotation overlap', () => {
     expect(config.security.secretOverlapMs).toBe(DEFAULT_ROTATION_OVERLAP_MS);
+  });
+
+  it('backfill: pace, running backfills, poll, outbox depth', () => {
+    expect(config.backfill).toEqual(DEFAULT_BACKFILL_OPTIONS);
   });
 });
 

@@ -8,4 +8,9 @@ export const matcherErrorCodes = defineErrorCodes({
     summary: 'the Matcher received a message that is not a valid chain.block or subscriptions.changed',
     httpStatus: 400,
   },
+  ETHHOOK_ERR_BACKFILL_STALE: {
+    summary:
+      'a backfilled page holds a block above the chain cursor or on another branch than the cursor has: nothing of it was written, the Backfill reads it again',
+    httpStatus: 409,
+  },
 });

@@ -1,0 +1,18 @@
+/**
+ * The Backfill actor's options and their defaults (config `backfill.*`, each key named like its option):
+ * - `blocksPerSec` (2,000) and `requestsPerSec` (20): what one chain's backfills take from its provider,
+ *   together, per second (JSON-RPC calls: an `eth_getLogs` and one header per block with logs);
+ * - `maxRunning` (4): backfills this node runs at once;
+ * - `pollMs` (1 s): how often the store is read for requests (another instance may have written one);
+ * - `maxOutboxDepth` (10,000): a backfill waits while the outbox holds more jobs than this, so live
+ *   jobs do not queue behind it.
+ */
+export const DEFAULT_BACKFILL_OPTIONS = {
+  blocksPerSec: 2_000,
+  requestsPerSec: 20,
+  maxRunning: 4,
+  pollMs: 1_000,
+  maxOutboxDepth: 10_000,
+} as const;
+
+export type BackfillOptions = { -readonly [K in keyof typeof DEFAULT_BACKFILL_OPTIONS]: number };

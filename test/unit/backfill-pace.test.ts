@@ -1,0 +1,51 @@
+// BackfillPace: a chain's backfills take at most blocksPerSec blocks and requestsPerSec calls per second.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { BackfillPace } from '../../src/actors/backfill/pace.ts';
+
+describe('BackfillPace', () => {
+  it('lets the first read go at once and the next after its cost at the slower of the two rates', () => {
+    const pace = new BackfillPace(100, 10);
+    expect(pace.waitMs(0)).toBe(0);
+    pace.charge(50, 1, 0);
+    // 50 blocks at 100/s: 500 ms; 1 call at 10/s: 100 ms.
+    expect(pace.waitMs(0)).toBe(500);
+    expect(pace.waitMs(400)).toBe(100);
+    expect(pace.waitMs(500)).toBe(0);
+  });
+
+  it('time spent idle is not saved up: a read after a pause costs from that moment', () => {
+    const pace = new BackfillPace(100, 10);
+    pace.charge(10, 1, 0);
+    pace.charge(10, 5, 10_000);
+    expect(pace.waitMs(10_000)).toBe(500);
+  });
+
+  it('over any run of reads, made as soon as allowed, blocks and calls stay within their rates plus one read', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5_000 }),
+        fc.integer({ min: 1, max: 100 }),
+        fc.array(fc.record({ blocks: fc.integer({ min: 1, max: 2_000 }), requests: fc.integer({ min: 1, max: 200 }) }), {
+          minLength: 1,
+          maxLength: 50,
+        }),
+        (blocksPerSec, requestsPerSec, reads) => {
+          const pace = new BackfillPace(blocksPerSec, requestsPerSec);
+          let now = 0;
+          let blocks = 0;
+          let requests = 0;
+          for (const r of reads) {
+            now += pace.waitMs(now);
+            pace.charge(r.blocks, r.requests, now);
+            blocks += r.blocks;
+            requests += r.requests;
+          }
+          const last = reads.at(-1)!;
+          expect(blocks - last.blocks).toBeLessThanOrEqual((now * blocksPerSec) / 1000 + 1e-6);
+          expect(requests - last.requests).toBeLessThanOrEqual((now * requestsPerSec) / 1000 + 1e-6);
+        },
+      ),
+    );
+  });
+});
