@@ -48,6 +48,9 @@
  * Memory: VmRSS of the node's process from /proc every 250 ms (its child processes, if any, summed
  * apart as `rss_children_mb`, their peak): `rss_idle_mb` (the median over 3 s after the first node
  * started and its endpoints were created, nothing flowing), `rss_peak_mb` (all phases, all nodes).
+ * RSS counts mapped files too (the node binary's pages, LevelDB's memory-mapped tables):
+ * `rss_idle_file_mb` is that part when idle, `rss_peak_anon_mb` / `rss_peak_file_mb` the peaks of the
+ * anonymous and the mapped-file parts, each on its own.
  * `lost`: logs matched for an answering endpoint (outside the fairness phase) and not received within
  * its phase's bounded wait (must be 0; `lost_by_phase` says where: a node too slow to drain within the
  * bound shows up here too);
@@ -102,7 +105,12 @@ const median = (xs: number[]) => percentile(xs, 0.5);
 class RssSampler {
   node: BenchNode | null = null;
   peakMb = 0;
+  /** Peaks of the two parts of the node's RSS: anonymous memory, and mapped files. */
+  peakAnonMb = 0;
+  peakFileMb = 0;
   peakChildrenMb = 0;
+  /** The mapped-file part of the latest sample. */
+  fileMb = 0;
   private window: number[] | null = null;
   private windowPeak = 0;
   private readonly timer = setInterval(() => this.sample(), 250);
@@ -111,6 +119,9 @@ class RssSampler {
     const rss = this.node?.rss();
     if (!rss) return;
     this.peakMb = Math.max(this.peakMb, rss.mainMb);
+    this.peakAnonMb = Math.max(this.peakAnonMb, rss.mainMb - rss.fileMb);
+    this.peakFileMb = Math.max(this.peakFileMb, rss.fileMb);
+    this.fileMb = rss.fileMb;
     this.peakChildrenMb = Math.max(this.peakChildrenMb, rss.childrenMb);
     this.windowPeak = Math.max(this.windowPeak, rss.mainMb);
     this.window?.push(rss.mainMb);
@@ -167,6 +178,9 @@ interface Results {
   live_event_to_delivery_p99_ms?: number | null;
   rss_idle_mb: number | null;
   rss_peak_mb: number | null;
+  rss_idle_file_mb: number | null;
+  rss_peak_anon_mb: number | null;
+  rss_peak_file_mb: number | null;
   rss_children_mb: number | null;
   rss_after_mb: number | null;
   node_cpu_us_per_webhook: number | null;
@@ -219,6 +233,9 @@ async function main(): Promise<void> {
     live_stages: {},
     rss_idle_mb: null,
     rss_peak_mb: null,
+    rss_idle_file_mb: null,
+    rss_peak_anon_mb: null,
+    rss_peak_file_mb: null,
     rss_children_mb: null,
     rss_after_mb: null,
     node_cpu_us_per_webhook: null,
@@ -304,7 +321,10 @@ async function main(): Promise<void> {
       rss.open();
       await sleep(3_000);
       results.rss_idle_mb = round(median(rss.close().samples));
-      console.log(`rss idle (node started, endpoints created, nothing flowing): ${results.rss_idle_mb} MB`);
+      results.rss_idle_file_mb = round(rss.fileMb);
+      console.log(
+        `rss idle (node started, endpoints created, nothing flowing): ${results.rss_idle_mb} MB, of which mapped files ${results.rss_idle_file_mb} MB`,
+      );
     };
 
     // ---- node A: backlog, raw, sustained, live ----
@@ -515,6 +535,8 @@ async function main(): Promise<void> {
   results.lost = lost;
   results.lost_by_phase = lostByPhase;
   results.rss_peak_mb = round(rss.peakMb);
+  results.rss_peak_anon_mb = round(rss.peakAnonMb);
+  results.rss_peak_file_mb = round(rss.peakFileMb);
   results.rss_children_mb = round(rss.peakChildrenMb);
   const raw = results.raw_undici_per_s;
   if (raw) {

@@ -10,8 +10,9 @@
  *   and cluster timing). `options.env` adds variables (the cluster's ETHHOOK_MASTER_KEY).
  * - `api(method, path, body?)` calls the admin API (10 s timeout, throws on a non-2xx answer);
  *   `metrics()` is the /metrics text.
- * - `rss()` reads VmRSS of the node's process and, apart, the sum over its descendants (a forked
- *   actor, if the configuration places one) from /proc.
+ * - `rss()` reads VmRSS of the node's process, the part of it that maps files (RssFile + RssShmem:
+ *   the node binary's pages, LevelDB's memory-mapped tables) and, apart, the sum over its descendants
+ *   (a forked actor, if the configuration places one) from /proc.
  * - `stop()` sends SIGTERM, SIGKILL after the node's own shutdown deadline plus 5 s, and removes the
  *   temp dir. `kill()` SIGKILLs at once (the bench's exit hook).
  */
@@ -37,7 +38,7 @@ export interface BenchNode {
   /** An admin request; `T` names the answer's JSON body. */
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   metrics(): Promise<string>;
-  rss(): { mainMb: number; childrenMb: number } | null;
+  rss(): { mainMb: number; fileMb: number; childrenMb: number } | null;
   /** CPU seconds the node's process has used so far, all its threads (utime + stime from /proc). */
   cpuSeconds(): number | null;
   /** The last lines of the node's stderr and of its warn-or-worse log lines. */
@@ -162,10 +163,10 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
       return text;
     },
     rss() {
-      const main = vmRssKb(pid);
+      const main = rssKb(pid);
       if (main === null) return null;
-      const children = descendants(pid).reduce((sum, p) => sum + (vmRssKb(p) ?? 0), 0);
-      return { mainMb: main / 1024, childrenMb: children / 1024 };
+      const children = descendants(pid).reduce((sum, p) => sum + (rssKb(p)?.total ?? 0), 0);
+      return { mainMb: main.total / 1024, fileMb: main.file / 1024, childrenMb: children / 1024 };
     },
     cpuSeconds: () => cpuSeconds(pid),
     problems: () => [...warnings.slice(-5), stderr.slice(-1_000)].join('\n'),
@@ -188,10 +189,13 @@ function cpuSeconds(pid: number): number | null {
 /** Linux's USER_HZ, the unit of /proc's CPU times. */
 const CLOCK_TICKS = 100;
 
-function vmRssKb(pid: number): number | null {
+/** VmRSS of `pid` and the part of it that maps files (RssFile + RssShmem), in kB. */
+function rssKb(pid: number): { total: number; file: number } | null {
   try {
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN);
+    const total = field('VmRSS');
+    return Number.isNaN(total) ? null : { total, file: (field('RssFile') || 0) + (field('RssShmem') || 0) };
   } catch {
     return null;
   }

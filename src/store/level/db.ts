@@ -5,9 +5,12 @@
  * `batch`; `BatchOp` is one operation of it, across sublevels.
  *
  * Memory: LevelDB maps every table file it has open into the process (up to 1,000 of them), and the
- * pages it reads stay in the node's RSS: under a backlog of a million jobs, 262 open tables were 289 MB
- * of it. At most `MAX_OPEN_FILES` files are open (LevelDB keeps 10 of them for itself), so mapped tables
- * are at most 40 of ~2 MB each, and each open table's index and filter blocks are bounded with them.
+ * pages it reads stay in the node's RSS, as mapped-file pages (RssFile: the kernel's page cache, which
+ * it can take back under pressure): under a backlog of a million jobs, 262 open tables were 289 MB of
+ * it. At most `MAX_OPEN_FILES` files are open, LevelDB's smallest setting (it raises anything lower to
+ * 74 and keeps 10 for itself), so at most 64 tables of ~2 MB each are mapped, and each open table's
+ * index and filter blocks are bounded with them. In bench:e2e's 100,000-log backlog about 50 MB of the
+ * node's RSS at its peak is such pages (`rss_peak_file_mb`, with the node binary's).
  *
  * Tables are not compressed (`compression: false`): most of what is written is delivery jobs that live
  * for seconds, written once to the log and once to a table, then read once by a compaction that drops
@@ -24,8 +27,8 @@ export type Db = Level<string, unknown>;
 
 export type BatchOp = BatchOperation<Db, string, unknown>;
 
-/** LevelDB's open files: its table cache holds this many minus 10 tables (see the header). */
-const MAX_OPEN_FILES = 50;
+/** LevelDB's open files, its smallest setting: its table cache holds this many minus 10 tables (see the header). */
+const MAX_OPEN_FILES = 74;
 
 /**
  * Opens (creating it if needed) the database in `dir`. A directory another process holds open (LevelDB's
