@@ -13,7 +13,7 @@
  * coordinator (src/cluster/coordinator.ts: this instance's heartbeat and its share of the leases, taken
  * before the tree so each chain listener starts in its mode) → the pipeline notices (on PostgreSQL also
  * through the notice bus to every instance) → the supervision tree (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
- * governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
+ * backfill, the governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
  * a deliverer placed `forked`/`threaded` by `runtime.actors.deliverer.placement` runs in a child with
  * the same settings and reaches the store through a `deliverer-store` actor, see
  * src/actors/deliverer/placed.ts; in-process it uses the store directly)
@@ -51,6 +51,7 @@ import {
 import { createGovernanceStream } from './actors/governance/index.ts';
 import { createStoreApplier } from './actors/governance/store-applier.ts';
 import { createMatcher } from './actors/matcher/matcher.ts';
+import { createBackfill } from './actors/backfill/backfill.ts';
 import { chainLease, ClusterCoordinator, GOVERNANCE_LEASE } from './cluster/coordinator.ts';
 import { fencedKv } from './store/fenced-kv.ts';
 import { LocalClusterStore } from './cluster/local-store.ts';
@@ -75,6 +76,7 @@ import { deliveryLimitsFor } from './store/delivery-limits.ts';
 import { openStore } from './store/open.ts';
 import { loadMasterKey } from './store/secrets.ts';
 import { SubscriptionStore } from './store/subscriptions.ts';
+import { BackfillStore } from './store/backfills.ts';
 import { startStreamRelay } from './store/postgres/stream-relay.ts';
 import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports, type StreamEvent } from './streams/index.ts';
 import { startTree } from './supervision/index.ts';
@@ -403,6 +405,7 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
             outbox,
             lookup,
             notices: p.notices,
+            backfills: new BackfillStore(kv),
             chains: chains.map((c) => c.chainId),
             config: config.security,
           }),
@@ -460,6 +463,18 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
             }),
         }
       : {}),
+    backfill: () =>
+      createBackfill({
+        kv,
+        subscriptions,
+        outboxDepth: () => outbox.depth(),
+        chains,
+        lease: (chainId) => p.coordinator.gate(chainLease(chainId)),
+        registry,
+        matcher: ACTOR_PATHS.matcher,
+        options: config.backfill,
+        publish: (event) => void hub.publish(event),
+      }),
     chainListeners: new Map<string, AnyBehaviourFactory>(
       chains.map((chain) => [
         chainListenerName(chain.chainId),

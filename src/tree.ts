@@ -6,13 +6,15 @@
  *   │   ├── deliverer-store     (only when the deliverer is placed forked/threaded: its outbox and endpoints)
  *   │   ├── deliverer
  *   │   ├── matcher
- *   │   └── chains (one-for-one): chain-listener:<chainId> ...
+ *   │   ├── chains (one-for-one): chain-listener:<chainId> ...
+ *   │   └── backfill            (history backfills and replays: src/actors/backfill/)
  *   ├── governance-stream       (when the node follows a governance stream: `governance.url`, or the demo's)
  *   └── admin
  *
  * rest-for-one on the pipeline: if the matcher restarts, the listeners after it restart too (they hold
- * blocks in flight to it); a listener's failure restarts only that listener; a restart of the
- * deliverer-store restarts the deliverer it serves. Every actor takes the
+ * blocks in flight to it), and so does the backfill (it reads through the listeners and writes through the
+ * matcher); a listener's failure restarts only that listener; the backfill's restarts nothing else; a
+ * restart of the deliverer-store restarts the deliverer it serves. Every actor takes the
  * runtime defaults and the per-actor overrides of `runtime.actors.<name>` (mailbox, placement, shutdown).
  */
 import type { CellDefaults } from './runtime/cell.ts';
@@ -25,6 +27,7 @@ export const ACTOR_PATHS = {
   matcher: '/pipeline/matcher',
   deliverer: '/pipeline/deliverer',
   delivererStore: '/pipeline/deliverer-store',
+  backfill: '/pipeline/backfill',
   governanceStream: '/governance-stream',
   admin: '/admin',
 } as const;
@@ -43,6 +46,8 @@ export interface NodeBehaviours {
   /** Serves the outbox and endpoints to a deliverer placed in a child (src/actors/deliverer/store-port.ts). */
   delivererStore?: AnyBehaviourFactory;
   governance?: AnyBehaviourFactory;
+  /** Runs the backfill requests (src/actors/backfill/). */
+  backfill?: AnyBehaviourFactory;
   /** One per followed chain, keyed by actor name (`chain-listener:31337`). */
   chainListeners: ReadonlyMap<string, AnyBehaviourFactory>;
   /** Actors that can run in a child process or thread: the module and factory export the child builds. */
@@ -101,6 +106,7 @@ export function buildTree(config: NodeConfig, behaviours: NodeBehaviours): Super
   if (behaviours.deliverer) pipeline.push(worker('deliverer', behaviours.deliverer));
   if (behaviours.matcher) pipeline.push(worker('matcher', behaviours.matcher));
   pipeline.push(chains);
+  if (behaviours.backfill) pipeline.push(worker('backfill', behaviours.backfill));
 
   const top: ChildSpec[] = [supervisor('pipeline', 'rest-for-one', pipeline)];
   if (behaviours.governance) top.push(worker('governance-stream', behaviours.governance));

@@ -21,6 +21,7 @@ import { EndpointStore } from '../../src/store/endpoints.ts';
 import { type NewJob } from '../../src/store/outbox/job.ts';
 import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
+import { BackfillStore } from '../../src/store/backfills.ts';
 import { startSystem } from '../../src/supervision/index.ts';
 import { waitFor } from '../support/kernel.ts';
 
@@ -101,6 +102,7 @@ function admin(name: string, security: { allowPrivateTargets: boolean; requireHt
           subscriptions,
           outbox,
           lookup: (path) => system.lookup(path),
+          backfills: new BackfillStore(new LevelKv(db)),
           chains: [31337, 1, 2, 10],
           config: { secretOverlapMs: HOUR, ...security },
           noticeTimeoutMs: 300,

@@ -8,6 +8,7 @@ import type { GovernanceStatus } from '../../src/actors/governance/index.ts';
 import type { AttemptRecord } from '../../src/store/attempts.ts';
 import type { EndpointView } from '../../src/store/endpoints.ts';
 import type { Subscription } from '../../src/store/subscriptions.ts';
+import type { BackfillView } from '../../src/store/backfills.ts';
 
 export type { AttemptRecord, EndpointView, Page, Subscription };
 
@@ -27,6 +28,13 @@ export interface EndpointCreated extends EndpointAnswer {
 
 export interface SubscriptionAnswer {
   subscription: Subscription;
+  /** A create with `fromBlock`, and every read (null when the subscription never had a backfill). */
+  backfill?: BackfillView | null;
+}
+
+/** POST and DELETE /v1/subscriptions/:id/replay. */
+export interface BackfillAnswer {
+  backfill: BackfillView;
 }
 
 export type DeadLetterView = ReturnType<typeof deadLetterView>;

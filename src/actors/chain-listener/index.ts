@@ -16,7 +16,8 @@
  * Without a gate the listener ingests.
  *
  * It answers `{ type: 'chain.status' }` with a ChainStatus, and `{ type: 'chain.failover', provider,
- * holdMs }` (an operator moving the chain off a provider) with a ChainFailoverReply. `health()` fails only after a fatal error
+ * holdMs }` (an operator moving the chain off a provider) with a ChainFailoverReply, and `{ type:
+ * 'chain.history', from, to, filter }` (a Backfill, src/actors/backfill/) with a HistoryReadReply. `health()` fails only after a fatal error
  * (reorg deeper than the window, another chain, a cursor store without an orphaned block's logs), which
  * is also reported with `ctx.fail` so the supervisor sees a panic.
  */
@@ -36,7 +37,9 @@ import {
   chainBlockAckSchema,
   type ChainBlockMessage,
   type ChainFailoverReply,
+  type ChainHistoryRequest,
   type ChainListenerRequest,
+  type HistoryReadReply,
   type ChainLog,
   type ChainStatus,
 } from './messages.ts';
@@ -53,6 +56,8 @@ export {
   type ChainFailoverReply,
   type ChainLog,
   type ChainStatus,
+  type HistoryHeader,
+  type HistoryReadReply,
 } from './messages.ts';
 export { exportChainSeries, getChainMetrics } from './metrics.ts';
 export { ChainReadiness } from './readiness.ts';
@@ -137,6 +142,19 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
     return switching;
   };
 
+  /** A Backfill's read; every failure is an answer, not a panic of the listener. */
+  const readHistory = async (msg: ChainHistoryRequest): Promise<HistoryReadReply> => {
+    try {
+      if (!listener)
+        throw new EthhookError('ETHHOOK_ERR_LISTENER_STOPPED', 'the chain listener is not running', { chainId: chain.chainId });
+      const read = await listener.readHistory(msg.from, msg.to, msg.filter);
+      return { ok: true, ...read };
+    } catch (err) {
+      if (err instanceof EthhookError) return { ok: false, error: { code: err.code, message: err.message, context: err.context } };
+      return { ok: false, error: { code: 'ETHHOOK_ERR_RPC_ERROR', message: String((err as Error)?.message ?? err), context: {} } };
+    }
+  };
+
   const stop = async () => {
     stopped = true;
     unsubscribe?.();
@@ -150,8 +168,11 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
       unsubscribe = gate?.subscribe((fence) => restart(ctx, fence));
       await restart(ctx, gate?.current());
     },
-    receive(msg): ChainStatus | ChainFailoverReply {
+    receive(msg): ChainStatus | ChainFailoverReply | Promise<HistoryReadReply> {
       if (msg?.type === 'chain.status' && listener) return listener.status();
+      if (msg?.type === 'chain.history' && Number.isSafeInteger(msg.from) && Number.isSafeInteger(msg.to) && msg.from <= msg.to) {
+        return readHistory(msg);
+      }
       if (
         msg?.type === 'chain.failover' &&
         listener &&

@@ -19,6 +19,16 @@
  *   are in LevelDB). A retraction of a log whose job is still deferred deletes the job: the receiver
  *   hears nothing of it, neither `log.created` nor `log.removed`. The released job's `eventSeenAt` is
  *   the releasing block's, so `webhook_event_to_delivery_seconds` does not count the wait it asked for.
+ * - Finality: a subscription with `finality: 'safe' | 'finalized'` has its `log.created` jobs wait in
+ *   the store until the chain's tag (the heights each block carries) reaches their block, and their
+ *   confirmations too (finality-wait.ts); released by a block like confirmation-deferred jobs, and
+ *   deleted likewise by a retraction while they wait.
+ * - Decoded events and filters (src/abi/log-decoder.ts): a candidate the index found for a subscription
+ *   with an abi is decoded (once per log and event, whatever the number of subscriptions sharing it) and
+ *   its job carries `event` (null when it does not decode: delivered all the same, counted in
+ *   `matcher_decode_failures_total`); a subscription's filter then keeps or drops the pair (dropped:
+ *   `matcher_filtered_total`). The match record names the event's declaration, so a retraction sends
+ *   the same `event` in its `log.removed`, decoding the retracted log again.
  * - Match records older than `reorgWindowBlocks` behind the newest block of a chain are pruned every
  *   64 blocks: a retraction can only concern blocks inside the listener's reorg window.
  * - Any failure (invalid message, LevelDB error) rejects the ask: the listener keeps its cursor and
@@ -33,6 +43,17 @@
  *   nothing. Such a refusal is answered `{ ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' }`, not thrown: it
  *   is no fault of the matcher. A fence of a new epoch drops what the matcher remembers of the chain
  *   (the next deferred release, the pruning heights): another instance wrote to it meanwhile.
+ * - A backfilled page (`backfill.page`, from src/actors/backfill/): blocks read again for one
+ *   subscription. It is checked against the chain cursor first: every block at or below its processed
+ *   height, with the hash the cursor's reorg window has for it (blocks older than the window are
+ *   final), else nothing is written (`ETHHOOK_ERR_BACKFILL_STALE`). Then each block goes through the
+ *   live path's `emit`, restricted to that subscription: the same jobs and webhook-ids, match records
+ *   (so a later reorg retracts them like live ones, and a pair already enqueued is not enqueued
+ *   twice), deferral; then the backfill's progress is written, fenced like the jobs, and deferred jobs
+ *   the chain is already deep enough for are released. Because the Matcher handles one message at a
+ *   time, a page lands either before a retraction of its block (which then finds its records) or
+ *   after it (and is refused). For that, a retraction writes its cursor ops itself even when it has
+ *   nothing to retract.
  * - `publish` (optional) gets every log of a block, matched or not, once its jobs are in the outbox:
  *   `log.created`, or `log.removed` for a retraction (the live event streams, src/streams/). It must
  *   not block. A publish that throws is logged (once per block) and does not fail the block: its jobs
@@ -46,14 +67,19 @@ import type { Logger } from '../../runtime/log.ts';
 import type { Behaviour } from '../../runtime/types.ts';
 import { DeferredJobs } from '../../store/deferred.ts';
 import { MatchStore, type MatchRecord } from '../../store/matches.ts';
-import type { Kv, KvOp } from '../../store/kv.ts';
+import type { Kv, KvFence, KvOp } from '../../store/kv.ts';
+import { BackfillStore } from '../../store/backfills.ts';
+import { CursorStore } from '../../store/cursors.ts';
 import type { OutboxStore } from '../../store/outbox/contract.ts';
 import type { NewJob } from '../../store/outbox/job.ts';
 import type { Subscription, SubscriptionStore } from '../../store/subscriptions.ts';
 import { logStreamEvent, type StreamEvent } from '../../streams/events.ts';
+import { FinalityWait } from './finality-wait.ts';
 import { buildJob, eventTimestamp } from './jobs.ts';
 import {
   matcherSchemaFor,
+  type BackfillPage,
+  type BackfillPageAck,
   type BlockAck,
   type ChainBlockMessage,
   type LeaseLostAck,
@@ -64,6 +90,8 @@ import {
 import { getMatcherMetrics, type MatcherMetrics } from './metrics.ts';
 import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import { SubscriptionIndex } from './subscription-index.ts';
+import { LogDecoder } from '../../abi/log-decoder.ts';
+import type { WebhookEvent } from '../../abi/decode.ts';
 
 export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
 const NOTHING_WRITTEN = { jobs: 0, persisted: false } as const;
@@ -107,6 +135,8 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const { subscriptions, outbox, logger } = deps;
   const window = deps.reorgWindowBlocks ?? DEFAULT_REORG_WINDOW_BLOCKS;
   const matches = new MatchStore(deps.kv);
+  const cursors = new CursorStore(deps.kv);
+  const backfills = new BackfillStore(deps.kv);
   const deferred = new DeferredJobs(deps.kv);
   /** Subscriptions (indexed here) with confirmations set: id -> confirmations. */
   const wanted = new Map<string, number>();
@@ -114,15 +144,20 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const nextRelease = new Map<number, number>();
   const metrics: MatcherMetrics | undefined = deps.registry ? getMatcherMetrics(deps.registry) : undefined;
   const stages: PipelineStages | undefined = deps.registry ? pipelineStages(deps.registry) : undefined;
+  const finality = new FinalityWait({ deferred, outbox, logger, metrics, chunk: RELEASE_CHUNK });
   const index = new SubscriptionIndex();
+  const decoder = new LogDecoder(() => metrics?.decodeFailures.inc());
   const newest = new Map<number, number>();
   const lastPrune = new Map<number, number>();
 
   const put = (sub: Subscription | undefined, id: string) => {
     if (sub) index.add(sub);
     else index.remove(id);
+    if (sub) decoder.set(sub);
+    else decoder.delete(id);
     if (sub?.confirmations) wanted.set(id, sub.confirmations);
     else wanted.delete(id);
+    finality.put(sub, id);
   };
   /** Blocks a subscription's jobs wait beyond the chain's listener. */
   const extraDepth = (chainId: number, subscriptionId: string): number =>
@@ -130,7 +165,9 @@ export function createMatcher(deps: MatcherDeps): Matcher {
 
   async function reload(): Promise<void> {
     index.clear();
+    decoder.clear();
     wanted.clear();
+    finality.clear();
     for await (const sub of subscriptions.iterate()) put(sub, sub.id);
     metrics?.subscriptions.set(index.size);
     logger.info({ subscriptions: index.size }, 'matcher index loaded');
@@ -142,7 +179,9 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     } else {
       for (const id of msg.removed ?? []) {
         index.remove(id);
+        decoder.delete(id);
         wanted.delete(id);
+        finality.put(undefined, id);
       }
       for (const id of msg.upserted ?? []) put(await subscriptions.get(id), id);
       metrics?.subscriptions.set(index.size);
@@ -153,20 +192,26 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   /** The epoch each chain's blocks were last fenced with. */
   const epochs = new Map<number, number>();
 
+  /** A fence of a new epoch: another instance wrote to the chain meanwhile, what is remembered of it goes. */
+  function noteFence(chainId: number, fence: KvFence | undefined): void {
+    if (fence && epochs.get(chainId) !== fence.epoch) {
+      epochs.set(chainId, fence.epoch);
+      nextRelease.delete(chainId);
+      finality.forget(chainId);
+      newest.delete(chainId);
+      lastPrune.delete(chainId);
+    }
+  }
+
   async function onBlock(block: ChainBlockMessage): Promise<BlockAck | LeaseLostAck> {
     const started = performance.now();
-    if (block.fence && epochs.get(block.chainId) !== block.fence.epoch) {
-      epochs.set(block.chainId, block.fence.epoch);
-      nextRelease.delete(block.chainId);
-      newest.delete(block.chainId);
-      lastPrune.delete(block.chainId);
-    }
+    noteFence(block.chainId, block.fence);
     let written: number;
     let persisted: boolean;
     try {
       const first = block.removed ? await retract(block) : await emit(block);
       persisted = first.persisted;
-      written = first.jobs + (block.removed ? 0 : await release(block));
+      written = first.jobs + (block.removed ? 0 : (await release(block)) + (await finality.release(block, (ops) => fenced(block, ops))));
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
       logger.warn(
@@ -202,17 +247,33 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     }
   }
 
-  /** The block's jobs; `persisted`: its cursor ops were written with them. */
-  async function emit(block: ChainBlockMessage): Promise<{ jobs: number; persisted: boolean }> {
-    metrics?.logs.inc(block.logs.length);
-    const pairs: Array<{ log: ChainLog; record: MatchRecord }> = [];
+  /**
+   * The block's jobs; `persisted`: its cursor ops were written with them. `only`: a backfilled block,
+   * whose pairs of that one subscription are enqueued (and which counts in no live metric).
+   */
+  async function emit(block: ChainBlockMessage, only?: string): Promise<{ jobs: number; persisted: boolean }> {
+    if (only === undefined) metrics?.logs.inc(block.logs.length);
+    const pairs: Array<{ log: ChainLog; record: MatchRecord; event?: WebhookEvent | null }> = [];
+    let filtered = 0;
     for (const log of block.logs) {
       for (const sub of index.match(block.chainId, log)) {
-        pairs.push({ log, record: { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId } });
+        if (only !== undefined && sub.id !== only) continue;
+        const record: MatchRecord = { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId };
+        // A candidate of the topic index: decoded (once per log and event) and filtered when its subscription asks.
+        const spec = decoder.spec(sub.id);
+        const decoding = spec && decoder.decode(spec, log);
+        if (spec !== undefined && !decoder.accepts(spec, log, decoding)) filtered++;
+        else if (decoding === undefined) pairs.push({ log, record });
+        else {
+          record.event = decoding.declaration;
+          pairs.push({ log, record, event: decoding.event });
+        }
       }
     }
+    decoder.forgetLog();
+    if (filtered > 0 && only === undefined) metrics?.filtered.inc(filtered);
     if (pairs.length === 0) return NOTHING_WRITTEN;
-    stages?.reached('matched', block.seenAt, Date.now());
+    if (only === undefined) stages?.reached('matched', block.seenAt, Date.now());
     // Both reads at once: a live block waits for one LevelDB round trip instead of two.
     const [seen, generation] = await Promise.all([
       matches.existing(pairs.map((p) => matches.key(block, p.record.logIndex, p.record.subscriptionId))),
@@ -231,19 +292,24 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     const ops: KvOp[] = [];
     let earliest = Infinity;
     for (const p of fresh) {
-      const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation);
+      const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation, p.event);
       const extra = extraDepth(block.chainId, p.record.subscriptionId);
-      if (extra === 0) jobs.push(job);
+      const releaseAt = block.blockNumber + extra;
+      const waiting = finality.waitKey(block, p.record.subscriptionId, job, releaseAt);
+      if (waiting !== undefined) {
+        p.record.deferred = waiting;
+        ops.push(deferred.putOp(waiting, job));
+      } else if (extra === 0) jobs.push(job);
       else {
-        const releaseAt = block.blockNumber + extra;
         p.record.deferred = deferred.key(block.chainId, releaseAt, job.id);
         ops.push(deferred.putOp(p.record.deferred, job));
+        metrics?.deferred.inc({ reason: 'confirmations' });
         earliest = Math.min(earliest, releaseAt);
       }
       ops.push(matches.putOp(block, p.record));
     }
     const { enqueued } = await outbox.enqueueBatch(jobs, withBlockOps(block, ops));
-    stages?.reached('committed', block.seenAt, Date.now());
+    if (only === undefined) stages?.reached('committed', block.seenAt, Date.now());
     const known = nextRelease.get(block.chainId);
     if (known !== undefined) nextRelease.set(block.chainId, Math.min(known, earliest));
     metrics?.jobs.inc({ type: 'log.created' }, enqueued);
@@ -281,7 +347,13 @@ export function createMatcher(deps: MatcherDeps): Matcher {
 
   async function retract(block: ChainBlockMessage): Promise<{ jobs: number; persisted: boolean }> {
     const records = await matches.forBlock(block);
-    if (records.length === 0) return NOTHING_WRITTEN;
+    if (records.length === 0) {
+      // Its cursor ops are written here all the same: until they land, a backfilled page of this
+      // block would pass the check against the cursor and leave records no retraction reaches.
+      if (!block.cursor) return NOTHING_WRITTEN;
+      await deps.kv.batch(withBlockOps(block, []));
+      return { jobs: 0, persisted: true };
+    }
     const generation = await matches.retractions(block);
     const logs = new Map<number, ChainLog>(block.logs.map((l) => [l.logIndex, l]));
     const timestamp = eventTimestamp(block);
@@ -298,7 +370,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         continue;
       }
       const log = logs.get(r.logIndex);
-      if (log) jobs.push(buildJob(block, log, r, 'log.removed', timestamp, generation));
+      // The event the log.created carried: decoded again as the event its record names.
+      if (log)
+        jobs.push(
+          buildJob(block, log, r, 'log.removed', timestamp, generation, r.event === undefined ? undefined : decoder.eventOf(r.event, log)),
+        );
       else missing++;
     }
     if (missing > 0) {
@@ -321,6 +397,63 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     await matches.prune(block.chainId, top - window);
   }
 
+  /** A Backfill's page (messages.ts backfillPageSchema, BackfillPageAck). */
+  async function onBackfillPage(page: BackfillPage): Promise<BackfillPageAck> {
+    noteFence(page.chainId, page.fence);
+    if (!index.has(page.subscriptionId)) return { ok: false, code: 'ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND' };
+    const position = await cursors.position(page.chainId);
+    const processed = position === undefined ? -1 : position.next - 1;
+    const liveFrom = Math.max(processed, newest.get(page.chainId) ?? -1);
+    const hashes = await cursors.hashes(
+      page.chainId,
+      page.blocks.map((b) => b.number),
+    );
+    const stale =
+      page.progress.at > processed || page.blocks.some((b, i) => b.number > processed || (hashes[i] !== undefined && hashes[i] !== b.hash));
+    if (stale) return { ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE', liveFrom };
+    let written = 0;
+    try {
+      for (const b of page.blocks) {
+        const block: ChainBlockMessage = {
+          type: 'chain.block',
+          chainId: page.chainId,
+          blockNumber: b.number,
+          blockHash: b.hash,
+          parentHash: b.parentHash,
+          timestamp: b.timestamp,
+          seenAt: page.seenAt,
+          removed: false,
+          logs: b.logs,
+          ...(page.fence ? { fence: page.fence } : {}),
+        };
+        written += (await emit(block, page.subscriptionId)).jobs;
+      }
+      const request = { id: page.requestId, chainId: page.chainId, subscriptionId: page.subscriptionId };
+      const ops = backfills.progressOps(request, page.progress);
+      await deps.kv.batch(page.fence ? [page.fence, ...ops] : ops);
+      const last = page.blocks.at(-1);
+      // Jobs deferred for their subscription's confirmations whose depth the chain has passed already.
+      if (last) {
+        written += await release({
+          type: 'chain.block',
+          chainId: page.chainId,
+          blockNumber: processed,
+          blockHash: last.hash,
+          parentHash: last.parentHash,
+          timestamp: last.timestamp,
+          seenAt: page.seenAt,
+          removed: false,
+          logs: [],
+          ...(page.fence ? { fence: page.fence } : {}),
+        });
+      }
+    } catch (err) {
+      if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
+      return { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' };
+    }
+    return { ok: true, jobs: written, liveFrom };
+  }
+
   return {
     index,
     async preStart() {
@@ -341,7 +474,9 @@ export function createMatcher(deps: MatcherDeps): Matcher {
           { messageType },
         );
       }
-      return parsed.data.type === 'chain.block' ? onBlock(parsed.data) : onChanged(parsed.data);
+      const data = parsed.data;
+      if (data.type === 'chain.block') return onBlock(data);
+      return data.type === 'backfill.page' ? onBackfillPage(data) : onChanged(data);
     },
     health() {
       return { ok: true, detail: `${index.size} subscriptions indexed` };

@@ -4,6 +4,7 @@
  *   (src/actors/chain-listener/messages.ts), checked as `matcherBlockSchema` says below. The reply
  *   `{ ok: true, jobs }` comes only after the block's jobs are in the outbox; any failure rejects the
  *   ask, so the listener keeps its cursor and resends.
+ * - `backfill.page` (from the Backfill actor, by `ask`): see backfillPageSchema and BackfillPageAck.
  * - `subscriptions.changed` (from the admin API or the governance stream, after the store write):
  *   `upserted` ids are re-read from the store, `removed` ids leave the index; with neither, the whole
  *   index is reloaded. Reply `{ ok: true, size }` (subscriptions indexed).
@@ -55,12 +56,56 @@ export const matcherBlockSchema = chainBlockMessageSchema
     path: ['logs'],
   });
 
+const uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A page of a Backfill (src/actors/backfill/): blocks of one chain read again for one subscription,
+ * ascending, each with the logs `eth_getLogs` selected for it, and the backfill's progress once they
+ * are enqueued. The Matcher enqueues only the pairs of that subscription, through the live path's own
+ * code (see matcher.ts). An empty page asks only where the live path stands (`liveFrom`).
+ */
+export const backfillPageSchema = z.strictObject({
+  type: z.literal('backfill.page'),
+  chainId: z.number().int().positive(),
+  subscriptionId: z.string().min(1),
+  requestId: z.string().min(1),
+  /** When the page was read (ms): the jobs' `eventSeenAt`. */
+  seenAt: z.number().nonnegative(),
+  blocks: z.array(
+    z.strictObject({
+      number: uint,
+      hash: chainBlockMessageSchema.shape.blockHash,
+      parentHash: chainBlockMessageSchema.shape.parentHash,
+      timestamp: uint,
+      logs: z.array(z.custom<ChainLog>(isChainLog, 'a log with every field of its type')),
+    }),
+  ),
+  progress: z.strictObject({ at: z.number().int().min(-1), end: uint.optional(), done: z.literal(true).optional() }),
+  fence: chainBlockMessageSchema.shape.fence,
+});
+export type BackfillPage = z.infer<typeof backfillPageSchema>;
+
 /** The schema a message of that `type` is checked against; undefined for a type the Matcher does not take. */
-export function matcherSchemaFor(msg: unknown): typeof matcherBlockSchema | typeof subscriptionsChangedSchema | undefined {
+export function matcherSchemaFor(
+  msg: unknown,
+): typeof matcherBlockSchema | typeof subscriptionsChangedSchema | typeof backfillPageSchema | undefined {
   const type = typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : undefined;
-  return type === 'chain.block' ? matcherBlockSchema : type === 'subscriptions.changed' ? subscriptionsChangedSchema : undefined;
+  if (type === 'chain.block') return matcherBlockSchema;
+  if (type === 'subscriptions.changed') return subscriptionsChangedSchema;
+  return type === 'backfill.page' ? backfillPageSchema : undefined;
 }
-export type MatcherMessage = ChainBlockMessage | SubscriptionsChanged;
+export type MatcherMessage = ChainBlockMessage | SubscriptionsChanged | BackfillPage;
+
+/**
+ * The answer to a `backfill.page`: written, with `liveFrom` the highest block the live path has taken
+ * (the chain cursor's processed height, or a block the Matcher handled whose cursor write is still on
+ * its way); or refused, nothing written: `STALE` (a block above the processed height, or whose hash is
+ * not the one the chain cursor's window has: read again later), `SUBSCRIPTION_NOT_FOUND` (not indexed:
+ * deleted, or its notice still on its way), `LEASE_LOST`.
+ */
+export type BackfillPageAck =
+  | { ok: true; jobs: number; liveFrom: number }
+  | { ok: false; code: 'ETHHOOK_ERR_BACKFILL_STALE' | 'ETHHOOK_ERR_SUBSCRIPTION_NOT_FOUND' | 'ETHHOOK_ERR_LEASE_LOST'; liveFrom?: number };
 
 export interface BlockAck {
   ok: true;

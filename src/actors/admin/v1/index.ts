@@ -19,7 +19,10 @@
  *   POST   /v1/subscriptions                  operate  { endpointId, chainId, addresses?, topics?, confirmations?, finality? }  201 { subscription }
  *                                                     (a chainId this node does not follow: 400 naming `chainId`, listing those it does)
  *   GET    /v1/subscriptions                  read*    ?limit=&after=<sub id>&endpointId=&chainId=  { data: [subscription], next }
- *   GET    /v1/subscriptions/:id              read*                                               { subscription }
+ *                                                     (`fromBlock`, `toBlock`: a backfill of its history too; 201 { subscription, backfill })
+ *   GET    /v1/subscriptions/:id              read*                                               { subscription, backfill }
+ *   POST   /v1/subscriptions/:id/replay       operate  { fromBlock, toBlock? }                    202 { backfill }  (one running: 409)
+ *   DELETE /v1/subscriptions/:id/replay       operate  (cancels the running backfill)             { backfill }
  *   DELETE /v1/subscriptions/:id              operate                                             { deleted }
  *   GET    /v1/dead-letters                   operate  ?endpointId=&since=<ms or ISO>&limit=      { data: [deadLetter] }
  *   POST   /v1/dead-letters/:id/replay        operate                                             { replayed: 1, job }
@@ -44,7 +47,8 @@ import { DEFAULT_ROTATION_OVERLAP_MS, type EndpointStore } from '../../../store/
 import type { OutboxStore } from '../../../store/outbox/contract.ts';
 import type { SubscriptionStore } from '../../../store/subscriptions.ts';
 import type { Route } from '../router.ts';
-import { EthhookError, isEthhookError } from '../../../runtime/errors.ts';
+import { EthhookError, describeError, isEthhookError } from '../../../runtime/errors.ts';
+import type { BackfillStore } from '../../../store/backfills.ts';
 import { ACTOR_PATHS } from '../../../tree.ts';
 import type { BreakerView } from '../../deliverer/circuit-breaker.ts';
 import type { DelivererMessage } from '../../deliverer/messages.ts';
@@ -74,6 +78,8 @@ export interface V1RoutesOptions {
   };
   /** Replaces the SSRF check of src/target-policy/ssrf.ts (its DNS, in tests). */
   checkTarget?: CheckTarget;
+  /** Backfill requests (src/store/backfills.ts), run by `/pipeline/backfill`. */
+  backfills: BackfillStore;
   /** How long a request waits for the Matcher or Deliverer to acknowledge a change. Default 2 s. */
   noticeTimeoutMs?: number;
   /** The notices to send instead of this node's own (a cluster's: src/cluster/notices.ts). */
@@ -87,11 +93,24 @@ export function v1Routes(options: V1RoutesOptions): Route[] {
     outbox: options.outbox,
     chains: [...options.chains].sort((a, b) => a - b),
     notices: options.notices ?? pipelineNotices(options.lookup, options.noticeTimeoutMs),
+    backfills: options.backfills,
+    backfillChanged: backfillNotice(options.lookup, options.noticeTimeoutMs ?? DEFAULT_NOTICE_TIMEOUT_MS),
     breaker: delivererBreaker(options.lookup, options.noticeTimeoutMs ?? DEFAULT_NOTICE_TIMEOUT_MS),
     guardTarget: targetGuard(options.config, options.checkTarget),
     secretOverlapMs: options.config.secretOverlapMs ?? DEFAULT_ROTATION_OVERLAP_MS,
   };
   return [...endpointRoutes(ctx), ...breakerRoutes(ctx), ...subscriptionRoutes(ctx), ...deadLetterRoutes(ctx)];
+}
+
+/** Tells this node's Backfill actor of a request's change; it polls the store anyway, so a failure is a debug line. */
+function backfillNotice(lookup: Lookup, timeoutMs: number): V1Context['backfillChanged'] {
+  return async (subscriptionId, log) => {
+    try {
+      await lookup(ACTOR_PATHS.backfill)?.ask({ type: 'backfill.changed', subscriptionId }, { timeoutMs });
+    } catch (err) {
+      log.debug({ subscriptionId, err: describeError(err) }, 'backfill notice not acknowledged; the actor reads the store on its own');
+    }
+  };
 }
 
 /** Asks this node's Deliverer for an endpoint's breaker (breakers.ts); any failure to answer is a 503. */

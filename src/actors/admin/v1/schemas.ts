@@ -8,7 +8,13 @@
  */
 import { z } from 'zod';
 import { endpointCreateSchema, endpointIdSchema, endpointUpdateSchema } from '../../../store/endpoints.ts';
-import { subscriptionCreateSchema, subscriptionIdSchema, MAX_TOPIC_ALTERNATIVES, topicSchema } from '../../../store/subscriptions.ts';
+import {
+  checkAbiFields,
+  subscriptionCreateSchema,
+  subscriptionIdSchema,
+  MAX_TOPIC_ALTERNATIVES,
+  topicSchema,
+} from '../../../store/subscriptions.ts';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -17,6 +23,7 @@ export const MAX_OVERLAP_MS = 30 * 24 * 60 * 60 * 1000;
 
 const limit = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE);
 const chainId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const blockNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** A point in time: milliseconds since the epoch (number or digits) or an ISO 8601 date-time. */
 const instant = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -49,10 +56,28 @@ const topicPosition = z.union([z.null(), topicSchema, z.array(topicSchema).max(M
   error: `must be null, a 32-byte 0x-prefixed hex topic, or a list of at most ${MAX_TOPIC_ALTERNATIVES} of them`,
 });
 
+/** The abi, events and filter are checked here too, so their problems are 400s naming the field like any other. */
 export const SubscriptionCreateBody = subscriptionCreateSchema
   .omit({ id: true })
-  .extend({ topics: z.array(topicPosition).max(4, 'at most 4 positions (topic0..topic3)').optional() });
+  .extend({
+    topics: z.array(topicPosition).max(4, 'at most 4 positions (topic0..topic3)').optional(),
+    /** A backfill of the subscription's history from this block (src/actors/backfill/); not stored with the subscription. */
+    fromBlock: blockNumber.optional(),
+    toBlock: blockNumber.optional(),
+  })
+  .superRefine(checkAbiFields)
+  .superRefine(checkBackfillRange);
 export type SubscriptionCreateBody = z.output<typeof SubscriptionCreateBody>;
+
+/** A backfill's range: `toBlock` (absent: up to where the live path took over) not below `fromBlock`. */
+export function checkBackfillRange(body: { fromBlock?: number | undefined; toBlock?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (body.toBlock === undefined) return;
+  if (body.fromBlock === undefined) ctx.addIssue({ code: 'custom', path: ['fromBlock'], message: 'toBlock needs a fromBlock' });
+  else if (body.toBlock < body.fromBlock) ctx.addIssue({ code: 'custom', path: ['toBlock'], message: 'must be >= fromBlock' });
+}
+
+export const ReplayBody = z.strictObject({ fromBlock: blockNumber, toBlock: blockNumber.optional() }).superRefine(checkBackfillRange);
+export type ReplayBody = z.output<typeof ReplayBody>;
 
 export const EndpointListQuery = z.strictObject({ limit, after: endpointIdSchema.optional() });
 export type EndpointListQuery = z.output<typeof EndpointListQuery>;
