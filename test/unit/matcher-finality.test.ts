@@ -1,0 +1,169 @@
+// Subscriptions with `finality` on a real LevelDB directory: their log.created jobs wait in the store
+// until the heights a block carries (`finality: { safe, finalized }`) reach their block, and their
+// confirmations too; a block final already is enqueued at once; an unknown tag holds its jobs; a log
+// retracted while its job waits is never sent; waiting jobs survive a restart and are released once.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { webhookId } from '../../src/actors/matcher/jobs.ts';
+import { createMatcher, type Matcher, type MatcherDeps } from '../../src/actors/matcher/matcher.ts';
+import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messages.ts';
+import { createLogger } from '../../src/runtime/log.ts';
+import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
+import { LevelKv } from '../../src/store/level/kv.ts';
+import { EndpointStore } from '../../src/store/endpoints.ts';
+import type { Job } from '../../src/store/outbox/job.ts';
+import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
+import { SubscriptionStore, type Finality } from '../../src/store/subscriptions.ts';
+
+const A = '0x' + 'a1'.repeat(20);
+const H = (n: number) => '0x' + n.toString(16).padStart(64, 'e');
+const TX = '0x' + 'cd'.repeat(32);
+const ctx = {} as never;
+
+const dirs: string[] = [];
+const dbs: Db[] = [];
+afterAll(async () => {
+  for (const db of dbs) if (db.status === 'open') await db.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+let db: Db;
+let subscriptions: SubscriptionStore;
+let endpointId: string;
+let deps: MatcherDeps;
+
+beforeEach(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ethhook-matcher-finality-'));
+  dirs.push(dir);
+  db = await openDb(dir);
+  dbs.push(db);
+  const endpoints = new EndpointStore(new LevelKv(db), randomBytes(32));
+  subscriptions = new SubscriptionStore(new LevelKv(db), endpoints);
+  const outbox = await LevelOutbox.open(new LevelKv(db));
+  endpointId = (await endpoints.create({ url: 'https://receiver.example/hook' })).endpoint.id;
+  deps = { kv: new LevelKv(db), subscriptions, outbox, logger: createLogger({ level: 'silent' }), registry: new Registry() };
+});
+
+async function started(extra: Partial<MatcherDeps> = {}): Promise<Matcher> {
+  const m = createMatcher({ ...deps, ...extra });
+  await m.preStart!(ctx);
+  return m;
+}
+
+const subscribe = (finality: Finality, confirmations?: number) =>
+  subscriptions.create({ endpointId, chainId: 1, addresses: [A], finality, ...(confirmations === undefined ? {} : { confirmations }) });
+
+function block(
+  blockNumber: number,
+  logCount: number,
+  finality?: ChainBlockMessage['finality'],
+  opts: { removed?: boolean; blockHash?: string } = {},
+): ChainBlockMessage {
+  const blockHash = opts.blockHash ?? H(blockNumber);
+  const logs: ChainLog[] = Array.from({ length: logCount }, (_, logIndex) => ({
+    address: A,
+    topics: [],
+    data: '0x',
+    blockNumber,
+    blockHash,
+    transactionHash: TX,
+    transactionIndex: 0,
+    logIndex,
+    removed: opts.removed ?? false,
+  }));
+  return {
+    type: 'chain.block',
+    chainId: 1,
+    blockNumber,
+    blockHash,
+    parentHash: H(blockNumber - 1),
+    timestamp: 1_700_000_000 + blockNumber,
+    seenAt: 1_700_000_000_000 + blockNumber * 1000,
+    removed: opts.removed ?? false,
+    logs,
+    ...(finality ? { finality } : {}),
+  };
+}
+
+async function jobIds(): Promise<string[]> {
+  return (await sublevel<Job>(db, 'outbox-jobs').values().all()).map((j) => j.id).sort();
+}
+
+describe('finality: jobs wait until their block is final', () => {
+  it("'finalized': held while finalized < the block, released by the block whose heights reach it, with its seenAt", async () => {
+    const sub = await subscribe('finalized');
+    const latest = await subscriptions.create({ endpointId, chainId: 1, addresses: [A] });
+    const m = await started();
+    expect(await m.receive(block(100, 1, { safe: 99, finalized: 90 }), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(await jobIds()).toEqual([webhookId(1, H(100), 0, latest.id, 'log.created')]);
+    // `safe` passing the block does not release a 'finalized' job.
+    expect(await m.receive(block(101, 0, { safe: 100, finalized: 99 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(102, 0, { safe: 101, finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 1 });
+    const released = (await sublevel<Job>(db, 'outbox-jobs').values().all()).find((j) => j.subscriptionId === sub.id);
+    expect(released).toMatchObject({ id: webhookId(1, H(100), 0, sub.id, 'log.created'), eventSeenAt: block(102, 0).seenAt });
+    expect(await m.receive(block(103, 0, { safe: 102, finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 0 });
+  });
+
+  it("'safe' is released by the safe height, or by a finalized one (a finalized block is safe)", async () => {
+    await subscribe('safe');
+    const m = await started();
+    expect(await m.receive(block(100, 1, { safe: 99 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(101, 0, { safe: 100 }), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(await m.receive(block(102, 1, { finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(103, 0, { finalized: 102 }), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+
+  it('a block final already is enqueued at once; an unknown tag holds jobs until it is known', async () => {
+    await subscribe('finalized');
+    const m = await started();
+    expect(await m.receive(block(50, 2, { finalized: 60 }), ctx)).toEqual({ ok: true, jobs: 2 });
+    expect(await m.receive(block(100, 1), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(101, 0, { safe: 101 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(102, 0, { finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(await jobIds()).toHaveLength(3);
+  });
+
+  it('with confirmations too, a job waits for both', async () => {
+    await subscribe('finalized', 5);
+    const m = await started({ chainConfirmations: new Map([[1, 0]]) });
+    await m.receive(block(100, 1, { finalized: 100 }), ctx);
+    expect(await m.receive(block(104, 0, { finalized: 104 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(105, 0, { finalized: 104 }), ctx)).toEqual({ ok: true, jobs: 1 });
+    await m.receive(block(106, 1, { finalized: 90 }), ctx);
+    expect(await m.receive(block(108, 0, { finalized: 106 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(block(111, 0, { finalized: 106 }), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+
+  it('a log retracted while its job waits is never sent, neither created nor removed', async () => {
+    await subscribe('finalized');
+    const m = await started();
+    await m.receive(block(100, 2, { finalized: 95 }), ctx);
+    expect(await m.receive(block(100, 2, undefined, { removed: true }), ctx)).toEqual({ ok: true, jobs: 0 });
+    await m.receive(block(100, 0, { finalized: 95 }, { blockHash: H(100_100) }), ctx);
+    expect(await m.receive(block(101, 0, { finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await jobIds()).toEqual([]);
+  });
+
+  it('waiting jobs survive a restart and a block sent again, and are released once', async () => {
+    const sub = await subscribe('safe');
+    await started().then((m) => m.receive(block(100, 2, { safe: 98 }), ctx));
+    const second = await started();
+    expect(await second.receive(block(100, 2, { safe: 98 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await second.receive(block(101, 0, { safe: 100 }), ctx)).toEqual({ ok: true, jobs: 2 });
+    expect(await second.receive(block(101, 0, { safe: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await jobIds()).toEqual([0, 1].map((i) => webhookId(1, H(100), i, sub.id, 'log.created')).sort());
+  });
+
+  it('releases more waiting jobs than one batch holds', async () => {
+    await subscribe('finalized');
+    const m = await started();
+    await m.receive(block(100, 1_500, { finalized: 1 }), ctx);
+    await m.receive(block(101, 700, { finalized: 1 }), ctx);
+    expect(await m.receive(block(102, 0, { finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 2_200 });
+    expect(await m.receive(block(103, 0, { finalized: 102 }), ctx)).toEqual({ ok: true, jobs: 0 });
+  });
+});
