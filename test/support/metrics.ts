@@ -1,5 +1,6 @@
 /** A registry holding every metric the node registers (as main.ts builds it), for catalog tests. */
 import { Registry } from 'prom-client';
+import { getBackfillMetrics } from '../../src/actors/backfill/metrics.ts';
 import { getChainMetrics } from '../../src/actors/chain-listener/metrics.ts';
 import { clusterMetrics } from '../../src/cluster/coordinator.ts';
 import { delivererMetrics } from '../../src/actors/deliverer/metrics.ts';
@@ -15,6 +16,7 @@ export function registryWithAllMetrics(): Registry {
   registerKernelMetrics(registry, () => []);
   getChainMetrics(registry);
   getMatcherMetrics(registry);
+  getBackfillMetrics(registry, []);
   delivererMetrics(registry);
   getGovernanceMetrics(registry);
   streamCounters(registry);
