@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import type { BackfillAnswer, EndpointCreated, ErrorAnswer, SubscriptionAnswer } from '../support/admin-answers.ts';
-import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
+import { createNodeDir, killAllNodes, NODE_TOKEN, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 import {
   body,
@@ -66,6 +66,32 @@ async function subscribe(contract: string, extra: Record<string, unknown>): Prom
   return s.body;
 }
 
+/** The `backfill` events of the node's SSE stream from now on, parsed; `stop()` closes it. */
+async function backfillEvents(): Promise<{ events: Array<Record<string, unknown>>; stop(): void }> {
+  const abort = new AbortController();
+  const res = await fetch(`${node.adminUrl}/v1/sse/events?events=backfill`, {
+    headers: { authorization: `Bearer ${NODE_TOKEN}` },
+    signal: abort.signal,
+  });
+  const events: Array<Record<string, unknown>> = [];
+  const decoder = new TextDecoder();
+  let text = '';
+  void (async () => {
+    for await (const chunk of res.body!) {
+      text += decoder.decode(chunk, { stream: true });
+      for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
+        const data = text
+          .slice(0, end)
+          .split('\n')
+          .find((l) => l.startsWith('data: '));
+        if (data) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
+        text = text.slice(end + 2);
+      }
+    }
+  })().catch(() => undefined);
+  return { events, stop: () => abort.abort() };
+}
+
 async function backfillOf(sub: string) {
   const read = await node.api<SubscriptionAnswer>('GET', `/v1/subscriptions/${sub}`);
   return read.body.backfill!;
@@ -120,6 +146,7 @@ describe('history backfill', () => {
 
   it('delivers the history while live blocks keep coming: every log of the contract once per webhook-id or more, none missing', async () => {
     const { contract, first } = await history(20);
+    const stream = await backfillEvents();
     const created = await subscribe(contract, { fromBlock: first });
     const sub = created.subscription.id;
     expect(created.backfill).toMatchObject({ from: first, state: 'running' });
@@ -128,6 +155,12 @@ describe('history backfill', () => {
     const done = await backfillOf(sub);
     expect(done.state).toBe('done');
     expect(done.at).toBe(done.to);
+    // The live streams told the backfill's start and end.
+    await waitUntil(() => stream.events.some((e) => e.subscriptionId === sub && e.state === 'done'), 10_000, 'the backfill done event');
+    stream.stop();
+    const told = stream.events.filter((e) => e.subscriptionId === sub);
+    expect(told[0]).toMatchObject({ kind: 'backfill', chainId: CHAIN_ID, state: 'running', from: first });
+    expect(told.at(-1)).toMatchObject({ state: 'done', from: first, to: done.to, height: done.to });
     await chain.tick(contract, 1);
     const logs = await chain.logs(contract);
     await waitUntil(
