@@ -36,16 +36,33 @@ export interface FilterLog {
   readonly blockNumber: number;
 }
 
-export interface CompiledFilter {
-  /** Some field is an `args` field: a log that did not decode fails. */
-  readonly needsArgs: boolean;
-  /** `args`: viem's decoded arguments (decode.ts); undefined when the log did not decode or nothing decodes it. */
-  readonly test: (log: FilterLog, args: unknown) => boolean;
-}
-
 type Kind = 'integer' | 'address' | 'bytes' | 'bool' | 'string';
 type Path = (string | number)[];
-type Predicate = (log: FilterLog, args: unknown) => boolean;
+type Literal = bigint | string | boolean;
+/** `address`, `blockNumber`, or the keys down the decoded args. */
+type Field = 'address' | 'blockNumber' | readonly (string | number)[];
+
+/**
+ * A compiled filter is plain data walked by `holds`: closures would keep their whole scope (the JSON, the
+ * paths) alive, several hundred bytes per subscription at 100,000 of them.
+ */
+type FilterNode =
+  | { readonly t: 'all' | 'any'; readonly parts: readonly FilterNode[] }
+  | { readonly t: 'not'; readonly part: FilterNode }
+  | { readonly t: 'cond'; readonly field: Field; readonly kind: Kind; readonly op: Op; readonly value: Literal | readonly Literal[] };
+
+export class CompiledFilter {
+  constructor(
+    private readonly root: FilterNode,
+    /** Some field is an `args` field: a log that did not decode fails. */
+    readonly needsArgs: boolean,
+  ) {}
+
+  /** `args`: viem's decoded arguments (decode.ts); undefined when the log did not decode or nothing decodes it. */
+  test(log: FilterLog, args: unknown): boolean {
+    return !(this.needsArgs && args === undefined) && holds(this.root, log, args);
+  }
+}
 
 const MAX_OBJECTS = 256;
 const MAX_DEPTH = 16;
@@ -55,12 +72,64 @@ const MAX_STRING = 2048;
 const OPS = ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'] as const;
 type Op = (typeof OPS)[number];
 const SEGMENT = /^(?:[A-Za-z_$][\w$]*|0|[1-9]\d{0,5})$/;
+/** Field paths shared by the filters that name them (one copy each, at most this many kept). */
+const FIELDS = new Map<string, Field>();
+const MAX_FIELDS = 10_000;
 
 /** Compiles `json` for a subscription whose chosen events are `events` (undefined: it has no abi). */
 export function compileFilter(json: unknown, events: readonly ChosenEvent[] | undefined): CompiledFilter {
   const state = { objects: 0, needsArgs: false };
-  const test = node(json, ['filter'], 0, events, state);
-  return { needsArgs: state.needsArgs, test: state.needsArgs ? (log, args) => args !== undefined && test(log, args) : test };
+  const root = node(json, ['filter'], 0, events, state);
+  return new CompiledFilter(root, state.needsArgs);
+}
+
+function holds(n: FilterNode, log: FilterLog, args: unknown): boolean {
+  switch (n.t) {
+    case 'all':
+      for (const p of n.parts) if (!holds(p, log, args)) return false;
+      return true;
+    case 'any':
+      for (const p of n.parts) if (holds(p, log, args)) return true;
+      return false;
+    case 'not':
+      return !holds(n.part, log, args);
+    default: {
+      const actual = read(n.field, log, args);
+      return actual !== undefined && compare(n.op, n.kind, n.value, actual);
+    }
+  }
+}
+
+function read(field: Field, log: FilterLog, args: unknown): unknown {
+  if (field === 'address') return log.address;
+  if (field === 'blockNumber') return log.blockNumber;
+  let v = args;
+  for (const k of field) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<string | number, unknown>)[k];
+  }
+  return v;
+}
+
+function compare(op: Op, kind: Kind, value: Literal | readonly Literal[], actual: unknown): boolean {
+  switch (op) {
+    case 'in':
+      return (value as readonly Literal[]).some((v) => equal(kind, v, actual));
+    case 'eq':
+      return equal(kind, value as Literal, actual);
+    case 'ne':
+      return !equal(kind, value as Literal, actual);
+  }
+  const n = typeof actual === 'bigint' ? actual : typeof actual === 'number' ? BigInt(actual) : undefined;
+  if (n === undefined) return false;
+  const bound = value as bigint;
+  return op === 'gt' ? n > bound : op === 'gte' ? n >= bound : op === 'lt' ? n < bound : n <= bound;
+}
+
+function equal(kind: Kind, value: Literal, actual: unknown): boolean {
+  if (kind === 'integer') return typeof actual === 'bigint' ? actual === value : typeof actual === 'number' && BigInt(actual) === value;
+  if (kind === 'address' || kind === 'bytes') return typeof actual === 'string' && actual.toLowerCase() === value;
+  return actual === value;
 }
 
 interface CompileState {
@@ -68,7 +137,7 @@ interface CompileState {
   needsArgs: boolean;
 }
 
-function node(json: unknown, path: Path, depth: number, events: readonly ChosenEvent[] | undefined, state: CompileState): Predicate {
+function node(json: unknown, path: Path, depth: number, events: readonly ChosenEvent[] | undefined, state: CompileState): FilterNode {
   const entries = objectEntries(
     json,
     path,
@@ -76,21 +145,18 @@ function node(json: unknown, path: Path, depth: number, events: readonly ChosenE
     state,
     'must be an object of conditions ({ "args.value": { "gte": "1" } }, "and", "or", "not")',
   );
-  const parts = entries.map(([key, value]): Predicate => {
+  const parts = entries.map(([key, value]): FilterNode => {
     const here = [...path, key];
     if (key === 'and' || key === 'or') {
       if (!Array.isArray(value) || value.length === 0 || value.length > MAX_ENTRIES)
         throw new AbiInputError(here, `must be a list of 1 to ${MAX_ENTRIES} filters`);
       const subs = value.map((v, i) => node(v, [...here, i], depth + 1, events, state));
-      return key === 'and' ? (log, args) => subs.every((p) => p(log, args)) : (log, args) => subs.some((p) => p(log, args));
+      return subs.length === 1 ? subs[0]! : { t: key === 'and' ? 'all' : 'any', parts: subs };
     }
-    if (key === 'not') {
-      const sub = node(value, here, depth + 1, events, state);
-      return (log, args) => !sub(log, args);
-    }
+    if (key === 'not') return { t: 'not', part: node(value, here, depth + 1, events, state) };
     return condition(key, value, here, depth + 1, events, state);
   });
-  return parts.length === 1 ? parts[0]! : (log, args) => parts.every((p) => p(log, args));
+  return parts.length === 1 ? parts[0]! : { t: 'all', parts };
 }
 
 function objectEntries(json: unknown, path: Path, depth: number, state: CompileState, what: string): [string, unknown][] {
@@ -103,25 +169,20 @@ function objectEntries(json: unknown, path: Path, depth: number, state: CompileS
 }
 
 function condition(
-  field: string,
+  key: string,
   json: unknown,
   path: Path,
   depth: number,
   events: readonly ChosenEvent[] | undefined,
   state: CompileState,
-): Predicate {
-  const { kind, read } = resolveField(field, path, events, state);
+): FilterNode {
+  const { kind, field } = resolveField(key, path, events, state);
   const ops = objectEntries(json, path, depth, state, `must be an object of operators (${OPS.join(', ')})`);
-  const tests = ops.map(([op, value]) => {
+  const conds = ops.map(([op, value]): FilterNode => {
     if (!(OPS as readonly string[]).includes(op)) throw new AbiInputError([...path, op], `unknown operator: use ${OPS.join(', ')}`);
-    return comparison(op as Op, kind, value, [...path, op]);
+    return { t: 'cond', field, kind, op: op as Op, value: operand(op as Op, kind, value, [...path, op]) };
   });
-  return (log, args) => {
-    const actual = read(log, args);
-    if (actual === undefined) return false;
-    for (const t of tests) if (!t(actual)) return false;
-    return true;
-  };
+  return conds.length === 1 ? conds[0]! : { t: 'all', parts: conds };
 }
 
 function resolveField(
@@ -129,9 +190,8 @@ function resolveField(
   path: Path,
   events: readonly ChosenEvent[] | undefined,
   state: CompileState,
-): { kind: Kind; read: (log: FilterLog, args: unknown) => unknown } {
-  if (field === 'address') return { kind: 'address', read: (log) => log.address };
-  if (field === 'blockNumber') return { kind: 'integer', read: (log) => log.blockNumber };
+): { kind: Kind; field: Field } {
+  if (field === 'address' || field === 'blockNumber') return { kind: field === 'address' ? 'address' : 'integer', field };
   const segments = field.split('.');
   if (segments[0] !== 'args' || segments.length < 2 || !segments.slice(1).every((s) => SEGMENT.test(s)))
     throw new AbiInputError(path, 'unknown field: use address, blockNumber or args.<name>[.<name or index>...]');
@@ -147,18 +207,12 @@ function resolveField(
   if (kinds.size === 0) throw new AbiInputError(path, `no chosen event has this value (${problems.join('; ')})`);
   if (kinds.size > 1) throw new AbiInputError(path, `is of different kinds in the chosen events (${[...kinds].join(', ')})`);
   state.needsArgs = true;
-  const keys = steps.map((s) => (/^\d/.test(s) ? Number(s) : s));
-  return {
-    kind: [...kinds][0]!,
-    read: (_log, args) => {
-      let v: unknown = args;
-      for (const k of keys) {
-        if (typeof v !== 'object' || v === null || !Object.hasOwn(v, k)) return undefined;
-        v = (v as Record<string | number, unknown>)[k];
-      }
-      return v;
-    },
-  };
+  let keys = FIELDS.get(field);
+  if (keys === undefined) {
+    keys = steps.map((s) => (/^\d/.test(s) ? Number(s) : s));
+    if (FIELDS.size < MAX_FIELDS) FIELDS.set(field, keys);
+  }
+  return { kind: [...kinds][0]!, field: keys };
 }
 
 /** The kind of the value at `steps` below a tuple of `params`, or why there is none. */
@@ -193,59 +247,16 @@ function kindOfType(param: AbiParameter, rest: readonly string[]): { kind: Kind 
   return { kind: 'string' };
 }
 
-type Test = (actual: unknown) => boolean;
-
-function comparison(op: Op, kind: Kind, json: unknown, path: Path): Test {
+/** The operand of `op`, checked for the field's kind. */
+function operand(op: Op, kind: Kind, json: unknown, path: Path): Literal | Literal[] {
   if (op === 'in') {
     if (!Array.isArray(json) || json.length === 0 || json.length > MAX_IN)
       throw new AbiInputError(path, `must be a list of 1 to ${MAX_IN} values`);
-    const equals = json.map((v, i) => equality(kind, literal(kind, v, [...path, i])));
-    return (a) => equals.some((eq) => eq(a));
+    return json.map((v, i) => literal(kind, v, [...path, i]));
   }
   if (op !== 'eq' && op !== 'ne' && kind !== 'integer')
     throw new AbiInputError(path, `${op} compares integers; this field is ${article(kind)}`);
-  const value = literal(kind, json, path);
-  if (op === 'eq') return equality(kind, value);
-  if (op === 'ne') {
-    const eq = equality(kind, value);
-    return (a) => !eq(a);
-  }
-  const bound = value as bigint;
-  const order = (a: unknown): bigint | undefined => (typeof a === 'bigint' ? a : typeof a === 'number' ? BigInt(a) : undefined);
-  switch (op) {
-    case 'gt':
-      return (a) => {
-        const n = order(a);
-        return n !== undefined && n > bound;
-      };
-    case 'gte':
-      return (a) => {
-        const n = order(a);
-        return n !== undefined && n >= bound;
-      };
-    case 'lt':
-      return (a) => {
-        const n = order(a);
-        return n !== undefined && n < bound;
-      };
-    default:
-      return (a) => {
-        const n = order(a);
-        return n !== undefined && n <= bound;
-      };
-  }
-}
-
-function equality(kind: Kind, value: bigint | string | boolean): Test {
-  switch (kind) {
-    case 'integer':
-      return (a) => (typeof a === 'bigint' ? a === value : typeof a === 'number' && BigInt(a) === value);
-    case 'address':
-    case 'bytes':
-      return (a) => typeof a === 'string' && a.toLowerCase() === value;
-    default:
-      return (a) => a === value;
-  }
+  return literal(kind, json, path);
 }
 
 function literal(kind: Kind, v: unknown, path: Path): bigint | string | boolean {

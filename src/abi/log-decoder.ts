@@ -15,8 +15,9 @@
  * Caches, each with its bound:
  * - event sets, interned by the subscription's abi (its declarations): one per distinct abi among the
  *   subscriptions set here, dropped with the last of them (reference counts), so 100,000 subscriptions
- *   sharing an abi hold one parsed copy of it. Filters are compiled per subscription (a few hundred
- *   bytes each).
+ *   sharing an abi hold one copy of it; and parsed events, interned by declaration: one per distinct
+ *   event among those sets (a parsed event is about a kilobyte), dropped with the last set naming it.
+ *   Filters are compiled per subscription (plain data, a hundred bytes or so each).
  * - the decodings of the log being matched: one per event it was decoded as, dropped when another log
  *   comes (the Matcher takes a block's logs one after the other, and all of a log's candidates
  *   together), so a log is decoded once however many subscriptions share its event.
@@ -64,6 +65,7 @@ const RETRACTION_CACHE = 256;
 export class LogDecoder {
   private readonly specs = new Map<string, DecodingSpec>();
   private readonly sets = new Map<string, EventSet>();
+  private readonly events = new Map<string, { event: ChosenEvent; refs: number }>();
   private current: DecodableLog | undefined;
   private readonly decodings = new Map<ChosenEvent, LogDecoding>();
   private readonly parsed = new Map<string, ChosenEvent>();
@@ -87,12 +89,18 @@ export class LogDecoder {
     const spec = this.specs.get(id);
     if (spec === undefined) return;
     this.specs.delete(id);
-    if (spec.events !== undefined && --spec.events.refs === 0) this.sets.delete(spec.events.key);
+    if (spec.events === undefined || --spec.events.refs > 0) return;
+    this.sets.delete(spec.events.key);
+    for (const event of spec.events.byTopic0.values()) {
+      const known = this.events.get(event.declaration)!;
+      if (--known.refs === 0) this.events.delete(event.declaration);
+    }
   }
 
   clear(): void {
     this.specs.clear();
     this.sets.clear();
+    this.events.clear();
     this.forgetLog();
   }
 
@@ -123,10 +131,8 @@ export class LogDecoder {
   eventOf(declaration: string, log: DecodableLog): WebhookEvent | null {
     let event = this.parsed.get(declaration);
     if (event === undefined) {
-      for (const set of this.sets.values()) {
-        const known = [...set.byTopic0.values()].find((e) => e.declaration === declaration);
-        if (known !== undefined) return this.decodeAs(known, log).event;
-      }
+      const known = this.events.get(declaration);
+      if (known !== undefined) return this.decodeAs(known.event, log).event;
       event = eventFromDeclaration(declaration);
       if (this.parsed.size >= RETRACTION_CACHE) this.parsed.delete(this.parsed.keys().next().value!);
       this.parsed.set(declaration, event);
@@ -151,8 +157,13 @@ export class LogDecoder {
     if (set === undefined) {
       const byTopic0 = new Map<string, ChosenEvent>();
       for (const declaration of abi) {
-        const event = eventFromDeclaration(declaration);
-        byTopic0.set(event.topic0, event);
+        let known = this.events.get(declaration);
+        if (known === undefined) {
+          known = { event: eventFromDeclaration(declaration), refs: 0 };
+          this.events.set(declaration, known);
+        }
+        known.refs++;
+        byTopic0.set(known.event.topic0, known.event);
       }
       set = { key, byTopic0, refs: 0 };
       this.sets.set(key, set);
