@@ -13,7 +13,9 @@
  * `args` keeps viem's values (bigint or number integers) for the filters (filter.ts), which compare
  * integers as BigInt.
  */
-import { decodeEventLog, type Hex } from 'viem';
+// viem/utils rather than viem: the same functions without the clients and chains (8 MB less RSS).
+import type { Hex } from 'viem';
+import { decodeEventLog } from 'viem/utils';
 import type { ChosenEvent } from './events.ts';
 
 export type ArgValue = string | boolean | ArgValue[] | { [name: string]: ArgValue };

@@ -22,7 +22,9 @@
  * declarations (src/store/subscriptions.ts), and match records name the event a log was decoded as by
  * it (src/store/matches.ts).
  */
-import { parseAbi, parseAbiItem, toEventSelector, toEventSignature, type AbiEvent, type AbiParameter } from 'viem';
+// viem/utils rather than viem: the same functions without the clients and chains (8 MB less RSS).
+import type { AbiEvent, AbiParameter } from 'viem';
+import { parseAbi, parseAbiItem, toEventSelector, toEventSignature } from 'viem/utils';
 
 /** Events a subscription may pick (each is a topic0 alternative of its filter). */
 export const MAX_EVENTS = 100;
