@@ -12,7 +12,7 @@
  *   times (bench/e2e/receiver.ts).
  * Every endpoint has its own receiver path, its own Tick contract and one subscription to it.
  *
- * Phases (BENCH_PHASES, a comma list; default all: backlog,sustained,live,fair,million):
+ * Phases (BENCH_PHASES, a comma list; default all: backlog,sustained,live,fair,backfill,million):
  * - backlog: BENCH_BACKLOG_LOGS (100,000) logs in transactions of 1,000 logs (one block each, automine),
  *   up to 4 in flight. `e2e_webhooks_per_s` = logs / (first transaction sent → last webhook received);
  *   `anvil_logs_per_s` = logs / (first sent → last mined). Then as many logs in one-log transactions:
@@ -40,6 +40,13 @@
  *   `fair_healthy_p99_ms`: the healthy endpoint's transaction sent → webhook received p99, from the
  *   first second on; a webhook not received 60 s after the phase counts with the time waited until
  *   then (the figure is then a lower bound) and is reported as `fair_healthy_undelivered`, not lost.
+ * - backfill (a fresh node): BENCH_BACKFILL_LOGS (1,000,000) logs of history on a contract of their own,
+ *   mined before the node starts. 5 logs/s live on one endpoint for BENCH_BACKFILL_LIVE_SECONDS (30);
+ *   then a subscription with `fromBlock` at the history starts a backfill (to another endpoint) and,
+ *   once its first webhook arrived, 5 logs/s live on a third endpoint for as long. `idle_live_p99_ms` /
+ *   `backfill_live_p99_ms`: transaction sent → webhook received (the node's stage histograms count the
+ *   backfilled sends too), `backfill_live_ratio` their ratio (target <= 2), `backfill_webhooks_per_s`
+ *   the history received during the window. The backfill is cancelled after.
  * - million (a fresh node; BENCH_MILLION=0 skips): the endpoint is paused through the admin API while
  *   BENCH_MILLION_LOGS (1,000,000) logs are emitted (1,000-log transactions) and matched into the
  *   outbox; then resumed and drained (bounded by BENCH_MILLION_DRAIN_SECONDS, 1800). `rss_backlog_1m_mb`:
@@ -69,13 +76,13 @@ import { inspect } from 'node:util';
 import { Agent } from 'undici';
 import { Webhook } from 'standardwebhooks';
 import { asShipped, execArgvFor } from './bundled.ts';
-import { startChain, type Chain } from './e2e/chain.ts';
+import { CHAIN_ID, startChain, type Chain } from './e2e/chain.ts';
 import { startNode, type BenchNode } from './e2e/node.ts';
 import { histogram, labelValues, quantile, sample, subtract, type Buckets } from './e2e/prometheus.ts';
 import { runReceiverChild, startReceiver, type Mode, type ReceiverHandle } from './e2e/receiver.ts';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'backlog,sustained,live,fair,million').split(',').map((p) => p.trim()));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'backlog,sustained,live,fair,backfill,million').split(',').map((p) => p.trim()));
 if (process.env.BENCH_MILLION === '0') PHASES.delete('million');
 const BACKLOG_LOGS = env('BENCH_BACKLOG_LOGS', 100_000);
 const AFTER_SECONDS = env('BENCH_AFTER_SECONDS', 60);
@@ -84,6 +91,8 @@ const SUSTAIN_RATES = (process.env.BENCH_SUSTAIN_RATES ?? '1000,2000,4000,6000,8
 const SUSTAIN_SECONDS = env('BENCH_SUSTAIN_SECONDS', 30);
 const LIVE_SECONDS = env('BENCH_LIVE_SECONDS', 60);
 const FAIR_SECONDS = env('BENCH_FAIR_SECONDS', 60);
+const BACKFILL_LOGS = env('BENCH_BACKFILL_LOGS', 1_000_000);
+const BACKFILL_LIVE_SECONDS = env('BENCH_BACKFILL_LIVE_SECONDS', 30);
 const MILLION_LOGS = env('BENCH_MILLION_LOGS', 1_000_000);
 const MILLION_DRAIN_SECONDS = env('BENCH_MILLION_DRAIN_SECONDS', 1_800);
 const BIG_TX = 1_000;
@@ -190,6 +199,10 @@ interface Results {
   fair_healthy_p50_ms?: number | null;
   fair_healthy_p99_ms: number | null;
   fair_healthy_undelivered: number | null;
+  idle_live_p99_ms: number | null;
+  backfill_live_p99_ms: number | null;
+  backfill_live_ratio: number | null;
+  backfill_webhooks_per_s: number | null;
   lost: number;
   lost_by_phase?: Record<string, number>;
   bad_signatures: number;
@@ -244,6 +257,10 @@ async function main(): Promise<void> {
     rss_after_1m_mb: null,
     fair_healthy_p99_ms: null,
     fair_healthy_undelivered: null,
+    idle_live_p99_ms: null,
+    backfill_live_p99_ms: null,
+    backfill_live_ratio: null,
+    backfill_webhooks_per_s: null,
     lost: 0,
     bad_signatures: 0,
     phases: [...PHASES],
@@ -315,6 +332,40 @@ async function main(): Promise<void> {
         return null;
       }
       return last;
+    };
+    /**
+     * 5 logs/s on `ep` (one one-log transaction every 200 ms) for `seconds`, everything received: the
+     * transaction sent → webhook received figures, and the node's pipeline stages and event-to-delivery
+     * histogram over the window (their buckets' difference).
+     */
+    const liveWindow = async (node: BenchNode, ep: Endpoint, seconds: number, phase: string) => {
+      const before = await node.metrics();
+      const sent = await steady(chain, ep.contract, 200, seconds);
+      await received(ep.path, sent.logs, 30_000, phase);
+      const after = await node.metrics();
+      const latencies = latenciesOf(sent.at, await receiver.takeTracked(ep.path));
+      const txP50 = round(percentile(latencies, 0.5), 2);
+      const txP99 = round(percentile(latencies, 0.99), 2);
+      console.log(`${phase}, 5 logs/s: tx sent → webhook received p50 ${txP50} ms, p99 ${txP99} ms (${latencies.length} webhooks)`);
+      const stages: Record<string, StageFigures> = {};
+      const present = labelValues(after, 'pipeline_stage_seconds_bucket', 'stage');
+      for (const stage of [...STAGES, ...present.filter((s) => !STAGES.includes(s))]) {
+        if (!present.includes(stage)) continue;
+        const diff = subtract(
+          histogram(after, 'pipeline_stage_seconds', { stage }),
+          histogram(before, 'pipeline_stage_seconds', { stage }),
+        );
+        stages[stage] = stageFigures(diff);
+        console.log(
+          `${phase}, node stage ${stage.padEnd(9)} p50 ${stages[stage].p50_ms} ms, p99 ${stages[stage].p99_ms} ms (${stages[stage].count})`,
+        );
+      }
+      if (present.length === 0) console.log(`${phase}: the node exports no pipeline_stage_seconds histogram`);
+      const eventToDelivery = stageFigures(
+        subtract(histogram(after, 'webhook_event_to_delivery_seconds'), histogram(before, 'webhook_event_to_delivery_seconds')),
+      );
+      console.log(`${phase}, node webhook_event_to_delivery_seconds p50 ${eventToDelivery.p50_ms} ms, p99 ${eventToDelivery.p99_ms} ms`);
+      return { txP50, txP99, stages, eventToDelivery };
     };
     const idleRss = async () => {
       if (results.rss_idle_mb !== null) return;
@@ -403,39 +454,14 @@ async function main(): Promise<void> {
       }
 
       if (eps.live) {
-        const before = await node.metrics();
-        const sent = await steady(chain, eps.live.contract, 200, LIVE_SECONDS);
-        await received(eps.live.path, sent.logs, 30_000, 'live');
-        const after = await node.metrics();
-        const latencies = latenciesOf(sent.at, await receiver.takeTracked(eps.live.path));
-        results.live_tx_p50_ms = round(percentile(latencies, 0.5), 2);
-        results.live_tx_p99_ms = round(percentile(latencies, 0.99), 2);
-        console.log(
-          `live, 5 logs/s: tx sent → webhook received p50 ${results.live_tx_p50_ms} ms, p99 ${results.live_tx_p99_ms} ms (${latencies.length} webhooks)`,
-        );
-        const stages: Record<string, StageFigures> = {};
-        const present = labelValues(after, 'pipeline_stage_seconds_bucket', 'stage');
-        for (const stage of [...STAGES, ...present.filter((s) => !STAGES.includes(s))]) {
-          if (!present.includes(stage)) continue;
-          const diff = subtract(
-            histogram(after, 'pipeline_stage_seconds', { stage }),
-            histogram(before, 'pipeline_stage_seconds', { stage }),
-          );
-          stages[stage] = stageFigures(diff);
-          console.log(
-            `live, node stage ${stage.padEnd(9)} p50 ${stages[stage].p50_ms} ms, p99 ${stages[stage].p99_ms} ms (${stages[stage].count})`,
-          );
-        }
-        if (present.length === 0) console.log('live: the node exports no pipeline_stage_seconds histogram');
-        results.live_stages = stages;
-        results.live_p50_ms = stages.answered?.p50_ms ?? null;
-        results.live_p99_ms = stages.answered?.p99_ms ?? null;
-        const e2d = stageFigures(
-          subtract(histogram(after, 'webhook_event_to_delivery_seconds'), histogram(before, 'webhook_event_to_delivery_seconds')),
-        );
-        results.live_event_to_delivery_p50_ms = e2d.p50_ms;
-        results.live_event_to_delivery_p99_ms = e2d.p99_ms;
-        console.log(`live, node webhook_event_to_delivery_seconds p50 ${e2d.p50_ms} ms, p99 ${e2d.p99_ms} ms`);
+        const live = await liveWindow(node, eps.live, LIVE_SECONDS, 'live');
+        results.live_tx_p50_ms = live.txP50;
+        results.live_tx_p99_ms = live.txP99;
+        results.live_stages = live.stages;
+        results.live_p50_ms = live.stages.answered?.p50_ms ?? null;
+        results.live_p99_ms = live.stages.answered?.p99_ms ?? null;
+        results.live_event_to_delivery_p50_ms = live.eventToDelivery.p50_ms;
+        results.live_event_to_delivery_p99_ms = live.eventToDelivery.p99_ms;
       }
       await shutdown(node);
     }
@@ -468,6 +494,61 @@ async function main(): Promise<void> {
         .reduce((n, [, st]) => n + st.hung, 0);
       console.log(
         `fairness, ${HANGING_ENDPOINTS} hanging endpoints + 1 healthy, 10 logs/s: healthy p50 ${results.fair_healthy_p50_ms} ms, p99 ${results.fair_healthy_p99_ms} ms; ${latencies.length} of ${sent.logs} delivered within the phase + 60 s${missing.length ? ' (the missing count with the time waited: a lower bound)' : ''}; ${hung} requests hung`,
+      );
+      await shutdown(node);
+    }
+
+    // ---- node D: live deliveries while a backfill runs ----
+    if (PHASES.has('backfill')) {
+      // The history is on the chain before the node starts (it follows from the head): only the
+      // backfill reads it.
+      const history = await chain.deploy();
+      const historyFrom = (await chain.head()) + 1;
+      const emitted = await emitLarge(chain, history, BACKFILL_LOGS);
+      console.log(`backfill: ${BACKFILL_LOGS} logs of history mined in ${((emitted.mined - emitted.started) / 1000).toFixed(1)} s`);
+      const node = await boot();
+      const idle = await endpoint(node, '/backfill/live-idle', 'ok', true);
+      const during = await endpoint(node, '/backfill/live-during', 'ok', true);
+      await following(node);
+      await idleRss();
+      const before = await liveWindow(node, idle, BACKFILL_LIVE_SECONDS, 'backfill, idle');
+      const created = await node.api<{ endpoint: { id: string }; secret: string }>('POST', '/v1/endpoints', {
+        url: `${receiver.origin}/backfill/history`,
+        description: '/backfill/history',
+      });
+      await receiver.addEndpoint('/backfill/history', created.secret, 'ok', false);
+      const sub = await node.api<{ subscription: { id: string } }>('POST', '/v1/subscriptions', {
+        endpointId: created.endpoint.id,
+        chainId: CHAIN_ID,
+        addresses: [history],
+        fromBlock: historyFrom,
+      });
+      const historyReceived = async () => (await receiver.stats()).paths['/backfill/history']!.distinct;
+      await waitFor(async () => (await historyReceived()) > 0, 60_000, 'the first backfilled webhook');
+      const startedWith = await historyReceived();
+      const windowStart = now();
+      const meanwhile = await liveWindow(node, during, BACKFILL_LIVE_SECONDS, 'backfill, while backfilling');
+      const backfilled = (await historyReceived()) - startedWith;
+      results.backfill_webhooks_per_s = Math.round(backfilled / ((now() - windowStart) / 1000));
+      const { backfill } = await node.api<{ backfill: { at: number; state: string } | null }>(
+        'GET',
+        `/v1/subscriptions/${sub.subscription.id}`,
+      );
+      console.log(
+        `backfill: ${backfilled} history webhooks during the live window (${results.backfill_webhooks_per_s}/s), backfill ${backfill?.state} at block ${backfill?.at}`,
+      );
+      if (backfill?.state !== 'running')
+        console.log('(the backfill read its whole range within the window; a larger BENCH_BACKFILL_LOGS keeps it reading)');
+      await node.api('DELETE', `/v1/subscriptions/${sub.subscription.id}/replay`).catch(() => {});
+      // The node's stage histograms count the backfilled webhooks' sends too, so the live figures are
+      // the bench's own: transaction sent → webhook received on the live endpoints' paths.
+      results.idle_live_p99_ms = before.txP99;
+      results.backfill_live_p99_ms = meanwhile.txP99;
+      const idleP99 = results.idle_live_p99_ms;
+      const duringP99 = results.backfill_live_p99_ms;
+      if (idleP99 && duringP99 !== null) results.backfill_live_ratio = round(duringP99 / idleP99, 2);
+      console.log(
+        `backfill: live p99 ${duringP99} ms while backfilling, ${idleP99} ms idle: ${results.backfill_live_ratio}x (target <= 2)`,
       );
       await shutdown(node);
     }
