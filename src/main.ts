@@ -13,7 +13,8 @@
  * coordinator (src/cluster/coordinator.ts: this instance's heartbeat and its share of the leases, taken
  * before the tree so each chain listener starts in its mode) → the pipeline notices (on PostgreSQL also
  * through the notice bus to every instance) → the supervision tree (src/tree.ts: deliverer, matcher publishing into the hub, one listener per chain, the
- * backfill, the governance-stream when there is a governance URL, admin with the /v1, governance and stream routes;
+ * backfill, the governance-stream when there is a governance URL, admin with the /v1, governance, stream and
+ * console routes (the console's time series are sampled from the start, src/console/series.ts);
  * a deliverer placed `forked`/`threaded` by `runtime.actors.deliverer.placement` runs in a child with
  * the same settings and reaches the store through a `deliverer-store` actor, see
  * src/actors/deliverer/placed.ts; in-process it uses the store directly)
@@ -56,6 +57,9 @@ import { chainLease, ClusterCoordinator, GOVERNANCE_LEASE } from './cluster/coor
 import { fencedKv } from './store/fenced-kv.ts';
 import { LocalClusterStore } from './cluster/local-store.ts';
 import { clusterRoutes } from './actors/admin/cluster-routes.ts';
+import { consoleRoutes } from './actors/admin/console-routes.ts';
+import { endpointFor } from './actors/admin/v1/views.ts';
+import { ConsoleSeries } from './console/series.ts';
 import { PgClusterStore } from './store/postgres/cluster.ts';
 import { ethhookVersion } from './version.ts';
 import type { NodeConfig } from './config/schema.ts';
@@ -140,6 +144,9 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
     (config.governance.url !== undefined ? { url: config.governance.url, publicKeys: config.governance.publicKeys } : undefined);
   const hub = new StreamHub({ registry, log: logger.child({ component: 'streams' }) });
   const publish = await startStreamPublish(config, stores, hub, logger, registry, cleanups);
+  const consoleSeries = new ConsoleSeries({ registry });
+  consoleSeries.start();
+  cleanups.push(async () => consoleSeries.stop());
   const system = new ActorSystem({
     logger,
     registry,
@@ -169,6 +176,7 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
         governance,
         coordinator,
         notices,
+        consoleSeries,
       }),
     ),
   );
@@ -329,6 +337,8 @@ interface NodeParts {
   coordinator: ClusterCoordinator;
   /** What writers of endpoints and subscriptions tell the pipeline: of this instance and, in a cluster, of every instance. */
   notices: PipelineNotices;
+  /** The console's 15 minutes of time series (src/console/series.ts). */
+  consoleSeries: ConsoleSeries;
 }
 
 /**
@@ -417,6 +427,21 @@ function nodeBehaviours(p: NodeParts): NodeBehaviours {
             leases: p.coordinator,
           }),
           ...clusterRoutes(p.coordinator),
+          ...consoleRoutes({
+            node: { id: config.node.id, version: ethhookVersion() },
+            registry,
+            watch: p.consoleSeries.watch,
+            series: p.consoleSeries,
+            system: () => system,
+            chains: [...chains],
+            streams: () => ({
+              websocket: { connections: hub.connectionCount('websocket'), max: config.streams.maxWebsocketConnections },
+              sse: { connections: hub.connectionCount('sse'), max: config.streams.maxSseConnections },
+            }),
+            cluster: () => p.coordinator.status(),
+            endpoints,
+            endpointView: endpointFor,
+          }),
         ],
         readiness: () => {
           const store = p.stores.unreachable();
