@@ -1,27 +1,29 @@
 // The operator console's supervision tree in a real browser (Chromium through playwright-core), against
-// a real node process following anvil with the dev chain's Tick contract:
+// a real node process as `npm start` runs it: the dev chain (anvil mining a block every 500 ms, Tick
+// traffic) with its demo receiver and governance server:
 // - the page is served by the node with its security headers, and its tree shows every actor;
 // - Restart on the matcher's row (confirmed) gives it a new incarnation and counts a manual restart;
-// - Stop shows it stopped while its mailbox fills with the listener's blocks; Start runs it again.
+// - Stop shows it stopped while its mailbox fills with the listener's blocks; Start runs it again;
+// - Reconnect drops the governance stream's connection and it comes back; the action is audited.
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSnapshot } from '../../src/runtime/types.ts';
 import { actorRow, confirmAction, launchConsoleBrowser, shoot, signIn } from '../support/console-browser.ts';
 import { NODE_TOKEN, createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
-import { nodeChain, startTickChain, type TickChain } from './e2e-chain.ts';
 
 const MATCHER = '/pipeline/matcher';
 
-let chain: TickChain;
 let dir: NodeDir;
 let node: NodeProcess;
 let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  chain = await startTickChain();
   dir = await createNodeDir();
-  node = await startNodeProcess({ dir, config: { chains: [nodeChain(chain)] } });
+  node = await startNodeProcess({
+    dir,
+    config: { devChain: { enabled: true, blockTimeMs: 500, txIntervalMs: 1_000 }, demo: { enabled: true, statusIntervalMs: 0 } },
+  });
   browser = await launchConsoleBrowser();
   page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   await signIn(page, node.adminUrl, NODE_TOKEN);
@@ -30,7 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await killAllNodes();
-  await chain?.stop();
   await dir?.remove();
 });
 
@@ -82,16 +83,31 @@ describe('actor actions from the page', () => {
   });
 
   it('Stop shows the matcher stopped while its mailbox grows; Start runs it again', async () => {
-    const contract = await chain.deploy();
     const row = actorRow(page, MATCHER);
     await confirmAction(page, row.getByRole('button', { name: 'Stop' }));
     await page.locator(`tr[data-actor="${MATCHER}"][data-state="stopped"]`).waitFor();
     await expect(row.getAttribute('class')).resolves.toContain('row-alert');
-    for (let i = 0; i < 3; i++) await chain.tick(contract, 1);
     await expect.poll(async () => Number(await row.getAttribute('data-mailbox')), { timeout: 20_000 }).toBeGreaterThan(0);
     await shoot(page, 'matcher-stopped');
     await confirmAction(page, row.getByRole('button', { name: 'Start' }));
     await page.locator(`tr[data-actor="${MATCHER}"][data-state="running"]`).waitFor();
     await expect.poll(async () => Number(await row.getAttribute('data-mailbox')), { timeout: 20_000 }).toBe(0);
+  });
+});
+
+describe('governance from the page', () => {
+  it('Reconnect drops the connection, which comes back; the action is audited', async () => {
+    const card = page.locator('#governance');
+    await card.locator('.badge', { hasText: 'yes' }).waitFor({ timeout: 20_000 });
+    const connects = () => node.logs.filter((l) => l.msg === 'governance stream connected').length;
+    const before = connects();
+    await confirmAction(page, card.getByRole('button', { name: 'Reconnect' }));
+    await expect.poll(() => page.locator('#notice').textContent()).toContain('reconnect requested');
+    await expect.poll(connects, { timeout: 20_000 }).toBeGreaterThan(before);
+    await card.locator('.badge', { hasText: 'yes' }).waitFor({ timeout: 20_000 });
+    await expect
+      .poll(() => node.logs.some((l) => l.audit === true && l.action === 'governance.reconnect' && l.outcome === 'ok'))
+      .toBe(true);
+    await shoot(page, 'governance');
   });
 });
