@@ -85,7 +85,7 @@ function ActorRow({ node, depth, can, act, adminPath }) {
       ${node.mailbox ? html`<${Bar} size=${node.mailbox.size} capacity=${node.mailbox.capacity} />` : html`<span class="muted">–</span>`}
     </td>
     <td title=${byReason(node.restartsByReason)}>
-      ${num(node.restarts)} ${node.restarts > 0 ? html`<span class="muted small">${byReason(node.restartsByReason)}</span>` : null}
+      ${num(node.restarts)}${node.restarts > 0 ? html` <span class="muted small">(${reasons(node.restartsByReason)})</span>` : null}
     </td>
     <td class="n">${num(node.panics)}</td>
     <td>${node.lastRestartReason ?? html`<span class="muted">–</span>`}</td>
@@ -110,6 +110,9 @@ export function Bar({ size, capacity }) {
     <span class="bar-text">${num(size)} / ${num(capacity)}</span>
   </span>`;
 }
+
+/** `{ manual: 2 }` as `manual`, `{ manual: 2, panic: 1 }` as `manual 2 · panic 1`. */
+const reasons = (counts) => (Object.keys(counts).length === 1 ? Object.keys(counts)[0] : byReason(counts));
 
 function findPath(node, name) {
   if (node.name === name) return node.path;
