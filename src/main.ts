@@ -25,6 +25,7 @@
  * from the cluster), the stream relay, the demo's services, the dev chain and the store close. Returns the process exit code (0 after a clean
  * shutdown, 1 after a failure).
  */
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -187,7 +188,8 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
   const trim = startMallocTrim(logger.child({ component: 'malloc-trim' }));
   cleanups.push(async () => trim.stop());
   if (demo) {
-    process.stderr.write(demoBanner(where));
+    const adminToken = where.adminTokenFile === null ? undefined : (await readFile(where.adminTokenFile, 'utf8')).trim();
+    process.stderr.write(demoBanner(where, adminToken));
     if (config.demo.statusIntervalMs > 0) {
       const receiver = demo.receiver;
       const stop = startStatusLine({
@@ -530,6 +532,7 @@ async function whereabouts(
   return {
     admin,
     metrics: admin === null ? null : `${admin}/metrics`,
+    console: admin === null ? null : `${admin}/console`,
     streams: admin === null ? null : { ws: `${admin.replace(/^http/, 'ws')}${WS_EVENTS_PATH}`, sse: `${admin}${SSE_EVENTS_PATH}` },
     adminTokenFile: config.admin.tokens.length === 0 ? join(dataDir, ADMIN_TOKEN_FILE) : null,
     anvil: devChain ? { http: devChain.httpUrl, ws: devChain.wsUrl, contract: devChain.contractAddress } : null,

@@ -1,11 +1,15 @@
 /**
  * The few lines a newcomer reads on stderr when the demo node is up: where everything is and how to
- * look at it. The same facts are in the `node running` JSON log line; this is the human version.
+ * look at it. The same facts are in the `node running` JSON log line; this is the human version, and
+ * only it shows the generated admin token itself (`adminToken`: the operator console asks for it). The
+ * JSON log never carries a token.
  */
 
 export interface NodeWhereabouts {
   admin: string | null;
   metrics: string | null;
+  /** The operator console's page (src/console/). */
+  console: string | null;
   streams: { ws: string; sse: string } | null;
   adminTokenFile: string | null;
   anvil: { http: string; ws: string; contract: string } | null;
@@ -13,10 +17,11 @@ export interface NodeWhereabouts {
   demoReceiver: string | null;
 }
 
-export function demoBanner(where: NodeWhereabouts): string {
+export function demoBanner(where: NodeWhereabouts, adminToken?: string): string {
   const token = where.adminTokenFile ? `$(cat ${where.adminTokenFile})` : '<your token>';
   const rows: Array<[string, string | null | undefined]> = [
     ['admin API', where.admin],
+    ['console', where.console && (adminToken ? `${where.console}  (sign in with the admin token ${adminToken})` : where.console)],
     ['metrics', where.metrics],
     ['live events (WS)', where.streams?.ws],
     ['live events (SSE)', where.streams?.sse],
