@@ -74,6 +74,7 @@ import { bundleBench } from './bundled.ts';
 import { commitPhase, type BlockMatches } from './match-commit.ts';
 import { LogDecoder } from '../src/abi/log-decoder.ts';
 import { eventFromDeclaration } from '../src/abi/events.ts';
+import { loadViem } from '../src/abi/viem.ts';
 
 const SUBSCRIPTIONS = 100_000;
 const ENDPOINTS = 10_000;
@@ -91,6 +92,8 @@ const COMMIT_CHUNKS = Number(process.env.BENCH_COMMIT_CHUNKS ?? 3);
 const DECODED = process.env.BENCH_MATCH_CASE === 'decoded';
 /** logs/s: 200,000 raw, 100,000 decoded (see the header). */
 const TARGET = DECODED ? 100_000 : 200_000;
+// The node loads viem when a subscription has an abi (src/abi/viem.ts); the decoded case needs it.
+if (DECODED) await loadViem();
 
 let seed = 0x2545f491;
 function rand(): number {

@@ -13,9 +13,8 @@
  * `args` keeps viem's values (bigint or number integers) for the filters (filter.ts), which compare
  * integers as BigInt.
  */
-// viem/utils rather than viem: the same functions without the clients and chains (8 MB less RSS).
 import type { Hex } from 'viem';
-import { decodeEventLog } from 'viem/utils';
+import { viem } from './viem.ts';
 import type { ChosenEvent } from './events.ts';
 
 export type ArgValue = string | boolean | ArgValue[] | { [name: string]: ArgValue };
@@ -37,7 +36,7 @@ export interface DecodedLog {
 export function decodeLog(event: ChosenEvent, topics: readonly string[], data: string): DecodedLog | null {
   let args: unknown;
   try {
-    ({ args } = decodeEventLog({ abi: [event.item], topics: topics as [Hex, ...Hex[]], data: data as Hex, strict: true }));
+    ({ args } = viem().decodeEventLog({ abi: [event.item], topics: topics as [Hex, ...Hex[]], data: data as Hex, strict: true }));
   } catch {
     return null;
   }

@@ -21,10 +21,11 @@
  * which viem's `parseAbiItem` reads back to the same event. Subscriptions store their events as these
  * declarations (src/store/subscriptions.ts), and match records name the event a log was decoded as by
  * it (src/store/matches.ts).
+ *
+ * viem is loaded on demand (viem.ts): a caller awaits `loadViem()` before these functions.
  */
-// viem/utils rather than viem: the same functions without the clients and chains (8 MB less RSS).
 import type { AbiEvent, AbiParameter } from 'viem';
-import { parseAbi, parseAbiItem, toEventSelector, toEventSignature } from 'viem/utils';
+import { viem } from './viem.ts';
 
 /** Events a subscription may pick (each is a topic0 alternative of its filter). */
 export const MAX_EVENTS = 100;
@@ -72,7 +73,7 @@ export function chooseEvents(abi: readonly unknown[], events?: readonly string[]
 
 /** An event from its canonical declaration (a stored subscription's abi entry). Throws on a bad one. */
 export function eventFromDeclaration(declaration: string): ChosenEvent {
-  const item = parseAbiItem(declaration) as AbiEvent;
+  const item = viem().parseAbiItem(declaration) as AbiEvent;
   if (item.type !== 'event') throw new Error(`not an event declaration: ${declaration}`);
   return described(item);
 }
@@ -85,12 +86,12 @@ interface Declared {
 
 function declaredEvents(abi: readonly unknown[]): Declared[] {
   const structs = abi.filter((e): e is string => typeof e === 'string' && /^\s*struct\b/.test(e));
-  if (structs.length > 0) parsed(['abi'], () => parseAbi(structs));
+  if (structs.length > 0) parsed(['abi'], () => viem().parseAbi(structs));
   const out: Declared[] = [];
   abi.forEach((entry, at) => {
     if (typeof entry === 'string') {
       if (/^\s*struct\b/.test(entry)) return;
-      const items = parsed(['abi', at], () => parseAbi([...structs, entry]) as unknown as readonly { type: string }[]);
+      const items = parsed(['abi', at], () => viem().parseAbi([...structs, entry]) as unknown as readonly { type: string }[]);
       for (const item of items) if (item.type === 'event') out.push({ event: described(item as AbiEvent), at });
     } else if (isEventFragment(entry, at)) {
       // Human-readable declarations have no `anonymous`: the flag is carried over by hand.
@@ -153,7 +154,7 @@ function picked(declared: Declared[], events: readonly string[]): Declared[] {
 
 function described(item: AbiEvent): ChosenEvent {
   const declaration = declarationOf(item);
-  return { name: item.name, signature: toEventSignature(item), topic0: toEventSelector(item), declaration, item };
+  return { name: item.name, signature: viem().toEventSignature(item), topic0: viem().toEventSelector(item), declaration, item };
 }
 
 function declarationOf(item: AbiEvent): string {

@@ -36,6 +36,7 @@ import { Serial } from '../runtime/serial.ts';
 import { parseInput } from './validate.ts';
 import { AbiInputError, MAX_EVENTS } from '../abi/events.ts';
 import { resolveAbiFields, type AbiFields, type AbiFieldsInput } from '../abi/subscription-fields.ts';
+import { loadViem } from '../abi/viem.ts';
 import { formatPath } from '../config/path.ts';
 
 export const MAX_ADDRESSES = 1000;
@@ -128,7 +129,7 @@ export class SubscriptionStore {
 
   async create(input: SubscriptionCreateInput, now = Date.now()): Promise<Subscription> {
     const parsed = parseInput(subscriptionCreateSchema, input, 'subscription');
-    const decoding = abiFields(parsed);
+    const decoding = await abiFields(parsed);
     return this.writes.run(async () => {
       await this.endpoints.require(parsed.endpointId);
       const id = parsed.id ?? newId('sub_', now);
@@ -221,7 +222,8 @@ export class SubscriptionStore {
 }
 
 /** The stored abi, topics and filter of a create input (see the header); ETHHOOK_ERR_INVALID_INPUT naming the field. */
-export function abiFields(input: AbiFieldsInput): AbiFields {
+export async function abiFields(input: AbiFieldsInput): Promise<AbiFields> {
+  if (input.abi !== undefined) await loadViem();
   try {
     return resolveAbiFields(input);
   } catch (err) {
@@ -235,14 +237,22 @@ export function abiFields(input: AbiFieldsInput): AbiFields {
   }
 }
 
-/** For a zod `superRefine` of a create body: the first problem of its abi, events or filter as an issue at its path. */
-export function checkAbiFields(input: AbiFieldsInput, ctx: z.RefinementCtx): void {
-  try {
-    resolveAbiFields(input);
-  } catch (err) {
-    if (!(err instanceof AbiInputError)) throw err;
-    ctx.addIssue({ code: 'custom', path: [...err.path], message: err.problem });
-  }
+/**
+ * For a zod `superRefine` of a create body: the first problem of its abi, events or filter as an issue at
+ * its path. A body with an abi is checked once viem is loaded (src/abi/viem.ts): parse it with
+ * `safeParseAsync`.
+ */
+export function checkAbiFields(input: AbiFieldsInput, ctx: z.RefinementCtx): void | Promise<void> {
+  const check = () => {
+    try {
+      resolveAbiFields(input);
+    } catch (err) {
+      if (!(err instanceof AbiInputError)) throw err;
+      ctx.addIssue({ code: 'custom', path: [...err.path], message: err.problem });
+    }
+  };
+  if (input.abi === undefined) return check();
+  return loadViem().then(check);
 }
 
 /**

@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { AbiInputError, eventFromDeclaration } from '../../src/abi/events.ts';
 import { compileFilter } from '../../src/abi/filter.ts';
 import { resolveAbiFields } from '../../src/abi/subscription-fields.ts';
+import { loadViem } from '../../src/abi/viem.ts';
+
+// The node loads viem on demand (src/abi/viem.ts); these call its parsing and decoding directly.
+await loadViem();
 
 const EVENT = eventFromDeclaration('event E(address indexed who, uint256 value, int64 delta, bool flag, (uint256 a, address b) pair)');
 const ADDRESSES = ['0x' + '11'.repeat(20), '0x' + 'ab'.repeat(20), '0x' + 'cd'.repeat(20)];

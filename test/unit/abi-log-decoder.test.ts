@@ -2,8 +2,12 @@
 // log decoded once whatever the number of its candidates, a failure counted once and delivered as null,
 // filters applied per subscription, and a retraction's event decoded from the declaration alone.
 import { encodeAbiParameters, getAddress, toEventSelector } from 'viem';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LogDecoder } from '../../src/abi/log-decoder.ts';
+import { loadViem } from '../../src/abi/viem.ts';
+
+// The node loads viem on demand (src/abi/viem.ts); these call its parsing and decoding directly.
+beforeAll(() => loadViem());
 
 const TRANSFER = 'event Transfer(address indexed from, address indexed to, uint256 value)';
 const T0 = toEventSelector('Transfer(address,address,uint256)');

@@ -1,11 +1,15 @@
 // A subscription's abi, events and filter at creation (src/abi/): what is refused, with the field and the
 // problem, and what is stored (canonical declarations, topic0 folded into topics).
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { toEventSelector } from 'viem';
 import { AbiInputError, chooseEvents, eventFromDeclaration } from '../../src/abi/events.ts';
 import { resolveAbiFields, type AbiFieldsInput } from '../../src/abi/subscription-fields.ts';
 import { abiFields } from '../../src/store/subscriptions.ts';
 import { isEthhookError } from '../../src/runtime/errors.ts';
+import { loadViem } from '../../src/abi/viem.ts';
+
+// The node loads viem on demand (src/abi/viem.ts); these call its parsing and decoding directly.
+beforeAll(() => loadViem());
 
 const TRANSFER = 'event Transfer(address indexed from, address indexed to, uint256 value)';
 const APPROVAL = 'event Approval(address indexed owner, address indexed spender, uint256 value)';
@@ -176,9 +180,9 @@ describe('filters at creation', () => {
 });
 
 describe("the store's refusal", () => {
-  it('is ETHHOOK_ERR_INVALID_INPUT whose field is the formatted path', () => {
+  it('is ETHHOOK_ERR_INVALID_INPUT whose field is the formatted path', async () => {
     try {
-      abiFields({ abi: [TRANSFER], filter: { and: [{ 'args.value': { gte: 'x' } }] } });
+      await abiFields({ abi: [TRANSFER], filter: { and: [{ 'args.value': { gte: 'x' } }] } });
       expect.unreachable();
     } catch (err) {
       expect(isEthhookError(err, 'ETHHOOK_ERR_INVALID_INPUT')).toBe(true);

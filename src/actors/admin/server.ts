@@ -133,8 +133,8 @@ export class AdminServer {
           'the node is stopping: send this request to another instance, or again once it is back',
         );
       }
-      const query = route.query ? parseInput(route.query, Object.fromEntries(new URLSearchParams(search)), 'query') : undefined;
-      const body = route.body ? parseInput(route.body, await this.readJson(req, res), 'body') : undefined;
+      const query = route.query ? await parseInput(route.query, Object.fromEntries(new URLSearchParams(search)), 'query') : undefined;
+      const body = route.body ? await parseInput(route.body, await this.readJson(req, res), 'body') : undefined;
       target = route.audit?.target?.({ body, params: match.params });
       const result = await route.handle({ params: match.params, body, query, principal, log: this.options.log, req, res });
       this.respond(res, result);
@@ -277,9 +277,12 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
 }
 
-/** Parses with the route's schema; the first problem becomes a 400 naming its field. */
-function parseInput<T>(schema: z.ZodType<T>, input: unknown, where: 'body' | 'query'): T {
-  const result = schema.safeParse(input, {
+/**
+ * Parses with the route's schema (asynchronously: a check may load what it needs, as a subscription's
+ * abi check loads viem); the first problem becomes a 400 naming its field.
+ */
+async function parseInput<T>(schema: z.ZodType<T>, input: unknown, where: 'body' | 'query'): Promise<T> {
+  const result = await schema.safeParseAsync(input, {
     error: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined),
   });
   if (result.success) return result.data;

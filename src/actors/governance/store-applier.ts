@@ -124,7 +124,7 @@ export function createStoreApplier(options: StoreApplierOptions): GovernanceAppl
       }
       let fields: AbiFields;
       try {
-        fields = abiFields(p);
+        fields = await abiFields(p);
       } catch (err) {
         if (!isEthhookError(err, 'ETHHOOK_ERR_INVALID_INPUT')) throw err;
         return skip(type, meta, err.message, { subscriptionId: p.id, field: err.context.field });

@@ -91,6 +91,7 @@ import { getMatcherMetrics, type MatcherMetrics } from './metrics.ts';
 import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import { SubscriptionIndex } from './subscription-index.ts';
 import { LogDecoder } from '../../abi/log-decoder.ts';
+import { loadViem } from '../../abi/viem.ts';
 import type { WebhookEvent } from '../../abi/decode.ts';
 
 export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
@@ -168,7 +169,10 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     decoder.clear();
     wanted.clear();
     finality.clear();
-    for await (const sub of subscriptions.iterate()) put(sub, sub.id);
+    for await (const sub of subscriptions.iterate()) {
+      if (sub.abi !== undefined) await loadViem();
+      put(sub, sub.id);
+    }
     metrics?.subscriptions.set(index.size);
     logger.info({ subscriptions: index.size }, 'matcher index loaded');
   }
@@ -183,7 +187,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         wanted.delete(id);
         finality.put(undefined, id);
       }
-      for (const id of msg.upserted ?? []) put(await subscriptions.get(id), id);
+      for (const id of msg.upserted ?? []) {
+        const sub = await subscriptions.get(id);
+        if (sub?.abi !== undefined) await loadViem();
+        put(sub, id);
+      }
       metrics?.subscriptions.set(index.size);
     }
     return { ok: true, size: index.size };
@@ -355,6 +363,8 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       return { jobs: 0, persisted: true };
     }
     const generation = await matches.retractions(block);
+    // A record that names an event is retracted with that event decoded again.
+    if (records.some((r) => r.event !== undefined)) await loadViem();
     const logs = new Map<number, ChainLog>(block.logs.map((l) => [l.logIndex, l]));
     const timestamp = eventTimestamp(block);
     const jobs: NewJob[] = [];
