@@ -5,8 +5,8 @@
  *   at          ms since the epoch
  *   node        { id, version }
  *   tree        /actors/health's tree, each actor with `restartsByReason` and `deadLetters` (by reason,
- *               from actor_restarts_total and actor_dead_letters_total), `lastRestartReason` and
- *               `storming` (actor-watch.ts)
+ *               from actor_restarts_total and actor_dead_letters_total), `lastRestartReason`,
+ *               `lastRestartAt` and `storming` (actor-watch.ts)
  *   chains      [{ chainId, name, status, unavailable, safe, finalized, lag, reorgs: { count, deepest } }]
  *               status: GET /admin/chains/:chainId's chain, null with `unavailable` saying why (the
  *               listener is stopped or did not answer); safe/finalized/lag: chain_safe_height,
@@ -79,6 +79,7 @@ export type ConsoleActor = Omit<ActorSnapshot, 'children'> & {
   restartsByReason: Record<string, number>;
   deadLetters: Record<string, number>;
   lastRestartReason: string | null;
+  lastRestartAt: number | null;
   storming: boolean;
   children?: ConsoleActor[];
 };
@@ -180,6 +181,7 @@ function annotate(node: ActorSnapshot, restarts: MetricSample[], deadLetters: Me
     restartsByReason: byReason(restarts),
     deadLetters: byReason(deadLetters),
     lastRestartReason: seen.lastReason,
+    lastRestartAt: seen.lastAt,
     storming: seen.storming,
     ...(children ? { children: children.map((c) => annotate(c, restarts, deadLetters, watch)) } : {}),
   };

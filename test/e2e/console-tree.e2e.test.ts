@@ -5,6 +5,7 @@
 // - Restart on the matcher's row (confirmed) gives it a new incarnation and counts a manual restart;
 // - Stop shows it stopped while its mailbox fills with the listener's blocks; Start runs it again;
 // - Reconnect drops the governance stream's connection and it comes back; the action is audited.
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSnapshot } from '../../src/runtime/types.ts';
@@ -35,6 +36,21 @@ afterAll(async () => {
   await dir?.remove();
 });
 
+/** The command lines of the processes whose parent is `pid` (Linux /proc). */
+function childCommands(pid: number): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(readFileSync(`/proc/${entry}/cmdline`, 'utf8'));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
 const paths = (node: ActorSnapshot): string[] => [node.path, ...(node.children ?? []).flatMap(paths)];
 const manualRestarts = () => node.metric('actor_restarts_total', { actor: MATCHER, reason: 'manual' });
 
@@ -58,6 +74,8 @@ describe('the console page', () => {
     expect(asset.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect(asset.headers.get('cache-control')).toContain('immutable');
     expect((await fetch(`${node.adminUrl}/console/assets/app-000000000000.js`)).status).toBe(404);
+    // The page was bundled for that first request, and esbuild's service process did not stay.
+    expect(childCommands(node.pid).filter((c) => c.includes('esbuild'))).toEqual([]);
   });
 
   it('shows every actor of the tree, light and dark', async () => {
@@ -68,6 +86,9 @@ describe('the console page', () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await shoot(page, 'tree-dark');
     await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await shoot(page, 'laptop-1280', false);
+    await page.setViewportSize({ width: 1440, height: 900 });
   });
 });
 

@@ -6,7 +6,7 @@
  *   afterAll (`browser.close()` ends the process).
  * - `signIn(page, adminUrl, token)` opens /console, enters the token in the prompt and waits for the
  *   supervision tree's root row.
- * - `shoot(page, name)` saves a full-page screenshot under `SCREENSHOT_DIR` (the system temp dir's
+ * - `shoot(page, name, fullPage?)` saves a screenshot (of the whole page unless `fullPage` is false) under `SCREENSHOT_DIR` (the system temp dir's
  *   `ethhook-console-screenshots/`: kept as CI artifacts, never committed).
  * - `actorRow(page, path)` is the tree's row of one actor; its `data-state`, `data-incarnation` and
  *   `data-mailbox` attributes carry what the row shows.
@@ -40,9 +40,9 @@ export async function confirmAction(page: Page, button: Locator): Promise<void> 
   await page.locator('#confirm-ok').click();
 }
 
-export async function shoot(page: Page, name: string): Promise<string> {
+export async function shoot(page: Page, name: string, fullPage = true): Promise<string> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   return path;
 }

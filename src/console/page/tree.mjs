@@ -1,13 +1,13 @@
 /**
  * The supervision tree as a table of indented rows, one per actor (GET /admin/console/snapshot's tree):
- * state, incarnation, placement and pid, mailbox size against capacity as a bar, restarts by reason,
+ * state, incarnation, placement (with the pid of an actor placed in a process of its own), mailbox size against capacity as a bar, restarts by reason,
  * panics, the latest restart's reason and dead letters by reason. Stopped, restarting, failed and
  * storming actors are marked (`row-alert`). An operate token gets Restart, Stop and Start; Stop is not
  * offered for the admin actor and the supervisors above it (the API refuses: it would lock the console
  * out).
  */
 import { html } from './html.mjs';
-import { byReason, num } from './format.mjs';
+import { ago, byReason, num } from './format.mjs';
 
 const ALERT_STATES = new Set(['stopped', 'stopping', 'restarting', 'failed']);
 
@@ -80,7 +80,7 @@ function ActorRow({ node, depth, can, act, adminPath }) {
     </td>
     <td><span class=${`badge badge-${node.storming ? 'storming' : node.state}`}>${state}</span></td>
     <td class="n">${node.incarnation}</td>
-    <td>${node.placement}${node.pid !== null ? html` <span class="muted">pid ${node.pid}</span>` : null}</td>
+    <td>${node.placement}${node.placement !== 'local' && node.pid !== null ? html` <span class="muted">pid ${node.pid}</span>` : null}</td>
     <td>
       ${node.mailbox ? html`<${Bar} size=${node.mailbox.size} capacity=${node.mailbox.capacity} />` : html`<span class="muted">–</span>`}
     </td>
@@ -88,7 +88,13 @@ function ActorRow({ node, depth, can, act, adminPath }) {
       ${num(node.restarts)}${node.restarts > 0 ? html` <span class="muted small">(${reasons(node.restartsByReason)})</span>` : null}
     </td>
     <td class="n">${num(node.panics)}</td>
-    <td>${node.lastRestartReason ?? html`<span class="muted">–</span>`}</td>
+    <td>
+      ${
+        node.lastRestartReason === null
+          ? html`<span class="muted">–</span>`
+          : html`${node.lastRestartReason} <span class="muted small">${ago(node.lastRestartAt)}</span>`
+      }
+    </td>
     <td>${byReason(node.deadLetters) || html`<span class="muted">–</span>`}</td>
     ${
       can
@@ -106,7 +112,7 @@ export function Bar({ size, capacity }) {
   const share = capacity > 0 ? Math.min(1, size / capacity) : 0;
   const level = share >= 0.9 ? 'full' : share >= 0.5 ? 'high' : 'ok';
   return html`<span class="bar" title=${`${size} of ${capacity}`}>
-    <span class=${`fill fill-${level}`} style=${`width: ${(share * 100).toFixed(1)}%`}></span>
+    <span class=${`fill fill-${level}${size > 0 ? ' fill-some' : ''}`} style=${`width: ${(share * 100).toFixed(1)}%`}></span>
     <span class="bar-text">${num(size)} / ${num(capacity)}</span>
   </span>`;
 }
