@@ -3,11 +3,14 @@
 // - GET /admin/whoami names the token's role; the snapshot's parts are what the existing routes answer;
 //   the series endpoint keeps its columns aligned;
 // - in Chromium, a wrong token gets the login prompt again with the API's 401; a read token sees the
-//   whole page and no action button; the token is in no URL and no cookie.
+//   whole page and no action button; the token is in no URL and no cookie;
+// - a token the node stops accepting (restarted without it, on the same port) brings the prompt back
+//   with the 401 at the next poll; while the node is down the page says it is not updating.
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSnapshot } from '../../src/runtime/types.ts';
 import { actorRow, launchConsoleBrowser, shoot, signIn } from '../support/console-browser.ts';
+import { freePort } from '../support/pg-server.ts';
 import { NODE_TOKEN, createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { CHAIN_ID, nodeChain, startTickChain, type TickChain } from './e2e-chain.ts';
 
@@ -18,22 +21,20 @@ let chain: TickChain;
 let dir: NodeDir;
 let node: NodeProcess;
 let browser: Browser;
+let port: number;
+
+/** The node on `port` (a fixed one: the page's origin must outlive a restart), accepting `tokens`. */
+const startNode = (tokens: Array<{ token: string; role: string }>) =>
+  startNodeProcess({ dir, config: { chains: [nodeChain(chain)], admin: { port, tokens } } });
 
 beforeAll(async () => {
   chain = await startTickChain();
   dir = await createNodeDir();
-  node = await startNodeProcess({
-    dir,
-    config: {
-      chains: [nodeChain(chain)],
-      admin: {
-        tokens: [
-          { token: NODE_TOKEN, role: 'operate' },
-          { token: READ_TOKEN, role: 'read' },
-        ],
-      },
-    },
-  });
+  port = await freePort();
+  node = await startNode([
+    { token: NODE_TOKEN, role: 'operate' },
+    { token: READ_TOKEN, role: 'read' },
+  ]);
   browser = await launchConsoleBrowser();
 });
 
@@ -159,5 +160,19 @@ describe('the console in the browser', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.locator('#login').waitFor();
     await expect(page.evaluate(STORED_TOKEN)).resolves.toBeNull();
+  });
+});
+
+describe('a token the node stops accepting', () => {
+  it('brings the login prompt back with the 401 at the next poll', async () => {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    await signIn(page, node.adminUrl, READ_TOKEN);
+    node.kill('SIGTERM');
+    await node.waitForExit();
+    await expect.poll(() => page.locator('header.top').textContent(), { timeout: 15_000 }).toContain('not updating');
+    node = await startNode([{ token: NODE_TOKEN, role: 'operate' }]);
+    await expect.poll(() => page.locator('#login-error').textContent(), { timeout: 20_000 }).toMatch(/401 ETHHOOK_ERR_ADMIN_UNAUTHORIZED/);
+    await expect(page.evaluate(STORED_TOKEN)).resolves.toBeNull();
+    await page.close();
   });
 });
