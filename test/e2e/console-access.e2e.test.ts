@@ -4,12 +4,13 @@
 //   the series endpoint keeps its columns aligned;
 // - in Chromium, a wrong token gets the login prompt again with the API's 401; a read token sees the
 //   whole page and no action button; the token is in no URL and no cookie;
-// - a token the node stops accepting (restarted without it, on the same port) brings the prompt back
-//   with the 401 at the next poll; while the node is down the page says it is not updating.
+// - restarted on the same port without the read token and with the operate one lowered to read: the
+//   read page gets the prompt back with the 401 at its next poll (while the node is down it says it is
+//   not updating); the operate page's next action is refused with a 403 shown as such, and its buttons go.
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActorSnapshot } from '../../src/runtime/types.ts';
-import { actorRow, launchConsoleBrowser, shoot, signIn } from '../support/console-browser.ts';
+import { actorRow, confirmAction, launchConsoleBrowser, shoot, signIn } from '../support/console-browser.ts';
 import { freePort } from '../support/pg-server.ts';
 import { NODE_TOKEN, createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { CHAIN_ID, nodeChain, startTickChain, type TickChain } from './e2e-chain.ts';
@@ -163,16 +164,38 @@ describe('the console in the browser', () => {
   });
 });
 
-describe('a token the node stops accepting', () => {
-  it('brings the login prompt back with the 401 at the next poll', async () => {
-    const page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
-    await signIn(page, node.adminUrl, READ_TOKEN);
+describe('tokens the node stops accepting, or accepts with a lower role', () => {
+  // Both pages are signed in; the node restarts on the same port without the read token, and with the
+  // operate token lowered to read.
+  let reader: Page;
+  let operator: Page;
+  beforeAll(async () => {
+    reader = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    operator = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    await signIn(reader, node.adminUrl, READ_TOKEN);
+    await signIn(operator, node.adminUrl, NODE_TOKEN);
     node.kill('SIGTERM');
     await node.waitForExit();
-    await expect.poll(() => page.locator('header.top').textContent(), { timeout: 15_000 }).toContain('not updating');
-    node = await startNode([{ token: NODE_TOKEN, role: 'operate' }]);
-    await expect.poll(() => page.locator('#login-error').textContent(), { timeout: 20_000 }).toMatch(/401 ETHHOOK_ERR_ADMIN_UNAUTHORIZED/);
-    await expect(page.evaluate(STORED_TOKEN)).resolves.toBeNull();
-    await page.close();
+    await reader.locator('header.top', { hasText: 'not updating' }).waitFor({ timeout: 15_000 });
+    node = await startNode([{ token: NODE_TOKEN, role: 'read' }]);
+  });
+  afterAll(async () => {
+    await reader?.close();
+    await operator?.close();
+  });
+
+  it('a token no longer accepted brings the login prompt back with the 401 at the next poll', async () => {
+    await expect
+      .poll(() => reader.locator('#login-error').textContent(), { timeout: 20_000 })
+      .toMatch(/401 ETHHOOK_ERR_ADMIN_UNAUTHORIZED/);
+    await expect(reader.evaluate(STORED_TOKEN)).resolves.toBeNull();
+  });
+
+  it('an action refused with 403 is shown as such, and the buttons follow the lowered role', async () => {
+    await confirmAction(operator, actorRow(operator, '/pipeline/matcher').getByRole('button', { name: 'Restart' }));
+    await expect.poll(() => operator.locator('#notice').textContent()).toMatch(/403 ETHHOOK_ERR_ADMIN_FORBIDDEN/);
+    await expect.poll(() => operator.locator('#role').textContent()).toBe('read');
+    await expect(operator.locator('button', { hasText: /Restart|Stop|Start/ }).count()).resolves.toBe(0);
+    await shoot(operator, 'forbidden');
   });
 });

@@ -9,8 +9,9 @@
  *   rather than the event stream: what the page shows is state read on demand (the tree, the metrics
  *   registry), which the stream does not carry, and one request every two seconds is nothing for the node.
  * - Actions (operate role only; a read token sees no buttons): every one asks for confirmation first,
- *   then calls the audited API route every other client uses; the answer or the error (403 included) is
- *   shown, and the page polls again at once.
+ *   then calls the audited API route every other client uses; the answer or the error is shown, and the
+ *   page polls again at once. A 403 (the token's role was lowered since sign-in) also asks whoami again,
+ *   so the buttons follow the role.
  */
 /* global document */
 import { render } from 'preact';
@@ -99,6 +100,8 @@ function App() {
     } catch (err) {
       if (err.status === 401) return signOut(err);
       setNotice({ kind: 'error', text: errorText(err) });
+      // The token's role is no longer what the page was told: ask again, so the buttons follow it.
+      if (err.status === 403) api.get('/admin/whoami').then(setWho, signOut);
     }
     setKick((k) => k + 1);
   };
