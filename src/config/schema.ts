@@ -312,6 +312,7 @@ const BackfillSchema = z.strictObject({
   maxRunning: z.number().int().min(1).max(1_000).default(DEFAULT_BACKFILL_OPTIONS.maxRunning),
   pollMs: duration().default(DEFAULT_BACKFILL_OPTIONS.pollMs),
   maxOutboxDepth: z.number().int().min(1).default(DEFAULT_BACKFILL_OPTIONS.maxOutboxDepth),
+  pageLogs: z.number().int().min(1).max(1_000_000).default(DEFAULT_BACKFILL_OPTIONS.pageLogs),
 });
 
 const SecuritySchema = z.strictObject({

@@ -15,8 +15,9 @@
  *   instance (the holder's Backfill takes it up from the stored progress).
  * - A task first asks the Matcher where the live path stands (an empty page): the backfill ends at
  *   `min(toBlock, that height)`, since every later block is matched live. It then reads
- *   `eth_getLogs` over ranges sized as the listener sizes its own (range-size.ts: `targetLogsPerRead`
- *   logs, at most `backfillRange` blocks, halved on a refusal), with the subscription's addresses and
+ *   `eth_getLogs` over ranges sized as the listener sizes its own (range-size.ts), for `pageLogs` logs
+ *   (500: a live block waits in the Matcher behind one page at most), at most `backfillRange` blocks,
+ *   halved on a refusal, with the subscription's addresses and
  *   topics as the filter, through the chain listener (`chain.history`: the chain's active provider and
  *   its throttle), and sends each page to the Matcher (`backfill.page`), which checks it against the
  *   chain cursor, enqueues the subscription's jobs through the live path's code and writes the
@@ -36,7 +37,7 @@
  * - Progress goes to the metrics (metrics.ts) and, when the task starts and ends and at most every
  *   NOTICE_EVERY_MS between, to the live streams as a `backfill` event (src/streams/events.ts).
  *
- * Memory: per task one page (one `eth_getLogs` answer: about `targetLogsPerRead` logs, at most the
+ * Memory: per task one page (one `eth_getLogs` answer: about `pageLogs` logs, at most the
  * provider's `maxFrameBytes`, and its headers), its request and progress; so at most `maxRunning` pages.
  */
 import type { Registry } from 'prom-client';
@@ -68,7 +69,6 @@ export interface BackfillChain {
   chainId: number;
   name: string;
   backfillRange: number;
-  targetLogsPerRead: number;
 }
 
 export interface BackfillDeps {
@@ -178,7 +178,7 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
     const request = await store.request(subscriptionId);
     let progress: BackfillProgress | undefined = request?.id === requestId ? await store.progress(requestId) : undefined;
     if (!request || !progress) return;
-    const range = new RangeSize(chain.backfillRange, chain.targetLogsPerRead);
+    const range = new RangeSize(chain.backfillRange, options.pageLogs);
     const pace = paceOf(chainId);
     let live: number | undefined;
     let failures = 0;

@@ -5,7 +5,11 @@
  * - `maxRunning` (4): backfills this node runs at once;
  * - `pollMs` (1 s): how often the store is read for requests (another instance may have written one);
  * - `maxOutboxDepth` (10,000): a backfill waits while the outbox holds more jobs than this, so live
- *   jobs do not queue behind it.
+ *   jobs do not queue behind it;
+ * - `pageLogs` (500): the logs a page aims at (its block range is sized from the density of the last
+ *   one, at most the chain's `backfillRange`). The Matcher takes one message at a time, so a live block
+ *   that comes while a page is written waits for that page: small pages keep that wait short, at the
+ *   price of more `eth_getLogs` calls (within `requestsPerSec`).
  */
 export const DEFAULT_BACKFILL_OPTIONS = {
   blocksPerSec: 2_000,
@@ -13,6 +17,7 @@ export const DEFAULT_BACKFILL_OPTIONS = {
   maxRunning: 4,
   pollMs: 1_000,
   maxOutboxDepth: 10_000,
+  pageLogs: 500,
 } as const;
 
 export type BackfillOptions = { -readonly [K in keyof typeof DEFAULT_BACKFILL_OPTIONS]: number };
