@@ -193,8 +193,8 @@ describe('tokens the node stops accepting, or accepts with a lower role', () => 
 
   it('an action refused with 403 is shown as such, and the buttons follow the lowered role', async () => {
     await confirmAction(operator, actorRow(operator, '/pipeline/matcher').getByRole('button', { name: 'Restart' }));
-    await expect.poll(() => operator.locator('#notice').textContent()).toMatch(/403 ETHHOOK_ERR_ADMIN_FORBIDDEN/);
-    await expect.poll(() => operator.locator('#role').textContent()).toBe('read');
+    await expect.poll(() => operator.locator('#notice').textContent(), { timeout: 10_000 }).toMatch(/403 ETHHOOK_ERR_ADMIN_FORBIDDEN/);
+    await expect.poll(() => operator.locator('#role').textContent(), { timeout: 10_000 }).toBe('read');
     await expect(operator.locator('button', { hasText: /Restart|Stop|Start/ }).count()).resolves.toBe(0);
     await shoot(operator, 'forbidden');
   });

@@ -99,7 +99,7 @@ describe('actor actions from the page', () => {
     const restarts = (await manualRestarts()) ?? 0;
     await confirmAction(page, row.getByRole('button', { name: 'Restart' }));
     await page.locator(`tr[data-actor="${MATCHER}"][data-incarnation="${before + 1}"]`).waitFor();
-    await expect.poll(manualRestarts).toBe(restarts + 1);
+    await expect.poll(manualRestarts, { timeout: 10_000 }).toBe(restarts + 1);
     await expect(page.locator('#notice').textContent()).resolves.toContain(`restart ${MATCHER}`);
   });
 
@@ -123,7 +123,7 @@ describe('governance from the page', () => {
     const connects = () => node.logs.filter((l) => l.msg === 'governance stream connected').length;
     const before = connects();
     await confirmAction(page, card.getByRole('button', { name: 'Reconnect' }));
-    await expect.poll(() => page.locator('#notice').textContent()).toContain('reconnect requested');
+    await expect.poll(() => page.locator('#notice').textContent(), { timeout: 10_000 }).toContain('reconnect requested');
     await expect.poll(connects, { timeout: 20_000 }).toBeGreaterThan(before);
     await card.locator('.badge', { hasText: 'yes' }).waitFor({ timeout: 20_000 });
     await expect

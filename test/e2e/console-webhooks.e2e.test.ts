@@ -77,7 +77,7 @@ describe('dead letters in the console', () => {
     const row = page.locator(`tr[data-dead-letter="${letter.id}"]`);
     await row.waitFor({ timeout: 10_000 });
     await expect(row.textContent()).resolves.toContain(letter.reason);
-    await expect.poll(async () => page.locator('[data-fact="dead-letters"]').textContent()).toBe('1');
+    await expect.poll(async () => page.locator('[data-fact="dead-letters"]').textContent(), { timeout: 10_000 }).toBe('1');
     await shoot(page, 'dead-letter');
     receiver.setBehaviour(ok);
     const delivered = receiver.deliveredIds().size;
@@ -102,7 +102,7 @@ describe('dead letters in the console', () => {
     const delivered = receiver.deliveredIds().size;
     await confirmAction(page, page.locator('#endpoint-detail').getByRole('button', { name: 'Replay since' }));
     await expect.poll(() => receiver.deliveredIds().size, { timeout: 20_000 }).toBe(delivered + 2);
-    await expect.poll(deadLetters).toEqual([]);
+    await expect.poll(deadLetters, { timeout: 10_000 }).toEqual([]);
   });
 });
 
