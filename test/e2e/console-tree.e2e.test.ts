@@ -117,6 +117,15 @@ describe('actor actions from the page', () => {
 });
 
 describe('governance from the page', () => {
+  it("the snapshot's governance is GET /admin/governance/status's", async () => {
+    await page.locator('#governance .badge', { hasText: 'yes' }).waitFor({ timeout: 20_000 });
+    const status = (await node.api<{ governance: { trustedKeys: string[]; height: number } }>('GET', '/admin/governance/status')).body
+      .governance;
+    const snapshot = (await node.api<{ governance: unknown }>('GET', '/admin/console/snapshot')).body.governance;
+    expect(snapshot).toMatchObject({ connected: true, trustedKeys: status.trustedKeys, lastError: null });
+    await expect(page.locator('#governance').textContent()).resolves.toContain(`trusted keys${status.trustedKeys.length}`);
+  });
+
   it('Reconnect drops the connection, which comes back; the action is audited', async () => {
     const card = page.locator('#governance');
     await card.locator('.badge', { hasText: 'yes' }).waitFor({ timeout: 20_000 });
