@@ -189,7 +189,8 @@ describe('fencing', () => {
     } finally {
       await paused.drop();
     }
-  });
+    // Five waits of up to 20 s each: a loaded machine may need more than the default 60 s for them all.
+  }, 150_000);
 
   it('an expired lease fences its holder out even before another instance takes it', async () => {
     const a = await instance('a');

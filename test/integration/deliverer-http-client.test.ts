@@ -174,16 +174,17 @@ describe('the total deadline', () => {
       behaviour: (req) => (req.path === '/hang' ? { hang: true } : { status: 200, body: 'ok', delayMs: 50 }),
     });
     try {
-      const c = client({ requestTimeoutMs: 400 });
+      // A deadline a loaded machine cannot miss for an answer 50 ms away.
+      const c = client({ requestTimeoutMs: 1_500 });
       const first = c.post(`${own.url}/hang`, {}, '{}');
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 500));
       const second = c.post(`${own.url}/hang`, {}, '{}');
       const quick = await Promise.all(Array.from({ length: 20 }, () => c.post(own.url, {}, '{}')));
-      expect(quick.every((r) => r.status === 200 && r.error === undefined)).toBe(true);
+      expect(quick.map((r) => r.error?.message ?? r.status)).toEqual(Array.from({ length: 20 }, () => 200));
       const [a, b] = await Promise.all([first, second]);
       for (const r of [a, b]) expect(r).toMatchObject({ status: null, error: { kind: 'timeout' } });
-      expect(a.durationMs).toBeGreaterThanOrEqual(390);
-      expect(b.durationMs).toBeGreaterThanOrEqual(390);
+      expect(a.durationMs).toBeGreaterThanOrEqual(1_490);
+      expect(b.durationMs).toBeGreaterThanOrEqual(1_490);
       expect(c.load).toEqual({ active: 0, waiting: 0 });
     } finally {
       await own.close();
