@@ -290,6 +290,39 @@ describe('order across instances', () => {
   });
 });
 
+describe('statements the pool runs again', () => {
+  // The pool runs an operation again when it answered with an error, though its commit may have landed
+  // (an error reported after the commit, a connection cut just after it). Here the first group of
+  // completions lands and then runs again, finding its job gone: its attempt record stays, and the
+  // pages of the groups after it do not overwrite it.
+  it('a completion group that landed and ran again keeps its attempt record', async () => {
+    const { pool } = await freshSchema('run_again');
+    let again = true;
+    const twice: PgPool = {
+      ...pool,
+      run: async (op, fn, options) => {
+        if (op === 'outbox.commit' && again) {
+          again = false;
+          await pool.run(op, fn, options);
+        }
+        return pool.run(op, fn, options);
+      },
+    };
+    const a = await open(twice, 'node-a');
+    await a.enqueueBatch(jobsFor('ep_a', 10, 'x').map((j) => ({ ...j, nextAttemptAt: T0 })));
+    const due = await a.due(T0, 10);
+    expect(due).toHaveLength(10);
+    // The first group (run twice) completes its jobs; its second run finds them gone, so its calls
+    // answer false (not counted here), as for a job gone elsewhere. Then one more job, one more page.
+    await Promise.all(due.slice(0, 9).map((j) => a.complete(j, attempt(j.id))));
+    expect(again).toBe(false);
+    expect(await a.complete(due[9]!, attempt(due[9]!.id))).toBe(true);
+    for (const j of due) expect(await a.get(j.id)).toBeUndefined();
+    const listed = (await a.attempts.list('ep_a')).map((r) => r.jobId).sort();
+    expect(listed).toEqual(ids(due).sort());
+  });
+});
+
 describe('counts and bodies', () => {
   it("depth and the dead-letter count follow another instance's writes (recounted in the background)", async () => {
     const { pool } = await freshSchema('counts');

@@ -43,7 +43,8 @@
  * instance may change and, only when that is all of them, deletes them and writes their attempt pages;
  * its second statement, with a snapshot of its own, releases the followers of the group's jobs that are
  * gone. When some job was gone or another's, nothing was written (the attempt numbers are taken back,
- * AttemptLog.rewind) and the group takes the general path. The general path: the group's rows locked (`FOR UPDATE`, in id order; the job records read only for
+ * AttemptLog.rewind, unless the pool ran the statement more than once: an earlier run may have landed
+ * with its pages) and the group takes the general path. The general path: the group's rows locked (`FOR UPDATE`, in id order; the job records read only for
  * changes other than completions, which need the claim alone), the changes applied in
  * memory in call order (several changes to one job: each sees the previous), then the writes — the
  * followers of the jobs that left released, the jobs that left deleted, their dead letters inserted,
@@ -780,13 +781,18 @@ export class PgOutbox implements OutboxStore {
       }
     }
     const ids = group.map((q) => q.id);
+    let runs = 0;
     const [first, second] = await this.pool.run('outbox.commit', async (client) => {
+      runs++;
       const results = (await client.query(completeAllSql(client, this.owner, this.now(), ids, pages))) as unknown as pg.QueryResult[];
       return results as [pg.QueryResult<{ done: boolean }>, pg.QueryResult<{ id: string }>];
     });
     const released = second.rows.length;
     if (first.rows[0]?.done !== true) {
-      this.attempts.rewind(mark);
+      // Run again by the pool, the statement may find its own earlier run's work (a commit that landed
+      // and answered with an error): those pages may be written, so their numbers are not taken back
+      // (a later page would overwrite them); a gap in the numbers costs nothing.
+      if (runs === 1) this.attempts.rewind(mark);
       if (released > 0) this.notify(released);
       return undefined;
     }
