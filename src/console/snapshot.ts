@@ -4,7 +4,7 @@
  *
  *   at          ms since the epoch
  *   node        { id, version }
- *   tree        /actors/health's tree, each actor with `restartsByReason` and `deadLetters` (by reason,
+ *   tree        /actors/health's tree (a worker that panicked with its `lastPanic`), each actor with `restartsByReason` and `deadLetters` (by reason,
  *               from actor_restarts_total and actor_dead_letters_total), `lastRestartReason`,
  *               `lastRestartAt` and `storming` (actor-watch.ts)
  *   chains      [{ chainId, name, status, unavailable, safe, finalized, lag, reorgs: { count, deepest } }]

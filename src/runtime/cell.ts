@@ -68,6 +68,8 @@ interface Pending {
 }
 
 const NOT_RUNNING = { handled: 0, more: false };
+/** The characters of a panic's message the snapshot keeps (`lastPanic`). */
+const LAST_PANIC_CHARS = 500;
 
 export function messageType(msg: unknown): string {
   if (msg !== null && typeof msg === 'object' && typeof (msg as { type?: unknown }).type === 'string')
@@ -147,6 +149,8 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
   readonly restartType: RestartType;
   readonly shutdownTimeoutMs: number;
   readonly stats = new ActorStats();
+  /** The latest panic (snapshot's `lastPanic`), kept across incarnations. */
+  private lastPanic: { at: number; message: string } | undefined;
   readonly mailbox: Mailbox<M>;
   readonly ref: ActorRef<M>;
   readonly log: Logger;
@@ -388,6 +392,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
 
   private panic(msg: M, reply: Reply | undefined, strikes: number, err: unknown, reason: 'panic' | 'crash'): void {
     this.stats.panicked++;
+    this.lastPanic = { at: Date.now(), message: String(describeError(err).message ?? err).slice(0, LAST_PANIC_CHARS) };
     const type = messageType(msg);
     this.log.error(
       { err: describeError(err), messageType: type, incarnation: this.incarnationNo, code: 'ETHHOOK_ERR_ACTOR_PANIC' },
@@ -595,6 +600,7 @@ export class ActorCell<M = unknown> implements TreeNode, Runnable {
       mailbox: { size: this.mailbox.size, capacity: this.mailbox.capacity, overflow: this.mailbox.overflow },
       restarts: this.stats.totalRestarts,
       panics: this.stats.panicked,
+      ...(this.lastPanic ? { lastPanic: { ...this.lastPanic } } : {}),
     };
   }
 }

@@ -160,5 +160,7 @@ export interface ActorSnapshot {
   mailbox: { size: number; capacity: number; overflow: OverflowPolicy } | null;
   restarts: number;
   panics: number;
+  /** A worker's latest panic in this process: when, and its error's message (at most 500 characters). */
+  lastPanic?: { at: number; message: string };
   children?: ActorSnapshot[];
 }

@@ -159,9 +159,15 @@ describe('readiness', () => {
       ],
       { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 } },
     );
+    expect(system.findOrThrow('p').snapshot().lastPanic).toBeUndefined();
+    const before = Date.now();
     system.lookup('p')!.tell(1);
     await waitFor(() => system.findOrThrow('p').stats.restarts.panic === 1);
     expect(system.readiness()).toEqual({ ready: false, reasons: ['/p is stopped'], manuallyStopped: [] });
+    // The snapshot names the latest panic: its message and when.
+    const { lastPanic } = system.findOrThrow('p').snapshot();
+    expect(lastPanic?.message).toBe('boom');
+    expect(lastPanic?.at).toBeGreaterThanOrEqual(before);
     const down = system.shutdown('test');
     expect(system.readiness().reasons).toContain('the node is shutting down');
     await down;

@@ -7,7 +7,7 @@
  *                                          `readiness` reason (a chain not reached yet); an actor an
  *                                          operator stopped is listed in `manuallyStopped`, not a reason
  *   GET  /metrics                read     Prometheus text of the node's registry
- *   GET  /actors/health          read     the tree: path, state, mailbox, restarts, panics, placement, pid
+ *   GET  /actors/health          read     the tree: path, state, mailbox, restarts, panics (the last one's message), placement, pid
  *   POST /admin/actors/restart   operate  { "actor": "<path or name>" }            200 { actor: <snapshot> }
  *   POST /admin/actors/stop      operate  likewise
  *   POST /admin/actors/start     operate  likewise

@@ -1,7 +1,8 @@
 /**
  * The supervision tree as a table of indented rows, one per actor (GET /admin/console/snapshot's tree):
  * state, incarnation, placement (with the pid of an actor placed in a process of its own), mailbox size against capacity as a bar, restarts by reason,
- * panics, the latest restart's reason and dead letters by reason. Stopped, restarting, failed and
+ * panics with the latest one's message (clipped; whole on hover), the latest restart's reason and dead
+ * letters by reason. Stopped, restarting, failed and
  * storming actors are marked (`row-alert`). An operate token gets Restart, Stop and Start; Stop is not
  * offered for the admin actor and the supervisors above it (the API refuses: it would lock the console
  * out).
@@ -10,6 +11,8 @@ import { html } from './html.mjs';
 import { ago, byReason, num } from './format.mjs';
 
 const ALERT_STATES = new Set(['stopped', 'stopping', 'restarting', 'failed']);
+/** A panic's message as the row shows it: its first 60 characters. */
+const clip = (message) => (message.length > 60 ? `${message.slice(0, 59)}…` : message);
 
 export function Tree({ root, can, act }) {
   if (!root)
@@ -87,7 +90,10 @@ function ActorRow({ node, depth, can, act, adminPath }) {
     <td title=${byReason(node.restartsByReason)}>
       ${num(node.restarts)}${node.restarts > 0 ? html` <span class="muted small">(${reasons(node.restartsByReason)})</span>` : null}
     </td>
-    <td class="n">${num(node.panics)}</td>
+    <td class="n" title=${node.lastPanic?.message ?? ''}>
+      ${num(node.panics)}
+      ${node.lastPanic ? html`<div class="muted small panic" data-panic>${clip(node.lastPanic.message)} · ${ago(node.lastPanic.at)}</div>` : null}
+    </td>
     <td>
       ${
         node.lastRestartReason === null
