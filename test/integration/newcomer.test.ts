@@ -118,8 +118,9 @@ describe('npm start with no configuration', () => {
       governance: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/$/),
       demoReceiver: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/webhooks$/),
     });
-    // The human version on stderr.
-    for (const text of ['ethhook is running', admin, 'demo receiver', 'governance server']) expect(stderr).toContain(text);
+    // The human version on stderr: written once the admin token is read, so it may come after the line.
+    const human = ['ethhook is running', admin, 'demo receiver', 'governance server'];
+    await until('the banner on stderr', () => human.every((text) => stderr.includes(text)), 10_000);
     const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
     const auth = { authorization: `Bearer ${token}` };
 
