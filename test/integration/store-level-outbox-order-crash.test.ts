@@ -83,5 +83,6 @@ describe('delivery order across kill -9', () => {
         await db.close();
       }
     }
-  });
+    // Three child processes started under tsx and three drains: a loaded machine needs more than 60 s.
+  }, 150_000);
 });
