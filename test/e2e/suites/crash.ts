@@ -117,6 +117,13 @@ export function crashSuite(store: StoreKind): void {
           if (k % 2 === 0) {
             await node.running;
             await sleep(200 + random() * 2_300);
+            // Then, within 5 s, a moment when a request is being answered (its reply 60 ms or more
+            // away), so that this kill cuts one off (checked below).
+            await waitUntil(
+              () => receiver.requests.some((r) => 'status' in r.reply && r.at + (r.reply.delayMs ?? 0) > Date.now() + 60),
+              5_000,
+              'a request in flight',
+            ).catch(() => undefined);
           } else {
             await sleep(100 + random() * 1_400);
           }
