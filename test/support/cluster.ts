@@ -14,9 +14,11 @@
  *   over two loopback receivers that verify every signature (and answer 200, after `replyDelayMs`); each endpoint has one subscription per
  *   chain (`sub_<n>_<chainId>`) to that chain's contract. They reach the cluster as signed governance
  *   messages, as an operator's would; `start` waits until every instance reports the log's height.
+ *   `subscribe(id, { endpoint, ... })` creates one more subscription to the chain's contract through
+ *   instance `id`'s admin API (with `fromBlock`/`toBlock`: a backfill), checked like the others.
  * - Instances: `instances` nodes at start, ids `i1`, `i2`, ... (each with a dir of its own for its config),
  *   the same store section and master key, `cluster: { leaseMs, heartbeatMs }` (defaults 3,000 / 1,000), a short
- *   retry schedule and breaker cool-down, and `deliverer` over that section. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
+ *   retry schedule and breaker cool-down, `deliverer` over that section, and `backfill` as the config's. `add()` starts one more; `kill(id)` is `kill -9` (waited for);
  *   `terminate(id)` is SIGTERM (resolves with the exit); `pause(id)` / `resume(id)` are SIGSTOP /
  *   SIGCONT; `restart(id)` starts a dead instance again on its dir and id. Each waits for the instance
  *   to run and to report the governance height. An instance that exits without the harness stopping it
@@ -53,7 +55,7 @@ import { startGovernanceServer, type GovernanceServer } from '../../src/governan
 import { Serial } from '../../src/runtime/serial.ts';
 import { generateWebhookSecret } from '../../src/store/secrets.ts';
 import { sleep, succeeded, waitUntil } from '../e2e/e2e-chain.ts';
-import type { GovernanceStatusAnswer } from './admin-answers.ts';
+import type { GovernanceStatusAnswer, SubscriptionAnswer } from './admin-answers.ts';
 import { startAnvil, type TestAnvil } from './anvil.ts';
 import { makeKey, tempDir } from './governance.ts';
 import { createNodeDir, killAllNodes, spawnNodeProcess, testStore, type NodeDir, type NodeProcess } from './node-process.ts';
@@ -71,6 +73,8 @@ export interface ClusterOptions {
   deliverer?: Record<string, unknown>;
   /** The receivers answer each request after this long (a backlog builds, so every instance claims jobs). */
   replyDelayMs?: number;
+  /** The config's `backfill` section. */
+  backfill?: Record<string, unknown>;
 }
 
 /** GET /v1/cluster's `cluster`. */
@@ -119,6 +123,15 @@ export interface ReorgOptions {
   before?: () => Promise<void>;
 }
 
+export interface SubscribeOptions {
+  /** `ep_<n>`. */
+  endpoint: string;
+  /** Default: the first chain. */
+  chainId?: number;
+  fromBlock?: number;
+  toBlock?: number;
+}
+
 export interface Delivered {
   /** From the call until nothing was owed, ms; and what was owed at the call (chaos/invariant.ts `owed`). */
   settledMs: number;
@@ -163,6 +176,8 @@ export interface Cluster {
   fencedWriteWaiting(): Promise<boolean>;
   /** Mines one block of `logs` Tick logs (1..20) on the chain, between the traffic's blocks. */
   mine(logs: number, chainId?: number): Promise<void>;
+  /** POST /v1/subscriptions on instance `id` (see the header); the subscription is checked by `expectNothingLost`. */
+  subscribe(id: string, options: SubscribeOptions): Promise<SubscriptionAnswer>;
   reorg(depth: number, options?: ReorgOptions): Promise<number>;
   expectNothingLost(timeoutMs: number): Promise<Delivered>;
 }
@@ -237,6 +252,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
     heartbeatMs: 1_000,
     deliverer: {},
     replyDelayMs: 0,
+    backfill: {},
     ...opts,
   };
   const sharedStore = options.ownPostgres ? undefined : testStore('postgres');
@@ -249,6 +265,8 @@ export function useCluster(opts: ClusterOptions): Cluster {
   const secrets = new Map<string, string>();
   const endpointIds = Array.from({ length: options.endpoints }, (_, n) => `ep_${n}`);
   const subscriptionId = (endpoint: string, chainId: number) => `sub_${endpoint.slice(3)}_${chainId}`;
+  /** Per `<endpoint>|<chainId>`, the subscriptions `subscribe` created. */
+  const extraSubscriptions = new Map<string, string[]>();
   let governance: GovernanceServer;
   let keys: Awaited<ReturnType<typeof tempDir>>;
   let publicPem = '';
@@ -286,6 +304,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
       circuitBreaker: { cooldownMs: 1_000 },
       ...options.deliverer,
     },
+    backfill: options.backfill,
   });
 
   const governanceHeight = async (node: NodeProcess): Promise<number | undefined> => {
@@ -526,6 +545,24 @@ export function useCluster(opts: ClusterOptions): Cluster {
       const chain = chainOf(chainId);
       await chain.lock.run(() => chain.tick(logs));
     },
+    async subscribe(id, { endpoint, chainId = FIRST_CHAIN_ID, fromBlock, toBlock }) {
+      const chain = chainOf(chainId);
+      const answer = await within(
+        get(id).node.api<SubscriptionAnswer>('POST', '/v1/subscriptions', {
+          endpointId: endpoint,
+          chainId,
+          addresses: [chain.contract],
+          ...(fromBlock === undefined ? {} : { fromBlock }),
+          ...(toBlock === undefined ? {} : { toBlock }),
+        }),
+        API_TIMEOUT_MS,
+        `${id} POST /v1/subscriptions`,
+      );
+      if (answer.status !== 201) throw new Error(`${id} POST /v1/subscriptions: ${answer.status} ${JSON.stringify(answer.body)}`);
+      const key = `${endpoint}|${chainId}`;
+      extraSubscriptions.set(key, [...(extraSubscriptions.get(key) ?? []), answer.body.subscription.id]);
+      return answer.body;
+    },
     async reorg(depth, { chainId = FIRST_CHAIN_ID, deliveredWithinMs, before } = {}) {
       const chain = chainOf(chainId);
       return chain.lock.run(async () => {
@@ -578,7 +615,7 @@ export function useCluster(opts: ClusterOptions): Cluster {
                 chainId: chain.chainId,
                 canonical: canonical.get(chain.chainId)!,
                 orphaned: [...chain.orphaned],
-                subscriptions: [subscriptionId(endpoint, chain.chainId)],
+                subscriptions: [subscriptionId(endpoint, chain.chainId), ...(extraSubscriptions.get(`${endpoint}|${chain.chainId}`) ?? [])],
                 requests: mine.filter((r) => homeChain(r) === chain.chainId),
               }),
             );
