@@ -309,6 +309,7 @@ const StreamsSchema = z.strictObject({
 const BackfillSchema = z.strictObject({
   blocksPerSec: z.number().positive().max(1e9).default(DEFAULT_BACKFILL_OPTIONS.blocksPerSec),
   requestsPerSec: z.number().positive().max(1e6).default(DEFAULT_BACKFILL_OPTIONS.requestsPerSec),
+  logsPerSec: z.number().positive().max(1e9).default(DEFAULT_BACKFILL_OPTIONS.logsPerSec),
   maxRunning: z.number().int().min(1).max(1_000).default(DEFAULT_BACKFILL_OPTIONS.maxRunning),
   pollMs: duration().default(DEFAULT_BACKFILL_OPTIONS.pollMs),
   maxOutboxDepth: z.number().int().min(1).default(DEFAULT_BACKFILL_OPTIONS.maxOutboxDepth),

@@ -3,7 +3,9 @@
 // per webhook-id at least (a duplicate of a webhook-id is allowed and counted, none missing); a `kill -9`
 // in the middle of a backfill resumes it from its stored progress; a reorg of a backfilled block is
 // retracted by the live path; a cancel stops it; bad requests are refused. The backfill is slowed down
-// (`backfill.blocksPerSec`) so that there is a middle to kill it in and to cancel it in.
+// (`backfill.blocksPerSec`, `logsPerSec`) so that there is a middle to kill it in and to cancel it in;
+// at 30 logs/s a message to the Matcher holds 3 logs, so the history's two-log blocks are split over
+// two messages every other block.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import type { BackfillAnswer, EndpointCreated, ErrorAnswer, SubscriptionAnswer } from '../support/admin-answers.ts';
@@ -36,7 +38,7 @@ const start = () =>
     config: {
       chains: [nodeChain(chain, { confirmations: 0 })],
       security: { allowPrivateTargets: true },
-      backfill: { blocksPerSec: 20, pollMs: 200 },
+      backfill: { blocksPerSec: 20, logsPerSec: 30, pollMs: 200 },
     },
   });
 

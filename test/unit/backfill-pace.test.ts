@@ -1,13 +1,14 @@
-// BackfillPace: a chain's backfills take at most blocksPerSec blocks and requestsPerSec calls per second.
+// BackfillPace: a chain's backfills take at most blocksPerSec blocks and requestsPerSec calls per second,
+// and hand at most logsPerSec logs to the Matcher.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BackfillPace } from '../../src/actors/backfill/pace.ts';
 
 describe('BackfillPace', () => {
   it('lets the first read go at once and the next after its cost at the slower of the two rates', () => {
-    const pace = new BackfillPace(100, 10);
+    const pace = new BackfillPace(100, 10, 1_000);
     expect(pace.waitMs(0)).toBe(0);
-    pace.charge(50, 1, 0);
+    pace.chargeRead(50, 1, 0);
     // 50 blocks at 100/s: 500 ms; 1 call at 10/s: 100 ms.
     expect(pace.waitMs(0)).toBe(500);
     expect(pace.waitMs(400)).toBe(100);
@@ -15,9 +16,9 @@ describe('BackfillPace', () => {
   });
 
   it('time spent idle is not saved up: a read after a pause costs from that moment', () => {
-    const pace = new BackfillPace(100, 10);
-    pace.charge(10, 1, 0);
-    pace.charge(10, 5, 10_000);
+    const pace = new BackfillPace(100, 10, 1_000);
+    pace.chargeRead(10, 1, 0);
+    pace.chargeRead(10, 5, 10_000);
     expect(pace.waitMs(10_000)).toBe(500);
   });
 
@@ -31,13 +32,13 @@ describe('BackfillPace', () => {
           maxLength: 50,
         }),
         (blocksPerSec, requestsPerSec, reads) => {
-          const pace = new BackfillPace(blocksPerSec, requestsPerSec);
+          const pace = new BackfillPace(blocksPerSec, requestsPerSec, 1e9);
           let now = 0;
           let blocks = 0;
           let requests = 0;
           for (const r of reads) {
             now += pace.waitMs(now);
-            pace.charge(r.blocks, r.requests, now);
+            pace.chargeRead(r.blocks, r.requests, now);
             blocks += r.blocks;
             requests += r.requests;
           }
@@ -48,4 +49,31 @@ describe('BackfillPace', () => {
       ),
     );
   });
+
+  it('logs handed to the Matcher wait for their rate as reads do, the slowest resource deciding', () => {
+    const pace = new BackfillPace(1_000, 100, 500);
+    pace.chargeRead(10, 1, 0);
+    pace.chargeLogs(100, 0);
+    // 10 blocks: 10 ms; 1 call: 10 ms; 100 logs at 500/s: 200 ms.
+    expect(pace.waitMs(0)).toBe(200);
+    pace.chargeLogs(50, 200);
+    expect(pace.waitMs(200)).toBe(100);
+  });
+
+  it('over any run of messages, sent as soon as allowed, the logs stay within their rate plus one message', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100_000 }), fc.array(fc.integer({ min: 0, max: 1_000 }), { minLength: 1, maxLength: 50 }), (logsPerSec, sends) => {
+        const pace = new BackfillPace(1e9, 1e9, logsPerSec);
+        let now = 0;
+        let logs = 0;
+        for (const n of sends) {
+          now += pace.waitMs(now);
+          pace.chargeLogs(n, now);
+          logs += n;
+        }
+        expect(logs - sends.at(-1)!).toBeLessThanOrEqual((now * logsPerSec) / 1000 + 1e-6);
+      }),
+    );
+  });
 });
+

@@ -16,18 +16,21 @@
  * - A task first asks the Matcher where the live path stands (an empty page): the backfill ends at
  *   `min(toBlock, that height)`, since every later block is matched live. It then reads
  *   `eth_getLogs` over ranges sized as the listener sizes its own (range-size.ts), for `pageLogs` logs
- *   (500: a live block waits in the Matcher behind one page at most), at most `backfillRange` blocks,
- *   halved on a refusal, with the subscription's addresses and
+ *   (500), at most `backfillRange` blocks, halved on a refusal, with the subscription's addresses and
  *   topics as the filter, through the chain listener (`chain.history`: the chain's active provider and
- *   its throttle), and sends each page to the Matcher (`backfill.page`), which checks it against the
- *   chain cursor, enqueues the subscription's jobs through the live path's code and writes the
- *   progress in the same fenced writes. So a `kill -9` resumes from the last page written, and pairs
- *   written twice are deduplicated by the match records (inside the reorg window) or reach receivers
- *   with the same `webhook-id`.
+ *   its throttle), and sends each page to the Matcher (`backfill.page`) in messages of at most a tenth
+ *   of a second's worth of logs at `logsPerSec` (splitPage: a larger block is split over several, and
+ *   the progress passes a block once its last log is sent), one per pace step: a live block waits in
+ *   the Matcher behind one such message at most. The Matcher checks each against the chain cursor,
+ *   enqueues the subscription's jobs through the live path's code and writes the progress in the same
+ *   fenced writes. So a `kill -9` resumes from the last message written, and pairs written twice (a
+ *   split block is sent again whole) are deduplicated by the match records (inside the reorg window)
+ *   or reach receivers with the same `webhook-id`.
  * - Never past the live path: a page never goes above the height the Matcher reports; one the cursor
  *   does not (yet, or any more) have is refused (ETHHOOK_ERR_BACKFILL_STALE) and read again.
  * - Pace, per chain, shared by its tasks (pace.ts): at most `blocksPerSec` blocks and `requestsPerSec`
- *   JSON-RPC calls per second (an `eth_getLogs` and one header per block with logs). A task also waits
+ *   JSON-RPC calls per second (an `eth_getLogs` and one header per block with logs), and `logsPerSec`
+ *   logs handed to the Matcher (the jobs and webhooks they become share the live path's cores). A task also waits
  *   while the outbox holds more than `maxOutboxDepth` jobs, so that live jobs do not queue behind a
  *   backfill's.
  * - Cancel: `DELETE /v1/subscriptions/{id}/replay` marks the request cancelled and tells this actor;
@@ -110,6 +113,7 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
     deps.chains.map((c) => c.name),
   );
   const paces = new Map<number, BackfillPace>();
+  const chunkLogs = chunkLogsOf(options);
   const askTimeoutMs = deps.askTimeoutMs ?? 30_000;
   let abort = new AbortController();
   let scan: Wakeup = new Wakeup(abort.signal);
@@ -120,7 +124,7 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
 
   const paceOf = (chainId: number): BackfillPace => {
     let pace = paces.get(chainId);
-    if (!pace) paces.set(chainId, (pace = new BackfillPace(options.blocksPerSec, options.requestsPerSec)));
+    if (!pace) paces.set(chainId, (pace = new BackfillPace(options.blocksPerSec, options.requestsPerSec, options.logsPerSec)));
     return pace;
   };
   const fenceOf = (chainId: number) => deps.lease?.(chainId).current();
@@ -181,6 +185,8 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
     const range = new RangeSize(chain.backfillRange, options.pageLogs);
     const pace = paceOf(chainId);
     let live: number | undefined;
+    /** The messages of the last read not yet written by the Matcher: one page at most. */
+    let pending: Chunk[] = [];
     let failures = 0;
     let noticeAt = 0;
     const notice = (state: BackfillState, force: boolean) => {
@@ -229,42 +235,43 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
         continue;
       }
 
-      // Where the live path stands, before the first page and whenever the pages caught up with it.
-      const from = progress.at + 1;
-      const reading = live !== undefined && progress.end !== undefined && from <= Math.min(progress.end, live);
-      let next: BackfillProgress = progress;
-      let blocks: BackfillPage['blocks'] = [];
-      let requests = 0;
-      if (reading) {
-        const to = Math.min(progress.end!, live!, from + range.blocks - 1);
-        const sub = await deps.subscriptions.get(subscriptionId);
-        if (!sub) {
-          await store.forget(subscriptionId);
-          log.info('backfill ended: its subscription was deleted');
-          return;
-        }
-        const read = await askListener(ctx, chainId, {
-          type: 'chain.history',
-          from,
-          to,
-          filter: { ...(sub.addresses ? { address: sub.addresses } : {}), ...(sub.topics ? { topics: sub.topics } : {}) },
-        });
-        if (!read.ok) {
-          if (read.error.code === 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE') {
-            range.refused(to - from + 1);
+      if (pending.length === 0) {
+        // Where the live path stands, before the first page and whenever the pages caught up with it.
+        const from = progress.at + 1;
+        if (live !== undefined && progress.end !== undefined && from <= Math.min(progress.end, live)) {
+          const to = Math.min(progress.end, live, from + range.blocks - 1);
+          const sub = await deps.subscriptions.get(subscriptionId);
+          if (!sub) {
+            await store.forget(subscriptionId);
+            log.info('backfill ended: its subscription was deleted');
+            return;
+          }
+          const read = await askListener(ctx, chainId, {
+            type: 'chain.history',
+            from,
+            to,
+            filter: { ...(sub.addresses ? { address: sub.addresses } : {}), ...(sub.topics ? { topics: sub.topics } : {}) },
+          });
+          if (!read.ok) {
+            if (read.error.code === 'ETHHOOK_ERR_RPC_RANGE_TOO_LARGE') {
+              range.refused(to - from + 1);
+              continue;
+            }
+            await retryLater(`read of blocks ${from}..${to} failed: ${read.error.code}`, { from, to, error: read.error.message });
             continue;
           }
-          await retryLater(`read of blocks ${from}..${to} failed: ${read.error.code}`, { from, to, error: read.error.message });
-          continue;
+          pace.chargeRead(to - from + 1, 1 + read.headers.length, Date.now());
+          range.read(to - from + 1, read.logs.length, read.headers.length);
+          const after = { at: to, end: progress.end, ...(to >= progress.end ? { done: true as const } : {}) };
+          pending = splitPage(pageBlocks(read.headers, read.logs), chunkLogs, progress, after);
+          pending.at(-1)!.blocksRead = to - from + 1;
+        } else if (live !== undefined && progress.end !== undefined && from > progress.end) {
+          pending = [{ blocks: [], logs: 0, progress: { at: progress.at, end: progress.end, done: true }, blocksRead: 0 }];
+        } else {
+          pending = [{ blocks: [], logs: 0, progress, blocksRead: 0 }];
         }
-        requests = 1 + read.headers.length;
-        pace.charge(to - from + 1, requests, Date.now());
-        range.read(to - from + 1, read.logs.length, read.headers.length);
-        blocks = pageBlocks(read.headers, read.logs);
-        next = { at: to, end: progress.end!, ...(to >= progress.end! ? { done: true as const } : {}) };
-      } else if (live !== undefined && progress.end !== undefined && from > progress.end) {
-        next = { at: progress.at, end: progress.end, done: true };
       }
+      const chunk = pending[0]!;
       let ack: BackfillPageAck;
       try {
         ack = await ask<BackfillPageAck>(ctx, deps.matcher, {
@@ -273,16 +280,20 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
           subscriptionId,
           requestId,
           seenAt: Date.now(),
-          blocks,
-          progress: next,
+          blocks: chunk.blocks,
+          progress: chunk.progress,
           ...(fence ? { fence } : {}),
         } satisfies BackfillPage);
       } catch (err) {
+        pending = [];
         if (signal.aborted) return;
         await retryLater(`the Matcher did not answer: ${isEthhookError(err) ? err.code : String(err)}`);
         continue;
       }
       if (!ack.ok) {
+        // The next step reads again from the last progress written (a block split over several
+        // messages is sent again whole: its pairs are deduplicated as any page written twice).
+        pending = [];
         if (ack.code === 'ETHHOOK_ERR_LEASE_LOST') {
           deps.lease?.(chainId).suspect();
           return;
@@ -298,16 +309,18 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
       }
       failures = 0;
       live = ack.liveFrom;
+      pending.shift();
       if (progress.end === undefined) {
         // The probe: the backfill ends where the live path has taken over, or at `toBlock` if earlier.
         progress = { ...progress, end: Math.min(request.to ?? Number.POSITIVE_INFINITY, live) };
         continue;
       }
-      progress = next;
-      if (reading) {
-        metrics.blocks.inc({ chain: chain.name }, next.at - from + 1);
+      pace.chargeLogs(chunk.logs, Date.now());
+      progress = chunk.progress;
+      if (chunk.logs > 0 || chunk.blocksRead > 0) {
+        metrics.blocks.inc({ chain: chain.name }, chunk.blocksRead);
         metrics.jobs.inc({ chain: chain.name }, ack.jobs);
-        metrics.height.set({ chain: chain.name }, next.at);
+        metrics.height.set({ chain: chain.name }, progress.at);
       }
       setLag(subscriptionId, chain.name, Math.max(0, progress.end! - progress.at));
       if (progress.done) {
@@ -364,6 +377,60 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
       return { ok: true, detail: `${tasks.size} backfill(s) running` };
     },
   };
+}
+
+/**
+ * One message to the Matcher: a part of a read's blocks (a block with more logs than a message takes
+ * is split over several), the progress written with it (`at` moves to the last block whose logs are
+ * all sent; the read's last message carries the read's own progress), its logs (what the pace charges)
+ * and, on the read's last message, the blocks the read covered (for the metrics).
+ */
+interface Chunk {
+  blocks: BackfillPage['blocks'];
+  logs: number;
+  progress: BackfillProgress;
+  blocksRead: number;
+}
+
+/**
+ * The logs one message to the Matcher carries: at most `pageLogs`, and at most a tenth of a second at
+ * `logsPerSec`, so that the pace spreads a page's jobs over its second instead of writing them at once
+ * (a live block waits in the Matcher behind one message at most).
+ */
+export function chunkLogsOf(options: Pick<BackfillOptions, 'pageLogs' | 'logsPerSec'>): number {
+  return Math.max(1, Math.min(options.pageLogs, Math.ceil(options.logsPerSec / 10)));
+}
+
+/** A read's blocks as messages of at most `maxLogs` logs each, in chain order (see Chunk). */
+export function splitPage(
+  blocks: BackfillPage['blocks'],
+  maxLogs: number,
+  before: BackfillProgress,
+  after: BackfillProgress,
+): Chunk[] {
+  const chunks: Chunk[] = [];
+  let current: BackfillPage['blocks'] = [];
+  let logs = 0;
+  let at = before.at;
+  const flush = () => {
+    chunks.push({ blocks: current, logs, progress: { at, ...(before.end !== undefined ? { end: before.end } : {}) }, blocksRead: 0 });
+    current = [];
+    logs = 0;
+  };
+  for (const b of blocks) {
+    let i = 0;
+    do {
+      const part = b.logs.slice(i, i + maxLogs - logs);
+      current.push({ ...b, logs: part });
+      logs += part.length;
+      i += part.length;
+      if (i >= b.logs.length) at = b.number;
+      if (logs >= maxLogs) flush();
+    } while (i < b.logs.length);
+  }
+  if (current.length > 0 || chunks.length === 0) flush();
+  chunks.at(-1)!.progress = after;
+  return chunks;
 }
 
 /** The page's blocks: each header (ascending) with its logs, in the order `eth_getLogs` gave them. */

@@ -2,6 +2,9 @@
  * The Backfill actor's options and their defaults (config `backfill.*`, each key named like its option):
  * - `blocksPerSec` (2,000) and `requestsPerSec` (20): what one chain's backfills take from its provider,
  *   together, per second (JSON-RPC calls: an `eth_getLogs` and one header per block with logs);
+ * - `logsPerSec` (1,000): the logs they hand to the Matcher per second, together: each becomes jobs to
+ *   write and webhooks to send on the cores the live path uses, so this is what keeps live deliveries'
+ *   latency while a backfill runs (a page is sent in messages of a tenth of a second's worth);
  * - `maxRunning` (4): backfills this node runs at once;
  * - `pollMs` (1 s): how often the store is read for requests (another instance may have written one);
  * - `maxOutboxDepth` (10,000): a backfill waits while the outbox holds more jobs than this, so live
@@ -14,6 +17,7 @@
 export const DEFAULT_BACKFILL_OPTIONS = {
   blocksPerSec: 2_000,
   requestsPerSec: 20,
+  logsPerSec: 1_000,
   maxRunning: 4,
   pollMs: 1_000,
   maxOutboxDepth: 10_000,
