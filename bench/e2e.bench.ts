@@ -46,7 +46,8 @@
  *   once its first webhook arrived, 5 logs/s live on a third endpoint for as long. `idle_live_p99_ms` /
  *   `backfill_live_p99_ms`: transaction sent → webhook received (the node's stage histograms count the
  *   backfilled sends too), `backfill_live_ratio` their ratio (target <= 2), `backfill_webhooks_per_s`
- *   the history received during the window. The backfill is cancelled after.
+ *   the history received during the window (at most the node's `backfill.logsPerSec`, its default
+ *   unless BENCH_BACKFILL_LOGS_PER_SEC sets it). The backfill is cancelled after.
  * - million (a fresh node; BENCH_MILLION=0 skips): the endpoint is paused through the admin API while
  *   BENCH_MILLION_LOGS (1,000,000) logs are emitted (1,000-log transactions) and matched into the
  *   outbox; then resumed and drained (bounded by BENCH_MILLION_DRAIN_SECONDS, 1800). `rss_backlog_1m_mb`:
@@ -93,6 +94,8 @@ const LIVE_SECONDS = env('BENCH_LIVE_SECONDS', 60);
 const FAIR_SECONDS = env('BENCH_FAIR_SECONDS', 60);
 const BACKFILL_LOGS = env('BENCH_BACKFILL_LOGS', 1_000_000);
 const BACKFILL_LIVE_SECONDS = env('BENCH_BACKFILL_LIVE_SECONDS', 30);
+/** The node's `backfill.logsPerSec` in the backfill phase; 0: its default. */
+const BACKFILL_LOGS_PER_SEC = env('BENCH_BACKFILL_LOGS_PER_SEC', 0);
 const MILLION_LOGS = env('BENCH_MILLION_LOGS', 1_000_000);
 const MILLION_DRAIN_SECONDS = env('BENCH_MILLION_DRAIN_SECONDS', 1_800);
 const BIG_TX = 1_000;
@@ -279,8 +282,8 @@ async function main(): Promise<void> {
       `bench:e2e  phases=${[...PHASES].join(',')}  anvil ${chain.anvil.httpUrl}  receiver ${receiver.origin} (pid ${receiver.pid})`,
     );
 
-    const boot = async (): Promise<BenchNode> => {
-      const node = await startNode([chain.nodeChain(await chain.head())]);
+    const boot = async (config?: Record<string, Record<string, unknown>>): Promise<BenchNode> => {
+      const node = await startNode([chain.nodeChain(await chain.head())], config ? { config } : {});
       nodes.add(node);
       rss.node = node;
       console.log(`node pid ${node.pid}, admin ${node.adminUrl}`);
@@ -506,7 +509,7 @@ async function main(): Promise<void> {
       const historyFrom = (await chain.head()) + 1;
       const emitted = await emitLarge(chain, history, BACKFILL_LOGS);
       console.log(`backfill: ${BACKFILL_LOGS} logs of history mined in ${((emitted.mined - emitted.started) / 1000).toFixed(1)} s`);
-      const node = await boot();
+      const node = await boot(BACKFILL_LOGS_PER_SEC > 0 ? { backfill: { logsPerSec: BACKFILL_LOGS_PER_SEC } } : undefined);
       const idle = await endpoint(node, '/backfill/live-idle', 'ok', true);
       const during = await endpoint(node, '/backfill/live-during', 'ok', true);
       await following(node);
