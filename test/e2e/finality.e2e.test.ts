@@ -12,17 +12,22 @@
 //   the same contract gets it at once, and the node counts the other's job as waiting);
 // - a reorg (anvil_reorg) while the log waits: nothing is ever sent for the orphaned log to the
 //   'finalized' subscription (no log.created, no log.removed), while the 'latest' one gets both;
-// - kill -9 while jobs wait: the restarted node releases them once final.
+// - kill -9 while jobs wait: the restarted node releases them once final;
+// - a block that becomes final while the node sees no new block (its provider, test/support/rpc-provider.ts
+//   in front of anvil, stalls: anvil mines on, the provider shows the same head, and its `finalized` tag
+//   reaches the waiting block) is released at the next poll, not at the next block.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tickCalldata } from '../../src/dev-chain/contract.ts';
 import type { EndpointCreated, SubscriptionAnswer } from '../support/admin-answers.ts';
 import { createNodeDir, killAllNodes, startNodeProcess, type NodeDir, type NodeProcess } from '../support/node-process.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
+import { startRpcProvider, type RpcProvider } from '../support/rpc-provider.ts';
 import { body, CHAIN_ID, expectedId, nodeChain, payloadData, startTickChain, waitUntil, type RpcLog, type TickChain } from './e2e-chain.ts';
 
 const SLOTS = 2;
 
 let chain: TickChain;
+let provider: RpcProvider;
 let dir: NodeDir;
 let node: NodeProcess;
 let receiver: Receiver;
@@ -39,7 +44,7 @@ const start = () =>
   startNodeProcess({
     dir,
     config: {
-      chains: [nodeChain(chain, { confirmations: 0, finalityPollMs: 100 })],
+      chains: [nodeChain(chain, { confirmations: 0, finalityPollMs: 100, wsUrl: provider.wsUrl, httpUrl: provider.httpUrl })],
       security: { allowPrivateTargets: true },
     },
   });
@@ -82,6 +87,7 @@ async function lastBlockLogs(): Promise<RpcLog[]> {
 
 beforeAll(async () => {
   chain = await startTickChain(['--slots-in-an-epoch', String(SLOTS)]);
+  provider = await startRpcProvider({ name: 'anvil', anvilHttpUrl: chain.anvil.httpUrl });
   dir = await createNodeDir();
   receiver = await startReceiver({
     secrets: () => [secret],
@@ -112,6 +118,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await killAllNodes();
   await receiver?.close();
+  await provider?.stop();
   await chain?.stop();
   await dir?.remove();
 });
@@ -172,6 +179,30 @@ describe('delivery at finality (anvil --slots-in-an-epoch 2)', () => {
     node = await start();
     await mineUntil(() => logs.every((l) => got(created(l, finalSub))), "the 'finalized' webhooks after the restart");
     for (const l of logs) expect(boundAtArrival.get(created(l, finalSub))).toBeGreaterThanOrEqual(Number.parseInt(l.blockNumber, 16));
+  });
+
+  it('a block that becomes final while the node sees no new block is released at the next finality poll', async () => {
+    const waiting = await deferredFinalized();
+    await tick(1);
+    const [log] = await lastBlockLogs();
+    const block = Number.parseInt(log!.blockNumber, 16);
+    await waitUntil(async () => (await deferredFinalized()) === waiting + 1, 20_000, "the 'finalized' job written to wait");
+    await waitUntil(
+      async () => (await node.metric('chain_processed_height', { chain: 'anvil' })) === block,
+      20_000,
+      'the node at the block',
+    );
+    provider.fault = 'stall';
+    try {
+      // anvil finalizes the block; the node, whose provider shows no block above it, learns it by the tag alone.
+      for (let i = 0; i < 2 * SLOTS; i++) await mineOne();
+      await waitUntil(() => got(created(log!, finalSub)), 20_000, "the 'finalized' webhook with no new block");
+      expect(await node.metric('chain_processed_height', { chain: 'anvil' })).toBe(block);
+      expect(await node.metric('chain_finalized_height', { chain: 'anvil' })).toBe(block);
+    } finally {
+      provider.fault = 'none';
+    }
+    expect(boundAtArrival.get(created(log!, finalSub))).toBeGreaterThanOrEqual(block);
   });
 
   it("no 'finalized' webhook arrived before its block was final, and each came once", () => {

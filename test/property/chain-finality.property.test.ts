@@ -2,7 +2,7 @@
 // provider answers (headers at any height, null, garbage, JSON-RPC errors, timeouts) and heads, a height
 // handed on was a header's number that was at most the head and never below a height handed on
 // before for its tag; `safe` is never below `finalized`; a tag whose last verdict was `unsupported` is
-// unknown. Then the poller against a provider that does not know the tags: unknown, said once, and
+// unknown; the anchor is the header the highest height came from. Then the poller against a provider that does not know the tags: unknown, said once, and
 // known again once it answers.
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
@@ -20,7 +20,8 @@ import { memoryLogger } from '../support/kernel.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const HASH = '0x' + 'ab'.repeat(32);
-const header = (n: number) => ({ number: hex(n), hash: HASH, parentHash: HASH, timestamp: '0x1' });
+const hashOf = (n: number) => '0x' + n.toString(16).padStart(64, 'c');
+const header = (n: number) => ({ number: hex(n), hash: hashOf(n), parentHash: HASH, timestamp: '0x1' });
 
 type Step = { tag: FinalityTag; head: number | undefined; kind: 'header' | 'null' | 'garbage' | 'rpc-error' | 'timeout'; n: number };
 
@@ -78,6 +79,8 @@ describe('FinalityTracker', () => {
           if (h.safe !== undefined && h.finalized !== undefined) expect(h.safe).toBeGreaterThanOrEqual(h.finalized);
           if (!unknown.has('safe')) expect(h.safe).toBe(Math.max(best.safe!, h.finalized ?? 0));
           if (unknown.has('safe')) expect(h.safe).toBe(h.finalized);
+          // The block of the highest height handed on: the header it was trusted from.
+          expect(tracker.anchor()).toEqual(h.safe === undefined ? undefined : { number: h.safe, hash: hashOf(h.safe) });
         }
       }),
       { numRuns: 300 },

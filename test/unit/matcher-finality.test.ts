@@ -1,7 +1,8 @@
 // Subscriptions with `finality` on a real LevelDB directory: their log.created jobs wait in the store
 // until the heights a block carries (`finality: { safe, finalized }`) reach their block, and their
 // confirmations too; a block final already is enqueued at once; an unknown tag holds its jobs; a log
-// retracted while its job waits is never sent; waiting jobs survive a restart and are released once.
+// retracted while its job waits is never sent; waiting jobs survive a restart and are released once; a
+// `chain.finality` message (the heights moved with no new block) releases them too, at the cursor's height.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messa
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
+import { CursorStore } from '../../src/store/cursors.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import type { Job } from '../../src/store/outbox/job.ts';
 import { LevelOutbox } from '../../src/store/level/outbox/outbox.ts';
@@ -165,5 +167,66 @@ describe('finality: jobs wait until their block is final', () => {
     await m.receive(block(101, 700, { finalized: 1 }), ctx);
     expect(await m.receive(block(102, 0, { finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 2_200 });
     expect(await m.receive(block(103, 0, { finalized: 102 }), ctx)).toEqual({ ok: true, jobs: 0 });
+  });
+});
+
+describe('finality: the heights moving between blocks (chain.finality)', () => {
+  /** A finality message whose highest height was trusted from block `anchor` (default: H(its number)). */
+  const moved = (
+    finality: { safe?: number; finalized?: number },
+    seenAt = 1_800_000_000_000,
+    anchor?: { number: number; hash: string },
+  ) => {
+    const number = Math.max(finality.safe ?? 0, finality.finalized ?? 0);
+    return { type: 'chain.finality', chainId: 1, finality, anchor: anchor ?? { number, hash: H(number) }, seenAt };
+  };
+  /** The chain cursor processed up to `n`, its window holding blocks `from..n` with hashes H(number). */
+  const processed = async (n: number, from = n + 1) => {
+    const cursors = new CursorStore(new LevelKv(db));
+    for (let b = from; b <= n; b++) await cursors.append(1, { number: b, hash: H(b) }, [], 0, 1_000);
+    await cursors.setPosition(1, { next: n + 1, floor: 0 });
+  };
+
+  it('releases what the new heights make final with no new block, with the message seenAt; a lower height releases nothing', async () => {
+    const sub = await subscribe('finalized');
+    const m = await started();
+    await m.receive(block(100, 2, { finalized: 90 }), ctx);
+    await processed(100, 95);
+    expect(await m.receive(moved({ safe: 100, finalized: 99 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(moved({ finalized: 100 }, 1_800_000_000_500), ctx)).toEqual({ ok: true, jobs: 2 });
+    const released = (await sublevel<Job>(db, 'outbox-jobs').values().all()).filter((j) => j.subscriptionId === sub.id);
+    expect(released.map((j) => j.eventSeenAt)).toEqual([1_800_000_000_500, 1_800_000_000_500]);
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await jobIds()).toEqual([0, 1].map((i) => webhookId(1, H(100), i, sub.id, 'log.created')).sort());
+  });
+
+  it("counts confirmations from the cursor's processed height; releases nothing before the cursor reaches the final block", async () => {
+    await subscribe('finalized', 3);
+    const m = await started({ chainConfirmations: new Map([[1, 0]]) });
+    await m.receive(block(100, 1, { finalized: 90 }), ctx);
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    await processed(99);
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    await processed(102);
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    await processed(103);
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+
+  it('releases nothing when the final block is not the one the cursor holds at its height (a retraction on its way)', async () => {
+    await subscribe('finalized');
+    const m = await started();
+    await m.receive(block(100, 1, { finalized: 90 }), ctx);
+    await processed(101, 99);
+    expect(await m.receive(moved({ finalized: 101 }, 1, { number: 101, hash: H(100_101) }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await jobIds()).toEqual([]);
+    expect(await m.receive(moved({ finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 1 });
+  });
+
+  it('refuses a message without heights or without the final block', async () => {
+    const m = await started();
+    const bad = { type: 'chain.finality', chainId: 1, seenAt: 1 };
+    for (const msg of [bad, { ...bad, finality: { finalized: 3 } }, { ...bad, anchor: { number: 3, hash: H(3) } }])
+      await expect(m.receive(msg, ctx)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
   });
 });

@@ -21,7 +21,12 @@
  * `chain_finality_rejected_total{chain,tag,reason}` for every answer not accepted. The poller logs a
  * verdict other than `accepted` once when it starts (with the chain, provider and tag) and once when the
  * tag is accepted again, not at every poll. The heights ride on every block the listener emits
- * (`finality` in chain.block), and the Matcher releases the jobs they make final in that block's turn.
+ * (`finality` in chain.block), and the Matcher releases the jobs they make final in that block's turn;
+ * after each poll `polled(heights, anchor)` hands them to the listener, which tells the Matcher at once
+ * when they moved past what its last block carried (`chain.finality`): a block that becomes final while
+ * the chain makes no new block is released within a poll, not at the next block. `anchor` is the header
+ * (number and hash) of the higher of the two trusted blocks: a height alone does not say which branch is
+ * final, so the Matcher releases on such a message only when its chain cursor holds that very block.
  *
  * Memory: two numbers and two verdicts per chain.
  */
@@ -48,6 +53,12 @@ export interface FinalityHeights {
   finalized?: number;
 }
 
+/** The block a tag's height was trusted from. */
+export interface FinalityAnchor {
+  number: number;
+  hash: string;
+}
+
 /** One answer to `eth_getBlockByNumber(tag)`: its result, or the error its call failed with. */
 export type FinalityAnswer = { result: unknown } | { error: unknown };
 
@@ -56,6 +67,7 @@ const nullableHeader = headerSchema.nullable();
 /** The trusted height of each tag, and the rules an answer must pass (see the header). */
 export class FinalityTracker {
   private readonly trusted: Partial<Record<FinalityTag, number>> = {};
+  private readonly hashes: Partial<Record<FinalityTag, string>> = {};
   private readonly known: Partial<Record<FinalityTag, boolean>> = {};
 
   note(tag: FinalityTag, answer: FinalityAnswer, head: number | undefined): FinalityVerdict {
@@ -74,6 +86,7 @@ export class FinalityTracker {
     if (head !== undefined && n > head) return 'beyond-head';
     if (n < (this.trusted[tag] ?? 0)) return 'backwards';
     this.trusted[tag] = n;
+    this.hashes[tag] = parsed.data.hash;
     this.known[tag] = true;
     return 'accepted';
   }
@@ -83,6 +96,17 @@ export class FinalityTracker {
     const finalized = this.known.finalized ? this.trusted.finalized : undefined;
     const safe = this.known.safe ? Math.max(this.trusted.safe!, finalized ?? 0) : finalized;
     return { ...(safe === undefined ? {} : { safe }), ...(finalized === undefined ? {} : { finalized }) };
+  }
+
+  /** The block of the highest known height (`heights().safe`), undefined while no tag is known. */
+  anchor(): FinalityAnchor | undefined {
+    const tag: FinalityTag | undefined =
+      this.known.finalized && (!this.known.safe || this.trusted.finalized! >= this.trusted.safe!)
+        ? 'finalized'
+        : this.known.safe
+          ? 'safe'
+          : undefined;
+    return tag === undefined ? undefined : { number: this.trusted[tag]!, hash: this.hashes[tag]! };
   }
 }
 
@@ -96,6 +120,8 @@ export interface FinalityPollerDeps {
   metrics: ChainMetrics;
   log: Logger;
   signal: AbortSignal;
+  /** After each poll, the known heights and the block of the highest (see the header). */
+  polled?(heights: FinalityHeights, anchor: FinalityAnchor | undefined): void;
 }
 
 export class FinalityPoller {
@@ -125,6 +151,7 @@ export class FinalityPoller {
   private async loop(): Promise<void> {
     while (!this.deps.signal.aborted) {
       await this.poll();
+      if (!this.deps.signal.aborted) this.deps.polled?.(this.tracker.heights(), this.tracker.anchor());
       await this.wakeup.wait(this.deps.intervalMs);
     }
   }

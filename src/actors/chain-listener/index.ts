@@ -5,7 +5,9 @@
  *
  * Each block goes to `target` (the matcher) with `ask`; the cursor advances only on a `{ ok: true }`
  * reply. Any other reply, a timeout or a missing target is logged and the same message is asked again
- * after a backoff, forever: the listener never skips a block to get unstuck.
+ * after a backoff, forever: the listener never skips a block to get unstuck. A `chain.finality`
+ * message (the chain's finality moved between blocks, messages.ts) is asked once, with the fence too;
+ * the listener sends it again after its next finality poll if it was not acknowledged.
  *
  * In a cluster (src/cluster/coordinator.ts) the chain's `lease` gate decides the mode: while this
  * instance holds the lease the listener ingests, its cursor writes fenced by the lease (src/store/
@@ -37,6 +39,7 @@ import {
   chainBlockAckSchema,
   type ChainBlockMessage,
   type ChainFailoverReply,
+  type ChainFinalityMessage,
   type ChainHistoryRequest,
   type ChainListenerRequest,
   type HistoryReadReply,
@@ -113,6 +116,22 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
     }
   };
 
+  /** A `chain.finality` message, asked once: whether the target acknowledged it. */
+  const tellFinality = async (ctx: ActorContext<ChainListenerRequest>, log: Logger, msg: ChainFinalityMessage, signal: AbortSignal) => {
+    const ref = ctx.lookup(target);
+    if (!ref) return false;
+    try {
+      const reply = chainBlockAckSchema.safeParse(await orStop(ref.ask(msg, { timeoutMs: chain.ackTimeoutMs }), signal));
+      if (reply.success && reply.data.ok) return true;
+      if (reply.success && reply.data.code === 'ETHHOOK_ERR_LEASE_LOST') gate?.suspect();
+    } catch (err) {
+      throwIfStopped(signal);
+      if (isLeaseLost(err)) gate?.suspect();
+      log.debug({ target, why: err instanceof Error ? err.message : String(err) }, 'chain finality not acknowledged');
+    }
+    return false;
+  };
+
   const stopListener = async () => {
     const current = listener;
     listener = null;
@@ -132,6 +151,13 @@ export function createChainListener(options: ChainListenerOptions): Behaviour<Ch
         metrics: getChainMetrics(options.registry),
         log,
         emit: (msg, signal) => emit(ctx, log, fence ? { ...msg, fence } : msg, signal),
+        tellFinality: (finality, anchor, signal) =>
+          tellFinality(
+            ctx,
+            log,
+            { type: 'chain.finality', chainId: chain.chainId, finality, anchor, seenAt: Date.now(), ...(fence ? { fence } : {}) },
+            signal,
+          ),
         onFatal: (err) => ctx.fail(err),
         onReady: () => options.readiness?.ready(chain.chainId),
         mode: gate && !fence ? 'follow' : 'ingest',

@@ -47,7 +47,11 @@
  *
  * - The chain's `safe` and `finalized` blocks are polled from the active provider every `finalityPollMs`,
  *   in both modes (finality.ts: each answer is checked before it is trusted); every block emitted carries
- *   the heights trusted at that moment (`finality`), for the Matcher's jobs waiting for them.
+ *   the heights trusted at that moment (`finality`), for the Matcher's jobs waiting for them. In ingest
+ *   mode, a poll whose heights are above those the last acknowledged block (or finality message)
+ *   carried sends them on their own (`tellFinality`, a `chain.finality` message; one at a time, tried
+ *   again after the next poll until acknowledged), so a chain that stops making blocks still releases
+ *   what became final.
  *
  * Memory: per provider a session (one connection, its last head, a throttle), a few numbers per
  * provider and kind for the log limit and the last height a disagreement was counted at; providers are
@@ -59,7 +63,7 @@ import type { CursorStore } from '../../store/cursors.ts';
 import { Wakeup } from '../../runtime/timers.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
-import { FinalityPoller } from './finality.ts';
+import { FinalityPoller, type FinalityAnchor, type FinalityHeights } from './finality.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
 import type { ChainBlockMessage, ChainLog, ChainStatus, HistoryRead, ProviderStatus } from './messages.ts';
 import type { ChainMetrics, FailoverReason, RpcErrorKind } from './metrics.ts';
@@ -76,6 +80,8 @@ export interface ChainListenerDeps {
   log: Logger;
   /** Delivers one message downstream; resolves once acknowledged (retrying meanwhile): true when the receiver wrote its `cursor` ops. */
   emit(msg: ChainBlockMessage, signal: AbortSignal): Promise<boolean>;
+  /** Tells the receiver the chain's finality moved (see the header); resolves with whether it acknowledged. */
+  tellFinality?(heights: FinalityHeights, anchor: FinalityAnchor, signal: AbortSignal): Promise<boolean>;
   onFatal(error: EthhookError): void;
   /** A provider was reached, the chain verified and the start block pinned (at every session). */
   onReady?(): void;
@@ -101,6 +107,9 @@ export class ChainListener {
   private readonly heights: { head?: number; processed?: number } = {};
   /** The chain's `safe` and `finalized` blocks, polled from the active provider; they ride on every block emitted. */
   private readonly finality: FinalityPoller;
+  /** The heights the receiver acknowledged last (on a block or a finality message), and whether a finality message is on its way. */
+  private told: FinalityHeights = {};
+  private telling = false;
   private readonly sessions: ProviderSession[];
   private follower: ChainFollower | null = null;
   private running: Promise<void> | null = null;
@@ -148,6 +157,7 @@ export class ChainListener {
       metrics: deps.metrics,
       log: deps.log,
       signal: this.abort.signal,
+      polled: (heights, anchor) => this.tellFinality(heights, anchor),
     });
   }
 
@@ -171,7 +181,10 @@ export class ChainListener {
         targetLogsPerRead: config.targetLogsPerRead,
         startBlock,
         emit: async (msg, signal) => {
-          const persisted = await this.deps.emit({ ...msg, finality: this.finality.heights() }, signal);
+          const finality = this.finality.heights();
+          const persisted = await this.deps.emit({ ...msg, finality }, signal);
+          // A retraction releases nothing in the Matcher: only a block's heights count as told.
+          if (!msg.removed) this.noteTold(finality);
           if (!msg.removed && msg.logs.length > 0) metrics.eventsReceived.inc(this.label, msg.logs.length);
           return persisted;
         },
@@ -227,6 +240,30 @@ export class ChainListener {
     for (const session of this.sessions) session.start();
     this.finality.start();
     this.running = this.watch();
+  }
+
+  /** A poll's heights, sent on their own when they moved past what the receiver was told (see the header). */
+  private tellFinality(heights: FinalityHeights, anchor: FinalityAnchor | undefined): void {
+    if (this.following || !this.deps.tellFinality || !anchor || this.telling || !beyond(heights, this.told)) return;
+    this.telling = true;
+    this.deps
+      .tellFinality(heights, anchor, this.signal)
+      .then((acknowledged) => {
+        if (acknowledged) this.noteTold(heights);
+      })
+      .catch((err: unknown) => {
+        if (!this.signal.aborted) this.deps.log.warn({ err: describeError(err) }, 'telling the chain finality failed');
+      })
+      .finally(() => {
+        this.telling = false;
+      });
+  }
+
+  private noteTold(heights: FinalityHeights): void {
+    const higher = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+    const safe = higher(this.told.safe, heights.safe);
+    const finalized = higher(this.told.finalized, heights.finalized);
+    this.told = { ...(safe === undefined ? {} : { safe }), ...(finalized === undefined ? {} : { finalized }) };
   }
 
   private noteHead(head: number): void {
@@ -678,6 +715,12 @@ function isFatal(err: unknown): err is EthhookError {
 }
 
 /** Blocks between the head seen and the processed height; 0 until both are known. */
+/** Whether `heights` has a tag above `told`'s (a tag `told` does not know counts as above). */
+function beyond(heights: FinalityHeights, told: FinalityHeights): boolean {
+  const above = (h: number | undefined, t: number | undefined) => h !== undefined && (t === undefined || h > t);
+  return above(heights.safe, told.safe) || above(heights.finalized, told.finalized);
+}
+
 function lagOf(h: { head?: number; processed?: number }): number {
   return h.head === undefined || h.processed === undefined ? 0 : Math.max(0, h.head - h.processed);
 }

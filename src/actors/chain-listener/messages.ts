@@ -1,6 +1,7 @@
 /**
  * What a ChainListener sends to the next actor: one `chain.block` message per block, in chain order,
- * through `ask`; the listener's cursor advances only when the reply is `{ ok: true }`.
+ * through `ask`; the listener's cursor advances only when the reply is `{ ok: true }`. Between blocks,
+ * a `chain.finality` message when the chain's finality moved (see chainFinalityMessageSchema).
  *
  * A reorg is told as retractions first (`removed: true`, one per orphaned block already emitted,
  * newest first, carrying the logs that were emitted for it, each with `removed: true`), then the new
@@ -40,6 +41,8 @@ const cursorOpSchema = z.custom<KvOp>((v) => {
   );
 }, 'a write to the cursors space');
 
+const finalityHeightsSchema = z.strictObject({ safe: uint.optional(), finalized: uint.optional() });
+
 export const chainBlockMessageSchema = z.object({
   type: z.literal('chain.block'),
   chainId: z.number().int().positive(),
@@ -70,9 +73,29 @@ export const chainBlockMessageSchema = z.object({
    * The chain's `safe` and `finalized` heights as the listener trusted them when it emitted the block
    * (finality.ts); a tag absent is unknown. The Matcher releases the jobs waiting for them.
    */
-  finality: z.strictObject({ safe: uint.optional(), finalized: uint.optional() }).optional(),
+  finality: finalityHeightsSchema.optional(),
 });
 export type ChainBlockMessage = z.infer<typeof chainBlockMessageSchema>;
+
+/**
+ * The chain's finality moved beyond what the Matcher was told with the last block it acknowledged
+ * (finality.ts): sent by the ingesting listener after the poll that trusted the new heights, so that
+ * jobs they make final are released without waiting for a block (a chain may stop making blocks).
+ * `anchor` is the block the higher height was trusted from: the Matcher releases only when its chain
+ * cursor holds that block (a height alone does not name a branch, and a retraction may be on its way).
+ * It carries the chain's `fence` as blocks do, and is acknowledged as they are (`{ ok: true }`, or
+ * `{ ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' }`); one not acknowledged is sent again after the next poll.
+ */
+export const chainFinalityMessageSchema = z.strictObject({
+  type: z.literal('chain.finality'),
+  chainId: z.number().int().positive(),
+  finality: finalityHeightsSchema,
+  anchor: z.strictObject({ number: uint, hash: hash32 }),
+  /** When the poll trusted these heights (ms since the epoch): the released jobs' `eventSeenAt`. */
+  seenAt: z.number().nonnegative(),
+  fence: chainBlockMessageSchema.shape.fence,
+});
+export type ChainFinalityMessage = z.infer<typeof chainFinalityMessageSchema>;
 
 /** The reply the listener waits for before it advances its cursor (`persisted`: the receiver wrote the block's `cursor` ops). */
 export const chainBlockAckSchema = z.object({ ok: z.boolean(), persisted: z.boolean().optional() }).passthrough();

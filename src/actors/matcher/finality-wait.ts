@@ -12,8 +12,9 @@
  *   log. A block final enough already is enqueued at once (then confirmations alone may defer it).
  * - `release`: each block (not a retraction) moves every waiting job whose block its heights make final
  *   and whose confirmations the block reached into the outbox, RELEASE_CHUNK jobs per batch, fenced like
- *   the block's own writes and before the block is acknowledged. A job released carries the releasing
- *   block's `seenAt`, so `webhook_event_to_delivery_seconds` does not count the wait it asked for.
+ *   the block's own writes and before the block is acknowledged; so does a `chain.finality` message (the
+ *   heights moved between blocks), at the chain's processed height. A job released carries the release's
+ *   `seenAt`, so `webhook_event_to_delivery_seconds` does not count the wait it asked for.
  * - A job that waits while its tag is unknown (the provider does not report it, or the listener has not
  *   polled it yet) is said once per chain and tag, at info level, until the tag is known again;
  *   `matcher_jobs_deferred_total{reason}` counts the jobs that waited, by reason.
@@ -41,8 +42,11 @@ export interface FinalityWaitDeps {
   chunk: number;
 }
 
+/** Where a release stands: the chain, the height its confirmations count from, when, and the heights. */
+export type ReleasePoint = Pick<ChainBlockMessage, 'chainId' | 'blockNumber' | 'seenAt' | 'finality'>;
+
 /** How final the block's chain is for `tag`, as the block says (see the header); undefined: unknown. */
-export function finalHeight(block: ChainBlockMessage, tag: FinalityTag): number | undefined {
+export function finalHeight(block: ReleasePoint, tag: FinalityTag): number | undefined {
   const f = block.finality;
   if (!f) return undefined;
   if (tag === 'finalized') return f.finalized;
@@ -93,8 +97,8 @@ export class FinalityWait {
     return this.deps.deferred.finalityKey(block.chainId, tag, block.blockNumber, releaseAt, job.id);
   }
 
-  /** Moves the jobs the block makes final into the outbox (see the header); resolves with how many. */
-  async release(block: ChainBlockMessage, fenced: (ops: KvOp[]) => KvOp[]): Promise<number> {
+  /** Moves the jobs the block (or finality message) makes final into the outbox (see the header); resolves with how many. */
+  async release(block: ReleasePoint, fenced: (ops: KvOp[]) => KvOp[]): Promise<number> {
     const { deferred, outbox, chunk } = this.deps;
     let released = 0;
     for (const tag of TAGS) {

@@ -22,7 +22,11 @@
  * - Finality: a subscription with `finality: 'safe' | 'finalized'` has its `log.created` jobs wait in
  *   the store until the chain's tag (the heights each block carries) reaches their block, and their
  *   confirmations too (finality-wait.ts); released by a block like confirmation-deferred jobs, and
- *   deleted likewise by a retraction while they wait.
+ *   deleted likewise by a retraction while they wait. A `chain.finality` message (the chain's finality
+ *   moved between blocks) releases them as a block would, at the chain cursor's processed height (for
+ *   their confirmations), fenced by its fence; only when the cursor holds the message's `anchor` (the
+ *   final block, by number and hash) at or below that height, so a release never runs ahead of a
+ *   retraction on its way. Otherwise it releases nothing: the blocks it is about carry the heights too.
  * - Decoded events and filters (src/abi/log-decoder.ts): a candidate the index found for a subscription
  *   with an abi is decoded (once per log and event, whatever the number of subscriptions sharing it) and
  *   its job carries `event` (null when it does not decode: delivered all the same, counted in
@@ -82,6 +86,7 @@ import {
   type BackfillPageAck,
   type BlockAck,
   type ChainBlockMessage,
+  type ChainFinalityMessage,
   type LeaseLostAck,
   type ChainLog,
   type SubscriptionsAck,
@@ -407,6 +412,23 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     await matches.prune(block.chainId, top - window);
   }
 
+  /** The chain's finality moved between blocks: the waiting jobs it makes final, as deep as the chain is processed. */
+  async function onFinality(msg: ChainFinalityMessage): Promise<{ ok: true; jobs: number } | LeaseLostAck> {
+    noteFence(msg.chainId, msg.fence);
+    const position = await cursors.position(msg.chainId);
+    if (position === undefined || msg.anchor.number > position.next - 1) return { ok: true, jobs: 0 };
+    // A block older than the cursor's window is final for the listener too (it cannot be retracted).
+    const [hash] = await cursors.hashes(msg.chainId, [msg.anchor.number]);
+    if (hash !== undefined && hash !== msg.anchor.hash) return { ok: true, jobs: 0 };
+    const at = { chainId: msg.chainId, blockNumber: position.next - 1, seenAt: msg.seenAt, finality: msg.finality };
+    try {
+      return { ok: true, jobs: await finality.release(at, (ops) => (msg.fence ? [...ops, msg.fence] : ops)) };
+    } catch (err) {
+      if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
+      return { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' };
+    }
+  }
+
   /** A Backfill's page (messages.ts backfillPageSchema, BackfillPageAck). */
   async function onBackfillPage(page: BackfillPage): Promise<BackfillPageAck> {
     noteFence(page.chainId, page.fence);
@@ -486,6 +508,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       }
       const data = parsed.data;
       if (data.type === 'chain.block') return onBlock(data);
+      if (data.type === 'chain.finality') return onFinality(data);
       return data.type === 'backfill.page' ? onBackfillPage(data) : onChanged(data);
     },
     health() {

@@ -4,15 +4,24 @@
  *   (src/actors/chain-listener/messages.ts), checked as `matcherBlockSchema` says below. The reply
  *   `{ ok: true, jobs }` comes only after the block's jobs are in the outbox; any failure rejects the
  *   ask, so the listener keeps its cursor and resends.
+ * - `chain.finality` (from a ChainListener, by `ask`, between blocks): the chain's finality moved
+ *   (chain-listener/messages.ts chainFinalityMessageSchema). Reply `{ ok: true, jobs }` once the jobs
+ *   it makes final are in the outbox, or LeaseLostAck.
  * - `backfill.page` (from the Backfill actor, by `ask`): see backfillPageSchema and BackfillPageAck.
  * - `subscriptions.changed` (from the admin API or the governance stream, after the store write):
  *   `upserted` ids are re-read from the store, `removed` ids leave the index; with neither, the whole
  *   index is reloaded. Reply `{ ok: true, size }` (subscriptions indexed).
  */
 import { z } from 'zod';
-import { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog } from '../chain-listener/messages.ts';
+import {
+  chainBlockMessageSchema,
+  chainFinalityMessageSchema,
+  type ChainBlockMessage,
+  type ChainFinalityMessage,
+  type ChainLog,
+} from '../chain-listener/messages.ts';
 
-export { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog };
+export { chainBlockMessageSchema, chainFinalityMessageSchema, type ChainBlockMessage, type ChainFinalityMessage, type ChainLog };
 
 export const subscriptionsChangedSchema = z.strictObject({
   type: z.literal('subscriptions.changed'),
@@ -88,13 +97,19 @@ export type BackfillPage = z.infer<typeof backfillPageSchema>;
 /** The schema a message of that `type` is checked against; undefined for a type the Matcher does not take. */
 export function matcherSchemaFor(
   msg: unknown,
-): typeof matcherBlockSchema | typeof subscriptionsChangedSchema | typeof backfillPageSchema | undefined {
+):
+  | typeof matcherBlockSchema
+  | typeof chainFinalityMessageSchema
+  | typeof subscriptionsChangedSchema
+  | typeof backfillPageSchema
+  | undefined {
   const type = typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : undefined;
   if (type === 'chain.block') return matcherBlockSchema;
+  if (type === 'chain.finality') return chainFinalityMessageSchema;
   if (type === 'subscriptions.changed') return subscriptionsChangedSchema;
   return type === 'backfill.page' ? backfillPageSchema : undefined;
 }
-export type MatcherMessage = ChainBlockMessage | SubscriptionsChanged | BackfillPage;
+export type MatcherMessage = ChainBlockMessage | ChainFinalityMessage | SubscriptionsChanged | BackfillPage;
 
 /**
  * The answer to a `backfill.page`: written, with `liveFrom` the highest block the live path has taken
