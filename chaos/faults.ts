@@ -288,10 +288,16 @@ export const receiverFail: FaultFactory = (random) => {
 };
 
 /** An actor operation through the admin API; a 503 (the node still starting its tree) is asked again, any other non-200 is a failure to report. */
-async function actorAction(ctx: ChaosContext, action: 'restart' | 'stop' | 'start', actor: string, target: ChaosInstance): Promise<void> {
-  const until = Date.now() + 30_000;
+async function actorAction(
+  ctx: ChaosContext,
+  action: 'restart' | 'stop' | 'start',
+  actor: string,
+  target: ChaosInstance,
+  deadlineMs = 30_000,
+): Promise<void> {
+  const until = Date.now() + deadlineMs;
   for (;;) {
-    const res = await ctx.admin('POST', `/admin/actors/${action}`, { actor }, 30_000, target);
+    const res = await ctx.admin('POST', `/admin/actors/${action}`, { actor }, Math.max(1, until - Date.now()), target);
     if (res.status === 200) return;
     if (res.status !== 503 || Date.now() > until) throw new Error(`${action} ${actor} answered ${res.status}: ${JSON.stringify(res.body)}`);
     await sleep(100);
@@ -312,6 +318,28 @@ async function actorTarget(ctx: ChaosContext): Promise<{ instance: ChaosInstance
   return { instance, node: instance.node };
 }
 
+/**
+ * An actor fault's admin call on actorTarget's instance, 10 s per try. The fault is about the actor,
+ * not the instance: when the call cannot reach that instance (a shrink removed it, or other faults
+ * keep killing it while it starts), it goes to the next target, three tries in all. An answer other
+ * than 200 (or 503 while starting) still fails the fault at once.
+ */
+async function onActorTarget(
+  ctx: ChaosContext,
+  call: (instance: ChaosInstance, deadlineMs: number) => Promise<void>,
+): Promise<Awaited<ReturnType<typeof actorTarget>>> {
+  for (let attempt = 1; ; attempt++) {
+    const target = await actorTarget(ctx);
+    try {
+      await call(target.instance, 10_000);
+      return target;
+    } catch (err) {
+      const unreached = target.instance.state === 'removed' || /did not get through|was removed/.test((err as Error).message);
+      if (!unreached || attempt >= 3) throw err;
+    }
+  }
+}
+
 /** Whether the heal of an actor fault still has its process to act on (a new process starts every actor). */
 const sameProcess = (target: { instance: ChaosInstance; node: NodeProcess | undefined }): boolean =>
   target.instance.state !== 'removed' && target.instance.node === target.node && alive(target.node);
@@ -324,8 +352,7 @@ export const actorRestart: FaultFactory = (random) => {
     plan: `restart ${actor}`,
     holdMs: 0,
     async inject(ctx) {
-      const { instance } = await actorTarget(ctx);
-      await actorAction(ctx, 'restart', actor, instance);
+      const { instance } = await onActorTarget(ctx, (on, ms) => actorAction(ctx, 'restart', actor, on, ms));
       return `${ctx.cluster.label(instance)}POST /admin/actors/restart ${actor}`;
     },
   };
@@ -341,8 +368,7 @@ export const actorStop: FaultFactory = (random) => {
     plan: `stop ${actor} for ${holdMs} ms`,
     holdMs,
     async inject(ctx) {
-      target = await actorTarget(ctx);
-      await actorAction(ctx, 'stop', actor, target.instance);
+      target = await onActorTarget(ctx, (on, ms) => actorAction(ctx, 'stop', actor, on, ms));
       return `${ctx.cluster.label(target.instance)}POST /admin/actors/stop ${actor}, start after ${holdMs} ms`;
     },
     async heal(ctx) {
@@ -379,10 +405,9 @@ export const flood: FaultFactory = (random) => {
     plan: `matcher stopped ${holdMs} ms under ${txs} tx × ${logsPerTx} logs, ${emptyBlocks} empty blocks, ${changes} subscription changes`,
     holdMs,
     async inject(ctx) {
-      target = await actorTarget(ctx);
+      target = await onActorTarget(ctx, (on, ms) => actorAction(ctx, 'stop', 'matcher', on, ms));
       const { instance } = target;
       peaks = sampleMailboxes(ctx, instance);
-      await actorAction(ctx, 'stop', 'matcher', instance);
       const rpc = (method: string, params: unknown[]) => ctx.chain.anvil.rpc(method, params);
       const endpointId = await floodEndpoint(ctx);
       // The creations wait on the stopped Matcher (each ask up to its timeout): they finish during the hold.
