@@ -43,24 +43,82 @@ type Literal = bigint | string | boolean;
 type Field = 'address' | 'blockNumber' | readonly (string | number)[];
 
 /**
- * A compiled filter is plain data walked by `holds`: closures would keep their whole scope (the JSON, the
- * paths) alive, several hundred bytes per subscription at 100,000 of them.
+ * A compiled filter is a tree of small objects, each a node of the grammar with `holds` on its prototype:
+ * closures would keep their whole scope (the JSON, the paths) alive, several hundred bytes per
+ * subscription at 100,000 of them. The root is the filter: a subscription's filter of one condition is
+ * that condition's node and its literal; what a condition compares (its field, kind and operator) is a
+ * `Test` shared by every condition with the same three.
  */
-type FilterNode =
-  | { readonly t: 'all' | 'any'; readonly parts: readonly FilterNode[] }
-  | { readonly t: 'not'; readonly part: FilterNode }
-  | { readonly t: 'cond'; readonly field: Field; readonly kind: Kind; readonly op: Op; readonly value: Literal | readonly Literal[] };
-
-export class CompiledFilter {
-  constructor(
-    private readonly root: FilterNode,
-    /** Some field is an `args` field: a log that did not decode fails. */
-    readonly needsArgs: boolean,
-  ) {}
-
-  /** `args`: viem's decoded arguments (decode.ts); undefined when the log did not decode or nothing decodes it. */
+export abstract class CompiledFilter {
+  /** `args`: the decoded arguments (decode.ts); undefined when the log did not decode or nothing decodes it. */
   test(log: FilterLog, args: unknown): boolean {
-    return !(this.needsArgs && args === undefined) && holds(this.root, log, args);
+    // A log that did not decode fails a filter naming `args`, whatever `not` says (see the header).
+    return args === undefined && this.namesArgs() ? false : this.holds(log, args);
+  }
+
+  abstract holds(log: FilterLog, args: unknown): boolean;
+  /** Some field below is an `args` field. */
+  abstract namesArgs(): boolean;
+}
+
+class All extends CompiledFilter {
+  constructor(private readonly parts: readonly CompiledFilter[]) {
+    super();
+  }
+  holds(log: FilterLog, args: unknown): boolean {
+    for (const p of this.parts) if (!p.holds(log, args)) return false;
+    return true;
+  }
+  namesArgs(): boolean {
+    return this.parts.some((p) => p.namesArgs());
+  }
+}
+
+class AnyOf extends CompiledFilter {
+  constructor(private readonly parts: readonly CompiledFilter[]) {
+    super();
+  }
+  holds(log: FilterLog, args: unknown): boolean {
+    for (const p of this.parts) if (p.holds(log, args)) return true;
+    return false;
+  }
+  namesArgs(): boolean {
+    return this.parts.some((p) => p.namesArgs());
+  }
+}
+
+class Not extends CompiledFilter {
+  constructor(private readonly part: CompiledFilter) {
+    super();
+  }
+  holds(log: FilterLog, args: unknown): boolean {
+    return !this.part.holds(log, args);
+  }
+  namesArgs(): boolean {
+    return this.part.namesArgs();
+  }
+}
+
+/** What a condition compares: shared by the conditions with the same field, kind and operator. */
+interface Test {
+  readonly field: Field;
+  readonly kind: Kind;
+  readonly op: Op;
+}
+
+class Condition extends CompiledFilter {
+  constructor(
+    private readonly test_: Test,
+    private readonly value: Literal | readonly Literal[],
+  ) {
+    super();
+  }
+  holds(log: FilterLog, args: unknown): boolean {
+    const actual = read(this.test_.field, log, args);
+    return actual !== undefined && compare(this.test_.op, this.test_.kind, this.value, actual);
+  }
+  namesArgs(): boolean {
+    return typeof this.test_.field === 'object';
   }
 }
 
@@ -72,32 +130,13 @@ const MAX_STRING = 2048;
 const OPS = ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'] as const;
 type Op = (typeof OPS)[number];
 const SEGMENT = /^(?:[A-Za-z_$][\w$]*|0|[1-9]\d{0,5})$/;
-/** Field paths shared by the filters that name them (one copy each, at most this many kept). */
-const FIELDS = new Map<string, Field>();
-const MAX_FIELDS = 10_000;
+/** Tests shared by the conditions that make them (one copy each, at most this many kept). */
+const TESTS = new Map<string, Test>();
+const MAX_TESTS = 10_000;
 
 /** Compiles `json` for a subscription whose chosen events are `events` (undefined: it has no abi). */
 export function compileFilter(json: unknown, events: readonly ChosenEvent[] | undefined): CompiledFilter {
-  const state = { objects: 0, needsArgs: false };
-  const root = node(json, ['filter'], 0, events, state);
-  return new CompiledFilter(root, state.needsArgs);
-}
-
-function holds(n: FilterNode, log: FilterLog, args: unknown): boolean {
-  switch (n.t) {
-    case 'all':
-      for (const p of n.parts) if (!holds(p, log, args)) return false;
-      return true;
-    case 'any':
-      for (const p of n.parts) if (holds(p, log, args)) return true;
-      return false;
-    case 'not':
-      return !holds(n.part, log, args);
-    default: {
-      const actual = read(n.field, log, args);
-      return actual !== undefined && compare(n.op, n.kind, n.value, actual);
-    }
-  }
+  return node(json, ['filter'], 0, events, { objects: 0 });
 }
 
 function read(field: Field, log: FilterLog, args: unknown): unknown {
@@ -134,10 +173,9 @@ function equal(kind: Kind, value: Literal, actual: unknown): boolean {
 
 interface CompileState {
   objects: number;
-  needsArgs: boolean;
 }
 
-function node(json: unknown, path: Path, depth: number, events: readonly ChosenEvent[] | undefined, state: CompileState): FilterNode {
+function node(json: unknown, path: Path, depth: number, events: readonly ChosenEvent[] | undefined, state: CompileState): CompiledFilter {
   const entries = objectEntries(
     json,
     path,
@@ -145,18 +183,18 @@ function node(json: unknown, path: Path, depth: number, events: readonly ChosenE
     state,
     'must be an object of conditions ({ "args.value": { "gte": "1" } }, "and", "or", "not")',
   );
-  const parts = entries.map(([key, value]): FilterNode => {
+  const parts = entries.map(([key, value]): CompiledFilter => {
     const here = [...path, key];
     if (key === 'and' || key === 'or') {
       if (!Array.isArray(value) || value.length === 0 || value.length > MAX_ENTRIES)
         throw new AbiInputError(here, `must be a list of 1 to ${MAX_ENTRIES} filters`);
       const subs = value.map((v, i) => node(v, [...here, i], depth + 1, events, state));
-      return subs.length === 1 ? subs[0]! : { t: key === 'and' ? 'all' : 'any', parts: subs };
+      return subs.length === 1 ? subs[0]! : key === 'and' ? new All(subs) : new AnyOf(subs);
     }
-    if (key === 'not') return { t: 'not', part: node(value, here, depth + 1, events, state) };
+    if (key === 'not') return new Not(node(value, here, depth + 1, events, state));
     return condition(key, value, here, depth + 1, events, state);
   });
-  return parts.length === 1 ? parts[0]! : { t: 'all', parts };
+  return parts.length === 1 ? parts[0]! : new All(parts);
 }
 
 function objectEntries(json: unknown, path: Path, depth: number, state: CompileState, what: string): [string, unknown][] {
@@ -175,22 +213,28 @@ function condition(
   depth: number,
   events: readonly ChosenEvent[] | undefined,
   state: CompileState,
-): FilterNode {
-  const { kind, field } = resolveField(key, path, events, state);
+): CompiledFilter {
+  const { kind, field } = resolveField(key, path, events);
   const ops = objectEntries(json, path, depth, state, `must be an object of operators (${OPS.join(', ')})`);
-  const conds = ops.map(([op, value]): FilterNode => {
+  const conds = ops.map(([op, value]): CompiledFilter => {
     if (!(OPS as readonly string[]).includes(op)) throw new AbiInputError([...path, op], `unknown operator: use ${OPS.join(', ')}`);
-    return { t: 'cond', field, kind, op: op as Op, value: operand(op as Op, kind, value, [...path, op]) };
+    return new Condition(test(key, field, kind, op as Op), operand(op as Op, kind, value, [...path, op]));
   });
-  return conds.length === 1 ? conds[0]! : { t: 'all', parts: conds };
+  return conds.length === 1 ? conds[0]! : new All(conds);
 }
 
-function resolveField(
-  field: string,
-  path: Path,
-  events: readonly ChosenEvent[] | undefined,
-  state: CompileState,
-): { kind: Kind; field: Field } {
+/** The shared Test of a condition on `key` (its field's path `field`). */
+function test(key: string, field: Field, kind: Kind, op: Op): Test {
+  const id = `${op} ${kind} ${key}`;
+  let t = TESTS.get(id);
+  if (t === undefined) {
+    t = { field, kind, op };
+    if (TESTS.size < MAX_TESTS) TESTS.set(id, t);
+  }
+  return t;
+}
+
+function resolveField(field: string, path: Path, events: readonly ChosenEvent[] | undefined): { kind: Kind; field: Field } {
   if (field === 'address' || field === 'blockNumber') return { kind: field === 'address' ? 'address' : 'integer', field };
   const segments = field.split('.');
   if (segments[0] !== 'args' || segments.length < 2 || !segments.slice(1).every((s) => SEGMENT.test(s)))
@@ -206,13 +250,7 @@ function resolveField(
   }
   if (kinds.size === 0) throw new AbiInputError(path, `no chosen event has this value (${problems.join('; ')})`);
   if (kinds.size > 1) throw new AbiInputError(path, `is of different kinds in the chosen events (${[...kinds].join(', ')})`);
-  state.needsArgs = true;
-  let keys = FIELDS.get(field);
-  if (keys === undefined) {
-    keys = steps.map((s) => (/^\d/.test(s) ? Number(s) : s));
-    if (FIELDS.size < MAX_FIELDS) FIELDS.set(field, keys);
-  }
-  return { kind: [...kinds][0]!, field: keys };
+  return { kind: [...kinds][0]!, field: steps.map((s) => (/^\d/.test(s) ? Number(s) : s)) };
 }
 
 /** The kind of the value at `steps` below a tuple of `params`, or why there is none. */

@@ -6,25 +6,32 @@
  * - `set(sub)` takes a stored subscription: its `abi` (canonical declarations) and its `filter`; one with
  *   neither is forgotten (`spec` answers undefined: nothing to decode, nothing to filter).
  * - `decode(spec, log)`: the log decoded as the spec's event for its topic0 (`LogDecoding`: the event's
- *   declaration, the webhook's `event`, null when the log does not decode, and viem's args), or
- *   undefined when the spec has no abi. A log that does not decode calls `onDecodeFailure` once.
+ *   declaration, the arguments the filters read, and the webhook's `event`, null when the log does not
+ *   decode), or undefined when the spec has no abi. A log that does not decode calls `onDecodeFailure`
+ *   once. The arguments are decoded at once (filters need them); the webhook's `event` (checksummed
+ *   addresses, integers as strings) the first time it is read, so a log every filter drops never pays
+ *   for it (decode.ts).
  * - `accepts(spec, log, decoding)`: the spec's filter on the log (filter.ts); true without a filter.
  * - `eventOf(declaration, log)`: the webhook `event` of a log decoded as the event of that declaration,
  *   for a retraction (the match record names the declaration; its subscription may be gone or changed).
  *
- * Caches, each with its bound:
- * - event sets, interned by the subscription's abi (its declarations): one per distinct abi among the
- *   subscriptions set here, dropped with the last of them (reference counts), so 100,000 subscriptions
- *   sharing an abi hold one copy of it; and parsed events, interned by declaration: one per distinct
- *   event among those sets (a parsed event is about a kilobyte), dropped with the last set naming it.
- *   Filters are compiled per subscription (plain data, a hundred bytes or so each).
+ * Memory, each with its bound (100,000 subscriptions is the design point; bench:match's decoded case
+ * prints the total):
+ * - per subscription: its spec (its event set and its compiled filter, filter.ts) under its id, about
+ *   150 B for a filter of one condition on an integer;
+ * - event sets, interned by the subscription's abi: one per distinct abi among the subscriptions set
+ *   here, dropped with the last of them (reference counts), so 100,000 subscriptions sharing an abi hold
+ *   one copy of it. A set is keyed by its events' numbers (declarations run to hundreds of characters)
+ *   and holds up to 8 events in a list, more in a `Map` by topic0;
+ * - events, interned by declaration: one parsed event and its decoder (decode.ts) per distinct event
+ *   among those sets (about a kilobyte each), dropped with the last set naming it;
  * - the decodings of the log being matched: one per event it was decoded as, dropped when another log
  *   comes (the Matcher takes a block's logs one after the other, and all of a log's candidates
- *   together), so a log is decoded once however many subscriptions share its event.
+ *   together), so a log is decoded once however many subscriptions share its event;
  * - declarations parsed for `eventOf` that no set holds: at most 256, the oldest dropped first.
  */
-import { decodeLog, type WebhookEvent } from './decode.ts';
-import { eventFromDeclaration, type ChosenEvent } from './events.ts';
+import { EventDecoder, type DecodedArgs, type WebhookEvent } from './decode.ts';
+import { eventFromDeclaration } from './events.ts';
 import { compileFilter, type CompiledFilter, type FilterLog } from './filter.ts';
 
 /** The parts of a stored subscription read here. */
@@ -40,24 +47,50 @@ export interface DecodableLog extends FilterLog {
   readonly data: string;
 }
 
+/** The events of one abi: a few kept in a list (a `Map` costs 190 B and more), many in a `Map` by topic0. */
 interface EventSet {
   readonly key: string;
-  readonly byTopic0: ReadonlyMap<string, ChosenEvent>;
+  readonly events: readonly EventDecoder[] | ReadonlyMap<string, EventDecoder>;
   refs: number;
 }
+
+interface KnownEvent {
+  readonly decoder: EventDecoder;
+  /** The event's number in set keys. */
+  readonly n: number;
+  refs: number;
+}
+
+const SMALL_SET = 8;
 
 export interface DecodingSpec {
   readonly events: EventSet | undefined;
   readonly filter: CompiledFilter | undefined;
 }
 
-export interface LogDecoding {
+/**
+ * A log decoded as one event. `event`, the webhook's rendering (addresses checksummed, integers as
+ * strings), is made the first time it is read, so a log every filter drops never pays for it.
+ */
+export class LogDecoding {
+  private rendered: WebhookEvent | null | undefined = undefined;
+
+  constructor(
+    private readonly decoder: EventDecoder,
+    /** The event's arguments for filters (decode.ts); undefined when the log does not decode. */
+    readonly args: DecodedArgs | undefined,
+  ) {}
+
   /** The declaration of the event the log was decoded as. */
-  readonly declaration: string;
+  get declaration(): string {
+    return this.decoder.event.declaration;
+  }
+
   /** The webhook's `data.event`: null when the log does not decode. */
-  readonly event: WebhookEvent | null;
-  /** viem's decoded arguments, for filters; undefined when the log does not decode. */
-  readonly args: unknown;
+  get event(): WebhookEvent | null {
+    if (this.rendered === undefined) this.rendered = this.args === undefined ? null : this.decoder.render(this.args);
+    return this.rendered;
+  }
 }
 
 const RETRACTION_CACHE = 256;
@@ -65,10 +98,11 @@ const RETRACTION_CACHE = 256;
 export class LogDecoder {
   private readonly specs = new Map<string, DecodingSpec>();
   private readonly sets = new Map<string, EventSet>();
-  private readonly events = new Map<string, { event: ChosenEvent; refs: number }>();
+  private readonly events = new Map<string, KnownEvent>();
+  private nextEvent = 0;
   private current: DecodableLog | undefined;
-  private readonly decodings = new Map<ChosenEvent, LogDecoding>();
-  private readonly parsed = new Map<string, ChosenEvent>();
+  private readonly decodings = new Map<EventDecoder, LogDecoding>();
+  private readonly parsed = new Map<string, EventDecoder>();
 
   constructor(private readonly onDecodeFailure: () => void = () => {}) {}
 
@@ -81,7 +115,7 @@ export class LogDecoder {
     this.delete(sub.id);
     if (sub.abi === undefined && sub.filter === undefined) return;
     const events = sub.abi === undefined ? undefined : this.intern(sub.abi);
-    const filter = sub.filter === undefined ? undefined : compileFilter(sub.filter, events && [...events.byTopic0.values()]);
+    const filter = sub.filter === undefined ? undefined : compileFilter(sub.filter, events && decoders(events).map((d) => d.event));
     this.specs.set(sub.id, { events, filter });
   }
 
@@ -91,7 +125,7 @@ export class LogDecoder {
     this.specs.delete(id);
     if (spec.events === undefined || --spec.events.refs > 0) return;
     this.sets.delete(spec.events.key);
-    for (const event of spec.events.byTopic0.values()) {
+    for (const { event } of decoders(spec.events)) {
       const known = this.events.get(event.declaration)!;
       if (--known.refs === 0) this.events.delete(event.declaration);
     }
@@ -109,17 +143,18 @@ export class LogDecoder {
   }
 
   decode(spec: DecodingSpec, log: DecodableLog): LogDecoding | undefined {
-    const event = spec.events?.byTopic0.get(log.topics[0] ?? '');
-    if (event === undefined) return undefined;
+    if (spec.events === undefined) return undefined;
+    const decoder = decoderFor(spec.events, log.topics[0]);
+    if (decoder === undefined) return undefined;
     if (log !== this.current) {
       this.decodings.clear();
       this.current = log;
     }
-    let decoding = this.decodings.get(event);
+    let decoding = this.decodings.get(decoder);
     if (decoding === undefined) {
-      decoding = this.decodeAs(event, log);
-      if (decoding.event === null) this.onDecodeFailure();
-      this.decodings.set(event, decoding);
+      decoding = new LogDecoding(decoder, decoder.decode(log.topics, log.data));
+      if (decoding.args === undefined) this.onDecodeFailure();
+      this.decodings.set(decoder, decoding);
     }
     return decoding;
   }
@@ -129,15 +164,13 @@ export class LogDecoder {
   }
 
   eventOf(declaration: string, log: DecodableLog): WebhookEvent | null {
-    let event = this.parsed.get(declaration);
-    if (event === undefined) {
-      const known = this.events.get(declaration);
-      if (known !== undefined) return this.decodeAs(known.event, log).event;
-      event = eventFromDeclaration(declaration);
+    let decoder = this.events.get(declaration)?.decoder ?? this.parsed.get(declaration);
+    if (decoder === undefined) {
+      decoder = new EventDecoder(eventFromDeclaration(declaration));
       if (this.parsed.size >= RETRACTION_CACHE) this.parsed.delete(this.parsed.keys().next().value!);
-      this.parsed.set(declaration, event);
+      this.parsed.set(declaration, decoder);
     }
-    return this.decodeAs(event, log).event;
+    return new LogDecoding(decoder, decoder.decode(log.topics, log.data)).event;
   }
 
   /** Drops the decodings of the last log (the caller is done with its logs). */
@@ -146,29 +179,38 @@ export class LogDecoder {
     this.decodings.clear();
   }
 
-  private decodeAs(event: ChosenEvent, log: DecodableLog): LogDecoding {
-    const decoded = decodeLog(event, log.topics, log.data);
-    return { declaration: event.declaration, event: decoded?.event ?? null, args: decoded?.args };
-  }
-
   private intern(abi: readonly string[]): EventSet {
-    const key = abi.join('\n');
+    const known = [...new Set(abi)].map((declaration) => {
+      let event = this.events.get(declaration);
+      if (event === undefined) {
+        event = { decoder: new EventDecoder(eventFromDeclaration(declaration)), n: this.nextEvent++, refs: 0 };
+        this.events.set(declaration, event);
+      }
+      return event;
+    });
+    // The key names the events by number: an abi's declarations run to hundreds of characters.
+    const key = known.map((e) => e.n).join(',');
     let set = this.sets.get(key);
     if (set === undefined) {
-      const byTopic0 = new Map<string, ChosenEvent>();
-      for (const declaration of abi) {
-        let known = this.events.get(declaration);
-        if (known === undefined) {
-          known = { event: eventFromDeclaration(declaration), refs: 0 };
-          this.events.set(declaration, known);
-        }
-        known.refs++;
-        byTopic0.set(known.event.topic0, known.event);
-      }
-      set = { key, byTopic0, refs: 0 };
+      for (const e of known) e.refs++;
+      const list = known.map((e) => e.decoder);
+      set = { key, events: list.length <= SMALL_SET ? list : new Map(list.map((d) => [d.event.topic0, d])), refs: 0 };
       this.sets.set(key, set);
     }
     set.refs++;
     return set;
   }
+}
+
+function decoders(set: EventSet): EventDecoder[] {
+  return set.events instanceof Map
+    ? [...(set.events as ReadonlyMap<string, EventDecoder>).values()]
+    : [...(set.events as readonly EventDecoder[])];
+}
+
+function decoderFor(set: EventSet, topic0: string | undefined): EventDecoder | undefined {
+  if (topic0 === undefined) return undefined;
+  if (set.events instanceof Map) return (set.events as ReadonlyMap<string, EventDecoder>).get(topic0);
+  for (const d of set.events as readonly EventDecoder[]) if (d.event.topic0 === topic0) return d;
+  return undefined;
 }

@@ -116,7 +116,7 @@ describe('the filter evaluator', () => {
     fc.assert(
       fc.property(filter, fc.array(fc.tuple(log, args), { minLength: 1, maxLength: 8 }), (f, logs) => {
         const compiled = compileFilter(f, [EVENT]);
-        expect(compiled.needsArgs).toBe(mentionsArgs(f));
+        expect(compiled.namesArgs()).toBe(mentionsArgs(f));
         for (const [l, a] of logs)
           expect(
             compiled.test(l, a),
