@@ -6,7 +6,7 @@
 // mines it raises `finalBound`, the highest finalized height the chain can show from then on. The
 // receiver notes that bound as each webhook arrives: a `finality: 'finalized'` webhook whose block was
 // above it arrived before its block was final. The node polls the tags every 100 ms
-// (`finalityPollMs`), and a job is released by the next block after its block became final, so the
+// (`finalityPollMs`), and a job is released by the next block or poll after its block became final, so the
 // tests mine a block at a time until what they wait for arrives.
 // - a log reaches a 'finalized' subscription only once its block is final (a 'latest' subscription on
 //   the same contract gets it at once, and the node counts the other's job as waiting);

@@ -10,7 +10,6 @@ const blocksArb = fc
     counts.map((count, i) => ({
       number: 100 + i * 2,
       hash: `0x${(100 + i * 2).toString(16).padStart(64, '0')}`,
-      parentHash: `0x${'0'.repeat(64)}`,
       timestamp: 1_700_000_000 + i,
       logs: Array.from({ length: count }, (_, j) => ({ logIndex: j, blockNumber: 100 + i * 2 }) as never),
     })),

@@ -29,7 +29,8 @@
  * - Never past the live path: a page never goes above the height the Matcher reports; one the cursor
  *   does not (yet, or any more) have is refused (ETHHOOK_ERR_BACKFILL_STALE) and read again.
  * - Pace, per chain, shared by its tasks (pace.ts): at most `blocksPerSec` blocks and `requestsPerSec`
- *   JSON-RPC calls per second (an `eth_getLogs` and one header per block with logs), and `logsPerSec`
+ *   JSON-RPC calls per second (an `eth_getLogs`, and a header per block with logs whose logs did not carry
+ *   its timestamp: the listener's history.ts), and `logsPerSec`
  *   logs handed to the Matcher (the jobs and webhooks they become share the live path's cores). A task also waits
  *   while the outbox holds more than `maxOutboxDepth` jobs, so that live jobs do not queue behind a
  *   backfill's.
@@ -41,7 +42,7 @@
  *   NOTICE_EVERY_MS between, to the live streams as a `backfill` event (src/streams/events.ts).
  *
  * Memory: per task one page (one `eth_getLogs` answer: about `pageLogs` logs, at most the
- * provider's `maxFrameBytes`, and its headers), its request and progress; so at most `maxRunning` pages.
+ * provider's `maxFrameBytes`, and its blocks), its request and progress; so at most `maxRunning` pages.
  */
 import type { Registry } from 'prom-client';
 import { EthhookError, describeError, isEthhookError } from '../../runtime/errors.ts';
@@ -55,7 +56,7 @@ import type { Kv } from '../../store/kv.ts';
 import type { SubscriptionStore } from '../../store/subscriptions.ts';
 import type { BackfillStreamEvent } from '../../streams/events.ts';
 import { chainListenerPath } from '../../tree.ts';
-import type { ChainHistoryRequest, ChainLog, HistoryReadReply } from '../chain-listener/messages.ts';
+import type { ChainHistoryRequest, ChainLog, HistoryBlock, HistoryReadReply } from '../chain-listener/messages.ts';
 import { RangeSize } from '../chain-listener/range-size.ts';
 import type { BackfillPage, BackfillPageAck } from '../matcher/messages.ts';
 import { DEFAULT_BACKFILL_OPTIONS, type BackfillOptions } from './options.ts';
@@ -260,10 +261,10 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
             await retryLater(`read of blocks ${from}..${to} failed: ${read.error.code}`, { from, to, error: read.error.message });
             continue;
           }
-          pace.chargeRead(to - from + 1, 1 + read.headers.length, Date.now());
-          range.read(to - from + 1, read.logs.length, read.headers.length);
+          pace.chargeRead(to - from + 1, read.calls, Date.now());
+          range.read(to - from + 1, read.logs.length, read.blocks.length);
           const after = { at: to, end: progress.end, ...(to >= progress.end ? { done: true as const } : {}) };
-          pending = splitPage(pageBlocks(read.headers, read.logs), chunkLogs, progress, after);
+          pending = splitPage(pageBlocks(read.blocks, read.logs), chunkLogs, progress, after);
           pending.at(-1)!.blocksRead = to - from + 1;
         } else if (live !== undefined && progress.end !== undefined && from > progress.end) {
           pending = [{ blocks: [], logs: 0, progress: { at: progress.at, end: progress.end, done: true }, blocksRead: 0 }];
@@ -402,12 +403,7 @@ export function chunkLogsOf(options: Pick<BackfillOptions, 'pageLogs' | 'logsPer
 }
 
 /** A read's blocks as messages of at most `maxLogs` logs each, in chain order (see Chunk). */
-export function splitPage(
-  blocks: BackfillPage['blocks'],
-  maxLogs: number,
-  before: BackfillProgress,
-  after: BackfillProgress,
-): Chunk[] {
+export function splitPage(blocks: BackfillPage['blocks'], maxLogs: number, before: BackfillProgress, after: BackfillProgress): Chunk[] {
   const chunks: Chunk[] = [];
   let current: BackfillPage['blocks'] = [];
   let logs = 0;
@@ -433,18 +429,13 @@ export function splitPage(
   return chunks;
 }
 
-/** The page's blocks: each header (ascending) with its logs, in the order `eth_getLogs` gave them. */
-function pageBlocks(
-  headers: readonly { number: number; hash: string; parentHash: string; timestamp: number }[],
-  logs: readonly ChainLog[],
-) {
+/** The page's blocks: each block (ascending) with its logs, in the order `eth_getLogs` gave them. */
+function pageBlocks(blocks: readonly HistoryBlock[], logs: readonly ChainLog[]) {
   const byNumber = new Map<number, ChainLog[]>();
   for (const l of logs) {
     const list = byNumber.get(l.blockNumber);
     if (list) list.push(l);
     else byNumber.set(l.blockNumber, [l]);
   }
-  return [...headers]
-    .sort((a, b) => a.number - b.number)
-    .map((h) => ({ number: h.number, hash: h.hash, parentHash: h.parentHash, timestamp: h.timestamp, logs: byNumber.get(h.number) ?? [] }));
+  return blocks.map((b) => ({ number: b.number, hash: b.hash, timestamp: b.timestamp, logs: byNumber.get(b.number) ?? [] }));
 }

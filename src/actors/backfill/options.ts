@@ -1,7 +1,8 @@
 /**
  * The Backfill actor's options and their defaults (config `backfill.*`, each key named like its option):
  * - `blocksPerSec` (2,000) and `requestsPerSec` (20): what one chain's backfills take from its provider,
- *   together, per second (JSON-RPC calls: an `eth_getLogs` and one header per block with logs);
+ *   together, per second (JSON-RPC calls: an `eth_getLogs`, and a header per block with logs whose logs
+ *   did not carry its timestamp, src/actors/chain-listener/history.ts);
  * - `logsPerSec` (1,000): the logs they hand to the Matcher per second, together: each becomes jobs to
  *   write and webhooks to send on the cores the live path uses, so this is what keeps live deliveries'
  *   latency while a backfill runs (a page is sent in messages of a tenth of a second's worth);

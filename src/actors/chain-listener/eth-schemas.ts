@@ -58,6 +58,24 @@ export const logSchema = z
   .transform((l): ChainLog => ({ ...l, removed: l.removed ?? false }));
 
 export const logsSchema = z.array(logSchema);
+
+/**
+ * The timestamp of each block whose every log in `raw` (an `eth_getLogs` result, `logs` its validated
+ * form) carries a `blockTimestamp` that is a quantity, the same in all of them; a block with a log
+ * without one, or with one that is not a quantity or differs from its sibling's, is left out.
+ */
+export function blockTimestamps(logs: readonly ChainLog[], raw: readonly unknown[]): Map<number, number> {
+  const found = new Map<number, number | null>();
+  for (const [i, log] of logs.entries()) {
+    const parsed = quantity.safeParse((raw[i] as { blockTimestamp?: unknown }).blockTimestamp);
+    const seen = found.get(log.blockNumber);
+    if (!parsed.success || (seen !== undefined && seen !== parsed.data)) found.set(log.blockNumber, null);
+    else if (seen === undefined) found.set(log.blockNumber, parsed.data);
+  }
+  const timestamps = new Map<number, number>();
+  for (const [n, t] of found) if (t !== null) timestamps.set(n, t);
+  return timestamps;
+}
 export const quantitySchema = quantity;
 
 export function validateResult<S extends z.ZodType>(schema: S, value: unknown, method: string): z.infer<S> {

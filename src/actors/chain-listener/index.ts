@@ -59,7 +59,7 @@ export {
   type ChainFailoverReply,
   type ChainLog,
   type ChainStatus,
-  type HistoryHeader,
+  type HistoryBlock,
   type HistoryReadReply,
 } from './messages.ts';
 export { exportChainSeries, getChainMetrics } from './metrics.ts';

@@ -64,6 +64,7 @@ import { Wakeup } from '../../runtime/timers.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
 import { FinalityPoller, type FinalityAnchor, type FinalityHeights } from './finality.ts';
+import { readHistory } from './history.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
 import type { ChainBlockMessage, ChainLog, ChainStatus, HistoryRead, ProviderStatus } from './messages.ts';
 import type { ChainMetrics, FailoverReason, RpcErrorKind } from './metrics.ts';
@@ -386,11 +387,8 @@ export class ChainListener {
   }
 
   /**
-   * A Backfill's read (src/actors/backfill/): the logs `filter` selects in blocks `from..to`, with the
-   * header of each block they are in, from the active provider (through its throttle). A header whose
-   * hash is not its logs' (the chain moved between the two reads) throws ETHHOOK_ERR_CHAIN_INCONSISTENT;
-   * a range the node refuses throws ETHHOOK_ERR_RPC_RANGE_TOO_LARGE, as for the live reads. Counts
-   * nothing against the provider: the backfill retries on its own.
+   * A Backfill's read (src/actors/backfill/; history.ts), from the active provider (through its
+   * throttle). Counts nothing against the provider: the backfill retries on its own.
    */
   async readHistory(from: number, to: number, filter: LogFilter): Promise<HistoryRead> {
     const active = this.active;
@@ -399,25 +397,7 @@ export class ChainListener {
         chainId: this.deps.config.chainId,
       });
     }
-    const logs = await active.source.logsByRange(from, to, filter);
-    const inconsistent = (block: number) =>
-      new EthhookError('ETHHOOK_ERR_CHAIN_INCONSISTENT', `block ${block} changed while blocks ${from}..${to} were read`, {
-        chainId: this.deps.config.chainId,
-        block,
-      });
-    const hashes = new Map<number, string>();
-    for (const l of logs) {
-      const hash = hashes.get(l.blockNumber);
-      if (hash === undefined) hashes.set(l.blockNumber, l.blockHash);
-      else if (hash !== l.blockHash) throw inconsistent(l.blockNumber);
-    }
-    const numbers = [...hashes.keys()];
-    const headers = numbers.length === 0 ? [] : await active.source.headersByNumbers(numbers);
-    for (const [i, header] of headers.entries()) if (!header || header.hash !== hashes.get(numbers[i]!)) throw inconsistent(numbers[i]!);
-    return {
-      logs,
-      headers: headers.map((h) => ({ number: h!.number, hash: h!.hash, parentHash: h!.parentHash, timestamp: h!.timestamp })),
-    };
+    return readHistory(active.source, this.deps.config.chainId, from, to, filter);
   }
 
   private get signal(): AbortSignal {

@@ -113,8 +113,8 @@ export interface ChainFailoverRequest {
 }
 /**
  * Asked of the listener by a Backfill (src/actors/backfill/): the logs `filter` selects in blocks
- * `from..to` and their blocks' headers, read from the chain's active provider. Answered with a
- * HistoryReadReply.
+ * `from..to` with their blocks' numbers, hashes and timestamps (history.ts), read from the chain's
+ * active provider. Answered with a HistoryReadReply.
  */
 export interface ChainHistoryRequest {
   type: 'chain.history';
@@ -124,18 +124,19 @@ export interface ChainHistoryRequest {
 }
 export type ChainListenerRequest = ChainStatusRequest | ChainFailoverRequest | ChainHistoryRequest;
 
-/** A block that holds logs of a history read: what a webhook payload takes from its header. */
-export interface HistoryHeader {
+/** A block that holds logs of a history read: what a webhook payload takes from the block (history.ts). */
+export interface HistoryBlock {
   number: number;
   hash: string;
-  parentHash: string;
   /** Seconds. */
   timestamp: number;
 }
 export interface HistoryRead {
   logs: ChainLog[];
   /** One per block the logs are in, ascending. */
-  headers: HistoryHeader[];
+  blocks: HistoryBlock[];
+  /** JSON-RPC calls the read made (each call of a batch counted). */
+  calls: number;
 }
 /** The answer to `chain.history`: a failed read is answered as `{ ok: false, error }`. */
 export type HistoryReadReply =

@@ -1,6 +1,7 @@
 /**
  * The follower's ChainSource over a JSON-RPC transport: `eth_getBlockByNumber`, batched for ranges,
- * and `eth_getLogs` by range or by block hash, every result validated (eth-schemas.ts).
+ * and `eth_getLogs` by range or by block hash, every result validated (eth-schemas.ts); for a history
+ * read (history.ts), `eth_getLogs` with a filter and the block timestamps its logs carry.
  *
  * A node refusing an `eth_getLogs` range (error -32005, or a message about a range, a limit or too many
  * results, as geth, erigon, Infura, Alchemy and QuickNode word it), or an answer above maxFrameBytes,
@@ -9,7 +10,7 @@
  */
 import { z } from 'zod';
 import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
-import { headerSchema, logsSchema, quantitySchema, toQuantity, validateResult, type BlockHeader } from './eth-schemas.ts';
+import { blockTimestamps, headerSchema, logsSchema, quantitySchema, toQuantity, validateResult, type BlockHeader } from './eth-schemas.ts';
 import type { ChainSource } from './follower.ts';
 import type { ChainLog } from './messages.ts';
 import type { RpcTransport } from './transport.ts';
@@ -66,11 +67,24 @@ export class RpcChainSource implements ChainSource {
     return headers.map((h, i) => checkNumber(h, from + i));
   }
 
-  /** The logs of blocks `from..to`, all of them or those `filter` selects (`eth_getLogs`'s `address` and `topics`). */
-  async logsByRange(from: number, to: number, filter?: LogFilter): Promise<ChainLog[]> {
+  /** The logs of blocks `from..to`. */
+  async logsByRange(from: number, to: number): Promise<ChainLog[]> {
+    return validateResult(logsSchema, await this.getLogs(from, to), 'eth_getLogs');
+  }
+
+  /**
+   * The logs `filter` selects (`eth_getLogs`'s `address` and `topics`) in blocks `from..to`, with the
+   * timestamps their `blockTimestamp` fields give (eth-schemas.ts blockTimestamps).
+   */
+  async historyLogs(from: number, to: number, filter: LogFilter): Promise<{ logs: ChainLog[]; timestamps: Map<number, number> }> {
+    const result = await this.getLogs(from, to, filter);
+    const logs = validateResult(logsSchema, result, 'eth_getLogs');
+    return { logs, timestamps: blockTimestamps(logs, result as readonly unknown[]) };
+  }
+
+  private async getLogs(from: number, to: number, filter?: LogFilter): Promise<unknown> {
     try {
-      const result = await this.transport.request('eth_getLogs', [{ fromBlock: toQuantity(from), toBlock: toQuantity(to), ...filter }]);
-      return validateResult(logsSchema, result, 'eth_getLogs');
+      return await this.transport.request('eth_getLogs', [{ fromBlock: toQuantity(from), toBlock: toQuantity(to), ...filter }]);
     } catch (err) {
       throw isRangeRefusal(err) ? rangeTooLarge('eth_getLogs', from, to, err) : err;
     }

@@ -28,7 +28,7 @@ import type { KvOp } from '../../store/kv.ts';
 import type { OutboxStore } from '../../store/outbox/contract.ts';
 import type { NewJob } from '../../store/outbox/job.ts';
 import type { Subscription } from '../../store/subscriptions.ts';
-import type { ChainBlockMessage } from './messages.ts';
+import type { MatchedBlock } from './messages.ts';
 import type { MatcherMetrics } from './metrics.ts';
 
 const TAGS: readonly FinalityTag[] = ['safe', 'finalized'];
@@ -43,7 +43,7 @@ export interface FinalityWaitDeps {
 }
 
 /** Where a release stands: the chain, the height its confirmations count from, when, and the heights. */
-export type ReleasePoint = Pick<ChainBlockMessage, 'chainId' | 'blockNumber' | 'seenAt' | 'finality'>;
+export type ReleasePoint = Pick<MatchedBlock, 'chainId' | 'blockNumber' | 'seenAt' | 'finality'>;
 
 /** How final the block's chain is for `tag`, as the block says (see the header); undefined: unknown. */
 export function finalHeight(block: ReleasePoint, tag: FinalityTag): number | undefined {
@@ -78,7 +78,7 @@ export class FinalityWait {
   }
 
   /** The key the job waits under, or undefined when its block is final enough for its subscription (see the header). */
-  waitKey(block: ChainBlockMessage, subscriptionId: string, job: NewJob, releaseAt: number): string | undefined {
+  waitKey(block: MatchedBlock, subscriptionId: string, job: NewJob, releaseAt: number): string | undefined {
     const tag = this.wanted.get(subscriptionId);
     if (tag === undefined) return undefined;
     const height = finalHeight(block, tag);

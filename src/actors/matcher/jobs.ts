@@ -21,7 +21,7 @@
  */
 import { hash } from 'node:crypto';
 import type { JobType, NewJob, WebhookPayload } from '../../store/outbox/job.ts';
-import type { ChainBlockMessage, ChainLog } from './messages.ts';
+import type { ChainLog, MatchedBlock } from './messages.ts';
 import type { WebhookEvent } from '../../abi/decode.ts';
 
 export interface JobTarget {
@@ -44,7 +44,7 @@ export function webhookId(
 }
 
 export function buildJob(
-  block: ChainBlockMessage,
+  block: MatchedBlock,
   log: ChainLog,
   target: JobTarget,
   type: JobType,
@@ -87,6 +87,6 @@ export function buildJob(
 }
 
 /** The payload timestamp of a block's jobs (see the module header). */
-export function eventTimestamp(block: ChainBlockMessage): string {
+export function eventTimestamp(block: MatchedBlock): string {
   return new Date(block.removed ? block.seenAt : block.timestamp * 1000).toISOString();
 }

@@ -88,6 +88,7 @@ import {
   type ChainBlockMessage,
   type ChainFinalityMessage,
   type LeaseLostAck,
+  type MatchedBlock,
   type ChainLog,
   type SubscriptionsAck,
   type SubscriptionsChanged,
@@ -103,13 +104,13 @@ export const DEFAULT_REORG_WINDOW_BLOCKS = 1024;
 const NOTHING_WRITTEN = { jobs: 0, persisted: false } as const;
 
 /** `ops` with the block's fence, when it carries one. */
-function fenced(block: ChainBlockMessage, ops: KvOp[]): KvOp[] {
+function fenced(block: MatchedBlock, ops: KvOp[]): KvOp[] {
   if (block.fence) ops.push(block.fence);
   return ops;
 }
 
 /** `ops` with the block's cursor ops and its fence (see the header): all of the block's writes in one batch. */
-function withBlockOps(block: ChainBlockMessage, ops: KvOp[]): KvOp[] {
+function withBlockOps(block: MatchedBlock, ops: KvOp[]): KvOp[] {
   if (block.cursor) ops.push(...block.cursor);
   return fenced(block, ops);
 }
@@ -264,7 +265,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
    * The block's jobs; `persisted`: its cursor ops were written with them. `only`: a backfilled block,
    * whose pairs of that one subscription are enqueued (and which counts in no live metric).
    */
-  async function emit(block: ChainBlockMessage, only?: string): Promise<{ jobs: number; persisted: boolean }> {
+  async function emit(block: MatchedBlock, only?: string): Promise<{ jobs: number; persisted: boolean }> {
     if (only === undefined) metrics?.logs.inc(block.logs.length);
     const pairs: Array<{ log: ChainLog; record: MatchRecord; event?: WebhookEvent | null }> = [];
     let filtered = 0;
@@ -330,7 +331,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   }
 
   /** Moves the chain's deferred jobs that this block makes deep enough into the outbox. */
-  async function release(block: ChainBlockMessage): Promise<number> {
+  async function release(block: MatchedBlock): Promise<number> {
     let next = nextRelease.get(block.chainId);
     if (next === undefined) {
       next = (await deferred.nextRelease(block.chainId)) ?? Infinity;
@@ -446,12 +447,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     let written = 0;
     try {
       for (const b of page.blocks) {
-        const block: ChainBlockMessage = {
+        const block: MatchedBlock = {
           type: 'chain.block',
           chainId: page.chainId,
           blockNumber: b.number,
           blockHash: b.hash,
-          parentHash: b.parentHash,
           timestamp: b.timestamp,
           seenAt: page.seenAt,
           removed: false,
@@ -471,7 +471,6 @@ export function createMatcher(deps: MatcherDeps): Matcher {
           chainId: page.chainId,
           blockNumber: processed,
           blockHash: last.hash,
-          parentHash: last.parentHash,
           timestamp: last.timestamp,
           seenAt: page.seenAt,
           removed: false,

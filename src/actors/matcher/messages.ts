@@ -84,7 +84,6 @@ export const backfillPageSchema = z.strictObject({
     z.strictObject({
       number: uint,
       hash: chainBlockMessageSchema.shape.blockHash,
-      parentHash: chainBlockMessageSchema.shape.parentHash,
       timestamp: uint,
       logs: z.array(z.custom<ChainLog>(isChainLog, 'a log with every field of its type')),
     }),
@@ -110,6 +109,9 @@ export function matcherSchemaFor(
   return type === 'backfill.page' ? backfillPageSchema : undefined;
 }
 export type MatcherMessage = ChainBlockMessage | ChainFinalityMessage | SubscriptionsChanged | BackfillPage;
+
+/** A block as the Matcher's writes use it: a backfilled block comes without its parent's hash (nothing needs it). */
+export type MatchedBlock = Omit<ChainBlockMessage, 'parentHash'>;
 
 /**
  * The answer to a `backfill.page`: written, with `liveFrom` the highest block the live path has taken
