@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { SlowFirstSequencer } from './test/support/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -16,5 +17,7 @@ export default defineConfig({
     // fell from ~40 s to ~10 s). Test files therefore leave no global state behind: each makes its own
     // registries, stores, ports and processes, and stops what it started.
     isolate: false,
+    // The known-slow files start first, so that none of them starts last and sets the run's tail alone.
+    sequence: { sequencer: SlowFirstSequencer },
   },
 });
