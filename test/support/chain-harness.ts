@@ -1,6 +1,7 @@
 /**
  * Runs a ChainListener behaviour without the actor system (a hand-made ActorContext whose `lookup`
- * returns a collector that validates, records and acknowledges every `chain.block` message), or builds
+ * returns a collector that validates, records and acknowledges every `chain.block` and `chain.finality`
+ * message), or builds
  * the pipeline tree with that collector in the matcher's place for the real ActorSystem.
  * Also: `netLogs` (a receiver's view: emits minus retractions) and `waitFor` (poll with a deadline).
  */
@@ -13,7 +14,13 @@ import { Registry } from 'prom-client';
 import { expect } from 'vitest';
 import { chainConfigSchema, createChainListener, type ChainConfigInput } from '../../src/actors/chain-listener/index.ts';
 import { chainListenerName } from '../../src/tree.ts';
-import { chainBlockMessageSchema, type ChainBlockMessage, type ChainLog } from '../../src/actors/chain-listener/messages.ts';
+import {
+  chainBlockMessageSchema,
+  chainFinalityMessageSchema,
+  type ChainBlockMessage,
+  type ChainFinalityMessage,
+  type ChainLog,
+} from '../../src/actors/chain-listener/messages.ts';
 import type { ActorContext, ActorRef, Behaviour, SupervisorSpec } from '../../src/runtime/types.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
@@ -22,9 +29,17 @@ export const TARGET = '/pipeline/matcher';
 
 export class Collector {
   readonly messages: ChainBlockMessage[] = [];
+  /** The `chain.finality` messages (the chain's finality moved between blocks), apart from the blocks. */
+  readonly finality: ChainFinalityMessage[] = [];
   /** Set to make the collector refuse (reply ok: false) until it is cleared. */
   refusing = false;
   ask = async (msg: unknown): Promise<{ ok: boolean }> => {
+    if ((msg as { type?: unknown } | null)?.type === 'chain.finality') {
+      const finality = chainFinalityMessageSchema.parse(msg);
+      if (this.refusing) return { ok: false };
+      this.finality.push(finality);
+      return { ok: true };
+    }
     const parsed = chainBlockMessageSchema.parse(msg);
     if (this.refusing) return { ok: false };
     this.messages.push(parsed);
