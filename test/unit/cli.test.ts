@@ -1,4 +1,6 @@
-// The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs.
+// The `ethhook` command as operators run it: a real child process through bin/ethhook.mjs. Each run is a
+// process of its own (about a second of CPU: node loads the whole bundle), so the tests of a group run at
+// once and a test's independent runs start together, at most RUNS_AT_ONCE processes at a time.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -15,19 +17,33 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the CLI with only PATH from the environment, plus `env`. */
-function ethhook(args: string[], env: Record<string, string> = {}, bin = 'bin/ethhook.mjs'): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+// More processes than this on two cores only wait for a core, and that wait would count in each run's 30 s.
+const RUNS_AT_ONCE = 4;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+/** Runs the CLI with only PATH from the environment, plus `env`, once fewer than RUNS_AT_ONCE others run. */
+async function ethhook(args: string[], env: Record<string, string> = {}, bin = 'bin/ethhook.mjs'): Promise<Run> {
+  if (running >= RUNS_AT_ONCE) await new Promise<void>((resolve) => waiting.push(resolve));
+  else running++;
+  try {
+    return await new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [bin, ...args],
+        { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  } finally {
+    // The slot passes to the next waiting run, if any.
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
 }
 
 const BAD = join(dir, 'bad.yaml');
@@ -35,7 +51,7 @@ writeFileSync(BAD, 'admin:\n  port: 70000\nchains:\n  - { chainId: 1, name: main
 const GOOD = join(dir, 'good.json');
 writeFileSync(GOOD, JSON.stringify({ admin: { port: 9000, tokens: [{ token: 'operate-token-0123456789', role: 'operate' }] } }));
 
-describe('config check', () => {
+describe.concurrent('config check', () => {
   it('exits 1 and prints each error with its path', async () => {
     const run = await ethhook(['config', 'check', BAD]);
     expect(run.code).toBe(1);
@@ -46,34 +62,39 @@ describe('config check', () => {
   });
 
   it('prints ok for a valid file, and checks the environment overrides too', async () => {
-    expect(await ethhook(['config', 'check', GOOD])).toMatchObject({ code: 0, stdout: 'ok\n' });
-    const withEnv = await ethhook(['config', 'check', GOOD], { ETHHOOK_ADMIN__PORT: 'x' });
+    const [plain, withEnv, ignoringEnv] = await Promise.all([
+      ethhook(['config', 'check', GOOD]),
+      ethhook(['config', 'check', GOOD], { ETHHOOK_ADMIN__PORT: 'x' }),
+      ethhook(['config', 'check', GOOD, '--ignore-env'], { ETHHOOK_ADMIN__PORT: 'x' }),
+    ]);
+    expect(plain).toMatchObject({ code: 0, stdout: 'ok\n' });
     expect(withEnv.code).toBe(1);
     expect(withEnv.stderr).toContain('admin.port: ');
     expect(withEnv.stderr).toContain('(from ETHHOOK_ADMIN__PORT)');
-    expect(await ethhook(['config', 'check', GOOD, '--ignore-env'], { ETHHOOK_ADMIN__PORT: 'x' })).toMatchObject({ code: 0 });
+    expect(ignoringEnv).toMatchObject({ code: 0 });
   });
 
   // config/production.example.yaml sets security.generateMasterKey: false, as production does.
   const PRODUCTION = resolve('config/production.example.yaml');
 
   it('makes the checks start makes: the production example without ETHHOOK_MASTER_KEY fails with its code, with a key it is ok', async () => {
-    const without = await ethhook(['config', 'check', PRODUCTION]);
+    const [without, withKey, invalid, ignoringEnv] = await Promise.all([
+      ethhook(['config', 'check', PRODUCTION]),
+      ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) }),
+      ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'not-a-key' }),
+      ethhook(['config', 'check', PRODUCTION, '--ignore-env'], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) }),
+    ]);
     expect(without.code).toBe(1);
     expect(without.stdout).toBe('');
     expect(without.stderr).toMatch(/^ {2}security\.generateMasterKey: ETHHOOK_MASTER_KEY is not set.*\[ETHHOOK_ERR_MASTER_KEY_MISSING\]$/m);
-    expect(await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).toMatchObject({
-      code: 0,
-      stdout: 'ok\n',
-    });
-    const invalid = await ethhook(['config', 'check', PRODUCTION], { ETHHOOK_MASTER_KEY: 'not-a-key' });
+    expect(withKey).toMatchObject({ code: 0, stdout: 'ok\n' });
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toContain(
       'ETHHOOK_MASTER_KEY: master key from ETHHOOK_MASTER_KEY is not 32 bytes of hex or base64 [ETHHOOK_ERR_MASTER_KEY_INVALID]',
     );
     expect(invalid.stderr).not.toContain('not-a-key');
     // --ignore-env checks the file alone: no key then.
-    expect((await ethhook(['config', 'check', PRODUCTION, '--ignore-env'], { ETHHOOK_MASTER_KEY: 'a1'.repeat(32) })).code).toBe(1);
+    expect(ignoringEnv.code).toBe(1);
   });
 
   it('says in its help what it cannot check', async () => {
@@ -92,14 +113,14 @@ describe('config check', () => {
   });
 
   it('reports a missing file and a missing argument differently', async () => {
-    const missing = await ethhook(['config', 'check', join(dir, 'nope.yaml')]);
+    const [missing, noArgument] = await Promise.all([ethhook(['config', 'check', join(dir, 'nope.yaml')]), ethhook(['config', 'check'])]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('ETHHOOK_ERR_CONFIG_UNREADABLE');
-    expect((await ethhook(['config', 'check'])).code).toBe(2);
+    expect(noArgument.code).toBe(2);
   });
 });
 
-describe('config print', () => {
+describe.concurrent('config print', () => {
   it('prints the effective config as JSON with each token shown as a fingerprint, no character of it', async () => {
     const run = await ethhook(['config', 'print', GOOD], { ETHHOOK_LOG__LEVEL: 'debug' });
     expect(run.code).toBe(0);
@@ -119,13 +140,13 @@ describe('config print', () => {
   });
 });
 
-describe('store migrate', () => {
+describe.concurrent('store migrate', () => {
   it('refuses a LevelDB store, which has no migrations, and exits 1', async () => {
-    for (const args of [
+    const argsList = [
       ['store', 'migrate'],
       ['store', 'migrate', '--dry-run', '--config', GOOD],
-    ]) {
-      const run = await ethhook(args);
+    ];
+    for (const run of await Promise.all(argsList.map((args) => ethhook(args)))) {
       expect(run.code).toBe(1);
       expect(run.stderr).toContain('store.kind: level');
       expect(run.stdout).toBe('');
@@ -133,18 +154,18 @@ describe('store migrate', () => {
   });
 
   it('needs its subcommand, and takes no arguments', async () => {
-    expect(await ethhook(['store'])).toMatchObject({
+    const [bare, withArgument] = await Promise.all([ethhook(['store']), ethhook(['store', 'migrate', 'now'])]);
+    expect(bare).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('"store" needs a subcommand: migrate, copy'),
     });
-    expect(await ethhook(['store', 'migrate', 'now'])).toMatchObject({ code: 2 });
+    expect(withArgument).toMatchObject({ code: 2 });
   });
 });
 
-describe('help and usage', () => {
+describe.concurrent('help and usage', () => {
   it('--help and help list every command and its flags', async () => {
-    for (const args of [['--help'], ['help']]) {
-      const run = await ethhook(args);
+    for (const run of await Promise.all([['--help'], ['help']].map((args) => ethhook(args)))) {
       expect(run.code).toBe(0);
       for (const text of [
         'start',
@@ -199,16 +220,17 @@ describe('help and usage', () => {
   });
 
   it('the help of a command group shows each of its commands, and exits 0', async () => {
-    for (const args of [
+    const argsList = [
       ['help', 'config'],
       ['config', '--help'],
-    ]) {
-      const run = await ethhook(args);
-      expect(run.code, args.join(' ')).toBe(0);
+    ];
+    const [runs, unknown] = await Promise.all([Promise.all(argsList.map((args) => ethhook(args))), ethhook(['help', 'frobnicate'])]);
+    for (const [i, run] of runs.entries()) {
+      expect(run.code, argsList[i]!.join(' ')).toBe(0);
       expect(run.stdout).toContain('Usage: ethhook config check FILE');
       expect(run.stdout).toContain('Usage: ethhook config print [FILE]');
     }
-    expect((await ethhook(['help', 'frobnicate'])).code).toBe(2);
+    expect(unknown.code).toBe(2);
   });
 
   it('a command help shows that command', async () => {
@@ -225,8 +247,7 @@ describe('help and usage', () => {
   // bin/ethhook.mjs runs a bundle of the sources on plain node (no loader thread); ETHHOOK_RUN_SOURCES=1
   // runs them through tsx. Both are the same CLI; the bundle carries its source map and the path of src/.
   it('runs from a bundle it builds at start, or from the sources with ETHHOOK_RUN_SOURCES=1', async () => {
-    const bundled = await ethhook(['--version']);
-    const sources = await ethhook(['--version'], { ETHHOOK_RUN_SOURCES: '1' });
+    const [bundled, sources] = await Promise.all([ethhook(['--version']), ethhook(['--version'], { ETHHOOK_RUN_SOURCES: '1' })]);
     expect(bundled).toMatchObject({ code: 0, stderr: '' });
     expect(sources).toMatchObject({ code: 0, stderr: '', stdout: bundled.stdout });
     const cache = join('node_modules', '.cache', 'ethhook');
@@ -284,34 +305,34 @@ describe('help and usage', () => {
   });
 
   it('unknown commands and flags print help and exit 2', async () => {
-    for (const args of [['frobnicate'], ['config'], ['config', 'check', GOOD, '--bogus'], ['start', '--ignore-env'], []]) {
-      const run = await ethhook(args);
-      expect(run.code, args.join(' ')).toBe(2);
+    const argsList = [['frobnicate'], ['config'], ['config', 'check', GOOD, '--bogus'], ['start', '--ignore-env'], []];
+    const runs = await Promise.all(argsList.map((args) => ethhook(args)));
+    for (const [i, run] of runs.entries()) {
+      expect(run.code, argsList[i]!.join(' ')).toBe(2);
       expect(run.stderr).toContain('Usage: ethhook <command>');
     }
   });
 
   it('start with an invalid config exits 1 before starting anything', async () => {
-    const run = await ethhook(['start', '--config', BAD]);
+    const [run, fromEnv] = await Promise.all([ethhook(['start', '--config', BAD]), ethhook(['start'], { ETHHOOK_CONFIG: BAD })]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('admin.port: ');
-    const fromEnv = await ethhook(['start'], { ETHHOOK_CONFIG: BAD });
     expect(fromEnv.code).toBe(1);
     expect(fromEnv.stderr).toContain(BAD);
   });
 });
 
-describe('errors', () => {
+describe.concurrent('errors', () => {
   it('prints the catalog, one code per line with its status', async () => {
-    const run = await ethhook(['errors']);
+    const [run, withArgument] = await Promise.all([ethhook(['errors']), ethhook(['errors', 'x'])]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^ETHHOOK_ERR_ACTOR_NOT_FOUND +404 +kernel +no actor/m);
     expect(run.stdout).toMatch(/^ETHHOOK_ERR_GOVERNANCE_APPLY +500 +governance /m);
-    expect((await ethhook(['errors', 'x'])).code).toBe(2);
+    expect(withArgument.code).toBe(2);
   });
 });
 
-describe('governance-serve', () => {
+describe.concurrent('governance-serve', () => {
   // The reference server through the node's CLI: a key pair, then a server that stops on SIGTERM.
   it('generates a key pair, serves with it, and exits 0 on SIGTERM', async () => {
     const key = join(dir, 'gov.pem');
@@ -350,9 +371,10 @@ describe('governance-serve', () => {
   });
 
   it('passes its own usage errors through with exit 2', async () => {
-    for (const args of [['governance-serve'], ['governance-serve', '--bogus'], ['governance-serve', '--port', 'x', '--key', 'k']]) {
-      const run = await ethhook(args);
-      expect(run.code, args.join(' ')).toBe(2);
+    const argsList = [['governance-serve'], ['governance-serve', '--bogus'], ['governance-serve', '--port', 'x', '--key', 'k']];
+    const runs = await Promise.all(argsList.map((args) => ethhook(args)));
+    for (const [i, run] of runs.entries()) {
+      expect(run.code, argsList[i]!.join(' ')).toBe(2);
       expect(run.stderr).toContain('Usage: ethhook governance-serve');
     }
   });
