@@ -142,7 +142,7 @@ function topicKind(type: string): TopicKind {
 function readTopic(p: Indexed, topic: string): unknown {
   if (p.kind === 'hashed') return topic;
   if (p.kind !== 'decode' && TOPIC.test(topic)) {
-    if (p.kind === 'address') return `0x${topic.slice(26).toLowerCase()}`;
+    if (p.kind === 'address') return `0x${topic.slice(26)}`.toLowerCase();
     if (p.kind === 'uint') return BigInt(topic);
     return topic.slice(0, p.hexLength).toLowerCase();
   }
@@ -150,8 +150,22 @@ function readTopic(p: Indexed, topic: string): unknown {
   return p.kind === 'address' ? (value as string).toLowerCase() : value;
 }
 
+/**
+ * EIP-55, as viem's `getAddress` writes it, from an address `decode` left lowercase: a letter is upper
+ * case where the keccak of the lowercase hex has a nibble of 8 or more. Computed here rather than by
+ * `getAddress`, which checks the address again and keeps two 8,192-entry LRU maps: on addresses seen
+ * for the first time, as most of a chain's are, it measured half as fast again as the hash alone.
+ */
 function checksummed(value: unknown): string {
-  return viem().getAddress(value as string);
+  const hex = (value as string).slice(2);
+  const hash = viem().keccak256(Buffer.from(hex, 'latin1'), 'bytes');
+  let out = '0x';
+  for (let i = 0; i < 40; i++) {
+    const c = hex[i]!;
+    const nibble = i % 2 === 0 ? hash[i >> 1]! >> 4 : hash[i >> 1]! & 0x0f;
+    out += nibble >= 8 ? c.toUpperCase() : c;
+  }
+  return out;
 }
 
 function render(value: unknown): ArgValue {
