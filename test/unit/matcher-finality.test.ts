@@ -193,7 +193,12 @@ describe('finality: the heights moving between blocks (chain.finality)', () => {
     await m.receive(block(100, 2, { finalized: 90 }), ctx);
     await processed(100, 95);
     expect(await m.receive(moved({ safe: 100, finalized: 99 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    const enqueued = async () =>
+      (await deps.registry!.getSingleMetric('matcher_jobs_enqueued_total')!.get()).values.find((v) => v.labels.type === 'log.created')!
+        .value;
+    const before = await enqueued();
     expect(await m.receive(moved({ finalized: 100 }, 1_800_000_000_500), ctx)).toEqual({ ok: true, jobs: 2 });
+    expect(await enqueued()).toBe(before + 2);
     const released = (await sublevel<Job>(db, 'outbox-jobs').values().all()).filter((j) => j.subscriptionId === sub.id);
     expect(released.map((j) => j.eventSeenAt)).toEqual([1_800_000_000_500, 1_800_000_000_500]);
     expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });

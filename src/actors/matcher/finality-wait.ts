@@ -14,7 +14,8 @@
  *   and whose confirmations the block reached into the outbox, RELEASE_CHUNK jobs per batch, fenced like
  *   the block's own writes and before the block is acknowledged; so does a `chain.finality` message (the
  *   heights moved between blocks), at the chain's processed height. A job released carries the release's
- *   `seenAt`, so `webhook_event_to_delivery_seconds` does not count the wait it asked for.
+ *   `seenAt`, so `webhook_event_to_delivery_seconds` does not count the wait it asked for, and counts in
+ *   `matcher_jobs_enqueued_total` then.
  * - A job that waits while its tag is unknown (the provider does not report it, or the listener has not
  *   polled it yet) is said once per chain and tag, at info level, until the tag is known again;
  *   `matcher_jobs_deferred_total{reason}` counts the jobs that waited, by reason.
@@ -125,6 +126,7 @@ export class FinalityWait {
       }
       this.next.set(at, (await deferred.nextFinal(block.chainId, tag)) ?? Infinity);
     }
+    this.deps.metrics?.jobs.inc({ type: 'log.created' }, released);
     return released;
   }
 }
