@@ -334,6 +334,18 @@ describe('counts and bodies', () => {
     expect([b.depth(), b.deadLetterCount()]).toEqual([4, 1]);
   });
 
+  it("an instance that completes another's jobs before its next recount counts zero, not below", async () => {
+    const { pool } = await freshSchema('below');
+    const a = await open(pool, 'node-a', { now: () => T0, recountEveryMs: 3_600_000 });
+    const b = await open(await secondPool(pool.schema), 'node-b', { now: () => T0 });
+    await b.enqueueBatch(['msg_1', 'msg_2', 'msg_3'].map((id) => newJob(id, 'ep_a', { nextAttemptAt: T0 })));
+    expect(a.depth()).toBe(0);
+    expect(ids(await a.due(T0, 10)).sort()).toEqual(['msg_1', 'msg_2', 'msg_3']);
+    expect(await Promise.all(['msg_1', 'msg_2'].map((id) => a.complete(id, attempt(id))))).toEqual([true, true]);
+    expect(a.depth()).toBe(0);
+    expect(b.depth()).toBe(3);
+  });
+
   it('the body is the payload as it was enqueued, byte for byte, on whichever instance reads the job', async () => {
     const { pool } = await freshSchema('body');
     const a = await open(pool, 'node-a');

@@ -71,7 +71,9 @@
  * They are counted at open, kept by this instance's writes as they commit, and recounted every
  * `recountEveryMs` in the background (the other instances' writes; the timer is unref'd, `close()`
  * stops it). A recount that overlapped a write of this instance is not taken (it may or may not include
- * that write), but every fourth one is, so a busy instance still sees the others' writes.
+ * that write), but every fourth one is, so a busy instance still sees the others' writes. Between
+ * recounts, an instance that removes jobs other instances enqueued counts below the truth (the
+ * ingesting one, which enqueues, above it); the counts read are never below zero.
  *
  * Statistics: the claim's plan (the due index walked in order, stopping at `limit`) is the planner's
  * choice only while outbox_jobs' statistics know how many rows are due; a burst of enqueues into a
@@ -343,11 +345,11 @@ export class PgOutbox implements OutboxStore {
   }
 
   depth(): number {
-    return this.jobs;
+    return Math.max(0, this.jobs);
   }
 
   deadLetterCount(): number {
-    return this.parked;
+    return Math.max(0, this.parked);
   }
 
   onEnqueue(listener: (count: number) => void): () => void {
