@@ -26,8 +26,9 @@ import { sourcePath } from '../../src/runtime/source-dir.ts';
 
 const TOKEN = 'bench-e2e-operate-token-0123456789';
 const BIN = sourcePath('../bin/ethhook.mjs');
-/** What package.json's `start` passes to node before bin/ethhook.mjs. */
-const NPM_START_NODE_ARGS = '--max-semi-space-size=4';
+/** What package.json's `start` passes to node before bin/ethhook.mjs, and the environment it sets. */
+export const NPM_START_NODE_ARGS = '--max-semi-space-size=4';
+export const NPM_START_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 const START_TIMEOUT_MS = 60_000;
 const API_TIMEOUT_MS = 10_000;
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -74,7 +75,7 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
   Object.assign(env, options.env);
   // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
-  env.MALLOC_ARENA_MAX ??= '2';
+  env.MALLOC_ARENA_MAX ??= NPM_START_ENV.MALLOC_ARENA_MAX;
   // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
   // flags; space-separated) for the node's process only.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? NPM_START_NODE_ARGS).split(' ').filter(Boolean);
