@@ -7,19 +7,19 @@ import { BackfillPace } from '../../src/actors/backfill/pace.ts';
 describe('BackfillPace', () => {
   it('lets the first read go at once and the next after its cost at the slower of the two rates', () => {
     const pace = new BackfillPace(100, 10, 1_000);
-    expect(pace.waitMs(0)).toBe(0);
+    expect(pace.readWaitMs(0)).toBe(0);
     pace.chargeRead(50, 1, 0);
     // 50 blocks at 100/s: 500 ms; 1 call at 10/s: 100 ms.
-    expect(pace.waitMs(0)).toBe(500);
-    expect(pace.waitMs(400)).toBe(100);
-    expect(pace.waitMs(500)).toBe(0);
+    expect(pace.readWaitMs(0)).toBe(500);
+    expect(pace.readWaitMs(400)).toBe(100);
+    expect(pace.readWaitMs(500)).toBe(0);
   });
 
   it('time spent idle is not saved up: a read after a pause costs from that moment', () => {
     const pace = new BackfillPace(100, 10, 1_000);
     pace.chargeRead(10, 1, 0);
     pace.chargeRead(10, 5, 10_000);
-    expect(pace.waitMs(10_000)).toBe(500);
+    expect(pace.readWaitMs(10_000)).toBe(500);
   });
 
   it('over any run of reads, made as soon as allowed, blocks and calls stay within their rates plus one read', () => {
@@ -37,7 +37,7 @@ describe('BackfillPace', () => {
           let blocks = 0;
           let requests = 0;
           for (const r of reads) {
-            now += pace.waitMs(now);
+            now += pace.readWaitMs(now);
             pace.chargeRead(r.blocks, r.requests, now);
             blocks += r.blocks;
             requests += r.requests;
@@ -50,14 +50,16 @@ describe('BackfillPace', () => {
     );
   });
 
-  it('logs handed to the Matcher wait for their rate as reads do, the slowest resource deciding', () => {
+  it('a read waits on the blocks and calls, a message to the Matcher on the logs alone', () => {
     const pace = new BackfillPace(1_000, 100, 500);
-    pace.chargeRead(10, 1, 0);
+    pace.chargeRead(1_000, 1, 0);
     pace.chargeLogs(100, 0);
-    // 10 blocks: 10 ms; 1 call: 10 ms; 100 logs at 500/s: 200 ms.
-    expect(pace.waitMs(0)).toBe(200);
+    // 1,000 blocks: 1 s; 1 call: 10 ms; 100 logs at 500/s: 200 ms.
+    expect(pace.readWaitMs(0)).toBe(1_000);
+    expect(pace.logsWaitMs(0)).toBe(200);
     pace.chargeLogs(50, 200);
-    expect(pace.waitMs(200)).toBe(100);
+    expect(pace.logsWaitMs(200)).toBe(100);
+    expect(pace.readWaitMs(200)).toBe(800);
   });
 
   it('over any run of messages, sent as soon as allowed, the logs stay within their rate plus one message', () => {
@@ -67,7 +69,7 @@ describe('BackfillPace', () => {
         let now = 0;
         let logs = 0;
         for (const n of sends) {
-          now += pace.waitMs(now);
+          now += pace.logsWaitMs(now);
           pace.chargeLogs(n, now);
           logs += n;
         }

@@ -29,13 +29,14 @@
  * - Never past the live path: a page never goes above the height the Matcher reports; one the cursor
  *   does not (yet, or any more) have is refused (ETHHOOK_ERR_BACKFILL_STALE) and read again.
  * - Pace, per chain, shared by its tasks (pace.ts): at most `blocksPerSec` blocks and `requestsPerSec`
- *   JSON-RPC calls per second (an `eth_getLogs`, and a header per block with logs whose logs did not carry
- *   its timestamp: the listener's history.ts), and `logsPerSec`
- *   logs handed to the Matcher (the jobs and webhooks they become share the live path's cores). A task also waits
- *   while the outbox holds more than `maxOutboxDepth` jobs, so that live jobs do not queue behind a
- *   backfill's.
+ *   JSON-RPC calls per second (an `eth_getLogs`, and a header per block with logs whose logs did not
+ *   carry its timestamp: the listener's history.ts) before each read, and `logsPerSec` logs handed to
+ *   the Matcher (the jobs and webhooks they become share the live path's cores) before each message. A
+ *   task also waits while the outbox holds more than `maxOutboxDepth` jobs, so that live jobs do not
+ *   queue behind a backfill's.
  * - Cancel: `DELETE /v1/subscriptions/{id}/replay` marks the request cancelled and tells this actor;
- *   the task stops before its next page (a page already sent to the Matcher is still written).
+ *   the task stops before its next message (one already sent to the Matcher is still written; the
+ *   progress stays at the last block written whole).
  * - Errors: a failed read or an unanswered page is tried again after a backoff (500 ms doubling up to
  *   30 s); a page of a subscription the Matcher has not indexed yet waits for it.
  * - Progress goes to the metrics (metrics.ts) and, when the task starts and ends and at most every
@@ -230,7 +231,7 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
         await wakeup.wait(RECHECK_MS);
         continue;
       }
-      const wait = pace.waitMs(Date.now());
+      const wait = pending.length === 0 ? pace.readWaitMs(Date.now()) : pace.logsWaitMs(Date.now());
       if (wait > 0) {
         await sleep(wait, signal);
         continue;
@@ -266,6 +267,8 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
           const after = { at: to, end: progress.end, ...(to >= progress.end ? { done: true as const } : {}) };
           pending = splitPage(pageBlocks(read.blocks, read.logs), chunkLogs, progress, after);
           pending.at(-1)!.blocksRead = to - from + 1;
+          // Its first message waits on the logs' pace, as every other.
+          continue;
         } else if (live !== undefined && progress.end !== undefined && from > progress.end) {
           pending = [{ blocks: [], logs: 0, progress: { at: progress.at, end: progress.end, done: true }, blocksRead: 0 }];
         } else {

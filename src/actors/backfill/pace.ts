@@ -5,9 +5,11 @@
  * to send, on the cores the live path uses). A pure state machine, the clock an argument.
  *
  * Each resource keeps the time at which what was spent so far is paid for (a virtual clock, as GCRA
- * does): spending `n` moves its clock to `max(clock, now)` plus `n` at its rate. The next step may
- * start once every clock is at `now`: `waitMs(now)`. A step is charged after it is made (a read's cost
- * is known only then), so a burst is at most one step.
+ * does): spending `n` moves its clock to `max(clock, now)` plus `n` at its rate. The next read may
+ * start once the blocks and calls are paid for (`readWaitMs(now)`), the next message to the Matcher
+ * once the logs are (`logsWaitMs(now)`): the messages of a page wait on the logs alone, so a page takes
+ * the longer of its read's time and its logs' time, not their sum. A step is charged after it is made
+ * (a read's cost is known only then), so a burst is at most one step.
  */
 export class BackfillPace {
   private blocksPaidAt = 0;
@@ -31,7 +33,11 @@ export class BackfillPace {
     this.logsPaidAt = Math.max(this.logsPaidAt, now) + (logs * 1000) / this.logsPerSec;
   }
 
-  waitMs(now: number): number {
-    return Math.max(0, this.blocksPaidAt - now, this.requestsPaidAt - now, this.logsPaidAt - now);
+  readWaitMs(now: number): number {
+    return Math.max(0, this.blocksPaidAt - now, this.requestsPaidAt - now);
+  }
+
+  logsWaitMs(now: number): number {
+    return Math.max(0, this.logsPaidAt - now);
   }
 }
