@@ -320,9 +320,9 @@ async function actorTarget(ctx: ChaosContext): Promise<{ instance: ChaosInstance
 
 /**
  * An actor fault's admin call on actorTarget's instance, 10 s per try. The fault is about the actor,
- * not the instance: when the call cannot reach that instance (a shrink removed it, or other faults
- * keep killing it while it starts), it goes to the next target, three tries in all. An answer other
- * than 200 (or 503 while starting) still fails the fault at once.
+ * not the instance: when the call cannot reach that instance (a shrink removed it, other faults keep
+ * killing it while it starts, or it is still starting: 503), it goes to the next target, three tries
+ * (30 s) in all. Another answer than 200 or 503 fails the fault at once.
  */
 async function onActorTarget(
   ctx: ChaosContext,
@@ -334,7 +334,7 @@ async function onActorTarget(
       await call(target.instance, 10_000);
       return target;
     } catch (err) {
-      const unreached = target.instance.state === 'removed' || /did not get through|was removed/.test((err as Error).message);
+      const unreached = target.instance.state === 'removed' || /did not get through|was removed|answered 503/.test((err as Error).message);
       if (!unreached || attempt >= 3) throw err;
     }
   }
