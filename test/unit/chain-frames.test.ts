@@ -1,6 +1,6 @@
 // The frame parser and the result validators on the edge cases a hostile node would try.
 import { describe, expect, it } from 'vitest';
-import { headerSchema, logsSchema, validateResult } from '../../src/actors/chain-listener/eth-schemas.ts';
+import { blockTimestamps, headerSchema, logsSchema, validateResult } from '../../src/actors/chain-listener/eth-schemas.ts';
 import { parseFrame } from '../../src/actors/chain-listener/frames.ts';
 import { EthhookError } from '../../src/runtime/errors.ts';
 
@@ -84,5 +84,30 @@ describe('result validation', () => {
     };
     expect(() => validateResult(logsSchema, [log], 'eth_getLogs')).toThrow(/eth_getLogs/);
     expect(validateResult(logsSchema, [{ ...log, blockHash: `0x${'33'.repeat(32)}` }], 'eth_getLogs')[0]!.removed).toBe(false);
+  });
+  it('refuses a timestamp no date can hold (a payload writes it as ISO 8601), in a header or a log', () => {
+    // 8.64e12 s is the latest time a JavaScript Date holds.
+    expect(validateResult(headerSchema, { ...header, timestamp: '0x7dba8218000' }, 'm').timestamp).toBe(8_640_000_000_000);
+    try {
+      validateResult(headerSchema, { ...header, timestamp: '0x7dba8218001' }, 'eth_getBlockByNumber');
+      expect.unreachable();
+    } catch (err) {
+      expect((err as EthhookError).code).toBe('ETHHOOK_ERR_RPC_MALFORMED');
+      expect((err as EthhookError).context).toEqual({ method: 'eth_getBlockByNumber', field: 'timestamp' });
+    }
+    const log = (block: number, blockTimestamp: string) => ({
+      address: `0x${'11'.repeat(20)}`,
+      topics: [],
+      data: '0x',
+      blockNumber: `0x${block.toString(16)}`,
+      blockHash: `0x${'33'.repeat(32)}`,
+      transactionHash: `0x${'22'.repeat(32)}`,
+      transactionIndex: '0x0',
+      logIndex: '0x0',
+      blockTimestamp,
+    });
+    const raw = [log(1, '0x64'), log(2, '0xffffffffffff')];
+    // Block 2's header is read instead.
+    expect([...blockTimestamps(validateResult(logsSchema, raw, 'eth_getLogs'), raw)]).toEqual([[1, 100]]);
   });
 });

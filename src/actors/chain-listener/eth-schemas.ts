@@ -7,11 +7,15 @@ import { z } from 'zod';
 import { EthhookError } from '../../runtime/errors.ts';
 import type { ChainLog } from './messages.ts';
 
+/** The latest time a JavaScript Date holds, in seconds (ECMA-262: 8.64e15 ms). */
+const MAX_TIMESTAMP_S = 8_640_000_000_000;
 const quantity = z
   .string()
   .regex(/^0x[0-9a-fA-F]{1,14}$/, 'a hex quantity below 2^53')
   .transform((s) => Number.parseInt(s, 16))
   .refine((n) => Number.isSafeInteger(n), 'a quantity beyond 2^53');
+/** A block's time in seconds: a quantity a JavaScript Date reaches (a payload writes it as ISO 8601). */
+const timestamp = quantity.refine((n) => n <= MAX_TIMESTAMP_S, 'a timestamp beyond what a date can hold (8.64e12 s)');
 const lower = (re: RegExp, what: string) =>
   z
     .string()
@@ -40,7 +44,7 @@ const bloom = z
   .transform((s) => /[1-9a-fA-F]/.test(s.slice(2)));
 
 export const headerSchema = z
-  .object({ number: quantity, hash, parentHash: hash, timestamp: quantity, logsBloom: bloom.optional() })
+  .object({ number: quantity, hash, parentHash: hash, timestamp, logsBloom: bloom.optional() })
   .transform(({ logsBloom, ...h }): BlockHeader => (logsBloom === undefined ? h : { ...h, hasLogs: logsBloom }));
 
 export const logSchema = z
@@ -61,13 +65,14 @@ export const logsSchema = z.array(logSchema);
 
 /**
  * The timestamp of each block whose every log in `raw` (an `eth_getLogs` result, `logs` its validated
- * form) carries a `blockTimestamp` that is a quantity, the same in all of them; a block with a log
- * without one, or with one that is not a quantity or differs from its sibling's, is left out.
+ * form) carries a `blockTimestamp` that is a timestamp (a quantity a Date holds), the same in all of
+ * them; a block with a log without one, or with one that is not such a quantity or differs from its
+ * sibling's, is left out (its header is read).
  */
 export function blockTimestamps(logs: readonly ChainLog[], raw: readonly unknown[]): Map<number, number> {
   const found = new Map<number, number | null>();
   for (const [i, log] of logs.entries()) {
-    const parsed = quantity.safeParse((raw[i] as { blockTimestamp?: unknown }).blockTimestamp);
+    const parsed = timestamp.safeParse((raw[i] as { blockTimestamp?: unknown }).blockTimestamp);
     const seen = found.get(log.blockNumber);
     if (!parsed.success || (seen !== undefined && seen !== parsed.data)) found.set(log.blockNumber, null);
     else if (seen === undefined) found.set(log.blockNumber, parsed.data);
