@@ -3,15 +3,16 @@
  * blocks `from..to`, and for each block they are in, its number, hash and timestamp (what a webhook
  * payload takes from the block), with the JSON-RPC calls it took (what the Backfill's pace charges).
  *
- * - One `eth_getLogs`. The logs of one block must all name one `blockHash`, else
- *   ETHHOOK_ERR_CHAIN_INCONSISTENT (the chain moved under the answer): read again.
+ * - One `eth_getLogs`. A log outside `from..to` is ETHHOOK_ERR_RPC_MALFORMED (the provider answered
+ *   another question; nothing of it is written). The logs of one block must all name one `blockHash`,
+ *   else ETHHOOK_ERR_CHAIN_INCONSISTENT (the chain moved under the answer): read again.
  * - A block's timestamp comes from its logs when every one of them carries a `blockTimestamp` (anvil,
  *   reth and recent geth put it in every log of `eth_getLogs`), each a valid quantity and all the same:
  *   that block costs no other call. Otherwise its header is read (`eth_getBlockByNumber`, the blocks
  *   still to read in JSON-RPC batches of up to 100, rpc-source.ts: one round trip, each call of a batch
  *   counted, as providers bill them), and a header whose hash is not its logs' is
  *   ETHHOOK_ERR_CHAIN_INCONSISTENT (the chain moved between the two reads).
- * - What the header read does not guard any more for a block read from its logs alone, its hash being
+ * - What the header read would guard for a block read from its logs alone, its hash being
  *   canonical, is the Matcher's own check of each page (src/actors/matcher/matcher.ts): a block at or
  *   below the chain cursor's processed height, with the hash the cursor's reorg window has for it (a
  *   block older than the window is final), else the page is refused and read again; a block of a branch
@@ -37,6 +38,15 @@ export async function readHistory(
     new EthhookError('ETHHOOK_ERR_CHAIN_INCONSISTENT', `block ${block} changed while blocks ${from}..${to} were read`, { chainId, block });
   const hashes = new Map<number, string>();
   for (const l of logs) {
+    if (l.blockNumber < from || l.blockNumber > to) {
+      throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `eth_getLogs for blocks ${from}..${to} answered a log of block ${l.blockNumber}`, {
+        method: 'eth_getLogs',
+        chainId,
+        from,
+        to,
+        block: l.blockNumber,
+      });
+    }
     const hash = hashes.get(l.blockNumber);
     if (hash === undefined) hashes.set(l.blockNumber, l.blockHash);
     else if (hash !== l.blockHash) throw inconsistent(l.blockNumber);

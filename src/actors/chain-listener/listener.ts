@@ -694,13 +694,13 @@ function isFatal(err: unknown): err is EthhookError {
   );
 }
 
-/** Blocks between the head seen and the processed height; 0 until both are known. */
 /** Whether `heights` has a tag above `told`'s (a tag `told` does not know counts as above). */
 function beyond(heights: FinalityHeights, told: FinalityHeights): boolean {
   const above = (h: number | undefined, t: number | undefined) => h !== undefined && (t === undefined || h > t);
   return above(heights.safe, told.safe) || above(heights.finalized, told.finalized);
 }
 
+/** Blocks between the head seen and the processed height; 0 until both are known. */
 function lagOf(h: { head?: number; processed?: number }): number {
   return h.head === undefined || h.processed === undefined ? 0 : Math.max(0, h.head - h.processed);
 }
