@@ -2,8 +2,9 @@
 // provider answers (headers at any height, null, garbage, JSON-RPC errors, timeouts) and heads, a height
 // handed on was a header's number that was at most the head and never below a height handed on
 // before for its tag; `safe` is never below `finalized`; a tag whose last verdict was `unsupported` is
-// unknown; the anchor is the header the highest height came from. Then the poller against a provider that does not know the tags: unknown, said once, and
-// known again once it answers.
+// unknown; the anchor is the header the highest height came from, and for a receiver processed up to a
+// height, the highest block at most as high (the finalized one standing for both tags). Then the poller
+// against a provider that does not know the tags: unknown, said once, and known again once it answers.
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -81,6 +82,18 @@ describe('FinalityTracker', () => {
           if (unknown.has('safe')) expect(h.safe).toBe(h.finalized);
           // The block of the highest height handed on: the header it was trusted from.
           expect(tracker.anchor()).toEqual(h.safe === undefined ? undefined : { number: h.safe, hash: hashOf(h.safe) });
+          // For a receiver processed up to `atMost`: the highest block if processed, else the finalized
+          // block standing for both tags, else nothing; never a block above `atMost`.
+          for (const atMost of [s.n - 1, s.n, s.n + 1, h.finalized ?? 0, h.safe ?? 0]) {
+            const proof = tracker.proof(atMost);
+            if (h.safe !== undefined && h.safe <= atMost) expect(proof).toEqual({ heights: h, anchor: tracker.anchor() });
+            else if (h.finalized !== undefined && h.finalized <= atMost)
+              expect(proof).toEqual({
+                heights: { safe: h.finalized, finalized: h.finalized },
+                anchor: { number: h.finalized, hash: hashOf(h.finalized) },
+              });
+            else expect(proof).toBeUndefined();
+          }
         }
       }),
       { numRuns: 300 },

@@ -209,9 +209,11 @@ describe('finality: the heights moving between blocks (chain.finality)', () => {
     await subscribe('finalized', 3);
     const m = await started({ chainConfirmations: new Map([[1, 0]]) });
     await m.receive(block(100, 1, { finalized: 90 }), ctx);
-    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    // Not acknowledged while the cursor lacks the final block: the listener tells it again.
+    const unanchored = { ok: false, code: 'ETHHOOK_ERR_FINALITY_UNANCHORED' };
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual(unanchored);
     await processed(99);
-    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual(unanchored);
     await processed(102);
     expect(await m.receive(moved({ finalized: 100 }), ctx)).toEqual({ ok: true, jobs: 0 });
     await processed(103);
@@ -223,7 +225,10 @@ describe('finality: the heights moving between blocks (chain.finality)', () => {
     const m = await started();
     await m.receive(block(100, 1, { finalized: 90 }), ctx);
     await processed(101, 99);
-    expect(await m.receive(moved({ finalized: 101 }, 1, { number: 101, hash: H(100_101) }), ctx)).toEqual({ ok: true, jobs: 0 });
+    expect(await m.receive(moved({ finalized: 101 }, 1, { number: 101, hash: H(100_101) }), ctx)).toEqual({
+      ok: false,
+      code: 'ETHHOOK_ERR_FINALITY_UNANCHORED',
+    });
     expect(await jobIds()).toEqual([]);
     expect(await m.receive(moved({ finalized: 101 }), ctx)).toEqual({ ok: true, jobs: 1 });
   });

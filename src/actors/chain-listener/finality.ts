@@ -22,11 +22,13 @@
  * verdict other than `accepted` once when it starts (with the chain, provider and tag) and once when the
  * tag is accepted again, not at every poll. The heights ride on every block the listener emits
  * (`finality` in chain.block), and the Matcher releases the jobs they make final in that block's turn;
- * after each poll `polled(heights, anchor)` hands them to the listener, which tells the Matcher at once
- * when they moved past what its last block carried (`chain.finality`): a block that becomes final while
- * the chain makes no new block is released within a poll, not at the next block. `anchor` is the header
- * (number and hash) of the higher of the two trusted blocks: a height alone does not say which branch is
- * final, so the Matcher releases on such a message only when its chain cursor holds that very block.
+ * after each poll `polled(proof)` hands them to the listener, which tells the Matcher at once when they
+ * moved past what its last block carried (`chain.finality`): a block that becomes final while the chain
+ * makes no new block is released within a poll, not at the next block. A height alone does not say
+ * which branch is final, so the message names an anchor, a trusted block (number and hash), and the
+ * Matcher releases on it only when its chain cursor holds that very block: `proof(processed)` gives the
+ * higher tag's block when the listener has processed it, else the `finalized` block's with the heights
+ * it proves (both tags at its height), else nothing.
  *
  * Memory: two numbers and two verdicts per chain.
  */
@@ -108,6 +110,21 @@ export class FinalityTracker {
           : undefined;
     return tag === undefined ? undefined : { number: this.trusted[tag]!, hash: this.hashes[tag]! };
   }
+
+  /**
+   * What a receiver that has processed blocks up to `atMost` can check: the known heights with the
+   * block of the highest (`anchor()`) when that block is at or below `atMost`; else the `finalized`
+   * block's, if it is, with `finalized` standing for both tags (a finalized block is safe too); else
+   * nothing. A listener with confirmations processes blocks behind the head, and `safe` is often within
+   * them.
+   */
+  proof(atMost: number): { heights: FinalityHeights; anchor: FinalityAnchor } | undefined {
+    const anchor = this.anchor();
+    if (anchor !== undefined && anchor.number <= atMost) return { heights: this.heights(), anchor };
+    if (!this.known.finalized || this.trusted.finalized! > atMost) return undefined;
+    const finalized = this.trusted.finalized!;
+    return { heights: { safe: finalized, finalized }, anchor: { number: finalized, hash: this.hashes.finalized! } };
+  }
 }
 
 export interface FinalityPollerDeps {
@@ -120,8 +137,8 @@ export interface FinalityPollerDeps {
   metrics: ChainMetrics;
   log: Logger;
   signal: AbortSignal;
-  /** After each poll, the known heights and the block of the highest (see the header). */
-  polled?(heights: FinalityHeights, anchor: FinalityAnchor | undefined): void;
+  /** After each poll, what a receiver that processed blocks up to a height can check (FinalityTracker.proof). */
+  polled?(proof: (atMost: number) => { heights: FinalityHeights; anchor: FinalityAnchor } | undefined): void;
 }
 
 export class FinalityPoller {
@@ -151,7 +168,7 @@ export class FinalityPoller {
   private async loop(): Promise<void> {
     while (!this.deps.signal.aborted) {
       await this.poll();
-      if (!this.deps.signal.aborted) this.deps.polled?.(this.tracker.heights(), this.tracker.anchor());
+      if (!this.deps.signal.aborted) this.deps.polled?.((atMost) => this.tracker.proof(atMost));
       await this.wakeup.wait(this.deps.intervalMs);
     }
   }

@@ -49,9 +49,9 @@
  *   in both modes (finality.ts: each answer is checked before it is trusted); every block emitted carries
  *   the heights trusted at that moment (`finality`), for the Matcher's jobs waiting for them. In ingest
  *   mode, a poll whose heights are above those the last acknowledged block (or finality message)
- *   carried sends them on their own (`tellFinality`, a `chain.finality` message; one at a time, tried
- *   again after the next poll until acknowledged), so a chain that stops making blocks still releases
- *   what became final.
+ *   carried sends them on their own (`tellFinality`, a `chain.finality` message anchored on a trusted
+ *   block at or below the processed height, finality.ts `proof`; one at a time, tried again after the
+ *   next poll until acknowledged), so a chain that stops making blocks still releases what became final.
  *
  * Memory: per provider a session (one connection, its last head, a throttle), a few numbers per
  * provider and kind for the log limit and the last height a disagreement was counted at; providers are
@@ -158,7 +158,7 @@ export class ChainListener {
       metrics: deps.metrics,
       log: deps.log,
       signal: this.abort.signal,
-      polled: (heights, anchor) => this.tellFinality(heights, anchor),
+      polled: (proof) => this.tellFinality(proof),
     });
   }
 
@@ -244,8 +244,12 @@ export class ChainListener {
   }
 
   /** A poll's heights, sent on their own when they moved past what the receiver was told (see the header). */
-  private tellFinality(heights: FinalityHeights, anchor: FinalityAnchor | undefined): void {
-    if (this.following || !this.deps.tellFinality || !anchor || this.telling || !beyond(heights, this.told)) return;
+  private tellFinality(proofOf: (atMost: number) => { heights: FinalityHeights; anchor: FinalityAnchor } | undefined): void {
+    const processed = this.heights.processed;
+    if (this.following || !this.deps.tellFinality || processed === undefined || this.telling) return;
+    const proof = proofOf(processed);
+    if (!proof || !beyond(proof.heights, this.told)) return;
+    const { heights, anchor } = proof;
     this.telling = true;
     this.deps
       .tellFinality(heights, anchor, this.signal)

@@ -13,4 +13,9 @@ export const matcherErrorCodes = defineErrorCodes({
       'a backfilled page holds a block above the chain cursor or on another branch than the cursor has: nothing of it was written, the Backfill reads it again',
     httpStatus: 409,
   },
+  ETHHOOK_ERR_FINALITY_UNANCHORED: {
+    summary:
+      "a chain.finality message names a final block the chain cursor does not hold (above the processed height, or another hash there): nothing released, the listener tells it again after its next poll",
+    httpStatus: 409,
+  },
 });

@@ -26,7 +26,8 @@
  *   moved between blocks) releases them as a block would, at the chain cursor's processed height (for
  *   their confirmations), fenced by its fence; only when the cursor holds the message's `anchor` (the
  *   final block, by number and hash) at or below that height, so a release never runs ahead of a
- *   retraction on its way. Otherwise it releases nothing: the blocks it is about carry the heights too.
+ *   retraction on its way. Otherwise it releases nothing and answers ETHHOOK_ERR_FINALITY_UNANCHORED:
+ *   the listener tells it again after its next poll, and the blocks carry the heights too.
  * - Decoded events and filters (src/abi/log-decoder.ts): a candidate the index found for a subscription
  *   with an abi is decoded (once per log and event, whatever the number of subscriptions sharing it) and
  *   its job carries `event` (null when it does not decode: delivered all the same, counted in
@@ -87,6 +88,7 @@ import {
   type BlockAck,
   type ChainBlockMessage,
   type ChainFinalityMessage,
+  type FinalityUnanchoredAck,
   type LeaseLostAck,
   type MatchedBlock,
   type ChainLog,
@@ -414,13 +416,14 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   }
 
   /** The chain's finality moved between blocks: the waiting jobs it makes final, as deep as the chain is processed. */
-  async function onFinality(msg: ChainFinalityMessage): Promise<{ ok: true; jobs: number } | LeaseLostAck> {
+  async function onFinality(msg: ChainFinalityMessage): Promise<{ ok: true; jobs: number } | FinalityUnanchoredAck | LeaseLostAck> {
     noteFence(msg.chainId, msg.fence);
+    const unanchored = { ok: false, code: 'ETHHOOK_ERR_FINALITY_UNANCHORED' } as const;
     const position = await cursors.position(msg.chainId);
-    if (position === undefined || msg.anchor.number > position.next - 1) return { ok: true, jobs: 0 };
+    if (position === undefined || msg.anchor.number > position.next - 1) return unanchored;
     // A block older than the cursor's window is final for the listener too (it cannot be retracted).
     const [hash] = await cursors.hashes(msg.chainId, [msg.anchor.number]);
-    if (hash !== undefined && hash !== msg.anchor.hash) return { ok: true, jobs: 0 };
+    if (hash !== undefined && hash !== msg.anchor.hash) return unanchored;
     const at = { chainId: msg.chainId, blockNumber: position.next - 1, seenAt: msg.seenAt, finality: msg.finality };
     try {
       return { ok: true, jobs: await finality.release(at, (ops) => (msg.fence ? [...ops, msg.fence] : ops)) };

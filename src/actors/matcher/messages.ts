@@ -6,7 +6,7 @@
  *   ask, so the listener keeps its cursor and resends.
  * - `chain.finality` (from a ChainListener, by `ask`, between blocks): the chain's finality moved
  *   (chain-listener/messages.ts chainFinalityMessageSchema). Reply `{ ok: true, jobs }` once the jobs
- *   it makes final are in the outbox, or LeaseLostAck.
+ *   it makes final are in the outbox, FinalityUnanchoredAck, or LeaseLostAck.
  * - `backfill.page` (from the Backfill actor, by `ask`): see backfillPageSchema and BackfillPageAck.
  * - `subscriptions.changed` (from the admin API or the governance stream, after the store write):
  *   `upserted` ids are re-read from the store, `removed` ids leave the index; with neither, the whole
@@ -130,6 +130,16 @@ export interface BlockAck {
   jobs: number;
   /** The block's `cursor` ops were written with its jobs (absent: the listener writes them). */
   persisted?: true;
+}
+
+/**
+ * A `chain.finality` whose anchor the chain cursor does not hold (above the processed height, or
+ * another hash there): nothing released, and not acknowledged, so the listener tells it again after
+ * its next poll.
+ */
+export interface FinalityUnanchoredAck {
+  ok: false;
+  code: 'ETHHOOK_ERR_FINALITY_UNANCHORED';
 }
 
 /** A block whose fenced writes were refused: this instance no longer holds the chain's lease. */
