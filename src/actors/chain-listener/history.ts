@@ -12,8 +12,8 @@
  *   still to read in JSON-RPC batches of up to 100, rpc-source.ts: one round trip, each call of a batch
  *   counted, as providers bill them), and a header whose hash is not its logs' is
  *   ETHHOOK_ERR_CHAIN_INCONSISTENT (the chain moved between the two reads).
- * - What the header read would guard for a block read from its logs alone, its hash being
- *   canonical, is the Matcher's own check of each page (src/actors/matcher/matcher.ts): a block at or
+ * - For a block read from its logs alone, that its hash is canonical is the Matcher's own check of
+ *   each page (src/actors/matcher/matcher.ts): a block at or
  *   below the chain cursor's processed height, with the hash the cursor's reorg window has for it (a
  *   block older than the window is final), else the page is refused and read again; a block of a branch
  *   the live path has not left yet is written with match records, which the live path's retraction
