@@ -39,13 +39,17 @@ export async function readHistory(
   const hashes = new Map<number, string>();
   for (const l of logs) {
     if (l.blockNumber < from || l.blockNumber > to) {
-      throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', `eth_getLogs for blocks ${from}..${to} answered a log of block ${l.blockNumber}`, {
-        method: 'eth_getLogs',
-        chainId,
-        from,
-        to,
-        block: l.blockNumber,
-      });
+      throw new EthhookError(
+        'ETHHOOK_ERR_RPC_MALFORMED',
+        `eth_getLogs for blocks ${from}..${to} answered a log of block ${l.blockNumber}`,
+        {
+          method: 'eth_getLogs',
+          chainId,
+          from,
+          to,
+          block: l.blockNumber,
+        },
+      );
     }
     const hash = hashes.get(l.blockNumber);
     if (hash === undefined) hashes.set(l.blockNumber, l.blockHash);

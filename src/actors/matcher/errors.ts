@@ -15,7 +15,7 @@ export const matcherErrorCodes = defineErrorCodes({
   },
   ETHHOOK_ERR_FINALITY_UNANCHORED: {
     summary:
-      "a chain.finality message names a final block the chain cursor does not hold (above the processed height, or another hash there): nothing released, the listener tells it again after its next poll",
+      'a chain.finality message names a final block the chain cursor does not hold (above the processed height, or another hash there): nothing released, the listener tells it again after its next poll',
     httpStatus: 409,
   },
 });
