@@ -132,7 +132,9 @@ describe('history read', () => {
   it('a log outside the blocks asked for is ETHHOOK_ERR_RPC_MALFORMED, without a header read', async () => {
     // Blocks first+1..last asked, the answer of first..last given: the provider answered another question.
     const { transport, calls } = countingTransport(chain.anvil.httpUrl, async () =>
-      chain.anvil.rpc<RawLog[]>('eth_getLogs', [{ fromBlock: `0x${first.toString(16)}`, toBlock: `0x${last.toString(16)}`, address: [contract] }]),
+      chain.anvil.rpc<RawLog[]>('eth_getLogs', [
+        { fromBlock: `0x${first.toString(16)}`, toBlock: `0x${last.toString(16)}`, address: [contract] },
+      ]),
     );
     await expect(readHistory(new RpcChainSource(transport), CHAIN_ID, first + 1, last, { address: [contract] })).rejects.toMatchObject({
       code: 'ETHHOOK_ERR_RPC_MALFORMED',

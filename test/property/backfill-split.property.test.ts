@@ -4,16 +4,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chunkLogsOf, splitPage } from '../../src/actors/backfill/backfill.ts';
 
-const blocksArb = fc
-  .array(fc.integer({ min: 1, max: 40 }), { maxLength: 12 })
-  .map((counts) =>
-    counts.map((count, i) => ({
-      number: 100 + i * 2,
-      hash: `0x${(100 + i * 2).toString(16).padStart(64, '0')}`,
-      timestamp: 1_700_000_000 + i,
-      logs: Array.from({ length: count }, (_, j) => ({ logIndex: j, blockNumber: 100 + i * 2 }) as never),
-    })),
-  );
+const blocksArb = fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 12 }).map((counts) =>
+  counts.map((count, i) => ({
+    number: 100 + i * 2,
+    hash: `0x${(100 + i * 2).toString(16).padStart(64, '0')}`,
+    timestamp: 1_700_000_000 + i,
+    logs: Array.from({ length: count }, (_, j) => ({ logIndex: j, blockNumber: 100 + i * 2 }) as never),
+  })),
+);
 
 describe('splitPage', () => {
   it('carries every log once, in order, in messages of at most maxLogs, with progress only past whole blocks', () => {
@@ -23,7 +21,9 @@ describe('splitPage', () => {
         const after = { at: 130, end: 500, ...(done ? { done: true as const } : {}) };
         const chunks = splitPage(blocks, maxLogs, before, after);
         expect(chunks.length).toBeGreaterThan(0);
-        const sent = chunks.flatMap((c) => c.blocks.flatMap((b) => b.logs.map((l) => `${b.number}:${(l as { logIndex: number }).logIndex}`)));
+        const sent = chunks.flatMap((c) =>
+          c.blocks.flatMap((b) => b.logs.map((l) => `${b.number}:${(l as { logIndex: number }).logIndex}`)),
+        );
         expect(sent).toEqual(blocks.flatMap((b) => b.logs.map((_, j) => `${b.number}:${j}`)));
         let at = before.at;
         const sentOf = new Map<number, number>();

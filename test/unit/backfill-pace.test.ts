@@ -64,18 +64,21 @@ describe('BackfillPace', () => {
 
   it('over any run of messages, sent as soon as allowed, the logs stay within their rate plus one message', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 100_000 }), fc.array(fc.integer({ min: 0, max: 1_000 }), { minLength: 1, maxLength: 50 }), (logsPerSec, sends) => {
-        const pace = new BackfillPace(1e9, 1e9, logsPerSec);
-        let now = 0;
-        let logs = 0;
-        for (const n of sends) {
-          now += pace.logsWaitMs(now);
-          pace.chargeLogs(n, now);
-          logs += n;
-        }
-        expect(logs - sends.at(-1)!).toBeLessThanOrEqual((now * logsPerSec) / 1000 + 1e-6);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.array(fc.integer({ min: 0, max: 1_000 }), { minLength: 1, maxLength: 50 }),
+        (logsPerSec, sends) => {
+          const pace = new BackfillPace(1e9, 1e9, logsPerSec);
+          let now = 0;
+          let logs = 0;
+          for (const n of sends) {
+            now += pace.logsWaitMs(now);
+            pace.chargeLogs(n, now);
+            logs += n;
+          }
+          expect(logs - sends.at(-1)!).toBeLessThanOrEqual((now * logsPerSec) / 1000 + 1e-6);
+        },
+      ),
     );
   });
 });
-
