@@ -16,25 +16,29 @@
  *   beside the node for its whole life (~40 MB of RSS).
  * - The file is named by a hash of what it is built from: every file under src/ (and, for an entry
  *   outside it, under the entry's top folder: a benchmark's bench/), tsconfig.json, this file (the
- *   options) and esbuild's version. A start whose sources have not changed since the last one
- *   finds its bundle and runs no esbuild at all (hashing the sources takes a few ms; a build ~0.8 s of
- *   CPU); any change to a source makes a new name, so a bundle is never stale.
+ *   options) and esbuild's version (read from its package.json). A start whose sources have not changed
+ *   since the last one finds its bundle and does not load esbuild at all (hashing the sources takes a
+ *   few ms, loading esbuild's module ~60 ms, a build ~0.8 s of CPU); any change to a source makes a new
+ *   name, so a bundle is never stale.
  * - A new bundle is written to a temp file then renamed: nodes started at once from one checkout share it
  *   and never read a half-written one. Older bundles of the same name are removed (best effort).
  */
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const require = createRequire(import.meta.url);
 export const CACHE_DIR = join(ROOT, 'node_modules', '.cache', 'ethhook');
 
 /** Bundles `entry` (a path from the project root) and resolves with the bundle's absolute path. */
 export async function bundle(entry, name) {
-  const esbuild = await import('esbuild');
-  const file = join(CACHE_DIR, `${name}-${await sourceKey(entry, esbuild.version)}.mjs`);
+  const { version } = JSON.parse(await readFile(require.resolve('esbuild/package.json'), 'utf8'));
+  const file = join(CACHE_DIR, `${name}-${await sourceKey(entry, version)}.mjs`);
   if (await exists(file)) return file;
+  const esbuild = await import('esbuild');
   let result;
   try {
     result = await esbuild.build({
