@@ -19,7 +19,7 @@ describe('splitPage', () => {
       fc.property(blocksArb, fc.integer({ min: 1, max: 50 }), fc.boolean(), (blocks, maxLogs, done) => {
         const before = { at: 99, end: 500 };
         const after = { at: 130, end: 500, ...(done ? { done: true as const } : {}) };
-        const chunks = splitPage(blocks, maxLogs, before, after);
+        const chunks = splitPage(blocks, maxLogs, before, after, 31);
         expect(chunks.length).toBeGreaterThan(0);
         const sent = chunks.flatMap((c) =>
           c.blocks.flatMap((b) => b.logs.map((l) => `${b.number}:${(l as { logIndex: number }).logIndex}`)),
@@ -33,9 +33,11 @@ describe('splitPage', () => {
           for (const b of c.blocks) sentOf.set(b.number, (sentOf.get(b.number) ?? 0) + b.logs.length);
           if (i === chunks.length - 1) {
             expect(c.progress).toEqual(after);
+            expect(c.blocksRead).toBe(31);
             break;
           }
           expect(c.progress.done).toBeUndefined();
+          expect(c.blocksRead).toBe(0);
           expect(c.progress.at).toBeGreaterThanOrEqual(at);
           at = c.progress.at;
           // Every block at or below the progress is sent whole by now.
@@ -46,8 +48,8 @@ describe('splitPage', () => {
   });
 
   it('an empty read is one message that writes the read progress', () => {
-    expect(splitPage([], 10, { at: 5, end: 9 }, { at: 9, end: 9, done: true })).toEqual([
-      { blocks: [], logs: 0, progress: { at: 9, end: 9, done: true }, blocksRead: 0 },
+    expect(splitPage([], 10, { at: 5, end: 9 }, { at: 9, end: 9, done: true }, 4)).toEqual([
+      { blocks: [], logs: 0, progress: { at: 9, end: 9, done: true }, blocksRead: 4 },
     ]);
   });
 

@@ -265,8 +265,7 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
           pace.chargeRead(to - from + 1, read.calls, Date.now());
           range.read(to - from + 1, read.logs.length, read.blocks.length);
           const after = { at: to, end: progress.end, ...(to >= progress.end ? { done: true as const } : {}) };
-          pending = splitPage(pageBlocks(read.blocks, read.logs), chunkLogs, progress, after);
-          pending.at(-1)!.blocksRead = to - from + 1;
+          pending = splitPage(pageBlocks(read.blocks, read.logs), chunkLogs, progress, after, to - from + 1);
           // Its first message waits on the logs' pace, as every other.
           continue;
         } else if (live !== undefined && progress.end !== undefined && from > progress.end) {
@@ -405,8 +404,17 @@ export function chunkLogsOf(options: Pick<BackfillOptions, 'pageLogs' | 'logsPer
   return Math.max(1, Math.min(options.pageLogs, Math.ceil(options.logsPerSec / 10)));
 }
 
-/** A read's blocks as messages of at most `maxLogs` logs each, in chain order (see Chunk). */
-export function splitPage(blocks: BackfillPage['blocks'], maxLogs: number, before: BackfillProgress, after: BackfillProgress): Chunk[] {
+/**
+ * A read of `blocksRead` blocks as messages of at most `maxLogs` logs each, in chain order (see Chunk):
+ * the last carries the read's progress `after` and its `blocksRead`.
+ */
+export function splitPage(
+  blocks: BackfillPage['blocks'],
+  maxLogs: number,
+  before: BackfillProgress,
+  after: BackfillProgress,
+  blocksRead: number,
+): Chunk[] {
   const chunks: Chunk[] = [];
   let current: BackfillPage['blocks'] = [];
   let logs = 0;
@@ -429,6 +437,7 @@ export function splitPage(blocks: BackfillPage['blocks'], maxLogs: number, befor
   }
   if (current.length > 0 || chunks.length === 0) flush();
   chunks.at(-1)!.progress = after;
+  chunks.at(-1)!.blocksRead = blocksRead;
   return chunks;
 }
 
