@@ -16,7 +16,8 @@
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { buildConnector } from 'undici';
+import type { buildConnector as BuildConnector } from 'undici';
+import { buildConnector } from '../undici-parts.ts';
 import { EthhookError } from '../runtime/errors.ts';
 import { classifyAddress } from './ip-ranges.ts';
 
@@ -77,12 +78,12 @@ export async function checkHost(hostname: string, policy: TargetPolicy): Promise
   return { ok: true, address: first.address, family: first.family };
 }
 
-export type ConnectOptions = buildConnector.BuildOptions & {
+export type ConnectOptions = BuildConnector.BuildOptions & {
   /** Bounds the DNS lookup and the TCP/TLS handshake, each. Default 10 s. */
   timeout?: number;
 };
 
-export function pinnedConnector(policy: TargetPolicy, options: ConnectOptions = {}): buildConnector.connector {
+export function pinnedConnector(policy: TargetPolicy, options: ConnectOptions = {}): BuildConnector.connector {
   const connect = buildConnector(options);
   const lookupTimeoutMs = options.timeout ?? 10_000;
   return (opts, callback) => {

@@ -5,9 +5,10 @@
  * turned into ETHHOOK_ERR_RPC_ERROR (rpcCode = -status), a 429 into ETHHOOK_ERR_RPC_RATE_LIMITED (with the
  * Retry-After it gave, in seconds or as a date). `close` aborts the calls in flight.
  */
-import { request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { EthhookError } from '../../runtime/errors.ts';
 import { parseFrame, type RpcReply } from './frames.ts';
+import { Agent, requestOn } from '../../undici-parts.ts';
 import { frameTooLarge, rpcClosed, rpcError, rpcRateLimited, rpcTimeout, type RpcCall, type RpcTransport } from './transport.ts';
 
 export interface HttpRpcOptions {
@@ -16,12 +17,19 @@ export interface HttpRpcOptions {
   maxFrameBytes: number;
 }
 
+/** The keep-alive connections of every HTTP JSON-RPC client: a pool per provider origin, made at first use. */
+let providers: Dispatcher | undefined;
+
 export class HttpRpcClient implements RpcTransport {
   readonly kind = 'http';
   private readonly abort = new AbortController();
   private nextId = 1;
+  private readonly target: { origin: string; path: string };
 
-  constructor(private readonly options: HttpRpcOptions) {}
+  constructor(private readonly options: HttpRpcOptions) {
+    const url = new URL(options.url);
+    this.target = { origin: url.origin, path: `${url.pathname}${url.search}` };
+  }
 
   async request(method: string, params: unknown[]): Promise<unknown> {
     const [result] = await this.post([{ method, params }]);
@@ -44,7 +52,8 @@ export class HttpRpcClient implements RpcTransport {
     const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
     let raw: string;
     try {
-      const res = await request(this.options.url, {
+      const res = await requestOn((providers ??= new Agent()), {
+        ...this.target,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(frames.length === 1 ? frames[0] : frames),

@@ -23,7 +23,8 @@
  * arrives as chunks we bound ourselves, with no response stream or abort signal per attempt.
  */
 import { performance } from 'node:perf_hooks';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from '../../undici-parts.ts';
 import { isEthhookError } from '../../runtime/errors.ts';
 import { ConcurrencyLimit } from './concurrency-limit.ts';
 import type { AttemptOutcome, FailureKind } from './retry.ts';
