@@ -8,10 +8,13 @@
  *   node_modules/.cache/ethhook/, from where their bare names resolve.
  * - `ETHHOOK_SOURCE_DIR` is defined as the absolute `src/` (see src/runtime/source-dir.ts): files handed to
  *   other processes by path (a forked actor's module) are still found.
- * - Inline source maps: with `process.setSourceMapsEnabled(true)` stack traces name the .ts files. The map
- *   carries no `sourcesContent` (stack traces need only the mappings; the node keeps the map it parsed
- *   for its whole life) and the code is whitespace-minified, which also drops the comments: one
- *   non-ASCII character in a kept comment made V8 hold the whole module source as a two-byte string.
+ * - Source maps: with `process.setSourceMapsEnabled(true)` stack traces name the .ts files. The map is
+ *   a file beside the bundle (`<bundle>.map`, named in its last line), not inline: V8 keeps a module's
+ *   source text for its whole life, and an inline map's base64 would stay in it (and in a copy Node
+ *   extracts), ~1.3 MB of the node's heap. The map carries no `sourcesContent` (stack traces need only
+ *   the mappings; the node keeps the map it parsed for its whole life) and the code is
+ *   whitespace-minified, which also drops the comments: one non-ASCII character in a kept comment made
+ *   V8 hold the whole module source as a two-byte string.
  * - esbuild's service process is stopped once the bundle is built (`stop()`): it would otherwise live
  *   beside the node for its whole life (~40 MB of RSS).
  * - The file is named by a hash of what it is built from: every file under src/ (and, for an entry
@@ -20,8 +23,9 @@
  *   since the last one finds its bundle and does not load esbuild at all (hashing the sources takes a
  *   few ms, loading esbuild's module ~60 ms, a build ~0.8 s of CPU); any change to a source makes a new
  *   name, so a bundle is never stale.
- * - A new bundle is written to a temp file then renamed: nodes started at once from one checkout share it
- *   and never read a half-written one. Older bundles of the same name are removed (best effort).
+ * - A new bundle is written to a temp file then renamed, its map first: nodes started at once from one
+ *   checkout share them and never read a half-written one. Older bundles of the same name and their
+ *   maps are removed (best effort).
  */
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -45,14 +49,14 @@ export async function bundle(entry, name) {
       entryPoints: [join(ROOT, entry)],
       bundle: true,
       write: false,
-      // Where the bundle is written: the source map's paths are relative to it (every name below shares
-      // the directory), so stack traces name the real .ts files.
-      outfile: join(CACHE_DIR, `${name}.mjs`),
+      // Where the bundle is written: the source map's paths are relative to it, so stack traces name the
+      // real .ts files, and its last line names the map beside it.
+      outfile: file,
       platform: 'node',
       format: 'esm',
       target: 'node20',
       packages: 'external',
-      sourcemap: 'inline',
+      sourcemap: 'linked',
       sourcesContent: false,
       minifyWhitespace: true,
       logLevel: 'silent',
@@ -61,11 +65,14 @@ export async function bundle(entry, name) {
   } finally {
     await esbuild.stop();
   }
-  const text = result.outputFiles[0].contents;
   await mkdir(CACHE_DIR, { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, file);
+  const output = (path) => result.outputFiles.find((f) => f.path === path).contents;
+  // The map first: a bundle that exists has its map.
+  for (const path of [`${file}.map`, file]) {
+    const temp = `${path}.${process.pid}.tmp`;
+    await writeFile(temp, output(path));
+    await rename(temp, path);
+  }
   await removeOlder(name, file);
   return file;
 }
@@ -106,7 +113,8 @@ async function removeOlder(name, keep) {
   try {
     for (const entry of await readdir(CACHE_DIR)) {
       const path = join(CACHE_DIR, entry);
-      if (path !== keep && entry.startsWith(`${name}-`) && entry.endsWith('.mjs')) await rm(path, { force: true });
+      const bundleOrMap = entry.endsWith('.mjs') || entry.endsWith('.mjs.map');
+      if (path !== keep && path !== `${keep}.map` && entry.startsWith(`${name}-`) && bundleOrMap) await rm(path, { force: true });
     }
   } catch {
     // Housekeeping only: a leftover bundle costs disk space, nothing else.

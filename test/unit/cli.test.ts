@@ -254,12 +254,13 @@ describe.concurrent('help and usage', () => {
     const bundles = readdirSync(cache).filter((f) => /^cli-[0-9a-f]{16}\.mjs$/.test(f));
     expect(bundles).toHaveLength(1);
     const text = readFileSync(join(cache, bundles[0]!), 'utf8');
-    expect(text).toContain('//# sourceMappingURL=data:application/json;base64,');
     expect(text).toContain(JSON.stringify(join(process.cwd(), 'src')));
+    // The map is a file beside the bundle, named in its last line (not inline: V8 would keep it in the source).
+    expect(text.trimEnd().split('\n').at(-1)).toBe(`//# sourceMappingURL=${bundles[0]!}.map`);
+    expect(text).not.toContain('sourceMappingURL=data:');
+    expect(readdirSync(cache).filter((f) => f.startsWith('cli-') && f.endsWith('.map'))).toEqual([`${bundles[0]!}.map`]);
     // The map's paths are relative to the bundle's own directory and name the real sources.
-    const map = JSON.parse(Buffer.from(text.slice(text.lastIndexOf('base64,') + 'base64,'.length).trim(), 'base64').toString('utf8')) as {
-      sources: string[];
-    };
+    const map = JSON.parse(readFileSync(join(cache, `${bundles[0]!}.map`), 'utf8')) as { sources: string[] };
     const sourcesInMap = map.sources.map((s) => resolve(cache, s));
     expect(sourcesInMap).toContain(join(process.cwd(), 'src', 'cli.ts'));
     expect(sourcesInMap.filter((s) => !existsSync(s))).toEqual([]);
