@@ -168,4 +168,26 @@ describe('HttpRpcClient', () => {
     await expect(client.request('wrong-id', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_MALFORMED' });
     await expect(client.request('silent', [])).rejects.toMatchObject({ code: 'ETHHOOK_ERR_RPC_TIMEOUT' });
   });
+
+  // Hosted providers put the key in the path or the query (https://host/v3/<key>, ?apikey=...): the POST
+  // goes to the URL as configured, path and query included.
+  it("posts to the provider URL's path and query, as configured", async () => {
+    const seen: string[] = [];
+    const server: Server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      let body = '';
+      req
+        .on('data', (c: Buffer) => (body += c.toString()))
+        .on('end', () => res.end(JSON.stringify(reply((JSON.parse(body) as Req).id, 1))));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    for (const path of ['/v3/0123abcd', '/rpc?apikey=k%20y&chain=1', '/']) {
+      const client = new HttpRpcClient({ url: `${origin}${path}`, requestTimeoutMs: 2_000, maxFrameBytes: 2_048 });
+      cleanups.push(() => client.close());
+      expect(await client.request('eth_blockNumber', [])).toBe(1);
+    }
+    expect(seen).toEqual(['POST /v3/0123abcd', 'POST /rpc?apikey=k%20y&chain=1', 'POST /']);
+  });
 });
