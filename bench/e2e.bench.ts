@@ -64,7 +64,10 @@
  * same once its endpoints are created, nothing flowing), `rss_peak_mb` (all phases, all nodes).
  * RSS counts mapped files too (the node binary's pages, LevelDB's memory-mapped tables):
  * `rss_idle_file_mb` is that part when idle, `rss_peak_anon_mb` / `rss_peak_file_mb` the peaks of the
- * anonymous and the mapped-file parts, each on its own.
+ * anonymous and the mapped-file parts, each on its own. `rss_peak_anon_heap_mb` and
+ * `rss_peak_anon_external_mb`: V8's committed heap and its external memory (Buffers) at the anonymous
+ * peak, from the node's /metrics read once a second (up to a second before the peak); the rest of the
+ * anonymous peak is native memory (LevelDB, V8's compiler zones, glibc's arenas) and thread stacks.
  * `lost`: logs matched for an answering endpoint (outside the fairness phase) and not received within
  * its phase's bounded wait (must be 0; `lost_by_phase` says where: a node too slow to drain within the
  * bound shows up here too);
@@ -129,20 +132,47 @@ class RssSampler {
   peakChildrenMb = 0;
   /** The mapped-file part of the latest sample. */
   fileMb = 0;
+  /**
+   * What the anonymous part held at its peak, from the node's /metrics read every second (so up to a
+   * second older than the peak): V8's heap (committed) and the external memory it knows of (Buffers).
+   */
+  atAnonPeak: { heapMb: number; externalMb: number } | null = null;
+  private heap: { heapMb: number; externalMb: number } | null = null;
   private window: number[] | null = null;
   private windowPeak = 0;
   private readonly timer = setInterval(() => this.sample(), 250);
+  private readonly heapTimer = setInterval(() => void this.readHeap(), 1_000);
+  private readingHeap = false;
 
   private sample(): void {
     const rss = this.node?.rss();
     if (!rss) return;
     this.peakMb = Math.max(this.peakMb, rss.mainMb);
-    this.peakAnonMb = Math.max(this.peakAnonMb, rss.mainMb - rss.fileMb);
+    if (rss.mainMb - rss.fileMb > this.peakAnonMb) {
+      this.peakAnonMb = rss.mainMb - rss.fileMb;
+      this.atAnonPeak = this.heap;
+    }
     this.peakFileMb = Math.max(this.peakFileMb, rss.fileMb);
     this.fileMb = rss.fileMb;
     this.peakChildrenMb = Math.max(this.peakChildrenMb, rss.childrenMb);
     this.windowPeak = Math.max(this.windowPeak, rss.mainMb);
     this.window?.push(rss.mainMb);
+  }
+
+  private async readHeap(): Promise<void> {
+    const node = this.node;
+    if (node === null || this.readingHeap) return;
+    this.readingHeap = true;
+    try {
+      const text = await node.metrics();
+      const heap = sample(text, 'nodejs_heap_size_total_bytes');
+      const external = sample(text, 'nodejs_external_memory_bytes');
+      if (heap !== undefined && external !== undefined) this.heap = { heapMb: heap / 2 ** 20, externalMb: external / 2 ** 20 };
+    } catch {
+      // A node stopping or restarting between phases: the next read finds the next one.
+    } finally {
+      this.readingHeap = false;
+    }
   }
 
   /** Starts a window: its samples and its peak. */
@@ -161,6 +191,7 @@ class RssSampler {
 
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.heapTimer);
   }
 }
 
@@ -200,6 +231,8 @@ interface Results {
   rss_idle_file_mb: number | null;
   rss_peak_anon_mb: number | null;
   rss_peak_file_mb: number | null;
+  rss_peak_anon_heap_mb: number | null;
+  rss_peak_anon_external_mb: number | null;
   rss_children_mb: number | null;
   rss_after_mb: number | null;
   node_cpu_us_per_webhook: number | null;
@@ -263,6 +296,8 @@ async function main(): Promise<void> {
     rss_idle_file_mb: null,
     rss_peak_anon_mb: null,
     rss_peak_file_mb: null,
+    rss_peak_anon_heap_mb: null,
+    rss_peak_anon_external_mb: null,
     rss_children_mb: null,
     rss_after_mb: null,
     node_cpu_us_per_webhook: null,
@@ -658,6 +693,8 @@ async function main(): Promise<void> {
   results.rss_peak_mb = round(rss.peakMb);
   results.rss_peak_anon_mb = round(rss.peakAnonMb);
   results.rss_peak_file_mb = round(rss.peakFileMb);
+  results.rss_peak_anon_heap_mb = rss.atAnonPeak && round(rss.atAnonPeak.heapMb);
+  results.rss_peak_anon_external_mb = rss.atAnonPeak && round(rss.atAnonPeak.externalMb);
   results.rss_children_mb = round(rss.peakChildrenMb);
   const raw = results.raw_undici_per_s;
   if (raw) {
@@ -669,6 +706,9 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     console.error(failure);
   }
+  console.log(
+    `rss peak ${results.rss_peak_mb} MB: anonymous ${results.rss_peak_anon_mb} MB at its peak (V8 heap ${results.rss_peak_anon_heap_mb} MB, external ${results.rss_peak_anon_external_mb} MB, the rest native), mapped files ${results.rss_peak_file_mb} MB at theirs`,
+  );
   console.log(
     `targets: e2e >= max(0.6 × raw, 10,000)/s, sustained >= 0.5 × raw, live p99 <= 10 ms / p50 <= 3 ms, rss <= 150 MB (bare idle <= 80), fair p99 < 1,000 ms, lost = 0`,
   );
