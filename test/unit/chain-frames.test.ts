@@ -14,6 +14,17 @@ const malformed = (raw: string) => {
   throw new Error(`accepted: ${raw}`);
 };
 
+/** The error a result validation throws (the test fails if it accepts the result). */
+const refused = (validate: () => unknown): EthhookError => {
+  try {
+    validate();
+  } catch (err) {
+    expect(err).toBeInstanceOf(EthhookError);
+    return err as EthhookError;
+  }
+  throw new Error('accepted');
+};
+
 describe('parseFrame: accepted shapes', () => {
   it('reads a response, a null result, an error, a batch and a notification', () => {
     expect(parseFrame('{"jsonrpc":"2.0","id":1,"result":"0x1"}')).toEqual({ kind: 'response', id: 1, result: '0x1' });
@@ -65,13 +76,9 @@ describe('result validation', () => {
   });
   it('refuses quantities beyond 2^53, short hashes, pending logs, with the method and the field', () => {
     expect(() => validateResult(headerSchema, { ...header, number: '0x20000000000000' }, 'm')).toThrow(/2\^53/);
-    try {
-      validateResult(headerSchema, { ...header, hash: '0x12' }, 'eth_getBlockByNumber');
-      expect.unreachable();
-    } catch (err) {
-      expect((err as EthhookError).code).toBe('ETHHOOK_ERR_RPC_MALFORMED');
-      expect((err as EthhookError).context).toEqual({ method: 'eth_getBlockByNumber', field: 'hash' });
-    }
+    const badHash = refused(() => validateResult(headerSchema, { ...header, hash: '0x12' }, 'eth_getBlockByNumber'));
+    expect(badHash.code).toBe('ETHHOOK_ERR_RPC_MALFORMED');
+    expect(badHash.context).toEqual({ method: 'eth_getBlockByNumber', field: 'hash' });
     const log = {
       address: `0x${'11'.repeat(20)}`,
       topics: [],
@@ -88,13 +95,9 @@ describe('result validation', () => {
   it('refuses a timestamp no date can hold (a payload writes it as ISO 8601), in a header or a log', () => {
     // 8.64e12 s is the latest time a JavaScript Date holds.
     expect(validateResult(headerSchema, { ...header, timestamp: '0x7dba8218000' }, 'm').timestamp).toBe(8_640_000_000_000);
-    try {
-      validateResult(headerSchema, { ...header, timestamp: '0x7dba8218001' }, 'eth_getBlockByNumber');
-      expect.unreachable();
-    } catch (err) {
-      expect((err as EthhookError).code).toBe('ETHHOOK_ERR_RPC_MALFORMED');
-      expect((err as EthhookError).context).toEqual({ method: 'eth_getBlockByNumber', field: 'timestamp' });
-    }
+    const tooLate = refused(() => validateResult(headerSchema, { ...header, timestamp: '0x7dba8218001' }, 'eth_getBlockByNumber'));
+    expect(tooLate.code).toBe('ETHHOOK_ERR_RPC_MALFORMED');
+    expect(tooLate.context).toEqual({ method: 'eth_getBlockByNumber', field: 'timestamp' });
     const log = (block: number, blockTimestamp: string) => ({
       address: `0x${'11'.repeat(20)}`,
       topics: [],
