@@ -61,6 +61,12 @@ export interface FinalityAnchor {
   hash: string;
 }
 
+/** Heights and the trusted block that proves them, for a receiver that holds that block (`proof`). */
+export interface FinalityProof {
+  heights: FinalityHeights;
+  anchor: FinalityAnchor;
+}
+
 /** One answer to `eth_getBlockByNumber(tag)`: its result, or the error its call failed with. */
 export type FinalityAnswer = { result: unknown } | { error: unknown };
 
@@ -118,7 +124,7 @@ export class FinalityTracker {
    * nothing. A listener with confirmations processes blocks behind the head, and `safe` is often within
    * them.
    */
-  proof(atMost: number): { heights: FinalityHeights; anchor: FinalityAnchor } | undefined {
+  proof(atMost: number): FinalityProof | undefined {
     const anchor = this.anchor();
     if (anchor !== undefined && anchor.number <= atMost) return { heights: this.heights(), anchor };
     if (!this.known.finalized || this.trusted.finalized! > atMost) return undefined;
@@ -138,7 +144,7 @@ export interface FinalityPollerDeps {
   log: Logger;
   signal: AbortSignal;
   /** After each poll, what a receiver that processed blocks up to a height can check (FinalityTracker.proof). */
-  polled?(proof: (atMost: number) => { heights: FinalityHeights; anchor: FinalityAnchor } | undefined): void;
+  polled?(proof: (atMost: number) => FinalityProof | undefined): void;
 }
 
 export class FinalityPoller {

@@ -63,7 +63,7 @@ import type { CursorStore } from '../../store/cursors.ts';
 import { Wakeup } from '../../runtime/timers.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { ChainConfig } from '../../config/chain.ts';
-import { FinalityPoller, type FinalityAnchor, type FinalityHeights } from './finality.ts';
+import { FinalityPoller, type FinalityAnchor, type FinalityHeights, type FinalityProof } from './finality.ts';
 import { readHistory } from './history.ts';
 import { ChainFollower, type EmittedBlock } from './follower.ts';
 import type { ChainBlockMessage, ChainLog, ChainStatus, HistoryRead, ProviderStatus } from './messages.ts';
@@ -244,7 +244,7 @@ export class ChainListener {
   }
 
   /** A poll's heights, sent on their own when they moved past what the receiver was told (see the header). */
-  private tellFinality(proofOf: (atMost: number) => { heights: FinalityHeights; anchor: FinalityAnchor } | undefined): void {
+  private tellFinality(proofOf: (atMost: number) => FinalityProof | undefined): void {
     const processed = this.heights.processed;
     if (this.following || !this.deps.tellFinality || processed === undefined || this.telling) return;
     const proof = proofOf(processed);
