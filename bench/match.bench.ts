@@ -71,7 +71,7 @@ import { newId } from '../src/store/ids.ts';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { bundleBench } from './bundled.ts';
-import { NPM_START_ENV, NPM_START_NODE_ARGS } from './e2e/node.ts';
+import { NPM_START } from './e2e/node.ts';
 import { commitPhase, type BlockMatches } from './match-commit.ts';
 import { LogDecoder } from '../src/abi/log-decoder.ts';
 import { eventFromDeclaration } from '../src/abi/events.ts';
@@ -233,10 +233,10 @@ async function launch(): Promise<void> {
     'bench:match, measured in three child processes: bundled as bin/ethhook.mjs runs the node, the sources under tsx, then the decoded case bundled',
   );
   // The node's flags and environment as `npm start` gives them (the young generation's size, malloc's arenas).
-  const asStarted = [...NPM_START_NODE_ARGS.split(' '), '--enable-source-maps', file];
-  const bundled = await child('bundle', [...asStarted, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])], { ...NPM_START_ENV });
+  const asStarted = [...NPM_START.nodeArgs, '--enable-source-maps', file];
+  const bundled = await child('bundle', [...asStarted, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])], { ...NPM_START.env });
   const tsx = await child('tsx', ['--import', 'tsx', source]);
-  const decoded = await child('decoded', asStarted, { ...NPM_START_ENV, BENCH_MATCH_CASE: 'decoded' });
+  const decoded = await child('decoded', asStarted, { ...NPM_START.env, BENCH_MATCH_CASE: 'decoded' });
   const ok = (rss: number) => (rss <= 150 ? 'OK' : 'MISSED');
   out(
     `RSS <= 150 MB: ${ok(bundled.rss_mb)} as the node runs (bundle on plain node, ${bundled.rss_mb} MB); ${ok(tsx.rss_mb)} with ETHHOOK_RUN_SOURCES=1 (tsx loader, ${tsx.rss_mb} MB)`,

@@ -26,9 +26,24 @@ import { sourcePath } from '../../src/runtime/source-dir.ts';
 
 const TOKEN = 'bench-e2e-operate-token-0123456789';
 const BIN = sourcePath('../bin/ethhook.mjs');
-/** What package.json's `start` passes to node before bin/ethhook.mjs, and the environment it sets. */
-export const NPM_START_NODE_ARGS = '--max-semi-space-size=4';
-export const NPM_START_ENV = { MALLOC_ARENA_MAX: '2' } as const;
+/**
+ * `npm start` as package.json writes it (`[VAR=value ...] node [flags] bin/ethhook.mjs start`): the
+ * environment it sets and the flags it gives node, which the image's ENTRYPOINT gives too. Benches run
+ * the node (and bench:match its children) the same way.
+ */
+export const NPM_START = npmStart();
+
+function npmStart(): { env: Record<string, string>; nodeArgs: string[] } {
+  const { scripts } = JSON.parse(readFileSync(sourcePath('../package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = scripts.start.trim().split(/\s+/);
+  const node = words.indexOf('node');
+  const bin = words.indexOf('bin/ethhook.mjs');
+  if (node < 0 || bin < node || !words.slice(0, node).every((w) => /^[A-Z_]+=\S*$/.test(w))) {
+    throw new Error(`package.json's start is not "[VAR=value ...] node [flags] bin/ethhook.mjs ...": ${scripts.start}`);
+  }
+  const env = Object.fromEntries(words.slice(0, node).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+  return { env, nodeArgs: words.slice(node + 1, bin) };
+}
 const START_TIMEOUT_MS = 60_000;
 const API_TIMEOUT_MS = 10_000;
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -75,10 +90,10 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETHHOOK_')) env[k] = v;
   Object.assign(env, options.env);
   // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
-  env.MALLOC_ARENA_MAX ??= NPM_START_ENV.MALLOC_ARENA_MAX;
+  for (const [k, v] of Object.entries(NPM_START.env)) env[k] ??= v;
   // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
   // flags; space-separated) for the node's process only.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? NPM_START_NODE_ARGS).split(' ').filter(Boolean);
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? NPM_START.nodeArgs;
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], {
     cwd: dir,
     env,
