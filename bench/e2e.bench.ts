@@ -66,7 +66,7 @@
  * `rss_idle_file_mb` is that part when idle, `rss_peak_anon_mb` / `rss_peak_file_mb` the peaks of the
  * anonymous and the mapped-file parts, each on its own. `rss_peak_anon_heap_mb` and
  * `rss_peak_anon_external_mb`: V8's committed heap and its external memory (Buffers) at the anonymous
- * peak, from the node's /metrics read once a second (up to a second before the peak); the rest of the
+ * peak, from the node's /metrics read as a sample sets a new peak (a few ms after it); the rest of the
  * anonymous peak is native memory (LevelDB, V8's compiler zones, glibc's arenas) and thread stacks.
  * `lost`: logs matched for an answering endpoint (outside the fairness phase) and not received within
  * its phase's bounded wait (must be 0; `lost_by_phase` says where: a node too slow to drain within the
@@ -133,15 +133,14 @@ class RssSampler {
   /** The mapped-file part of the latest sample. */
   fileMb = 0;
   /**
-   * What the anonymous part held at its peak, from the node's /metrics read every second (so up to a
-   * second older than the peak): V8's heap (committed) and the external memory it knows of (Buffers).
+   * What the anonymous part held at its peak: V8's heap (committed) and the external memory it knows of
+   * (Buffers), from the node's /metrics read as soon as a sample sets a new peak (one read at a time, so
+   * only while the peak rises, and a few ms after the sample).
    */
   atAnonPeak: { heapMb: number; externalMb: number } | null = null;
-  private heap: { heapMb: number; externalMb: number } | null = null;
   private window: number[] | null = null;
   private windowPeak = 0;
   private readonly timer = setInterval(() => this.sample(), 250);
-  private readonly heapTimer = setInterval(() => void this.readHeap(), 1_000);
   private readingHeap = false;
 
   private sample(): void {
@@ -150,7 +149,7 @@ class RssSampler {
     this.peakMb = Math.max(this.peakMb, rss.mainMb);
     if (rss.mainMb - rss.fileMb > this.peakAnonMb) {
       this.peakAnonMb = rss.mainMb - rss.fileMb;
-      this.atAnonPeak = this.heap;
+      void this.readHeap();
     }
     this.peakFileMb = Math.max(this.peakFileMb, rss.fileMb);
     this.fileMb = rss.fileMb;
@@ -167,7 +166,7 @@ class RssSampler {
       const text = await node.metrics();
       const heap = sample(text, 'nodejs_heap_size_total_bytes');
       const external = sample(text, 'nodejs_external_memory_bytes');
-      if (heap !== undefined && external !== undefined) this.heap = { heapMb: heap / 2 ** 20, externalMb: external / 2 ** 20 };
+      if (heap !== undefined && external !== undefined) this.atAnonPeak = { heapMb: heap / 2 ** 20, externalMb: external / 2 ** 20 };
     } catch {
       // A node stopping or restarting between phases: the next read finds the next one.
     } finally {
@@ -191,7 +190,6 @@ class RssSampler {
 
   stop(): void {
     clearInterval(this.timer);
-    clearInterval(this.heapTimer);
   }
 }
 
