@@ -5,20 +5,12 @@
 // the cause), so a node never runs another way than the one its operator chose. Forked and threaded
 // actors always load their sources through tsx in their own process (src/runtime/placement/README.md).
 //
-// V8's young generation may not grow while the process starts (`--semi-space-growth-factor=1`, one of
-// the few heap flags V8 reads after start): bundling, loading and building the node's schemas would
-// grow it to 16 MB that an idle node then keeps, touched, for a long while. runNode restores V8's
-// default growth once the node runs (src/main.ts), so a busy node's young generation grows as before.
-//
-// The old generation grows by at most half its live size between full collections
-// (`--heap-growing-percent=50`, read at every collection): a backlog drains through short-lived jobs and
-// requests, and with V8's default factor (up to 4x) the heap grew to ~150 MB of mostly garbage that it
-// then kept. Measured on a 30,000-webhook backlog: peak RSS 270 -> 190 MB, the same CPU per webhook.
+// The V8 heap flags the node runs with are set first: which and why, src/v8-flags.mjs.
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
+import { START_V8_FLAGS } from '../src/v8-flags.mjs';
 
-setFlagsFromString('--semi-space-growth-factor=1');
-setFlagsFromString('--heap-growing-percent=50');
+for (const flag of START_V8_FLAGS) setFlagsFromString(flag);
 
 const EXIT_FAILURE = 1;
 

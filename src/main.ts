@@ -30,6 +30,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { startMallocTrim } from './malloc-trim.ts';
+import { RUNNING_V8_FLAGS } from './v8-flags.mjs';
 import { Registry } from 'prom-client';
 import { createAdminBehaviour } from './actors/admin/behaviour.ts';
 import { ADMIN_TOKEN_FILE } from './actors/admin/dev-token.ts';
@@ -87,11 +88,6 @@ import { SSE_EVENTS_PATH, StreamHub, WS_EVENTS_PATH, streamTransports, type Stre
 import { startTree } from './supervision/index.ts';
 import { ACTOR_PATHS, buildTree, chainListenerName, cellDefaults, type AnyBehaviourFactory, type NodeBehaviours } from './tree.ts';
 
-/**
- * V8's default growth factor of the young generation. bin/ethhook.mjs sets it to 1 while the process
- * starts (an idle node would keep the young generation its start grew); the running node grows it again.
- */
-const V8_SEMI_SPACE_GROWTH_FACTOR = 2;
 /** A PostgreSQL outbox claim lasts at least the webhook request's timeout plus this. */
 const CLAIM_MARGIN_MS = 15_000;
 
@@ -184,7 +180,8 @@ async function startNode(config: NodeConfig, logger: Logger, cleanups: Cleanup[]
 
   const where = await whereabouts(config, dataDir, system, { devChain, demo, governance });
   logger.info({ dataDir, chains: chains.map((c) => ({ chainId: c.chainId, name: c.name })), ...where }, 'node running');
-  setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`);
+  // The young generation grows again once the node runs (src/v8-flags.mjs).
+  for (const flag of RUNNING_V8_FLAGS) setFlagsFromString(flag);
   const trim = startMallocTrim(logger.child({ component: 'malloc-trim' }));
   cleanups.push(async () => trim.stop());
   if (demo) {
