@@ -9,7 +9,9 @@
  * listener's parse of an RPC answer makes them (each chunk goes through JSON), so no string's hash or
  * comparison is already paid for by an earlier pass. The logs come in chunks of LOGS, each generated
  * before its own timed span and dropped after it: the timer runs only while the matcher works, the
- * chunks add up to BENCH_SECONDS of matching, and memory holds one chunk at a time.
+ * chunks add up to BENCH_SECONDS of matching, and memory holds one chunk at a time: 4,000 logs, the
+ * most a node holds while it catches up (two `eth_getLogs` reads of `targetLogsPerRead`, 2,000 by
+ * default: the one emitted and the one read ahead, src/actors/chain-listener/follower.ts).
  * As a reference in the same run, each chunk is then matched a second time, timed apart
  * (`replayed_logs_per_s`): what a bench looping over a fixed set of logs would report instead;
  * `distinct_vs_replayed` is the ratio.
@@ -17,25 +19,29 @@
  * parse of the incoming message. With `--store postgres`, a commit phase after it (bench/match-commit.ts)
  * measures that write, as the Matcher does it, on LevelDB and on PostgreSQL in the same run:
  * `level_commit_logs_per_s`, `postgres_commit_logs_per_s`, `postgres_vs_level_commit` (bundle run only;
- * BENCH_COMMIT_CHUNKS chunks, default 3). Without it the JSON is the same as ever.
+ * BENCH_COMMIT_CHUNKS chunks, default 8). Without it the JSON is the same as ever.
  * Subscriptions reach the index the way the Matcher loads them: a JSON record parsed with the store's
  * zod schema, one at a time (each record carries its own copies of addresses, topics and ids).
- * RSS is the whole measuring process, under V8's default heap sizing, peak over the timed loop (sampled
- * after each chunk, with the chunk still held; a full GC, untimed, after each chunk is made drops the
- * generator's garbage and the previous chunk); it includes the generator's pools that logs are drawn
- * from (contracts, wallets, signatures: `generator_mb`, a few MB), which a node would not hold. The
- * breakdown printed above the JSON line shows what the index itself holds and what V8's young
- * generation takes.
+ * RSS is the whole measuring process, peak over the timed loop (sampled after each chunk, with the chunk
+ * still held; a full GC, untimed, after each chunk is made drops the generator's garbage and the
+ * previous chunk). The process runs with the node's heap flags at the node's moments (src/v8-flags.mjs:
+ * the start's on its command line, the running node's once the index is built, as the node sets them
+ * once its Matcher has loaded its index). The generator holds no pools of contracts, wallets or endpoint
+ * ids, which a node would not hold either: each is computed when drawn (`pool`); what it holds, the 300
+ * event signatures, is `generator_mb`. The breakdown printed above the JSON line shows what the index
+ * itself holds and what V8's young generation takes.
  *
- * Two measuring processes, one after the other, both children of the `npm run bench:match` process
- * (which only builds and launches them):
- * - bundle: this file bundled by bin/bundle.mjs (our sources in, npm packages external as installed, inline
- *   source maps) and run on plain `node --enable-source-maps`: exactly how bin/ethhook.mjs runs the node.
+ * Three measuring processes, one after the other, all children of the `npm run bench:match` process
+ * (which only builds and launches them; the third is the decoded case below):
+ * - bundle: this file bundled by bin/bundle.mjs (our sources in, npm packages external as installed, its
+ *   source map beside it) and run on plain `node --enable-source-maps`: exactly how bin/ethhook.mjs runs
+ *   the node.
  *   Its figures are `match_logs_per_s` and `rss_mb`.
  * - tsx: this file under `node --import tsx`, as the node runs with ETHHOOK_RUN_SOURCES=1. On Node 20
  *   tsx's module hooks run in a loader thread with its own V8 isolate (~35 MB more RSS). Its figures are
  *   `match_logs_per_s_tsx` and `rss_mb_tsx`, for comparison.
- * BENCH_MATCH_IN_PROCESS=1 measures in the current process instead (run under tsx, or bundled).
+ * BENCH_MATCH_IN_PROCESS=1 measures in the current process instead (run under tsx, or bundled), with the
+ * flags it was started with.
  *
  * Subscription mix on one chain (deterministic PRNG; 20,000 contracts of which the first 200 are
  * "tokens" drawn with a skewed popularity, 300 event signatures, 20,000 wallets):
@@ -44,7 +50,7 @@
  *   12% one contract, any topic;   8% 2-5 contracts + two topic0 alternatives;
  *   10% any address + a topic0 + a wallet on topic2 ("anything sent to my wallet").
  *   No firehose subscription (any address, any topic): each would add one job to every log.
- * Logs (chunks of 10,000 in blocks of 200; the warm-up is a chunk of its own): 50% token events (same
+ * Logs (chunks of 4,000 in blocks of 200; the warm-up is a chunk of its own): 50% token events (same
  * skew), 25% from other followed contracts, 25% from contracts nobody follows; topic0 from the same
  * signatures; topic1/topic2 are a subscribed wallet 10% of the time.
  * Targets: >= 200,000 logs/s (`vs_target`: the rate over it), RSS <= 150 MB. Last line: one JSON object.
@@ -61,6 +67,7 @@
  * Targets: >= 100,000 decoded logs/s, RSS <= 150 MB.
  */
 import { spawn } from 'node:child_process';
+import { hash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { SubscriptionIndex } from '../src/actors/matcher/subscription-index.ts';
 import { buildJob, eventTimestamp } from '../src/actors/matcher/jobs.ts';
@@ -72,6 +79,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { bundleBench } from './bundled.ts';
 import { NPM_START } from './e2e/node.ts';
+import { RUNNING_V8_FLAGS, START_V8_FLAGS } from '../src/v8-flags.mjs';
 import { commitPhase, type BlockMatches } from './match-commit.ts';
 import { LogDecoder } from '../src/abi/log-decoder.ts';
 import { eventFromDeclaration } from '../src/abi/events.ts';
@@ -83,13 +91,14 @@ const CONTRACTS = 20_000;
 const SIGNATURES = 300;
 const TOKENS = 200;
 const WALLETS = 20_000;
-const LOGS = 10_000;
+/** Logs per chunk: two reads of the listener's default `targetLogsPerRead` (see the header). */
+const LOGS = 4_000;
 const LOGS_PER_BLOCK = 200;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CHAIN = 1;
 const STORE = process.argv.includes('--store') ? process.argv[process.argv.indexOf('--store') + 1] : 'level';
 if (STORE !== 'level' && STORE !== 'postgres') throw new Error(`--store must be level or postgres, not ${STORE}`);
-const COMMIT_CHUNKS = Number(process.env.BENCH_COMMIT_CHUNKS ?? 3);
+const COMMIT_CHUNKS = Number(process.env.BENCH_COMMIT_CHUNKS ?? 8);
 const DECODED = process.env.BENCH_MATCH_CASE === 'decoded';
 /** logs/s: 200,000 raw, 100,000 decoded (see the header). */
 const TARGET = DECODED ? 100_000 : 200_000;
@@ -114,13 +123,29 @@ const hex = (bytes: number) => {
 };
 
 /**
- * The workload's generators. Their pools (contracts, wallets, endpoint ids...) are the bench's, not the
- * Matcher's; they live as long as logs are made, and their size is printed apart.
+ * A pool of `size` distinct hex values of `bytes` bytes (`pad` zero bytes in front), named by `salt`: the
+ * i-th is computed when it is drawn (a SHA-256 of the salt and i), so the measuring process holds no
+ * pool of contracts, wallets or endpoint ids, which a node would not hold either. Every draw makes a new
+ * string, as the listener's parse of an RPC answer does.
+ */
+function pool(salt: string, size: number, bytes: number, pad = 0) {
+  const zeros = '00'.repeat(pad);
+  const at = (i: number) => `0x${zeros}${hash('sha256', `${salt}${i}`, 'hex').slice(0, 2 * bytes)}`;
+  return {
+    /** Any of the pool, equally likely. */
+    pick: () => at(Math.floor(rand() * size)),
+    /** One of the first `n`, the lower indexes drawn far more often (skewed popularity). */
+    popular: (n = size) => at(Math.floor(n * rand() ** 2)),
+  };
+}
+
+/**
+ * The workload's generators. Of their pools only the event signatures (300) are held; contracts,
+ * wallets and endpoint ids are computed when drawn (`pool`). What they hold is printed apart.
  */
 function workload() {
-  const contracts = Array.from({ length: CONTRACTS }, () => hex(20));
-  const tokens = contracts.slice(0, TOKENS);
-  const strangers = Array.from({ length: CONTRACTS }, () => hex(20));
+  const contracts = pool('contract', CONTRACTS, 20);
+  const strangers = pool('stranger', CONTRACTS, 20);
   const declarations = Array.from({ length: SIGNATURES }, (_, i) =>
     i === 0
       ? 'event Transfer(address indexed from, address indexed to, uint256 value)'
@@ -129,8 +154,10 @@ function workload() {
   const signatures = DECODED ? declarations.map((d) => eventFromDeclaration(d).topic0) : Array.from({ length: SIGNATURES }, () => hex(32));
   const declarationOf = new Map(signatures.map((t, i) => [t, declarations[i]!]));
   const TRANSFER = signatures[0]!;
-  const wallets = Array.from({ length: WALLETS }, () => `0x${'0'.repeat(24)}${hex(20).slice(2)}`);
-  const endpoints = Array.from({ length: ENDPOINTS }, () => newId('ep_'));
+  const wallets = pool('wallet', WALLETS, 20, 12);
+  // Endpoint ids as long as the store's (`ep_` and 26 characters).
+  const endpoints = pool('endpoint', ENDPOINTS, 13);
+  const endpointId = () => `ep_${endpoints.pick().slice(2)}`;
   const TX = hex(32);
 
   /** A subscription of the mix; in the decoded case with the abi and filter the store would hold. */
@@ -144,26 +171,26 @@ function workload() {
     const topics = [unique.length === 1 ? unique[0]! : unique, ...(sub.topics ?? []).slice(1)];
     // Values are 32 random bytes: a threshold of 2^255 lets about half through.
     const value = { 'args.value': { gte: (2n ** 255n + BigInt(Math.floor(rand() * 2 ** 40))).toString() } };
-    const filter = rand() < 0.25 ? { or: [value, { 'args.to': { eq: `0x${pick(wallets).slice(26)}` } }] } : value;
+    const filter = rand() < 0.25 ? { or: [value, { 'args.to': { eq: `0x${wallets.pick().slice(26)}` } }] } : value;
     return { ...sub, topics, abi: unique.map((t) => declarationOf.get(t)!), filter };
   }
 
   function rawSubscription(): Subscription {
-    const base = { id: newId('sub_'), endpointId: pick(endpoints), chainId: CHAIN, createdAt: Date.now() };
+    const base = { id: newId('sub_'), endpointId: endpointId(), chainId: CHAIN, createdAt: Date.now() };
     const r = rand();
     if (r < 0.4) {
-      const topics: Subscription['topics'] = rand() < 0.5 ? [TRANSFER, pick(wallets)] : [TRANSFER, null, pick(wallets)];
-      return { ...base, addresses: [popular(tokens)], topics };
+      const topics: Subscription['topics'] = rand() < 0.5 ? [TRANSFER, wallets.pick()] : [TRANSFER, null, wallets.pick()];
+      return { ...base, addresses: [contracts.popular(TOKENS)], topics };
     }
-    if (r < 0.7) return { ...base, addresses: [pick(contracts)], topics: [popular(signatures)] };
-    if (r < 0.82) return { ...base, addresses: [pick(contracts)] };
+    if (r < 0.7) return { ...base, addresses: [contracts.pick()], topics: [popular(signatures)] };
+    if (r < 0.82) return { ...base, addresses: [contracts.pick()] };
     if (r < 0.9) {
       const n = 2 + Math.floor(rand() * 4);
-      const addresses = [...new Set(Array.from({ length: n }, () => pick(contracts)))];
+      const addresses = [...new Set(Array.from({ length: n }, () => contracts.pick()))];
       const topic0 = [...new Set([popular(signatures), popular(signatures)])];
       return { ...base, addresses, topics: [topic0.length === 1 ? topic0[0]! : topic0] };
     }
-    return { ...base, topics: [popular(signatures), null, pick(wallets)] };
+    return { ...base, topics: [popular(signatures), null, wallets.pick()] };
   }
 
   let nextBlock = 0;
@@ -176,8 +203,8 @@ function workload() {
     const logs: ChainLog[] = Array.from({ length: LOGS }, (_, i) => {
       const r = rand();
       const token = r < 0.5;
-      const address = token ? popular(tokens) : r < 0.75 ? pick(contracts) : pick(strangers);
-      const topic = () => (rand() < 0.1 ? pick(wallets) : `0x${'0'.repeat(24)}${hex(20).slice(2)}`);
+      const address = token ? contracts.popular(TOKENS) : r < 0.75 ? contracts.pick() : strangers.pick();
+      const topic = () => (rand() < 0.1 ? wallets.pick() : `0x${'0'.repeat(24)}${hex(20).slice(2)}`);
       const extra = DECODED ? (rand() < 0.9 ? 2 : Math.floor(rand() * 4)) : Math.floor(rand() * 4);
       const topics = token ? [TRANSFER, topic(), topic()] : [popular(signatures), ...Array.from({ length: extra }, topic)];
       return {
@@ -232,10 +259,11 @@ async function launch(): Promise<void> {
   out(
     'bench:match, measured in three child processes: bundled as bin/ethhook.mjs runs the node, the sources under tsx, then the decoded case bundled',
   );
-  // The node's flags and environment as `npm start` gives them (the young generation's size, malloc's arenas).
-  const asStarted = [...NPM_START.nodeArgs, '--enable-source-maps', file];
+  // The node's flags and environment as `npm start` gives them (the young generation's size, malloc's
+  // arenas), and the heap flags bin/ethhook.mjs sets before it loads anything (src/v8-flags.mjs).
+  const asStarted = [...NPM_START.nodeArgs, ...START_V8_FLAGS, '--enable-source-maps', file];
   const bundled = await child('bundle', [...asStarted, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])], { ...NPM_START.env });
-  const tsx = await child('tsx', ['--import', 'tsx', source]);
+  const tsx = await child('tsx', [...START_V8_FLAGS, '--import', 'tsx', source]);
   const decoded = await child('decoded', asStarted, { ...NPM_START.env, BENCH_MATCH_CASE: 'decoded' });
   const ok = (rss: number) => (rss <= 150 ? 'OK' : 'MISSED');
   out(
@@ -318,6 +346,8 @@ async function measure(): Promise<void> {
   const rssBefore = rssMb();
 
   const { index, decoder, buildMs, indexMb, generatorMb, generate } = load(liveHeapMb);
+  // As the node once its actors started (the Matcher's index loaded): the young generation grows again.
+  for (const flag of RUNNING_V8_FLAGS) v8.setFlagsFromString(flag);
   const liveLoadedMb = liveHeapMb();
   const rssLoaded = rssMb();
 
