@@ -1,23 +1,32 @@
 /**
- * viem's ABI functions (`viem/utils`: parseAbi, parseAbiItem, toEventSelector, toEventSignature,
- * decodeEventLog), loaded the first time something needs them: a node whose subscriptions carry no abi
- * never loads viem, and keeps the ~6 MB of RSS it takes (its code and its tables).
+ * The parts of viem the node uses for ABIs, loaded the first time something needs them: a node whose
+ * subscriptions carry no abi never loads viem.
  *
  *   await loadViem();        // before parsing an abi or decoding a log: the admin body check, the
  *                            // subscription store, the governance applier, the Matcher's index
  *   viem().parseAbiItem(…);  // synchronous once loaded; throws if nobody loaded it
  *
- * Memory: the module, once.
+ * The parts come from their own files, not from `viem/utils`, whose index loads all of viem's utilities
+ * (signatures, transactions, ENS, RLP, SIWE, …) and keeps them for the process's life: measured in a bare
+ * node 20 process, `import('viem/utils')` adds 22 MB of RSS, these files 9 MB. They are viem's CommonJS
+ * build, found from the `viem/utils` entry its `exports` map names (`_cjs/utils/index.js`, whose
+ * siblings are these files in every viem 2 release), and abitype (parseAbi, parseAbiItem) as viem itself
+ * resolves it. Their types are `viem/utils`'s same exports.
+ *
+ * Memory: the modules, once.
  */
-type Viem = typeof import('viem/utils');
+import { createRequire } from 'node:module';
+
+type Utils = typeof import('viem/utils');
+type Viem = Pick<Utils, 'parseAbi' | 'parseAbiItem' | 'toEventSelector' | 'toEventSignature' | 'decodeAbiParameters' | 'keccak256'>;
 
 let loaded: Viem | undefined;
 let loading: Promise<Viem> | undefined;
 
-/** Loads viem once; later calls resolve with the same module. */
+/** Loads viem's parts once; later calls resolve with the same module. */
 export function loadViem(): Promise<Viem> {
   if (loaded !== undefined) return Promise.resolve(loaded);
-  loading ??= import('viem/utils').then((module) => (loaded = module));
+  loading ??= Promise.resolve().then(() => (loaded = loadParts()));
   return loading;
 }
 
@@ -25,4 +34,15 @@ export function loadViem(): Promise<Viem> {
 export function viem(): Viem {
   if (loaded === undefined) throw new Error('viem is not loaded: await loadViem() before parsing an abi or decoding a log');
   return loaded;
+}
+
+function loadParts(): Viem {
+  const utils = createRequire(createRequire(import.meta.url).resolve('viem/utils'));
+  // Each file exports the function of its name (as `viem/utils` re-exports it).
+  const { parseAbi, parseAbiItem } = utils('abitype') as Viem;
+  const { decodeAbiParameters } = utils('./abi/decodeAbiParameters.js') as Viem;
+  const { keccak256 } = utils('./hash/keccak256.js') as Viem;
+  const { toEventSelector } = utils('./hash/toEventSelector.js') as Viem;
+  const { toEventSignature } = utils('./hash/toEventSignature.js') as Viem;
+  return { parseAbi, parseAbiItem, toEventSelector, toEventSignature, decodeAbiParameters, keccak256 };
 }
