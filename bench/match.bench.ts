@@ -81,7 +81,7 @@ import { bundleBench } from './bundled.ts';
 import { NPM_START } from './e2e/node.ts';
 import { RUNNING_V8_FLAGS, START_V8_FLAGS } from '../src/v8-flags.mjs';
 import { commitPhase, type BlockMatches } from './match-commit.ts';
-import { LogDecoder } from '../src/abi/log-decoder.ts';
+import { LogDecoder, type DecodingSpec } from '../src/abi/log-decoder.ts';
 import { eventFromDeclaration } from '../src/abi/events.ts';
 import { loadViem } from '../src/abi/viem.ts';
 
@@ -345,7 +345,7 @@ async function measure(): Promise<void> {
   };
   const rssBefore = rssMb();
 
-  const { index, decoder, buildMs, indexMb, generatorMb, generate } = load(liveHeapMb);
+  const { index, decoder, withSpec, buildMs, indexMb, generatorMb, generate } = load(liveHeapMb);
   // As the node once its actors started (the Matcher's index loaded): the young generation grows again.
   for (const flag of RUNNING_V8_FLAGS) v8.setFlagsFromString(flag);
   const liveLoadedMb = liveHeapMb();
@@ -358,7 +358,7 @@ async function measure(): Promise<void> {
     for (const log of block.logs) {
       for (const sub of index.match(block.chainId, log)) {
         // As the Matcher's emit: a subscription with an abi or a filter has the candidate decoded and filtered.
-        const spec = decoder.spec(sub.id);
+        const spec = sub.spec;
         const decoding = spec && decoder.decode(spec, log);
         if (spec !== undefined && !decoder.accepts(spec, log, decoding)) continue;
         jobs.push(
@@ -406,7 +406,7 @@ async function measure(): Promise<void> {
   const replayedPerS = processed / (replayMs / 1000);
   const runtime = UNDER_TSX ? 'node + the tsx loader thread' : 'plain node';
   out(
-    `${DECODED ? 'decoded case: ' : ''}subscriptions ${index.size} over ${ENDPOINTS} endpoints (${decoder.size} with an abi and a filter), index built in ${buildMs.toFixed(0)} ms`,
+    `${DECODED ? 'decoded case: ' : ''}subscriptions ${index.size} over ${ENDPOINTS} endpoints (${withSpec} with an abi and a filter), index built in ${buildMs.toFixed(0)} ms`,
   );
   out(
     `logs: ${chunks} chunks of ${LOGS} distinct logs in blocks of ${LOGS_PER_BLOCK}, each made before its timed span; jobs per log ${(warmJobs / LOGS).toFixed(3)}`,
@@ -480,14 +480,17 @@ function load(liveHeapMb: () => number) {
   const generate = workload();
   const heapBeforeIndex = liveHeapMb();
   const buildStarted = performance.now();
-  const index = new SubscriptionIndex();
+  // As the Matcher: each subscription's decoding spec (abi and filter) kept in its slot of the index.
+  const index = new SubscriptionIndex<DecodingSpec>();
   const decoder = new LogDecoder();
+  let withSpec = 0;
   for (let i = 0; i < SUBSCRIPTIONS; i++) {
     const sub = subscriptionSchema.parse(JSON.parse(JSON.stringify(generate.makeSubscription())));
-    index.add(sub);
-    decoder.set(sub);
+    const spec = decoder.acquire(sub);
+    if (spec !== undefined) withSpec++;
+    index.add(sub, spec);
   }
   const buildMs = performance.now() - buildStarted;
   const indexMb = liveHeapMb() - heapBeforeIndex;
-  return { index, decoder, buildMs, indexMb, generatorMb: heapBeforeIndex - heapBeforePools, generate };
+  return { index, decoder, withSpec, buildMs, indexMb, generatorMb: heapBeforeIndex - heapBeforePools, generate };
 }

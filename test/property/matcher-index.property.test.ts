@@ -111,9 +111,10 @@ describe('SubscriptionIndex', () => {
     expect(index.match(1, { address: ADDRESSES[0]!, topics: [TOPICS[0]!, TOPICS[3]!] })).toEqual([{ id: 'sub_x', endpointId: 'ep_x' }]);
   });
 
-  it('stays exact through compactions and through nodes growing past their flat form', () => {
+  it('stays exact through compactions and through nodes growing past their flat form, each match with its spec', () => {
     // compactAfter 2: a few removals compact the index, so dead and reused slots meet every bucket
     // shape; one chain, two addresses and 14 topics make nodes of more than 8 keys (Maps) and back.
+    // Every other add carries a spec, so a reused slot may have held one or not.
     const op = fc.oneof(
       fc
         .integer({ min: 0, max: 39 })
@@ -125,19 +126,32 @@ describe('SubscriptionIndex', () => {
         fc.array(op, { minLength: 20, maxLength: 200, size: 'max' }),
         fc.array(logArbOver(WIDE_TOPICS), { minLength: 1, maxLength: 20 }),
         (ops, logs) => {
-          const index = new SubscriptionIndex({ compactAfter: 2 });
+          const index = new SubscriptionIndex<string>({ compactAfter: 2 });
           const live = new Map<string, Subscription>();
+          const specs = new Map<string, string>();
+          let adds = 0;
           for (const o of ops) {
             if (o.kind === 'add') {
-              index.add({ ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
-              live.set(o.sub.id, { ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` });
+              const sub = { ...o.sub, endpointId: `ep_${o.sub.id}_${live.size}` };
+              const spec = adds++ % 2 === 0 ? `spec_${sub.endpointId}` : undefined;
+              index.add(sub, spec);
+              live.set(sub.id, sub);
+              if (spec === undefined) specs.delete(sub.id);
+              else specs.set(sub.id, spec);
             } else {
               expect(index.remove(o.id)).toBe(live.delete(o.id));
+              specs.delete(o.id);
             }
           }
           expect(index.size).toBe(live.size);
+          for (const id of live.keys()) expect(index.spec(id)).toBe(specs.get(id));
+          const withSpecs = (subs: readonly { id: string; endpointId: string }[]) =>
+            subs.map((s) => `${s.id}>${s.endpointId}>${specs.get(s.id) ?? '-'}`).sort();
           for (const { chainId, ...log } of logs) {
-            expect(targets(index.match(chainId, log))).toEqual(targets([...live.values()].filter((s) => bruteForce(s, chainId, log))));
+            const got = index.match(chainId, log);
+            expect(got.map((s) => `${s.id}>${s.endpointId}>${s.spec ?? '-'}`).sort()).toEqual(
+              withSpecs([...live.values()].filter((s) => bruteForce(s, chainId, log))),
+            );
           }
         },
       ),

@@ -25,21 +25,21 @@ describe('LogDecoder', () => {
   it('decodes a log once for all the subscriptions sharing its event, and filters each on its own', () => {
     let failures = 0;
     const decoder = new LogDecoder(() => failures++);
-    for (let i = 0; i < 100; i++) decoder.set({ id: `sub_${i}`, abi: [TRANSFER], filter: { 'args.value': { gte: String(i * 10) } } });
-    decoder.set({ id: 'sub_plain' });
-    expect(decoder.size).toBe(100);
-    expect(decoder.spec('sub_plain')).toBeUndefined();
-    expect(decoder.spec('sub_0')!.events).toBe(decoder.spec('sub_99')!.events);
+    const specs = Array.from({ length: 100 }, (_, i) =>
+      decoder.acquire({ id: `sub_${i}`, abi: [TRANSFER], filter: { 'args.value': { gte: String(i * 10) } } })!,
+    );
+    expect(decoder.acquire({ id: 'sub_plain' })).toBeUndefined();
+    expect(specs[0]!.events).toBe(specs[99]!.events);
 
     const log = transfer(495n);
-    const decodings = Array.from({ length: 100 }, (_, i) => decoder.decode(decoder.spec(`sub_${i}`)!, log));
+    const decodings = specs.map((spec) => decoder.decode(spec, log));
     expect(new Set(decodings).size).toBe(1);
     expect(decodings[0]!.event).toEqual({
       name: 'Transfer',
       signature: 'Transfer(address,address,uint256)',
       args: { from: getAddress(FROM), to: getAddress(TO), value: '495' },
     });
-    const accepted = Array.from({ length: 100 }, (_, i) => decoder.accepts(decoder.spec(`sub_${i}`)!, log, decodings[i])).filter(Boolean);
+    const accepted = specs.map((spec, i) => decoder.accepts(spec, log, decodings[i])).filter(Boolean);
     expect(accepted).toHaveLength(50);
     expect(failures).toBe(0);
   });
@@ -47,27 +47,49 @@ describe('LogDecoder', () => {
   it('a log that does not decode is null, counted once, and fails an args filter', () => {
     let failures = 0;
     const decoder = new LogDecoder(() => failures++);
-    decoder.set({ id: 'sub_a', abi: [TRANSFER] });
-    decoder.set({ id: 'sub_b', abi: [TRANSFER], filter: { not: { 'args.value': { gte: '1' } } } });
-    decoder.set({ id: 'sub_c', abi: [TRANSFER], filter: { blockNumber: { eq: 7 } } });
+    const a = decoder.acquire({ id: 'sub_a', abi: [TRANSFER] })!;
+    const b = decoder.acquire({ id: 'sub_b', abi: [TRANSFER], filter: { not: { 'args.value': { gte: '1' } } } })!;
+    const c = decoder.acquire({ id: 'sub_c', abi: [TRANSFER], filter: { blockNumber: { eq: 7 } } })!;
     const short = { ...transfer(1n), data: '0x1234' };
-    const [a, b, c] = ['sub_a', 'sub_b', 'sub_c'].map((id) => decoder.decode(decoder.spec(id)!, short));
-    expect(a!.event).toBeNull();
-    expect(b).toBe(a);
+    const [da, db, dc] = [a, b, c].map((spec) => decoder.decode(spec, short));
+    expect(da!.event).toBeNull();
+    expect(db).toBe(da);
     expect(failures).toBe(1);
-    expect(decoder.accepts(decoder.spec('sub_a')!, short, a)).toBe(true);
-    expect(decoder.accepts(decoder.spec('sub_b')!, short, b)).toBe(false);
-    expect(decoder.accepts(decoder.spec('sub_c')!, short, c)).toBe(true);
+    expect(decoder.accepts(a, short, da)).toBe(true);
+    expect(decoder.accepts(b, short, db)).toBe(false);
+    expect(decoder.accepts(c, short, dc)).toBe(true);
+  });
+
+  it('an abi stays parsed while a spec holds it, and goes with the last one given back', () => {
+    const decoder = new LogDecoder();
+    const first = decoder.acquire({ id: 'sub_a', abi: [TRANSFER] })!;
+    const second = decoder.acquire({ id: 'sub_b', abi: [TRANSFER], filter: { 'args.value': { gt: '1' } } })!;
+    expect(second.events).toBe(first.events);
+    decoder.release(first);
+    const third = decoder.acquire({ id: 'sub_c', abi: [TRANSFER] })!;
+    expect(third.events).toBe(second.events);
+    decoder.release(second);
+    decoder.release(third);
+    expect(decoder.acquire({ id: 'sub_d', abi: [TRANSFER] })!.events).not.toBe(third.events);
+  });
+
+  it('a filter that does not compile leaves no abi held', () => {
+    const decoder = new LogDecoder();
+    expect(() => decoder.acquire({ id: 'sub_a', abi: [TRANSFER], filter: { 'args.nothing': { eq: '1' } } })).toThrow(
+      /no chosen event has this value/,
+    );
+    const spec = decoder.acquire({ id: 'sub_b', abi: [TRANSFER] })!;
+    decoder.release(spec);
+    expect(decoder.acquire({ id: 'sub_c', abi: [TRANSFER] })!.events).not.toBe(spec.events);
   });
 
   it("a retraction's event comes from the declaration alone, after its subscription is gone", () => {
     const decoder = new LogDecoder();
-    decoder.set({ id: 'sub_a', abi: [TRANSFER] });
+    const spec = decoder.acquire({ id: 'sub_a', abi: [TRANSFER] })!;
     const log = transfer(5n);
-    const created = decoder.decode(decoder.spec('sub_a')!, log)!;
-    decoder.delete('sub_a');
+    const created = decoder.decode(spec, log)!;
+    decoder.release(spec);
     decoder.forgetLog();
-    expect(decoder.size).toBe(0);
     expect(decoder.eventOf(created.declaration, log)).toEqual(created.event);
   });
 });

@@ -98,7 +98,7 @@ import {
 import { getMatcherMetrics, type MatcherMetrics } from './metrics.ts';
 import { pipelineStages, type PipelineStages } from '../../pipeline-stages.ts';
 import { SubscriptionIndex } from './subscription-index.ts';
-import { LogDecoder } from '../../abi/log-decoder.ts';
+import { LogDecoder, type DecodingSpec } from '../../abi/log-decoder.ts';
 import { loadViem } from '../../abi/viem.ts';
 import type { WebhookEvent } from '../../abi/decode.ts';
 
@@ -137,7 +137,7 @@ export interface MatcherDeps {
 
 export interface Matcher extends Behaviour<unknown> {
   /** The live index (read-only use: tests, admin diagnostics). */
-  readonly index: SubscriptionIndex;
+  readonly index: SubscriptionIndex<DecodingSpec>;
 }
 
 export function createMatcher(deps: MatcherDeps): Matcher {
@@ -154,16 +154,18 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const metrics: MatcherMetrics | undefined = deps.registry ? getMatcherMetrics(deps.registry) : undefined;
   const stages: PipelineStages | undefined = deps.registry ? pipelineStages(deps.registry) : undefined;
   const finality = new FinalityWait({ deferred, outbox, logger, metrics, chunk: RELEASE_CHUNK });
-  const index = new SubscriptionIndex();
+  /** Each subscription's decoding spec (abi and filter) is kept in its slot of the index. */
+  const index = new SubscriptionIndex<DecodingSpec>();
   const decoder = new LogDecoder(() => metrics?.decodeFailures.inc());
   const newest = new Map<number, number>();
   const lastPrune = new Map<number, number>();
 
   const put = (sub: Subscription | undefined, id: string) => {
-    if (sub) index.add(sub);
+    // The new spec is made before the old one is given back, so an abi both share stays parsed.
+    const before = index.spec(id);
+    if (sub) index.add(sub, decoder.acquire(sub));
     else index.remove(id);
-    if (sub) decoder.set(sub);
-    else decoder.delete(id);
+    if (before !== undefined) decoder.release(before);
     if (sub?.confirmations) wanted.set(id, sub.confirmations);
     else wanted.delete(id);
     finality.put(sub, id);
@@ -189,12 +191,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (msg.upserted === undefined && msg.removed === undefined) {
       await reload();
     } else {
-      for (const id of msg.removed ?? []) {
-        index.remove(id);
-        decoder.delete(id);
-        wanted.delete(id);
-        finality.put(undefined, id);
-      }
+      for (const id of msg.removed ?? []) put(undefined, id);
       for (const id of msg.upserted ?? []) {
         const sub = await subscriptions.get(id);
         if (sub?.abi !== undefined) await loadViem();
@@ -276,7 +273,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         if (only !== undefined && sub.id !== only) continue;
         const record: MatchRecord = { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId };
         // A candidate of the topic index: decoded (once per log and event) and filtered when its subscription asks.
-        const spec = decoder.spec(sub.id);
+        const spec = sub.spec;
         const decoding = spec && decoder.decode(spec, log);
         if (spec !== undefined && !decoder.accepts(spec, log, decoding)) filtered++;
         else if (decoding === undefined) pairs.push({ log, record });

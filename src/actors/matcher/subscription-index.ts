@@ -13,14 +13,15 @@
  * count and of the constrained positions after the one they are filed under, with go-ethereum's
  * `filterLogs` rules (see src/store/subscriptions.ts). Never a scan of all subscriptions.
  *
- * `match` yields `{ id, endpointId }`: all the Matcher needs to build a job. `add` replaces a
- * subscription with the same id. Addresses and topics must be lowercase (the store and the
+ * `match` yields `{ id, endpointId, spec }`: all the Matcher needs to build a job, `spec` being what
+ * `add` was given with the subscription (the Matcher's decoding spec, src/abi/log-decoder.ts, kept in
+ * the slot rather than in a map by id of its own). `add` replaces a subscription with the same id. Addresses and topics must be lowercase (the store and the
  * listener's schema guarantee it).
  *
  * Memory (100,000 subscriptions is the design point: ~215 B each, against ~560 B for a tree of
  * per-subscription objects; bench/match.bench.ts prints it):
- * - a subscription is a slot number: its id, its endpoint id and its topic count live in per-slot
- *   arrays, and buckets hold slot numbers, a bucket of one being the number itself; the rare filters
+ * - a subscription is a slot number: its id, its endpoint id, its spec and its topic count live in
+ *   per-slot arrays, and buckets hold slot numbers, a bucket of one being the number itself; the rare filters
  *   with more than one constrained position among topics 1..3 keep their extra checks in a side map;
  * - endpoint ids and topics are interned (each parsed record carries its own copies; one wallet
  *   topic can key hundreds of leaves), addresses are held once as keys;
@@ -39,9 +40,11 @@ export interface MatchableLog {
 }
 
 /** A subscription that accepts a log: what a job needs. */
-export interface MatchedSubscription {
+export interface MatchedSubscription<S = unknown> {
   readonly id: string;
   readonly endpointId: string;
+  /** What `add` was given with the subscription. */
+  readonly spec: S | undefined;
 }
 
 /** The key of the wildcard branch (addresses and topics are 0x-hex, never empty). */
@@ -83,13 +86,15 @@ interface Check {
   readonly accepts: string | ReadonlySet<string>;
 }
 
-const NONE: readonly MatchedSubscription[] = Object.freeze([]);
+const NONE: readonly MatchedSubscription<never>[] = Object.freeze([]);
 
-export class SubscriptionIndex {
+/** `S`: what the caller keeps with each subscription (`add`'s `spec`, given back by `match` and `spec`). */
+export class SubscriptionIndex<S = undefined> {
   private readonly chains = new Map<number, ChainNode>();
   private readonly slotOf = new Map<string, number>();
   private ids: (string | undefined)[] = [];
   private endpointIds: (string | undefined)[] = [];
+  private specs: (S | undefined)[] = [];
   private flags = new Uint8Array(1024);
   private readonly checks = new Map<number, readonly Check[]>();
   private pool = new Map<string, string>();
@@ -110,7 +115,13 @@ export class SubscriptionIndex {
     return this.slotOf.has(id);
   }
 
-  add(sub: Subscription): void {
+  /** What `add` was given with the subscription `id`; undefined when none, or when it is not indexed. */
+  spec(id: string): S | undefined {
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? undefined : this.specs[slot];
+  }
+
+  add(sub: Subscription, spec?: S): void {
     this.remove(sub.id);
     const topics = sub.topics ?? [];
     const keyPosition = ([1, 2, 3] as const).find((p) => alternatives(topics[p]).length > 0) ?? 0;
@@ -120,7 +131,7 @@ export class SubscriptionIndex {
       if (position > keyPosition && keyPosition > 0 && alts.length > 0)
         checks.push({ position, accepts: alts.length === 1 ? alts[0]! : new Set(alts) });
     }
-    const slot = this.allocate(sub.id, this.intern(sub.endpointId), topics.length | (checks.length > 0 ? HAS_CHECKS : 0));
+    const slot = this.allocate(sub.id, this.intern(sub.endpointId), spec, topics.length | (checks.length > 0 ? HAS_CHECKS : 0));
     if (checks.length > 0) this.checks.set(slot, checks);
 
     let chain = this.chains.get(sub.chainId);
@@ -145,6 +156,7 @@ export class SubscriptionIndex {
     this.slotOf.delete(id);
     this.ids[slot] = undefined;
     this.endpointIds[slot] = undefined;
+    if (slot < this.specs.length) this.specs[slot] = undefined;
     this.checks.delete(slot);
     this.dead++;
     if (this.slotOf.size === 0) this.clear();
@@ -157,6 +169,7 @@ export class SubscriptionIndex {
     this.slotOf.clear();
     this.ids = [];
     this.endpointIds = [];
+    this.specs = [];
     this.flags = new Uint8Array(1024);
     this.checks.clear();
     this.pool = new Map();
@@ -165,17 +178,21 @@ export class SubscriptionIndex {
   }
 
   /** Every subscription of `chainId` whose filter accepts `log`. */
-  match(chainId: number, log: MatchableLog): readonly MatchedSubscription[] {
+  match(chainId: number, log: MatchableLog): readonly MatchedSubscription<S>[] {
     const chain = this.chains.get(chainId);
     if (chain === undefined) return NONE;
-    let out: MatchedSubscription[] | undefined;
+    let out: MatchedSubscription<S>[] | undefined;
     const byAddress = chain.byAddress.get(log.address);
     if (byAddress !== undefined) out = this.fromNode(byAddress, log.topics, out);
     if (chain.any !== undefined) out = this.fromNode(chain.any, log.topics, out);
     return out ?? NONE;
   }
 
-  private fromNode(node: TopicNode, topics: readonly string[], out: MatchedSubscription[] | undefined): MatchedSubscription[] | undefined {
+  private fromNode(
+    node: TopicNode,
+    topics: readonly string[],
+    out: MatchedSubscription<S>[] | undefined,
+  ): MatchedSubscription<S>[] | undefined {
     const t0 = topics[0];
     if (t0 !== undefined && t0 !== ANY) {
       const bucket = get(node, t0);
@@ -185,7 +202,11 @@ export class SubscriptionIndex {
     return anyTopic0 === undefined ? out : this.fromBucket(anyTopic0, topics, out);
   }
 
-  private fromBucket(bucket: Bucket, topics: readonly string[], out: MatchedSubscription[] | undefined): MatchedSubscription[] | undefined {
+  private fromBucket(
+    bucket: Bucket,
+    topics: readonly string[],
+    out: MatchedSubscription<S>[] | undefined,
+  ): MatchedSubscription<S>[] | undefined {
     if (!(bucket instanceof Leaf)) return this.fromSlots(bucket, topics, out);
     const n = topics.length;
     if (bucket.p1 !== undefined && n > 1) out = this.fromSlots(get(bucket.p1, topics[1]!), topics, out);
@@ -197,8 +218,8 @@ export class SubscriptionIndex {
   private fromSlots(
     slots: Slots | undefined,
     topics: readonly string[],
-    out: MatchedSubscription[] | undefined,
-  ): MatchedSubscription[] | undefined {
+    out: MatchedSubscription<S>[] | undefined,
+  ): MatchedSubscription<S>[] | undefined {
     if (slots === undefined) return out;
     if (typeof slots === 'number') return this.accepts(slots, topics) ? push(out, this.matched(slots)) : out;
     for (let i = 0; i < slots.length; i++) {
@@ -221,11 +242,11 @@ export class SubscriptionIndex {
     return true;
   }
 
-  private matched(slot: number): MatchedSubscription {
-    return { id: this.ids[slot]!, endpointId: this.endpointIds[slot]! };
+  private matched(slot: number): MatchedSubscription<S> {
+    return { id: this.ids[slot]!, endpointId: this.endpointIds[slot]!, spec: this.specs[slot] };
   }
 
-  private allocate(id: string, endpointId: string, flags: number): number {
+  private allocate(id: string, endpointId: string, spec: S | undefined, flags: number): number {
     const slot = this.free.pop() ?? this.ids.length;
     if (slot >= this.flags.length) {
       const grown = new Uint8Array(this.flags.length * 2);
@@ -234,6 +255,8 @@ export class SubscriptionIndex {
     }
     this.ids[slot] = id;
     this.endpointIds[slot] = endpointId;
+    // An index whose subscriptions have no spec keeps no array of them.
+    if (spec !== undefined || slot < this.specs.length) this.specs[slot] = spec;
     this.flags[slot] = flags;
     this.slotOf.set(id, slot);
     return slot;
@@ -355,7 +378,7 @@ function fileSlot(bucket: Bucket | undefined, slot: number, keyPosition: 0 | 1 |
   return leaf;
 }
 
-function push(out: MatchedSubscription[] | undefined, m: MatchedSubscription): MatchedSubscription[] {
+function push<S>(out: MatchedSubscription<S>[] | undefined, m: MatchedSubscription<S>): MatchedSubscription<S>[] {
   if (out === undefined) return [m];
   out.push(m);
   return out;
