@@ -1,6 +1,13 @@
 // The frame parser and the result validators on the edge cases a hostile node would try.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { blockTimestamps, headerSchema, logsSchema, validateResult } from '../../src/actors/chain-listener/eth-schemas.ts';
+import {
+  blockTimestamps,
+  headerSchema,
+  logsSchema,
+  validateLogsInSlices,
+  validateResult,
+} from '../../src/actors/chain-listener/eth-schemas.ts';
 import { parseFrame } from '../../src/actors/chain-listener/frames.ts';
 import { EthhookError } from '../../src/runtime/errors.ts';
 
@@ -112,5 +119,62 @@ describe('result validation', () => {
     const raw = [log(1, '0x64'), log(2, '0xffffffffffff')];
     // Block 2's header is read instead.
     expect([...blockTimestamps(validateResult(logsSchema, raw, 'eth_getLogs'), raw)]).toEqual([[1, 100]]);
+  });
+});
+
+describe('validateLogsInSlices', () => {
+  const log = (i: number) => ({
+    address: `0x${'Aa'.repeat(20)}`,
+    topics: [`0x${i.toString(16).padStart(64, '0')}`],
+    data: '0xBEEF',
+    blockNumber: '0x1',
+    blockHash: `0x${'33'.repeat(32)}`,
+    transactionHash: `0x${'22'.repeat(32)}`,
+    transactionIndex: '0x0',
+    logIndex: `0x${i.toString(16)}`,
+  });
+  /** What a validation gives: its logs, or its error's code, message and context. */
+  const outcome = async (validate: () => unknown) => {
+    try {
+      return { logs: await validate() };
+    } catch (err) {
+      const e = err as EthhookError;
+      return { code: e.code, message: e.message, context: e.context };
+    }
+  };
+
+  it('answers what validateResult answers, logs or the error naming the field, whatever the slice', async () => {
+    const broken = [{ topics: ['0x12'] }, { address: null }, { logIndex: '0x' }, { data: '0x1' }, { removed: 'no' }];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.option(fc.tuple(fc.nat(), fc.constantFrom(...broken)), { nil: undefined }),
+        async (n, slice, damage) => {
+          const raw: unknown[] = Array.from({ length: n }, (_, i) => log(i));
+          if (damage !== undefined && n > 0) raw[damage[0] % n] = { ...log(damage[0] % n), ...damage[1] };
+          const expected = await outcome(() => validateResult(logsSchema, raw, 'eth_getLogs'));
+          expect(await outcome(() => validateLogsInSlices(raw, 'eth_getLogs', slice))).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(await outcome(() => validateLogsInSlices({ not: 'a list' }, 'eth_getLogs'))).toMatchObject({
+      code: 'ETHHOOK_ERR_RPC_MALFORMED',
+    });
+  });
+
+  it('serves the event loop between slices', async () => {
+    let slicesDoneWhenServed: boolean | undefined;
+    let done = false;
+    setImmediate(() => (slicesDoneWhenServed = done));
+    const logs = await validateLogsInSlices(
+      Array.from({ length: 30 }, (_, i) => log(i)),
+      'eth_getLogs',
+      10,
+    );
+    done = true;
+    expect(logs).toHaveLength(30);
+    expect(slicesDoneWhenServed).toBe(false);
   });
 });
