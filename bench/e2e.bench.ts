@@ -135,9 +135,13 @@ class RssSampler {
   /**
    * What the anonymous part held at its peak: V8's heap (committed) and the external memory it knows of
    * (Buffers), from the node's /metrics read as soon as a sample sets a new peak (one read at a time, so
-   * only while the peak rises, and a few ms after the sample).
+   * only while the peak rises, and a few ms after the sample). While a latency window is open (`hold`)
+   * the read waits until it closes: rendering /metrics takes the node's event loop ~10 ms, which the
+   * live webhooks being timed would wait behind.
    */
   atAnonPeak: { heapMb: number; externalMb: number } | null = null;
+  private holds = 0;
+  private readDeferred = false;
   private window: number[] | null = null;
   private windowPeak = 0;
   private readonly timer = setInterval(() => this.sample(), 250);
@@ -149,7 +153,8 @@ class RssSampler {
     this.peakMb = Math.max(this.peakMb, rss.mainMb);
     if (rss.mainMb - rss.fileMb > this.peakAnonMb) {
       this.peakAnonMb = rss.mainMb - rss.fileMb;
-      void this.readHeap();
+      if (this.holds > 0) this.readDeferred = true;
+      else void this.readHeap();
     }
     this.peakFileMb = Math.max(this.peakFileMb, rss.fileMb);
     this.fileMb = rss.fileMb;
@@ -172,6 +177,18 @@ class RssSampler {
     } finally {
       this.readingHeap = false;
     }
+  }
+
+  /** A latency window opens: no /metrics read until it closes (`release`). */
+  hold(): void {
+    this.holds++;
+  }
+
+  /** A latency window closed: the read a new peak deferred meanwhile is made now. */
+  release(): void {
+    if (--this.holds > 0 || !this.readDeferred) return;
+    this.readDeferred = false;
+    void this.readHeap();
   }
 
   /** Starts a window: its samples and its peak. */
@@ -397,9 +414,17 @@ async function main(): Promise<void> {
      */
     const liveWindow = async (node: BenchNode, ep: Endpoint, seconds: number, phase: string) => {
       const before = await node.metrics();
-      const sent = await steady(chain, ep.contract, 200, seconds);
-      await received(ep.path, sent.logs, 30_000, phase);
-      const after = await node.metrics();
+      // No other /metrics read until `after`: it would stall the loop, and reset the event-loop figures.
+      rss.hold();
+      let sent: Awaited<ReturnType<typeof steady>>;
+      let after: string;
+      try {
+        sent = await steady(chain, ep.contract, 200, seconds);
+        await received(ep.path, sent.logs, 30_000, phase);
+        after = await node.metrics();
+      } finally {
+        rss.release();
+      }
       const tracked = await receiver.takeTracked(ep.path);
       const latencies = latenciesOf(sent.at, tracked);
       const txP50 = round(percentile(latencies, 0.5), 2);
