@@ -57,6 +57,14 @@ export default tseslint.config(
           ],
         },
       ],
+      // The same for a dynamic import() of them, which the rule above does not see.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ImportExpression[source.value=/^(undici|viem|viem\\/utils|abitype)$/]',
+          message: 'import undici from src/undici-parts.ts and viem from src/abi/viem.ts (their headers say why)',
+        },
+      ],
     },
   },
   {

@@ -165,8 +165,14 @@ class RssSampler {
 
   private async readHeap(): Promise<void> {
     const node = this.node;
-    if (node === null || this.readingHeap) return;
+    if (node === null) return;
+    // One read at a time: a peak set while one runs is read once it is done.
+    if (this.readingHeap) {
+      this.readDeferred = true;
+      return;
+    }
     this.readingHeap = true;
+    this.readDeferred = false;
     try {
       const text = await node.metrics();
       const heap = sample(text, 'nodejs_heap_size_total_bytes');
@@ -176,6 +182,7 @@ class RssSampler {
       // A node stopping or restarting between phases: the next read finds the next one.
     } finally {
       this.readingHeap = false;
+      if (this.readDeferred && this.holds === 0) void this.readHeap();
     }
   }
 
@@ -186,9 +193,7 @@ class RssSampler {
 
   /** A latency window closed: the read a new peak deferred meanwhile is made now. */
   release(): void {
-    if (--this.holds > 0 || !this.readDeferred) return;
-    this.readDeferred = false;
-    void this.readHeap();
+    if (--this.holds === 0 && this.readDeferred) void this.readHeap();
   }
 
   /** Starts a window: its samples and its peak. */

@@ -9,9 +9,10 @@
  * listener's parse of an RPC answer makes them (each chunk goes through JSON), so no string's hash or
  * comparison is already paid for by an earlier pass. The logs come in chunks of LOGS, each generated
  * before its own timed span and dropped after it: the timer runs only while the matcher works, the
- * chunks add up to BENCH_SECONDS of matching, and memory holds one chunk at a time: 4,000 logs, the
- * most a node holds while it catches up (two `eth_getLogs` reads of `targetLogsPerRead`, 2,000 by
- * default: the one emitted and the one read ahead, src/actors/chain-listener/follower.ts).
+ * chunks add up to BENCH_SECONDS of matching, and memory holds one chunk at a time: 4,000 logs, about
+ * what a catching-up node holds with no backfill running (two `eth_getLogs` reads sized for about
+ * `targetLogsPerRead`, 2,000 by default: the one emitted and the one read ahead,
+ * src/actors/chain-listener/follower.ts).
  * As a reference in the same run, each chunk is then matched a second time, timed apart
  * (`replayed_logs_per_s`): what a bench looping over a fixed set of logs would report instead;
  * `distinct_vs_replayed` is the ratio.
@@ -91,7 +92,7 @@ const CONTRACTS = 20_000;
 const SIGNATURES = 300;
 const TOKENS = 200;
 const WALLETS = 20_000;
-/** Logs per chunk: two reads of the listener's default `targetLogsPerRead` (see the header). */
+/** Logs per chunk: about two reads of the listener's default `targetLogsPerRead` (see the header). */
 const LOGS = 4_000;
 const LOGS_PER_BLOCK = 200;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);

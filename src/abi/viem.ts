@@ -9,9 +9,10 @@
  * The parts come from their own files, not from `viem/utils`, whose index loads all of viem's utilities
  * (signatures, transactions, ENS, RLP, SIWE, …) and keeps them for the process's life: measured in a bare
  * node 20 process, `import('viem/utils')` adds 22 MB of RSS, these files 9 MB. They are viem's CommonJS
- * build, found from the `viem/utils` entry its `exports` map names (`_cjs/utils/index.js`, whose
- * siblings are these files in every viem 2 release), and abitype (parseAbi, parseAbiItem) as viem itself
- * resolves it. Their types are `viem/utils`'s same exports.
+ * build, found beside the `viem/utils` entry its `exports` map names (`_cjs/utils/index.js`: the layout
+ * of the published package, not a promise of viem's; the abi tests load them, so an upgrade that moves
+ * one fails there), and abitype (parseAbi, parseAbiItem) as viem itself resolves it. Their types are
+ * `viem/utils`'s same exports.
  *
  * Memory: the modules, once.
  */

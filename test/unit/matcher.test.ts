@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { encodeAbiParameters, toEventSelector } from 'viem';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { webhookId } from '../../src/actors/matcher/jobs.ts';
 import { createMatcher, type Matcher, type MatcherDeps } from '../../src/actors/matcher/matcher.ts';
@@ -453,6 +454,63 @@ describe('subscription changes without restart', () => {
     const jobsMetric = metrics.find((x) => x.name === 'matcher_jobs_enqueued_total')!;
     expect(jobsMetric.values.find((v) => v.labels.type === 'log.created')?.value).toBe(3);
     expect(metrics.find((x) => x.name === 'matcher_subscriptions')!.values[0]!.value).toBe(2);
+  });
+});
+
+describe('decoding specs through subscription changes', () => {
+  const TRANSFER = 'event Transfer(address indexed from, address indexed to, uint256 value)';
+  const word = (a: string) => `0x${'0'.repeat(24)}${a.slice(2)}`;
+  const transfer = (logIndex: number, value: bigint): ChainLog => ({
+    ...log(logIndex, A, [toEventSelector('Transfer(address,address,uint256)'), word(B), word(A)]),
+    data: encodeAbiParameters([{ type: 'uint256' }], [value]),
+  });
+  /** The `value` the job's decoded event carries; null without an event. */
+  const valueOf = (j: Job) => ((j.payload.data.event?.args as Record<string, unknown> | undefined)?.value as string | undefined) ?? null;
+  /** The decoded value of each job of block `blockNumber`, by subscription. */
+  const eventsOf = async (blockNumber: number) =>
+    Object.fromEntries(
+      (await allJobs()).filter((j) => j.payload.data.blockNumber === blockNumber).map((j) => [j.subscriptionId, valueOf(j)]),
+    );
+
+  it('follow updates and removals: a shared abi outlives one of its subscriptions, and an abi can go and come back', async () => {
+    const ep = await endpoint();
+    const filtered = await w.subscriptions.create({
+      endpointId: ep,
+      chainId: 1,
+      addresses: [A],
+      abi: [TRANSFER],
+      filter: { 'args.value': { gte: '10' } },
+    });
+    const plain = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A], abi: [TRANSFER] });
+    const m = await started();
+    await m.receive(block(1, [transfer(0, 5n), transfer(1, 50n)]), ctx);
+    const first = (await allJobs()).map((j) => [j.subscriptionId === filtered.id ? 'filtered' : 'plain', valueOf(j)]);
+    expect(first.sort()).toEqual([
+      ['filtered', '50'],
+      ['plain', '5'],
+      ['plain', '50'],
+    ]);
+
+    // The filtered one goes: the other still decodes with the abi they shared.
+    await w.subscriptions.remove(filtered.id);
+    await m.receive({ type: 'subscriptions.changed', removed: [filtered.id] }, ctx);
+    await m.receive(block(2, [transfer(0, 7n)]), ctx);
+    expect(await eventsOf(2)).toEqual({ [plain.id]: '7' });
+
+    // Its record replaced without an abi (as a governance update writes it): jobs carry no event.
+    const records = new LevelKv(w.db).space<Record<string, unknown>>('subscriptions');
+    const { abi, topics, ...bare } = (await records.get(plain.id))!;
+    expect(abi).toEqual([TRANSFER]);
+    await records.put(plain.id, bare);
+    await m.receive({ type: 'subscriptions.changed', upserted: [plain.id] }, ctx);
+    await m.receive(block(3, [transfer(0, 8n)]), ctx);
+    expect((await allJobs()).find((j) => j.payload.data.blockNumber === 3)!.payload.data).not.toHaveProperty('event');
+
+    // And back with it: decoded again.
+    await records.put(plain.id, { ...bare, abi, topics });
+    await m.receive({ type: 'subscriptions.changed', upserted: [plain.id] }, ctx);
+    await m.receive(block(4, [transfer(0, 9n)]), ctx);
+    expect(await eventsOf(4)).toEqual({ [plain.id]: '9' });
   });
 });
 
