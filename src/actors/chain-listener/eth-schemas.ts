@@ -91,13 +91,14 @@ export function validateResult<S extends z.ZodType>(schema: S, value: unknown, m
 }
 
 /** Logs checked per slice by `validateLogsInSlices`: well under a millisecond of the event loop each. */
-export const LOG_SLICE = 100;
+const LOG_SLICE = 100;
 
 /**
- * An `eth_getLogs` result validated as `logsSchema` does, `slice` logs at a time with the event loop
- * served between slices: a history read of thousands of logs (a backfill's page) would otherwise hold
- * the loop for tens of milliseconds while zod checks it, and a live block's head, logs and delivery
- * would wait behind it. The error names the field as `validateResult` does (`3.topics.0`).
+ * An `eth_getLogs` result (a block's, a range's, a backfill's history) validated as `logsSchema` does,
+ * `slice` logs at a time with the event loop served between slices: one zod parse of a 1,000-log answer
+ * held the loop 40-80 ms, and whatever else the node had to do (a live block's head, its delivery)
+ * waited behind it. An answer of one slice or less is checked at once. The error names the field as
+ * `validateResult` does (`3.topics.0`).
  */
 export async function validateLogsInSlices(value: unknown, method: string, slice = LOG_SLICE): Promise<ChainLog[]> {
   if (!Array.isArray(value)) return validateResult(logsSchema, value, method);

@@ -13,7 +13,6 @@ import { EthhookError, isEthhookError } from '../../runtime/errors.ts';
 import {
   blockTimestamps,
   headerSchema,
-  logsSchema,
   quantitySchema,
   toQuantity,
   validateLogsInSlices,
@@ -78,7 +77,7 @@ export class RpcChainSource implements ChainSource {
 
   /** The logs of blocks `from..to`. */
   async logsByRange(from: number, to: number): Promise<ChainLog[]> {
-    return validateResult(logsSchema, await this.getLogs(from, to), 'eth_getLogs');
+    return validateLogsInSlices(await this.getLogs(from, to), 'eth_getLogs');
   }
 
   /**
@@ -87,7 +86,6 @@ export class RpcChainSource implements ChainSource {
    */
   async historyLogs(from: number, to: number, filter: LogFilter): Promise<{ logs: ChainLog[]; timestamps: Map<number, number> }> {
     const result = await this.getLogs(from, to, filter);
-    // A history read runs beside the live path: checked a slice at a time (eth-schemas.ts).
     const logs = await validateLogsInSlices(result, 'eth_getLogs');
     return { logs, timestamps: blockTimestamps(logs, result as readonly unknown[]) };
   }
@@ -112,7 +110,7 @@ export class RpcChainSource implements ChainSource {
   }
 
   async logsByBlockHash(hash: string): Promise<ChainLog[]> {
-    const logs = validateResult(logsSchema, await this.transport.request('eth_getLogs', [{ blockHash: hash }]), 'eth_getLogs');
+    const logs = await validateLogsInSlices(await this.transport.request('eth_getLogs', [{ blockHash: hash }]), 'eth_getLogs');
     if (logs.some((l) => l.blockHash !== hash)) {
       throw new EthhookError('ETHHOOK_ERR_RPC_MALFORMED', 'eth_getLogs by blockHash returned logs of another block', { hash });
     }
