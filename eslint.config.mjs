@@ -42,7 +42,7 @@ export default tseslint.config(
     // their indexes load all of undici and all of viem's utilities, and cost the process about 6 and
     // 13 MB of RSS for its whole life. Their types stay importable.
     files: ['src/**/*.ts'],
-    ignores: ['src/undici-parts.ts', 'src/undici-lib.d.ts', 'src/abi/viem.ts'],
+    ignores: ['src/undici-parts.ts', 'src/undici-lib.d.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',

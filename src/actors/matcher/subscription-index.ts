@@ -156,7 +156,7 @@ export class SubscriptionIndex<S = undefined> {
     this.slotOf.delete(id);
     this.ids[slot] = undefined;
     this.endpointIds[slot] = undefined;
-    if (slot < this.specs.length) this.specs[slot] = undefined;
+    this.specs[slot] = undefined;
     this.checks.delete(slot);
     this.dead++;
     if (this.slotOf.size === 0) this.clear();
@@ -255,10 +255,7 @@ export class SubscriptionIndex<S = undefined> {
     }
     this.ids[slot] = id;
     this.endpointIds[slot] = endpointId;
-    // An index whose subscriptions have no spec keeps no array of them. The first spec pads the array up
-    // to its slot: written past the end, V8 would keep a sparse array as a hash table.
-    if (spec !== undefined) while (this.specs.length < slot) this.specs.push(undefined);
-    if (spec !== undefined || slot < this.specs.length) this.specs[slot] = spec;
+    this.specs[slot] = spec;
     this.flags[slot] = flags;
     this.slotOf.set(id, slot);
     return slot;
