@@ -174,10 +174,7 @@ class RssSampler {
     this.readingHeap = true;
     this.readDeferred = false;
     try {
-      const text = await node.metrics();
-      const heap = sample(text, 'nodejs_heap_size_total_bytes');
-      const external = sample(text, 'nodejs_external_memory_bytes');
-      if (heap !== undefined && external !== undefined) this.atAnonPeak = { heapMb: heap / 2 ** 20, externalMb: external / 2 ** 20 };
+      this.takeHeap(await node.metrics());
     } catch {
       // A node stopping or restarting between phases: the next read finds the next one.
     } finally {
@@ -186,14 +183,26 @@ class RssSampler {
     }
   }
 
+  private takeHeap(metricsText: string): void {
+    const heap = sample(metricsText, 'nodejs_heap_size_total_bytes');
+    const external = sample(metricsText, 'nodejs_external_memory_bytes');
+    if (heap !== undefined && external !== undefined) this.atAnonPeak = { heapMb: heap / 2 ** 20, externalMb: external / 2 ** 20 };
+  }
+
   /** A latency window opens: no /metrics read until it closes (`release`). */
   hold(): void {
     this.holds++;
   }
 
-  /** A latency window closed: the read a new peak deferred meanwhile is made now. */
-  release(): void {
-    if (--this.holds === 0 && this.readDeferred) void this.readHeap();
+  /**
+   * A latency window closed, with the /metrics text its last read got: a peak set meanwhile takes its
+   * heap figures from that text rather than from another read.
+   */
+  release(metricsText: string | undefined): void {
+    if (--this.holds > 0 || !this.readDeferred) return;
+    if (metricsText === undefined) return void this.readHeap();
+    this.readDeferred = false;
+    this.takeHeap(metricsText);
   }
 
   /** Starts a window: its samples and its peak. */
@@ -418,17 +427,18 @@ async function main(): Promise<void> {
      * histogram over the window (their buckets' difference).
      */
     const liveWindow = async (node: BenchNode, ep: Endpoint, seconds: number, phase: string) => {
-      const before = await node.metrics();
       // No other /metrics read until `after`: it would stall the loop, and reset the event-loop figures.
       rss.hold();
       let sent: Awaited<ReturnType<typeof steady>>;
-      let after: string;
+      let after: string | undefined;
+      let before: string;
       try {
+        before = await node.metrics();
         sent = await steady(chain, ep.contract, 200, seconds);
         await received(ep.path, sent.logs, 30_000, phase);
         after = await node.metrics();
       } finally {
-        rss.release();
+        rss.release(after);
       }
       const tracked = await receiver.takeTracked(ep.path);
       const latencies = latenciesOf(sent.at, tracked);

@@ -113,9 +113,12 @@ function rand(): number {
   seed ^= seed << 5;
   return (seed >>> 0) / 4294967296;
 }
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-/** Skewed popularity: low indexes are drawn far more often. */
-const popular = <T>(xs: readonly T[]): T => xs[Math.floor(xs.length * rand() ** 2)]!;
+/** An index below `n`, all equally likely. */
+const anyIndex = (n: number): number => Math.floor(rand() * n);
+/** An index below `n`, skewed: low indexes are drawn far more often (popularity). */
+const skewedIndex = (n: number): number => Math.floor(n * rand() ** 2);
+const pick = <T>(xs: readonly T[]): T => xs[anyIndex(xs.length)]!;
+const popular = <T>(xs: readonly T[]): T => xs[skewedIndex(xs.length)]!;
 /** Flat hex strings (a Buffer, not a rope of concatenations), lowercase like the listener's. */
 const hex = (bytes: number) => {
   const b = Buffer.allocUnsafe(bytes);
@@ -134,9 +137,9 @@ function pool(salt: string, size: number, bytes: number, pad = 0) {
   const at = (i: number) => `0x${zeros}${hash('sha256', `${salt}${i}`, 'hex').slice(0, 2 * bytes)}`;
   return {
     /** Any of the pool, equally likely. */
-    pick: () => at(Math.floor(rand() * size)),
+    pick: () => at(anyIndex(size)),
     /** One of the first `n`, the lower indexes drawn far more often (skewed popularity). */
-    popular: (n = size) => at(Math.floor(n * rand() ** 2)),
+    popular: (n = size) => at(skewedIndex(n)),
   };
 }
 
