@@ -80,6 +80,7 @@
  * shared by anvil, the node and the receiver. Every wait has a deadline. Last line: one JSON object.
  */
 import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
@@ -87,6 +88,7 @@ import { Agent } from 'undici';
 import { Webhook } from 'standardwebhooks';
 import { asShipped, execArgvFor } from './bundled.ts';
 import { CHAIN_ID, startChain, type Chain } from './e2e/chain.ts';
+import { machineCpuSeconds, processCpuSeconds } from './e2e/cpu.ts';
 import { startNode, type BenchNode } from './e2e/node.ts';
 import { histogram, labelValues, quantile, sample, subtract, type Buckets } from './e2e/prometheus.ts';
 import { runReceiverChild, startReceiver, type Mode, type ReceiverHandle } from './e2e/receiver.ts';
@@ -265,6 +267,9 @@ interface Results {
   rss_children_mb: number | null;
   rss_after_mb: number | null;
   node_cpu_us_per_webhook: number | null;
+  receiver_cpu_us_per_webhook?: number | null;
+  anvil_cpu_us_per_webhook?: number | null;
+  machine_busy_cores?: number | null;
   rss_backlog_1m_mb: number | null;
   outbox_depth_1m: number | null;
   rss_after_1m_mb: number | null;
@@ -499,11 +504,15 @@ async function main(): Promise<void> {
 
       if (eps.large && eps.small) {
         const cpuBefore = node.cpuSeconds();
+        const othersBefore = [processCpuSeconds(receiver.pid), processCpuSeconds(chain.anvil.pid)];
+        const machineBefore = machineCpuSeconds();
         const large = await emitLarge(chain, eps.large.contract, BACKLOG_LOGS);
         results.anvil_logs_per_s = Math.round(BACKLOG_LOGS / ((large.mined - large.started) / 1000));
         console.log(`backlog, 1,000-log transactions: anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_logs_per_s} logs/s`);
         const last = await received(eps.large.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5), 'backlog');
         const cpuAfter = node.cpuSeconds();
+        const othersAfter = [processCpuSeconds(receiver.pid), processCpuSeconds(chain.anvil.pid)];
+        const machineAfter = machineCpuSeconds();
         if (last !== null) {
           results.e2e_webhooks_per_s = Math.round(BACKLOG_LOGS / ((last - large.started) / 1000));
           console.log(
@@ -517,6 +526,20 @@ async function main(): Promise<void> {
             `backlog, 1,000-log transactions: the node used ${(cpuAfter - cpuBefore).toFixed(1)} CPU s = ${results.node_cpu_us_per_webhook} µs per webhook`,
           );
         }
+        // Where the machine's cores went meanwhile: the receiver's verification and anvil's answers share them with the node.
+        const perWebhook = (i: number) => {
+          const before = othersBefore[i];
+          const after = othersAfter[i];
+          return before == null || after == null ? null : Math.round(((after - before) * 1e6) / BACKLOG_LOGS);
+        };
+        results.receiver_cpu_us_per_webhook = perWebhook(0);
+        results.anvil_cpu_us_per_webhook = perWebhook(1);
+        const wall = machineAfter.total - machineBefore.total;
+        results.machine_busy_cores =
+          wall > 0 ? Math.round(((machineAfter.busy - machineBefore.busy) / wall) * cpus().length * 100) / 100 : null;
+        console.log(
+          `backlog, 1,000-log transactions: the receiver used ${results.receiver_cpu_us_per_webhook} µs and anvil ${results.anvil_cpu_us_per_webhook} µs of CPU per webhook; the machine was busy ${results.machine_busy_cores} of ${cpus().length} cores on average`,
+        );
 
         const small = await emitSmall(chain, eps.small.contract, BACKLOG_LOGS);
         results.anvil_small_tx_logs_per_s = Math.round(BACKLOG_LOGS / ((small.mined - small.started) / 1000));

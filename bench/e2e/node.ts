@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { sourcePath } from '../../src/runtime/source-dir.ts';
+import { processCpuSeconds } from './cpu.ts';
 
 const TOKEN = 'bench-e2e-operate-token-0123456789';
 const BIN = sourcePath('../bin/ethhook.mjs');
@@ -184,26 +185,12 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
       const children = descendants(pid).reduce((sum, p) => sum + (rssKb(p)?.total ?? 0), 0);
       return { mainMb: main.total / 1024, fileMb: main.file / 1024, childrenMb: children / 1024 };
     },
-    cpuSeconds: () => cpuSeconds(pid),
+    cpuSeconds: () => processCpuSeconds(pid),
     problems: () => [...warnings.slice(-5), stderr.slice(-1_000)].join('\n'),
     stop,
     kill,
   };
 }
-
-/** utime + stime of the process (fields 14 and 15 of /proc/<pid>/stat, after the command's parenthesis), in seconds. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
-}
-
-/** Linux's USER_HZ, the unit of /proc's CPU times. */
-const CLOCK_TICKS = 100;
 
 /** VmRSS of `pid` and the part of it that maps files (RssFile + RssShmem), in kB. */
 function rssKb(pid: number): { total: number; file: number } | null {
