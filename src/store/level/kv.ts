@@ -10,10 +10,11 @@
  * directory's one process holds every lease (src/store/kv.ts, KvFence).
  *
  * `has` reads with point reads, values left raw, not `hasMany`: classic-level answers that with an
- * iterator seek per key, which walks over the tombstones deleted records leave behind.
+ * iterator seek per key, which walks over the tombstones deleted records leave behind. Point reads of
+ * a few keys are answered synchronously (db.ts, `readMany`).
  */
 import type { Kv, KvOp, KvRange, KvSpace } from '../kv.ts';
-import { sublevel, type BatchOp, type Db } from './db.ts';
+import { readMany, sublevel, type BatchOp, type Db } from './db.ts';
 
 type Sublevel<V> = ReturnType<typeof sublevel<V>>;
 
@@ -64,17 +65,16 @@ class LevelSpace<V> implements KvSpace<V> {
     readonly level: Sublevel<V>,
   ) {}
 
-  get(key: string): Promise<V | undefined> {
-    return this.level.get(key);
+  async get(key: string): Promise<V | undefined> {
+    return (await readMany<V>(this.level, [key]))[0];
   }
 
   getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
-    return keys.length === 0 ? Promise.resolve([]) : this.level.getMany(keys as string[]);
+    return readMany<V>(this.level, keys);
   }
 
   async has(keys: readonly string[]): Promise<boolean[]> {
-    if (keys.length === 0) return [];
-    return (await this.level.getMany<string, Buffer>(keys as string[], { valueEncoding: 'buffer' })).map((v) => v !== undefined);
+    return (await readMany<Buffer>(this.level, keys, 'buffer')).map((v) => v !== undefined);
   }
 
   put(key: string, value: V): Promise<void> {

@@ -80,7 +80,7 @@ import {
   type NewJob,
 } from '../../outbox/job.ts';
 import { Tally } from '../../tally.ts';
-import { sublevel, type BatchOp, type Db } from '../db.ts';
+import { readMany, sublevel, type BatchOp, type Db } from '../db.ts';
 import { levelBatchOps, type LevelKv } from '../kv.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { DueWindow } from './due-window.ts';
@@ -281,7 +281,7 @@ export class LevelOutbox implements OutboxStore {
       followedAt.set(followed, keys.length);
       keys.push(this.jobsPrefix + followed, this.dead.prefix + followed, this.heldPrefix + followed);
     }
-    const present: Array<Buffer | undefined> = n > 0 ? await this.db.getMany<string, Buffer>(keys, { valueEncoding: 'buffer' }) : [];
+    const present: Array<Buffer | undefined> = n > 0 ? await readMany<Buffer>(this.db, keys, 'buffer') : [];
     const ops = levelBatchOps(this.kv, extraOps);
     const due: Job[] = [];
     const held: Job[] = [];
@@ -798,7 +798,7 @@ export class LevelOutbox implements OutboxStore {
    */
   private async readJobs(ids: readonly string[]): Promise<Array<Job | undefined>> {
     const keys = ids.map((id) => this.jobsPrefix + id);
-    const values = await this.db.getMany<string, Buffer>(keys, { valueEncoding: 'buffer' });
+    const values = await readMany<Buffer>(this.db, keys, 'buffer');
     return values.map((value) => {
       if (value === undefined) return undefined;
       const job = JSON.parse(value.toString('utf8')) as Job;
