@@ -66,8 +66,9 @@ async function runListener(chain: object, onMessage: (msg: ChainBlockMessage) =>
     registry: new Registry(),
   });
   const collector = {
-    ask: async (msg: ChainBlockMessage) => {
-      onMessage(msg);
+    ask: async (msg: ChainBlockMessage | { type: 'chain.finality' }) => {
+      // The listener also tells its finality (`chain.finality`, between blocks): only blocks are measured.
+      if (msg.type === 'chain.block') onMessage(msg);
       return { ok: true };
     },
   } as unknown as ActorRef;
