@@ -215,11 +215,6 @@ describe('failover between providers', () => {
         startBlock: 'latest',
         pollIntervalMs: 100,
         reconnect: { minMs: 20, maxMs: 100 },
-        // After two failed reads a round can end without reading the block again; the listener then
-        // reads at the next head or heartbeat. The test sends no head until the tick is read, so the
-        // heartbeat brings the third failure, and with it the fallback (with the default 10 s, after
-        // this test's 20 s wait: seen on a 2-core machine).
-        heartbeatMs: 1_000,
       },
       db: store.db,
     });

@@ -466,11 +466,16 @@ export async function startRpcProvider(opts: { name: string; anvilHttpUrl: strin
 
   const push = (h: Header, f: ProviderFault) => {
     const result = f === 'fork' ? forked(h) : h;
+    // The subscriptions of the moment the head is pushed: a 'slow' push reaches them late, never a
+    // connection made since (a later test's listener would get heads from before it subscribed).
+    const to = [...subscriptions].map(([ws, subs]) => [ws, [...subs]] as const);
     const send = () => {
-      for (const [ws, subs] of subscriptions) {
+      for (const [ws, subs] of to) {
         if (ws.readyState !== ws.OPEN) continue;
-        for (const subscription of subs)
+        for (const subscription of subs) {
+          if (!subscriptions.get(ws)?.has(subscription)) continue;
           ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription, result } }));
+        }
       }
     };
     if (f === 'slow') void later(state.delayMs).then(send);
