@@ -51,6 +51,8 @@ export const headerSchema = z
 
 /** A hex quantity of at most 2^53 - 1 (Number.MAX_SAFE_INTEGER, 0x1fffffffffffff), by its pattern alone. */
 const SAFE_QUANTITY = /^0x(?:[0-9a-fA-F]{1,13}|[01][0-9a-fA-F]{13})$/;
+const rawQuantity = z.string().regex(SAFE_QUANTITY, 'a hex quantity below 2^53');
+const rawHash = z.string().regex(HASH, 'a 32-byte hash');
 const toLower = (s: string): string => s.toLowerCase();
 const toNumber = (s: string): number => Number.parseInt(s, 16);
 
@@ -65,13 +67,13 @@ const toNumber = (s: string): number => Number.parseInt(s, 16);
 export const logSchema = z
   .object({
     address: z.string().regex(ADDRESS, 'a 20-byte address'),
-    topics: z.array(z.string().regex(HASH, 'a 32-byte hash')).max(4),
+    topics: z.array(rawHash).max(4),
     data: z.string().regex(DATA, 'hex bytes'),
-    blockNumber: z.string().regex(SAFE_QUANTITY, 'a hex quantity below 2^53'),
-    blockHash: z.string().regex(HASH, 'a 32-byte hash'),
-    transactionHash: z.string().regex(HASH, 'a 32-byte hash'),
-    transactionIndex: z.string().regex(SAFE_QUANTITY, 'a hex quantity below 2^53'),
-    logIndex: z.string().regex(SAFE_QUANTITY, 'a hex quantity below 2^53'),
+    blockNumber: rawQuantity,
+    blockHash: rawHash,
+    transactionHash: rawHash,
+    transactionIndex: rawQuantity,
+    logIndex: rawQuantity,
     removed: z.boolean().optional(),
   })
   .transform((l): ChainLog => ({

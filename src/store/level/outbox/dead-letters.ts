@@ -7,14 +7,14 @@
  *   outbox-dead-by-endpoint <endpointId>!<deadAt 15d>!<jobId> -> jobId
  *
  * `count` is kept in memory (counted once at open, then maintained by the outbox's writes), so the
- * dead-letter gauge costs nothing. `list` reads an index range and then the letters in one `getMany`;
+ * dead-letter gauge costs nothing. `list` reads an index range and then the letters in one read (db.ts `readMany`);
  * `replayable` walks an endpoint's letters in chunks of REPLAY_CHUNK, leaving out the superseded ones
  * (src/store/outbox/contract.ts).
  */
 import { padNumber, PREFIX_END } from '../../keys.ts';
 import type { DeadLetterQuery } from '../../outbox/contract.ts';
 import { replayable, type DeadLetter } from '../../outbox/job.ts';
-import { sublevel, type BatchOp, type Db } from '../db.ts';
+import { readMany, sublevel, type BatchOp, type Db } from '../db.ts';
 
 /** Letters read per step of a replay of an endpoint's dead letters. */
 export const REPLAY_CHUNK = 500;
@@ -53,7 +53,7 @@ export class DeadLetters {
         ? await this.byTime.values({ gte: since, limit }).all()
         : await this.byEndpoint.values({ gte: `${options.endpointId}!${since}`, lt: `${options.endpointId}!${PREFIX_END}`, limit }).all();
     if (ids.length === 0) return [];
-    return (await this.letters.getMany(ids)).filter((d): d is DeadLetter => d !== undefined);
+    return (await readMany<DeadLetter>(this.letters, ids)).filter((d): d is DeadLetter => d !== undefined);
   }
 
   /** The replayable letters of `endpointId` parked at or after `since`, a chunk at a time, oldest first. */
@@ -63,7 +63,12 @@ export class DeadLetters {
     for (;;) {
       const entries = await this.byEndpoint.iterator({ gte: from, lt: `${prefix}${PREFIX_END}`, limit: REPLAY_CHUNK }).all();
       if (entries.length === 0) return;
-      const letters = (await this.letters.getMany(entries.map(([, id]) => id))).filter(replayable);
+      const letters = (
+        await readMany<DeadLetter>(
+          this.letters,
+          entries.map(([, id]) => id),
+        )
+      ).filter(replayable);
       if (letters.length > 0) yield letters;
       from = `${entries[entries.length - 1]![0]}\x00`;
     }

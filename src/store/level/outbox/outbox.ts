@@ -454,7 +454,7 @@ export class LevelOutbox implements OutboxStore {
   }
 
   async get(jobId: string): Promise<Job | undefined> {
-    return this.jobs.get(jobId);
+    return (await readMany<Job>(this.jobs, [jobId]))[0];
   }
 
   /**
@@ -543,7 +543,7 @@ export class LevelOutbox implements OutboxStore {
   private async exported(records: readonly Buffer[]): Promise<ExportedJob[]> {
     const jobs = records.map((record) => ({ job: JSON.parse(record.toString('utf8')) as Job, text: record.toString('utf8') }));
     const followed = [...new Set(jobs.flatMap(({ job }) => (job.follows === undefined ? [] : [job.follows])))];
-    const lists = followed.length === 0 ? [] : await this.held.getMany(followed);
+    const lists = await readMany<Held[]>(this.held, followed);
     const holding = new Map(followed.map((id, i) => [id, new Set((lists[i] ?? []).map((h) => h.id))]));
     return jobs.map(({ job, text }) => ({
       job,
@@ -749,12 +749,12 @@ export class LevelOutbox implements OutboxStore {
     }
   }
 
-  /** The jobs held behind those the group may delete (completed or dead-lettered), by followed id: one `getMany`. */
+  /** The jobs held behind those the group may delete (completed or dead-lettered), by followed id: one read. */
   private async heldBehind(group: readonly QueuedChange[]): Promise<Map<string, Held[]>> {
     const ids = [...new Set(group.filter((q) => q.change.kind === 'complete' || q.change.kind === 'dead-letter').map((q) => q.id))];
     const found = new Map<string, Held[]>();
     if (ids.length === 0) return found;
-    const values = await this.held.getMany(ids);
+    const values = await readMany<Held[]>(this.held, ids);
     ids.forEach((id, i) => {
       const held = values[i];
       if (held !== undefined) found.set(id, held);
