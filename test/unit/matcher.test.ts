@@ -16,6 +16,7 @@ import { createLogger } from '../../src/runtime/log.ts';
 import { streamEventSchema, type StreamEvent } from '../../src/streams/events.ts';
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
+import { BackfillStore } from '../../src/store/backfills.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { type Job } from '../../src/store/outbox/job.ts';
@@ -261,6 +262,60 @@ describe("the block's cursor ops", () => {
     const m = await started();
     const bad = { ...block(100, []), cursor: [{ type: 'put', space: 'endpoints', key: 'x', value: 1 }] };
     await expect(Promise.resolve().then(() => m.receive(bad, ctx))).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
+  });
+});
+
+describe('a backfilled page', () => {
+  // A page of many sparse blocks is one read and ONE batch, its progress in it: a live block queued
+  // behind it waits for one write, and the progress moves exactly when the page's jobs land.
+  it('writes the jobs of all its blocks and its progress in one batch, or nothing when that write fails', async () => {
+    const ep = await endpoint();
+    const sub = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    let writes = 0;
+    let fail = false;
+    const counted = Object.create(w.outbox) as LevelOutbox;
+    counted.enqueueBatch = async (jobs, extra) => {
+      writes++;
+      if (fail) throw new Error('disk full');
+      return w.outbox.enqueueBatch(jobs, extra);
+    };
+    const m = await started({ outbox: counted });
+    const cursors = new CursorStore<{ number: number; hash: string }>(new LevelKv(w.db));
+    await cursors.append(1, { number: 200, hash: H(200) }, [], 200, 64);
+    const backfills = new BackfillStore(new LevelKv(w.db));
+    const page = (progress: { at: number; end: number }) => ({
+      type: 'backfill.page',
+      chainId: 1,
+      subscriptionId: sub.id,
+      requestId: 'req-1',
+      seenAt: 1_700_000_000_000,
+      blocks: Array.from({ length: 10 }, (_, i) => {
+        const b = block(100 + i, [log(0, A, []), log(1, B, []), log(2, A, [])]);
+        return { number: b.blockNumber, hash: b.blockHash, timestamp: b.timestamp, logs: b.logs };
+      }),
+      progress,
+    });
+
+    fail = true;
+    await expect(Promise.resolve(m.receive(page({ at: 109, end: 150 }), ctx))).rejects.toThrow('disk full');
+    expect(writes).toBe(1);
+    expect(await allJobs()).toEqual([]);
+    expect(await backfills.progress('req-1')).toBeUndefined();
+
+    fail = false;
+    writes = 0;
+    expect(await m.receive(page({ at: 109, end: 150 }), ctx)).toEqual({ ok: true, jobs: 20, liveFrom: 200 });
+    expect(writes).toBe(1);
+    const jobs = await allJobs();
+    // Two logs of each block, for the page's subscription alone.
+    expect(jobs).toHaveLength(20);
+    expect(new Set(jobs.map((j) => j.subscriptionId))).toEqual(new Set([sub.id]));
+    expect(new Set(jobs.map((j) => j.payload.data.blockNumber))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => 100 + i)));
+    expect(await backfills.progress('req-1')).toEqual({ at: 109, end: 150 });
+    // Sent again (its answer lost): nothing twice, the progress written all the same.
+    expect(await m.receive(page({ at: 109, end: 150 }), ctx)).toEqual({ ok: true, jobs: 0, liveFrom: 200 });
+    expect(await allJobs()).toHaveLength(20);
   });
 });
 

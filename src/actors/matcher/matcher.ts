@@ -51,11 +51,13 @@
  * - A backfilled page (`backfill.page`, from src/actors/backfill/): blocks read again for one
  *   subscription. It is checked against the chain cursor first: every block at or below its processed
  *   height, with the hash the cursor's reorg window has for it (blocks older than the window are
- *   final), else nothing is written (`ETHHOOK_ERR_BACKFILL_STALE`). Then each block goes through the
- *   live path's `emit`, restricted to that subscription: the same jobs and webhook-ids, match records
- *   (so a later reorg retracts them like live ones, and a pair already enqueued is not enqueued
- *   twice), deferral; then the backfill's progress is written, fenced like the jobs, and deferred jobs
- *   the chain is already deep enough for are released. Because the Matcher handles one message at a
+ *   final), else nothing is written (`ETHHOOK_ERR_BACKFILL_STALE`). Then its blocks go through the
+ *   live path's `emitBlocks`, restricted to that subscription: the same jobs and webhook-ids, match
+ *   records (so a later reorg retracts them like live ones, and a pair already enqueued is not
+ *   enqueued twice), deferral; all of the message's blocks in ONE read and ONE batch, with the
+ *   backfill's progress and fenced like live jobs (a message of many sparse blocks holds the Matcher,
+ *   and a live block behind it, for one write, not one per block); then deferred jobs the chain is
+ *   already deep enough for are released. Because the Matcher handles one message at a
  *   time, a page lands either before a retraction of its block (which then finds its records) or
  *   after it (and is refused). For that, a retraction writes its cursor ops itself even when it has
  *   nothing to retract.
@@ -120,6 +122,14 @@ function withBlockOps(block: MatchedBlock, ops: KvOp[]): KvOp[] {
 /** Deferred jobs moved into the outbox per batch. */
 const RELEASE_CHUNK = 1_000;
 const PRUNE_EVERY_BLOCKS = 64;
+
+/** A (log, subscription) match of a block, and the log's decoded event when its subscription has an abi. */
+interface Pair {
+  block: MatchedBlock;
+  log: ChainLog;
+  record: MatchRecord;
+  event?: WebhookEvent | null;
+}
 
 export interface MatcherDeps {
   kv: Kv;
@@ -260,51 +270,76 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     }
   }
 
+  /** The live block's jobs; `persisted`: its cursor ops were written with them. */
+  async function emit(block: MatchedBlock): Promise<{ jobs: number; persisted: boolean }> {
+    metrics?.logs.inc(block.logs.length);
+    const jobs = await emitBlocks([block], undefined, (ops) => withBlockOps(block, ops));
+    if (jobs === undefined) return NOTHING_WRITTEN;
+    return { jobs, persisted: block.cursor !== undefined };
+  }
+
   /**
-   * The block's jobs; `persisted`: its cursor ops were written with them. `only`: a backfilled block,
-   * whose pairs of that one subscription are enqueued (and which counts in no live metric).
+   * The jobs of `blocks` (one chain's), with their match records and deferred jobs, in ONE outbox
+   * batch, `finish` adding the batch's other ops (cursor, progress, fence). `only`: backfilled blocks,
+   * whose pairs of that one subscription are enqueued (and which count in no live metric). Undefined
+   * when no pair is left to enqueue: nothing was written, `finish` was not called.
    */
-  async function emit(block: MatchedBlock, only?: string): Promise<{ jobs: number; persisted: boolean }> {
-    if (only === undefined) metrics?.logs.inc(block.logs.length);
-    const pairs: Array<{ log: ChainLog; record: MatchRecord; event?: WebhookEvent | null }> = [];
+  async function emitBlocks(
+    blocks: readonly MatchedBlock[],
+    only: string | undefined,
+    finish: (ops: KvOp[]) => KvOp[],
+  ): Promise<number | undefined> {
+    const pairs: Pair[] = [];
     let filtered = 0;
-    for (const log of block.logs) {
-      for (const sub of index.match(block.chainId, log)) {
-        if (only !== undefined && sub.id !== only) continue;
-        const record: MatchRecord = { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId };
-        // A candidate of the topic index: decoded (once per log and event) and filtered when its subscription asks.
-        const spec = sub.spec;
-        const decoding = spec && decoder.decode(spec, log);
-        if (spec !== undefined && !decoder.accepts(spec, log, decoding)) filtered++;
-        else if (decoding === undefined) pairs.push({ log, record });
-        else {
-          record.event = decoding.declaration;
-          pairs.push({ log, record, event: decoding.event });
+    for (const block of blocks) {
+      for (const log of block.logs) {
+        for (const sub of index.match(block.chainId, log)) {
+          if (only !== undefined && sub.id !== only) continue;
+          const record: MatchRecord = { logIndex: log.logIndex, subscriptionId: sub.id, endpointId: sub.endpointId };
+          // A candidate of the topic index: decoded (once per log and event) and filtered when its subscription asks.
+          const spec = sub.spec;
+          const decoding = spec && decoder.decode(spec, log);
+          if (spec !== undefined && !decoder.accepts(spec, log, decoding)) filtered++;
+          else if (decoding === undefined) pairs.push({ block, log, record });
+          else {
+            record.event = decoding.declaration;
+            pairs.push({ block, log, record, event: decoding.event });
+          }
         }
       }
+      decoder.forgetLog();
     }
-    decoder.forgetLog();
     if (filtered > 0 && only === undefined) metrics?.filtered.inc(filtered);
-    if (pairs.length === 0) return NOTHING_WRITTEN;
-    if (only === undefined) stages?.reached('matched', block.seenAt, Date.now());
-    // Both reads at once: a live block waits for one LevelDB round trip instead of two.
-    const [seen, generation] = await Promise.all([
-      matches.existing(pairs.map((p) => matches.key(block, p.record.logIndex, p.record.subscriptionId))),
-      matches.retractions(block),
+    if (pairs.length === 0) return undefined;
+    const live = only === undefined ? blocks[0] : undefined;
+    if (live) stages?.reached('matched', live.seenAt, Date.now());
+    // The records and the retraction counts at once: a live block waits for one read instead of two.
+    const withPairs = blocks.length === 1 ? blocks : [...new Set(pairs.map((p) => p.block))];
+    const [seen, generations] = await Promise.all([
+      matches.existing(pairs.map((p) => matches.key(p.block, p.record.logIndex, p.record.subscriptionId))),
+      Promise.all(withPairs.map((b) => matches.retractions(b))),
     ]);
     const fresh = pairs.filter((_, i) => !seen[i]);
     if (fresh.length < pairs.length) {
+      const first = pairs.find((_, i) => seen[i])!.block;
       logger.info(
-        { chainId: block.chainId, blockNumber: block.blockNumber, skipped: pairs.length - fresh.length },
+        { chainId: first.chainId, blockNumber: first.blockNumber, blocks: blocks.length, skipped: pairs.length - fresh.length },
         'block seen before: its recorded matches are not enqueued again',
       );
     }
-    if (fresh.length === 0) return NOTHING_WRITTEN;
-    const timestamp = eventTimestamp(block);
+    if (fresh.length === 0) return undefined;
     const jobs: NewJob[] = [];
     const ops: KvOp[] = [];
     let earliest = Infinity;
+    let block: MatchedBlock | undefined;
+    let timestamp = '';
+    let generation = 0;
     for (const p of fresh) {
+      if (p.block !== block) {
+        block = p.block;
+        timestamp = eventTimestamp(block);
+        generation = generations[withPairs.indexOf(block)]!;
+      }
       const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation, p.event);
       const extra = extraDepth(block.chainId, p.record.subscriptionId);
       const releaseAt = block.blockNumber + extra;
@@ -321,12 +356,13 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       }
       ops.push(matches.putOp(block, p.record));
     }
-    const { enqueued } = await outbox.enqueueBatch(jobs, withBlockOps(block, ops));
-    if (only === undefined) stages?.reached('committed', block.seenAt, Date.now());
-    const known = nextRelease.get(block.chainId);
-    if (known !== undefined) nextRelease.set(block.chainId, Math.min(known, earliest));
+    const { enqueued } = await outbox.enqueueBatch(jobs, finish(ops));
+    if (live) stages?.reached('committed', live.seenAt, Date.now());
+    const chainId = blocks[0]!.chainId;
+    const known = nextRelease.get(chainId);
+    if (known !== undefined) nextRelease.set(chainId, Math.min(known, earliest));
     metrics?.jobs.inc({ type: 'log.created' }, enqueued);
-    return { jobs: enqueued, persisted: block.cursor !== undefined };
+    return enqueued;
   }
 
   /** Moves the chain's deferred jobs that this block makes deep enough into the outbox. */
@@ -446,23 +482,27 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (stale) return { ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE', liveFrom };
     let written = 0;
     try {
-      for (const b of page.blocks) {
-        const block: MatchedBlock = {
-          type: 'chain.block',
-          chainId: page.chainId,
-          blockNumber: b.number,
-          blockHash: b.hash,
-          timestamp: b.timestamp,
-          seenAt: page.seenAt,
-          removed: false,
-          logs: b.logs,
-          ...(page.fence ? { fence: page.fence } : {}),
-        };
-        written += (await emit(block, page.subscriptionId)).jobs;
-      }
+      const blocks = page.blocks.map((b): MatchedBlock => ({
+        type: 'chain.block',
+        chainId: page.chainId,
+        blockNumber: b.number,
+        blockHash: b.hash,
+        timestamp: b.timestamp,
+        seenAt: page.seenAt,
+        removed: false,
+        logs: b.logs,
+        ...(page.fence ? { fence: page.fence } : {}),
+      }));
+      // The page's jobs and its progress in one batch: the progress moves exactly when its jobs land.
       const request = { id: page.requestId, chainId: page.chainId, subscriptionId: page.subscriptionId };
-      const ops = backfills.progressOps(request, page.progress);
-      await deps.kv.batch(page.fence ? [page.fence, ...ops] : ops);
+      const finish = (ops: KvOp[]): KvOp[] => {
+        ops.push(...backfills.progressOps(request, page.progress));
+        if (page.fence) ops.push(page.fence);
+        return ops;
+      };
+      const jobs = await emitBlocks(blocks, page.subscriptionId, finish);
+      if (jobs === undefined) await deps.kv.batch(finish([]));
+      else written += jobs;
       const last = page.blocks.at(-1);
       // Jobs deferred for their subscription's confirmations whose depth the chain has passed already.
       if (last) {
