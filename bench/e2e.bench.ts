@@ -111,6 +111,8 @@ const BACKFILL_LOGS = env('BENCH_BACKFILL_LOGS', 1_000_000);
 const BACKFILL_LIVE_SECONDS = env('BENCH_BACKFILL_LIVE_SECONDS', 60);
 /** The node's `backfill.logsPerSec` in the backfill phase; 0: its default. */
 const BACKFILL_LOGS_PER_SEC = env('BENCH_BACKFILL_LOGS_PER_SEC', 0);
+/** More of the node's config in the backfill phase (JSON, its top-level sections), to compare settings in one build. */
+const BACKFILL_CONFIG = JSON.parse(process.env.BENCH_BACKFILL_CONFIG ?? '{}') as Record<string, Record<string, unknown>>;
 const MILLION_LOGS = env('BENCH_MILLION_LOGS', 1_000_000);
 const MILLION_DRAIN_SECONDS = env('BENCH_MILLION_DRAIN_SECONDS', 1_800);
 const BIG_TX = 1_000;
@@ -642,7 +644,10 @@ async function main(): Promise<void> {
       const historyFrom = (await chain.head()) + 1;
       const emitted = await emitLarge(chain, history, BACKFILL_LOGS);
       console.log(`backfill: ${BACKFILL_LOGS} logs of history mined in ${((emitted.mined - emitted.started) / 1000).toFixed(1)} s`);
-      const node = await boot(BACKFILL_LOGS_PER_SEC > 0 ? { backfill: { logsPerSec: BACKFILL_LOGS_PER_SEC } } : undefined);
+      const node = await boot({
+        ...BACKFILL_CONFIG,
+        ...(BACKFILL_LOGS_PER_SEC > 0 ? { backfill: { ...BACKFILL_CONFIG.backfill, logsPerSec: BACKFILL_LOGS_PER_SEC } } : {}),
+      });
       const idle = await endpoint(node, '/backfill/live-idle', 'ok', true);
       const during = await endpoint(node, '/backfill/live-during', 'ok', true);
       const idleAgain = await endpoint(node, '/backfill/live-idle-again', 'ok', true);
