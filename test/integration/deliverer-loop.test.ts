@@ -145,6 +145,24 @@ describe('an unreachable store', () => {
   });
 });
 
+describe('pipeline stages', () => {
+  it("a backfill's webhooks count in webhook_event_to_delivery_seconds but in no pipeline stage: no head was seen for them", async () => {
+    const r = await receiver();
+    const ep = await endpointFor(r, '/stages');
+    r.setSecrets(() => [ep.secret]);
+    startLoop({}, { allowPrivate: true });
+    const live = jobs(ep.endpoint.id, 7, 'live');
+    const backfilled = jobs(ep.endpoint.id, 12, 'history').map((j) => ({ ...j, backfill: true as const }));
+    await outbox.enqueueBatch([...live, ...backfilled]);
+    await until(() => outbox.depth() === 0);
+    expect(r.deliveredIds()).toEqual(new Set([...live, ...backfilled].map((j) => j.id)));
+    const text = await registry.metrics();
+    expect(text).toMatch(/webhook_event_to_delivery_seconds_count 19/);
+    expect(text).toMatch(/pipeline_stage_seconds_count\{stage="sent"\} 7/);
+    expect(text).toMatch(/pipeline_stage_seconds_count\{stage="answered"\} 7/);
+  });
+});
+
 describe('at least once, through failures', () => {
   it('a receiver failing 30% of requests (500s and timeouts) still gets every job, retries keep the webhook-id', async () => {
     const failures: Reply[] = [{ status: 500 }, { status: 503 }, { hang: true }];

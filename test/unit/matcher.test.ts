@@ -313,9 +313,13 @@ describe('a backfilled page', () => {
     expect(new Set(jobs.map((j) => j.subscriptionId))).toEqual(new Set([sub.id]));
     expect(new Set(jobs.map((j) => j.payload.data.blockNumber))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => 100 + i)));
     expect(await backfills.progress('req-1')).toEqual({ at: 109, end: 150 });
+    // Marked as a backfill's (they count in no pipeline stage), where a live block's jobs are not.
+    expect(jobs.every((j) => j.backfill === true)).toBe(true);
+    expect(await m.receive(block(201, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 2 });
+    expect((await allJobs()).filter((j) => j.backfill === undefined)).toHaveLength(2);
     // Sent again (its answer lost): nothing twice, the progress written all the same.
-    expect(await m.receive(page({ at: 109, end: 150 }), ctx)).toEqual({ ok: true, jobs: 0, liveFrom: 200 });
-    expect(await allJobs()).toHaveLength(20);
+    expect(await m.receive(page({ at: 109, end: 150 }), ctx)).toEqual({ ok: true, jobs: 0, liveFrom: 201 });
+    expect(await allJobs()).toHaveLength(22);
   });
 });
 

@@ -341,6 +341,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         generation = generations[withPairs.indexOf(block)]!;
       }
       const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation, p.event);
+      if (!live) job.backfill = true;
       const extra = extraDepth(block.chainId, p.record.subscriptionId);
       const releaseAt = block.blockNumber + extra;
       const waiting = finality.waitKey(block, p.record.subscriptionId, job, releaseAt);

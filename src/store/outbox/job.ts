@@ -44,6 +44,11 @@ export const jobSchema = z.object({
   createdAt: z.number(),
   /** The id of the job that must leave the outbox before this one is due (see the module header). */
   follows: z.string().min(1).optional(),
+  /**
+   * Enqueued by a backfill (src/actors/backfill/): its `eventSeenAt` is when its page was read, not
+   * when a head was seen, so it counts in no `pipeline_stage_seconds` stage (src/pipeline-stages.ts).
+   */
+  backfill: z.literal(true).optional(),
 });
 export type Job = z.infer<typeof jobSchema>;
 
@@ -110,7 +115,9 @@ export function newJobRecord(j: NewJob, now: number): Job {
                   ? 'createdAt'
                   : j.follows !== undefined && !isId(j.follows)
                     ? 'follows'
-                    : undefined;
+                    : j.backfill !== undefined && j.backfill !== true
+                      ? 'backfill'
+                      : undefined;
   if (bad !== undefined) {
     throw new EthhookError('ETHHOOK_ERR_INVALID_INPUT', `invalid job: ${bad}`, {
       jobId: String(j.id),
@@ -129,6 +136,7 @@ export function newJobRecord(j: NewJob, now: number): Job {
     createdAt: j.createdAt ?? now,
   };
   if (j.follows !== undefined) job.follows = j.follows;
+  if (j.backfill === true) job.backfill = true;
   return job;
 }
 
