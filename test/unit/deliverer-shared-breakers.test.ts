@@ -23,7 +23,7 @@ function breakers(limits: DeliveryLimits, pollMs?: number) {
     logger,
     pollMs,
   );
-  const kept = b as unknown as { listed: Set<string>; changedAt: Map<string, number> };
+  const kept = b as unknown as { listed: Set<string>; changedAt: Map<string, number>; opened: Set<string> };
   return { b, opened, cleared, lines, kept };
 }
 
@@ -120,6 +120,45 @@ describe('shared breakers: reading the open set', () => {
     expect(opened.map((o) => o.id)).toEqual(['ep_b', 'ep_b']);
   });
 
+  // Opened here, cleared elsewhere (an operator's close on another instance) before any read here
+  // listed it: the next read clears it here too, instead of leaving it open for its whole cool-down.
+  it('clears a breaker it opened that another instance closed before any read here found it', async () => {
+    const { limits, other } = store();
+    const { b, cleared, opened } = breakers(limits);
+    await b.poll();
+    b.transitioned('ep_a', 'opened', open(120_000));
+    await b.stop();
+    expect(await limits.openBreakers()).toHaveLength(1);
+    await other.closeBreaker('ep_a');
+    await b.poll();
+    expect(cleared).toEqual(['ep_a']);
+    await b.poll();
+    expect(cleared).toEqual(['ep_a']);
+    // Opened here again and found by a read: it is listed as any other, and cleared once when it goes.
+    b.transitioned('ep_a', 'opened', open(120_000));
+    await b.stop();
+    await b.poll();
+    expect(opened.map((o) => o.id)).toEqual(['ep_a']);
+    await other.closeBreaker('ep_a');
+    await b.poll();
+    await b.poll();
+    expect(cleared).toEqual(['ep_a', 'ep_a']);
+  });
+
+  // An open whose write failed is not in the store: a read does not take that for a close elsewhere.
+  it('keeps a breaker open here when its opening write failed', async () => {
+    const { limits } = store();
+    const failing: DeliveryLimits = Object.assign(Object.create(limits) as DeliveryLimits, {
+      openBreaker: () => Promise.reject(new Error('store down')),
+    });
+    const { b, cleared, lines } = breakers(failing);
+    b.transitioned('ep_a', 'opened', open(120_000));
+    await b.stop();
+    await b.poll();
+    expect(cleared).toEqual([]);
+    expect(lines.some((l) => String(l.msg).includes('opening the shared circuit breaker failed'))).toBe(true);
+  });
+
   // A failed read is logged and changes nothing: what was listed stays listed.
   it('keeps the breakers as they were when a read fails, and logs it', async () => {
     const { limits, other } = store();
@@ -181,5 +220,6 @@ describe('shared breakers: timer and bounds', () => {
     await b.poll();
     expect(kept.listed.size).toBe(0);
     expect(kept.changedAt.size).toBe(0);
+    expect(kept.opened.size).toBe(0);
   });
 });

@@ -10,12 +10,16 @@
  *   open until then, so after it one probe goes from each instance, and a failed one re-opens it for
  *   longer, in the store too). An endpoint listed by the previous read and gone from this one was
  *   cleared elsewhere: `hooks.cleared`. A read that began before this instance's last transition of an
- *   endpoint says nothing about that endpoint (its write may have come after the read).
+ *   endpoint says nothing about that endpoint (its write may have come after the read). A breaker this
+ *   instance opened counts as listed from the moment its write landed: closed elsewhere before any
+ *   read here found it (an operator's close on another instance right after the open), it is cleared
+ *   here by the next read all the same, not kept open for its whole cool-down.
  * - Writes and reads go one after another (a read never overtakes this instance's own write). A failing
  *   one is logged (the store's pool has retried it first); the breakers stay as they are meanwhile.
  *
- * Bounds: the endpoints listed by the last read (the store's breaker rows, at most one per endpoint) and
- * those whose breaker changed here since the read under way began.
+ * Bounds: the endpoints listed by the last read (the store's breaker rows, at most one per endpoint),
+ * those whose breaker changed here since the read under way began, and those opened here since the last
+ * read.
  */
 import type { Logger } from '../../runtime/log.ts';
 import { Serial } from '../../runtime/serial.ts';
@@ -35,6 +39,8 @@ export class SharedBreakers {
   private readonly serial = new Serial();
   /** Endpoints the last read listed. */
   private listed = new Set<string>();
+  /** Endpoints whose breaker this instance opened, the write landed, and no read has looked at since. */
+  private readonly opened = new Set<string>();
   /** Per endpoint whose breaker changed here: the count of changes when it last did. */
   private readonly changedAt = new Map<string, number>();
   private changes = 0;
@@ -68,10 +74,14 @@ export class SharedBreakers {
     if (transition === 'opened' && state.state === 'open') {
       this.changed(endpointId);
       const cooldownMs = state.cooldownMs;
-      this.write('opening', endpointId, () => this.limits.openBreaker(endpointId, cooldownMs));
+      this.write('opening', endpointId, async () => {
+        await this.limits.openBreaker(endpointId, cooldownMs);
+        this.opened.add(endpointId);
+      });
     } else if (transition === 'closed') {
       this.changed(endpointId);
       this.listed.delete(endpointId);
+      this.opened.delete(endpointId);
       this.write('closing', endpointId, () => this.limits.closeBreaker(endpointId));
     }
   }
@@ -80,6 +90,7 @@ export class SharedBreakers {
   forget(endpointId: string): void {
     this.changed(endpointId);
     this.listed.delete(endpointId);
+    this.opened.delete(endpointId);
     this.write('forgetting', endpointId, () => this.limits.forget(endpointId));
   }
 
@@ -115,6 +126,13 @@ export class SharedBreakers {
       if (untouched(b.endpointId)) this.hooks.open(b.endpointId, b.remainingMs, b.cooldownMs);
     }
     for (const id of this.listed) if (!listed.has(id) && untouched(id)) this.hooks.cleared(id);
+    // A breaker opened here and cleared elsewhere before any read listed it: this read began after
+    // the open (it is untouched since), so it came after the opening write, which it no longer finds.
+    for (const id of this.opened) {
+      if (!untouched(id)) continue;
+      this.opened.delete(id);
+      if (!listed.has(id) && !this.listed.has(id)) this.hooks.cleared(id);
+    }
     this.listed = listed;
     for (const [id, at] of this.changedAt) if (at < began) this.changedAt.delete(id);
   }

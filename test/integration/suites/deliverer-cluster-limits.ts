@@ -20,7 +20,7 @@ import { waitFor } from '../../support/kernel.ts';
 import { freshPgPool, pgAdminUrl } from '../../support/postgres.ts';
 import { startReceiver, type Receiver } from '../../support/receiver.ts';
 
-const logger = createLogger({ level: 'silent' });
+const logger = createLogger({ level: process.env.ETHHOOK_TEST_LOG ?? 'silent' });
 const FAST_RETRY = { scheduleMs: [0, 20, 40, 80, 160, 320, 640, 1_280], jitter: 0.2, maxRetryAfterMs: 1_000 };
 const masterKey = randomBytes(32);
 
@@ -167,7 +167,13 @@ export function clusterLimitsSuite(mode: DelivererMode): void {
       // node-a and node-c close theirs within a read of the store.
       r.setBehaviour(() => ({ status: 200, body: 'ok' }));
       await others[0]!.breaker(down.id, 'close');
-      await waitFor(async () => (await openOnAll(all)).every((o) => !o.includes(down.id)), 20_000, 'closed everywhere');
+      await waitFor(async () => (await openOnAll(all)).every((o) => !o.includes(down.id)), 20_000, 'closed everywhere').catch(
+        async (err: Error) => {
+          // What each instance and the store hold, for a failure seen once on a loaded machine.
+          const views = await Promise.all(all.map(async (i) => `${i.id}: ${JSON.stringify(await i.breaker(down.id))}`));
+          throw new Error(`${err.message}; ${views.join('; ')}; store: ${JSON.stringify(await a.limits.openBreakers())}`);
+        },
+      );
       await waitFor(() => r.deliveredIds().size === 43, 30_000, 'every job delivered');
     });
 
