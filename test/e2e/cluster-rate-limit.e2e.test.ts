@@ -205,9 +205,10 @@ describe('three instances on one PostgreSQL schema', () => {
         `${((arrivals.length - BURST) / (RATE * seconds)).toFixed(3)} × the rate; delivered by i1/i2/i3: ${shares.join('/')}`,
     );
     expect(arrivals.length).toBeLessThanOrEqual(1.1 * RATE * seconds + BURST);
-    // Every instance took part (i3's child reports its count to i3 every second): per-instance buckets
-    // would have let up to three times the rate through.
-    for (const share of shares) expect(share).toBeGreaterThan(0);
+    // Two instances or more took part (i3's child reports its count to i3 every second): per-instance
+    // buckets would have let twice the rate through or more. Which ones is the claims' race: on a
+    // loaded machine i1 and i2 once claimed every job before i3's forked Deliverer took one.
+    expect(shares.filter((n) => (n ?? 0) > 0).length, `deliveries by i1/i2/i3: ${shares.join('/')}`).toBeGreaterThanOrEqual(2);
     expect(requestsTo('/limited').every((r) => r.verified === true)).toBe(true);
 
     // Meanwhile more /down jobs came on every chain: none was sent, the breaker still open everywhere.
