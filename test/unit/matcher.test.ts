@@ -323,6 +323,40 @@ describe('a backfilled page', () => {
   });
 });
 
+describe('a backfilled page with a block retracted before', () => {
+  // Each block of a page keeps its own generation: a block the live path retracted gets the
+  // webhook-ids of its next generation, its neighbours those of their first.
+  it("gives each block its own generation's webhook-ids", async () => {
+    const ep = await endpoint();
+    const sub = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
+    const m = await started();
+    await new CursorStore<{ number: number; hash: string }>(new LevelKv(w.db)).append(1, { number: 200, hash: H(200) }, [], 200, 64);
+    expect(await m.receive(block(105, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 1 });
+    expect(await m.receive(block(105, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 1 });
+    const blocks = [104, 105, 106].map((n) => {
+      const b = block(n, [log(0, A, [])]);
+      return { number: n, hash: b.blockHash, timestamp: b.timestamp, logs: b.logs };
+    });
+    const ack = await m.receive(
+      {
+        type: 'backfill.page',
+        chainId: 1,
+        subscriptionId: sub.id,
+        requestId: 'req-g',
+        seenAt: 1,
+        blocks,
+        progress: { at: 106, end: 106, done: true },
+      },
+      ctx,
+    );
+    expect(ack).toMatchObject({ ok: true, jobs: 3 });
+    const ids = new Set((await allJobs()).map((j) => j.id));
+    expect(ids.has(webhookId(1, H(104), 0, sub.id, 'log.created', 0))).toBe(true);
+    expect(ids.has(webhookId(1, H(105), 0, sub.id, 'log.created', 1))).toBe(true);
+    expect(ids.has(webhookId(1, H(106), 0, sub.id, 'log.created', 0))).toBe(true);
+  });
+});
+
 describe('retractions', () => {
   it('sends log.removed only to subscriptions that received the log, once', async () => {
     const ep = await endpoint();

@@ -334,11 +334,14 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     let block: MatchedBlock | undefined;
     let timestamp = '';
     let generation = 0;
+    // `fresh` is in block order, as `withPairs` is: each block's generation is the next one's.
+    let at = -1;
     for (const p of fresh) {
       if (p.block !== block) {
         block = p.block;
         timestamp = eventTimestamp(block);
-        generation = generations[withPairs.indexOf(block)]!;
+        while (withPairs[++at] !== block);
+        generation = generations[at]!;
       }
       const job = buildJob(block, p.log, p.record, 'log.created', timestamp, generation, p.event);
       if (!live) job.backfill = true;
