@@ -91,6 +91,11 @@ export class MatchStore {
     return (await this.retracted.get(blockPrefix(block))) ?? 0;
   }
 
+  /** `retractions` of several blocks, in one read. */
+  async retractionsOf(blocks: readonly BlockRef[]): Promise<number[]> {
+    return (await this.retracted.getMany(blocks.map(blockPrefix))).map((count) => count ?? 0);
+  }
+
   /** The batch operation recording one more retraction of the block; `count` is its new total. */
   retractionsOp(block: BlockRef, count: number): KvOp {
     return this.retracted.putOp(blockPrefix(block), count);

@@ -145,6 +145,26 @@ describe('shared breakers: reading the open set', () => {
     expect(cleared).toEqual(['ep_a', 'ep_a']);
   });
 
+  // Closed here while its opening write was under way: that open is not one to clear later.
+  it('does not report as cleared elsewhere a breaker it closed itself while opening it', async () => {
+    const { limits } = store();
+    const gate = deferred<void>();
+    const gated: DeliveryLimits = Object.assign(Object.create(limits) as DeliveryLimits, {
+      openBreaker: async (id: string, ms: number) => {
+        await gate.promise;
+        return limits.openBreaker(id, ms);
+      },
+    });
+    const { b, cleared, kept } = breakers(gated);
+    b.transitioned('ep_a', 'opened', open(120_000));
+    b.transitioned('ep_a', 'closed', CLOSED);
+    gate.resolve();
+    await b.stop();
+    await b.poll();
+    expect(cleared).toEqual([]);
+    expect(kept.opened.size).toBe(0);
+  });
+
   // An open whose write failed is not in the store: a read does not take that for a close elsewhere.
   it('keeps a breaker open here when its opening write failed', async () => {
     const { limits } = store();

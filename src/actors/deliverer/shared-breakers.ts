@@ -19,7 +19,7 @@
  *
  * Bounds: the endpoints listed by the last read (the store's breaker rows, at most one per endpoint),
  * those whose breaker changed here since the read under way began, and those opened here since the last
- * read.
+ * read (or whose opening write is under way).
  */
 import type { Logger } from '../../runtime/log.ts';
 import { Serial } from '../../runtime/serial.ts';
@@ -41,6 +41,8 @@ export class SharedBreakers {
   private listed = new Set<string>();
   /** Endpoints whose breaker this instance opened, the write landed, and no read has looked at since. */
   private readonly opened = new Set<string>();
+  /** Per endpoint whose opening write is under way, that open (a later close or forget here drops it). */
+  private readonly opening = new Map<string, object>();
   /** Per endpoint whose breaker changed here: the count of changes when it last did. */
   private readonly changedAt = new Map<string, number>();
   private changes = 0;
@@ -74,14 +76,22 @@ export class SharedBreakers {
     if (transition === 'opened' && state.state === 'open') {
       this.changed(endpointId);
       const cooldownMs = state.cooldownMs;
+      const open = {};
+      this.opening.set(endpointId, open);
       this.write('opening', endpointId, async () => {
-        await this.limits.openBreaker(endpointId, cooldownMs);
-        this.opened.add(endpointId);
+        try {
+          await this.limits.openBreaker(endpointId, cooldownMs);
+          // Still this open: not closed or forgotten here while its write was under way.
+          if (this.opening.get(endpointId) === open) this.opened.add(endpointId);
+        } finally {
+          if (this.opening.get(endpointId) === open) this.opening.delete(endpointId);
+        }
       });
     } else if (transition === 'closed') {
       this.changed(endpointId);
       this.listed.delete(endpointId);
       this.opened.delete(endpointId);
+      this.opening.delete(endpointId);
       this.write('closing', endpointId, () => this.limits.closeBreaker(endpointId));
     }
   }
@@ -91,6 +101,7 @@ export class SharedBreakers {
     this.changed(endpointId);
     this.listed.delete(endpointId);
     this.opened.delete(endpointId);
+    this.opening.delete(endpointId);
     this.write('forgetting', endpointId, () => this.limits.forget(endpointId));
   }
 

@@ -54,7 +54,8 @@
  *   final), else nothing is written (`ETHHOOK_ERR_BACKFILL_STALE`). Then its blocks go through the
  *   live path's `emitBlocks`, restricted to that subscription: the same jobs and webhook-ids, match
  *   records (so a later reorg retracts them like live ones, and a pair already enqueued is not
- *   enqueued twice), deferral; all of the message's blocks in ONE read and ONE batch, with the
+ *   enqueued twice), deferral; all of the message's blocks in one read of their match records and one
+ *   of their retraction counts, at once, and ONE batch, with the
  *   backfill's progress and fenced like live jobs (a message of many sparse blocks holds the Matcher,
  *   and a live block behind it, for one write, not one per block); then deferred jobs the chain is
  *   already deep enough for are released. Because the Matcher handles one message at a
@@ -317,7 +318,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     const withPairs = blocks.length === 1 ? blocks : [...new Set(pairs.map((p) => p.block))];
     const [seen, generations] = await Promise.all([
       matches.existing(pairs.map((p) => matches.key(p.block, p.record.logIndex, p.record.subscriptionId))),
-      Promise.all(withPairs.map((b) => matches.retractions(b))),
+      matches.retractionsOf(withPairs),
     ]);
     const fresh = pairs.filter((_, i) => !seen[i]);
     if (fresh.length < pairs.length) {
