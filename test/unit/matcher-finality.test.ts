@@ -240,3 +240,36 @@ describe('finality: the heights moving between blocks (chain.finality)', () => {
       await expect(m.receive(msg, ctx)).rejects.toMatchObject({ code: 'ETHHOOK_ERR_MATCHER_BAD_MESSAGE' });
   });
 });
+
+describe('finality: a backfilled page', () => {
+  // A page's blocks are at or below the processed height: they are as final as the chain's last
+  // live block said, so the jobs of final blocks go at once and the others wait as live ones do.
+  it("takes the finality heights of the chain's last live block: final blocks' jobs go at once, the others wait", async () => {
+    const sub = await subscribe('finalized');
+    const m = await started();
+    await new CursorStore<{ number: number; hash: string }>(new LevelKv(db)).append(1, { number: 200, hash: H(200) }, [], 200, 64);
+    const page = (numbers: number[], at: number) => ({
+      type: 'backfill.page',
+      chainId: 1,
+      subscriptionId: sub.id,
+      requestId: 'req-f',
+      seenAt: 1,
+      blocks: numbers.map((n) => {
+        const b = block(n, 1);
+        return { number: n, hash: b.blockHash, timestamp: b.timestamp, logs: b.logs };
+      }),
+      progress: { at, end: 130 },
+    });
+    // No live block yet: the chain's finalized block is not known, every job waits.
+    expect(await m.receive(page([100, 101], 101), ctx)).toMatchObject({ ok: true, jobs: 0 });
+    expect(await jobIds()).toEqual([]);
+    // A live block (no logs of its own) with finalized 110 releases the jobs of 100 and 101.
+    expect(await m.receive(block(201, 0, { finalized: 110 }), ctx)).toMatchObject({ ok: true });
+    expect(await jobIds()).toEqual([100, 101].map((n) => webhookId(1, H(n), 0, sub.id, 'log.created')).sort());
+    // Blocks 109..112 of a page: 109 and 110 are final, 111 and 112 wait.
+    expect(await m.receive(page([109, 110, 111, 112], 112), ctx)).toMatchObject({ ok: true, jobs: 2 });
+    expect(await jobIds()).toEqual([100, 101, 109, 110].map((n) => webhookId(1, H(n), 0, sub.id, 'log.created')).sort());
+    expect(await m.receive(block(202, 0, { finalized: 112 }), ctx)).toMatchObject({ ok: true, jobs: 2 });
+    expect(await jobIds()).toHaveLength(6);
+  });
+});

@@ -58,7 +58,9 @@
  *   of their retraction counts, at once, and ONE batch, with the
  *   backfill's progress and fenced like live jobs (a message of many sparse blocks holds the Matcher,
  *   and a live block behind it, for one write, not one per block); then deferred jobs the chain is
- *   already deep enough for are released. Because the Matcher handles one message at a
+ *   already deep enough for are released. Its blocks carry the finality heights of the chain's last
+ *   live block written (or finality message released), so a subscription with `finality` has the
+ *   jobs of blocks already final go at once, and only the others wait. Because the Matcher handles one message at a
  *   time, a page lands either before a retraction of its block (which then finds its records) or
  *   after it (and is refused). For that, a retraction writes its cursor ops itself even when it has
  *   nothing to retract.
@@ -169,6 +171,12 @@ export function createMatcher(deps: MatcherDeps): Matcher {
   const index = new SubscriptionIndex<DecodingSpec>();
   const decoder = new LogDecoder(() => metrics?.decodeFailures.inc());
   const newest = new Map<number, number>();
+  /**
+   * Per chain, the finality heights of the last live block written (or finality message released):
+   * a backfilled page's blocks, all at or below the processed height and checked against the
+   * cursor, are as final as those heights say, so its jobs wait only for what is not final yet.
+   */
+  const heights = new Map<number, NonNullable<MatchedBlock['finality']>>();
   const lastPrune = new Map<number, number>();
 
   const put = (sub: Subscription | undefined, id: string) => {
@@ -222,6 +230,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       epochs.set(chainId, fence.epoch);
       nextRelease.delete(chainId);
       finality.forget(chainId);
+      heights.delete(chainId);
       newest.delete(chainId);
       lastPrune.delete(chainId);
     }
@@ -244,6 +253,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       );
       return { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' };
     }
+    if (!block.removed && block.finality) heights.set(block.chainId, block.finality);
     if (deps.publish) publish(deps.publish, block);
     await maybePrune(block);
     metrics?.blockDuration.observe((performance.now() - started) / 1000);
@@ -464,7 +474,17 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     if (hash !== undefined && hash !== msg.anchor.hash) return unanchored;
     const at = { chainId: msg.chainId, blockNumber: position.next - 1, seenAt: msg.seenAt, finality: msg.finality };
     try {
-      return { ok: true, jobs: await finality.release(at, (ops) => (msg.fence ? [...ops, msg.fence] : ops)) };
+      const jobs = await finality.release(at, (ops) => (msg.fence ? [...ops, msg.fence] : ops));
+      const before = heights.get(msg.chainId);
+      heights.set(msg.chainId, {
+        ...before,
+        ...msg.finality,
+        ...(before?.safe !== undefined && msg.finality.safe !== undefined ? { safe: Math.max(before.safe, msg.finality.safe) } : {}),
+        ...(before?.finalized !== undefined && msg.finality.finalized !== undefined
+          ? { finalized: Math.max(before.finalized, msg.finality.finalized) }
+          : {}),
+      });
+      return { ok: true, jobs };
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
       return { ok: false, code: 'ETHHOOK_ERR_LEASE_LOST' };
@@ -486,6 +506,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
       page.progress.at > processed || page.blocks.some((b, i) => b.number > processed || (hashes[i] !== undefined && hashes[i] !== b.hash));
     if (stale) return { ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE', liveFrom };
     let written = 0;
+    const known = heights.get(page.chainId);
     try {
       const blocks = page.blocks.map((b): MatchedBlock => ({
         type: 'chain.block',
@@ -496,6 +517,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
         seenAt: page.seenAt,
         removed: false,
         logs: b.logs,
+        ...(known ? { finality: known } : {}),
         ...(page.fence ? { fence: page.fence } : {}),
       }));
       // The page's jobs and its progress in one batch: the progress moves exactly when its jobs land.
