@@ -88,7 +88,7 @@ export class MatchStore {
 
   /** How many times this block (by hash) was retracted: 0 for a block seen for the first time. */
   async retractions(block: BlockRef): Promise<number> {
-    return (await this.retracted.get(blockPrefix(block))) ?? 0;
+    return (await this.retractionsOf([block]))[0]!;
   }
 
   /** `retractions` of several blocks, in one read. */

@@ -55,15 +55,14 @@
  *   live path's `emitBlocks`, restricted to that subscription: the same jobs and webhook-ids, match
  *   records (so a later reorg retracts them like live ones, and a pair already enqueued is not
  *   enqueued twice), deferral; all of the message's blocks in one read of their match records and one
- *   of their retraction counts, at once, and ONE batch, with the
- *   backfill's progress and fenced like live jobs (a message of many sparse blocks holds the Matcher,
- *   and a live block behind it, for one write, not one per block); then deferred jobs the chain is
- *   already deep enough for are released. Its blocks carry the finality heights of the chain's last
- *   live block written (or finality message released), so a subscription with `finality` has the
- *   jobs of blocks already final go at once, and only the others wait. Because the Matcher handles one message at a
- *   time, a page lands either before a retraction of its block (which then finds its records) or
- *   after it (and is refused). For that, a retraction writes its cursor ops itself even when it has
- *   nothing to retract.
+ *   of their retraction counts, at once, and ONE batch, with the backfill's progress and fenced like
+ *   live jobs (a message of many sparse blocks holds the Matcher, and a live block behind it, for one
+ *   write, not one per block); then deferred jobs the chain is already deep enough for are released.
+ *   Its blocks carry the finality heights of the chain's last live block written (or finality message
+ *   released), so a subscription with `finality` has the jobs of blocks already final go at once, and
+ *   only the others wait. Because the Matcher handles one message at a time, a page lands either
+ *   before a retraction of its block (which then finds its records) or after it (and is refused). For
+ *   that, a retraction writes its cursor ops itself even when it has nothing to retract.
  * - `publish` (optional) gets every log of a block, matched or not, once its jobs are in the outbox:
  *   `log.created`, or `log.removed` for a retraction (the live event streams, src/streams/). It must
  *   not block. A publish that throws is logged (once per block) and does not fail the block: its jobs
@@ -126,6 +125,16 @@ function withBlockOps(block: MatchedBlock, ops: KvOp[]): KvOp[] {
 const RELEASE_CHUNK = 1_000;
 const PRUNE_EVERY_BLOCKS = 64;
 
+type FinalityHeights = NonNullable<MatchedBlock['finality']>;
+
+/** Each tag's higher height of the two (a tag known to one only keeps it). */
+function laterHeights(before: FinalityHeights | undefined, next: FinalityHeights): FinalityHeights {
+  const out: FinalityHeights = { ...before, ...next };
+  if (before?.safe !== undefined && next.safe !== undefined) out.safe = Math.max(before.safe, next.safe);
+  if (before?.finalized !== undefined && next.finalized !== undefined) out.finalized = Math.max(before.finalized, next.finalized);
+  return out;
+}
+
 /** A (log, subscription) match of a block, and the log's decoded event when its subscription has an abi. */
 interface Pair {
   block: MatchedBlock;
@@ -176,7 +185,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
    * a backfilled page's blocks, all at or below the processed height and checked against the
    * cursor, are as final as those heights say, so its jobs wait only for what is not final yet.
    */
-  const heights = new Map<number, NonNullable<MatchedBlock['finality']>>();
+  const heights = new Map<number, FinalityHeights>();
   const lastPrune = new Map<number, number>();
 
   const put = (sub: Subscription | undefined, id: string) => {
@@ -475,15 +484,7 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     const at = { chainId: msg.chainId, blockNumber: position.next - 1, seenAt: msg.seenAt, finality: msg.finality };
     try {
       const jobs = await finality.release(at, (ops) => (msg.fence ? [...ops, msg.fence] : ops));
-      const before = heights.get(msg.chainId);
-      heights.set(msg.chainId, {
-        ...before,
-        ...msg.finality,
-        ...(before?.safe !== undefined && msg.finality.safe !== undefined ? { safe: Math.max(before.safe, msg.finality.safe) } : {}),
-        ...(before?.finalized !== undefined && msg.finality.finalized !== undefined
-          ? { finalized: Math.max(before.finalized, msg.finality.finalized) }
-          : {}),
-      });
+      heights.set(msg.chainId, laterHeights(heights.get(msg.chainId), msg.finality));
       return { ok: true, jobs };
     } catch (err) {
       if (!isEthhookError(err, 'ETHHOOK_ERR_LEASE_LOST')) throw err;
