@@ -184,6 +184,11 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
     const request = await store.request(subscriptionId);
     let progress: BackfillProgress | undefined = request?.id === requestId ? await store.progress(requestId) : undefined;
     if (!request || !progress) return;
+    if (progress.done || request.cancelledAt !== undefined) {
+      // A scan's listing read before the request ended starts a task on it once its last task is gone.
+      log.debug({ at: progress.at }, 'backfill already ended: nothing to run');
+      return;
+    }
     const range = new RangeSize(chain.backfillRange, options.pageLogs);
     const pace = paceOf(chainId);
     let live: number | undefined;
