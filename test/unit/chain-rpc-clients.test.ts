@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { waitFor } from '../support/kernel.ts';
 import { wsText } from '../support/ws-text.ts';
 import { HttpRpcClient } from '../../src/actors/chain-listener/http-rpc.ts';
 import type { RpcErrorKind } from '../../src/actors/chain-listener/metrics.ts';
@@ -76,6 +77,28 @@ describe('WsRpcClient', () => {
     await client.subscribe(['newHeads'], (result) => pushes.push(result));
     await new Promise((r) => setTimeout(r, 50));
     expect(pushes).toEqual(['first']);
+  });
+
+  it('acknowledges inbound frames at once with unsolicited pongs, never more than one per frame', async () => {
+    let pongs = 0;
+    let frames = 0;
+    const url = await wsServer((ws, req) => {
+      if (frames === 0) ws.on('pong', () => pongs++);
+      const r = req as Req;
+      for (let i = 0; i < (r.params[0] as number); i++, frames++) {
+        ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription: '0x9', result: i } }));
+      }
+      ws.send(JSON.stringify(reply(r.id, 'done')));
+      frames++;
+    });
+    const { client, problems } = await connect(url);
+    expect(await client.request('push', [0])).toBe('done');
+    await waitFor(() => pongs === 1, 5_000, 'a pong after the reply');
+    expect(await client.request('push', [20])).toBe('done');
+    await waitFor(() => pongs > 1, 5_000, 'a pong after the second reply');
+    await new Promise((r) => setImmediate(r));
+    expect(pongs).toBeLessThanOrEqual(frames);
+    expect(problems.filter((p) => p !== 'unknown-id')).toEqual([]);
   });
 
   it('counts garbage, unknown ids and unknown subscriptions, and keeps working', async () => {

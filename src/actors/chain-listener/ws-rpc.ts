@@ -13,6 +13,11 @@
  *   so a push that arrives in the same TCP chunk is not lost.
  * - `closed` resolves with the reason when the socket closes; every pending call then rejects with
  *   ETHHOOK_ERR_RPC_CLOSED.
+ * - Inbound frames are acknowledged at once: after a turn that received any, one unsolicited pong (RFC
+ *   6455 5.5.3: no answer expected) carries the TCP ACK back. Without it the ACK of a reply waits for the
+ *   kernel's delayed-ACK timer (40 ms on Linux), and a server that sends with Nagle's algorithm on (anvil
+ *   does) holds its next small frame, a head pushed just after it answered a call, until that ACK: the
+ *   head then arrives 40 ms late (bench/ws-ack.bench.ts).
  */
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -49,6 +54,12 @@ export class WsRpcClient implements RpcTransport {
   /** The socket died on a frame above maxFrameBytes: pending calls fail as `frame-too-large`. */
   private oversize = false;
   private markClosed!: (reason: Error) => void;
+  /** A pong is scheduled for this turn's inbound frames. */
+  private acking = false;
+  private readonly ack = (): void => {
+    this.acking = false;
+    if (this.closeReason === null && this.socket.readyState === WebSocket.OPEN) this.socket.pong();
+  };
 
   private constructor(
     private readonly socket: WebSocket,
@@ -159,6 +170,10 @@ export class WsRpcClient implements RpcTransport {
 
   private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
     const receivedAt = nowMs();
+    if (!this.acking) {
+      this.acking = true;
+      setImmediate(this.ack);
+    }
     const raw = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
     let frame;
     try {
