@@ -13,6 +13,7 @@ import { PgKv } from '../../src/store/postgres/kv.ts';
 import { PgOutbox, type PgOutboxOptions } from '../../src/store/postgres/outbox.ts';
 import { openPgPool, type PgPool } from '../../src/store/postgres/pool.ts';
 import { jobsFor, newJob } from '../support/jobs.ts';
+import { waitFor } from '../support/kernel.ts';
 import { freshPgPool, pgAdminUrl, type TestPgPool } from '../support/postgres.ts';
 
 const T0 = 1_700_000_000_000;
@@ -411,7 +412,23 @@ describe('kill -9 while enqueuing and completing', () => {
   it('every job enqueued is pending or completed (its attempt recorded), never both, never lost; 3 random kills', async () => {
     for (let round = 0; round < 3; round++) {
       const { pool } = await freshSchema(`crash${round}`);
-      const { enqueued, completed } = await runAndKill(pgAdminUrl(), pool.schema, 8 + round * 4);
+      // The child's connections carry a name of their own (a connection string's application_name
+      // wins over the pool's): a transaction it sent before the kill may still commit on the server,
+      // so the store is read once none of its backends is left.
+      const child = `crash-child-${pool.schema}`;
+      const url = new URL(pgAdminUrl());
+      url.searchParams.set('application_name', child);
+      const { enqueued, completed } = await runAndKill(url.toString(), pool.schema, 8 + round * 4);
+      await waitFor(
+        async () =>
+          (
+            await pool.run('test', (c) =>
+              c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [child]),
+            )
+          ).rows[0]!.n === 0,
+        30_000,
+        "the killed child's backends to end",
+      );
 
       const markers = new Set(
         (await pool.run('test', (c) => c.query<{ value: number }>("SELECT value FROM kv WHERE space = 'test-markers'"))).rows.map(
