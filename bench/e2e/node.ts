@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 /**
  * The node as a user runs it: `node bin/ethhook.mjs start --config <dir>/node.json` in a child process,
  * in a fresh temp dir (its dataDir inside), with no ETHHOOK_* variable from the bench's environment and
@@ -93,7 +94,8 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
   // The environment `npm start` (package.json) and the image (deploy/Dockerfile) give the node.
   for (const [k, v] of Object.entries(NPM_START.env)) env[k] ??= v;
   // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
-  // flags; space-separated) for the node's process only.
+  // flags; space-separated) for the node's process only. BENCH_NODE_TRACE: a file that gets the node's
+  // stdout lines that are not JSON (`--trace-gc`'s), each after the bench's clock in seconds.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? NPM_START.nodeArgs;
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], {
     cwd: dir,
@@ -119,6 +121,8 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
       try {
         line = JSON.parse(text) as typeof line;
       } catch {
+        if (process.env.BENCH_NODE_TRACE)
+          appendFileSync(process.env.BENCH_NODE_TRACE, `${(performance.now() / 1000).toFixed(3)} ${text}\n`);
         return;
       }
       if ((line.level ?? 0) >= 40) {
