@@ -10,8 +10,12 @@
  *   enqueued (`from - 1` before any), `end` the last block to read once known, `done` once `at` reached
  *   it. Written by the Backfill actor only (fenced by the chain's lease, with the page's jobs), so the
  *   two writers never overwrite each other's records.
- * - `backfills-running`: `<chainId 16d>!<subscriptionId>` -> request id, for every request neither
- *   done nor cancelled: what the Backfill actors scan, a few entries, never the whole `backfills`.
+ * - `backfills-running`: `<chainId 16d>!<subscriptionId>!<request id>` -> request id, for every request
+ *   neither done nor cancelled: what the Backfill actors scan, a few entries, never the whole
+ *   `backfills`. The key names the request, so a write about one request (its last page landing after
+ *   an operator cancelled it and started another) never removes another's entry. Entries written
+ *   before the key named the request (`<chainId 16d>!<subscriptionId>`) are read alike and removed
+ *   with their request.
  *
  * State: `cancelled` once `cancelledAt` is set, `done` once its progress says so, else `running`. One
  * running request per subscription: `start` refuses another (ETHHOOK_ERR_BACKFILL_RUNNING); `cancel`
@@ -96,7 +100,7 @@ export class BackfillStore {
       const ops: KvOp[] = [
         this.requests.putOp(request.subscriptionId, request),
         this.progresses.putOp(request.id, progress),
-        this.runningIndex.putOp(runningKey(request.chainId, request.subscriptionId), request.id),
+        this.runningIndex.putOp(runningIndexKey(request), request.id),
       ];
       if (current) ops.push(this.progresses.delOp(current.id));
       await this.kv.batch(ops);
@@ -115,10 +119,7 @@ export class BackfillStore {
         });
       }
       const cancelled: BackfillRequest = { ...request, cancelledAt: now };
-      await this.kv.batch([
-        this.requests.putOp(subscriptionId, cancelled),
-        this.runningIndex.delOp(runningKey(request.chainId, subscriptionId)),
-      ]);
+      await this.kv.batch([this.requests.putOp(subscriptionId, cancelled), ...this.unindexOps(request)]);
       return viewOf(cancelled, progress);
     });
   }
@@ -133,11 +134,7 @@ export class BackfillStore {
 
   /** `forget`'s ops, for a batch of the caller's. */
   forgetOps(request: BackfillRequest): KvOp[] {
-    return [
-      this.requests.delOp(request.subscriptionId),
-      this.progresses.delOp(request.id),
-      this.runningIndex.delOp(runningKey(request.chainId, request.subscriptionId)),
-    ];
+    return [this.requests.delOp(request.subscriptionId), this.progresses.delOp(request.id), ...this.unindexOps(request)];
   }
 
   async view(subscriptionId: string): Promise<BackfillView | undefined> {
@@ -157,21 +154,31 @@ export class BackfillStore {
   /** The ops recording `progress` of `request`; once done, the request also leaves the running index. */
   progressOps(request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>, progress: BackfillProgress): KvOp[] {
     const ops = [this.progresses.putOp(request.id, progress)];
-    if (progress.done) ops.push(this.runningIndex.delOp(runningKey(request.chainId, request.subscriptionId)));
+    if (progress.done) ops.push(...this.unindexOps(request));
     return ops;
+  }
+
+  /** The ops taking `request` out of the running index (and its entry of the older key form). */
+  private unindexOps(request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>): KvOp[] {
+    return [
+      this.runningIndex.delOp(runningIndexKey(request)),
+      this.runningIndex.delOp(`${padNumber(request.chainId, 16)}!${request.subscriptionId}`),
+    ];
   }
 
   /** The running requests of `chainId`, or of every chain. */
   async running(chainId?: number): Promise<RunningBackfill[]> {
     const range = chainId === undefined ? {} : { gte: `${padNumber(chainId, 16)}!`, lt: `${padNumber(chainId, 16)}!${PREFIX_END}` };
     return (await this.runningIndex.entries(range)).map(([key, requestId]) => {
-      const bang = key.indexOf('!');
-      return { chainId: Number(key.slice(0, bang)), subscriptionId: key.slice(bang + 1), requestId };
+      const [chain, subscriptionId] = key.split('!');
+      return { chainId: Number(chain), subscriptionId: subscriptionId!, requestId };
     });
   }
 }
 
-const runningKey = (chainId: number, subscriptionId: string): string => `${padNumber(chainId, 16)}!${subscriptionId}`;
+/** A running request's key in `backfills-running`. */
+export const runningIndexKey = (request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>): string =>
+  `${padNumber(request.chainId, 16)}!${request.subscriptionId}!${request.id}`;
 
 function stateOf(request: BackfillRequest, progress: BackfillProgress | undefined): BackfillState {
   if (request.cancelledAt !== undefined) return 'cancelled';

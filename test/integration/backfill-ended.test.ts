@@ -10,13 +10,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createBackfill } from '../../src/actors/backfill/backfill.ts';
 import type { BackfillPageAck } from '../../src/actors/matcher/messages.ts';
 import type { WorkerSpec } from '../../src/runtime/types.ts';
-import { BackfillStore } from '../../src/store/backfills.ts';
+import { BackfillStore, runningIndexKey } from '../../src/store/backfills.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 import { SubscriptionStore } from '../../src/store/subscriptions.ts';
 import type { BackfillStreamEvent } from '../../src/streams/events.ts';
-import { padNumber } from '../../src/store/keys.ts';
 import { start, waitFor } from '../support/kernel.ts';
 
 const CHAIN_ID = 31337;
@@ -70,7 +69,9 @@ describe('backfill tasks', () => {
     const ended = await w.store.start({ subscriptionId: 'sub_done', chainId: CHAIN_ID, from: 10, to: 20 });
     await w.kv.batch(w.store.progressOps({ id: ended.id, chainId: CHAIN_ID, subscriptionId: 'sub_done' }, { at: 20, end: 20, done: true }));
     // The running index still lists it, as a listing read before that write does.
-    await w.kv.space<string>('backfills-running').put(`${padNumber(CHAIN_ID, 16)}!sub_done`, ended.id);
+    await w.kv
+      .space<string>('backfills-running')
+      .put(runningIndexKey({ id: ended.id, chainId: CHAIN_ID, subscriptionId: 'sub_done' }), ended.id);
     const running = await w.store.start({ subscriptionId: 'sub_running', chainId: CHAIN_ID, from: 10, to: 20 });
     const { system, lines } = await w.run();
     cleanups.push(async () => void (await system.shutdown('test')));

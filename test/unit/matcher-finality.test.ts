@@ -15,6 +15,7 @@ import type { ChainBlockMessage, ChainLog } from '../../src/actors/matcher/messa
 import { createLogger } from '../../src/runtime/log.ts';
 import { openDb, sublevel, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
+import { BackfillStore } from '../../src/store/backfills.ts';
 import { CursorStore } from '../../src/store/cursors.ts';
 import { EndpointStore } from '../../src/store/endpoints.ts';
 import type { Job } from '../../src/store/outbox/job.ts';
@@ -247,12 +248,13 @@ describe('finality: a backfilled page', () => {
   it("takes the finality heights of the chain's last live block: final blocks' jobs go at once, the others wait", async () => {
     const sub = await subscribe('finalized');
     const m = await started();
+    const request = await new BackfillStore(new LevelKv(db)).start({ subscriptionId: sub.id, chainId: 1, from: 100 });
     await new CursorStore<{ number: number; hash: string }>(new LevelKv(db)).append(1, { number: 200, hash: H(200) }, [], 200, 64);
     const page = (numbers: number[], at: number) => ({
       type: 'backfill.page',
       chainId: 1,
       subscriptionId: sub.id,
-      requestId: 'req-f',
+      requestId: request.id,
       seenAt: 1,
       blocks: numbers.map((n) => {
         const b = block(n, 1);

@@ -284,11 +284,12 @@ describe('a backfilled page', () => {
     const cursors = new CursorStore<{ number: number; hash: string }>(new LevelKv(w.db));
     await cursors.append(1, { number: 200, hash: H(200) }, [], 200, 64);
     const backfills = new BackfillStore(new LevelKv(w.db));
+    const request = await backfills.start({ subscriptionId: sub.id, chainId: 1, from: 100, to: 150 });
     const page = (progress: { at: number; end: number }) => ({
       type: 'backfill.page',
       chainId: 1,
       subscriptionId: sub.id,
-      requestId: 'req-1',
+      requestId: request.id,
       seenAt: 1_700_000_000_000,
       blocks: Array.from({ length: 10 }, (_, i) => {
         const b = block(100 + i, [log(0, A, []), log(1, B, []), log(2, A, [])]);
@@ -301,7 +302,7 @@ describe('a backfilled page', () => {
     await expect(Promise.resolve(m.receive(page({ at: 109, end: 150 }), ctx))).rejects.toThrow('disk full');
     expect(writes).toBe(1);
     expect(await allJobs()).toEqual([]);
-    expect(await backfills.progress('req-1')).toBeUndefined();
+    expect(await backfills.progress(request.id)).toEqual({ at: 99, end: 150 });
 
     fail = false;
     writes = 0;
@@ -312,7 +313,7 @@ describe('a backfilled page', () => {
     expect(jobs).toHaveLength(20);
     expect(new Set(jobs.map((j) => j.subscriptionId))).toEqual(new Set([sub.id]));
     expect(new Set(jobs.map((j) => j.payload.data.blockNumber))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => 100 + i)));
-    expect(await backfills.progress('req-1')).toEqual({ at: 109, end: 150 });
+    expect(await backfills.progress(request.id)).toEqual({ at: 109, end: 150 });
     // Marked as a backfill's (they count in no pipeline stage), where a live block's jobs are not.
     expect(jobs.every((j) => j.backfill === true)).toBe(true);
     expect(await m.receive(block(201, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 2 });
@@ -320,6 +321,22 @@ describe('a backfilled page', () => {
     // Sent again (its answer lost): nothing twice, the progress written all the same.
     expect(await m.receive(page({ at: 109, end: 150 }), ctx)).toEqual({ ok: true, jobs: 0, liveFrom: 201 });
     expect(await allJobs()).toHaveLength(22);
+
+    // A page of a request cancelled, or replaced by another, while it was on its way writes nothing.
+    const next = (progress: { at: number; end: number }, requestId: string) => ({
+      ...page(progress),
+      requestId,
+      blocks: page(progress).blocks.map((b) => ({ ...b, logs: b.logs.map((l) => ({ ...l, logIndex: l.logIndex + 10 })) })),
+    });
+    await backfills.cancel(sub.id);
+    expect(await m.receive(next({ at: 150, end: 150 }, request.id), ctx)).toMatchObject({ ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE' });
+    expect(await backfills.progress(request.id)).toEqual({ at: 109, end: 150 });
+    const replacement = await backfills.start({ subscriptionId: sub.id, chainId: 1, from: 100, to: 150 });
+    expect(await m.receive(next({ at: 150, end: 150 }, request.id), ctx)).toMatchObject({ ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE' });
+    expect(await allJobs()).toHaveLength(22);
+    // The replaced request's progress stays gone, and the new request stays listed.
+    expect(await backfills.progress(request.id)).toBeUndefined();
+    expect(await backfills.running(1)).toEqual([{ chainId: 1, subscriptionId: sub.id, requestId: replacement.id }]);
   });
 });
 
@@ -330,6 +347,7 @@ describe('a backfilled page with a block retracted before', () => {
     const ep = await endpoint();
     const sub = await w.subscriptions.create({ endpointId: ep, chainId: 1, addresses: [A] });
     const m = await started();
+    const request = await new BackfillStore(new LevelKv(w.db)).start({ subscriptionId: sub.id, chainId: 1, from: 104 });
     await new CursorStore<{ number: number; hash: string }>(new LevelKv(w.db)).append(1, { number: 200, hash: H(200) }, [], 200, 64);
     expect(await m.receive(block(105, [log(0, A, [])]), ctx)).toEqual({ ok: true, jobs: 1 });
     expect(await m.receive(block(105, [log(0, A, [])], { removed: true }), ctx)).toEqual({ ok: true, jobs: 1 });
@@ -342,7 +360,7 @@ describe('a backfilled page with a block retracted before', () => {
         type: 'backfill.page',
         chainId: 1,
         subscriptionId: sub.id,
-        requestId: 'req-g',
+        requestId: request.id,
         seenAt: 1,
         blocks,
         progress: { at: 106, end: 106, done: true },

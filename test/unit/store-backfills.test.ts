@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isEthhookError } from '../../src/runtime/errors.ts';
-import { BackfillStore } from '../../src/store/backfills.ts';
+import { BackfillStore, runningIndexKey } from '../../src/store/backfills.ts';
+import { padNumber } from '../../src/store/keys.ts';
 import { openDb, type Db } from '../../src/store/level/db.ts';
 import { LevelKv } from '../../src/store/level/kv.ts';
 
@@ -56,6 +57,24 @@ describe('BackfillStore', () => {
     expect(await store.view('sub_a')).toMatchObject({ at: 90, state: 'done' });
     expect(await store.running()).toEqual([]);
     expect(await code(store.cancel('sub_a'))).toBe('ETHHOOK_ERR_BACKFILL_NOT_RUNNING');
+  });
+
+  it("a request's last write landing after another replaced it leaves the other listed", async () => {
+    const first = (await store.start({ subscriptionId: 'sub_a', chainId: 10, from: 0 }, 1));
+    await store.cancel('sub_a');
+    const second = await store.start({ subscriptionId: 'sub_a', chainId: 10, from: 5 }, 2);
+    await new LevelKv(db).batch(store.progressOps({ id: first.id, chainId: 10, subscriptionId: 'sub_a' }, { at: 9, end: 9, done: true }));
+    expect(await store.running()).toEqual([{ chainId: 10, subscriptionId: 'sub_a', requestId: second.id }]);
+  });
+
+  it('lists an entry of the older key form (<chain>!<subscription>) and removes it with its request', async () => {
+    const view = await store.start({ subscriptionId: 'sub_a', chainId: 10, from: 0 });
+    const index = new LevelKv(db).space<string>('backfills-running');
+    await index.del(runningIndexKey({ id: view.id, chainId: 10, subscriptionId: 'sub_a' }));
+    await index.put(`${padNumber(10, 16)}!sub_a`, view.id);
+    expect(await store.running(10)).toEqual([{ chainId: 10, subscriptionId: 'sub_a', requestId: view.id }]);
+    await new LevelKv(db).batch(store.progressOps((await store.request('sub_a'))!, { at: 9, end: 9, done: true }));
+    expect(await store.running()).toEqual([]);
   });
 
   it('forget removes the request, its progress and its index entry', async () => {

@@ -506,6 +506,11 @@ export function createMatcher(deps: MatcherDeps): Matcher {
     const stale =
       page.progress.at > processed || page.blocks.some((b, i) => b.number > processed || (hashes[i] !== undefined && hashes[i] !== b.hash));
     if (stale) return { ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE', liveFrom };
+    // A page of a request cancelled or replaced while it was on its way writes nothing: the Backfill
+    // task reads the request again before its next step and ends.
+    const current = await backfills.request(page.subscriptionId);
+    if (current?.id !== page.requestId || current.cancelledAt !== undefined)
+      return { ok: false, code: 'ETHHOOK_ERR_BACKFILL_STALE', liveFrom };
     let written = 0;
     const known = heights.get(page.chainId);
     try {

@@ -117,7 +117,8 @@ export type MatchedBlock = Omit<ChainBlockMessage, 'parentHash'>;
  * The answer to a `backfill.page`: written, with `liveFrom` the highest block the live path has taken
  * (the chain cursor's processed height, or a block the Matcher handled whose cursor write is still on
  * its way); or refused, nothing written: `STALE` (a block above the processed height, or whose hash is
- * not the one the chain cursor's window has: read again later), `SUBSCRIPTION_NOT_FOUND` (not indexed:
+ * not the one the chain cursor's window has: read again later; or the page's request is no longer the
+ * subscription's current one, or was cancelled: the Backfill task ends), `SUBSCRIPTION_NOT_FOUND` (not indexed:
  * deleted, or its notice still on its way), `LEASE_LOST`.
  */
 export type BackfillPageAck =
