@@ -45,8 +45,8 @@
  *   on one endpoint for BENCH_BACKFILL_LIVE_SECONDS (60); then a subscription with `fromBlock` at the
  *   history starts a backfill (to another endpoint) and, once its first webhook arrived, as many live on
  *   a third endpoint for as long; then the backfill is cancelled and, once the outbox is empty, as many
- *   on a fourth for as long (20/s: a window's p99 is then its 12th worst webhook of 1,200, not its 3rd
- *   of 300, which one stall of anvil or the machine decided). The idle figures are
+ *   on a fourth for as long (20/s: a window's p99 is its 12th worst webhook of 1,200, which no single
+ *   stall of anvil or the machine decides). The idle figures are
  *   both idle windows' webhooks together (each window's head p99 apart: `idle_before_live_head_p99_ms`,
  *   `idle_after_live_head_p99_ms`): one window's p99 is its few worst webhooks, and the first window,
  *   a fresh node's first minute, swung from 8 to 37 ms between runs of the same code.
@@ -114,7 +114,7 @@ const LIVE_SECONDS = env('BENCH_LIVE_SECONDS', 60);
 const FAIR_SECONDS = env('BENCH_FAIR_SECONDS', 60);
 const BACKFILL_LOGS = env('BENCH_BACKFILL_LOGS', 1_000_000);
 const BACKFILL_LIVE_SECONDS = env('BENCH_BACKFILL_LIVE_SECONDS', 60);
-/** Live logs per second in the backfill phase's windows: 20 gives a p99 of a minute's 1,200 webhooks, not of 300 (its 3rd worst). */
+/** Live logs per second in the backfill phase's windows: 20 gives a p99 of a minute's 1,200 webhooks. */
 const BACKFILL_LIVE_PER_SEC = env('BENCH_BACKFILL_LIVE_PER_SEC', 20);
 /** The node's `backfill.logsPerSec` in the backfill phase; 0: its default. */
 const BACKFILL_LOGS_PER_SEC = env('BENCH_BACKFILL_LOGS_PER_SEC', 0);

@@ -1,4 +1,3 @@
-import { appendFileSync } from 'node:fs';
 /**
  * The node as a user runs it: `node bin/ethhook.mjs start --config <dir>/node.json` in a child process,
  * in a fresh temp dir (its dataDir inside), with no ETHHOOK_* variable from the bench's environment and
@@ -18,7 +17,7 @@ import { appendFileSync } from 'node:fs';
  *   temp dir. `kill()` SIGKILLs at once (the bench's exit hook).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,7 +94,7 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
   for (const [k, v] of Object.entries(NPM_START.env)) env[k] ??= v;
   // The flags `npm start` and the image give node; BENCH_NODE_ARGS replaces them (`--cpu-prof`, heap
   // flags; space-separated) for the node's process only. BENCH_NODE_TRACE: a file that gets the node's
-  // stdout lines that are not JSON (`--trace-gc`'s), each after the bench's clock in seconds.
+  // stdout lines that are not JSON (`--trace-gc`'s), each after the time it was read (ms since the epoch).
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? NPM_START.nodeArgs;
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'start', '--config', configFile], {
     cwd: dir,
@@ -122,7 +121,7 @@ export async function startNode(chains: unknown[], options: StartNodeOptions = {
         line = JSON.parse(text) as typeof line;
       } catch {
         if (process.env.BENCH_NODE_TRACE)
-          appendFileSync(process.env.BENCH_NODE_TRACE, `${(performance.now() / 1000).toFixed(3)} ${text}\n`);
+          appendFileSync(process.env.BENCH_NODE_TRACE, `${(performance.timeOrigin + performance.now()).toFixed(1)} ${text}\n`);
         return;
       }
       if ((line.level ?? 0) >= 40) {

@@ -379,7 +379,12 @@ describe('counts and bodies', () => {
  * Runs the child until it has enqueued `minBatches` and completed a job (on a loaded machine its
  * completions may trail its enqueues), then a random few ms more, then SIGKILLs it.
  */
-function runAndKill(url: string, schema: string, minBatches: number): Promise<{ enqueued: number; completed: string[] }> {
+function runAndKill(
+  url: string,
+  schema: string,
+  minBatches: number,
+  beforeKill: () => Promise<void>,
+): Promise<{ enqueued: number; completed: string[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, url, schema], { stdio: ['ignore', 'pipe', 'pipe'] });
     let enqueued = -1;
@@ -398,7 +403,7 @@ function runAndKill(url: string, schema: string, minBatches: number): Promise<{ 
       }
       if (!killing && enqueued >= minBatches && completed.length > 0) {
         killing = true;
-        setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 30));
+        setTimeout(() => void beforeKill().then(() => child.kill('SIGKILL'), reject), Math.floor(Math.random() * 30));
       }
     });
     child.on('exit', (code, signal) => {
@@ -418,17 +423,19 @@ describe('kill -9 while enqueuing and completing', () => {
       const child = `crash-child-${pool.schema}`;
       const url = new URL(pgAdminUrl());
       url.searchParams.set('application_name', child);
-      const { enqueued, completed } = await runAndKill(url.toString(), pool.schema, 8 + round * 4);
-      await waitFor(
-        async () =>
-          (
-            await pool.run('test', (c) =>
-              c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [child]),
-            )
-          ).rows[0]!.n === 0,
-        30_000,
-        "the killed child's backends to end",
-      );
+      const sessions = async () =>
+        (
+          await pool.run('test', (c) =>
+            c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [child]),
+          )
+        ).rows[0]!.n;
+      let named = 0;
+      const { enqueued, completed } = await runAndKill(url.toString(), pool.schema, 8 + round * 4, async () => {
+        named = await sessions();
+      });
+      // The name reached the server (else the wait below would pass at once and prove nothing).
+      expect(named).toBeGreaterThan(0);
+      await waitFor(async () => (await sessions()) === 0, 15_000, "the killed child's backends to end");
 
       const markers = new Set(
         (await pool.run('test', (c) => c.query<{ value: number }>("SELECT value FROM kv WHERE space = 'test-markers'"))).rows.map(
