@@ -158,6 +158,11 @@ export class BackfillStore {
     return ops;
   }
 
+  /** Takes `request`, ended, out of the running index, where a store written otherwise may have left it. */
+  async unindex(request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>): Promise<void> {
+    await this.kv.batch(this.unindexOps(request));
+  }
+
   /** The ops taking `request` out of the running index (and its entry of the older key form). */
   private unindexOps(request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>): KvOp[] {
     return [

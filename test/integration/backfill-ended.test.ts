@@ -1,6 +1,7 @@
 // The Backfill actor on a real LevelDB directory: a task started on a request that has already ended
 // (as a scan whose listing was read before the request's last write starts one once the request's
-// last task is gone) publishes nothing and sends the Matcher nothing; a running one does both.
+// last task is gone) publishes nothing, sends the Matcher nothing and takes the request out of the
+// running index; a running one publishes and sends.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -64,7 +65,7 @@ async function world() {
 }
 
 describe('backfill tasks', () => {
-  it('start on a request already done: no notice, no page; on a running one: a running notice and a page', async () => {
+  it('start on a request already done: no notice, no page, its entry removed; on a running one: a running notice and a page', async () => {
     const w = await world();
     const ended = await w.store.start({ subscriptionId: 'sub_done', chainId: CHAIN_ID, from: 10, to: 20 });
     await w.kv.batch(w.store.progressOps({ id: ended.id, chainId: CHAIN_ID, subscriptionId: 'sub_done' }, { at: 20, end: 20, done: true }));
@@ -87,5 +88,8 @@ describe('backfill tasks', () => {
     expect(w.published.filter(of('sub_done'))).toEqual([]);
     expect(w.pages.filter(of('sub_done'))).toEqual([]);
     expect(w.published).toEqual([expect.objectContaining({ subscriptionId: 'sub_running', backfillId: running.id, state: 'running' })]);
+    // The ended request's entry is gone, so no later scan starts it again.
+    await waitFor(async () => (await w.store.running()).every((e) => e.subscriptionId !== 'sub_done'), 10_000, 'the entry removed');
+    expect((await w.store.running()).map((e) => e.subscriptionId)).toEqual(['sub_running']);
   });
 });

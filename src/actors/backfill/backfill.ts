@@ -185,8 +185,11 @@ export function createBackfill(deps: BackfillDeps): Behaviour<BackfillChanged> {
     let progress: BackfillProgress | undefined = request?.id === requestId ? await store.progress(requestId) : undefined;
     if (!request || !progress) return;
     if (progress.done || request.cancelledAt !== undefined) {
-      // A scan's listing read before the request ended starts a task on it once its last task is gone.
+      // A scan's listing read before the request ended starts a task on it once its last task is gone;
+      // an entry left in the running index (its ending write and the entry's removal are one batch, so
+      // only a store written otherwise has one) is removed, so that no scan starts it again.
       log.debug({ at: progress.at }, 'backfill already ended: nothing to run');
+      await store.unindex(request);
       return;
     }
     const range = new RangeSize(chain.backfillRange, options.pageLogs);
