@@ -60,7 +60,7 @@ describe('BackfillStore', () => {
   });
 
   it("a request's last write landing after another replaced it leaves the other listed", async () => {
-    const first = (await store.start({ subscriptionId: 'sub_a', chainId: 10, from: 0 }, 1));
+    const first = await store.start({ subscriptionId: 'sub_a', chainId: 10, from: 0 }, 1);
     await store.cancel('sub_a');
     const second = await store.start({ subscriptionId: 'sub_a', chainId: 10, from: 5 }, 2);
     await new LevelKv(db).batch(store.progressOps({ id: first.id, chainId: 10, subscriptionId: 'sub_a' }, { at: 9, end: 9, done: true }));
