@@ -32,6 +32,11 @@ const BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 
 export interface PipelineStages {
   /** Records that an event whose block was seen at `seenAt` (ms since the epoch) reached `stage` at `now`. */
   reached(stage: PipelineStage, seenAt: number, now: number): void;
+  /**
+   * A job's first attempt, sent at `sentAt` and answered at `answeredAt`: its `sent` and `answered`
+   * stages, unless the job is a backfill's (see the header).
+   */
+  delivered(job: { eventSeenAt: number; backfill?: boolean }, sentAt: number, answeredAt: number): void;
 }
 
 const byRegistry = new WeakMap<Registry, PipelineStages>();
@@ -58,6 +63,11 @@ export function pipelineStages(registry: Registry): PipelineStages {
   const stages: PipelineStages = {
     reached(stage, seenAt, now) {
       children.get(stage)!.observe(Math.max(0, now - seenAt) / 1000);
+    },
+    delivered(job, sentAt, answeredAt) {
+      if (job.backfill === true) return;
+      stages.reached('sent', job.eventSeenAt, sentAt);
+      stages.reached('answered', job.eventSeenAt, answeredAt);
     },
   };
   byRegistry.set(registry, stages);

@@ -68,10 +68,7 @@ export class Outcome {
     if (metrics !== undefined) {
       metrics.deliveries.inc({ status: deliveryStatus(result) });
       metrics.deliveryDuration.observe(result.durationMs / 1000);
-      if (job.attempt === 0 && job.backfill !== true) {
-        metrics.stages.reached('sent', job.eventSeenAt, at - result.durationMs);
-        metrics.stages.reached('answered', job.eventSeenAt, at);
-      }
+      if (job.attempt === 0) metrics.stages.delivered(job, at - result.durationMs, at);
     }
 
     const guard = this.deps.guards.record(endpointId, classified.class, reason, at);

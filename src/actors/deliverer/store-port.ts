@@ -272,10 +272,7 @@ function observeAttempt(metrics: DelivererMetrics | undefined, completed: Job | 
   if (completed === null || typeof completed !== 'object') return;
   metrics.eventToDelivery.observe(Math.max(0, record.at - completed.eventSeenAt) / 1000);
   // A placed loop's own stage observations stay in its process: its first attempts that completed are seen here.
-  if (record.attempt === 1 && completed.backfill !== true) {
-    metrics.stages.reached('sent', completed.eventSeenAt, record.at - record.durationMs);
-    metrics.stages.reached('answered', completed.eventSeenAt, record.at);
-  }
+  if (record.attempt === 1) metrics.stages.delivered(completed, record.at - record.durationMs, record.at);
 }
 
 async function endpointWithSecrets(endpoints: EndpointPort, id: string): Promise<EndpointWithSecrets | null> {
