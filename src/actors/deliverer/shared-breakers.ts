@@ -19,7 +19,7 @@
  *
  * Bounds: the endpoints listed by the last read (the store's breaker rows, at most one per endpoint),
  * those whose breaker changed here since the read under way began, and those opened here since the last
- * read (or whose opening write is under way).
+ * read.
  */
 import type { Logger } from '../../runtime/log.ts';
 import { Serial } from '../../runtime/serial.ts';
@@ -41,8 +41,6 @@ export class SharedBreakers {
   private listed = new Set<string>();
   /** Endpoints whose breaker this instance opened, the write landed, and no read has looked at since. */
   private readonly opened = new Set<string>();
-  /** Per endpoint whose opening write is under way, that open (a later close or forget here drops it). */
-  private readonly opening = new Map<string, object>();
   /** Per endpoint whose breaker changed here: the count of changes when it last did. */
   private readonly changedAt = new Map<string, number>();
   private changes = 0;
@@ -74,24 +72,18 @@ export class SharedBreakers {
   /** A transition of this instance's breaker (adopted states are not reported here). */
   transitioned(endpointId: string, transition: Transition, state: BreakerState): void {
     if (transition === 'opened' && state.state === 'open') {
-      this.changed(endpointId);
+      const change = this.changed(endpointId);
       const cooldownMs = state.cooldownMs;
-      const open = {};
-      this.opening.set(endpointId, open);
       this.write('opening', endpointId, async () => {
-        try {
-          await this.limits.openBreaker(endpointId, cooldownMs);
-          // Still this open: not closed or forgotten here while its write was under way.
-          if (this.opening.get(endpointId) === open) this.opened.add(endpointId);
-        } finally {
-          if (this.opening.get(endpointId) === open) this.opening.delete(endpointId);
-        }
+        await this.limits.openBreaker(endpointId, cooldownMs);
+        // Still this open: no close or forget here since (each is a change). Its change mark is still
+        // there: only a read that began before it has ended since, and such a read keeps it.
+        if (this.changedAt.get(endpointId) === change) this.opened.add(endpointId);
       });
     } else if (transition === 'closed') {
       this.changed(endpointId);
       this.listed.delete(endpointId);
       this.opened.delete(endpointId);
-      this.opening.delete(endpointId);
       this.write('closing', endpointId, () => this.limits.closeBreaker(endpointId));
     }
   }
@@ -101,7 +93,6 @@ export class SharedBreakers {
     this.changed(endpointId);
     this.listed.delete(endpointId);
     this.opened.delete(endpointId);
-    this.opening.delete(endpointId);
     this.write('forgetting', endpointId, () => this.limits.forget(endpointId));
   }
 
@@ -113,8 +104,11 @@ export class SharedBreakers {
     return this.polling;
   }
 
-  private changed(endpointId: string): void {
-    this.changedAt.set(endpointId, this.changes++);
+  /** Marks a change of the endpoint's breaker here; returns its mark. */
+  private changed(endpointId: string): number {
+    const change = this.changes++;
+    this.changedAt.set(endpointId, change);
+    return change;
   }
 
   private write(what: string, endpointId: string, op: () => Promise<void>): void {
