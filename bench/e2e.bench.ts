@@ -97,7 +97,7 @@ import { Agent } from 'undici';
 import { Webhook } from 'standardwebhooks';
 import { asShipped, execArgvFor } from './bundled.ts';
 import { CHAIN_ID, startChain, type Chain } from './e2e/chain.ts';
-import { machineCpuSeconds, processCpuSeconds } from './e2e/cpu.ts';
+import { machineCpuSeconds, processCpuSeconds, threadSchedSeconds } from './e2e/cpu.ts';
 import { startNode, type BenchNode } from './e2e/node.ts';
 import { histogram, labelValues, quantile, sample, subtract, type Buckets } from './e2e/prometheus.ts';
 import { runReceiverChild, startReceiver, type Mode, type ReceiverHandle } from './e2e/receiver.ts';
@@ -280,6 +280,8 @@ interface Results {
   rss_children_mb: number | null;
   rss_after_mb: number | null;
   node_cpu_us_per_webhook: number | null;
+  node_main_cpu_us_per_webhook?: number | null;
+  node_main_wait_us_per_webhook?: number | null;
   receiver_cpu_us_per_webhook?: number | null;
   anvil_cpu_us_per_webhook?: number | null;
   machine_busy_cores?: number | null;
@@ -543,6 +545,7 @@ async function main(): Promise<void> {
 
       if (eps.large && eps.small) {
         const cpuBefore = node.cpuSeconds();
+        const mainBefore = threadSchedSeconds(node.pid);
         const othersBefore = [processCpuSeconds(receiver.pid), processCpuSeconds(chain.anvil.pid)];
         const machineBefore = machineCpuSeconds();
         const large = await emitLarge(chain, eps.large.contract, BACKLOG_LOGS);
@@ -550,6 +553,7 @@ async function main(): Promise<void> {
         console.log(`backlog, 1,000-log transactions: anvil mined ${BACKLOG_LOGS} logs at ${results.anvil_logs_per_s} logs/s`);
         const last = await received(eps.large.path, BACKLOG_LOGS, Math.max(120_000, BACKLOG_LOGS * 5), 'backlog');
         const cpuAfter = node.cpuSeconds();
+        const mainAfter = threadSchedSeconds(node.pid);
         const othersAfter = [processCpuSeconds(receiver.pid), processCpuSeconds(chain.anvil.pid)];
         const machineAfter = machineCpuSeconds();
         if (last !== null) {
@@ -563,6 +567,15 @@ async function main(): Promise<void> {
           results.node_cpu_us_per_webhook = Math.round(((cpuAfter - cpuBefore) * 1e6) / BACKLOG_LOGS);
           console.log(
             `backlog, 1,000-log transactions: the node used ${(cpuAfter - cpuBefore).toFixed(1)} CPU s = ${results.node_cpu_us_per_webhook} µs per webhook`,
+          );
+        }
+        if (mainBefore !== null && mainAfter !== null) {
+          // The main thread runs the whole pipeline: its time on a core, and its time runnable but waiting
+          // for one (the node's other threads, the receiver and anvil hold the machine's cores meanwhile).
+          results.node_main_cpu_us_per_webhook = Math.round(((mainAfter.run - mainBefore.run) * 1e6) / BACKLOG_LOGS);
+          results.node_main_wait_us_per_webhook = Math.round(((mainAfter.wait - mainBefore.wait) * 1e6) / BACKLOG_LOGS);
+          console.log(
+            `backlog, 1,000-log transactions: the node's main thread was on a core ${results.node_main_cpu_us_per_webhook} µs and waited for one ${results.node_main_wait_us_per_webhook} µs per webhook`,
           );
         }
         // Where the machine's cores went meanwhile: the receiver's verification and anvil's answers share them with the node.

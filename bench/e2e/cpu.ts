@@ -1,6 +1,7 @@
 /**
  * CPU time from /proc, for the benchmarks' accounting of where a machine's cores went: a process's own
- * (all its threads) and the whole machine's, busy and total.
+ * (all its threads), one thread's time on a core and waiting for one, and the whole machine's, busy and
+ * total.
  */
 import { readFileSync } from 'node:fs';
 
@@ -25,4 +26,20 @@ export function machineCpuSeconds(): { busy: number; total: number } {
   const total = ticks.reduce((a, b) => a + b, 0);
   const idle = ticks[3]! + ticks[4]!;
   return { busy: (total - idle) / CLOCK_TICKS, total: total / CLOCK_TICKS };
+}
+
+/**
+ * A thread's time on a core and its time runnable but waiting for one, in seconds: the first two fields
+ * of /proc/<pid>/task/<tid>/schedstat (ns). `tid` defaults to the process's main thread. Null once the
+ * thread is gone, or when the kernel keeps no such statistics.
+ */
+export function threadSchedSeconds(pid: number, tid = pid): { run: number; wait: number } | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return run === undefined || wait === undefined || !Number.isFinite(run) || !Number.isFinite(wait)
+      ? null
+      : { run: run / 1e9, wait: wait / 1e9 };
+  } catch {
+    return null;
+  }
 }
