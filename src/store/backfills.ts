@@ -167,13 +167,13 @@ export class BackfillStore {
   private unindexOps(request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>): KvOp[] {
     return [
       this.runningIndex.delOp(runningIndexKey(request)),
-      this.runningIndex.delOp(`${padNumber(request.chainId, 16)}!${request.subscriptionId}`),
+      this.runningIndex.delOp(chainPrefix(request.chainId) + request.subscriptionId),
     ];
   }
 
   /** The running requests of `chainId`, or of every chain. */
   async running(chainId?: number): Promise<RunningBackfill[]> {
-    const range = chainId === undefined ? {} : { gte: `${padNumber(chainId, 16)}!`, lt: `${padNumber(chainId, 16)}!${PREFIX_END}` };
+    const range = chainId === undefined ? {} : { gte: chainPrefix(chainId), lt: chainPrefix(chainId) + PREFIX_END };
     return (await this.runningIndex.entries(range)).map(([key, requestId]) => {
       const [chain, subscriptionId] = key.split('!');
       return { chainId: Number(chain), subscriptionId: subscriptionId!, requestId };
@@ -181,9 +181,12 @@ export class BackfillStore {
   }
 }
 
+/** Where a chain's entries start in `backfills-running`. */
+const chainPrefix = (chainId: number): string => `${padNumber(chainId, 16)}!`;
+
 /** A running request's key in `backfills-running`. */
 export const runningIndexKey = (request: Pick<BackfillRequest, 'id' | 'chainId' | 'subscriptionId'>): string =>
-  `${padNumber(request.chainId, 16)}!${request.subscriptionId}!${request.id}`;
+  `${chainPrefix(request.chainId)}${request.subscriptionId}!${request.id}`;
 
 function stateOf(request: BackfillRequest, progress: BackfillProgress | undefined): BackfillState {
   if (request.cancelledAt !== undefined) return 'cancelled';
