@@ -6,7 +6,19 @@
 // (admin port and host, probe paths, grace periods, disruption budget, store, chain and governance
 // addresses) is what it says.
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,6 +97,13 @@ const image = (() => {
     cmd: z.array(z.string()).parse(JSON.parse(one('CMD'))),
     healthcheck: one('HEALTHCHECK'),
     copies: steps.filter((s) => s.op === 'COPY').flatMap((s) => s.args.split(/\s+/).slice(0, -1)),
+    /** Each COPY's sources and destination (relative to WORKDIR), in order. */
+    copySteps: steps
+      .filter((s) => s.op === 'COPY')
+      .map((s) => {
+        const parts = s.args.split(/\s+/);
+        return { sources: parts.slice(0, -1), to: parts.at(-1)! };
+      }),
   };
 })();
 
@@ -721,6 +740,30 @@ describe('deploy/Dockerfile', () => {
       expect(existsSync(join(ROOT, source)), source).toBe(true);
       expect(allowed, source).toContain(source.replace(/\/$/, ''));
     }
+  });
+});
+
+describe('deploy/Dockerfile: the bundle', () => {
+  // The image bundles the sources while it is built (bin/bundle.mjs), from the files it copied and
+  // nothing else: the same step, run here in a directory holding only what the COPY steps put in the
+  // image (node_modules linked from this checkout, as `npm ci` installs it there), builds the bundle.
+  it('builds from the files the image copies', () => {
+    const app = mkdtempSync(join(tmp, 'app-'));
+    for (const { sources, to } of image.copySteps) {
+      // Docker's rules: into a destination ending in `/` each source keeps its name; else it is renamed.
+      for (const source of sources)
+        cpSync(join(ROOT, source), join(app, to, to.endsWith('/') ? basename(source) : ''), { recursive: true });
+    }
+    mkdirSync(join(app, 'node_modules'));
+    for (const entry of readdirSync(join(ROOT, 'node_modules'))) {
+      if (entry !== '.cache') symlinkSync(join(ROOT, 'node_modules', entry), join(app, 'node_modules', entry));
+    }
+    const step = image.steps.find((s) => s.op === 'RUN' && s.args.includes("bundle('src/cli.ts'"));
+    expect(step, 'a RUN step that bundles src/cli.ts').toBeDefined();
+    const command = step!.args.split(' && ')[0]!;
+    execFileSync('sh', ['-c', command], { cwd: app, stdio: 'pipe' });
+    const built = readdirSync(join(app, 'node_modules', '.cache', 'ethhook')).filter((f) => /^cli-[0-9a-f]{16}\.mjs$/.test(f));
+    expect(built).toHaveLength(1);
   });
 });
 
