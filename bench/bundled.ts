@@ -1,7 +1,8 @@
 /**
  * Runs a benchmark the way the node runs (bin/ethhook.mjs): bundled by bin/bundle.mjs and executed on
- * plain `node --enable-source-maps`, not through tsx (whose transform adds a `__name` call to every
- * closure it creates, and whose loader thread adds RSS). `npm run bench:*` starts a bench under tsx;
+ * plain `node` (its source map read only with NODE_OPTIONS=--enable-source-maps, as for the node), not
+ * through tsx (whose transform adds a `__name` call to every closure it creates, and whose loader
+ * thread adds RSS). `npm run bench:*` starts a bench under tsx;
  * `asShipped(import.meta.url)` then bundles that file, runs the bundle as a child with the same
  * arguments, environment and stdio, and resolves true (the caller returns: the child did the work).
  * In the bundle, or with BENCH_SOURCES=1, it resolves false and the bench runs here.
@@ -15,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export async function asShipped(benchUrl: string): Promise<boolean> {
   if (!benchUrl.endsWith('.ts') || process.env.BENCH_SOURCES === '1') return false;
   const file = await bundleBench(benchUrl);
-  const child = spawn(process.execPath, ['--enable-source-maps', file, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn(process.execPath, [file, ...process.argv.slice(2)], { stdio: 'inherit' });
   const code = await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
   process.exitCode = code;
   return true;

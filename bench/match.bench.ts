@@ -35,7 +35,7 @@
  * Three measuring processes, one after the other, all children of the `npm run bench:match` process
  * (which only builds and launches them; the third is the decoded case below):
  * - bundle: this file bundled by bin/bundle.mjs (our sources in, npm packages external as installed, its
- *   source map beside it) and run on plain `node --enable-source-maps`: exactly how bin/ethhook.mjs runs
+ *   source map beside it) and run on plain `node`: exactly how bin/ethhook.mjs runs
  *   the node.
  *   Its figures are `match_logs_per_s` and `rss_mb`.
  * - tsx: this file under `node --import tsx`, as the node runs with ETHHOOK_RUN_SOURCES=1. On Node 20
@@ -258,14 +258,14 @@ else await measure();
 /** Builds the bundle, measures in a plain-node child running it, then in a tsx child; one JSON line of both. */
 async function launch(): Promise<void> {
   const source = fileURLToPath(import.meta.url);
-  // Bundled exactly as bin/ethhook.mjs bundles the node, and run as it runs it (source maps on).
+  // Bundled exactly as bin/ethhook.mjs bundles the node, and run as it runs it.
   const file = await bundleBench(import.meta.url);
   out(
     'bench:match, measured in three child processes: bundled as bin/ethhook.mjs runs the node, the sources under tsx, then the decoded case bundled',
   );
   // The node's flags and environment as `npm start` gives them (the young generation's size, malloc's
   // arenas), and the heap flags bin/ethhook.mjs sets before it loads anything (src/v8-flags.mjs).
-  const asStarted = [...NPM_START.nodeArgs, ...START_V8_FLAGS, '--enable-source-maps', file];
+  const asStarted = [...NPM_START.nodeArgs, ...START_V8_FLAGS, file];
   const bundled = await child('bundle', [...asStarted, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])], { ...NPM_START.env });
   const tsx = await child('tsx', [...START_V8_FLAGS, '--import', 'tsx', source]);
   const decoded = await child('decoded', asStarted, { ...NPM_START.env, BENCH_MATCH_CASE: 'decoded' });

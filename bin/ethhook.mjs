@@ -36,6 +36,7 @@ if (process.env.ETHHOOK_RUN_SOURCES === '1') {
     process.stderr.write(`${JSON.stringify(line)}\n`);
     process.exit(EXIT_FAILURE);
   }
-  process.setSourceMapsEnabled(true);
+  // Stack traces name the bundle's lines; with NODE_OPTIONS=--enable-source-maps they name the .ts files
+  // (the bundle's map is a file beside it: bin/bundle.mjs says why it is not read by default).
   await import(pathToFileURL(bundled).href);
 }

@@ -264,6 +264,13 @@ describe.concurrent('help and usage', () => {
     const sourcesInMap = map.sources.map((s) => resolve(cache, s));
     expect(sourcesInMap).toContain(join(process.cwd(), 'src', 'cli.ts'));
     expect(sourcesInMap.filter((s) => !existsSync(s))).toEqual([]);
+    // zod is bundled in (no import of it left), without the translations of its messages but English:
+    // the translations' index is in the map (as an empty module), none of the languages it imports.
+    expect(text).not.toMatch(/from\s*"zod(\/[^"]*)?"/);
+    const zod = sourcesInMap.filter((s) => s.includes(join('node_modules', 'zod', '')));
+    expect(zod).toContain(join(process.cwd(), 'node_modules', 'zod', 'v4', 'core', 'core.js'));
+    const locales = zod.filter((s) => s.includes(join('zod', 'v4', 'locales', '')));
+    expect(locales.map((s) => s.slice(s.lastIndexOf('/') + 1)).sort()).toEqual(['en.js', 'index.js']);
   });
 
   // A bundle that cannot be built stops the command instead of running the sources another way:
@@ -277,7 +284,8 @@ describe.concurrent('help and usage', () => {
     for (const entry of readdirSync('node_modules')) {
       if (entry !== '.cache') symlinkSync(resolve('node_modules', entry), join(checkout, 'node_modules', entry));
     }
-    for (const part of ['bin', 'src', 'tsconfig.json', 'package.json']) cpSync(part, join(checkout, part), { recursive: true });
+    for (const part of ['bin', 'src', 'tsconfig.json', 'package.json', 'package-lock.json'])
+      cpSync(part, join(checkout, part), { recursive: true });
     const bin = join(checkout, 'bin', 'ethhook.mjs');
     const notEsbuild = join(dir, 'not-esbuild');
     writeFileSync(notEsbuild, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
