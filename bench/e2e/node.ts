@@ -1,7 +1,7 @@
 /**
  * The node as a user runs it: `node bin/ethhook.mjs start --config <dir>/node.json` in a child process,
  * in a fresh temp dir (its dataDir inside), with no ETHHOOK_* variable from the bench's environment and
- * the environment `npm start` sets (MALLOC_ARENA_MAX=2).
+ * the environment `npm start` sets (MALLOC_ARENA_MAX=2, malloc's thresholds).
  *
  * - Config: the given chains, admin on 127.0.0.1 port 0 with one `operate` token, log level info (the
  *   admin address is read from the `node running` line, as test/support/node-process.ts does), dev

@@ -717,6 +717,11 @@ describe('deploy/Dockerfile', () => {
     expect(image.steps[0]).toEqual({ op: 'FROM', args: expect.stringMatching(/^node:20(\.[\d.]+)?-(bookworm-)?slim$/) });
     expect(image.user).not.toMatch(/^(root|0)$/);
     expect(image.entrypoint).toEqual(['node', '--max-semi-space-size=4', 'bin/ethhook.mjs']);
+    // The environment `npm start` gives the node (glibc malloc's settings, read only at exec) is the image's too.
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const startEnv = start.split(/\s+/).filter((word) => /^[A-Z_]+=/.test(word));
+    expect(startEnv.length).toBeGreaterThan(0);
+    for (const pair of startEnv) expect(image.env).toMatchObject({ [pair.slice(0, pair.indexOf('='))]: pair.slice(pair.indexOf('=') + 1) });
     expect(existsSync(join(ROOT, image.entrypoint.at(-1)!))).toBe(true);
     expect(image.volume).toBe(image.env.ETHHOOK_NODE__DATA_DIR);
     expect(image.healthcheck).toMatch(/'\/health'/);
