@@ -21,6 +21,8 @@ const RUNBOOKS = new URL('../../runbooks/', import.meta.url);
 const SKIP = /^# not run by the test: (\S.*)$/;
 const PLACEHOLDER = /<([a-z][a-z0-9 ]*[a-z0-9])>/g;
 const DEV_NODE = 'http://127.0.0.1:8080';
+/** What curl -S prints for an attempt that found the port closed (see the blocks' test). */
+const RETRIED_CONNECT = /^curl: \(7\) Failed to connect to [^\n]*: Couldn't connect to server\n/gm;
 
 interface Block {
   file: string;
@@ -227,7 +229,10 @@ describe('runbooks/ command blocks on a running node', () => {
             if (value === undefined) throw new Error(`${file}:${block.line}: the test cannot fill ${whole}`);
             return value;
           });
-          const { code, stdout, stderr } = await run(`set -euo pipefail\n${prefix}\n${body}\n`, dir.path);
+          const { code, stdout, stderr: printed } = await run(`set -euo pipefail\n${prefix}\n${body}\n`, dir.path);
+          // `curl -S --retry-connrefused` prints an error for each attempt it retries, even when a later
+          // one succeeds (a block that waits for the admin API to come back): those lines are not failures.
+          const stderr = body.includes('--retry-connrefused') ? printed.replace(RETRIED_CONNECT, '') : printed;
           expect({ code, stderr }, `${file}:${block.line}\n${body}\nstdout: ${stdout.slice(0, 2_000)}`).toEqual({ code: 0, stderr: '' });
         });
       }
