@@ -34,8 +34,8 @@
  *
  * Three measuring processes, one after the other, all children of the `npm run bench:match` process
  * (which only builds and launches them; the third is the decoded case below):
- * - bundle: this file bundled by bin/bundle.mjs (our sources in, npm packages external as installed, its
- *   source map beside it) and run on plain `node`: exactly how bin/ethhook.mjs runs
+ * - bundle: this file bundled by bin/bundle.mjs (our sources and zod in, the other npm packages external
+ *   as installed, its source map beside it) and run on plain `node`: exactly how bin/ethhook.mjs runs
  *   the node.
  *   Its figures are `match_logs_per_s` and `rss_mb`.
  * - tsx: this file under `node --import tsx`, as the node runs with ETHHOOK_RUN_SOURCES=1. On Node 20
@@ -264,7 +264,7 @@ async function launch(): Promise<void> {
     'bench:match, measured in three child processes: bundled as bin/ethhook.mjs runs the node, the sources under tsx, then the decoded case bundled',
   );
   // The node's flags and environment as `npm start` gives them (the young generation's size, malloc's
-  // arenas), and the heap flags bin/ethhook.mjs sets before it loads anything (src/v8-flags.mjs).
+  // arenas and thresholds), and the heap flags bin/ethhook.mjs sets before it loads anything (src/v8-flags.mjs).
   const asStarted = [...NPM_START.nodeArgs, ...START_V8_FLAGS, file];
   const bundled = await child('bundle', [...asStarted, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])], { ...NPM_START.env });
   const tsx = await child('tsx', [...START_V8_FLAGS, '--import', 'tsx', source]);

@@ -18,7 +18,7 @@
  * - Source maps: the map is a file beside the bundle (`<bundle>.map`, named in its last line), read only
  *   when node runs with `--enable-source-maps` (`NODE_OPTIONS=--enable-source-maps npm start`): stack
  *   traces then name the .ts files and their lines. bin/ethhook.mjs does not turn them on itself: parsing
- *   the map at start grew a bare node's heap by ~2.5 MB of RSS that it kept, and Node documents that
+ *   the map at start left a bare node ~2.5 MB more RSS, kept for its whole life, and Node documents that
  *   every `Error.stack` costs more with them. Not inline: V8 keeps a module's source text for its whole
  *   life, and an inline map's base64 would stay in it (~1.3 MB). The map carries no `sourcesContent`
  *   (stack traces need only the mappings) and the code is whitespace-minified, which also drops the
@@ -27,9 +27,9 @@
  * - esbuild's service process is stopped once the bundle is built (`stop()`): it would otherwise live
  *   beside the node for its whole life (~40 MB of RSS).
  * - The file is named by a hash of what it is built from: every file under src/ (and, for an entry
- *   outside it, under the entry's top folder: a benchmark's bench/), tsconfig.json, package-lock.json
- *   (the versions of the packages bundled in), this file (the options) and esbuild's version (read from
- *   its package.json). A start whose sources have not changed since the last one finds its bundle and
+ *   outside it, under the entry's top folder: a benchmark's bench/), tsconfig.json, the package.json of
+ *   each package bundled in as installed (its version), this file (the options) and esbuild's version
+ *   (read from its package.json). A start whose sources have not changed since the last one finds its bundle and
  *   does not load esbuild at all (hashing the sources takes a few ms, loading esbuild's module ~60 ms, a
  *   build ~0.8 s of CPU); any change to a source makes a new name, so a bundle is never stale.
  * - A new bundle is written to a temp file then renamed, its map first: nodes started at once from one
@@ -47,7 +47,7 @@ const require = createRequire(import.meta.url);
 export const CACHE_DIR = join(ROOT, 'node_modules', '.cache', 'ethhook');
 
 /** The npm packages bundled in; every other stays external (see the header). */
-const BUNDLED_PACKAGES = new Set(['zod']);
+export const BUNDLED_PACKAGES = new Set(['zod']);
 /** zod's index of its translations (see the header): bundled as an empty module. */
 const ZOD_LOCALES = /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/;
 
@@ -110,7 +110,7 @@ async function sourceKey(entry, esbuildVersion) {
   for (const part of [ROOT, entry, esbuildVersion]) hash.update(`${part}\0`);
   hash.update(await readFile(fileURLToPath(import.meta.url)));
   hash.update(await readFile(join(ROOT, 'tsconfig.json')));
-  hash.update(await readFile(join(ROOT, 'package-lock.json')));
+  for (const name of BUNDLED_PACKAGES) hash.update(await readFile(require.resolve(`${name}/package.json`)));
   // src/, and the folder of an entry outside it (a benchmark's bench/: its own modules).
   const top = entry.split(/[\\/]/)[0];
   const folders = top === 'src' || top === entry ? ['src'] : ['src', top];

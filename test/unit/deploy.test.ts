@@ -719,7 +719,7 @@ describe('deploy/Dockerfile', () => {
     expect(image.entrypoint).toEqual(['node', '--max-semi-space-size=4', 'bin/ethhook.mjs']);
     // The environment `npm start` gives the node (glibc malloc's settings, read only at exec) is the image's too.
     const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-    const startEnv = start.split(/\s+/).filter((word) => /^[A-Z_]+=/.test(word));
+    const startEnv = start.split(/\s+/).filter((word) => /^[A-Z][A-Z0-9_]*=/.test(word));
     expect(startEnv.length).toBeGreaterThan(0);
     for (const pair of startEnv) expect(image.env).toMatchObject({ [pair.slice(0, pair.indexOf('='))]: pair.slice(pair.indexOf('=') + 1) });
     expect(existsSync(join(ROOT, image.entrypoint.at(-1)!))).toBe(true);
@@ -751,7 +751,8 @@ describe('deploy/Dockerfile', () => {
 describe('deploy/Dockerfile: the bundle', () => {
   // The image bundles the sources while it is built (bin/bundle.mjs), from the files it copied and
   // nothing else: the same step, run here in a directory holding only what the COPY steps put in the
-  // image (node_modules linked from this checkout, as `npm ci` installs it there), builds the bundle.
+  // image (node_modules linked from this checkout, as `npm ci` installs it there, dev packages too,
+  // which the image leaves out: the next test), builds the bundle.
   it('builds from the files the image copies', () => {
     const app = mkdtempSync(join(tmp, 'app-'));
     for (const { sources, to } of image.copySteps) {
@@ -769,6 +770,13 @@ describe('deploy/Dockerfile: the bundle', () => {
     execFileSync('sh', ['-c', command], { cwd: app, stdio: 'pipe' });
     const built = readdirSync(join(app, 'node_modules', '.cache', 'ethhook')).filter((f) => /^cli-[0-9a-f]{16}\.mjs$/.test(f));
     expect(built).toHaveLength(1);
+  });
+
+  it('bundles in only packages the image installs (dependencies, not devDependencies)', async () => {
+    const { BUNDLED_PACKAGES } = (await import(join(ROOT, 'bin', 'bundle.mjs'))) as { BUNDLED_PACKAGES: Set<string> };
+    const { dependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(BUNDLED_PACKAGES.size).toBeGreaterThan(0);
+    for (const name of BUNDLED_PACKAGES) expect(Object.keys(dependencies), name).toContain(name);
   });
 });
 
