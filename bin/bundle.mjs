@@ -12,7 +12,7 @@
  *   `z.locales` whether or not one is used. Bundled, its code is whitespace-minified with ours, and the
  *   translations' index is an empty module (`ZOD_LOCALES`): the node never selects a language, and zod
  *   loads its English messages from a file of their own (`locales/en.js`), which stays. A bare node's
- *   V8 heap in use: 17.7-17.9 -> 16.3-16.8 MB.
+ *   V8 heap in use: 17.2-17.9 -> 16.3-16.8 MB.
  * - `ETHHOOK_SOURCE_DIR` is defined as the absolute `src/` (see src/runtime/source-dir.ts): files handed to
  *   other processes by path (a forked actor's module) are still found.
  * - Source maps: the map is a file beside the bundle (`<bundle>.map`, named in its last line), read only
