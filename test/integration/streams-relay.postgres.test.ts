@@ -240,14 +240,17 @@ describe('across instances', () => {
       await Promise.all([publishRange(a.relay, 1, 1_500, 1), publishRange(b.relay, 10_001, 11_500, 1)]);
       await waitFor(() => a.counters.events.out === 1_500 && b.counters.events.out === 1_500, 60_000, 'both wrote');
       await waitFor(() => cWs.logs().length >= 3_000, 20_000, "C's client gets both");
-      // A log received twice: are its events stored in two rows (written twice) or in one (read twice)?
+      // A log received twice: are its events stored in two rows (written twice) or in one? And did C's
+      // relay hand them to its hub twice (events in: 3,000 + their count; the row read twice) or once
+      // (3,000: the hub or the socket sent them twice)?
       const received = cWs.logs();
       const twice = received.filter((n, i) => received[i - 1] === n);
       const stored = twice.length === 0 ? [] : await storedRowsOf(a.pool, twice);
-      expect(received, `received twice: ${JSON.stringify(twice)}; their rows: ${JSON.stringify(stored)}`).toEqual([
-        ...range(1, 1_500),
-        ...range(10_001, 11_500),
-      ]);
+      const cameIn = c.counters.events.in;
+      expect(
+        received,
+        `received twice: ${JSON.stringify(twice)}; their rows: ${JSON.stringify(stored)}; C's relay events in: ${cameIn}`,
+      ).toEqual([...range(1, 1_500), ...range(10_001, 11_500)]);
       // Each writer's logs are stored once: one row holds block 1, one block 10,001.
       expect((await storedRowsOf(a.pool, [1, 10_001])).map((r) => r.origin).sort()).toEqual(['a', 'b']);
     } finally {
