@@ -264,7 +264,8 @@ async function launch(): Promise<void> {
     'bench:match, measured in three child processes: bundled as bin/ethhook.mjs runs the node, the sources under tsx, then the decoded case bundled',
   );
   // The node's flags and environment as `npm start` gives them (the young generation's size, malloc's
-  // arenas and thresholds), and the heap flags bin/ethhook.mjs sets before it loads anything (src/v8-flags.mjs).
+  // arenas and thresholds), and the heap flags bin/ethhook.mjs sets before it loads anything
+  // (src/v8-flags.mjs).
   const asStarted = [...NPM_START.nodeArgs, ...START_V8_FLAGS, file];
   const bundled = await child('bundle', [...asStarted, ...(STORE === 'postgres' ? ['--store', 'postgres'] : [])], { ...NPM_START.env });
   const tsx = await child('tsx', [...START_V8_FLAGS, '--import', 'tsx', source]);

@@ -29,9 +29,10 @@
  * - The file is named by a hash of what it is built from: every file under src/ (and, for an entry
  *   outside it, under the entry's top folder: a benchmark's bench/), tsconfig.json, the package.json of
  *   each package bundled in as installed (its version), this file (the options) and esbuild's version
- *   (read from its package.json). A start whose sources have not changed since the last one finds its bundle and
- *   does not load esbuild at all (hashing the sources takes a few ms, loading esbuild's module ~60 ms, a
- *   build ~0.8 s of CPU); any change to a source makes a new name, so a bundle is never stale.
+ *   (read from its package.json). A start whose sources have not changed since the last one finds its
+ *   bundle and does not load esbuild at all (hashing the sources takes a few ms, loading esbuild's
+ *   module ~60 ms, a build ~0.8 s of CPU); any change to a source makes a new name, so a bundle is never
+ *   stale.
  * - A new bundle is written to a temp file then renamed, its map first: nodes started at once from one
  *   checkout share them and never read a half-written one. Older bundles of the same name and their
  *   maps are removed (best effort).
